@@ -1,0 +1,279 @@
+//! SQL values and rows, with conversions to and from Rust types.
+
+use crate::__bindings::wasmig::plugin::types as wit_types;
+use crate::{Error, Result};
+
+/// One SQL value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// A 64-bit signed integer.
+    Integer(i64),
+    /// A 64-bit float.
+    Real(f64),
+    /// UTF-8 text.
+    Text(String),
+    /// Raw bytes.
+    Blob(Vec<u8>),
+}
+
+impl Value {
+    fn kind(&self) -> &'static str {
+        match self {
+            Value::Null => "NULL",
+            Value::Integer(_) => "INTEGER",
+            Value::Real(_) => "REAL",
+            Value::Text(_) => "TEXT",
+            Value::Blob(_) => "BLOB",
+        }
+    }
+}
+
+macro_rules! integer_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Value {
+            fn from(v: $t) -> Self {
+                Value::Integer(v.into())
+            }
+        }
+    )*};
+}
+integer_from!(i8, i16, i32, i64, u8, u16, u32, bool);
+
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::Real(v)
+    }
+}
+impl From<f32> for Value {
+    fn from(v: f32) -> Self {
+        Value::Real(v.into())
+    }
+}
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Text(v.to_string())
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Text(v)
+    }
+}
+impl From<&String> for Value {
+    fn from(v: &String) -> Self {
+        Value::Text(v.clone())
+    }
+}
+impl From<Vec<u8>> for Value {
+    fn from(v: Vec<u8>) -> Self {
+        Value::Blob(v)
+    }
+}
+impl From<&[u8]> for Value {
+    fn from(v: &[u8]) -> Self {
+        Value::Blob(v.to_vec())
+    }
+}
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+
+/// Converts a SQL value into a Rust type, for [`Row::get`].
+pub trait FromValue: Sized {
+    /// Converts `value`, or explains why it cannot.
+    fn from_value(value: &Value) -> Result<Self>;
+}
+
+fn mismatch<T>(want: &str, got: &Value) -> Result<T> {
+    Err(Error::other(format!(
+        "expected {want}, found {}",
+        got.kind()
+    )))
+}
+
+impl FromValue for i64 {
+    fn from_value(value: &Value) -> Result<Self> {
+        match value {
+            Value::Integer(v) => Ok(*v),
+            other => mismatch("INTEGER", other),
+        }
+    }
+}
+impl FromValue for bool {
+    fn from_value(value: &Value) -> Result<Self> {
+        Ok(i64::from_value(value)? != 0)
+    }
+}
+impl FromValue for f64 {
+    fn from_value(value: &Value) -> Result<Self> {
+        match value {
+            Value::Real(v) => Ok(*v),
+            Value::Integer(v) => Ok(*v as f64),
+            other => mismatch("REAL", other),
+        }
+    }
+}
+impl FromValue for String {
+    fn from_value(value: &Value) -> Result<Self> {
+        match value {
+            Value::Text(v) => Ok(v.clone()),
+            other => mismatch("TEXT", other),
+        }
+    }
+}
+impl FromValue for Vec<u8> {
+    fn from_value(value: &Value) -> Result<Self> {
+        match value {
+            Value::Blob(v) => Ok(v.clone()),
+            other => mismatch("BLOB", other),
+        }
+    }
+}
+impl FromValue for Value {
+    fn from_value(value: &Value) -> Result<Self> {
+        Ok(value.clone())
+    }
+}
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(value: &Value) -> Result<Self> {
+        match value {
+            Value::Null => Ok(None),
+            other => T::from_value(other).map(Some),
+        }
+    }
+}
+
+/// A way to name a column in [`Row::get`]: its name or its index.
+pub trait ColumnIndex {
+    #[doc(hidden)]
+    fn position(&self, columns: &[String]) -> Result<usize>;
+}
+
+impl ColumnIndex for usize {
+    fn position(&self, columns: &[String]) -> Result<usize> {
+        if *self < columns.len() {
+            Ok(*self)
+        } else {
+            Err(Error::other(format!(
+                "column index {self} out of range ({} columns)",
+                columns.len()
+            )))
+        }
+    }
+}
+
+impl ColumnIndex for &str {
+    fn position(&self, columns: &[String]) -> Result<usize> {
+        columns
+            .iter()
+            .position(|c| c.eq_ignore_ascii_case(self))
+            .ok_or_else(|| Error::other(format!("no column named {self}")))
+    }
+}
+
+/// The rows a query returned.
+#[derive(Debug, Clone, Default)]
+pub struct Rows {
+    columns: std::rc::Rc<[String]>,
+    rows: Vec<Vec<Value>>,
+}
+
+impl Rows {
+    pub(crate) fn from_wit(rows: wit_types::Rows) -> Self {
+        Rows {
+            columns: rows.columns.into(),
+            rows: rows
+                .rows
+                .into_iter()
+                .map(|row| row.into_iter().map(from_wit).collect())
+                .collect(),
+        }
+    }
+
+    /// Column names, in order.
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// How many rows there are.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The row at `index`.
+    pub fn get(&self, index: usize) -> Option<Row<'_>> {
+        self.rows.get(index).map(|values| Row {
+            columns: &self.columns,
+            values,
+        })
+    }
+
+    /// Iterates over the rows.
+    pub fn iter(&self) -> impl Iterator<Item = Row<'_>> {
+        self.rows.iter().map(|values| Row {
+            columns: &self.columns,
+            values,
+        })
+    }
+}
+
+impl<'a> IntoIterator for &'a Rows {
+    type Item = Row<'a>;
+    type IntoIter = Box<dyn Iterator<Item = Row<'a>> + 'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+/// One row of a query result.
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
+    columns: &'a [String],
+    values: &'a [Value],
+}
+
+impl Row<'_> {
+    /// The value of a column, by name (case-insensitive) or index, converted to `T`.
+    pub fn get<T: FromValue>(&self, column: impl ColumnIndex) -> Result<T> {
+        let i = column.position(self.columns)?;
+        T::from_value(&self.values[i])
+            .map_err(|e| Error::other(format!("column {}: {}", self.columns[i], e.message())))
+    }
+
+    /// The raw values, in column order.
+    pub fn values(&self) -> &[Value] {
+        self.values
+    }
+}
+
+pub(crate) fn to_wit(values: &[Value]) -> Vec<wit_types::Value> {
+    values
+        .iter()
+        .map(|v| match v {
+            Value::Null => wit_types::Value::Null,
+            Value::Integer(i) => wit_types::Value::Integer(*i),
+            Value::Real(r) => wit_types::Value::Real(*r),
+            Value::Text(t) => wit_types::Value::Text(t.clone()),
+            Value::Blob(b) => wit_types::Value::Blob(b.clone()),
+        })
+        .collect()
+}
+
+fn from_wit(value: wit_types::Value) -> Value {
+    match value {
+        wit_types::Value::Null => Value::Null,
+        wit_types::Value::Integer(i) => Value::Integer(i),
+        wit_types::Value::Real(r) => Value::Real(r),
+        wit_types::Value::Text(t) => Value::Text(t),
+        wit_types::Value::Blob(b) => Value::Blob(b),
+    }
+}
