@@ -1,0 +1,69 @@
+//! The catalog: finds plugin files, reads and hashes them. One bad file is reported, not fatal
+//! to the others.
+
+use crate::Error;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// The largest plugin file wasmig reads.
+pub const MAX_PLUGIN_FILE_BYTES: u64 = 64 << 20;
+
+/// One plugin file's bytes and their SHA-256.
+pub(crate) struct PluginFile {
+    pub path: PathBuf,
+    pub bytes: Vec<u8>,
+    pub sha256: String,
+}
+
+/// Lists every `*.wasm` file directly in `dir`, sorted by file name. A missing directory is
+/// an error; an unreadable file is returned as an error next to the others.
+pub(crate) fn scan(dir: &Path) -> crate::Result<Vec<Result<PluginFile, Error>>> {
+    let io = |source| Error::Io {
+        what: "plugins directory",
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.extension().is_some_and(|e| e == "wasm") && path.is_file() {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    Ok(paths.into_iter().map(read).collect())
+}
+
+fn read(path: PathBuf) -> Result<PluginFile, Error> {
+    let size = std::fs::metadata(&path)
+        .map_err(|source| Error::Io {
+            what: "plugin file",
+            path: path.clone(),
+            source,
+        })?
+        .len();
+    if size > MAX_PLUGIN_FILE_BYTES {
+        return Err(Error::InvalidPlugin {
+            file: path,
+            reason: format!(
+                "is {size} bytes, more than the {MAX_PLUGIN_FILE_BYTES} bytes wasmig accepts"
+            ),
+        });
+    }
+    let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+        what: "plugin file",
+        path: path.clone(),
+        source,
+    })?;
+    let sha256 = sha256_hex(&bytes);
+    Ok(PluginFile {
+        path,
+        bytes,
+        sha256,
+    })
+}
+
+/// Hex SHA-256 of some bytes.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}

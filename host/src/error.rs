@@ -1,0 +1,108 @@
+//! The library's error type: every error names the plugin (and its file), the migration where
+//! there is one, and the cause.
+
+use std::path::PathBuf;
+
+/// An error from wasmig. Its `Display` is a complete sentence for a person; match on the
+/// variant to react in code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The plugins directory or the database could not be opened or read.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being accessed ("plugins directory", "plugin file", ...).
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A plugin file cannot be used: not WebAssembly, not a component, the wrong world, an
+    /// import outside the allow-list, an invalid manifest.
+    #[error("plugin file {file}: {reason}")]
+    InvalidPlugin {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong, and how to fix it when there is a fix.
+        reason: String,
+    },
+
+    /// Several plugin files are unusable; each is listed.
+    #[error("{} plugin files cannot be used:\n{}", .0.len(), list(.0))]
+    InvalidPlugins(Vec<Error>),
+
+    /// Two files declare the same plugin name.
+    #[error("two files declare plugin {name}: {first} and {second}; remove one of them")]
+    DuplicatePlugin {
+        /// The plugin name.
+        name: String,
+        /// One file.
+        first: PathBuf,
+        /// The other.
+        second: PathBuf,
+    },
+
+    /// The plugins cannot be ordered or applied as they are: a missing or unsatisfied
+    /// dependency, a cycle, drift, a gap. Nothing ran.
+    #[error("cannot plan the migration: {0}")]
+    Plan(String),
+
+    /// The plan has several problems; each is listed. Nothing ran.
+    #[error("cannot plan the migration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    PlanProblems(Vec<String>),
+
+    /// A migration step failed and was rolled back; the failure is recorded in the history.
+    #[error(
+        "plugin {plugin} migration {version} ({direction}) failed and was rolled back: {cause}"
+    )]
+    StepFailed {
+        /// The plugin.
+        plugin: String,
+        /// The migration's version.
+        version: String,
+        /// `up` or `down`.
+        direction: String,
+        /// Why.
+        cause: String,
+    },
+
+    /// The plugin name asked for does not exist.
+    #[error("no plugin named {0} (neither in the plugins directory nor in the database)")]
+    UnknownPlugin(String),
+
+    /// The database refused or failed an operation of the host itself.
+    #[error("database {path}: {message}")]
+    Database {
+        /// The database file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+
+    /// The WebAssembly engine could not be set up.
+    #[error("WebAssembly engine: {0}")]
+    Engine(String),
+
+    /// The policy file is invalid.
+    #[error("policy file {path}: {message}")]
+    Policy {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn list(errors: &[Error]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("  - {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The result type of the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

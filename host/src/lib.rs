@@ -1,0 +1,361 @@
+//! wasmig runs plugins' database migrations as sandboxed WebAssembly components.
+//!
+//! Each plugin ships its migrations as a component built against the WIT package
+//! `wasmig:plugin@0.1.0` (see the `wit/` folder and the `wasmig-guest` SDK). The [`Host`] loads
+//! every `.wasm` in a plugins directory, orders the plugins by their dependencies, and applies
+//! each pending migration in its own transaction, recording every attempt in a ledger kept in
+//! the database itself.
+//!
+//! ```no_run
+//! # async fn start() -> Result<(), wasmig::Error> {
+//! let host = wasmig::Host::builder()
+//!     .plugins_dir("plugins")
+//!     .database("app.db")
+//!     .build()?;
+//! let report = host.up(wasmig::UpOptions::default()).await?;
+//! println!("applied {} migration steps", report.steps.len());
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod catalog;
+mod error;
+mod executor;
+pub mod manifest;
+pub mod planner;
+mod runtime;
+mod store;
+
+pub use error::{Error, Result};
+pub use executor::{RunReport, StepReport};
+pub use manifest::Manifest;
+pub use planner::{Plan, PlannedStep};
+pub use runtime::Limits;
+pub use store::{Direction, LedgerEntry, Outcome};
+
+use executor::Runnable;
+use planner::{Candidate, UpRequest};
+use runtime::Runtime;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use store::{Backend, BackendOptions, sqlite::SqliteBackend};
+
+/// Configures a [`Host`].
+#[derive(Debug, Clone)]
+pub struct HostBuilder {
+    plugins_dir: PathBuf,
+    database: PathBuf,
+    limits: Limits,
+    lock_timeout: Duration,
+}
+
+impl Default for HostBuilder {
+    fn default() -> Self {
+        HostBuilder {
+            plugins_dir: PathBuf::from("plugins"),
+            database: PathBuf::from("wasmig.db"),
+            limits: Limits::default(),
+            lock_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl HostBuilder {
+    /// The directory whose `*.wasm` files are the plugins (default `plugins`).
+    pub fn plugins_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.plugins_dir = dir.into();
+        self
+    }
+
+    /// The SQLite database file (default `wasmig.db`); created if missing.
+    pub fn database(mut self, path: impl Into<PathBuf>) -> Self {
+        self.database = path.into();
+        self
+    }
+
+    /// Bounds on every call into a plugin.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// How long to wait for another process that holds the database (default 60 s).
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// Sets up the WebAssembly engine. Touches neither the directory nor the database yet.
+    pub fn build(self) -> Result<Host> {
+        let runtime = Runtime::new(self.limits.clone())?;
+        Ok(Host {
+            inner: Arc::new(Inner {
+                runtime,
+                config: self,
+            }),
+        })
+    }
+}
+
+/// What `up` should migrate.
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    /// Only this plugin and what it depends on; `None` for every plugin.
+    pub plugin: Option<String>,
+    /// With `plugin`: apply its steps only up to this version.
+    pub to_version: Option<semver::Version>,
+}
+
+/// One plugin as `status` sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginStatus {
+    /// The plugin's name; `None` for a file that could not be loaded.
+    pub name: Option<String>,
+    /// The file it was loaded from; `None` for a plugin known only from the database.
+    pub file: Option<PathBuf>,
+    /// The plugin file's version.
+    pub plugin_version: Option<String>,
+    /// The highest applied step.
+    pub applied_version: Option<String>,
+    /// How many steps are applied.
+    pub applied: usize,
+    /// How many of the file's steps are not applied.
+    pub pending: usize,
+    /// What is wrong, if anything.
+    pub problem: Option<String>,
+}
+
+/// The migration host: loads plugins, plans, applies, reports.
+#[derive(Clone)]
+pub struct Host {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    runtime: Runtime,
+    config: HostBuilder,
+}
+
+/// The plugins of a directory, loaded.
+struct Loaded {
+    candidates: Vec<Candidate>,
+    runnables: BTreeMap<String, Runnable>,
+    problems: Vec<Error>,
+}
+
+impl Host {
+    /// Starts configuring a host.
+    pub fn builder() -> HostBuilder {
+        HostBuilder::default()
+    }
+
+    /// The plugins directory.
+    pub fn plugins_dir(&self) -> &Path {
+        &self.inner.config.plugins_dir
+    }
+
+    /// The database file.
+    pub fn database(&self) -> &Path {
+        &self.inner.config.database
+    }
+
+    fn open(&self) -> Result<Box<dyn Backend>> {
+        let options = BackendOptions {
+            lock_timeout: self.inner.config.lock_timeout,
+        };
+        let mut backend = SqliteBackend::open(&self.inner.config.database, options)?;
+        backend.prepare_host_tables()?;
+        Ok(Box::new(backend))
+    }
+
+    /// Compiles every plugin file (in parallel) and reads its manifest.
+    async fn load(&self) -> Result<Loaded> {
+        let files = catalog::scan(&self.inner.config.plugins_dir)?;
+        let mut problems = Vec::new();
+        let mut tasks = Vec::new();
+        for file in files {
+            match file {
+                Err(e) => problems.push(e),
+                Ok(file) => {
+                    let host = self.clone();
+                    tasks.push(tokio::task::spawn_blocking(move || {
+                        let loaded = host.inner.runtime.load(&file.path, &file.bytes);
+                        (file, loaded)
+                    }));
+                }
+            }
+        }
+        let mut candidates: Vec<Candidate> = Vec::new();
+        let mut runnables = BTreeMap::new();
+        for task in tasks {
+            let (file, loaded) = task
+                .await
+                .map_err(|e| Error::Engine(format!("compile task failed: {e}")))?;
+            let invalid = |reason: String| Error::InvalidPlugin {
+                file: file.path.clone(),
+                reason,
+            };
+            let loaded = match loaded {
+                Ok(l) => l,
+                Err(reason) => {
+                    problems.push(invalid(reason));
+                    continue;
+                }
+            };
+            let label = file.path.display().to_string();
+            let manifest = match self.inner.runtime.manifest(&loaded, &label).await {
+                Ok(raw) => raw.validate().map_err(|p| p.join("; ")),
+                Err(e) => Err(e),
+            };
+            let manifest = match manifest {
+                Ok(m) => m,
+                Err(reason) => {
+                    problems.push(invalid(format!("invalid manifest: {reason}")));
+                    continue;
+                }
+            };
+            if let Some(other) = candidates.iter().find(|c| c.manifest.name == manifest.name) {
+                problems.push(Error::DuplicatePlugin {
+                    name: manifest.name.clone(),
+                    first: other.file.clone(),
+                    second: file.path.clone(),
+                });
+                continue;
+            }
+            runnables.insert(
+                manifest.name.clone(),
+                Runnable {
+                    loaded,
+                    bytes: Arc::new(file.bytes),
+                    granted_reads: Vec::new(),
+                },
+            );
+            candidates.push(Candidate {
+                file: file.path,
+                sha256: file.sha256,
+                manifest,
+            });
+        }
+        Ok(Loaded {
+            candidates,
+            runnables,
+            problems,
+        })
+    }
+
+    /// Applies every pending migration step (or those of one plugin and its dependencies),
+    /// dependencies first, each step in its own transaction.
+    ///
+    /// Refuses to start, with every reason, when a plugin file is invalid or the plan has
+    /// problems. When a step fails it is rolled back, its failure is recorded, the run stops,
+    /// and the error says what did not run.
+    pub async fn up(&self, options: UpOptions) -> Result<RunReport> {
+        let mut backend = self.open()?;
+        let loaded = self.load().await?;
+        if let Some(e) = combine(loaded.problems) {
+            return Err(e);
+        }
+        let state = backend.load_state()?;
+        let request = UpRequest {
+            target: options.plugin.map(|p| (p, options.to_version)),
+        };
+        let plan =
+            planner::plan_up(&loaded.candidates, &state, &request).map_err(Error::PlanProblems)?;
+        let (_backend, report) =
+            executor::run_up(&self.inner.runtime, backend, &plan.steps, &loaded.runnables).await;
+        let report = report?;
+        if let Some(failed) = report.failure() {
+            let not_run: Vec<String> = report
+                .not_run
+                .iter()
+                .map(|s| format!("{} {}", s.plugin, s.version))
+                .collect();
+            let mut cause = failed.error.clone().unwrap_or_default();
+            if !not_run.is_empty() {
+                cause.push_str(&format!("; not run: {}", not_run.join(", ")));
+            }
+            return Err(Error::StepFailed {
+                plugin: failed.plugin.clone(),
+                version: failed.version.clone(),
+                direction: failed.direction.as_str().to_string(),
+                cause,
+            });
+        }
+        Ok(report)
+    }
+
+    /// One row per plugin file, plus plugins recorded in the database whose file is gone.
+    pub async fn status(&self) -> Result<Vec<PluginStatus>> {
+        let mut backend = self.open()?;
+        let loaded = self.load().await?;
+        let state = backend.load_state()?;
+        let mut rows = Vec::new();
+        for c in &loaded.candidates {
+            let applied = state.applied.get(&c.manifest.name);
+            let pending = c
+                .manifest
+                .migrations
+                .iter()
+                .filter(|m| !applied.is_some_and(|a| a.contains_key(&m.version)))
+                .count();
+            rows.push(PluginStatus {
+                name: Some(c.manifest.name.clone()),
+                file: Some(c.file.clone()),
+                plugin_version: Some(c.manifest.version.to_string()),
+                applied_version: state.current(&c.manifest.name).map(|v| v.to_string()),
+                applied: applied.map_or(0, |a| a.len()),
+                pending,
+                problem: None,
+            });
+        }
+        for (name, applied) in &state.applied {
+            if !loaded.runnables.contains_key(name) {
+                rows.push(PluginStatus {
+                    name: Some(name.clone()),
+                    file: None,
+                    plugin_version: state.installed_version(name).map(|v| v.to_string()),
+                    applied_version: state.current(name).map(|v| v.to_string()),
+                    applied: applied.len(),
+                    pending: 0,
+                    problem: Some("applied, but no file in the plugins directory".into()),
+                });
+            }
+        }
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
+        for e in loaded.problems {
+            let file = match &e {
+                Error::InvalidPlugin { file, .. } | Error::Io { path: file, .. } => {
+                    Some(file.clone())
+                }
+                Error::DuplicatePlugin { second, .. } => Some(second.clone()),
+                _ => None,
+            };
+            rows.push(PluginStatus {
+                name: None,
+                file,
+                plugin_version: None,
+                applied_version: None,
+                applied: 0,
+                pending: 0,
+                problem: Some(e.to_string()),
+            });
+        }
+        Ok(rows)
+    }
+
+    /// The ledger, oldest first; every attempt of every step, or of one plugin.
+    pub async fn history(&self, plugin: Option<&str>) -> Result<Vec<LedgerEntry>> {
+        self.open()?.history(plugin)
+    }
+}
+
+fn combine(mut problems: Vec<Error>) -> Option<Error> {
+    match problems.len() {
+        0 => None,
+        1 => problems.pop(),
+        _ => Some(Error::InvalidPlugins(problems)),
+    }
+}

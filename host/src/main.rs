@@ -1,0 +1,238 @@
+//! `wasmig`: a thin command line over the `wasmig` library.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, UNIX_EPOCH};
+use wasmig::{Host, LedgerEntry, PluginStatus, RunReport, UpOptions};
+
+/// Run plugins' database migrations as sandboxed WebAssembly components.
+#[derive(Parser)]
+#[command(name = "wasmig", version)]
+struct Cli {
+    /// Directory whose *.wasm files are the plugins.
+    #[arg(long, global = true, env = "WASMIG_PLUGINS", default_value = "plugins")]
+    plugins: PathBuf,
+
+    /// SQLite database file (created if missing).
+    #[arg(long, global = true, env = "WASMIG_DB", default_value = "wasmig.db")]
+    db: PathBuf,
+
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply pending migrations: of every plugin, or of PLUGIN[@VERSION] and its dependencies.
+    Up {
+        /// Only this plugin (and what it depends on), optionally up to a step version.
+        target: Option<String>,
+    },
+    /// Show every plugin: its file, version, applied version and pending steps.
+    Status,
+    /// Show every recorded attempt, oldest first.
+    History {
+        /// Only this plugin.
+        plugin: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn,wasmig=info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let host = Host::builder()
+        .plugins_dir(&cli.plugins)
+        .database(&cli.db)
+        .build()?;
+    match cli.command {
+        Command::Up { target } => {
+            let options = parse_target(target.as_deref())?;
+            let report = host.up(options).await?;
+            print_up(&report, cli.json)?;
+        }
+        Command::Status => {
+            let rows = host.status().await?;
+            print_status(&rows, cli.json)?;
+            if rows
+                .iter()
+                .any(|r| r.problem.is_some() && r.file.is_some() && r.name.is_none())
+            {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::History { plugin } => {
+            let rows = host.history(plugin.as_deref()).await?;
+            print_history(&rows, cli.json)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_target(target: Option<&str>) -> Result<UpOptions> {
+    let Some(target) = target else {
+        return Ok(UpOptions::default());
+    };
+    let (plugin, version) = match target.split_once('@') {
+        Some((p, v)) => {
+            let v = semver::Version::parse(v)
+                .with_context(|| format!("{target}: {v:?} is not a semver version"))?;
+            (p, Some(v))
+        }
+        None => (target, None),
+    };
+    if plugin.is_empty() {
+        bail!("{target}: the plugin name is missing");
+    }
+    Ok(UpOptions {
+        plugin: Some(plugin.to_string()),
+        to_version: version,
+    })
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(header);
+    t
+}
+
+fn json(value: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn print_up(report: &RunReport, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(report);
+    }
+    if report.steps.is_empty() {
+        println!("Nothing to do: every migration step is applied.");
+        return Ok(());
+    }
+    let mut t = table(&["PLUGIN", "VERSION", "DESCRIPTION", "OUTCOME", "DURATION"]);
+    for s in &report.steps {
+        t.add_row(vec![
+            s.plugin.clone(),
+            s.version.clone(),
+            s.description.clone(),
+            s.outcome.as_str().to_string(),
+            duration(s.duration_us),
+        ]);
+    }
+    println!("{t}");
+    println!("Applied {} step(s).", report.steps.len());
+    Ok(())
+}
+
+fn print_status(rows: &[PluginStatus], as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&rows);
+    }
+    if rows.is_empty() {
+        println!("No plugins: the plugins directory has no *.wasm files.");
+        return Ok(());
+    }
+    let dash = || "-".to_string();
+    let mut t = table(&["PLUGIN", "FILE", "VERSION", "APPLIED", "PENDING", "PROBLEM"]);
+    for r in rows {
+        t.add_row(vec![
+            r.name.clone().unwrap_or_else(dash),
+            r.file
+                .as_ref()
+                .map(|f| f.display().to_string())
+                .unwrap_or_else(dash),
+            r.plugin_version.clone().unwrap_or_else(dash),
+            r.applied_version.clone().unwrap_or_else(dash),
+            r.pending.to_string(),
+            r.problem.clone().unwrap_or_default(),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+fn print_history(rows: &[LedgerEntry], as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&rows);
+    }
+    if rows.is_empty() {
+        println!("No history: nothing has run on this database yet.");
+        return Ok(());
+    }
+    let mut t = table(&[
+        "ID",
+        "TIME",
+        "PLUGIN",
+        "VERSION",
+        "DIRECTION",
+        "OUTCOME",
+        "DURATION",
+        "ERROR",
+    ]);
+    for e in rows {
+        let at = UNIX_EPOCH + Duration::from_millis(e.started_at_ms.max(0) as u64);
+        t.add_row(vec![
+            e.id.to_string(),
+            humantime::format_rfc3339_seconds(at).to_string(),
+            e.plugin.clone(),
+            e.version.clone(),
+            e.direction.as_str().to_string(),
+            e.outcome.as_str().to_string(),
+            duration(e.duration_us),
+            e.error.clone().unwrap_or_default(),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+fn duration(us: i64) -> String {
+    if us >= 1_000_000 {
+        format!("{:.2} s", us as f64 / 1e6)
+    } else {
+        format!("{:.1} ms", us as f64 / 1e3)
+    }
+}

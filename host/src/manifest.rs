@@ -1,0 +1,266 @@
+//! A plugin's manifest as plain, validated data: what the plugin says about itself.
+
+use semver::{Version, VersionReq};
+use serde::{Deserialize, Serialize};
+
+/// The most characters a plugin name may have.
+pub const MAX_NAME_LEN: usize = 48;
+
+/// A validated plugin manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The plugin's name.
+    pub name: String,
+    /// The plugin's version.
+    pub version: Version,
+    /// One line for people.
+    pub description: String,
+    /// Plugins that must be migrated first.
+    pub depends_on: Vec<Dependency>,
+    /// Plugins whose tables this one asks to read.
+    pub reads: Vec<String>,
+    /// Migration steps, sorted by version.
+    pub migrations: Vec<MigrationInfo>,
+}
+
+/// A dependency on another plugin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dependency {
+    /// The other plugin.
+    pub name: String,
+    /// Which of its versions will do.
+    pub requirement: VersionReq,
+}
+
+/// What a plugin says about one migration step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationInfo {
+    /// The step's version.
+    pub version: Version,
+    /// One line for people.
+    pub description: String,
+    /// Whether the step has a `down`.
+    pub reversible: bool,
+    /// The step's checksum, as the plugin computes it.
+    pub checksum: String,
+}
+
+/// The manifest as the plugin returned it, before validation.
+#[derive(Debug, Clone)]
+pub(crate) struct RawManifest {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub depends_on: Vec<(String, String)>,
+    pub reads: Vec<String>,
+    pub migrations: Vec<RawMigration>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct RawMigration {
+    pub version: String,
+    pub description: String,
+    pub reversible: bool,
+    pub checksum: String,
+}
+
+/// Checks a plugin name: lowercase ASCII letters and digits, in words joined by single
+/// hyphens, starting with a letter, at most [`MAX_NAME_LEN`] characters.
+///
+/// The rule keeps table namespaces prefix-free: plugin `a-b` owns `a_b__*`, and no other
+/// name can produce a prefix of that (names contain no `_`, and no `--`).
+pub fn validate_name(name: &str) -> Result<(), String> {
+    let rule = "a plugin name is lowercase letters and digits in words joined by single hyphens, \
+                starting with a letter (e.g. `notes`, `knowledge-base`)";
+    if name.is_empty() {
+        return Err(format!("the plugin name is empty; {rule}"));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "plugin name {name:?} is longer than {MAX_NAME_LEN} characters"
+        ));
+    }
+    let starts_with_letter = name.as_bytes()[0].is_ascii_lowercase();
+    let chars_ok = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let hyphens_ok = !name.ends_with('-') && !name.contains("--");
+    if starts_with_letter && chars_ok && hyphens_ok {
+        Ok(())
+    } else {
+        Err(format!("invalid plugin name {name:?}: {rule}"))
+    }
+}
+
+/// The prefix every object of a plugin must start with: `notes` → `notes__`,
+/// `knowledge-base` → `knowledge_base__`.
+pub fn namespace(name: &str) -> String {
+    format!("{}__", name.replace('-', "_"))
+}
+
+impl RawManifest {
+    /// Validates everything a plugin declares about itself; returns every problem at once.
+    pub(crate) fn validate(self) -> Result<Manifest, Vec<String>> {
+        let mut problems = Vec::new();
+        if let Err(e) = validate_name(&self.name) {
+            problems.push(e);
+        }
+        let version = Version::parse(&self.version)
+            .map_err(|e| {
+                problems.push(format!(
+                    "plugin version {:?} is not a semver version: {e}",
+                    self.version
+                ))
+            })
+            .ok();
+
+        let mut depends_on = Vec::new();
+        for (name, req) in &self.depends_on {
+            if let Err(e) = validate_name(name) {
+                problems.push(format!("dependency: {e}"));
+            }
+            if *name == self.name {
+                problems.push(format!("plugin {name} depends on itself"));
+            }
+            if depends_on.iter().any(|d: &Dependency| d.name == *name) {
+                problems.push(format!("dependency {name} is declared twice"));
+            }
+            match VersionReq::parse(req) {
+                Ok(requirement) => depends_on.push(Dependency {
+                    name: name.clone(),
+                    requirement,
+                }),
+                Err(e) => problems.push(format!(
+                    "dependency {name}: {req:?} is not a semver requirement: {e}"
+                )),
+            }
+        }
+
+        for read in &self.reads {
+            if let Err(e) = validate_name(read) {
+                problems.push(format!("read request: {e}"));
+            }
+            if *read == self.name {
+                problems.push(format!(
+                    "plugin {read} asks to read its own tables; it always may"
+                ));
+            }
+        }
+
+        let mut migrations: Vec<MigrationInfo> = Vec::new();
+        for m in self.migrations {
+            match Version::parse(&m.version) {
+                Ok(v) => {
+                    if migrations.iter().any(|other| other.version == v) {
+                        problems.push(format!("migration {v} is declared twice"));
+                    }
+                    if m.checksum.is_empty() {
+                        problems.push(format!("migration {v} has an empty checksum"));
+                    }
+                    migrations.push(MigrationInfo {
+                        version: v,
+                        description: m.description,
+                        reversible: m.reversible,
+                        checksum: m.checksum,
+                    });
+                }
+                Err(e) => problems.push(format!(
+                    "migration version {:?} is not a semver version: {e}",
+                    m.version
+                )),
+            }
+        }
+        migrations.sort_by(|a, b| a.version.cmp(&b.version));
+
+        match version {
+            Some(version) if problems.is_empty() => Ok(Manifest {
+                name: self.name,
+                version,
+                description: self.description,
+                depends_on,
+                reads: self.reads,
+                migrations,
+            }),
+            _ => Err(problems),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_rule() {
+        for ok in ["notes", "a", "knowledge-base", "plugin-sql2", "x1-y2-z3"] {
+            assert_eq!(validate_name(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "", "Notes", "1notes", "-notes", "notes-", "no--tes", "no_tes", "no tes", "nötes",
+            "_wasmig",
+        ] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+        assert!(validate_name(&"a".repeat(MAX_NAME_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn namespaces_are_prefix_free() {
+        let names = [
+            "a", "a-b", "ab", "a-b-c", "a-bc", "ab-c", "notes", "note", "notes-x",
+        ];
+        for x in names {
+            for y in names {
+                if x != y {
+                    let (nx, ny) = (namespace(x), namespace(y));
+                    assert!(!ny.starts_with(&nx), "{nx} is a prefix of {ny}");
+                }
+            }
+        }
+    }
+
+    fn raw() -> RawManifest {
+        RawManifest {
+            name: "notes".into(),
+            version: "0.2.0".into(),
+            description: String::new(),
+            depends_on: vec![("accounts".into(), "^0.2".into())],
+            reads: vec![],
+            migrations: vec![
+                RawMigration {
+                    version: "0.2.0".into(),
+                    description: "b".into(),
+                    reversible: true,
+                    checksum: "sha256:b".into(),
+                },
+                RawMigration {
+                    version: "0.1.0".into(),
+                    description: "a".into(),
+                    reversible: true,
+                    checksum: "sha256:a".into(),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn validation_sorts_migrations() {
+        let m = raw().validate().unwrap();
+        assert_eq!(m.migrations[0].version, Version::new(0, 1, 0));
+        assert_eq!(
+            m.depends_on[0].requirement,
+            VersionReq::parse("^0.2").unwrap()
+        );
+    }
+
+    #[test]
+    fn validation_reports_every_problem() {
+        let mut r = raw();
+        r.name = "Bad_Name".into();
+        r.version = "one".into();
+        r.depends_on.push(("accounts".into(), "not a req".into()));
+        r.migrations[0].version = "0.1.0".into();
+        let problems = r.validate().unwrap_err();
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+    }
+}

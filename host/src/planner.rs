@@ -1,0 +1,428 @@
+//! The planner: manifests + recorded state → an ordered list of steps, or every reason why
+//! not. Pure: no database, no WebAssembly. Everything it refuses, it refuses before anything
+//! runs.
+
+use crate::manifest::Manifest;
+use semver::Version;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+/// A plugin found in the plugins directory, with its validated manifest.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// The file it was loaded from.
+    pub file: PathBuf,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    /// What the plugin declares.
+    pub manifest: Manifest,
+}
+
+/// A migration step recorded as applied.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AppliedStep {
+    /// The step's version.
+    pub version: Version,
+    /// The checksum the plugin declared when the step was applied.
+    pub checksum: String,
+    /// SHA-256 of the component that applied it.
+    pub component_sha256: String,
+    /// The version of the plugin that applied it.
+    pub plugin_version: Version,
+    /// When, in milliseconds since the Unix epoch.
+    pub applied_at_ms: i64,
+}
+
+/// What the database records: applied steps per plugin.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    /// Applied steps by plugin name, then by version.
+    pub applied: BTreeMap<String, BTreeMap<Version, AppliedStep>>,
+}
+
+impl State {
+    /// The highest applied version of a plugin's steps.
+    pub fn current(&self, plugin: &str) -> Option<&Version> {
+        self.applied.get(plugin).and_then(|s| s.keys().next_back())
+    }
+
+    /// The plugin version that applied the newest step: what is "installed".
+    pub fn installed_version(&self, plugin: &str) -> Option<&Version> {
+        self.applied
+            .get(plugin)
+            .and_then(|s| s.values().map(|a| &a.plugin_version).max())
+    }
+}
+
+/// What `up` should do.
+#[derive(Debug, Clone, Default)]
+pub struct UpRequest {
+    /// Only this plugin (and what it depends on), optionally only up to this step version.
+    pub target: Option<(String, Option<Version>)>,
+}
+
+/// One step to run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedStep {
+    /// The plugin.
+    pub plugin: String,
+    /// The plugin's version.
+    pub plugin_version: Version,
+    /// The plugin's file.
+    pub file: PathBuf,
+    /// SHA-256 of the plugin's file.
+    pub component_sha256: String,
+    /// The step's version.
+    pub version: Version,
+    /// The step's description.
+    pub description: String,
+    /// The step's checksum.
+    pub checksum: String,
+}
+
+/// An ordered plan.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Plan {
+    /// Plugins in the order they are migrated.
+    pub order: Vec<String>,
+    /// The steps, in the order they run.
+    pub steps: Vec<PlannedStep>,
+}
+
+/// Plans `up`: orders the plugins so that dependencies come first (then by name), checks
+/// every dependency and the recorded state, and lists the pending steps in order.
+pub fn plan_up(
+    candidates: &[Candidate],
+    state: &State,
+    request: &UpRequest,
+) -> Result<Plan, Vec<String>> {
+    let by_name: BTreeMap<&str, &Candidate> = candidates
+        .iter()
+        .map(|c| (c.manifest.name.as_str(), c))
+        .collect();
+    let mut problems = Vec::new();
+
+    // Which plugins take part: all, or the target and everything it depends on.
+    let scope: BTreeSet<&str> = match &request.target {
+        None => by_name.keys().copied().collect(),
+        Some((name, _)) => {
+            if !by_name.contains_key(name.as_str()) {
+                return Err(vec![format!(
+                    "no plugin named {name} in the plugins directory"
+                )]);
+            }
+            let mut scope = BTreeSet::new();
+            let mut todo = vec![name.as_str()];
+            while let Some(n) = todo.pop() {
+                if scope.insert(n) {
+                    if let Some(c) = by_name.get(n) {
+                        todo.extend(c.manifest.depends_on.iter().map(|d| d.name.as_str()));
+                    }
+                }
+            }
+            scope
+        }
+    };
+
+    for name in &scope {
+        let Some(c) = by_name.get(name) else { continue };
+        for dep in &c.manifest.depends_on {
+            match by_name.get(dep.name.as_str()) {
+                None => problems.push(format!(
+                    "plugin {} ({}) requires plugin {} {}, but there is no plugin {} in the \
+                     plugins directory; add it, or remove {}",
+                    c.manifest.name,
+                    c.file.display(),
+                    dep.name,
+                    dep.requirement,
+                    dep.name,
+                    c.manifest.name
+                )),
+                Some(d) if !dep.requirement.matches(&d.manifest.version) => problems.push(format!(
+                    "plugin {} ({}) requires plugin {} {}, but {} is version {} ({})",
+                    c.manifest.name,
+                    c.file.display(),
+                    dep.name,
+                    dep.requirement,
+                    dep.name,
+                    d.manifest.version,
+                    d.file.display()
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+
+    let order = topological_order(&scope, &by_name)?;
+
+    let mut steps = Vec::new();
+    for name in &order {
+        let c = by_name[name.as_str()];
+        let m = &c.manifest;
+        let applied = state.applied.get(name);
+        let limit = match &request.target {
+            Some((target, Some(v))) if target == name => Some(v),
+            _ => None,
+        };
+        let highest_applied = applied.and_then(|a| a.keys().next_back());
+        for step in &m.migrations {
+            if applied.is_some_and(|a| a.contains_key(&step.version)) {
+                continue;
+            }
+            if limit.is_some_and(|l| step.version > *l) {
+                break;
+            }
+            if let Some(high) = highest_applied.filter(|h| step.version < **h) {
+                problems.push(format!(
+                    "plugin {name} migration {} is pending but the later migration {high} is \
+                     already applied; steps apply in version order, so give the new step a \
+                     version above {high}",
+                    step.version
+                ));
+                continue;
+            }
+            steps.push(PlannedStep {
+                plugin: name.clone(),
+                plugin_version: m.version.clone(),
+                file: c.file.clone(),
+                component_sha256: c.sha256.clone(),
+                version: step.version.clone(),
+                description: step.description.clone(),
+                checksum: step.checksum.clone(),
+            });
+        }
+    }
+    if problems.is_empty() {
+        Ok(Plan { order, steps })
+    } else {
+        Err(problems)
+    }
+}
+
+/// Kahn's algorithm; among plugins that are ready at the same time, the smallest name first,
+/// so the order never depends on file names or directory listing order.
+fn topological_order(
+    scope: &BTreeSet<&str>,
+    by_name: &BTreeMap<&str, &Candidate>,
+) -> Result<Vec<String>, Vec<String>> {
+    let mut waiting_on: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut dependents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for name in scope {
+        let deps = &by_name[name].manifest.depends_on;
+        waiting_on.insert(name, deps.len());
+        for d in deps {
+            dependents.entry(d.name.as_str()).or_default().push(name);
+        }
+    }
+    let mut ready: BTreeSet<&str> = waiting_on
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(name, _)| *name)
+        .collect();
+    let mut order = Vec::new();
+    while let Some(name) = ready.pop_first() {
+        order.push(name.to_string());
+        for dependent in dependents.get(name).into_iter().flatten() {
+            let n = waiting_on
+                .get_mut(dependent)
+                .expect("dependent is in scope");
+            *n -= 1;
+            if *n == 0 {
+                ready.insert(dependent);
+            }
+        }
+    }
+    if order.len() < scope.len() {
+        let stuck: Vec<&str> = waiting_on
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(name, _)| *name)
+            .collect();
+        return Err(vec![format!(
+            "plugins {} depend on each other in a cycle; remove one of the dependencies",
+            stuck.join(", ")
+        )]);
+    }
+    Ok(order)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{Dependency, MigrationInfo};
+    use semver::VersionReq;
+
+    fn plugin(name: &str, version: &str, deps: &[(&str, &str)], steps: &[&str]) -> Candidate {
+        Candidate {
+            // File names sort the other way from plugin names, on purpose.
+            file: PathBuf::from(format!("plugins/{}-{name}.wasm", 100 - name.len())),
+            sha256: format!("sha-{name}"),
+            manifest: Manifest {
+                name: name.into(),
+                version: Version::parse(version).unwrap(),
+                description: String::new(),
+                depends_on: deps
+                    .iter()
+                    .map(|(n, r)| Dependency {
+                        name: n.to_string(),
+                        requirement: VersionReq::parse(r).unwrap(),
+                    })
+                    .collect(),
+                reads: vec![],
+                migrations: steps
+                    .iter()
+                    .map(|v| MigrationInfo {
+                        version: Version::parse(v).unwrap(),
+                        description: format!("step {v}"),
+                        reversible: true,
+                        checksum: format!("sum-{name}-{v}"),
+                    })
+                    .collect(),
+            },
+        }
+    }
+
+    fn applied(state: &mut State, name: &str, v: &str) {
+        let version = Version::parse(v).unwrap();
+        state.applied.entry(name.into()).or_default().insert(
+            version.clone(),
+            AppliedStep {
+                version,
+                checksum: format!("sum-{name}-{v}"),
+                component_sha256: format!("sha-{name}"),
+                plugin_version: Version::new(0, 1, 0),
+                applied_at_ms: 0,
+            },
+        );
+    }
+
+    fn steps(plan: &Plan) -> Vec<String> {
+        plan.steps
+            .iter()
+            .map(|s| format!("{}@{}", s.plugin, s.version))
+            .collect()
+    }
+
+    #[test]
+    fn dependencies_first_then_name() {
+        let c = vec![
+            plugin("zeta", "1.0.0", &[], &["1.0.0"]),
+            plugin(
+                "notes",
+                "0.2.0",
+                &[("accounts", "^0.2")],
+                &["0.1.0", "0.2.0"],
+            ),
+            plugin("accounts", "0.2.0", &[], &["0.1.0", "0.2.0"]),
+            plugin("alpha", "1.0.0", &[("zeta", "1")], &["1.0.0"]),
+        ];
+        let plan = plan_up(&c, &State::default(), &UpRequest::default()).unwrap();
+        assert_eq!(plan.order, ["accounts", "notes", "zeta", "alpha"]);
+        assert_eq!(
+            steps(&plan),
+            [
+                "accounts@0.1.0",
+                "accounts@0.2.0",
+                "notes@0.1.0",
+                "notes@0.2.0",
+                "zeta@1.0.0",
+                "alpha@1.0.0"
+            ]
+        );
+    }
+
+    #[test]
+    fn applied_steps_are_skipped() {
+        let c = vec![plugin("accounts", "0.2.0", &[], &["0.1.0", "0.2.0"])];
+        let mut state = State::default();
+        applied(&mut state, "accounts", "0.1.0");
+        let plan = plan_up(&c, &state, &UpRequest::default()).unwrap();
+        assert_eq!(steps(&plan), ["accounts@0.2.0"]);
+        applied(&mut state, "accounts", "0.2.0");
+        assert!(
+            plan_up(&c, &state, &UpRequest::default())
+                .unwrap()
+                .steps
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn missing_and_unsatisfied_dependencies_name_both_plugins() {
+        let c = vec![plugin(
+            "notes",
+            "0.2.0",
+            &[("accounts", "^0.2")],
+            &["0.1.0"],
+        )];
+        let e = plan_up(&c, &State::default(), &UpRequest::default()).unwrap_err();
+        assert!(
+            e[0].contains("notes") && e[0].contains("accounts ^0.2"),
+            "{e:?}"
+        );
+
+        let c = vec![
+            plugin("notes", "0.2.0", &[("accounts", "^0.2")], &["0.1.0"]),
+            plugin("accounts", "0.1.9", &[], &["0.1.0"]),
+        ];
+        let e = plan_up(&c, &State::default(), &UpRequest::default()).unwrap_err();
+        assert!(e[0].contains("accounts is version 0.1.9"), "{e:?}");
+    }
+
+    #[test]
+    fn cycles_are_refused() {
+        let c = vec![
+            plugin("a", "1.0.0", &[("b", "1")], &["1.0.0"]),
+            plugin("b", "1.0.0", &[("a", "1")], &["1.0.0"]),
+            plugin("c", "1.0.0", &[], &["1.0.0"]),
+        ];
+        let e = plan_up(&c, &State::default(), &UpRequest::default()).unwrap_err();
+        assert!(e[0].contains("a, b") && e[0].contains("cycle"), "{e:?}");
+    }
+
+    #[test]
+    fn a_step_below_an_applied_one_is_a_gap() {
+        let c = vec![plugin(
+            "accounts",
+            "0.3.0",
+            &[],
+            &["0.1.0", "0.1.5", "0.2.0"],
+        )];
+        let mut state = State::default();
+        applied(&mut state, "accounts", "0.1.0");
+        applied(&mut state, "accounts", "0.2.0");
+        let e = plan_up(&c, &state, &UpRequest::default()).unwrap_err();
+        assert!(e[0].contains("0.1.5 is pending"), "{e:?}");
+    }
+
+    #[test]
+    fn a_target_limits_the_plugin_and_pulls_in_its_dependencies() {
+        let c = vec![
+            plugin(
+                "notes",
+                "0.3.0",
+                &[("accounts", "^0.2")],
+                &["0.1.0", "0.2.0", "0.3.0"],
+            ),
+            plugin("accounts", "0.2.0", &[], &["0.1.0", "0.2.0"]),
+            plugin("other", "1.0.0", &[], &["1.0.0"]),
+        ];
+        let req = UpRequest {
+            target: Some(("notes".into(), Some(Version::new(0, 2, 0)))),
+        };
+        let plan = plan_up(&c, &State::default(), &req).unwrap();
+        assert_eq!(
+            steps(&plan),
+            [
+                "accounts@0.1.0",
+                "accounts@0.2.0",
+                "notes@0.1.0",
+                "notes@0.2.0"
+            ]
+        );
+    }
+}

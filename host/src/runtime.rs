@@ -1,0 +1,552 @@
+//! The wasmtime glue: engine, loader (import checks, compile, `InstancePre`), the host side of
+//! the `sql` and `log` imports, and bounded calls into a plugin. Nothing of wasmtime leaves
+//! this module.
+
+use crate::manifest::{RawManifest, RawMigration};
+use crate::store::{Backend, Rows, Scope, SqlError, Value};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "migration-plugin",
+        imports: { default: trappable },
+        exports: { default: async },
+    });
+}
+
+use bindings::wasmig::plugin::{log, sql, types};
+use bindings::{MigrationPlugin, MigrationPluginPre};
+
+/// The interface a plugin must export, as the component model names it.
+const PLUGIN_EXPORT: &str = "wasmig:plugin/plugin@0.1.0";
+
+/// Interfaces a plugin may import: ours, and the WASI interfaces that wasm32-wasip2 std links
+/// (granted nothing: no preopened directories, no environment, no network).
+const IMPORT_ALLOW_LIST: &[&str] = &[
+    "wasmig:plugin/types@0.1.0",
+    "wasmig:plugin/sql@0.1.0",
+    "wasmig:plugin/log@0.1.0",
+    "wasi:io/error@",
+    "wasi:io/poll@",
+    "wasi:io/streams@",
+    "wasi:cli/environment@",
+    "wasi:cli/exit@",
+    "wasi:cli/stdin@",
+    "wasi:cli/stdout@",
+    "wasi:cli/stderr@",
+    "wasi:cli/terminal-input@",
+    "wasi:cli/terminal-output@",
+    "wasi:cli/terminal-stdin@",
+    "wasi:cli/terminal-stdout@",
+    "wasi:cli/terminal-stderr@",
+    "wasi:clocks/monotonic-clock@",
+    "wasi:clocks/wall-clock@",
+    "wasi:random/random@",
+    "wasi:random/insecure@",
+    "wasi:random/insecure-seed@",
+    "wasi:filesystem/types@",
+    "wasi:filesystem/preopens@",
+];
+
+/// Bounds on every call into a plugin.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Wall-clock time one call may take (the whole `up` or `down` of one step).
+    pub deadline: Duration,
+    /// Linear memory one plugin instance may grow to, in bytes.
+    pub max_memory: usize,
+    /// WebAssembly stack, in bytes.
+    pub max_stack: usize,
+    /// Bytes of log messages (and stdout/stderr) kept per call; the rest is dropped.
+    pub max_log_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline: Duration::from_secs(30),
+            max_memory: 256 << 20,
+            max_stack: 1 << 20,
+            max_log_bytes: 64 << 10,
+        }
+    }
+}
+
+/// How often the engine's epoch advances; the deadline's resolution.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The engine, the linker, and the thread that advances the epoch.
+pub(crate) struct Runtime {
+    engine: Engine,
+    linker: Linker<StepState>,
+    limits: Limits,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A compiled plugin, ready to instantiate.
+#[derive(Clone)]
+pub(crate) struct Loaded {
+    pre: MigrationPluginPre<StepState>,
+}
+
+/// What a call into a plugin produced besides its result.
+#[derive(Debug, Default)]
+pub(crate) struct CallReport {
+    /// Statements the plugin ran, in order.
+    pub statements: Vec<String>,
+}
+
+impl Runtime {
+    pub(crate) fn new(limits: Limits) -> crate::Result<Self> {
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(limits.max_stack)
+            // No component-model-async bookkeeping on every call: plugins are synchronous.
+            .concurrency_support(false);
+        let engine = Engine::new(&config).map_err(|e| crate::Error::Engine(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| crate::Error::Engine(format!("{e:#}")))?;
+        MigrationPlugin::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
+            .map_err(|e| crate::Error::Engine(format!("{e:#}")))?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let (stop, ticking) = (ticker_stop.clone(), engine.weak());
+        std::thread::Builder::new()
+            .name("wasmig-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match ticking.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| crate::Error::Engine(format!("cannot start the epoch thread: {e}")))?;
+
+        Ok(Runtime {
+            engine,
+            linker,
+            limits,
+            ticker_stop,
+        })
+    }
+
+    /// Compiles a plugin file and checks that it is a migration plugin: a component of the
+    /// right world whose imports are all on the allow-list.
+    pub(crate) fn load(&self, file: &Path, bytes: &[u8]) -> Result<Loaded, String> {
+        check_header(bytes)?;
+        let component = Component::from_binary(&self.engine, bytes)
+            .map_err(|e| format!("not a valid WebAssembly component: {e:#}"))?;
+        let ty = component.component_type();
+        let mut refused = Vec::new();
+        for (name, _) in ty.imports(&self.engine) {
+            if !IMPORT_ALLOW_LIST
+                .iter()
+                .any(|allowed| name.starts_with(allowed))
+            {
+                refused.push(name.to_string());
+            }
+        }
+        if !refused.is_empty() {
+            return Err(format!(
+                "imports {} which wasmig does not grant to plugins (a plugin may import only \
+                 wasmig:plugin/sql and wasmig:plugin/log, plus the WASI interfaces Rust's std \
+                 links)",
+                refused.join(", ")
+            ));
+        }
+        if ty.get_export(&self.engine, PLUGIN_EXPORT).is_none() {
+            let exports: Vec<&str> = ty.exports(&self.engine).map(|(n, _)| n).collect();
+            return Err(format!(
+                "does not export {PLUGIN_EXPORT}: it is not a wasmig migration plugin (it \
+                 exports {}); build it with the wasmig-guest SDK",
+                if exports.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    exports.join(", ")
+                }
+            ));
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| format!("cannot be linked: {e:#}"))?;
+        let pre = MigrationPluginPre::new(pre).map_err(|e| {
+            format!(
+                "does not match the migration-plugin world of {PLUGIN_EXPORT}: {e:#} (was it \
+                 built against another version of wasmig's WIT?)"
+            )
+        })?;
+        tracing::debug!(file = %file.display(), "compiled plugin");
+        Ok(Loaded { pre })
+    }
+
+    fn store(&self, plugin: &str, backend: Option<Box<dyn Backend>>) -> Store<StepState> {
+        let out = MemoryOutputPipe::new(self.limits.max_log_bytes);
+        let err = MemoryOutputPipe::new(self.limits.max_log_bytes);
+        // Nothing is granted: no preopens, no environment, no arguments, no network.
+        let wasi = WasiCtx::builder()
+            .stdout(out.clone())
+            .stderr(err.clone())
+            .build();
+        let state = StepState {
+            wasi,
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.max_memory)
+                .table_elements(100_000)
+                .instances(64)
+                .tables(64)
+                .memories(16)
+                .trap_on_grow_failure(true)
+                .build(),
+            plugin: plugin.to_string(),
+            backend,
+            report: CallReport::default(),
+            log_left: self.limits.max_log_bytes,
+            stdout: out,
+            stderr: err,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let ticks = self.limits.deadline.as_millis() / EPOCH_TICK.as_millis();
+        store.set_epoch_deadline(ticks.max(1) as u64);
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// Calls the plugin's `manifest()` with no SQL granted.
+    pub(crate) async fn manifest(
+        &self,
+        loaded: &Loaded,
+        label: &str,
+    ) -> Result<RawManifest, String> {
+        let mut store = self.store(label, None);
+        let result = async {
+            let instance = loaded.pre.instantiate_async(&mut store).await?;
+            instance
+                .wasmig_plugin_plugin()
+                .call_manifest(&mut store)
+                .await
+        }
+        .await;
+        forward_output(store.data());
+        match result {
+            Ok(m) => Ok(RawManifest {
+                name: m.name,
+                version: m.version,
+                description: m.description,
+                depends_on: m
+                    .depends_on
+                    .into_iter()
+                    .map(|d| (d.name, d.requirement))
+                    .collect(),
+                reads: m.reads,
+                migrations: m
+                    .migrations
+                    .into_iter()
+                    .map(|m| RawMigration {
+                        version: m.version,
+                        description: m.description,
+                        reversible: m.reversible,
+                        checksum: m.checksum,
+                    })
+                    .collect(),
+            }),
+            Err(e) => Err(format!(
+                "manifest() failed: {}",
+                self.describe_trap(&e, store.data())
+            )),
+        }
+    }
+
+    /// Runs one step's `up` or `down` with SQL scoped to the plugin. The backend is lent to
+    /// the plugin's store for the call and always handed back.
+    pub(crate) async fn run_step(
+        &self,
+        loaded: &Loaded,
+        scope: Scope,
+        mut backend: Box<dyn Backend>,
+        up: bool,
+        version: &str,
+    ) -> (Box<dyn Backend>, CallReport, Result<(), String>) {
+        let plugin = scope.plugin.clone();
+        if let Err(e) = backend.enter_plugin(scope) {
+            return (backend, CallReport::default(), Err(e.to_string()));
+        }
+        let mut store = self.store(&plugin, Some(backend));
+        let result = async {
+            let instance = loaded.pre.instantiate_async(&mut store).await?;
+            let guest = instance.wasmig_plugin_plugin();
+            if up {
+                guest.call_up(&mut store, version).await
+            } else {
+                guest.call_down(&mut store, version).await
+            }
+        }
+        .await;
+        let outcome = match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(describe_plugin_error(&e, store.data())),
+            Err(trap) => Err(self.describe_trap(&trap, store.data())),
+        };
+        forward_output(store.data());
+        let mut state = store.into_data();
+        let mut backend = state
+            .backend
+            .take()
+            .expect("the backend is lent for the call");
+        if let Err(e) = backend.leave_plugin() {
+            return (backend, state.report, Err(e.to_string()));
+        }
+        (backend, state.report, outcome)
+    }
+
+    fn describe_trap(&self, e: &wasmtime::Error, state: &StepState) -> String {
+        let what = match e.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::Interrupt) => format!(
+                "exceeded its {} deadline",
+                humantime::format_duration(self.limits.deadline)
+            ),
+            Some(wasmtime::Trap::StackOverflow) => "overflowed its stack".to_string(),
+            Some(wasmtime::Trap::UnreachableCodeReached) => {
+                "trapped (unreachable code reached; Rust panics end this way)".to_string()
+            }
+            Some(trap) => format!("trapped: {trap}"),
+            None => format!("{e:#}"),
+        };
+        let stderr = captured(&state.stderr);
+        if stderr.is_empty() {
+            format!("plugin {} {what}", state.plugin)
+        } else {
+            format!("plugin {} {what}; its stderr: {stderr}", state.plugin)
+        }
+    }
+}
+
+fn describe_plugin_error(e: &types::Error, state: &StepState) -> String {
+    let text = match e {
+        types::Error::AccessDenied(m) => format!("access denied: {m}"),
+        types::Error::Constraint(m) => format!("constraint failed: {m}"),
+        types::Error::Syntax(m) => format!("SQL error: {m}"),
+        types::Error::Limit(m) => format!("limit reached: {m}"),
+        types::Error::Other(m) => m.clone(),
+    };
+    let stderr = captured(&state.stderr);
+    if stderr.is_empty() {
+        text
+    } else {
+        format!("{text}; its stderr: {stderr}")
+    }
+}
+
+/// A plugin's stdout and stderr go to the log, tagged with the plugin.
+fn forward_output(state: &StepState) {
+    let plugin = state.plugin.as_str();
+    let out = captured(&state.stdout);
+    if !out.is_empty() {
+        tracing::info!(plugin, stream = "stdout", "{out}");
+    }
+    let err = captured(&state.stderr);
+    if !err.is_empty() {
+        tracing::warn!(plugin, stream = "stderr", "{err}");
+    }
+}
+
+fn captured(pipe: &MemoryOutputPipe) -> String {
+    String::from_utf8_lossy(&pipe.contents()).trim().to_string()
+}
+
+/// Tells apart "not WebAssembly", "a core module" and "a component" before compiling, so the
+/// error says what the file is.
+fn check_header(bytes: &[u8]) -> Result<(), String> {
+    if bytes.len() < 8 || &bytes[0..4] != b"\0asm" {
+        return Err("not a WebAssembly file (no \\0asm header)".to_string());
+    }
+    match &bytes[4..8] {
+        // Core module, version 1.
+        [1, 0, 0, 0] => Err(
+            "a core WebAssembly module, not a component: build the plugin for wasm32-wasip2 \
+             (or wrap it with `wasm-tools component new`)"
+                .to_string(),
+        ),
+        // Component layer.
+        [_, _, 1, 0] => Ok(()),
+        _ => Err("unknown WebAssembly binary version".to_string()),
+    }
+}
+
+/// Everything a plugin's store holds for one call.
+pub(crate) struct StepState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    plugin: String,
+    /// The step's transaction, lent for the call; `None` while the manifest is read.
+    backend: Option<Box<dyn Backend>>,
+    report: CallReport,
+    log_left: usize,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
+
+impl WasiView for StepState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl StepState {
+    fn backend(&mut self) -> Result<&mut Box<dyn Backend>, types::Error> {
+        self.backend.as_mut().ok_or_else(|| {
+            types::Error::AccessDenied(
+                "SQL is only available while a migration step runs, not in manifest()".into(),
+            )
+        })
+    }
+}
+
+fn to_value(v: types::Value) -> Value {
+    match v {
+        types::Value::Null => Value::Null,
+        types::Value::Integer(i) => Value::Integer(i),
+        types::Value::Real(r) => Value::Real(r),
+        types::Value::Text(t) => Value::Text(t),
+        types::Value::Blob(b) => Value::Blob(b),
+    }
+}
+
+fn from_value(v: Value) -> types::Value {
+    match v {
+        Value::Null => types::Value::Null,
+        Value::Integer(i) => types::Value::Integer(i),
+        Value::Real(r) => types::Value::Real(r),
+        Value::Text(t) => types::Value::Text(t),
+        Value::Blob(b) => types::Value::Blob(b),
+    }
+}
+
+fn to_wit_error(e: SqlError) -> types::Error {
+    match e {
+        SqlError::AccessDenied(m) => types::Error::AccessDenied(m),
+        SqlError::Constraint(m) => types::Error::Constraint(m),
+        SqlError::Syntax(m) => types::Error::Syntax(m),
+        SqlError::Limit(m) => types::Error::Limit(m),
+        SqlError::Other(m) => types::Error::Other(m),
+    }
+}
+
+fn to_wit_rows(rows: Rows) -> types::Rows {
+    types::Rows {
+        columns: rows.columns,
+        rows: rows
+            .rows
+            .into_iter()
+            .map(|r| r.into_iter().map(from_value).collect())
+            .collect(),
+    }
+}
+
+impl types::Host for StepState {}
+
+impl sql::Host for StepState {
+    fn execute(
+        &mut self,
+        statement: String,
+        params: Vec<types::Value>,
+    ) -> wasmtime::Result<Result<u64, types::Error>> {
+        let result = self.backend().and_then(|b| {
+            b.execute(&statement, params.into_iter().map(to_value).collect())
+                .map_err(to_wit_error)
+        });
+        self.report.statements.push(statement);
+        Ok(result)
+    }
+
+    fn query(
+        &mut self,
+        statement: String,
+        params: Vec<types::Value>,
+    ) -> wasmtime::Result<Result<types::Rows, types::Error>> {
+        let result = self.backend().and_then(|b| {
+            b.query(&statement, params.into_iter().map(to_value).collect())
+                .map(to_wit_rows)
+                .map_err(to_wit_error)
+        });
+        self.report.statements.push(statement);
+        Ok(result)
+    }
+
+    fn execute_many(
+        &mut self,
+        statement: String,
+        params: Vec<Vec<types::Value>>,
+    ) -> wasmtime::Result<Result<u64, types::Error>> {
+        let rows = params
+            .into_iter()
+            .map(|row| row.into_iter().map(to_value).collect())
+            .collect();
+        let result = self
+            .backend()
+            .and_then(|b| b.execute_many(&statement, rows).map_err(to_wit_error));
+        self.report.statements.push(statement);
+        Ok(result)
+    }
+
+    fn execute_script(&mut self, script: String) -> wasmtime::Result<Result<(), types::Error>> {
+        let mut ran = Vec::new();
+        let result = self
+            .backend()
+            .and_then(|b| b.execute_script(&script, &mut ran).map_err(to_wit_error));
+        self.report.statements.extend(ran);
+        Ok(result)
+    }
+}
+
+impl log::Host for StepState {
+    fn write(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        if self.log_left == 0 {
+            return Ok(());
+        }
+        let mut message = message;
+        if message.len() > self.log_left {
+            let mut cut = self.log_left;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str(" … [log budget used up; further messages dropped]");
+        }
+        self.log_left = self.log_left.saturating_sub(message.len());
+        let plugin = self.plugin.as_str();
+        match level {
+            log::Level::Trace => tracing::trace!(plugin, "{message}"),
+            log::Level::Debug => tracing::debug!(plugin, "{message}"),
+            log::Level::Info => tracing::info!(plugin, "{message}"),
+            log::Level::Warn => tracing::warn!(plugin, "{message}"),
+            log::Level::Error => tracing::error!(plugin, "{message}"),
+        }
+        Ok(())
+    }
+}

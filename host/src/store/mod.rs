@@ -1,0 +1,155 @@
+//! The storage seam. The executor talks to a [`Backend`]: transactions, the plugin's scoped
+//! SQL, and the host's own tables (ledger, applied state, stored components). SQLite is the
+//! embedded default; another database implements the same trait.
+
+mod authorizer;
+pub(crate) mod sqlite;
+
+use crate::planner::State;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+pub(crate) use authorizer::Scope;
+
+/// One SQL value crossing the seam.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+/// Rows returned by a plugin's query.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Rows {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+/// Why a plugin's statement failed; mirrors the WIT `error` variant.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum SqlError {
+    AccessDenied(String),
+    Constraint(String),
+    Syntax(String),
+    Limit(String),
+    Other(String),
+}
+
+/// Up or down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Applying a step.
+    Up,
+    /// Undoing a step.
+    Down,
+}
+
+impl Direction {
+    /// `"up"` or `"down"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+        }
+    }
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The step committed.
+    Succeeded,
+    /// The step was rolled back.
+    Failed,
+}
+
+impl Outcome {
+    /// `"succeeded"` or `"failed"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// One row of the append-only ledger: one attempt at one step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// Position in the ledger (assigned by the database; 0 before it is written).
+    pub id: i64,
+    /// The plugin.
+    pub plugin: String,
+    /// The plugin's version at the time.
+    pub plugin_version: String,
+    /// The step's version.
+    pub version: String,
+    /// The step's description.
+    pub description: String,
+    /// Up or down.
+    pub direction: Direction,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// When it started, in milliseconds since the Unix epoch.
+    pub started_at_ms: i64,
+    /// How long it took, in microseconds.
+    pub duration_us: i64,
+    /// The step's checksum.
+    pub checksum: String,
+    /// SHA-256 of the component that ran it.
+    pub component_sha256: String,
+    /// The version of wasmig that ran it.
+    pub wasmig_version: String,
+    /// The statements the plugin executed, in order (the audit trail).
+    pub statements: Vec<String>,
+}
+
+/// The storage a migration run needs. Every method runs on the one connection or session
+/// that holds the step's transaction, so plugin SQL and ledger rows commit together.
+pub(crate) trait Backend: Send {
+    /// Creates the host's tables if they are missing.
+    fn prepare_host_tables(&mut self) -> crate::Result<()>;
+    /// Opens the write transaction of one step, waiting (up to the lock timeout) for other
+    /// writers.
+    fn begin(&mut self) -> crate::Result<()>;
+    /// Commits the open transaction.
+    fn commit(&mut self) -> crate::Result<()>;
+    /// Rolls back the open transaction, if any.
+    fn rollback(&mut self) -> crate::Result<()>;
+
+    /// Reads the applied state (inside or outside a transaction).
+    fn load_state(&mut self) -> crate::Result<State>;
+    /// Appends a ledger entry and updates the applied state to match it.
+    fn record(&mut self, entry: &LedgerEntry) -> crate::Result<()>;
+    /// Reads the ledger, oldest first, optionally for one plugin.
+    fn history(&mut self, plugin: Option<&str>) -> crate::Result<Vec<LedgerEntry>>;
+    /// Stores a component's bytes under their SHA-256, if not stored yet.
+    fn store_component(&mut self, sha256: &str, bytes: &[u8]) -> crate::Result<()>;
+
+    /// Scopes every following plugin statement to one plugin's namespace.
+    fn enter_plugin(&mut self, scope: Scope) -> crate::Result<()>;
+    /// Ends the plugin's scope; host statements run unrestricted again.
+    fn leave_plugin(&mut self) -> crate::Result<()>;
+    /// Runs one plugin statement; returns rows changed.
+    fn execute(&mut self, statement: &str, params: Vec<Value>) -> Result<u64, SqlError>;
+    /// Runs one plugin statement that returns rows.
+    fn query(&mut self, statement: &str, params: Vec<Value>) -> Result<Rows, SqlError>;
+    /// Runs one plugin statement once per parameter list.
+    fn execute_many(&mut self, statement: &str, params: Vec<Vec<Value>>) -> Result<u64, SqlError>;
+    /// Runs a plugin script of statements; returns the text of each statement run.
+    fn execute_script(&mut self, script: &str, ran: &mut Vec<String>) -> Result<(), SqlError>;
+}
+
+/// How the backend behaves; set by the host's builder.
+#[derive(Debug, Clone)]
+pub(crate) struct BackendOptions {
+    /// How long to wait for another writer before giving up.
+    pub lock_timeout: Duration,
+}

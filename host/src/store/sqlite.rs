@@ -1,0 +1,517 @@
+//! The SQLite backend: one connection holds the step's transaction, the plugin's scoped
+//! statements and the host's ledger writes.
+
+use super::authorizer::{DenialSlot, authorizer};
+use super::{
+    Backend, BackendOptions, Direction, LedgerEntry, Outcome, Rows, Scope, SqlError, Value,
+};
+use crate::planner::{AppliedStep, State};
+use crate::{Error, Result};
+use rusqlite::fallible_iterator::FallibleIterator;
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql, params};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// The host's tables. Their names start with `_`, which no plugin namespace does.
+const HOST_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS _wasmig_ledger (
+    id               INTEGER PRIMARY KEY,
+    plugin           TEXT NOT NULL,
+    plugin_version   TEXT NOT NULL,
+    version          TEXT NOT NULL,
+    description      TEXT NOT NULL,
+    direction        TEXT NOT NULL CHECK (direction IN ('up', 'down')),
+    outcome          TEXT NOT NULL CHECK (outcome IN ('succeeded', 'failed')),
+    error            TEXT,
+    started_at_ms    INTEGER NOT NULL,
+    duration_us      INTEGER NOT NULL,
+    checksum         TEXT NOT NULL,
+    component_sha256 TEXT NOT NULL,
+    wasmig_version   TEXT NOT NULL,
+    statements       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS _wasmig_ledger_by_plugin ON _wasmig_ledger (plugin, id);
+CREATE TABLE IF NOT EXISTS _wasmig_applied (
+    plugin           TEXT NOT NULL,
+    version          TEXT NOT NULL,
+    checksum         TEXT NOT NULL,
+    component_sha256 TEXT NOT NULL,
+    plugin_version   TEXT NOT NULL,
+    applied_at_ms    INTEGER NOT NULL,
+    ledger_id        INTEGER NOT NULL REFERENCES _wasmig_ledger (id),
+    PRIMARY KEY (plugin, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _wasmig_component (
+    sha256 TEXT PRIMARY KEY,
+    bytes  BLOB NOT NULL
+) WITHOUT ROWID;
+";
+
+/// The longest a plugin's statement text may be, in bytes.
+const PLUGIN_MAX_SQL_LENGTH: i32 = 1 << 20;
+/// The largest string or blob a plugin's statement may make, in bytes.
+const PLUGIN_MAX_VALUE_LENGTH: i32 = 16 << 20;
+
+pub(crate) struct SqliteBackend {
+    conn: Connection,
+    path: PathBuf,
+    options: BackendOptions,
+    in_transaction: bool,
+    denial: DenialSlot,
+    plugin_active: bool,
+    host_limits: Option<(i32, i32)>,
+}
+
+impl SqliteBackend {
+    /// Opens (creating if needed) the database file.
+    pub(crate) fn open(path: &Path, options: BackendOptions) -> Result<Self> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| db_error(path, "cannot open", e))?;
+        let backend = SqliteBackend {
+            conn,
+            path: path.to_path_buf(),
+            options,
+            in_transaction: false,
+            denial: Arc::new(Mutex::new(None)),
+            plugin_active: false,
+            host_limits: None,
+        };
+        backend.harden()?;
+        Ok(backend)
+    }
+
+    /// Settings that hold for host and plugin statements alike.
+    fn harden(&self) -> Result<()> {
+        use rusqlite::config::DbConfig;
+        use rusqlite::limits::Limit;
+        let c = &self.conn;
+        let e = |e| db_error(&self.path, "cannot configure the connection", e);
+        c.busy_timeout(self.options.lock_timeout).map_err(e)?;
+        // Defensive mode: no writable_schema tricks, no direct shadow-table writes.
+        c.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
+            .map_err(e)?;
+        // Schema-embedded SQL (views, triggers) may not call functions with side effects.
+        c.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)
+            .map_err(e)?;
+        c.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0).map_err(e)?;
+        Ok(())
+    }
+
+    fn error(&self, what: &str, e: rusqlite::Error) -> Error {
+        db_error(&self.path, what, e)
+    }
+
+    /// Maps a SQLite error for the plugin, with the authorizer's reason when it denied.
+    fn plugin_error(&self, e: rusqlite::Error) -> SqlError {
+        let denial = self.denial.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(reason) = denial {
+            return SqlError::AccessDenied(reason);
+        }
+        let message = e.to_string();
+        match e.sqlite_error_code() {
+            Some(ErrorCode::AuthorizationForStatementDenied) => SqlError::AccessDenied(message),
+            Some(ErrorCode::ConstraintViolation) => SqlError::Constraint(message),
+            Some(ErrorCode::TooBig) | Some(ErrorCode::OperationInterrupted) => {
+                SqlError::Limit(message)
+            }
+            Some(ErrorCode::Unknown) => SqlError::Syntax(message),
+            _ => match e {
+                rusqlite::Error::MultipleStatement => SqlError::Syntax(
+                    "execute and query take one statement; use execute-script for several"
+                        .to_string(),
+                ),
+                rusqlite::Error::ExecuteReturnedResults => SqlError::Syntax(
+                    "the statement returns rows; use query instead of execute".to_string(),
+                ),
+                rusqlite::Error::InvalidParameterCount(given, expected) => SqlError::Syntax(
+                    format!("the statement takes {expected} parameters, {given} given"),
+                ),
+                _ => SqlError::Other(message),
+            },
+        }
+    }
+
+    fn plugin_guard(&self) -> Result<(), SqlError> {
+        if self.plugin_active && self.in_transaction {
+            Ok(())
+        } else {
+            Err(SqlError::AccessDenied(
+                "SQL is only available while a migration step runs".to_string(),
+            ))
+        }
+    }
+}
+
+fn db_error(path: &Path, what: &str, e: rusqlite::Error) -> Error {
+    let message = match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => format!(
+            "{what}: the database is locked by another process (another wasmig run or the \
+             application); try again, or raise the lock timeout"
+        ),
+        _ => format!("{what}: {e}"),
+    };
+    Error::Database {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+struct Param<'a>(&'a Value);
+
+impl ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self.0 {
+            Value::Null => ValueRef::Null,
+            Value::Integer(i) => ValueRef::Integer(*i),
+            Value::Real(r) => ValueRef::Real(*r),
+            Value::Text(t) => ValueRef::Text(t.as_bytes()),
+            Value::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+fn bind(stmt: &mut rusqlite::CachedStatement<'_>, params: &[Value]) -> rusqlite::Result<()> {
+    let expected = stmt.parameter_count();
+    if expected != params.len() {
+        return Err(rusqlite::Error::InvalidParameterCount(
+            params.len(),
+            expected,
+        ));
+    }
+    for (i, p) in params.iter().enumerate() {
+        stmt.raw_bind_parameter(i + 1, Param(p))?;
+    }
+    Ok(())
+}
+
+fn read_value(v: ValueRef<'_>) -> Value {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Integer(i),
+        ValueRef::Real(r) => Value::Real(r),
+        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+    }
+}
+
+impl Backend for SqliteBackend {
+    fn prepare_host_tables(&mut self) -> Result<()> {
+        self.begin()?;
+        let created = self.conn.execute_batch(HOST_SCHEMA);
+        match created {
+            Ok(()) => self.commit(),
+            Err(e) => {
+                self.rollback()?;
+                Err(self.error("cannot create wasmig's tables", e))
+            }
+        }
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.error("cannot start a transaction", e))?;
+        self.in_transaction = true;
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(|e| self.error("cannot commit", e))?;
+        self.in_transaction = false;
+        Ok(())
+    }
+
+    fn rollback(&mut self) -> Result<()> {
+        if self.conn.is_autocommit() {
+            self.in_transaction = false;
+            return Ok(());
+        }
+        self.conn
+            .execute_batch("ROLLBACK")
+            .map_err(|e| self.error("cannot roll back", e))?;
+        self.in_transaction = false;
+        Ok(())
+    }
+
+    fn load_state(&mut self) -> Result<State> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT plugin, version, checksum, component_sha256, plugin_version, applied_at_ms
+                 FROM _wasmig_applied",
+            )
+            .map_err(|e| self.error("cannot read the applied state", e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| db_error(&self.path, "cannot read the applied state", e))?;
+        let mut state = State::default();
+        for (plugin, version, checksum, component_sha256, plugin_version, applied_at_ms) in rows {
+            let parse = |v: &str| {
+                semver::Version::parse(v).map_err(|e| Error::Database {
+                    path: self.path.clone(),
+                    message: format!("corrupt applied state for plugin {plugin}: {v:?}: {e}"),
+                })
+            };
+            let version = parse(&version)?;
+            let step = AppliedStep {
+                version: version.clone(),
+                checksum,
+                component_sha256,
+                plugin_version: parse(&plugin_version)?,
+                applied_at_ms,
+            };
+            state
+                .applied
+                .entry(plugin.clone())
+                .or_default()
+                .insert(version, step);
+        }
+        Ok(state)
+    }
+
+    fn record(&mut self, e: &LedgerEntry) -> Result<()> {
+        let statements = serde_json::to_string(&e.statements).expect("strings serialize");
+        self.conn
+            .execute(
+                "INSERT INTO _wasmig_ledger (plugin, plugin_version, version, description,
+                     direction, outcome, error, started_at_ms, duration_us, checksum,
+                     component_sha256, wasmig_version, statements)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![
+                    e.plugin,
+                    e.plugin_version,
+                    e.version,
+                    e.description,
+                    e.direction.as_str(),
+                    e.outcome.as_str(),
+                    e.error,
+                    e.started_at_ms,
+                    e.duration_us,
+                    e.checksum,
+                    e.component_sha256,
+                    e.wasmig_version,
+                    statements
+                ],
+            )
+            .map_err(|err| self.error("cannot write the ledger", err))?;
+        let ledger_id = self.conn.last_insert_rowid();
+        if e.outcome == Outcome::Succeeded {
+            let changed = match e.direction {
+                Direction::Up => self.conn.execute(
+                    "INSERT INTO _wasmig_applied (plugin, version, checksum, component_sha256,
+                         plugin_version, applied_at_ms, ledger_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        e.plugin,
+                        e.version,
+                        e.checksum,
+                        e.component_sha256,
+                        e.plugin_version,
+                        e.started_at_ms,
+                        ledger_id
+                    ],
+                ),
+                Direction::Down => self.conn.execute(
+                    "DELETE FROM _wasmig_applied WHERE plugin = ?1 AND version = ?2",
+                    params![e.plugin, e.version],
+                ),
+            }
+            .map_err(|err| self.error("cannot update the applied state", err))?;
+            if changed != 1 {
+                return Err(Error::Database {
+                    path: self.path.clone(),
+                    message: format!(
+                        "applied state of plugin {} step {} is not what the ledger expects",
+                        e.plugin, e.version
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn history(&mut self, plugin: Option<&str>) -> Result<Vec<LedgerEntry>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, plugin, plugin_version, version, description, direction, outcome,
+                        error, started_at_ms, duration_us, checksum, component_sha256,
+                        wasmig_version, statements
+                 FROM _wasmig_ledger WHERE ?1 IS NULL OR plugin = ?1 ORDER BY id",
+            )
+            .map_err(|e| self.error("cannot read the ledger", e))?;
+        let rows = stmt
+            .query_map([plugin], |r| {
+                let direction: String = r.get(5)?;
+                let outcome: String = r.get(6)?;
+                let statements: String = r.get(13)?;
+                Ok(LedgerEntry {
+                    id: r.get(0)?,
+                    plugin: r.get(1)?,
+                    plugin_version: r.get(2)?,
+                    version: r.get(3)?,
+                    description: r.get(4)?,
+                    direction: if direction == "down" {
+                        Direction::Down
+                    } else {
+                        Direction::Up
+                    },
+                    outcome: if outcome == "succeeded" {
+                        Outcome::Succeeded
+                    } else {
+                        Outcome::Failed
+                    },
+                    error: r.get(7)?,
+                    started_at_ms: r.get(8)?,
+                    duration_us: r.get(9)?,
+                    checksum: r.get(10)?,
+                    component_sha256: r.get(11)?,
+                    wasmig_version: r.get(12)?,
+                    statements: serde_json::from_str(&statements).unwrap_or_default(),
+                })
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| db_error(&self.path, "cannot read the ledger", e))?;
+        Ok(rows)
+    }
+
+    fn store_component(&mut self, sha256: &str, bytes: &[u8]) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO _wasmig_component (sha256, bytes) VALUES (?1, ?2)",
+                params![sha256, bytes],
+            )
+            .map_err(|e| self.error("cannot store the plugin's component", e))?;
+        Ok(())
+    }
+
+    fn enter_plugin(&mut self, scope: Scope) -> Result<()> {
+        use rusqlite::limits::Limit;
+        // A statement prepared under another scope must never be reused under this one.
+        self.conn.flush_prepared_statement_cache();
+        *self.denial.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let e = |e| db_error(&self.path, "cannot scope the connection to the plugin", e);
+        let sql_len = self
+            .conn
+            .set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, PLUGIN_MAX_SQL_LENGTH)
+            .map_err(e)?;
+        let value_len = self
+            .conn
+            .set_limit(Limit::SQLITE_LIMIT_LENGTH, PLUGIN_MAX_VALUE_LENGTH)
+            .map_err(e)?;
+        self.host_limits = Some((sql_len, value_len));
+        // Setting an authorizer also expires every prepared statement of the connection.
+        self.conn
+            .authorizer(Some(authorizer(scope, self.denial.clone())))
+            .map_err(e)?;
+        self.plugin_active = true;
+        Ok(())
+    }
+
+    fn leave_plugin(&mut self) -> Result<()> {
+        use rusqlite::limits::Limit;
+        self.plugin_active = false;
+        self.conn.flush_prepared_statement_cache();
+        let e = |e| db_error(&self.path, "cannot restore the connection", e);
+        self.conn
+            .authorizer(
+                None::<fn(rusqlite::hooks::AuthContext<'_>) -> rusqlite::hooks::Authorization>,
+            )
+            .map_err(e)?;
+        if let Some((sql_len, value_len)) = self.host_limits.take() {
+            self.conn
+                .set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, sql_len)
+                .map_err(e)?;
+            self.conn
+                .set_limit(Limit::SQLITE_LIMIT_LENGTH, value_len)
+                .map_err(e)?;
+        }
+        Ok(())
+    }
+
+    fn execute(&mut self, statement: &str, params: Vec<Value>) -> Result<u64, SqlError> {
+        self.plugin_guard()?;
+        let result = (|| {
+            let mut stmt = self.conn.prepare_cached(statement)?;
+            if stmt.column_count() > 0 {
+                return Err(rusqlite::Error::ExecuteReturnedResults);
+            }
+            bind(&mut stmt, &params)?;
+            stmt.raw_execute()
+        })();
+        result.map(|n| n as u64).map_err(|e| self.plugin_error(e))
+    }
+
+    fn query(&mut self, statement: &str, params: Vec<Value>) -> Result<Rows, SqlError> {
+        self.plugin_guard()?;
+        let result = (|| {
+            let mut stmt = self.conn.prepare_cached(statement)?;
+            bind(&mut stmt, &params)?;
+            let columns: Vec<String> = stmt.column_names().map(|c| c.to_string()).collect();
+            let n = columns.len();
+            let mut rows = Vec::new();
+            let mut cursor = stmt.raw_query();
+            while let Some(row) = cursor.next()? {
+                let mut values = Vec::with_capacity(n);
+                for i in 0..n {
+                    values.push(read_value(row.get_ref(i)?));
+                }
+                rows.push(values);
+            }
+            Ok(Rows { columns, rows })
+        })();
+        result.map_err(|e| self.plugin_error(e))
+    }
+
+    fn execute_many(&mut self, statement: &str, params: Vec<Vec<Value>>) -> Result<u64, SqlError> {
+        self.plugin_guard()?;
+        let result = (|| {
+            let mut stmt = self.conn.prepare_cached(statement)?;
+            if stmt.column_count() > 0 {
+                return Err(rusqlite::Error::ExecuteReturnedResults);
+            }
+            let mut changed = 0u64;
+            for row in &params {
+                bind(&mut stmt, row)?;
+                changed += stmt.raw_execute()? as u64;
+            }
+            Ok(changed)
+        })();
+        result.map_err(|e| self.plugin_error(e))
+    }
+
+    fn execute_script(&mut self, script: &str, ran: &mut Vec<String>) -> Result<(), SqlError> {
+        self.plugin_guard()?;
+        let result = (|| {
+            let mut batch = rusqlite::Batch::new(&self.conn, script);
+            while let Some(mut stmt) = batch.next()? {
+                if let Some(sql) = stmt.expanded_sql() {
+                    ran.push(sql);
+                }
+                // A script may contain statements that return rows; run them to completion.
+                let mut rows = stmt.raw_query();
+                while rows.next()?.is_some() {}
+            }
+            Ok(())
+        })();
+        result.map_err(|e| self.plugin_error(e))
+    }
+}
