@@ -448,9 +448,12 @@ pub mod __private {
 
 /// Exports a plugin from this crate. Takes a function that returns the [`Plugin`].
 ///
-/// ```ignore
-/// fn plugin() -> wasmig_guest::Plugin { /* ... */ }
+/// ```no_run
+/// fn plugin() -> wasmig_guest::Plugin {
+///     wasmig_guest::Plugin::new("notes", "0.1.0")
+/// }
 /// wasmig_guest::export_plugin!(plugin);
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! export_plugin {

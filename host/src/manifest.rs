@@ -261,6 +261,6 @@ mod tests {
         r.depends_on.push(("accounts".into(), "not a req".into()));
         r.migrations[0].version = "0.1.0".into();
         let problems = r.validate().unwrap_err();
-        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert_eq!(problems.len(), 5, "{problems:#?}");
     }
 }

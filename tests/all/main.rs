@@ -1,1 +1,8 @@
-fn main() {}
+//! End-to-end tests: the real `wasmig` binary and library, real components compiled from
+//! `example-plugins/`, a real SQLite file. One file per feature.
+
+mod support;
+
+mod bad_plugins;
+mod end_to_end;
+mod library;
