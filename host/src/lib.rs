@@ -359,3 +359,8 @@ fn combine(mut problems: Vec<Error>) -> Option<Error> {
         _ => Some(Error::InvalidPlugins(problems)),
     }
 }
+
+/// Compiles the README's Rust snippets as doc tests, so the embedding example cannot rot.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
