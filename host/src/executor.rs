@@ -125,11 +125,28 @@ async fn run_one(
         return (backend, Err(e));
     }
 
+    let before = match backend.schema() {
+        Ok(schema) => schema,
+        Err(e) => {
+            let _ = backend.rollback();
+            return (backend, Err(e));
+        }
+    };
+
     let scope = Scope::new(&step.plugin, &runnable.granted_reads);
     let version = step.version.to_string();
-    let (mut backend, call, outcome) = runtime
-        .run_step(&runnable.loaded, scope, backend, true, &version)
+    let (mut backend, call, mut outcome) = runtime
+        .run_step(&runnable.loaded, scope.clone(), backend, true, &version)
         .await;
+    if outcome.is_ok() {
+        outcome = match backend.verify_step(&scope, &before) {
+            Ok(verdict) => verdict.map_err(|reason| format!("access denied: {reason}")),
+            Err(e) => {
+                let _ = backend.rollback();
+                return (backend, Err(e));
+            }
+        };
+    }
 
     let mut entry = LedgerEntry {
         id: 0,

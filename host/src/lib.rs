@@ -23,6 +23,7 @@ mod error;
 mod executor;
 pub mod manifest;
 pub mod planner;
+pub mod policy;
 mod runtime;
 mod store;
 
@@ -30,6 +31,7 @@ pub use error::{Error, Result};
 pub use executor::{RunReport, StepReport};
 pub use manifest::Manifest;
 pub use planner::{Plan, PlannedStep};
+pub use policy::Policy;
 pub use runtime::Limits;
 pub use store::{Direction, LedgerEntry, Outcome};
 
@@ -50,6 +52,7 @@ pub struct HostBuilder {
     database: PathBuf,
     limits: Limits,
     lock_timeout: Duration,
+    policy: Policy,
 }
 
 impl Default for HostBuilder {
@@ -59,6 +62,7 @@ impl Default for HostBuilder {
             database: PathBuf::from("wasmig.db"),
             limits: Limits::default(),
             lock_timeout: Duration::from_secs(60),
+            policy: Policy::default(),
         }
     }
 }
@@ -80,6 +84,28 @@ impl HostBuilder {
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
+    }
+
+    /// The operator's policy: read grants, and limits that replace the current ones (call
+    /// [`HostBuilder::limits`] afterwards to override them again).
+    pub fn policy(mut self, policy: Policy) -> Result<Self> {
+        self.limits = policy.apply(self.limits, Path::new("policy"))?;
+        self.policy = policy;
+        Ok(self)
+    }
+
+    /// Reads the policy from a `wasmig.toml` file; see [`HostBuilder::policy`].
+    pub fn policy_file(mut self, path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let policy = Policy::load(path)?;
+        self.limits = policy.apply(self.limits, path)?;
+        self.policy = policy;
+        Ok(self)
+    }
+
+    /// The limits as configured so far.
+    pub fn current_limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// How long to wait for another process that holds the database (default 60 s).
@@ -126,6 +152,21 @@ pub struct PluginStatus {
     pub pending: usize,
     /// What is wrong, if anything.
     pub problem: Option<String>,
+}
+
+/// What one plugin may touch, as the policy and its manifest decide.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginAccess {
+    /// The plugin.
+    pub plugin: String,
+    /// The prefix of every object it owns (read and write).
+    pub namespace: String,
+    /// Plugins whose tables it asks to read.
+    pub reads_requested: Vec<String>,
+    /// Of those, the ones the policy grants (read only).
+    pub reads_granted: Vec<String>,
+    /// The ones the policy does not grant: the plugin is refused until they are granted.
+    pub reads_missing: Vec<String>,
 }
 
 /// The migration host: loads plugins, plans, applies, reports.
@@ -225,12 +266,19 @@ impl Host {
                 });
                 continue;
             }
+            let granted = self.inner.config.policy.granted_reads(&manifest.name);
+            let granted_reads = manifest
+                .reads
+                .iter()
+                .filter(|r| granted.contains(r))
+                .cloned()
+                .collect();
             runnables.insert(
                 manifest.name.clone(),
                 Runnable {
                     loaded,
                     bytes: Arc::new(file.bytes),
-                    granted_reads: Vec::new(),
+                    granted_reads,
                 },
             );
             candidates.push(Candidate {
@@ -262,8 +310,13 @@ impl Host {
         let request = UpRequest {
             target: options.plugin.map(|p| (p, options.to_version)),
         };
-        let plan =
-            planner::plan_up(&loaded.candidates, &state, &request).map_err(Error::PlanProblems)?;
+        let plan = planner::plan_up(
+            &loaded.candidates,
+            &state,
+            &self.inner.config.policy,
+            &request,
+        )
+        .map_err(Error::PlanProblems)?;
         let (_backend, report) =
             executor::run_up(&self.inner.runtime, backend, &plan.steps, &loaded.runnables).await;
         let report = report?;
@@ -344,6 +397,39 @@ impl Host {
             });
         }
         Ok(rows)
+    }
+
+    /// What each plugin in the directory may touch, and the limits on every call.
+    pub async fn access(&self) -> Result<(Vec<PluginAccess>, Limits)> {
+        let loaded = self.load().await?;
+        if let Some(e) = combine(loaded.problems) {
+            return Err(e);
+        }
+        let policy = &self.inner.config.policy;
+        let rows = loaded
+            .candidates
+            .iter()
+            .map(|c| {
+                let m = &c.manifest;
+                let missing: Vec<String> = planner::ungranted_reads(m, policy)
+                    .into_iter()
+                    .map(String::from)
+                    .collect();
+                PluginAccess {
+                    plugin: m.name.clone(),
+                    namespace: format!("{}*", manifest::namespace(&m.name)),
+                    reads_requested: m.reads.clone(),
+                    reads_granted: m
+                        .reads
+                        .iter()
+                        .filter(|r| !missing.contains(r))
+                        .cloned()
+                        .collect(),
+                    reads_missing: missing,
+                }
+            })
+            .collect();
+        Ok((rows, self.inner.config.limits.clone()))
     }
 
     /// The ledger, oldest first; every attempt of every step, or of one plugin.

@@ -6,7 +6,7 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
-use wasmig::{Host, LedgerEntry, PluginStatus, RunReport, UpOptions};
+use wasmig::{Host, LedgerEntry, Limits, PluginAccess, PluginStatus, RunReport, UpOptions};
 
 /// Run plugins' database migrations as sandboxed WebAssembly components.
 #[derive(Parser)]
@@ -19,6 +19,14 @@ struct Cli {
     /// SQLite database file (created if missing).
     #[arg(long, global = true, env = "WASMIG_DB", default_value = "wasmig.db")]
     db: PathBuf,
+
+    /// Policy file: read grants and limits [default: ./wasmig.toml if it exists].
+    #[arg(long, global = true, env = "WASMIG_CONFIG")]
+    config: Option<PathBuf>,
+
+    /// Wall-clock time one migration step may take, e.g. 30s or 2m (overrides the policy).
+    #[arg(long, global = true, env = "WASMIG_DEADLINE")]
+    deadline: Option<String>,
 
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
@@ -41,6 +49,8 @@ enum Command {
     },
     /// Show every plugin: its file, version, applied version and pending steps.
     Status,
+    /// Show what each plugin may touch (its namespace and read grants) and the limits.
+    Policy,
     /// Show every recorded attempt, oldest first.
     History {
         /// Only this plugin.
@@ -84,10 +94,20 @@ fn init_logging(verbose: u8) {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
-    let host = Host::builder()
-        .plugins_dir(&cli.plugins)
-        .database(&cli.db)
-        .build()?;
+    let mut builder = Host::builder().plugins_dir(&cli.plugins).database(&cli.db);
+    let default_policy = PathBuf::from("wasmig.toml");
+    match &cli.config {
+        Some(path) => builder = builder.policy_file(path)?,
+        None if default_policy.is_file() => builder = builder.policy_file(&default_policy)?,
+        None => {}
+    }
+    if let Some(d) = &cli.deadline {
+        let mut limits = builder.current_limits().clone();
+        limits.deadline =
+            wasmig::policy::parse_duration(d).map_err(|e| anyhow::anyhow!("--deadline: {e}"))?;
+        builder = builder.limits(limits);
+    }
+    let host = builder.build()?;
     match cli.command {
         Command::Up { target } => {
             let options = parse_target(target.as_deref())?;
@@ -103,6 +123,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             {
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Command::Policy => {
+            let (rows, limits) = host.access().await?;
+            print_policy(&rows, &limits, cli.json)?;
         }
         Command::History { plugin } => {
             let rows = host.history(plugin.as_deref()).await?;
@@ -191,6 +215,45 @@ fn print_status(rows: &[PluginStatus], as_json: bool) -> Result<()> {
         ]);
     }
     println!("{t}");
+    Ok(())
+}
+
+fn print_policy(rows: &[PluginAccess], limits: &Limits, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&serde_json::json!({ "plugins": rows, "limits": limits }));
+    }
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let mut t = table(&[
+        "PLUGIN",
+        "OWNS (READ/WRITE)",
+        "MAY READ",
+        "REFUSED: NOT GRANTED",
+    ]);
+    for r in rows {
+        t.add_row(vec![
+            r.plugin.clone(),
+            r.namespace.clone(),
+            list(&r.reads_granted),
+            list(&r.reads_missing),
+        ]);
+    }
+    println!("{t}");
+    println!(
+        "Limits per step: deadline {}, memory {} MiB, query result {} MiB, database growth {} MiB, \
+         log {} KiB, wasm stack {} KiB.",
+        humantime::format_duration(limits.deadline),
+        limits.max_memory >> 20,
+        limits.max_result_bytes >> 20,
+        limits.max_growth_bytes >> 20,
+        limits.max_log_bytes >> 10,
+        limits.max_stack >> 10
+    );
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! runs.
 
 use crate::manifest::Manifest;
+use crate::policy::Policy;
 use semver::Version;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -95,6 +96,7 @@ pub struct Plan {
 pub fn plan_up(
     candidates: &[Candidate],
     state: &State,
+    policy: &Policy,
     request: &UpRequest,
 ) -> Result<Plan, Vec<String>> {
     let by_name: BTreeMap<&str, &Candidate> = candidates
@@ -127,6 +129,17 @@ pub fn plan_up(
 
     for name in &scope {
         let Some(c) = by_name.get(name) else { continue };
+        let ungranted = ungranted_reads(&c.manifest, policy);
+        if !ungranted.is_empty() {
+            let list: Vec<String> = ungranted.iter().map(|r| format!("{r:?}")).collect();
+            problems.push(format!(
+                "plugin {name} ({}) asks to read the tables of {}, which the policy does not \
+                 grant; to grant it, add to wasmig.toml:\n\n    [plugins.{name}]\n    reads = [{}]\n",
+                c.file.display(),
+                ungranted.join(", "),
+                list.join(", ")
+            ));
+        }
         for dep in &c.manifest.depends_on {
             match by_name.get(dep.name.as_str()) {
                 None => problems.push(format!(
@@ -201,6 +214,17 @@ pub fn plan_up(
     } else {
         Err(problems)
     }
+}
+
+/// The reads a plugin asks for that the policy does not grant.
+pub fn ungranted_reads<'m>(manifest: &'m Manifest, policy: &Policy) -> Vec<&'m str> {
+    let granted = policy.granted_reads(&manifest.name);
+    manifest
+        .reads
+        .iter()
+        .filter(|r| !granted.contains(r))
+        .map(String::as_str)
+        .collect()
 }
 
 /// Kahn's algorithm; among plugins that are ready at the same time, the smallest name first,
@@ -320,7 +344,13 @@ mod tests {
             plugin("accounts", "0.2.0", &[], &["0.1.0", "0.2.0"]),
             plugin("alpha", "1.0.0", &[("zeta", "1")], &["1.0.0"]),
         ];
-        let plan = plan_up(&c, &State::default(), &UpRequest::default()).unwrap();
+        let plan = plan_up(
+            &c,
+            &State::default(),
+            &Policy::default(),
+            &UpRequest::default(),
+        )
+        .unwrap();
         assert_eq!(plan.order, ["accounts", "notes", "zeta", "alpha"]);
         assert_eq!(
             steps(&plan),
@@ -340,11 +370,11 @@ mod tests {
         let c = vec![plugin("accounts", "0.2.0", &[], &["0.1.0", "0.2.0"])];
         let mut state = State::default();
         applied(&mut state, "accounts", "0.1.0");
-        let plan = plan_up(&c, &state, &UpRequest::default()).unwrap();
+        let plan = plan_up(&c, &state, &Policy::default(), &UpRequest::default()).unwrap();
         assert_eq!(steps(&plan), ["accounts@0.2.0"]);
         applied(&mut state, "accounts", "0.2.0");
         assert!(
-            plan_up(&c, &state, &UpRequest::default())
+            plan_up(&c, &state, &Policy::default(), &UpRequest::default())
                 .unwrap()
                 .steps
                 .is_empty()
@@ -359,7 +389,13 @@ mod tests {
             &[("accounts", "^0.2")],
             &["0.1.0"],
         )];
-        let e = plan_up(&c, &State::default(), &UpRequest::default()).unwrap_err();
+        let e = plan_up(
+            &c,
+            &State::default(),
+            &Policy::default(),
+            &UpRequest::default(),
+        )
+        .unwrap_err();
         assert!(
             e[0].contains("notes") && e[0].contains("accounts ^0.2"),
             "{e:?}"
@@ -369,7 +405,13 @@ mod tests {
             plugin("notes", "0.2.0", &[("accounts", "^0.2")], &["0.1.0"]),
             plugin("accounts", "0.1.9", &[], &["0.1.0"]),
         ];
-        let e = plan_up(&c, &State::default(), &UpRequest::default()).unwrap_err();
+        let e = plan_up(
+            &c,
+            &State::default(),
+            &Policy::default(),
+            &UpRequest::default(),
+        )
+        .unwrap_err();
         assert!(e[0].contains("accounts is version 0.1.9"), "{e:?}");
     }
 
@@ -380,8 +422,34 @@ mod tests {
             plugin("b", "1.0.0", &[("a", "1")], &["1.0.0"]),
             plugin("c", "1.0.0", &[], &["1.0.0"]),
         ];
-        let e = plan_up(&c, &State::default(), &UpRequest::default()).unwrap_err();
+        let e = plan_up(
+            &c,
+            &State::default(),
+            &Policy::default(),
+            &UpRequest::default(),
+        )
+        .unwrap_err();
         assert!(e[0].contains("a, b") && e[0].contains("cycle"), "{e:?}");
+    }
+
+    #[test]
+    fn reads_need_a_grant_and_the_error_shows_the_line_to_add() {
+        let mut notes = plugin("notes", "0.1.0", &[], &["0.1.0"]);
+        notes.manifest.reads = vec!["accounts".into()];
+        let c = vec![notes];
+        let e = plan_up(
+            &c,
+            &State::default(),
+            &Policy::default(),
+            &UpRequest::default(),
+        )
+        .unwrap_err();
+        assert!(
+            e[0].contains("[plugins.notes]\n    reads = [\"accounts\"]"),
+            "{e:?}"
+        );
+        let policy: Policy = toml::from_str("[plugins.notes]\nreads = [\"accounts\"]").unwrap();
+        assert!(plan_up(&c, &State::default(), &policy, &UpRequest::default()).is_ok());
     }
 
     #[test]
@@ -395,7 +463,7 @@ mod tests {
         let mut state = State::default();
         applied(&mut state, "accounts", "0.1.0");
         applied(&mut state, "accounts", "0.2.0");
-        let e = plan_up(&c, &state, &UpRequest::default()).unwrap_err();
+        let e = plan_up(&c, &state, &Policy::default(), &UpRequest::default()).unwrap_err();
         assert!(e[0].contains("0.1.5 is pending"), "{e:?}");
     }
 
@@ -414,7 +482,7 @@ mod tests {
         let req = UpRequest {
             target: Some(("notes".into(), Some(Version::new(0, 2, 0)))),
         };
-        let plan = plan_up(&c, &State::default(), &req).unwrap();
+        let plan = plan_up(&c, &State::default(), &Policy::default(), &req).unwrap();
         assert_eq!(
             steps(&plan),
             [

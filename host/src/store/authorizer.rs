@@ -2,7 +2,8 @@
 //!
 //! SQLite calls it for every table, column, index, trigger, view, pragma and function a
 //! statement touches, while the statement is prepared. Default deny: an action is allowed
-//! only when a rule below says so.
+//! only when a rule below says so. It is the first wall; the schema check after each step
+//! (`sqlite.rs`) is the second.
 
 use crate::manifest::namespace;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
@@ -28,7 +29,7 @@ impl Scope {
         }
     }
 
-    fn owns(&self, object: &str) -> bool {
+    pub(crate) fn owns(&self, object: &str) -> bool {
         starts_with_ignore_case(object, &self.own)
     }
 
@@ -41,9 +42,13 @@ fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
     s.len() > prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
-/// SQLite's own schema tables, written by CREATE/DROP/ALTER as part of a statement that was
-/// itself authorized. Direct writes to them are impossible with `writable_schema` off and
-/// defensive mode on.
+fn eq(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+/// SQLite's schema tables. CREATE, DROP and ALTER write them as part of a statement that is
+/// itself authorized; direct writes are refused by SQLite (defensive mode, no
+/// `writable_schema`).
 fn is_schema_table(table: &str) -> bool {
     [
         "sqlite_master",
@@ -52,16 +57,16 @@ fn is_schema_table(table: &str) -> bool {
         "sqlite_temp_schema",
     ]
     .iter()
-    .any(|t| t.eq_ignore_ascii_case(table))
+    .any(|t| eq(t, table))
 }
 
 /// SQLite names the index behind a UNIQUE or PRIMARY KEY constraint
 /// `sqlite_autoindex_<table>_<n>`; it belongs to the table's owner.
-fn is_autoindex_of(index: &str, table: &str) -> bool {
+pub(crate) fn is_autoindex_of(index: &str, table: &str) -> bool {
     let prefix = "sqlite_autoindex_";
     index.len() > prefix.len() + table.len()
-        && index[..prefix.len()].eq_ignore_ascii_case(prefix)
-        && index[prefix.len()..prefix.len() + table.len()].eq_ignore_ascii_case(table)
+        && eq(&index[..prefix.len()], prefix)
+        && eq(&index[prefix.len()..prefix.len() + table.len()], table)
 }
 
 /// Read-only pragmas that report on one table or index; allowed on the plugin's own objects.
@@ -75,6 +80,9 @@ const PRAGMA_ALLOW_LIST: &[&str] = &[
     "foreign_key_list",
 ];
 
+/// Table-valued functions that read nothing but their arguments.
+const TABLE_FUNCTIONS: &[&str] = &["json_each", "json_tree"];
+
 /// Functions a plugin may never call.
 const FUNCTION_DENY_LIST: &[&str] = &[
     "load_extension",
@@ -84,27 +92,51 @@ const FUNCTION_DENY_LIST: &[&str] = &[
     "fts3_tokenizer",
 ];
 
-/// The reason for the last denial, read back when the statement fails.
-pub(crate) type DenialSlot = Arc<Mutex<Option<String>>>;
+/// What the statement being prepared has done so far; reset before each prepare and step.
+#[derive(Debug, Default)]
+pub(crate) struct AuthState {
+    /// The reason for the first denial, read back when the statement fails.
+    pub denial: Option<String>,
+    ddl: Ddl,
+}
+
+#[derive(Debug, Default, PartialEq)]
+enum Ddl {
+    #[default]
+    None,
+    Create,
+    AlterOrDrop,
+}
+
+impl AuthState {
+    /// Forgets what the previous statement did.
+    pub(crate) fn reset(&mut self) {
+        *self = AuthState::default();
+    }
+}
+
+pub(crate) type SharedAuthState = Arc<Mutex<AuthState>>;
 
 /// Builds the authorizer callback for one plugin.
 pub(crate) fn authorizer(
     scope: Scope,
-    denial: DenialSlot,
+    state: SharedAuthState,
 ) -> impl for<'r> FnMut(AuthContext<'r>) -> Authorization + Send + 'static {
-    move |ctx: AuthContext<'_>| match check(&scope, &ctx) {
-        Ok(()) => Authorization::Allow,
-        Err(reason) => {
-            let mut slot = denial.lock().unwrap_or_else(|p| p.into_inner());
-            slot.get_or_insert(reason);
-            Authorization::Deny
+    move |ctx: AuthContext<'_>| {
+        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+        match check(&scope, &mut st, &ctx) {
+            Ok(()) => Authorization::Allow,
+            Err(reason) => {
+                st.denial.get_or_insert(reason);
+                Authorization::Deny
+            }
         }
     }
 }
 
-fn check(scope: &Scope, ctx: &AuthContext<'_>) -> Result<(), String> {
+fn check(scope: &Scope, st: &mut AuthState, ctx: &AuthContext<'_>) -> Result<(), String> {
     if let Some(db) = ctx.database_name {
-        if !db.eq_ignore_ascii_case("main") && !db.eq_ignore_ascii_case("temp") {
+        if !eq(db, "main") && !eq(db, "temp") {
             return Err(format!("database {db:?} is not the plugin's database"));
         }
     }
@@ -121,12 +153,20 @@ fn check(scope: &Scope, ctx: &AuthContext<'_>) -> Result<(), String> {
     };
     use AuthAction::*;
     match ctx.action {
-        CreateTable { table_name }
-        | CreateTempTable { table_name }
-        | DropTable { table_name }
-        | DropTempTable { table_name }
-        | AlterTable { table_name, .. }
-        | Analyze { table_name } => own("table", table_name),
+        CreateTable { table_name } if eq(table_name, "sqlite_sequence") => {
+            // Created by SQLite for the first AUTOINCREMENT table; plugins cannot name it.
+            st.ddl = Ddl::Create;
+            Ok(())
+        }
+        CreateTable { table_name } | CreateTempTable { table_name } => {
+            st.ddl = Ddl::Create;
+            own("table", table_name)
+        }
+        DropTable { table_name } | DropTempTable { table_name } | AlterTable { table_name, .. } => {
+            st.ddl = Ddl::AlterOrDrop;
+            own("table", table_name)
+        }
+        Analyze { table_name } => own("table", table_name),
         CreateIndex {
             index_name,
             table_name,
@@ -134,8 +174,14 @@ fn check(scope: &Scope, ctx: &AuthContext<'_>) -> Result<(), String> {
         | CreateTempIndex {
             index_name,
             table_name,
+        } => {
+            st.ddl = Ddl::Create;
+            if !is_autoindex_of(index_name, table_name) {
+                own("index", index_name)?;
+            }
+            own("table", table_name)
         }
-        | DropIndex {
+        DropIndex {
             index_name,
             table_name,
         }
@@ -143,9 +189,8 @@ fn check(scope: &Scope, ctx: &AuthContext<'_>) -> Result<(), String> {
             index_name,
             table_name,
         } => {
-            if !is_autoindex_of(index_name, table_name) {
-                own("index", index_name)?;
-            }
+            st.ddl = Ddl::AlterOrDrop;
+            own("index", index_name)?;
             own("table", table_name)
         }
         CreateTrigger {
@@ -155,8 +200,12 @@ fn check(scope: &Scope, ctx: &AuthContext<'_>) -> Result<(), String> {
         | CreateTempTrigger {
             trigger_name,
             table_name,
+        } => {
+            st.ddl = Ddl::Create;
+            own("trigger", trigger_name)?;
+            own("table", table_name)
         }
-        | DropTrigger {
+        DropTrigger {
             trigger_name,
             table_name,
         }
@@ -164,27 +213,66 @@ fn check(scope: &Scope, ctx: &AuthContext<'_>) -> Result<(), String> {
             trigger_name,
             table_name,
         } => {
+            st.ddl = Ddl::AlterOrDrop;
             own("trigger", trigger_name)?;
             own("table", table_name)
         }
-        CreateView { view_name }
-        | CreateTempView { view_name }
-        | DropView { view_name }
-        | DropTempView { view_name } => own("view", view_name),
-        CreateVtable { table_name, .. } | DropVtable { table_name, .. } => {
+        CreateView { view_name } | CreateTempView { view_name } => {
+            st.ddl = Ddl::Create;
+            own("view", view_name)
+        }
+        DropView { view_name } | DropTempView { view_name } => {
+            st.ddl = Ddl::AlterOrDrop;
+            own("view", view_name)
+        }
+        CreateVtable { table_name, .. } => {
+            st.ddl = Ddl::Create;
+            own("virtual table", table_name)
+        }
+        DropVtable { table_name, .. } => {
+            st.ddl = Ddl::AlterOrDrop;
             own("virtual table", table_name)
         }
         Reindex { index_name } => own("index", index_name),
         Insert { table_name } | Delete { table_name } | Update { table_name, .. } => {
             if is_schema_table(table_name) {
                 Ok(())
+            } else if eq(table_name, "sqlite_sequence") && st.ddl == Ddl::AlterOrDrop {
+                // DROP TABLE of an AUTOINCREMENT table removes its counter.
+                Ok(())
             } else {
                 own("table", table_name)
             }
         }
-        Read { table_name, .. } => {
-            if scope.may_read(table_name) || is_schema_table(table_name) {
-                Ok(())
+        Read {
+            table_name,
+            column_name,
+        } => {
+            if scope.may_read(table_name) {
+                return Ok(());
+            }
+            let internal = is_schema_table(table_name) || eq(table_name, "sqlite_sequence");
+            // DROP and ALTER read the schema to find and rewrite what they change; CREATE reads
+            // only the new row's ROWID (any other read is a `CREATE … AS SELECT` copying it).
+            let ddl_bookkeeping = match st.ddl {
+                Ddl::AlterOrDrop => true,
+                Ddl::Create => eq(column_name, "ROWID"),
+                Ddl::None => false,
+            };
+            if internal && ddl_bookkeeping {
+                return Ok(());
+            }
+            if table_name.starts_with("pragma_")
+                || TABLE_FUNCTIONS.iter().any(|f| eq(f, table_name))
+            {
+                // The pragma itself is authorized separately.
+                return Ok(());
+            }
+            if internal {
+                Err(format!(
+                    "{table_name} lists every plugin's schema; a plugin may inspect only its own \
+                     tables (PRAGMA table_info(<own table>), CREATE TABLE IF NOT EXISTS)"
+                ))
             } else {
                 Err(format!(
                     "table {table_name:?} is outside plugin {p}'s namespace and no read grant \
@@ -194,10 +282,7 @@ fn check(scope: &Scope, ctx: &AuthContext<'_>) -> Result<(), String> {
         }
         Select | Recursive => Ok(()),
         Function { function_name } => {
-            if FUNCTION_DENY_LIST
-                .iter()
-                .any(|f| f.eq_ignore_ascii_case(function_name))
-            {
+            if FUNCTION_DENY_LIST.iter().any(|f| eq(f, function_name)) {
                 Err(format!(
                     "function {function_name}() is not available to plugins"
                 ))
@@ -209,9 +294,7 @@ fn check(scope: &Scope, ctx: &AuthContext<'_>) -> Result<(), String> {
             pragma_name,
             pragma_value,
         } => {
-            let allowed = PRAGMA_ALLOW_LIST
-                .iter()
-                .any(|a| a.eq_ignore_ascii_case(pragma_name));
+            let allowed = PRAGMA_ALLOW_LIST.iter().any(|a| eq(a, pragma_name));
             match pragma_value {
                 Some(object) if allowed && scope.owns(unquote(object)) => Ok(()),
                 _ => Err(format!(
@@ -240,4 +323,121 @@ fn unquote(s: &str) -> &str {
         }
     }
     s
+}
+
+/// The first keyword of a statement, skipping white space and comments, uppercased.
+pub(crate) fn first_keyword(sql: &str) -> String {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start();
+        if let Some(r) = rest.strip_prefix("--") {
+            rest = r.split_once('\n').map_or("", |(_, after)| after);
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map_or("", |(_, after)| after);
+        } else {
+            break;
+        }
+    }
+    rest.chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_uppercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_keyword_skips_comments() {
+        assert_eq!(first_keyword("  vacuum into 'x'"), "VACUUM");
+        assert_eq!(first_keyword("-- hi\n /* there */ Vacuum"), "VACUUM");
+        assert_eq!(first_keyword("/* unterminated"), "");
+        assert_eq!(first_keyword("SELECT 1"), "SELECT");
+    }
+
+    #[test]
+    fn autoindexes_belong_to_their_table() {
+        assert!(is_autoindex_of("sqlite_autoindex_notes__t_1", "notes__t"));
+        assert!(!is_autoindex_of(
+            "sqlite_autoindex_accounts__t_1",
+            "notes__t"
+        ));
+        assert!(!is_autoindex_of("sqlite_autoindex_notes__t", "notes__t"));
+    }
+
+    fn run(scope: &Scope, sql: &str) -> Result<(), String> {
+        let mut c = rusqlite::Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "CREATE TABLE accounts__user (id INTEGER PRIMARY KEY, email TEXT);
+             CREATE TABLE notes__note (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT);",
+        )
+        .unwrap();
+        let state: SharedAuthState = Default::default();
+        c.authorizer(Some(authorizer(scope.clone(), state.clone())))
+            .unwrap();
+        state.lock().unwrap().reset();
+        c.execute_batch(sql).map_err(|e| {
+            state
+                .lock()
+                .unwrap()
+                .denial
+                .take()
+                .unwrap_or_else(|| e.to_string())
+        })
+    }
+
+    #[test]
+    fn a_plugin_works_in_its_namespace() {
+        let notes = Scope::new("notes", &[]);
+        for sql in [
+            "CREATE TABLE notes__tag (id INTEGER PRIMARY KEY AUTOINCREMENT, t TEXT UNIQUE)",
+            "CREATE INDEX notes__by_body ON notes__note (body)",
+            "INSERT INTO notes__note (body) VALUES ('x'); UPDATE notes__note SET body = 'y'",
+            "DELETE FROM notes__note",
+            "ALTER TABLE notes__note ADD COLUMN title TEXT",
+            "ALTER TABLE notes__note RENAME TO notes__renamed",
+            "DROP TABLE notes__note",
+            "CREATE TABLE notes__copy AS SELECT * FROM notes__note",
+            "CREATE VIEW notes__v AS SELECT body FROM notes__note",
+            "CREATE TRIGGER notes__trg AFTER INSERT ON notes__note BEGIN SELECT 1; END",
+            "CREATE TEMP TABLE notes__scratch (x)",
+            "PRAGMA table_info(notes__note)",
+            "SELECT * FROM pragma_table_info('notes__note')",
+            "SELECT value FROM json_each('[1,2]')",
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3) SELECT * FROM c",
+        ] {
+            assert_eq!(run(&notes, sql), Ok(()), "{sql}");
+        }
+    }
+
+    #[test]
+    fn grants_allow_reading_only() {
+        let notes = Scope::new("notes", &["accounts".to_string()]);
+        assert_eq!(run(&notes, "SELECT email FROM accounts__user"), Ok(()));
+        assert!(run(&notes, "DELETE FROM accounts__user").is_err());
+        assert!(run(&notes, "UPDATE accounts__user SET email = 'x'").is_err());
+        assert!(
+            run(
+                &Scope::new("notes", &[]),
+                "SELECT email FROM accounts__user"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn the_schema_is_not_readable_outside_ddl() {
+        let notes = Scope::new("notes", &[]);
+        assert!(run(&notes, "SELECT sql FROM sqlite_schema").is_err());
+        assert!(run(&notes, "SELECT * FROM sqlite_sequence").is_err());
+        assert!(
+            run(
+                &notes,
+                "CREATE TABLE notes__leak AS SELECT sql FROM sqlite_master"
+            )
+            .is_err()
+        );
+        assert!(run(&notes, "DELETE FROM sqlite_sequence").is_err());
+    }
 }

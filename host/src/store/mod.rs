@@ -11,6 +11,29 @@ use std::time::Duration;
 
 pub(crate) use authorizer::Scope;
 
+/// Bounds on the SQL of one step, where wasm limits do not reach.
+#[derive(Debug, Clone)]
+pub(crate) struct SqlLimits {
+    /// When the step's time is up: a statement still running is interrupted.
+    pub deadline: std::time::Instant,
+    /// The most bytes one query may return.
+    pub max_result_bytes: usize,
+    /// How much the step may grow the database file, in bytes.
+    pub max_growth_bytes: u64,
+}
+
+/// One schema object, as `sqlite_schema` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct SchemaObject {
+    /// `main` or `temp`.
+    pub schema: String,
+    /// `table`, `index`, `view` or `trigger`.
+    pub kind: String,
+    pub name: String,
+    pub table: String,
+    pub sql: Option<String>,
+}
+
 /// One SQL value crossing the seam.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Value {
@@ -133,8 +156,20 @@ pub(crate) trait Backend: Send {
     /// Stores a component's bytes under their SHA-256, if not stored yet.
     fn store_component(&mut self, sha256: &str, bytes: &[u8]) -> crate::Result<()>;
 
-    /// Scopes every following plugin statement to one plugin's namespace.
-    fn enter_plugin(&mut self, scope: Scope) -> crate::Result<()>;
+    /// Every schema object of the main and temp databases, sorted.
+    fn schema(&mut self) -> crate::Result<Vec<SchemaObject>>;
+    /// The second wall, after a step and before its commit: every object the step created,
+    /// changed or dropped must be the plugin's, and its triggers and views may touch only
+    /// what the plugin may touch. Then the step's TEMP objects are dropped, so nothing
+    /// carries over to the next step. `Err` is the reason to roll the step back.
+    fn verify_step(
+        &mut self,
+        scope: &Scope,
+        before: &[SchemaObject],
+    ) -> crate::Result<Result<(), String>>;
+
+    /// Scopes every following plugin statement to one plugin's namespace and bounds.
+    fn enter_plugin(&mut self, scope: Scope, limits: SqlLimits) -> crate::Result<()>;
     /// Ends the plugin's scope; host statements run unrestricted again.
     fn leave_plugin(&mut self) -> crate::Result<()>;
     /// Runs one plugin statement; returns rows changed.

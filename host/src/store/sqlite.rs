@@ -1,9 +1,10 @@
 //! The SQLite backend: one connection holds the step's transaction, the plugin's scoped
 //! statements and the host's ledger writes.
 
-use super::authorizer::{DenialSlot, authorizer};
+use super::authorizer::{SharedAuthState, authorizer, first_keyword, is_autoindex_of};
 use super::{
-    Backend, BackendOptions, Direction, LedgerEntry, Outcome, Rows, Scope, SqlError, Value,
+    Backend, BackendOptions, Direction, LedgerEntry, Outcome, Rows, SchemaObject, Scope, SqlError,
+    SqlLimits, Value,
 };
 use crate::planner::{AppliedStep, State};
 use crate::{Error, Result};
@@ -11,7 +12,7 @@ use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql, params};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// The host's tables. Their names start with `_`, which no plugin namespace does.
 const HOST_SCHEMA: &str = "
@@ -58,10 +59,18 @@ pub(crate) struct SqliteBackend {
     path: PathBuf,
     options: BackendOptions,
     in_transaction: bool,
-    denial: DenialSlot,
-    plugin_active: bool,
-    host_limits: Option<(i32, i32)>,
+    auth: SharedAuthState,
+    /// The running plugin's scope and bounds; `None` while the host itself works.
+    plugin: Option<(Scope, SqlLimits)>,
+    /// What `enter_plugin` changed, to restore: SQL length, value length, max page count.
+    host_settings: Option<(i32, i32, i64)>,
 }
+
+/// Statements a plugin may never run, by first keyword, with the reason.
+const DENIED_STATEMENTS: &[(&str, &str)] = &[(
+    "VACUUM",
+    "VACUUM is not available to plugins (VACUUM INTO would write a file)",
+)];
 
 impl SqliteBackend {
     /// Opens (creating if needed) the database file.
@@ -78,9 +87,9 @@ impl SqliteBackend {
             path: path.to_path_buf(),
             options,
             in_transaction: false,
-            denial: Arc::new(Mutex::new(None)),
-            plugin_active: false,
-            host_limits: None,
+            auth: Default::default(),
+            plugin: None,
+            host_settings: None,
         };
         backend.harden()?;
         Ok(backend)
@@ -109,7 +118,12 @@ impl SqliteBackend {
 
     /// Maps a SQLite error for the plugin, with the authorizer's reason when it denied.
     fn plugin_error(&self, e: rusqlite::Error) -> SqlError {
-        let denial = self.denial.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let denial = self
+            .auth
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .denial
+            .take();
         if let Some(reason) = denial {
             return SqlError::AccessDenied(reason);
         }
@@ -117,9 +131,16 @@ impl SqliteBackend {
         match e.sqlite_error_code() {
             Some(ErrorCode::AuthorizationForStatementDenied) => SqlError::AccessDenied(message),
             Some(ErrorCode::ConstraintViolation) => SqlError::Constraint(message),
-            Some(ErrorCode::TooBig) | Some(ErrorCode::OperationInterrupted) => {
-                SqlError::Limit(message)
-            }
+            Some(ErrorCode::TooBig) => SqlError::Limit(message),
+            Some(ErrorCode::OperationInterrupted) => SqlError::Limit(
+                "the statement was still running at the step's deadline".to_string(),
+            ),
+            Some(ErrorCode::DiskFull) => SqlError::Limit(format!(
+                "the step grew the database past its quota of {} MiB",
+                self.plugin
+                    .as_ref()
+                    .map_or(0, |(_, l)| l.max_growth_bytes >> 20)
+            )),
             Some(ErrorCode::Unknown) => SqlError::Syntax(message),
             _ => match e {
                 rusqlite::Error::MultipleStatement => SqlError::Syntax(
@@ -137,14 +158,92 @@ impl SqliteBackend {
         }
     }
 
-    fn plugin_guard(&self) -> Result<(), SqlError> {
-        if self.plugin_active && self.in_transaction {
-            Ok(())
-        } else {
-            Err(SqlError::AccessDenied(
+    /// Checks that a plugin step is running and the statement is not denied outright, and
+    /// forgets what the authorizer saw of the previous statement.
+    fn plugin_guard(&self, statement: &str) -> Result<(), SqlError> {
+        if self.plugin.is_none() || !self.in_transaction {
+            return Err(SqlError::AccessDenied(
                 "SQL is only available while a migration step runs".to_string(),
-            ))
+            ));
         }
+        let keyword = first_keyword(statement);
+        if let Some((_, why)) = DENIED_STATEMENTS.iter().find(|(k, _)| *k == keyword) {
+            return Err(SqlError::AccessDenied(why.to_string()));
+        }
+        self.reset_auth();
+        Ok(())
+    }
+
+    fn reset_auth(&self) {
+        self.auth.lock().unwrap_or_else(|p| p.into_inner()).reset();
+    }
+
+    fn max_result_bytes(&self) -> usize {
+        self.plugin.as_ref().map_or(0, |(_, l)| l.max_result_bytes)
+    }
+
+    /// Prepares, without running, statements that fire the trigger or read the view, with
+    /// the plugin's authorizer on: SQLite compiles trigger bodies and view selects into them,
+    /// so anything they touch outside the plugin's reach is denied here.
+    fn probe_under_scope(&mut self, scope: &Scope, object: &SchemaObject) -> Result<(), String> {
+        let target = format!(
+            "\"{}\".\"{}\"",
+            object.schema,
+            object.table.replace('"', "\"\"")
+        );
+        let mut probes = Vec::new();
+        if object.kind == "view" {
+            probes.push(format!(
+                "SELECT * FROM \"{}\".\"{}\"",
+                object.schema,
+                object.name.replace('"', "\"\"")
+            ));
+        } else {
+            let columns: Vec<String> = self
+                .conn
+                .prepare(&format!("SELECT name FROM pragma_table_info(?1, ?2)"))
+                .and_then(|mut s| {
+                    s.query_map([&object.table, &object.schema], |r| r.get::<_, String>(0))?
+                        .collect()
+                })
+                .map_err(|e| format!("cannot inspect {}: {e}", object.table))?;
+            probes.push(format!("INSERT INTO {target} DEFAULT VALUES"));
+            probes.push(format!("DELETE FROM {target}"));
+            if !columns.is_empty() {
+                let sets: Vec<String> = columns
+                    .iter()
+                    .map(|c| format!("\"{0}\" = \"{0}\"", c.replace('"', "\"\"")))
+                    .collect();
+                probes.push(format!("UPDATE {target} SET {}", sets.join(", ")));
+            }
+        }
+        self.conn
+            .authorizer(Some(authorizer(scope.clone(), self.auth.clone())))
+            .map_err(|e| e.to_string())?;
+        let mut verdict = Ok(());
+        for probe in &probes {
+            self.reset_auth();
+            let prepared = self.conn.prepare(probe).map(drop);
+            let denial = self
+                .auth
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .denial
+                .take();
+            if let (Err(_), Some(reason)) = (prepared, denial) {
+                verdict = Err(format!(
+                    "{} {:?} would reach outside the plugin: {reason}",
+                    object.kind, object.name
+                ));
+                break;
+            }
+        }
+        self.conn
+            .authorizer(
+                None::<fn(rusqlite::hooks::AuthContext<'_>) -> rusqlite::hooks::Authorization>,
+            )
+            .map_err(|e| e.to_string())?;
+        verdict
     }
 }
 
@@ -403,12 +502,121 @@ impl Backend for SqliteBackend {
         Ok(())
     }
 
-    fn enter_plugin(&mut self, scope: Scope) -> Result<()> {
+    fn schema(&mut self) -> Result<Vec<SchemaObject>> {
+        let mut objects = Vec::new();
+        for schema in ["main", "temp"] {
+            let mut stmt = self
+                .conn
+                .prepare(&format!(
+                    "SELECT type, name, tbl_name, sql FROM {schema}.sqlite_schema"
+                ))
+                .map_err(|e| self.error("cannot read the schema", e))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(SchemaObject {
+                        schema: schema.to_string(),
+                        kind: r.get(0)?,
+                        name: r.get(1)?,
+                        table: r.get(2)?,
+                        sql: r.get(3)?,
+                    })
+                })
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(|e| db_error(&self.path, "cannot read the schema", e))?;
+            objects.extend(rows);
+        }
+        objects.sort();
+        Ok(objects)
+    }
+
+    fn verify_step(
+        &mut self,
+        scope: &Scope,
+        before: &[SchemaObject],
+    ) -> Result<Result<(), String>> {
+        let after = self.schema()?;
+        let key = |o: &SchemaObject| (o.schema.clone(), o.kind.clone(), o.name.to_lowercase());
+        let before_keys: std::collections::BTreeMap<_, _> =
+            before.iter().map(|o| (key(o), o)).collect();
+        let after_keys: std::collections::BTreeMap<_, _> =
+            after.iter().map(|o| (key(o), o)).collect();
+        let owned = |o: &SchemaObject| {
+            let name_ok = scope.owns(&o.name)
+                || (o.kind == "index" && is_autoindex_of(&o.name, &o.table))
+                || (o.kind == "table" && o.name.eq_ignore_ascii_case("sqlite_sequence"));
+            let table_ok = scope.owns(&o.table) || o.name.eq_ignore_ascii_case("sqlite_sequence");
+            name_ok && table_ok
+        };
+        let mut touched = Vec::new();
+        for (k, o) in &after_keys {
+            match before_keys.get(k) {
+                Some(old) if old == o => {}
+                Some(_) => touched.push(("changed", *o)),
+                None => touched.push(("created", *o)),
+            }
+        }
+        for (k, o) in &before_keys {
+            if !after_keys.contains_key(k) {
+                touched.push(("dropped", *o));
+            }
+        }
+        for (what, o) in &touched {
+            if !owned(o) {
+                return Ok(Err(format!(
+                    "the step {what} {} {:?} (on {:?}), which is outside plugin {}'s namespace \
+                     (its objects are named {}*)",
+                    o.kind, o.name, o.table, scope.plugin, scope.own
+                )));
+            }
+        }
+        for (what, o) in &touched {
+            if *what != "dropped" && (o.kind == "trigger" || o.kind == "view") {
+                if let Err(reason) = self.probe_under_scope(scope, o) {
+                    return Ok(Err(reason));
+                }
+            }
+        }
+        // Nothing TEMP survives the step: drop triggers and views first, then tables.
+        let mut temp: Vec<&SchemaObject> = after
+            .iter()
+            .filter(|o| o.schema == "temp" && o.kind != "index")
+            .collect();
+        temp.sort_by_key(|o| if o.kind == "table" { 1 } else { 0 });
+        for o in temp {
+            let sql = format!(
+                "DROP {} IF EXISTS temp.\"{}\"",
+                o.kind.to_uppercase(),
+                o.name.replace('"', "\"\"")
+            );
+            self.conn
+                .execute_batch(&sql)
+                .map_err(|e| self.error("cannot drop the step's TEMP objects", e))?;
+        }
+        Ok(Ok(()))
+    }
+
+    fn enter_plugin(&mut self, scope: Scope, limits: SqlLimits) -> Result<()> {
         use rusqlite::limits::Limit;
         // A statement prepared under another scope must never be reused under this one.
         self.conn.flush_prepared_statement_cache();
-        *self.denial.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.reset_auth();
         let e = |e| db_error(&self.path, "cannot scope the connection to the plugin", e);
+        let pages: i64 = self
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .map_err(e)?;
+        let page_size: i64 = self
+            .conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .map_err(e)?;
+        let max_pages: i64 = self
+            .conn
+            .query_row("PRAGMA max_page_count", [], |r| r.get(0))
+            .map_err(e)?;
+        let quota = pages + (limits.max_growth_bytes as i64 / page_size.max(512)).max(1);
+        self.conn
+            .query_row(&format!("PRAGMA max_page_count = {quota}"), [], |_| Ok(()))
+            .map_err(e)?;
         let sql_len = self
             .conn
             .set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, PLUGIN_MAX_SQL_LENGTH)
@@ -417,18 +625,22 @@ impl Backend for SqliteBackend {
             .conn
             .set_limit(Limit::SQLITE_LIMIT_LENGTH, PLUGIN_MAX_VALUE_LENGTH)
             .map_err(e)?;
-        self.host_limits = Some((sql_len, value_len));
+        self.host_settings = Some((sql_len, value_len, max_pages));
+        let deadline = limits.deadline;
+        self.conn
+            .progress_handler(10_000, Some(move || Instant::now() >= deadline))
+            .map_err(e)?;
         // Setting an authorizer also expires every prepared statement of the connection.
         self.conn
-            .authorizer(Some(authorizer(scope, self.denial.clone())))
+            .authorizer(Some(authorizer(scope.clone(), self.auth.clone())))
             .map_err(e)?;
-        self.plugin_active = true;
+        self.plugin = Some((scope, limits));
         Ok(())
     }
 
     fn leave_plugin(&mut self) -> Result<()> {
         use rusqlite::limits::Limit;
-        self.plugin_active = false;
+        self.plugin = None;
         self.conn.flush_prepared_statement_cache();
         let e = |e| db_error(&self.path, "cannot restore the connection", e);
         self.conn
@@ -436,53 +648,78 @@ impl Backend for SqliteBackend {
                 None::<fn(rusqlite::hooks::AuthContext<'_>) -> rusqlite::hooks::Authorization>,
             )
             .map_err(e)?;
-        if let Some((sql_len, value_len)) = self.host_limits.take() {
+        self.conn
+            .progress_handler(0, None::<fn() -> bool>)
+            .map_err(e)?;
+        if let Some((sql_len, value_len, max_pages)) = self.host_settings.take() {
             self.conn
                 .set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, sql_len)
                 .map_err(e)?;
             self.conn
                 .set_limit(Limit::SQLITE_LIMIT_LENGTH, value_len)
                 .map_err(e)?;
+            self.conn
+                .query_row(&format!("PRAGMA max_page_count = {max_pages}"), [], |_| {
+                    Ok(())
+                })
+                .map_err(e)?;
         }
         Ok(())
     }
 
     fn execute(&mut self, statement: &str, params: Vec<Value>) -> Result<u64, SqlError> {
-        self.plugin_guard()?;
+        self.plugin_guard(statement)?;
         let result = (|| {
             let mut stmt = self.conn.prepare_cached(statement)?;
             if stmt.column_count() > 0 {
                 return Err(rusqlite::Error::ExecuteReturnedResults);
             }
             bind(&mut stmt, &params)?;
+            self.reset_auth();
             stmt.raw_execute()
         })();
         result.map(|n| n as u64).map_err(|e| self.plugin_error(e))
     }
 
     fn query(&mut self, statement: &str, params: Vec<Value>) -> Result<Rows, SqlError> {
-        self.plugin_guard()?;
+        self.plugin_guard(statement)?;
+        let max_bytes = self.max_result_bytes();
         let result = (|| {
             let mut stmt = self.conn.prepare_cached(statement)?;
             bind(&mut stmt, &params)?;
             let columns: Vec<String> = stmt.column_names().map(|c| c.to_string()).collect();
             let n = columns.len();
             let mut rows = Vec::new();
+            let mut bytes = 0usize;
+            self.reset_auth();
             let mut cursor = stmt.raw_query();
             while let Some(row) = cursor.next()? {
                 let mut values = Vec::with_capacity(n);
                 for i in 0..n {
-                    values.push(read_value(row.get_ref(i)?));
+                    let v = read_value(row.get_ref(i)?);
+                    bytes += match &v {
+                        Value::Text(t) => t.len() + 8,
+                        Value::Blob(b) => b.len() + 8,
+                        _ => 8,
+                    };
+                    values.push(v);
+                }
+                if bytes > max_bytes {
+                    return Ok(Err(SqlError::Limit(format!(
+                        "the query's result is larger than the {} MiB a query may return; \
+                         read it in pages (LIMIT/OFFSET or keyset)",
+                        max_bytes >> 20
+                    ))));
                 }
                 rows.push(values);
             }
-            Ok(Rows { columns, rows })
+            Ok(Ok(Rows { columns, rows }))
         })();
-        result.map_err(|e| self.plugin_error(e))
+        result.map_err(|e| self.plugin_error(e))?
     }
 
     fn execute_many(&mut self, statement: &str, params: Vec<Vec<Value>>) -> Result<u64, SqlError> {
-        self.plugin_guard()?;
+        self.plugin_guard(statement)?;
         let result = (|| {
             let mut stmt = self.conn.prepare_cached(statement)?;
             if stmt.column_count() > 0 {
@@ -491,6 +728,7 @@ impl Backend for SqliteBackend {
             let mut changed = 0u64;
             for row in &params {
                 bind(&mut stmt, row)?;
+                self.reset_auth();
                 changed += stmt.raw_execute()? as u64;
             }
             Ok(changed)
@@ -499,19 +737,25 @@ impl Backend for SqliteBackend {
     }
 
     fn execute_script(&mut self, script: &str, ran: &mut Vec<String>) -> Result<(), SqlError> {
-        self.plugin_guard()?;
+        self.plugin_guard(script)?;
         let result = (|| {
             let mut batch = rusqlite::Batch::new(&self.conn, script);
-            while let Some(mut stmt) = batch.next()? {
-                if let Some(sql) = stmt.expanded_sql() {
-                    ran.push(sql);
+            loop {
+                self.reset_auth();
+                let Some(mut stmt) = batch.next()? else { break };
+                let sql = stmt.expanded_sql().unwrap_or_default();
+                let keyword = first_keyword(&sql);
+                if let Some((_, why)) = DENIED_STATEMENTS.iter().find(|(k, _)| *k == keyword) {
+                    return Ok(Err(SqlError::AccessDenied(why.to_string())));
                 }
+                ran.push(sql);
                 // A script may contain statements that return rows; run them to completion.
+                self.reset_auth();
                 let mut rows = stmt.raw_query();
                 while rows.next()?.is_some() {}
             }
-            Ok(())
+            Ok(Ok(()))
         })();
-        result.map_err(|e| self.plugin_error(e))
+        result.map_err(|e| self.plugin_error(e))?
     }
 }

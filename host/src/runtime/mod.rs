@@ -3,15 +3,18 @@
 //! this module.
 
 use crate::manifest::{RawManifest, RawMigration};
-use crate::store::{Backend, Rows, Scope, SqlError, Value};
+use crate::store::{Backend, Rows, Scope, SqlError, SqlLimits, Value};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+mod output;
+
+use output::BoundedOutput;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -57,7 +60,7 @@ const IMPORT_ALLOW_LIST: &[&str] = &[
 ];
 
 /// Bounds on every call into a plugin.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Limits {
     /// Wall-clock time one call may take (the whole `up` or `down` of one step).
     pub deadline: Duration,
@@ -67,6 +70,10 @@ pub struct Limits {
     pub max_stack: usize,
     /// Bytes of log messages (and stdout/stderr) kept per call; the rest is dropped.
     pub max_log_bytes: usize,
+    /// Bytes one `query` may return.
+    pub max_result_bytes: usize,
+    /// Bytes one step may grow the database file by.
+    pub max_growth_bytes: u64,
 }
 
 impl Default for Limits {
@@ -76,6 +83,8 @@ impl Default for Limits {
             max_memory: 256 << 20,
             max_stack: 1 << 20,
             max_log_bytes: 64 << 10,
+            max_result_bytes: 64 << 20,
+            max_growth_bytes: 1 << 30,
         }
     }
 }
@@ -200,8 +209,8 @@ impl Runtime {
     }
 
     fn store(&self, plugin: &str, backend: Option<Box<dyn Backend>>) -> Store<StepState> {
-        let out = MemoryOutputPipe::new(self.limits.max_log_bytes);
-        let err = MemoryOutputPipe::new(self.limits.max_log_bytes);
+        let out = BoundedOutput::new(self.limits.max_log_bytes);
+        let err = BoundedOutput::new(self.limits.max_log_bytes);
         // Nothing is granted: no preopens, no environment, no arguments, no network.
         let wasi = WasiCtx::builder()
             .stdout(out.clone())
@@ -288,11 +297,16 @@ impl Runtime {
         up: bool,
         version: &str,
     ) -> (Box<dyn Backend>, CallReport, Result<(), String>) {
-        let plugin = scope.plugin.clone();
-        if let Err(e) = backend.enter_plugin(scope) {
+        let label = format!("{} {version}", scope.plugin);
+        let limits = SqlLimits {
+            deadline: std::time::Instant::now() + self.limits.deadline,
+            max_result_bytes: self.limits.max_result_bytes,
+            max_growth_bytes: self.limits.max_growth_bytes,
+        };
+        if let Err(e) = backend.enter_plugin(scope, limits) {
             return (backend, CallReport::default(), Err(e.to_string()));
         }
-        let mut store = self.store(&plugin, Some(backend));
+        let mut store = self.store(&label, Some(backend));
         let result = async {
             let instance = loaded.pre.instantiate_async(&mut store).await?;
             let guest = instance.wasmig_plugin_plugin();
@@ -371,8 +385,8 @@ fn forward_output(state: &StepState) {
     }
 }
 
-fn captured(pipe: &MemoryOutputPipe) -> String {
-    String::from_utf8_lossy(&pipe.contents()).trim().to_string()
+fn captured(pipe: &BoundedOutput) -> String {
+    pipe.text()
 }
 
 /// Tells apart "not WebAssembly", "a core module" and "a component" before compiling, so the
@@ -404,8 +418,8 @@ pub(crate) struct StepState {
     backend: Option<Box<dyn Backend>>,
     report: CallReport,
     log_left: usize,
-    stdout: MemoryOutputPipe,
-    stderr: MemoryOutputPipe,
+    stdout: BoundedOutput,
+    stderr: BoundedOutput,
 }
 
 impl WasiView for StepState {

@@ -1,0 +1,158 @@
+//! The plugin `evil`, for the hostile-plugin suite. Migration 0.1.0 creates
+//! `evil__attack (name)`; the test writes the name of one attack into it; migration 0.2.0
+//! reads the name and runs that attack against the sandbox. Every attack must fail without
+//! changing anything outside `evil__*`.
+
+use wasmig_guest::{Error, Migration, Plugin, Result, Tx, log, params};
+
+/// Attacks that are one SQL script; each one reaches outside the plugin's namespace.
+const SQL_ATTACKS: &[(&str, &str)] = &[
+    ("read-other", "SELECT * FROM accounts__user"),
+    ("write-other", "INSERT INTO accounts__user (email) VALUES ('evil@example.com')"),
+    ("update-other", "UPDATE accounts__user SET email = 'evil@example.com'"),
+    ("delete-other", "DELETE FROM accounts__user"),
+    ("drop-other", "DROP TABLE accounts__user"),
+    ("alter-other", "ALTER TABLE accounts__user ADD COLUMN backdoor TEXT"),
+    ("rename-other", "ALTER TABLE accounts__user RENAME TO evil__stolen"),
+    ("rename-into-other", "CREATE TABLE evil__t (x); ALTER TABLE evil__t RENAME TO accounts__planted"),
+    ("index-on-other", "CREATE INDEX evil__idx ON accounts__user (email)"),
+    ("index-named-other", "CREATE TABLE evil__t (x); CREATE INDEX accounts__idx ON evil__t (x)"),
+    ("trigger-on-other", "CREATE TRIGGER evil__trg AFTER INSERT ON accounts__user BEGIN SELECT 1; END"),
+    ("trigger-writes-other", "CREATE TABLE evil__t (x); CREATE TRIGGER evil__trg AFTER INSERT ON evil__t BEGIN DELETE FROM accounts__user; END"),
+    ("temp-trigger-on-other", "CREATE TEMP TRIGGER evil__trg AFTER INSERT ON main.accounts__user BEGIN SELECT 1; END"),
+    ("view-over-other", "CREATE VIEW evil__v AS SELECT * FROM accounts__user"),
+    ("temp-view-over-other", "CREATE TEMP VIEW evil__v AS SELECT * FROM accounts__user"),
+    ("create-as-select", "CREATE TABLE evil__copy AS SELECT * FROM accounts__user"),
+    ("subquery-read", "CREATE TABLE evil__t (x); INSERT INTO evil__t SELECT email FROM accounts__user"),
+    ("read-ledger", "SELECT * FROM _wasmig_ledger"),
+    ("write-ledger", "DELETE FROM _wasmig_ledger"),
+    ("write-applied", "INSERT INTO _wasmig_applied VALUES ('x', '1.0.0', 'c', 's', '1.0.0', 0, 1)"),
+    ("drop-ledger", "DROP TABLE _wasmig_ledger"),
+    ("read-components", "SELECT bytes FROM _wasmig_component"),
+    ("attach", "ATTACH DATABASE 'evil-attached.db' AS loot"),
+    ("attach-memory", "ATTACH DATABASE ':memory:' AS loot"),
+    ("detach", "DETACH DATABASE main"),
+    ("vacuum", "VACUUM"),
+    ("vacuum-into", "VACUUM INTO 'evil-copy.db'"),
+    ("writable-schema", "PRAGMA writable_schema = ON"),
+    ("pragma-other", "PRAGMA table_info(accounts__user)"),
+    ("pragma-foreign-keys", "PRAGMA foreign_keys = OFF"),
+    ("pragma-journal", "PRAGMA journal_mode = OFF"),
+    ("load-extension", "SELECT load_extension('/tmp/evil.so')"),
+    ("commit", "COMMIT"),
+    ("rollback", "ROLLBACK"),
+    ("begin", "BEGIN"),
+    ("savepoint", "SAVEPOINT evil"),
+    ("release", "SAVEPOINT evil; RELEASE evil"),
+    ("batch-later-statement", "CREATE TABLE evil__ok (x); INSERT INTO evil__ok VALUES (1); DROP TABLE accounts__user"),
+    ("upper-case", "DROP TABLE ACCOUNTS__USER"),
+    ("mixed-case", "DELETE FROM Accounts__User"),
+    ("double-quoted", "DELETE FROM \"accounts__user\""),
+    ("bracket-quoted", "DELETE FROM [accounts__user]"),
+    ("backtick-quoted", "DELETE FROM `accounts__user`"),
+    ("main-qualified", "DELETE FROM main.accounts__user"),
+    ("quoted-qualified", "DELETE FROM \"main\".\"Accounts__User\""),
+    ("temp-shadow", "CREATE TEMP TABLE accounts__user (id INTEGER, email TEXT)"),
+    ("temp-qualified", "CREATE TABLE temp.accounts__user (id INTEGER)"),
+    ("schema-table", "SELECT sql FROM sqlite_schema"),
+    ("infinite-sql", "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"),
+    ("disk-filler", "CREATE TABLE evil__fill (b); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000) INSERT INTO evil__fill SELECT randomblob(100000) FROM c"),
+];
+
+fn attack(tx: &Tx) -> Result<()> {
+    let rows = tx.query("SELECT name FROM evil__attack", &[])?;
+    let name: String = rows
+        .get(0)
+        .ok_or_else(|| Error::other("no attack chosen"))?
+        .get("name")?;
+    if let Some((_, sql)) = SQL_ATTACKS.iter().find(|(n, _)| *n == name) {
+        return tx.execute_script(sql);
+    }
+    match name.as_str() {
+        "infinite-loop" => {
+            let mut x: u64 = 0;
+            loop {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        }
+        "memory-bomb" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 16 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        "deep-recursion" => {
+            fn dive(n: u64) -> u64 {
+                if std::hint::black_box(n) == u64::MAX {
+                    return 0;
+                }
+                std::hint::black_box(dive(n + 1)) + 1
+            }
+            dive(0);
+            Ok(())
+        }
+        "huge-result" => {
+            let rows = tx.query(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000)
+                 SELECT x, randomblob(1000) FROM c",
+                &[],
+            )?;
+            Err(Error::other(format!("received {} rows", rows.len())))
+        }
+        "log-flood" => {
+            for i in 0..1_000_000u32 {
+                log::info(&format!("flood message {i} {}", "x".repeat(100)));
+            }
+            for i in 0..100_000u32 {
+                println!("stdout flood {i}");
+                eprintln!("stderr flood {i}");
+            }
+            // The flood itself must not break anything; the step then fails on purpose so the
+            // test can check that the failure is recorded normally.
+            Err(Error::other("flood done"))
+        }
+        "panic" => panic!("evil panics on purpose"),
+        "write-then-fail" => {
+            tx.execute_script(
+                "CREATE TABLE evil__junk (x); INSERT INTO evil__junk VALUES (1), (2);
+                 UPDATE evil__attack SET name = 'tampered'",
+            )?;
+            Err(Error::other("failing after writes"))
+        }
+        "escape-fs" => {
+            let found = std::fs::read_to_string("/etc/passwd")
+                .map(|s| s.len().to_string())
+                .unwrap_or_else(|e| format!("error: {e}"));
+            let listing = std::fs::read_dir("/")
+                .map(|d| d.count().to_string())
+                .unwrap_or_else(|e| format!("error: {e}"));
+            tx.execute("CREATE TABLE evil__loot (what TEXT, result TEXT)", &[])?;
+            tx.execute("INSERT INTO evil__loot VALUES ('read /etc/passwd', ?1)", params![found])?;
+            tx.execute("INSERT INTO evil__loot VALUES ('list /', ?1)", params![listing])?;
+            Ok(())
+        }
+        "escape-env" => {
+            let vars: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+            let args: Vec<String> = std::env::args().collect();
+            tx.execute("CREATE TABLE evil__loot (what TEXT, result TEXT)", &[])?;
+            tx.execute("INSERT INTO evil__loot VALUES ('env', ?1)", params![vars.join(",")])?;
+            tx.execute("INSERT INTO evil__loot VALUES ('args', ?1)", params![args.join(",")])?;
+            Ok(())
+        }
+        other => Err(Error::other(format!("unknown attack {other}"))),
+    }
+}
+
+fn plugin() -> Plugin {
+    Plugin::new("evil", "0.2.0")
+        .description("Attacks the sandbox")
+        .migration(Migration::sql(
+            "0.1.0",
+            "a table to choose the attack",
+            "CREATE TABLE evil__attack (name TEXT NOT NULL)",
+        ))
+        .migration(Migration::code("0.2.0", "attack", "attack-v1", attack))
+}
+
+wasmig_guest::export_plugin!(plugin);

@@ -1,0 +1,164 @@
+//! The operator's policy file (`wasmig.toml`): what each plugin may read beyond its own
+//! namespace, and the bounds on every call. One file a security reviewer reads.
+//!
+//! ```toml
+//! [limits]
+//! deadline = "30s"          # per migration step
+//! max_memory = "256MiB"     # per plugin instance
+//!
+//! [plugins.notes]
+//! reads = ["accounts"]      # notes may SELECT from accounts__* (never write)
+//! ```
+
+use crate::Limits;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// The parsed policy file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Bounds on plugin calls; unset keys keep their defaults.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Per-plugin grants, by plugin name.
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PluginPolicy>,
+}
+
+/// The `[limits]` table. Durations are like `30s` or `2m`; sizes like `256MiB`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Wall-clock time one migration step may take.
+    pub deadline: Option<String>,
+    /// Linear memory one plugin instance may use.
+    pub max_memory: Option<String>,
+    /// Bytes one query may return to a plugin.
+    pub max_result: Option<String>,
+    /// Bytes one step may grow the database by.
+    pub max_growth: Option<String>,
+    /// Bytes of log output kept per call.
+    pub max_log: Option<String>,
+}
+
+/// One `[plugins.NAME]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginPolicy {
+    /// Plugins whose tables this plugin may read, when it asks to.
+    #[serde(default)]
+    pub reads: Vec<String>,
+}
+
+impl Policy {
+    /// Reads and checks a policy file.
+    pub fn load(path: &Path) -> crate::Result<Policy> {
+        let text = std::fs::read_to_string(path).map_err(|source| crate::Error::Io {
+            what: "policy file",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let policy: Policy = toml::from_str(&text).map_err(|e| crate::Error::Policy {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        policy.apply(Limits::default(), path)?;
+        for (name, p) in &policy.plugins {
+            for read in &p.reads {
+                crate::manifest::validate_name(read).map_err(|e| crate::Error::Policy {
+                    path: path.to_path_buf(),
+                    message: format!("[plugins.{name}] reads: {e}"),
+                })?;
+            }
+        }
+        Ok(policy)
+    }
+
+    /// The plugins `plugin` may read, by this policy.
+    pub fn granted_reads(&self, plugin: &str) -> &[String] {
+        self.plugins.get(plugin).map_or(&[], |p| &p.reads)
+    }
+
+    /// `limits` with this policy's `[limits]` applied.
+    pub fn apply(&self, mut limits: Limits, path: &Path) -> crate::Result<Limits> {
+        let bad = |key: &str, e: String| crate::Error::Policy {
+            path: path.to_path_buf(),
+            message: format!("[limits] {key}: {e}"),
+        };
+        let l = &self.limits;
+        if let Some(d) = &l.deadline {
+            limits.deadline = parse_duration(d).map_err(|e| bad("deadline", e))?;
+        }
+        if let Some(s) = &l.max_memory {
+            limits.max_memory = parse_size(s).map_err(|e| bad("max_memory", e))? as usize;
+        }
+        if let Some(s) = &l.max_result {
+            limits.max_result_bytes = parse_size(s).map_err(|e| bad("max_result", e))? as usize;
+        }
+        if let Some(s) = &l.max_growth {
+            limits.max_growth_bytes = parse_size(s).map_err(|e| bad("max_growth", e))?;
+        }
+        if let Some(s) = &l.max_log {
+            limits.max_log_bytes = parse_size(s).map_err(|e| bad("max_log", e))? as usize;
+        }
+        Ok(limits)
+    }
+}
+
+/// Parses `30s`, `1500ms`, `2m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration like 30s or 2m: {e}"))?;
+    if d.is_zero() {
+        return Err("a duration of zero would stop every plugin at once".into());
+    }
+    Ok(d)
+}
+
+/// Parses `1024`, `64KiB`, `256MiB`, `1GiB` (also KB/MB/GB, as powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 256MiB"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        other => return Err(format!("unknown size unit {other:?} in {text:?}")),
+    };
+    n.checked_shl(shift)
+        .filter(|v| v >> shift == n && *v > 0)
+        .ok_or_else(|| format!("{text:?} is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations_parse() {
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("64 KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("99999999999999GiB").is_err());
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("0s").is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<Policy>("[plugins.notes]\nwrites = [\"accounts\"]").is_err());
+        let p: Policy = toml::from_str("[plugins.notes]\nreads = [\"accounts\"]").unwrap();
+        assert_eq!(p.granted_reads("notes"), ["accounts"]);
+        assert!(p.granted_reads("other").is_empty());
+    }
+}
