@@ -5,4 +5,8 @@ mod support;
 
 mod bad_plugins;
 mod end_to_end;
+mod escape;
+mod grants;
+mod hostile;
 mod library;
+mod limits;

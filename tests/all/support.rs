@@ -45,6 +45,7 @@ impl Env {
     /// Runs the real binary with `--plugins` and `--db` pointing here.
     pub fn run(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_wasmig"))
+            .current_dir(self.dir.path())
             .arg("--plugins")
             .arg(&self.plugins)
             .arg("--db")
@@ -126,7 +127,17 @@ impl Env {
         if !self.db.exists() {
             return String::new();
         }
-        dump(&self.conn())
+        dump(&self.conn(), &[])
+    }
+
+    /// The dump without the ledger, which every attempt appends to.
+    pub fn dump_except_ledger(&self) -> String {
+        dump(&self.conn(), &["_wasmig_ledger"])
+    }
+
+    /// Writes the policy file `wasmig.toml` in the directory the binary runs in.
+    pub fn policy(&self, toml: &str) {
+        std::fs::write(self.dir.path().join("wasmig.toml"), toml).unwrap();
     }
 
     pub fn host(&self) -> wasmig::Host {
@@ -138,7 +149,7 @@ impl Env {
     }
 }
 
-pub fn dump(conn: &Connection) -> String {
+pub fn dump(conn: &Connection, skip: &[&str]) -> String {
     let mut out = String::new();
     let mut objects = conn
         .prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name")
@@ -149,6 +160,9 @@ pub fn dump(conn: &Connection) -> String {
         .collect::<Result<_, _>>()
         .unwrap();
     for (kind, name, _table, sql) in &objects {
+        if skip.contains(&name.as_str()) {
+            continue;
+        }
         out.push_str(&format!(
             "{kind} {name}: {}\n",
             sql.as_deref().unwrap_or("")

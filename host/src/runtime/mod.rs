@@ -345,9 +345,20 @@ impl Runtime {
                 "trapped (unreachable code reached; Rust panics end this way)".to_string()
             }
             Some(trap) => format!("trapped: {trap}"),
-            None => format!("{e:#}"),
+            None => {
+                // The root cause, without the wasm backtrace wasmtime wraps around it.
+                let cause = e.root_cause().to_string();
+                if cause.contains("growing memory") {
+                    format!(
+                        "exceeded its memory limit of {} MiB ({cause})",
+                        self.limits.max_memory >> 20
+                    )
+                } else {
+                    cause
+                }
+            }
         };
-        let stderr = captured(&state.stderr);
+        let stderr = stderr_tail(state);
         if stderr.is_empty() {
             format!("plugin {} {what}", state.plugin)
         } else {
@@ -364,7 +375,7 @@ fn describe_plugin_error(e: &types::Error, state: &StepState) -> String {
         types::Error::Limit(m) => format!("limit reached: {m}"),
         types::Error::Other(m) => m.clone(),
     };
-    let stderr = captured(&state.stderr);
+    let stderr = stderr_tail(state);
     if stderr.is_empty() {
         text
     } else {
@@ -387,6 +398,22 @@ fn forward_output(state: &StepState) {
 
 fn captured(pipe: &BoundedOutput) -> String {
     pipe.text()
+}
+
+/// How much of a plugin's stderr goes into an error (a panic message is at its end).
+const STDERR_IN_ERRORS: usize = 2048;
+
+/// The end of a plugin's stderr, for an error message.
+fn stderr_tail(state: &StepState) -> String {
+    let text = captured(&state.stderr);
+    if text.len() <= STDERR_IN_ERRORS {
+        return text;
+    }
+    let mut start = text.len() - STDERR_IN_ERRORS;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("…{}", &text[start..])
 }
 
 /// Tells apart "not WebAssembly", "a core module" and "a component" before compiling, so the

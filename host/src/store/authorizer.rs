@@ -251,6 +251,11 @@ fn check(scope: &Scope, st: &mut AuthState, ctx: &AuthContext<'_>) -> Result<(),
             if scope.may_read(table_name) {
                 return Ok(());
             }
+            if ctx.database_name.is_none() {
+                // Not a stored table: a CTE or subquery materialized by the statement itself
+                // (stored tables always come with their schema, main or temp).
+                return Ok(());
+            }
             let internal = is_schema_table(table_name) || eq(table_name, "sqlite_sequence");
             // DROP and ALTER read the schema to find and rewrite what they change; CREATE reads
             // only the new row's ROWID (any other read is a `CREATE … AS SELECT` copying it).
@@ -406,6 +411,7 @@ mod tests {
             "SELECT * FROM pragma_table_info('notes__note')",
             "SELECT value FROM json_each('[1,2]')",
             "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3) SELECT * FROM c",
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3) SELECT count(*) FROM c",
         ] {
             assert_eq!(run(&notes, sql), Ok(()), "{sql}");
         }

@@ -1,0 +1,96 @@
+//! Bounds on every call: deadline, memory, stack, query size, database growth, log output.
+//! Each runaway plugin is stopped, its step rolled back and recorded with a cause a person
+//! understands, and the host carries on.
+
+use crate::hostile::{armed, attack_fails};
+
+#[test]
+fn an_infinite_loop_hits_the_deadline() {
+    let err = attack_fails(
+        "infinite-loop",
+        &["--deadline", "1s"],
+        "exceeded its 1s deadline",
+    );
+    assert!(
+        err.contains("plugin evil 0.2.0 exceeded its 1s deadline"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_infinite_sql_statement_hits_the_deadline() {
+    attack_fails(
+        "infinite-sql",
+        &["--deadline", "1s"],
+        "still running at the step's deadline",
+    );
+}
+
+#[test]
+fn the_deadline_comes_from_the_policy_file_too() {
+    let env = armed("infinite-loop");
+    env.policy("[limits]\ndeadline = \"1500ms\"\n");
+    let err = env.fails(&["up"]);
+    assert!(err.contains("exceeded its 1s 500ms deadline"), "{err}");
+}
+
+#[test]
+fn a_memory_bomb_hits_the_memory_cap() {
+    let err = attack_fails("memory-bomb", &[], "exceeded its memory limit of 256 MiB");
+    assert!(!err.contains("wasm backtrace"), "{err}");
+}
+
+#[test]
+fn deep_recursion_overflows_the_stack_safely() {
+    attack_fails("deep-recursion", &[], "overflowed its stack");
+}
+
+#[test]
+fn a_huge_query_result_is_refused() {
+    attack_fails(
+        "huge-result",
+        &[],
+        "larger than the 64 MiB a query may return",
+    );
+}
+
+#[test]
+fn filling_the_disk_hits_the_growth_quota() {
+    let env = armed("disk-filler");
+    env.policy("[limits]\nmax_growth = \"8MiB\"\n");
+    let size_before = std::fs::metadata(&env.db).unwrap().len();
+    let err = env.fails(&["up"]);
+    assert!(
+        err.contains("grew the database past its quota of 8 MiB"),
+        "{err}"
+    );
+    assert!(!env.tables().contains(&"evil__fill".to_string()));
+    // Rolled back: the file may keep free pages, but not the gigabytes the attack asked for.
+    assert!(std::fs::metadata(&env.db).unwrap().len() < size_before + (16 << 20));
+}
+
+#[test]
+fn a_log_flood_is_bounded() {
+    let env = armed("log-flood");
+    let out = env.run(&["up"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("flood done"),
+        "{}",
+        &stderr[stderr.len().saturating_sub(2000)..]
+    );
+    // A million log messages and 200,000 lines of stdout/stderr, kept to a few budgets.
+    assert!(
+        stderr.len() < 1 << 20,
+        "wasmig printed {} bytes",
+        stderr.len()
+    );
+    let ledger = env.ledger();
+    let error = ledger.last().unwrap().4.as_deref().unwrap();
+    assert!(
+        error.len() < 8 << 10,
+        "the ledger row holds {} bytes",
+        error.len()
+    );
+}
