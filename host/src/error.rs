@@ -82,6 +82,19 @@ pub enum Error {
         message: String,
     },
 
+    /// Another process held the database's write lock for longer than the lock timeout.
+    #[error(
+        "database {path}: another runner holds the database (waited {}); try again, or raise \
+         --lock-timeout",
+        humantime::format_duration(std::time::Duration::from_millis(waited.as_millis() as u64))
+    )]
+    Locked {
+        /// The database file.
+        path: PathBuf,
+        /// How long wasmig waited.
+        waited: std::time::Duration,
+    },
+
     /// The WebAssembly engine could not be set up.
     #[error("WebAssembly engine: {0}")]
     Engine(String),

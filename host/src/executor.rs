@@ -1,11 +1,14 @@
 //! The executor: runs a plan step by step. Each step is one transaction holding the plugin's
-//! effects and its ledger row; a failure rolls the step back and is recorded on its own.
+//! effects and its ledger row; a failure rolls the step back and is recorded on its own. A
+//! dry run executes the same steps in one transaction that is always rolled back.
 
+use crate::Manifest;
 use crate::planner::PlannedStep;
 use crate::runtime::{Loaded, Runtime};
-use crate::store::{Backend, Direction, LedgerEntry, Outcome, Scope};
+use crate::store::{Backend, Direction, LedgerEntry, Outcome, SchemaObject, Scope};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// What happened to one step.
@@ -19,23 +22,31 @@ pub struct StepReport {
     pub description: String,
     /// Up or down.
     pub direction: Direction,
-    /// How it ended.
+    /// How it ended (in a dry run: how it would end).
     pub outcome: Outcome,
     /// Why it failed.
     pub error: Option<String>,
     /// How long it took, in microseconds.
     pub duration_us: i64,
+    /// Rows the step inserted, updated or deleted.
+    pub rows_changed: u64,
+    /// Schema objects the step created, changed or dropped, e.g. `created table notes__note`.
+    pub schema_changes: Vec<String>,
+    /// The statements the plugin executed, in order.
+    pub statements: Vec<String>,
 }
 
 /// What a run did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunReport {
+    /// Whether this was a dry run: everything was rolled back.
+    pub dry_run: bool,
     /// Steps that ran, in order (the last one may have failed).
     pub steps: Vec<StepReport>,
     /// Steps that were planned but did not run because an earlier step failed.
     pub not_run: Vec<PlannedStep>,
-    /// Steps skipped because another runner applied them meanwhile.
-    pub already_applied: Vec<PlannedStep>,
+    /// Steps skipped because another runner applied (or undid) them meanwhile.
+    pub already_done: Vec<PlannedStep>,
 }
 
 impl RunReport {
@@ -45,12 +56,20 @@ impl RunReport {
     }
 }
 
-/// A plugin ready to run: its compiled form, its file's bytes (stored with the first step it
-/// applies, for rollback), and the read grants the policy gives it.
+/// A component ready to run: compiled, its bytes (stored with the first step it applies, for
+/// rollback), its manifest, and the read grants the policy gives its plugin.
 pub(crate) struct Runnable {
     pub loaded: Loaded,
-    pub bytes: std::sync::Arc<Vec<u8>>,
+    pub bytes: Arc<Vec<u8>>,
+    pub manifest: Manifest,
     pub granted_reads: Vec<String>,
+}
+
+/// Apply for real, or roll everything back at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Apply,
+    DryRun,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -60,24 +79,32 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Runs `up` for every step of the plan, in order; stops at the first failure.
-pub(crate) async fn run_up(
+/// Runs every step of the plan in order, with the component each step names; stops at the
+/// first failure. `note` goes into the ledger row of every step (an operator's decision).
+pub(crate) async fn run(
     runtime: &Runtime,
     mut backend: Box<dyn Backend>,
     steps: &[PlannedStep],
-    plugins: &BTreeMap<String, Runnable>,
+    components: &BTreeMap<String, Runnable>,
+    mode: Mode,
+    note: Option<String>,
 ) -> (Box<dyn Backend>, crate::Result<RunReport>) {
-    let mut report = RunReport::default();
+    let mut report = RunReport {
+        dry_run: mode == Mode::DryRun,
+        ..RunReport::default()
+    };
+    // A dry run's transaction was opened with the database (host tables included).
     for (i, step) in steps.iter().enumerate() {
-        let runnable = &plugins[&step.plugin];
-        let (b, result) = run_one(runtime, backend, step, runnable).await;
+        let runnable = &components[&step.component_sha256];
+        let (b, result) = run_one(runtime, backend, step, runnable, mode, note.as_deref()).await;
         backend = b;
         match result {
             Err(e) => {
                 report.not_run = steps[i + 1..].to_vec();
+                let _ = backend.rollback();
                 return (backend, Err(e));
             }
-            Ok(None) => report.already_applied.push(step.clone()),
+            Ok(None) => report.already_done.push(step.clone()),
             Ok(Some(step_report)) => {
                 let failed = step_report.outcome == Outcome::Failed;
                 report.steps.push(step_report);
@@ -88,58 +115,85 @@ pub(crate) async fn run_up(
             }
         }
     }
+    if mode == Mode::DryRun {
+        if let Err(e) = backend.rollback() {
+            return (backend, Err(e));
+        }
+    }
     (backend, Ok(report))
 }
 
-/// One step in its own transaction. `Ok(None)`: another runner applied it first.
+/// One step. In `Apply` mode, in its own transaction; `Ok(None)`: another runner did it
+/// first.
 async fn run_one(
     runtime: &Runtime,
     mut backend: Box<dyn Backend>,
     step: &PlannedStep,
     runnable: &Runnable,
+    mode: Mode,
+    note: Option<&str>,
 ) -> (Box<dyn Backend>, crate::Result<Option<StepReport>>) {
     let started_at_ms = now_ms();
     let clock = Instant::now();
-    if let Err(e) = backend.begin() {
-        return (backend, Err(e));
-    }
-    // Re-check inside the write transaction: exactly once, even with concurrent runners.
-    let already = backend.load_state().map(|s| {
-        s.applied
-            .get(&step.plugin)
-            .is_some_and(|a| a.contains_key(&step.version))
-    });
-    match already {
-        Ok(true) => {
-            let r = backend.rollback();
-            return (backend, r.map(|()| None));
-        }
-        Ok(false) => {}
-        Err(e) => {
-            let _ = backend.rollback();
+    if mode == Mode::Apply {
+        if let Err(e) = backend.begin() {
             return (backend, Err(e));
         }
+        // Re-check inside the write transaction: exactly once, even with concurrent runners.
+        let pending = backend.load_state().map(|s| {
+            let applied = s
+                .applied
+                .get(&step.plugin)
+                .is_some_and(|a| a.contains_key(&step.version));
+            applied == (step.direction == Direction::Down)
+        });
+        match pending {
+            Ok(true) => {}
+            Ok(false) => {
+                let r = backend.rollback();
+                return (backend, r.map(|()| None));
+            }
+            Err(e) => {
+                let _ = backend.rollback();
+                return (backend, Err(e));
+            }
+        }
     }
-    if let Err(e) = backend.store_component(&step.component_sha256, &runnable.bytes) {
-        let _ = backend.rollback();
-        return (backend, Err(e));
-    }
-
-    let before = match backend.schema() {
-        Ok(schema) => schema,
+    let prepared = (|| {
+        let before = backend.schema()?;
+        if step.direction == Direction::Up {
+            backend.store_component(&step.component_sha256, &runnable.bytes, &runnable.manifest)?;
+        }
+        Ok::<_, crate::Error>(before)
+    })();
+    let before = match prepared {
+        Ok(before) => before,
         Err(e) => {
             let _ = backend.rollback();
             return (backend, Err(e));
         }
     };
+    let changes_before = backend.total_changes();
 
     let scope = Scope::new(&step.plugin, &runnable.granted_reads);
     let version = step.version.to_string();
     let (mut backend, call, mut outcome) = runtime
-        .run_step(&runnable.loaded, scope.clone(), backend, true, &version)
+        .run_step(
+            &runnable.loaded,
+            scope.clone(),
+            backend,
+            step.direction == Direction::Up,
+            &version,
+        )
         .await;
+    let rows_changed = backend.total_changes().saturating_sub(changes_before);
+    let mut schema_changes = Vec::new();
     if outcome.is_ok() {
-        outcome = match backend.verify_step(&scope, &before) {
+        let verdict = backend.schema().and_then(|after| {
+            schema_changes = describe_changes(&before, &after);
+            backend.verify_step(&scope, &before)
+        });
+        outcome = match verdict {
             Ok(verdict) => verdict.map_err(|reason| format!("access denied: {reason}")),
             Err(e) => {
                 let _ = backend.rollback();
@@ -154,7 +208,7 @@ async fn run_one(
         plugin_version: step.plugin_version.to_string(),
         version,
         description: step.description.clone(),
-        direction: Direction::Up,
+        direction: step.direction,
         outcome: Outcome::Succeeded,
         error: None,
         started_at_ms,
@@ -163,44 +217,40 @@ async fn run_one(
         component_sha256: step.component_sha256.clone(),
         wasmig_version: env!("CARGO_PKG_VERSION").to_string(),
         statements: call.statements,
+        note: note.map(str::to_string),
     };
-    let committed = match outcome {
-        Ok(()) => {
-            entry.duration_us = clock.elapsed().as_micros() as i64;
-            match backend.record(&entry).and_then(|()| backend.commit()) {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    let _ = backend.rollback();
-                    return (backend, Err(e));
-                }
-            }
-        }
-        Err(cause) => Err(cause),
-    };
-    if let Err(cause) = committed {
-        // Nothing of the step may remain; then the failure is recorded on its own.
-        if let Err(e) = backend.rollback() {
-            return (backend, Err(e));
-        }
+    if let Err(cause) = &outcome {
         entry.outcome = Outcome::Failed;
-        entry.error = Some(cause);
-        entry.duration_us = clock.elapsed().as_micros() as i64;
-        let recorded = backend
-            .begin()
-            .and_then(|()| backend.record(&entry))
-            .and_then(|()| backend.commit());
-        if let Err(e) = recorded {
-            let _ = backend.rollback();
+        entry.error = Some(cause.clone());
+    }
+    entry.duration_us = clock.elapsed().as_micros() as i64;
+
+    if mode == Mode::Apply {
+        if let Err(e) = commit_or_record_failure(&mut *backend, &entry) {
             return (backend, Err(e));
         }
-        tracing::error!(
+    }
+    match &entry.error {
+        Some(e) => tracing::error!(
             plugin = %entry.plugin,
             version = %entry.version,
-            "step failed and was rolled back: {}",
-            entry.error.as_deref().unwrap_or_default()
-        );
-    } else {
-        tracing::info!(plugin = %entry.plugin, version = %entry.version, "applied");
+            direction = entry.direction.as_str(),
+            dry_run = mode == Mode::DryRun,
+            "step failed{}: {e}",
+            if mode == Mode::Apply { " and was rolled back" } else { "" }
+        ),
+        None => tracing::info!(
+            plugin = %entry.plugin,
+            version = %entry.version,
+            direction = entry.direction.as_str(),
+            dry_run = mode == Mode::DryRun,
+            "{}",
+            match (mode, entry.direction) {
+                (Mode::DryRun, _) => "would succeed",
+                (Mode::Apply, Direction::Up) => "applied",
+                (Mode::Apply, Direction::Down) => "rolled back",
+            }
+        ),
     }
     let report = StepReport {
         plugin: entry.plugin,
@@ -210,6 +260,56 @@ async fn run_one(
         outcome: entry.outcome,
         error: entry.error,
         duration_us: entry.duration_us,
+        rows_changed,
+        schema_changes: if outcome.is_ok() {
+            schema_changes
+        } else {
+            Vec::new()
+        },
+        statements: entry.statements,
     };
     (backend, Ok(Some(report)))
+}
+
+/// Success: the ledger row commits with the step's effects. Failure: nothing of the step
+/// remains, then the failure is recorded in its own transaction.
+fn commit_or_record_failure(backend: &mut dyn Backend, entry: &LedgerEntry) -> crate::Result<()> {
+    if entry.outcome == Outcome::Succeeded {
+        let committed = backend.record(entry).and_then(|()| backend.commit());
+        if committed.is_err() {
+            let _ = backend.rollback();
+        }
+        return committed;
+    }
+    backend.rollback()?;
+    let recorded = backend
+        .begin()
+        .and_then(|()| backend.record(entry))
+        .and_then(|()| backend.commit());
+    if recorded.is_err() {
+        let _ = backend.rollback();
+    }
+    recorded
+}
+
+/// `created table notes__note`, `dropped index notes__by_owner`, …
+fn describe_changes(before: &[SchemaObject], after: &[SchemaObject]) -> Vec<String> {
+    let key = |o: &SchemaObject| (o.schema.clone(), o.kind.clone(), o.name.to_lowercase());
+    let old: BTreeMap<_, _> = before.iter().map(|o| (key(o), o)).collect();
+    let new: BTreeMap<_, _> = after.iter().map(|o| (key(o), o)).collect();
+    let mut changes = Vec::new();
+    for (k, o) in &new {
+        let temp = if o.schema == "temp" { "temp " } else { "" };
+        match old.get(k) {
+            None => changes.push(format!("created {temp}{} {}", o.kind, o.name)),
+            Some(prev) if prev != o => changes.push(format!("altered {temp}{} {}", o.kind, o.name)),
+            Some(_) => {}
+        }
+    }
+    for (k, o) in &old {
+        if !new.contains_key(k) {
+            changes.push(format!("dropped {} {}", o.kind, o.name));
+        }
+    }
+    changes
 }

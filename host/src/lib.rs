@@ -30,13 +30,13 @@ mod store;
 pub use error::{Error, Result};
 pub use executor::{RunReport, StepReport};
 pub use manifest::Manifest;
-pub use planner::{Plan, PlannedStep};
+pub use planner::{Finding, FindingKind, Plan, PlannedStep};
 pub use policy::Policy;
 pub use runtime::Limits;
 pub use store::{Direction, LedgerEntry, Outcome};
 
-use executor::Runnable;
-use planner::{Candidate, UpRequest};
+use executor::{Mode, Runnable};
+use planner::{Candidate, DownRequest, UpRequest};
 use runtime::Runtime;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -133,6 +133,27 @@ pub struct UpOptions {
     pub plugin: Option<String>,
     /// With `plugin`: apply its steps only up to this version.
     pub to_version: Option<semver::Version>,
+    /// Execute the steps in a transaction that is rolled back, and report what they did.
+    pub dry_run: bool,
+    /// Apply even though an applied step's checksum changed (recorded in the ledger).
+    pub allow_drift: bool,
+    /// Apply even though a plugin file is older than what is applied (recorded in the ledger).
+    pub allow_downgrade: bool,
+}
+
+/// What `down` should undo.
+#[derive(Debug, Clone, Default)]
+pub struct DownOptions {
+    /// The plugin.
+    pub plugin: String,
+    /// Undo every applied step above this version; with `steps` also `None`, undo all.
+    pub to: Option<semver::Version>,
+    /// Undo only the newest this many applied steps.
+    pub steps: Option<usize>,
+    /// Roll back first, entirely, the applied plugins that would lose a dependency.
+    pub cascade: bool,
+    /// Execute the steps in a transaction that is rolled back, and report what they did.
+    pub dry_run: bool,
 }
 
 /// One plugin as `status` sees it.
@@ -203,13 +224,87 @@ impl Host {
         &self.inner.config.database
     }
 
-    fn open(&self) -> Result<Box<dyn Backend>> {
+    fn open(&self, mode: Mode) -> Result<Box<dyn Backend>> {
         let options = BackendOptions {
             lock_timeout: self.inner.config.lock_timeout,
         };
-        let mut backend = SqliteBackend::open(&self.inner.config.database, options)?;
+        let path = &self.inner.config.database;
+        let scratch = mode == Mode::DryRun && !path.exists();
+        let mut backend = SqliteBackend::open(path, options, scratch)?;
+        if mode == Mode::DryRun {
+            // One transaction for the whole dry run, host tables included, rolled back.
+            backend.begin()?;
+        }
         backend.prepare_host_tables()?;
         Ok(Box::new(backend))
+    }
+
+    /// Opens the database for reading: an untouched database reads as empty and is left as
+    /// it is.
+    fn open_read(&self) -> Result<Box<dyn Backend>> {
+        let options = BackendOptions {
+            lock_timeout: self.inner.config.lock_timeout,
+        };
+        let path = &self.inner.config.database;
+        Ok(Box::new(SqliteBackend::open(
+            path,
+            options,
+            !path.exists(),
+        )?))
+    }
+
+    /// Compiles stored components (in parallel) for the steps that run from them.
+    async fn load_stored(
+        &self,
+        backend: &mut dyn Backend,
+        manifests: &BTreeMap<String, Manifest>,
+        shas: impl IntoIterator<Item = String>,
+    ) -> Result<BTreeMap<String, Runnable>> {
+        let mut tasks = Vec::new();
+        for sha in shas {
+            let bytes = backend.load_component(&sha)?.ok_or_else(|| {
+                Error::Plan(format!("the component {sha} is not stored in the database"))
+            })?;
+            let host = self.clone();
+            tasks.push(tokio::task::spawn_blocking(move || {
+                let label = PathBuf::from(format!("stored component {sha}"));
+                let loaded = host.inner.runtime.load(&label, &bytes);
+                (sha, bytes, loaded)
+            }));
+        }
+        let mut runnables = BTreeMap::new();
+        for task in tasks {
+            let (sha, bytes, loaded) = task
+                .await
+                .map_err(|e| Error::Engine(format!("compile task failed: {e}")))?;
+            let loaded = loaded.map_err(|reason| Error::InvalidPlugin {
+                file: PathBuf::from(format!("stored component {sha}")),
+                reason,
+            })?;
+            let manifest = manifests[&sha].clone();
+            let granted_reads = self.granted_reads(&manifest);
+            runnables.insert(
+                sha,
+                Runnable {
+                    loaded,
+                    bytes: Arc::new(bytes),
+                    manifest,
+                    granted_reads,
+                },
+            );
+        }
+        Ok(runnables)
+    }
+
+    /// The reads a plugin asked for that the policy grants.
+    fn granted_reads(&self, manifest: &Manifest) -> Vec<String> {
+        let granted = self.inner.config.policy.granted_reads(&manifest.name);
+        manifest
+            .reads
+            .iter()
+            .filter(|r| granted.contains(r))
+            .cloned()
+            .collect()
     }
 
     /// Compiles every plugin file (in parallel) and reads its manifest.
@@ -230,7 +325,7 @@ impl Host {
             }
         }
         let mut candidates: Vec<Candidate> = Vec::new();
-        let mut runnables = BTreeMap::new();
+        let mut runnables: BTreeMap<String, Runnable> = BTreeMap::new();
         for task in tasks {
             let (file, loaded) = task
                 .await
@@ -266,18 +361,13 @@ impl Host {
                 });
                 continue;
             }
-            let granted = self.inner.config.policy.granted_reads(&manifest.name);
-            let granted_reads = manifest
-                .reads
-                .iter()
-                .filter(|r| granted.contains(r))
-                .cloned()
-                .collect();
+            let granted_reads = self.granted_reads(&manifest);
             runnables.insert(
-                manifest.name.clone(),
+                file.sha256.clone(),
                 Runnable {
                     loaded,
                     bytes: Arc::new(file.bytes),
+                    manifest: manifest.clone(),
                     granted_reads,
                 },
             );
@@ -298,10 +388,17 @@ impl Host {
     /// dependencies first, each step in its own transaction.
     ///
     /// Refuses to start, with every reason, when a plugin file is invalid or the plan has
-    /// problems. When a step fails it is rolled back, its failure is recorded, the run stops,
-    /// and the error says what did not run.
+    /// problems (a missing dependency, drift, a downgrade, a gap). When a step fails it is
+    /// rolled back, its failure is recorded, the run stops, and the error says what did not
+    /// run. With `dry_run`, every step runs in one transaction that is rolled back, and a
+    /// failing step is reported in the returned report instead of as an error.
     pub async fn up(&self, options: UpOptions) -> Result<RunReport> {
-        let mut backend = self.open()?;
+        let mode = if options.dry_run {
+            Mode::DryRun
+        } else {
+            Mode::Apply
+        };
+        let mut backend = self.open(mode)?;
         let loaded = self.load().await?;
         if let Some(e) = combine(loaded.problems) {
             return Err(e);
@@ -309,6 +406,8 @@ impl Host {
         let state = backend.load_state()?;
         let request = UpRequest {
             target: options.plugin.map(|p| (p, options.to_version)),
+            allow_drift: options.allow_drift,
+            allow_downgrade: options.allow_downgrade,
         };
         let plan = planner::plan_up(
             &loaded.candidates,
@@ -317,9 +416,73 @@ impl Host {
             &request,
         )
         .map_err(Error::PlanProblems)?;
-        let (_backend, report) =
-            executor::run_up(&self.inner.runtime, backend, &plan.steps, &loaded.runnables).await;
+        let note = (!plan.overrides.is_empty()).then(|| plan.overrides.join("; "));
+        self.execute(backend, &plan, &loaded.runnables, mode, note)
+            .await
+    }
+
+    /// Rolls a plugin back: its applied steps above `to` (or the newest `steps` of them, or
+    /// all), newest first, each in its own transaction, each run by the component that applied
+    /// it — stored in the database, so this works when the plugin's file is gone or replaced.
+    /// Refuses before anything runs when a step has no `down`, or when an applied plugin
+    /// depends on what would be rolled back (unless `cascade`).
+    pub async fn down(&self, options: DownOptions) -> Result<RunReport> {
+        let mode = if options.dry_run {
+            Mode::DryRun
+        } else {
+            Mode::Apply
+        };
+        let mut backend = self.open(mode)?;
+        let state = backend.load_state()?;
+        let manifests = backend.stored_manifests(None)?;
+        let request = DownRequest {
+            plugin: options.plugin,
+            to: options.to,
+            steps: options.steps,
+            cascade: options.cascade,
+        };
+        let plan = planner::plan_down(&state, &manifests, &request).map_err(Error::PlanProblems)?;
+        let shas: std::collections::BTreeSet<String> = plan
+            .steps
+            .iter()
+            .map(|s| s.component_sha256.clone())
+            .collect();
+        let runnables = self.load_stored(&mut *backend, &manifests, shas).await?;
+        self.execute(backend, &plan, &runnables, mode, None).await
+    }
+
+    /// Rolls back every applied step of a plugin; see [`Host::down`].
+    pub async fn uninstall(&self, plugin: &str, cascade: bool, dry_run: bool) -> Result<RunReport> {
+        self.down(DownOptions {
+            plugin: plugin.to_string(),
+            cascade,
+            dry_run,
+            ..DownOptions::default()
+        })
+        .await
+    }
+
+    async fn execute(
+        &self,
+        backend: Box<dyn Backend>,
+        plan: &Plan,
+        runnables: &BTreeMap<String, Runnable>,
+        mode: Mode,
+        note: Option<String>,
+    ) -> Result<RunReport> {
+        let (_backend, report) = executor::run(
+            &self.inner.runtime,
+            backend,
+            &plan.steps,
+            runnables,
+            mode,
+            note,
+        )
+        .await;
         let report = report?;
+        if mode == Mode::DryRun {
+            return Ok(report);
+        }
         if let Some(failed) = report.failure() {
             let not_run: Vec<String> = report
                 .not_run
@@ -340,9 +503,28 @@ impl Host {
         Ok(report)
     }
 
+    /// Everything wrong between the plugin files and the database: drift, downgrades,
+    /// missing files, gaps and unusable files. Empty when all is well.
+    pub async fn validate(&self) -> Result<Vec<Finding>> {
+        let mut backend = self.open_read()?;
+        let loaded = self.load().await?;
+        let state = backend.load_state()?;
+        let mut findings: Vec<Finding> = loaded
+            .problems
+            .iter()
+            .map(|e| Finding {
+                plugin: String::new(),
+                kind: FindingKind::InvalidFile,
+                message: e.to_string(),
+            })
+            .collect();
+        findings.extend(planner::validate(&loaded.candidates, &state));
+        Ok(findings)
+    }
+
     /// One row per plugin file, plus plugins recorded in the database whose file is gone.
     pub async fn status(&self) -> Result<Vec<PluginStatus>> {
-        let mut backend = self.open()?;
+        let mut backend = self.open_read()?;
         let loaded = self.load().await?;
         let state = backend.load_state()?;
         let mut rows = Vec::new();
@@ -365,7 +547,7 @@ impl Host {
             });
         }
         for (name, applied) in &state.applied {
-            if !loaded.runnables.contains_key(name) {
+            if !loaded.candidates.iter().any(|c| c.manifest.name == *name) {
                 rows.push(PluginStatus {
                     name: Some(name.clone()),
                     file: None,
@@ -434,7 +616,7 @@ impl Host {
 
     /// The ledger, oldest first; every attempt of every step, or of one plugin.
     pub async fn history(&self, plugin: Option<&str>) -> Result<Vec<LedgerEntry>> {
-        self.open()?.history(plugin)
+        self.open_read()?.history(plugin)
     }
 }
 

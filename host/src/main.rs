@@ -6,7 +6,10 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
-use wasmig::{Host, LedgerEntry, Limits, PluginAccess, PluginStatus, RunReport, UpOptions};
+use wasmig::{
+    Direction, DownOptions, Finding, Host, LedgerEntry, Limits, Outcome, PluginAccess,
+    PluginStatus, RunReport, UpOptions,
+};
 
 /// Run plugins' database migrations as sandboxed WebAssembly components.
 #[derive(Parser)]
@@ -28,6 +31,15 @@ struct Cli {
     #[arg(long, global = true, env = "WASMIG_DEADLINE")]
     deadline: Option<String>,
 
+    /// How long to wait for another runner holding the database, e.g. 60s.
+    #[arg(
+        long,
+        global = true,
+        env = "WASMIG_LOCK_TIMEOUT",
+        default_value = "60s"
+    )]
+    lock_timeout: String,
+
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -46,9 +58,53 @@ enum Command {
     Up {
         /// Only this plugin (and what it depends on), optionally up to a step version.
         target: Option<String>,
+        /// Run the steps in a transaction that is rolled back; report what they would do.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply even though an applied migration changed since (recorded in the history).
+        #[arg(long)]
+        allow_drift: bool,
+        /// Apply even though a plugin file is older than what is applied (recorded).
+        #[arg(long)]
+        allow_downgrade: bool,
+    },
+    /// What `up` would do: runs it in a transaction that is rolled back.
+    Plan {
+        /// Only this plugin (and what it depends on), optionally up to a step version.
+        target: Option<String>,
+    },
+    /// Roll a plugin back with its down steps, newest first.
+    Down {
+        /// The plugin.
+        plugin: String,
+        /// Roll back every applied step above this version.
+        #[arg(long, conflicts_with = "steps", required_unless_present = "steps")]
+        to: Option<semver::Version>,
+        /// Roll back the newest N applied steps.
+        #[arg(long)]
+        steps: Option<usize>,
+        /// First roll back, entirely, the applied plugins that depend on what goes.
+        #[arg(long)]
+        cascade: bool,
+        /// Run the steps in a transaction that is rolled back; report what they would do.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Roll back every applied step of a plugin.
+    Uninstall {
+        /// The plugin.
+        plugin: String,
+        /// First roll back, entirely, the applied plugins that depend on it.
+        #[arg(long)]
+        cascade: bool,
+        /// Run the steps in a transaction that is rolled back; report what they would do.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Show every plugin: its file, version, applied version and pending steps.
     Status,
+    /// Report drift, downgrades, missing files and gaps; exits non-zero if there are any.
+    Validate,
     /// Show what each plugin may touch (its namespace and read grants) and the limits.
     Policy,
     /// Show every recorded attempt, oldest first.
@@ -107,12 +163,60 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             wasmig::policy::parse_duration(d).map_err(|e| anyhow::anyhow!("--deadline: {e}"))?;
         builder = builder.limits(limits);
     }
-    let host = builder.build()?;
+    let lock_timeout = wasmig::policy::parse_duration(&cli.lock_timeout)
+        .map_err(|e| anyhow::anyhow!("--lock-timeout: {e}"))?;
+    let host = builder.lock_timeout(lock_timeout).build()?;
     match cli.command {
-        Command::Up { target } => {
-            let options = parse_target(target.as_deref())?;
+        Command::Up {
+            target,
+            dry_run,
+            allow_drift,
+            allow_downgrade,
+        } => {
+            let mut options = parse_target(target.as_deref())?;
+            options.dry_run = dry_run;
+            options.allow_drift = allow_drift;
+            options.allow_downgrade = allow_downgrade;
             let report = host.up(options).await?;
-            print_up(&report, cli.json)?;
+            return print_run(&report, cli.json);
+        }
+        Command::Plan { target } => {
+            let mut options = parse_target(target.as_deref())?;
+            options.dry_run = true;
+            let report = host.up(options).await?;
+            return print_run(&report, cli.json);
+        }
+        Command::Down {
+            plugin,
+            to,
+            steps,
+            cascade,
+            dry_run,
+        } => {
+            let options = DownOptions {
+                plugin,
+                to,
+                steps,
+                cascade,
+                dry_run,
+            };
+            let report = host.down(options).await?;
+            return print_run(&report, cli.json);
+        }
+        Command::Uninstall {
+            plugin,
+            cascade,
+            dry_run,
+        } => {
+            let report = host.uninstall(&plugin, cascade, dry_run).await?;
+            return print_run(&report, cli.json);
+        }
+        Command::Validate => {
+            let findings = host.validate().await?;
+            print_findings(&findings, cli.json)?;
+            if !findings.is_empty() {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Status => {
             let rows = host.status().await?;
@@ -154,6 +258,7 @@ fn parse_target(target: Option<&str>) -> Result<UpOptions> {
     Ok(UpOptions {
         plugin: Some(plugin.to_string()),
         to_version: version,
+        ..UpOptions::default()
     })
 }
 
@@ -168,26 +273,102 @@ fn json(value: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
-fn print_up(report: &RunReport, as_json: bool) -> Result<()> {
+/// Prints a run (or a dry run); a failed step in a dry run makes the exit code non-zero.
+fn print_run(report: &RunReport, as_json: bool) -> Result<ExitCode> {
+    let code = if report.failure().is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    };
     if as_json {
-        return json(report);
+        json(report)?;
+        return Ok(code);
     }
     if report.steps.is_empty() {
-        println!("Nothing to do: every migration step is applied.");
-        return Ok(());
+        println!("Nothing to do.");
+        return Ok(code);
     }
-    let mut t = table(&["PLUGIN", "VERSION", "DESCRIPTION", "OUTCOME", "DURATION"]);
+    let outcome = |s: &wasmig::StepReport| match (report.dry_run, s.outcome) {
+        (true, Outcome::Succeeded) => "would succeed".to_string(),
+        (true, Outcome::Failed) => "would fail".to_string(),
+        (false, o) => o.as_str().to_string(),
+    };
+    let mut t = table(&[
+        "PLUGIN",
+        "VERSION",
+        "DIRECTION",
+        "DESCRIPTION",
+        "OUTCOME",
+        "ROWS",
+        "DURATION",
+    ]);
     for s in &report.steps {
         t.add_row(vec![
             s.plugin.clone(),
             s.version.clone(),
+            s.direction.as_str().to_string(),
             s.description.clone(),
-            s.outcome.as_str().to_string(),
+            outcome(s),
+            s.rows_changed.to_string(),
             duration(s.duration_us),
         ]);
     }
     println!("{t}");
-    println!("Applied {} step(s).", report.steps.len());
+    if report.dry_run {
+        for s in &report.steps {
+            println!("\n{} {} {}:", s.plugin, s.version, s.direction.as_str());
+            for c in &s.schema_changes {
+                println!("  {c}");
+            }
+            for stmt in &s.statements {
+                println!(
+                    "  > {}",
+                    stmt.split_whitespace().collect::<Vec<_>>().join(" ")
+                );
+            }
+            if let Some(e) = &s.error {
+                println!("  error: {e}");
+            }
+        }
+        println!("\nDry run: everything was rolled back; the database is unchanged.");
+    } else {
+        let verb = match report.steps[0].direction {
+            Direction::Up => "Applied",
+            Direction::Down => "Rolled back",
+        };
+        println!("{verb} {} step(s).", report.steps.len());
+    }
+    if !report.not_run.is_empty() {
+        let list: Vec<String> = report
+            .not_run
+            .iter()
+            .map(|s| format!("{} {}", s.plugin, s.version))
+            .collect();
+        println!("Not run: {}", list.join(", "));
+    }
+    Ok(code)
+}
+
+fn print_findings(findings: &[Finding], as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&findings);
+    }
+    if findings.is_empty() {
+        println!("Valid: every applied migration matches its plugin file.");
+        return Ok(());
+    }
+    let mut t = table(&["PLUGIN", "PROBLEM", "DETAILS"]);
+    for f in findings {
+        t.add_row(vec![
+            f.plugin.clone(),
+            serde_json::to_value(f.kind)?
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            f.message.clone(),
+        ]);
+    }
+    println!("{t}");
     Ok(())
 }
 

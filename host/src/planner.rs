@@ -4,6 +4,7 @@
 
 use crate::manifest::Manifest;
 use crate::policy::Policy;
+use crate::store::Direction;
 use semver::Version;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -61,6 +62,50 @@ impl State {
 pub struct UpRequest {
     /// Only this plugin (and what it depends on), optionally only up to this step version.
     pub target: Option<(String, Option<Version>)>,
+    /// Apply even though an applied step's checksum changed.
+    pub allow_drift: bool,
+    /// Apply even though a plugin file is older than what is applied.
+    pub allow_downgrade: bool,
+}
+
+/// What `down` should undo.
+#[derive(Debug, Clone, Default)]
+pub struct DownRequest {
+    /// The plugin.
+    pub plugin: String,
+    /// Undo every applied step above this version (`None` with `steps` `None`: all of them).
+    pub to: Option<Version>,
+    /// Undo only the newest this many applied steps.
+    pub steps: Option<usize>,
+    /// Roll back first, entirely, the applied plugins that would lose a dependency.
+    pub cascade: bool,
+}
+
+/// Something `validate` reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// The plugin concerned.
+    pub plugin: String,
+    /// What kind of problem.
+    pub kind: FindingKind,
+    /// A sentence for people.
+    pub message: String,
+}
+
+/// The kinds of problem `validate` finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    /// An applied step's checksum differs from the file's.
+    Drift,
+    /// The plugin file is older than what is applied.
+    Downgrade,
+    /// Steps are applied but the plugin's file is gone.
+    MissingFile,
+    /// A step of the file is pending below an applied one.
+    Gap,
+    /// The plugin file cannot be used at all.
+    InvalidFile,
 }
 
 /// One step to run.
@@ -70,9 +115,9 @@ pub struct PlannedStep {
     pub plugin: String,
     /// The plugin's version.
     pub plugin_version: Version,
-    /// The plugin's file.
-    pub file: PathBuf,
-    /// SHA-256 of the plugin's file.
+    /// The plugin's file; `None` when the step runs from the component stored in the database.
+    pub file: Option<PathBuf>,
+    /// SHA-256 of the component that runs the step.
     pub component_sha256: String,
     /// The step's version.
     pub version: Version,
@@ -80,6 +125,8 @@ pub struct PlannedStep {
     pub description: String,
     /// The step's checksum.
     pub checksum: String,
+    /// Up or down.
+    pub direction: Direction,
 }
 
 /// An ordered plan.
@@ -89,6 +136,107 @@ pub struct Plan {
     pub order: Vec<String>,
     /// The steps, in the order they run.
     pub steps: Vec<PlannedStep>,
+    /// Problems the operator chose to apply over (drift, downgrade), for the ledger.
+    pub overrides: Vec<String>,
+}
+
+/// Drift and downgrade of one plugin file against what is applied.
+fn check_applied(c: &Candidate, applied: Option<&BTreeMap<Version, AppliedStep>>) -> Vec<Finding> {
+    let m = &c.manifest;
+    let mut findings = Vec::new();
+    let Some(applied) = applied else {
+        return findings;
+    };
+    let finding = |kind, message| Finding {
+        plugin: m.name.clone(),
+        kind,
+        message,
+    };
+    let installed = applied.values().map(|a| &a.plugin_version).max();
+    let unknown: Vec<String> = applied
+        .keys()
+        .filter(|v| !m.migrations.iter().any(|s| s.version == **v))
+        .map(|v| v.to_string())
+        .collect();
+    if let Some(installed) = installed.filter(|i| **i > m.version) {
+        findings.push(finding(
+            FindingKind::Downgrade,
+            format!(
+                "plugin {} file {} is version {}, older than the applied version {installed}",
+                m.name,
+                c.file.display(),
+                m.version
+            ),
+        ));
+    } else if !unknown.is_empty() {
+        findings.push(finding(
+            FindingKind::Downgrade,
+            format!(
+                "plugin {} file {} does not know the applied migration(s) {}",
+                m.name,
+                c.file.display(),
+                unknown.join(", ")
+            ),
+        ));
+    }
+    for step in &m.migrations {
+        if let Some(a) = applied.get(&step.version) {
+            if a.checksum != step.checksum {
+                findings.push(finding(
+                    FindingKind::Drift,
+                    format!(
+                        "plugin {} migration {} changed since it was applied: checksum {} was \
+                         applied, the file ({}) has {}",
+                        m.name,
+                        step.version,
+                        a.checksum,
+                        c.file.display(),
+                        step.checksum
+                    ),
+                ));
+            }
+        }
+    }
+    findings
+}
+
+/// Everything wrong between the plugin files and the recorded state.
+pub fn validate(candidates: &[Candidate], state: &State) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for c in candidates {
+        let applied = state.applied.get(&c.manifest.name);
+        findings.extend(check_applied(c, applied));
+        let Some(high) = applied.and_then(|a| a.keys().next_back()) else {
+            continue;
+        };
+        for step in &c.manifest.migrations {
+            if step.version < *high && !applied.is_some_and(|a| a.contains_key(&step.version)) {
+                findings.push(Finding {
+                    plugin: c.manifest.name.clone(),
+                    kind: FindingKind::Gap,
+                    message: format!(
+                        "plugin {} migration {} is pending below the applied migration {high}; \
+                         it would never run",
+                        c.manifest.name, step.version
+                    ),
+                });
+            }
+        }
+    }
+    for (name, applied) in &state.applied {
+        if !applied.is_empty() && !candidates.iter().any(|c| c.manifest.name == *name) {
+            findings.push(Finding {
+                plugin: name.clone(),
+                kind: FindingKind::MissingFile,
+                message: format!(
+                    "plugin {name} has {} applied migration(s) but no file in the plugins \
+                     directory (rollback still works from the stored component)",
+                    applied.len()
+                ),
+            });
+        }
+    }
+    findings
 }
 
 /// Plans `up`: orders the plugins so that dependencies come first (then by name), checks
@@ -173,10 +321,26 @@ pub fn plan_up(
     let order = topological_order(&scope, &by_name)?;
 
     let mut steps = Vec::new();
+    let mut overrides = Vec::new();
     for name in &order {
         let c = by_name[name.as_str()];
         let m = &c.manifest;
         let applied = state.applied.get(name);
+        for f in check_applied(c, applied) {
+            let (allowed, flag) = match f.kind {
+                FindingKind::Drift => (request.allow_drift, "--allow-drift"),
+                _ => (request.allow_downgrade, "--allow-downgrade"),
+            };
+            if allowed {
+                overrides.push(format!("applied with {flag} over: {}", f.message));
+            } else {
+                problems.push(format!(
+                    "{}; refusing to run over it (check with `wasmig validate`; pass {flag} to \
+                     apply anyway)",
+                    f.message
+                ));
+            }
+        }
         let limit = match &request.target {
             Some((target, Some(v))) if target == name => Some(v),
             _ => None,
@@ -201,19 +365,170 @@ pub fn plan_up(
             steps.push(PlannedStep {
                 plugin: name.clone(),
                 plugin_version: m.version.clone(),
-                file: c.file.clone(),
+                file: Some(c.file.clone()),
                 component_sha256: c.sha256.clone(),
                 version: step.version.clone(),
                 description: step.description.clone(),
                 checksum: step.checksum.clone(),
+                direction: Direction::Up,
             });
         }
     }
     if problems.is_empty() {
-        Ok(Plan { order, steps })
+        Ok(Plan {
+            order,
+            steps,
+            overrides,
+        })
     } else {
         Err(problems)
     }
+}
+
+/// Plans `down`: the plugin's applied steps to undo, newest first, each run by the component
+/// that applied it (stored in the database). Refuses, before anything runs, a step without
+/// `down`, and a rollback that breaks an applied dependent (unless `cascade` rolls the
+/// dependents back first, entirely).
+pub fn plan_down(
+    state: &State,
+    manifests: &BTreeMap<String, Manifest>,
+    request: &DownRequest,
+) -> Result<Plan, Vec<String>> {
+    let mut plan = Plan::default();
+    let mut problems = Vec::new();
+    let mut visiting = BTreeSet::new();
+    plan_down_into(
+        state,
+        manifests,
+        request,
+        &mut visiting,
+        &mut plan,
+        &mut problems,
+    );
+    if problems.is_empty() {
+        Ok(plan)
+    } else {
+        Err(problems)
+    }
+}
+
+/// The manifest of the component that applied a plugin's newest step: what that plugin,
+/// as installed, declares.
+fn installed_manifest<'m>(
+    state: &State,
+    manifests: &'m BTreeMap<String, Manifest>,
+    plugin: &str,
+) -> Option<&'m Manifest> {
+    let newest = state.applied.get(plugin)?.values().next_back()?;
+    manifests.get(&newest.component_sha256)
+}
+
+fn plan_down_into(
+    state: &State,
+    manifests: &BTreeMap<String, Manifest>,
+    request: &DownRequest,
+    visiting: &mut BTreeSet<String>,
+    plan: &mut Plan,
+    problems: &mut Vec<String>,
+) {
+    let name = &request.plugin;
+    if !visiting.insert(name.clone()) || plan.order.contains(name) {
+        return;
+    }
+    let Some(applied) = state.applied.get(name).filter(|a| !a.is_empty()) else {
+        problems.push(format!(
+            "plugin {name} has no applied migrations to roll back"
+        ));
+        return;
+    };
+    let mut undo: Vec<&AppliedStep> = applied.values().rev().collect();
+    if let Some(to) = &request.to {
+        undo.retain(|a| a.version > *to);
+    }
+    if let Some(n) = request.steps {
+        undo.truncate(n);
+    }
+    if undo.is_empty() {
+        problems.push(format!(
+            "plugin {name} has nothing to roll back{}",
+            request
+                .to
+                .as_ref()
+                .map(|v| format!(": no applied migration above {v}"))
+                .unwrap_or_default()
+        ));
+        return;
+    }
+    // After the rollback, the plugin's version for dependency checks is its newest
+    // remaining applied step.
+    let remaining: Option<&Version> = applied
+        .keys()
+        .rev()
+        .find(|v| !undo.iter().any(|u| u.version == **v));
+
+    for (other, other_applied) in &state.applied {
+        if other == name || other_applied.is_empty() {
+            continue;
+        }
+        let Some(m) = installed_manifest(state, manifests, other) else {
+            continue;
+        };
+        for dep in m.depends_on.iter().filter(|d| d.name == *name) {
+            if remaining.is_some_and(|v| dep.requirement.matches(v)) {
+                continue;
+            }
+            let after = remaining.map_or("nothing".to_string(), |v| v.to_string());
+            if request.cascade {
+                let cascade = DownRequest {
+                    plugin: other.clone(),
+                    to: None,
+                    steps: None,
+                    cascade: true,
+                };
+                plan_down_into(state, manifests, &cascade, visiting, plan, problems);
+            } else {
+                problems.push(format!(
+                    "plugin {other} requires {name} {}, and rolling {name} back would leave \
+                     it at {after}; roll {other} back first, or pass --cascade to roll it back \
+                     entirely before {name}",
+                    dep.requirement
+                ));
+            }
+        }
+    }
+
+    for a in undo {
+        let Some(m) = manifests.get(&a.component_sha256) else {
+            problems.push(format!(
+                "plugin {name} migration {}: the component that applied it ({}) is not stored \
+                 in the database",
+                a.version, a.component_sha256
+            ));
+            continue;
+        };
+        match m.migrations.iter().find(|s| s.version == a.version) {
+            Some(step) if step.reversible => plan.steps.push(PlannedStep {
+                plugin: name.clone(),
+                plugin_version: m.version.clone(),
+                file: None,
+                component_sha256: a.component_sha256.clone(),
+                version: a.version.clone(),
+                description: step.description.clone(),
+                checksum: a.checksum.clone(),
+                direction: Direction::Down,
+            }),
+            Some(_) => problems.push(format!(
+                "plugin {name} migration {} has no down step, so it cannot be rolled back; \
+                 nothing was rolled back",
+                a.version
+            )),
+            None => problems.push(format!(
+                "plugin {name} migration {}: the component that applied it does not declare it",
+                a.version
+            )),
+        }
+    }
+    plan.order.push(name.clone());
 }
 
 /// The reads a plugin asks for that the policy does not grant.
@@ -481,6 +796,7 @@ mod tests {
         ];
         let req = UpRequest {
             target: Some(("notes".into(), Some(Version::new(0, 2, 0)))),
+            ..UpRequest::default()
         };
         let plan = plan_up(&c, &State::default(), &Policy::default(), &req).unwrap();
         assert_eq!(

@@ -4,9 +4,13 @@
 mod support;
 
 mod bad_plugins;
+mod concurrency;
+mod dry_run;
 mod end_to_end;
 mod escape;
 mod grants;
 mod hostile;
 mod library;
 mod limits;
+mod rollback;
+mod validate;

@@ -12,7 +12,9 @@ fn plugin() -> Plugin {
                 "create users",
                 include_str!("../../accounts/migrations/0.1.0-users.up.sql"),
             )
-            .down_sql(include_str!("../../accounts/migrations/0.1.0-users.down.sql")),
+            .down_sql(include_str!(
+                "../../accounts/migrations/0.1.0-users.down.sql"
+            )),
         )
 }
 

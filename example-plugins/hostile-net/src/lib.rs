@@ -10,7 +10,12 @@ fn phone_home(_: &Tx) -> Result<()> {
 }
 
 fn plugin() -> Plugin {
-    Plugin::new("netcat", "0.1.0").migration(Migration::code("0.1.0", "phone home", "v1", phone_home))
+    Plugin::new("netcat", "0.1.0").migration(Migration::code(
+        "0.1.0",
+        "phone home",
+        "v1",
+        phone_home,
+    ))
 }
 
 wasmig_guest::export_plugin!(plugin);

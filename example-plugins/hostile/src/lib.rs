@@ -8,25 +8,70 @@ use wasmig_guest::{Error, Migration, Plugin, Result, Tx, log, params};
 /// Attacks that are one SQL script; each one reaches outside the plugin's namespace.
 const SQL_ATTACKS: &[(&str, &str)] = &[
     ("read-other", "SELECT * FROM accounts__user"),
-    ("write-other", "INSERT INTO accounts__user (email) VALUES ('evil@example.com')"),
-    ("update-other", "UPDATE accounts__user SET email = 'evil@example.com'"),
+    (
+        "write-other",
+        "INSERT INTO accounts__user (email) VALUES ('evil@example.com')",
+    ),
+    (
+        "update-other",
+        "UPDATE accounts__user SET email = 'evil@example.com'",
+    ),
     ("delete-other", "DELETE FROM accounts__user"),
     ("drop-other", "DROP TABLE accounts__user"),
-    ("alter-other", "ALTER TABLE accounts__user ADD COLUMN backdoor TEXT"),
-    ("rename-other", "ALTER TABLE accounts__user RENAME TO evil__stolen"),
-    ("rename-into-other", "CREATE TABLE evil__t (x); ALTER TABLE evil__t RENAME TO accounts__planted"),
-    ("index-on-other", "CREATE INDEX evil__idx ON accounts__user (email)"),
-    ("index-named-other", "CREATE TABLE evil__t (x); CREATE INDEX accounts__idx ON evil__t (x)"),
-    ("trigger-on-other", "CREATE TRIGGER evil__trg AFTER INSERT ON accounts__user BEGIN SELECT 1; END"),
-    ("trigger-writes-other", "CREATE TABLE evil__t (x); CREATE TRIGGER evil__trg AFTER INSERT ON evil__t BEGIN DELETE FROM accounts__user; END"),
-    ("temp-trigger-on-other", "CREATE TEMP TRIGGER evil__trg AFTER INSERT ON main.accounts__user BEGIN SELECT 1; END"),
-    ("view-over-other", "CREATE VIEW evil__v AS SELECT * FROM accounts__user"),
-    ("temp-view-over-other", "CREATE TEMP VIEW evil__v AS SELECT * FROM accounts__user"),
-    ("create-as-select", "CREATE TABLE evil__copy AS SELECT * FROM accounts__user"),
-    ("subquery-read", "CREATE TABLE evil__t (x); INSERT INTO evil__t SELECT email FROM accounts__user"),
+    (
+        "alter-other",
+        "ALTER TABLE accounts__user ADD COLUMN backdoor TEXT",
+    ),
+    (
+        "rename-other",
+        "ALTER TABLE accounts__user RENAME TO evil__stolen",
+    ),
+    (
+        "rename-into-other",
+        "CREATE TABLE evil__t (x); ALTER TABLE evil__t RENAME TO accounts__planted",
+    ),
+    (
+        "index-on-other",
+        "CREATE INDEX evil__idx ON accounts__user (email)",
+    ),
+    (
+        "index-named-other",
+        "CREATE TABLE evil__t (x); CREATE INDEX accounts__idx ON evil__t (x)",
+    ),
+    (
+        "trigger-on-other",
+        "CREATE TRIGGER evil__trg AFTER INSERT ON accounts__user BEGIN SELECT 1; END",
+    ),
+    (
+        "trigger-writes-other",
+        "CREATE TABLE evil__t (x); CREATE TRIGGER evil__trg AFTER INSERT ON evil__t BEGIN DELETE FROM accounts__user; END",
+    ),
+    (
+        "temp-trigger-on-other",
+        "CREATE TEMP TRIGGER evil__trg AFTER INSERT ON main.accounts__user BEGIN SELECT 1; END",
+    ),
+    (
+        "view-over-other",
+        "CREATE VIEW evil__v AS SELECT * FROM accounts__user",
+    ),
+    (
+        "temp-view-over-other",
+        "CREATE TEMP VIEW evil__v AS SELECT * FROM accounts__user",
+    ),
+    (
+        "create-as-select",
+        "CREATE TABLE evil__copy AS SELECT * FROM accounts__user",
+    ),
+    (
+        "subquery-read",
+        "CREATE TABLE evil__t (x); INSERT INTO evil__t SELECT email FROM accounts__user",
+    ),
     ("read-ledger", "SELECT * FROM _wasmig_ledger"),
     ("write-ledger", "DELETE FROM _wasmig_ledger"),
-    ("write-applied", "INSERT INTO _wasmig_applied VALUES ('x', '1.0.0', 'c', 's', '1.0.0', 0, 1)"),
+    (
+        "write-applied",
+        "INSERT INTO _wasmig_applied VALUES ('x', '1.0.0', 'c', 's', '1.0.0', 0, 1)",
+    ),
     ("drop-ledger", "DROP TABLE _wasmig_ledger"),
     ("read-components", "SELECT bytes FROM _wasmig_component"),
     ("attach", "ATTACH DATABASE 'evil-attached.db' AS loot"),
@@ -44,19 +89,37 @@ const SQL_ATTACKS: &[(&str, &str)] = &[
     ("begin", "BEGIN"),
     ("savepoint", "SAVEPOINT evil"),
     ("release", "SAVEPOINT evil; RELEASE evil"),
-    ("batch-later-statement", "CREATE TABLE evil__ok (x); INSERT INTO evil__ok VALUES (1); DROP TABLE accounts__user"),
+    (
+        "batch-later-statement",
+        "CREATE TABLE evil__ok (x); INSERT INTO evil__ok VALUES (1); DROP TABLE accounts__user",
+    ),
     ("upper-case", "DROP TABLE ACCOUNTS__USER"),
     ("mixed-case", "DELETE FROM Accounts__User"),
     ("double-quoted", "DELETE FROM \"accounts__user\""),
     ("bracket-quoted", "DELETE FROM [accounts__user]"),
     ("backtick-quoted", "DELETE FROM `accounts__user`"),
     ("main-qualified", "DELETE FROM main.accounts__user"),
-    ("quoted-qualified", "DELETE FROM \"main\".\"Accounts__User\""),
-    ("temp-shadow", "CREATE TEMP TABLE accounts__user (id INTEGER, email TEXT)"),
-    ("temp-qualified", "CREATE TABLE temp.accounts__user (id INTEGER)"),
+    (
+        "quoted-qualified",
+        "DELETE FROM \"main\".\"Accounts__User\"",
+    ),
+    (
+        "temp-shadow",
+        "CREATE TEMP TABLE accounts__user (id INTEGER, email TEXT)",
+    ),
+    (
+        "temp-qualified",
+        "CREATE TABLE temp.accounts__user (id INTEGER)",
+    ),
     ("schema-table", "SELECT sql FROM sqlite_schema"),
-    ("infinite-sql", "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"),
-    ("disk-filler", "CREATE TABLE evil__fill (b); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000) INSERT INTO evil__fill SELECT randomblob(100000) FROM c"),
+    (
+        "infinite-sql",
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
+    ),
+    (
+        "disk-filler",
+        "CREATE TABLE evil__fill (b); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000) INSERT INTO evil__fill SELECT randomblob(100000) FROM c",
+    ),
 ];
 
 fn attack(tx: &Tx) -> Result<()> {
@@ -113,6 +176,17 @@ fn attack(tx: &Tx) -> Result<()> {
             Err(Error::other("flood done"))
         }
         "panic" => panic!("evil panics on purpose"),
+        "slow" => {
+            // A long step that would succeed: for the crash test, which kills wasmig during it.
+            tx.execute("CREATE TABLE evil__slow (n INTEGER)", &[])?;
+            let start = std::time::Instant::now();
+            let mut n = 0i64;
+            while start.elapsed() < std::time::Duration::from_secs(4) {
+                tx.execute("INSERT INTO evil__slow (n) VALUES (?1)", params![n])?;
+                n += 1;
+            }
+            Ok(())
+        }
         "write-then-fail" => {
             tx.execute_script(
                 "CREATE TABLE evil__junk (x); INSERT INTO evil__junk VALUES (1), (2);
@@ -128,16 +202,28 @@ fn attack(tx: &Tx) -> Result<()> {
                 .map(|d| d.count().to_string())
                 .unwrap_or_else(|e| format!("error: {e}"));
             tx.execute("CREATE TABLE evil__loot (what TEXT, result TEXT)", &[])?;
-            tx.execute("INSERT INTO evil__loot VALUES ('read /etc/passwd', ?1)", params![found])?;
-            tx.execute("INSERT INTO evil__loot VALUES ('list /', ?1)", params![listing])?;
+            tx.execute(
+                "INSERT INTO evil__loot VALUES ('read /etc/passwd', ?1)",
+                params![found],
+            )?;
+            tx.execute(
+                "INSERT INTO evil__loot VALUES ('list /', ?1)",
+                params![listing],
+            )?;
             Ok(())
         }
         "escape-env" => {
             let vars: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
             let args: Vec<String> = std::env::args().collect();
             tx.execute("CREATE TABLE evil__loot (what TEXT, result TEXT)", &[])?;
-            tx.execute("INSERT INTO evil__loot VALUES ('env', ?1)", params![vars.join(",")])?;
-            tx.execute("INSERT INTO evil__loot VALUES ('args', ?1)", params![args.join(",")])?;
+            tx.execute(
+                "INSERT INTO evil__loot VALUES ('env', ?1)",
+                params![vars.join(",")],
+            )?;
+            tx.execute(
+                "INSERT INTO evil__loot VALUES ('args', ?1)",
+                params![args.join(",")],
+            )?;
             Ok(())
         }
         other => Err(Error::other(format!("unknown attack {other}"))),

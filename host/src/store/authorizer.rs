@@ -135,7 +135,13 @@ pub(crate) fn authorizer(
 }
 
 fn check(scope: &Scope, st: &mut AuthState, ctx: &AuthContext<'_>) -> Result<(), String> {
-    if let Some(db) = ctx.database_name {
+    // For ALTER TABLE the database is in the action; the fourth argument is the column that
+    // DROP COLUMN or RENAME COLUMN names.
+    let database = match ctx.action {
+        AuthAction::AlterTable { database_name, .. } => Some(database_name),
+        _ => ctx.database_name,
+    };
+    if let Some(db) = database {
         if !eq(db, "main") && !eq(db, "temp") {
             return Err(format!("database {db:?} is not the plugin's database"));
         }
@@ -401,6 +407,8 @@ mod tests {
             "INSERT INTO notes__note (body) VALUES ('x'); UPDATE notes__note SET body = 'y'",
             "DELETE FROM notes__note",
             "ALTER TABLE notes__note ADD COLUMN title TEXT",
+            "ALTER TABLE notes__note ADD COLUMN gone TEXT; ALTER TABLE notes__note DROP COLUMN gone",
+            "ALTER TABLE notes__note RENAME COLUMN body TO text",
             "ALTER TABLE notes__note RENAME TO notes__renamed",
             "DROP TABLE notes__note",
             "CREATE TABLE notes__copy AS SELECT * FROM notes__note",

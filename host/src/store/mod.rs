@@ -132,13 +132,17 @@ pub struct LedgerEntry {
     pub wasmig_version: String,
     /// The statements the plugin executed, in order (the audit trail).
     pub statements: Vec<String>,
+    /// A decision the operator made for this run, such as applying over drift.
+    pub note: Option<String>,
 }
 
 /// The storage a migration run needs. Every method runs on the one connection or session
 /// that holds the step's transaction, so plugin SQL and ledger rows commit together.
 pub(crate) trait Backend: Send {
-    /// Creates the host's tables if they are missing.
+    /// Creates the host's tables if they are missing (inside the open transaction, if any).
     fn prepare_host_tables(&mut self) -> crate::Result<()>;
+    /// Whether the host's tables exist; reads of an untouched database see an empty state.
+    fn has_host_tables(&mut self) -> crate::Result<bool>;
     /// Opens the write transaction of one step, waiting (up to the lock timeout) for other
     /// writers.
     fn begin(&mut self) -> crate::Result<()>;
@@ -153,8 +157,22 @@ pub(crate) trait Backend: Send {
     fn record(&mut self, entry: &LedgerEntry) -> crate::Result<()>;
     /// Reads the ledger, oldest first, optionally for one plugin.
     fn history(&mut self, plugin: Option<&str>) -> crate::Result<Vec<LedgerEntry>>;
-    /// Stores a component's bytes under their SHA-256, if not stored yet.
-    fn store_component(&mut self, sha256: &str, bytes: &[u8]) -> crate::Result<()>;
+    /// Stores a component's bytes and manifest under its SHA-256, if not stored yet.
+    fn store_component(
+        &mut self,
+        sha256: &str,
+        bytes: &[u8],
+        manifest: &crate::Manifest,
+    ) -> crate::Result<()>;
+    /// A stored component's bytes.
+    fn load_component(&mut self, sha256: &str) -> crate::Result<Option<Vec<u8>>>;
+    /// Stored manifests by component SHA-256, for the given hashes (all when `None`).
+    fn stored_manifests(
+        &mut self,
+        sha256s: Option<&[String]>,
+    ) -> crate::Result<std::collections::BTreeMap<String, crate::Manifest>>;
+    /// Rows changed on the connection so far (for dry-run reports).
+    fn total_changes(&self) -> u64;
 
     /// Every schema object of the main and temp databases, sorted.
     fn schema(&mut self) -> crate::Result<Vec<SchemaObject>>;

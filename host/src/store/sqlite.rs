@@ -12,7 +12,7 @@ use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql, params};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The host's tables. Their names start with `_`, which no plugin namespace does.
 const HOST_SCHEMA: &str = "
@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS _wasmig_ledger (
     checksum         TEXT NOT NULL,
     component_sha256 TEXT NOT NULL,
     wasmig_version   TEXT NOT NULL,
-    statements       TEXT NOT NULL
+    statements       TEXT NOT NULL,
+    note             TEXT
 );
 CREATE INDEX IF NOT EXISTS _wasmig_ledger_by_plugin ON _wasmig_ledger (plugin, id);
 CREATE TABLE IF NOT EXISTS _wasmig_applied (
@@ -47,6 +48,15 @@ CREATE TABLE IF NOT EXISTS _wasmig_component (
     sha256 TEXT PRIMARY KEY,
     bytes  BLOB NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _wasmig_manifest (
+    sha256   TEXT PRIMARY KEY,
+    manifest TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _wasmig_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO _wasmig_meta (key, value) VALUES ('schema_version', '1');
 ";
 
 /// The longest a plugin's statement text may be, in bytes.
@@ -64,6 +74,8 @@ pub(crate) struct SqliteBackend {
     plugin: Option<(Scope, SqlLimits)>,
     /// What `enter_plugin` changed, to restore: SQL length, value length, max page count.
     host_settings: Option<(i32, i32, i64)>,
+    /// The host's tables are known to exist (plugins cannot drop them).
+    host_tables: bool,
 }
 
 /// Statements a plugin may never run, by first keyword, with the reason.
@@ -74,9 +86,11 @@ const DENIED_STATEMENTS: &[(&str, &str)] = &[(
 
 impl SqliteBackend {
     /// Opens (creating if needed) the database file.
-    pub(crate) fn open(path: &Path, options: BackendOptions) -> Result<Self> {
+    /// Opens (creating if needed) the database file. With `scratch`, opens an empty in-memory
+    /// database that stands in for a file that does not exist yet (a dry run creates nothing).
+    pub(crate) fn open(path: &Path, options: BackendOptions, scratch: bool) -> Result<Self> {
         let conn = Connection::open_with_flags(
-            path,
+            if scratch { Path::new(":memory:") } else { path },
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -90,6 +104,7 @@ impl SqliteBackend {
             auth: Default::default(),
             plugin: None,
             host_settings: None,
+            host_tables: false,
         };
         backend.harden()?;
         Ok(backend)
@@ -247,6 +262,21 @@ impl SqliteBackend {
     }
 }
 
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked)
+    )
+}
+
+/// A per-process, per-call seed, so that runners started together do not retry in step.
+fn jitter_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    (nanos ^ ((std::process::id() as u64) << 32)) | 1
+}
+
 fn db_error(path: &Path, what: &str, e: rusqlite::Error) -> Error {
     let message = match e.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => format!(
@@ -301,21 +331,77 @@ fn read_value(v: ValueRef<'_>) -> Value {
 
 impl Backend for SqliteBackend {
     fn prepare_host_tables(&mut self) -> Result<()> {
-        self.begin()?;
+        if self.has_host_tables()? {
+            return Ok(());
+        }
+        // Inside an open transaction (a dry run), the tables go away with it.
+        let own = !self.in_transaction;
+        if own {
+            self.begin()?;
+        }
         let created = self.conn.execute_batch(HOST_SCHEMA);
         match created {
-            Ok(()) => self.commit(),
+            Ok(()) if own => self.commit(),
+            Ok(()) => Ok(()),
             Err(e) => {
-                self.rollback()?;
+                if own {
+                    self.rollback()?;
+                }
                 Err(self.error("cannot create wasmig's tables", e))
             }
         }
     }
 
+    fn has_host_tables(&mut self) -> Result<bool> {
+        if self.host_tables {
+            return Ok(true);
+        }
+        self.host_tables = self
+            .conn
+            .query_row(
+                "SELECT count(*) = 3 FROM sqlite_schema WHERE type = 'table'
+                 AND name IN ('_wasmig_ledger', '_wasmig_applied', '_wasmig_meta')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| db_error(&self.path, "cannot read the schema", e))?;
+        Ok(self.host_tables)
+    }
+
     fn begin(&mut self) -> Result<()> {
+        // Another runner may hold the write lock: retry with exponential backoff and jitter,
+        // up to the lock timeout, then say who is in the way.
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(5);
+        let mut jitter = jitter_seed();
         self.conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(|e| self.error("cannot start a transaction", e))?;
+            .busy_timeout(Duration::ZERO)
+            .map_err(|e| self.error("cannot configure the connection", e))?;
+        let result = loop {
+            match self.conn.execute_batch("BEGIN IMMEDIATE") {
+                Ok(()) => break Ok(()),
+                Err(e) if is_busy(&e) && started.elapsed() < self.options.lock_timeout => {
+                    jitter ^= jitter << 13;
+                    jitter ^= jitter >> 7;
+                    jitter ^= jitter << 17;
+                    let wait = backoff.mul_f64(0.5 + (jitter % 1000) as f64 / 1000.0);
+                    let left = self.options.lock_timeout.saturating_sub(started.elapsed());
+                    std::thread::sleep(wait.min(left));
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                }
+                Err(e) if is_busy(&e) => {
+                    break Err(Error::Locked {
+                        path: self.path.clone(),
+                        waited: started.elapsed(),
+                    });
+                }
+                Err(e) => break Err(self.error("cannot start a transaction", e)),
+            }
+        };
+        self.conn
+            .busy_timeout(self.options.lock_timeout)
+            .map_err(|e| self.error("cannot configure the connection", e))?;
+        result?;
         self.in_transaction = true;
         Ok(())
     }
@@ -329,6 +415,8 @@ impl Backend for SqliteBackend {
     }
 
     fn rollback(&mut self) -> Result<()> {
+        // Tables created in the rolled-back transaction (a dry run's) are gone again.
+        self.host_tables = false;
         if self.conn.is_autocommit() {
             self.in_transaction = false;
             return Ok(());
@@ -341,6 +429,9 @@ impl Backend for SqliteBackend {
     }
 
     fn load_state(&mut self) -> Result<State> {
+        if !self.has_host_tables()? {
+            return Ok(State::default());
+        }
         let mut stmt = self
             .conn
             .prepare(
@@ -392,8 +483,8 @@ impl Backend for SqliteBackend {
             .execute(
                 "INSERT INTO _wasmig_ledger (plugin, plugin_version, version, description,
                      direction, outcome, error, started_at_ms, duration_us, checksum,
-                     component_sha256, wasmig_version, statements)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                     component_sha256, wasmig_version, statements, note)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     e.plugin,
                     e.plugin_version,
@@ -407,7 +498,8 @@ impl Backend for SqliteBackend {
                     e.checksum,
                     e.component_sha256,
                     e.wasmig_version,
-                    statements
+                    statements,
+                    e.note
                 ],
             )
             .map_err(|err| self.error("cannot write the ledger", err))?;
@@ -448,12 +540,15 @@ impl Backend for SqliteBackend {
     }
 
     fn history(&mut self, plugin: Option<&str>) -> Result<Vec<LedgerEntry>> {
+        if !self.has_host_tables()? {
+            return Ok(Vec::new());
+        }
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT id, plugin, plugin_version, version, description, direction, outcome,
                         error, started_at_ms, duration_us, checksum, component_sha256,
-                        wasmig_version, statements
+                        wasmig_version, statements, note
                  FROM _wasmig_ledger WHERE ?1 IS NULL OR plugin = ?1 ORDER BY id",
             )
             .map_err(|e| self.error("cannot read the ledger", e))?;
@@ -485,6 +580,7 @@ impl Backend for SqliteBackend {
                     component_sha256: r.get(11)?,
                     wasmig_version: r.get(12)?,
                     statements: serde_json::from_str(&statements).unwrap_or_default(),
+                    note: r.get(14)?,
                 })
             })
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
@@ -492,14 +588,79 @@ impl Backend for SqliteBackend {
         Ok(rows)
     }
 
-    fn store_component(&mut self, sha256: &str, bytes: &[u8]) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT OR IGNORE INTO _wasmig_component (sha256, bytes) VALUES (?1, ?2)",
-                params![sha256, bytes],
-            )
-            .map_err(|e| self.error("cannot store the plugin's component", e))?;
+    fn store_component(
+        &mut self,
+        sha256: &str,
+        bytes: &[u8],
+        manifest: &crate::Manifest,
+    ) -> Result<()> {
+        let e = |e| db_error(&self.path, "cannot store the plugin's component", e);
+        let stored: bool = self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM _wasmig_component WHERE sha256 = ?1)")
+            .and_then(|mut s| s.query_row([sha256], |r| r.get(0)))
+            .map_err(e)?;
+        if !stored {
+            let json = serde_json::to_string(manifest).expect("manifests serialize");
+            self.conn
+                .execute(
+                    "INSERT INTO _wasmig_component (sha256, bytes) VALUES (?1, ?2)",
+                    params![sha256, bytes],
+                )
+                .map_err(e)?;
+            self.conn
+                .execute(
+                    "INSERT OR REPLACE INTO _wasmig_manifest (sha256, manifest) VALUES (?1, ?2)",
+                    params![sha256, json],
+                )
+                .map_err(e)?;
+        }
         Ok(())
+    }
+
+    fn load_component(&mut self, sha256: &str) -> Result<Option<Vec<u8>>> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .query_row(
+                "SELECT bytes FROM _wasmig_component WHERE sha256 = ?1",
+                [sha256],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.error("cannot read a stored component", e))
+    }
+
+    fn stored_manifests(
+        &mut self,
+        sha256s: Option<&[String]>,
+    ) -> Result<std::collections::BTreeMap<String, crate::Manifest>> {
+        if !self.has_host_tables()? {
+            return Ok(Default::default());
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT sha256, manifest FROM _wasmig_manifest")
+            .map_err(|e| self.error("cannot read stored manifests", e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| db_error(&self.path, "cannot read stored manifests", e))?;
+        let mut out = std::collections::BTreeMap::new();
+        for (sha, json) in rows {
+            if sha256s.is_some_and(|wanted| !wanted.contains(&sha)) {
+                continue;
+            }
+            let manifest = serde_json::from_str(&json).map_err(|e| Error::Database {
+                path: self.path.clone(),
+                message: format!("stored manifest of component {sha} is corrupt: {e}"),
+            })?;
+            out.insert(sha, manifest);
+        }
+        Ok(out)
+    }
+
+    fn total_changes(&self) -> u64 {
+        self.conn.total_changes()
     }
 
     fn schema(&mut self) -> Result<Vec<SchemaObject>> {
