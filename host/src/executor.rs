@@ -8,6 +8,7 @@ use crate::runtime::{Loaded, Runtime};
 use crate::store::{Backend, Direction, LedgerEntry, Outcome, SchemaObject, Scope};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -56,10 +57,12 @@ impl RunReport {
     }
 }
 
-/// A component ready to run: compiled, its bytes (stored with the first step it applies, for
-/// rollback), its manifest, and the read grants the policy gives its plugin.
-pub(crate) struct Runnable {
-    pub loaded: Loaded,
+/// What runs a step: a component's bytes (stored with the first step it applies, for
+/// rollback), its manifest, and the read grants the policy gives its plugin. Compiled when
+/// its first step runs.
+pub(crate) struct Source {
+    /// The file, or a description of where the bytes came from, for errors.
+    pub label: PathBuf,
     pub bytes: Arc<Vec<u8>>,
     pub manifest: Manifest,
     pub granted_reads: Vec<String>,
@@ -85,7 +88,7 @@ pub(crate) async fn run(
     runtime: &Runtime,
     mut backend: Box<dyn Backend>,
     steps: &[PlannedStep],
-    components: &BTreeMap<String, Runnable>,
+    sources: &BTreeMap<String, Source>,
     mode: Mode,
     note: Option<String>,
 ) -> (Box<dyn Backend>, crate::Result<RunReport>) {
@@ -94,9 +97,40 @@ pub(crate) async fn run(
         ..RunReport::default()
     };
     // A dry run's transaction was opened with the database (host tables included).
+    // One compiled component at a time: steps of one plugin are consecutive.
+    let mut compiled: Option<(String, Loaded)> = None;
     for (i, step) in steps.iter().enumerate() {
-        let runnable = &components[&step.component_sha256];
-        let (b, result) = run_one(runtime, backend, step, runnable, mode, note.as_deref()).await;
+        let source = &sources[&step.component_sha256];
+        if compiled
+            .as_ref()
+            .is_none_or(|(sha, _)| *sha != step.component_sha256)
+        {
+            // Drop the previous plugin's compiled code before compiling the next.
+            drop(compiled.take());
+            match runtime.load(&source.label, &source.bytes, &step.component_sha256) {
+                Ok(loaded) => compiled = Some((step.component_sha256.clone(), loaded)),
+                Err(reason) => {
+                    report.not_run = steps[i..].to_vec();
+                    let _ = backend.rollback();
+                    let e = crate::Error::InvalidPlugin {
+                        file: source.label.clone(),
+                        reason,
+                    };
+                    return (backend, Err(e));
+                }
+            }
+        }
+        let loaded = &compiled.as_ref().expect("compiled above").1;
+        let (b, result) = run_one(
+            runtime,
+            backend,
+            step,
+            source,
+            loaded,
+            mode,
+            note.as_deref(),
+        )
+        .await;
         backend = b;
         match result {
             Err(e) => {
@@ -129,7 +163,8 @@ async fn run_one(
     runtime: &Runtime,
     mut backend: Box<dyn Backend>,
     step: &PlannedStep,
-    runnable: &Runnable,
+    source: &Source,
+    loaded: &Loaded,
     mode: Mode,
     note: Option<&str>,
 ) -> (Box<dyn Backend>, crate::Result<Option<StepReport>>) {
@@ -140,13 +175,9 @@ async fn run_one(
             return (backend, Err(e));
         }
         // Re-check inside the write transaction: exactly once, even with concurrent runners.
-        let pending = backend.load_state().map(|s| {
-            let applied = s
-                .applied
-                .get(&step.plugin)
-                .is_some_and(|a| a.contains_key(&step.version));
-            applied == (step.direction == Direction::Down)
-        });
+        let pending = backend
+            .is_applied(&step.plugin, &step.version)
+            .map(|applied| applied == (step.direction == Direction::Down));
         match pending {
             Ok(true) => {}
             Ok(false) => {
@@ -162,7 +193,7 @@ async fn run_one(
     let prepared = (|| {
         let before = backend.schema()?;
         if step.direction == Direction::Up {
-            backend.store_component(&step.component_sha256, &runnable.bytes, &runnable.manifest)?;
+            backend.store_component(&step.component_sha256, &source.bytes, &source.manifest)?;
         }
         Ok::<_, crate::Error>(before)
     })();
@@ -175,11 +206,11 @@ async fn run_one(
     };
     let changes_before = backend.total_changes();
 
-    let scope = Scope::new(&step.plugin, &runnable.granted_reads);
+    let scope = Scope::new(&step.plugin, &source.granted_reads);
     let version = step.version.to_string();
     let (mut backend, call, mut outcome) = runtime
         .run_step(
-            &runnable.loaded,
+            loaded,
             scope.clone(),
             backend,
             step.direction == Direction::Up,

@@ -35,7 +35,7 @@ pub use policy::Policy;
 pub use runtime::Limits;
 pub use store::{Direction, LedgerEntry, Outcome};
 
-use executor::{Mode, Runnable};
+use executor::{Mode, Source};
 use planner::{Candidate, DownRequest, UpRequest};
 use runtime::Runtime;
 use serde::Serialize;
@@ -53,6 +53,20 @@ pub struct HostBuilder {
     limits: Limits,
     lock_timeout: Duration,
     policy: Policy,
+    cache_dir: Option<PathBuf>,
+}
+
+/// The compile cache's default place: `$WASMIG_CACHE_DIR`, else `$XDG_CACHE_HOME/wasmig`,
+/// else `~/.cache/wasmig`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    env("WASMIG_CACHE_DIR")
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("wasmig")))
+        .or_else(|| env("HOME").map(|d| d.join(".cache").join("wasmig")))
 }
 
 impl Default for HostBuilder {
@@ -63,6 +77,7 @@ impl Default for HostBuilder {
             limits: Limits::default(),
             lock_timeout: Duration::from_secs(60),
             policy: Policy::default(),
+            cache_dir: default_cache_dir(),
         }
     }
 }
@@ -114,9 +129,16 @@ impl HostBuilder {
         self
     }
 
+    /// Where compiled components are cached ([`default_cache_dir`] unless set); `None`
+    /// compiles every plugin on every run.
+    pub fn cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.cache_dir = dir;
+        self
+    }
+
     /// Sets up the WebAssembly engine. Touches neither the directory nor the database yet.
     pub fn build(self) -> Result<Host> {
-        let runtime = Runtime::new(self.limits.clone())?;
+        let runtime = Runtime::new(self.limits.clone(), self.cache_dir.as_deref())?;
         Ok(Host {
             inner: Arc::new(Inner {
                 runtime,
@@ -201,10 +223,11 @@ struct Inner {
     config: HostBuilder,
 }
 
-/// The plugins of a directory, loaded.
+/// The plugins of a directory: manifests and file bytes, nothing compiled.
 struct Loaded {
     candidates: Vec<Candidate>,
-    runnables: BTreeMap<String, Runnable>,
+    /// File bytes by SHA-256.
+    bytes: BTreeMap<String, Arc<Vec<u8>>>,
     problems: Vec<Error>,
 }
 
@@ -253,47 +276,59 @@ impl Host {
         )?))
     }
 
-    /// Compiles stored components (in parallel) for the steps that run from them.
-    async fn load_stored(
+    /// The stored components that run the given steps (for `down`).
+    fn stored_sources(
         &self,
         backend: &mut dyn Backend,
         manifests: &BTreeMap<String, Manifest>,
-        shas: impl IntoIterator<Item = String>,
-    ) -> Result<BTreeMap<String, Runnable>> {
-        let mut tasks = Vec::new();
-        for sha in shas {
-            let bytes = backend.load_component(&sha)?.ok_or_else(|| {
+        plan: &Plan,
+    ) -> Result<BTreeMap<String, Source>> {
+        let mut sources = BTreeMap::new();
+        for step in &plan.steps {
+            let sha = &step.component_sha256;
+            if sources.contains_key(sha) {
+                continue;
+            }
+            let bytes = backend.load_component(sha)?.ok_or_else(|| {
                 Error::Plan(format!("the component {sha} is not stored in the database"))
             })?;
-            let host = self.clone();
-            tasks.push(tokio::task::spawn_blocking(move || {
-                let label = PathBuf::from(format!("stored component {sha}"));
-                let loaded = host.inner.runtime.load(&label, &bytes);
-                (sha, bytes, loaded)
-            }));
-        }
-        let mut runnables = BTreeMap::new();
-        for task in tasks {
-            let (sha, bytes, loaded) = task
-                .await
-                .map_err(|e| Error::Engine(format!("compile task failed: {e}")))?;
-            let loaded = loaded.map_err(|reason| Error::InvalidPlugin {
-                file: PathBuf::from(format!("stored component {sha}")),
-                reason,
-            })?;
-            let manifest = manifests[&sha].clone();
-            let granted_reads = self.granted_reads(&manifest);
-            runnables.insert(
-                sha,
-                Runnable {
-                    loaded,
+            let manifest = manifests[sha].clone();
+            sources.insert(
+                sha.clone(),
+                Source {
+                    label: PathBuf::from(format!("stored component {sha}")),
                     bytes: Arc::new(bytes),
+                    granted_reads: self.granted_reads(&manifest),
                     manifest,
-                    granted_reads,
                 },
             );
         }
-        Ok(runnables)
+        Ok(sources)
+    }
+
+    /// The plugin files that run the given steps (for `up`).
+    fn file_sources(&self, loaded: &Loaded, plan: &Plan) -> BTreeMap<String, Source> {
+        let mut sources = BTreeMap::new();
+        for step in &plan.steps {
+            if sources.contains_key(&step.component_sha256) {
+                continue;
+            }
+            let c = loaded
+                .candidates
+                .iter()
+                .find(|c| c.sha256 == step.component_sha256)
+                .expect("planned steps come from loaded candidates");
+            sources.insert(
+                c.sha256.clone(),
+                Source {
+                    label: c.file.clone(),
+                    bytes: loaded.bytes[&c.sha256].clone(),
+                    granted_reads: self.granted_reads(&c.manifest),
+                    manifest: c.manifest.clone(),
+                },
+            );
+        }
+        sources
     }
 
     /// The reads a plugin asked for that the policy grants.
@@ -307,49 +342,76 @@ impl Host {
             .collect()
     }
 
-    /// Compiles every plugin file (in parallel) and reads its manifest.
-    async fn load(&self) -> Result<Loaded> {
+    /// Reads every plugin file and its manifest. A manifest already stored for the file's
+    /// SHA-256 is used as it is: a plugin whose steps are all applied is hashed, never
+    /// compiled or run. The others are compiled (through the compile cache, a few at a time
+    /// in parallel) and asked for their manifest; the compiled form is then dropped, so memory
+    /// does not grow with the number of plugins.
+    async fn load(&self, backend: &mut dyn Backend) -> Result<Loaded> {
         let files = catalog::scan(&self.inner.config.plugins_dir)?;
         let mut problems = Vec::new();
-        let mut tasks = Vec::new();
+        let mut found = Vec::new();
         for file in files {
             match file {
                 Err(e) => problems.push(e),
-                Ok(file) => {
-                    let host = self.clone();
-                    tasks.push(tokio::task::spawn_blocking(move || {
-                        let loaded = host.inner.runtime.load(&file.path, &file.bytes);
-                        (file, loaded)
-                    }));
-                }
+                Ok(file) => found.push(file),
             }
         }
-        let mut candidates: Vec<Candidate> = Vec::new();
-        let mut runnables: BTreeMap<String, Runnable> = BTreeMap::new();
+        let shas: Vec<String> = found.iter().map(|f| f.sha256.clone()).collect();
+        let mut cached = backend.stored_manifests(Some(&shas))?;
+
+        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
+        let mut tasks = Vec::new();
+        for file in &found {
+            if cached.contains_key(&file.sha256) {
+                continue;
+            }
+            let permit = permits
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let host = self.clone();
+            let (path, bytes, sha) = (file.path.clone(), file.bytes.clone(), file.sha256.clone());
+            let handle = tokio::runtime::Handle::current();
+            tasks.push(tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let runtime = &host.inner.runtime;
+                let manifest = runtime.load(&path, &bytes, &sha).and_then(|loaded| {
+                    let label = path.display().to_string();
+                    match handle.block_on(runtime.manifest(&loaded, &label)) {
+                        Ok(raw) => raw
+                            .validate()
+                            .map_err(|p| format!("invalid manifest: {}", p.join("; "))),
+                        Err(e) => Err(format!("invalid manifest: {e}")),
+                    }
+                });
+                (sha, manifest)
+            }));
+        }
+        let mut fresh = BTreeMap::new();
         for task in tasks {
-            let (file, loaded) = task
+            let (sha, manifest) = task
                 .await
                 .map_err(|e| Error::Engine(format!("compile task failed: {e}")))?;
-            let invalid = |reason: String| Error::InvalidPlugin {
-                file: file.path.clone(),
-                reason,
-            };
-            let loaded = match loaded {
-                Ok(l) => l,
-                Err(reason) => {
-                    problems.push(invalid(reason));
-                    continue;
-                }
-            };
-            let label = file.path.display().to_string();
-            let manifest = match self.inner.runtime.manifest(&loaded, &label).await {
-                Ok(raw) => raw.validate().map_err(|p| p.join("; ")),
-                Err(e) => Err(e),
+            fresh.insert(sha, manifest);
+        }
+
+        let mut candidates: Vec<Candidate> = Vec::new();
+        let mut bytes = BTreeMap::new();
+        for file in found {
+            let manifest = match cached.remove(&file.sha256) {
+                Some(m) => Ok(m),
+                None => fresh.remove(&file.sha256).expect("every miss was loaded"),
             };
             let manifest = match manifest {
                 Ok(m) => m,
                 Err(reason) => {
-                    problems.push(invalid(format!("invalid manifest: {reason}")));
+                    problems.push(Error::InvalidPlugin {
+                        file: file.path,
+                        reason,
+                    });
                     continue;
                 }
             };
@@ -361,16 +423,7 @@ impl Host {
                 });
                 continue;
             }
-            let granted_reads = self.granted_reads(&manifest);
-            runnables.insert(
-                file.sha256.clone(),
-                Runnable {
-                    loaded,
-                    bytes: Arc::new(file.bytes),
-                    manifest: manifest.clone(),
-                    granted_reads,
-                },
-            );
+            bytes.insert(file.sha256.clone(), Arc::new(file.bytes));
             candidates.push(Candidate {
                 file: file.path,
                 sha256: file.sha256,
@@ -379,7 +432,7 @@ impl Host {
         }
         Ok(Loaded {
             candidates,
-            runnables,
+            bytes,
             problems,
         })
     }
@@ -399,8 +452,8 @@ impl Host {
             Mode::Apply
         };
         let mut backend = self.open(mode)?;
-        let loaded = self.load().await?;
-        if let Some(e) = combine(loaded.problems) {
+        let mut loaded = self.load(&mut *backend).await?;
+        if let Some(e) = combine(std::mem::take(&mut loaded.problems)) {
             return Err(e);
         }
         let state = backend.load_state()?;
@@ -417,8 +470,9 @@ impl Host {
         )
         .map_err(Error::PlanProblems)?;
         let note = (!plan.overrides.is_empty()).then(|| plan.overrides.join("; "));
-        self.execute(backend, &plan, &loaded.runnables, mode, note)
-            .await
+        let sources = self.file_sources(&loaded, &plan);
+        drop(loaded);
+        self.execute(backend, &plan, &sources, mode, note).await
     }
 
     /// Rolls a plugin back: its applied steps above `to` (or the newest `steps` of them, or
@@ -442,13 +496,8 @@ impl Host {
             cascade: options.cascade,
         };
         let plan = planner::plan_down(&state, &manifests, &request).map_err(Error::PlanProblems)?;
-        let shas: std::collections::BTreeSet<String> = plan
-            .steps
-            .iter()
-            .map(|s| s.component_sha256.clone())
-            .collect();
-        let runnables = self.load_stored(&mut *backend, &manifests, shas).await?;
-        self.execute(backend, &plan, &runnables, mode, None).await
+        let sources = self.stored_sources(&mut *backend, &manifests, &plan)?;
+        self.execute(backend, &plan, &sources, mode, None).await
     }
 
     /// Rolls back every applied step of a plugin; see [`Host::down`].
@@ -466,7 +515,7 @@ impl Host {
         &self,
         backend: Box<dyn Backend>,
         plan: &Plan,
-        runnables: &BTreeMap<String, Runnable>,
+        sources: &BTreeMap<String, Source>,
         mode: Mode,
         note: Option<String>,
     ) -> Result<RunReport> {
@@ -474,7 +523,7 @@ impl Host {
             &self.inner.runtime,
             backend,
             &plan.steps,
-            runnables,
+            sources,
             mode,
             note,
         )
@@ -507,7 +556,7 @@ impl Host {
     /// missing files, gaps and unusable files. Empty when all is well.
     pub async fn validate(&self) -> Result<Vec<Finding>> {
         let mut backend = self.open_read()?;
-        let loaded = self.load().await?;
+        let loaded = self.load(&mut *backend).await?;
         let state = backend.load_state()?;
         let mut findings: Vec<Finding> = loaded
             .problems
@@ -525,7 +574,7 @@ impl Host {
     /// One row per plugin file, plus plugins recorded in the database whose file is gone.
     pub async fn status(&self) -> Result<Vec<PluginStatus>> {
         let mut backend = self.open_read()?;
-        let loaded = self.load().await?;
+        let loaded = self.load(&mut *backend).await?;
         let state = backend.load_state()?;
         let mut rows = Vec::new();
         for c in &loaded.candidates {
@@ -583,7 +632,8 @@ impl Host {
 
     /// What each plugin in the directory may touch, and the limits on every call.
     pub async fn access(&self) -> Result<(Vec<PluginAccess>, Limits)> {
-        let loaded = self.load().await?;
+        let mut backend = self.open_read()?;
+        let loaded = self.load(&mut *backend).await?;
         if let Some(e) = combine(loaded.problems) {
             return Err(e);
         }

@@ -40,6 +40,14 @@ struct Cli {
     )]
     lock_timeout: String,
 
+    /// Where compiled plugins are cached [default: $XDG_CACHE_HOME/wasmig or ~/.cache/wasmig].
+    #[arg(long, global = true, env = "WASMIG_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+
+    /// Compile every plugin on every run; do not read or write the compile cache.
+    #[arg(long, global = true)]
+    no_cache: bool,
+
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -165,6 +173,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
     let lock_timeout = wasmig::policy::parse_duration(&cli.lock_timeout)
         .map_err(|e| anyhow::anyhow!("--lock-timeout: {e}"))?;
+    if cli.no_cache {
+        builder = builder.cache_dir(None);
+    } else if let Some(dir) = &cli.cache_dir {
+        builder = builder.cache_dir(Some(dir.clone()));
+    }
     let host = builder.lock_timeout(lock_timeout).build()?;
     match cli.command {
         Command::Up {

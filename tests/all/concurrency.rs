@@ -3,7 +3,7 @@
 
 use crate::hostile::armed;
 use crate::support::{Env, artifacts};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -13,12 +13,7 @@ fn concurrent_runners_apply_every_step_exactly_once() {
     env.add(artifacts::NOTES, "notes.wasm");
     let runners: Vec<_> = (0..6)
         .map(|_| {
-            Command::new(env!("CARGO_BIN_EXE_wasmig"))
-                .current_dir(env.dir.path())
-                .arg("--plugins")
-                .arg(&env.plugins)
-                .arg("--db")
-                .arg(&env.db)
+            env.command()
                 .arg("up")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -72,12 +67,8 @@ fn a_runner_waits_for_the_lock_and_then_proceeds() {
             "CREATE TABLE app_data (x); BEGIN IMMEDIATE; INSERT INTO app_data VALUES (1);",
         )
         .unwrap();
-    let runner = Command::new(env!("CARGO_BIN_EXE_wasmig"))
-        .current_dir(env.dir.path())
-        .arg("--plugins")
-        .arg(&env.plugins)
-        .arg("--db")
-        .arg(&env.db)
+    let runner = env
+        .command()
         .args(["up", "--lock-timeout", "30s"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -97,12 +88,8 @@ fn a_runner_waits_for_the_lock_and_then_proceeds() {
 #[test]
 fn kill_9_in_the_middle_of_a_step_leaves_nothing_half_applied() {
     let env = armed("slow");
-    let mut runner = Command::new(env!("CARGO_BIN_EXE_wasmig"))
-        .current_dir(env.dir.path())
-        .arg("--plugins")
-        .arg(&env.plugins)
-        .arg("--db")
-        .arg(&env.db)
+    let mut runner = env
+        .command()
         .arg("up")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -301,7 +301,7 @@ fn an_unsatisfied_dependency_names_both_versions_and_nothing_runs() {
 fn paths_come_from_flags_after_the_subcommand_or_the_environment() {
     let env = Env::new();
     env.add(artifacts::ACCOUNTS, "accounts.wasm");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmig"))
+    let out = crate::support::wasmig()
         .env("WASMIG_PLUGINS", &env.plugins)
         .env("WASMIG_DB", &env.db)
         .arg("up")
@@ -314,7 +314,7 @@ fn paths_come_from_flags_after_the_subcommand_or_the_environment() {
     );
     assert_eq!(env.ledger().len(), 2);
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmig"))
+    let out = crate::support::wasmig()
         .args(["status", "--json", "--plugins"])
         .arg(&env.plugins)
         .arg("--db")

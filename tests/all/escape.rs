@@ -26,13 +26,9 @@ fn no_file_system() {
 #[test]
 fn no_environment_and_no_arguments() {
     let env = armed("escape-env");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmig"))
-        .current_dir(env.dir.path())
+    let out = env
+        .command()
         .env("SECRET_TOKEN", "hunter2")
-        .args(["--plugins"])
-        .arg(&env.plugins)
-        .arg("--db")
-        .arg(&env.db)
         .arg("up")
         .output()
         .unwrap();

@@ -42,18 +42,20 @@ impl Env {
         std::fs::remove_file(self.plugins.join(file_name)).unwrap();
     }
 
-    /// Runs the real binary with `--plugins` and `--db` pointing here.
-    pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_wasmig"))
-            .current_dir(self.dir.path())
+    /// The real binary, run in this directory with `--plugins` and `--db` pointing here.
+    pub fn command(&self) -> Command {
+        let mut cmd = wasmig();
+        cmd.current_dir(self.dir.path())
             .arg("--plugins")
             .arg(&self.plugins)
             .arg("--db")
-            .arg(&self.db)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap()
+            .arg(&self.db);
+        cmd
+    }
+
+    /// Runs the real binary with `--plugins` and `--db` pointing here.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().unwrap()
     }
 
     /// Runs the binary, asserts it succeeded, returns its stdout.
@@ -144,9 +146,26 @@ impl Env {
         wasmig::Host::builder()
             .plugins_dir(&self.plugins)
             .database(&self.db)
+            .cache_dir(Some(cache_dir()))
             .build()
             .unwrap()
     }
+}
+
+/// The real binary, with the tests' compile cache and no inherited log settings.
+pub fn wasmig() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmig"));
+    cmd.env_remove("RUST_LOG")
+        .env_remove("WASMIG_PLUGINS")
+        .env_remove("WASMIG_DB")
+        .env_remove("WASMIG_CONFIG")
+        .env("WASMIG_CACHE_DIR", cache_dir());
+    cmd
+}
+
+/// The compile cache the tests share: inside the target directory, not the user's cache.
+pub fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache")
 }
 
 pub fn dump(conn: &Connection, skip: &[&str]) -> String {

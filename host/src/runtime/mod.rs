@@ -12,8 +12,10 @@ use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+mod cache;
 mod output;
 
+use cache::CompileCache;
 use output::BoundedOutput;
 
 mod bindings {
@@ -97,6 +99,7 @@ pub(crate) struct Runtime {
     engine: Engine,
     linker: Linker<StepState>,
     limits: Limits,
+    cache: Option<CompileCache>,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -120,7 +123,7 @@ pub(crate) struct CallReport {
 }
 
 impl Runtime {
-    pub(crate) fn new(limits: Limits) -> crate::Result<Self> {
+    pub(crate) fn new(limits: Limits, cache_dir: Option<&Path>) -> crate::Result<Self> {
         let mut config = Config::new();
         config
             .wasm_component_model(true)
@@ -150,20 +153,44 @@ impl Runtime {
             })
             .map_err(|e| crate::Error::Engine(format!("cannot start the epoch thread: {e}")))?;
 
+        let cache = match cache_dir {
+            Some(dir) => match CompileCache::new(dir, &engine) {
+                Ok(cache) => Some(cache),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), "compile cache disabled: {e}");
+                    None
+                }
+            },
+            None => None,
+        };
         Ok(Runtime {
             engine,
             linker,
             limits,
+            cache,
             ticker_stop,
         })
     }
 
     /// Compiles a plugin file and checks that it is a migration plugin: a component of the
     /// right world whose imports are all on the allow-list.
-    pub(crate) fn load(&self, file: &Path, bytes: &[u8]) -> Result<Loaded, String> {
+    pub(crate) fn load(&self, file: &Path, bytes: &[u8], sha256: &str) -> Result<Loaded, String> {
         check_header(bytes)?;
-        let component = Component::from_binary(&self.engine, bytes)
-            .map_err(|e| format!("not a valid WebAssembly component: {e:#}"))?;
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(&self.engine, sha256));
+        let component = match cached {
+            Some(component) => component,
+            None => {
+                let component = Component::from_binary(&self.engine, bytes)
+                    .map_err(|e| format!("not a valid WebAssembly component: {e:#}"))?;
+                if let Some(cache) = &self.cache {
+                    cache.put(sha256, &component);
+                }
+                component
+            }
+        };
         let ty = component.component_type();
         let mut refused = Vec::new();
         for (name, _) in ty.imports(&self.engine) {

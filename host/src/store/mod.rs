@@ -153,6 +153,8 @@ pub(crate) trait Backend: Send {
 
     /// Reads the applied state (inside or outside a transaction).
     fn load_state(&mut self) -> crate::Result<State>;
+    /// Whether one step is applied (a cheap re-check inside a step's transaction).
+    fn is_applied(&mut self, plugin: &str, version: &semver::Version) -> crate::Result<bool>;
     /// Appends a ledger entry and updates the applied state to match it.
     fn record(&mut self, entry: &LedgerEntry) -> crate::Result<()>;
     /// Reads the ledger, oldest first, optionally for one plugin.

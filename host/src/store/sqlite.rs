@@ -477,6 +477,15 @@ impl Backend for SqliteBackend {
         Ok(state)
     }
 
+    fn is_applied(&mut self, plugin: &str, version: &semver::Version) -> Result<bool> {
+        self.conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM _wasmig_applied WHERE plugin = ?1 AND version = ?2)",
+            )
+            .and_then(|mut s| s.query_row(params![plugin, version.to_string()], |r| r.get(0)))
+            .map_err(|e| db_error(&self.path, "cannot read the applied state", e))
+    }
+
     fn record(&mut self, e: &LedgerEntry) -> Result<()> {
         let statements = serde_json::to_string(&e.statements).expect("strings serialize");
         self.conn
