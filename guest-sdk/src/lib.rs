@@ -62,6 +62,7 @@ pub mod __bindings {
         pub_export_macro: true,
         export_macro_name: "__export_migration_plugin",
         default_bindings_module: "wasmig_guest::__bindings",
+        additional_derives: [PartialEq],
         generate_all,
     });
 }
@@ -159,23 +160,18 @@ pub struct Tx {
 impl Tx {
     /// Runs one statement with positional parameters and returns how many rows it changed.
     pub fn execute(&self, statement: &str, params: &[Value]) -> Result<u64> {
-        Ok(wit_sql::execute(statement, &value::to_wit(params))?)
+        Ok(wit_sql::execute(statement, params)?)
     }
 
     /// Runs one statement that returns rows.
     pub fn query(&self, statement: &str, params: &[Value]) -> Result<Rows> {
-        Ok(Rows::from_wit(wit_sql::query(
-            statement,
-            &value::to_wit(params),
-        )?))
+        Ok(Rows::from_wit(wit_sql::query(statement, params)?))
     }
 
     /// Runs one statement once per parameter list, in a single call to the host: the fast
     /// way to insert many rows. Returns the total number of rows changed.
     pub fn execute_many(&self, statement: &str, params: &[Vec<Value>]) -> Result<u64> {
-        let params: Vec<Vec<wit_types::Value>> =
-            params.iter().map(|row| value::to_wit(row)).collect();
-        Ok(wit_sql::execute_many(statement, &params)?)
+        Ok(wit_sql::execute_many(statement, params)?)
     }
 
     /// Runs a script of `;`-separated statements without parameters.

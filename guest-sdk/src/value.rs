@@ -3,20 +3,9 @@
 use crate::__bindings::wasmig::plugin::types as wit_types;
 use crate::{Error, Result};
 
-/// One SQL value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    /// SQL NULL.
-    Null,
-    /// A 64-bit signed integer.
-    Integer(i64),
-    /// A 64-bit float.
-    Real(f64),
-    /// UTF-8 text.
-    Text(String),
-    /// Raw bytes.
-    Blob(Vec<u8>),
-}
+/// One SQL value: the WIT `value` type itself, so parameters cross to the host without
+/// being copied first.
+pub use crate::__bindings::wasmig::plugin::types::Value;
 
 impl Value {
     fn kind(&self) -> &'static str {
@@ -186,11 +175,7 @@ impl Rows {
     pub(crate) fn from_wit(rows: wit_types::Rows) -> Self {
         Rows {
             columns: rows.columns.into(),
-            rows: rows
-                .rows
-                .into_iter()
-                .map(|row| row.into_iter().map(from_wit).collect())
-                .collect(),
+            rows: rows.rows,
         }
     }
 
@@ -252,28 +237,5 @@ impl Row<'_> {
     /// The raw values, in column order.
     pub fn values(&self) -> &[Value] {
         self.values
-    }
-}
-
-pub(crate) fn to_wit(values: &[Value]) -> Vec<wit_types::Value> {
-    values
-        .iter()
-        .map(|v| match v {
-            Value::Null => wit_types::Value::Null,
-            Value::Integer(i) => wit_types::Value::Integer(*i),
-            Value::Real(r) => wit_types::Value::Real(*r),
-            Value::Text(t) => wit_types::Value::Text(t.clone()),
-            Value::Blob(b) => wit_types::Value::Blob(b.clone()),
-        })
-        .collect()
-}
-
-fn from_wit(value: wit_types::Value) -> Value {
-    match value {
-        wit_types::Value::Null => Value::Null,
-        wit_types::Value::Integer(i) => Value::Integer(i),
-        wit_types::Value::Real(r) => Value::Real(r),
-        wit_types::Value::Text(t) => Value::Text(t),
-        wit_types::Value::Blob(b) => Value::Blob(b),
     }
 }

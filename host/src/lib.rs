@@ -197,6 +197,27 @@ pub struct PluginStatus {
     pub problem: Option<String>,
 }
 
+/// What `inspect` found out about one plugin file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    /// The file.
+    pub file: PathBuf,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// What the plugin declares.
+    pub manifest: Manifest,
+    /// The interfaces the component imports.
+    pub imports: Vec<String>,
+    /// Whether the compiled code came from the compile cache.
+    pub from_cache: bool,
+    /// Time to compile (or read from the cache) and link, in microseconds.
+    pub load_us: u64,
+    /// Time to instantiate it in a fresh store, in microseconds.
+    pub instantiate_us: u64,
+}
+
 /// What one plugin may touch, as the policy and its manifest decide.
 #[derive(Debug, Clone, Serialize)]
 pub struct PluginAccess {
@@ -628,6 +649,44 @@ impl Host {
             });
         }
         Ok(rows)
+    }
+
+    /// Loads one plugin file as `up` would (compile cache included), instantiates it and
+    /// reads its manifest, and says how long each part took. Runs no migration.
+    pub async fn inspect(&self, file: &Path) -> Result<Inspection> {
+        let bytes = std::fs::read(file).map_err(|source| Error::Io {
+            what: "plugin file",
+            path: file.to_path_buf(),
+            source,
+        })?;
+        let sha256 = catalog::sha256_hex(&bytes);
+        let invalid = |reason: String| Error::InvalidPlugin {
+            file: file.to_path_buf(),
+            reason,
+        };
+        let runtime = &self.inner.runtime;
+        let started = std::time::Instant::now();
+        let loaded = runtime.load(file, &bytes, &sha256).map_err(invalid)?;
+        let load_us = started.elapsed().as_micros() as u64;
+        let started = std::time::Instant::now();
+        runtime.instantiate(&loaded).await.map_err(invalid)?;
+        let instantiate_us = started.elapsed().as_micros() as u64;
+        let label = file.display().to_string();
+        let manifest = runtime
+            .manifest(&loaded, &label)
+            .await
+            .and_then(|raw| raw.validate().map_err(|p| p.join("; ")))
+            .map_err(|e| invalid(format!("invalid manifest: {e}")))?;
+        Ok(Inspection {
+            file: file.to_path_buf(),
+            sha256,
+            size: bytes.len() as u64,
+            manifest,
+            imports: loaded.imports.clone(),
+            from_cache: loaded.from_cache,
+            load_us,
+            instantiate_us,
+        })
     }
 
     /// What each plugin in the directory may touch, and the limits on every call.

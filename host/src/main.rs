@@ -115,6 +115,12 @@ enum Command {
     Validate,
     /// Show what each plugin may touch (its namespace and read grants) and the limits.
     Policy,
+    /// Load one plugin file (compile cache included) and show its manifest, imports and
+    /// load and instantiation times. Runs no migration.
+    Inspect {
+        /// The .wasm file.
+        file: PathBuf,
+    },
     /// Show every recorded attempt, oldest first.
     History {
         /// Only this plugin.
@@ -240,6 +246,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             {
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Command::Inspect { file } => {
+            let inspection = host.inspect(&file).await?;
+            print_inspection(&inspection, cli.json)?;
         }
         Command::Policy => {
             let (rows, limits) = host.access().await?;
@@ -406,6 +416,59 @@ fn print_status(rows: &[PluginStatus], as_json: bool) -> Result<()> {
             r.applied_version.clone().unwrap_or_else(dash),
             r.pending.to_string(),
             r.problem.clone().unwrap_or_default(),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+fn print_inspection(i: &wasmig::Inspection, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(i);
+    }
+    let m = &i.manifest;
+    println!("{} {} — {}", m.name, m.version, m.description);
+    println!("file:        {} ({} bytes)", i.file.display(), i.size);
+    println!("sha256:      {}", i.sha256);
+    println!(
+        "load:        {:.2} ms ({})",
+        i.load_us as f64 / 1e3,
+        if i.from_cache {
+            "from the compile cache"
+        } else {
+            "compiled"
+        }
+    );
+    println!("instantiate: {:.3} ms", i.instantiate_us as f64 / 1e3);
+    let deps: Vec<String> = m
+        .depends_on
+        .iter()
+        .map(|d| format!("{} {}", d.name, d.requirement))
+        .collect();
+    println!(
+        "depends on:  {}",
+        if deps.is_empty() {
+            "-".into()
+        } else {
+            deps.join(", ")
+        }
+    );
+    println!(
+        "reads:       {}",
+        if m.reads.is_empty() {
+            "-".into()
+        } else {
+            m.reads.join(", ")
+        }
+    );
+    println!("imports:     {}", i.imports.join(", "));
+    let mut t = table(&["MIGRATION", "DESCRIPTION", "REVERSIBLE", "CHECKSUM"]);
+    for step in &m.migrations {
+        t.add_row(vec![
+            step.version.to_string(),
+            step.description.clone(),
+            if step.reversible { "yes" } else { "no" }.to_string(),
+            step.checksum.clone(),
         ]);
     }
     println!("{t}");

@@ -113,13 +113,45 @@ impl Drop for Runtime {
 #[derive(Clone)]
 pub(crate) struct Loaded {
     pre: MigrationPluginPre<StepState>,
+    /// Whether the compiled code came from the compile cache.
+    pub from_cache: bool,
+    /// The component's imports.
+    pub imports: Vec<String>,
 }
 
 /// What a call into a plugin produced besides its result.
 #[derive(Debug, Default)]
 pub(crate) struct CallReport {
-    /// Statements the plugin ran, in order.
+    /// Statements the plugin ran, in order; a statement repeated back to back (a loop of
+    /// inserts) is kept once with its count.
     pub statements: Vec<String>,
+    repeats: u64,
+}
+
+impl CallReport {
+    fn ran(&mut self, statement: String) {
+        if self.statements.last() == Some(&statement) {
+            self.repeats += 1;
+        } else {
+            self.close_repeats();
+            self.statements.push(statement);
+        }
+    }
+
+    fn close_repeats(&mut self) {
+        if self.repeats > 0 {
+            if let Some(last) = self.statements.last_mut() {
+                last.push_str(&format!(" -- ×{}", self.repeats + 1));
+            }
+            self.repeats = 0;
+        }
+    }
+
+    /// The audit trail, with the last run of repeats counted.
+    pub(crate) fn finish(mut self) -> Self {
+        self.close_repeats();
+        self
+    }
 }
 
 impl Runtime {
@@ -180,6 +212,7 @@ impl Runtime {
             .cache
             .as_ref()
             .and_then(|c| c.get(&self.engine, sha256));
+        let from_cache = cached.is_some();
         let component = match cached {
             Some(component) => component,
             None => {
@@ -193,6 +226,7 @@ impl Runtime {
         };
         let ty = component.component_type();
         let mut refused = Vec::new();
+        let mut imports = Vec::new();
         for (name, _) in ty.imports(&self.engine) {
             if !IMPORT_ALLOW_LIST
                 .iter()
@@ -200,6 +234,7 @@ impl Runtime {
             {
                 refused.push(name.to_string());
             }
+            imports.push(name.to_string());
         }
         if !refused.is_empty() {
             return Err(format!(
@@ -231,8 +266,12 @@ impl Runtime {
                  built against another version of wasmig's WIT?)"
             )
         })?;
-        tracing::debug!(file = %file.display(), "compiled plugin");
-        Ok(Loaded { pre })
+        tracing::debug!(file = %file.display(), from_cache, "loaded plugin");
+        Ok(Loaded {
+            pre,
+            from_cache,
+            imports,
+        })
     }
 
     fn store(&self, plugin: &str, backend: Option<Box<dyn Backend>>) -> Store<StepState> {
@@ -267,6 +306,17 @@ impl Runtime {
         store.set_epoch_deadline(ticks.max(1) as u64);
         store.epoch_deadline_trap();
         store
+    }
+
+    /// Instantiates the plugin in a fresh store and drops it: what every call pays first.
+    pub(crate) async fn instantiate(&self, loaded: &Loaded) -> Result<(), String> {
+        let mut store = self.store("inspect", None);
+        loaded
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map(drop)
+            .map_err(|e| format!("{e:#}"))
     }
 
     /// Calls the plugin's `manifest()` with no SQL granted.
@@ -355,10 +405,11 @@ impl Runtime {
             .backend
             .take()
             .expect("the backend is lent for the call");
+        let report = std::mem::take(&mut state.report).finish();
         if let Err(e) = backend.leave_plugin() {
-            return (backend, state.report, Err(e.to_string()));
+            return (backend, report, Err(e.to_string()));
         }
-        (backend, state.report, outcome)
+        (backend, report, outcome)
     }
 
     fn describe_trap(&self, e: &wasmtime::Error, state: &StepState) -> String {
@@ -548,7 +599,7 @@ impl sql::Host for StepState {
             b.execute(&statement, params.into_iter().map(to_value).collect())
                 .map_err(to_wit_error)
         });
-        self.report.statements.push(statement);
+        self.report.ran(statement);
         Ok(result)
     }
 
@@ -562,7 +613,7 @@ impl sql::Host for StepState {
                 .map(to_wit_rows)
                 .map_err(to_wit_error)
         });
-        self.report.statements.push(statement);
+        self.report.ran(statement);
         Ok(result)
     }
 
@@ -578,7 +629,7 @@ impl sql::Host for StepState {
         let result = self
             .backend()
             .and_then(|b| b.execute_many(&statement, rows).map_err(to_wit_error));
-        self.report.statements.push(statement);
+        self.report.ran(statement);
         Ok(result)
     }
 
@@ -587,7 +638,9 @@ impl sql::Host for StepState {
         let result = self
             .backend()
             .and_then(|b| b.execute_script(&script, &mut ran).map_err(to_wit_error));
-        self.report.statements.extend(ran);
+        for statement in ran {
+            self.report.ran(statement);
+        }
         Ok(result)
     }
 }

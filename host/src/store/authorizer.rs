@@ -336,8 +336,9 @@ fn unquote(s: &str) -> &str {
     s
 }
 
-/// The first keyword of a statement, skipping white space and comments, uppercased.
-pub(crate) fn first_keyword(sql: &str) -> String {
+/// The first keyword of a statement, skipping white space and comments (as written; compare
+/// it ignoring case).
+pub(crate) fn first_keyword(sql: &str) -> &str {
     let mut rest = sql;
     loop {
         rest = rest.trim_start();
@@ -349,10 +350,10 @@ pub(crate) fn first_keyword(sql: &str) -> String {
             break;
         }
     }
-    rest.chars()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .collect::<String>()
-        .to_ascii_uppercase()
+    let end = rest
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(rest.len());
+    &rest[..end]
 }
 
 #[cfg(test)]
@@ -361,8 +362,8 @@ mod tests {
 
     #[test]
     fn first_keyword_skips_comments() {
-        assert_eq!(first_keyword("  vacuum into 'x'"), "VACUUM");
-        assert_eq!(first_keyword("-- hi\n /* there */ Vacuum"), "VACUUM");
+        assert_eq!(first_keyword("  vacuum into 'x'"), "vacuum");
+        assert_eq!(first_keyword("-- hi\n /* there */ Vacuum"), "Vacuum");
         assert_eq!(first_keyword("/* unterminated"), "");
         assert_eq!(first_keyword("SELECT 1"), "SELECT");
     }

@@ -182,7 +182,10 @@ impl SqliteBackend {
             ));
         }
         let keyword = first_keyword(statement);
-        if let Some((_, why)) = DENIED_STATEMENTS.iter().find(|(k, _)| *k == keyword) {
+        if let Some((_, why)) = DENIED_STATEMENTS
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(keyword))
+        {
             return Err(SqlError::AccessDenied(why.to_string()));
         }
         self.reset_auth();
@@ -915,7 +918,10 @@ impl Backend for SqliteBackend {
                 let Some(mut stmt) = batch.next()? else { break };
                 let sql = stmt.expanded_sql().unwrap_or_default();
                 let keyword = first_keyword(&sql);
-                if let Some((_, why)) = DENIED_STATEMENTS.iter().find(|(k, _)| *k == keyword) {
+                if let Some((_, why)) = DENIED_STATEMENTS
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(keyword))
+                {
                     return Ok(Err(SqlError::AccessDenied(why.to_string())));
                 }
                 ran.push(sql);
