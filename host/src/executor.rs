@@ -5,7 +5,7 @@
 use crate::Manifest;
 use crate::planner::PlannedStep;
 use crate::runtime::{Loaded, Runtime};
-use crate::store::{Backend, Direction, LedgerEntry, Outcome, SchemaObject, Scope};
+use crate::store::{Backend, Direction, LedgerEntry, Outcome, Scope};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -190,12 +190,12 @@ async fn run_one(
             }
         }
     }
+    let scope = Scope::new(&step.plugin, &source.granted_reads);
     let prepared = (|| {
-        let before = backend.schema()?;
         if step.direction == Direction::Up {
             backend.store_component(&step.component_sha256, &source.bytes, &source.manifest)?;
         }
-        Ok::<_, crate::Error>(before)
+        backend.mark_schema(&scope)
     })();
     let before = match prepared {
         Ok(before) => before,
@@ -206,7 +206,6 @@ async fn run_one(
     };
     let changes_before = backend.total_changes();
 
-    let scope = Scope::new(&step.plugin, &source.granted_reads);
     let version = step.version.to_string();
     let (mut backend, call, mut outcome) = runtime
         .run_step(
@@ -220,12 +219,13 @@ async fn run_one(
     let rows_changed = backend.total_changes().saturating_sub(changes_before);
     let mut schema_changes = Vec::new();
     if outcome.is_ok() {
-        let verdict = backend.schema().and_then(|after| {
-            schema_changes = describe_changes(&before, &after);
-            backend.verify_step(&scope, &before)
-        });
-        outcome = match verdict {
-            Ok(verdict) => verdict.map_err(|reason| format!("access denied: {reason}")),
+        outcome = match backend.verify_step(&scope, &before) {
+            Ok(check) => {
+                schema_changes = check.changes;
+                check
+                    .verdict
+                    .map_err(|reason| format!("access denied: {reason}"))
+            }
             Err(e) => {
                 let _ = backend.rollback();
                 return (backend, Err(e));
@@ -321,26 +321,4 @@ fn commit_or_record_failure(backend: &mut dyn Backend, entry: &LedgerEntry) -> c
         let _ = backend.rollback();
     }
     recorded
-}
-
-/// `created table notes__note`, `dropped index notes__by_owner`, …
-fn describe_changes(before: &[SchemaObject], after: &[SchemaObject]) -> Vec<String> {
-    let key = |o: &SchemaObject| (o.schema.clone(), o.kind.clone(), o.name.to_lowercase());
-    let old: BTreeMap<_, _> = before.iter().map(|o| (key(o), o)).collect();
-    let new: BTreeMap<_, _> = after.iter().map(|o| (key(o), o)).collect();
-    let mut changes = Vec::new();
-    for (k, o) in &new {
-        let temp = if o.schema == "temp" { "temp " } else { "" };
-        match old.get(k) {
-            None => changes.push(format!("created {temp}{} {}", o.kind, o.name)),
-            Some(prev) if prev != o => changes.push(format!("altered {temp}{} {}", o.kind, o.name)),
-            Some(_) => {}
-        }
-    }
-    for (k, o) in &old {
-        if !new.contains_key(k) {
-            changes.push(format!("dropped {} {}", o.kind, o.name));
-        }
-    }
-    changes
 }

@@ -22,6 +22,27 @@ pub(crate) struct SqlLimits {
     pub max_growth_bytes: u64,
 }
 
+/// The schema before a step, as one plugin sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct SchemaMark {
+    /// `PRAGMA schema_version` of main and temp: unchanged means no DDL ran.
+    pub versions: (i64, i64),
+    /// Order-independent digest (sum of row hashes, row count) of the objects that are not
+    /// the plugin's.
+    pub foreign: (u64, u64),
+    /// The plugin's own objects, sorted.
+    pub owned: Vec<SchemaObject>,
+}
+
+/// What the schema check found.
+#[derive(Debug, Clone)]
+pub(crate) struct StepCheck {
+    /// `Err`: the reason to roll the step back.
+    pub verdict: Result<(), String>,
+    /// The plugin's objects created, altered or dropped (`created table notes__note`).
+    pub changes: Vec<String>,
+}
+
 /// One schema object, as `sqlite_schema` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct SchemaObject {
@@ -176,17 +197,14 @@ pub(crate) trait Backend: Send {
     /// Rows changed on the connection so far (for dry-run reports).
     fn total_changes(&self) -> u64;
 
-    /// Every schema object of the main and temp databases, sorted.
-    fn schema(&mut self) -> crate::Result<Vec<SchemaObject>>;
+    /// Marks the schema before a step, as seen from one plugin: its own objects in full, a
+    /// digest of everything else. Cheap on a database with thousands of objects.
+    fn mark_schema(&mut self, scope: &Scope) -> crate::Result<SchemaMark>;
     /// The second wall, after a step and before its commit: every object the step created,
-    /// changed or dropped must be the plugin's, and its triggers and views may touch only
-    /// what the plugin may touch. Then the step's TEMP objects are dropped, so nothing
-    /// carries over to the next step. `Err` is the reason to roll the step back.
-    fn verify_step(
-        &mut self,
-        scope: &Scope,
-        before: &[SchemaObject],
-    ) -> crate::Result<Result<(), String>>;
+    /// changed or dropped must be the plugin's, and its new or changed triggers and views may
+    /// touch only what the plugin may touch. Then the step's TEMP objects are dropped, so
+    /// nothing carries over to the next step.
+    fn verify_step(&mut self, scope: &Scope, before: &SchemaMark) -> crate::Result<StepCheck>;
 
     /// Scopes every following plugin statement to one plugin's namespace and bounds.
     fn enter_plugin(&mut self, scope: Scope, limits: SqlLimits) -> crate::Result<()>;

@@ -3,8 +3,8 @@
 
 use super::authorizer::{SharedAuthState, authorizer, first_keyword, is_autoindex_of};
 use super::{
-    Backend, BackendOptions, Direction, LedgerEntry, Outcome, Rows, SchemaObject, Scope, SqlError,
-    SqlLimits, Value,
+    Backend, BackendOptions, Direction, LedgerEntry, Outcome, Rows, SchemaMark, SchemaObject,
+    Scope, SqlError, SqlLimits, StepCheck, Value,
 };
 use crate::planner::{AppliedStep, State};
 use crate::{Error, Result};
@@ -76,6 +76,46 @@ pub(crate) struct SqliteBackend {
     host_settings: Option<(i32, i32, i64)>,
     /// The host's tables are known to exist (plugins cannot drop them).
     host_tables: bool,
+    /// Keys of the schema digest: random per process, so no plugin can aim for a collision.
+    digest_keys: foldhash::quality::RandomState,
+    /// The schema as the last step left it, for the plugin it was scanned for.
+    last_mark: Option<(String, SchemaMark)>,
+}
+
+fn text(row: &rusqlite::Row<'_>, i: usize) -> String {
+    row.get(i).unwrap_or_default()
+}
+
+/// Objects created, altered or dropped between two sorted lists.
+fn diff<'a>(
+    before: &'a [SchemaObject],
+    after: &'a [SchemaObject],
+) -> Vec<(&'static str, &'a SchemaObject)> {
+    let key = |o: &SchemaObject| (o.schema.clone(), o.kind.clone(), o.name.to_lowercase());
+    let old: std::collections::BTreeMap<_, _> = before.iter().map(|o| (key(o), o)).collect();
+    let new: std::collections::BTreeMap<_, _> = after.iter().map(|o| (key(o), o)).collect();
+    let mut changes = Vec::new();
+    for (k, o) in &new {
+        match old.get(k) {
+            None => changes.push(("created", *o)),
+            Some(prev) if prev != o => changes.push(("altered", *o)),
+            Some(_) => {}
+        }
+    }
+    for (k, o) in &old {
+        if !new.contains_key(k) {
+            changes.push(("dropped", *o));
+        }
+    }
+    changes
+}
+
+fn owned_by(scope: &Scope, o: &SchemaObject) -> bool {
+    if o.name.eq_ignore_ascii_case("sqlite_sequence") {
+        return true;
+    }
+    let name_ok = scope.owns(&o.name) || (o.kind == "index" && is_autoindex_of(&o.name, &o.table));
+    name_ok && scope.owns(&o.table)
 }
 
 /// Statements a plugin may never run, by first keyword, with the reason.
@@ -105,6 +145,8 @@ impl SqliteBackend {
             plugin: None,
             host_settings: None,
             host_tables: false,
+            digest_keys: Default::default(),
+            last_mark: None,
         };
         backend.harden()?;
         Ok(backend)
@@ -198,6 +240,108 @@ impl SqliteBackend {
 
     fn max_result_bytes(&self) -> usize {
         self.plugin.as_ref().map_or(0, |(_, l)| l.max_result_bytes)
+    }
+
+    fn release_mark(&mut self) -> Result<()> {
+        self.conn
+            .execute_batch("RELEASE wasmig_step")
+            .map_err(|e| self.error("cannot release the step's mark", e))
+    }
+
+    fn schema_versions(&self) -> Result<(i64, i64)> {
+        let read = |sql| {
+            self.conn
+                .query_row(sql, [], |r| r.get::<_, i64>(0))
+                .map_err(|e| self.error("cannot read the schema version", e))
+        };
+        Ok((
+            read("PRAGMA main.schema_version")?,
+            read("PRAGMA temp.schema_version")?,
+        ))
+    }
+
+    /// Every schema object of main and temp, sorted (for naming what changed).
+    fn schema_objects(&self) -> Result<Vec<SchemaObject>> {
+        let mut objects = Vec::new();
+        self.each_schema_row(|schema, row| {
+            objects.push(SchemaObject {
+                schema: schema.to_string(),
+                kind: text(row, 0),
+                name: text(row, 1),
+                table: text(row, 2),
+                sql: row.get(3)?,
+            });
+            Ok(())
+        })?;
+        objects.sort();
+        Ok(objects)
+    }
+
+    /// One pass over the schema: the plugin's own objects in full, everything else as an
+    /// order-independent keyed digest (rows are hashed in place, not copied out).
+    fn scan_schema(&self, scope: &Scope, versions: (i64, i64)) -> Result<SchemaMark> {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut owned = Vec::new();
+        let (mut sum, mut count) = (0u64, 0u64);
+        self.each_schema_row(|schema, row| {
+            let raw = |i| match row.get_ref(i) {
+                Ok(ValueRef::Text(t)) => t,
+                _ => &[][..],
+            };
+            let (kind, name, table) = (raw(0), raw(1), raw(2));
+            let own = |s: &[u8]| {
+                s.len() > scope.own.len()
+                    && s[..scope.own.len()].eq_ignore_ascii_case(scope.own.as_bytes())
+            };
+            let is_owned = name == b"sqlite_sequence"
+                || (own(table)
+                    && (own(name) || (kind == b"index" && name.starts_with(b"sqlite_autoindex_"))));
+            if is_owned {
+                owned.push(SchemaObject {
+                    schema: schema.to_string(),
+                    kind: text(row, 0),
+                    name: text(row, 1),
+                    table: text(row, 2),
+                    sql: row.get(3)?,
+                });
+            } else {
+                let mut h = self.digest_keys.build_hasher();
+                (schema, kind, name, table, raw(3)).hash(&mut h);
+                sum = sum.wrapping_add(h.finish());
+                count += 1;
+            }
+            Ok(())
+        })?;
+        owned.sort();
+        Ok(SchemaMark {
+            versions,
+            foreign: (sum, count),
+            owned,
+        })
+    }
+
+    fn each_schema_row(
+        &self,
+        mut f: impl FnMut(&str, &rusqlite::Row<'_>) -> rusqlite::Result<()>,
+    ) -> Result<()> {
+        for schema in ["main", "temp"] {
+            let mut stmt = self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT type, name, tbl_name, sql FROM {schema}.sqlite_schema"
+                ))
+                .map_err(|e| self.error("cannot read the schema", e))?;
+            let mut rows = stmt
+                .query([])
+                .map_err(|e| self.error("cannot read the schema", e))?;
+            while let Some(row) = rows
+                .next()
+                .map_err(|e| db_error(&self.path, "cannot read the schema", e))?
+            {
+                f(schema, row).map_err(|e| db_error(&self.path, "cannot read the schema", e))?;
+            }
+        }
+        Ok(())
     }
 
     /// Prepares, without running, statements that fire the trigger or read the view, with
@@ -418,8 +562,10 @@ impl Backend for SqliteBackend {
     }
 
     fn rollback(&mut self) -> Result<()> {
-        // Tables created in the rolled-back transaction (a dry run's) are gone again.
+        // Tables created in the rolled-back transaction (a dry run's) are gone again, and so
+        // may be the schema the last mark describes.
         self.host_tables = false;
+        self.last_mark = None;
         if self.conn.is_autocommit() {
             self.in_transaction = false;
             return Ok(());
@@ -675,85 +821,86 @@ impl Backend for SqliteBackend {
         self.conn.total_changes()
     }
 
-    fn schema(&mut self) -> Result<Vec<SchemaObject>> {
-        let mut objects = Vec::new();
-        for schema in ["main", "temp"] {
-            let mut stmt = self
-                .conn
-                .prepare(&format!(
-                    "SELECT type, name, tbl_name, sql FROM {schema}.sqlite_schema"
-                ))
-                .map_err(|e| self.error("cannot read the schema", e))?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok(SchemaObject {
-                        schema: schema.to_string(),
-                        kind: r.get(0)?,
-                        name: r.get(1)?,
-                        table: r.get(2)?,
-                        sql: r.get(3)?,
-                    })
-                })
-                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-                .map_err(|e| db_error(&self.path, "cannot read the schema", e))?;
-            objects.extend(rows);
-        }
-        objects.sort();
-        Ok(objects)
+    fn mark_schema(&mut self, scope: &Scope) -> Result<SchemaMark> {
+        let versions = self.schema_versions()?;
+        // The previous step's check already scanned this very schema for this plugin.
+        let mark = match self.last_mark.take() {
+            Some((own, mark)) if own == scope.own && mark.versions == versions => mark,
+            _ => self.scan_schema(scope, versions)?,
+        };
+        // Lets a failed check look at the schema as it was, to name what changed.
+        self.conn
+            .execute_batch("SAVEPOINT wasmig_step")
+            .map_err(|e| self.error("cannot mark the step", e))?;
+        Ok(mark)
     }
 
-    fn verify_step(
-        &mut self,
-        scope: &Scope,
-        before: &[SchemaObject],
-    ) -> Result<Result<(), String>> {
-        let after = self.schema()?;
-        let key = |o: &SchemaObject| (o.schema.clone(), o.kind.clone(), o.name.to_lowercase());
-        let before_keys: std::collections::BTreeMap<_, _> =
-            before.iter().map(|o| (key(o), o)).collect();
-        let after_keys: std::collections::BTreeMap<_, _> =
-            after.iter().map(|o| (key(o), o)).collect();
-        let owned = |o: &SchemaObject| {
-            let name_ok = scope.owns(&o.name)
-                || (o.kind == "index" && is_autoindex_of(&o.name, &o.table))
-                || (o.kind == "table" && o.name.eq_ignore_ascii_case("sqlite_sequence"));
-            let table_ok = scope.owns(&o.table) || o.name.eq_ignore_ascii_case("sqlite_sequence");
-            name_ok && table_ok
+    fn verify_step(&mut self, scope: &Scope, before: &SchemaMark) -> Result<StepCheck> {
+        let unchanged = StepCheck {
+            verdict: Ok(()),
+            changes: Vec::new(),
         };
-        let mut touched = Vec::new();
-        for (k, o) in &after_keys {
-            match before_keys.get(k) {
-                Some(old) if old == o => {}
-                Some(_) => touched.push(("changed", *o)),
-                None => touched.push(("created", *o)),
-            }
+        let versions = self.schema_versions()?;
+        if versions == before.versions {
+            self.release_mark()?;
+            self.last_mark = Some((scope.own.clone(), before.clone()));
+            return Ok(unchanged);
         }
-        for (k, o) in &before_keys {
-            if !after_keys.contains_key(k) {
-                touched.push(("dropped", *o));
-            }
+        let scanned = self.scan_schema(scope, versions)?;
+        if scanned.foreign != before.foreign {
+            // Something outside the plugin changed: find what, by comparing everything with
+            // the schema at the mark. The step is rolled back either way.
+            let after = self.schema_objects()?;
+            self.conn
+                .execute_batch("ROLLBACK TO wasmig_step")
+                .map_err(|e| self.error("cannot look back at the schema", e))?;
+            let was = self.schema_objects()?;
+            let reason = diff(&was, &after)
+                .into_iter()
+                .find(|(_, o)| !owned_by(scope, o))
+                .map(|(what, o)| {
+                    format!(
+                        "the step {what} {} {:?} (on {:?}), which is outside plugin {}'s \
+                         namespace (its objects are named {}*)",
+                        o.kind, o.name, o.table, scope.plugin, scope.own
+                    )
+                })
+                .unwrap_or_else(|| {
+                    format!(
+                        "the step changed the schema outside plugin {}'s namespace",
+                        scope.plugin
+                    )
+                });
+            return Ok(StepCheck {
+                verdict: Err(reason),
+                changes: Vec::new(),
+            });
         }
-        for (what, o) in &touched {
-            if !owned(o) {
-                return Ok(Err(format!(
-                    "the step {what} {} {:?} (on {:?}), which is outside plugin {}'s namespace \
-                     (its objects are named {}*)",
-                    o.kind, o.name, o.table, scope.plugin, scope.own
-                )));
-            }
-        }
-        for (what, o) in &touched {
+        let changed = diff(&before.owned, &scanned.owned);
+        let changes = changed
+            .iter()
+            .map(|(what, o)| {
+                let temp = if o.schema == "temp" { "temp " } else { "" };
+                format!("{what} {temp}{} {}", o.kind, o.name)
+            })
+            .collect();
+        for (what, o) in &changed {
             if *what != "dropped" && (o.kind == "trigger" || o.kind == "view") {
                 if let Err(reason) = self.probe_under_scope(scope, o) {
-                    return Ok(Err(reason));
+                    return Ok(StepCheck {
+                        verdict: Err(reason),
+                        changes,
+                    });
                 }
             }
         }
         // Nothing TEMP survives the step: drop triggers and views first, then tables.
-        let mut temp: Vec<&SchemaObject> = after
+        let mut temp: Vec<&SchemaObject> = scanned
+            .owned
             .iter()
             .filter(|o| o.schema == "temp" && o.kind != "index")
             .collect();
+        let dropped_temp = !temp.is_empty();
         temp.sort_by_key(|o| if o.kind == "table" { 1 } else { 0 });
         for o in temp {
             let sql = format!(
@@ -765,7 +912,14 @@ impl Backend for SqliteBackend {
                 .execute_batch(&sql)
                 .map_err(|e| self.error("cannot drop the step's TEMP objects", e))?;
         }
-        Ok(Ok(()))
+        self.release_mark()?;
+        if !dropped_temp {
+            self.last_mark = Some((scope.own.clone(), scanned));
+        }
+        Ok(StepCheck {
+            verdict: Ok(()),
+            changes,
+        })
     }
 
     fn enter_plugin(&mut self, scope: Scope, limits: SqlLimits) -> Result<()> {

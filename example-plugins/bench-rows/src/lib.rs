@@ -1,0 +1,48 @@
+//! The plugin `bench`: one step that inserts many rows, one import call per row or all rows
+//! in one batch call, as `bench__config` says. For the boundary benchmark.
+
+use wasmig_guest::{Error, Migration, Plugin, Result, Tx, Value};
+
+const INSERT: &str = "INSERT INTO bench__item (id, name, qty, price) VALUES (?1, ?2, ?3, ?4)";
+
+fn row(i: i64) -> Vec<Value> {
+    vec![
+        Value::Integer(i),
+        Value::Text(format!("item-{i}")),
+        Value::Integer(i % 100),
+        Value::Real(i as f64 * 0.5),
+    ]
+}
+
+fn insert(tx: &Tx) -> Result<()> {
+    let config = tx.query("SELECT mode, n FROM bench__config", &[])?;
+    let config = config.get(0).ok_or_else(|| Error::other("no config"))?;
+    let mode: String = config.get("mode")?;
+    let n: i64 = config.get("n")?;
+    match mode.as_str() {
+        "single" => {
+            for i in 0..n {
+                tx.execute(INSERT, &row(i))?;
+            }
+        }
+        "batch" => {
+            let rows: Vec<Vec<Value>> = (0..n).map(row).collect();
+            tx.execute_many(INSERT, &rows)?;
+        }
+        other => return Err(Error::other(format!("unknown mode {other}"))),
+    }
+    Ok(())
+}
+
+fn plugin() -> Plugin {
+    Plugin::new("bench", "0.2.0")
+        .migration(Migration::sql(
+            "0.1.0",
+            "tables",
+            "CREATE TABLE bench__config (mode TEXT NOT NULL, n INTEGER NOT NULL);
+             CREATE TABLE bench__item (id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, price REAL);",
+        ))
+        .migration(Migration::code("0.2.0", "insert rows", "v1", insert))
+}
+
+wasmig_guest::export_plugin!(plugin);

@@ -1,0 +1,475 @@
+//! wasmig against its baselines, side by side in one run:
+//!
+//!     cargo bench -p wasmig --bench compare            # 5 runs per figure
+//!     cargo bench -p wasmig --bench compare -- --quick # 3 runs, fewer plugins
+//!
+//! Every figure is the median of several runs. Ratios compare wasmig with native rusqlite in
+//! this process (the physical limit) or with refinery applying the same SQL natively (a peer;
+//! built as its own workspace in benches/refinery-baseline, compared as whole runs). The
+//! table goes to stdout, in the README's format.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use wasmig_test_artifacts as artifacts;
+
+const WASMIG: &str = env!("CARGO_BIN_EXE_wasmig");
+const PLACEHOLDER: &[u8] = b"zbenchplaceholdr";
+
+struct Row {
+    work: String,
+    baseline: String,
+    wasmig: String,
+    ratio: Option<f64>,
+    target: String,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn ms(d: f64) -> String {
+    if d >= 1000.0 {
+        format!("{:.2} s", d / 1000.0)
+    } else if d >= 10.0 {
+        format!("{d:.0} ms")
+    } else {
+        format!("{d:.2} ms")
+    }
+}
+
+fn host(plugins: &Path, db: &Path, cache: Option<&Path>) -> wasmig::Host {
+    wasmig::Host::builder()
+        .plugins_dir(plugins)
+        .database(db)
+        .cache_dir(cache.map(Path::to_path_buf))
+        .build()
+        .unwrap()
+}
+
+/// A directory with plugins/ and a cache/ under a fresh temporary directory.
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("plugins")).unwrap();
+        Scratch { dir }
+    }
+    fn plugins(&self) -> PathBuf {
+        self.dir.path().join("plugins")
+    }
+    fn cache(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+    fn db(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// Copies of a template plugin with distinct names (`p000000000000001`, …), patched in the
+/// compiled component: one build, `n` distinct plugins.
+fn generate(template: &str, n: usize, into: &Path) {
+    let bytes = std::fs::read(template).unwrap();
+    let at: Vec<usize> = bytes
+        .windows(PLACEHOLDER.len())
+        .enumerate()
+        .filter(|(_, w)| *w == PLACEHOLDER)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        at.len(),
+        1,
+        "the placeholder name appears once in {template}"
+    );
+    for i in 1..=n {
+        let mut copy = bytes.clone();
+        let name = format!("p{i:015}");
+        copy[at[0]..at[0] + PLACEHOLDER.len()].copy_from_slice(name.as_bytes());
+        std::fs::write(into.join(format!("{name}.wasm")), copy).unwrap();
+    }
+}
+
+/// Runs the wasmig binary; returns wall time and peak RSS (VmHWM, polled while it runs).
+fn run_wasmig(args: &[&str], plugins: &Path, db: &Path, cache: Option<&Path>) -> (f64, u64) {
+    let mut cmd = Command::new(WASMIG);
+    cmd.arg("--plugins").arg(plugins).arg("--db").arg(db);
+    match cache {
+        Some(c) => cmd.arg("--cache-dir").arg(c),
+        None => cmd.arg("--no-cache"),
+    };
+    cmd.args(args)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = cmd.spawn().unwrap();
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if let Ok(s) = std::fs::read_to_string(&status_file) {
+            if let Some(line) = s.lines().find(|l| l.starts_with("VmHWM:")) {
+                peak_kib = line
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(peak_kib);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let elapsed = started.elapsed().as_secs_f64() * 1e3;
+    if !status.success() {
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        panic!("wasmig {args:?} failed: {err}");
+    }
+    (elapsed, peak_kib)
+}
+
+// --- boundary -----------------------------------------------------------------------------
+
+const INSERT: &str = "INSERT INTO bench__item (id, name, qty, price) VALUES (?1, ?2, ?3, ?4)";
+
+fn native_inserts(n: i64, prepare_once: bool) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = rusqlite::Connection::open(dir.path().join("n.db")).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE bench__item (id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, price REAL)",
+    )
+    .unwrap();
+    let tx = conn.transaction().unwrap();
+    let started = Instant::now();
+    if prepare_once {
+        let mut stmt = tx.prepare(INSERT).unwrap();
+        for i in 0..n {
+            stmt.execute(rusqlite::params![
+                i,
+                format!("item-{i}"),
+                i % 100,
+                i as f64 * 0.5
+            ])
+            .unwrap();
+        }
+    } else {
+        for i in 0..n {
+            tx.prepare_cached(INSERT)
+                .unwrap()
+                .execute(rusqlite::params![
+                    i,
+                    format!("item-{i}"),
+                    i % 100,
+                    i as f64 * 0.5
+                ])
+                .unwrap();
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64() * 1e3;
+    tx.commit().unwrap();
+    elapsed
+}
+
+/// The duration of the inserting step, as wasmig measured it (instantiate, the plugin's
+/// calls, the schema check), with a warm compile cache.
+async fn wasmig_inserts(n: i64, mode: &str, cache: &Path) -> f64 {
+    let s = Scratch::new();
+    std::fs::copy(artifacts::BENCH_ROWS, s.plugins().join("bench.wasm")).unwrap();
+    let db = s.db("w.db");
+    let h = host(&s.plugins(), &db, Some(cache));
+    h.up(wasmig::UpOptions {
+        plugin: Some("bench".into()),
+        to_version: Some(semver::Version::new(0, 1, 0)),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "INSERT INTO bench__config VALUES (?1, ?2)",
+            rusqlite::params![mode, n],
+        )
+        .unwrap();
+    let report = h.up(wasmig::UpOptions::default()).await.unwrap();
+    assert_eq!(report.steps.len(), 1);
+    assert_eq!(report.steps[0].rows_changed, n as u64);
+    report.steps[0].duration_us as f64 / 1e3
+}
+
+// --- main -----------------------------------------------------------------------------------
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let runs = if quick { 3 } else { 5 };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let shared_cache = Scratch::new();
+    let cache = shared_cache.cache();
+    let mut rows = Vec::new();
+    let progress = |what: &str| eprintln!("… {what}");
+
+    // Boundary: 100,000 parameterized INSERTs, one call per row and one batch call.
+    let n = 100_000;
+    rt.block_on(wasmig_inserts(1000, "single", &cache)); // warm the compile cache
+    for (mode, prepare_once, target) in [("single", false, 1.5), ("batch", true, 1.15)] {
+        progress(&format!("boundary, {mode}"));
+        let mut native = Vec::new();
+        let mut ours = Vec::new();
+        for _ in 0..runs {
+            native.push(native_inserts(n, prepare_once));
+            ours.push(rt.block_on(wasmig_inserts(n, mode, &cache)));
+        }
+        let (b, w) = (median(native), median(ours));
+        rows.push(Row {
+            work: if mode == "single" {
+                "100k INSERTs, one import call per row (native: prepare_cached per row)".into()
+            } else {
+                "100k INSERTs, one batch import call (native: prepared once)".into()
+            },
+            baseline: ms(b),
+            wasmig: ms(w),
+            ratio: Some(w / b),
+            target: format!("≤ {target}×"),
+        });
+    }
+
+    // Load: cold compile, then warm (compile cache) load + instantiate.
+    progress("load");
+    {
+        let s = Scratch::new();
+        let h = host(&s.plugins(), &s.db("l.db"), Some(&s.cache()));
+        let plugin = Path::new(artifacts::NOTES);
+        let mut cold = Vec::new();
+        for _ in 0..runs {
+            let _ = std::fs::remove_dir_all(s.cache());
+            let fresh = host(&s.plugins(), &s.db("l.db"), Some(&s.cache()));
+            let i = rt.block_on(fresh.inspect(plugin)).unwrap();
+            assert!(!i.from_cache);
+            cold.push(i.load_us as f64 / 1e3);
+        }
+        let mut warm = Vec::new();
+        for _ in 0..runs * 4 {
+            let i = rt.block_on(h.inspect(plugin)).unwrap();
+            assert!(i.from_cache);
+            warm.push((i.load_us + i.instantiate_us) as f64 / 1e3);
+        }
+        let size = std::fs::metadata(plugin).unwrap().len() / 1024;
+        rows.push(Row {
+            work: format!("cold compile of a {size} KiB plugin"),
+            baseline: "—".into(),
+            wasmig: ms(median(cold)),
+            ratio: None,
+            target: "reported".into(),
+        });
+        rows.push(Row {
+            work: "warm load (compile cache) + instantiate".into(),
+            baseline: "—".into(),
+            wasmig: ms(median(warm)),
+            ratio: None,
+            target: "≤ 2 ms".into(),
+        });
+    }
+
+    // No-op: N plugins × 20 applied migrations, nothing pending, warm cache.
+    let sizes: &[usize] = if quick { &[10, 100] } else { &[10, 100, 1000] };
+    let mut noop_peak = Vec::new();
+    for &count in sizes {
+        progress(&format!("no-op with {count} plugins"));
+        let s = Scratch::new();
+        generate(artifacts::BENCH_TEMPLATE20, count, &s.plugins());
+        let db = s.db("noop.db");
+        let (_, peak) = run_wasmig(&["up"], &s.plugins(), &db, Some(&cache));
+        noop_peak.push((count, peak));
+        for cmd in ["up", "status"] {
+            let times: Vec<f64> = (0..runs)
+                .map(|_| run_wasmig(&[cmd], &s.plugins(), &db, Some(&cache)).0)
+                .collect();
+            rows.push(Row {
+                work: format!("no-op `wasmig {cmd}`: {count} plugins × 20 applied"),
+                baseline: "—".into(),
+                wasmig: ms(median(times)),
+                ratio: None,
+                target: if count == 1000 {
+                    "≤ 0.5 s".into()
+                } else {
+                    "linear".into()
+                },
+            });
+        }
+    }
+
+    // Apply: 100 plugins × 10 SQL migrations into a fresh database, against refinery.
+    progress("apply, building the refinery baseline");
+    let refinery = build_refinery();
+    {
+        let s = Scratch::new();
+        generate(artifacts::BENCH_TEMPLATE10, 100, &s.plugins());
+        let mut base = Vec::new();
+        let mut cold = Vec::new();
+        let mut warm = Vec::new();
+        for r in 0..runs {
+            progress(&format!("apply, run {}", r + 1));
+            let db = s.db(&format!("refinery{r}.db"));
+            let started = Instant::now();
+            let ok = Command::new(&refinery)
+                .arg(&db)
+                .args(["100", "10"])
+                .status()
+                .unwrap();
+            assert!(ok.success());
+            base.push(started.elapsed().as_secs_f64() * 1e3);
+            let _ = std::fs::remove_dir_all(s.cache());
+            cold.push(
+                run_wasmig(
+                    &["up"],
+                    &s.plugins(),
+                    &s.db(&format!("cold{r}.db")),
+                    Some(&s.cache()),
+                )
+                .0,
+            );
+            warm.push(
+                run_wasmig(
+                    &["up"],
+                    &s.plugins(),
+                    &s.db(&format!("warm{r}.db")),
+                    Some(&s.cache()),
+                )
+                .0,
+            );
+        }
+        let b = median(base);
+        for (label, v, target) in [("cold", cold, 1.5), ("warm", warm, 1.2)] {
+            let w = median(v);
+            rows.push(Row {
+                work: format!(
+                    "apply 100 plugins × 10 SQL migrations, {label} compile cache (vs refinery)"
+                ),
+                baseline: ms(b),
+                wasmig: ms(w),
+                ratio: Some(w / b),
+                target: format!("≤ {target}×"),
+            });
+        }
+    }
+
+    // History scale: one migration with 10 vs 100,000 ledger rows present.
+    progress("history scale");
+    {
+        let mut times = Vec::new();
+        for ledger_rows in [10, 100_000] {
+            let mut v = Vec::new();
+            for _ in 0..runs {
+                v.push(rt.block_on(apply_one_with_history(ledger_rows, &cache)));
+            }
+            times.push(median(v));
+        }
+        rows.push(Row {
+            work: "apply one migration with 100,000 ledger rows (vs 10 rows)".into(),
+            baseline: ms(times[0]),
+            wasmig: ms(times[1]),
+            ratio: Some(times[1] / times[0]),
+            target: "≤ 1.2×".into(),
+        });
+    }
+
+    // Memory: peak RSS applying N plugins in sequence (fresh database, warm cache).
+    progress("memory");
+    for &(count, _) in &noop_peak {
+        let s = Scratch::new();
+        generate(artifacts::BENCH_TEMPLATE20, count, &s.plugins());
+        let (_, peak) = run_wasmig(&["up"], &s.plugins(), &s.db("m.db"), Some(&cache));
+        rows.push(Row {
+            work: format!("peak RSS applying {count} plugins × 20 migrations"),
+            baseline: "—".into(),
+            wasmig: format!("{} MB", peak / 1024),
+            ratio: None,
+            target: "≤ 300 MB, flat".into(),
+        });
+    }
+
+    println!("| work | baseline | wasmig | ratio | target |");
+    println!("|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            r.work,
+            r.baseline,
+            r.wasmig,
+            r.ratio.map_or("—".to_string(), |x| format!("{x:.2}×")),
+            r.target
+        );
+    }
+}
+
+/// Applies `accounts` 0.1.0 with `ledger_rows` earlier attempts already in the ledger; returns
+/// the time `up` took (warm compile cache).
+async fn apply_one_with_history(ledger_rows: usize, cache: &Path) -> f64 {
+    let s = Scratch::new();
+    std::fs::copy(artifacts::ACCOUNTS, s.plugins().join("accounts.wasm")).unwrap();
+    let db = s.db("h.db");
+    let h = host(&s.plugins(), &db, Some(cache));
+    // An up that applies nothing still creates the host's tables.
+    h.up(wasmig::UpOptions {
+        plugin: Some("accounts".into()),
+        to_version: Some(semver::Version::new(0, 0, 0)),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    {
+        // Fill the ledger with other plugins' history.
+        let mut conn = rusqlite::Connection::open(&db).unwrap();
+        let tx = conn.transaction().unwrap();
+        {
+            let mut stmt = tx
+                .prepare(
+                    "INSERT INTO _wasmig_ledger (plugin, plugin_version, version, description,
+                         direction, outcome, started_at_ms, duration_us, checksum,
+                         component_sha256, wasmig_version, statements)
+                     VALUES (?1, '1.0.0', ?2, 'old', 'up', 'succeeded', 0, 1, 'c', 's', '0', '[]')",
+                )
+                .unwrap();
+            for i in 0..ledger_rows {
+                stmt.execute(rusqlite::params![
+                    format!("old{}", i % 1000),
+                    format!("1.{i}.0")
+                ])
+                .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    let started = Instant::now();
+    h.up(wasmig::UpOptions {
+        plugin: Some("accounts".into()),
+        to_version: Some(semver::Version::new(0, 1, 0)),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    started.elapsed().as_secs_f64() * 1e3
+}
+
+fn build_refinery() -> PathBuf {
+    let manifest =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/refinery-baseline/Cargo.toml");
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/refinery-baseline");
+    let ok = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "--manifest-path"])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .unwrap();
+    assert!(ok.success(), "building benches/refinery-baseline failed");
+    target.join("release/refinery-baseline")
+}
