@@ -16,8 +16,8 @@ pub(crate) struct PluginFile {
 }
 
 /// Lists every `*.wasm` file directly in `dir`, sorted by file name. A missing directory is
-/// an error; an unreadable file is returned as an error next to the others.
-pub(crate) fn scan(dir: &Path) -> crate::Result<Vec<Result<PluginFile, Error>>> {
+/// an error.
+pub(crate) fn scan(dir: &Path) -> crate::Result<Vec<PathBuf>> {
     let io = |source| Error::Io {
         what: "plugins directory",
         path: dir.to_path_buf(),
@@ -31,10 +31,11 @@ pub(crate) fn scan(dir: &Path) -> crate::Result<Vec<Result<PluginFile, Error>>> 
         }
     }
     paths.sort();
-    Ok(paths.into_iter().map(read).collect())
+    Ok(paths)
 }
 
-fn read(path: PathBuf) -> Result<PluginFile, Error> {
+/// Reads a plugin file and hashes it.
+pub(crate) fn read(path: PathBuf) -> Result<PluginFile, Error> {
     let size = std::fs::metadata(&path)
         .map_err(|source| Error::Io {
             what: "plugin file",
@@ -61,6 +62,19 @@ fn read(path: PathBuf) -> Result<PluginFile, Error> {
         bytes,
         sha256,
     })
+}
+
+/// Reads a plugin file again, when its step runs, and checks it is still the file that was
+/// planned with.
+pub(crate) fn reread(path: &Path, sha256: &str) -> Result<Vec<u8>, Error> {
+    let file = read(path.to_path_buf())?;
+    if file.sha256 != sha256 {
+        return Err(Error::InvalidPlugin {
+            file: path.to_path_buf(),
+            reason: "changed while wasmig was running; run again".to_string(),
+        });
+    }
+    Ok(file.bytes)
 }
 
 /// Hex SHA-256 of some bytes.

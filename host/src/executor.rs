@@ -63,7 +63,9 @@ impl RunReport {
 pub(crate) struct Source {
     /// The file, or a description of where the bytes came from, for errors.
     pub label: PathBuf,
-    pub bytes: Arc<Vec<u8>>,
+    /// The component's bytes; `None`: read the file `label` when its first step runs (so a
+    /// run over a thousand plugins holds one plugin's bytes at a time).
+    pub bytes: Option<Arc<Vec<u8>>>,
     pub manifest: Manifest,
     pub granted_reads: Vec<String>,
 }
@@ -98,34 +100,42 @@ pub(crate) async fn run(
     };
     // A dry run's transaction was opened with the database (host tables included).
     // One compiled component at a time: steps of one plugin are consecutive.
-    let mut compiled: Option<(String, Loaded)> = None;
+    let mut compiled: Option<(String, Arc<Vec<u8>>, Loaded)> = None;
     for (i, step) in steps.iter().enumerate() {
         let source = &sources[&step.component_sha256];
-        if compiled
-            .as_ref()
-            .is_none_or(|(sha, _)| *sha != step.component_sha256)
-        {
-            // Drop the previous plugin's compiled code before compiling the next.
+        let sha = &step.component_sha256;
+        if compiled.as_ref().is_none_or(|(s, _, _)| s != sha) {
+            // Drop the previous plugin's bytes and code before loading the next.
             drop(compiled.take());
-            match runtime.load(&source.label, &source.bytes, &step.component_sha256) {
-                Ok(loaded) => compiled = Some((step.component_sha256.clone(), loaded)),
-                Err(reason) => {
-                    report.not_run = steps[i..].to_vec();
-                    let _ = backend.rollback();
-                    let e = crate::Error::InvalidPlugin {
+            let loaded = match &source.bytes {
+                Some(bytes) => Ok(bytes.clone()),
+                None => crate::catalog::reread(&source.label, sha).map(Arc::new),
+            }
+            .and_then(|bytes| {
+                runtime
+                    .load(&source.label, &bytes, sha)
+                    .map(|loaded| (bytes, loaded))
+                    .map_err(|reason| crate::Error::InvalidPlugin {
                         file: source.label.clone(),
                         reason,
-                    };
+                    })
+            });
+            match loaded {
+                Ok((bytes, loaded)) => compiled = Some((sha.clone(), bytes, loaded)),
+                Err(e) => {
+                    report.not_run = steps[i..].to_vec();
+                    let _ = backend.rollback();
                     return (backend, Err(e));
                 }
             }
         }
-        let loaded = &compiled.as_ref().expect("compiled above").1;
+        let (_, bytes, loaded) = compiled.as_ref().expect("loaded above");
         let (b, result) = run_one(
             runtime,
             backend,
             step,
             source,
+            bytes,
             loaded,
             mode,
             note.as_deref(),
@@ -164,6 +174,7 @@ async fn run_one(
     mut backend: Box<dyn Backend>,
     step: &PlannedStep,
     source: &Source,
+    bytes: &[u8],
     loaded: &Loaded,
     mode: Mode,
     note: Option<&str>,
@@ -193,7 +204,7 @@ async fn run_one(
     let scope = Scope::new(&step.plugin, &source.granted_reads);
     let prepared = (|| {
         if step.direction == Direction::Up {
-            backend.store_component(&step.component_sha256, &source.bytes, &source.manifest)?;
+            backend.store_component(&step.component_sha256, bytes, &source.manifest)?;
         }
         backend.mark_schema(&scope)
     })();

@@ -244,11 +244,9 @@ struct Inner {
     config: HostBuilder,
 }
 
-/// The plugins of a directory: manifests and file bytes, nothing compiled.
+/// The plugins of a directory: their manifests; nothing compiled, no bytes kept.
 struct Loaded {
     candidates: Vec<Candidate>,
-    /// File bytes by SHA-256.
-    bytes: BTreeMap<String, Arc<Vec<u8>>>,
     problems: Vec<Error>,
 }
 
@@ -318,7 +316,7 @@ impl Host {
                 sha.clone(),
                 Source {
                     label: PathBuf::from(format!("stored component {sha}")),
-                    bytes: Arc::new(bytes),
+                    bytes: Some(Arc::new(bytes)),
                     granted_reads: self.granted_reads(&manifest),
                     manifest,
                 },
@@ -329,21 +327,22 @@ impl Host {
 
     /// The plugin files that run the given steps (for `up`).
     fn file_sources(&self, loaded: &Loaded, plan: &Plan) -> BTreeMap<String, Source> {
+        let by_sha: BTreeMap<&str, &Candidate> = loaded
+            .candidates
+            .iter()
+            .map(|c| (c.sha256.as_str(), c))
+            .collect();
         let mut sources = BTreeMap::new();
         for step in &plan.steps {
             if sources.contains_key(&step.component_sha256) {
                 continue;
             }
-            let c = loaded
-                .candidates
-                .iter()
-                .find(|c| c.sha256 == step.component_sha256)
-                .expect("planned steps come from loaded candidates");
+            let c = by_sha[step.component_sha256.as_str()];
             sources.insert(
                 c.sha256.clone(),
                 Source {
                     label: c.file.clone(),
-                    bytes: loaded.bytes[&c.sha256].clone(),
+                    bytes: None,
                     granted_reads: self.granted_reads(&c.manifest),
                     manifest: c.manifest.clone(),
                 },
@@ -369,23 +368,24 @@ impl Host {
     /// in parallel) and asked for their manifest; the compiled form is then dropped, so memory
     /// does not grow with the number of plugins.
     async fn load(&self, backend: &mut dyn Backend) -> Result<Loaded> {
-        let files = catalog::scan(&self.inner.config.plugins_dir)?;
+        let paths = catalog::scan(&self.inner.config.plugins_dir)?;
         let mut problems = Vec::new();
+        // Hash every file, keeping no bytes: most plugins need nothing more.
         let mut found = Vec::new();
-        for file in files {
-            match file {
+        for path in paths {
+            match catalog::read(path) {
                 Err(e) => problems.push(e),
-                Ok(file) => found.push(file),
+                Ok(file) => found.push((file.path, file.sha256)),
             }
         }
-        let shas: Vec<String> = found.iter().map(|f| f.sha256.clone()).collect();
+        let shas: Vec<String> = found.iter().map(|(_, sha)| sha.clone()).collect();
         let mut cached = backend.stored_manifests(Some(&shas))?;
 
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
         let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
         let mut tasks = Vec::new();
-        for file in &found {
-            if cached.contains_key(&file.sha256) {
+        for (path, sha) in &found {
+            if cached.contains_key(sha) {
                 continue;
             }
             let permit = permits
@@ -394,20 +394,23 @@ impl Host {
                 .await
                 .expect("the semaphore is never closed");
             let host = self.clone();
-            let (path, bytes, sha) = (file.path.clone(), file.bytes.clone(), file.sha256.clone());
+            let (path, sha) = (path.clone(), sha.clone());
             let handle = tokio::runtime::Handle::current();
             tasks.push(tokio::task::spawn_blocking(move || {
                 let _permit = permit;
                 let runtime = &host.inner.runtime;
-                let manifest = runtime.load(&path, &bytes, &sha).and_then(|loaded| {
-                    let label = path.display().to_string();
-                    match handle.block_on(runtime.manifest(&loaded, &label)) {
-                        Ok(raw) => raw
-                            .validate()
-                            .map_err(|p| format!("invalid manifest: {}", p.join("; "))),
-                        Err(e) => Err(format!("invalid manifest: {e}")),
-                    }
-                });
+                let manifest = catalog::reread(&path, &sha)
+                    .map_err(|e| e.to_string())
+                    .and_then(|bytes| runtime.load(&path, &bytes, &sha))
+                    .and_then(|loaded| {
+                        let label = path.display().to_string();
+                        match handle.block_on(runtime.manifest(&loaded, &label)) {
+                            Ok(raw) => raw
+                                .validate()
+                                .map_err(|p| format!("invalid manifest: {}", p.join("; "))),
+                            Err(e) => Err(format!("invalid manifest: {e}")),
+                        }
+                    });
                 (sha, manifest)
             }));
         }
@@ -420,19 +423,15 @@ impl Host {
         }
 
         let mut candidates: Vec<Candidate> = Vec::new();
-        let mut bytes = BTreeMap::new();
-        for file in found {
-            let manifest = match cached.remove(&file.sha256) {
+        for (path, sha256) in found {
+            let manifest = match cached.remove(&sha256) {
                 Some(m) => Ok(m),
-                None => fresh.remove(&file.sha256).expect("every miss was loaded"),
+                None => fresh.remove(&sha256).expect("every miss was loaded"),
             };
             let manifest = match manifest {
                 Ok(m) => m,
                 Err(reason) => {
-                    problems.push(Error::InvalidPlugin {
-                        file: file.path,
-                        reason,
-                    });
+                    problems.push(Error::InvalidPlugin { file: path, reason });
                     continue;
                 }
             };
@@ -440,20 +439,18 @@ impl Host {
                 problems.push(Error::DuplicatePlugin {
                     name: manifest.name.clone(),
                     first: other.file.clone(),
-                    second: file.path.clone(),
+                    second: path,
                 });
                 continue;
             }
-            bytes.insert(file.sha256.clone(), Arc::new(file.bytes));
             candidates.push(Candidate {
-                file: file.path,
-                sha256: file.sha256,
+                file: path,
+                sha256,
                 manifest,
             });
         }
         Ok(Loaded {
             candidates,
-            bytes,
             problems,
         })
     }

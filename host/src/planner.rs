@@ -639,6 +639,16 @@ mod tests {
         );
     }
 
+    /// Plans `up` of everything with no recorded state and the default policy.
+    fn plan_fresh(c: &[Candidate]) -> Result<Plan, Vec<String>> {
+        plan_up(
+            c,
+            &State::default(),
+            &Policy::default(),
+            &UpRequest::default(),
+        )
+    }
+
     fn steps(plan: &Plan) -> Vec<String> {
         plan.steps
             .iter()
@@ -659,13 +669,7 @@ mod tests {
             plugin("accounts", "0.2.0", &[], &["0.1.0", "0.2.0"]),
             plugin("alpha", "1.0.0", &[("zeta", "1")], &["1.0.0"]),
         ];
-        let plan = plan_up(
-            &c,
-            &State::default(),
-            &Policy::default(),
-            &UpRequest::default(),
-        )
-        .unwrap();
+        let plan = plan_fresh(&c).unwrap();
         assert_eq!(plan.order, ["accounts", "notes", "zeta", "alpha"]);
         assert_eq!(
             steps(&plan),
@@ -704,13 +708,7 @@ mod tests {
             &[("accounts", "^0.2")],
             &["0.1.0"],
         )];
-        let e = plan_up(
-            &c,
-            &State::default(),
-            &Policy::default(),
-            &UpRequest::default(),
-        )
-        .unwrap_err();
+        let e = plan_fresh(&c).unwrap_err();
         assert!(
             e[0].contains("notes") && e[0].contains("accounts ^0.2"),
             "{e:?}"
@@ -720,13 +718,7 @@ mod tests {
             plugin("notes", "0.2.0", &[("accounts", "^0.2")], &["0.1.0"]),
             plugin("accounts", "0.1.9", &[], &["0.1.0"]),
         ];
-        let e = plan_up(
-            &c,
-            &State::default(),
-            &Policy::default(),
-            &UpRequest::default(),
-        )
-        .unwrap_err();
+        let e = plan_fresh(&c).unwrap_err();
         assert!(e[0].contains("accounts is version 0.1.9"), "{e:?}");
     }
 
@@ -737,13 +729,7 @@ mod tests {
             plugin("b", "1.0.0", &[("a", "1")], &["1.0.0"]),
             plugin("c", "1.0.0", &[], &["1.0.0"]),
         ];
-        let e = plan_up(
-            &c,
-            &State::default(),
-            &Policy::default(),
-            &UpRequest::default(),
-        )
-        .unwrap_err();
+        let e = plan_fresh(&c).unwrap_err();
         assert!(e[0].contains("a, b") && e[0].contains("cycle"), "{e:?}");
     }
 
@@ -752,13 +738,7 @@ mod tests {
         let mut notes = plugin("notes", "0.1.0", &[], &["0.1.0"]);
         notes.manifest.reads = vec!["accounts".into()];
         let c = vec![notes];
-        let e = plan_up(
-            &c,
-            &State::default(),
-            &Policy::default(),
-            &UpRequest::default(),
-        )
-        .unwrap_err();
+        let e = plan_fresh(&c).unwrap_err();
         assert!(
             e[0].contains("[plugins.notes]\n    reads = [\"accounts\"]"),
             "{e:?}"

@@ -175,13 +175,7 @@ impl SqliteBackend {
 
     /// Maps a SQLite error for the plugin, with the authorizer's reason when it denied.
     fn plugin_error(&self, e: rusqlite::Error) -> SqlError {
-        let denial = self
-            .auth
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .denial
-            .take();
-        if let Some(reason) = denial {
+        if let Some(reason) = self.take_denial() {
             return SqlError::AccessDenied(reason);
         }
         let message = e.to_string();
@@ -232,6 +226,15 @@ impl SqliteBackend {
         }
         self.reset_auth();
         Ok(())
+    }
+
+    /// Why the authorizer refused the last statement, if it did.
+    fn take_denial(&self) -> Option<String> {
+        self.auth
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .denial
+            .take()
     }
 
     fn reset_auth(&self) {
@@ -386,13 +389,7 @@ impl SqliteBackend {
         for probe in &probes {
             self.reset_auth();
             let prepared = self.conn.prepare(probe).map(drop);
-            let denial = self
-                .auth
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .denial
-                .take();
-            if let (Err(_), Some(reason)) = (prepared, denial) {
+            if let (Err(_), Some(reason)) = (prepared, self.take_denial()) {
                 verdict = Err(format!(
                     "{} {:?} would reach outside the plugin: {reason}",
                     object.kind, object.name
@@ -803,9 +800,11 @@ impl Backend for SqliteBackend {
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(|e| db_error(&self.path, "cannot read stored manifests", e))?;
+        let wanted: Option<std::collections::BTreeSet<&String>> =
+            sha256s.map(|s| s.iter().collect());
         let mut out = std::collections::BTreeMap::new();
         for (sha, json) in rows {
-            if sha256s.is_some_and(|wanted| !wanted.contains(&sha)) {
+            if wanted.as_ref().is_some_and(|w| !w.contains(&sha)) {
                 continue;
             }
             let manifest = serde_json::from_str(&json).map_err(|e| Error::Database {
