@@ -95,6 +95,7 @@ attacks! {
     trigger_that_writes_another_plugins_table: "trigger-writes-other" => "trigger \"evil__trg\" would reach outside the plugin";
     temp_trigger_on_another_plugins_table: "temp-trigger-on-other" => "table \"accounts__user\" is outside";
     view_over_another_plugins_table: "view-over-other" => "view \"evil__v\" would reach outside the plugin";
+    virtual_table_in_another_namespace: "vtable-named-other" => "virtual table \"accounts__search\" is outside";
     temp_view_over_another_plugins_table: "temp-view-over-other" => "view \"evil__v\" would reach outside the plugin";
     create_table_as_select_from_another: "create-as-select" => "table \"accounts__user\" is outside";
     insert_select_from_another: "subquery-read" => "table \"accounts__user\" is outside";

@@ -55,6 +55,10 @@ const SQL_ATTACKS: &[(&str, &str)] = &[
         "CREATE VIEW evil__v AS SELECT * FROM accounts__user",
     ),
     (
+        "vtable-named-other",
+        "CREATE VIRTUAL TABLE accounts__search USING fts5(body)",
+    ),
+    (
         "temp-view-over-other",
         "CREATE TEMP VIEW evil__v AS SELECT * FROM accounts__user",
     ),

@@ -442,6 +442,27 @@ mod tests {
     }
 
     #[test]
+    fn virtual_tables_follow_the_namespace() {
+        let notes = Scope::new("notes", &[]);
+        let denied = run(
+            &notes,
+            "CREATE VIRTUAL TABLE accounts__search USING fts5(body)",
+        );
+        assert!(
+            denied
+                .unwrap_err()
+                .contains("virtual table \"accounts__search\" is outside")
+        );
+        assert_eq!(
+            run(
+                &notes,
+                "CREATE VIRTUAL TABLE notes__search USING fts5(body)"
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
     fn the_schema_is_not_readable_outside_ddl() {
         let notes = Scope::new("notes", &[]);
         assert!(run(&notes, "SELECT sql FROM sqlite_schema").is_err());
