@@ -113,14 +113,14 @@ fn run_wasmig(args: &[&str], plugins: &Path, db: &Path, cache: Option<&Path>) ->
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        if let Ok(s) = std::fs::read_to_string(&status_file) {
-            if let Some(line) = s.lines().find(|l| l.starts_with("VmHWM:")) {
-                peak_kib = line
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(peak_kib);
-            }
+        if let Ok(s) = std::fs::read_to_string(&status_file)
+            && let Some(line) = s.lines().find(|l| l.starts_with("VmHWM:"))
+        {
+            peak_kib = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(peak_kib);
         }
         std::thread::sleep(Duration::from_millis(2));
     };

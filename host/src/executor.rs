@@ -77,6 +77,13 @@ pub(crate) enum Mode {
     DryRun,
 }
 
+/// The component that runs the current plugin's steps, loaded.
+struct Component<'a> {
+    source: &'a Source,
+    bytes: &'a [u8],
+    loaded: &'a Loaded,
+}
+
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -130,17 +137,12 @@ pub(crate) async fn run(
             }
         }
         let (_, bytes, loaded) = compiled.as_ref().expect("loaded above");
-        let (b, result) = run_one(
-            runtime,
-            backend,
-            step,
+        let component = Component {
             source,
             bytes,
             loaded,
-            mode,
-            note.as_deref(),
-        )
-        .await;
+        };
+        let (b, result) = run_one(runtime, backend, step, &component, mode, note.as_deref()).await;
         backend = b;
         match result {
             Err(e) => {
@@ -159,10 +161,10 @@ pub(crate) async fn run(
             }
         }
     }
-    if mode == Mode::DryRun {
-        if let Err(e) = backend.rollback() {
-            return (backend, Err(e));
-        }
+    if mode == Mode::DryRun
+        && let Err(e) = backend.rollback()
+    {
+        return (backend, Err(e));
     }
     (backend, Ok(report))
 }
@@ -173,9 +175,7 @@ async fn run_one(
     runtime: &Runtime,
     mut backend: Box<dyn Backend>,
     step: &PlannedStep,
-    source: &Source,
-    bytes: &[u8],
-    loaded: &Loaded,
+    component: &Component<'_>,
     mode: Mode,
     note: Option<&str>,
 ) -> (Box<dyn Backend>, crate::Result<Option<StepReport>>) {
@@ -201,10 +201,14 @@ async fn run_one(
             }
         }
     }
-    let scope = Scope::new(&step.plugin, &source.granted_reads);
+    let scope = Scope::new(&step.plugin, &component.source.granted_reads);
     let prepared = (|| {
         if step.direction == Direction::Up {
-            backend.store_component(&step.component_sha256, bytes, &source.manifest)?;
+            backend.store_component(
+                &step.component_sha256,
+                component.bytes,
+                &component.source.manifest,
+            )?;
         }
         backend.mark_schema(&scope)
     })();
@@ -220,7 +224,7 @@ async fn run_one(
     let version = step.version.to_string();
     let (mut backend, call, mut outcome) = runtime
         .run_step(
-            loaded,
+            component.loaded,
             scope.clone(),
             backend,
             step.direction == Direction::Up,
@@ -267,10 +271,10 @@ async fn run_one(
     }
     entry.duration_us = clock.elapsed().as_micros() as i64;
 
-    if mode == Mode::Apply {
-        if let Err(e) = commit_or_record_failure(&mut *backend, &entry) {
-            return (backend, Err(e));
-        }
+    if mode == Mode::Apply
+        && let Err(e) = commit_or_record_failure(&mut *backend, &entry)
+    {
+        return (backend, Err(e));
     }
     match &entry.error {
         Some(e) => tracing::error!(

@@ -180,21 +180,21 @@ fn check_applied(c: &Candidate, applied: Option<&BTreeMap<Version, AppliedStep>>
         ));
     }
     for step in &m.migrations {
-        if let Some(a) = applied.get(&step.version) {
-            if a.checksum != step.checksum {
-                findings.push(finding(
-                    FindingKind::Drift,
-                    format!(
-                        "plugin {} migration {} changed since it was applied: checksum {} was \
+        if let Some(a) = applied.get(&step.version)
+            && a.checksum != step.checksum
+        {
+            findings.push(finding(
+                FindingKind::Drift,
+                format!(
+                    "plugin {} migration {} changed since it was applied: checksum {} was \
                          applied, the file ({}) has {}",
-                        m.name,
-                        step.version,
-                        a.checksum,
-                        c.file.display(),
-                        step.checksum
-                    ),
-                ));
-            }
+                    m.name,
+                    step.version,
+                    a.checksum,
+                    c.file.display(),
+                    step.checksum
+                ),
+            ));
         }
     }
     findings
@@ -265,10 +265,10 @@ pub fn plan_up(
             let mut scope = BTreeSet::new();
             let mut todo = vec![name.as_str()];
             while let Some(n) = todo.pop() {
-                if scope.insert(n) {
-                    if let Some(c) = by_name.get(n) {
-                        todo.extend(c.manifest.depends_on.iter().map(|d| d.name.as_str()));
-                    }
+                if scope.insert(n)
+                    && let Some(c) = by_name.get(n)
+                {
+                    todo.extend(c.manifest.depends_on.iter().map(|d| d.name.as_str()));
                 }
             }
             scope

@@ -141,10 +141,11 @@ fn check(scope: &Scope, st: &mut AuthState, ctx: &AuthContext<'_>) -> Result<(),
         AuthAction::AlterTable { database_name, .. } => Some(database_name),
         _ => ctx.database_name,
     };
-    if let Some(db) = database {
-        if !eq(db, "main") && !eq(db, "temp") {
-            return Err(format!("database {db:?} is not the plugin's database"));
-        }
+    if let Some(db) = database
+        && !eq(db, "main")
+        && !eq(db, "temp")
+    {
+        return Err(format!("database {db:?} is not the plugin's database"));
     }
     let p = &scope.plugin;
     let own = |kind: &str, name: &str| -> Result<(), String> {

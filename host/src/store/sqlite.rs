@@ -283,7 +283,7 @@ impl SqliteBackend {
     /// One pass over the schema: the plugin's own objects in full, everything else as an
     /// order-independent keyed digest (rows are hashed in place, not copied out).
     fn scan_schema(&self, scope: &Scope, versions: (i64, i64)) -> Result<SchemaMark> {
-        use std::hash::{BuildHasher, Hash, Hasher};
+        use std::hash::BuildHasher;
         let mut owned = Vec::new();
         let (mut sum, mut count) = (0u64, 0u64);
         self.each_schema_row(|schema, row| {
@@ -308,9 +308,13 @@ impl SqliteBackend {
                     sql: row.get(3)?,
                 });
             } else {
-                let mut h = self.digest_keys.build_hasher();
-                (schema, kind, name, table, raw(3)).hash(&mut h);
-                sum = sum.wrapping_add(h.finish());
+                sum = sum.wrapping_add(self.digest_keys.hash_one((
+                    schema,
+                    kind,
+                    name,
+                    table,
+                    raw(3),
+                )));
                 count += 1;
             }
             Ok(())
@@ -366,7 +370,7 @@ impl SqliteBackend {
         } else {
             let columns: Vec<String> = self
                 .conn
-                .prepare(&format!("SELECT name FROM pragma_table_info(?1, ?2)"))
+                .prepare("SELECT name FROM pragma_table_info(?1, ?2)")
                 .and_then(|mut s| {
                     s.query_map([&object.table, &object.schema], |r| r.get::<_, String>(0))?
                         .collect()
@@ -884,13 +888,14 @@ impl Backend for SqliteBackend {
             })
             .collect();
         for (what, o) in &changed {
-            if *what != "dropped" && (o.kind == "trigger" || o.kind == "view") {
-                if let Err(reason) = self.probe_under_scope(scope, o) {
-                    return Ok(StepCheck {
-                        verdict: Err(reason),
-                        changes,
-                    });
-                }
+            if *what != "dropped"
+                && (o.kind == "trigger" || o.kind == "view")
+                && let Err(reason) = self.probe_under_scope(scope, o)
+            {
+                return Ok(StepCheck {
+                    verdict: Err(reason),
+                    changes,
+                });
             }
         }
         // Nothing TEMP survives the step: drop triggers and views first, then tables.
