@@ -110,3 +110,32 @@ fn applied_plugins_are_not_compiled_for_status_or_a_no_op_up() {
         "manifests came from the database"
     );
 }
+
+#[test]
+fn inspect_shows_the_manifest_and_whether_the_cache_served_it() {
+    let env = Env::new();
+    let file = env.add(artifacts::NOTES, "notes.wasm");
+    let cache = env.dir.path().join("cache");
+    let cache_arg = cache.to_str().unwrap();
+    let file_arg = file.to_str().unwrap();
+    let first = env.json(&["--cache-dir", cache_arg, "inspect", file_arg]);
+    assert_eq!(first["manifest"]["name"], "notes");
+    assert_eq!(first["manifest"]["migrations"].as_array().unwrap().len(), 3);
+    assert_eq!(first["from_cache"], false);
+    let imports = first["imports"].as_array().unwrap();
+    assert!(
+        imports.iter().any(|i| i == "wasmig:plugin/sql@0.1.0"),
+        "{imports:?}"
+    );
+    let second = env.json(&["--cache-dir", cache_arg, "inspect", file_arg]);
+    assert_eq!(second["from_cache"], true);
+    let text = env.ok(&["--cache-dir", cache_arg, "inspect", file_arg]);
+    assert!(
+        text.contains("from the compile cache") && text.contains("0.3.0"),
+        "{text}"
+    );
+    assert!(
+        env.ledger().is_empty() || !env.db.exists(),
+        "inspect runs no migration"
+    );
+}
