@@ -1,9 +1,7 @@
 //! A temporary plugins directory and database, and ways to drive and inspect them.
 
-#![allow(dead_code)]
-
 use rusqlite::Connection;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 pub use wasmig_test_artifacts as artifacts;
@@ -208,9 +206,4 @@ pub fn dump(conn: &Connection, skip: &[&str]) -> String {
         }
     }
     out
-}
-
-/// Whether `path` exists and is a file.
-pub fn is_file(path: &Path) -> bool {
-    path.is_file()
 }
