@@ -205,8 +205,17 @@ async fn wasmig_inserts(n: i64, mode: &str, cache: &Path) -> f64 {
 // --- main -----------------------------------------------------------------------------------
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
     let runs = if quick { 3 } else { 5 };
+    // `--only boundary,noop` runs just those sections: boundary, load, noop, apply, history,
+    // memory.
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|s| s.split(',').map(str::to_string).collect());
+    let wants = |section: &str| only.as_ref().is_none_or(|o| o.iter().any(|s| s == section));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let shared_cache = Scratch::new();
     let cache = shared_cache.cache();
@@ -215,12 +224,18 @@ fn main() {
 
     // Boundary: 100,000 parameterized INSERTs, one call per row and one batch call.
     let n = 100_000;
-    rt.block_on(wasmig_inserts(1000, "single", &cache)); // warm the compile cache
+    if wants("boundary") {
+        rt.block_on(wasmig_inserts(1000, "single", &cache)); // warm the compile cache
+    }
     for (mode, prepare_once, target) in [("single", false, 1.5), ("batch", true, 1.15)] {
+        if !wants("boundary") {
+            break;
+        }
         progress(&format!("boundary, {mode}"));
         let mut native = Vec::new();
         let mut ours = Vec::new();
-        for _ in 0..runs {
+        // Sub-second figures: more runs, interleaved, for a steadier median.
+        for _ in 0..runs * 3 {
             native.push(native_inserts(n, prepare_once));
             ours.push(rt.block_on(wasmig_inserts(n, mode, &cache)));
         }
@@ -239,8 +254,8 @@ fn main() {
     }
 
     // Load: cold compile, then warm (compile cache) load + instantiate.
-    progress("load");
-    {
+    if wants("load") {
+        progress("load");
         let s = Scratch::new();
         let h = host(&s.plugins(), &s.db("l.db"), Some(&s.cache()));
         let plugin = Path::new(artifacts::NOTES);
@@ -277,14 +292,15 @@ fn main() {
 
     // No-op: N plugins × 20 applied migrations, nothing pending, warm cache.
     let sizes: &[usize] = if quick { &[10, 100] } else { &[10, 100, 1000] };
-    let mut noop_peak = Vec::new();
     for &count in sizes {
+        if !wants("noop") {
+            break;
+        }
         progress(&format!("no-op with {count} plugins"));
         let s = Scratch::new();
         generate(artifacts::BENCH_TEMPLATE20, count, &s.plugins());
         let db = s.db("noop.db");
-        let (_, peak) = run_wasmig(&["up"], &s.plugins(), &db, Some(&cache));
-        noop_peak.push((count, peak));
+        run_wasmig(&["up"], &s.plugins(), &db, Some(&cache));
         // The floor for any tool: open the database (SQLite parses its whole schema, here
         // 2 objects per migration) and read the applied state once.
         let floor = median(
@@ -322,9 +338,9 @@ fn main() {
     }
 
     // Apply: 100 plugins × 10 SQL migrations into a fresh database, against refinery.
-    progress("apply, building the refinery baseline");
-    let refinery = build_refinery();
-    {
+    if wants("apply") {
+        progress("apply, building the refinery baseline");
+        let refinery = build_refinery();
         let s = Scratch::new();
         generate(artifacts::BENCH_TEMPLATE10, 100, &s.plugins());
         let mut base = Vec::new();
@@ -377,8 +393,8 @@ fn main() {
     }
 
     // History scale: one migration with 10 vs 100,000 ledger rows present.
-    progress("history scale");
-    {
+    if wants("history") {
+        progress("history scale");
         let mut times = Vec::new();
         for ledger_rows in [10, 100_000] {
             let mut v = Vec::new();
@@ -397,8 +413,11 @@ fn main() {
     }
 
     // Memory: peak RSS applying N plugins in sequence (fresh database, warm cache).
-    progress("memory");
-    for &(count, _) in &noop_peak {
+    for &count in sizes {
+        if !wants("memory") {
+            break;
+        }
+        progress(&format!("memory, {count} plugins"));
         let s = Scratch::new();
         generate(artifacts::BENCH_TEMPLATE20, count, &s.plugins());
         let (_, peak) = run_wasmig(&["up"], &s.plugins(), &s.db("m.db"), Some(&cache));

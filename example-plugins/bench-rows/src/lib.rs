@@ -1,7 +1,7 @@
 //! The plugin `bench`: one step that inserts many rows, one import call per row or all rows
 //! in one batch call, as `bench__config` says. For the boundary benchmark.
 
-use wasmig_guest::{Error, Migration, Plugin, Result, Tx, Value};
+use wasmig_guest::{Error, Migration, Plugin, Result, Tx, Value, params};
 
 const INSERT: &str = "INSERT INTO bench__item (id, name, qty, price) VALUES (?1, ?2, ?3, ?4)";
 
@@ -22,7 +22,8 @@ fn insert(tx: &Tx) -> Result<()> {
     match mode.as_str() {
         "single" => {
             for i in 0..n {
-                tx.execute(INSERT, &row(i))?;
+                let name = format!("item-{i}");
+                tx.execute(INSERT, params![i, name, i % 100, i as f64 * 0.5])?;
             }
         }
         "batch" => {

@@ -3,7 +3,7 @@
 //! this module.
 
 use crate::manifest::{RawManifest, RawMigration};
-use crate::store::{Backend, Rows, Scope, SqlError, SqlLimits, Value};
+use crate::store::{Backend, Scope, SqlLimits};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +14,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 mod cache;
 mod output;
+mod sql;
 
 use cache::CompileCache;
 use output::BoundedOutput;
@@ -27,8 +28,8 @@ mod bindings {
     });
 }
 
-use bindings::wasmig::plugin::{log, sql, types};
-use bindings::{MigrationPlugin, MigrationPluginPre};
+use bindings::MigrationPluginPre;
+use bindings::wasmig::plugin::{log, types};
 
 /// The interface a plugin must export, as the component model names it.
 const PLUGIN_EXPORT: &str = "wasmig:plugin/plugin@0.1.0";
@@ -129,12 +130,12 @@ pub(crate) struct CallReport {
 }
 
 impl CallReport {
-    fn ran(&mut self, statement: String) {
-        if self.statements.last() == Some(&statement) {
+    fn ran(&mut self, statement: &str) {
+        if self.statements.last().is_some_and(|last| last == statement) {
             self.repeats += 1;
         } else {
             self.close_repeats();
-            self.statements.push(statement);
+            self.statements.push(statement.to_string());
         }
     }
 
@@ -167,7 +168,9 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| crate::Error::Engine(format!("{e:#}")))?;
-        MigrationPlugin::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
+        types::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
+            .and_then(|()| log::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s))
+            .and_then(|()| sql::add_to_linker(&mut linker))
             .map_err(|e| crate::Error::Engine(format!("{e:#}")))?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
@@ -296,6 +299,7 @@ impl Runtime {
             plugin: plugin.to_string(),
             backend,
             report: CallReport::default(),
+            params: Vec::new(),
             log_left: self.limits.max_log_bytes,
             stdout: out,
             stderr: err,
@@ -522,6 +526,8 @@ pub(crate) struct StepState {
     /// The step's transaction, lent for the call; `None` while the manifest is read.
     backend: Option<Box<dyn Backend>>,
     report: CallReport,
+    /// Scratch space for lifting parameters, kept between calls.
+    params: Vec<sql::Param>,
     log_left: usize,
     stdout: BoundedOutput,
     stderr: BoundedOutput,
@@ -536,114 +542,7 @@ impl WasiView for StepState {
     }
 }
 
-impl StepState {
-    fn backend(&mut self) -> Result<&mut Box<dyn Backend>, types::Error> {
-        self.backend.as_mut().ok_or_else(|| {
-            types::Error::AccessDenied(
-                "SQL is only available while a migration step runs, not in manifest()".into(),
-            )
-        })
-    }
-}
-
-fn to_value(v: types::Value) -> Value {
-    match v {
-        types::Value::Null => Value::Null,
-        types::Value::Integer(i) => Value::Integer(i),
-        types::Value::Real(r) => Value::Real(r),
-        types::Value::Text(t) => Value::Text(t),
-        types::Value::Blob(b) => Value::Blob(b),
-    }
-}
-
-fn from_value(v: Value) -> types::Value {
-    match v {
-        Value::Null => types::Value::Null,
-        Value::Integer(i) => types::Value::Integer(i),
-        Value::Real(r) => types::Value::Real(r),
-        Value::Text(t) => types::Value::Text(t),
-        Value::Blob(b) => types::Value::Blob(b),
-    }
-}
-
-fn to_wit_error(e: SqlError) -> types::Error {
-    match e {
-        SqlError::AccessDenied(m) => types::Error::AccessDenied(m),
-        SqlError::Constraint(m) => types::Error::Constraint(m),
-        SqlError::Syntax(m) => types::Error::Syntax(m),
-        SqlError::Limit(m) => types::Error::Limit(m),
-        SqlError::Other(m) => types::Error::Other(m),
-    }
-}
-
-fn to_wit_rows(rows: Rows) -> types::Rows {
-    types::Rows {
-        columns: rows.columns,
-        rows: rows
-            .rows
-            .into_iter()
-            .map(|r| r.into_iter().map(from_value).collect())
-            .collect(),
-    }
-}
-
 impl types::Host for StepState {}
-
-impl sql::Host for StepState {
-    fn execute(
-        &mut self,
-        statement: String,
-        params: Vec<types::Value>,
-    ) -> wasmtime::Result<Result<u64, types::Error>> {
-        let result = self.backend().and_then(|b| {
-            b.execute(&statement, params.into_iter().map(to_value).collect())
-                .map_err(to_wit_error)
-        });
-        self.report.ran(statement);
-        Ok(result)
-    }
-
-    fn query(
-        &mut self,
-        statement: String,
-        params: Vec<types::Value>,
-    ) -> wasmtime::Result<Result<types::Rows, types::Error>> {
-        let result = self.backend().and_then(|b| {
-            b.query(&statement, params.into_iter().map(to_value).collect())
-                .map(to_wit_rows)
-                .map_err(to_wit_error)
-        });
-        self.report.ran(statement);
-        Ok(result)
-    }
-
-    fn execute_many(
-        &mut self,
-        statement: String,
-        params: Vec<Vec<types::Value>>,
-    ) -> wasmtime::Result<Result<u64, types::Error>> {
-        let rows = params
-            .into_iter()
-            .map(|row| row.into_iter().map(to_value).collect())
-            .collect();
-        let result = self
-            .backend()
-            .and_then(|b| b.execute_many(&statement, rows).map_err(to_wit_error));
-        self.report.ran(statement);
-        Ok(result)
-    }
-
-    fn execute_script(&mut self, script: String) -> wasmtime::Result<Result<(), types::Error>> {
-        let mut ran = Vec::new();
-        let result = self
-            .backend()
-            .and_then(|b| b.execute_script(&script, &mut ran).map_err(to_wit_error));
-        for statement in ran {
-            self.report.ran(statement);
-        }
-        Ok(result)
-    }
-}
 
 impl log::Host for StepState {
     fn write(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {

@@ -7,7 +7,8 @@
 
 use crate::manifest::namespace;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What one plugin may touch.
 #[derive(Debug, Clone)]
@@ -115,7 +116,31 @@ impl AuthState {
     }
 }
 
-pub(crate) type SharedAuthState = Arc<Mutex<AuthState>>;
+/// The authorizer's state, shared between the callback and the connection's owner.
+#[derive(Debug, Default)]
+pub(crate) struct SharedAuth {
+    state: Mutex<AuthState>,
+    /// Set whenever the state is handed out: a reset with nothing handed out since the last
+    /// one (the usual case, a cached statement run again) costs one atomic swap, not a lock.
+    touched: AtomicBool,
+}
+
+impl SharedAuth {
+    /// The state, to read or change.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, AuthState> {
+        self.touched.store(true, Ordering::Relaxed);
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets what the previous statement did.
+    pub(crate) fn reset(&self) {
+        if self.touched.swap(false, Ordering::Relaxed) {
+            self.state.lock().unwrap_or_else(|p| p.into_inner()).reset();
+        }
+    }
+}
+
+pub(crate) type SharedAuthState = Arc<SharedAuth>;
 
 /// Builds the authorizer callback for one plugin.
 pub(crate) fn authorizer(
@@ -123,7 +148,7 @@ pub(crate) fn authorizer(
     state: SharedAuthState,
 ) -> impl for<'r> FnMut(AuthContext<'r>) -> Authorization + Send + 'static {
     move |ctx: AuthContext<'_>| {
-        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = state.lock();
         match check(&scope, &mut st, &ctx) {
             Ok(()) => Authorization::Allow,
             Err(reason) => {
@@ -389,15 +414,9 @@ mod tests {
         let state: SharedAuthState = Default::default();
         c.authorizer(Some(authorizer(scope.clone(), state.clone())))
             .unwrap();
-        state.lock().unwrap().reset();
-        c.execute_batch(sql).map_err(|e| {
-            state
-                .lock()
-                .unwrap()
-                .denial
-                .take()
-                .unwrap_or_else(|| e.to_string())
-        })
+        state.reset();
+        c.execute_batch(sql)
+            .map_err(|e| state.lock().denial.take().unwrap_or_else(|| e.to_string()))
     }
 
     #[test]

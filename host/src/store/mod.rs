@@ -65,6 +65,17 @@ pub(crate) enum Value {
     Blob(Vec<u8>),
 }
 
+/// One SQL parameter, borrowed from where it lives (usually the plugin's linear memory, read
+/// in place: no copy per value on the way to the statement).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum ValueRef<'a> {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
 /// Rows returned by a plugin's query.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Rows {
@@ -211,11 +222,12 @@ pub(crate) trait Backend: Send {
     /// Ends the plugin's scope; host statements run unrestricted again.
     fn leave_plugin(&mut self) -> crate::Result<()>;
     /// Runs one plugin statement; returns rows changed.
-    fn execute(&mut self, statement: &str, params: Vec<Value>) -> Result<u64, SqlError>;
+    fn execute(&mut self, statement: &str, params: &[ValueRef<'_>]) -> Result<u64, SqlError>;
     /// Runs one plugin statement that returns rows.
-    fn query(&mut self, statement: &str, params: Vec<Value>) -> Result<Rows, SqlError>;
-    /// Runs one plugin statement once per parameter list.
-    fn execute_many(&mut self, statement: &str, params: Vec<Vec<Value>>) -> Result<u64, SqlError>;
+    fn query(&mut self, statement: &str, params: &[ValueRef<'_>]) -> Result<Rows, SqlError>;
+    /// Runs one plugin statement once per parameter list; returns rows changed. A long batch
+    /// arrives in several calls of bounded size.
+    fn execute_many(&mut self, statement: &str, rows: &[&[ValueRef<'_>]]) -> Result<u64, SqlError>;
     /// Runs a plugin script of statements; returns the text of each statement run.
     fn execute_script(&mut self, script: &str, ran: &mut Vec<String>) -> Result<(), SqlError>;
 }

@@ -230,15 +230,11 @@ impl SqliteBackend {
 
     /// Why the authorizer refused the last statement, if it did.
     fn take_denial(&self) -> Option<String> {
-        self.auth
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .denial
-            .take()
+        self.auth.lock().denial.take()
     }
 
     fn reset_auth(&self) {
-        self.auth.lock().unwrap_or_else(|p| p.into_inner()).reset();
+        self.auth.reset();
     }
 
     fn max_result_bytes(&self) -> usize {
@@ -439,21 +435,25 @@ fn db_error(path: &Path, what: &str, e: rusqlite::Error) -> Error {
     }
 }
 
-struct Param<'a>(&'a Value);
+struct Param<'a>(&'a super::ValueRef<'a>);
 
 impl ToSql for Param<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::Borrowed(match self.0 {
-            Value::Null => ValueRef::Null,
-            Value::Integer(i) => ValueRef::Integer(*i),
-            Value::Real(r) => ValueRef::Real(*r),
-            Value::Text(t) => ValueRef::Text(t.as_bytes()),
-            Value::Blob(b) => ValueRef::Blob(b),
+        use super::ValueRef as P;
+        Ok(ToSqlOutput::Borrowed(match *self.0 {
+            P::Null => ValueRef::Null,
+            P::Integer(i) => ValueRef::Integer(i),
+            P::Real(r) => ValueRef::Real(r),
+            P::Text(t) => ValueRef::Text(t.as_bytes()),
+            P::Blob(b) => ValueRef::Blob(b),
         }))
     }
 }
 
-fn bind(stmt: &mut rusqlite::CachedStatement<'_>, params: &[Value]) -> rusqlite::Result<()> {
+fn bind(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    params: &[super::ValueRef<'_>],
+) -> rusqlite::Result<()> {
     let expected = stmt.parameter_count();
     if expected != params.len() {
         return Err(rusqlite::Error::InvalidParameterCount(
@@ -998,26 +998,30 @@ impl Backend for SqliteBackend {
         Ok(())
     }
 
-    fn execute(&mut self, statement: &str, params: Vec<Value>) -> Result<u64, SqlError> {
+    fn execute(
+        &mut self,
+        statement: &str,
+        params: &[super::ValueRef<'_>],
+    ) -> Result<u64, SqlError> {
         self.plugin_guard(statement)?;
         let result = (|| {
             let mut stmt = self.conn.prepare_cached(statement)?;
             if stmt.column_count() > 0 {
                 return Err(rusqlite::Error::ExecuteReturnedResults);
             }
-            bind(&mut stmt, &params)?;
+            bind(&mut stmt, params)?;
             self.reset_auth();
             stmt.raw_execute()
         })();
         result.map(|n| n as u64).map_err(|e| self.plugin_error(e))
     }
 
-    fn query(&mut self, statement: &str, params: Vec<Value>) -> Result<Rows, SqlError> {
+    fn query(&mut self, statement: &str, params: &[super::ValueRef<'_>]) -> Result<Rows, SqlError> {
         self.plugin_guard(statement)?;
         let max_bytes = self.max_result_bytes();
         let result = (|| {
             let mut stmt = self.conn.prepare_cached(statement)?;
-            bind(&mut stmt, &params)?;
+            bind(&mut stmt, params)?;
             let columns: Vec<String> = stmt.column_names().map(|c| c.to_string()).collect();
             let n = columns.len();
             let mut rows = Vec::new();
@@ -1049,7 +1053,11 @@ impl Backend for SqliteBackend {
         result.map_err(|e| self.plugin_error(e))?
     }
 
-    fn execute_many(&mut self, statement: &str, params: Vec<Vec<Value>>) -> Result<u64, SqlError> {
+    fn execute_many(
+        &mut self,
+        statement: &str,
+        rows: &[&[super::ValueRef<'_>]],
+    ) -> Result<u64, SqlError> {
         self.plugin_guard(statement)?;
         let result = (|| {
             let mut stmt = self.conn.prepare_cached(statement)?;
@@ -1057,7 +1065,7 @@ impl Backend for SqliteBackend {
                 return Err(rusqlite::Error::ExecuteReturnedResults);
             }
             let mut changed = 0u64;
-            for row in &params {
+            for row in rows {
                 bind(&mut stmt, row)?;
                 self.reset_auth();
                 changed += stmt.raw_execute()? as u64;

@@ -1,0 +1,241 @@
+//! The host side of `wasmig:plugin/sql`, written by hand instead of generated: statements and
+//! parameters are read in place from the plugin's linear memory (no `String` or `Vec` per
+//! value), which is most of what one import call per row used to cost.
+
+use super::StepState;
+use super::bindings::wasmig::plugin::types;
+use crate::store::{Backend, Rows, SqlError, Value, ValueRef};
+use wasmtime::component::{ComponentType, Lift, Linker, WasmList, WasmStr};
+use wasmtime::{AsContextMut, StoreContextMut};
+
+/// The WIT interface these functions implement.
+const INTERFACE: &str = "wasmig:plugin/sql@0.1.0";
+
+/// Rows of an `execute-many` bound per call into the storage seam: bounds the host memory a
+/// batch of any size needs to a few of these rows at a time.
+const BATCH_CHUNK: usize = 1024;
+
+/// The WIT `value`, lifted without copying: text and blobs stay in the plugin's memory.
+#[derive(ComponentType, Lift)]
+#[component(variant)]
+pub(super) enum Param {
+    #[component(name = "null")]
+    Null,
+    #[component(name = "integer")]
+    Integer(i64),
+    #[component(name = "real")]
+    Real(f64),
+    #[component(name = "text")]
+    Text(WasmStr),
+    #[component(name = "blob")]
+    Blob(WasmList<u8>),
+}
+
+impl Param {
+    /// The value, borrowed from the plugin's memory.
+    fn get<'a>(&self, store: &'a StoreContextMut<'_, StepState>) -> wasmtime::Result<ValueRef<'a>> {
+        Ok(match self {
+            Param::Null => ValueRef::Null,
+            Param::Integer(i) => ValueRef::Integer(*i),
+            Param::Real(r) => ValueRef::Real(*r),
+            Param::Text(t) => match t.to_str(store)? {
+                std::borrow::Cow::Borrowed(t) => ValueRef::Text(t),
+                // Only for plugins that declare a UTF-16 or Latin-1 string encoding; wasmig's
+                // SDK uses UTF-8, which is always borrowed.
+                std::borrow::Cow::Owned(_) => {
+                    wasmtime::bail!("wasmig takes text parameters in UTF-8 only")
+                }
+            },
+            Param::Blob(b) => ValueRef::Blob(b.as_le_slice(store)),
+        })
+    }
+}
+
+/// What a call borrows from the store while the plugin's memory is read in place: the
+/// backend, the audit trail and scratch space. Always handed back, even when the call traps.
+struct Lent {
+    backend: Box<dyn Backend>,
+    params: Vec<Param>,
+}
+
+/// Lends the step's backend to `body`, with the store readable for the plugin's memory.
+/// Without a backend (during `manifest()`) the plugin gets `access-denied`.
+fn with_backend<R>(
+    mut store: StoreContextMut<'_, StepState>,
+    body: impl FnOnce(
+        &mut Lent,
+        &mut StoreContextMut<'_, StepState>,
+    ) -> wasmtime::Result<Result<R, SqlError>>,
+) -> wasmtime::Result<Result<R, types::Error>> {
+    let state = store.data_mut();
+    let Some(backend) = state.backend.take() else {
+        return Ok(Err(types::Error::AccessDenied(
+            "SQL is only available while a migration step runs, not in manifest()".into(),
+        )));
+    };
+    let mut lent = Lent {
+        backend,
+        params: std::mem::take(&mut state.params),
+    };
+    let result = body(&mut lent, &mut store);
+    let state = store.data_mut();
+    state.backend = Some(lent.backend);
+    lent.params.clear();
+    state.params = lent.params;
+    Ok(result?.map_err(to_wit_error))
+}
+
+/// Lifts a parameter list into `out` (handles into the plugin's memory, not copies).
+fn lift_params(
+    store: &mut StoreContextMut<'_, StepState>,
+    list: &WasmList<Param>,
+    out: &mut Vec<Param>,
+) -> wasmtime::Result<()> {
+    for p in list.iter(store.as_context_mut())? {
+        out.push(p?);
+    }
+    Ok(())
+}
+
+/// Records a statement in the step's audit trail.
+fn ran(store: &mut StoreContextMut<'_, StepState>, statement: &WasmStr) -> wasmtime::Result<()> {
+    let mut report = std::mem::take(&mut store.data_mut().report);
+    let text = statement.to_str(&*store).map(|text| report.ran(&text));
+    store.data_mut().report = report;
+    text
+}
+
+pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<()> {
+    let mut sql = linker.instance(INTERFACE)?;
+    sql.func_wrap(
+        "execute",
+        |mut store: StoreContextMut<'_, StepState>,
+         (statement, params): (WasmStr, WasmList<Param>)| {
+            let result = with_backend(store.as_context_mut(), |lent, store| {
+                lift_params(store, &params, &mut lent.params)?;
+                let store = &*store;
+                let statement = statement.to_str(store)?;
+                let values = values(&lent.params, store)?;
+                Ok(lent.backend.execute(&statement, &values))
+            })?;
+            ran(&mut store, &statement)?;
+            Ok((result,))
+        },
+    )?;
+    sql.func_wrap(
+        "query",
+        |mut store: StoreContextMut<'_, StepState>,
+         (statement, params): (WasmStr, WasmList<Param>)| {
+            let result = with_backend(store.as_context_mut(), |lent, store| {
+                lift_params(store, &params, &mut lent.params)?;
+                let store = &*store;
+                let statement = statement.to_str(store)?;
+                let values = values(&lent.params, store)?;
+                Ok(lent.backend.query(&statement, &values))
+            })?;
+            ran(&mut store, &statement)?;
+            Ok((result.map(to_wit_rows),))
+        },
+    )?;
+    sql.func_wrap(
+        "execute-many",
+        |mut store: StoreContextMut<'_, StepState>,
+         (statement, rows): (WasmStr, WasmList<WasmList<Param>>)| {
+            let result = with_backend(store.as_context_mut(), |lent, store| {
+                let rows: Vec<WasmList<Param>> = rows
+                    .iter(store.as_context_mut())?
+                    .collect::<wasmtime::Result<_>>()?;
+                let mut changed = 0;
+                let mut ends = Vec::with_capacity(BATCH_CHUNK);
+                // An empty batch still runs the checks (and reports a bad statement).
+                let chunks: Box<dyn Iterator<Item = &[WasmList<Param>]>> = if rows.is_empty() {
+                    Box::new(std::iter::once(&rows[..]))
+                } else {
+                    Box::new(rows.chunks(BATCH_CHUNK))
+                };
+                for chunk in chunks {
+                    lent.params.clear();
+                    ends.clear();
+                    for row in chunk {
+                        lift_params(store, row, &mut lent.params)?;
+                        ends.push(lent.params.len());
+                    }
+                    let store = &*store;
+                    let statement = statement.to_str(store)?;
+                    let values = values(&lent.params, store)?;
+                    let mut start = 0;
+                    let chunk_rows: Vec<&[ValueRef<'_>]> = ends
+                        .iter()
+                        .map(|&end| {
+                            let row = &values[start..end];
+                            start = end;
+                            row
+                        })
+                        .collect();
+                    match lent.backend.execute_many(&statement, &chunk_rows) {
+                        Ok(n) => changed += n,
+                        Err(e) => return Ok(Err(e)),
+                    }
+                }
+                Ok(Ok(changed))
+            })?;
+            ran(&mut store, &statement)?;
+            Ok((result,))
+        },
+    )?;
+    sql.func_wrap(
+        "execute-script",
+        |mut store: StoreContextMut<'_, StepState>, (script,): (WasmStr,)| {
+            let mut statements = Vec::new();
+            let result = with_backend(store.as_context_mut(), |lent, store| {
+                let script = script.to_str(&*store)?;
+                Ok(lent.backend.execute_script(&script, &mut statements))
+            })?;
+            let report = &mut store.data_mut().report;
+            for statement in &statements {
+                report.ran(statement);
+            }
+            Ok((result,))
+        },
+    )?;
+    Ok(())
+}
+
+/// The lifted parameters as values borrowed from the plugin's memory.
+fn values<'a>(
+    params: &[Param],
+    store: &'a StoreContextMut<'_, StepState>,
+) -> wasmtime::Result<Vec<ValueRef<'a>>> {
+    params.iter().map(|p| p.get(store)).collect()
+}
+
+fn from_value(v: Value) -> types::Value {
+    match v {
+        Value::Null => types::Value::Null,
+        Value::Integer(i) => types::Value::Integer(i),
+        Value::Real(r) => types::Value::Real(r),
+        Value::Text(t) => types::Value::Text(t),
+        Value::Blob(b) => types::Value::Blob(b),
+    }
+}
+
+fn to_wit_error(e: SqlError) -> types::Error {
+    match e {
+        SqlError::AccessDenied(m) => types::Error::AccessDenied(m),
+        SqlError::Constraint(m) => types::Error::Constraint(m),
+        SqlError::Syntax(m) => types::Error::Syntax(m),
+        SqlError::Limit(m) => types::Error::Limit(m),
+        SqlError::Other(m) => types::Error::Other(m),
+    }
+}
+
+fn to_wit_rows(rows: Rows) -> types::Rows {
+    types::Rows {
+        columns: rows.columns,
+        rows: rows
+            .rows
+            .into_iter()
+            .map(|r| r.into_iter().map(from_value).collect())
+            .collect(),
+    }
+}
