@@ -10,6 +10,7 @@ mod dry_run;
 mod end_to_end;
 mod escape;
 mod grants;
+mod host_tables;
 mod hostile;
 mod library;
 mod limits;

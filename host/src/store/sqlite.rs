@@ -47,16 +47,40 @@ CREATE TABLE IF NOT EXISTS _wasmig_applied (
 CREATE TABLE IF NOT EXISTS _wasmig_component (
     sha256 TEXT PRIMARY KEY,
     bytes  BLOB NOT NULL
-) WITHOUT ROWID;
+);
 CREATE TABLE IF NOT EXISTS _wasmig_manifest (
     sha256   TEXT PRIMARY KEY,
     manifest TEXT NOT NULL
-) WITHOUT ROWID;
+);
 CREATE TABLE IF NOT EXISTS _wasmig_meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 ) WITHOUT ROWID;
-INSERT OR IGNORE INTO _wasmig_meta (key, value) VALUES ('schema_version', '1');
+INSERT OR IGNORE INTO _wasmig_meta (key, value) VALUES ('schema_version', '2');
+";
+
+/// The version of the host's tables this wasmig writes (`_wasmig_meta.schema_version`).
+const HOST_SCHEMA_VERSION: i64 = 2;
+
+/// From version 1: components and manifests were `WITHOUT ROWID` tables, which keep each
+/// blob in the primary key's b-tree, so every lookup by SHA-256 read whole components from
+/// disk. As rowid tables, the key's index holds only the SHA-256.
+const HOST_SCHEMA_1_TO_2: &str = "
+CREATE TABLE _wasmig_component_v2 (
+    sha256 TEXT PRIMARY KEY,
+    bytes  BLOB NOT NULL
+);
+INSERT INTO _wasmig_component_v2 (sha256, bytes) SELECT sha256, bytes FROM _wasmig_component;
+DROP TABLE _wasmig_component;
+ALTER TABLE _wasmig_component_v2 RENAME TO _wasmig_component;
+CREATE TABLE _wasmig_manifest_v2 (
+    sha256   TEXT PRIMARY KEY,
+    manifest TEXT NOT NULL
+);
+INSERT INTO _wasmig_manifest_v2 (sha256, manifest) SELECT sha256, manifest FROM _wasmig_manifest;
+DROP TABLE _wasmig_manifest;
+ALTER TABLE _wasmig_manifest_v2 RENAME TO _wasmig_manifest;
+UPDATE _wasmig_meta SET value = '2' WHERE key = 'schema_version';
 ";
 
 /// The longest a plugin's statement text may be, in bytes.
@@ -167,6 +191,34 @@ impl SqliteBackend {
             .map_err(e)?;
         c.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0).map_err(e)?;
         Ok(())
+    }
+
+    /// The version of the host's tables (0: none yet); a database written by a newer wasmig
+    /// is refused rather than misread.
+    fn host_schema_version(&mut self) -> Result<i64> {
+        if !self.has_host_tables()? {
+            return Ok(0);
+        }
+        let version: String = self
+            .conn
+            .query_row(
+                "SELECT value FROM _wasmig_meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.error("cannot read the version of wasmig's tables", e))?;
+        match version.parse::<i64>() {
+            Ok(v) if (1..=HOST_SCHEMA_VERSION).contains(&v) => Ok(v),
+            _ => Err(Error::Database {
+                path: self.path.clone(),
+                message: format!(
+                    "wasmig's tables are at version {version}, which this wasmig {} does not \
+                     know (it writes version {HOST_SCHEMA_VERSION}): the database was written \
+                     by a newer wasmig; run that one",
+                    env!("CARGO_PKG_VERSION")
+                ),
+            }),
+        }
     }
 
     fn error(&self, what: &str, e: rusqlite::Error) -> Error {
@@ -479,7 +531,7 @@ fn read_value(v: ValueRef<'_>) -> Value {
 
 impl Backend for SqliteBackend {
     fn prepare_host_tables(&mut self) -> Result<()> {
-        if self.has_host_tables()? {
+        if self.host_schema_version()? == HOST_SCHEMA_VERSION {
             return Ok(());
         }
         // Inside an open transaction (a dry run), the tables go away with it.
@@ -487,7 +539,21 @@ impl Backend for SqliteBackend {
         if own {
             self.begin()?;
         }
-        let created = self.conn.execute_batch(HOST_SCHEMA);
+        // Another runner may have created or upgraded them while this one waited.
+        let created = match self.host_schema_version() {
+            Ok(0) => self.conn.execute_batch(HOST_SCHEMA),
+            Ok(1) => {
+                tracing::info!(database = %self.path.display(), "upgrading wasmig's tables to version 2");
+                self.conn.execute_batch(HOST_SCHEMA_1_TO_2)
+            }
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if own {
+                    let _ = self.rollback();
+                }
+                return Err(e);
+            }
+        };
         match created {
             Ok(()) if own => self.commit(),
             Ok(()) => Ok(()),

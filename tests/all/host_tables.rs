@@ -1,0 +1,132 @@
+//! wasmig's own tables across versions: a database written by an older wasmig is upgraded in
+//! place with nothing lost; one written by a newer wasmig is refused, untouched.
+
+use crate::support::{Env, artifacts};
+
+/// Turns the tables of a fresh database back into version 1's layout, where components and
+/// manifests were `WITHOUT ROWID` tables.
+fn downgrade_to_version_1(env: &Env) {
+    env.conn()
+        .execute_batch(
+            "BEGIN;
+             CREATE TABLE c1 (sha256 TEXT PRIMARY KEY, bytes BLOB NOT NULL) WITHOUT ROWID;
+             INSERT INTO c1 SELECT sha256, bytes FROM _wasmig_component;
+             DROP TABLE _wasmig_component;
+             ALTER TABLE c1 RENAME TO _wasmig_component;
+             CREATE TABLE m1 (sha256 TEXT PRIMARY KEY, manifest TEXT NOT NULL) WITHOUT ROWID;
+             INSERT INTO m1 SELECT sha256, manifest FROM _wasmig_manifest;
+             DROP TABLE _wasmig_manifest;
+             ALTER TABLE m1 RENAME TO _wasmig_manifest;
+             UPDATE _wasmig_meta SET value = '1' WHERE key = 'schema_version';
+             COMMIT;",
+        )
+        .unwrap();
+}
+
+fn table_sql(env: &Env, name: &str) -> String {
+    env.conn()
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+fn host_schema_version(env: &Env) -> String {
+    env.conn()
+        .query_row(
+            "SELECT value FROM _wasmig_meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+/// (sha256, length of bytes) of every stored component, and every stored manifest.
+fn stored(env: &Env) -> (Vec<(String, i64)>, Vec<(String, String)>) {
+    let conn = env.conn();
+    let components = conn
+        .prepare("SELECT sha256, length(bytes) FROM _wasmig_component ORDER BY sha256")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let manifests = conn
+        .prepare("SELECT sha256, manifest FROM _wasmig_manifest ORDER BY sha256")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    (components, manifests)
+}
+
+#[test]
+fn a_fresh_database_gets_the_current_layout() {
+    let env = Env::new();
+    env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    env.ok(&["up"]);
+    assert_eq!(host_schema_version(&env), "2");
+    assert!(!table_sql(&env, "_wasmig_component").contains("WITHOUT ROWID"));
+    assert!(!table_sql(&env, "_wasmig_manifest").contains("WITHOUT ROWID"));
+}
+
+#[test]
+fn a_version_1_database_is_upgraded_with_nothing_lost() {
+    let env = Env::new();
+    env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    env.add(artifacts::NOTES, "notes.wasm");
+    env.ok(&["up"]);
+    downgrade_to_version_1(&env);
+    assert!(table_sql(&env, "_wasmig_component").contains("WITHOUT ROWID"));
+    let before = stored(&env);
+    let ledger = env.ledger();
+
+    // A read does not upgrade; the next run that writes does, before anything else.
+    env.ok(&["status"]);
+    assert_eq!(host_schema_version(&env), "1");
+    env.ok(&["up"]);
+    assert_eq!(host_schema_version(&env), "2");
+    assert!(!table_sql(&env, "_wasmig_component").contains("WITHOUT ROWID"));
+    assert!(!table_sql(&env, "_wasmig_manifest").contains("WITHOUT ROWID"));
+    assert_eq!(stored(&env), before);
+    assert_eq!(
+        env.ledger(),
+        ledger,
+        "a no-op up after the upgrade records nothing"
+    );
+
+    // The stored components still run: rolling back works without the plugin files.
+    env.remove("notes.wasm");
+    env.remove("accounts.wasm");
+    env.ok(&["uninstall", "notes"]);
+    env.ok(&["uninstall", "accounts"]);
+    assert!(
+        !env.tables()
+            .iter()
+            .any(|t| t.starts_with("notes__") || t.starts_with("accounts__"))
+    );
+}
+
+#[test]
+fn a_database_from_a_newer_wasmig_is_refused_untouched() {
+    let env = Env::new();
+    env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    env.ok(&["up"]);
+    env.conn()
+        .execute(
+            "UPDATE _wasmig_meta SET value = '9' WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
+    env.add(artifacts::NOTES, "notes.wasm");
+    let dump = env.dump();
+    let err = env.fails(&["up"]);
+    assert!(
+        err.contains("wasmig's tables are at version 9") && err.contains("newer wasmig"),
+        "{err}"
+    );
+    assert_eq!(env.dump(), dump);
+}
