@@ -91,6 +91,8 @@ const FUNCTION_DENY_LIST: &[&str] = &[
     "writefile",
     "edit",
     "fts3_tokenizer",
+    // The host's own schema scan (store/sqlite.rs).
+    super::sqlite::SCAN_FUNCTION,
 ];
 
 /// What the statement being prepared has done so far; reset before each prepare and step.

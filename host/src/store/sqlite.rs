@@ -11,7 +11,9 @@ use crate::{Error, Result};
 use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql, params};
+use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The host's tables. Their names start with `_`, which no plugin namespace does.
@@ -100,10 +102,28 @@ pub(crate) struct SqliteBackend {
     host_settings: Option<(i32, i32, i64)>,
     /// The host's tables are known to exist (plugins cannot drop them).
     host_tables: bool,
-    /// Keys of the schema digest: random per process, so no plugin can aim for a collision.
-    digest_keys: foldhash::quality::RandomState,
+    /// What the last schema scan found (see [`SchemaScan`]).
+    scan_out: Arc<Mutex<Option<ScanOut>>>,
     /// The schema as the last step left it, for the plugin it was scanned for.
     last_mark: Option<(String, SchemaMark)>,
+    /// The connection switched a `DELETE` rollback journal to `TRUNCATE`, to switch back when
+    /// it closes.
+    truncating: bool,
+}
+
+impl Drop for SqliteBackend {
+    fn drop(&mut self) {
+        if self.truncating {
+            if self.in_transaction {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            // Back to the database's own mode; this also removes the empty journal file. If
+            // it cannot (another process holds a lock), an empty journal is harmless.
+            let _ = self
+                .conn
+                .query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()));
+        }
+    }
 }
 
 fn text(row: &rusqlite::Row<'_>, i: usize) -> String {
@@ -142,6 +162,80 @@ fn owned_by(scope: &Scope, o: &SchemaObject) -> bool {
     name_ok && scope.owns(&o.table)
 }
 
+/// The SQL aggregate that scans a schema table for [`SchemaMark`]s. Registered on the host's
+/// connection only for direct use (`SQLITE_DIRECTONLY`: no trigger or view can call it) and
+/// denied to plugins by the authorizer.
+pub(crate) const SCAN_FUNCTION: &str = "wasmig_schema_scan";
+
+/// What one scan of a schema table found.
+#[derive(Debug, Default)]
+struct ScanOut {
+    /// The scope's own objects, in full.
+    owned: Vec<SchemaObject>,
+    /// Order-independent digest (wrapping sum of keyed row hashes) of every other object.
+    sum: u64,
+    count: u64,
+}
+
+/// `wasmig_schema_scan(own, schema, type, name, tbl_name, sql)` over the rows of one schema
+/// table: keeps the rows owned by the namespace `own` and digests the others. The result goes
+/// to a slot the backend reads right after the statement; the SQL value is 0.
+struct SchemaScan {
+    /// Keys of the digest: random per process, so no plugin can aim for a collision.
+    keys: foldhash::quality::RandomState,
+    out: Arc<Mutex<Option<ScanOut>>>,
+}
+
+impl rusqlite::functions::Aggregate<ScanOut, i64> for SchemaScan {
+    fn init(&self, _: &mut rusqlite::functions::Context<'_>) -> rusqlite::Result<ScanOut> {
+        Ok(ScanOut::default())
+    }
+
+    fn step(
+        &self,
+        ctx: &mut rusqlite::functions::Context<'_>,
+        acc: &mut ScanOut,
+    ) -> rusqlite::Result<()> {
+        let raw = |i| match ctx.get_raw(i) {
+            ValueRef::Text(t) => t,
+            _ => &[][..],
+        };
+        let (own, schema, kind, name, table) = (raw(0), raw(1), raw(2), raw(3), raw(4));
+        let owns = |s: &[u8]| s.len() > own.len() && s[..own.len()].eq_ignore_ascii_case(own);
+        let is_owned = name == b"sqlite_sequence"
+            || (owns(table)
+                && (owns(name) || (kind == b"index" && name.starts_with(b"sqlite_autoindex_"))));
+        if is_owned {
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            acc.owned.push(SchemaObject {
+                schema: text(schema),
+                kind: text(kind),
+                name: text(name),
+                table: text(table),
+                sql: match ctx.get_raw(5) {
+                    ValueRef::Text(t) => Some(text(t)),
+                    _ => None,
+                },
+            });
+        } else {
+            acc.sum = acc
+                .sum
+                .wrapping_add(self.keys.hash_one((schema, kind, name, table, raw(5))));
+            acc.count += 1;
+        }
+        Ok(())
+    }
+
+    fn finalize(
+        &self,
+        _: &mut rusqlite::functions::Context<'_>,
+        acc: Option<ScanOut>,
+    ) -> rusqlite::Result<i64> {
+        *self.out.lock().unwrap_or_else(|p| p.into_inner()) = acc;
+        Ok(0)
+    }
+}
+
 /// Statements a plugin may never run, by first keyword, with the reason.
 const DENIED_STATEMENTS: &[(&str, &str)] = &[(
     "VACUUM",
@@ -149,7 +243,6 @@ const DENIED_STATEMENTS: &[(&str, &str)] = &[(
 )];
 
 impl SqliteBackend {
-    /// Opens (creating if needed) the database file.
     /// Opens (creating if needed) the database file. With `scratch`, opens an empty in-memory
     /// database that stands in for a file that does not exist yet (a dry run creates nothing).
     pub(crate) fn open(path: &Path, options: BackendOptions, scratch: bool) -> Result<Self> {
@@ -160,7 +253,7 @@ impl SqliteBackend {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| db_error(path, "cannot open", e))?;
-        let backend = SqliteBackend {
+        let mut backend = SqliteBackend {
             conn,
             path: path.to_path_buf(),
             options,
@@ -169,10 +262,12 @@ impl SqliteBackend {
             plugin: None,
             host_settings: None,
             host_tables: false,
-            digest_keys: Default::default(),
+            scan_out: Default::default(),
             last_mark: None,
+            truncating: false,
         };
         backend.harden()?;
+        backend.truncate_journal()?;
         Ok(backend)
     }
 
@@ -190,6 +285,38 @@ impl SqliteBackend {
         c.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)
             .map_err(e)?;
         c.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0).map_err(e)?;
+        use rusqlite::functions::FunctionFlags;
+        c.create_aggregate_function(
+            SCAN_FUNCTION,
+            6,
+            FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DIRECTONLY,
+            SchemaScan {
+                keys: Default::default(),
+                out: self.scan_out.clone(),
+            },
+        )
+        .map_err(e)?;
+        Ok(())
+    }
+
+    /// With a rollback journal in `DELETE` mode (SQLite's default), every transaction
+    /// creates, syncs the directory for, and deletes the journal file; a run commits once per
+    /// step. `TRUNCATE` keeps the file and empties it instead: the same durability, fewer
+    /// filesystem operations. Only this connection's mode changes (rollback journal modes are
+    /// not stored in the file), and a WAL database is left alone.
+    fn truncate_journal(&mut self) -> Result<()> {
+        let e = |e| db_error(&self.path, "cannot read the journal mode", e);
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .map_err(e)?;
+        if mode.eq_ignore_ascii_case("delete") {
+            let now: String = self
+                .conn
+                .query_row("PRAGMA journal_mode = TRUNCATE", [], |r| r.get(0))
+                .map_err(e)?;
+            self.truncating = now.eq_ignore_ascii_case("truncate");
+        }
         Ok(())
     }
 
@@ -331,42 +458,32 @@ impl SqliteBackend {
     /// One pass over the schema: the plugin's own objects in full, everything else as an
     /// order-independent keyed digest (rows are hashed in place, not copied out).
     fn scan_schema(&self, scope: &Scope, versions: (i64, i64)) -> Result<SchemaMark> {
-        use std::hash::BuildHasher;
         let mut owned = Vec::new();
         let (mut sum, mut count) = (0u64, 0u64);
-        self.each_schema_row(|schema, row| {
-            let raw = |i| match row.get_ref(i) {
-                Ok(ValueRef::Text(t)) => t,
-                _ => &[][..],
-            };
-            let (kind, name, table) = (raw(0), raw(1), raw(2));
-            let own = |s: &[u8]| {
-                s.len() > scope.own.len()
-                    && s[..scope.own.len()].eq_ignore_ascii_case(scope.own.as_bytes())
-            };
-            let is_owned = name == b"sqlite_sequence"
-                || (own(table)
-                    && (own(name) || (kind == b"index" && name.starts_with(b"sqlite_autoindex_"))));
-            if is_owned {
-                owned.push(SchemaObject {
-                    schema: schema.to_string(),
-                    kind: text(row, 0),
-                    name: text(row, 1),
-                    table: text(row, 2),
-                    sql: row.get(3)?,
-                });
-            } else {
-                sum = sum.wrapping_add(self.digest_keys.hash_one((
-                    schema,
-                    kind,
-                    name,
-                    table,
-                    raw(3),
-                )));
-                count += 1;
-            }
-            Ok(())
-        })?;
+        for schema in ["main", "temp"] {
+            // One pass inside SQLite: rows are filtered and hashed by the aggregate, without
+            // crossing back into Rust once per row.
+            self.scan_out
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            self.conn
+                .prepare_cached(&format!(
+                    "SELECT {SCAN_FUNCTION}(?1, '{schema}', type, name, tbl_name, sql) \
+                     FROM {schema}.sqlite_schema"
+                ))
+                .and_then(|mut stmt| stmt.query_row([&scope.own], |_| Ok(())))
+                .map_err(|e| self.error("cannot read the schema", e))?;
+            let out = self
+                .scan_out
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .unwrap_or_default();
+            sum = sum.wrapping_add(out.sum);
+            count += out.count;
+            owned.extend(out.owned);
+        }
         owned.sort();
         Ok(SchemaMark {
             versions,
