@@ -130,3 +130,28 @@ fn a_database_from_a_newer_wasmig_is_refused_untouched() {
     );
     assert_eq!(env.dump(), dump);
 }
+
+#[test]
+fn a_run_leaves_the_journal_mode_as_it_found_it_and_no_journal_file() {
+    let env = Env::new();
+    env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    env.ok(&["up"]);
+    let journal = env.db.with_extension("db-journal");
+    assert!(!journal.exists(), "a rollback journal was left behind");
+    let mode = |env: &Env| -> String {
+        env.conn()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(mode(&env), "delete");
+
+    // A WAL database stays in WAL mode.
+    let env = Env::new();
+    env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    env.conn()
+        .query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+        .unwrap();
+    env.ok(&["up"]);
+    assert_eq!(mode(&env), "wal");
+    assert_eq!(env.ledger().len(), 2);
+}
