@@ -176,3 +176,55 @@ fn outside_is_the_common_message() {
     // Keeps the macro's shared expectation honest: it is a real fragment of the message.
     assert!(OUTSIDE_CI.ends_with(OUTSIDE));
 }
+
+// --- the statement cache --------------------------------------------------------------------
+
+/// A statement prepared earlier in the same run for another plugin (same text, authorized for
+/// that plugin's scope) is never handed to the next plugin: it is prepared and authorized
+/// again, for the plugin that runs it now.
+#[test]
+fn a_statement_cached_for_another_plugin_is_not_reused() {
+    let env = armed("reuse-cached-insert");
+    env.add(artifacts::BENCH_ROWS, "bench.wasm");
+    env.ok(&["up", "bench@0.1.0"]);
+    env.conn()
+        .execute("INSERT INTO bench__config VALUES ('single', 3)", [])
+        .unwrap();
+
+    // One process: bench 0.2.0 runs the INSERT through `execute` (cached), then evil 0.2.0
+    // runs the very same text.
+    let err = env.fails(&["up"]);
+    assert!(err.contains("plugin evil migration 0.2.0"), "{err}");
+    assert!(
+        err.contains("access denied") && err.contains("bench__item"),
+        "{err}"
+    );
+    let tail: Vec<(String, String, String)> = env
+        .ledger()
+        .into_iter()
+        .rev()
+        .take(2)
+        .map(|(p, v, _, o, _)| (p, v, o))
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            ("evil".into(), "0.2.0".into(), "failed".into()),
+            ("bench".into(), "0.2.0".into(), "succeeded".into()),
+        ],
+        "bench ran first in the same run, so its statement was in the cache"
+    );
+    let ids: Vec<i64> = env
+        .conn()
+        .prepare("SELECT id FROM bench__item ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(ids, [0, 1, 2], "only bench's own rows");
+}
+
+attacks! {
+    reusing_a_statement_the_host_cached_is_denied: "reuse-host-statement" => "_wasmig_component";
+}

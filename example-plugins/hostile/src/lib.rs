@@ -230,6 +230,23 @@ fn attack(tx: &Tx) -> Result<()> {
             )?;
             Ok(())
         }
+        "reuse-cached-insert" => {
+            // The very text the `bench` plugin runs with `execute` (cached under its scope
+            // when it ran earlier in the same process).
+            tx.execute(
+                "INSERT INTO bench__item (id, name, qty, price) VALUES (?1, ?2, ?3, ?4)",
+                params![1_000_000, "planted", 1, 1.0],
+            )?;
+            Ok(())
+        }
+        "reuse-host-statement" => {
+            // The text of a statement the host itself prepares and caches on the connection.
+            let rows = tx.query(
+                "SELECT EXISTS (SELECT 1 FROM _wasmig_component WHERE sha256 = ?1)",
+                params!["x"],
+            )?;
+            Err(Error::other(format!("read {} rows", rows.len())))
+        }
         other => Err(Error::other(format!("unknown attack {other}"))),
     }
 }

@@ -125,6 +125,8 @@ pub(crate) struct SharedAuth {
     /// Set whenever the state is handed out: a reset with nothing handed out since the last
     /// one (the usual case, a cached statement run again) costs one atomic swap, not a lock.
     touched: AtomicBool,
+    /// The plugin whose statements are being prepared; `None`: the host's own.
+    scope: Mutex<Option<Arc<Scope>>>,
 }
 
 impl SharedAuth {
@@ -132,6 +134,16 @@ impl SharedAuth {
     pub(crate) fn lock(&self) -> MutexGuard<'_, AuthState> {
         self.touched.store(true, Ordering::Relaxed);
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Scopes the statements prepared from now on to one plugin (`None`: the host).
+    pub(crate) fn set_scope(&self, scope: Option<Scope>) {
+        *self.scope.lock().unwrap_or_else(|p| p.into_inner()) = scope.map(Arc::new);
+        self.reset();
+    }
+
+    fn scope(&self) -> Option<Arc<Scope>> {
+        self.scope.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Forgets what the previous statement did.
@@ -144,12 +156,17 @@ impl SharedAuth {
 
 pub(crate) type SharedAuthState = Arc<SharedAuth>;
 
-/// Builds the authorizer callback for one plugin.
+/// Builds the connection's authorizer callback. It stays installed for the connection's
+/// life (installing or removing one expires every prepared statement, the host's included);
+/// what it allows follows [`SharedAuth::set_scope`]: everything for the host, the scope's
+/// reach while a plugin step runs.
 pub(crate) fn authorizer(
-    scope: Scope,
     state: SharedAuthState,
 ) -> impl for<'r> FnMut(AuthContext<'r>) -> Authorization + Send + 'static {
     move |ctx: AuthContext<'_>| {
+        let Some(scope) = state.scope() else {
+            return Authorization::Allow;
+        };
         let mut st = state.lock();
         match check(&scope, &mut st, &ctx) {
             Ok(()) => Authorization::Allow,
@@ -414,9 +431,8 @@ mod tests {
         )
         .unwrap();
         let state: SharedAuthState = Default::default();
-        c.authorizer(Some(authorizer(scope.clone(), state.clone())))
-            .unwrap();
-        state.reset();
+        c.authorizer(Some(authorizer(state.clone()))).unwrap();
+        state.set_scope(Some(scope.clone()));
         c.execute_batch(sql)
             .map_err(|e| state.lock().denial.take().unwrap_or_else(|| e.to_string()))
     }

@@ -87,6 +87,8 @@ UPDATE _wasmig_meta SET value = '2' WHERE key = 'schema_version';
 
 /// The longest a plugin's statement text may be, in bytes.
 const PLUGIN_MAX_SQL_LENGTH: i32 = 1 << 20;
+/// Prepared statements kept per connection: the host's dozen, and room for a plugin's.
+const STATEMENT_CACHE_CAPACITY: usize = 64;
 /// The largest string or blob a plugin's statement may make, in bytes.
 const PLUGIN_MAX_VALUE_LENGTH: i32 = 16 << 20;
 
@@ -109,6 +111,10 @@ pub(crate) struct SqliteBackend {
     /// The connection switched a `DELETE` rollback journal to `TRUNCATE`, to switch back when
     /// it closes.
     truncating: bool,
+    /// Counts plugin steps on this connection; part of every plugin statement's cache key.
+    step_serial: u64,
+    /// Scratch space for building cache keys.
+    key: std::cell::RefCell<String>,
 }
 
 impl Drop for SqliteBackend {
@@ -265,6 +271,8 @@ impl SqliteBackend {
             scan_out: Default::default(),
             last_mark: None,
             truncating: false,
+            step_serial: 0,
+            key: std::cell::RefCell::new(String::new()),
         };
         backend.harden()?;
         backend.truncate_journal()?;
@@ -272,7 +280,7 @@ impl SqliteBackend {
     }
 
     /// Settings that hold for host and plugin statements alike.
-    fn harden(&self) -> Result<()> {
+    fn harden(&mut self) -> Result<()> {
         use rusqlite::config::DbConfig;
         use rusqlite::limits::Limit;
         let c = &self.conn;
@@ -285,6 +293,7 @@ impl SqliteBackend {
         c.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)
             .map_err(e)?;
         c.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0).map_err(e)?;
+        c.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
         use rusqlite::functions::FunctionFlags;
         c.create_aggregate_function(
             SCAN_FUNCTION,
@@ -296,6 +305,12 @@ impl SqliteBackend {
             },
         )
         .map_err(e)?;
+        // Installed once: scoping it per step (SharedAuth::set_scope) expires nothing, so the
+        // host's cached statements survive from step to step.
+        let auth = self.auth.clone();
+        self.conn
+            .authorizer(Some(authorizer(auth)))
+            .map_err(|e| db_error(&self.path, "cannot configure the connection", e))?;
         Ok(())
     }
 
@@ -346,6 +361,20 @@ impl SqliteBackend {
                 ),
             }),
         }
+    }
+
+    /// The statement cache key of a plugin's statement: the statement behind a comment that
+    /// names this step. The host's statements never start with it, and a statement cached in
+    /// an earlier step (another plugin's, authorized for its scope) is never found again; it
+    /// ages out of the cache.
+    fn plugin_key(&self, statement: &str) -> std::cell::Ref<'_, String> {
+        use std::fmt::Write;
+        {
+            let mut key = self.key.borrow_mut();
+            key.clear();
+            let _ = write!(key, "/* wasmig step {} */ {statement}", self.step_serial);
+        }
+        self.key.borrow()
     }
 
     fn error(&self, what: &str, e: rusqlite::Error) -> Error {
@@ -551,9 +580,7 @@ impl SqliteBackend {
                 probes.push(format!("UPDATE {target} SET {}", sets.join(", ")));
             }
         }
-        self.conn
-            .authorizer(Some(authorizer(scope.clone(), self.auth.clone())))
-            .map_err(|e| e.to_string())?;
+        self.auth.set_scope(Some(scope.clone()));
         let mut verdict = Ok(());
         for probe in &probes {
             self.reset_auth();
@@ -566,11 +593,7 @@ impl SqliteBackend {
                 break;
             }
         }
-        self.conn
-            .authorizer(
-                None::<fn(rusqlite::hooks::AuthContext<'_>) -> rusqlite::hooks::Authorization>,
-            )
-            .map_err(|e| e.to_string())?;
+        self.auth.set_scope(None);
         verdict
     }
 }
@@ -1111,9 +1134,9 @@ impl Backend for SqliteBackend {
 
     fn enter_plugin(&mut self, scope: Scope, limits: SqlLimits) -> Result<()> {
         use rusqlite::limits::Limit;
-        // A statement prepared under another scope must never be reused under this one.
-        self.conn.flush_prepared_statement_cache();
-        self.reset_auth();
+        // A statement prepared under another scope must never be reused under this one: the
+        // plugin's statements are cached under keys of this step only (see `plugin_key`).
+        self.step_serial += 1;
         let e = |e| db_error(&self.path, "cannot scope the connection to the plugin", e);
         let pages: i64 = self
             .conn
@@ -1144,10 +1167,7 @@ impl Backend for SqliteBackend {
         self.conn
             .progress_handler(10_000, Some(move || Instant::now() >= deadline))
             .map_err(e)?;
-        // Setting an authorizer also expires every prepared statement of the connection.
-        self.conn
-            .authorizer(Some(authorizer(scope.clone(), self.auth.clone())))
-            .map_err(e)?;
+        self.auth.set_scope(Some(scope.clone()));
         self.plugin = Some((scope, limits));
         Ok(())
     }
@@ -1155,13 +1175,8 @@ impl Backend for SqliteBackend {
     fn leave_plugin(&mut self) -> Result<()> {
         use rusqlite::limits::Limit;
         self.plugin = None;
-        self.conn.flush_prepared_statement_cache();
+        self.auth.set_scope(None);
         let e = |e| db_error(&self.path, "cannot restore the connection", e);
-        self.conn
-            .authorizer(
-                None::<fn(rusqlite::hooks::AuthContext<'_>) -> rusqlite::hooks::Authorization>,
-            )
-            .map_err(e)?;
         self.conn
             .progress_handler(0, None::<fn() -> bool>)
             .map_err(e)?;
@@ -1188,7 +1203,7 @@ impl Backend for SqliteBackend {
     ) -> Result<u64, SqlError> {
         self.plugin_guard(statement)?;
         let result = (|| {
-            let mut stmt = self.conn.prepare_cached(statement)?;
+            let mut stmt = self.conn.prepare_cached(&self.plugin_key(statement))?;
             if stmt.column_count() > 0 {
                 return Err(rusqlite::Error::ExecuteReturnedResults);
             }
@@ -1203,7 +1218,7 @@ impl Backend for SqliteBackend {
         self.plugin_guard(statement)?;
         let max_bytes = self.max_result_bytes();
         let result = (|| {
-            let mut stmt = self.conn.prepare_cached(statement)?;
+            let mut stmt = self.conn.prepare_cached(&self.plugin_key(statement))?;
             bind(&mut stmt, params)?;
             let columns: Vec<String> = stmt.column_names().map(|c| c.to_string()).collect();
             let n = columns.len();
@@ -1243,7 +1258,7 @@ impl Backend for SqliteBackend {
     ) -> Result<u64, SqlError> {
         self.plugin_guard(statement)?;
         let result = (|| {
-            let mut stmt = self.conn.prepare_cached(statement)?;
+            let mut stmt = self.conn.prepare_cached(&self.plugin_key(statement))?;
             if stmt.column_count() > 0 {
                 return Err(rusqlite::Error::ExecuteReturnedResults);
             }
