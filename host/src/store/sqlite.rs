@@ -176,6 +176,10 @@ pub(crate) const SCAN_FUNCTION: &str = "wasmig_schema_scan";
 /// What one scan of a schema table found.
 #[derive(Debug, Default)]
 struct ScanOut {
+    /// The scope's namespace prefix and the schema's name: the same for every row, so read
+    /// from the first row only.
+    own: Vec<u8>,
+    schema: String,
     /// The scope's own objects, in full.
     owned: Vec<SchemaObject>,
     /// Order-independent digest (wrapping sum of keyed row hashes) of every other object.
@@ -193,8 +197,16 @@ struct SchemaScan {
 }
 
 impl rusqlite::functions::Aggregate<ScanOut, i64> for SchemaScan {
-    fn init(&self, _: &mut rusqlite::functions::Context<'_>) -> rusqlite::Result<ScanOut> {
-        Ok(ScanOut::default())
+    fn init(&self, ctx: &mut rusqlite::functions::Context<'_>) -> rusqlite::Result<ScanOut> {
+        let raw = |i| match ctx.get_raw(i) {
+            ValueRef::Text(t) => t,
+            _ => &[][..],
+        };
+        Ok(ScanOut {
+            own: raw(0).to_vec(),
+            schema: String::from_utf8_lossy(raw(1)).into_owned(),
+            ..ScanOut::default()
+        })
     }
 
     fn step(
@@ -206,7 +218,8 @@ impl rusqlite::functions::Aggregate<ScanOut, i64> for SchemaScan {
             ValueRef::Text(t) => t,
             _ => &[][..],
         };
-        let (own, schema, kind, name, table) = (raw(0), raw(1), raw(2), raw(3), raw(4));
+        let (kind, name, table) = (raw(2), raw(3), raw(4));
+        let own = acc.own.as_slice();
         let owns = |s: &[u8]| s.len() > own.len() && s[..own.len()].eq_ignore_ascii_case(own);
         let is_owned = name == b"sqlite_sequence"
             || (owns(table)
@@ -214,7 +227,7 @@ impl rusqlite::functions::Aggregate<ScanOut, i64> for SchemaScan {
         if is_owned {
             let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
             acc.owned.push(SchemaObject {
-                schema: text(schema),
+                schema: acc.schema.clone(),
                 kind: text(kind),
                 name: text(name),
                 table: text(table),
@@ -224,9 +237,9 @@ impl rusqlite::functions::Aggregate<ScanOut, i64> for SchemaScan {
                 },
             });
         } else {
-            acc.sum = acc
-                .sum
-                .wrapping_add(self.keys.hash_one((schema, kind, name, table, raw(5))));
+            acc.sum =
+                acc.sum
+                    .wrapping_add(self.keys.hash_one((&acc.schema, kind, name, table, raw(5))));
             acc.count += 1;
         }
         Ok(())
@@ -458,7 +471,8 @@ impl SqliteBackend {
     fn schema_versions(&self) -> Result<(i64, i64)> {
         let read = |sql| {
             self.conn
-                .query_row(sql, [], |r| r.get::<_, i64>(0))
+                .prepare_cached(sql)
+                .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
                 .map_err(|e| self.error("cannot read the schema version", e))
         };
         Ok((
@@ -845,12 +859,14 @@ impl Backend for SqliteBackend {
     fn record(&mut self, e: &LedgerEntry) -> Result<()> {
         let statements = serde_json::to_string(&e.statements).expect("strings serialize");
         self.conn
-            .execute(
+            .prepare_cached(
                 "INSERT INTO _wasmig_ledger (plugin, plugin_version, version, description,
                      direction, outcome, error, started_at_ms, duration_us, checksum,
                      component_sha256, wasmig_version, statements, note)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-                params![
+            )
+            .and_then(|mut s| {
+                s.execute(params![
                     e.plugin,
                     e.plugin_version,
                     e.version,
@@ -865,30 +881,36 @@ impl Backend for SqliteBackend {
                     e.wasmig_version,
                     statements,
                     e.note
-                ],
-            )
+                ])
+            })
             .map_err(|err| self.error("cannot write the ledger", err))?;
         let ledger_id = self.conn.last_insert_rowid();
         if e.outcome == Outcome::Succeeded {
             let changed = match e.direction {
-                Direction::Up => self.conn.execute(
-                    "INSERT INTO _wasmig_applied (plugin, version, checksum, component_sha256,
+                Direction::Up => self
+                    .conn
+                    .prepare_cached(
+                        "INSERT INTO _wasmig_applied (plugin, version, checksum, component_sha256,
                          plugin_version, applied_at_ms, ledger_id)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![
-                        e.plugin,
-                        e.version,
-                        e.checksum,
-                        e.component_sha256,
-                        e.plugin_version,
-                        e.started_at_ms,
-                        ledger_id
-                    ],
-                ),
-                Direction::Down => self.conn.execute(
-                    "DELETE FROM _wasmig_applied WHERE plugin = ?1 AND version = ?2",
-                    params![e.plugin, e.version],
-                ),
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            e.plugin,
+                            e.version,
+                            e.checksum,
+                            e.component_sha256,
+                            e.plugin_version,
+                            e.started_at_ms,
+                            ledger_id
+                        ])
+                    }),
+                Direction::Down => self
+                    .conn
+                    .prepare_cached(
+                        "DELETE FROM _wasmig_applied WHERE plugin = ?1 AND version = ?2",
+                    )
+                    .and_then(|mut s| s.execute(params![e.plugin, e.version])),
             }
             .map_err(|err| self.error("cannot update the applied state", err))?;
             if changed != 1 {
@@ -1140,15 +1162,18 @@ impl Backend for SqliteBackend {
         let e = |e| db_error(&self.path, "cannot scope the connection to the plugin", e);
         let pages: i64 = self
             .conn
-            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .prepare_cached("PRAGMA page_count")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
             .map_err(e)?;
         let page_size: i64 = self
             .conn
-            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .prepare_cached("PRAGMA page_size")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
             .map_err(e)?;
         let max_pages: i64 = self
             .conn
-            .query_row("PRAGMA max_page_count", [], |r| r.get(0))
+            .prepare_cached("PRAGMA max_page_count")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
             .map_err(e)?;
         let quota = pages + (limits.max_growth_bytes as i64 / page_size.max(512)).max(1);
         self.conn
