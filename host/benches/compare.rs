@@ -227,7 +227,27 @@ fn main() {
     if wants("boundary") {
         rt.block_on(wasmig_inserts(1000, "single", &cache)); // warm the compile cache
     }
-    for (mode, prepare_once, target) in [("single", false, 1.5), ("batch", true, 1.15)] {
+    let modes = [
+        (
+            "single",
+            false,
+            1.5,
+            "100k INSERTs, one import call per row (native: prepare_cached per row)",
+        ),
+        (
+            "batch",
+            true,
+            1.15,
+            "100k INSERTs, batch import: Tx::batch, execute-batch (native: prepared once)",
+        ),
+        (
+            "many",
+            true,
+            1.15,
+            "100k INSERTs, batch import: execute_many, a list per row (native: prepared once)",
+        ),
+    ];
+    for (mode, prepare_once, target, work) in modes {
         if !wants("boundary") {
             break;
         }
@@ -241,11 +261,7 @@ fn main() {
         }
         let (b, w) = (median(native), median(ours));
         rows.push(Row {
-            work: if mode == "single" {
-                "100k INSERTs, one import call per row (native: prepare_cached per row)".into()
-            } else {
-                "100k INSERTs, one batch import call (native: prepared once)".into()
-            },
+            work: work.into(),
             baseline: ms(b),
             wasmig: ms(w),
             ratio: Some(w / b),

@@ -4,6 +4,7 @@
 mod support;
 
 mod bad_plugins;
+mod batch;
 mod compile_cache;
 mod concurrency;
 mod dry_run;

@@ -1,5 +1,6 @@
-//! The plugin `bench`: one step that inserts many rows, one import call per row or all rows
-//! in one batch call, as `bench__config` says. For the boundary benchmark.
+//! The plugin `bench`: one step that inserts many rows, as `bench__config` says: one import
+//! call per row (`single`), values end to end a few thousand rows per call (`batch`), or a
+//! list per row in one call (`many`). For the boundary benchmark and the batch tests.
 
 use wasmig_guest::{Error, Migration, Plugin, Result, Tx, Value, params};
 
@@ -27,8 +28,24 @@ fn insert(tx: &Tx) -> Result<()> {
             }
         }
         "batch" => {
+            // Values end to end, sent a few thousand rows per call (execute-batch).
+            let mut batch = tx.batch(INSERT);
+            for i in 0..n {
+                batch.row(row(i))?;
+            }
+            batch.finish()?;
+        }
+        "many" => {
+            // A list per row, all rows in one call (execute-many).
             let rows: Vec<Vec<Value>> = (0..n).map(row).collect();
             tx.execute_many(INSERT, &rows)?;
+        }
+        "ragged" => {
+            // A batch whose second row is short: refused by the SDK, nothing sent.
+            let mut batch = tx.batch(INSERT);
+            batch.row(row(0))?;
+            batch.row(row(1).into_iter().take(3))?;
+            batch.finish()?;
         }
         other => return Err(Error::other(format!("unknown mode {other}"))),
     }

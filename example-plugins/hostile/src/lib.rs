@@ -3,7 +3,7 @@
 //! reads the name and runs that attack against the sandbox. Every attack must fail without
 //! changing anything outside `evil__*`.
 
-use wasmig_guest::{Error, Migration, Plugin, Result, Tx, log, params};
+use wasmig_guest::{Error, Migration, Plugin, Result, Tx, Value, log, params};
 
 /// Attacks that are one SQL script; each one reaches outside the plugin's namespace.
 const SQL_ATTACKS: &[(&str, &str)] = &[
@@ -246,6 +246,14 @@ fn attack(tx: &Tx) -> Result<()> {
                 params!["x"],
             )?;
             Err(Error::other(format!("read {} rows", rows.len())))
+        }
+        "ragged-batch" => {
+            // The raw import with 7 values for rows of 4: the host refuses it whole.
+            use wasmig_guest::__bindings::wasmig::plugin::sql;
+            tx.execute("CREATE TABLE evil__t (a, b, c, d)", &[])?;
+            let values: Vec<Value> = (0..7).map(Value::Integer).collect();
+            sql::execute_batch("INSERT INTO evil__t VALUES (?1, ?2, ?3, ?4)", 4, &values)?;
+            Ok(())
         }
         other => Err(Error::other(format!("unknown attack {other}"))),
     }

@@ -15,6 +15,10 @@ const INTERFACE: &str = "wasmig:plugin/sql@0.1.0";
 /// batch of any size needs to a few of these rows at a time.
 const BATCH_CHUNK: usize = 1024;
 
+/// The most values one `execute-batch` call may carry: bounds what the host lifts at once
+/// (the SDK sends 16,384 per call).
+const MAX_BATCH_VALUES: usize = 1 << 20;
+
 /// The WIT `value`, lifted without copying: text and blobs stay in the plugin's memory.
 #[derive(ComponentType, Lift)]
 #[component(variant)]
@@ -173,6 +177,52 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
                         })
                         .collect();
                     match lent.backend.execute_many(&statement, &chunk_rows) {
+                        Ok(n) => changed += n,
+                        Err(e) => return Ok(Err(e)),
+                    }
+                }
+                Ok(Ok(changed))
+            })?;
+            ran(&mut store, &statement)?;
+            Ok((result,))
+        },
+    )?;
+    sql.func_wrap(
+        "execute-batch",
+        |mut store: StoreContextMut<'_, StepState>,
+         (statement, width, params): (WasmStr, u32, WasmList<Param>)| {
+            let result = with_backend(store.as_context_mut(), |lent, store| {
+                let width = width as usize;
+                if width == 0 || params.len() % width != 0 {
+                    return Ok(Err(SqlError::Syntax(format!(
+                        "execute-batch got {} values, which is not a whole number of rows of \
+                         {width}",
+                        params.len()
+                    ))));
+                }
+                if params.len() > MAX_BATCH_VALUES {
+                    return Ok(Err(SqlError::Limit(format!(
+                        "execute-batch takes at most {MAX_BATCH_VALUES} values per call, got \
+                         {}; send the rows in several calls",
+                        params.len()
+                    ))));
+                }
+                lift_params(store, &params, &mut lent.params)?;
+                let store = &*store;
+                let statement = statement.to_str(store)?;
+                let mut changed = 0;
+                // At least one (empty) chunk: an empty batch still checks the statement.
+                let mut chunks = lent.params.chunks(width * BATCH_CHUNK).peekable();
+                let empty: &[Param] = &[];
+                let chunks: Box<dyn Iterator<Item = &[Param]>> = if chunks.peek().is_none() {
+                    Box::new(std::iter::once(empty))
+                } else {
+                    Box::new(chunks)
+                };
+                for chunk in chunks {
+                    let values = values(chunk, store)?;
+                    let rows: Vec<&[ValueRef<'_>]> = values.chunks(width).collect();
+                    match lent.backend.execute_many(&statement, &rows) {
                         Ok(n) => changed += n,
                         Err(e) => return Ok(Err(e)),
                     }
