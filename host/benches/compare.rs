@@ -207,6 +207,8 @@ async fn wasmig_inserts(n: i64, mode: &str, cache: &Path) -> f64 {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
+    // `--verbose`: every run's figure, not just the median, on stderr.
+    let verbose = args.iter().any(|a| a == "--verbose");
     let runs = if quick { 3 } else { 5 };
     // `--only boundary,noop` runs just those sections: boundary, load, noop, apply, history,
     // memory.
@@ -254,10 +256,18 @@ fn main() {
         progress(&format!("boundary, {mode}"));
         let mut native = Vec::new();
         let mut ours = Vec::new();
-        // Sub-second figures: more runs, interleaved, for a steadier median.
+        // Sub-second figures: warm-up runs first (discarded), then more runs, interleaved, for
+        // a steadier median.
+        for _ in 0..2 {
+            native_inserts(n, prepare_once);
+            rt.block_on(wasmig_inserts(n, mode, &cache));
+        }
         for _ in 0..runs * 3 {
             native.push(native_inserts(n, prepare_once));
             ours.push(rt.block_on(wasmig_inserts(n, mode, &cache)));
+        }
+        if verbose {
+            eprintln!("  native {native:.1?}\n  wasmig {ours:.1?}");
         }
         let (b, w) = (median(native), median(ours));
         rows.push(Row {

@@ -111,10 +111,12 @@ pub(crate) struct SqliteBackend {
     /// The connection switched a `DELETE` rollback journal to `TRUNCATE`, to switch back when
     /// it closes.
     truncating: bool,
-    /// Counts plugin steps on this connection; part of every plugin statement's cache key.
+    /// Counts plugin steps on this connection.
     step_serial: u64,
-    /// Scratch space for building cache keys.
+    /// The cache key of a plugin statement is this step's prefix, then the statement; built
+    /// in place, without formatting, once per call.
     key: std::cell::RefCell<String>,
+    key_prefix_len: usize,
 }
 
 impl Drop for SqliteBackend {
@@ -286,6 +288,7 @@ impl SqliteBackend {
             truncating: false,
             step_serial: 0,
             key: std::cell::RefCell::new(String::new()),
+            key_prefix_len: 0,
         };
         backend.harden()?;
         backend.truncate_journal()?;
@@ -381,11 +384,10 @@ impl SqliteBackend {
     /// an earlier step (another plugin's, authorized for its scope) is never found again; it
     /// ages out of the cache.
     fn plugin_key(&self, statement: &str) -> std::cell::Ref<'_, String> {
-        use std::fmt::Write;
         {
             let mut key = self.key.borrow_mut();
-            key.clear();
-            let _ = write!(key, "/* wasmig step {} */ {statement}", self.step_serial);
+            key.truncate(self.key_prefix_len);
+            key.push_str(statement);
         }
         self.key.borrow()
     }
@@ -1159,6 +1161,9 @@ impl Backend for SqliteBackend {
         // A statement prepared under another scope must never be reused under this one: the
         // plugin's statements are cached under keys of this step only (see `plugin_key`).
         self.step_serial += 1;
+        let prefix = format!("/* wasmig step {} */ ", self.step_serial);
+        self.key_prefix_len = prefix.len();
+        *self.key.get_mut() = prefix;
         let e = |e| db_error(&self.path, "cannot scope the connection to the plugin", e);
         let pages: i64 = self
             .conn
