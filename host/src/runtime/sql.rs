@@ -113,13 +113,13 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
     let mut sql = linker.instance(INTERFACE)?;
     sql.func_wrap(
         "execute",
-        |mut store: StoreContextMut<'_, StepState>,
-         (statement, params): (WasmStr, WasmList<Param>)| {
+        // A short list is lifted with the call's arguments (one small Vec), cheaper than a
+        // second pass over a WasmList.
+        |mut store: StoreContextMut<'_, StepState>, (statement, params): (WasmStr, Vec<Param>)| {
             let result = with_backend(store.as_context_mut(), |lent, store| {
-                lift_params(store, &params, &mut lent.params)?;
                 let store = &*store;
                 let statement = statement.to_str(store)?;
-                let values = values(&lent.params, store)?;
+                let values = values(&params, store)?;
                 Ok(lent.backend.execute(&statement, &values))
             })?;
             ran(&mut store, &statement)?;
@@ -128,13 +128,13 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
     )?;
     sql.func_wrap(
         "query",
-        |mut store: StoreContextMut<'_, StepState>,
-         (statement, params): (WasmStr, WasmList<Param>)| {
+        // A short list is lifted with the call's arguments (one small Vec), cheaper than a
+        // second pass over a WasmList.
+        |mut store: StoreContextMut<'_, StepState>, (statement, params): (WasmStr, Vec<Param>)| {
             let result = with_backend(store.as_context_mut(), |lent, store| {
-                lift_params(store, &params, &mut lent.params)?;
                 let store = &*store;
                 let statement = statement.to_str(store)?;
-                let values = values(&lent.params, store)?;
+                let values = values(&params, store)?;
                 Ok(lent.backend.query(&statement, &values))
             })?;
             ran(&mut store, &statement)?;

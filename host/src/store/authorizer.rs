@@ -148,7 +148,8 @@ impl SharedAuth {
 
     /// Forgets what the previous statement did.
     pub(crate) fn reset(&self) {
-        if self.touched.swap(false, Ordering::Relaxed) {
+        // A plain load first: the usual answer is no, and it costs no locked instruction.
+        if self.touched.load(Ordering::Relaxed) && self.touched.swap(false, Ordering::Relaxed) {
             self.state.lock().unwrap_or_else(|p| p.into_inner()).reset();
         }
     }
