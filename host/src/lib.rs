@@ -245,6 +245,13 @@ struct Inner {
 }
 
 /// The plugins of a directory: their manifests; nothing compiled, no bytes kept.
+/// The plugin files found and hashed, and the files that could not be read.
+#[derive(Default)]
+struct Hashed {
+    found: Vec<(PathBuf, String)>,
+    problems: Vec<Error>,
+}
+
 struct Loaded {
     candidates: Vec<Candidate>,
     problems: Vec<Error>,
@@ -368,16 +375,42 @@ impl Host {
     /// in parallel) and asked for their manifest; the compiled form is then dropped, so memory
     /// does not grow with the number of plugins.
     async fn load(&self, backend: &mut dyn Backend) -> Result<Loaded> {
-        let paths = catalog::scan(&self.inner.config.plugins_dir)?;
-        let mut problems = Vec::new();
-        // Hash every file, keeping no bytes: most plugins need nothing more.
-        let mut found = Vec::new();
-        for path in paths {
-            match catalog::read(path) {
-                Err(e) => problems.push(e),
-                Ok(file) => found.push((file.path, file.sha256)),
+        let hashing = self.start_hashing();
+        // Meanwhile SQLite reads the database's schema (its first query parses all of it): on
+        // a database with thousands of tables, the longest part of a no-op run.
+        let schema = backend.has_host_tables();
+        let hashed = Self::hashed(hashing).await?;
+        schema?;
+        self.load_hashed(backend, hashed).await
+    }
+
+    /// Lists and hashes every plugin file (keeping no bytes: most plugins need nothing more)
+    /// on a blocking thread, so the caller can open the database meanwhile.
+    fn start_hashing(&self) -> tokio::task::JoinHandle<Result<Hashed>> {
+        let dir = self.inner.config.plugins_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut hashed = Hashed::default();
+            for path in catalog::scan(&dir)? {
+                match catalog::read(path) {
+                    Err(e) => hashed.problems.push(e),
+                    Ok(file) => hashed.found.push((file.path, file.sha256)),
+                }
             }
-        }
+            Ok(hashed)
+        })
+    }
+
+    async fn hashed(hashing: tokio::task::JoinHandle<Result<Hashed>>) -> Result<Hashed> {
+        hashing
+            .await
+            .map_err(|e| Error::Engine(format!("hashing task failed: {e}")))?
+    }
+
+    async fn load_hashed(&self, backend: &mut dyn Backend, hashed: Hashed) -> Result<Loaded> {
+        let Hashed {
+            found,
+            mut problems,
+        } = hashed;
         let shas: Vec<String> = found.iter().map(|(_, sha)| sha.clone()).collect();
         let mut cached = backend.stored_manifests(Some(&shas))?;
 
@@ -469,8 +502,11 @@ impl Host {
         } else {
             Mode::Apply
         };
-        let mut backend = self.open(mode)?;
-        let mut loaded = self.load(&mut *backend).await?;
+        let hashing = self.start_hashing();
+        let opened = self.open(mode);
+        let hashed = Self::hashed(hashing).await;
+        let mut backend = opened?;
+        let mut loaded = self.load_hashed(&mut *backend, hashed?).await?;
         if let Some(e) = combine(std::mem::take(&mut loaded.problems)) {
             return Err(e);
         }
