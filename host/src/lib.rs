@@ -369,19 +369,16 @@ impl Host {
             .collect()
     }
 
-    /// Reads every plugin file and its manifest. A manifest already stored for the file's
-    /// SHA-256 is used as it is: a plugin whose steps are all applied is hashed, never
-    /// compiled or run. The others are compiled (through the compile cache, a few at a time
-    /// in parallel) and asked for their manifest; the compiled form is then dropped, so memory
-    /// does not grow with the number of plugins.
-    async fn load(&self, backend: &mut dyn Backend) -> Result<Loaded> {
+    /// Opens the database for reading and loads the plugins (see [`Host::load_hashed`]).
+    async fn open_read_and_load(&self) -> Result<(Box<dyn Backend>, Loaded)> {
         let hashing = self.start_hashing();
-        // Meanwhile SQLite reads the database's schema (its first query parses all of it): on
-        // a database with thousands of tables, the longest part of a no-op run.
-        let schema = backend.has_host_tables();
-        let hashed = Self::hashed(hashing).await?;
-        schema?;
-        self.load_hashed(backend, hashed).await
+        // Meanwhile SQLite reads the database's schema (opening it parses all of it): on a
+        // database with thousands of tables, the longest part of a no-op run.
+        let opened = self.open_read();
+        let hashed = Self::hashed(hashing).await;
+        let mut backend = opened?;
+        let loaded = self.load_hashed(&mut *backend, hashed?).await?;
+        Ok((backend, loaded))
     }
 
     /// Lists and hashes every plugin file (keeping no bytes: most plugins need nothing more)
@@ -406,6 +403,11 @@ impl Host {
             .map_err(|e| Error::Engine(format!("hashing task failed: {e}")))?
     }
 
+    /// Reads every hashed plugin file's manifest. A manifest already stored for the file's
+    /// SHA-256 is used as it is: a plugin whose steps are all applied is hashed, never
+    /// compiled or run. The others are compiled (through the compile cache, a few at a time
+    /// in parallel) and asked for their manifest; the compiled form is then dropped, so memory
+    /// does not grow with the number of plugins.
     async fn load_hashed(&self, backend: &mut dyn Backend, hashed: Hashed) -> Result<Loaded> {
         let Hashed {
             found,
@@ -609,8 +611,7 @@ impl Host {
     /// Everything wrong between the plugin files and the database: drift, downgrades,
     /// missing files, gaps and unusable files. Empty when all is well.
     pub async fn validate(&self) -> Result<Vec<Finding>> {
-        let mut backend = self.open_read()?;
-        let loaded = self.load(&mut *backend).await?;
+        let (mut backend, loaded) = self.open_read_and_load().await?;
         let state = backend.load_state()?;
         let mut findings: Vec<Finding> = loaded
             .problems
@@ -627,8 +628,7 @@ impl Host {
 
     /// One row per plugin file, plus plugins recorded in the database whose file is gone.
     pub async fn status(&self) -> Result<Vec<PluginStatus>> {
-        let mut backend = self.open_read()?;
-        let loaded = self.load(&mut *backend).await?;
+        let (mut backend, loaded) = self.open_read_and_load().await?;
         let state = backend.load_state()?;
         let mut rows = Vec::new();
         for c in &loaded.candidates {
@@ -724,8 +724,7 @@ impl Host {
 
     /// What each plugin in the directory may touch, and the limits on every call.
     pub async fn access(&self) -> Result<(Vec<PluginAccess>, Limits)> {
-        let mut backend = self.open_read()?;
-        let loaded = self.load(&mut *backend).await?;
+        let (_, loaded) = self.open_read_and_load().await?;
         if let Some(e) = combine(loaded.problems) {
             return Err(e);
         }

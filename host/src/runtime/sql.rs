@@ -109,35 +109,42 @@ fn ran(store: &mut StoreContextMut<'_, StepState>, statement: &WasmStr) -> wasmt
     text
 }
 
+/// One statement with its parameters, run by `run` on the lent backend, then recorded.
+fn one_statement<R>(
+    mut store: StoreContextMut<'_, StepState>,
+    statement: WasmStr,
+    params: Vec<Param>,
+    run: impl FnOnce(&mut dyn Backend, &str, &[ValueRef<'_>]) -> Result<R, SqlError>,
+) -> wasmtime::Result<Result<R, types::Error>> {
+    let result = with_backend(store.as_context_mut(), |lent, store| {
+        let store = &*store;
+        let statement = statement.to_str(store)?;
+        let values = values(&params, store)?;
+        Ok(run(&mut *lent.backend, &statement, &values))
+    })?;
+    ran(&mut store, &statement)?;
+    Ok(result)
+}
+
 pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<()> {
     let mut sql = linker.instance(INTERFACE)?;
+    // `execute` and `query` take a short list, lifted with the call's arguments (one small
+    // Vec): cheaper than a second pass over a WasmList.
     sql.func_wrap(
         "execute",
-        // A short list is lifted with the call's arguments (one small Vec), cheaper than a
-        // second pass over a WasmList.
-        |mut store: StoreContextMut<'_, StepState>, (statement, params): (WasmStr, Vec<Param>)| {
-            let result = with_backend(store.as_context_mut(), |lent, store| {
-                let store = &*store;
-                let statement = statement.to_str(store)?;
-                let values = values(&params, store)?;
-                Ok(lent.backend.execute(&statement, &values))
+        |store: StoreContextMut<'_, StepState>, (statement, params): (WasmStr, Vec<Param>)| {
+            let result = one_statement(store, statement, params, |backend, statement, values| {
+                backend.execute(statement, values)
             })?;
-            ran(&mut store, &statement)?;
             Ok((result,))
         },
     )?;
     sql.func_wrap(
         "query",
-        // A short list is lifted with the call's arguments (one small Vec), cheaper than a
-        // second pass over a WasmList.
-        |mut store: StoreContextMut<'_, StepState>, (statement, params): (WasmStr, Vec<Param>)| {
-            let result = with_backend(store.as_context_mut(), |lent, store| {
-                let store = &*store;
-                let statement = statement.to_str(store)?;
-                let values = values(&params, store)?;
-                Ok(lent.backend.query(&statement, &values))
+        |store: StoreContextMut<'_, StepState>, (statement, params): (WasmStr, Vec<Param>)| {
+            let result = one_statement(store, statement, params, |backend, statement, values| {
+                backend.query(statement, values)
             })?;
-            ran(&mut store, &statement)?;
             Ok((result.map(to_wit_rows),))
         },
     )?;
