@@ -168,8 +168,9 @@ impl Tx {
         Ok(Rows::from_wit(wit_sql::query(statement, params)?))
     }
 
-    /// Runs one statement once per parameter list, in a single call to the host: the fast
-    /// way to insert many rows. Returns the total number of rows changed.
+    /// Runs one statement once per parameter list, in a single call to the host. Returns
+    /// the total number of rows changed. For large loads [`Tx::batch`] is cheaper (no list
+    /// per row) and needs bounded memory.
     pub fn execute_many(&self, statement: &str, params: &[Vec<Value>]) -> Result<u64> {
         Ok(wit_sql::execute_many(statement, params)?)
     }
@@ -225,7 +226,10 @@ impl Batch<'_> {
         if self.width == 0 {
             self.width = width;
         }
-        if width != self.width || width == 0 {
+        if width == 0 {
+            return Err(Error::other("a batch row needs at least one value"));
+        }
+        if width != self.width {
             self.values.truncate(start);
             return Err(Error::other(format!(
                 "a batch row has {width} values; this batch's rows have {}",

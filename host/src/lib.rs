@@ -295,11 +295,10 @@ impl Host {
             lock_timeout: self.inner.config.lock_timeout,
         };
         let path = &self.inner.config.database;
-        Ok(Box::new(SqliteBackend::open(
-            path,
-            options,
-            !path.exists(),
-        )?))
+        let mut backend = SqliteBackend::open(path, options, !path.exists())?;
+        // Tables written by a newer wasmig are refused, not misread.
+        backend.host_schema_version()?;
+        Ok(Box::new(backend))
     }
 
     /// The stored components that run the given steps (for `down`).

@@ -123,11 +123,13 @@ fn a_database_from_a_newer_wasmig_is_refused_untouched() {
         .unwrap();
     env.add(artifacts::NOTES, "notes.wasm");
     let dump = env.dump();
-    let err = env.fails(&["up"]);
-    assert!(
-        err.contains("wasmig's tables are at version 9") && err.contains("newer wasmig"),
-        "{err}"
-    );
+    for command in ["up", "status", "validate", "history"] {
+        let err = env.fails(&[command]);
+        assert!(
+            err.contains("wasmig's tables are at version 9") && err.contains("newer wasmig"),
+            "{command}: {err}"
+        );
+    }
     assert_eq!(env.dump(), dump);
 }
 

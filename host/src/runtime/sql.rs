@@ -56,7 +56,8 @@ impl Param {
 }
 
 /// What a call borrows from the store while the plugin's memory is read in place: the
-/// backend, the audit trail and scratch space. Always handed back, even when the call traps.
+/// backend and scratch space for lifted parameters. Always handed back, even when the call
+/// traps.
 struct Lent {
     backend: Box<dyn Backend>,
     params: Vec<Param>,

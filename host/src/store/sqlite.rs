@@ -356,7 +356,7 @@ impl SqliteBackend {
 
     /// The version of the host's tables (0: none yet); a database written by a newer wasmig
     /// is refused rather than misread.
-    fn host_schema_version(&mut self) -> Result<i64> {
+    pub(crate) fn host_schema_version(&mut self) -> Result<i64> {
         if !self.has_host_tables()? {
             return Ok(0);
         }
