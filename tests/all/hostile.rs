@@ -227,5 +227,7 @@ fn a_statement_cached_for_another_plugin_is_not_reused() {
 
 attacks! {
     a_ragged_raw_batch_is_refused_whole: "ragged-batch" => "not a whole number of rows of 4";
+    an_empty_execute_many_is_still_authorized: "empty-many-other" => "table \"accounts__user\" is outside";
+    an_empty_raw_batch_is_still_authorized: "empty-batch-other" => "table \"accounts__user\" is outside";
     reusing_a_statement_the_host_cached_is_denied: "reuse-host-statement" => "_wasmig_component";
 }

@@ -247,6 +247,16 @@ fn attack(tx: &Tx) -> Result<()> {
             )?;
             Err(Error::other(format!("read {} rows", rows.len())))
         }
+        "empty-many-other" => {
+            // No rows at all: the statement is still prepared, so still authorized.
+            tx.execute_many("INSERT INTO accounts__user (email) VALUES (?1)", &[])?;
+            Ok(())
+        }
+        "empty-batch-other" => {
+            use wasmig_guest::__bindings::wasmig::plugin::sql;
+            sql::execute_batch("INSERT INTO accounts__user (email) VALUES (?1)", 1, &[])?;
+            Ok(())
+        }
         "ragged-batch" => {
             // The raw import with 7 values for rows of 4: the host refuses it whole.
             use wasmig_guest::__bindings::wasmig::plugin::sql;

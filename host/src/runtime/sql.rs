@@ -159,13 +159,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
                     .collect::<wasmtime::Result<_>>()?;
                 let mut changed = 0;
                 let mut ends = Vec::with_capacity(BATCH_CHUNK);
-                // An empty batch still runs the checks (and reports a bad statement).
-                let chunks: Box<dyn Iterator<Item = &[WasmList<Param>]>> = if rows.is_empty() {
-                    Box::new(std::iter::once(&rows[..]))
-                } else {
-                    Box::new(rows.chunks(BATCH_CHUNK))
-                };
-                for chunk in chunks {
+                for chunk in chunks_or_empty(&rows, BATCH_CHUNK) {
                     lent.params.clear();
                     ends.clear();
                     for row in chunk {
@@ -174,17 +168,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
                     }
                     let store = &*store;
                     let statement = statement.to_str(store)?;
-                    let values = values(&lent.params, store)?;
-                    let mut start = 0;
-                    let chunk_rows: Vec<&[ValueRef<'_>]> = ends
-                        .iter()
-                        .map(|&end| {
-                            let row = &values[start..end];
-                            start = end;
-                            row
-                        })
-                        .collect();
-                    match lent.backend.execute_many(&statement, &chunk_rows) {
+                    let ends = ends.iter().copied();
+                    match run_rows(&mut *lent.backend, &statement, store, &lent.params, ends)? {
                         Ok(n) => changed += n,
                         Err(e) => return Ok(Err(e)),
                     }
@@ -219,18 +204,9 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
                 let store = &*store;
                 let statement = statement.to_str(store)?;
                 let mut changed = 0;
-                // At least one (empty) chunk: an empty batch still checks the statement.
-                let mut chunks = lent.params.chunks(width * BATCH_CHUNK).peekable();
-                let empty: &[Param] = &[];
-                let chunks: Box<dyn Iterator<Item = &[Param]>> = if chunks.peek().is_none() {
-                    Box::new(std::iter::once(empty))
-                } else {
-                    Box::new(chunks)
-                };
-                for chunk in chunks {
-                    let values = values(chunk, store)?;
-                    let rows: Vec<&[ValueRef<'_>]> = values.chunks(width).collect();
-                    match lent.backend.execute_many(&statement, &rows) {
+                for chunk in chunks_or_empty(&lent.params, width * BATCH_CHUNK) {
+                    let ends = (1..=chunk.len() / width).map(|row| row * width);
+                    match run_rows(&mut *lent.backend, &statement, store, chunk, ends)? {
                         Ok(n) => changed += n,
                         Err(e) => return Ok(Err(e)),
                     }
@@ -257,6 +233,33 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
         },
     )?;
     Ok(())
+}
+
+/// `items` in chunks of `size`, or one empty chunk when there are none: an empty batch still
+/// prepares its statement, so a bad one is reported.
+fn chunks_or_empty<T>(items: &[T], size: usize) -> impl Iterator<Item = &[T]> {
+    items.chunks(size).chain(items.is_empty().then_some(items))
+}
+
+/// Binds and runs rows whose parameters lie end to end in `params`, row `i` ending at the
+/// `i`-th of `ends`.
+fn run_rows(
+    backend: &mut dyn Backend,
+    statement: &str,
+    store: &StoreContextMut<'_, StepState>,
+    params: &[Param],
+    ends: impl Iterator<Item = usize>,
+) -> wasmtime::Result<Result<u64, SqlError>> {
+    let values = values(params, store)?;
+    let mut start = 0;
+    let rows: Vec<&[ValueRef<'_>]> = ends
+        .map(|end| {
+            let row = &values[start..end];
+            start = end;
+            row
+        })
+        .collect();
+    Ok(backend.execute_many(statement, &rows))
 }
 
 /// The lifted parameters as values borrowed from the plugin's memory.
