@@ -33,7 +33,9 @@ pub struct StepReport {
     pub rows_changed: u64,
     /// Schema objects the step created, changed or dropped, e.g. `created table notes__note`.
     pub schema_changes: Vec<String>,
-    /// The statements the plugin executed, in order.
+    /// The statements the plugin executed, in order, for a dry run. A real run records them
+    /// in the ledger ([`crate::Host::history`]) and leaves this empty, so a run's memory does
+    /// not grow with every statement of every step.
     pub statements: Vec<String>,
 }
 
@@ -312,7 +314,10 @@ async fn run_one(
         } else {
             Vec::new()
         },
-        statements: entry.statements,
+        statements: match mode {
+            Mode::DryRun => entry.statements,
+            Mode::Apply => Vec::new(),
+        },
     };
     (backend, Ok(Some(report)))
 }
