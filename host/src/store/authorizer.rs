@@ -123,7 +123,7 @@ impl AuthState {
 pub(crate) struct SharedAuth {
     state: Mutex<AuthState>,
     /// Set whenever the state is handed out: a reset with nothing handed out since the last
-    /// one (the usual case, a cached statement run again) costs one atomic swap, not a lock.
+    /// one (the usual case, a cached statement run again) costs one atomic load, not a lock.
     touched: AtomicBool,
     /// The plugin whose statements are being prepared; `None`: the host's own.
     scope: Mutex<Option<Arc<Scope>>>,
