@@ -56,10 +56,11 @@ impl Param {
 }
 
 /// What a call borrows from the store while the plugin's memory is read in place: the
-/// backend and scratch space for lifted parameters. Always handed back, even when the call
-/// traps.
+/// backend, the audit trail and scratch space for lifted parameters. Always handed back, even
+/// when the call traps.
 struct Lent {
     backend: Box<dyn Backend>,
+    report: super::CallReport,
     params: Vec<Param>,
 }
 
@@ -80,11 +81,13 @@ fn with_backend<R>(
     };
     let mut lent = Lent {
         backend,
+        report: std::mem::take(&mut state.report),
         params: std::mem::take(&mut state.params),
     };
     let result = body(&mut lent, &mut store);
     let state = store.data_mut();
     state.backend = Some(lent.backend);
+    state.report = lent.report;
     lent.params.clear();
     state.params = lent.params;
     Ok(result?.map_err(to_wit_error))
@@ -102,15 +105,8 @@ fn lift_params(
     Ok(())
 }
 
-/// Records a statement in the step's audit trail.
-fn ran(store: &mut StoreContextMut<'_, StepState>, statement: &WasmStr) -> wasmtime::Result<()> {
-    let mut report = std::mem::take(&mut store.data_mut().report);
-    let text = statement.to_str(&*store).map(|text| report.ran(&text));
-    store.data_mut().report = report;
-    text
-}
-
-/// One statement with its parameters, run by `run` on the lent backend, then recorded.
+/// One statement with its parameters, recorded in the audit trail and run by `run` on the
+/// lent backend.
 fn one_statement<R>(
     mut store: StoreContextMut<'_, StepState>,
     statement: WasmStr,
@@ -120,10 +116,10 @@ fn one_statement<R>(
     let result = with_backend(store.as_context_mut(), |lent, store| {
         let store = &*store;
         let statement = statement.to_str(store)?;
+        lent.report.ran(&statement);
         let values = values(&params, store)?;
         Ok(run(&mut *lent.backend, &statement, &values))
     })?;
-    ran(&mut store, &statement)?;
     Ok(result)
 }
 
@@ -154,6 +150,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
         |mut store: StoreContextMut<'_, StepState>,
          (statement, rows): (WasmStr, WasmList<WasmList<Param>>)| {
             let result = with_backend(store.as_context_mut(), |lent, store| {
+                lent.report.ran(&statement.to_str(&*store)?);
                 let rows: Vec<WasmList<Param>> = rows
                     .iter(store.as_context_mut())?
                     .collect::<wasmtime::Result<_>>()?;
@@ -176,7 +173,6 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
                 }
                 Ok(Ok(changed))
             })?;
-            ran(&mut store, &statement)?;
             Ok((result,))
         },
     )?;
@@ -185,6 +181,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
         |mut store: StoreContextMut<'_, StepState>,
          (statement, width, params): (WasmStr, u32, WasmList<Param>)| {
             let result = with_backend(store.as_context_mut(), |lent, store| {
+                lent.report.ran(&statement.to_str(&*store)?);
                 let width = width as usize;
                 if width == 0 || params.len() % width != 0 {
                     return Ok(Err(SqlError::Syntax(format!(
@@ -213,22 +210,21 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
                 }
                 Ok(Ok(changed))
             })?;
-            ran(&mut store, &statement)?;
             Ok((result,))
         },
     )?;
     sql.func_wrap(
         "execute-script",
         |mut store: StoreContextMut<'_, StepState>, (script,): (WasmStr,)| {
-            let mut statements = Vec::new();
             let result = with_backend(store.as_context_mut(), |lent, store| {
                 let script = script.to_str(&*store)?;
-                Ok(lent.backend.execute_script(&script, &mut statements))
+                let mut statements = Vec::new();
+                let result = lent.backend.execute_script(&script, &mut statements);
+                for statement in &statements {
+                    lent.report.ran(statement);
+                }
+                Ok(result)
             })?;
-            let report = &mut store.data_mut().report;
-            for statement in &statements {
-                report.ran(statement);
-            }
             Ok((result,))
         },
     )?;
