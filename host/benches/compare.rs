@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use wasmig::Compiler;
 use wasmig_test_artifacts as artifacts;
 
 const WASMIG: &str = env!("CARGO_BIN_EXE_wasmig");
@@ -40,10 +41,15 @@ fn ms(d: f64) -> String {
 }
 
 fn host(plugins: &Path, db: &Path, cache: Option<&Path>) -> wasmig::Host {
+    host_with(plugins, db, cache, Compiler::Auto)
+}
+
+fn host_with(plugins: &Path, db: &Path, cache: Option<&Path>, compiler: Compiler) -> wasmig::Host {
     wasmig::Host::builder()
         .plugins_dir(plugins)
         .database(db)
         .cache_dir(cache.map(Path::to_path_buf))
+        .compiler(compiler)
         .build()
         .unwrap()
 }
@@ -177,11 +183,11 @@ fn native_inserts(n: i64, prepare_once: bool) -> f64 {
 
 /// The duration of the inserting step, as wasmig measured it (instantiate, the plugin's
 /// calls, the schema check), with a warm compile cache.
-async fn wasmig_inserts(n: i64, mode: &str, cache: &Path) -> f64 {
+async fn wasmig_inserts(n: i64, mode: &str, cache: &Path, compiler: Compiler) -> f64 {
     let s = Scratch::new();
     std::fs::copy(artifacts::BENCH_ROWS, s.plugins().join("bench.wasm")).unwrap();
     let db = s.db("w.db");
-    let h = host(&s.plugins(), &db, Some(cache));
+    let h = host_with(&s.plugins(), &db, Some(cache), compiler);
     h.up(wasmig::UpOptions {
         plugin: Some("bench".into()),
         to_version: Some(semver::Version::new(0, 1, 0)),
@@ -233,29 +239,48 @@ fn main() {
     // Boundary: 100,000 parameterized INSERTs, one call per row and one batch call.
     let n = 100_000;
     if wants("boundary") {
-        rt.block_on(wasmig_inserts(1000, "single", &cache)); // warm the compile cache
+        // Precompiled with Cranelift, as `wasmig compile` does at deploy time; the last row
+        // runs the code a first-seen plugin gets instead (Winch), for comparison.
+        let s = Scratch::new();
+        std::fs::copy(artifacts::BENCH_ROWS, s.plugins().join("bench.wasm")).unwrap();
+        let compiled = rt
+            .block_on(host(&s.plugins(), &s.db("c.db"), Some(&cache)).compile())
+            .unwrap();
+        assert!(compiled.iter().all(|c| c.error.is_none()));
+        rt.block_on(wasmig_inserts(1000, "single", &cache, Compiler::Auto));
+        rt.block_on(wasmig_inserts(1000, "single", &cache, Compiler::Winch));
     }
     let modes = [
         (
             "single",
             false,
             1.5,
+            Compiler::Auto,
             "100k INSERTs, one import call per row (native: prepare_cached per row)",
         ),
         (
             "batch",
             true,
             1.15,
+            Compiler::Auto,
             "100k INSERTs, batch import: Tx::batch, execute-batch (native: prepared once)",
         ),
         (
             "many",
             true,
             1.15,
+            Compiler::Auto,
             "100k INSERTs, batch import: execute_many, a list per row (native: prepared once)",
         ),
+        (
+            "single",
+            false,
+            1.5,
+            Compiler::Winch,
+            "100k INSERTs, one import call per row, Winch's code (a plugin not precompiled)",
+        ),
     ];
-    for (mode, prepare_once, target, work) in modes {
+    for (mode, prepare_once, target, compiler, work) in modes {
         if !wants("boundary") {
             break;
         }
@@ -266,11 +291,11 @@ fn main() {
         // a steadier median.
         for _ in 0..2 {
             native_inserts(n, prepare_once);
-            rt.block_on(wasmig_inserts(n, mode, &cache));
+            rt.block_on(wasmig_inserts(n, mode, &cache, compiler));
         }
         for _ in 0..runs * 3 {
             native.push(native_inserts(n, prepare_once));
-            ours.push(rt.block_on(wasmig_inserts(n, mode, &cache)));
+            ours.push(rt.block_on(wasmig_inserts(n, mode, &cache, compiler)));
         }
         if verbose {
             eprintln!("  native {native:.1?}\n  wasmig {ours:.1?}");
@@ -291,13 +316,23 @@ fn main() {
         let s = Scratch::new();
         let h = host(&s.plugins(), &s.db("l.db"), Some(&s.cache()));
         let plugin = Path::new(artifacts::NOTES);
-        let mut cold = Vec::new();
-        for _ in 0..runs {
-            let _ = std::fs::remove_dir_all(s.cache());
-            let fresh = host(&s.plugins(), &s.db("l.db"), Some(&s.cache()));
-            let i = rt.block_on(fresh.inspect(plugin)).unwrap();
-            assert!(!i.from_cache);
-            cold.push(i.load_us as f64 / 1e3);
+        let size = std::fs::metadata(plugin).unwrap().len() / 1024;
+        for compiler in [Compiler::Cranelift, Compiler::Winch] {
+            let mut cold = Vec::new();
+            for _ in 0..runs {
+                let _ = std::fs::remove_dir_all(s.cache());
+                let fresh = host_with(&s.plugins(), &s.db("l.db"), Some(&s.cache()), compiler);
+                let i = rt.block_on(fresh.inspect(plugin)).unwrap();
+                assert!(!i.from_cache && i.compiler == compiler);
+                cold.push(i.load_us as f64 / 1e3);
+            }
+            rows.push(Row {
+                work: format!("cold compile of a {size} KiB plugin, {compiler:?}"),
+                baseline: "—".into(),
+                wasmig: ms(median(cold)),
+                ratio: None,
+                target: "reported".into(),
+            });
         }
         let mut warm = Vec::new();
         for _ in 0..runs * 4 {
@@ -305,14 +340,6 @@ fn main() {
             assert!(i.from_cache);
             warm.push((i.load_us + i.instantiate_us) as f64 / 1e3);
         }
-        let size = std::fs::metadata(plugin).unwrap().len() / 1024;
-        rows.push(Row {
-            work: format!("cold compile of a {size} KiB plugin"),
-            baseline: "—".into(),
-            wasmig: ms(median(cold)),
-            ratio: None,
-            target: "reported".into(),
-        });
         rows.push(Row {
             work: "warm load (compile cache) + instantiate".into(),
             baseline: "—".into(),
@@ -376,6 +403,7 @@ fn main() {
         generate(artifacts::BENCH_TEMPLATE10, 100, &s.plugins());
         let mut base = Vec::new();
         let mut cold = Vec::new();
+        let mut cold_cranelift = Vec::new();
         let mut warm = Vec::new();
         for r in 0..runs {
             progress(&format!("apply, run {}", r + 1));
@@ -388,6 +416,16 @@ fn main() {
                 .unwrap();
             assert!(ok.success());
             base.push(started.elapsed().as_secs_f64() * 1e3);
+            let _ = std::fs::remove_dir_all(s.cache());
+            cold_cranelift.push(
+                run_wasmig(
+                    &["--compiler", "cranelift", "up"],
+                    &s.plugins(),
+                    &s.db(&format!("cold-cranelift{r}.db")),
+                    Some(&s.cache()),
+                )
+                .0,
+            );
             let _ = std::fs::remove_dir_all(s.cache());
             cold.push(
                 run_wasmig(
@@ -409,7 +447,11 @@ fn main() {
             );
         }
         let b = median(base);
-        for (label, v, target) in [("cold", cold, 1.5), ("warm", warm, 1.2)] {
+        for (label, v, target) in [
+            ("cold", cold, 1.5),
+            ("cold, --compiler cranelift", cold_cranelift, 1.5),
+            ("warm", warm, 1.2),
+        ] {
             let w = median(v);
             rows.push(Row {
                 work: format!(

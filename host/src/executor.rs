@@ -122,7 +122,7 @@ pub(crate) async fn run(
             }
             .and_then(|bytes| {
                 runtime
-                    .load(&source.label, &bytes, sha)
+                    .load(&source.label, &bytes, sha, crate::runtime::Purpose::Run)
                     .map(|loaded| (bytes, loaded))
                     .map_err(|reason| crate::Error::InvalidPlugin {
                         file: source.label.clone(),

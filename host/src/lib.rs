@@ -32,12 +32,12 @@ pub use executor::{RunReport, StepReport};
 pub use manifest::Manifest;
 pub use planner::{Finding, FindingKind, Plan, PlannedStep};
 pub use policy::Policy;
-pub use runtime::Limits;
+pub use runtime::{Compiler, Limits};
 pub use store::{Direction, LedgerEntry, Outcome};
 
 use executor::{Mode, Source};
 use planner::{Candidate, DownRequest, UpRequest};
-use runtime::Runtime;
+use runtime::{Purpose, Runtime};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -54,6 +54,7 @@ pub struct HostBuilder {
     lock_timeout: Duration,
     policy: Policy,
     cache_dir: Option<PathBuf>,
+    compiler: Compiler,
 }
 
 /// The compile cache's default place: `$WASMIG_CACHE_DIR`, else `$XDG_CACHE_HOME/wasmig`,
@@ -78,6 +79,7 @@ impl Default for HostBuilder {
             lock_timeout: Duration::from_secs(60),
             policy: Policy::default(),
             cache_dir: default_cache_dir(),
+            compiler: Compiler::default(),
         }
     }
 }
@@ -136,9 +138,19 @@ impl HostBuilder {
         self
     }
 
+    /// Which compiler turns plugins into native code (default [`Compiler::Auto`]).
+    pub fn compiler(mut self, compiler: Compiler) -> Self {
+        self.compiler = compiler;
+        self
+    }
+
     /// Sets up the WebAssembly engine. Touches neither the directory nor the database yet.
     pub fn build(self) -> Result<Host> {
-        let runtime = Runtime::new(self.limits.clone(), self.cache_dir.as_deref())?;
+        let runtime = Runtime::new(
+            self.limits.clone(),
+            self.cache_dir.as_deref(),
+            self.compiler,
+        )?;
         Ok(Host {
             inner: Arc::new(Inner {
                 runtime,
@@ -212,10 +224,29 @@ pub struct Inspection {
     pub imports: Vec<String>,
     /// Whether the compiled code came from the compile cache.
     pub from_cache: bool,
+    /// The compiler that produced the code.
+    pub compiler: Compiler,
     /// Time to compile (or read from the cache) and link, in microseconds.
     pub load_us: u64,
     /// Time to instantiate it in a fresh store, in microseconds.
     pub instantiate_us: u64,
+}
+
+/// What [`Host::compile`] did with one plugin file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Compiled {
+    /// The file.
+    pub file: PathBuf,
+    /// SHA-256 of the file, hex; empty if it could not be read.
+    pub sha256: String,
+    /// The compiler whose code is now cached; `None` on error.
+    pub compiler: Option<Compiler>,
+    /// Whether that code was in the cache already.
+    pub from_cache: bool,
+    /// Time to compile (or read from the cache) and link, in microseconds.
+    pub compile_us: u64,
+    /// Why the file could not be compiled.
+    pub error: Option<String>,
 }
 
 /// What one plugin may touch, as the policy and its manifest decide.
@@ -435,7 +466,7 @@ impl Host {
                 let runtime = &host.inner.runtime;
                 let manifest = catalog::reread(&path, &sha)
                     .map_err(|e| e.to_string())
-                    .and_then(|bytes| runtime.load(&path, &bytes, &sha))
+                    .and_then(|bytes| runtime.load(&path, &bytes, &sha, Purpose::Run))
                     .and_then(|loaded| {
                         let label = path.display().to_string();
                         match handle.block_on(runtime.manifest(&loaded, &label)) {
@@ -698,7 +729,9 @@ impl Host {
         };
         let runtime = &self.inner.runtime;
         let started = std::time::Instant::now();
-        let loaded = runtime.load(file, &bytes, &sha256).map_err(invalid)?;
+        let loaded = runtime
+            .load(file, &bytes, &sha256, Purpose::Run)
+            .map_err(invalid)?;
         let load_us = started.elapsed().as_micros() as u64;
         let started = std::time::Instant::now();
         runtime.instantiate(&loaded).await.map_err(invalid)?;
@@ -716,9 +749,76 @@ impl Host {
             manifest,
             imports: loaded.imports.clone(),
             from_cache: loaded.from_cache,
+            compiler: loaded.compiler,
             load_us,
             instantiate_us,
         })
+    }
+
+    /// Compiles every plugin file in the directory with the optimizing compiler (Cranelift)
+    /// into the compile cache, a few at a time in parallel; files already there are only
+    /// checked. Later runs then use optimized code instead of compiling plugins they have not
+    /// seen with the baseline compiler: run it at deploy time. Runs no plugin code and
+    /// touches no database. A file that cannot be compiled is reported in its row.
+    pub async fn compile(&self) -> Result<Vec<Compiled>> {
+        if self.inner.config.cache_dir.is_none() {
+            return Err(Error::Engine(
+                "there is no compile cache to fill (--no-cache): compiled code would be thrown away"
+                    .into(),
+            ));
+        }
+        let paths = catalog::scan(&self.inner.config.plugins_dir)?;
+        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
+        let mut tasks = Vec::new();
+        for path in paths {
+            let permit = permits
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let host = self.clone();
+            tasks.push(tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let started = std::time::Instant::now();
+                let mut row = Compiled {
+                    file: path.clone(),
+                    sha256: String::new(),
+                    compiler: None,
+                    from_cache: false,
+                    compile_us: 0,
+                    error: None,
+                };
+                let loaded = catalog::read(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|file| {
+                        row.sha256 = file.sha256.clone();
+                        host.inner.runtime.load(
+                            &file.path,
+                            &file.bytes,
+                            &file.sha256,
+                            Purpose::Optimize,
+                        )
+                    });
+                row.compile_us = started.elapsed().as_micros() as u64;
+                match loaded {
+                    Ok(loaded) => {
+                        row.compiler = Some(loaded.compiler);
+                        row.from_cache = loaded.from_cache;
+                    }
+                    Err(e) => row.error = Some(e),
+                }
+                row
+            }));
+        }
+        let mut rows = Vec::new();
+        for task in tasks {
+            rows.push(
+                task.await
+                    .map_err(|e| Error::Engine(format!("compile task failed: {e}")))?,
+            );
+        }
+        Ok(rows)
     }
 
     /// What each plugin in the directory may touch, and the limits on every call.

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 use wasmig::{
-    Direction, DownOptions, Finding, Host, LedgerEntry, Limits, Outcome, PluginAccess,
+    Compiler, Direction, DownOptions, Finding, Host, LedgerEntry, Limits, Outcome, PluginAccess,
     PluginStatus, RunReport, UpOptions,
 };
 
@@ -47,6 +47,11 @@ struct Cli {
     /// Compile every plugin on every run; do not read or write the compile cache.
     #[arg(long, global = true)]
     no_cache: bool,
+
+    /// Which compiler turns plugins into native code: auto (Winch for a plugin not in the
+    /// compile cache, Cranelift's code once `wasmig compile` cached it), cranelift, winch.
+    #[arg(long, global = true, env = "WASMIG_COMPILER", value_enum, default_value_t = CompilerArg::Auto)]
+    compiler: CompilerArg,
 
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
@@ -121,6 +126,9 @@ enum Command {
         /// The .wasm file.
         file: PathBuf,
     },
+    /// Compile every plugin file with the optimizing compiler into the compile cache
+    /// (deploy-time precompilation). Runs no plugin code; touches no database.
+    Compile,
     /// Show every recorded attempt, oldest first.
     History {
         /// Only this plugin.
@@ -184,7 +192,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     } else if let Some(dir) = &cli.cache_dir {
         builder = builder.cache_dir(Some(dir.clone()));
     }
-    let host = builder.lock_timeout(lock_timeout).build()?;
+    let host = builder
+        .lock_timeout(lock_timeout)
+        .compiler(match cli.compiler {
+            CompilerArg::Auto => Compiler::Auto,
+            CompilerArg::Cranelift => Compiler::Cranelift,
+            CompilerArg::Winch => Compiler::Winch,
+        })
+        .build()?;
     match cli.command {
         Command::Up {
             target,
@@ -250,6 +265,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Inspect { file } => {
             let inspection = host.inspect(&file).await?;
             print_inspection(&inspection, cli.json)?;
+        }
+        Command::Compile => {
+            let rows = host.compile().await?;
+            print_compiled(&rows, cli.json)?;
+            if rows.iter().any(|r| r.error.is_some()) {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Policy => {
             let (rows, limits) = host.access().await?;
@@ -422,6 +444,42 @@ fn print_status(rows: &[PluginStatus], as_json: bool) -> Result<()> {
     Ok(())
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum CompilerArg {
+    Auto,
+    Cranelift,
+    Winch,
+}
+
+fn compiler_name(c: Compiler) -> &'static str {
+    match c {
+        Compiler::Auto => "auto",
+        Compiler::Cranelift => "cranelift",
+        Compiler::Winch => "winch",
+    }
+}
+
+fn print_compiled(rows: &[wasmig::Compiled], as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&rows);
+    }
+    let mut t = table(&["file", "compiler", "time", "result"]);
+    for r in rows {
+        t.add_row(vec![
+            r.file.display().to_string(),
+            r.compiler.map_or("-", compiler_name).to_string(),
+            format!("{:.1} ms", r.compile_us as f64 / 1e3),
+            match (&r.error, r.from_cache) {
+                (Some(e), _) => e.clone(),
+                (None, true) => "already in the compile cache".to_string(),
+                (None, false) => "compiled and cached".to_string(),
+            },
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
 fn print_inspection(i: &wasmig::Inspection, as_json: bool) -> Result<()> {
     if as_json {
         return json(i);
@@ -434,9 +492,9 @@ fn print_inspection(i: &wasmig::Inspection, as_json: bool) -> Result<()> {
         "load:        {:.2} ms ({})",
         i.load_us as f64 / 1e3,
         if i.from_cache {
-            "from the compile cache"
+            format!("{} code from the compile cache", compiler_name(i.compiler))
         } else {
-            "compiled"
+            format!("compiled with {}", compiler_name(i.compiler))
         }
     );
     println!("instantiate: {:.3} ms", i.instantiate_us as f64 / 1e3);

@@ -136,3 +136,102 @@ fn inspect_shows_the_manifest_and_whether_the_cache_served_it() {
     );
     assert!(!env.db.exists(), "inspect touches no database");
 }
+
+#[test]
+fn auto_runs_a_new_plugin_with_winch_and_precompiled_code_once_compile_ran() {
+    if !cfg!(target_arch = "x86_64") {
+        return; // Winch is x86-64 only: auto is Cranelift alone elsewhere.
+    }
+    let env = Env::new();
+    let file = env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    let cache = env.dir.path().join("cache");
+    let (cache_arg, file_arg) = (cache.to_str().unwrap(), file.to_str().unwrap());
+    let first = env.json(&["--cache-dir", cache_arg, "inspect", file_arg]);
+    assert_eq!(
+        (&first["compiler"], &first["from_cache"]),
+        (&"winch".into(), &false.into())
+    );
+    let again = env.json(&["--cache-dir", cache_arg, "inspect", file_arg]);
+    assert_eq!(
+        (&again["compiler"], &again["from_cache"]),
+        (&"winch".into(), &true.into()),
+        "the baseline code is cached too"
+    );
+
+    let compiled = env.json(&["--cache-dir", cache_arg, "compile"]);
+    let row = &compiled.as_array().unwrap()[0];
+    assert_eq!(
+        (&row["compiler"], &row["from_cache"], &row["error"]),
+        (&"cranelift".into(), &false.into(), &serde_json::Value::Null),
+        "compile ignores the baseline code: {compiled}"
+    );
+    assert_eq!(entries(&cache).len(), 2, "one entry per compiler");
+    let recompiled = env.json(&["--cache-dir", cache_arg, "compile"]);
+    assert_eq!(recompiled[0]["from_cache"], true, "{recompiled}");
+
+    let after = env.json(&["--cache-dir", cache_arg, "inspect", file_arg]);
+    assert_eq!(
+        (&after["compiler"], &after["from_cache"]),
+        (&"cranelift".into(), &true.into()),
+        "the optimized code wins once it is cached"
+    );
+    env.ok(&["--cache-dir", cache_arg, "up"]);
+    assert_eq!(env.ledger().len(), 2);
+}
+
+#[test]
+fn a_fixed_compiler_is_used_for_everything() {
+    let env = Env::new();
+    let file = env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    let cache = env.dir.path().join("cache");
+    let (cache_arg, file_arg) = (cache.to_str().unwrap(), file.to_str().unwrap());
+    let args = |compiler: &'static str| {
+        vec![
+            "--cache-dir",
+            cache_arg,
+            "--compiler",
+            compiler,
+            "inspect",
+            file_arg,
+        ]
+    };
+    let cranelift = env.json(&args("cranelift"));
+    assert_eq!(
+        (&cranelift["compiler"], &cranelift["from_cache"]),
+        (&"cranelift".into(), &false.into())
+    );
+    if cfg!(target_arch = "x86_64") {
+        // Cranelift's code is cached, but a run told to use Winch compiles with Winch.
+        let winch = env.json(&args("winch"));
+        assert_eq!(
+            (&winch["compiler"], &winch["from_cache"]),
+            (&"winch".into(), &false.into())
+        );
+    }
+}
+
+#[test]
+fn compile_names_a_file_it_cannot_compile_and_fails() {
+    let env = Env::new();
+    env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    env.add(artifacts::NOT_A_PLUGIN, "not-a-plugin.wasm");
+    env.add_bytes(b"\0asm garbage", "corrupt.wasm");
+    let cache = env.dir.path().join("cache");
+    let cache_arg = cache.to_str().unwrap();
+    let out = env.run(&["--cache-dir", cache_arg, "compile"]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "accounts.wasm",
+        "compiled and cached",
+        "not-a-plugin.wasm",
+        "does not export wasmig:plugin/plugin@0.1.0",
+        "corrupt.wasm",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in:\n{text}");
+    }
+    assert!(!env.db.exists(), "compile touches no database");
+
+    let err = env.fails(&["--no-cache", "compile"]);
+    assert!(err.contains("no compile cache to fill"), "{err}");
+}

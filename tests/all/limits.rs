@@ -97,3 +97,27 @@ fn a_log_flood_is_bounded() {
         error.len()
     );
 }
+
+#[test]
+fn both_compilers_enforce_the_bounds() {
+    // `auto` runs a plugin first seen with Winch and a precompiled one with Cranelift: the
+    // bounds must not depend on which compiler produced the code.
+    let compilers: &[&str] = if cfg!(target_arch = "x86_64") {
+        &["cranelift", "winch"]
+    } else {
+        &["cranelift"]
+    };
+    for &c in compilers {
+        attack_fails(
+            "infinite-loop",
+            &["--compiler", c, "--deadline", "1s"],
+            "exceeded its 1s deadline",
+        );
+        attack_fails(
+            "memory-bomb",
+            &["--compiler", c],
+            "exceeded its memory limit of 256 MiB",
+        );
+        attack_fails("deep-recursion", &["--compiler", c], "overflowed its stack");
+    }
+}

@@ -95,83 +95,72 @@ impl Default for Limits {
 /// How often the engine's epoch advances; the deadline's resolution.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// The engine, the linker, and the thread that advances the epoch.
-pub(crate) struct Runtime {
+/// Which compiler turns plugins into native code.
+///
+/// Migration code runs once per deploy, so the time to compile a plugin the host has never
+/// seen usually outweighs the speed of the code. `Auto` compiles a plugin it has not seen
+/// with Winch, wasmtime's baseline compiler (a few times faster to compile), and uses
+/// Cranelift's optimized code whenever the compile cache has it: `wasmig compile` (or
+/// [`crate::Host::compile`]) puts it there, typically at deploy time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compiler {
+    /// Winch for plugins seen for the first time, Cranelift once precompiled (Cranelift
+    /// only where Winch is unavailable: it supports x86-64 only).
+    #[default]
+    Auto,
+    /// Cranelift, wasmtime's optimizing compiler, always.
+    Cranelift,
+    /// Winch, wasmtime's baseline compiler, always (x86-64 only).
+    Winch,
+}
+
+/// Why a plugin is being compiled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// To run it now: any cached code will do, else the quickest compile.
+    Run,
+    /// To precompile it: optimized code, from the cache or compiled now.
+    Optimize,
+}
+
+/// One compiler's engine, the linker for it, its part of the compile cache, and the thread
+/// that advances the engine's epoch.
+struct Tier {
+    compiler: Compiler,
     engine: Engine,
     linker: Linker<StepState>,
-    limits: Limits,
     cache: Option<CompileCache>,
     ticker_stop: Arc<AtomicBool>,
 }
 
-impl Drop for Runtime {
+impl Drop for Tier {
     fn drop(&mut self) {
         self.ticker_stop.store(true, Ordering::Relaxed);
     }
 }
 
-/// A compiled plugin, ready to instantiate.
-#[derive(Clone)]
-pub(crate) struct Loaded {
-    pre: MigrationPluginPre<StepState>,
-    /// Whether the compiled code came from the compile cache.
-    pub from_cache: bool,
-    /// The component's imports.
-    pub imports: Vec<String>,
-}
-
-/// What a call into a plugin produced besides its result.
-#[derive(Debug, Default)]
-pub(crate) struct CallReport {
-    /// Statements the plugin ran, in order; a statement repeated back to back (a loop of
-    /// inserts) is kept once with its count.
-    pub statements: Vec<String>,
-    repeats: u64,
-}
-
-impl CallReport {
-    fn ran(&mut self, statement: &str) {
-        if self.statements.last().is_some_and(|last| last == statement) {
-            self.repeats += 1;
-        } else {
-            self.close_repeats();
-            self.statements.push(statement.to_string());
-        }
-    }
-
-    fn close_repeats(&mut self) {
-        if self.repeats > 0 {
-            if let Some(last) = self.statements.last_mut() {
-                last.push_str(&format!(" -- ×{}", self.repeats + 1));
-            }
-            self.repeats = 0;
-        }
-    }
-
-    /// The audit trail, with the last run of repeats counted.
-    pub(crate) fn finish(mut self) -> Self {
-        self.close_repeats();
-        self
-    }
-}
-
-impl Runtime {
-    pub(crate) fn new(limits: Limits, cache_dir: Option<&Path>) -> crate::Result<Self> {
+impl Tier {
+    fn new(compiler: Compiler, limits: &Limits, cache_dir: Option<&Path>) -> crate::Result<Self> {
+        let engine_error = |e: wasmtime::Error| crate::Error::Engine(format!("{e:#}"));
         let mut config = Config::new();
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
             .max_wasm_stack(limits.max_stack)
             // No component-model-async bookkeeping on every call: plugins are synchronous.
-            .concurrency_support(false);
-        let engine = Engine::new(&config).map_err(|e| crate::Error::Engine(format!("{e:#}")))?;
+            .concurrency_support(false)
+            .strategy(match compiler {
+                Compiler::Winch => wasmtime::Strategy::Winch,
+                _ => wasmtime::Strategy::Cranelift,
+            });
+        let engine = Engine::new(&config).map_err(engine_error)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| crate::Error::Engine(format!("{e:#}")))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
         types::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
             .and_then(|()| log::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s))
             .and_then(|()| sql::add_to_linker(&mut linker))
-            .map_err(|e| crate::Error::Engine(format!("{e:#}")))?;
+            .map_err(engine_error)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let (stop, ticking) = (ticker_stop.clone(), engine.weak());
@@ -188,6 +177,8 @@ impl Runtime {
             })
             .map_err(|e| crate::Error::Engine(format!("cannot start the epoch thread: {e}")))?;
 
+        // One directory for both compilers: an entry's name includes the engine's
+        // compatibility hash, which differs between them.
         let cache = match cache_dir {
             Some(dir) => match CompileCache::new(dir, &engine) {
                 Ok(cache) => Some(cache),
@@ -198,35 +189,17 @@ impl Runtime {
             },
             None => None,
         };
-        Ok(Runtime {
+        Ok(Tier {
+            compiler,
             engine,
             linker,
-            limits,
             cache,
             ticker_stop,
         })
     }
 
-    /// Compiles a plugin file and checks that it is a migration plugin: a component of the
-    /// right world whose imports are all on the allow-list.
-    pub(crate) fn load(&self, file: &Path, bytes: &[u8], sha256: &str) -> Result<Loaded, String> {
-        check_header(bytes)?;
-        let cached = self
-            .cache
-            .as_ref()
-            .and_then(|c| c.get(&self.engine, sha256));
-        let from_cache = cached.is_some();
-        let component = match cached {
-            Some(component) => component,
-            None => {
-                let component = Component::from_binary(&self.engine, bytes)
-                    .map_err(|e| format!("not a valid WebAssembly component: {e:#}"))?;
-                if let Some(cache) = &self.cache {
-                    cache.put(sha256, &component);
-                }
-                component
-            }
-        };
+    /// Checks a compiled component's imports and exports and links it.
+    fn link(&self, component: Component, from_cache: bool, file: &Path) -> Result<Loaded, String> {
         let ty = component.component_type();
         let mut refused = Vec::new();
         let mut imports = Vec::new();
@@ -269,15 +242,159 @@ impl Runtime {
                  built against another version of wasmig's WIT?)"
             )
         })?;
-        tracing::debug!(file = %file.display(), from_cache, "loaded plugin");
+        tracing::debug!(file = %file.display(), from_cache, compiler = ?self.compiler, "loaded plugin");
         Ok(Loaded {
             pre,
             from_cache,
+            compiler: self.compiler,
             imports,
         })
     }
 
-    fn store(&self, plugin: &str, backend: Option<Box<dyn Backend>>) -> Store<StepState> {
+    fn cached(&self, sha256: &str) -> Option<Component> {
+        self.cache
+            .as_ref()
+            .and_then(|c| c.get(&self.engine, sha256))
+    }
+
+    fn compile(&self, bytes: &[u8], sha256: &str) -> Result<Component, String> {
+        let component = Component::from_binary(&self.engine, bytes)
+            .map_err(|e| format!("not a valid WebAssembly component: {e:#}"))?;
+        if let Some(cache) = &self.cache {
+            cache.put(sha256, &component);
+        }
+        Ok(component)
+    }
+}
+
+/// The compilers in use (one or two tiers) and the bounds on every call.
+pub(crate) struct Runtime {
+    /// Cranelift; `None` with [`Compiler::Winch`].
+    optimizing: Option<Tier>,
+    /// Winch; `None` with [`Compiler::Cranelift`], and off x86-64.
+    baseline: Option<Tier>,
+    limits: Limits,
+}
+
+/// A compiled plugin, ready to instantiate.
+#[derive(Clone)]
+pub(crate) struct Loaded {
+    pre: MigrationPluginPre<StepState>,
+    /// Whether the compiled code came from the compile cache.
+    pub from_cache: bool,
+    /// The compiler that produced the code.
+    pub compiler: Compiler,
+    /// The component's imports.
+    pub imports: Vec<String>,
+}
+
+/// What a call into a plugin produced besides its result.
+#[derive(Debug, Default)]
+pub(crate) struct CallReport {
+    /// Statements the plugin ran, in order; a statement repeated back to back (a loop of
+    /// inserts) is kept once with its count.
+    pub statements: Vec<String>,
+    repeats: u64,
+}
+
+impl CallReport {
+    fn ran(&mut self, statement: &str) {
+        if self.statements.last().is_some_and(|last| last == statement) {
+            self.repeats += 1;
+        } else {
+            self.close_repeats();
+            self.statements.push(statement.to_string());
+        }
+    }
+
+    fn close_repeats(&mut self) {
+        if self.repeats > 0 {
+            if let Some(last) = self.statements.last_mut() {
+                last.push_str(&format!(" -- ×{}", self.repeats + 1));
+            }
+            self.repeats = 0;
+        }
+    }
+
+    /// The audit trail, with the last run of repeats counted.
+    pub(crate) fn finish(mut self) -> Self {
+        self.close_repeats();
+        self
+    }
+}
+
+impl Runtime {
+    pub(crate) fn new(
+        limits: Limits,
+        cache_dir: Option<&Path>,
+        compiler: Compiler,
+    ) -> crate::Result<Self> {
+        let winch_here = cfg!(target_arch = "x86_64");
+        if compiler == Compiler::Winch && !winch_here {
+            return Err(crate::Error::Engine(
+                "the Winch compiler supports x86-64 only; use --compiler cranelift".into(),
+            ));
+        }
+        let optimizing = match compiler {
+            Compiler::Winch => None,
+            _ => Some(Tier::new(Compiler::Cranelift, &limits, cache_dir)?),
+        };
+        let baseline = match compiler {
+            Compiler::Cranelift => None,
+            _ if !winch_here => None,
+            _ => Some(Tier::new(Compiler::Winch, &limits, cache_dir)?),
+        };
+        Ok(Runtime {
+            optimizing,
+            baseline,
+            limits,
+        })
+    }
+
+    /// Compiles a plugin file and checks that it is a migration plugin: a component of the
+    /// right world whose imports are all on the allow-list.
+    ///
+    /// Cached code from either compiler is used (the optimizing one's first) unless the
+    /// purpose is to optimize; otherwise the plugin is compiled by the quickest compiler for
+    /// the purpose, and the result cached.
+    pub(crate) fn load(
+        &self,
+        file: &Path,
+        bytes: &[u8],
+        sha256: &str,
+        purpose: Purpose,
+    ) -> Result<Loaded, String> {
+        check_header(bytes)?;
+        let tiers = [self.optimizing.as_ref(), self.baseline.as_ref()];
+        let usable = match purpose {
+            Purpose::Run => &tiers[..],
+            Purpose::Optimize => &tiers[..1],
+        };
+        let cached = usable
+            .iter()
+            .flatten()
+            .find_map(|tier| tier.cached(sha256).map(|c| (*tier, c)));
+        let from_cache = cached.is_some();
+        let (tier, component) = match cached {
+            Some(hit) => hit,
+            None => {
+                let tier = match purpose {
+                    Purpose::Run => self.baseline.as_ref().or(self.optimizing.as_ref()),
+                    Purpose::Optimize => self.optimizing.as_ref().or(self.baseline.as_ref()),
+                }
+                .expect("a runtime has at least one compiler");
+                (tier, tier.compile(bytes, sha256)?)
+            }
+        };
+        tier.link(component, from_cache, file)
+    }
+
+    fn store(
+        &self,
+        loaded: &Loaded,
+        plugin: &str,
+        backend: Option<Box<dyn Backend>>,
+    ) -> Store<StepState> {
         let out = BoundedOutput::new(self.limits.max_log_bytes);
         let err = BoundedOutput::new(self.limits.max_log_bytes);
         // Nothing is granted: no preopens, no environment, no arguments, no network.
@@ -304,7 +421,7 @@ impl Runtime {
             stdout: out,
             stderr: err,
         };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(loaded.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
         let ticks = self.limits.deadline.as_millis() / EPOCH_TICK.as_millis();
         store.set_epoch_deadline(ticks.max(1) as u64);
@@ -314,7 +431,7 @@ impl Runtime {
 
     /// Instantiates the plugin in a fresh store and drops it: what every call pays first.
     pub(crate) async fn instantiate(&self, loaded: &Loaded) -> Result<(), String> {
-        let mut store = self.store("inspect", None);
+        let mut store = self.store(loaded, "inspect", None);
         loaded
             .pre
             .instantiate_async(&mut store)
@@ -329,7 +446,7 @@ impl Runtime {
         loaded: &Loaded,
         label: &str,
     ) -> Result<RawManifest, String> {
-        let mut store = self.store(label, None);
+        let mut store = self.store(loaded, label, None);
         let result = async {
             let instance = loaded.pre.instantiate_async(&mut store).await?;
             instance
@@ -387,7 +504,7 @@ impl Runtime {
         if let Err(e) = backend.enter_plugin(scope, limits) {
             return (backend, CallReport::default(), Err(e.to_string()));
         }
-        let mut store = self.store(&label, Some(backend));
+        let mut store = self.store(loaded, &label, Some(backend));
         let result = async {
             let instance = loaded.pre.instantiate_async(&mut store).await?;
             let guest = instance.wasmig_plugin_plugin();
