@@ -363,25 +363,25 @@ impl Host {
     }
 
     /// The plugin files that run the given steps (for `up`).
-    fn file_sources(&self, loaded: &Loaded, plan: &Plan) -> BTreeMap<String, Source> {
-        let by_sha: BTreeMap<&str, &Candidate> = loaded
+    fn file_sources(&self, loaded: Loaded, plan: &Plan) -> BTreeMap<String, Source> {
+        // Moved, not cloned: a run over a thousand plugins would hold every manifest twice.
+        let mut by_sha: BTreeMap<String, Candidate> = loaded
             .candidates
-            .iter()
-            .map(|c| (c.sha256.as_str(), c))
+            .into_iter()
+            .map(|c| (c.sha256.clone(), c))
             .collect();
         let mut sources = BTreeMap::new();
         for step in &plan.steps {
-            if sources.contains_key(&step.component_sha256) {
-                continue;
-            }
-            let c = by_sha[step.component_sha256.as_str()];
+            let Some(c) = by_sha.remove(&step.component_sha256) else {
+                continue; // Already a source (or planned from the database's component).
+            };
             sources.insert(
-                c.sha256.clone(),
+                c.sha256,
                 Source {
-                    label: c.file.clone(),
+                    label: c.file,
                     bytes: None,
                     granted_reads: self.granted_reads(&c.manifest),
-                    manifest: c.manifest.clone(),
+                    manifest: c.manifest,
                 },
             );
         }
@@ -556,8 +556,7 @@ impl Host {
         )
         .map_err(Error::PlanProblems)?;
         let note = (!plan.overrides.is_empty()).then(|| plan.overrides.join("; "));
-        let sources = self.file_sources(&loaded, &plan);
-        drop(loaded);
+        let sources = self.file_sources(loaded, &plan);
         self.execute(backend, &plan, &sources, mode, note).await
     }
 

@@ -123,6 +123,18 @@ pub(crate) struct SqliteBackend {
 
 impl Drop for SqliteBackend {
     fn drop(&mut self) {
+        // SAFETY: plain reads of SQLite's global memory statistics.
+        let (now, peak) = unsafe {
+            (
+                rusqlite::ffi::sqlite3_memory_used(),
+                rusqlite::ffi::sqlite3_memory_highwater(0),
+            )
+        };
+        tracing::debug!(
+            heap_bytes = now,
+            peak_bytes = peak,
+            "SQLite memory at close"
+        );
         if self.truncating {
             if self.in_transaction {
                 let _ = self.conn.execute_batch("ROLLBACK");
