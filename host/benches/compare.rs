@@ -601,7 +601,10 @@ fn build_refinery() -> PathBuf {
     let manifest =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/refinery-baseline/Cargo.toml");
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/refinery-baseline");
+    // From inside the workspace, so that its .cargo/config.toml (SQLite's build flags) applies
+    // to the baseline as well.
     let ok = Command::new(env!("CARGO"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["build", "--release", "--quiet", "--manifest-path"])
         .arg(&manifest)
         .arg("--target-dir")

@@ -157,3 +157,20 @@ fn a_run_leaves_the_journal_mode_as_it_found_it_and_no_journal_file() {
     assert_eq!(mode(&env), "wal");
     assert_eq!(env.ledger().len(), 2);
 }
+
+#[test]
+fn sqlite_is_built_without_the_schema_hash_cap() {
+    // .cargo/config.toml sets LIBSQLITE3_FLAGS: without it SQLite's schema hash tables stay at
+    // 64 buckets and opening a database of 1,000 plugins' tables is quadratic.
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    let mut stmt = conn.prepare("PRAGMA compile_options").unwrap();
+    let options: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        options.iter().any(|o| o == "MALLOC_SOFT_LIMIT=0"),
+        "{options:?}"
+    );
+}
