@@ -446,23 +446,14 @@ impl Host {
         let shas: Vec<String> = found.iter().map(|(_, sha)| sha.clone()).collect();
         let mut cached = backend.stored_manifests(Some(&shas))?;
 
-        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
-        let mut tasks = Vec::new();
-        for (path, sha) in &found {
-            if cached.contains_key(sha) {
-                continue;
-            }
-            let permit = permits
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed");
-            let host = self.clone();
-            let (path, sha) = (path.clone(), sha.clone());
-            let handle = tokio::runtime::Handle::current();
-            tasks.push(tokio::task::spawn_blocking(move || {
-                let _permit = permit;
+        let misses: Vec<(PathBuf, String)> = found
+            .iter()
+            .filter(|(_, sha)| !cached.contains_key(sha))
+            .cloned()
+            .collect();
+        let (host, handle) = (self.clone(), tokio::runtime::Handle::current());
+        let mut fresh: BTreeMap<String, std::result::Result<Manifest, String>> =
+            on_cores(misses, move |(path, sha)| {
                 let runtime = &host.inner.runtime;
                 let manifest = catalog::reread(&path, &sha)
                     .map_err(|e| e.to_string())
@@ -477,15 +468,10 @@ impl Host {
                         }
                     });
                 (sha, manifest)
-            }));
-        }
-        let mut fresh = BTreeMap::new();
-        for task in tasks {
-            let (sha, manifest) = task
-                .await
-                .map_err(|e| Error::Engine(format!("compile task failed: {e}")))?;
-            fresh.insert(sha, manifest);
-        }
+            })
+            .await?
+            .into_iter()
+            .collect();
 
         let mut candidates: Vec<Candidate> = Vec::new();
         for (path, sha256) in found {
@@ -767,57 +753,39 @@ impl Host {
             ));
         }
         let paths = catalog::scan(&self.inner.config.plugins_dir)?;
-        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
-        let mut tasks = Vec::new();
-        for path in paths {
-            let permit = permits
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed");
-            let host = self.clone();
-            tasks.push(tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                let started = std::time::Instant::now();
-                let mut row = Compiled {
-                    file: path.clone(),
-                    sha256: String::new(),
-                    compiler: None,
-                    from_cache: false,
-                    compile_us: 0,
-                    error: None,
-                };
-                let loaded = catalog::read(path)
-                    .map_err(|e| e.to_string())
-                    .and_then(|file| {
-                        row.sha256 = file.sha256.clone();
-                        host.inner.runtime.load(
-                            &file.path,
-                            &file.bytes,
-                            &file.sha256,
-                            Purpose::Optimize,
-                        )
-                    });
-                row.compile_us = started.elapsed().as_micros() as u64;
-                match loaded {
-                    Ok(loaded) => {
-                        row.compiler = Some(loaded.compiler);
-                        row.from_cache = loaded.from_cache;
-                    }
-                    Err(e) => row.error = Some(e),
+        let host = self.clone();
+        on_cores(paths, move |path| {
+            let started = std::time::Instant::now();
+            let mut row = Compiled {
+                file: path.clone(),
+                sha256: String::new(),
+                compiler: None,
+                from_cache: false,
+                compile_us: 0,
+                error: None,
+            };
+            let loaded = catalog::read(path)
+                .map_err(|e| e.to_string())
+                .and_then(|file| {
+                    row.sha256 = file.sha256.clone();
+                    host.inner.runtime.load(
+                        &file.path,
+                        &file.bytes,
+                        &file.sha256,
+                        Purpose::Optimize,
+                    )
+                });
+            row.compile_us = started.elapsed().as_micros() as u64;
+            match loaded {
+                Ok(loaded) => {
+                    row.compiler = Some(loaded.compiler);
+                    row.from_cache = loaded.from_cache;
                 }
-                row
-            }));
-        }
-        let mut rows = Vec::new();
-        for task in tasks {
-            rows.push(
-                task.await
-                    .map_err(|e| Error::Engine(format!("compile task failed: {e}")))?,
-            );
-        }
-        Ok(rows)
+                Err(e) => row.error = Some(e),
+            }
+            row
+        })
+        .await
     }
 
     /// What each plugin in the directory may touch, and the limits on every call.
@@ -871,3 +839,39 @@ fn combine(mut problems: Vec<Error>) -> Option<Error> {
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// Runs `work` on each item on blocking threads, as many at a time as there are cores (each
+/// compile is itself parallel inside; more at once would only add memory), and returns the
+/// results in the items' order.
+async fn on_cores<I, T>(
+    items: Vec<I>,
+    work: impl Fn(I) -> T + Clone + Send + 'static,
+) -> Result<Vec<T>>
+where
+    I: Send + 'static,
+    T: Send + 'static,
+{
+    let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
+    let mut tasks = Vec::with_capacity(items.len());
+    for item in items {
+        let permit = permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let work = work.clone();
+        tasks.push(tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work(item)
+        }));
+    }
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(
+            task.await
+                .map_err(|e| Error::Engine(format!("compile task failed: {e}")))?,
+        );
+    }
+    Ok(results)
+}
