@@ -780,6 +780,9 @@ impl Host {
                 Ok(loaded) => {
                     row.compiler = Some(loaded.compiler);
                     row.from_cache = loaded.from_cache;
+                    row.error = loaded
+                        .cache_error
+                        .map(|e| format!("compiled, but not cached: {e}"));
                 }
                 Err(e) => row.error = Some(e),
             }

@@ -235,3 +235,19 @@ fn compile_names_a_file_it_cannot_compile_and_fails() {
     let err = env.fails(&["--no-cache", "compile"]);
     assert!(err.contains("no compile cache to fill"), "{err}");
 }
+
+#[test]
+fn compile_fails_when_the_cache_cannot_be_written() {
+    let env = Env::new();
+    env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    // A file where the cache directory should be: nothing compiled can be kept.
+    let not_a_dir = env.dir.path().join("cache");
+    std::fs::write(&not_a_dir, b"").unwrap();
+    let out = env.run(&["--cache-dir", not_a_dir.to_str().unwrap(), "compile"]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("compiled, but not cached"), "{text}");
+    // A run with the same unusable cache still works: it compiles and warns.
+    env.ok(&["--cache-dir", not_a_dir.to_str().unwrap(), "up"]);
+    assert_eq!(env.ledger().len(), 2);
+}

@@ -66,9 +66,9 @@ impl CompileCache {
         }
     }
 
-    /// Stores a compiled component; atomic (write to a temporary file, then rename), and
-    /// best effort: a failure only costs a recompilation next time.
-    pub(crate) fn put(&self, component_sha256: &str, component: &Component) {
+    /// Stores a compiled component; atomic (write to a temporary file, then rename). A failure
+    /// is logged and returned; for a run it only costs a recompilation next time.
+    pub(crate) fn put(&self, component_sha256: &str, component: &Component) -> Result<(), String> {
         let written = (|| -> Result<(), String> {
             let artifact = component.serialize().map_err(|e| format!("{e:#}"))?;
             let mut file = tempfile::NamedTempFile::new_in(&self.dir).map_err(|e| e.to_string())?;
@@ -80,8 +80,9 @@ impl CompileCache {
                 .map_err(|e| e.to_string())?;
             Ok(())
         })();
-        if let Err(e) = written {
+        if let Err(e) = &written {
             tracing::warn!(dir = %self.dir.display(), "cannot write the compile cache: {e}");
         }
+        written.map_err(|e| format!("{}: {e}", self.dir.display()))
     }
 }

@@ -131,6 +131,8 @@ struct Tier {
     engine: Engine,
     linker: Linker<StepState>,
     cache: Option<CompileCache>,
+    /// Why the cache directory was given but cannot be used.
+    cache_error: Option<String>,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -179,27 +181,31 @@ impl Tier {
 
         // One directory for both compilers: an entry's name includes the engine's
         // compatibility hash, which differs between them.
-        let cache = match cache_dir {
+        let (cache, cache_error) = match cache_dir {
             Some(dir) => match CompileCache::new(dir, &engine) {
-                Ok(cache) => Some(cache),
-                Err(e) => {
-                    tracing::warn!(dir = %dir.display(), "compile cache disabled: {e}");
-                    None
-                }
+                Ok(cache) => (Some(cache), None),
+                Err(e) => (None, Some(format!("{}: {e}", dir.display()))),
             },
-            None => None,
+            None => (None, None),
         };
         Ok(Tier {
             compiler,
             engine,
             linker,
             cache,
+            cache_error,
             ticker_stop,
         })
     }
 
     /// Checks a compiled component's imports and exports and links it.
-    fn link(&self, component: Component, from_cache: bool, file: &Path) -> Result<Loaded, String> {
+    fn link(
+        &self,
+        component: Component,
+        from_cache: bool,
+        cache_error: Option<String>,
+        file: &Path,
+    ) -> Result<Loaded, String> {
         let ty = component.component_type();
         let mut refused = Vec::new();
         let mut imports = Vec::new();
@@ -246,6 +252,7 @@ impl Tier {
         Ok(Loaded {
             pre,
             from_cache,
+            cache_error,
             compiler: self.compiler,
             imports,
         })
@@ -257,13 +264,15 @@ impl Tier {
             .and_then(|c| c.get(&self.engine, sha256))
     }
 
-    fn compile(&self, bytes: &[u8], sha256: &str) -> Result<Component, String> {
+    /// Compiles and caches a component; a cache that cannot be written is only reported.
+    fn compile(&self, bytes: &[u8], sha256: &str) -> Result<(Component, Option<String>), String> {
         let component = Component::from_binary(&self.engine, bytes)
             .map_err(|e| format!("not a valid WebAssembly component: {e:#}"))?;
-        if let Some(cache) = &self.cache {
-            cache.put(sha256, &component);
-        }
-        Ok(component)
+        let cache_error = match &self.cache {
+            Some(cache) => cache.put(sha256, &component).err(),
+            None => self.cache_error.clone(),
+        };
+        Ok((component, cache_error))
     }
 }
 
@@ -282,6 +291,8 @@ pub(crate) struct Loaded {
     pre: MigrationPluginPre<StepState>,
     /// Whether the compiled code came from the compile cache.
     pub from_cache: bool,
+    /// Why freshly compiled code could not be written to the cache (the run goes on).
+    pub cache_error: Option<String>,
     /// The compiler that produced the code.
     pub compiler: Compiler,
     /// The component's imports.
@@ -344,6 +355,14 @@ impl Runtime {
             _ if !winch_here => None,
             _ => Some(Tier::new(Compiler::Winch, &limits, cache_dir)?),
         };
+        // Both compilers share the directory: one warning is enough.
+        if let Some(e) = [&optimizing, &baseline]
+            .into_iter()
+            .flatten()
+            .find_map(|t| t.cache_error.as_ref())
+        {
+            tracing::warn!("compile cache disabled: {e}");
+        }
         Ok(Runtime {
             optimizing,
             baseline,
@@ -375,18 +394,19 @@ impl Runtime {
             .flatten()
             .find_map(|tier| tier.cached(sha256).map(|c| (*tier, c)));
         let from_cache = cached.is_some();
-        let (tier, component) = match cached {
-            Some(hit) => hit,
+        let (tier, component, cache_error) = match cached {
+            Some((tier, component)) => (tier, component, None),
             None => {
                 let tier = match purpose {
                     Purpose::Run => self.baseline.as_ref().or(self.optimizing.as_ref()),
                     Purpose::Optimize => self.optimizing.as_ref().or(self.baseline.as_ref()),
                 }
                 .expect("a runtime has at least one compiler");
-                (tier, tier.compile(bytes, sha256)?)
+                let (component, cache_error) = tier.compile(bytes, sha256)?;
+                (tier, component, cache_error)
             }
         };
-        tier.link(component, from_cache, file)
+        tier.link(component, from_cache, cache_error, file)
     }
 
     fn store(
