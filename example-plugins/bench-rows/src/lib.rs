@@ -29,9 +29,15 @@ fn insert(tx: &Tx) -> Result<()> {
         }
         "batch" => {
             // Values end to end, sent a few thousand rows per call (execute-batch).
+            // A row is an array, as native code binds `params![...]`: no Vec per row.
             let mut batch = tx.batch(INSERT);
             for i in 0..n {
-                batch.row(row(i))?;
+                batch.row([
+                    Value::Integer(i),
+                    Value::Text(format!("item-{i}")),
+                    Value::Integer(i % 100),
+                    Value::Real(i as f64 * 0.5),
+                ])?;
             }
             batch.finish()?;
         }
