@@ -451,14 +451,6 @@ enum CompilerArg {
     Winch,
 }
 
-fn compiler_name(c: Compiler) -> &'static str {
-    match c {
-        Compiler::Auto => "auto",
-        Compiler::Cranelift => "cranelift",
-        Compiler::Winch => "winch",
-    }
-}
-
 fn print_compiled(rows: &[wasmig::Compiled], as_json: bool) -> Result<()> {
     if as_json {
         return json(&rows);
@@ -467,7 +459,7 @@ fn print_compiled(rows: &[wasmig::Compiled], as_json: bool) -> Result<()> {
     for r in rows {
         t.add_row(vec![
             r.file.display().to_string(),
-            r.compiler.map_or("-", compiler_name).to_string(),
+            r.compiler.map_or("-", Compiler::as_str).to_string(),
             format!("{:.1} ms", r.compile_us as f64 / 1e3),
             match (&r.error, r.from_cache) {
                 (Some(e), _) => e.clone(),
@@ -492,9 +484,9 @@ fn print_inspection(i: &wasmig::Inspection, as_json: bool) -> Result<()> {
         "load:        {:.2} ms ({})",
         i.load_us as f64 / 1e3,
         if i.from_cache {
-            format!("{} code from the compile cache", compiler_name(i.compiler))
+            format!("{} code from the compile cache", i.compiler.as_str())
         } else {
-            format!("compiled with {}", compiler_name(i.compiler))
+            format!("compiled with {}", i.compiler.as_str())
         }
     );
     println!("instantiate: {:.3} ms", i.instantiate_us as f64 / 1e3);

@@ -251,3 +251,27 @@ fn compile_fails_when_the_cache_cannot_be_written() {
     env.ok(&["--cache-dir", not_a_dir.to_str().unwrap(), "up"]);
     assert_eq!(env.ledger().len(), 2);
 }
+
+#[test]
+fn compile_with_winch_only_reuses_its_own_entries() {
+    if !cfg!(target_arch = "x86_64") {
+        return;
+    }
+    let env = Env::new();
+    env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    let cache = env.dir.path().join("cache");
+    let args = [
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--compiler",
+        "winch",
+        "compile",
+    ];
+    let first = env.json(&args);
+    assert_eq!(
+        (&first[0]["compiler"], &first[0]["from_cache"]),
+        (&"winch".into(), &false.into())
+    );
+    let second = env.json(&args);
+    assert_eq!(second[0]["from_cache"], true, "{second}");
+}

@@ -115,6 +115,17 @@ pub enum Compiler {
     Winch,
 }
 
+impl Compiler {
+    /// The name used on the command line and in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compiler::Auto => "auto",
+            Compiler::Cranelift => "cranelift",
+            Compiler::Winch => "winch",
+        }
+    }
+}
+
 /// Why a plugin is being compiled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Purpose {
@@ -373,9 +384,9 @@ impl Runtime {
     /// Compiles a plugin file and checks that it is a migration plugin: a component of the
     /// right world whose imports are all on the allow-list.
     ///
-    /// Cached code from either compiler is used (the optimizing one's first) unless the
-    /// purpose is to optimize; otherwise the plugin is compiled by the quickest compiler for
-    /// the purpose, and the result cached.
+    /// To run, cached code from either compiler is used (the optimizing one's first), else
+    /// the quickest compiler compiles it; to optimize, only the optimizing compiler's code
+    /// counts (Winch's alone when it is the only compiler). Fresh code is cached.
     pub(crate) fn load(
         &self,
         file: &Path,
@@ -384,26 +395,26 @@ impl Runtime {
         purpose: Purpose,
     ) -> Result<Loaded, String> {
         check_header(bytes)?;
-        let tiers = [self.optimizing.as_ref(), self.baseline.as_ref()];
+        let (optimizing, baseline) = (self.optimizing.as_ref(), self.baseline.as_ref());
+        let compiler = match purpose {
+            Purpose::Run => baseline.or(optimizing),
+            Purpose::Optimize => optimizing.or(baseline),
+        }
+        .expect("a runtime has at least one compiler");
         let usable = match purpose {
-            Purpose::Run => &tiers[..],
-            Purpose::Optimize => &tiers[..1],
+            Purpose::Run => [optimizing, baseline],
+            Purpose::Optimize => [Some(compiler), None],
         };
         let cached = usable
-            .iter()
+            .into_iter()
             .flatten()
-            .find_map(|tier| tier.cached(sha256).map(|c| (*tier, c)));
+            .find_map(|tier| tier.cached(sha256).map(|c| (tier, c)));
         let from_cache = cached.is_some();
         let (tier, component, cache_error) = match cached {
             Some((tier, component)) => (tier, component, None),
             None => {
-                let tier = match purpose {
-                    Purpose::Run => self.baseline.as_ref().or(self.optimizing.as_ref()),
-                    Purpose::Optimize => self.optimizing.as_ref().or(self.baseline.as_ref()),
-                }
-                .expect("a runtime has at least one compiler");
-                let (component, cache_error) = tier.compile(bytes, sha256)?;
-                (tier, component, cache_error)
+                let (component, cache_error) = compiler.compile(bytes, sha256)?;
+                (compiler, component, cache_error)
             }
         };
         tier.link(component, from_cache, cache_error, file)
