@@ -150,7 +150,9 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
         |mut store: StoreContextMut<'_, StepState>,
          (statement, rows): (WasmStr, WasmList<WasmList<Param>>)| {
             let result = with_backend(store.as_context_mut(), |lent, store| {
-                lent.report.ran(&statement.to_str(&*store)?);
+                // Owned: rows are lifted chunk by chunk, which needs the store mutably.
+                let statement = statement.to_str(&*store)?.into_owned();
+                lent.report.ran(&statement);
                 let rows: Vec<WasmList<Param>> = rows
                     .iter(store.as_context_mut())?
                     .collect::<wasmtime::Result<_>>()?;
@@ -163,8 +165,6 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
                         lift_params(store, row, &mut lent.params)?;
                         ends.push(lent.params.len());
                     }
-                    let store = &*store;
-                    let statement = statement.to_str(store)?;
                     let ends = ends.iter().copied();
                     match run_rows(&mut *lent.backend, &statement, store, &lent.params, ends)? {
                         Ok(n) => changed += n,
@@ -181,7 +181,9 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
         |mut store: StoreContextMut<'_, StepState>,
          (statement, width, params): (WasmStr, u32, WasmList<Param>)| {
             let result = with_backend(store.as_context_mut(), |lent, store| {
-                lent.report.ran(&statement.to_str(&*store)?);
+                // Owned: the values are lifted next, which needs the store mutably.
+                let statement = statement.to_str(&*store)?.into_owned();
+                lent.report.ran(&statement);
                 let width = width as usize;
                 if width == 0 || params.len() % width != 0 {
                     return Ok(Err(SqlError::Syntax(format!(
@@ -199,7 +201,6 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
                 }
                 lift_params(store, &params, &mut lent.params)?;
                 let store = &*store;
-                let statement = statement.to_str(store)?;
                 let mut changed = 0;
                 for chunk in chunks_or_empty(&lent.params, width * BATCH_CHUNK) {
                     let ends = (1..=chunk.len() / width).map(|row| row * width);
