@@ -93,10 +93,49 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A component's bytes and code, loaded.
+type LoadedSource = (Arc<Vec<u8>>, Loaded);
+
+/// Reads (if needed) and loads one source's component: CPU-bound, run on a blocking thread.
+fn load_source(
+    runtime: &Runtime,
+    label: &std::path::Path,
+    bytes: Option<Arc<Vec<u8>>>,
+    sha: &str,
+) -> crate::Result<LoadedSource> {
+    let bytes = match bytes {
+        Some(bytes) => bytes,
+        None => Arc::new(crate::catalog::reread(label, sha)?),
+    };
+    runtime
+        .load(label, &bytes, sha, crate::runtime::Purpose::Run)
+        .map(|loaded| (bytes, loaded))
+        .map_err(|reason| crate::Error::InvalidPlugin {
+            file: label.to_path_buf(),
+            reason,
+        })
+}
+
+/// Starts loading the component of `sha` on a blocking thread.
+fn start_loading(
+    runtime: &Arc<Runtime>,
+    sources: &BTreeMap<String, Source>,
+    sha: &str,
+) -> (String, tokio::task::JoinHandle<crate::Result<LoadedSource>>) {
+    let source = &sources[sha];
+    let (runtime, label, bytes) = (runtime.clone(), source.label.clone(), source.bytes.clone());
+    let key = sha.to_string();
+    let task = tokio::task::spawn_blocking(move || load_source(&runtime, &label, bytes, &key));
+    (sha.to_string(), task)
+}
+
 /// Runs every step of the plan in order, with the component each step names; stops at the
 /// first failure. `note` goes into the ledger row of every step (an operator's decision).
+///
+/// While one plugin's steps run, the next plugin's component is read and loaded on another
+/// thread, so the steps wait for neither; at most two components are loaded at a time.
 pub(crate) async fn run(
-    runtime: &Runtime,
+    runtime: &Arc<Runtime>,
     mut backend: Box<dyn Backend>,
     steps: &[PlannedStep],
     sources: &BTreeMap<String, Source>,
@@ -108,27 +147,30 @@ pub(crate) async fn run(
         ..RunReport::default()
     };
     // A dry run's transaction was opened with the database (host tables included).
-    // One compiled component at a time: steps of one plugin are consecutive.
+    // One compiled component at a time runs: steps of one plugin are consecutive.
     let mut compiled: Option<(String, Arc<Vec<u8>>, Loaded)> = None;
+    let mut next = steps
+        .first()
+        .map(|s| start_loading(runtime, sources, &s.component_sha256));
     for (i, step) in steps.iter().enumerate() {
         let source = &sources[&step.component_sha256];
         let sha = &step.component_sha256;
         if compiled.as_ref().is_none_or(|(s, _, _)| s != sha) {
-            // Drop the previous plugin's bytes and code before loading the next.
-            drop(compiled.take());
-            let loaded = match &source.bytes {
-                Some(bytes) => Ok(bytes.clone()),
-                None => crate::catalog::reread(&source.label, sha).map(Arc::new),
+            // The previous plugin's bytes and code go (unmapped on another thread).
+            if let Some(previous) = compiled.take() {
+                crate::runtime::drop_elsewhere(previous);
             }
-            .and_then(|bytes| {
-                runtime
-                    .load(&source.label, &bytes, sha, crate::runtime::Purpose::Run)
-                    .map(|loaded| (bytes, loaded))
-                    .map_err(|reason| crate::Error::InvalidPlugin {
-                        file: source.label.clone(),
-                        reason,
-                    })
-            });
+            let loaded = match next.take() {
+                Some((key, task)) if &key == sha => task.await.unwrap_or_else(|e| {
+                    Err(crate::Error::Engine(format!("the loader task failed: {e}")))
+                }),
+                _ => load_source(runtime, &source.label, source.bytes.clone(), sha),
+            };
+            // The plugin after this one, loaded while this one's steps run.
+            next = steps[i..]
+                .iter()
+                .find(|s| &s.component_sha256 != sha)
+                .map(|s| start_loading(runtime, sources, &s.component_sha256));
             match loaded {
                 Ok((bytes, loaded)) => compiled = Some((sha.clone(), bytes, loaded)),
                 Err(e) => {

@@ -153,7 +153,7 @@ impl HostBuilder {
         )?;
         Ok(Host {
             inner: Arc::new(Inner {
-                runtime,
+                runtime: Arc::new(runtime),
                 config: self,
             }),
         })
@@ -271,7 +271,8 @@ pub struct Host {
 }
 
 struct Inner {
-    runtime: Runtime,
+    /// Shared with the executor's loader thread, which loads the next plugin ahead.
+    runtime: Arc<Runtime>,
     config: HostBuilder,
 }
 

@@ -552,12 +552,15 @@ impl Runtime {
             Err(trap) => Err(self.describe_trap(&trap, store.data())),
         };
         forward_output(store.data());
-        let mut state = store.into_data();
+        let state = store.data_mut();
         let mut backend = state
             .backend
             .take()
             .expect("the backend is lent for the call");
         let report = std::mem::take(&mut state.report).finish();
+        // Tearing the instance down (unmapping its memory and stacks) costs as much as
+        // setting it up; a blocking thread does it while the run goes on.
+        drop_elsewhere(store);
         if let Err(e) = backend.leave_plugin() {
             return (backend, report, Err(e.to_string()));
         }
@@ -716,5 +719,13 @@ impl log::Host for StepState {
             log::Level::Error => tracing::error!(plugin, "{message}"),
         }
         Ok(())
+    }
+}
+
+/// Drops `value` on a blocking thread when a Tokio runtime is at hand, here otherwise.
+pub(crate) fn drop_elsewhere<T: Send + 'static>(value: T) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => drop(handle.spawn_blocking(move || drop(value))),
+        _ => drop(value),
     }
 }
