@@ -4,7 +4,7 @@
 
 use crate::Manifest;
 use crate::planner::PlannedStep;
-use crate::runtime::{Loaded, Runtime};
+use crate::runtime::{Instantiated, Loaded, Runtime};
 use crate::store::{Backend, Direction, LedgerEntry, Outcome, Scope};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -79,11 +79,13 @@ pub(crate) enum Mode {
     DryRun,
 }
 
-/// The component that runs the current plugin's steps, loaded.
+/// The component that runs the current plugin's steps, loaded, and maybe already
+/// instantiated for this step.
 struct Component<'a> {
     source: &'a Source,
     bytes: &'a [u8],
     loaded: &'a Loaded,
+    ready: Option<Instantiated>,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -149,6 +151,7 @@ pub(crate) async fn run(
     // A dry run's transaction was opened with the database (host tables included).
     // One compiled component at a time runs: steps of one plugin are consecutive.
     let mut compiled: Option<(String, Arc<Vec<u8>>, Loaded)> = None;
+    let mut instantiating: Option<(usize, tokio::task::JoinHandle<Instantiated>)> = None;
     let mut next = steps
         .first()
         .map(|s| start_loading(runtime, sources, &s.component_sha256));
@@ -181,12 +184,30 @@ pub(crate) async fn run(
             }
         }
         let (_, bytes, loaded) = compiled.as_ref().expect("loaded above");
+        let ready = match instantiating.take() {
+            Some((at, task)) if at == i => task.await.ok(),
+            _ => None,
+        };
+        // The plugin's next step gets its instance made while this one runs and commits.
+        instantiating = steps
+            .get(i + 1)
+            .filter(|next| &next.component_sha256 == sha)
+            .map(|next| {
+                let (runtime, loaded) = (runtime.clone(), loaded.clone());
+                let label = crate::runtime::step_label(&next.plugin, &next.version.to_string());
+                let task =
+                    tokio::spawn(
+                        async move { runtime.instantiate_for_step(&loaded, &label).await },
+                    );
+                (i + 1, task)
+            });
         let component = Component {
             source,
             bytes,
             loaded,
+            ready,
         };
-        let (b, result) = run_one(runtime, backend, step, &component, mode, note.as_deref()).await;
+        let (b, result) = run_one(runtime, backend, step, component, mode, note.as_deref()).await;
         backend = b;
         match result {
             Err(e) => {
@@ -219,7 +240,7 @@ async fn run_one(
     runtime: &Runtime,
     mut backend: Box<dyn Backend>,
     step: &PlannedStep,
-    component: &Component<'_>,
+    component: Component<'_>,
     mode: Mode,
     note: Option<&str>,
 ) -> (Box<dyn Backend>, crate::Result<Option<StepReport>>) {
@@ -269,6 +290,7 @@ async fn run_one(
     let (mut backend, call, mut outcome) = runtime
         .run_step(
             component.loaded,
+            component.ready,
             scope.clone(),
             backend,
             step.direction == Direction::Up,

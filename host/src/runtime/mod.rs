@@ -310,6 +310,18 @@ pub(crate) struct Loaded {
     pub imports: Vec<String>,
 }
 
+/// A plugin instantiated for one step, before the step's transaction: see
+/// [`Runtime::instantiate_for_step`].
+pub(crate) struct Instantiated {
+    store: Store<StepState>,
+    instance: wasmtime::Result<bindings::MigrationPlugin>,
+}
+
+/// How a step's store names the plugin in errors: the plugin and the step's version.
+pub(crate) fn step_label(plugin: &str, version: &str) -> String {
+    format!("{plugin} {version}")
+}
+
 /// What a call into a plugin produced besides its result.
 #[derive(Debug, Default)]
 pub(crate) struct CallReport {
@@ -454,10 +466,14 @@ impl Runtime {
         };
         let mut store = Store::new(loaded.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
-        let ticks = self.limits.deadline.as_millis() / EPOCH_TICK.as_millis();
-        store.set_epoch_deadline(ticks.max(1) as u64);
+        store.set_epoch_deadline(self.deadline_ticks());
         store.epoch_deadline_trap();
         store
+    }
+
+    /// The deadline of one call, in epoch ticks.
+    fn deadline_ticks(&self) -> u64 {
+        (self.limits.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
     }
 
     /// Instantiates the plugin in a fresh store and drops it: what every call pays first.
@@ -516,28 +532,49 @@ impl Runtime {
         }
     }
 
-    /// Runs one step's `up` or `down` with SQL scoped to the plugin. The backend is lent to
-    /// the plugin's store for the call and always handed back.
+    /// Instantiates a plugin in a fresh store for one call, with no SQL granted (a start
+    /// function gets `access-denied`). The executor does this for a plugin's next step while
+    /// the current one runs.
+    pub(crate) async fn instantiate_for_step(&self, loaded: &Loaded, label: &str) -> Instantiated {
+        let mut store = self.store(loaded, label, None);
+        let instance = loaded.pre.instantiate_async(&mut store).await;
+        Instantiated { store, instance }
+    }
+
+    /// Runs one step's `up` or `down` with SQL scoped to the plugin, in `ready` (instantiated
+    /// for this step by [`Runtime::instantiate_for_step`]) or a fresh instance. The backend is
+    /// lent to the plugin's store for the call and always handed back.
     pub(crate) async fn run_step(
         &self,
         loaded: &Loaded,
+        ready: Option<Instantiated>,
         scope: Scope,
         mut backend: Box<dyn Backend>,
         up: bool,
         version: &str,
     ) -> (Box<dyn Backend>, CallReport, Result<(), String>) {
-        let label = format!("{} {version}", scope.plugin);
+        let label = step_label(&scope.plugin, version);
         let limits = SqlLimits {
             deadline: std::time::Instant::now() + self.limits.deadline,
             max_result_bytes: self.limits.max_result_bytes,
             max_growth_bytes: self.limits.max_growth_bytes,
         };
+        let ready = match ready {
+            Some(ready) if ready.store.data().plugin == label => ready,
+            _ => self.instantiate_for_step(loaded, &label).await,
+        };
+        let Instantiated {
+            mut store,
+            instance,
+        } = ready;
         if let Err(e) = backend.enter_plugin(scope, limits) {
             return (backend, CallReport::default(), Err(e.to_string()));
         }
-        let mut store = self.store(loaded, &label, Some(backend));
+        store.data_mut().backend = Some(backend);
+        // The call gets the whole deadline, however long the instance waited for it.
+        store.set_epoch_deadline(self.deadline_ticks());
         let result = async {
-            let instance = loaded.pre.instantiate_async(&mut store).await?;
+            let instance = instance?;
             let guest = instance.wasmig_plugin_plugin();
             if up {
                 guest.call_up(&mut store, version).await
