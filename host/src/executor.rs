@@ -65,8 +65,8 @@ impl RunReport {
 pub(crate) struct Source {
     /// The file, or a description of where the bytes came from, for errors.
     pub label: PathBuf,
-    /// The component's bytes; `None`: read the file `label` when its first step runs (so a
-    /// run over a thousand plugins holds one plugin's bytes at a time).
+    /// The component's bytes; `None`: read the file `label` just before its first step runs
+    /// (so a run over a thousand plugins holds two plugins' bytes at a time).
     pub bytes: Option<Arc<Vec<u8>>>,
     pub manifest: Manifest,
     pub granted_reads: Vec<String>,
