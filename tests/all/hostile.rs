@@ -230,4 +230,5 @@ attacks! {
     an_empty_execute_many_is_still_authorized: "empty-many-other" => "table \"accounts__user\" is outside";
     an_empty_raw_batch_is_still_authorized: "empty-batch-other" => "table \"accounts__user\" is outside";
     reusing_a_statement_the_host_cached_is_denied: "reuse-host-statement" => "_wasmig_component";
+    executing_a_statement_the_host_cached_is_denied: "reuse-host-execute" => "table \"_wasmig_applied\" is outside";
 }

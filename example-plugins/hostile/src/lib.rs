@@ -239,6 +239,15 @@ fn attack(tx: &Tx) -> Result<()> {
             )?;
             Ok(())
         }
+        "reuse-host-execute" => {
+            // The same, through `execute`, whose statement the host keeps prepared while the
+            // plugin repeats it: the text the host runs in every step's transaction.
+            tx.execute(
+                "SELECT EXISTS (SELECT 1 FROM _wasmig_applied WHERE plugin = ?1 AND version = ?2)",
+                params!["accounts", "0.1.0"],
+            )?;
+            Ok(())
+        }
         "reuse-host-statement" => {
             // The text of a statement the host itself prepares and caches on the connection.
             let rows = tx.query(

@@ -92,8 +92,27 @@ const STATEMENT_CACHE_CAPACITY: usize = 64;
 /// The largest string or blob a plugin's statement may make, in bytes.
 const PLUGIN_MAX_VALUE_LENGTH: i32 = 16 << 20;
 
+/// The plugin's last `execute` statement, kept prepared while the plugin runs it again and
+/// again (a loop of inserts): a call with the same text binds and runs it without a trip
+/// through the statement cache. It was prepared (and authorized) in the running step, under
+/// the step's cache key; it goes back to the cache when the plugin runs another statement,
+/// and is dropped when the step's call ends, so no other step or host code ever runs it.
+struct HeldStatement {
+    text: String,
+    /// Borrows [`SqliteBackend::conn`]: see [`SqliteBackend::hold`].
+    stmt: rusqlite::CachedStatement<'static>,
+}
+
+// SAFETY: the statement borrows the connection of the backend that holds it, and moves between
+// threads only inside that backend, together with the connection (which is `Send`).
+unsafe impl Send for HeldStatement {}
+
 pub(crate) struct SqliteBackend {
-    conn: Connection,
+    /// Dropped before `conn` (declared first, and taken in `Drop`).
+    held: Option<HeldStatement>,
+    /// Boxed: [`HeldStatement`] borrows it, so its address must not change when the backend
+    /// moves.
+    conn: Box<Connection>,
     path: PathBuf,
     options: BackendOptions,
     in_transaction: bool,
@@ -123,6 +142,7 @@ pub(crate) struct SqliteBackend {
 
 impl Drop for SqliteBackend {
     fn drop(&mut self) {
+        self.held = None;
         // SAFETY: plain reads of SQLite's global memory statistics.
         let (now, peak) = unsafe {
             (
@@ -289,7 +309,8 @@ impl SqliteBackend {
         )
         .map_err(|e| db_error(path, "cannot open", e))?;
         let mut backend = SqliteBackend {
-            conn,
+            held: None,
+            conn: Box::new(conn),
             path: path.to_path_buf(),
             options,
             in_transaction: false,
@@ -405,6 +426,25 @@ impl SqliteBackend {
             key.push_str(statement);
         }
         self.key.borrow()
+    }
+
+    /// A plugin statement from the statement cache (or freshly prepared), to keep in
+    /// [`SqliteBackend::held`].
+    fn hold(&self, statement: &str) -> rusqlite::Result<HeldStatement> {
+        let stmt = self.conn.prepare_cached(&self.plugin_key(statement))?;
+        // SAFETY: the statement borrows `*self.conn`, which is boxed (it stays put when the
+        // backend moves) and is never replaced. The result goes only into `self.held`, which
+        // is private and dropped before the connection (in `leave_plugin`, `enter_plugin` and
+        // `Drop`), and every use reborrows it from `self` for less than `self`'s lifetime.
+        let stmt = unsafe {
+            std::mem::transmute::<rusqlite::CachedStatement<'_>, rusqlite::CachedStatement<'static>>(
+                stmt,
+            )
+        };
+        Ok(HeldStatement {
+            text: statement.to_string(),
+            stmt,
+        })
     }
 
     fn error(&self, what: &str, e: rusqlite::Error) -> Error {
@@ -1178,6 +1218,7 @@ impl Backend for SqliteBackend {
 
     fn enter_plugin(&mut self, scope: Scope, limits: SqlLimits) -> Result<()> {
         use rusqlite::limits::Limit;
+        self.held = None;
         // A statement prepared under another scope must never be reused under this one: the
         // plugin's statements are cached under keys of this step only (see `plugin_key`).
         self.step_serial += 1;
@@ -1224,6 +1265,7 @@ impl Backend for SqliteBackend {
 
     fn leave_plugin(&mut self) -> Result<()> {
         use rusqlite::limits::Limit;
+        self.held = None;
         self.plugin = None;
         self.auth.set_scope(None);
         let e = |e| db_error(&self.path, "cannot restore the connection", e);
@@ -1253,12 +1295,19 @@ impl Backend for SqliteBackend {
     ) -> Result<u64, SqlError> {
         self.plugin_guard(statement)?;
         let result = (|| {
-            let mut stmt = self.conn.prepare_cached(&self.plugin_key(statement))?;
+            let held = match self.held.take() {
+                Some(held) if held.text == statement => held,
+                other => {
+                    drop(other); // back to the statement cache
+                    self.hold(statement)?
+                }
+            };
+            let stmt = &mut self.held.insert(held).stmt;
             if stmt.column_count() > 0 {
                 return Err(rusqlite::Error::ExecuteReturnedResults);
             }
-            bind(&mut stmt, params)?;
-            self.reset_auth();
+            bind(stmt, params)?;
+            self.auth.reset();
             stmt.raw_execute()
         })();
         result.map(|n| n as u64).map_err(|e| self.plugin_error(e))
