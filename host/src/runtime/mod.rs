@@ -478,11 +478,9 @@ impl Runtime {
 
     /// Instantiates the plugin in a fresh store and drops it: what every call pays first.
     pub(crate) async fn instantiate(&self, loaded: &Loaded) -> Result<(), String> {
-        let mut store = self.store(loaded, "inspect", None);
-        loaded
-            .pre
-            .instantiate_async(&mut store)
+        self.instantiate_for_step(loaded, "inspect")
             .await
+            .instance
             .map(drop)
             .map_err(|e| format!("{e:#}"))
     }
