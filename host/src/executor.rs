@@ -44,8 +44,14 @@ pub struct StepReport {
 pub struct RunReport {
     /// Whether this was a dry run: everything was rolled back.
     pub dry_run: bool,
-    /// Steps that ran, in order (the last one may have failed).
+    /// Steps that ran, in order (the last one may have failed). Empty when the run handed
+    /// each step's report to a callback instead ([`crate::Host::up_with`],
+    /// [`crate::Host::down_with`]).
     pub steps: Vec<StepReport>,
+    /// How many steps ran, the failed one included.
+    pub ran: usize,
+    /// The step that failed (in a dry run: would fail), if one did; the run stopped there.
+    pub failed: Option<StepReport>,
     /// Steps that were planned but did not run because an earlier step failed.
     pub not_run: Vec<PlannedStep>,
     /// Steps skipped because another runner applied (or undid) them meanwhile.
@@ -55,9 +61,12 @@ pub struct RunReport {
 impl RunReport {
     /// The failed step, if any.
     pub fn failure(&self) -> Option<&StepReport> {
-        self.steps.iter().find(|s| s.outcome == Outcome::Failed)
+        self.failed.as_ref()
     }
 }
+
+/// Receives each step's report as soon as the step has committed or rolled back.
+pub type StepSink<'a> = &'a mut (dyn FnMut(StepReport) + Send);
 
 /// What runs a step: a component's bytes (stored with the first step it applies, for
 /// rollback), its manifest, and the read grants the policy gives its plugin. Compiled when
@@ -133,6 +142,8 @@ fn start_loading(
 
 /// Runs every step of the plan in order, with the component each step names; stops at the
 /// first failure. `note` goes into the ledger row of every step (an operator's decision).
+/// Each step's report goes to `on_step` when the step ends; the run keeps none of them (a
+/// copy of a failed one), so its memory does not grow with the number of steps.
 ///
 /// While one plugin's steps run, the next plugin's component is read and loaded on another
 /// thread, so the steps wait for neither; at most two components are loaded at a time.
@@ -143,6 +154,7 @@ pub(crate) async fn run(
     sources: &BTreeMap<String, Source>,
     mode: Mode,
     note: Option<String>,
+    on_step: StepSink<'_>,
 ) -> (Box<dyn Backend>, crate::Result<RunReport>) {
     let mut report = RunReport {
         dry_run: mode == Mode::DryRun,
@@ -218,7 +230,11 @@ pub(crate) async fn run(
             Ok(None) => report.already_done.push(step.clone()),
             Ok(Some(step_report)) => {
                 let failed = step_report.outcome == Outcome::Failed;
-                report.steps.push(step_report);
+                report.ran += 1;
+                if failed {
+                    report.failed = Some(step_report.clone());
+                }
+                on_step(step_report);
                 if failed {
                     report.not_run = steps[i + 1..].to_vec();
                     break;

@@ -13,7 +13,7 @@
 //!     .database("app.db")
 //!     .build()?;
 //! let report = host.up(wasmig::UpOptions::default()).await?;
-//! println!("applied {} migration steps", report.steps.len());
+//! println!("applied {} migration steps", report.ran);
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
@@ -28,7 +28,7 @@ mod runtime;
 mod store;
 
 pub use error::{Error, Result};
-pub use executor::{RunReport, StepReport};
+pub use executor::{RunReport, StepReport, StepSink};
 pub use manifest::Manifest;
 pub use planner::{Finding, FindingKind, Plan, PlannedStep};
 pub use policy::Policy;
@@ -516,6 +516,17 @@ impl Host {
     /// run. With `dry_run`, every step runs in one transaction that is rolled back, and a
     /// failing step is reported in the returned report instead of as an error.
     pub async fn up(&self, options: UpOptions) -> Result<RunReport> {
+        let mut steps = Vec::new();
+        let report = self.up_with(options, &mut |step| steps.push(step)).await?;
+        Ok(RunReport { steps, ..report })
+    }
+
+    /// [`Host::up`], handing each step's report to `on_step` as soon as the step has
+    /// committed (or rolled back) instead of collecting them: the returned report's `steps`
+    /// stays empty, so a run over thousands of plugins holds no per-step state, and a caller
+    /// can show progress. When a step fails, `on_step` gets its report before the error
+    /// returns.
+    pub async fn up_with(&self, options: UpOptions, on_step: StepSink<'_>) -> Result<RunReport> {
         let mode = if options.dry_run {
             Mode::DryRun
         } else {
@@ -544,7 +555,8 @@ impl Host {
         .map_err(Error::PlanProblems)?;
         let note = (!plan.overrides.is_empty()).then(|| plan.overrides.join("; "));
         let sources = self.file_sources(loaded, &plan);
-        self.execute(backend, &plan, &sources, mode, note).await
+        self.execute(backend, &plan, &sources, mode, note, on_step)
+            .await
     }
 
     /// Rolls a plugin back: its applied steps above `to` (or the newest `steps` of them, or
@@ -553,6 +565,20 @@ impl Host {
     /// Refuses before anything runs when a step has no `down`, or when an applied plugin
     /// depends on what would be rolled back (unless `cascade`).
     pub async fn down(&self, options: DownOptions) -> Result<RunReport> {
+        let mut steps = Vec::new();
+        let report = self
+            .down_with(options, &mut |step| steps.push(step))
+            .await?;
+        Ok(RunReport { steps, ..report })
+    }
+
+    /// [`Host::down`], handing each step's report to `on_step` as soon as the step ends;
+    /// see [`Host::up_with`].
+    pub async fn down_with(
+        &self,
+        options: DownOptions,
+        on_step: StepSink<'_>,
+    ) -> Result<RunReport> {
         let mode = if options.dry_run {
             Mode::DryRun
         } else {
@@ -569,7 +595,8 @@ impl Host {
         };
         let plan = planner::plan_down(&state, &manifests, &request).map_err(Error::PlanProblems)?;
         let sources = self.stored_sources(&mut *backend, &manifests, &plan)?;
-        self.execute(backend, &plan, &sources, mode, None).await
+        self.execute(backend, &plan, &sources, mode, None, on_step)
+            .await
     }
 
     /// Rolls back every applied step of a plugin; see [`Host::down`].
@@ -590,6 +617,7 @@ impl Host {
         sources: &BTreeMap<String, Source>,
         mode: Mode,
         note: Option<String>,
+        on_step: StepSink<'_>,
     ) -> Result<RunReport> {
         let (_backend, report) = executor::run(
             &self.inner.runtime,
@@ -598,6 +626,7 @@ impl Host {
             sources,
             mode,
             note,
+            on_step,
         )
         .await;
         let report = report?;

@@ -211,8 +211,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             options.dry_run = dry_run;
             options.allow_drift = allow_drift;
             options.allow_downgrade = allow_downgrade;
-            let report = host.up(options).await?;
-            return print_run(&report, cli.json);
+            if dry_run {
+                return print_run(&host.up(options).await?, cli.json);
+            }
+            let mut out = Progress::new(cli.json, Direction::Up);
+            let result = host.up_with(options, &mut |step| out.step(step)).await;
+            return out.finish(result);
         }
         Command::Plan { target } => {
             let mut options = parse_target(target.as_deref())?;
@@ -234,16 +238,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 cascade,
                 dry_run,
             };
-            let report = host.down(options).await?;
-            return print_run(&report, cli.json);
+            return down(&host, options, cli.json).await;
         }
         Command::Uninstall {
             plugin,
             cascade,
             dry_run,
         } => {
-            let report = host.uninstall(&plugin, cascade, dry_run).await?;
-            return print_run(&report, cli.json);
+            let options = DownOptions {
+                plugin,
+                cascade,
+                dry_run,
+                ..DownOptions::default()
+            };
+            return down(&host, options, cli.json).await;
         }
         Command::Validate => {
             let findings = host.validate().await?;
@@ -318,6 +326,136 @@ fn json(value: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
+/// `down` and `uninstall`: a dry run prints its report at the end, a real run each step as
+/// it ends.
+async fn down(host: &Host, options: DownOptions, as_json: bool) -> Result<ExitCode> {
+    if options.dry_run {
+        return print_run(&host.down(options).await?, as_json);
+    }
+    let mut out = Progress::new(as_json, Direction::Down);
+    let result = host.down_with(options, &mut |step| out.step(step)).await;
+    out.finish(result)
+}
+
+/// Prints a real run as it goes, one line (or one JSON array element) per step as the step
+/// ends, so a run over thousands of plugins shows progress and holds no table of them. The
+/// JSON document has the shape of [`RunReport`]'s; when the run stops with an error after
+/// some steps, it ends with an `"error"` field, and the error also goes to stderr.
+struct Progress {
+    json: bool,
+    direction: Direction,
+    started: bool,
+    ran: usize,
+}
+
+impl Progress {
+    fn new(json: bool, direction: Direction) -> Self {
+        Progress {
+            json,
+            direction,
+            started: false,
+            ran: 0,
+        }
+    }
+
+    fn step(&mut self, step: wasmig::StepReport) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        if self.json {
+            let prefix = if self.started {
+                ","
+            } else {
+                "{\n  \"dry_run\": false,\n  \"steps\": ["
+            };
+            let body = serde_json::to_string_pretty(&step).unwrap_or_default();
+            let _ = write!(out, "{prefix}\n    {}", body.replace('\n', "\n    "));
+        } else {
+            if !self.started {
+                let _ = writeln!(
+                    out,
+                    "{:<9}  {:<9}  {:<24} {:<10} {:>8} {:>10}  DESCRIPTION",
+                    "OUTCOME", "DIRECTION", "PLUGIN", "VERSION", "ROWS", "DURATION"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "{:<9}  {:<9}  {:<24} {:<10} {:>8} {:>10}  {}",
+                step.outcome.as_str(),
+                step.direction.as_str(),
+                step.plugin,
+                step.version,
+                step.rows_changed,
+                duration(step.duration_us),
+                step.description
+            );
+            if let Some(e) = &step.error {
+                let _ = writeln!(out, "  error: {e}");
+            }
+        }
+        let _ = out.flush();
+        self.started = true;
+        self.ran += 1;
+    }
+
+    /// Ends the output with the run's outcome; an error is returned (and printed by `main`)
+    /// after the JSON document is closed.
+    fn finish(self, result: wasmig::Result<RunReport>) -> Result<ExitCode> {
+        let rest = match &result {
+            _ if !self.json => None,
+            Ok(report) => Some(serde_json::to_value(report)?),
+            Err(e) if self.started => {
+                Some(serde_json::json!({ "ran": self.ran, "error": e.to_string() }))
+            }
+            // Nothing printed yet: the error alone, as for any other command.
+            Err(_) => None,
+        };
+        if let Some(mut rest) = rest {
+            let fields = rest.as_object_mut().expect("a report is an object");
+            fields.remove("steps");
+            fields.remove("dry_run");
+            let mut text = if self.started {
+                "\n  ],".to_string()
+            } else {
+                "{\n  \"dry_run\": false,\n  \"steps\": [],".to_string()
+            };
+            for (i, (key, value)) in fields.iter().enumerate() {
+                let value = serde_json::to_string_pretty(value)?.replace('\n', "\n  ");
+                let comma = if i + 1 < fields.len() { "," } else { "" };
+                text.push_str(&format!(
+                    "\n  {}: {value}{comma}",
+                    serde_json::to_string(key)?
+                ));
+            }
+            println!("{text}\n}}");
+        }
+        let report = result?;
+        if !self.json {
+            if report.ran == 0 {
+                println!("Nothing to do.");
+            } else {
+                let verb = match self.direction {
+                    Direction::Up => "Applied",
+                    Direction::Down => "Rolled back",
+                };
+                println!("{verb} {} step(s).", report.ran);
+            }
+            print_not_run(&report);
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn print_not_run(report: &RunReport) {
+    if !report.not_run.is_empty() {
+        let list: Vec<String> = report
+            .not_run
+            .iter()
+            .map(|s| format!("{} {}", s.plugin, s.version))
+            .collect();
+        println!("Not run: {}", list.join(", "));
+    }
+}
+
 /// Prints a run (or a dry run); a failed step in a dry run makes the exit code non-zero.
 fn print_run(report: &RunReport, as_json: bool) -> Result<ExitCode> {
     let code = if report.failure().is_some() {
@@ -383,14 +521,7 @@ fn print_run(report: &RunReport, as_json: bool) -> Result<ExitCode> {
         };
         println!("{verb} {} step(s).", report.steps.len());
     }
-    if !report.not_run.is_empty() {
-        let list: Vec<String> = report
-            .not_run
-            .iter()
-            .map(|s| format!("{} {}", s.plugin, s.version))
-            .collect();
-        println!("Not run: {}", list.join(", "));
-    }
+    print_not_run(report);
     Ok(code)
 }
 

@@ -207,6 +207,63 @@ fn history_lists_every_attempt_with_its_outcome() {
 }
 
 #[test]
+fn up_prints_each_step_as_it_ends_and_json_stays_one_document_when_a_step_fails() {
+    let env = Env::new();
+    env.add(artifacts::FAILING, "failing.wasm");
+    let out = env.run(&["up"]);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("OUTCOME"), "{stdout}");
+    assert!(
+        lines[1].starts_with("succeeded")
+            && lines[1].contains("failing")
+            && lines[1].contains("0.1.0"),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].starts_with("failed") && lines[2].contains("0.2.0"),
+        "{stdout}"
+    );
+    assert!(lines[3].contains("error: deliberate failure"), "{stdout}");
+    assert!(!stdout.contains("Applied"), "{stdout}");
+
+    let env = Env::new();
+    env.add(artifacts::FAILING, "failing.wasm");
+    let out = env.run(&["up", "--json"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("error: plugin failing migration 0.2.0"),
+        "{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let steps = report["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{report}");
+    assert_eq!(steps[0]["outcome"], "succeeded");
+    assert_eq!(steps[1]["outcome"], "failed");
+    assert_eq!(steps[1]["error"], "deliberate failure after writing rows");
+    assert_eq!(report["ran"], 2);
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("plugin failing migration 0.2.0"),
+        "{report}"
+    );
+
+    // Nothing ran: the error alone, and no document.
+    let out = env.run(&["up", "--json", "ghost"]);
+    assert!(!out.status.success());
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
 fn a_failing_migration_leaves_nothing_but_its_failure_row() {
     let env = Env::new();
     env.add(artifacts::FAILING, "failing.wasm");

@@ -11,6 +11,7 @@ async fn a_server_migrates_at_start_up_through_the_library() {
 
     let report = host.up(wasmig::UpOptions::default()).await.unwrap();
     assert_eq!(report.steps.len(), 5);
+    assert_eq!(report.ran, 5);
     assert!(report.failure().is_none());
     assert!(
         report
@@ -52,6 +53,97 @@ async fn a_failed_step_is_a_typed_error() {
         }
         other => panic!("expected StepFailed, got {other}"),
     }
+}
+
+#[tokio::test]
+async fn up_with_hands_over_each_step_as_it_ends_and_keeps_none() {
+    let env = Env::new();
+    env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    env.add(artifacts::NOTES, "notes.wasm");
+    let host = env.host();
+    let db = env.db.clone();
+
+    let mut seen = Vec::new();
+    let report = host
+        .up_with(wasmig::UpOptions::default(), &mut |step| {
+            // The step has committed when its report arrives: its ledger row is there.
+            let conn = rusqlite::Connection::open(&db).unwrap();
+            let recorded: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM _wasmig_ledger WHERE plugin = ?1 AND version = ?2 \
+                     AND outcome = 'succeeded'",
+                    [&step.plugin, &step.version],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(
+                recorded, 1,
+                "{} {} not committed yet",
+                step.plugin, step.version
+            );
+            seen.push(format!("{} {}", step.plugin, step.version));
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        seen,
+        [
+            "accounts 0.1.0",
+            "accounts 0.2.0",
+            "notes 0.1.0",
+            "notes 0.2.0",
+            "notes 0.3.0"
+        ]
+    );
+    assert!(report.steps.is_empty(), "{:?}", report.steps);
+    assert_eq!(report.ran, 5);
+    assert!(report.failure().is_none());
+
+    let mut seen = Vec::new();
+    let report = host
+        .down_with(
+            wasmig::DownOptions {
+                plugin: "notes".into(),
+                steps: Some(2),
+                ..Default::default()
+            },
+            &mut |step| seen.push((step.version, step.direction)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        seen,
+        [
+            ("0.3.0".to_string(), wasmig::Direction::Down),
+            ("0.2.0".to_string(), wasmig::Direction::Down)
+        ]
+    );
+    assert_eq!((report.steps.len(), report.ran), (0, 2));
+}
+
+#[tokio::test]
+async fn up_with_hands_over_a_failed_step_before_the_error() {
+    let env = Env::new();
+    env.add(artifacts::FAILING, "failing.wasm");
+    let mut seen = Vec::new();
+    let err = env
+        .host()
+        .up_with(wasmig::UpOptions::default(), &mut |step| {
+            seen.push((step.version, step.outcome, step.error))
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, wasmig::Error::StepFailed { .. }), "{err}");
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0].1, wasmig::Outcome::Succeeded);
+    assert_eq!(
+        (seen[1].0.as_str(), seen[1].1),
+        ("0.2.0", wasmig::Outcome::Failed)
+    );
+    assert!(
+        seen[1].2.as_deref().unwrap().contains("deliberate failure"),
+        "{seen:?}"
+    );
 }
 
 #[tokio::test]
