@@ -475,7 +475,24 @@ pub mod __private {
 
     pub use wit_plugin::{Guest, PluginManifest as WitManifest};
 
+    /// Built without WASI (wasm32-unknown-unknown), a plugin has no stderr for a panic's
+    /// message: send it through the log import at error level instead, where the host puts
+    /// it into the step's failure. Built for wasm32-wasip2, std's own hook writes it to
+    /// stderr, which the host captures.
+    pub fn report_panics() {
+        #[cfg(not(target_os = "wasi"))]
+        {
+            static HOOK: std::sync::Once = std::sync::Once::new();
+            HOOK.call_once(|| {
+                std::panic::set_hook(Box::new(|info| {
+                    wit_log::write(wit_log::Level::Error, &info.to_string());
+                }))
+            });
+        }
+    }
+
     pub fn manifest(p: &Plugin) -> wit_plugin::PluginManifest {
+        report_panics();
         wit_plugin::PluginManifest {
             name: p.name.clone(),
             version: p.version.clone(),
@@ -503,11 +520,13 @@ pub mod __private {
     }
 
     pub fn up(p: &Plugin, version: &str) -> std::result::Result<(), wit_types::Error> {
+        report_panics();
         let tx = Tx { _private: () };
         p.find(version)?.up.run(&tx).map_err(Into::into)
     }
 
     pub fn down(p: &Plugin, version: &str) -> std::result::Result<(), wit_types::Error> {
+        report_panics();
         let tx = Tx { _private: () };
         let m = p.find(version)?;
         match &m.down {

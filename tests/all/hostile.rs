@@ -7,9 +7,14 @@ use crate::support::{Env, artifacts};
 
 /// Sets up `accounts` 0.1.0 with one user and `evil` with `attack` chosen.
 pub fn armed(attack: &str) -> Env {
+    armed_with(artifacts::HOSTILE, attack)
+}
+
+/// [`armed`], with `evil` from the component `hostile` (a build of the hostile plugin).
+pub fn armed_with(hostile: &str, attack: &str) -> Env {
     let env = Env::new();
     env.add(artifacts::ACCOUNTS_V1, "accounts.wasm");
-    env.add(artifacts::HOSTILE, "evil.wasm");
+    env.add(hostile, "evil.wasm");
     env.ok(&["up", "accounts"]);
     env.ok(&["up", "evil@0.1.0"]);
     let conn = env.conn();
@@ -26,7 +31,12 @@ pub fn armed(attack: &str) -> Env {
 /// Runs the armed attack; asserts it failed with `expected` in the error, that nothing but
 /// the ledger changed, and that a well-behaved plugin still migrates. Returns the error.
 pub fn attack_fails(attack: &str, extra: &[&str], expected: &str) -> String {
-    let env = armed(attack);
+    attack_fails_with(artifacts::HOSTILE, attack, extra, expected)
+}
+
+/// [`attack_fails`], with `evil` from the component `hostile`.
+pub fn attack_fails_with(hostile: &str, attack: &str, extra: &[&str], expected: &str) -> String {
+    let env = armed_with(hostile, attack);
     let before = env.dump_except_ledger();
     let ledger_before = env.ledger().len();
 

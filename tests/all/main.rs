@@ -15,5 +15,6 @@ mod host_tables;
 mod hostile;
 mod library;
 mod limits;
+mod no_wasi;
 mod rollback;
 mod validate;

@@ -463,6 +463,7 @@ impl Runtime {
             log_left: self.limits.max_log_bytes,
             stdout: out,
             stderr: err,
+            last_error_log: String::new(),
         };
         let mut store = Store::new(loaded.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
@@ -626,12 +627,7 @@ impl Runtime {
                 }
             }
         };
-        let stderr = stderr_tail(state);
-        if stderr.is_empty() {
-            format!("plugin {} {what}", state.plugin)
-        } else {
-            format!("plugin {} {what}; its stderr: {stderr}", state.plugin)
-        }
+        format!("plugin {} {what}{}", state.plugin, plugin_said(state))
     }
 }
 
@@ -643,11 +639,20 @@ fn describe_plugin_error(e: &types::Error, state: &StepState) -> String {
         types::Error::Limit(m) => format!("limit reached: {m}"),
         types::Error::Other(m) => m.clone(),
     };
+    format!("{text}{}", plugin_said(state))
+}
+
+/// What the plugin said before it failed, to append to the failure: the end of its stderr
+/// (where a wasm32-wasip2 build's panic message goes) or, without any, its last error-level
+/// log message (where the SDK sends it in a build without WASI).
+fn plugin_said(state: &StepState) -> String {
     let stderr = stderr_tail(state);
-    if stderr.is_empty() {
-        text
+    if !stderr.is_empty() {
+        format!("; its stderr: {stderr}")
+    } else if !state.last_error_log.is_empty() {
+        format!("; it logged: {}", state.last_error_log)
     } else {
-        format!("{text}; its stderr: {stderr}")
+        String::new()
     }
 }
 
@@ -693,8 +698,9 @@ fn check_header(bytes: &[u8]) -> Result<(), String> {
     match &bytes[4..8] {
         // Core module, version 1.
         [1, 0, 0, 0] => Err(
-            "a core WebAssembly module, not a component: build the plugin for wasm32-wasip2 \
-             (or wrap it with `wasm-tools component new`)"
+            "a core WebAssembly module, not a component: build the plugin for wasm32-wasip2, or \
+             for wasm32-unknown-unknown with the linker wasm-component-ld (or wrap it with \
+             `wasm-tools component new`)"
                 .to_string(),
         ),
         // Component layer.
@@ -717,6 +723,9 @@ pub(crate) struct StepState {
     log_left: usize,
     stdout: BoundedOutput,
     stderr: BoundedOutput,
+    /// The plugin's last error-level log message (within the log budget): where the SDK
+    /// sends a panic's message when the plugin was built without WASI.
+    last_error_log: String,
 }
 
 impl WasiView for StepState {
@@ -752,6 +761,9 @@ impl log::Host for StepState {
             log::Level::Info => tracing::info!(plugin, "{message}"),
             log::Level::Warn => tracing::warn!(plugin, "{message}"),
             log::Level::Error => tracing::error!(plugin, "{message}"),
+        }
+        if level == log::Level::Error {
+            self.last_error_log = message;
         }
         Ok(())
     }
