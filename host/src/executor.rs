@@ -68,6 +68,10 @@ impl RunReport {
 /// Receives each step's report as soon as the step has committed or rolled back.
 pub type StepSink<'a> = &'a mut (dyn FnMut(StepReport) + Send);
 
+/// The log target of the line each step's end writes (`wasmig::step`): a front end that
+/// shows the steps itself (the binary) can leave it out.
+pub const STEP_LOG: &str = "wasmig::step";
+
 /// What runs a step: a component's bytes (stored with the first step it applies, for
 /// rollback), its manifest, and the read grants the policy gives its plugin. Compiled when
 /// its first step runs.
@@ -360,6 +364,7 @@ async fn run_one(
     }
     match &entry.error {
         Some(e) => tracing::error!(
+            target: STEP_LOG,
             plugin = %entry.plugin,
             version = %entry.version,
             direction = entry.direction.as_str(),
@@ -368,6 +373,7 @@ async fn run_one(
             if mode == Mode::Apply { " and was rolled back" } else { "" }
         ),
         None => tracing::info!(
+            target: STEP_LOG,
             plugin = %entry.plugin,
             version = %entry.version,
             direction = entry.direction.as_str(),

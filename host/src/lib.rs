@@ -28,7 +28,7 @@ mod runtime;
 mod store;
 
 pub use error::{Error, Result};
-pub use executor::{RunReport, StepReport, StepSink};
+pub use executor::{RunReport, STEP_LOG, StepReport, StepSink};
 pub use manifest::Manifest;
 pub use planner::{Finding, FindingKind, Plan, PlannedStep};
 pub use policy::Policy;

@@ -157,7 +157,8 @@ fn main() -> ExitCode {
 
 fn init_logging(verbose: u8) {
     let default = match verbose {
-        0 => "warn,wasmig=info",
+        // Each step's end is printed on stdout; its log line would say it twice.
+        0 => "warn,wasmig=info,wasmig::step=off",
         1 => "debug",
         _ => "trace",
     };

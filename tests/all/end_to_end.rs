@@ -227,6 +227,16 @@ fn up_prints_each_step_as_it_ends_and_json_stays_one_document_when_a_step_fails(
     );
     assert!(lines[3].contains("error: deliberate failure"), "{stdout}");
     assert!(!stdout.contains("Applied"), "{stdout}");
+    // stderr has the error once, not also each step's log line; -v shows those.
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.matches("deliberate failure").count(), 1, "{stderr}");
+    assert!(!stderr.contains("applied"), "{stderr}");
+    let verbose = env.run(&["up", "-v"]);
+    let stderr = String::from_utf8(verbose.stderr).unwrap();
+    assert!(
+        stderr.contains("step failed and was rolled back"),
+        "{stderr}"
+    );
 
     let env = Env::new();
     env.add(artifacts::FAILING, "failing.wasm");
