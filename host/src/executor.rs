@@ -99,6 +99,8 @@ struct Component<'a> {
     bytes: &'a [u8],
     loaded: &'a Loaded,
     ready: Option<Instantiated>,
+    /// An earlier step of this run stored the component in the database and succeeded.
+    stored: bool,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -168,6 +170,9 @@ pub(crate) async fn run(
     // One compiled component at a time runs: steps of one plugin are consecutive.
     let mut compiled: Option<(String, Arc<Vec<u8>>, Loaded)> = None;
     let mut instantiating: Option<(usize, tokio::task::JoinHandle<Instantiated>)> = None;
+    // The component an earlier step of this run stored (and that step's transaction, or the
+    // dry run's, holds it): the next steps need not look it up again.
+    let mut stored: Option<&str> = None;
     let mut next = steps
         .first()
         .map(|s| start_loading(runtime, sources, &s.component_sha256));
@@ -222,6 +227,7 @@ pub(crate) async fn run(
             bytes,
             loaded,
             ready,
+            stored: stored == Some(sha.as_str()),
         };
         let (b, result) = run_one(runtime, backend, step, component, mode, note.as_deref()).await;
         backend = b;
@@ -234,6 +240,9 @@ pub(crate) async fn run(
             Ok(None) => report.already_done.push(step.clone()),
             Ok(Some(step_report)) => {
                 let failed = step_report.outcome == Outcome::Failed;
+                if !failed && step.direction == Direction::Up {
+                    stored = Some(sha.as_str());
+                }
                 report.ran += 1;
                 if failed {
                     report.failed = Some(step_report.clone());
@@ -288,7 +297,7 @@ async fn run_one(
     }
     let scope = Scope::new(&step.plugin, &component.source.granted_reads);
     let prepared = (|| {
-        if step.direction == Direction::Up {
+        if step.direction == Direction::Up && !component.stored {
             backend.store_component(
                 &step.component_sha256,
                 component.bytes,
