@@ -437,36 +437,23 @@ fn main() {
                 )
                 .0,
             );
-            let _ = std::fs::remove_dir_all(s.cache());
-            cold.push(
-                run_wasmig(
-                    &["up"],
-                    &s.plugins(),
-                    &s.db(&format!("cold{r}.db")),
-                    Some(&s.cache()),
-                )
-                .0,
-            );
-            warm.push(
-                run_wasmig(
-                    &["up"],
-                    &s.plugins(),
-                    &s.db(&format!("warm{r}.db")),
-                    Some(&s.cache()),
-                )
-                .0,
-            );
-            let _ = std::fs::remove_dir_all(no_wasi.cache());
-            for (into, name) in [(&mut cold_no_wasi, "cold"), (&mut warm_no_wasi, "warm")] {
-                into.push(
-                    run_wasmig(
-                        &["up"],
-                        &no_wasi.plugins(),
-                        &no_wasi.db(&format!("{name}{r}.db")),
-                        Some(&no_wasi.cache()),
-                    )
-                    .0,
-                );
+            // Each build: compile cache emptied, then a cold run and a warm one.
+            for (set, cold, warm) in [
+                (&s, &mut cold, &mut warm),
+                (&no_wasi, &mut cold_no_wasi, &mut warm_no_wasi),
+            ] {
+                let _ = std::fs::remove_dir_all(set.cache());
+                for (into, name) in [(cold, "cold"), (warm, "warm")] {
+                    into.push(
+                        run_wasmig(
+                            &["up"],
+                            &set.plugins(),
+                            &set.db(&format!("{name}{r}.db")),
+                            Some(&set.cache()),
+                        )
+                        .0,
+                    );
+                }
             }
         }
         let b = median(base);
