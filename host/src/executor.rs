@@ -3,7 +3,7 @@
 //! dry run executes the same steps in one transaction that is always rolled back.
 
 use crate::Manifest;
-use crate::planner::PlannedStep;
+use crate::planner::{PendingPlugin, PlannedStep};
 use crate::runtime::{Instantiated, Loaded, Runtime};
 use crate::store::{Backend, Direction, LedgerEntry, Outcome, Scope};
 use serde::Serialize;
@@ -152,12 +152,15 @@ fn start_loading(
 /// copy of a failed one), so its memory does not grow with the number of steps.
 ///
 /// While one plugin's steps run, the next plugin's component is read and loaded on another
-/// thread, so the steps wait for neither; at most two components are loaded at a time.
+/// thread, so the steps wait for neither; at most two components are loaded at a time. The
+/// groups and the sources are consumed: a plugin's steps are made from its manifest when its
+/// turn comes, and both go once they have run, so what a run holds for its plugins does not
+/// grow with their steps and shrinks as it goes.
 pub(crate) async fn run(
     runtime: &Arc<Runtime>,
     mut backend: Box<dyn Backend>,
-    steps: &[PlannedStep],
-    sources: &BTreeMap<String, Source>,
+    groups: Vec<Group>,
+    mut sources: BTreeMap<String, Source>,
     mode: Mode,
     note: Option<String>,
     on_step: StepSink<'_>,
@@ -167,91 +170,104 @@ pub(crate) async fn run(
         ..RunReport::default()
     };
     // A dry run's transaction was opened with the database (host tables included).
-    // One compiled component at a time runs: steps of one plugin are consecutive.
-    let mut compiled: Option<(String, Arc<Vec<u8>>, Loaded)> = None;
-    let mut instantiating: Option<(usize, tokio::task::JoinHandle<Instantiated>)> = None;
+    // One compiled component at a time runs: the steps of one component are consecutive, a
+    // group, whose `PlannedStep`s exist only while it runs.
+    let mut rest = groups;
+    rest.reverse();
+    // How many groups each component runs (one, for the plans the planner makes).
+    let mut groups_left: BTreeMap<String, usize> = BTreeMap::new();
+    for group in &rest {
+        *groups_left.entry(group.sha().to_string()).or_default() += 1;
+    }
     // The component an earlier step of this run stored (and that step's transaction, or the
     // dry run's, holds it): the next steps need not look it up again.
-    let mut stored: Option<&str> = None;
-    let mut next = steps
-        .first()
-        .map(|s| start_loading(runtime, sources, &s.component_sha256));
-    for (i, step) in steps.iter().enumerate() {
-        let source = &sources[&step.component_sha256];
-        let sha = &step.component_sha256;
-        if compiled.as_ref().is_none_or(|(s, _, _)| s != sha) {
-            // The previous plugin's bytes and code go (unmapped on another thread).
-            if let Some(previous) = compiled.take() {
-                crate::runtime::drop_elsewhere(previous);
+    let mut stored: Option<String> = None;
+    let mut next = rest
+        .last()
+        .map(|g| start_loading(runtime, &sources, g.sha()));
+    while let Some(group) = rest.pop() {
+        let group = group.into_steps(&sources);
+        let sha = group[0].component_sha256.clone();
+        let loaded = match next.take() {
+            Some((key, task)) if key == sha => task.await.unwrap_or_else(|e| {
+                Err(crate::Error::Engine(format!("the loader task failed: {e}")))
+            }),
+            _ => {
+                let source = &sources[&sha];
+                load_source(runtime, &source.label, source.bytes.clone(), &sha)
             }
-            let loaded = match next.take() {
-                Some((key, task)) if &key == sha => task.await.unwrap_or_else(|e| {
-                    Err(crate::Error::Engine(format!("the loader task failed: {e}")))
-                }),
-                _ => load_source(runtime, &source.label, source.bytes.clone(), sha),
-            };
-            // The plugin after this one, loaded while this one's steps run.
-            next = steps[i..]
-                .iter()
-                .find(|s| &s.component_sha256 != sha)
-                .map(|s| start_loading(runtime, sources, &s.component_sha256));
-            match loaded {
-                Ok((bytes, loaded)) => compiled = Some((sha.clone(), bytes, loaded)),
-                Err(e) => {
-                    report.not_run = steps[i..].to_vec();
-                    let _ = backend.rollback();
-                    return (backend, Err(e));
-                }
-            }
-        }
-        let (_, bytes, loaded) = compiled.as_ref().expect("loaded above");
-        let ready = match instantiating.take() {
-            Some((at, task)) if at == i => task.await.ok(),
-            _ => None,
         };
-        // The plugin's next step gets its instance made while this one runs and commits.
-        instantiating = steps
-            .get(i + 1)
-            .filter(|next| &next.component_sha256 == sha)
-            .map(|next| {
-                let (runtime, loaded) = (runtime.clone(), loaded.clone());
-                let label = crate::runtime::step_label(&next.plugin, &next.version.to_string());
-                let task =
-                    tokio::spawn(
-                        async move { runtime.instantiate_for_step(&loaded, &label).await },
-                    );
-                (i + 1, task)
-            });
-        let component = Component {
-            source,
-            bytes,
-            loaded,
-            ready,
-            stored: stored == Some(sha.as_str()),
-        };
-        let (b, result) = run_one(runtime, backend, step, component, mode, note.as_deref()).await;
-        backend = b;
-        match result {
+        // The plugin after this one, loaded while this one's steps run.
+        next = rest
+            .last()
+            .map(|g| start_loading(runtime, &sources, g.sha()));
+        let (bytes, loaded) = match loaded {
+            Ok(loaded) => loaded,
             Err(e) => {
-                report.not_run = steps[i + 1..].to_vec();
+                report.not_run = not_run(&group, 0, rest, &sources);
                 let _ = backend.rollback();
                 return (backend, Err(e));
             }
-            Ok(None) => report.already_done.push(step.clone()),
-            Ok(Some(step_report)) => {
-                let failed = step_report.outcome == Outcome::Failed;
-                if !failed && step.direction == Direction::Up {
-                    stored = Some(sha.as_str());
+        };
+        let source = &sources[&sha];
+        let mut instantiating: Option<tokio::task::JoinHandle<Instantiated>> = None;
+        let mut stopped_at = None;
+        for (i, step) in group.iter().enumerate() {
+            let ready = match instantiating.take() {
+                Some(task) => task.await.ok(),
+                None => None,
+            };
+            // The plugin's next step gets its instance made while this one runs and commits.
+            instantiating = group.get(i + 1).map(|next| {
+                let (runtime, loaded) = (runtime.clone(), loaded.clone());
+                let label = crate::runtime::step_label(&next.plugin, &next.version.to_string());
+                tokio::spawn(async move { runtime.instantiate_for_step(&loaded, &label).await })
+            });
+            let component = Component {
+                source,
+                bytes: &bytes,
+                loaded: &loaded,
+                ready,
+                stored: stored.as_deref() == Some(sha.as_str()),
+            };
+            let (b, result) =
+                run_one(runtime, backend, step, component, mode, note.as_deref()).await;
+            backend = b;
+            match result {
+                Err(e) => {
+                    report.not_run = not_run(&group, i + 1, rest, &sources);
+                    let _ = backend.rollback();
+                    return (backend, Err(e));
                 }
-                report.ran += 1;
-                if failed {
-                    report.failed = Some(step_report.clone());
+                Ok(None) => report.already_done.push(step.clone()),
+                Ok(Some(step_report)) => {
+                    let failed = step_report.outcome == Outcome::Failed;
+                    if !failed && step.direction == Direction::Up {
+                        stored = Some(sha.clone());
+                    }
+                    report.ran += 1;
+                    if failed {
+                        report.failed = Some(step_report.clone());
+                    }
+                    on_step(step_report);
+                    if failed {
+                        stopped_at = Some(i + 1);
+                        break;
+                    }
                 }
-                on_step(step_report);
-                if failed {
-                    report.not_run = steps[i + 1..].to_vec();
-                    break;
-                }
+            }
+        }
+        if let Some(at) = stopped_at {
+            report.not_run = not_run(&group, at, rest, &sources);
+            break;
+        }
+        // The plugin is done: its code and bytes go (unmapped on another thread), and so do
+        // its planned steps and manifest.
+        crate::runtime::drop_elsewhere((bytes, loaded));
+        if let Some(left) = groups_left.get_mut(&sha) {
+            *left -= 1;
+            if *left == 0 {
+                sources.remove(&sha);
             }
         }
     }
@@ -261,6 +277,63 @@ pub(crate) async fn run(
         return (backend, Err(e));
     }
     (backend, Ok(report))
+}
+
+/// The steps one component runs, consecutive in a run.
+pub(crate) enum Group {
+    /// Planned step by step (`down`).
+    Steps(Vec<PlannedStep>),
+    /// A plugin of an `up` plan: its pending steps' positions in its source's manifest.
+    Pending(PendingPlugin),
+}
+
+impl Group {
+    fn sha(&self) -> &str {
+        match self {
+            Group::Steps(steps) => &steps[0].component_sha256,
+            Group::Pending(p) => &p.sha256,
+        }
+    }
+
+    fn into_steps(self, sources: &BTreeMap<String, Source>) -> Vec<PlannedStep> {
+        match self {
+            Group::Steps(steps) => steps,
+            Group::Pending(p) => {
+                let source = &sources[&p.sha256];
+                p.migrations
+                    .iter()
+                    .map(|&i| PlannedStep::up(&source.label, &p.sha256, &source.manifest, i))
+                    .collect()
+            }
+        }
+    }
+}
+
+/// A plan's steps as consecutive runs of one component each.
+pub(crate) fn groups_of(steps: Vec<PlannedStep>) -> Vec<Group> {
+    let mut groups: Vec<Vec<PlannedStep>> = Vec::new();
+    for step in steps {
+        match groups.last_mut() {
+            Some(g) if g[0].component_sha256 == step.component_sha256 => g.push(step),
+            _ => groups.push(vec![step]),
+        }
+    }
+    groups.into_iter().map(Group::Steps).collect()
+}
+
+/// The steps from `group[from..]` on, then those of the groups left (reversed in `rest`),
+/// after a failure.
+fn not_run(
+    group: &[PlannedStep],
+    from: usize,
+    rest: Vec<Group>,
+    sources: &BTreeMap<String, Source>,
+) -> Vec<PlannedStep> {
+    let mut steps = group[from..].to_vec();
+    for g in rest.into_iter().rev() {
+        steps.extend(g.into_steps(sources));
+    }
+    steps
 }
 
 /// One step. In `Apply` mode, in its own transaction; `Ok(None)`: another runner did it

@@ -35,7 +35,7 @@ pub use policy::Policy;
 pub use runtime::{Compiler, Limits};
 pub use store::{Direction, LedgerEntry, Outcome};
 
-use executor::{Mode, Source};
+use executor::{Group, Mode, Source};
 use planner::{Candidate, DownRequest, UpRequest};
 use runtime::{Purpose, Runtime};
 use serde::Serialize;
@@ -363,8 +363,12 @@ impl Host {
         Ok(sources)
     }
 
-    /// The plugin files that run the given steps (for `up`).
-    fn file_sources(&self, loaded: Loaded, plan: &Plan) -> BTreeMap<String, Source> {
+    /// The plugin files of the given SHA-256s (for `up`).
+    fn file_sources<'a>(
+        &self,
+        loaded: Loaded,
+        shas: impl Iterator<Item = &'a String>,
+    ) -> BTreeMap<String, Source> {
         // Moved, not cloned: a run over a thousand plugins would hold every manifest twice.
         let mut by_sha: BTreeMap<String, Candidate> = loaded
             .candidates
@@ -372,9 +376,9 @@ impl Host {
             .map(|c| (c.sha256.clone(), c))
             .collect();
         let mut sources = BTreeMap::new();
-        for step in &plan.steps {
-            let Some(c) = by_sha.remove(&step.component_sha256) else {
-                continue; // Already a source (or planned from the database's component).
+        for sha in shas {
+            let Some(c) = by_sha.remove(sha) else {
+                continue; // Already a source.
             };
             sources.insert(
                 c.sha256,
@@ -546,7 +550,7 @@ impl Host {
             allow_drift: options.allow_drift,
             allow_downgrade: options.allow_downgrade,
         };
-        let plan = planner::plan_up(
+        let plan = planner::plan_up_pending(
             &loaded.candidates,
             &state,
             &self.inner.config.policy,
@@ -554,8 +558,9 @@ impl Host {
         )
         .map_err(Error::PlanProblems)?;
         let note = (!plan.overrides.is_empty()).then(|| plan.overrides.join("; "));
-        let sources = self.file_sources(loaded, &plan);
-        self.execute(backend, &plan, &sources, mode, note, on_step)
+        let sources = self.file_sources(loaded, plan.plugins.iter().map(|p| &p.sha256));
+        let groups = plan.plugins.into_iter().map(Group::Pending).collect();
+        self.execute(backend, groups, sources, mode, note, on_step)
             .await
     }
 
@@ -595,7 +600,8 @@ impl Host {
         };
         let plan = planner::plan_down(&state, &manifests, &request).map_err(Error::PlanProblems)?;
         let sources = self.stored_sources(&mut *backend, &manifests, &plan)?;
-        self.execute(backend, &plan, &sources, mode, None, on_step)
+        let groups = executor::groups_of(plan.steps);
+        self.execute(backend, groups, sources, mode, None, on_step)
             .await
     }
 
@@ -613,8 +619,8 @@ impl Host {
     async fn execute(
         &self,
         backend: Box<dyn Backend>,
-        plan: &Plan,
-        sources: &BTreeMap<String, Source>,
+        groups: Vec<Group>,
+        sources: BTreeMap<String, Source>,
         mode: Mode,
         note: Option<String>,
         on_step: StepSink<'_>,
@@ -622,7 +628,7 @@ impl Host {
         let (_backend, report) = executor::run(
             &self.inner.runtime,
             backend,
-            &plan.steps,
+            groups,
             sources,
             mode,
             note,

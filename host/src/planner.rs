@@ -8,7 +8,7 @@ use crate::store::Direction;
 use semver::Version;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A plugin found in the plugins directory, with its validated manifest.
 #[derive(Debug, Clone)]
@@ -129,6 +129,43 @@ pub struct PlannedStep {
     pub direction: Direction,
 }
 
+impl PlannedStep {
+    /// Step `index` of `manifest` (of the file `file`, SHA-256 `sha256`), up.
+    pub(crate) fn up(file: &Path, sha256: &str, manifest: &Manifest, index: usize) -> Self {
+        let step = &manifest.migrations[index];
+        PlannedStep {
+            plugin: manifest.name.clone(),
+            plugin_version: manifest.version.clone(),
+            file: Some(file.to_path_buf()),
+            component_sha256: sha256.to_string(),
+            version: step.version.clone(),
+            description: step.description.clone(),
+            checksum: step.checksum.clone(),
+            direction: Direction::Up,
+        }
+    }
+}
+
+/// A plan for `up` by plugin; see [`plan_up_pending`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PendingPlan {
+    /// Plugins in the order they are migrated.
+    pub order: Vec<String>,
+    /// The plugins with pending steps, in that order.
+    pub plugins: Vec<PendingPlugin>,
+    /// Problems the operator chose to apply over (drift, downgrade), for the ledger.
+    pub overrides: Vec<String>,
+}
+
+/// One plugin's pending steps.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingPlugin {
+    /// SHA-256 of the plugin's file: the key of its candidate.
+    pub sha256: String,
+    /// Positions of the pending steps in the plugin's manifest, in the order they run.
+    pub migrations: Vec<usize>,
+}
+
 /// An ordered plan.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Plan {
@@ -247,6 +284,35 @@ pub fn plan_up(
     policy: &Policy,
     request: &UpRequest,
 ) -> Result<Plan, Vec<String>> {
+    let pending = plan_up_pending(candidates, state, policy, request)?;
+    let by_sha: BTreeMap<&str, &Candidate> =
+        candidates.iter().map(|c| (c.sha256.as_str(), c)).collect();
+    let steps = pending
+        .plugins
+        .iter()
+        .flat_map(|p| {
+            let c = by_sha[p.sha256.as_str()];
+            p.migrations
+                .iter()
+                .map(|&i| PlannedStep::up(&c.file, &c.sha256, &c.manifest, i))
+        })
+        .collect();
+    Ok(Plan {
+        order: pending.order,
+        steps,
+        overrides: pending.overrides,
+    })
+}
+
+/// [`plan_up`]'s plan as a run takes it: per plugin, the positions of its pending steps in
+/// its manifest, a few bytes per plugin instead of a [`PlannedStep`] per step. Refuses what
+/// [`plan_up`] refuses.
+pub(crate) fn plan_up_pending(
+    candidates: &[Candidate],
+    state: &State,
+    policy: &Policy,
+    request: &UpRequest,
+) -> Result<PendingPlan, Vec<String>> {
     let by_name: BTreeMap<&str, &Candidate> = candidates
         .iter()
         .map(|c| (c.manifest.name.as_str(), c))
@@ -320,7 +386,7 @@ pub fn plan_up(
 
     let order = topological_order(&scope, &by_name)?;
 
-    let mut steps = Vec::new();
+    let mut plugins = Vec::new();
     let mut overrides = Vec::new();
     for name in &order {
         let c = by_name[name.as_str()];
@@ -346,7 +412,8 @@ pub fn plan_up(
             _ => None,
         };
         let highest_applied = applied.and_then(|a| a.keys().next_back());
-        for step in &m.migrations {
+        let mut pending = Vec::new();
+        for (index, step) in m.migrations.iter().enumerate() {
             if applied.is_some_and(|a| a.contains_key(&step.version)) {
                 continue;
             }
@@ -362,22 +429,19 @@ pub fn plan_up(
                 ));
                 continue;
             }
-            steps.push(PlannedStep {
-                plugin: name.clone(),
-                plugin_version: m.version.clone(),
-                file: Some(c.file.clone()),
-                component_sha256: c.sha256.clone(),
-                version: step.version.clone(),
-                description: step.description.clone(),
-                checksum: step.checksum.clone(),
-                direction: Direction::Up,
+            pending.push(index);
+        }
+        if !pending.is_empty() {
+            plugins.push(PendingPlugin {
+                sha256: c.sha256.clone(),
+                migrations: pending,
             });
         }
     }
     if problems.is_empty() {
-        Ok(Plan {
+        Ok(PendingPlan {
             order,
-            steps,
+            plugins,
             overrides,
         })
     } else {
