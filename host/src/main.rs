@@ -137,6 +137,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    one_malloc_arena();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Runtime::new() {
@@ -152,6 +153,21 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// glibc gives each thread that allocates its own malloc arena, and memory freed in one is
+/// reused only there. A run's manifests are made on the compile threads and freed on the run's
+/// thread as plugins finish, while SQLite's schema grows on the run's thread: with arenas per
+/// thread, peak RSS grew by a few KB per plugin that SQLite could not reuse (44 MB instead of
+/// 36 MB at 1,000 plugins). One arena lets every thread reuse what any thread freed; small
+/// allocations still come from each thread's cache without taking the arena's lock.
+fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only changes the allocator's parameters; called before any other
+    // thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 
