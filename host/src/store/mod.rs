@@ -28,8 +28,8 @@ pub(crate) struct SchemaMark {
     /// `PRAGMA schema_version` of main and temp: unchanged means no DDL ran.
     pub versions: (i64, i64),
     /// Order-independent digest (sum of row hashes, row count) of the objects that are not
-    /// the plugin's.
-    pub foreign: (u64, u64),
+    /// the plugin's, in main and in temp.
+    pub foreign: [(u64, u64); 2],
     /// The plugin's own objects, sorted.
     pub owned: Vec<SchemaObject>,
 }

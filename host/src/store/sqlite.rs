@@ -138,6 +138,9 @@ pub(crate) struct SqliteBackend {
     key_prefix_len: usize,
     /// The last plugin statement that passed the keyword check.
     last_allowed: String,
+    /// `PRAGMA page_size` and the host's `PRAGMA max_page_count`, read at the first step:
+    /// neither changes while the connection is open (plugins cannot set them).
+    page_limits: Option<(i64, i64)>,
 }
 
 impl Drop for SqliteBackend {
@@ -325,6 +328,7 @@ impl SqliteBackend {
             key: std::cell::RefCell::new(String::new()),
             key_prefix_len: 0,
             last_allowed: String::new(),
+            page_limits: None,
         };
         backend.harden()?;
         backend.truncate_journal()?;
@@ -561,11 +565,31 @@ impl SqliteBackend {
     }
 
     /// One pass over the schema: the plugin's own objects in full, everything else as an
-    /// order-independent keyed digest (rows are hashed in place, not copied out).
-    fn scan_schema(&self, scope: &Scope, versions: (i64, i64)) -> Result<SchemaMark> {
+    /// order-independent keyed digest (rows are hashed in place, not copied out). A schema
+    /// whose `schema_version` is still the one in `reuse` is taken from there, not read again
+    /// (a step's DDL rarely touches temp).
+    fn scan_schema(
+        &self,
+        scope: &Scope,
+        versions: (i64, i64),
+        reuse: Option<&SchemaMark>,
+    ) -> Result<SchemaMark> {
         let mut owned = Vec::new();
-        let (mut sum, mut count) = (0u64, 0u64);
-        for schema in ["main", "temp"] {
+        let mut foreign = [(0u64, 0u64); 2];
+        for (i, schema) in ["main", "temp"].into_iter().enumerate() {
+            let version = if i == 0 { versions.0 } else { versions.1 };
+            if let Some(mark) = reuse {
+                let was = if i == 0 {
+                    mark.versions.0
+                } else {
+                    mark.versions.1
+                };
+                if was == version {
+                    foreign[i] = mark.foreign[i];
+                    owned.extend(mark.owned.iter().filter(|o| o.schema == schema).cloned());
+                    continue;
+                }
+            }
             // One pass inside SQLite: rows are filtered and hashed by the aggregate, without
             // crossing back into Rust once per row.
             self.scan_out
@@ -585,14 +609,13 @@ impl SqliteBackend {
                 .unwrap_or_else(|p| p.into_inner())
                 .take()
                 .unwrap_or_default();
-            sum = sum.wrapping_add(out.sum);
-            count += out.count;
+            foreign[i] = (out.sum, out.count);
             owned.extend(out.owned);
         }
         owned.sort();
         Ok(SchemaMark {
             versions,
-            foreign: (sum, count),
+            foreign,
             owned,
         })
     }
@@ -1119,7 +1142,7 @@ impl Backend for SqliteBackend {
         // The previous step's check already scanned this very schema for this plugin.
         let mark = match self.last_mark.take() {
             Some((own, mark)) if own == scope.own && mark.versions == versions => mark,
-            _ => self.scan_schema(scope, versions)?,
+            _ => self.scan_schema(scope, versions, None)?,
         };
         // Lets a failed check look at the schema as it was, to name what changed.
         self.conn
@@ -1139,7 +1162,7 @@ impl Backend for SqliteBackend {
             self.last_mark = Some((scope.own.clone(), before.clone()));
             return Ok(unchanged);
         }
-        let scanned = self.scan_schema(scope, versions)?;
+        let scanned = self.scan_schema(scope, versions, Some(before))?;
         if scanned.foreign != before.foreign {
             // Something outside the plugin changed: find what, by comparing everything with
             // the schema at the mark. The step is rolled back either way.
@@ -1231,16 +1254,19 @@ impl Backend for SqliteBackend {
             .prepare_cached("PRAGMA page_count")
             .and_then(|mut s| s.query_row([], |r| r.get(0)))
             .map_err(e)?;
-        let page_size: i64 = self
-            .conn
-            .prepare_cached("PRAGMA page_size")
-            .and_then(|mut s| s.query_row([], |r| r.get(0)))
-            .map_err(e)?;
-        let max_pages: i64 = self
-            .conn
-            .prepare_cached("PRAGMA max_page_count")
-            .and_then(|mut s| s.query_row([], |r| r.get(0)))
-            .map_err(e)?;
+        let (page_size, max_pages) = match self.page_limits {
+            Some(limits) => limits,
+            None => {
+                let read = |sql| {
+                    self.conn
+                        .query_row(sql, [], |r| r.get::<_, i64>(0))
+                        .map_err(e)
+                };
+                let limits = (read("PRAGMA page_size")?, read("PRAGMA max_page_count")?);
+                self.page_limits = Some(limits);
+                limits
+            }
+        };
         let quota = pages + (limits.max_growth_bytes as i64 / page_size.max(512)).max(1);
         self.conn
             .query_row(&format!("PRAGMA max_page_count = {quota}"), [], |_| Ok(()))
