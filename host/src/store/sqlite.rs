@@ -276,9 +276,10 @@ impl rusqlite::functions::Aggregate<ScanOut, i64> for SchemaScan {
                 },
             });
         } else {
-            acc.sum =
-                acc.sum
-                    .wrapping_add(self.keys.hash_one((&acc.schema, kind, name, table, raw(5))));
+            // The schema's name is not hashed: each schema's digest is kept apart.
+            acc.sum = acc
+                .sum
+                .wrapping_add(self.keys.hash_one((kind, name, table, raw(5))));
             acc.count += 1;
         }
         Ok(())
