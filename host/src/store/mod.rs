@@ -25,8 +25,8 @@ pub(crate) struct SqlLimits {
 /// The schema before a step, as one plugin sees it.
 #[derive(Debug, Clone)]
 pub(crate) struct SchemaMark {
-    /// `PRAGMA schema_version` of main and temp: unchanged means no DDL ran.
-    pub versions: (i64, i64),
+    /// `PRAGMA schema_version` of main and temp: unchanged means no DDL ran there.
+    pub versions: [i64; 2],
     /// Order-independent digest (sum of row hashes, row count) of the objects that are not
     /// the plugin's, in main and in temp.
     pub foreign: [(u64, u64); 2],

@@ -535,17 +535,17 @@ impl SqliteBackend {
             .map_err(|e| self.error("cannot release the step's mark", e))
     }
 
-    fn schema_versions(&self) -> Result<(i64, i64)> {
+    fn schema_versions(&self) -> Result<[i64; 2]> {
         let read = |sql| {
             self.conn
                 .prepare_cached(sql)
                 .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
                 .map_err(|e| self.error("cannot read the schema version", e))
         };
-        Ok((
+        Ok([
             read("PRAGMA main.schema_version")?,
             read("PRAGMA temp.schema_version")?,
-        ))
+        ])
     }
 
     /// Every schema object of main and temp, sorted (for naming what changed).
@@ -572,20 +572,14 @@ impl SqliteBackend {
     fn scan_schema(
         &self,
         scope: &Scope,
-        versions: (i64, i64),
+        versions: [i64; 2],
         reuse: Option<&SchemaMark>,
     ) -> Result<SchemaMark> {
         let mut owned = Vec::new();
         let mut foreign = [(0u64, 0u64); 2];
         for (i, schema) in ["main", "temp"].into_iter().enumerate() {
-            let version = if i == 0 { versions.0 } else { versions.1 };
             if let Some(mark) = reuse {
-                let was = if i == 0 {
-                    mark.versions.0
-                } else {
-                    mark.versions.1
-                };
-                if was == version {
+                if mark.versions[i] == versions[i] {
                     foreign[i] = mark.foreign[i];
                     owned.extend(mark.owned.iter().filter(|o| o.schema == schema).cloned());
                     continue;
