@@ -110,6 +110,8 @@ attacks! {
     create_table_as_select_from_another: "create-as-select" => "table \"accounts__user\" is outside";
     insert_select_from_another: "subquery-read" => "table \"accounts__user\" is outside";
     read_the_ledger: "read-ledger" => "table \"_wasmig_ledger\" is outside";
+    read_dbstat: "read-dbstat" => "table \"dbstat\" is outside";
+    read_dbstat_as_a_function: "read-dbstat-fn" => "table \"dbstat\" is outside";
     delete_the_ledger: "write-ledger" => "table \"_wasmig_ledger\" is outside";
     forge_applied_state: "write-applied" => "table \"_wasmig_applied\" is outside";
     drop_the_ledger: "drop-ledger" => "table \"_wasmig_ledger\" is outside";

@@ -18,6 +18,9 @@ const SQL_ATTACKS: &[(&str, &str)] = &[
     ),
     ("delete-other", "DELETE FROM accounts__user"),
     ("drop-other", "DROP TABLE accounts__user"),
+    // The bundled SQLite has the dbstat virtual table: every table's name and size.
+    ("read-dbstat", "SELECT name, pgsize FROM dbstat"),
+    ("read-dbstat-fn", "SELECT name FROM dbstat('main')"),
     (
         "alter-other",
         "ALTER TABLE accounts__user ADD COLUMN backdoor TEXT",
