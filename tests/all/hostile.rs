@@ -112,6 +112,9 @@ attacks! {
     read_the_ledger: "read-ledger" => "table \"_wasmig_ledger\" is outside";
     read_dbstat: "read-dbstat" => "table \"dbstat\" is outside";
     read_dbstat_as_a_function: "read-dbstat-fn" => "table \"dbstat\" is outside";
+    read_raw_pages: "read-dbpage" => "table \"sqlite_dbpage\" is outside";
+    read_raw_pages_as_a_function: "read-dbpage-fn" => "table \"sqlite_dbpage\" is outside";
+    overwrite_a_raw_page: "write-dbpage" => "table \"sqlite_dbpage\" is outside";
     delete_the_ledger: "write-ledger" => "table \"_wasmig_ledger\" is outside";
     forge_applied_state: "write-applied" => "table \"_wasmig_applied\" is outside";
     drop_the_ledger: "drop-ledger" => "table \"_wasmig_ledger\" is outside";

@@ -21,6 +21,17 @@ const SQL_ATTACKS: &[(&str, &str)] = &[
     // The bundled SQLite has the dbstat virtual table: every table's name and size.
     ("read-dbstat", "SELECT name, pgsize FROM dbstat"),
     ("read-dbstat-fn", "SELECT name FROM dbstat('main')"),
+    // wasmig's SQLite has sqlite_dbpage (the schema check reads pages through it): every
+    // page of the file, and writable outside defensive mode.
+    (
+        "read-dbpage",
+        "SELECT data FROM sqlite_dbpage WHERE pgno = 1",
+    ),
+    ("read-dbpage-fn", "SELECT data FROM sqlite_dbpage('main')"),
+    (
+        "write-dbpage",
+        "UPDATE sqlite_dbpage SET data = zeroblob(4096) WHERE pgno = 2",
+    ),
     (
         "alter-other",
         "ALTER TABLE accounts__user ADD COLUMN backdoor TEXT",

@@ -3,6 +3,7 @@
 //! embedded default; another database implements the same trait.
 
 mod authorizer;
+mod schema_pages;
 pub(crate) mod sqlite;
 
 use crate::planner::State;

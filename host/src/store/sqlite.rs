@@ -2,6 +2,7 @@
 //! statements and the host's ledger writes.
 
 use super::authorizer::{SharedAuthState, authorizer, first_keyword, is_autoindex_of};
+use super::schema_pages::{self, PageKeys};
 use super::{
     Backend, BackendOptions, Direction, LedgerEntry, Outcome, Rows, SchemaMark, SchemaObject,
     Scope, SqlError, SqlLimits, StepCheck, Value,
@@ -141,6 +142,72 @@ pub(crate) struct SqliteBackend {
     /// `PRAGMA page_size` and the host's `PRAGMA max_page_count`, read at the first step:
     /// neither changes while the connection is open (plugins cannot set them).
     page_limits: Option<(i64, i64)>,
+    /// The leaves of main's `sqlite_schema` as the last scan found them (see
+    /// [`SqliteBackend::scan_main_by_pages`]).
+    page_memo: Option<PageMemo>,
+    /// Whether this SQLite has the `sqlite_dbpage` virtual table; `None`: not asked yet.
+    dbpage: Option<bool>,
+    page_keys: PageKeys,
+}
+
+/// What the last scan of main's schema table found on each of its leaf pages, keyed by the
+/// leaf's content digest: a leaf with the same content holds the same rows, whatever its page
+/// number and whatever happened in between (a rollback included).
+type PageMemo = foldhash::HashMap<u64, LeafPart>;
+
+/// One leaf's share of a schema scan.
+#[derive(Debug, Clone, Default)]
+struct LeafPart {
+    /// Digest and number of every row on the leaf.
+    all: (u64, u64),
+    /// The lowest and highest `tbl_name` there (lowercase), and whether `sqlite_sequence` is
+    /// there (every plugin's).
+    tables: Option<(Vec<u8>, Vec<u8>)>,
+    sequence: bool,
+    /// The namespace the split below is for, and the split: the digest of the rows that are
+    /// not its own, and its own rows.
+    own: String,
+    foreign: (u64, u64),
+    owned: Vec<SchemaObject>,
+}
+
+impl LeafPart {
+    fn from_scan(own: &str, out: ScanOut) -> LeafPart {
+        LeafPart {
+            all: (out.all_sum, out.count + out.owned.len() as u64),
+            tables: out.tables,
+            sequence: out.sequence,
+            own: own.to_string(),
+            foreign: (out.sum, out.count),
+            owned: out.owned,
+        }
+    }
+
+    /// Whether namespace `own` (lowercase) may own a row here: only a row whose `tbl_name`
+    /// starts with it can be, and all such names sort between `own` itself and the first name
+    /// past its prefix.
+    fn holds_rows_of(&self, own: &str) -> bool {
+        let own = own.as_bytes();
+        self.sequence
+            || self.tables.as_ref().is_some_and(|(lo, hi)| {
+                hi.as_slice() >= own && &lo[..lo.len().min(own.len())] <= own
+            })
+    }
+
+    /// The split for another namespace, when the leaf holds none of its rows: every row is
+    /// foreign to it.
+    fn respan(&mut self, own: &str) -> bool {
+        if self.own == own {
+            return true;
+        }
+        if self.holds_rows_of(own) {
+            return false;
+        }
+        self.own = own.to_string();
+        self.foreign = self.all;
+        self.owned.clear();
+        true
+    }
 }
 
 impl Drop for SqliteBackend {
@@ -224,6 +291,12 @@ struct ScanOut {
     /// Order-independent digest (wrapping sum of keyed row hashes) of every other object.
     sum: u64,
     count: u64,
+    /// The same digest over every row, the scope's own included.
+    all_sum: u64,
+    /// The lowest and highest `tbl_name`, lowercase, and whether `sqlite_sequence` is there:
+    /// which other namespaces can own rows here (see [`LeafPart::holds_rows_of`]).
+    tables: Option<(Vec<u8>, Vec<u8>)>,
+    sequence: bool,
 }
 
 /// `wasmig_schema_scan(own, schema, type, name, tbl_name, sql)` over the rows of one schema
@@ -258,6 +331,20 @@ impl rusqlite::functions::Aggregate<ScanOut, i64> for SchemaScan {
             _ => &[][..],
         };
         let (kind, name, table) = (raw(2), raw(3), raw(4));
+        let row_hash = self.keys.hash_one((kind, name, table, raw(5)));
+        acc.all_sum = acc.all_sum.wrapping_add(row_hash);
+        acc.sequence |= name == b"sqlite_sequence";
+        match &mut acc.tables {
+            None => acc.tables = Some((table.to_ascii_lowercase(), table.to_ascii_lowercase())),
+            Some((lo, hi)) => {
+                if cmp_lowercase(table, lo).is_lt() {
+                    *lo = table.to_ascii_lowercase();
+                }
+                if cmp_lowercase(table, hi).is_gt() {
+                    *hi = table.to_ascii_lowercase();
+                }
+            }
+        }
         let own = acc.own.as_slice();
         let owns = |s: &[u8]| s.len() > own.len() && s[..own.len()].eq_ignore_ascii_case(own);
         let is_owned = name == b"sqlite_sequence"
@@ -277,9 +364,7 @@ impl rusqlite::functions::Aggregate<ScanOut, i64> for SchemaScan {
             });
         } else {
             // The schema's name is not hashed: each schema's digest is kept apart.
-            acc.sum = acc
-                .sum
-                .wrapping_add(self.keys.hash_one((kind, name, table, raw(5))));
+            acc.sum = acc.sum.wrapping_add(row_hash);
             acc.count += 1;
         }
         Ok(())
@@ -293,6 +378,11 @@ impl rusqlite::functions::Aggregate<ScanOut, i64> for SchemaScan {
         *self.out.lock().unwrap_or_else(|p| p.into_inner()) = acc;
         Ok(0)
     }
+}
+
+/// Compares `a`, lowercased, with `b` (already lowercase), without allocating.
+fn cmp_lowercase(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    a.iter().map(u8::to_ascii_lowercase).cmp(b.iter().copied())
 }
 
 /// Statements a plugin may never run, by first keyword, with the reason.
@@ -330,6 +420,9 @@ impl SqliteBackend {
             key_prefix_len: 0,
             last_allowed: String::new(),
             page_limits: None,
+            page_memo: None,
+            dbpage: None,
+            page_keys: PageKeys::default(),
         };
         backend.harden()?;
         backend.truncate_journal()?;
@@ -568,9 +661,10 @@ impl SqliteBackend {
     /// One pass over the schema: the plugin's own objects in full, everything else as an
     /// order-independent keyed digest (rows are hashed in place, not copied out). A schema
     /// whose `schema_version` is still the one in `reuse` is taken from there, not read again
-    /// (a step's DDL rarely touches temp).
+    /// (a step's DDL rarely touches temp); main is read page by page where SQLite allows it
+    /// (see [`Self::scan_main_by_pages`]).
     fn scan_schema(
-        &self,
+        &mut self,
         scope: &Scope,
         versions: [i64; 2],
         reuse: Option<&SchemaMark>,
@@ -585,25 +679,27 @@ impl SqliteBackend {
                     continue;
                 }
             }
-            // One pass inside SQLite: rows are filtered and hashed by the aggregate, without
-            // crossing back into Rust once per row.
-            self.scan_out
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
-            self.conn
-                .prepare_cached(&format!(
-                    "SELECT {SCAN_FUNCTION}(?1, '{schema}', type, name, tbl_name, sql) \
-                     FROM {schema}.sqlite_schema"
-                ))
-                .and_then(|mut stmt| stmt.query_row([&scope.own], |_| Ok(())))
-                .map_err(|e| self.error("cannot read the schema", e))?;
-            let out = self
-                .scan_out
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take()
-                .unwrap_or_default();
+            if i == 0
+                && let Some(part) = self.scan_main_by_pages(scope)?
+            {
+                if cfg!(debug_assertions) {
+                    // Every debug build (the whole test suite) checks the page walk against
+                    // reading every row.
+                    let mut full = self.scan_rows(scope, schema, None)?;
+                    let mut pages = part.owned.clone();
+                    full.owned.sort();
+                    pages.sort();
+                    assert_eq!(
+                        (part.foreign, pages),
+                        ((full.sum, full.count), full.owned),
+                        "the page-by-page schema scan disagrees with reading every row"
+                    );
+                }
+                foreign[i] = part.foreign;
+                owned.extend(part.owned);
+                continue;
+            }
+            let out = self.scan_rows(scope, schema, None)?;
             foreign[i] = (out.sum, out.count);
             owned.extend(out.owned);
         }
@@ -613,6 +709,117 @@ impl SqliteBackend {
             foreign,
             owned,
         })
+    }
+
+    /// Runs the scan aggregate over one schema table, or over the rows of one rowid range of
+    /// it.
+    fn scan_rows(
+        &self,
+        scope: &Scope,
+        schema: &str,
+        rowids: Option<(i64, i64)>,
+    ) -> Result<ScanOut> {
+        // One pass inside SQLite: rows are filtered and hashed by the aggregate, without
+        // crossing back into Rust once per row.
+        self.scan_out
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let scan = format!(
+            "SELECT {SCAN_FUNCTION}(?1, '{schema}', type, name, tbl_name, sql) \
+             FROM {schema}.sqlite_schema"
+        );
+        match rowids {
+            None => self
+                .conn
+                .prepare_cached(&scan)
+                .and_then(|mut stmt| stmt.query_row([&scope.own], |_| Ok(()))),
+            Some((lo, hi)) => self
+                .conn
+                .prepare_cached(&format!("{scan} WHERE rowid BETWEEN ?2 AND ?3"))
+                .and_then(|mut stmt| stmt.query_row(params![&scope.own, lo, hi], |_| Ok(()))),
+        }
+        .map_err(|e| self.error("cannot read the schema", e))?;
+        Ok(self
+            .scan_out
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_default())
+    }
+
+    /// Scans main's schema table by its leaf pages: a leaf whose content an earlier scan saw
+    /// is taken from the memo (for another plugin too, when the leaf holds none of this
+    /// plugin's rows), and only the rows of the other leaves are read, by rowid range. A step's
+    /// DDL changes one leaf or a few of dozens. `None` (read every row instead) when this SQLite
+    /// lacks `sqlite_dbpage`, or when the pages do not read as a table b-tree whose leaves hold
+    /// the rows SQLite reads from them.
+    fn scan_main_by_pages(&mut self, scope: &Scope) -> Result<Option<LeafPart>> {
+        const READ_PAGE: &str = "SELECT data FROM sqlite_dbpage('main') WHERE pgno = ?1";
+        if self.dbpage.is_none() {
+            let available = self.conn.prepare_cached(READ_PAGE).is_ok();
+            if !available {
+                tracing::debug!(
+                    "no sqlite_dbpage in this SQLite: the schema check reads every row"
+                );
+            }
+            self.dbpage = Some(available);
+        }
+        if self.dbpage == Some(false) {
+            return Ok(None);
+        }
+        let mut memo = self.page_memo.take().unwrap_or_default();
+        let e = |e| db_error(&self.path, "cannot read the schema's pages", e);
+        let mut stmt = self.conn.prepare_cached(READ_PAGE).map_err(e)?;
+        let mut read = |pgno: u32, buf: &mut Vec<u8>| -> rusqlite::Result<bool> {
+            let mut rows = stmt.query([pgno])?;
+            let Some(row) = rows.next()? else {
+                return Ok(false);
+            };
+            buf.clear();
+            buf.extend_from_slice(row.get_ref(0)?.as_blob()?);
+            Ok(true)
+        };
+        let leaves = schema_pages::schema_leaves(&mut read, &self.page_keys);
+        drop(stmt);
+        let Some(leaves) = leaves.map_err(e)? else {
+            tracing::debug!("sqlite_schema's pages do not read as a b-tree: reading every row");
+            return Ok(None);
+        };
+        // Namespaces are lowercase (manifest::validate_name); the memo compares bytes.
+        let own = scope.own.to_ascii_lowercase();
+        let mut total = LeafPart::default();
+        let mut next = PageMemo::with_capacity_and_hasher(leaves.len(), Default::default());
+        for leaf in leaves {
+            let known = memo
+                .remove(&leaf.content)
+                .and_then(|mut part| part.respan(&own).then_some(part));
+            let part = match (known, leaf.rowids) {
+                (Some(part), _) => part,
+                (_, None) => LeafPart {
+                    own: own.clone(),
+                    ..LeafPart::default()
+                },
+                (_, Some(range)) => {
+                    let out = self.scan_rows(scope, "main", Some(range))?;
+                    let part = LeafPart::from_scan(&own, out);
+                    if part.all.1 != leaf.cells {
+                        tracing::debug!(
+                            page = leaf.page,
+                            "a leaf's rows do not match its cells: reading every row"
+                        );
+                        return Ok(None);
+                    }
+                    part
+                }
+            };
+            total.foreign.0 = total.foreign.0.wrapping_add(part.foreign.0);
+            total.foreign.1 += part.foreign.1;
+            total.owned.extend(part.owned.iter().cloned());
+            next.insert(leaf.content, part);
+        }
+        self.page_memo = Some(next);
+        Ok(Some(total))
     }
 
     fn each_schema_row(
@@ -1417,5 +1624,61 @@ impl Backend for SqliteBackend {
             Ok(Ok(()))
         })();
         result.map_err(|e| self.plugin_error(e))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sorted(mut objects: Vec<SchemaObject>) -> Vec<SchemaObject> {
+        objects.sort();
+        objects
+    }
+
+    /// This build's schema check reads pages (it does not fall back to reading every row), and
+    /// what it finds, with leaves taken from the memo across namespaces, is what reading every
+    /// row finds.
+    #[test]
+    fn the_page_walk_agrees_with_reading_every_row_across_namespaces() {
+        let options = BackendOptions {
+            lock_timeout: Duration::from_secs(1),
+        };
+        let mut db = SqliteBackend::open(Path::new("unused.db"), options, true).unwrap();
+        // Namespaces interleaved on the same leaves, an AUTOINCREMENT table (sqlite_sequence
+        // belongs to everyone), enough rows for interior pages.
+        let mut script = String::from("BEGIN;");
+        for i in 0..400 {
+            let ns = ["aa", "bb", "cc"][i % 3];
+            script.push_str(&format!(
+                "CREATE TABLE {ns}__t{i} (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT UNIQUE);
+                 CREATE INDEX {ns}__i{i} ON {ns}__t{i} (v);"
+            ));
+        }
+        script.push_str("COMMIT;");
+        db.conn.execute_batch(&script).unwrap();
+        let changes = [
+            "",
+            "ALTER TABLE bb__t1 ADD COLUMN w",
+            "CREATE TABLE cc__new (x)",
+            "",
+            "DROP TABLE aa__t0",
+            "CREATE TABLE dd__first (x)",
+            "DROP INDEX bb__i301",
+        ];
+        for (step, sql) in changes.iter().enumerate() {
+            db.conn.execute_batch(sql).unwrap();
+            for ns in ["aa", "bb", "cc", "dd", "zz", "aa"] {
+                let scope = Scope::new(ns, &[]);
+                let pages = db
+                    .scan_main_by_pages(&scope)
+                    .unwrap()
+                    .expect("the schema check reads pages in this build");
+                let full = db.scan_rows(&scope, "main", None).unwrap();
+                assert_eq!(pages.foreign, (full.sum, full.count), "step {step}, {ns}");
+                assert_eq!(sorted(pages.owned), sorted(full.owned), "step {step}, {ns}");
+            }
+        }
+        assert!(db.page_memo.as_ref().is_some_and(|m| m.len() > 10));
     }
 }
