@@ -16,14 +16,28 @@ use std::hash::{BuildHasher, Hasher};
 pub(crate) struct Leaf {
     /// Its page number.
     pub page: u32,
-    /// Keyed digest of the part of the leaf that holds its rows (header, cell pointers, cell
-    /// content: not the unused gap, nor page 1's database header) and of its rows' overflow
-    /// pages: the same content, the same rows.
-    pub content: u64,
+    /// Keyed digest of the part of the leaf that holds its rows: header, cell pointers and cell
+    /// content (not the unused gap, nor page 1's database header).
+    pub bytes: u64,
+    /// Keyed digest of its rows' overflow pages, in order; 0 when it has none. The same
+    /// `bytes` and `overflow`: the same rows.
+    pub overflow: u64,
+    /// Its rows' overflow chains: first page, number of pages.
+    pub chains: Vec<(u32, u32)>,
     /// The lowest and highest rowid of its cells; `None` for an empty leaf.
     pub rowids: Option<(i64, i64)>,
     /// How many rows it holds.
     pub cells: u64,
+}
+
+/// What an earlier walk found on a leaf with the same `bytes`: its cells are the same, so
+/// their rowids are, and their overflow chains start on the same pages and are as long; only
+/// the overflow pages' content is left to compare.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KnownLeaf<'a> {
+    pub overflow: u64,
+    pub chains: &'a [(u32, u32)],
+    pub rowids: Option<(i64, i64)>,
 }
 
 /// Key of the content digest: random per process, so no plugin can aim for a collision (the
@@ -35,14 +49,16 @@ pub(crate) struct PageKeys(foldhash::quality::RandomState);
 pub(crate) type ReadPage<'a, E> = dyn FnMut(u32, &mut Vec<u8>) -> Result<bool, E> + 'a;
 
 /// The leaf pages of the table b-tree rooted at page 1 (`sqlite_schema`), in tree order.
-/// `Ok(None)`: the pages do not read as a table b-tree (a page reached twice, a page of another
-/// kind, a cell out of bounds, rowids out of order); read the rows instead.
-pub(crate) fn schema_leaves<E>(
+/// `known` answers, for a leaf's `bytes` digest, what an earlier walk found on such a leaf:
+/// its cells are then not parsed again. `Ok(None)`: the pages do not read as a table b-tree
+/// (a page reached twice, a page of another kind, a cell or chain out of bounds, rowids out
+/// of order); read the rows instead.
+pub(crate) fn schema_leaves<'m, E>(
     read: &mut ReadPage<'_, E>,
     keys: &PageKeys,
+    known: &dyn Fn(u64) -> Option<KnownLeaf<'m>>,
 ) -> Result<Option<Vec<Leaf>>, E> {
     let mut buf = Vec::new();
-    let mut overflow = Vec::new();
     if !read(1, &mut buf)? || buf.len() < 100 {
         return Ok(None);
     }
@@ -56,54 +72,26 @@ pub(crate) fn schema_leaves<E>(
     if buf.len() != page_size || usable < 480 {
         return Ok(None);
     }
+    let mut walk = Walk {
+        read,
+        keys,
+        page_size,
+        usable,
+        seen: foldhash::HashSet::default(),
+        overflow: Vec::new(),
+    };
     let mut leaves: Vec<Leaf> = Vec::new();
     let mut stack = vec![1u32];
-    let mut seen = foldhash::HashSet::default();
     let mut highest: Option<i64> = None;
     while let Some(pgno) = stack.pop() {
-        if !seen.insert(pgno) || !read(pgno, &mut buf)? || buf.len() != page_size {
+        if !walk.seen.insert(pgno) || !(walk.read)(pgno, &mut buf)? || buf.len() != page_size {
             return Ok(None);
         }
         let header = if pgno == 1 { 100 } else { 0 };
         let Some(page) = BtreePage::parse(&buf, header, usable) else {
             return Ok(None);
         };
-        if page.leaf {
-            let mut digest = keys.0.build_hasher();
-            digest.write(&buf[header..page.pointers + 2 * page.cells]);
-            digest.write(&buf[page.content..usable]);
-            let mut rowids: Option<(i64, i64)> = None;
-            for i in 0..page.cells {
-                let Some(cell) = page.leaf_cell(&buf, i) else {
-                    return Ok(None);
-                };
-                // Rowids rise from cell to cell and from leaf to leaf.
-                if highest.is_some_and(|h| cell.rowid <= h) {
-                    return Ok(None);
-                }
-                highest = Some(cell.rowid);
-                rowids = Some((rowids.map_or(cell.rowid, |(lo, _)| lo), cell.rowid));
-                // The rest of the row's payload, one overflow page after another.
-                let mut next = cell.overflow;
-                for _ in 0..cell.overflow_pages {
-                    if next == 0
-                        || !seen.insert(next)
-                        || !read(next, &mut overflow)?
-                        || overflow.len() != page_size
-                    {
-                        return Ok(None);
-                    }
-                    digest.write(&overflow[..usable]);
-                    next = u32::from_be_bytes([overflow[0], overflow[1], overflow[2], overflow[3]]);
-                }
-            }
-            leaves.push(Leaf {
-                page: pgno,
-                content: digest.finish(),
-                rowids,
-                cells: page.cells as u64,
-            });
-        } else {
+        if !page.leaf {
             // Children right to left, so the leftmost is walked first.
             stack.push(page.right);
             for i in (0..page.cells).rev() {
@@ -112,9 +100,105 @@ pub(crate) fn schema_leaves<E>(
                 };
                 stack.push(child);
             }
+            continue;
         }
+        let mut digest = keys.0.build_hasher();
+        digest.write(&buf[header..page.pointers + 2 * page.cells]);
+        digest.write(&buf[page.content..usable]);
+        let bytes = digest.finish();
+        let leaf = match known(bytes) {
+            // The same bytes, the same cells: rowids and where each chain starts and how long
+            // it is are known; the chains' pages are read again (their content may differ).
+            Some(k) => {
+                let Some(overflow) = walk.chains(k.chains)? else {
+                    return Ok(None);
+                };
+                Leaf {
+                    page: pgno,
+                    bytes,
+                    overflow,
+                    chains: k.chains.to_vec(),
+                    rowids: k.rowids,
+                    cells: page.cells as u64,
+                }
+            }
+            None => {
+                let mut rowids: Option<(i64, i64)> = None;
+                let mut chains = Vec::new();
+                for i in 0..page.cells {
+                    let Some(cell) = page.leaf_cell(&buf, i) else {
+                        return Ok(None);
+                    };
+                    // Rowids rise from cell to cell.
+                    if rowids.is_some_and(|(_, hi)| cell.rowid <= hi) {
+                        return Ok(None);
+                    }
+                    rowids = Some((rowids.map_or(cell.rowid, |(lo, _)| lo), cell.rowid));
+                    if cell.overflow_pages > 0 {
+                        chains.push((cell.overflow, cell.overflow_pages));
+                    }
+                }
+                let Some(overflow) = walk.chains(&chains)? else {
+                    return Ok(None);
+                };
+                Leaf {
+                    page: pgno,
+                    bytes,
+                    overflow,
+                    chains,
+                    rowids,
+                    cells: page.cells as u64,
+                }
+            }
+        };
+        // And from leaf to leaf.
+        if let Some((lo, hi)) = leaf.rowids {
+            if highest.is_some_and(|h| lo <= h) {
+                return Ok(None);
+            }
+            highest = Some(hi);
+        }
+        leaves.push(leaf);
     }
     Ok(Some(leaves))
+}
+
+/// The state of one walk.
+struct Walk<'r, 'a, 'k, E> {
+    read: &'r mut ReadPage<'a, E>,
+    keys: &'k PageKeys,
+    page_size: usize,
+    usable: usize,
+    /// Every page reached so far: a page reached twice is not a tree.
+    seen: foldhash::HashSet<u32>,
+    overflow: Vec<u8>,
+}
+
+impl<E> Walk<'_, '_, '_, E> {
+    /// Reads overflow chains, one page after another; their digest (0 for none), or `None`
+    /// when a chain breaks off or reaches a page twice.
+    fn chains(&mut self, chains: &[(u32, u32)]) -> Result<Option<u64>, E> {
+        if chains.is_empty() {
+            return Ok(Some(0));
+        }
+        let mut digest = self.keys.0.build_hasher();
+        for &(first, pages) in chains {
+            let mut next = first;
+            for _ in 0..pages {
+                if next == 0
+                    || !self.seen.insert(next)
+                    || !(self.read)(next, &mut self.overflow)?
+                    || self.overflow.len() != self.page_size
+                {
+                    return Ok(None);
+                }
+                digest.write(&self.overflow[..self.usable]);
+                let o = &self.overflow;
+                next = u32::from_be_bytes([o[0], o[1], o[2], o[3]]);
+            }
+        }
+        Ok(Some(digest.finish()))
+    }
 }
 
 /// The header of one table b-tree page.
@@ -135,7 +219,7 @@ struct LeafCell {
     rowid: i64,
     /// The first overflow page (0: none) and how many pages the payload's rest takes.
     overflow: u32,
-    overflow_pages: usize,
+    overflow_pages: u32,
 }
 
 impl BtreePage {
@@ -205,7 +289,7 @@ impl BtreePage {
         Some(LeafCell {
             rowid: rowid as i64,
             overflow: be32(buf.get(..u)?, end)?,
-            overflow_pages: (payload - local).div_ceil(u - 4),
+            overflow_pages: u32::try_from((payload - local).div_ceil(u - 4)).ok()?,
         })
     }
 }
@@ -238,6 +322,11 @@ mod tests {
     use rusqlite::Connection;
 
     fn leaves(conn: &Connection, keys: &PageKeys) -> Option<Vec<Leaf>> {
+        walk(conn, keys, &[])
+    }
+
+    /// A walk that knows the leaves of an earlier one, as the backend's memo does.
+    fn walk(conn: &Connection, keys: &PageKeys, earlier: &[Leaf]) -> Option<Vec<Leaf>> {
         let mut read = |pgno: u32, buf: &mut Vec<u8>| -> rusqlite::Result<bool> {
             let mut stmt =
                 conn.prepare_cached("SELECT data FROM sqlite_dbpage('main') WHERE pgno = ?1")?;
@@ -249,7 +338,17 @@ mod tests {
             buf.extend_from_slice(row.get_ref(0)?.as_blob()?);
             Ok(true)
         };
-        schema_leaves(&mut read, keys).unwrap()
+        let known = |bytes: u64| {
+            earlier
+                .iter()
+                .find(|l| l.bytes == bytes)
+                .map(|l| KnownLeaf {
+                    overflow: l.overflow,
+                    chains: &l.chains,
+                    rowids: l.rowids,
+                })
+        };
+        schema_leaves(&mut read, keys, &known).unwrap()
     }
 
     /// Every rowid of `sqlite_schema`, as SQLite reads them.
@@ -340,7 +439,9 @@ mod tests {
             .unwrap()
         };
         let was = holding(&after);
+        assert_eq!(was.chains.len(), 1, "{was:?}");
         let bytes = page(was.page);
+        let known_before = after.clone();
         let renamed = long.replacen("c1499,", "x1499,", 1);
         conn.execute_batch(&format!(
             "PRAGMA writable_schema = ON;
@@ -353,11 +454,18 @@ mod tests {
         let now = holding(&after);
         assert_eq!(now.page, was.page);
         assert_eq!(page(now.page), bytes, "the leaf itself was rewritten");
-        assert_ne!(now.content, was.content);
+        assert_eq!(now.bytes, was.bytes);
+        assert_ne!(now.overflow, was.overflow);
+        // Also when the walk knows the leaf's bytes from before and skips its cells.
+        let known = walk(&conn, &keys, &known_before).unwrap();
+        assert_eq!(known, after);
+
+        // A walk that knows every leaf finds the same leaves as one that knows none.
+        assert_eq!(walk(&conn, &keys, &after).unwrap(), after);
 
         // Other keys, other digests.
         let other = leaves(&conn, &PageKeys::default()).unwrap();
-        assert_ne!(other[0].content, after[0].content);
+        assert_ne!(other[0].bytes, after[0].bytes);
     }
 
     #[test]

@@ -151,13 +151,18 @@ pub(crate) struct SqliteBackend {
 }
 
 /// What the last scan of main's schema table found on each of its leaf pages, keyed by the
-/// leaf's content digest: a leaf with the same content holds the same rows, whatever its page
-/// number and whatever happened in between (a rollback included).
+/// digest of the leaf's bytes (`schema_pages::Leaf::bytes`): a leaf with the same bytes and
+/// overflow pages holds the same rows, whatever its page number and whatever happened in
+/// between (a rollback included).
 type PageMemo = foldhash::HashMap<u64, LeafPart>;
 
 /// One leaf's share of a schema scan.
 #[derive(Debug, Clone, Default)]
 struct LeafPart {
+    /// The leaf's shape, for the next walk (see `schema_pages::KnownLeaf`).
+    overflow: u64,
+    chains: Vec<(u32, u32)>,
+    rowids: Option<(i64, i64)>,
     /// Digest and number of every row on the leaf.
     all: (u64, u64),
     /// The lowest and highest `tbl_name` there (lowercase), and whether `sqlite_sequence` is
@@ -174,6 +179,9 @@ struct LeafPart {
 impl LeafPart {
     fn from_scan(own: &str, out: ScanOut) -> LeafPart {
         LeafPart {
+            overflow: 0,
+            chains: Vec::new(),
+            rowids: None,
             all: (out.all_sum, out.count + out.owned.len() as u64),
             tables: out.tables,
             sequence: out.sequence,
@@ -213,18 +221,6 @@ impl LeafPart {
 impl Drop for SqliteBackend {
     fn drop(&mut self) {
         self.held = None;
-        // SAFETY: plain reads of SQLite's global memory statistics.
-        let (now, peak) = unsafe {
-            (
-                rusqlite::ffi::sqlite3_memory_used(),
-                rusqlite::ffi::sqlite3_memory_highwater(0),
-            )
-        };
-        tracing::debug!(
-            heap_bytes = now,
-            peak_bytes = peak,
-            "SQLite memory at close"
-        );
         if self.truncating {
             if self.in_transaction {
                 let _ = self.conn.execute_batch("ROLLBACK");
@@ -780,7 +776,14 @@ impl SqliteBackend {
             buf.extend_from_slice(row.get_ref(0)?.as_blob()?);
             Ok(true)
         };
-        let leaves = schema_pages::schema_leaves(&mut read, &self.page_keys);
+        let known = |bytes: u64| {
+            memo.get(&bytes).map(|part| schema_pages::KnownLeaf {
+                overflow: part.overflow,
+                chains: &part.chains,
+                rowids: part.rowids,
+            })
+        };
+        let leaves = schema_pages::schema_leaves(&mut read, &self.page_keys, &known);
         drop(stmt);
         let Some(leaves) = leaves.map_err(e)? else {
             tracing::debug!("sqlite_schema's pages do not read as a b-tree: reading every row");
@@ -792,17 +795,23 @@ impl SqliteBackend {
         let mut next = PageMemo::with_capacity_and_hasher(leaves.len(), Default::default());
         for leaf in leaves {
             let known = memo
-                .remove(&leaf.content)
+                .remove(&leaf.bytes)
+                .filter(|part| part.overflow == leaf.overflow)
                 .and_then(|mut part| part.respan(&own).then_some(part));
             let part = match (known, leaf.rowids) {
                 (Some(part), _) => part,
-                (_, None) => LeafPart {
+                (None, None) => LeafPart {
                     own: own.clone(),
                     ..LeafPart::default()
                 },
-                (_, Some(range)) => {
+                (None, Some(range)) => {
                     let out = self.scan_rows(scope, "main", Some(range))?;
-                    let part = LeafPart::from_scan(&own, out);
+                    let part = LeafPart {
+                        overflow: leaf.overflow,
+                        chains: leaf.chains,
+                        rowids: leaf.rowids,
+                        ..LeafPart::from_scan(&own, out)
+                    };
                     if part.all.1 != leaf.cells {
                         tracing::debug!(
                             page = leaf.page,
@@ -816,7 +825,7 @@ impl SqliteBackend {
             total.foreign.0 = total.foreign.0.wrapping_add(part.foreign.0);
             total.foreign.1 += part.foreign.1;
             total.owned.extend(part.owned.iter().cloned());
-            next.insert(leaf.content, part);
+            next.insert(leaf.bytes, part);
         }
         self.page_memo = Some(next);
         Ok(Some(total))
@@ -1655,10 +1664,15 @@ mod tests {
                  CREATE INDEX {ns}__i{i} ON {ns}__t{i} (v);"
             ));
         }
-        script.push_str("COMMIT;");
+        // A table whose SQL runs over three overflow pages.
+        let columns: String = (0..1500).map(|i| format!("c{i}, ")).collect();
+        script.push_str(&format!("CREATE TABLE bb__wide ({columns} z); COMMIT;"));
         db.conn.execute_batch(&script).unwrap();
         let changes = [
             "",
+            // The same length: SQLite rewrites the row in place, and only an overflow page
+            // changes.
+            "ALTER TABLE bb__wide RENAME COLUMN c1499 TO x1499",
             "ALTER TABLE bb__t1 ADD COLUMN w",
             "CREATE TABLE cc__new (x)",
             "",
