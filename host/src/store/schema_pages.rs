@@ -32,10 +32,9 @@ pub(crate) struct Leaf {
 
 /// What an earlier walk found on a leaf with the same `bytes`: its cells are the same, so
 /// their rowids are, and their overflow chains start on the same pages and are as long; only
-/// the overflow pages' content is left to compare.
+/// the overflow pages' content is left to compare (by the caller, with [`Leaf::overflow`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct KnownLeaf<'a> {
-    pub overflow: u64,
     pub chains: &'a [(u32, u32)],
     pub rowids: Option<(i64, i64)>,
 }
@@ -201,6 +200,106 @@ impl<E> Walk<'_, '_, '_, E> {
     }
 }
 
+/// A column's value as a record stores it: text and blobs as their bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stored<'a> {
+    Null,
+    Number,
+    Text(&'a [u8]),
+    Blob(&'a [u8]),
+}
+
+/// The payloads (records) of one leaf's rows, in rowid order, each with its overflow part.
+/// `Ok(None)`: the database's text is not UTF-8 (the caller reads the rows through SQLite,
+/// which converts), or the page does not read as a table leaf.
+pub(crate) fn leaf_records<E>(
+    read: &mut ReadPage<'_, E>,
+    pgno: u32,
+) -> Result<Option<Vec<Vec<u8>>>, E> {
+    let mut buf = Vec::new();
+    if !read(1, &mut buf)? || buf.len() < 100 {
+        return Ok(None);
+    }
+    let page_size = match u16::from_be_bytes([buf[16], buf[17]]) {
+        1 => 65_536,
+        n => usize::from(n),
+    };
+    let usable = page_size - usize::from(buf[20]);
+    // Text encoding 1: UTF-8, what the scan's aggregate sees.
+    if buf.len() != page_size || usable < 480 || be32(&buf, 56) != Some(1) {
+        return Ok(None);
+    }
+    if pgno != 1 && !read(pgno, &mut buf)? {
+        return Ok(None);
+    }
+    let header = if pgno == 1 { 100 } else { 0 };
+    let Some(page) = BtreePage::parse(&buf, header, usable).filter(|p| p.leaf) else {
+        return Ok(None);
+    };
+    let mut records = Vec::with_capacity(page.cells);
+    let mut overflow = Vec::new();
+    for i in 0..page.cells {
+        let Some(cell) = page.leaf_cell(&buf, i) else {
+            return Ok(None);
+        };
+        let mut record = Vec::with_capacity(cell.payload);
+        record.extend_from_slice(&buf[cell.local.clone()]);
+        let mut next = cell.overflow;
+        for _ in 0..cell.overflow_pages {
+            if next == 0 || !read(next, &mut overflow)? || overflow.len() != page_size {
+                return Ok(None);
+            }
+            let take = (cell.payload - record.len()).min(usable - 4);
+            record.extend_from_slice(&overflow[4..4 + take]);
+            next = u32::from_be_bytes([overflow[0], overflow[1], overflow[2], overflow[3]]);
+        }
+        if record.len() != cell.payload {
+            return Ok(None);
+        }
+        records.push(record);
+    }
+    Ok(Some(records))
+}
+
+/// The first `N` columns of a record (columns past its end are NULL, as SQLite reads them).
+/// `None` when the record's header does not hold together.
+pub(crate) fn columns<const N: usize>(record: &[u8]) -> Option<[Stored<'_>; N]> {
+    let (header_len, mut at) = varint(record)?;
+    let header_len = usize::try_from(header_len).ok()?;
+    if header_len > record.len() || at > header_len {
+        return None;
+    }
+    let mut body = header_len;
+    let mut out = [Stored::Null; N];
+    for slot in out.iter_mut() {
+        if at >= header_len {
+            break;
+        }
+        let (serial, n) = varint(&record[at..header_len])?;
+        at += n;
+        // Serial types: what each column holds and how many bytes of the body it takes.
+        let (len, kind) = match serial {
+            0 => (0, 0),
+            1..=4 => (serial as usize, 1),
+            5 => (6, 1),
+            6 | 7 => (8, 1),
+            8 | 9 => (0, 1),
+            10 | 11 => return None,
+            n if n % 2 == 0 => (usize::try_from((n - 12) / 2).ok()?, 2),
+            n => (usize::try_from((n - 13) / 2).ok()?, 3),
+        };
+        let bytes = record.get(body..body.checked_add(len)?)?;
+        *slot = match kind {
+            0 => Stored::Null,
+            1 => Stored::Number,
+            2 => Stored::Blob(bytes),
+            _ => Stored::Text(bytes),
+        };
+        body += len;
+    }
+    Some(out)
+}
+
 /// The header of one table b-tree page.
 struct BtreePage {
     leaf: bool,
@@ -217,6 +316,9 @@ struct BtreePage {
 /// One cell of a table leaf page.
 struct LeafCell {
     rowid: i64,
+    /// The record's whole size, overflow included, and where its first part is on the page.
+    payload: usize,
+    local: std::ops::Range<usize>,
     /// The first overflow page (0: none) and how many pages the payload's rest takes.
     overflow: u32,
     overflow_pages: u32,
@@ -278,18 +380,22 @@ impl BtreePage {
             let k = min_local + (payload - min_local) % (u - 4);
             if k <= max_local { k } else { min_local }
         };
-        let end = start.checked_add(n + m)?.checked_add(local)?;
-        if payload == local {
-            return (end <= u).then_some(LeafCell {
-                rowid: rowid as i64,
-                overflow: 0,
-                overflow_pages: 0,
-            });
-        }
-        Some(LeafCell {
+        let body = start + n + m;
+        let end = body.checked_add(local)?;
+        let (overflow, overflow_pages) = if payload == local {
+            (0, 0)
+        } else {
+            (
+                be32(buf.get(..u)?, end)?,
+                u32::try_from((payload - local).div_ceil(u - 4)).ok()?,
+            )
+        };
+        (end <= u).then_some(LeafCell {
             rowid: rowid as i64,
-            overflow: be32(buf.get(..u)?, end)?,
-            overflow_pages: u32::try_from((payload - local).div_ceil(u - 4)).ok()?,
+            payload,
+            local: body..end,
+            overflow,
+            overflow_pages,
         })
     }
 }
@@ -343,7 +449,6 @@ mod tests {
                 .iter()
                 .find(|l| l.bytes == bytes)
                 .map(|l| KnownLeaf {
-                    overflow: l.overflow,
                     chains: &l.chains,
                     rowids: l.rowids,
                 })
@@ -466,6 +571,100 @@ mod tests {
         // Other keys, other digests.
         let other = leaves(&conn, &PageKeys::default()).unwrap();
         assert_ne!(other[0].bytes, after[0].bytes);
+    }
+
+    /// Every leaf's records, decoded, are the rows SQLite reads in its rowid range: NULL `sql`
+    /// (autoindexes), long `sql` over overflow chains, integers.
+    #[test]
+    fn records_decode_to_the_rows_sqlite_reads() {
+        let conn = Connection::open_in_memory().unwrap();
+        let long: String = (0..1500).map(|i| format!("c{i},")).collect();
+        let mut script = format!("BEGIN; CREATE TABLE wide ({long} z);");
+        for i in 0..300 {
+            script.push_str(&format!(
+                "CREATE TABLE t{i} (a INTEGER PRIMARY KEY, b TEXT UNIQUE);
+                 CREATE INDEX i{i} ON t{i} (b);"
+            ));
+        }
+        script.push_str("CREATE VIEW v AS SELECT 1; COMMIT;");
+        conn.execute_batch(&script).unwrap();
+        let keys = PageKeys::default();
+        let mut read = |pgno: u32, buf: &mut Vec<u8>| -> rusqlite::Result<bool> {
+            let mut stmt =
+                conn.prepare_cached("SELECT data FROM sqlite_dbpage('main') WHERE pgno = ?1")?;
+            let mut rows = stmt.query([pgno])?;
+            let Some(row) = rows.next()? else {
+                return Ok(false);
+            };
+            buf.clear();
+            buf.extend_from_slice(row.get_ref(0)?.as_blob()?);
+            Ok(true)
+        };
+        let leaves = schema_leaves(&mut read, &keys, &|_| None).unwrap().unwrap();
+        let mut rows = 0;
+        let mut overflowed = 0;
+        for leaf in &leaves {
+            let (lo, hi) = leaf.rowids.unwrap();
+            let records = leaf_records(&mut read, leaf.page).unwrap().unwrap();
+            let decoded: Vec<_> = records
+                .iter()
+                .map(|r| {
+                    let [kind, name, table, root, sql] = columns::<5>(r).unwrap();
+                    let text = |v: Stored<'_>| match v {
+                        Stored::Text(t) => Some(String::from_utf8(t.to_vec()).unwrap()),
+                        _ => None,
+                    };
+                    assert_eq!(root, Stored::Number);
+                    (text(kind), text(name), text(table), text(sql))
+                })
+                .collect();
+            let mut stmt = conn
+                .prepare(
+                    "SELECT type, name, tbl_name, sql FROM sqlite_schema
+                     WHERE rowid BETWEEN ?1 AND ?2 ORDER BY rowid",
+                )
+                .unwrap();
+            let expected: Vec<(
+                Option<String>,
+                Option<String>,
+                Option<String>,
+                Option<String>,
+            )> = stmt
+                .query_map([lo, hi], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            assert_eq!(decoded, expected, "leaf {}", leaf.page);
+            rows += decoded.len();
+            overflowed += leaf.chains.len();
+        }
+        assert_eq!(rows, 1 + 300 * 3 + 1);
+        assert_eq!(overflowed, 1);
+        // Not a leaf: no records.
+        let interior = (1..40)
+            .find(|p| {
+                !leaves.iter().any(|l| l.page == *p) && {
+                    let mut b = Vec::new();
+                    read(*p, &mut b).unwrap() && b.get(if *p == 1 { 100 } else { 0 }) == Some(&0x05)
+                }
+            })
+            .unwrap();
+        assert_eq!(leaf_records(&mut read, interior).unwrap(), None);
+    }
+
+    #[test]
+    fn a_record_with_fewer_columns_reads_null_past_its_end() {
+        // Header of 3 bytes: two columns, text of 1 byte ("a") and the integer 1.
+        let record = [3u8, 15, 9, b'a'];
+        assert_eq!(
+            columns::<3>(&record),
+            Some([Stored::Text(b"a"), Stored::Number, Stored::Null])
+        );
+        // Serial types 10 and 11 are reserved; a text longer than the record is not a record.
+        assert_eq!(columns::<1>(&[2, 10]), None);
+        assert_eq!(columns::<1>(&[2, 21, b'a']), None);
     }
 
     #[test]

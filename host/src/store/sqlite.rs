@@ -2,7 +2,7 @@
 //! statements and the host's ledger writes.
 
 use super::authorizer::{SharedAuthState, authorizer, first_keyword, is_autoindex_of};
-use super::schema_pages::{self, PageKeys};
+use super::schema_pages::{self, PageKeys, Stored};
 use super::{
     Backend, BackendOptions, Direction, LedgerEntry, Outcome, Rows, SchemaMark, SchemaObject,
     Scope, SqlError, SqlLimits, StepCheck, Value,
@@ -148,6 +148,9 @@ pub(crate) struct SqliteBackend {
     /// Whether this SQLite has the `sqlite_dbpage` virtual table; `None`: not asked yet.
     dbpage: Option<bool>,
     page_keys: PageKeys,
+    /// Keys of the schema scan's row digest, shared by the SQL aggregate and the rows read
+    /// from pages.
+    row_keys: foldhash::quality::RandomState,
 }
 
 /// What the last scan of main's schema table found on each of its leaf pages, keyed by the
@@ -326,43 +329,11 @@ impl rusqlite::functions::Aggregate<ScanOut, i64> for SchemaScan {
             ValueRef::Text(t) => t,
             _ => &[][..],
         };
-        let (kind, name, table) = (raw(2), raw(3), raw(4));
-        let row_hash = self.keys.hash_one((kind, name, table, raw(5)));
-        acc.all_sum = acc.all_sum.wrapping_add(row_hash);
-        acc.sequence |= name == b"sqlite_sequence";
-        match &mut acc.tables {
-            None => acc.tables = Some((table.to_ascii_lowercase(), table.to_ascii_lowercase())),
-            Some((lo, hi)) => {
-                if cmp_lowercase(table, lo).is_lt() {
-                    *lo = table.to_ascii_lowercase();
-                }
-                if cmp_lowercase(table, hi).is_gt() {
-                    *hi = table.to_ascii_lowercase();
-                }
-            }
-        }
-        let own = acc.own.as_slice();
-        let owns = |s: &[u8]| s.len() > own.len() && s[..own.len()].eq_ignore_ascii_case(own);
-        let is_owned = name == b"sqlite_sequence"
-            || (owns(table)
-                && (owns(name) || (kind == b"index" && name.starts_with(b"sqlite_autoindex_"))));
-        if is_owned {
-            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-            acc.owned.push(SchemaObject {
-                schema: acc.schema.clone(),
-                kind: text(kind),
-                name: text(name),
-                table: text(table),
-                sql: match ctx.get_raw(5) {
-                    ValueRef::Text(t) => Some(text(t)),
-                    _ => None,
-                },
-            });
-        } else {
-            // The schema's name is not hashed: each schema's digest is kept apart.
-            acc.sum = acc.sum.wrapping_add(row_hash);
-            acc.count += 1;
-        }
+        let sql = match ctx.get_raw(5) {
+            ValueRef::Text(t) => Some(t),
+            _ => None,
+        };
+        acc.fold(&self.keys, raw(2), raw(3), raw(4), sql);
         Ok(())
     }
 
@@ -374,6 +345,72 @@ impl rusqlite::functions::Aggregate<ScanOut, i64> for SchemaScan {
         *self.out.lock().unwrap_or_else(|p| p.into_inner()) = acc;
         Ok(0)
     }
+}
+
+impl ScanOut {
+    /// Takes one row of a schema table (`type`, `name`, `tbl_name`, `sql`; a value that is not
+    /// text counts as empty, and `sql` as NULL): the scope's own rows in full, the others into
+    /// the digest.
+    fn fold(
+        &mut self,
+        keys: &foldhash::quality::RandomState,
+        kind: &[u8],
+        name: &[u8],
+        table: &[u8],
+        sql: Option<&[u8]>,
+    ) {
+        let row_hash = keys.hash_one((kind, name, table, sql.unwrap_or_default()));
+        self.all_sum = self.all_sum.wrapping_add(row_hash);
+        self.sequence |= name == b"sqlite_sequence";
+        match &mut self.tables {
+            None => self.tables = Some((table.to_ascii_lowercase(), table.to_ascii_lowercase())),
+            Some((lo, hi)) => {
+                if cmp_lowercase(table, lo).is_lt() {
+                    *lo = table.to_ascii_lowercase();
+                }
+                if cmp_lowercase(table, hi).is_gt() {
+                    *hi = table.to_ascii_lowercase();
+                }
+            }
+        }
+        let own = self.own.as_slice();
+        let owns = |s: &[u8]| s.len() > own.len() && s[..own.len()].eq_ignore_ascii_case(own);
+        let is_owned = name == b"sqlite_sequence"
+            || (owns(table)
+                && (owns(name) || (kind == b"index" && name.starts_with(b"sqlite_autoindex_"))));
+        if is_owned {
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            self.owned.push(SchemaObject {
+                schema: self.schema.clone(),
+                kind: text(kind),
+                name: text(name),
+                table: text(table),
+                sql: sql.map(text),
+            });
+        } else {
+            // The schema's name is not hashed: each schema's digest is kept apart.
+            self.sum = self.sum.wrapping_add(row_hash);
+            self.count += 1;
+        }
+    }
+}
+
+/// Reads one page of main through `sqlite_dbpage`, which sees the open transaction's pages.
+const READ_PAGE: &str = "SELECT data FROM sqlite_dbpage('main') WHERE pgno = ?1";
+
+/// Runs [`READ_PAGE`] into `buf`; `false` when there is no such page.
+fn read_page(
+    stmt: &mut rusqlite::Statement<'_>,
+    pgno: u32,
+    buf: &mut Vec<u8>,
+) -> rusqlite::Result<bool> {
+    let mut rows = stmt.query([pgno])?;
+    let Some(row) = rows.next()? else {
+        return Ok(false);
+    };
+    buf.clear();
+    buf.extend_from_slice(row.get_ref(0)?.as_blob()?);
+    Ok(true)
 }
 
 /// Compares `a`, lowercased, with `b` (already lowercase), without allocating.
@@ -419,6 +456,7 @@ impl SqliteBackend {
             page_memo: None,
             dbpage: None,
             page_keys: PageKeys::default(),
+            row_keys: Default::default(),
         };
         backend.harden()?;
         backend.truncate_journal()?;
@@ -446,7 +484,7 @@ impl SqliteBackend {
             6,
             FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DIRECTONLY,
             SchemaScan {
-                keys: Default::default(),
+                keys: self.row_keys.clone(),
                 out: self.scan_out.clone(),
             },
         )
@@ -744,6 +782,41 @@ impl SqliteBackend {
             .unwrap_or_default())
     }
 
+    /// Reads the rows of one leaf page of main's schema table from the page itself (and its
+    /// overflow pages), as the scan aggregate would see them. `None`: read them through SQLite
+    /// (the database's text is not UTF-8, or a record does not decode).
+    fn scan_leaf(&self, scope: &Scope, page: u32) -> Result<Option<ScanOut>> {
+        let e = |e| db_error(&self.path, "cannot read the schema's pages", e);
+        let mut stmt = self.conn.prepare_cached(READ_PAGE).map_err(e)?;
+        let mut read = |pgno: u32, buf: &mut Vec<u8>| read_page(&mut stmt, pgno, buf);
+        let Some(records) = schema_pages::leaf_records(&mut read, page).map_err(e)? else {
+            return Ok(None);
+        };
+        let mut out = ScanOut {
+            own: scope.own.as_bytes().to_vec(),
+            schema: "main".to_string(),
+            ..ScanOut::default()
+        };
+        fn text<'a>(v: Stored<'a>) -> &'a [u8] {
+            match v {
+                Stored::Text(t) => t,
+                _ => &[],
+            }
+        }
+        for record in &records {
+            // type, name, tbl_name, rootpage, sql
+            let Some([kind, name, table, _, sql]) = schema_pages::columns::<5>(record) else {
+                return Ok(None);
+            };
+            let sql = match sql {
+                Stored::Text(t) => Some(t),
+                _ => None,
+            };
+            out.fold(&self.row_keys, text(kind), text(name), text(table), sql);
+        }
+        Ok(Some(out))
+    }
+
     /// Scans main's schema table by its leaf pages: a leaf whose content an earlier scan saw
     /// is taken from the memo (for another plugin too, when the leaf holds none of this
     /// plugin's rows), and only the rows of the other leaves are read, by rowid range. A step's
@@ -751,7 +824,6 @@ impl SqliteBackend {
     /// lacks `sqlite_dbpage`, or when the pages do not read as a table b-tree whose leaves hold
     /// the rows SQLite reads from them.
     fn scan_main_by_pages(&mut self, scope: &Scope) -> Result<Option<LeafPart>> {
-        const READ_PAGE: &str = "SELECT data FROM sqlite_dbpage('main') WHERE pgno = ?1";
         if self.dbpage.is_none() {
             let available = self.conn.prepare_cached(READ_PAGE).is_ok();
             if !available {
@@ -767,18 +839,9 @@ impl SqliteBackend {
         let mut memo = self.page_memo.take().unwrap_or_default();
         let e = |e| db_error(&self.path, "cannot read the schema's pages", e);
         let mut stmt = self.conn.prepare_cached(READ_PAGE).map_err(e)?;
-        let mut read = |pgno: u32, buf: &mut Vec<u8>| -> rusqlite::Result<bool> {
-            let mut rows = stmt.query([pgno])?;
-            let Some(row) = rows.next()? else {
-                return Ok(false);
-            };
-            buf.clear();
-            buf.extend_from_slice(row.get_ref(0)?.as_blob()?);
-            Ok(true)
-        };
+        let mut read = |pgno: u32, buf: &mut Vec<u8>| read_page(&mut stmt, pgno, buf);
         let known = |bytes: u64| {
             memo.get(&bytes).map(|part| schema_pages::KnownLeaf {
-                overflow: part.overflow,
                 chains: &part.chains,
                 rowids: part.rowids,
             })
@@ -805,7 +868,10 @@ impl SqliteBackend {
                     ..LeafPart::default()
                 },
                 (None, Some(range)) => {
-                    let out = self.scan_rows(scope, "main", Some(range))?;
+                    let out = match self.scan_leaf(scope, leaf.page)? {
+                        Some(out) => out,
+                        None => self.scan_rows(scope, "main", Some(range))?,
+                    };
                     let part = LeafPart {
                         overflow: leaf.overflow,
                         chains: leaf.chains,
