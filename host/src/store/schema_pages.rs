@@ -44,6 +44,16 @@ pub(crate) struct KnownLeaf<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct PageKeys(foldhash::quality::RandomState);
 
+/// Buffers a walk reads pages into, kept from walk to walk: a walk reads every page of the
+/// schema table, and allocating for each would leave the heap fragmented among SQLite's
+/// long-lived schema objects.
+#[derive(Debug, Default)]
+pub(crate) struct Buffers {
+    page: Vec<u8>,
+    overflow: Vec<u8>,
+    seen: foldhash::HashSet<u32>,
+}
+
 /// Reads one page of the database into the buffer; `false` when there is no such page.
 pub(crate) type ReadPage<'a, E> = dyn FnMut(u32, &mut Vec<u8>) -> Result<bool, E> + 'a;
 
@@ -56,9 +66,15 @@ pub(crate) fn schema_leaves<'m, E>(
     read: &mut ReadPage<'_, E>,
     keys: &PageKeys,
     known: &dyn Fn(u64) -> Option<KnownLeaf<'m>>,
+    buffers: &mut Buffers,
 ) -> Result<Option<Vec<Leaf>>, E> {
-    let mut buf = Vec::new();
-    if !read(1, &mut buf)? || buf.len() < 100 {
+    let Buffers {
+        page: buf,
+        overflow,
+        seen,
+    } = buffers;
+    seen.clear();
+    if !read(1, buf)? || buf.len() < 100 {
         return Ok(None);
     }
     // The database header: page size (1 means 65,536) and the bytes reserved at each page's
@@ -76,14 +92,14 @@ pub(crate) fn schema_leaves<'m, E>(
         keys,
         page_size,
         usable,
-        seen: foldhash::HashSet::default(),
-        overflow: Vec::new(),
+        seen,
+        overflow,
     };
     let mut leaves: Vec<Leaf> = Vec::new();
     let mut stack = vec![1u32];
     let mut highest: Option<i64> = None;
     while let Some(pgno) = stack.pop() {
-        if !walk.seen.insert(pgno) || !(walk.read)(pgno, &mut buf)? || buf.len() != page_size {
+        if !walk.seen.insert(pgno) || !(walk.read)(pgno, buf)? || buf.len() != page_size {
             return Ok(None);
         }
         let header = if pgno == 1 { 100 } else { 0 };
@@ -169,8 +185,8 @@ struct Walk<'r, 'a, 'k, E> {
     page_size: usize,
     usable: usize,
     /// Every page reached so far: a page reached twice is not a tree.
-    seen: foldhash::HashSet<u32>,
-    overflow: Vec<u8>,
+    seen: &'r mut foldhash::HashSet<u32>,
+    overflow: &'r mut Vec<u8>,
 }
 
 impl<E> Walk<'_, '_, '_, E> {
@@ -186,7 +202,7 @@ impl<E> Walk<'_, '_, '_, E> {
             for _ in 0..pages {
                 if next == 0
                     || !self.seen.insert(next)
-                    || !(self.read)(next, &mut self.overflow)?
+                    || !(self.read)(next, self.overflow)?
                     || self.overflow.len() != self.page_size
                 {
                     return Ok(None);
@@ -215,9 +231,14 @@ pub(crate) enum Stored<'a> {
 pub(crate) fn leaf_records<E>(
     read: &mut ReadPage<'_, E>,
     pgno: u32,
+    buffers: &mut Buffers,
 ) -> Result<Option<Vec<Vec<u8>>>, E> {
-    let mut buf = Vec::new();
-    if !read(1, &mut buf)? || buf.len() < 100 {
+    let Buffers {
+        page: buf,
+        overflow,
+        ..
+    } = buffers;
+    if !read(1, buf)? || buf.len() < 100 {
         return Ok(None);
     }
     let page_size = match u16::from_be_bytes([buf[16], buf[17]]) {
@@ -229,7 +250,7 @@ pub(crate) fn leaf_records<E>(
     if buf.len() != page_size || usable < 480 || be32(&buf, 56) != Some(1) {
         return Ok(None);
     }
-    if pgno != 1 && !read(pgno, &mut buf)? {
+    if pgno != 1 && !read(pgno, buf)? {
         return Ok(None);
     }
     let header = if pgno == 1 { 100 } else { 0 };
@@ -237,7 +258,6 @@ pub(crate) fn leaf_records<E>(
         return Ok(None);
     };
     let mut records = Vec::with_capacity(page.cells);
-    let mut overflow = Vec::new();
     for i in 0..page.cells {
         let Some(cell) = page.leaf_cell(&buf, i) else {
             return Ok(None);
@@ -246,7 +266,7 @@ pub(crate) fn leaf_records<E>(
         record.extend_from_slice(&buf[cell.local.clone()]);
         let mut next = cell.overflow;
         for _ in 0..cell.overflow_pages {
-            if next == 0 || !read(next, &mut overflow)? || overflow.len() != page_size {
+            if next == 0 || !read(next, overflow)? || overflow.len() != page_size {
                 return Ok(None);
             }
             let take = (cell.payload - record.len()).min(usable - 4);
@@ -453,7 +473,7 @@ mod tests {
                     rowids: l.rowids,
                 })
         };
-        schema_leaves(&mut read, keys, &known).unwrap()
+        schema_leaves(&mut read, keys, &known, &mut Buffers::default()).unwrap()
     }
 
     /// Every rowid of `sqlite_schema`, as SQLite reads them.
@@ -600,12 +620,17 @@ mod tests {
             buf.extend_from_slice(row.get_ref(0)?.as_blob()?);
             Ok(true)
         };
-        let leaves = schema_leaves(&mut read, &keys, &|_| None).unwrap().unwrap();
+        let mut buffers = Buffers::default();
+        let leaves = schema_leaves(&mut read, &keys, &|_| None, &mut buffers)
+            .unwrap()
+            .unwrap();
         let mut rows = 0;
         let mut overflowed = 0;
         for leaf in &leaves {
             let (lo, hi) = leaf.rowids.unwrap();
-            let records = leaf_records(&mut read, leaf.page).unwrap().unwrap();
+            let records = leaf_records(&mut read, leaf.page, &mut buffers)
+                .unwrap()
+                .unwrap();
             let decoded: Vec<_> = records
                 .iter()
                 .map(|r| {
@@ -651,7 +676,10 @@ mod tests {
                 }
             })
             .unwrap();
-        assert_eq!(leaf_records(&mut read, interior).unwrap(), None);
+        assert_eq!(
+            leaf_records(&mut read, interior, &mut buffers).unwrap(),
+            None
+        );
     }
 
     #[test]

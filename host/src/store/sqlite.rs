@@ -151,6 +151,7 @@ pub(crate) struct SqliteBackend {
     /// Keys of the schema scan's row digest, shared by the SQL aggregate and the rows read
     /// from pages.
     row_keys: foldhash::quality::RandomState,
+    page_buffers: std::cell::RefCell<schema_pages::Buffers>,
 }
 
 /// What the last scan of main's schema table found on each of its leaf pages, keyed by the
@@ -216,7 +217,8 @@ impl LeafPart {
         }
         self.own = own.to_string();
         self.foreign = self.all;
-        self.owned.clear();
+        // Not `clear`: the memo keeps every leaf, and a cleared vector keeps its buffer.
+        self.owned = Vec::new();
         true
     }
 }
@@ -457,6 +459,7 @@ impl SqliteBackend {
             dbpage: None,
             page_keys: PageKeys::default(),
             row_keys: Default::default(),
+            page_buffers: Default::default(),
         };
         backend.harden()?;
         backend.truncate_journal()?;
@@ -789,7 +792,10 @@ impl SqliteBackend {
         let e = |e| db_error(&self.path, "cannot read the schema's pages", e);
         let mut stmt = self.conn.prepare_cached(READ_PAGE).map_err(e)?;
         let mut read = |pgno: u32, buf: &mut Vec<u8>| read_page(&mut stmt, pgno, buf);
-        let Some(records) = schema_pages::leaf_records(&mut read, page).map_err(e)? else {
+        let Some(records) =
+            schema_pages::leaf_records(&mut read, page, &mut self.page_buffers.borrow_mut())
+                .map_err(e)?
+        else {
             return Ok(None);
         };
         let mut out = ScanOut {
@@ -846,7 +852,12 @@ impl SqliteBackend {
                 rowids: part.rowids,
             })
         };
-        let leaves = schema_pages::schema_leaves(&mut read, &self.page_keys, &known);
+        let leaves = schema_pages::schema_leaves(
+            &mut read,
+            &self.page_keys,
+            &known,
+            &mut self.page_buffers.borrow_mut(),
+        );
         drop(stmt);
         let Some(leaves) = leaves.map_err(e)? else {
             tracing::debug!("sqlite_schema's pages do not read as a b-tree: reading every row");
