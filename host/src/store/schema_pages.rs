@@ -54,6 +54,44 @@ pub(crate) struct Buffers {
     seen: foldhash::HashSet<u32>,
 }
 
+/// Reads one page of main through `sqlite_dbpage`, which sees the open transaction's pages.
+pub(crate) const READ_PAGE: &str = "SELECT data FROM sqlite_dbpage('main') WHERE pgno = ?1";
+
+/// Runs [`READ_PAGE`] into `buf`; `false` when there is no such page.
+pub(crate) fn read_page(
+    stmt: &mut rusqlite::Statement<'_>,
+    pgno: u32,
+    buf: &mut Vec<u8>,
+) -> rusqlite::Result<bool> {
+    let mut rows = stmt.query([pgno])?;
+    let Some(row) = rows.next()? else {
+        return Ok(false);
+    };
+    buf.clear();
+    buf.extend_from_slice(row.get_ref(0)?.as_blob()?);
+    Ok(true)
+}
+
+/// The database header's page size and usable size (the page less the bytes reserved at its
+/// end), and whether its text is UTF-8; `None` when page 1 does not read as one.
+fn geometry<E>(
+    read: &mut ReadPage<'_, E>,
+    buf: &mut Vec<u8>,
+) -> Result<Option<(usize, usize, bool)>, E> {
+    if !read(1, buf)? || buf.len() < 100 {
+        return Ok(None);
+    }
+    let page_size = match u16::from_be_bytes([buf[16], buf[17]]) {
+        1 => 65_536,
+        n => usize::from(n),
+    };
+    let usable = page_size - usize::from(buf[20]);
+    if buf.len() != page_size || usable < 480 {
+        return Ok(None);
+    }
+    Ok(Some((page_size, usable, be32(buf, 56) == Some(1))))
+}
+
 /// Reads one page of the database into the buffer; `false` when there is no such page.
 pub(crate) type ReadPage<'a, E> = dyn FnMut(u32, &mut Vec<u8>) -> Result<bool, E> + 'a;
 
@@ -74,19 +112,9 @@ pub(crate) fn schema_leaves<'m, E>(
         seen,
     } = buffers;
     seen.clear();
-    if !read(1, buf)? || buf.len() < 100 {
+    let Some((page_size, usable, _)) = geometry(read, buf)? else {
         return Ok(None);
-    }
-    // The database header: page size (1 means 65,536) and the bytes reserved at each page's
-    // end (`usable` is what b-tree pages use).
-    let page_size = match u16::from_be_bytes([buf[16], buf[17]]) {
-        1 => 65_536,
-        n => usize::from(n),
     };
-    let usable = page_size - usize::from(buf[20]);
-    if buf.len() != page_size || usable < 480 {
-        return Ok(None);
-    }
     let mut walk = Walk {
         read,
         keys,
@@ -238,18 +266,10 @@ pub(crate) fn leaf_records<E>(
         overflow,
         ..
     } = buffers;
-    if !read(1, buf)? || buf.len() < 100 {
+    // Text encoding UTF-8: what the scan's aggregate sees.
+    let Some((page_size, usable, true)) = geometry(read, buf)? else {
         return Ok(None);
-    }
-    let page_size = match u16::from_be_bytes([buf[16], buf[17]]) {
-        1 => 65_536,
-        n => usize::from(n),
     };
-    let usable = page_size - usize::from(buf[20]);
-    // Text encoding 1: UTF-8, what the scan's aggregate sees.
-    if buf.len() != page_size || usable < 480 || be32(&buf, 56) != Some(1) {
-        return Ok(None);
-    }
     if pgno != 1 && !read(pgno, buf)? {
         return Ok(None);
     }
@@ -453,17 +473,8 @@ mod tests {
 
     /// A walk that knows the leaves of an earlier one, as the backend's memo does.
     fn walk(conn: &Connection, keys: &PageKeys, earlier: &[Leaf]) -> Option<Vec<Leaf>> {
-        let mut read = |pgno: u32, buf: &mut Vec<u8>| -> rusqlite::Result<bool> {
-            let mut stmt =
-                conn.prepare_cached("SELECT data FROM sqlite_dbpage('main') WHERE pgno = ?1")?;
-            let mut rows = stmt.query([pgno])?;
-            let Some(row) = rows.next()? else {
-                return Ok(false);
-            };
-            buf.clear();
-            buf.extend_from_slice(row.get_ref(0)?.as_blob()?);
-            Ok(true)
-        };
+        let mut stmt = conn.prepare(READ_PAGE).unwrap();
+        let mut read = |pgno: u32, buf: &mut Vec<u8>| read_page(&mut stmt, pgno, buf);
         let known = |bytes: u64| {
             earlier
                 .iter()
@@ -555,14 +566,8 @@ mod tests {
                 .cloned()
                 .unwrap()
         };
-        let page = |pgno: u32| -> Vec<u8> {
-            conn.query_row(
-                "SELECT data FROM sqlite_dbpage('main') WHERE pgno = ?1",
-                [pgno],
-                |r| r.get(0),
-            )
-            .unwrap()
-        };
+        let page =
+            |pgno: u32| -> Vec<u8> { conn.query_row(READ_PAGE, [pgno], |r| r.get(0)).unwrap() };
         let was = holding(&after);
         assert_eq!(was.chains.len(), 1, "{was:?}");
         let bytes = page(was.page);
@@ -609,17 +614,8 @@ mod tests {
         script.push_str("CREATE VIEW v AS SELECT 1; COMMIT;");
         conn.execute_batch(&script).unwrap();
         let keys = PageKeys::default();
-        let mut read = |pgno: u32, buf: &mut Vec<u8>| -> rusqlite::Result<bool> {
-            let mut stmt =
-                conn.prepare_cached("SELECT data FROM sqlite_dbpage('main') WHERE pgno = ?1")?;
-            let mut rows = stmt.query([pgno])?;
-            let Some(row) = rows.next()? else {
-                return Ok(false);
-            };
-            buf.clear();
-            buf.extend_from_slice(row.get_ref(0)?.as_blob()?);
-            Ok(true)
-        };
+        let mut stmt = conn.prepare(READ_PAGE).unwrap();
+        let mut read = |pgno: u32, buf: &mut Vec<u8>| read_page(&mut stmt, pgno, buf);
         let mut buffers = Buffers::default();
         let leaves = schema_leaves(&mut read, &keys, &|_| None, &mut buffers)
             .unwrap()

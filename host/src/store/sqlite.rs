@@ -2,7 +2,7 @@
 //! statements and the host's ledger writes.
 
 use super::authorizer::{SharedAuthState, authorizer, first_keyword, is_autoindex_of};
-use super::schema_pages::{self, PageKeys, Stored};
+use super::schema_pages::{self, PageKeys, READ_PAGE, Stored, read_page};
 use super::{
     Backend, BackendOptions, Direction, LedgerEntry, Outcome, Rows, SchemaMark, SchemaObject,
     Scope, SqlError, SqlLimits, StepCheck, Value,
@@ -395,24 +395,6 @@ impl ScanOut {
             self.count += 1;
         }
     }
-}
-
-/// Reads one page of main through `sqlite_dbpage`, which sees the open transaction's pages.
-const READ_PAGE: &str = "SELECT data FROM sqlite_dbpage('main') WHERE pgno = ?1";
-
-/// Runs [`READ_PAGE`] into `buf`; `false` when there is no such page.
-fn read_page(
-    stmt: &mut rusqlite::Statement<'_>,
-    pgno: u32,
-    buf: &mut Vec<u8>,
-) -> rusqlite::Result<bool> {
-    let mut rows = stmt.query([pgno])?;
-    let Some(row) = rows.next()? else {
-        return Ok(false);
-    };
-    buf.clear();
-    buf.extend_from_slice(row.get_ref(0)?.as_blob()?);
-    Ok(true)
 }
 
 /// Compares `a`, lowercased, with `b` (already lowercase), without allocating.
