@@ -4,10 +4,10 @@
 //! own changes) tells which leaves changed: a leaf whose bytes, and whose rows' overflow
 //! pages, are what they were holds the very rows it held, so their digest can be reused.
 //!
-//! Only the tree's shape is read here (page types, child pointers, cell sizes, rowids); the
-//! rows themselves are still read by SQLite, by rowid range, for the leaves that changed.
-//! Anything that does not look like a table b-tree ends the walk with `None`, and the caller
-//! falls back to reading every row.
+//! The walk reads the tree's shape (page types, child pointers, cell sizes, rowids, overflow
+//! chains); the records of a leaf that changed are decoded from its page by
+//! [`leaf_records`] and [`columns`]. Anything that does not look like a table b-tree ends the
+//! walk with `None`, and the caller falls back to reading every row through SQLite.
 
 use std::hash::{BuildHasher, Hasher};
 

@@ -807,8 +807,9 @@ impl SqliteBackend {
 
     /// Scans main's schema table by its leaf pages: a leaf whose content an earlier scan saw
     /// is taken from the memo (for another plugin too, when the leaf holds none of this
-    /// plugin's rows), and only the rows of the other leaves are read, by rowid range. A step's
-    /// DDL changes one leaf or a few of dozens. `None` (read every row instead) when this SQLite
+    /// plugin's rows), and only the rows of the other leaves are read, from the page (through
+    /// SQL, by rowid range, when the page does not decode). A step's DDL changes one leaf or a
+    /// few of dozens. `None` (read every row instead) when this SQLite
     /// lacks `sqlite_dbpage`, or when the pages do not read as a table b-tree whose leaves hold
     /// the rows SQLite reads from them.
     fn scan_main_by_pages(&mut self, scope: &Scope) -> Result<Option<LeafPart>> {
