@@ -127,18 +127,22 @@ pub(crate) fn schema_leaves<'m, E>(
     let mut stack = vec![1u32];
     let mut highest: Option<i64> = None;
     while let Some(pgno) = stack.pop() {
-        if !walk.seen.insert(pgno) || !(walk.read)(pgno, buf)? || buf.len() != page_size {
+        // Page 1 is still in `buf` from reading the header (it is the first page walked).
+        if !walk.seen.insert(pgno)
+            || (pgno != 1 && !(walk.read)(pgno, buf)?)
+            || buf.len() != page_size
+        {
             return Ok(None);
         }
         let header = if pgno == 1 { 100 } else { 0 };
-        let Some(page) = BtreePage::parse(&buf, header, usable) else {
+        let Some(page) = BtreePage::parse(buf, header, usable) else {
             return Ok(None);
         };
         if !page.leaf {
             // Children right to left, so the leftmost is walked first.
             stack.push(page.right);
             for i in (0..page.cells).rev() {
-                let Some(child) = page.child(&buf, i) else {
+                let Some(child) = page.child(buf, i) else {
                     return Ok(None);
                 };
                 stack.push(child);
@@ -169,7 +173,7 @@ pub(crate) fn schema_leaves<'m, E>(
                 let mut rowids: Option<(i64, i64)> = None;
                 let mut chains = Vec::new();
                 for i in 0..page.cells {
-                    let Some(cell) = page.leaf_cell(&buf, i) else {
+                    let Some(cell) = page.leaf_cell(buf, i) else {
                         return Ok(None);
                     };
                     // Rowids rise from cell to cell.
@@ -274,12 +278,12 @@ pub(crate) fn leaf_records<E>(
         return Ok(None);
     }
     let header = if pgno == 1 { 100 } else { 0 };
-    let Some(page) = BtreePage::parse(&buf, header, usable).filter(|p| p.leaf) else {
+    let Some(page) = BtreePage::parse(buf, header, usable).filter(|p| p.leaf) else {
         return Ok(None);
     };
     let mut records = Vec::with_capacity(page.cells);
     for i in 0..page.cells {
-        let Some(cell) = page.leaf_cell(&buf, i) else {
+        let Some(cell) = page.leaf_cell(buf, i) else {
             return Ok(None);
         };
         let mut record = Vec::with_capacity(cell.payload);
@@ -636,7 +640,7 @@ mod tests {
                         _ => None,
                     };
                     assert_eq!(root, Stored::Number);
-                    (text(kind), text(name), text(table), text(sql))
+                    [text(kind), text(name), text(table), text(sql)]
                 })
                 .collect();
             let mut stmt = conn
@@ -645,14 +649,9 @@ mod tests {
                      WHERE rowid BETWEEN ?1 AND ?2 ORDER BY rowid",
                 )
                 .unwrap();
-            let expected: Vec<(
-                Option<String>,
-                Option<String>,
-                Option<String>,
-                Option<String>,
-            )> = stmt
+            let expected: Vec<[Option<String>; 4]> = stmt
                 .query_map([lo, hi], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?])
                 })
                 .unwrap()
                 .collect::<rusqlite::Result<_>>()

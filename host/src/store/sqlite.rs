@@ -691,12 +691,12 @@ impl SqliteBackend {
         let mut owned = Vec::new();
         let mut foreign = [(0u64, 0u64); 2];
         for (i, schema) in ["main", "temp"].into_iter().enumerate() {
-            if let Some(mark) = reuse {
-                if mark.versions[i] == versions[i] {
-                    foreign[i] = mark.foreign[i];
-                    owned.extend(mark.owned.iter().filter(|o| o.schema == schema).cloned());
-                    continue;
-                }
+            if let Some(mark) = reuse
+                && mark.versions[i] == versions[i]
+            {
+                foreign[i] = mark.foreign[i];
+                owned.extend(mark.owned.iter().filter(|o| o.schema == schema).cloned());
+                continue;
             }
             if i == 0
                 && let Some(part) = self.scan_main_by_pages(scope)?
