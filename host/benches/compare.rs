@@ -210,7 +210,14 @@ async fn wasmig_inserts(n: i64, mode: &str, cache: &Path, compiler: Compiler) ->
 
 // --- main -----------------------------------------------------------------------------------
 
+/// The allocator the `wasmig` binary uses, so the in-process figures are the binary's.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: wasmig::allocator::MiMalloc = wasmig::allocator::MiMalloc;
+
 fn main() {
+    #[cfg(feature = "mimalloc")]
+    wasmig::allocator::route_sqlite().expect("SQLite is not initialized yet");
     let args: Vec<String> = std::env::args().collect();
     if let [_, flag, db] = &args[..]
         && flag == "--sqlite-floor"

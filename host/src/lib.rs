@@ -18,6 +18,8 @@
 //! ```
 #![deny(missing_docs)]
 
+#[cfg(feature = "mimalloc")]
+pub mod allocator;
 mod catalog;
 mod error;
 mod executor;
