@@ -51,7 +51,13 @@ mod value;
 pub use value::{FromValue, Row, Rows, Value};
 
 use sha2::{Digest, Sha256};
+use std::cell::RefCell;
 use std::fmt;
+
+thread_local! {
+    /// The parameters of the `execute` call being made, packed; reused from call to call.
+    static PACKED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 #[doc(hidden)]
 #[allow(missing_docs)]
@@ -160,7 +166,19 @@ pub struct Tx {
 impl Tx {
     /// Runs one statement with positional parameters and returns how many rows it changed.
     pub fn execute(&self, statement: &str, params: &[Value]) -> Result<u64> {
-        Ok(wit_sql::execute(statement, params)?)
+        // Packed into bytes the host reads in place (`execute-packed`): cheaper to build and to
+        // cross than a `list<value>`, in a buffer reused from call to call.
+        PACKED.with_borrow_mut(|packed| {
+            packed.clear();
+            for value in params {
+                value.pack(packed);
+            }
+            let changed = wit_sql::execute_packed(statement, packed);
+            if packed.capacity() > Batch::CHUNK_BYTES {
+                *packed = Vec::new();
+            }
+            Ok(changed?)
+        })
     }
 
     /// Runs one statement that returns rows.
@@ -168,11 +186,23 @@ impl Tx {
         Ok(Rows::from_wit(wit_sql::query(statement, params)?))
     }
 
-    /// Runs one statement once per parameter list, in a single call to the host. Returns
-    /// the total number of rows changed. For large loads [`Tx::batch`] is cheaper (no list
-    /// per row) and needs bounded memory.
+    /// Runs one statement once per parameter list, in order, and returns the total number of
+    /// rows changed; stops at the first error. Rows of one width go as a [`Tx::batch`] does
+    /// (values packed end to end, a few thousand rows per call to the host); other lists in
+    /// one `execute-many` call. For large loads [`Tx::batch`] needs less memory: it does not
+    /// hold every row.
     pub fn execute_many(&self, statement: &str, params: &[Vec<Value>]) -> Result<u64> {
-        Ok(wit_sql::execute_many(statement, params)?)
+        let width = params.first().map_or(0, Vec::len);
+        if width == 0 || params.iter().any(|row| row.len() != width) {
+            // No rows, rows without parameters, or ragged rows: the host reports what is
+            // wrong (an empty list still prepares, so checks, the statement).
+            return Ok(wit_sql::execute_many(statement, params)?);
+        }
+        let mut batch = self.batch(statement);
+        for row in params {
+            batch.push(row)?;
+        }
+        batch.finish()
     }
 
     /// Runs a script of `;`-separated statements without parameters.
@@ -199,7 +229,8 @@ impl Tx {
         Batch {
             statement,
             width: 0,
-            values: Vec::new(),
+            packed: Vec::new(),
+            values: 0,
             changed: 0,
         }
     }
@@ -210,19 +241,35 @@ impl Tx {
 pub struct Batch<'t> {
     statement: &'t str,
     width: usize,
-    values: Vec<Value>,
+    /// The buffered rows' values, packed as `execute-batch-packed` takes them.
+    packed: Vec<u8>,
+    /// How many values `packed` holds.
+    values: usize,
     changed: u64,
 }
 
 impl Batch<'_> {
     /// How many values are buffered before they go to the host.
     const CHUNK_VALUES: usize = 16 * 1024;
+    /// How many bytes of packed values are buffered before they go to the host (for rows
+    /// of long text or blobs).
+    const CHUNK_BYTES: usize = 1 << 20;
 
     /// Adds one row. Every row has as many values as the first one.
     pub fn row(&mut self, row: impl IntoIterator<Item = Value>) -> Result<()> {
-        let start = self.values.len();
-        self.values.extend(row);
-        let width = self.values.len() - start;
+        self.push(row)
+    }
+
+    fn push<V: std::borrow::Borrow<Value>>(
+        &mut self,
+        row: impl IntoIterator<Item = V>,
+    ) -> Result<()> {
+        let start = self.packed.len();
+        let mut width = 0;
+        for value in row {
+            value.borrow().pack(&mut self.packed);
+            width += 1;
+        }
         if self.width == 0 {
             self.width = width;
         }
@@ -230,23 +277,25 @@ impl Batch<'_> {
             return Err(Error::other("a batch row needs at least one value"));
         }
         if width != self.width {
-            self.values.truncate(start);
+            self.packed.truncate(start);
             return Err(Error::other(format!(
                 "a batch row has {width} values; this batch's rows have {}",
                 self.width
             )));
         }
-        if self.values.len() >= Self::CHUNK_VALUES {
+        self.values += width;
+        if self.values >= Self::CHUNK_VALUES || self.packed.len() >= Self::CHUNK_BYTES {
             self.flush()?;
         }
         Ok(())
     }
 
     fn flush(&mut self) -> Result<()> {
-        if !self.values.is_empty() {
+        if self.values > 0 {
             self.changed +=
-                wit_sql::execute_batch(self.statement, self.width as u32, &self.values)?;
-            self.values.clear();
+                wit_sql::execute_batch_packed(self.statement, self.width as u32, &self.packed)?;
+            self.packed.clear();
+            self.values = 0;
         }
         Ok(())
     }

@@ -74,3 +74,39 @@ fn a_ragged_batch_fails_the_step_with_nothing_inserted() {
     let last = env.ledger().pop().unwrap();
     assert_eq!((last.0.as_str(), last.3.as_str()), ("bench", "failed"));
 }
+
+#[test]
+fn every_kind_of_value_crosses_every_way_unchanged() {
+    // `execute` and `Tx::batch` send packed values, `execute_many` too (rows of one width);
+    // each must store exactly what the plugin sent.
+    let env = bench("types", 0);
+    env.ok(&["up"]);
+    let stored = |via: &str| -> Vec<(String, String)> {
+        env.conn()
+            .prepare("SELECT typeof(v), quote(v) FROM bench__typed WHERE via = ?1 ORDER BY i")
+            .unwrap()
+            .query_map([via], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let expected: Vec<(String, String)> = [
+        ("null", "NULL"),
+        ("integer", "-9223372036854775808"),
+        ("integer", "-1"),
+        ("integer", "0"),
+        ("integer", "9223372036854775807"),
+        ("real", "-1.5"),
+        ("real", "1.0e+300"),
+        ("text", "''"),
+        ("text", "'héllo ✓ ''quoted'''"),
+        ("blob", "X''"),
+        ("blob", "X'00FF0304'"),
+    ]
+    .into_iter()
+    .map(|(t, q)| (t.to_string(), q.to_string()))
+    .collect();
+    for via in ["execute", "batch", "many"] {
+        assert_eq!(stored(via), expected, "values sent through {via}");
+    }
+}

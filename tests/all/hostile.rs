@@ -244,6 +244,12 @@ attacks! {
     a_ragged_raw_batch_is_refused_whole: "ragged-batch" => "not a whole number of rows of 4";
     an_empty_execute_many_is_still_authorized: "empty-many-other" => "table \"accounts__user\" is outside";
     an_empty_raw_batch_is_still_authorized: "empty-batch-other" => "table \"accounts__user\" is outside";
+    packed_parameters_are_authorized_like_any_others: "packed-other" => "table \"accounts__user\" is outside";
+    a_packed_value_with_an_unknown_tag_is_refused: "packed-bad-tag" => "malformed packed parameters: unknown tag 9 at byte 9 of 10";
+    a_packed_text_longer_than_its_bytes_is_refused: "packed-cut-short" => "malformed packed parameters: a text or blob longer than the bytes left at byte 0 of 6";
+    a_packed_text_not_in_utf8_is_refused: "packed-not-utf8" => "malformed packed parameters: text not UTF-8 at byte 0 of 6";
+    a_packed_batch_over_the_limit_is_refused: "packed-too-many" => "a packed call takes at most 1048576 values";
+    a_ragged_packed_batch_is_refused_whole: "packed-ragged" => "execute-batch-packed got 7 values, which is not a whole number of rows of 4";
     reusing_a_statement_the_host_cached_is_denied: "reuse-host-statement" => "_wasmig_component";
     executing_a_statement_the_host_cached_is_denied: "reuse-host-execute" => "table \"_wasmig_applied\" is outside";
 }

@@ -46,6 +46,27 @@ fn insert(tx: &Tx) -> Result<()> {
             let rows: Vec<Vec<Value>> = (0..n).map(row).collect();
             tx.execute_many(INSERT, &rows)?;
         }
+        "types" => {
+            // Every kind of value, with its edge cases, through each way of sending it.
+            tx.execute("CREATE TABLE bench__typed (via TEXT, i INTEGER, v)", &[])?;
+            let values = typed_values();
+            let insert = "INSERT INTO bench__typed VALUES (?1, ?2, ?3)";
+            for (i, v) in values.iter().enumerate() {
+                tx.execute(
+                    insert,
+                    &[Value::from("execute"), Value::from(i as i64), v.clone()],
+                )?;
+            }
+            let mut batch = tx.batch(insert);
+            for (i, v) in values.iter().enumerate() {
+                batch.row([Value::from("batch"), Value::from(i as i64), v.clone()])?;
+            }
+            batch.finish()?;
+            let rows: Vec<Vec<Value>> = (values.iter().enumerate())
+                .map(|(i, v)| vec![Value::from("many"), Value::from(i as i64), v.clone()])
+                .collect();
+            tx.execute_many(insert, &rows)?;
+        }
         "ragged" => {
             // A batch whose second row is short: refused by the SDK, nothing sent.
             let mut batch = tx.batch(INSERT);
@@ -56,6 +77,23 @@ fn insert(tx: &Tx) -> Result<()> {
         other => return Err(Error::other(format!("unknown mode {other}"))),
     }
     Ok(())
+}
+
+/// One of every kind of value, and the edge cases of each.
+fn typed_values() -> Vec<Value> {
+    vec![
+        Value::Null,
+        Value::Integer(i64::MIN),
+        Value::Integer(-1),
+        Value::Integer(0),
+        Value::Integer(i64::MAX),
+        Value::Real(-1.5),
+        Value::Real(1e300),
+        Value::Text(String::new()),
+        Value::Text("héllo ✓ 'quoted'".into()),
+        Value::Blob(Vec::new()),
+        Value::Blob(vec![0, 255, 3, 4]),
+    ]
 }
 
 fn plugin() -> Plugin {

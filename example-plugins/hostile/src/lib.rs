@@ -288,6 +288,42 @@ fn attack(tx: &Tx) -> Result<()> {
             sql::execute_batch("INSERT INTO evil__t VALUES (?1, ?2, ?3, ?4)", 4, &values)?;
             Ok(())
         }
+        "packed-other" => {
+            // Packed parameters go through the same checks as any other call.
+            use wasmig_guest::__bindings::wasmig::plugin::sql;
+            let mut email = vec![3, 3, 0, 0, 0];
+            email.extend_from_slice(b"a@x");
+            sql::execute_packed("INSERT INTO accounts__user (email) VALUES (?1)", &email)?;
+            Ok(())
+        }
+        "packed-bad-tag" | "packed-cut-short" | "packed-not-utf8" | "packed-too-many" => {
+            // Packed parameters the host cannot read, on the plugin's own table.
+            use wasmig_guest::__bindings::wasmig::plugin::sql;
+            tx.execute("CREATE TABLE evil__t (a)", &[])?;
+            tx.execute("INSERT INTO evil__t VALUES (1)", &[])?;
+            let insert = "INSERT INTO evil__t VALUES (?1)";
+            match name.as_str() {
+                "packed-bad-tag" => sql::execute_packed(insert, &[1, 0, 0, 0, 0, 0, 0, 0, 0, 9])?,
+                // A text that says it has 200 bytes and has 1.
+                "packed-cut-short" => sql::execute_packed(insert, &[3, 200, 0, 0, 0, b'a'])?,
+                "packed-not-utf8" => sql::execute_packed(insert, &[3, 1, 0, 0, 0, 0xff])?,
+                // One NULL more than a call may carry.
+                _ => sql::execute_batch_packed(insert, 1, &vec![0; (1 << 20) + 1])?,
+            };
+            Ok(())
+        }
+        "packed-ragged" => {
+            // Seven packed integers for rows of four.
+            use wasmig_guest::__bindings::wasmig::plugin::sql;
+            tx.execute("CREATE TABLE evil__t (a, b, c, d)", &[])?;
+            let mut packed = Vec::new();
+            for i in 0..7i64 {
+                packed.push(1);
+                packed.extend_from_slice(&i.to_le_bytes());
+            }
+            sql::execute_batch_packed("INSERT INTO evil__t VALUES (?1, ?2, ?3, ?4)", 4, &packed)?;
+            Ok(())
+        }
         other => Err(Error::other(format!("unknown attack {other}"))),
     }
 }

@@ -215,6 +215,56 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
         },
     )?;
     sql.func_wrap(
+        "execute-packed",
+        |mut store: StoreContextMut<'_, StepState>,
+         (statement, params): (WasmStr, WasmList<u8>)| {
+            let result = with_backend(store.as_context_mut(), |lent, store| {
+                let store = &*store;
+                let statement = statement.to_str(store)?;
+                lent.report.ran(&statement);
+                let mut values = Vec::with_capacity(8);
+                if let Err(e) = unpack(params.as_le_slice(store), &mut values, usize::MAX) {
+                    return Ok(Err(e));
+                }
+                Ok(lent.backend.execute(&statement, &values))
+            })?;
+            Ok((result,))
+        },
+    )?;
+    sql.func_wrap(
+        "execute-batch-packed",
+        |mut store: StoreContextMut<'_, StepState>,
+         (statement, width, params): (WasmStr, u32, WasmList<u8>)| {
+            let result = with_backend(store.as_context_mut(), |lent, store| {
+                let store = &*store;
+                let statement = statement.to_str(store)?;
+                lent.report.ran(&statement);
+                let width = width as usize;
+                let mut values = Vec::new();
+                if let Err(e) = unpack(params.as_le_slice(store), &mut values, MAX_BATCH_VALUES) {
+                    return Ok(Err(e));
+                }
+                if width == 0 || values.len() % width != 0 {
+                    return Ok(Err(SqlError::Syntax(format!(
+                        "execute-batch-packed got {} values, which is not a whole number of \
+                         rows of {width}",
+                        values.len()
+                    ))));
+                }
+                let mut changed = 0;
+                for chunk in chunks_or_empty(&values, width * BATCH_CHUNK) {
+                    let rows: Vec<&[ValueRef<'_>]> = chunk.chunks(width).collect();
+                    match lent.backend.execute_many(&statement, &rows) {
+                        Ok(n) => changed += n,
+                        Err(e) => return Ok(Err(e)),
+                    }
+                }
+                Ok(Ok(changed))
+            })?;
+            Ok((result,))
+        },
+    )?;
+    sql.func_wrap(
         "execute-script",
         |mut store: StoreContextMut<'_, StepState>, (script,): (WasmStr,)| {
             let result = with_backend(store.as_context_mut(), |lent, store| {
@@ -236,6 +286,63 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
 /// prepares its statement, so a bad one is reported.
 fn chunks_or_empty<T>(items: &[T], size: usize) -> impl Iterator<Item = &[T]> {
     items.chunks(size).chain(items.is_empty().then_some(items))
+}
+
+/// Decodes values packed as `execute-packed` describes (a tag byte, then 8 bytes of number or
+/// a 4-byte length and the bytes of text or blob; little-endian) into `out`, borrowing text
+/// and blobs from `bytes`: nothing is copied. At most `max` values.
+fn unpack<'a>(bytes: &'a [u8], out: &mut Vec<ValueRef<'a>>, max: usize) -> Result<(), SqlError> {
+    let malformed = |at: usize, what: &str| {
+        SqlError::Other(format!(
+            "malformed packed parameters: {what} at byte {at} of {}",
+            bytes.len()
+        ))
+    };
+    let mut rest = bytes;
+    while let Some((&tag, after_tag)) = rest.split_first() {
+        let at = bytes.len() - rest.len();
+        if out.len() == max {
+            return Err(SqlError::Limit(format!(
+                "a packed call takes at most {max} values; send the rows in several calls"
+            )));
+        }
+        let (value, after) = match tag {
+            0 => (ValueRef::Null, after_tag),
+            1 | 2 => {
+                let (number, after) = after_tag
+                    .split_first_chunk::<8>()
+                    .ok_or_else(|| malformed(at, "a number cut short"))?;
+                let value = if tag == 1 {
+                    ValueRef::Integer(i64::from_le_bytes(*number))
+                } else {
+                    ValueRef::Real(f64::from_le_bytes(*number))
+                };
+                (value, after)
+            }
+            3 | 4 => {
+                let (len, after) = after_tag
+                    .split_first_chunk::<4>()
+                    .ok_or_else(|| malformed(at, "a length cut short"))?;
+                let len = u32::from_le_bytes(*len) as usize;
+                if after.len() < len {
+                    return Err(malformed(at, "a text or blob longer than the bytes left"));
+                }
+                let (data, after) = after.split_at(len);
+                let value = if tag == 3 {
+                    ValueRef::Text(
+                        std::str::from_utf8(data).map_err(|_| malformed(at, "text not UTF-8"))?,
+                    )
+                } else {
+                    ValueRef::Blob(data)
+                };
+                (value, after)
+            }
+            _ => return Err(malformed(at, &format!("unknown tag {tag}"))),
+        };
+        out.push(value);
+        rest = after;
+    }
+    Ok(())
 }
 
 /// Binds and runs rows whose parameters lie end to end in `params`, row `i` ending at the
