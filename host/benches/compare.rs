@@ -277,7 +277,7 @@ fn main() {
             true,
             1.15,
             Compiler::Auto,
-            "100k INSERTs, batch import: execute_many, a list per row (native: prepared once)",
+            "100k INSERTs, batch import: execute_many, every row built first (native: prepared once)",
         ),
         (
             "single",

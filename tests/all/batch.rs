@@ -1,6 +1,7 @@
-//! Bulk loads: `Tx::batch` (values end to end, a few thousand rows per `execute-batch` call)
-//! and `execute_many` (a list per row) insert every row, in order, inside the step's
-//! transaction; a malformed batch fails the step with nothing inserted.
+//! Bulk loads: `Tx::batch` (values packed end to end, a few thousand rows per
+//! `execute-batch-packed` call) and `execute_many` (a list per row, every row at once) insert
+//! every row, in order, inside the step's transaction; a malformed batch fails the step with
+//! nothing inserted.
 
 use crate::support::{Env, artifacts};
 
@@ -46,8 +47,8 @@ fn expected(n: i64) -> (i64, i64, Option<String>, i64, f64) {
 
 #[test]
 fn a_batch_inserts_every_row_across_calls_and_chunks() {
-    // 10,000 rows of 4 values: three execute-batch calls (16,384 values each at most), each
-    // bound by the host in chunks of 1,024 rows.
+    // 10,000 rows of 4 values: three execute-batch-packed calls (16,384 values each at most),
+    // each bound by the host in chunks of 1,024 rows.
     let env = bench("batch", 10_000);
     let report = env.json(&["up"]);
     assert_eq!(report["steps"][0]["rows_changed"], 10_000, "{report}");

@@ -1,6 +1,7 @@
 //! The plugin `bench`: one step that inserts many rows, as `bench__config` says: one import
 //! call per row (`single`), values end to end a few thousand rows per call (`batch`), or a
-//! list per row in one call (`many`). For the boundary benchmark and the batch tests.
+//! list per row, all rows built before they are sent (`many`). For the boundary benchmark and
+//! the batch tests.
 
 use wasmig_guest::{Error, Migration, Plugin, Result, Tx, Value, params};
 
@@ -42,7 +43,8 @@ fn insert(tx: &Tx) -> Result<()> {
             batch.finish()?;
         }
         "many" => {
-            // A list per row, all rows in one call (execute-many).
+            // A list per row, every row built first; the SDK sends rows of one width packed,
+            // as a batch.
             let rows: Vec<Vec<Value>> = (0..n).map(row).collect();
             tx.execute_many(INSERT, &rows)?;
         }
