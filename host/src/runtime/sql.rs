@@ -123,6 +123,27 @@ fn one_statement<R>(
     Ok(result)
 }
 
+/// One statement with packed parameters (at most `max` values), recorded in the audit trail
+/// and run by `run` on the lent backend.
+fn packed_statement<R>(
+    mut store: StoreContextMut<'_, StepState>,
+    statement: WasmStr,
+    params: WasmList<u8>,
+    max: usize,
+    run: impl FnOnce(&mut dyn Backend, &str, &[ValueRef<'_>]) -> Result<R, SqlError>,
+) -> wasmtime::Result<Result<R, types::Error>> {
+    with_backend(store.as_context_mut(), |lent, store| {
+        let store = &*store;
+        let statement = statement.to_str(store)?;
+        lent.report.ran(&statement);
+        let mut values = Vec::with_capacity(8);
+        if let Err(e) = unpack(params.as_le_slice(store), &mut values, max) {
+            return Ok(Err(e));
+        }
+        Ok(run(&mut *lent.backend, &statement, &values))
+    })
+}
+
 pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<()> {
     let mut sql = linker.instance(INTERFACE)?;
     // `execute` and `query` take a short list, lifted with the call's arguments (one small
@@ -184,14 +205,6 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
                 // Owned: the values are lifted next, which needs the store mutably.
                 let statement = statement.to_str(&*store)?.into_owned();
                 lent.report.ran(&statement);
-                let width = width as usize;
-                if width == 0 || params.len() % width != 0 {
-                    return Ok(Err(SqlError::Syntax(format!(
-                        "execute-batch got {} values, which is not a whole number of rows of \
-                         {width}",
-                        params.len()
-                    ))));
-                }
                 if params.len() > MAX_BATCH_VALUES {
                     return Ok(Err(SqlError::Limit(format!(
                         "execute-batch takes at most {MAX_BATCH_VALUES} values per call, got \
@@ -200,67 +213,36 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
                     ))));
                 }
                 lift_params(store, &params, &mut lent.params)?;
-                let store = &*store;
-                let mut changed = 0;
-                for chunk in chunks_or_empty(&lent.params, width * BATCH_CHUNK) {
-                    let ends = (1..=chunk.len() / width).map(|row| row * width);
-                    match run_rows(&mut *lent.backend, &statement, store, chunk, ends)? {
-                        Ok(n) => changed += n,
-                        Err(e) => return Ok(Err(e)),
-                    }
-                }
-                Ok(Ok(changed))
+                let values = values(&lent.params, store)?;
+                let (backend, width) = (&mut *lent.backend, width as usize);
+                Ok(run_batch(
+                    backend,
+                    &statement,
+                    width,
+                    &values,
+                    "execute-batch",
+                ))
             })?;
             Ok((result,))
         },
     )?;
     sql.func_wrap(
         "execute-packed",
-        |mut store: StoreContextMut<'_, StepState>,
-         (statement, params): (WasmStr, WasmList<u8>)| {
-            let result = with_backend(store.as_context_mut(), |lent, store| {
-                let store = &*store;
-                let statement = statement.to_str(store)?;
-                lent.report.ran(&statement);
-                let mut values = Vec::with_capacity(8);
-                if let Err(e) = unpack(params.as_le_slice(store), &mut values, usize::MAX) {
-                    return Ok(Err(e));
-                }
-                Ok(lent.backend.execute(&statement, &values))
+        |store: StoreContextMut<'_, StepState>, (statement, params): (WasmStr, WasmList<u8>)| {
+            let result = packed_statement(store, statement, params, usize::MAX, |b, s, v| {
+                b.execute(s, v)
             })?;
             Ok((result,))
         },
     )?;
     sql.func_wrap(
         "execute-batch-packed",
-        |mut store: StoreContextMut<'_, StepState>,
+        |store: StoreContextMut<'_, StepState>,
          (statement, width, params): (WasmStr, u32, WasmList<u8>)| {
-            let result = with_backend(store.as_context_mut(), |lent, store| {
-                let store = &*store;
-                let statement = statement.to_str(store)?;
-                lent.report.ran(&statement);
-                let width = width as usize;
-                let mut values = Vec::new();
-                if let Err(e) = unpack(params.as_le_slice(store), &mut values, MAX_BATCH_VALUES) {
-                    return Ok(Err(e));
-                }
-                if width == 0 || values.len() % width != 0 {
-                    return Ok(Err(SqlError::Syntax(format!(
-                        "execute-batch-packed got {} values, which is not a whole number of \
-                         rows of {width}",
-                        values.len()
-                    ))));
-                }
-                let mut changed = 0;
-                for chunk in chunks_or_empty(&values, width * BATCH_CHUNK) {
-                    let rows: Vec<&[ValueRef<'_>]> = chunk.chunks(width).collect();
-                    match lent.backend.execute_many(&statement, &rows) {
-                        Ok(n) => changed += n,
-                        Err(e) => return Ok(Err(e)),
-                    }
-                }
-                Ok(Ok(changed))
-            })?;
+            let result =
+                packed_statement(store, statement, params, MAX_BATCH_VALUES, |b, s, v| {
+                    run_batch(b, s, width as usize, v, "execute-batch-packed")
+                })?;
             Ok((result,))
         },
     )?;
@@ -286,6 +268,29 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
 /// prepares its statement, so a bad one is reported.
 fn chunks_or_empty<T>(items: &[T], size: usize) -> impl Iterator<Item = &[T]> {
     items.chunks(size).chain(items.is_empty().then_some(items))
+}
+
+/// Runs `statement` once per row of `values`, `width` values a row, bound a chunk of rows at a
+/// time. `call` names the import in the error for values that are not whole rows.
+fn run_batch(
+    backend: &mut dyn Backend,
+    statement: &str,
+    width: usize,
+    values: &[ValueRef<'_>],
+    call: &str,
+) -> Result<u64, SqlError> {
+    if width == 0 || !values.len().is_multiple_of(width) {
+        return Err(SqlError::Syntax(format!(
+            "{call} got {} values, which is not a whole number of rows of {width}",
+            values.len()
+        )));
+    }
+    let mut changed = 0;
+    for chunk in chunks_or_empty(values, width * BATCH_CHUNK) {
+        let rows: Vec<&[ValueRef<'_>]> = chunk.chunks(width).collect();
+        changed += backend.execute_many(statement, &rows)?;
+    }
+    Ok(changed)
 }
 
 /// Decodes values packed as `execute-packed` describes (a tag byte, then 8 bytes of number or
