@@ -15,6 +15,10 @@ const INTERFACE: &str = "wasmig:plugin/sql@0.1.0";
 /// batch of any size needs to a few of these rows at a time.
 const BATCH_CHUNK: usize = 1024;
 
+/// The most values a packed call reserves room for before it decodes them: what the SDK's
+/// batch sends per call.
+const RESERVED_VALUES: usize = 16 * 1024;
+
 /// The most values one `execute-batch` call may carry: bounds what the host lifts at once
 /// (the SDK sends 16,384 per call).
 const MAX_BATCH_VALUES: usize = 1 << 20;
@@ -136,8 +140,13 @@ fn packed_statement<R>(
         let store = &*store;
         let statement = statement.to_str(store)?;
         lent.report.ran(&statement);
-        let mut values = Vec::with_capacity(8);
-        if let Err(e) = unpack(params.as_le_slice(store), &mut values, max) {
+        let packed = params.as_le_slice(store);
+        // Room for as many values as the bytes would hold numbers (9 bytes each; text and
+        // blobs take 5 and more), up to what the SDK's batch sends: a batch's vector is not
+        // grown 14 times, and a long blob does not reserve room for thousands of values.
+        let room = (packed.len() / 9 + 1).min(max).min(RESERVED_VALUES);
+        let mut values = Vec::with_capacity(room);
+        if let Err(e) = unpack(packed, &mut values, max) {
             return Ok(Err(e));
         }
         Ok(run(&mut *lent.backend, &statement, &values))
