@@ -143,7 +143,7 @@ fn packed_statement<R>(
         let packed = params.as_le_slice(store);
         // Room for as many values as the bytes would hold numbers (9 bytes each; text and
         // blobs take 5 and more), up to what the SDK's batch sends: a batch's vector is not
-        // grown 14 times, and a 1 MiB blob reserves room for 16,384 values, not 116,508.
+        // grown 14 times, and a 1 MiB blob reserves room for 16,384 values, not 116,509.
         let room = (packed.len() / 9 + 1).min(max).min(RESERVED_VALUES);
         let mut values = Vec::with_capacity(room);
         if let Err(e) = unpack(packed, &mut values, max) {
