@@ -19,14 +19,8 @@ impl Value {
             Value::Null => out.push(0),
             Value::Integer(i) => put(out, 1, i.to_le_bytes()),
             Value::Real(r) => put(out, 2, r.to_le_bytes()),
-            Value::Text(t) => {
-                put(out, 3, length(t.as_bytes()));
-                out.extend_from_slice(t.as_bytes());
-            }
-            Value::Blob(b) => {
-                put(out, 4, length(b));
-                out.extend_from_slice(b);
-            }
+            Value::Text(t) => put_bytes(out, 3, t.as_bytes()),
+            Value::Blob(b) => put_bytes(out, 4, b),
         }
     }
 
@@ -262,9 +256,50 @@ impl Row<'_> {
     }
 }
 
-/// A text's or blob's length as `execute-packed` takes it. Linear memory is 32-bit: it fits.
-fn length(bytes: &[u8]) -> [u8; 4] {
-    (bytes.len() as u32).to_le_bytes()
+/// Appends a tag byte, the 4-byte length and the bytes of a text or blob. Linear memory is
+/// 32-bit: the length fits.
+#[inline(always)]
+fn put_bytes(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+    put(out, tag, (bytes.len() as u32).to_le_bytes());
+    let (len, n) = (out.len(), bytes.len());
+    if n > 16 {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    // Up to 16 bytes (names, keys, codes: most texts) are copied with fixed-size loads and
+    // stores, overlapping where `n` is not a power of two. `extend_from_slice` would copy
+    // them with `memory.copy`, a call into the host: in `perf` of 100,000 rows of `Tx::batch`
+    // that call and `extend_from_slice` were ≈ 1.9 % of the step.
+    out.reserve(n);
+    // SAFETY: `reserve` made room for `n` more bytes, and every read and write below is
+    // within `bytes[..n]` and the `n` bytes after `len`; they are all written before the
+    // length covers them.
+    unsafe {
+        let (src, dst) = (bytes.as_ptr(), out.as_mut_ptr().add(len));
+        match n {
+            8..=16 => {
+                dst.cast::<u64>()
+                    .write_unaligned(src.cast::<u64>().read_unaligned());
+                let (s, d) = (src.add(n - 8), dst.add(n - 8));
+                d.cast::<u64>()
+                    .write_unaligned(s.cast::<u64>().read_unaligned());
+            }
+            4..=7 => {
+                dst.cast::<u32>()
+                    .write_unaligned(src.cast::<u32>().read_unaligned());
+                let (s, d) = (src.add(n - 4), dst.add(n - 4));
+                d.cast::<u32>()
+                    .write_unaligned(s.cast::<u32>().read_unaligned());
+            }
+            1..=3 => {
+                dst.write(src.read());
+                dst.add(n / 2).write(src.add(n / 2).read());
+                dst.add(n - 1).write(src.add(n - 1).read());
+            }
+            _ => {}
+        }
+        out.set_len(len + n);
+    }
 }
 
 /// Appends a tag byte and `N` bytes with plain stores. `extend_from_slice` would do the same

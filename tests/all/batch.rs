@@ -91,7 +91,7 @@ fn every_kind_of_value_crosses_every_way_unchanged() {
             .collect::<Result<_, _>>()
             .unwrap()
     };
-    let expected: Vec<(String, String)> = [
+    let mut expected: Vec<(String, String)> = [
         ("null", "NULL"),
         ("integer", "-9223372036854775808"),
         ("integer", "-1"),
@@ -107,6 +107,12 @@ fn every_kind_of_value_crosses_every_way_unchanged() {
     .into_iter()
     .map(|(t, q)| (t.to_string(), q.to_string()))
     .collect();
+    for n in 1..=17u8 {
+        let text = &"abcdefghijklmnopq"[..n as usize];
+        let blob: String = (1..=n).map(|b| format!("{b:02X}")).collect();
+        expected.push(("text".into(), format!("'{text}'")));
+        expected.push(("blob".into(), format!("X'{blob}'")));
+    }
     for via in ["execute", "batch", "many"] {
         assert_eq!(stored(via), expected, "values sent through {via}");
     }

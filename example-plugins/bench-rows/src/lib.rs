@@ -81,9 +81,10 @@ fn insert(tx: &Tx) -> Result<()> {
     Ok(())
 }
 
-/// One of every kind of value, and the edge cases of each.
+/// One of every kind of value, and the edge cases of each; then texts and blobs of every
+/// length from 1 to 17, across the SDK's short copies (up to 16 bytes) and `memcpy`.
 fn typed_values() -> Vec<Value> {
-    vec![
+    let mut values = vec![
         Value::Null,
         Value::Integer(i64::MIN),
         Value::Integer(-1),
@@ -95,8 +96,15 @@ fn typed_values() -> Vec<Value> {
         Value::Text("héllo ✓ 'quoted'".into()),
         Value::Blob(Vec::new()),
         Value::Blob(vec![0, 255, 3, 4]),
-    ]
+    ];
+    for n in 1..=17 {
+        values.push(Value::Text(LETTERS[..n].into()));
+        values.push(Value::Blob((1..=n as u8).collect()));
+    }
+    values
 }
+
+const LETTERS: &str = "abcdefghijklmnopq";
 
 fn plugin() -> Plugin {
     Plugin::new("bench", "0.2.0")
