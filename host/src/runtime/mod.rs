@@ -460,6 +460,7 @@ impl Runtime {
             backend,
             report: CallReport::default(),
             params: Vec::new(),
+            values: Vec::new(),
             log_left: self.limits.max_log_bytes,
             stdout: out,
             stderr: err,
@@ -720,6 +721,8 @@ pub(crate) struct StepState {
     report: CallReport,
     /// Scratch space for lifting parameters, kept between calls.
     params: Vec<sql::Param>,
+    /// Scratch space for decoding packed parameters, kept between calls (always empty).
+    values: Vec<crate::store::ValueRef<'static>>,
     log_left: usize,
     stdout: BoundedOutput,
     stderr: BoundedOutput,

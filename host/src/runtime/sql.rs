@@ -66,6 +66,7 @@ struct Lent {
     backend: Box<dyn Backend>,
     report: super::CallReport,
     params: Vec<Param>,
+    values: Vec<ValueRef<'static>>,
 }
 
 /// Lends the step's backend to `body`, with the store readable for the plugin's memory.
@@ -87,6 +88,7 @@ fn with_backend<R>(
         backend,
         report: std::mem::take(&mut state.report),
         params: std::mem::take(&mut state.params),
+        values: std::mem::take(&mut state.values),
     };
     let result = body(&mut lent, &mut store);
     let state = store.data_mut();
@@ -94,6 +96,7 @@ fn with_backend<R>(
     state.report = lent.report;
     lent.params.clear();
     state.params = lent.params;
+    state.values = lent.values;
     Ok(result?.map_err(to_wit_error))
 }
 
@@ -145,12 +148,26 @@ fn packed_statement<R>(
         // blobs take 5 and more), up to what the SDK's batch sends: a batch's vector is not
         // grown 14 times, and a 1 MiB blob reserves room for 16,384 values, not 116,509.
         let room = (packed.len() / 9 + 1).min(max).min(RESERVED_VALUES);
-        let mut values = Vec::with_capacity(room);
-        if let Err(e) = unpack(packed, &mut values, max) {
-            return Ok(Err(e));
-        }
-        Ok(run(&mut *lent.backend, &statement, &values))
+        let mut values = relend(std::mem::take(&mut lent.values));
+        values.reserve(room);
+        let result = match unpack(packed, &mut values, max) {
+            Ok(()) => run(&mut *lent.backend, &statement, &values),
+            Err(e) => Err(e),
+        };
+        lent.values = relend(values);
+        Ok(result)
     })
+}
+
+/// Empties a vector of borrowed values so that its allocation can hold values of another
+/// lifetime: the decoding buffer is kept between calls instead of allocated for each one.
+/// (`collect` reuses the allocation of a `vec::IntoIter` whose items have the same layout.)
+fn relend<'b>(mut values: Vec<ValueRef<'_>>) -> Vec<ValueRef<'b>> {
+    values.clear();
+    values
+        .into_iter()
+        .map(|_| unreachable!("emptied"))
+        .collect()
 }
 
 pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<()> {
