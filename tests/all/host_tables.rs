@@ -43,8 +43,12 @@ fn host_schema_version(env: &Env) -> String {
         .unwrap()
 }
 
-/// (sha256, length of bytes) of every stored component, and every stored manifest.
-fn stored(env: &Env) -> (Vec<(String, i64)>, Vec<(String, String)>) {
+/// (sha256, length of bytes) of every stored component, and (sha256, manifest) of every
+/// stored manifest.
+type Stored = (Vec<(String, i64)>, Vec<(String, String)>);
+
+/// What the host tables hold.
+fn stored(env: &Env) -> Stored {
     let conn = env.conn();
     let components = conn
         .prepare("SELECT sha256, length(bytes) FROM _wasmig_component ORDER BY sha256")
