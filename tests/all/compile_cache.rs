@@ -3,6 +3,7 @@
 
 use crate::support::{Env, artifacts};
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 fn entries(dir: &Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(dir)
@@ -40,6 +41,76 @@ fn a_compiled_plugin_is_cached_and_reused() {
         modified,
         "a warm run reads the entry, it does not rewrite it"
     );
+}
+
+/// Sets a file's modification time to `days` ago.
+fn make_old(path: &Path, days: u64) {
+    let then = SystemTime::now() - Duration::from_secs(days * 24 * 60 * 60);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(then)
+        .unwrap();
+}
+
+/// How long ago a file was modified.
+fn age(path: &Path) -> Duration {
+    let modified = std::fs::metadata(path).unwrap().modified().unwrap();
+    SystemTime::now()
+        .duration_since(modified)
+        .unwrap_or_default()
+}
+
+#[test]
+fn entries_unused_for_30_days_go_when_a_run_writes_one() {
+    let env = Env::new();
+    let cache = env.dir.path().join("cache");
+    let cache_arg = cache.to_str().unwrap();
+    env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    env.ok(&["--cache-dir", cache_arg, "plan"]);
+    let used = entries(&cache).pop().unwrap();
+
+    // An entry last used 40 days ago is marked used when a run loads it.
+    make_old(&used, 40);
+    env.ok(&["--cache-dir", cache_arg, "plan"]);
+    assert!(
+        age(&used) < Duration::from_secs(3600),
+        "a loaded entry is marked used: {:?} old",
+        age(&used)
+    );
+
+    // What other versions left: an entry and a temporary file unused for 31 days, an entry
+    // used 29 days ago, and a file that is not the cache's.
+    let stale = cache.join(format!("{}-0123456789abcdef.cwasm", "0".repeat(64)));
+    let stale_tmp = cache.join(".tmpAbC123");
+    let recent = cache.join(format!("{}-0123456789abcdef.cwasm", "1".repeat(64)));
+    let foreign = cache.join("README");
+    for (path, days) in [
+        (&stale, 31),
+        (&stale_tmp, 31),
+        (&recent, 29),
+        (&foreign, 400),
+    ] {
+        std::fs::write(path, b"x").unwrap();
+        make_old(path, days);
+    }
+    // A run that writes no entry leaves the directory alone.
+    env.ok(&["--cache-dir", cache_arg, "plan"]);
+    assert!(stale.exists() && stale_tmp.exists());
+
+    // A run that writes one (a plugin not compiled before) deletes what is unused.
+    env.add(artifacts::NOTES, "notes.wasm");
+    env.ok(&["--cache-dir", cache_arg, "plan"]);
+    assert!(!stale.exists(), "an entry unused for 31 days is deleted");
+    assert!(
+        !stale_tmp.exists(),
+        "a temporary file left 31 days ago is deleted"
+    );
+    assert!(recent.exists(), "an entry used 29 days ago stays");
+    assert!(foreign.exists(), "a file that is not the cache's stays");
+    assert!(used.exists(), "the entry in use stays");
+    assert_eq!(entries(&cache).len(), 3, "{:?}", entries(&cache));
 }
 
 #[test]

@@ -5,20 +5,37 @@
 //! artifact is native code: it is deserialized only after its hash matches, so a truncated,
 //! corrupted or swapped entry is recompiled, never trusted. Only this host ever writes the
 //! directory; bytes from a plugin author never reach deserialization.
+//!
+//! An entry's modification time is when it was last used (refreshed at most once a day). The
+//! first time a process writes an entry, it deletes the entries and left-over temporary files
+//! unused for [`UNUSED_FOR`]: those of plugin versions long replaced and of other wasmig or
+//! wasmtime versions, which no run would read again. A deleted entry that is needed after all
+//! costs one compilation.
 
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
 const MAGIC: &[u8; 8] = b"wasmig\x01\x00";
 
+/// Entries (and temporary files) unused for this long are deleted.
+const UNUSED_FOR: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// A used entry's modification time is refreshed when it is older than this: one write a
+/// day at most, not one per load.
+const REFRESH_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// A directory of compiled components for one engine configuration.
 pub(crate) struct CompileCache {
     dir: PathBuf,
     engine_key: String,
+    /// Whether this process has pruned the directory already.
+    pruned: AtomicBool,
 }
 
 impl CompileCache {
@@ -30,6 +47,7 @@ impl CompileCache {
         Ok(CompileCache {
             dir: dir.to_path_buf(),
             engine_key: format!("{:016x}", h.finish()),
+            pruned: AtomicBool::new(false),
         })
     }
 
@@ -41,7 +59,10 @@ impl CompileCache {
     /// The cached compilation of a component, if there is a valid one.
     pub(crate) fn get(&self, engine: &Engine, component_sha256: &str) -> Option<Component> {
         let path = self.path(component_sha256);
-        let entry = std::fs::read(&path).ok()?;
+        let mut file = std::fs::File::open(&path).ok()?;
+        let metadata = file.metadata().ok()?;
+        let mut entry = Vec::with_capacity(metadata.len() as usize);
+        std::io::Read::read_to_end(&mut file, &mut entry).ok()?;
         let valid = entry.len() > MAGIC.len() + 32
             && entry.starts_with(MAGIC)
             && Sha256::digest(&entry[MAGIC.len() + 32..])[..]
@@ -57,7 +78,10 @@ impl CompileCache {
         // into a directory only the host writes, and the SHA-256 just checked proves the
         // artifact is the one written. Plugin-supplied bytes are only ever compiled.
         match unsafe { Component::deserialize(engine, &entry[MAGIC.len() + 32..]) } {
-            Ok(component) => Some(component),
+            Ok(component) => {
+                mark_used(&file, &metadata);
+                Some(component)
+            }
             Err(e) => {
                 tracing::warn!(path = %path.display(), "unusable compile-cache entry ({e}); recompiling");
                 let _ = std::fs::remove_file(&path);
@@ -82,7 +106,52 @@ impl CompileCache {
         })();
         if let Err(e) = &written {
             tracing::warn!(dir = %self.dir.display(), "cannot write the compile cache: {e}");
+        } else if !self.pruned.swap(true, Ordering::Relaxed) {
+            self.prune();
         }
         written.map_err(|e| format!("{}: {e}", self.dir.display()))
+    }
+
+    /// Deletes the entries and temporary files unused for [`UNUSED_FOR`]. Best effort: what
+    /// cannot be read or deleted stays.
+    fn prune(&self) {
+        let Ok(dir) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let now = SystemTime::now();
+        let mut deleted = 0;
+        for item in dir.flatten() {
+            let name = item.file_name();
+            let name = name.to_string_lossy();
+            // Entries, and what `NamedTempFile` leaves behind when a process dies mid-write.
+            if !(name.ends_with(".cwasm") || name.starts_with(".tmp")) {
+                continue;
+            }
+            let unused = item
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|modified| now.duration_since(modified).ok());
+            if unused.is_some_and(|d| d > UNUSED_FOR) && std::fs::remove_file(item.path()).is_ok() {
+                deleted += 1;
+            }
+        }
+        if deleted > 0 {
+            tracing::debug!(dir = %self.dir.display(), deleted, "pruned unused compile-cache entries");
+        }
+    }
+}
+
+/// Records that an entry was used: its modification time becomes now, when it is more than
+/// [`REFRESH_AFTER`] old. Best effort.
+fn mark_used(file: &std::fs::File, metadata: &std::fs::Metadata) {
+    let now = SystemTime::now();
+    let stale = metadata
+        .modified()
+        .ok()
+        .and_then(|modified| now.duration_since(modified).ok())
+        .is_some_and(|age| age > REFRESH_AFTER);
+    if stale {
+        let _ = file.set_modified(now);
     }
 }
