@@ -69,6 +69,17 @@ pub enum Error {
         cause: String,
     },
 
+    /// The run stopped before a step could run: its plugin's file could not be used at its
+    /// turn (changed on disk since the run read it, say), or the database failed outside a
+    /// step. The steps before it are applied and recorded; those listed are not.
+    #[error("{cause}; not applied: {}", first_steps(.not_applied))]
+    RunStopped {
+        /// Why the run stopped.
+        cause: Box<Error>,
+        /// The steps left unapplied, as "plugin version", in plan order.
+        not_applied: Vec<String>,
+    },
+
     /// The plugin name asked for does not exist.
     #[error("no plugin named {0} (neither in the plugins directory nor in the database)")]
     UnknownPlugin(String),
@@ -107,6 +118,16 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+}
+
+/// The first ten steps of a list, and how many more there are.
+pub(crate) fn first_steps(steps: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut text = steps[..steps.len().min(SHOWN)].join(", ");
+    if steps.len() > SHOWN {
+        text.push_str(&format!(" and {} more", steps.len() - SHOWN));
+    }
+    text
 }
 
 fn list(errors: &[Error]) -> String {

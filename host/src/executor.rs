@@ -206,7 +206,7 @@ pub(crate) async fn run(
             Err(e) => {
                 report.not_run = not_run(&group, 0, rest, &sources);
                 let _ = backend.rollback();
-                return (backend, Err(e));
+                return (backend, Err(stopped(e, &report.not_run)));
             }
         };
         let source = &sources[&sha];
@@ -235,9 +235,9 @@ pub(crate) async fn run(
             backend = b;
             match result {
                 Err(e) => {
-                    report.not_run = not_run(&group, i + 1, rest, &sources);
+                    report.not_run = not_run(&group, i, rest, &sources);
                     let _ = backend.rollback();
-                    return (backend, Err(e));
+                    return (backend, Err(stopped(e, &report.not_run)));
                 }
                 Ok(None) => report.already_done.push(step.clone()),
                 Ok(Some(step_report)) => {
@@ -334,6 +334,20 @@ fn not_run(
         steps.extend(g.into_steps(sources));
     }
     steps
+}
+
+/// The error that stopped a run, with the steps it left unapplied (when there are any).
+fn stopped(cause: crate::Error, not_run: &[PlannedStep]) -> crate::Error {
+    if not_run.is_empty() {
+        return cause;
+    }
+    crate::Error::RunStopped {
+        cause: Box::new(cause),
+        not_applied: not_run
+            .iter()
+            .map(|s| format!("{} {}", s.plugin, s.version))
+            .collect(),
+    }
 }
 
 /// One step. In `Apply` mode, in its own transaction; `Ok(None)`: another runner did it

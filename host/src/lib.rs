@@ -649,7 +649,7 @@ impl Host {
                 .collect();
             let mut cause = failed.error.clone().unwrap_or_default();
             if !not_run.is_empty() {
-                cause.push_str(&format!("; not run: {}", not_run.join(", ")));
+                cause.push_str(&format!("; not run: {}", error::first_steps(&not_run)));
             }
             return Err(Error::StepFailed {
                 plugin: failed.plugin.clone(),

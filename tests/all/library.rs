@@ -122,6 +122,70 @@ async fn up_with_hands_over_each_step_as_it_ends_and_keeps_none() {
 }
 
 #[tokio::test]
+async fn a_file_changed_before_its_turn_stops_the_run_and_names_what_was_not_applied() {
+    // The run reads each plugin's file again at its turn and checks it against the hash it
+    // planned with. accounts and notes run first; the template plugin (zbenchplaceholdr,
+    // last in the plan) is loaded only once notes begins, so replacing its file while
+    // accounts' first step ends changes it before its turn.
+    let env = Env::new();
+    env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    env.add(artifacts::NOTES, "notes.wasm");
+    let last = env.add(artifacts::BENCH_TEMPLATE20, "template.wasm");
+    let mut seen = Vec::new();
+    let err = env
+        .host()
+        .up_with(wasmig::UpOptions::default(), &mut |step| {
+            if seen.is_empty() {
+                std::fs::copy(artifacts::ACCOUNTS_V1, &last).unwrap();
+            }
+            seen.push(format!("{} {}", step.plugin, step.version));
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        seen,
+        [
+            "accounts 0.1.0",
+            "accounts 0.2.0",
+            "notes 0.1.0",
+            "notes 0.2.0",
+            "notes 0.3.0"
+        ]
+    );
+    let wasmig::Error::RunStopped { cause, not_applied } = &err else {
+        panic!("{err}");
+    };
+    assert!(
+        matches!(**cause, wasmig::Error::InvalidPlugin { ref file, ref reason }
+            if file == &last && reason.contains("changed while wasmig was running")),
+        "{cause}"
+    );
+    let expected: Vec<String> = (1..=20)
+        .map(|i| format!("zbenchplaceholdr 1.{i}.0"))
+        .collect();
+    assert_eq!(not_applied, &expected);
+    // The message names the first ten and counts the rest.
+    let message = err.to_string();
+    assert!(
+        message.contains("template.wasm")
+            && message.contains("not applied: zbenchplaceholdr 1.1.0, zbenchplaceholdr 1.2.0")
+            && message.ends_with("zbenchplaceholdr 1.10.0 and 10 more"),
+        "{message}"
+    );
+    // What ran is applied and recorded; nothing of the template plugin is.
+    let conn = rusqlite::Connection::open(&env.db).unwrap();
+    let applied: Vec<String> = conn
+        .prepare("SELECT plugin FROM _wasmig_ledger WHERE outcome = 'succeeded' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(applied.len(), 5, "{applied:?}");
+    assert!(!applied.iter().any(|p| p == "zbenchplaceholdr"));
+}
+
+#[tokio::test]
 async fn up_with_hands_over_a_failed_step_before_the_error() {
     let env = Env::new();
     env.add(artifacts::FAILING, "failing.wasm");
