@@ -277,20 +277,8 @@ fn put_bytes(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
     unsafe {
         let (src, dst) = (bytes.as_ptr(), out.as_mut_ptr().add(len));
         match n {
-            8..=16 => {
-                dst.cast::<u64>()
-                    .write_unaligned(src.cast::<u64>().read_unaligned());
-                let (s, d) = (src.add(n - 8), dst.add(n - 8));
-                d.cast::<u64>()
-                    .write_unaligned(s.cast::<u64>().read_unaligned());
-            }
-            4..=7 => {
-                dst.cast::<u32>()
-                    .write_unaligned(src.cast::<u32>().read_unaligned());
-                let (s, d) = (src.add(n - 4), dst.add(n - 4));
-                d.cast::<u32>()
-                    .write_unaligned(s.cast::<u32>().read_unaligned());
-            }
+            8..=16 => copy_ends::<u64>(src, dst, n),
+            4..=7 => copy_ends::<u32>(src, dst, n),
             1..=3 => {
                 dst.write(src.read());
                 dst.add(n / 2).write(src.add(n / 2).read());
@@ -299,6 +287,25 @@ fn put_bytes(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
             _ => {}
         }
         out.set_len(len + n);
+    }
+}
+
+/// Copies `n` bytes, `size_of::<T>() <= n <= 2 * size_of::<T>()`, as the first and the last
+/// `T` of them (overlapping unless `n` is twice the width).
+///
+/// # Safety
+/// `src` must be readable and `dst` writable for `n` bytes.
+#[inline(always)]
+unsafe fn copy_ends<T>(src: *const u8, dst: *mut u8, n: usize) {
+    let w = std::mem::size_of::<T>();
+    // SAFETY: both copies lie within the first `n` bytes of `src` and `dst`, since
+    // `w <= n`; the caller vouches for those.
+    unsafe {
+        dst.cast::<T>()
+            .write_unaligned(src.cast::<T>().read_unaligned());
+        dst.add(n - w)
+            .cast::<T>()
+            .write_unaligned(src.add(n - w).cast::<T>().read_unaligned());
     }
 }
 

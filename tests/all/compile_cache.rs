@@ -2,7 +2,7 @@
 //! are all applied are not even compiled.
 
 use crate::support::{Env, artifacts};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 fn entries(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -43,6 +43,17 @@ fn a_compiled_plugin_is_cached_and_reused() {
     );
 }
 
+/// An environment with accounts.wasm compiled into its cache by a `plan`: the environment,
+/// the cache directory and the entry.
+fn accounts_cached() -> (Env, PathBuf, PathBuf) {
+    let env = Env::new();
+    let cache = env.dir.path().join("cache");
+    env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    env.ok(&["--cache-dir", cache.to_str().unwrap(), "plan"]);
+    let entry = entries(&cache).pop().unwrap();
+    (env, cache, entry)
+}
+
 /// Sets a file's modification time to `days` ago.
 fn make_old(path: &Path, days: u64) {
     let then = SystemTime::now() - Duration::from_secs(days * 24 * 60 * 60);
@@ -64,12 +75,8 @@ fn age(path: &Path) -> Duration {
 
 #[test]
 fn entries_unused_for_30_days_go_when_a_run_writes_one() {
-    let env = Env::new();
-    let cache = env.dir.path().join("cache");
+    let (env, cache, used) = accounts_cached();
     let cache_arg = cache.to_str().unwrap();
-    env.add(artifacts::ACCOUNTS, "accounts.wasm");
-    env.ok(&["--cache-dir", cache_arg, "plan"]);
-    let used = entries(&cache).pop().unwrap();
 
     // An entry last used 40 days ago is marked used when a run loads it.
     make_old(&used, 40);
@@ -115,12 +122,8 @@ fn entries_unused_for_30_days_go_when_a_run_writes_one() {
 
 #[test]
 fn a_corrupt_entry_is_recompiled_not_trusted() {
-    let env = Env::new();
-    let cache = env.dir.path().join("cache");
+    let (env, cache, entry) = accounts_cached();
     let cache_arg = cache.to_str().unwrap();
-    env.add(artifacts::ACCOUNTS, "accounts.wasm");
-    env.ok(&["--cache-dir", cache_arg, "plan"]);
-    let entry = entries(&cache).pop().unwrap();
     let mut bytes = std::fs::read(&entry).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;

@@ -2,6 +2,15 @@
 
 use crate::support::{Env, artifacts};
 
+/// The steps of accounts.wasm and notes.wasm, in the order a run applies them.
+const ACCOUNTS_THEN_NOTES: [&str; 5] = [
+    "accounts 0.1.0",
+    "accounts 0.2.0",
+    "notes 0.1.0",
+    "notes 0.2.0",
+    "notes 0.3.0",
+];
+
 #[tokio::test]
 async fn a_server_migrates_at_start_up_through_the_library() {
     let env = Env::new();
@@ -85,16 +94,7 @@ async fn up_with_hands_over_each_step_as_it_ends_and_keeps_none() {
         })
         .await
         .unwrap();
-    assert_eq!(
-        seen,
-        [
-            "accounts 0.1.0",
-            "accounts 0.2.0",
-            "notes 0.1.0",
-            "notes 0.2.0",
-            "notes 0.3.0"
-        ]
-    );
+    assert_eq!(seen, ACCOUNTS_THEN_NOTES);
     assert!(report.steps.is_empty(), "{:?}", report.steps);
     assert_eq!(report.ran, 5);
     assert!(report.failure().is_none());
@@ -142,16 +142,7 @@ async fn a_file_changed_before_its_turn_stops_the_run_and_names_what_was_not_app
         })
         .await
         .unwrap_err();
-    assert_eq!(
-        seen,
-        [
-            "accounts 0.1.0",
-            "accounts 0.2.0",
-            "notes 0.1.0",
-            "notes 0.2.0",
-            "notes 0.3.0"
-        ]
-    );
+    assert_eq!(seen, ACCOUNTS_THEN_NOTES);
     let wasmig::Error::RunStopped { cause, not_applied } = &err else {
         panic!("{err}");
     };
