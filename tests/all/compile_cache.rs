@@ -152,6 +152,28 @@ fn a_corrupt_entry_is_recompiled_not_trusted() {
 }
 
 #[test]
+fn an_entry_of_the_older_format_is_replaced_without_a_warning() {
+    // Format 1 kept a SHA-256 after its magic; such entries are recompiled quietly, not
+    // reported as corrupt.
+    let (env, cache, entry) = accounts_cached();
+    let mut old = b"wasmig\x01\x00".to_vec();
+    old.extend_from_slice(&[7; 32]);
+    old.extend_from_slice(b"an artifact of format 1");
+    std::fs::write(&entry, &old).unwrap();
+
+    let out = env.run(&["--cache-dir", cache.to_str().unwrap(), "up"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("corrupt"), "{stderr}");
+    assert!(
+        std::fs::read(&entry)
+            .unwrap()
+            .starts_with(b"wasmig\x02\x00"),
+        "the entry was rewritten in the current format"
+    );
+}
+
+#[test]
 fn no_cache_compiles_without_writing() {
     let env = Env::new();
     let cache = env.dir.path().join("cache");
