@@ -7,8 +7,8 @@
 //! accidents (a disk's bit flips, a file cut short), not against someone who can write the
 //! directory: they could write a matching checksum of any kind, which is why only this host
 //! may write it. A CRC-32 reads 350 KB in ≈ 0.007 ms where SHA-256, even with the CPU's SHA
-//! extensions, took ≈ 0.3 ms, a third of loading a cached plugin. Bytes from a plugin author
-//! never reach deserialization.
+//! extensions, took ≈ 0.3 ms, about a quarter of loading a cached plugin. Bytes from a
+//! plugin author never reach deserialization.
 //!
 //! An entry's modification time is when it was last used (refreshed at most once a day). The
 //! first time a process writes an entry, it deletes the entries and left-over temporary files
