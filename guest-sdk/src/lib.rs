@@ -44,10 +44,18 @@
 //! # assert!(p.migrations()[0].is_reversible());
 //! # assert!(!p.migrations()[1].is_reversible());
 //! ```
+//!
+//! A plugin whose definition is known at compile time can be declared as a `const`
+//! [`StaticPlugin`] instead, and exported with [`export_static_plugin!`]: the SDK then also
+//! writes the declaration into the component as data, and wasmig reads the manifest and runs
+//! the SQL steps without compiling the plugin (a plugin of SQL steps only is never compiled
+//! or run). Its checksums are the same as the builder's, so a plugin can move between the two.
 #![deny(missing_docs)]
 
+mod declaration;
 mod value;
 
+pub use declaration::{SECTION, StaticMigration, StaticPlugin};
 pub use value::{FromValue, Row, Rows, Value};
 
 use sha2::{Digest, Sha256};
@@ -522,6 +530,7 @@ pub mod __private {
     use super::*;
     use crate::__bindings::exports::wasmig::plugin::plugin as wit_plugin;
 
+    pub use crate::declaration::{encode, encoded_len};
     pub use wit_plugin::{Guest, PluginManifest as WitManifest};
 
     /// Built without WASI (wasm32-unknown-unknown), a plugin has no stderr for a panic's

@@ -3,8 +3,9 @@
 //! dry run executes the same steps in one transaction that is always rolled back.
 
 use crate::Manifest;
+use crate::declaration::Declaration;
 use crate::planner::{PendingPlugin, PlannedStep};
-use crate::runtime::{Instantiated, Loaded, Runtime};
+use crate::runtime::{CallReport, Instantiated, Loaded, Runtime};
 use crate::store::{Backend, Direction, LedgerEntry, Outcome, Scope};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -97,7 +98,7 @@ pub(crate) enum Mode {
 struct Component<'a> {
     source: &'a Source,
     bytes: &'a [u8],
-    loaded: &'a Loaded,
+    code: &'a Code,
     ready: Option<Instantiated>,
     /// An earlier step of this run stored the component in the database and succeeded.
     stored: bool,
@@ -110,8 +111,24 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// What runs a component's steps: the SQL it declares as data, and its compiled code when a
+/// step runs code (a plugin whose steps are all declared SQL is never compiled).
+#[derive(Clone)]
+struct Code {
+    declared: Option<Arc<Declaration>>,
+    loaded: Option<Loaded>,
+}
+
+impl Code {
+    /// The SQL `step` runs, when the plugin declares it as data.
+    fn declared_sql(&self, step: &PlannedStep) -> Option<&str> {
+        let declared = self.declared.as_deref()?;
+        declared.sql(&step.version, step.direction == Direction::Up)
+    }
+}
+
 /// A component's bytes and code, loaded.
-type LoadedSource = (Arc<Vec<u8>>, Loaded);
+type LoadedSource = (Arc<Vec<u8>>, Code);
 
 /// Reads (if needed) and loads one source's component: CPU-bound, run on a blocking thread.
 fn load_source(
@@ -124,13 +141,24 @@ fn load_source(
         Some(bytes) => bytes,
         None => Arc::new(crate::catalog::reread(label, sha)?),
     };
-    runtime
-        .load(label, &bytes, sha, crate::runtime::Purpose::Run)
-        .map(|loaded| (bytes, loaded))
-        .map_err(|reason| crate::Error::InvalidPlugin {
-            file: label.to_path_buf(),
-            reason,
-        })
+    let invalid = |reason| crate::Error::InvalidPlugin {
+        file: label.to_path_buf(),
+        reason,
+    };
+    let declared = crate::runtime::read_declaration(&bytes).map_err(invalid)?;
+    let loaded = match &declared {
+        Some(declared) if !declared.has_code() => None,
+        _ => Some(
+            runtime
+                .load(label, &bytes, sha, crate::runtime::Purpose::Run)
+                .map_err(invalid)?,
+        ),
+    };
+    let code = Code {
+        declared: declared.map(Arc::new),
+        loaded,
+    };
+    Ok((bytes, code))
 }
 
 /// Starts loading the component of `sha` on a blocking thread.
@@ -201,7 +229,7 @@ pub(crate) async fn run(
         next = rest
             .last()
             .map(|g| start_loading(runtime, &sources, g.sha()));
-        let (bytes, loaded) = match loaded {
+        let (bytes, code) = match loaded {
             Ok(loaded) => loaded,
             Err(e) => {
                 report.not_run = not_run(&group, 0, rest, &sources);
@@ -217,16 +245,21 @@ pub(crate) async fn run(
                 Some(task) => task.await.ok(),
                 None => None,
             };
-            // The plugin's next step gets its instance made while this one runs and commits.
-            instantiating = group.get(i + 1).map(|next| {
-                let (runtime, loaded) = (runtime.clone(), loaded.clone());
-                let label = crate::runtime::step_label(&next.plugin, &next.version.to_string());
-                tokio::spawn(async move { runtime.instantiate_for_step(&loaded, &label).await })
-            });
+            // The plugin's next step gets its instance made while this one runs and commits
+            // (unless it runs declared SQL).
+            instantiating = group
+                .get(i + 1)
+                .filter(|next| code.declared_sql(next).is_none())
+                .zip(code.loaded.as_ref())
+                .map(|(next, loaded)| {
+                    let (runtime, loaded) = (runtime.clone(), loaded.clone());
+                    let label = crate::runtime::step_label(&next.plugin, &next.version.to_string());
+                    tokio::spawn(async move { runtime.instantiate_for_step(&loaded, &label).await })
+                });
             let component = Component {
                 source,
                 bytes: &bytes,
-                loaded: &loaded,
+                code: &code,
                 ready,
                 stored: stored.as_deref() == Some(sha.as_str()),
             };
@@ -263,7 +296,7 @@ pub(crate) async fn run(
         }
         // The plugin is done: its code and bytes go (unmapped on another thread), and so do
         // its planned steps and manifest.
-        crate::runtime::drop_elsewhere((bytes, loaded));
+        crate::runtime::drop_elsewhere((bytes, code));
         if let Some(left) = groups_left.get_mut(&sha) {
             *left -= 1;
             if *left == 0 {
@@ -403,16 +436,29 @@ async fn run_one(
     let changes_before = backend.total_changes();
 
     let version = step.version.to_string();
-    let (mut backend, call, mut outcome) = runtime
-        .run_step(
-            component.loaded,
-            component.ready,
-            scope.clone(),
+    let code = component.code;
+    let (mut backend, call, mut outcome) = match (code.declared_sql(step), &code.loaded) {
+        (Some(sql), _) => runtime.run_sql(scope.clone(), backend, sql),
+        (None, Some(loaded)) => {
+            runtime
+                .run_step(
+                    loaded,
+                    component.ready,
+                    scope.clone(),
+                    backend,
+                    step.direction == Direction::Up,
+                    &version,
+                )
+                .await
+        }
+        // A manifest stored for this component by a wasmig that asked its code lists a
+        // step its declaration does not have.
+        (None, None) => (
             backend,
-            step.direction == Direction::Up,
-            &version,
-        )
-        .await;
+            CallReport::default(),
+            Err(format!("the plugin's declaration has no step {version}")),
+        ),
+    };
     let rows_changed = backend.total_changes().saturating_sub(changes_before);
     let mut schema_changes = Vec::new();
     if outcome.is_ok() {

@@ -21,6 +21,7 @@
 #[cfg(feature = "mimalloc")]
 pub mod allocator;
 mod catalog;
+mod declaration;
 mod error;
 mod executor;
 pub mod manifest;
@@ -222,6 +223,9 @@ pub struct Inspection {
     pub size: u64,
     /// What the plugin declares.
     pub manifest: Manifest,
+    /// Whether the plugin carries its declaration as data (`StaticPlugin` in the guest SDK):
+    /// `up` reads its manifest and runs its SQL steps without compiling it.
+    pub declared: bool,
     /// The interfaces the component imports.
     pub imports: Vec<String>,
     /// Whether the compiled code came from the compile cache.
@@ -232,6 +236,29 @@ pub struct Inspection {
     pub load_us: u64,
     /// Time to instantiate it in a fresh store, in microseconds.
     pub instantiate_us: u64,
+}
+
+/// A plugin file's manifest, validated: from its declaration, or else from its code (compiled
+/// or from the compile cache), asked in a sandbox with no SQL granted.
+fn read_manifest(
+    runtime: &Runtime,
+    handle: &tokio::runtime::Handle,
+    path: &Path,
+    bytes: &[u8],
+    sha: &str,
+) -> std::result::Result<Manifest, String> {
+    let raw = match runtime::read_declaration(bytes)? {
+        Some(declaration) => declaration.manifest,
+        None => {
+            let loaded = runtime.load(path, bytes, sha, Purpose::Run)?;
+            let label = path.display().to_string();
+            handle
+                .block_on(runtime.manifest(&loaded, &label))
+                .map_err(|e| format!("invalid manifest: {e}"))?
+        }
+    };
+    raw.validate()
+        .map_err(|p| format!("invalid manifest: {}", p.join("; ")))
 }
 
 /// What [`Host::compile`] did with one plugin file.
@@ -442,9 +469,10 @@ impl Host {
 
     /// Reads every hashed plugin file's manifest. A manifest already stored for the file's
     /// SHA-256 is used as it is: a plugin whose steps are all applied is hashed, never
-    /// compiled or run. The others are compiled (through the compile cache, a few at a time
-    /// in parallel) and asked for their manifest; the compiled form is then dropped, so memory
-    /// does not grow with the number of plugins.
+    /// compiled or run. The others (a few at a time in parallel) have their declaration read,
+    /// or, without one, are compiled (through the compile cache) and asked for their
+    /// manifest; the compiled form is then dropped, so memory does not grow with the number
+    /// of plugins.
     async fn load_hashed(&self, backend: &mut dyn Backend, hashed: Hashed) -> Result<Loaded> {
         let Hashed {
             found,
@@ -464,16 +492,7 @@ impl Host {
                 let runtime = &host.inner.runtime;
                 let manifest = catalog::reread(&path, &sha)
                     .map_err(|e| e.to_string())
-                    .and_then(|bytes| runtime.load(&path, &bytes, &sha, Purpose::Run))
-                    .and_then(|loaded| {
-                        let label = path.display().to_string();
-                        match handle.block_on(runtime.manifest(&loaded, &label)) {
-                            Ok(raw) => raw
-                                .validate()
-                                .map_err(|p| format!("invalid manifest: {}", p.join("; "))),
-                            Err(e) => Err(format!("invalid manifest: {e}")),
-                        }
-                    });
+                    .and_then(|bytes| read_manifest(runtime, &handle, &path, &bytes, &sha));
                 (sha, manifest)
             })
             .await?
@@ -737,8 +756,9 @@ impl Host {
         Ok(rows)
     }
 
-    /// Loads one plugin file as `up` would (compile cache included), instantiates it and
-    /// reads its manifest, and says how long each part took. Runs no migration.
+    /// Loads one plugin file (compile cache included), instantiates it and reads its manifest
+    /// (from its declaration, if it has one, as `up` does), and says how long each part took.
+    /// Runs no migration.
     pub async fn inspect(&self, file: &Path) -> Result<Inspection> {
         let bytes = std::fs::read(file).map_err(|source| Error::Io {
             what: "plugin file",
@@ -751,6 +771,7 @@ impl Host {
             reason,
         };
         let runtime = &self.inner.runtime;
+        let declaration = runtime::read_declaration(&bytes).map_err(invalid)?;
         let started = std::time::Instant::now();
         let loaded = runtime
             .load(file, &bytes, &sha256, Purpose::Run)
@@ -760,12 +781,16 @@ impl Host {
         runtime.instantiate(&loaded).await.map_err(invalid)?;
         let instantiate_us = started.elapsed().as_micros() as u64;
         let label = file.display().to_string();
-        let manifest = runtime
-            .manifest(&loaded, &label)
-            .await
+        let declared = declaration.is_some();
+        let raw = match declaration {
+            Some(declaration) => Ok(declaration.manifest),
+            None => runtime.manifest(&loaded, &label).await,
+        };
+        let manifest = raw
             .and_then(|raw| raw.validate().map_err(|p| p.join("; ")))
             .map_err(|e| invalid(format!("invalid manifest: {e}")))?;
         Ok(Inspection {
+            declared,
             file: file.to_path_buf(),
             sha256,
             size: bytes.len() as u64,

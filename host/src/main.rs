@@ -650,6 +650,14 @@ fn print_inspection(i: &wasmig::Inspection, as_json: bool) -> Result<()> {
         }
     );
     println!("instantiate: {:.3} ms", i.instantiate_us as f64 / 1e3);
+    println!(
+        "declared:    {}",
+        if i.declared {
+            "yes: its manifest and SQL steps are data, run without compiling it"
+        } else {
+            "no: its manifest and steps come from its code"
+        }
+    );
     let deps: Vec<String> = m
         .depends_on
         .iter()

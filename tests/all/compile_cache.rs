@@ -20,7 +20,7 @@ fn entries(dir: &Path) -> Vec<std::path::PathBuf> {
 fn a_compiled_plugin_is_cached_and_reused() {
     let env = Env::new();
     let cache = env.dir.path().join("cache");
-    env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    env.add(artifacts::ACCOUNTS_V1, "accounts.wasm");
     let cache_arg = cache.to_str().unwrap();
     env.ok(&["--cache-dir", cache_arg, "plan"]);
     let files = entries(&cache);
@@ -28,7 +28,9 @@ fn a_compiled_plugin_is_cached_and_reused() {
     let name = files[0].file_name().unwrap().to_string_lossy().to_string();
     let accounts_sha = {
         use sha2::{Digest, Sha256};
-        hex::encode(Sha256::digest(std::fs::read(artifacts::ACCOUNTS).unwrap()))
+        hex::encode(Sha256::digest(
+            std::fs::read(artifacts::ACCOUNTS_V1).unwrap(),
+        ))
     };
     assert!(
         name.starts_with(&accounts_sha),
@@ -43,12 +45,12 @@ fn a_compiled_plugin_is_cached_and_reused() {
     );
 }
 
-/// An environment with accounts.wasm compiled into its cache by a `plan`: the environment,
-/// the cache directory and the entry.
+/// An environment with accounts.wasm (at 0.1.0, built without a declaration: compiled)
+/// compiled into its cache by a `plan`: the environment, the cache directory and the entry.
 fn accounts_cached() -> (Env, PathBuf, PathBuf) {
     let env = Env::new();
     let cache = env.dir.path().join("cache");
-    env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    env.add(artifacts::ACCOUNTS_V1, "accounts.wasm");
     env.ok(&["--cache-dir", cache.to_str().unwrap(), "plan"]);
     let entry = entries(&cache).pop().unwrap();
     (env, cache, entry)
@@ -107,7 +109,7 @@ fn entries_unused_for_30_days_go_when_a_run_writes_one() {
     assert!(stale.exists() && stale_tmp.exists());
 
     // A run that writes one (a plugin not compiled before) deletes what is unused.
-    env.add(artifacts::NOTES, "notes.wasm");
+    env.add(artifacts::BENCH_TEMPLATE10, "template.wasm");
     env.ok(&["--cache-dir", cache_arg, "plan"]);
     assert!(!stale.exists(), "an entry unused for 31 days is deleted");
     assert!(
@@ -139,7 +141,7 @@ fn a_corrupt_entry_is_recompiled_not_trusted() {
         String::from_utf8_lossy(&out.stderr).contains("corrupt compile-cache entry"),
         "the corruption is reported"
     );
-    assert_eq!(env.ledger().len(), 2);
+    assert_eq!(env.ledger().len(), 1);
     assert_ne!(
         std::fs::read(&entry).unwrap(),
         bytes,

@@ -7,6 +7,7 @@ mod bad_plugins;
 mod batch;
 mod compile_cache;
 mod concurrency;
+mod declared;
 mod dry_run;
 mod end_to_end;
 mod escape;

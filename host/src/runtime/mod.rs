@@ -2,6 +2,7 @@
 //! the `sql` and `log` imports, and bounded calls into a plugin. Nothing of wasmtime leaves
 //! this module.
 
+use crate::declaration::Declaration;
 use crate::manifest::{RawManifest, RawMigration};
 use crate::store::{Backend, Scope, SqlLimits};
 use std::path::Path;
@@ -227,37 +228,15 @@ impl Tier {
         file: &Path,
     ) -> Result<Loaded, String> {
         let ty = component.component_type();
-        let mut refused = Vec::new();
-        let mut imports = Vec::new();
-        for (name, _) in ty.imports(&self.engine) {
-            if !IMPORT_ALLOW_LIST
-                .iter()
-                .any(|allowed| name.starts_with(allowed))
-            {
-                refused.push(name.to_string());
-            }
-            imports.push(name.to_string());
-        }
-        if !refused.is_empty() {
-            return Err(format!(
-                "imports {} which wasmig does not grant to plugins (a plugin may import only \
-                 wasmig:plugin/sql and wasmig:plugin/log, plus the WASI interfaces Rust's std \
-                 links)",
-                refused.join(", ")
-            ));
-        }
-        if ty.get_export(&self.engine, PLUGIN_EXPORT).is_none() {
-            let exports: Vec<&str> = ty.exports(&self.engine).map(|(n, _)| n).collect();
-            return Err(format!(
-                "does not export {PLUGIN_EXPORT}: it is not a wasmig migration plugin (it \
-                 exports {}); build it with the wasmig-guest SDK",
-                if exports.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    exports.join(", ")
-                }
-            ));
-        }
+        let imports: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        check_interface(imports.iter().map(String::as_str), || {
+            ty.exports(&self.engine)
+                .map(|(n, _)| n.to_string())
+                .collect()
+        })?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -563,11 +542,7 @@ impl Runtime {
         version: &str,
     ) -> (Box<dyn Backend>, CallReport, Result<(), String>) {
         let label = step_label(&scope.plugin, version);
-        let limits = SqlLimits {
-            deadline: std::time::Instant::now() + self.limits.deadline,
-            max_result_bytes: self.limits.max_result_bytes,
-            max_growth_bytes: self.limits.max_growth_bytes,
-        };
+        let limits = self.sql_limits();
         let ready = match ready {
             Some(ready) if ready.store.data().plugin == label => ready,
             _ => self.instantiate_for_step(loaded, &label).await,
@@ -613,6 +588,41 @@ impl Runtime {
         (backend, report, outcome)
     }
 
+    /// Runs one step's SQL from the plugin's declaration: what the `execute-script` import
+    /// does for a plugin's code, scoped and bounded the same way, without an instance.
+    pub(crate) fn run_sql(
+        &self,
+        scope: Scope,
+        mut backend: Box<dyn Backend>,
+        script: &str,
+    ) -> (Box<dyn Backend>, CallReport, Result<(), String>) {
+        let mut report = CallReport::default();
+        if let Err(e) = backend.enter_plugin(scope, self.sql_limits()) {
+            return (backend, report, Err(e.to_string()));
+        }
+        let mut statements = Vec::new();
+        let outcome = backend
+            .execute_script(script, &mut statements)
+            .map_err(|e| describe_error(&sql::to_wit_error(e)));
+        for statement in &statements {
+            report.ran(statement);
+        }
+        let report = report.finish();
+        if let Err(e) = backend.leave_plugin() {
+            return (backend, report, Err(e.to_string()));
+        }
+        (backend, report, outcome)
+    }
+
+    /// The bounds on one step's SQL, its deadline starting now.
+    fn sql_limits(&self) -> SqlLimits {
+        SqlLimits {
+            deadline: std::time::Instant::now() + self.limits.deadline,
+            max_result_bytes: self.limits.max_result_bytes,
+            max_growth_bytes: self.limits.max_growth_bytes,
+        }
+    }
+
     fn describe_trap(&self, e: &wasmtime::Error, state: &StepState) -> String {
         let what = match e.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::Interrupt) => format!(
@@ -642,14 +652,17 @@ impl Runtime {
 }
 
 fn describe_plugin_error(e: &types::Error, state: &StepState) -> String {
-    let text = match e {
+    format!("{}{}", describe_error(e), plugin_said(state))
+}
+
+fn describe_error(e: &types::Error) -> String {
+    match e {
         types::Error::AccessDenied(m) => format!("access denied: {m}"),
         types::Error::Constraint(m) => format!("constraint failed: {m}"),
         types::Error::Syntax(m) => format!("SQL error: {m}"),
         types::Error::Limit(m) => format!("limit reached: {m}"),
         types::Error::Other(m) => m.clone(),
-    };
-    format!("{text}{}", plugin_said(state))
+    }
 }
 
 /// What the plugin said before it failed, to append to the failure: the end of its stderr
@@ -717,6 +730,102 @@ fn check_header(bytes: &[u8]) -> Result<(), String> {
         [_, _, 1, 0] => Ok(()),
         _ => Err("unknown WebAssembly binary version".to_string()),
     }
+}
+
+/// Reads a plugin's declaration (its manifest and SQL as data, see [`crate::declaration`]),
+/// without compiling anything; `None` for a plugin without one.
+///
+/// A plugin with a declaration is checked here as compiling would check it: the whole
+/// component is validated, its imports must be on the allow-list and it must export the
+/// plugin interface. Without one, only the sections are parsed (the compile validates).
+pub(crate) fn read_declaration(bytes: &[u8]) -> Result<Option<Declaration>, String> {
+    use wasmparser::{Parser, Payload, ValidPayload, Validator, WasmFeatures};
+
+    check_header(bytes)?;
+    let invalid =
+        |e: wasmparser::BinaryReaderError| format!("not a valid WebAssembly component: {e}");
+    // Everything wasmparser knows: what the code may use is the compiler's business when a
+    // code step runs; here only the component's shape matters.
+    let mut validator = Validator::new_with_features(WasmFeatures::all());
+    let mut bodies = Vec::new();
+    let (mut depth, mut section, mut imports, mut exports) = (0usize, None, Vec::new(), Vec::new());
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(invalid)?;
+        if let ValidPayload::Func(func, body) = validator.payload(&payload).map_err(invalid)? {
+            bodies.push((func, body));
+        }
+        match payload {
+            Payload::Version { .. } => depth += 1,
+            Payload::End(_) => depth -= 1,
+            Payload::ComponentImportSection(reader) if depth == 1 => {
+                for import in reader {
+                    imports.push(import.map_err(invalid)?.name.name.to_string());
+                }
+            }
+            Payload::ComponentExportSection(reader) if depth == 1 => {
+                for export in reader {
+                    exports.push(export.map_err(invalid)?.name.name.to_string());
+                }
+            }
+            Payload::CustomSection(reader) if reader.name() == crate::declaration::SECTION => {
+                if section.is_some() {
+                    return Err(format!(
+                        "has two {} sections: which one declares the plugin?",
+                        crate::declaration::SECTION
+                    ));
+                }
+                section = Some(reader.data());
+            }
+            _ => {}
+        }
+    }
+    let Some(section) = section else {
+        return Ok(None);
+    };
+    let mut allocations = wasmparser::FuncValidatorAllocations::default();
+    for (func, body) in bodies {
+        let mut v = func.into_validator(allocations);
+        v.validate(&body).map_err(invalid)?;
+        allocations = v.into_allocations();
+    }
+    check_interface(imports.iter().map(String::as_str), || exports.clone())?;
+    Declaration::decode(section).map(Some)
+}
+
+/// Refuses a component whose imports are not all on the allow-list, or that does not export
+/// the plugin interface (`exports` lists its exports, for the error).
+fn check_interface<'a>(
+    imports: impl Iterator<Item = &'a str>,
+    exports: impl FnOnce() -> Vec<String>,
+) -> Result<(), String> {
+    let refused: Vec<&str> = imports
+        .filter(|name| {
+            !IMPORT_ALLOW_LIST
+                .iter()
+                .any(|allowed| name.starts_with(allowed))
+        })
+        .collect();
+    if !refused.is_empty() {
+        return Err(format!(
+            "imports {} which wasmig does not grant to plugins (a plugin may import only \
+             wasmig:plugin/sql and wasmig:plugin/log, plus the WASI interfaces Rust's std \
+             links)",
+            refused.join(", ")
+        ));
+    }
+    let exports = exports();
+    if !exports.iter().any(|e| e == PLUGIN_EXPORT) {
+        return Err(format!(
+            "does not export {PLUGIN_EXPORT}: it is not a wasmig migration plugin (it exports \
+             {}); build it with the wasmig-guest SDK",
+            if exports.is_empty() {
+                "nothing".to_string()
+            } else {
+                exports.join(", ")
+            }
+        ));
+    }
+    Ok(())
 }
 
 /// Everything a plugin's store holds for one call.

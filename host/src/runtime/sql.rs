@@ -420,7 +420,7 @@ fn from_value(v: Value) -> types::Value {
     }
 }
 
-fn to_wit_error(e: SqlError) -> types::Error {
+pub(super) fn to_wit_error(e: SqlError) -> types::Error {
     match e {
         SqlError::AccessDenied(m) => types::Error::AccessDenied(m),
         SqlError::Constraint(m) => types::Error::Constraint(m),
