@@ -76,8 +76,10 @@ impl Scratch {
     }
 }
 
-/// Copies of a template plugin with distinct names (`p000000000000001`, …), patched in the
-/// compiled component: one build, `n` distinct plugins.
+/// Copies of a template plugin with distinct names (`p000000000000001`, …), patched
+/// everywhere the placeholder appears in the compiled component (once in a template that
+/// builds its SQL at run time; in every statement of a declared one): one build, `n`
+/// distinct plugins.
 fn generate(template: &str, n: usize, into: &Path) {
     let bytes = std::fs::read(template).unwrap();
     let at: Vec<usize> = bytes
@@ -86,15 +88,13 @@ fn generate(template: &str, n: usize, into: &Path) {
         .filter(|(_, w)| *w == PLACEHOLDER)
         .map(|(i, _)| i)
         .collect();
-    assert_eq!(
-        at.len(),
-        1,
-        "the placeholder name appears once in {template}"
-    );
+    assert!(!at.is_empty(), "the placeholder name is in {template}");
     for i in 1..=n {
         let mut copy = bytes.clone();
         let name = format!("p{i:015}");
-        copy[at[0]..at[0] + PLACEHOLDER.len()].copy_from_slice(name.as_bytes());
+        for &at in &at {
+            copy[at..at + PLACEHOLDER.len()].copy_from_slice(name.as_bytes());
+        }
         std::fs::write(into.join(format!("{name}.wasm")), copy).unwrap();
     }
 }
@@ -423,12 +423,17 @@ fn main() {
         // The same plugins built for wasm32-unknown-unknown: components without WASI imports.
         let no_wasi = Scratch::new();
         generate(artifacts::BENCH_TEMPLATE10_NO_WASI, 100, &no_wasi.plugins());
+        // The same SQL declared as data (`StaticPlugin`): never compiled.
+        let declared = Scratch::new();
+        generate(artifacts::BENCH_STATIC10, 100, &declared.plugins());
         let mut base = Vec::new();
         let mut cold = Vec::new();
         let mut cold_cranelift = Vec::new();
         let mut warm = Vec::new();
         let mut cold_no_wasi = Vec::new();
         let mut warm_no_wasi = Vec::new();
+        let mut cold_declared = Vec::new();
+        let mut warm_declared = Vec::new();
         for r in 0..runs {
             progress(&format!("apply, run {}", r + 1));
             let db = s.db(&format!("refinery{r}.db"));
@@ -454,6 +459,7 @@ fn main() {
             for (set, cold, warm) in [
                 (&s, &mut cold, &mut warm),
                 (&no_wasi, &mut cold_no_wasi, &mut warm_no_wasi),
+                (&declared, &mut cold_declared, &mut warm_declared),
             ] {
                 let _ = std::fs::remove_dir_all(set.cache());
                 for (into, name) in [(cold, "cold"), (warm, "warm")] {
@@ -471,20 +477,30 @@ fn main() {
         }
         let b = median(base);
         for (label, v, target) in [
-            ("cold compile cache", cold, 1.5),
             (
-                "cold, --compiler cranelift compile cache",
+                "SQL declared as data, cold compile cache",
+                cold_declared,
+                1.5,
+            ),
+            (
+                "SQL declared as data, warm compile cache",
+                warm_declared,
+                1.2,
+            ),
+            ("SQL from code, cold compile cache", cold, 1.5),
+            (
+                "SQL from code, cold compile cache, --compiler cranelift",
                 cold_cranelift,
                 1.5,
             ),
-            ("warm compile cache", warm, 1.2),
+            ("SQL from code, warm compile cache", warm, 1.2),
             (
-                "cold compile cache, plugins built without WASI",
+                "SQL from code built without WASI, cold compile cache",
                 cold_no_wasi,
                 1.5,
             ),
             (
-                "warm compile cache, plugins built without WASI",
+                "SQL from code built without WASI, warm compile cache",
                 warm_no_wasi,
                 1.2,
             ),

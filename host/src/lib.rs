@@ -247,7 +247,7 @@ fn read_manifest(
     bytes: &[u8],
     sha: &str,
 ) -> std::result::Result<Manifest, String> {
-    let raw = match runtime::read_declaration(bytes)? {
+    let raw = match runtime::read_declaration(bytes, true)? {
         Some(declaration) => declaration.manifest,
         None => {
             let loaded = runtime.load(path, bytes, sha, Purpose::Run)?;
@@ -276,6 +276,8 @@ pub struct Compiled {
     pub compile_us: u64,
     /// Why the file could not be compiled.
     pub error: Option<String>,
+    /// The plugin declares every step as SQL data: it is never compiled, so nothing was.
+    pub declared_sql_only: bool,
 }
 
 /// What one plugin may touch, as the policy and its manifest decide.
@@ -771,7 +773,7 @@ impl Host {
             reason,
         };
         let runtime = &self.inner.runtime;
-        let declaration = runtime::read_declaration(&bytes).map_err(invalid)?;
+        let declaration = runtime::read_declaration(&bytes, true).map_err(invalid)?;
         let started = std::time::Instant::now();
         let loaded = runtime
             .load(file, &bytes, &sha256, Purpose::Run)
@@ -807,7 +809,8 @@ impl Host {
     /// into the compile cache, a few at a time in parallel; files already there are only
     /// checked. Later runs then use optimized code instead of compiling plugins they have not
     /// seen with the baseline compiler: run it at deploy time. Runs no plugin code and
-    /// touches no database. A file that cannot be compiled is reported in its row.
+    /// touches no database. A file that cannot be compiled is reported in its row; a plugin
+    /// that declares only SQL steps as data is checked, not compiled (no run compiles it).
     pub async fn compile(&self) -> Result<Vec<Compiled>> {
         if self.inner.config.cache_dir.is_none() {
             return Err(Error::Engine(
@@ -826,21 +829,25 @@ impl Host {
                 from_cache: false,
                 compile_us: 0,
                 error: None,
+                declared_sql_only: false,
             };
             let loaded = catalog::read(path)
                 .map_err(|e| e.to_string())
                 .and_then(|file| {
                     row.sha256 = file.sha256.clone();
-                    host.inner.runtime.load(
-                        &file.path,
-                        &file.bytes,
-                        &file.sha256,
-                        Purpose::Optimize,
-                    )
+                    let declared = runtime::read_declaration(&file.bytes, true)?;
+                    if declared.is_some_and(|d| !d.has_code()) {
+                        return Ok(None);
+                    }
+                    host.inner
+                        .runtime
+                        .load(&file.path, &file.bytes, &file.sha256, Purpose::Optimize)
+                        .map(Some)
                 });
             row.compile_us = started.elapsed().as_micros() as u64;
             match loaded {
-                Ok(loaded) => {
+                Ok(None) => row.declared_sql_only = true,
+                Ok(Some(loaded)) => {
                     row.compiler = Some(loaded.compiler);
                     row.from_cache = loaded.from_cache;
                     row.error = loaded

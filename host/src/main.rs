@@ -623,6 +623,9 @@ fn print_compiled(rows: &[wasmig::Compiled], as_json: bool) -> Result<()> {
             format!("{:.1} ms", r.compile_us as f64 / 1e3),
             match (&r.error, r.from_cache) {
                 (Some(e), _) => e.clone(),
+                (None, _) if r.declared_sql_only => {
+                    "SQL steps declared as data: never compiled".to_string()
+                }
                 (None, true) => "already in the compile cache".to_string(),
                 (None, false) => "compiled and cached".to_string(),
             },

@@ -241,7 +241,7 @@ fn auto_runs_a_new_plugin_with_winch_and_precompiled_code_once_compile_ran() {
         return; // Winch is x86-64 only: auto is Cranelift alone elsewhere.
     }
     let env = Env::new();
-    let file = env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    let file = env.add(artifacts::ACCOUNTS_V1, "accounts.wasm");
     let cache = env.dir.path().join("cache");
     let (cache_arg, file_arg) = (cache.to_str().unwrap(), file.to_str().unwrap());
     let first = env.json(&["--cache-dir", cache_arg, "inspect", file_arg]);
@@ -274,7 +274,7 @@ fn auto_runs_a_new_plugin_with_winch_and_precompiled_code_once_compile_ran() {
         "the optimized code wins once it is cached"
     );
     env.ok(&["--cache-dir", cache_arg, "up"]);
-    assert_eq!(env.ledger().len(), 2);
+    assert_eq!(env.ledger().len(), 1);
 }
 
 #[test]
@@ -311,6 +311,7 @@ fn a_fixed_compiler_is_used_for_everything() {
 #[test]
 fn compile_names_a_file_it_cannot_compile_and_fails() {
     let env = Env::new();
+    env.add(artifacts::ACCOUNTS_V1, "old-accounts.wasm");
     env.add(artifacts::ACCOUNTS, "accounts.wasm");
     env.add(artifacts::NOT_A_PLUGIN, "not-a-plugin.wasm");
     env.add_bytes(b"\0asm garbage", "corrupt.wasm");
@@ -320,8 +321,9 @@ fn compile_names_a_file_it_cannot_compile_and_fails() {
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for expected in [
-        "accounts.wasm",
+        "old-accounts.wasm",
         "compiled and cached",
+        "SQL steps declared as data: never compiled",
         "not-a-plugin.wasm",
         "does not export wasmig:plugin/plugin@0.1.0",
         "corrupt.wasm",
@@ -329,6 +331,18 @@ fn compile_names_a_file_it_cannot_compile_and_fails() {
         assert!(text.contains(expected), "{expected:?} in:\n{text}");
     }
     assert!(!env.db.exists(), "compile touches no database");
+    let declared = {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(std::fs::read(artifacts::ACCOUNTS).unwrap()))
+    };
+    assert!(
+        !entries(&cache).iter().any(|e| e
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(&declared)),
+        "the declared plugin was not compiled"
+    );
 
     let err = env.fails(&["--no-cache", "compile"]);
     assert!(err.contains("no compile cache to fill"), "{err}");
@@ -337,7 +351,7 @@ fn compile_names_a_file_it_cannot_compile_and_fails() {
 #[test]
 fn compile_fails_when_the_cache_cannot_be_written() {
     let env = Env::new();
-    env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    env.add(artifacts::ACCOUNTS_V1, "accounts.wasm");
     // A file where the cache directory should be: nothing compiled can be kept.
     let not_a_dir = env.dir.path().join("cache");
     std::fs::write(&not_a_dir, b"").unwrap();
@@ -347,7 +361,7 @@ fn compile_fails_when_the_cache_cannot_be_written() {
     assert!(text.contains("compiled, but not cached"), "{text}");
     // A run with the same unusable cache still works: it compiles and warns.
     env.ok(&["--cache-dir", not_a_dir.to_str().unwrap(), "up"]);
-    assert_eq!(env.ledger().len(), 2);
+    assert_eq!(env.ledger().len(), 1);
 }
 
 #[test]
@@ -356,7 +370,7 @@ fn compile_with_winch_only_reuses_its_own_entries() {
         return;
     }
     let env = Env::new();
-    env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    env.add(artifacts::ACCOUNTS_V1, "accounts.wasm");
     let cache = env.dir.path().join("cache");
     let args = [
         "--cache-dir",

@@ -735,20 +735,43 @@ fn check_header(bytes: &[u8]) -> Result<(), String> {
 /// Reads a plugin's declaration (its manifest and SQL as data, see [`crate::declaration`]),
 /// without compiling anything; `None` for a plugin without one.
 ///
-/// A plugin with a declaration is checked here as compiling would check it: the whole
-/// component is validated, its imports must be on the allow-list and it must export the
-/// plugin interface. Without one, only the sections are parsed (the compile validates).
-pub(crate) fn read_declaration(bytes: &[u8]) -> Result<Option<Declaration>, String> {
+/// With `check`, a plugin with a declaration is checked here as compiling would check it: the
+/// whole component is validated, its imports must be on the allow-list and it must export
+/// the plugin interface. Its manifest is read that way the first time wasmig sees it; running
+/// its steps later (the same bytes, by SHA-256) needs only the declaration. Without a
+/// declaration, the sections are only skimmed (the compile validates).
+pub(crate) fn read_declaration(bytes: &[u8], check: bool) -> Result<Option<Declaration>, String> {
     use wasmparser::{Parser, Payload, ValidPayload, Validator, WasmFeatures};
 
     check_header(bytes)?;
     let invalid =
         |e: wasmparser::BinaryReaderError| format!("not a valid WebAssembly component: {e}");
+    let mut section = None;
+    for payload in Parser::new(0).parse_all(bytes) {
+        if let Payload::CustomSection(reader) = payload.map_err(invalid)?
+            && reader.name() == crate::declaration::SECTION
+        {
+            if section.is_some() {
+                return Err(format!(
+                    "has two {} sections: which one declares the plugin?",
+                    crate::declaration::SECTION
+                ));
+            }
+            section = Some(reader.data());
+        }
+    }
+    let Some(section) = section else {
+        return Ok(None);
+    };
+    if !check {
+        return Declaration::decode(section).map(Some);
+    }
+
     // Everything wasmparser knows: what the code may use is the compiler's business when a
     // code step runs; here only the component's shape matters.
     let mut validator = Validator::new_with_features(WasmFeatures::all());
     let mut bodies = Vec::new();
-    let (mut depth, mut section, mut imports, mut exports) = (0usize, None, Vec::new(), Vec::new());
+    let (mut depth, mut imports, mut exports) = (0usize, Vec::new(), Vec::new());
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(invalid)?;
         if let ValidPayload::Func(func, body) = validator.payload(&payload).map_err(invalid)? {
@@ -767,21 +790,9 @@ pub(crate) fn read_declaration(bytes: &[u8]) -> Result<Option<Declaration>, Stri
                     exports.push(export.map_err(invalid)?.name.name.to_string());
                 }
             }
-            Payload::CustomSection(reader) if reader.name() == crate::declaration::SECTION => {
-                if section.is_some() {
-                    return Err(format!(
-                        "has two {} sections: which one declares the plugin?",
-                        crate::declaration::SECTION
-                    ));
-                }
-                section = Some(reader.data());
-            }
             _ => {}
         }
     }
-    let Some(section) = section else {
-        return Ok(None);
-    };
     let mut allocations = wasmparser::FuncValidatorAllocations::default();
     for (func, body) in bodies {
         let mut v = func.into_validator(allocations);
