@@ -59,12 +59,16 @@ pub use declaration::{SECTION, StaticMigration, StaticPlugin};
 pub use value::{FromValue, Row, Rows, Value};
 
 use sha2::{Digest, Sha256};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
+use std::rc::Rc;
 
 thread_local! {
     /// The parameters of the `execute` call being made, packed; reused from call to call.
     static PACKED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// The count of rows changed of the [`Batch`] whose rows the host may still be running
+    /// (`send-batch-packed`): the host's `finish-batches` answers for it.
+    static SENDING: RefCell<Option<Rc<Cell<u64>>>> = const { RefCell::new(None) };
 }
 
 #[doc(hidden)]
@@ -222,6 +226,12 @@ impl Tx {
     /// with their values end to end (no list per row). The fastest way to load many rows,
     /// in bounded memory. Call [`Batch::finish`] at the end.
     ///
+    /// The host inserts each chunk on another thread while the plugin builds the next one,
+    /// so an error in a row (a constraint, say) comes back from a later call: the next
+    /// [`Batch::row`] that sends a chunk, [`Batch::finish`], or any other call of the
+    /// transaction. Rows after the failed one are not run. A step that returns `Ok` while a
+    /// batch it sent failed unreported (a batch dropped without `finish`) fails anyway.
+    ///
     /// ```no_run
     /// # use wasmig_guest::{Tx, Result, Value};
     /// fn load(tx: &Tx) -> Result<()> {
@@ -239,7 +249,7 @@ impl Tx {
             width: 0,
             packed: Vec::new(),
             values: 0,
-            changed: 0,
+            changed: Rc::new(Cell::new(0)),
         }
     }
 }
@@ -253,7 +263,9 @@ pub struct Batch<'t> {
     packed: Vec<u8>,
     /// How many values `packed` holds.
     values: usize,
-    changed: u64,
+    /// Rows changed by the rows sent so far (shared with `SENDING` while the host may still
+    /// be running some).
+    changed: Rc<Cell<u64>>,
 }
 
 impl Batch<'_> {
@@ -298,20 +310,36 @@ impl Batch<'_> {
         Ok(())
     }
 
+    /// Sends the buffered rows. The host runs them on another thread while the plugin goes
+    /// on building the next ones (`send-batch-packed`); what they did comes back later.
     fn flush(&mut self) -> Result<()> {
         if self.values > 0 {
-            self.changed +=
-                wit_sql::execute_batch_packed(self.statement, self.width as u32, &self.packed)?;
+            // Rows another batch sent are counted for it before these go.
+            let other = SENDING.with_borrow(|s| s.clone());
+            if let Some(other) = other.filter(|o| !Rc::ptr_eq(o, &self.changed)) {
+                SENDING.set(None);
+                other.set(other.get() + wit_sql::finish_batches()?);
+            }
+            wit_sql::send_batch_packed(self.statement, self.width as u32, &self.packed)?;
+            SENDING.set(Some(self.changed.clone()));
             self.packed.clear();
             self.values = 0;
         }
         Ok(())
     }
 
-    /// Sends the remaining rows; returns the total number of rows changed.
+    /// Sends the remaining rows, waits for the host to run them all, and returns the total
+    /// number of rows changed.
     pub fn finish(mut self) -> Result<u64> {
         self.flush()?;
-        Ok(self.changed)
+        let mine =
+            SENDING.with_borrow(|s| s.as_ref().is_some_and(|s| Rc::ptr_eq(s, &self.changed)));
+        if mine {
+            SENDING.set(None);
+            self.changed
+                .set(self.changed.get() + wit_sql::finish_batches()?);
+        }
+        Ok(self.changed.get())
     }
 }
 

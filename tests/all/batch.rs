@@ -1,7 +1,8 @@
 //! Bulk loads: `Tx::batch` (values packed end to end, a few thousand rows per
-//! `execute-batch-packed` call) and `execute_many` (a list per row, every row at once) insert
-//! every row, in order, inside the step's transaction; a malformed batch fails the step with
-//! nothing inserted.
+//! `send-batch-packed` call, which the host runs on another thread while the plugin builds the
+//! next) and `execute_many` (every row at once) insert every row, in order, inside the step's
+//! transaction; a malformed batch fails the step with nothing inserted, and a failed row's
+//! error comes back from the plugin's next call.
 
 use crate::support::{Env, artifacts};
 
@@ -116,4 +117,77 @@ fn every_kind_of_value_crosses_every_way_unchanged() {
     for via in ["execute", "batch", "many"] {
         assert_eq!(stored(via), expected, "values sent through {via}");
     }
+}
+
+#[test]
+fn interleaved_batches_count_their_own_rows_and_queries_see_what_was_sent() {
+    // Two batches sent in turn, queries between their chunks (which wait for the chunk in
+    // flight): the plugin checks each batch's count and fails the step otherwise.
+    let env = bench("interleaved", 20_000);
+    env.ok(&["up"]);
+    assert_eq!(summary(&env), expected(20_000));
+}
+
+#[test]
+fn a_batch_error_comes_back_from_the_next_call_and_later_rows_do_not_run() {
+    // Row 5 of the first chunk (rows 0–4,095, sent by the 4,096th `row`) fails; the host runs
+    // that chunk while the plugin builds the next, so the error comes back from the call that
+    // sends the second chunk (the 8,192nd `row`, index 8,191). Rows 0–4 went in, nothing after.
+    let env = bench("caught", 20_000);
+    env.ok(&["up"]);
+    let (at, error): (i64, String) = env
+        .conn()
+        .query_row("SELECT n, mode FROM bench__config", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(at, 8_191);
+    assert!(
+        error.contains("UNIQUE constraint failed: bench__item.id"),
+        "{error}"
+    );
+    let ids: Vec<i64> = env
+        .conn()
+        .prepare("SELECT id FROM bench__item ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(ids, vec![0, 1, 2, 3, 4]);
+}
+
+#[test]
+fn a_step_that_drops_a_failed_batch_unread_fails_with_its_error() {
+    let env = bench("dropped", 5_000);
+    let err = env.fails(&["up"]);
+    assert!(
+        err.contains("plugin bench migration 0.2.0")
+            && err.contains("a batch the step sent failed")
+            && err.contains("UNIQUE constraint failed: bench__item.id"),
+        "{err}"
+    );
+    assert_eq!(summary(&env).0, 0, "rolled back");
+}
+
+#[test]
+fn a_trap_while_a_batch_runs_rolls_the_step_back_and_the_run_goes_on() {
+    // 5,000 rows: the first 4,096 are sent (running on the host's worker) when the plugin
+    // panics. The host waits for them before it rolls back.
+    let env = bench("panic", 5_000);
+    let err = env.fails(&["up"]);
+    assert!(
+        err.contains("plugin bench migration 0.2.0")
+            && err.contains("gave up after sending 5000 rows"),
+        "{err}"
+    );
+    assert_eq!(summary(&env).0, 0, "rolled back");
+    let last = env.ledger().pop().unwrap();
+    assert_eq!((last.0.as_str(), last.3.as_str()), ("bench", "failed"));
+    // The connection came back whole: the step runs again once the plugin is told otherwise.
+    env.conn()
+        .execute("UPDATE bench__config SET mode = 'batch'", [])
+        .unwrap();
+    env.ok(&["up"]);
+    assert_eq!(summary(&env), expected(5_000));
 }

@@ -252,4 +252,8 @@ attacks! {
     a_ragged_packed_batch_is_refused_whole: "packed-ragged" => "execute-batch-packed got 7 values, which is not a whole number of rows of 4";
     reusing_a_statement_the_host_cached_is_denied: "reuse-host-statement" => "_wasmig_component";
     executing_a_statement_the_host_cached_is_denied: "reuse-host-execute" => "table \"_wasmig_applied\" is outside";
+    a_sent_batch_is_authorized_like_any_other: "sent-other" => "table \"accounts__user\" is outside";
+    a_sent_batch_never_collected_still_fails_the_step: "sent-unread" => "a batch the step sent failed: access denied: table \"accounts__user\" is outside";
+    a_sent_ragged_batch_is_reported_by_the_next_call: "sent-ragged" => "send-batch-packed got 1 values, which is not a whole number of rows of 2";
+    a_sent_malformed_batch_is_refused: "sent-bad-tag" => "malformed packed parameters: unknown tag 9 at byte 0 of 1";
 }

@@ -69,6 +69,71 @@ fn insert(tx: &Tx) -> Result<()> {
                 .collect();
             tx.execute_many(insert, &rows)?;
         }
+        "interleaved" => {
+            // Two batches whose chunks the host runs in turn, with other calls in between:
+            // each batch's count is its own, and a query sees every row sent before it.
+            let mut evens = tx.batch(INSERT);
+            let mut odds = tx.batch(INSERT);
+            for i in 0..n {
+                let batch = if i % 2 == 0 { &mut evens } else { &mut odds };
+                batch.row(row(i))?;
+                if i % 5_000 == 4_999 {
+                    let seen: i64 = tx
+                        .query("SELECT count(*) AS c FROM bench__item", &[])?
+                        .get(0)
+                        .ok_or_else(|| Error::other("no count"))?
+                        .get("c")?;
+                    if seen > i + 1 {
+                        return Err(Error::other(format!("{seen} rows after {}", i + 1)));
+                    }
+                }
+            }
+            let (e, o) = (evens.finish()?, odds.finish()?);
+            if (e, o) != (((n + 1) / 2) as u64, (n / 2) as u64) {
+                return Err(Error::other(format!("counted {e} and {o} rows of {n}")));
+            }
+        }
+        "caught" => {
+            // Row 5 repeats row 4's id. The error comes back from a later call; the plugin
+            // records which row's call returned it, and carries on.
+            let mut batch = tx.batch(INSERT);
+            let mut failed_at = None;
+            for i in 0..n {
+                let id = if i == 5 { 4 } else { i };
+                if let Err(e) = batch.row([id.into(), "x".into(), 0.into(), 0.0.into()]) {
+                    failed_at = Some((i, e));
+                    break;
+                }
+            }
+            let (at, error) = match failed_at {
+                Some(failure) => failure,
+                None => match batch.finish() {
+                    Ok(_) => return Err(Error::other("no row failed")),
+                    Err(e) => (n, e),
+                },
+            };
+            tx.execute(
+                "UPDATE bench__config SET n = ?1, mode = ?2",
+                params![at, error.to_string()],
+            )?;
+        }
+        "dropped" => {
+            // A batch whose sent rows fail, dropped without `finish`: the step fails anyway.
+            let mut batch = tx.batch(INSERT);
+            for i in 0..n {
+                let id = if i == 5 { 4 } else { i };
+                batch.row([id.into(), "x".into(), 0.into(), 0.0.into()])?;
+            }
+            drop(batch);
+        }
+        "panic" => {
+            // A chunk sent, then a panic while the host runs it.
+            let mut batch = tx.batch(INSERT);
+            for i in 0..n {
+                batch.row(row(i))?;
+            }
+            panic!("gave up after sending {n} rows");
+        }
         "ragged" => {
             // A batch whose second row is short: refused by the SDK, nothing sent.
             let mut batch = tx.batch(INSERT);

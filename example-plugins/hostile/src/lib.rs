@@ -324,6 +324,33 @@ fn attack(tx: &Tx) -> Result<()> {
             sql::execute_batch_packed("INSERT INTO evil__t VALUES (?1, ?2, ?3, ?4)", 4, &packed)?;
             Ok(())
         }
+        "sent-other" | "sent-unread" | "sent-ragged" | "sent-bad-tag" => {
+            // Batches the host runs on its worker (`send-batch-packed`): the same checks,
+            // reported by the next call; one never collected still fails the step.
+            use wasmig_guest::__bindings::wasmig::plugin::sql;
+            let mut email = vec![3, 3, 0, 0, 0];
+            email.extend_from_slice(b"a@x");
+            let steal = "INSERT INTO accounts__user (email) VALUES (?1)";
+            match name.as_str() {
+                "sent-other" => {
+                    sql::send_batch_packed(steal, 1, &email)?;
+                    sql::finish_batches()?;
+                }
+                "sent-unread" => sql::send_batch_packed(steal, 1, &email)?,
+                "sent-ragged" => {
+                    tx.execute("CREATE TABLE evil__t (a, b)", &[])?;
+                    sql::send_batch_packed("INSERT INTO evil__t VALUES (?1, ?2)", 2, &email)?;
+                    // Any call reports it, and does nothing else.
+                    tx.execute("DROP TABLE evil__t", &[])?;
+                }
+                _ => {
+                    tx.execute("CREATE TABLE evil__t (a)", &[])?;
+                    sql::send_batch_packed("INSERT INTO evil__t VALUES (?1)", 1, &[9])?;
+                    sql::finish_batches()?;
+                }
+            }
+            Ok(())
+        }
         other => Err(Error::other(format!("unknown attack {other}"))),
     }
 }

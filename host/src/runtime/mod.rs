@@ -15,6 +15,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 mod cache;
 mod output;
+mod pipeline;
 mod sql;
 
 use cache::CompileCache;
@@ -449,6 +450,7 @@ impl Runtime {
             report: CallReport::default(),
             params: Vec::new(),
             values: Vec::new(),
+            pipeline: None,
             log_left: self.limits.max_log_bytes,
             stdout: out,
             stderr: err,
@@ -567,8 +569,17 @@ impl Runtime {
             }
         }
         .await;
+        // A batch still running finishes first; one that failed without the plugin hearing
+        // of it fails the step (the plugin returned without collecting it).
+        let unreported = sql::settle_batches(store.data_mut());
         let outcome = match result {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => match unreported {
+                None => Ok(()),
+                Some(e) => Err(format!(
+                    "a batch the step sent failed: {}",
+                    describe_error(&sql::to_wit_error(e))
+                )),
+            },
             Ok(Err(e)) => Err(describe_plugin_error(&e, store.data())),
             Err(trap) => Err(self.describe_trap(&trap, store.data())),
         };
@@ -852,6 +863,9 @@ pub(crate) struct StepState {
     params: Vec<sql::Param>,
     /// Scratch space for decoding packed parameters, kept between calls (always empty).
     values: Vec<crate::store::ValueRef<'static>>,
+    /// The worker of `send-batch-packed`, once the step sent a batch; while a batch runs it
+    /// holds the backend.
+    pipeline: Option<pipeline::Pipeline>,
     log_left: usize,
     stdout: BoundedOutput,
     stderr: BoundedOutput,

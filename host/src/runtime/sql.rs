@@ -21,7 +21,7 @@ const RESERVED_VALUES: usize = 16 * 1024;
 
 /// The most values one `execute-batch` call may carry: bounds what the host lifts at once
 /// (the SDK sends 16,384 per call).
-const MAX_BATCH_VALUES: usize = 1 << 20;
+pub(super) const MAX_BATCH_VALUES: usize = 1 << 20;
 
 /// The WIT `value`, lifted without copying: text and blobs stay in the plugin's memory.
 #[derive(ComponentType, Lift)]
@@ -79,10 +79,11 @@ fn with_backend<R>(
     ) -> wasmtime::Result<Result<R, SqlError>>,
 ) -> wasmtime::Result<Result<R, types::Error>> {
     let state = store.data_mut();
+    if let Some(e) = settle_batches(state) {
+        return Ok(Err(to_wit_error(e)));
+    }
     let Some(backend) = state.backend.take() else {
-        return Ok(Err(types::Error::AccessDenied(
-            "SQL is only available while a migration step runs, not in manifest()".into(),
-        )));
+        return Ok(Err(not_in_a_step()));
     };
     let mut lent = Lent {
         backend,
@@ -98,6 +99,18 @@ fn with_backend<R>(
     state.params = lent.params;
     state.values = lent.values;
     Ok(result?.map_err(to_wit_error))
+}
+
+fn not_in_a_step() -> types::Error {
+    types::Error::AccessDenied(
+        "SQL is only available while a migration step runs, not in manifest()".into(),
+    )
+}
+
+/// Waits for the batch `send-batch-packed` started, if one is running, and gives the step its
+/// backend back; the batch's error, if it failed (reported by the call that settles it).
+pub(super) fn settle_batches(state: &mut StepState) -> Option<SqlError> {
+    state.pipeline.as_mut()?.settle(&mut state.backend)
 }
 
 /// Lifts a parameter list into `out` (handles into the plugin's memory, not copies).
@@ -273,6 +286,64 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
         },
     )?;
     sql.func_wrap(
+        "send-batch-packed",
+        |mut store: StoreContextMut<'_, StepState>,
+         (statement, width, params): (WasmStr, u32, WasmList<u8>)| {
+            let state = store.data_mut();
+            if let Some(e) = settle_batches(state) {
+                return Ok((Err(to_wit_error(e)),));
+            }
+            if state.backend.is_none() {
+                return Ok((Err(not_in_a_step()),));
+            }
+            if state.pipeline.is_none() {
+                match super::pipeline::Pipeline::start() {
+                    Ok(p) => state.pipeline = Some(p),
+                    Err(e) => return Ok((Err(to_wit_error(e)),)),
+                }
+            }
+            if params.len() > super::pipeline::MAX_COPIED_BYTES {
+                // Too large to copy: run in place, as `execute-batch-packed` does, and report
+                // an error the way a batch on the worker would.
+                let result = packed_statement(
+                    store.as_context_mut(),
+                    statement,
+                    params,
+                    MAX_BATCH_VALUES,
+                    |b, s, v| run_batch(b, s, width as usize, v, "send-batch-packed"),
+                )?;
+                let result = result.map_err(from_wit_error);
+                let pipeline = store.data_mut().pipeline.as_mut().expect("started");
+                pipeline.ran_here(result);
+                return Ok((Ok(()),));
+            }
+            let mut bytes = state.pipeline.as_mut().expect("started").buffer();
+            // A copy: the plugin reuses its buffer for the next rows while these run.
+            bytes.extend_from_slice(params.as_le_slice(&store));
+            let statement = statement.to_str(&store)?.into_owned();
+            let state = store.data_mut();
+            state.report.ran(&statement);
+            let backend = state.backend.take().expect("checked above");
+            let pipeline = state.pipeline.as_mut().expect("started");
+            pipeline.send(backend, statement, width as usize, bytes);
+            Ok((Ok(()),))
+        },
+    )?;
+    sql.func_wrap(
+        "finish-batches",
+        |mut store: StoreContextMut<'_, StepState>, (): ()| {
+            let state = store.data_mut();
+            if let Some(e) = settle_batches(state) {
+                return Ok((Err(to_wit_error(e)),));
+            }
+            if state.backend.is_none() {
+                return Ok((Err(not_in_a_step()),));
+            }
+            let changed = state.pipeline.as_mut().map_or(0, |p| p.take_changed());
+            Ok((Ok(changed),))
+        },
+    )?;
+    sql.func_wrap(
         "execute-script",
         |mut store: StoreContextMut<'_, StepState>, (script,): (WasmStr,)| {
             let result = with_backend(store.as_context_mut(), |lent, store| {
@@ -298,7 +369,7 @@ fn chunks_or_empty<T>(items: &[T], size: usize) -> impl Iterator<Item = &[T]> {
 
 /// Runs `statement` once per row of `values`, `width` values a row, bound a chunk of rows at a
 /// time. `call` names the import in the error for values that are not whole rows.
-fn run_batch(
+pub(super) fn run_batch(
     backend: &mut dyn Backend,
     statement: &str,
     width: usize,
@@ -322,7 +393,11 @@ fn run_batch(
 /// Decodes values packed as `execute-packed` describes (a tag byte, then 8 bytes of number or
 /// a 4-byte length and the bytes of text or blob; little-endian) into `out`, borrowing text
 /// and blobs from `bytes`: nothing is copied. At most `max` values.
-fn unpack<'a>(bytes: &'a [u8], out: &mut Vec<ValueRef<'a>>, max: usize) -> Result<(), SqlError> {
+pub(super) fn unpack<'a>(
+    bytes: &'a [u8],
+    out: &mut Vec<ValueRef<'a>>,
+    max: usize,
+) -> Result<(), SqlError> {
     let malformed = |at: usize, what: &str| {
         SqlError::Other(format!(
             "malformed packed parameters: {what} at byte {at} of {}",
@@ -427,6 +502,16 @@ pub(super) fn to_wit_error(e: SqlError) -> types::Error {
         SqlError::Syntax(m) => types::Error::Syntax(m),
         SqlError::Limit(m) => types::Error::Limit(m),
         SqlError::Other(m) => types::Error::Other(m),
+    }
+}
+
+fn from_wit_error(e: types::Error) -> SqlError {
+    match e {
+        types::Error::AccessDenied(m) => SqlError::AccessDenied(m),
+        types::Error::Constraint(m) => SqlError::Constraint(m),
+        types::Error::Syntax(m) => SqlError::Syntax(m),
+        types::Error::Limit(m) => SqlError::Limit(m),
+        types::Error::Other(m) => SqlError::Other(m),
     }
 }
 
