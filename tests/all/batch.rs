@@ -146,14 +146,7 @@ fn a_batch_error_comes_back_from_the_next_call_and_later_rows_do_not_run() {
         error.contains("UNIQUE constraint failed: bench__item.id"),
         "{error}"
     );
-    let ids: Vec<i64> = env
-        .conn()
-        .prepare("SELECT id FROM bench__item ORDER BY id")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let ids: Vec<i64> = env.column("SELECT id FROM bench__item ORDER BY id");
     assert_eq!(ids, vec![0, 1, 2, 3, 4]);
 }
 

@@ -101,14 +101,8 @@ fn a_declared_plugin_is_applied_and_undone_without_being_compiled() {
     assert!(env.tables().contains(&"accounts__user".to_string()));
 
     // The audit trail records the declared SQL, statement by statement.
-    let statements: String = env
-        .conn()
-        .query_row(
-            "SELECT statements FROM _wasmig_ledger WHERE version = '0.1.0'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let statements: String =
+        env.value("SELECT statements FROM _wasmig_ledger WHERE version = '0.1.0'");
     assert!(
         statements.contains("CREATE TABLE accounts__user"),
         "{statements}"

@@ -307,14 +307,7 @@ fn a_failing_migration_leaves_nothing_but_its_failure_row() {
             .unwrap()
             .contains("deliberate failure")
     );
-    let applied: i64 = env
-        .conn()
-        .query_row(
-            "SELECT count(*) FROM _wasmig_applied WHERE plugin = 'failing'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let applied: i64 = env.value("SELECT count(*) FROM _wasmig_applied WHERE plugin = 'failing'");
     assert_eq!(applied, 1);
 
     // Running again retries the failed step (and fails the same way): no silent skip.

@@ -41,14 +41,7 @@ fn a_granted_read_reads_but_never_writes() {
         .query_row("SELECT users FROM reporting__summary", [], |r| r.get(0))
         .unwrap();
     assert_eq!(users, 2, "the granted read worked");
-    let emails: Vec<String> = env
-        .conn()
-        .prepare("SELECT email FROM accounts__user ORDER BY id")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let emails: Vec<String> = env.column("SELECT email FROM accounts__user ORDER BY id");
     assert_eq!(emails, ["A@x", "B@x"], "the write was refused");
 }
 

@@ -229,14 +229,7 @@ fn a_statement_cached_for_another_plugin_is_not_reused() {
         ],
         "bench ran first in the same run, so its statement was in the cache"
     );
-    let ids: Vec<i64> = env
-        .conn()
-        .prepare("SELECT id FROM bench__item ORDER BY id")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let ids: Vec<i64> = env.column("SELECT id FROM bench__item ORDER BY id");
     assert_eq!(ids, [0, 1, 2], "only bench's own rows");
 }
 

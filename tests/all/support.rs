@@ -90,6 +90,22 @@ impl Env {
         Connection::open(&self.db).unwrap()
     }
 
+    /// The first column of every row `sql` returns.
+    pub fn column<T: rusqlite::types::FromSql>(&self, sql: &str) -> Vec<T> {
+        self.conn()
+            .prepare(sql)
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    /// The one value `sql` returns.
+    pub fn value<T: rusqlite::types::FromSql>(&self, sql: &str) -> T {
+        self.conn().query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
     /// The database's table names, sorted (none if the file does not exist yet).
     pub fn tables(&self) -> Vec<String> {
         if !self.db.exists() {
