@@ -226,8 +226,9 @@ impl Tx {
     /// with their values end to end (no list per row). The fastest way to load many rows,
     /// in bounded memory. Call [`Batch::finish`] at the end.
     ///
-    /// The host inserts each chunk on another thread while the plugin builds the next one,
-    /// so an error in a row (a constraint, say) comes back from a later call: the next
+    /// The host inserts each chunk on another thread while the plugin builds the next one
+    /// (a batch of a single chunk runs at `finish`, with nothing to overlap), so an error in
+    /// a row (a constraint, say) comes back from a later call: the next
     /// [`Batch::row`] that sends a chunk, [`Batch::finish`], or any other call of the
     /// transaction. Rows after the failed one are not run. A step that returns `Ok` while a
     /// batch it sent failed unreported (a batch dropped without `finish`) fails anyway.
@@ -249,6 +250,7 @@ impl Tx {
             width: 0,
             packed: Vec::new(),
             values: 0,
+            sent: false,
             changed: Rc::new(Cell::new(0)),
         }
     }
@@ -263,6 +265,8 @@ pub struct Batch<'t> {
     packed: Vec<u8>,
     /// How many values `packed` holds.
     values: usize,
+    /// Some rows were sent to run on the host's worker.
+    sent: bool,
     /// Rows changed by the rows sent so far (shared with `SENDING` while the host may still
     /// be running some).
     changed: Rc<Cell<u64>>,
@@ -322,6 +326,7 @@ impl Batch<'_> {
             }
             wit_sql::send_batch_packed(self.statement, self.width as u32, &self.packed)?;
             SENDING.set(Some(self.changed.clone()));
+            self.sent = true;
             self.packed.clear();
             self.values = 0;
         }
@@ -331,6 +336,16 @@ impl Batch<'_> {
     /// Sends the remaining rows, waits for the host to run them all, and returns the total
     /// number of rows changed.
     pub fn finish(mut self) -> Result<u64> {
+        if !self.sent {
+            // One chunk in all: nothing to overlap with, so it runs before the call returns
+            // (no worker thread for the step).
+            if self.values > 0 {
+                let (statement, width) = (self.statement, self.width as u32);
+                let n = wit_sql::execute_batch_packed(statement, width, &self.packed)?;
+                self.changed.set(self.changed.get() + n);
+            }
+            return Ok(self.changed.get());
+        }
         self.flush()?;
         let mine =
             SENDING.with_borrow(|s| s.as_ref().is_some_and(|s| Rc::ptr_eq(s, &self.changed)));

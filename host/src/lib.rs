@@ -835,8 +835,11 @@ impl Host {
                 .map_err(|e| e.to_string())
                 .and_then(|file| {
                     row.sha256 = file.sha256.clone();
-                    let declared = runtime::read_declaration(&file.bytes, true)?;
+                    // A plugin that will be compiled is validated by the compile.
+                    let declared = runtime::read_declaration(&file.bytes, false)?;
                     if declared.is_some_and(|d| !d.has_code()) {
+                        // Checked as a run checks it, then left alone.
+                        runtime::read_declaration(&file.bytes, true)?;
                         return Ok(None);
                     }
                     host.inner

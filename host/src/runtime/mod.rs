@@ -810,7 +810,7 @@ pub(crate) fn read_declaration(bytes: &[u8], check: bool) -> Result<Option<Decla
         v.validate(&body).map_err(invalid)?;
         allocations = v.into_allocations();
     }
-    check_interface(imports.iter().map(String::as_str), || exports.clone())?;
+    check_interface(imports.iter().map(String::as_str), || exports)?;
     Declaration::decode(section).map(Some)
 }
 
