@@ -276,7 +276,7 @@ fn main() {
             true,
             1.15,
             Compiler::Auto,
-            "100k INSERTs, batch import: Tx::batch, execute-batch (native: prepared once)",
+            "100k INSERTs, batch import: Tx::batch, send-batch-packed (native: prepared once)",
         ),
         (
             "many",
