@@ -226,6 +226,10 @@ pub struct Inspection {
     /// Whether the plugin carries its declaration as data (`StaticPlugin` in the guest SDK):
     /// `up` reads its manifest and runs its SQL steps without compiling it.
     pub declared: bool,
+    /// For a declared plugin, where its code's `manifest()` answers otherwise than its
+    /// declaration (wasmig goes by the declaration; the SDK builds both from one `const`, so
+    /// a difference means the plugin was built some other way). Empty when they agree.
+    pub code_disagrees: Vec<String>,
     /// The interfaces the component imports.
     pub imports: Vec<String>,
     /// Whether the compiled code came from the compile cache.
@@ -784,15 +788,25 @@ impl Host {
         let instantiate_us = started.elapsed().as_micros() as u64;
         let label = file.display().to_string();
         let declared = declaration.is_some();
-        let raw = match declaration {
-            Some(declaration) => Ok(declaration.manifest),
-            None => runtime.manifest(&loaded, &label).await,
+        let validated = |raw: std::result::Result<manifest::RawManifest, String>| {
+            raw.and_then(|raw| raw.validate().map_err(|p| p.join("; ")))
+                .map_err(|e| format!("invalid manifest: {e}"))
         };
-        let manifest = raw
-            .and_then(|raw| raw.validate().map_err(|p| p.join("; ")))
-            .map_err(|e| invalid(format!("invalid manifest: {e}")))?;
+        let from_code = validated(runtime.manifest(&loaded, &label).await);
+        let (manifest, code_disagrees) = match declaration {
+            Some(declaration) => {
+                let manifest = validated(Ok(declaration.manifest)).map_err(invalid)?;
+                let disagrees = match &from_code {
+                    Ok(code) => manifest.differences(code),
+                    Err(e) => vec![format!("its code's manifest() fails: {e}")],
+                };
+                (manifest, disagrees)
+            }
+            None => (from_code.map_err(invalid)?, Vec::new()),
+        };
         Ok(Inspection {
             declared,
+            code_disagrees,
             file: file.to_path_buf(),
             sha256,
             size: bytes.len() as u64,

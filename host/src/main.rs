@@ -661,6 +661,9 @@ fn print_inspection(i: &wasmig::Inspection, as_json: bool) -> Result<()> {
             "no: its manifest and steps come from its code"
         }
     );
+    for difference in &i.code_disagrees {
+        println!("warning:     its code's manifest() disagrees with its declaration: {difference}");
+    }
     let deps: Vec<String> = m
         .depends_on
         .iter()

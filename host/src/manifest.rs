@@ -98,6 +98,69 @@ pub fn namespace(name: &str) -> String {
     format!("{}__", name.replace('-', "_"))
 }
 
+impl Manifest {
+    /// Where the manifest `other` (a plugin's code's) differs from this one (its
+    /// declaration's), field by field and step by step, for people (`"step 0.1.0: checksum
+    /// \"sha256:…\" declared, \"sha256:…\" from the code"`); empty when they agree.
+    pub(crate) fn differences(&self, other: &Manifest) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut field = |what: &str, here: String, there: String| {
+            if here != there {
+                out.push(format!(
+                    "{what}: {here:?} declared, {there:?} from the code"
+                ));
+            }
+        };
+        field("name", self.name.clone(), other.name.clone());
+        field(
+            "version",
+            self.version.to_string(),
+            other.version.to_string(),
+        );
+        field(
+            "description",
+            self.description.clone(),
+            other.description.clone(),
+        );
+        let deps = |m: &Manifest| {
+            let d: Vec<String> = m
+                .depends_on
+                .iter()
+                .map(|d| format!("{} {}", d.name, d.requirement))
+                .collect();
+            d.join(", ")
+        };
+        field("depends on", deps(self), deps(other));
+        field("reads", self.reads.join(", "), other.reads.join(", "));
+        let steps = |m: &Manifest| -> Vec<String> {
+            m.migrations.iter().map(|s| s.version.to_string()).collect()
+        };
+        if steps(self) != steps(other) {
+            field("steps", steps(self).join(", "), steps(other).join(", "));
+            return out;
+        }
+        for (a, b) in self.migrations.iter().zip(&other.migrations) {
+            let step = format!("step {}", a.version);
+            field(
+                &format!("{step}: description"),
+                a.description.clone(),
+                b.description.clone(),
+            );
+            field(
+                &format!("{step}: reversible"),
+                a.reversible.to_string(),
+                b.reversible.to_string(),
+            );
+            field(
+                &format!("{step}: checksum"),
+                a.checksum.clone(),
+                b.checksum.clone(),
+            );
+        }
+        out
+    }
+}
+
 impl RawManifest {
     /// Validates everything a plugin declares about itself; returns every problem at once.
     pub(crate) fn validate(self) -> Result<Manifest, Vec<String>> {

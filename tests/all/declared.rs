@@ -94,6 +94,7 @@ fn a_declared_plugin_is_applied_and_undone_without_being_compiled() {
         file.to_str().unwrap(),
     ]);
     assert_eq!(info["declared"], true, "{info}");
+    assert_eq!(info["code_disagrees"], serde_json::json!([]), "{info}");
 
     let report = env.json(&["--cache-dir", cache_arg, "up"]);
     assert_eq!(report["ran"], 2, "{report}");
@@ -208,6 +209,33 @@ fn a_declared_code_step_runs_the_code_and_the_sql_steps_run_the_data() {
     );
 
     env.ok(&["--cache-dir", cache_arg, "down", "notes", "--to", "0.1.0"]);
+
+    // `inspect` shows where the code's own manifest() answers otherwise.
+    let file = env.plugins.join("notes.wasm");
+    let info = env.json(&["--cache-dir", cache_arg, "inspect", file.to_str().unwrap()]);
+    let differences: Vec<String> = info["code_disagrees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        differences
+            .iter()
+            .any(|d| d.starts_with("step 0.1.0: checksum"))
+            && differences
+                .iter()
+                .any(|d| d.starts_with("depends on: \"\" declared"))
+            && !differences
+                .iter()
+                .any(|d| d.starts_with("step 0.2.0: checksum")),
+        "{differences:?}"
+    );
+    let text = env.ok(&["--cache-dir", cache_arg, "inspect", file.to_str().unwrap()]);
+    assert!(
+        text.contains("warning:     its code's manifest() disagrees with its declaration: step 0.1.0: checksum"),
+        "{text}"
+    );
     let tables = env.tables();
     assert!(!tables.contains(&"notes__stats".to_string()), "{tables:?}");
     assert!(
