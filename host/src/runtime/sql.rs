@@ -79,12 +79,10 @@ fn with_backend<R>(
     ) -> wasmtime::Result<Result<R, SqlError>>,
 ) -> wasmtime::Result<Result<R, types::Error>> {
     let state = store.data_mut();
-    if let Some(e) = settle_batches(state) {
-        return Ok(Err(to_wit_error(e)));
+    if let Err(e) = ready(state) {
+        return Ok(Err(e));
     }
-    let Some(backend) = state.backend.take() else {
-        return Ok(Err(not_in_a_step()));
-    };
+    let backend = state.backend.take().expect("ready");
     let mut lent = Lent {
         backend,
         report: std::mem::take(&mut state.report),
@@ -101,10 +99,18 @@ fn with_backend<R>(
     Ok(result?.map_err(to_wit_error))
 }
 
-fn not_in_a_step() -> types::Error {
-    types::Error::AccessDenied(
-        "SQL is only available while a migration step runs, not in manifest()".into(),
-    )
+/// What every call does first: waits for a batch in flight (its error, if it failed, is
+/// this call's answer), and checks that a step is running (not `manifest()`).
+fn ready(state: &mut StepState) -> Result<(), types::Error> {
+    if let Some(e) = settle_batches(state) {
+        return Err(to_wit_error(e));
+    }
+    if state.backend.is_none() {
+        return Err(types::Error::AccessDenied(
+            "SQL is only available while a migration step runs, not in manifest()".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Waits for the batch `send-batch-packed` started, if one is running, and gives the step its
@@ -290,11 +296,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
         |mut store: StoreContextMut<'_, StepState>,
          (statement, width, params): (WasmStr, u32, WasmList<u8>)| {
             let state = store.data_mut();
-            if let Some(e) = settle_batches(state) {
-                return Ok((Err(to_wit_error(e)),));
-            }
-            if state.backend.is_none() {
-                return Ok((Err(not_in_a_step()),));
+            if let Err(e) = ready(state) {
+                return Ok((Err(e),));
             }
             if state.pipeline.is_none() {
                 match super::pipeline::Pipeline::start() {
@@ -333,11 +336,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
         "finish-batches",
         |mut store: StoreContextMut<'_, StepState>, (): ()| {
             let state = store.data_mut();
-            if let Some(e) = settle_batches(state) {
-                return Ok((Err(to_wit_error(e)),));
-            }
-            if state.backend.is_none() {
-                return Ok((Err(not_in_a_step()),));
+            if let Err(e) = ready(state) {
+                return Ok((Err(e),));
             }
             let changed = state.pipeline.as_mut().map_or(0, |p| p.take_changed());
             Ok((Ok(changed),))
