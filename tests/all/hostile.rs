@@ -91,7 +91,7 @@ macro_rules! attacks {
 const OUTSIDE: &str = "is outside plugin evil's namespace";
 
 attacks! {
-    read_another_plugins_table: "read-other" => "table \"accounts__user\" is outside plugin evil's namespace and no read grant";
+    read_another_plugins_table: "read-other" => "table \"accounts__user\" is outside plugin evil's namespace or does not exist";
     insert_into_another_plugins_table: "write-other" => "table \"accounts__user\" is outside plugin evil's namespace";
     update_another_plugins_table: "update-other" => "table \"accounts__user\" is outside";
     delete_from_another_plugins_table: "delete-other" => "table \"accounts__user\" is outside";

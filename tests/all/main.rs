@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `wasmig` binary and library, real components compiled from
 //! `example-plugins/`, a real SQLite file. One file per feature.
 
+mod scripted;
 mod support;
 
 mod bad_plugins;
@@ -11,11 +12,16 @@ mod declared;
 mod dry_run;
 mod end_to_end;
 mod escape;
+mod foreign_keys;
 mod grants;
 mod host_tables;
 mod hostile;
 mod library;
 mod limits;
+mod metadata;
 mod no_wasi;
+mod objects_later;
+mod real_sql;
 mod rollback;
 mod validate;
+mod virtual_tables;

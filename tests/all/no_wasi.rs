@@ -107,7 +107,7 @@ macro_rules! attacks_without_wasi {
 }
 
 attacks_without_wasi! {
-    read_another_plugins_table: "read-other" => "table \"accounts__user\" is outside plugin evil's namespace and no read grant";
+    read_another_plugins_table: "read-other" => "table \"accounts__user\" is outside plugin evil's namespace or does not exist";
     drop_another_plugins_table: "drop-other" => "table \"accounts__user\" is outside";
     delete_the_ledger: "write-ledger" => "table \"_wasmig_ledger\" is outside";
     attach_a_database_file: "attach" => "ATTACH is not available to plugins";

@@ -19,6 +19,9 @@ pub(crate) struct Scope {
     pub own: String,
     /// Prefixes of namespaces it was granted read access to.
     pub reads: Vec<String>,
+    /// A stored table or view is named like one of [`TABLE_FUNCTIONS`] (the application's),
+    /// so a read of that name may be a read of it: the table functions are refused.
+    pub table_functions_shadowed: bool,
 }
 
 impl Scope {
@@ -27,14 +30,35 @@ impl Scope {
             plugin: plugin.to_string(),
             own: namespace(plugin),
             reads: granted_reads.iter().map(|p| namespace(p)).collect(),
+            table_functions_shadowed: false,
         }
+    }
+
+    /// The same plugin without its read grants: what a trigger or view it leaves behind may
+    /// reach. Such an object runs later with the rights of whoever fires it, so a grant for
+    /// the plugin's steps does not stretch into it.
+    pub(crate) fn without_reads(&self) -> Self {
+        Scope {
+            reads: Vec::new(),
+            ..self.clone()
+        }
+    }
+
+    /// The one answer for a name the plugin may not use, whether the object exists or not, so
+    /// that the error tells nothing about other namespaces.
+    pub(crate) fn outside(&self, kind: &str, name: &str) -> String {
+        format!(
+            "{kind} {name:?} is outside plugin {}'s namespace or does not exist (its objects are \
+             named {}*; another plugin's tables are readable only with a grant)",
+            self.plugin, self.own
+        )
     }
 
     pub(crate) fn owns(&self, object: &str) -> bool {
         starts_with_ignore_case(object, &self.own)
     }
 
-    fn may_read(&self, table: &str) -> bool {
+    pub(crate) fn may_read(&self, table: &str) -> bool {
         self.owns(table) || self.reads.iter().any(|r| starts_with_ignore_case(table, r))
     }
 }
@@ -81,8 +105,22 @@ const PRAGMA_ALLOW_LIST: &[&str] = &[
     "foreign_key_list",
 ];
 
-/// Table-valued functions that read nothing but their arguments.
+/// Table-valued functions that read nothing but their arguments. Every other eponymous
+/// virtual table (`pragma_*`, `dbstat`, `sqlite_dbpage`, …) reads the database's metadata or
+/// pages, and is refused like any table outside the namespace.
 const TABLE_FUNCTIONS: &[&str] = &["json_each", "json_tree"];
+
+/// Virtual table modules a plugin may create tables with. Each keeps its data in shadow
+/// tables named after the virtual table (so inside the namespace) and reads nothing else,
+/// except an `fts5` table's external content, which the schema check requires to be the
+/// plugin's own table. Every other module is refused by name: a module decides what its
+/// table reads (`sqlite_dbpage` under any name reads every page of the file).
+pub(crate) const VTAB_MODULES: &[&str] = &["fts5", "rtree", "rtree_i32"];
+
+/// Read-only pragmas that SQLite's own allowed modules run internally on the plugin's
+/// behalf (`rtree` asks the page size when it creates a table, `fts5` the data version
+/// before it reads its index); they report nothing about any object.
+const INTERNAL_PRAGMAS: &[&str] = &["page_size", "data_version"];
 
 /// Functions a plugin may never call.
 const FUNCTION_DENY_LIST: &[&str] = &[
@@ -100,6 +138,10 @@ const FUNCTION_DENY_LIST: &[&str] = &[
 pub(crate) struct AuthState {
     /// The reason for the first denial, read back when the statement fails.
     pub denial: Option<String>,
+    /// Names outside the plugin's reach that the statement reads without reading a column,
+    /// unqualified: SQLite reports a CTE and a stored table alike there, so they are allowed
+    /// here and checked once the statement is prepared (see `SqliteBackend::check_reads`).
+    pub unresolved: Vec<String>,
     ddl: Ddl,
 }
 
@@ -170,7 +212,7 @@ pub(crate) fn authorizer(
         };
         let mut st = state.lock();
         match check(&scope, &mut st, &ctx) {
-            Ok(()) => Authorization::Allow,
+            Ok(verdict) => verdict,
             Err(reason) => {
                 st.denial.get_or_insert(reason);
                 Authorization::Deny
@@ -179,7 +221,36 @@ pub(crate) fn authorizer(
     }
 }
 
-fn check(scope: &Scope, st: &mut AuthState, ctx: &AuthContext<'_>) -> Result<(), String> {
+fn check(
+    scope: &Scope,
+    st: &mut AuthState,
+    ctx: &AuthContext<'_>,
+) -> Result<Authorization, String> {
+    if let AuthAction::Read {
+        table_name,
+        column_name,
+    } = ctx.action
+        && is_stat_table(table_name)
+        && !column_name.is_empty()
+        && st.ddl != Ddl::AlterOrDrop
+        && !scope.may_read(table_name)
+    {
+        // `rtree` looks up its row estimate in sqlite_stat1 when it opens its table: it reads
+        // NULL, as the plugin itself does (the statistics name every table). DROP and ALTER
+        // keep the statistics of the plugin's own tables up to date (below).
+        return Ok(Authorization::Ignore);
+    }
+    check_action(scope, st, ctx).map(|()| Authorization::Allow)
+}
+
+/// The tables ANALYZE fills; DROP TABLE and DROP INDEX delete their rows for what they drop.
+fn is_stat_table(table: &str) -> bool {
+    ["sqlite_stat1", "sqlite_stat4"]
+        .iter()
+        .any(|t| eq(t, table))
+}
+
+fn check_action(scope: &Scope, st: &mut AuthState, ctx: &AuthContext<'_>) -> Result<(), String> {
     // For ALTER TABLE the database is in the action; the fourth argument is the column that
     // DROP COLUMN or RENAME COLUMN names.
     let database = match ctx.action {
@@ -192,15 +263,11 @@ fn check(scope: &Scope, st: &mut AuthState, ctx: &AuthContext<'_>) -> Result<(),
     {
         return Err(format!("database {db:?} is not the plugin's database"));
     }
-    let p = &scope.plugin;
     let own = |kind: &str, name: &str| -> Result<(), String> {
         if scope.owns(name) {
             Ok(())
         } else {
-            Err(format!(
-                "{kind} {name:?} is outside plugin {p}'s namespace (its objects are named {}*)",
-                scope.own
-            ))
+            Err(scope.outside(kind, name))
         }
     };
     use AuthAction::*;
@@ -277,9 +344,21 @@ fn check(scope: &Scope, st: &mut AuthState, ctx: &AuthContext<'_>) -> Result<(),
             st.ddl = Ddl::AlterOrDrop;
             own("view", view_name)
         }
-        CreateVtable { table_name, .. } => {
+        CreateVtable {
+            table_name,
+            module_name,
+        } => {
             st.ddl = Ddl::Create;
-            own("virtual table", table_name)
+            own("virtual table", table_name)?;
+            if VTAB_MODULES.iter().any(|m| eq(m, module_name)) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "virtual table module {module_name:?} is not available to plugins \
+                     (allowed: {})",
+                    VTAB_MODULES.join(", ")
+                ))
+            }
         }
         DropVtable { table_name, .. } => {
             st.ddl = Ddl::AlterOrDrop;
@@ -289,8 +368,12 @@ fn check(scope: &Scope, st: &mut AuthState, ctx: &AuthContext<'_>) -> Result<(),
         Insert { table_name } | Delete { table_name } | Update { table_name, .. } => {
             if is_schema_table(table_name) {
                 Ok(())
-            } else if eq(table_name, "sqlite_sequence") && st.ddl == Ddl::AlterOrDrop {
-                // DROP TABLE of an AUTOINCREMENT table removes its counter.
+            } else if (eq(table_name, "sqlite_sequence") || is_stat_table(table_name))
+                && st.ddl == Ddl::AlterOrDrop
+            {
+                // DROP TABLE of an AUTOINCREMENT table removes its counter, and DROP or ALTER
+                // of an analyzed table its statistics: SQLite's bookkeeping for a statement
+                // already authorized on the plugin's own object.
                 Ok(())
             } else {
                 own("table", table_name)
@@ -303,12 +386,22 @@ fn check(scope: &Scope, st: &mut AuthState, ctx: &AuthContext<'_>) -> Result<(),
             if scope.may_read(table_name) {
                 return Ok(());
             }
+            let table_function = !scope.table_functions_shadowed
+                && TABLE_FUNCTIONS.iter().any(|f| eq(f, table_name));
             if ctx.database_name.is_none() {
-                // Not a stored table: a CTE or subquery materialized by the statement itself
-                // (stored tables always come with their schema, main or temp).
+                // A column of a CTE or subquery materialized by the statement itself: stored
+                // tables always come with their schema, main or temp. A read of no column
+                // (`count(*)`, `SELECT 1 FROM t`) of an unqualified name comes without a
+                // schema whether the name is a CTE or a stored table: the host looks it up
+                // once the statement is prepared.
+                if column_name.is_empty() && !table_function {
+                    st.unresolved.push(table_name.to_string());
+                }
                 return Ok(());
             }
-            let internal = is_schema_table(table_name) || eq(table_name, "sqlite_sequence");
+            let internal = is_schema_table(table_name)
+                || eq(table_name, "sqlite_sequence")
+                || is_stat_table(table_name);
             // DROP and ALTER read the schema to find and rewrite what they change; CREATE reads
             // only the new row's ROWID (any other read is a `CREATE … AS SELECT` copying it).
             let ddl_bookkeeping = match st.ddl {
@@ -319,10 +412,7 @@ fn check(scope: &Scope, st: &mut AuthState, ctx: &AuthContext<'_>) -> Result<(),
             if internal && ddl_bookkeeping {
                 return Ok(());
             }
-            if table_name.starts_with("pragma_")
-                || TABLE_FUNCTIONS.iter().any(|f| eq(f, table_name))
-            {
-                // The pragma itself is authorized separately.
+            if table_function {
                 return Ok(());
             }
             if internal {
@@ -331,10 +421,7 @@ fn check(scope: &Scope, st: &mut AuthState, ctx: &AuthContext<'_>) -> Result<(),
                      tables (PRAGMA table_info(<own table>), CREATE TABLE IF NOT EXISTS)"
                 ))
             } else {
-                Err(format!(
-                    "table {table_name:?} is outside plugin {p}'s namespace and no read grant \
-                     covers it"
-                ))
+                Err(scope.outside("table", table_name))
             }
         }
         Select | Recursive => Ok(()),
@@ -354,6 +441,7 @@ fn check(scope: &Scope, st: &mut AuthState, ctx: &AuthContext<'_>) -> Result<(),
             let allowed = PRAGMA_ALLOW_LIST.iter().any(|a| eq(a, pragma_name));
             match pragma_value {
                 Some(object) if allowed && scope.owns(unquote(object)) => Ok(()),
+                None if INTERNAL_PRAGMAS.iter().any(|p| eq(p, pragma_name)) => Ok(()),
                 _ => Err(format!(
                     "PRAGMA {pragma_name} is not available to plugins (allowed: {} on the \
                      plugin's own tables)",
@@ -456,10 +544,18 @@ mod tests {
             "CREATE TRIGGER notes__trg AFTER INSERT ON notes__note BEGIN SELECT 1; END",
             "CREATE TEMP TABLE notes__scratch (x)",
             "PRAGMA table_info(notes__note)",
-            "SELECT * FROM pragma_table_info('notes__note')",
             "SELECT value FROM json_each('[1,2]')",
+            "SELECT count(*) FROM json_each('[1,2]')",
             "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3) SELECT * FROM c",
-            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3) SELECT count(*) FROM c",
+            // A read of no column of a CTE: named in the namespace (see below).
+            "WITH RECURSIVE notes__c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM notes__c WHERE x < 3) SELECT count(*) FROM notes__c",
+            "SELECT count(*) FROM notes__note",
+            "CREATE VIRTUAL TABLE notes__fts USING fts5(body, content='notes__note', content_rowid='id');
+             INSERT INTO notes__fts (notes__fts) VALUES ('rebuild');
+             SELECT rowid FROM notes__fts WHERE notes__fts MATCH 'x'",
+            "CREATE VIRTUAL TABLE notes__geo USING rtree(id, minx, maxx);
+             INSERT INTO notes__geo VALUES (1, 0, 10); DELETE FROM notes__geo WHERE id = 1;
+             SELECT id FROM notes__geo WHERE minx < 5",
         ] {
             assert_eq!(run(&notes, sql), Ok(()), "{sql}");
         }
@@ -499,6 +595,49 @@ mod tests {
             ),
             Ok(())
         );
+    }
+
+    #[test]
+    fn metadata_outside_the_namespace_is_not_readable() {
+        let notes = Scope::new("notes", &[]);
+        for sql in [
+            // A read of no column, qualified: the row count. (Unqualified, the authorizer
+            // cannot tell a CTE from a table: the backend looks the name up, tested end to
+            // end in tests/all/metadata.rs.)
+            "SELECT count(*) FROM main.accounts__user",
+            "SELECT 1 FROM main.accounts__user",
+            // Every pragma table function reads metadata of any object it is given.
+            "SELECT * FROM pragma_table_info('accounts__user')",
+            "SELECT name FROM pragma_table_list",
+            "SELECT pgno FROM sqlite_dbpage",
+            "SELECT name FROM dbstat",
+            "PRAGMA page_size = 8192",
+        ] {
+            assert!(run(&notes, sql).is_err(), "{sql}");
+        }
+        let mut shadowed = notes.clone();
+        shadowed.table_functions_shadowed = true;
+        assert!(run(&shadowed, "SELECT * FROM json_each").is_err());
+    }
+
+    #[test]
+    fn only_allowed_modules_make_virtual_tables() {
+        let notes = Scope::new("notes", &[]);
+        for module in [
+            "sqlite_dbpage",
+            "dbstat",
+            "fts4",
+            "fts3",
+            "fts5vocab",
+            "json_each",
+        ] {
+            let sql = format!("CREATE VIRTUAL TABLE notes__v USING {module}(main)");
+            let err = run(&notes, &sql).unwrap_err();
+            assert!(
+                err.contains("is not available to plugins"),
+                "{module}: {err}"
+            );
+        }
     }
 
     #[test]

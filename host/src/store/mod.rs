@@ -4,6 +4,7 @@
 
 mod authorizer;
 mod schema_pages;
+mod sql_text;
 pub(crate) mod sqlite;
 
 use crate::planner::State;

@@ -1,8 +1,11 @@
 //! The SQLite backend: one connection holds the step's transaction, the plugin's scoped
 //! statements and the host's ledger writes.
 
+mod left_behind;
+
 use super::authorizer::{SharedAuthState, authorizer, first_keyword, is_autoindex_of};
 use super::schema_pages::{self, PageKeys, READ_PAGE, Stored, read_page};
+use super::sql_text::{self, Token};
 use super::{
     Backend, BackendOptions, Direction, LedgerEntry, Outcome, Rows, SchemaMark, SchemaObject,
     Scope, SqlError, SqlLimits, StepCheck, Value,
@@ -548,7 +551,7 @@ impl SqliteBackend {
     /// A plugin statement from the statement cache (or freshly prepared), to keep in
     /// [`SqliteBackend::held`].
     fn hold(&self, statement: &str) -> rusqlite::Result<HeldStatement> {
-        let stmt = self.conn.prepare_cached(&self.plugin_key(statement))?;
+        let stmt = self.prepare_plugin(statement)?;
         // SAFETY: the statement borrows `*self.conn`, which is boxed (it stays put when the
         // backend moves) and is never replaced. The result goes only into `self.held`, which
         // is private and dropped before the connection (in `leave_plugin`, `enter_plugin` and
@@ -564,16 +567,76 @@ impl SqliteBackend {
         })
     }
 
+    /// A plugin statement from the statement cache, or prepared (and authorized) for the
+    /// running step; one that reads a stored object outside the plugin's reach is discarded,
+    /// never cached.
+    fn prepare_plugin(&self, statement: &str) -> rusqlite::Result<rusqlite::CachedStatement<'_>> {
+        let stmt = self.conn.prepare_cached(&self.plugin_key(statement))?;
+        match self
+            .plugin
+            .as_ref()
+            .map(|(scope, _)| self.check_reads(scope))
+        {
+            Some(Err(e)) => {
+                stmt.discard();
+                Err(e)
+            }
+            _ => Ok(stmt),
+        }
+    }
+
+    /// The second half of the authorizer's check of the statement just prepared under
+    /// `scope` (which the authorizer still applies): a name it read without reading a column
+    /// must not be a stored table, view or table function, which the host looks up with its
+    /// own rights. A CTE's name is none of these.
+    fn check_reads(&self, scope: &Scope) -> rusqlite::Result<()> {
+        let names = std::mem::take(&mut self.auth.lock().unresolved);
+        if names.is_empty() {
+            return Ok(());
+        }
+        self.auth.set_scope(None);
+        let stored = names.into_iter().find(|name| {
+            self.conn
+                .prepare(&format!("SELECT 1 FROM \"{}\"", name.replace('"', "\"\"")))
+                .is_ok()
+        });
+        self.auth.set_scope(Some(scope.clone()));
+        match stored {
+            None => Ok(()),
+            Some(name) => {
+                self.auth.lock().denial = Some(scope.outside("table", &name));
+                Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_AUTH),
+                    None,
+                ))
+            }
+        }
+    }
+
     fn error(&self, what: &str, e: rusqlite::Error) -> Error {
         db_error(&self.path, what, e)
     }
 
-    /// Maps a SQLite error for the plugin, with the authorizer's reason when it denied.
-    fn plugin_error(&self, e: rusqlite::Error) -> SqlError {
+    /// Maps a SQLite error for the plugin, with the authorizer's reason when it denied. An
+    /// error that comes from looking a name up (`no such table`, `no such column`, `… already
+    /// exists`) in `sql` that uses a name outside the plugin's reach becomes the denial for
+    /// that name: what the plugin learns is the same whether the object exists or not.
+    fn plugin_error(&self, e: rusqlite::Error, sql: &str) -> SqlError {
         if let Some(reason) = self.take_denial() {
             return SqlError::AccessDenied(reason);
         }
         let message = e.to_string();
+        if let Some((scope, _)) = &self.plugin
+            && is_lookup_error(&message)
+        {
+            let uniform = uniform_message(scope, &message);
+            if uniform != message {
+                return SqlError::AccessDenied(uniform);
+            }
+            if let Some(name) = self.foreign_name(scope, sql) {
+                return SqlError::AccessDenied(scope.outside("table", &name));
+            }
+        }
         match e.sqlite_error_code() {
             Some(ErrorCode::AuthorizationForStatementDenied) => SqlError::AccessDenied(message),
             Some(ErrorCode::ConstraintViolation) => SqlError::Constraint(message),
@@ -604,6 +667,38 @@ impl SqliteBackend {
         }
     }
 
+    /// A name `sql` uses that is outside the scope's reach and could name an object: shaped
+    /// like another namespace's (or the host's, or SQLite's), or naming a stored table.
+    fn foreign_name(&self, scope: &Scope, sql: &str) -> Option<String> {
+        sql_text::tokens(sql).into_iter().find_map(|t| {
+            let name = match t {
+                Token::Word(w) | Token::Quoted(w) => w,
+                _ => return None,
+            };
+            if scope.may_read(&name) {
+                return None;
+            }
+            let lower = name.to_ascii_lowercase();
+            let shaped = lower.starts_with("_wasmig_")
+                || lower.starts_with("sqlite_")
+                || lower.find("__").is_some_and(|i| {
+                    i > 0
+                        && lower[..i]
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                });
+            (shaped || self.conn.table_exists(None, name.as_str()).unwrap_or(false)).then_some(name)
+        })
+    }
+
+    /// Refuses a `CREATE` or `DROP` whose object is outside the namespace, before SQLite
+    /// looks the name up (which would tell whether it exists).
+    fn ddl_denial(&self, sql: &str) -> Option<SqlError> {
+        let (scope, _) = self.plugin.as_ref()?;
+        let (kind, name) = sql_text::ddl_object(sql)?;
+        (!scope.owns(&name)).then(|| SqlError::AccessDenied(scope.outside(kind, &name)))
+    }
+
     /// Checks that a plugin step is running and the statement is not denied outright, and
     /// forgets what the authorizer saw of the previous statement.
     fn plugin_guard(&mut self, statement: &str) -> Result<(), SqlError> {
@@ -620,6 +715,9 @@ impl SqliteBackend {
                 .find(|(k, _)| k.eq_ignore_ascii_case(keyword))
             {
                 return Err(SqlError::AccessDenied(why.to_string()));
+            }
+            if let Some(denied) = self.ddl_denial(statement) {
+                return Err(denied);
             }
             self.last_allowed.clear();
             self.last_allowed.push_str(statement);
@@ -914,58 +1012,38 @@ impl SqliteBackend {
         }
         Ok(())
     }
+}
 
-    /// Prepares, without running, statements that fire the trigger or read the view, with
-    /// the plugin's authorizer on: SQLite compiles trigger bodies and view selects into them,
-    /// so anything they touch outside the plugin's reach is denied here.
-    fn probe_under_scope(&mut self, scope: &Scope, object: &SchemaObject) -> Result<(), String> {
-        let target = format!(
-            "\"{}\".\"{}\"",
-            object.schema,
-            object.table.replace('"', "\"\"")
-        );
-        let mut probes = Vec::new();
-        if object.kind == "view" {
-            probes.push(format!(
-                "SELECT * FROM \"{}\".\"{}\"",
-                object.schema,
-                object.name.replace('"', "\"\"")
-            ));
-        } else {
-            let columns: Vec<String> = self
-                .conn
-                .prepare("SELECT name FROM pragma_table_info(?1, ?2)")
-                .and_then(|mut s| {
-                    s.query_map([&object.table, &object.schema], |r| r.get::<_, String>(0))?
-                        .collect()
-                })
-                .map_err(|e| format!("cannot inspect {}: {e}", object.table))?;
-            probes.push(format!("INSERT INTO {target} DEFAULT VALUES"));
-            probes.push(format!("DELETE FROM {target}"));
-            if !columns.is_empty() {
-                let sets: Vec<String> = columns
-                    .iter()
-                    .map(|c| format!("\"{0}\" = \"{0}\"", c.replace('"', "\"\"")))
-                    .collect();
-                probes.push(format!("UPDATE {target} SET {}", sets.join(", ")));
-            }
-        }
-        self.auth.set_scope(Some(scope.clone()));
-        let mut verdict = Ok(());
-        for probe in &probes {
-            self.reset_auth();
-            let prepared = self.conn.prepare(probe).map(drop);
-            if let (Err(_), Some(reason)) = (prepared, self.take_denial()) {
-                verdict = Err(format!(
-                    "{} {:?} would reach outside the plugin: {reason}",
-                    object.kind, object.name
-                ));
-                break;
-            }
-        }
-        self.auth.set_scope(None);
-        verdict
+/// Errors SQLite gives when it looks a name up, which tell whether an object exists.
+fn is_lookup_error(message: &str) -> bool {
+    message.starts_with("no such ")
+        || message.starts_with("ambiguous column name")
+        || message.contains("already exists")
+        || message.starts_with("there is already another table or index with this name")
+}
+
+/// `no such table: X` for a table outside the scope's reach becomes the scope's denial of
+/// `X`, word for word what the authorizer says of an existing one; so does `index X already
+/// exists` (and the like) for a name outside the namespace.
+pub(super) fn uniform_message(scope: &Scope, message: &str) -> String {
+    if let Some((kind, name)) = message
+        .strip_suffix(" already exists")
+        .and_then(|m| m.split_once(' '))
+        && ["table", "index", "trigger", "view"].contains(&kind)
+        && !scope.owns(name)
+    {
+        return scope.outside(kind, name);
     }
+    if let Some(name) = message.strip_prefix("no such table: ") {
+        let name = ["main.", "temp."]
+            .iter()
+            .find_map(|s| name.strip_prefix(s))
+            .unwrap_or(name);
+        if !scope.may_read(name) {
+            return scope.outside("table", name);
+        }
+    }
+    message.to_string()
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {
@@ -1471,16 +1549,13 @@ impl Backend for SqliteBackend {
                 format!("{what} {temp}{} {}", o.kind, o.name)
             })
             .collect();
-        for (what, o) in &changed {
-            if *what != "dropped"
-                && (o.kind == "trigger" || o.kind == "view")
-                && let Err(reason) = self.probe_under_scope(scope, o)
-            {
-                return Ok(StepCheck {
-                    verdict: Err(reason),
-                    changes,
-                });
-            }
+        if !changed.is_empty()
+            && let Err(reason) = self.check_left_behind(scope, &scanned.owned, &changed)
+        {
+            return Ok(StepCheck {
+                verdict: Err(reason),
+                changes,
+            });
         }
         // Nothing TEMP survives the step: drop triggers and views first, then tables.
         let mut temp: Vec<&SchemaObject> = scanned
@@ -1510,9 +1585,14 @@ impl Backend for SqliteBackend {
         })
     }
 
-    fn enter_plugin(&mut self, scope: Scope, limits: SqlLimits) -> Result<()> {
+    fn enter_plugin(&mut self, mut scope: Scope, limits: SqlLimits) -> Result<()> {
         use rusqlite::limits::Limit;
         self.held = None;
+        // Two hash lookups: a stored table (not a view: reading a view is authorized on the
+        // tables it reads) named like a table function would be read through the exception.
+        scope.table_functions_shadowed = ["json_each", "json_tree"]
+            .into_iter()
+            .any(|t| self.conn.table_exists(None, t).unwrap_or(true));
         // A statement prepared under another scope must never be reused under this one: the
         // plugin's statements are cached under keys of this step only (see `plugin_key`).
         self.step_serial += 1;
@@ -1607,14 +1687,16 @@ impl Backend for SqliteBackend {
             self.auth.reset();
             stmt.raw_execute()
         })();
-        result.map(|n| n as u64).map_err(|e| self.plugin_error(e))
+        result
+            .map(|n| n as u64)
+            .map_err(|e| self.plugin_error(e, statement))
     }
 
     fn query(&mut self, statement: &str, params: &[super::ValueRef<'_>]) -> Result<Rows, SqlError> {
         self.plugin_guard(statement)?;
         let max_bytes = self.max_result_bytes();
         let result = (|| {
-            let mut stmt = self.conn.prepare_cached(&self.plugin_key(statement))?;
+            let mut stmt = self.prepare_plugin(statement)?;
             bind(&mut stmt, params)?;
             let columns: Vec<String> = stmt.column_names().map(|c| c.to_string()).collect();
             let n = columns.len();
@@ -1644,7 +1726,7 @@ impl Backend for SqliteBackend {
             }
             Ok(Ok(Rows { columns, rows }))
         })();
-        result.map_err(|e| self.plugin_error(e))?
+        result.map_err(|e| self.plugin_error(e, statement))?
     }
 
     fn execute_many(
@@ -1654,7 +1736,7 @@ impl Backend for SqliteBackend {
     ) -> Result<u64, SqlError> {
         self.plugin_guard(statement)?;
         let result = (|| {
-            let mut stmt = self.conn.prepare_cached(&self.plugin_key(statement))?;
+            let mut stmt = self.prepare_plugin(statement)?;
             if stmt.column_count() > 0 {
                 return Err(rusqlite::Error::ExecuteReturnedResults);
             }
@@ -1666,7 +1748,7 @@ impl Backend for SqliteBackend {
             }
             Ok(changed)
         })();
-        result.map_err(|e| self.plugin_error(e))
+        result.map_err(|e| self.plugin_error(e, statement))
     }
 
     fn execute_script(&mut self, script: &str, ran: &mut Vec<String>) -> Result<(), SqlError> {
@@ -1676,6 +1758,9 @@ impl Backend for SqliteBackend {
             loop {
                 self.reset_auth();
                 let Some(mut stmt) = batch.next()? else { break };
+                if let Some((scope, _)) = &self.plugin {
+                    self.check_reads(scope)?;
+                }
                 let sql = stmt.expanded_sql().unwrap_or_default();
                 let keyword = first_keyword(&sql);
                 if let Some((_, why)) = DENIED_STATEMENTS
@@ -1683,6 +1768,9 @@ impl Backend for SqliteBackend {
                     .find(|(k, _)| k.eq_ignore_ascii_case(keyword))
                 {
                     return Ok(Err(SqlError::AccessDenied(why.to_string())));
+                }
+                if let Some(denied) = self.ddl_denial(&sql) {
+                    return Ok(Err(denied));
                 }
                 ran.push(sql);
                 // A script may contain statements that return rows; run them to completion.
@@ -1692,7 +1780,7 @@ impl Backend for SqliteBackend {
             }
             Ok(Ok(()))
         })();
-        result.map_err(|e| self.plugin_error(e))?
+        result.map_err(|e| self.plugin_error(e, script))?
     }
 }
 

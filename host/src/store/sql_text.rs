@@ -1,0 +1,330 @@
+//! SQL text read the way SQLite's tokenizer reads it, for the few checks that need a
+//! statement's words: the object a DDL statement names, the options of a virtual table, and
+//! the names a failed statement used. Security never rests on these alone: they shape what the
+//! plugin is told and refuse early; the authorizer and the schema check decide.
+
+/// One token of SQL text.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Token {
+    /// A keyword or bare identifier, as written.
+    Word(String),
+    /// An identifier in `"…"`, `[…]` or `` `…` ``, unquoted.
+    Quoted(String),
+    /// A string literal `'…'`, unquoted.
+    Text(String),
+    /// A number, as written.
+    Number(String),
+    /// A blob literal, a parameter or an operator: anything else but punctuation.
+    Other,
+    /// `(`, `)`, `,`, `.`, `;` or `=`.
+    Punct(char),
+}
+
+impl Token {
+    /// The word, ignoring case, when this is a bare word.
+    pub(crate) fn is_word(&self, word: &str) -> bool {
+        matches!(self, Token::Word(w) if w.eq_ignore_ascii_case(word))
+    }
+
+    /// The name this token gives, when it can name an object (a word, a quoted identifier,
+    /// or a string literal, which SQLite accepts where it expects a name).
+    pub(crate) fn name(&self) -> Option<&str> {
+        match self {
+            Token::Word(w) | Token::Quoted(w) | Token::Text(w) => Some(w),
+            _ => None,
+        }
+    }
+}
+
+/// Splits SQL text into tokens; comments and white space are dropped.
+pub(crate) fn tokens(sql: &str) -> Vec<Token> {
+    let b = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    // Reads a quoted run from `i` (at the opening quote) up to `close`; a doubled closing
+    // quote stands for one, except in brackets. Unterminated: to the end.
+    let quoted = |i: &mut usize, close: u8, doubles: bool| -> String {
+        let mut s = Vec::new();
+        *i += 1;
+        while *i < b.len() {
+            if b[*i] == close {
+                if doubles && b.get(*i + 1) == Some(&close) {
+                    s.push(close);
+                    *i += 2;
+                    continue;
+                }
+                *i += 1;
+                break;
+            }
+            s.push(b[*i]);
+            *i += 1;
+        }
+        String::from_utf8_lossy(&s).into_owned()
+    };
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' => i += 1,
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i < b.len() && !(b[i] == b'*' && b.get(i + 1) == Some(&b'/')) {
+                    i += 1;
+                }
+                i = (i + 2).min(b.len());
+            }
+            b'\'' => out.push(Token::Text(quoted(&mut i, b'\'', true))),
+            b'"' => out.push(Token::Quoted(quoted(&mut i, b'"', true))),
+            b'`' => out.push(Token::Quoted(quoted(&mut i, b'`', true))),
+            b'[' => out.push(Token::Quoted(quoted(&mut i, b']', false))),
+            b'(' | b')' | b',' | b'.' | b';' | b'=' => {
+                // `.` starts a number when a digit follows (`.5`).
+                if c == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit) {
+                    let start = i;
+                    i = skip_number(b, i);
+                    out.push(Token::Number(sql[start..i].to_string()));
+                } else {
+                    out.push(Token::Punct(c as char));
+                    i += 1;
+                }
+            }
+            b'x' | b'X' if b.get(i + 1) == Some(&b'\'') => {
+                i += 1;
+                quoted(&mut i, b'\'', false);
+                out.push(Token::Other);
+            }
+            b'0'..=b'9' => {
+                let start = i;
+                i = skip_number(b, i);
+                out.push(Token::Number(sql[start..i].to_string()));
+            }
+            _ if is_word_byte(c) => {
+                let start = i;
+                while i < b.len() && (is_word_byte(b[i]) || b[i].is_ascii_digit()) {
+                    i += 1;
+                }
+                out.push(Token::Word(sql[start..i].to_string()));
+            }
+            _ => {
+                // An operator or a parameter (`?1`, `:name`, `$x`, `@y`): one token, its
+                // name included.
+                i += 1;
+                if matches!(c, b'?' | b':' | b'$' | b'@' | b'#') {
+                    while i < b.len() && (is_word_byte(b[i]) || b[i].is_ascii_digit()) {
+                        i += 1;
+                    }
+                }
+                out.push(Token::Other);
+            }
+        }
+    }
+    out
+}
+
+/// Bytes SQLite accepts in a bare identifier (besides digits after the first): letters,
+/// `_`, `$` after the first, and every byte of a multi-byte UTF-8 character.
+fn is_word_byte(c: u8) -> bool {
+    c.is_ascii_alphabetic() || c == b'_' || c == b'$' || c >= 0x80
+}
+
+fn skip_number(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() {
+        match b[i] {
+            // An exponent's sign belongs to the number (`1e+3`).
+            b'e' | b'E' if matches!(b.get(i + 1), Some(b'+') | Some(b'-')) => i += 2,
+            c if c.is_ascii_alphanumeric() || c == b'.' || c == b'_' => i += 1,
+            _ => break,
+        }
+    }
+    i
+}
+
+/// The object a `CREATE` or `DROP` statement declares or drops, with its kind: what SQLite
+/// looks up before it asks the authorizer (`DROP TABLE IF EXISTS x` on a missing `x` asks
+/// nothing, `CREATE INDEX IF NOT EXISTS` on an existing name neither), so that the
+/// namespace is checked on the name as written whether or not the object exists.
+pub(crate) fn ddl_object(sql: &str) -> Option<(&'static str, String)> {
+    let t = tokens(sql);
+    let mut i = 0;
+    let create = t.first()?.is_word("create");
+    if !create && !t.first()?.is_word("drop") {
+        return None;
+    }
+    i += 1;
+    while create
+        && t.get(i).is_some_and(|w| {
+            ["temp", "temporary", "unique", "virtual"]
+                .iter()
+                .any(|k| w.is_word(k))
+        })
+    {
+        i += 1;
+    }
+    let virtual_table = t[..i].iter().any(|w| w.is_word("virtual"));
+    let kind = ["table", "view", "index", "trigger"]
+        .into_iter()
+        .find(|k| t.get(i).is_some_and(|w| w.is_word(k)))?;
+    let kind = if virtual_table { "virtual table" } else { kind };
+    i += 1;
+    if t.get(i).is_some_and(|w| w.is_word("if")) {
+        i += if create { 3 } else { 2 };
+    }
+    let mut name = t.get(i)?.name()?.to_string();
+    if t.get(i + 1) == Some(&Token::Punct('.')) {
+        name = t.get(i + 2)?.name()?.to_string();
+    }
+    Some((kind, name))
+}
+
+/// A virtual table's module and its arguments, from its `CREATE VIRTUAL TABLE` text; each
+/// argument is its tokens. `None`: the text does not read as one.
+pub(crate) fn virtual_table(sql: &str) -> Option<(String, Vec<Vec<Token>>)> {
+    let t = tokens(sql);
+    let using = t.iter().position(|w| w.is_word("using"))?;
+    let module = t.get(using + 1)?.name()?.to_string();
+    let mut args = Vec::new();
+    match t.get(using + 2) {
+        None => return Some((module, args)),
+        Some(Token::Punct('(')) => {}
+        Some(_) => return None,
+    }
+    let mut depth = 0usize;
+    let mut current = Vec::new();
+    for token in &t[using + 3..] {
+        match token {
+            Token::Punct('(') => depth += 1,
+            Token::Punct(')') if depth == 0 => {
+                args.push(std::mem::take(&mut current));
+                return Some((module, args));
+            }
+            Token::Punct(')') => depth -= 1,
+            Token::Punct(',') if depth == 0 => {
+                args.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(token.clone());
+    }
+    None
+}
+
+/// The option an argument of a virtual table sets (`content = 'notes__doc'`): its key in
+/// lowercase and its value unquoted. `None`: not `key = value` with one token each side.
+pub(crate) fn option(arg: &[Token]) -> Option<(String, String)> {
+    match arg {
+        [key, Token::Punct('='), value] => {
+            let value = match value {
+                Token::Number(n) => n,
+                other => other.name()?,
+            };
+            Some((key.name()?.to_ascii_lowercase(), value.to_string()))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_skip_comments_and_unquote() {
+        let t =
+            tokens("SELECT \"a\"\"b\", [c d], `e`, 'f''g' -- x\n /* y */ FROM t.u WHERE x = ?1");
+        assert_eq!(
+            t,
+            [
+                Token::Word("SELECT".into()),
+                Token::Quoted("a\"b".into()),
+                Token::Punct(','),
+                Token::Quoted("c d".into()),
+                Token::Punct(','),
+                Token::Quoted("e".into()),
+                Token::Punct(','),
+                Token::Text("f'g".into()),
+                Token::Word("FROM".into()),
+                Token::Word("t".into()),
+                Token::Punct('.'),
+                Token::Word("u".into()),
+                Token::Word("WHERE".into()),
+                Token::Word("x".into()),
+                Token::Punct('='),
+                Token::Other,
+            ]
+        );
+        assert_eq!(
+            tokens("x'00ff' 1.5e+3 .5"),
+            [
+                Token::Other,
+                Token::Number("1.5e+3".into()),
+                Token::Number(".5".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn ddl_objects_are_found_as_written() {
+        let cases = [
+            (
+                "DROP TABLE IF EXISTS main.\"Accounts__User\"",
+                Some(("table", "Accounts__User")),
+            ),
+            ("drop index x__i", Some(("index", "x__i"))),
+            (
+                "CREATE UNIQUE INDEX IF NOT EXISTS [accounts__i] ON evil__t (x)",
+                Some(("index", "accounts__i")),
+            ),
+            (
+                "CREATE TEMP TRIGGER evil__t AFTER INSERT ON x BEGIN SELECT 1; END",
+                Some(("trigger", "evil__t")),
+            ),
+            (
+                "CREATE VIRTUAL TABLE IF NOT EXISTS n__s USING fts5(a)",
+                Some(("virtual table", "n__s")),
+            ),
+            (
+                "/* c */ create view temp.v as select 1",
+                Some(("view", "v")),
+            ),
+            ("SELECT 1", None),
+            ("DELETE FROM x", None),
+        ];
+        for (sql, expected) in cases {
+            let found = ddl_object(sql);
+            assert_eq!(
+                found.as_ref().map(|(k, n)| (*k, n.as_str())),
+                expected,
+                "{sql}"
+            );
+        }
+    }
+
+    #[test]
+    fn virtual_table_arguments_split_at_the_top_level() {
+        let (module, args) = virtual_table(
+            "CREATE VIRTUAL TABLE n__s USING fts5(title, body, content = 'n__doc', tokenize = \"porter unicode61\", prefix='2 3', columnsize=0)",
+        )
+        .unwrap();
+        assert_eq!(module, "fts5");
+        let options: Vec<_> = args.iter().filter_map(|a| option(a)).collect();
+        assert_eq!(
+            options,
+            [
+                ("content".to_string(), "n__doc".to_string()),
+                ("tokenize".to_string(), "porter unicode61".to_string()),
+                ("prefix".to_string(), "2 3".to_string()),
+                ("columnsize".to_string(), "0".to_string()),
+            ]
+        );
+        assert_eq!(args.len(), 6);
+        let (module, args) =
+            virtual_table("CREATE VIRTUAL TABLE n__r USING rtree(id, minx, maxx)").unwrap();
+        assert_eq!((module.as_str(), args.len()), ("rtree", 3));
+        assert!(virtual_table("CREATE VIRTUAL TABLE n__r USING rtree(id, (").is_none());
+    }
+}

@@ -1,0 +1,246 @@
+//! What a step leaves in the plugin's namespace must not act later with anyone else's
+//! rights. Triggers, views and virtual tables run with the rights of whoever uses them (the
+//! application, with full access, on its own connection), and SQLite resolves the names in
+//! them only when they run; foreign keys make SQLite read and guard the referenced table. So
+//! after every step that changed the namespace, before its commit:
+//!
+//! - every trigger and view of the namespace must compile with the plugin's scope **without
+//!   its read grants**, both with wasmig's connection settings and with SQLite's defaults (the
+//!   application's); any error is a refusal, so no object may name anything that does not
+//!   exist yet, or that only the application's settings would let it reach;
+//! - a virtual table's module must be on the allow-list, and an `fts5` table's external
+//!   content must be the plugin's own table;
+//! - a foreign key may reference only the plugin's own tables.
+
+use super::SqliteBackend;
+use crate::store::authorizer::VTAB_MODULES;
+use crate::store::sql_text::{self, Token};
+use crate::store::{SchemaObject, Scope};
+use rusqlite::config::DbConfig;
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl SqliteBackend {
+    /// Checks what a step that changed the namespace leaves behind (see the module's doc);
+    /// `Err`: why the step must be rolled back.
+    pub(super) fn check_left_behind(
+        &mut self,
+        scope: &Scope,
+        owned: &[SchemaObject],
+        changed: &[(&str, &SchemaObject)],
+    ) -> Result<(), String> {
+        for (what, o) in changed {
+            if *what != "dropped" && o.kind == "table" {
+                self.check_table(scope, o)?;
+            }
+        }
+        let objects: Vec<&SchemaObject> = owned
+            .iter()
+            .filter(|o| o.kind == "trigger" || o.kind == "view")
+            .collect();
+        if objects.is_empty() {
+            return Ok(());
+        }
+        let reach = scope.without_reads();
+        for o in &objects {
+            self.probe(&reach, o, "wasmig's")?;
+        }
+        self.with_default_settings(|backend| {
+            objects
+                .iter()
+                .try_for_each(|o| backend.probe(&reach, o, "SQLite's default"))
+        })
+    }
+
+    /// A table the step created or changed: a virtual table's module and options, a plain
+    /// table's foreign keys.
+    fn check_table(&self, scope: &Scope, table: &SchemaObject) -> Result<(), String> {
+        let sql = table.sql.as_deref().unwrap_or_default();
+        let t = sql_text::tokens(sql);
+        if t.len() > 2 && t[0].is_word("create") && t[1].is_word("virtual") {
+            return check_virtual_table(scope, &table.name, sql);
+        }
+        let references: Vec<String> = self
+            .conn
+            .prepare("SELECT \"table\" FROM pragma_foreign_key_list(?1, ?2)")
+            .and_then(|mut s| {
+                s.query_map([&table.name, &table.schema], |r| r.get::<_, String>(0))?
+                    .collect()
+            })
+            .map_err(|e| format!("cannot read the foreign keys of {}: {e}", table.name))?;
+        match references.iter().find(|r| !scope.owns(r)) {
+            Some(other) => Err(format!(
+                "table {:?} has a foreign key to {other:?}, which is outside plugin {}'s \
+                 namespace: a foreign key may reference only the plugin's own tables (it \
+                 would make SQLite read and guard another plugin's table on its behalf)",
+                table.name, scope.plugin
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Prepares, without running, statements that fire the trigger or read the view: SQLite
+    /// compiles trigger bodies and view selects into them, under the scope's authorizer.
+    fn probe(&self, scope: &Scope, object: &SchemaObject, settings: &str) -> Result<(), String> {
+        let probes = self.probes(object)?;
+        self.auth.set_scope(Some(scope.clone()));
+        let mut verdict = Ok(());
+        for probe in &probes {
+            self.auth.reset();
+            if let Err(e) = self
+                .conn
+                .prepare(probe)
+                .and_then(|_| self.check_reads(scope))
+            {
+                verdict = Err(match self.take_denial() {
+                    Some(reason) => format!(
+                        "{} {:?} would reach outside the plugin: {reason}",
+                        object.kind, object.name
+                    ),
+                    None => format!(
+                        "{} {:?} does not compile as plugin {}'s own object with {settings} \
+                         connection settings: {}; a trigger or view may use only objects of \
+                         the plugin's namespace that exist",
+                        object.kind,
+                        object.name,
+                        scope.plugin,
+                        super::uniform_message(scope, &e.to_string())
+                    ),
+                });
+                break;
+            }
+        }
+        self.auth.set_scope(None);
+        verdict
+    }
+
+    /// The statements that compile `object`: a select of the view, or the statement of each
+    /// event that fires the trigger.
+    fn probes(&self, object: &SchemaObject) -> Result<Vec<String>, String> {
+        if object.kind == "view" {
+            return Ok(vec![format!(
+                "SELECT * FROM {}.{}",
+                quote(&object.schema),
+                quote(&object.name)
+            )]);
+        }
+        // A TEMP trigger may sit on a table of main: name the table unqualified (TEMP first,
+        // then main, as SQLite resolves the trigger's own table).
+        let target = if object.schema == "temp" {
+            quote(&object.table)
+        } else {
+            format!("{}.{}", quote(&object.schema), quote(&object.table))
+        };
+        let sql = object.sql.as_deref().unwrap_or_default();
+        let event = sql_text::tokens(sql)
+            .into_iter()
+            .skip_while(|t| !t.is_word("trigger"))
+            .find_map(|t| {
+                ["insert", "delete", "update"]
+                    .into_iter()
+                    .find(|e| t.is_word(e))
+            });
+        // A TEMP trigger's table: found as SQLite finds it, TEMP first.
+        let columns: Vec<String> = if object.schema == "temp" {
+            self.columns(
+                "SELECT name FROM pragma_table_xinfo(?1) WHERE hidden = 0",
+                &[&object.table],
+            )
+        } else {
+            self.columns(
+                "SELECT name FROM pragma_table_xinfo(?1, ?2) WHERE hidden = 0",
+                &[&object.table, &object.schema],
+            )
+        }
+        .map_err(|e| format!("cannot inspect {}: {e}", object.table))?;
+        let update = (!columns.is_empty()).then(|| {
+            let sets: Vec<String> = columns
+                .iter()
+                .map(|c| format!("{0} = {0}", quote(c)))
+                .collect();
+            format!("UPDATE {target} SET {}", sets.join(", "))
+        });
+        let insert = format!("INSERT INTO {target} DEFAULT VALUES");
+        let delete = format!("DELETE FROM {target}");
+        Ok(match event {
+            Some("insert") => vec![insert],
+            Some("delete") => vec![delete],
+            Some(_) => update.into_iter().collect(),
+            // Not read as a trigger: every statement that could fire it.
+            None => [Some(insert), Some(delete), update]
+                .into_iter()
+                .flatten()
+                .collect(),
+        })
+    }
+
+    fn columns(&self, sql: &str, params: &[&String]) -> rusqlite::Result<Vec<String>> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
+            r.get::<_, String>(0)
+        })?;
+        rows.collect()
+    }
+
+    /// Runs `f` with the connection settings wasmig changes set to SQLite's defaults, as the
+    /// application's connection has them (functions that are not innocuous allowed in the
+    /// schema, no defensive mode), then sets them back.
+    fn with_default_settings(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let set = |b: &Self, defaults: bool| {
+            b.conn
+                .set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, defaults)
+                .and_then(|_| {
+                    b.conn
+                        .set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, !defaults)
+                })
+                .map(drop)
+                .map_err(|e| format!("cannot switch the connection's settings: {e}"))
+        };
+        set(self, true)?;
+        let result = f(self);
+        set(self, false)?;
+        result
+    }
+}
+
+/// A virtual table's module must be on the allow-list, and its options may name only the
+/// plugin's own tables.
+fn check_virtual_table(scope: &Scope, name: &str, sql: &str) -> Result<(), String> {
+    let unreadable = || {
+        format!(
+            "virtual table {name:?}: cannot read its declaration, so cannot check what it \
+             reads: {sql}"
+        )
+    };
+    let (module, args) = sql_text::virtual_table(sql).ok_or_else(unreadable)?;
+    if !VTAB_MODULES.iter().any(|m| m.eq_ignore_ascii_case(&module)) {
+        return Err(format!(
+            "virtual table {name:?} uses module {module:?}, which is not available to \
+             plugins (allowed: {})",
+            VTAB_MODULES.join(", ")
+        ));
+    }
+    if !module.eq_ignore_ascii_case("fts5") {
+        return Ok(());
+    }
+    for arg in &args {
+        if !arg.contains(&Token::Punct('=')) {
+            continue;
+        }
+        let (key, value) = sql_text::option(arg).ok_or_else(unreadable)?;
+        if key == "content" && !value.is_empty() && !scope.owns(&value) {
+            return Err(format!(
+                "virtual table {name:?} takes its content from {value:?}, which is outside \
+                 plugin {}'s namespace: an fts5 table's external content must be the \
+                 plugin's own table",
+                scope.plugin
+            ));
+        }
+    }
+    Ok(())
+}

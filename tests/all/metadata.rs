@@ -1,0 +1,165 @@
+//! Metadata outside the namespace: no read of any kind reaches another plugin's or the
+//! application's objects (zero-column reads such as `count(*)` included), and the plugin
+//! cannot tell an object outside its namespace from one that does not exist: the error it
+//! sees is the same, word for word, with only the name changed.
+
+use crate::scripted::scripted;
+use crate::support::Env;
+
+fn victim_with_rows() -> Env {
+    let env = scripted();
+    env.applies(
+        "victim",
+        "0.2.0",
+        "CREATE TABLE victim__data (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO victim__data (v) VALUES ('a'), ('b'), ('c');
+         CREATE INDEX victim__by_v ON victim__data (v); CREATE VIEW victim__view AS SELECT v FROM victim__data",
+    );
+    // The application's own tables, one named like a pragma table function.
+    env.conn()
+        .execute_batch("CREATE TABLE pragma_settings (k, v); INSERT INTO pragma_settings VALUES ('key', 'secret'); CREATE TABLE users (email); INSERT INTO users VALUES ('x@y')")
+        .unwrap();
+    env
+}
+
+#[test]
+fn reads_without_columns_are_denied() {
+    let env = victim_with_rows();
+    for sql in [
+        "CREATE TABLE attacker__n AS SELECT count(*) AS n FROM victim__data",
+        "CREATE TABLE attacker__n AS SELECT 1 AS n FROM victim__data",
+        "CREATE TABLE attacker__n AS SELECT count(*) AS n FROM VICTIM__DATA",
+        "CREATE TABLE attacker__n AS SELECT count(*) AS n FROM main.victim__data",
+        "CREATE TABLE attacker__n AS SELECT count(*) AS n FROM victim__view",
+        "CREATE TABLE attacker__n AS SELECT count(*) AS n FROM users",
+        "CREATE TABLE attacker__n AS SELECT count(*) AS n FROM _wasmig_ledger",
+        "CREATE TABLE attacker__n AS SELECT count(*) AS n FROM sqlite_schema",
+        "CREATE TABLE attacker__n AS SELECT count(*) AS n FROM dbstat",
+        "CREATE TABLE attacker__n AS SELECT count(*) AS n FROM sqlite_dbpage",
+        "CREATE TABLE attacker__n AS SELECT count(*) AS n FROM pragma_table_list",
+        "CREATE TABLE attacker__n AS SELECT EXISTS (SELECT 1 FROM victim__data) AS n",
+        "CREATE TABLE attacker__n AS SELECT (SELECT count(*) FROM victim__data, attacker__script) AS n",
+        "CREATE TABLE attacker__n AS WITH c AS (SELECT 1) SELECT count(*) AS n FROM c, victim__data",
+        // A CTE named like the table, read without columns, is refused as the table would be.
+        "CREATE TABLE attacker__n AS WITH victim__data AS (SELECT 1) SELECT count(*) AS n FROM victim__data",
+    ] {
+        env.refused(
+            "attacker",
+            "0.2.0",
+            sql,
+            "is outside plugin attacker's namespace",
+        );
+    }
+    // A CTE of another name read without columns is the plugin's own business.
+    env.applies(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__n AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5) SELECT count(*) AS n FROM c",
+    );
+}
+
+#[test]
+fn tables_named_like_pragma_functions_are_not_readable() {
+    let env = victim_with_rows();
+    for sql in [
+        "CREATE TABLE attacker__x AS SELECT * FROM pragma_settings",
+        "CREATE TABLE attacker__x AS SELECT * FROM pragma_table_info('victim__data')",
+        "CREATE TABLE attacker__x AS SELECT * FROM pragma_index_list('victim__data')",
+        "CREATE TABLE attacker__x AS SELECT name FROM pragma_table_list",
+    ] {
+        env.refused(
+            "attacker",
+            "0.2.0",
+            sql,
+            "is outside plugin attacker's namespace",
+        );
+    }
+}
+
+#[test]
+fn table_functions_do_not_read_a_table_of_their_name() {
+    let env = scripted();
+    env.conn()
+        .execute_batch(
+            "CREATE TABLE json_each (secret); INSERT INTO json_each VALUES ('app secret')",
+        )
+        .unwrap();
+    env.refused(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__x AS SELECT secret FROM json_each",
+        "\"json_each\" is outside",
+    );
+    // The function form now names the table, which is no function.
+    env.refused(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__x AS SELECT value FROM json_each('[1]')",
+        "",
+    );
+    // Without such a table, json_each works.
+    let env = scripted();
+    env.applies(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__x AS SELECT value FROM json_each('[1, 2]')",
+    );
+    assert_eq!(env.value::<i64>("SELECT count(*) FROM attacker__x"), 2);
+}
+
+/// The step's error for `sql` with `{}` replaced by `name`, with the name blanked out.
+fn error_shape(env: &Env, sql: &str, name: &str) -> String {
+    let sql = sql.replace("{}", name);
+    let err = env.refused("attacker", "0.2.0", &sql, "");
+    let message = err
+        .lines()
+        .find(|l| l.contains("plugin attacker migration 0.2.0"))
+        .unwrap()
+        .to_string();
+    message.replace(name, "NAME").replace(&sql, "SQL")
+}
+
+#[test]
+fn an_object_outside_the_namespace_is_indistinguishable_from_a_missing_one() {
+    let env = victim_with_rows();
+    for sql in [
+        "SELECT * FROM {}",
+        "SELECT nope FROM {}",
+        "SELECT count(*) FROM {}",
+        "DELETE FROM {}",
+        "INSERT INTO {} VALUES (1)",
+        "UPDATE {} SET v = 1",
+        "DROP TABLE {}",
+        "DROP TABLE IF EXISTS {}",
+        "ALTER TABLE {} RENAME TO attacker__stolen",
+        "ALTER TABLE {} ADD COLUMN z",
+        "CREATE INDEX attacker__i ON {} (v)",
+        "CREATE TABLE attacker__t (x); CREATE TRIGGER attacker__trg AFTER INSERT ON {} BEGIN SELECT 1; END",
+        "PRAGMA table_info({})",
+        "CREATE TABLE attacker__t AS SELECT * FROM {}",
+    ] {
+        for (existing, missing) in [
+            ("victim__data", "victim__nothing"),
+            ("users", "nosuchtable"),
+            ("_wasmig_ledger", "_wasmig_nothing"),
+        ] {
+            let seen = error_shape(&env, sql, existing);
+            let unseen = error_shape(&env, sql, missing);
+            assert_eq!(
+                seen, unseen,
+                "{sql}: {existing} and {missing} can be told apart"
+            );
+        }
+    }
+    for sql in [
+        "DROP INDEX {}",
+        "DROP INDEX IF EXISTS {}",
+        "CREATE TABLE attacker__t (x); CREATE INDEX {} ON attacker__t (x)",
+        "CREATE TABLE attacker__t (x); CREATE INDEX IF NOT EXISTS {} ON attacker__t (x)",
+        "DROP VIEW IF EXISTS {}",
+        "DROP TRIGGER IF EXISTS {}",
+    ] {
+        let seen = error_shape(&env, sql, "victim__by_v");
+        let unseen = error_shape(&env, sql, "victim__by_nothing");
+        assert_eq!(seen, unseen, "{sql}: an existing index can be told apart");
+    }
+}

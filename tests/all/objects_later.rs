@@ -1,0 +1,143 @@
+//! Objects that come alive later: a trigger or view runs with the rights of whoever uses it
+//! (the application, with full access), and SQLite resolves the names in it only then. Every
+//! trigger and view a plugin leaves must compile with the plugin's own scope, without its
+//! read grants, under wasmig's settings and SQLite's defaults, when the step ends; anything
+//! else rolls the step back. Each attack is planted, then another plugin creates what it
+//! names, then the application writes with full rights; the other plugin's rows must survive.
+
+use crate::scripted::scripted;
+use crate::support::{Env, artifacts};
+
+/// The victim's data, created after the attack was planted.
+const VICTIM_DATA: &str = "CREATE TABLE victim__data (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO victim__data (v) VALUES ('precious')";
+
+/// The application writes to the attacker's table, then the victim's rows are checked.
+fn application_writes_and_victim_survives(env: &Env) {
+    let conn = env.conn();
+    let _ = conn.execute_batch(
+        "INSERT INTO attacker__t (x) VALUES (1); UPDATE attacker__t SET x = 2; DELETE FROM attacker__t",
+    );
+    let _ = conn.execute_batch("SELECT * FROM attacker__v");
+    let rows: Vec<String> = env.column("SELECT v FROM victim__data");
+    assert_eq!(rows, ["precious"], "the victim's rows were changed");
+}
+
+fn planted_then_victim_creates(plant: &str, expected: &str) {
+    let env = scripted();
+    env.refused("attacker", "0.2.0", plant, expected);
+    env.applies("victim", "0.2.0", VICTIM_DATA);
+    application_writes_and_victim_survives(&env);
+}
+
+const UNRESOLVED: &str = "does not compile as plugin attacker's own object";
+
+#[test]
+fn a_trigger_naming_a_table_that_does_not_exist_yet_is_refused() {
+    planted_then_victim_creates(
+        "CREATE TABLE attacker__t (x); CREATE TRIGGER attacker__trg AFTER INSERT ON attacker__t BEGIN DELETE FROM victim__data; END",
+        UNRESOLVED,
+    );
+}
+
+#[test]
+fn a_trigger_whose_when_clause_names_a_future_table_is_refused() {
+    planted_then_victim_creates(
+        "CREATE TABLE attacker__t (x); CREATE TRIGGER attacker__trg AFTER UPDATE ON attacker__t WHEN (SELECT count(*) FROM victim__data) >= 0 BEGIN SELECT 1; END",
+        UNRESOLVED,
+    );
+}
+
+#[test]
+fn a_trigger_that_rewrites_future_rows_is_refused() {
+    planted_then_victim_creates(
+        "CREATE TABLE attacker__t (x); CREATE TRIGGER attacker__trg BEFORE DELETE ON attacker__t BEGIN UPDATE victim__data SET v = 'stolen'; END",
+        UNRESOLVED,
+    );
+}
+
+#[test]
+fn a_view_over_a_future_table_is_refused() {
+    planted_then_victim_creates(
+        "CREATE TABLE attacker__t (x); CREATE VIEW attacker__v AS SELECT * FROM victim__data",
+        UNRESOLVED,
+    );
+}
+
+#[test]
+fn a_trigger_planted_by_a_down_step_is_refused() {
+    let env = scripted();
+    env.applies("attacker", "0.2.0", "CREATE TABLE attacker__t (x)");
+    env.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (x)",
+        Some("CREATE TRIGGER attacker__trg AFTER INSERT ON attacker__t BEGIN DELETE FROM victim__data; END; DELETE FROM attacker__t"),
+    );
+    // Without the down script's table: the step ends with the trigger still there.
+    let err = env.fails(&["down", "attacker", "--steps", "1"]);
+    assert!(err.contains(UNRESOLVED), "{err}");
+    assert!(err.contains("plugin attacker migration 0.2.0"), "{err}");
+    env.applies("victim", "0.2.0", VICTIM_DATA);
+    application_writes_and_victim_survives(&env);
+}
+
+#[test]
+fn a_trigger_that_compiles_only_with_the_applications_settings_is_refused() {
+    // wasmig's connection refuses virtual tables that are not innocuous inside triggers
+    // (trusted_schema off); the application's default connection allows them, and would
+    // copy raw pages of the database into the attacker's table on its next insert.
+    planted_then_victim_creates(
+        "CREATE TABLE attacker__t (x); CREATE TABLE attacker__loot (d BLOB);
+         CREATE TRIGGER attacker__trg AFTER INSERT ON attacker__t BEGIN INSERT INTO attacker__loot SELECT data FROM sqlite_dbpage; END",
+        "attacker__trg",
+    );
+}
+
+#[test]
+fn a_read_grant_does_not_stretch_into_views_or_triggers() {
+    let env = scripted();
+    env.add(artifacts::READER, "reader.wasm");
+    env.policy("[plugins.reader]\nreads = [\"victim\"]\n");
+    env.applies("victim", "0.2.0", VICTIM_DATA);
+    env.ok(&["up", "reader@0.1.0"]);
+    // The reader's steps may read what it was granted ...
+    env.applies(
+        "reader",
+        "0.2.0",
+        "CREATE TABLE reader__copy AS SELECT v FROM victim__data",
+    );
+    // ... but an object that reads it would keep reading later with the application's
+    // rights, and would block the victim's own renames.
+    env.refused(
+        "reader",
+        "0.3.0",
+        "CREATE VIEW reader__v AS SELECT v FROM victim__data",
+        "would reach outside the plugin",
+    );
+    env.refused(
+        "reader",
+        "0.3.0",
+        "CREATE TABLE reader__t (x); CREATE TRIGGER reader__trg AFTER INSERT ON reader__t BEGIN INSERT INTO reader__copy SELECT v FROM victim__data; END",
+        "would reach outside the plugin",
+    );
+    env.applies("victim", "0.3.0", "ALTER TABLE victim__data RENAME TO victim__data2; ALTER TABLE victim__data2 RENAME TO victim__data");
+    let rows: Vec<String> = env.column("SELECT v FROM victim__data");
+    assert_eq!(rows, ["precious"]);
+}
+
+#[test]
+fn a_step_that_drops_what_its_own_view_reads_is_refused() {
+    let env = scripted();
+    env.applies(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__a (x); CREATE VIEW attacker__v AS SELECT x FROM attacker__a",
+    );
+    // The view would name a table that no longer exists; a later step could bring it back.
+    env.refused("attacker", "0.3.0", "DROP TABLE attacker__a", UNRESOLVED);
+    env.applies(
+        "attacker",
+        "0.3.0",
+        "DROP VIEW attacker__v; DROP TABLE attacker__a",
+    );
+}
