@@ -8,6 +8,7 @@ mod bad_plugins;
 mod batch;
 mod compile_cache;
 mod concurrency;
+mod deadline;
 mod declared;
 mod dry_run;
 mod end_to_end;

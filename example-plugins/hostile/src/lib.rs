@@ -134,6 +134,27 @@ const SQL_ATTACKS: &[(&str, &str)] = &[
         "infinite-sql",
         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
     ),
+    // One function call on large values: a single opcode for SQLite, quadratic in its inputs.
+    (
+        "slow-like",
+        "SELECT replace(hex(zeroblob(8000000)), '0', 'a') LIKE '%' || replace(hex(zeroblob(450)), '0', 'a') || 'b'",
+    ),
+    (
+        "slow-glob",
+        "SELECT replace(hex(zeroblob(8000000)), '0', 'a') GLOB '*' || replace(hex(zeroblob(450)), '0', 'a') || 'b'",
+    ),
+    (
+        "slow-instr",
+        "SELECT instr(zeroblob(16000000) || 'x', zeroblob(8000000) || 'y')",
+    ),
+    (
+        "slow-replace",
+        "SELECT length(replace(hex(zeroblob(8000000)), hex(zeroblob(4000000)) || 'x', ''))",
+    ),
+    (
+        "slow-trim",
+        "SELECT length(ltrim(hex(zeroblob(8000000)), printf('%.*c', 1000000, 'x') || '0'))",
+    ),
     (
         "disk-filler",
         "CREATE TABLE evil__fill (b); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000) INSERT INTO evil__fill SELECT randomblob(100000) FROM c",
@@ -194,6 +215,12 @@ fn attack(tx: &Tx) -> Result<()> {
             Err(Error::other("flood done"))
         }
         "panic" => panic!("evil panics on purpose"),
+        "sleep" => {
+            // Blocked in a WASI call, the guest executes no wasm: the engine's epoch never
+            // sees it.
+            std::thread::sleep(std::time::Duration::from_secs(300));
+            Ok(())
+        }
         "slow" => {
             // A long step that would succeed: for the crash test, which kills wasmig during it.
             tx.execute("CREATE TABLE evil__slow (n INTEGER)", &[])?;

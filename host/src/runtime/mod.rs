@@ -484,14 +484,15 @@ impl Runtime {
         label: &str,
     ) -> Result<RawManifest, String> {
         let mut store = self.store(loaded, label, None);
-        let result = async {
-            let instance = loaded.pre.instantiate_async(&mut store).await?;
-            instance
-                .wasmig_plugin_plugin()
-                .call_manifest(&mut store)
-                .await
-        }
-        .await;
+        let result = self
+            .bounded(async {
+                let instance = loaded.pre.instantiate_async(&mut store).await?;
+                instance
+                    .wasmig_plugin_plugin()
+                    .call_manifest(&mut store)
+                    .await
+            })
+            .await;
         forward_output(store.data());
         match result {
             Ok(m) => Ok(RawManifest {
@@ -527,7 +528,7 @@ impl Runtime {
     /// the current one runs.
     pub(crate) async fn instantiate_for_step(&self, loaded: &Loaded, label: &str) -> Instantiated {
         let mut store = self.store(loaded, label, None);
-        let instance = loaded.pre.instantiate_async(&mut store).await;
+        let instance = self.bounded(loaded.pre.instantiate_async(&mut store)).await;
         Instantiated { store, instance }
     }
 
@@ -559,16 +560,17 @@ impl Runtime {
         store.data_mut().backend = Some(backend);
         // The call gets the whole deadline, however long the instance waited for it.
         store.set_epoch_deadline(self.deadline_ticks());
-        let result = async {
-            let instance = instance?;
-            let guest = instance.wasmig_plugin_plugin();
-            if up {
-                guest.call_up(&mut store, version).await
-            } else {
-                guest.call_down(&mut store, version).await
-            }
-        }
-        .await;
+        let result = self
+            .bounded(async {
+                let instance = instance?;
+                let guest = instance.wasmig_plugin_plugin();
+                if up {
+                    guest.call_up(&mut store, version).await
+                } else {
+                    guest.call_down(&mut store, version).await
+                }
+            })
+            .await;
         // A batch still running finishes first; one that failed without the plugin hearing
         // of it fails the step (the plugin returned without collecting it).
         let unreported = sql::settle_batches(store.data_mut());
@@ -623,6 +625,20 @@ impl Runtime {
             return (backend, report, Err(e.to_string()));
         }
         (backend, report, outcome)
+    }
+
+    /// Bounds a call into a plugin by the host's clock. The engine's epoch interrupts a guest
+    /// that executes wasm; a guest blocked in a host call that waits (a WASI sleep or poll)
+    /// executes none, and is stopped here instead: at the deadline the call's future is
+    /// dropped, which unwinds the guest, and the call ends as an interrupted one.
+    async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = wasmtime::Result<T>>,
+    ) -> wasmtime::Result<T> {
+        match tokio::time::timeout(self.limits.deadline, call).await {
+            Ok(result) => result,
+            Err(_) => Err(wasmtime::Trap::Interrupt.into()),
+        }
     }
 
     /// The bounds on one step's SQL, its deadline starting now.

@@ -1,6 +1,7 @@
 //! The SQLite backend: one connection holds the step's transaction, the plugin's scoped
 //! statements and the host's ledger writes.
 
+mod bounded_functions;
 mod left_behind;
 
 use super::authorizer::{SharedAuthState, authorizer, first_keyword, is_autoindex_of};
@@ -95,6 +96,86 @@ const PLUGIN_MAX_SQL_LENGTH: i32 = 1 << 20;
 const STATEMENT_CACHE_CAPACITY: usize = 64;
 /// The largest string or blob a plugin's statement may make, in bytes.
 const PLUGIN_MAX_VALUE_LENGTH: i32 = 16 << 20;
+/// The longest LIKE or GLOB pattern of a plugin's statement, in bytes: matching recurses once
+/// per wildcard, on the host's stack.
+const PLUGIN_MAX_LIKE_PATTERN_LENGTH: i32 = 1000;
+
+/// The connection's settings while the host works, which `enter_plugin` changes.
+struct HostSettings {
+    sql_len: i32,
+    value_len: i32,
+    like_len: i32,
+    max_pages: i64,
+}
+
+/// A thread that interrupts the connection's running statement when the step's deadline
+/// passes: between two opcodes, wherever SQLite is (a sort, a long scan), whatever the
+/// progress handler is doing.
+struct Watchdog {
+    shared: Arc<(Mutex<WatchState>, std::sync::Condvar)>,
+}
+
+#[derive(Default)]
+struct WatchState {
+    deadline: Option<Instant>,
+    closed: bool,
+}
+
+impl Watchdog {
+    fn new(interrupt: rusqlite::InterruptHandle) -> Self {
+        let shared = Arc::new((Mutex::new(WatchState::default()), std::sync::Condvar::new()));
+        let watched = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("wasmig-watchdog".into())
+            .spawn(move || {
+                let (state, wake) = &*watched;
+                let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+                while !st.closed {
+                    st = match st.deadline {
+                        None => wake.wait(st).unwrap_or_else(|p| p.into_inner()),
+                        Some(at) if Instant::now() >= at => {
+                            // Under the lock: `disarm` cannot return while this runs, so no
+                            // statement of the host's is interrupted.
+                            interrupt.interrupt();
+                            st.deadline = None;
+                            st
+                        }
+                        Some(at) => {
+                            let wait = at.saturating_duration_since(Instant::now());
+                            wake.wait_timeout(st, wait)
+                                .unwrap_or_else(|p| p.into_inner())
+                                .0
+                        }
+                    };
+                }
+            });
+        if let Err(e) = spawned {
+            // The progress handler and the functions' clock still bound the step.
+            tracing::warn!("cannot start the SQL watchdog thread: {e}");
+        }
+        Watchdog { shared }
+    }
+
+    fn set(&self, change: impl FnOnce(&mut WatchState)) {
+        let (state, wake) = &*self.shared;
+        change(&mut state.lock().unwrap_or_else(|p| p.into_inner()));
+        wake.notify_one();
+    }
+
+    fn arm(&self, deadline: Instant) {
+        self.set(|st| st.deadline = Some(deadline));
+    }
+
+    fn disarm(&self) {
+        self.set(|st| st.deadline = None);
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.set(|st| st.closed = true);
+    }
+}
 
 /// The plugin's last `execute` statement, kept prepared while the plugin runs it again and
 /// again (a loop of inserts): a call with the same text binds and runs it without a trip
@@ -123,8 +204,10 @@ pub(crate) struct SqliteBackend {
     auth: SharedAuthState,
     /// The running plugin's scope and bounds; `None` while the host itself works.
     plugin: Option<(Scope, SqlLimits)>,
-    /// What `enter_plugin` changed, to restore: SQL length, value length, max page count.
-    host_settings: Option<(i32, i32, i64)>,
+    /// What `enter_plugin` changed, to restore.
+    host_settings: Option<HostSettings>,
+    /// Interrupts the running plugin statement at the step's deadline.
+    watchdog: Watchdog,
     /// The host's tables are known to exist (plugins cannot drop them).
     host_tables: bool,
     /// What the last schema scan found (see [`SchemaScan`]).
@@ -155,6 +238,9 @@ pub(crate) struct SqliteBackend {
     /// from pages.
     row_keys: foldhash::quality::RandomState,
     page_buffers: std::cell::RefCell<schema_pages::Buffers>,
+    /// The running step's deadline, for the functions that check it (see
+    /// [`bounded_functions`]).
+    deadline: bounded_functions::Deadline,
 }
 
 /// What the last scan of main's schema table found on each of its leaf pages, keyed by the
@@ -422,6 +508,7 @@ impl SqliteBackend {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| db_error(path, "cannot open", e))?;
+        let conn_interrupt = conn.get_interrupt_handle();
         let mut backend = SqliteBackend {
             held: None,
             conn: Box::new(conn),
@@ -431,6 +518,7 @@ impl SqliteBackend {
             auth: Default::default(),
             plugin: None,
             host_settings: None,
+            watchdog: Watchdog::new(conn_interrupt),
             host_tables: false,
             scan_out: Default::default(),
             last_mark: None,
@@ -445,6 +533,7 @@ impl SqliteBackend {
             page_keys: PageKeys::default(),
             row_keys: Default::default(),
             page_buffers: Default::default(),
+            deadline: Default::default(),
         };
         backend.harden()?;
         backend.truncate_journal()?;
@@ -477,6 +566,17 @@ impl SqliteBackend {
             },
         )
         .map_err(e)?;
+        // SAFETY: the connection is open and, like every statement on it, used by the thread
+        // that holds the backend.
+        unsafe { bounded_functions::register(self.conn.handle(), &self.deadline) }.map_err(
+            |rc| {
+                db_error(
+                    &self.path,
+                    "cannot configure the connection",
+                    rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rc), None),
+                )
+            },
+        )?;
         // Installed once: scoping it per step (SharedAuth::set_scope) expires nothing, so the
         // host's cached statements survive from step to step.
         let auth = self.auth.clone();
@@ -1630,11 +1730,27 @@ impl Backend for SqliteBackend {
             .conn
             .set_limit(Limit::SQLITE_LIMIT_LENGTH, PLUGIN_MAX_VALUE_LENGTH)
             .map_err(e)?;
-        self.host_settings = Some((sql_len, value_len, max_pages));
+        let like_len = self
+            .conn
+            .set_limit(
+                Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH,
+                PLUGIN_MAX_LIKE_PATTERN_LENGTH,
+            )
+            .map_err(e)?;
+        self.host_settings = Some(HostSettings {
+            sql_len,
+            value_len,
+            like_len,
+            max_pages,
+        });
+        // Three clocks bound a statement: the progress handler between opcodes, the watchdog's
+        // interrupt from another thread, and the functions whose one call can run long.
         let deadline = limits.deadline;
         self.conn
             .progress_handler(10_000, Some(move || Instant::now() >= deadline))
             .map_err(e)?;
+        self.deadline.set(Some(deadline));
+        self.watchdog.arm(deadline);
         self.auth.set_scope(Some(scope.clone()));
         self.plugin = Some((scope, limits));
         Ok(())
@@ -1644,22 +1760,29 @@ impl Backend for SqliteBackend {
         use rusqlite::limits::Limit;
         self.held = None;
         self.plugin = None;
+        self.watchdog.disarm();
+        self.deadline.set(None);
         self.auth.set_scope(None);
         let e = |e| db_error(&self.path, "cannot restore the connection", e);
         self.conn
             .progress_handler(0, None::<fn() -> bool>)
             .map_err(e)?;
-        if let Some((sql_len, value_len, max_pages)) = self.host_settings.take() {
+        if let Some(host) = self.host_settings.take() {
             self.conn
-                .set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, sql_len)
+                .set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, host.sql_len)
                 .map_err(e)?;
             self.conn
-                .set_limit(Limit::SQLITE_LIMIT_LENGTH, value_len)
+                .set_limit(Limit::SQLITE_LIMIT_LENGTH, host.value_len)
                 .map_err(e)?;
             self.conn
-                .query_row(&format!("PRAGMA max_page_count = {max_pages}"), [], |_| {
-                    Ok(())
-                })
+                .set_limit(Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, host.like_len)
+                .map_err(e)?;
+            self.conn
+                .query_row(
+                    &format!("PRAGMA max_page_count = {}", host.max_pages),
+                    [],
+                    |_| Ok(()),
+                )
                 .map_err(e)?;
         }
         Ok(())
