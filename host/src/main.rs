@@ -727,11 +727,12 @@ fn print_policy(rows: &[PluginAccess], limits: &Limits, as_json: bool) -> Result
     println!("{t}");
     println!(
         "Limits per step: deadline {}, memory {} MiB, query result {} MiB, database growth {} MiB, \
-         log {} KiB, wasm stack {} KiB.",
+         temporary storage {} MiB, log {} KiB, wasm stack {} KiB.",
         humantime::format_duration(limits.deadline),
         limits.max_memory >> 20,
         limits.max_result_bytes >> 20,
         limits.max_growth_bytes >> 20,
+        limits.max_temp_bytes >> 20,
         limits.max_log_bytes >> 10,
         limits.max_stack >> 10
     );

@@ -40,6 +40,9 @@ pub struct LimitsConfig {
     pub max_result: Option<String>,
     /// Bytes one step may grow the database by.
     pub max_growth: Option<String>,
+    /// Bytes one step may add to the connection's temporary files (TEMP tables, sorts,
+    /// materialized subqueries).
+    pub max_temp: Option<String>,
     /// Bytes of log output kept per call.
     pub max_log: Option<String>,
 }
@@ -100,6 +103,9 @@ impl Policy {
         }
         if let Some(s) = &l.max_growth {
             limits.max_growth_bytes = parse_size(s).map_err(|e| bad("max_growth", e))?;
+        }
+        if let Some(s) = &l.max_temp {
+            limits.max_temp_bytes = parse_size(s).map_err(|e| bad("max_temp", e))?;
         }
         if let Some(s) = &l.max_log {
             limits.max_log_bytes = parse_size(s).map_err(|e| bad("max_log", e))? as usize;

@@ -24,5 +24,6 @@ mod no_wasi;
 mod objects_later;
 mod real_sql;
 mod rollback;
+mod temp_storage;
 mod validate;
 mod virtual_tables;

@@ -155,6 +155,19 @@ const SQL_ATTACKS: &[(&str, &str)] = &[
         "slow-trim",
         "SELECT length(ltrim(hex(zeroblob(8000000)), printf('%.*c', 1000000, 'x') || '0'))",
     ),
+    // Temporary files: a TEMP table, a sort that spills, a materialized subquery.
+    (
+        "temp-filler",
+        "CREATE TEMP TABLE evil__big AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000) SELECT randomblob(1000) AS b FROM c",
+    ),
+    (
+        "sort-spill",
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000) SELECT count(*) FROM (SELECT randomblob(1000) AS b FROM c ORDER BY b)",
+    ),
+    (
+        "materialize-spill",
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000) SELECT count(*) FROM (SELECT DISTINCT randomblob(1000) AS b FROM c)",
+    ),
     (
         "disk-filler",
         "CREATE TABLE evil__fill (b); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000) INSERT INTO evil__fill SELECT randomblob(100000) FROM c",

@@ -79,6 +79,9 @@ pub struct Limits {
     pub max_result_bytes: usize,
     /// Bytes one step may grow the database file by.
     pub max_growth_bytes: u64,
+    /// Bytes one step may add to the temporary files (TEMP tables, sorts and materialized
+    /// subqueries that spill from memory).
+    pub max_temp_bytes: u64,
 }
 
 impl Default for Limits {
@@ -90,6 +93,7 @@ impl Default for Limits {
             max_log_bytes: 64 << 10,
             max_result_bytes: 64 << 20,
             max_growth_bytes: 1 << 30,
+            max_temp_bytes: 256 << 20,
         }
     }
 }
@@ -647,6 +651,7 @@ impl Runtime {
             deadline: std::time::Instant::now() + self.limits.deadline,
             max_result_bytes: self.limits.max_result_bytes,
             max_growth_bytes: self.limits.max_growth_bytes,
+            max_temp_bytes: self.limits.max_temp_bytes,
         }
     }
 

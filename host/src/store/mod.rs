@@ -22,6 +22,8 @@ pub(crate) struct SqlLimits {
     pub max_result_bytes: usize,
     /// How much the step may grow the database file, in bytes.
     pub max_growth_bytes: u64,
+    /// How much the step may add to the temporary files, in bytes.
+    pub max_temp_bytes: u64,
 }
 
 /// The schema before a step, as one plugin sees it.

@@ -3,6 +3,7 @@
 
 mod bounded_functions;
 mod left_behind;
+mod temp_quota;
 
 use super::authorizer::{SharedAuthState, authorizer, first_keyword, is_autoindex_of};
 use super::schema_pages::{self, PageKeys, READ_PAGE, Stored, read_page};
@@ -241,6 +242,9 @@ pub(crate) struct SqliteBackend {
     /// The running step's deadline, for the functions that check it (see
     /// [`bounded_functions`]).
     deadline: bounded_functions::Deadline,
+    /// The VFS the connection opens its files through, which bounds its temporary files.
+    /// Last: dropped after the connection.
+    temp_vfs: temp_quota::TempVfs,
 }
 
 /// What the last scan of main's schema table found on each of its leaf pages, keyed by the
@@ -501,11 +505,16 @@ impl SqliteBackend {
     /// Opens (creating if needed) the database file. With `scratch`, opens an empty in-memory
     /// database that stands in for a file that does not exist yet (a dry run creates nothing).
     pub(crate) fn open(path: &Path, options: BackendOptions, scratch: bool) -> Result<Self> {
-        let conn = Connection::open_with_flags(
+        let temp_vfs = temp_quota::TempVfs::register().map_err(|message| Error::Database {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        let conn = Connection::open_with_flags_and_vfs(
             if scratch { Path::new(":memory:") } else { path },
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            temp_vfs.name(),
         )
         .map_err(|e| db_error(path, "cannot open", e))?;
         let conn_interrupt = conn.get_interrupt_handle();
@@ -534,6 +543,7 @@ impl SqliteBackend {
             row_keys: Default::default(),
             page_buffers: Default::default(),
             deadline: Default::default(),
+            temp_vfs,
         };
         backend.harden()?;
         backend.truncate_journal()?;
@@ -744,6 +754,15 @@ impl SqliteBackend {
             Some(ErrorCode::OperationInterrupted) => SqlError::Limit(
                 "the statement was still running at the step's deadline".to_string(),
             ),
+            Some(ErrorCode::DiskFull) if self.temp_vfs.quota.exceeded() => {
+                SqlError::Limit(format!(
+                    "the step's temporary storage (TEMP tables, sorts and materialized \
+                     subqueries that spill from memory) passed its quota of {} MiB",
+                    self.plugin
+                        .as_ref()
+                        .map_or(0, |(_, l)| l.max_temp_bytes >> 20)
+                ))
+            }
             Some(ErrorCode::DiskFull) => SqlError::Limit(format!(
                 "the step grew the database past its quota of {} MiB",
                 self.plugin
@@ -1751,6 +1770,7 @@ impl Backend for SqliteBackend {
             .map_err(e)?;
         self.deadline.set(Some(deadline));
         self.watchdog.arm(deadline);
+        self.temp_vfs.quota.limit(Some(limits.max_temp_bytes));
         self.auth.set_scope(Some(scope.clone()));
         self.plugin = Some((scope, limits));
         Ok(())
@@ -1762,6 +1782,7 @@ impl Backend for SqliteBackend {
         self.plugin = None;
         self.watchdog.disarm();
         self.deadline.set(None);
+        self.temp_vfs.quota.limit(None);
         self.auth.set_scope(None);
         let e = |e| db_error(&self.path, "cannot restore the connection", e);
         self.conn

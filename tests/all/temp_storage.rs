@@ -1,0 +1,43 @@
+//! Temporary storage: TEMP tables, sorts that outgrow memory and materialized subqueries go
+//! to temporary files, which the database's growth quota does not bound. A quota on the
+//! connection's temporary files (`[limits] max_temp`, 256 MiB by default) stops them; the
+//! step rolls back with a `limit` error, and the host carries on.
+
+use crate::hostile::armed;
+
+fn hits_the_temp_quota(attack: &str) {
+    let env = armed(attack);
+    env.policy("[limits]\nmax_temp = \"16MiB\"\n");
+    let err = env.fails(&["up"]);
+    assert!(
+        err.contains("limit reached: the step's temporary storage")
+            && err.contains("quota of 16 MiB"),
+        "{attack}: {err}"
+    );
+    assert!(err.contains("plugin evil migration 0.2.0"), "{err}");
+    // With room enough, the same statement runs.
+    env.policy("[limits]\nmax_temp = \"1GiB\"\n");
+    env.ok(&["up"]);
+}
+
+#[test]
+fn a_temp_table_hits_the_quota() {
+    hits_the_temp_quota("temp-filler");
+}
+
+#[test]
+fn a_sort_that_spills_hits_the_quota() {
+    hits_the_temp_quota("sort-spill");
+}
+
+#[test]
+fn a_materialized_subquery_that_spills_hits_the_quota() {
+    hits_the_temp_quota("materialize-spill");
+}
+
+#[test]
+fn the_policy_shows_the_quota() {
+    let env = armed("temp-filler");
+    env.policy("[limits]\nmax_temp = \"32MiB\"\n");
+    assert!(env.ok(&["policy"]).contains("temporary storage 32 MiB"));
+}
