@@ -58,6 +58,26 @@ fn a_huge_query_result_is_refused() {
 }
 
 #[test]
+fn a_result_of_many_small_rows_is_counted_as_the_host_holds_it() {
+    // 8 million one-integer rows are 64 MB of integers, and several times that on the host:
+    // the cap counts what the host holds, so the query is refused.
+    attack_fails(
+        "many-small-rows",
+        &[],
+        "larger than the 64 MiB a query may return",
+    );
+}
+
+#[test]
+fn a_parameter_list_longer_than_a_statement_binds_is_refused_before_it_is_lifted() {
+    attack_fails(
+        "many-params",
+        &[],
+        "a statement takes at most 32766 parameters, got 100000",
+    );
+}
+
+#[test]
 fn filling_the_disk_hits_the_growth_quota() {
     let env = armed("disk-filler");
     env.policy("[limits]\nmax_growth = \"8MiB\"\n");

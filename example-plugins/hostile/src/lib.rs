@@ -215,6 +215,22 @@ fn attack(tx: &Tx) -> Result<()> {
             )?;
             Err(Error::other(format!("received {} rows", rows.len())))
         }
+        "many-small-rows" => {
+            // Eight bytes a value in SQLite, several times that on the host.
+            let rows = tx.query(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 8000000)
+                 SELECT x FROM c",
+                &[],
+            )?;
+            Err(Error::other(format!("received {} rows", rows.len())))
+        }
+        "many-params" => {
+            // More parameters than any statement binds, each costing the host a lifted value.
+            use wasmig_guest::__bindings::wasmig::plugin::sql;
+            let params = vec![Value::Null; 100_000];
+            sql::query("SELECT 1", &params)?;
+            Ok(())
+        }
         "log-flood" => {
             for i in 0..1_000_000u32 {
                 log::info(&format!("flood message {i} {}", "x".repeat(100)));

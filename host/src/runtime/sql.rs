@@ -19,6 +19,12 @@ const BATCH_CHUNK: usize = 1024;
 /// batch sends per call.
 const RESERVED_VALUES: usize = 16 * 1024;
 
+/// The most parameters one statement may take: SQLite's default `SQLITE_MAX_VARIABLE_NUMBER`.
+const MAX_STATEMENT_PARAMS: usize = 32766;
+
+/// The most values of `execute-many` rows lifted and run at once.
+const MANY_CHUNK_VALUES: usize = 64 * 1024;
+
 /// The most values one `execute-batch` call may carry: bounds what the host lifts at once
 /// (the SDK sends 16,384 per call).
 pub(super) const MAX_BATCH_VALUES: usize = 1 << 20;
@@ -136,17 +142,33 @@ fn lift_params(
 fn one_statement<R>(
     mut store: StoreContextMut<'_, StepState>,
     statement: WasmStr,
-    params: Vec<Param>,
+    params: WasmList<Param>,
     run: impl FnOnce(&mut dyn Backend, &str, &[ValueRef<'_>]) -> Result<R, SqlError>,
 ) -> wasmtime::Result<Result<R, types::Error>> {
     let result = with_backend(store.as_context_mut(), |lent, store| {
+        if let Err(e) = statement_params(params.len()) {
+            return Ok(Err(e));
+        }
+        lift_params(store, &params, &mut lent.params)?;
         let store = &*store;
         let statement = statement.to_str(store)?;
         lent.report.ran(&statement);
-        let values = values(&params, store)?;
+        let values = values(&lent.params, store)?;
         Ok(run(&mut *lent.backend, &statement, &values))
     })?;
     Ok(result)
+}
+
+/// Refuses more parameters than one statement can bind, before the host lifts any: the list
+/// sits in the plugin's memory, bounded by the plugin's memory limit, but each lifted value
+/// costs the host more than it costs the plugin.
+fn statement_params(n: usize) -> Result<(), SqlError> {
+    if n > MAX_STATEMENT_PARAMS {
+        return Err(SqlError::Limit(format!(
+            "a statement takes at most {MAX_STATEMENT_PARAMS} parameters, got {n}"
+        )));
+    }
+    Ok(())
 }
 
 /// One statement with packed parameters (at most `max` values), recorded in the audit trail
@@ -191,11 +213,11 @@ fn relend<'b>(mut values: Vec<ValueRef<'_>>) -> Vec<ValueRef<'b>> {
 
 pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<()> {
     let mut sql = linker.instance(INTERFACE)?;
-    // `execute` and `query` take a short list, lifted with the call's arguments (one small
-    // Vec): cheaper than a second pass over a WasmList.
+    // `execute` and `query` lift their parameters into a buffer kept between calls, after
+    // checking how many there are.
     sql.func_wrap(
         "execute",
-        |store: StoreContextMut<'_, StepState>, (statement, params): (WasmStr, Vec<Param>)| {
+        |store: StoreContextMut<'_, StepState>, (statement, params): (WasmStr, WasmList<Param>)| {
             let result = one_statement(store, statement, params, |backend, statement, values| {
                 backend.execute(statement, values)
             })?;
@@ -204,7 +226,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
     )?;
     sql.func_wrap(
         "query",
-        |store: StoreContextMut<'_, StepState>, (statement, params): (WasmStr, Vec<Param>)| {
+        |store: StoreContextMut<'_, StepState>, (statement, params): (WasmStr, WasmList<Param>)| {
             let result = one_statement(store, statement, params, |backend, statement, values| {
                 backend.query(statement, values)
             })?;
@@ -219,22 +241,35 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
                 // Owned: rows are lifted chunk by chunk, which needs the store mutably.
                 let statement = statement.to_str(&*store)?.into_owned();
                 lent.report.ran(&statement);
-                let rows: Vec<WasmList<Param>> = rows
-                    .iter(store.as_context_mut())?
-                    .collect::<wasmtime::Result<_>>()?;
+                // Rows are lifted a chunk at a time, bounded in rows and in values, and the
+                // statement runs (is prepared and authorized) even for no rows.
+                let (count, mut next) = (rows.len(), 0);
                 let mut changed = 0;
                 let mut ends = Vec::with_capacity(BATCH_CHUNK);
-                for chunk in chunks_or_empty(&rows, BATCH_CHUNK) {
+                loop {
                     lent.params.clear();
                     ends.clear();
-                    for row in chunk {
-                        lift_params(store, row, &mut lent.params)?;
+                    while next < count
+                        && ends.len() < BATCH_CHUNK
+                        && lent.params.len() < MANY_CHUNK_VALUES
+                    {
+                        let row = rows
+                            .get(store.as_context_mut(), next)
+                            .expect("an index below the length")?;
+                        if let Err(e) = statement_params(row.len()) {
+                            return Ok(Err(e));
+                        }
+                        lift_params(store, &row, &mut lent.params)?;
                         ends.push(lent.params.len());
+                        next += 1;
                     }
                     let ends = ends.iter().copied();
                     match run_rows(&mut *lent.backend, &statement, store, &lent.params, ends)? {
                         Ok(n) => changed += n,
                         Err(e) => return Ok(Err(e)),
+                    }
+                    if next >= count {
+                        break;
                     }
                 }
                 Ok(Ok(changed))
@@ -274,9 +309,10 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
     sql.func_wrap(
         "execute-packed",
         |store: StoreContextMut<'_, StepState>, (statement, params): (WasmStr, WasmList<u8>)| {
-            let result = packed_statement(store, statement, params, usize::MAX, |b, s, v| {
-                b.execute(s, v)
-            })?;
+            let result =
+                packed_statement(store, statement, params, MAX_STATEMENT_PARAMS, |b, s, v| {
+                    b.execute(s, v)
+                })?;
             Ok((result,))
         },
     )?;

@@ -97,6 +97,8 @@ const PLUGIN_MAX_SQL_LENGTH: i32 = 1 << 20;
 const STATEMENT_CACHE_CAPACITY: usize = 64;
 /// The largest string or blob a plugin's statement may make, in bytes.
 const PLUGIN_MAX_VALUE_LENGTH: i32 = 16 << 20;
+/// What the allocator keeps beside each allocation, counted in a query's result.
+const ALLOCATION_OVERHEAD: usize = 16;
 /// The longest LIKE or GLOB pattern of a plugin's statement, in bytes: matching recurses once
 /// per wildcard, on the host's stack.
 const PLUGIN_MAX_LIKE_PATTERN_LENGTH: i32 = 1000;
@@ -1845,17 +1847,24 @@ impl Backend for SqliteBackend {
             let columns: Vec<String> = stmt.column_names().map(|c| c.to_string()).collect();
             let n = columns.len();
             let mut rows = Vec::new();
+            // What the host holds, counted as it is held: each row is a vector (its handle in
+            // the result, its own allocation) of `n` values, and each text or blob its own
+            // allocation. One-integer rows cost about nine times their eight bytes.
+            let row_bytes = std::mem::size_of::<Vec<Value>>()
+                + ALLOCATION_OVERHEAD
+                + n * std::mem::size_of::<Value>();
             let mut bytes = 0usize;
             self.reset_auth();
             let mut cursor = stmt.raw_query();
             while let Some(row) = cursor.next()? {
                 let mut values = Vec::with_capacity(n);
+                bytes += row_bytes;
                 for i in 0..n {
                     let v = read_value(row.get_ref(i)?);
                     bytes += match &v {
-                        Value::Text(t) => t.len() + 8,
-                        Value::Blob(b) => b.len() + 8,
-                        _ => 8,
+                        Value::Text(t) => t.len() + ALLOCATION_OVERHEAD,
+                        Value::Blob(b) => b.len() + ALLOCATION_OVERHEAD,
+                        _ => 0,
                     };
                     values.push(v);
                 }
