@@ -21,10 +21,10 @@
 #[cfg(feature = "mimalloc")]
 pub mod allocator;
 mod catalog;
-mod declaration;
+use wasmig_format::declaration;
 mod error;
 mod executor;
-pub mod manifest;
+pub use wasmig_format::manifest;
 pub mod planner;
 pub mod policy;
 mod runtime;

@@ -426,70 +426,16 @@ pub(super) fn run_batch(
     Ok(changed)
 }
 
-/// Decodes values packed as `execute-packed` describes (a tag byte, then 8 bytes of number or
-/// a 4-byte length and the bytes of text or blob; little-endian) into `out`, borrowing text
-/// and blobs from `bytes`: nothing is copied. At most `max` values.
+/// Decodes packed values (see [`wasmig_format::packed`]), at most `max` of them.
 pub(super) fn unpack<'a>(
     bytes: &'a [u8],
     out: &mut Vec<ValueRef<'a>>,
     max: usize,
 ) -> Result<(), SqlError> {
-    let malformed = |at: usize, what: &str| {
-        SqlError::Other(format!(
-            "malformed packed parameters: {what} at byte {at} of {}",
-            bytes.len()
-        ))
-    };
-    let mut rest = bytes;
-    while let Some((&tag, after_tag)) = rest.split_first() {
-        let at = bytes.len() - rest.len();
-        if out.len() == max {
-            return Err(SqlError::Limit(format!(
-                "a packed call takes at most {max} values; send the rows in several calls"
-            )));
-        }
-        let (value, after) = match tag {
-            0 => (ValueRef::Null, after_tag),
-            1 | 2 => {
-                let (number, after) = after_tag
-                    .split_first_chunk::<8>()
-                    .ok_or_else(|| malformed(at, "a number cut short"))?;
-                let value = if tag == 1 {
-                    ValueRef::Integer(i64::from_le_bytes(*number))
-                } else {
-                    ValueRef::Real(f64::from_le_bytes(*number))
-                };
-                (value, after)
-            }
-            3 | 4 => {
-                let (len, after) = after_tag
-                    .split_first_chunk::<4>()
-                    .ok_or_else(|| malformed(at, "a length cut short"))?;
-                let len = u32::from_le_bytes(*len) as usize;
-                if after.len() < len {
-                    return Err(malformed(at, "a text or blob longer than the bytes left"));
-                }
-                let (data, after) = after.split_at(len);
-                let value = if tag == 3 {
-                    ValueRef::Text(if data.is_ascii() {
-                        // Most texts are ASCII, and checking that is a few word-wide loads;
-                        // `from_utf8` costs ≈ 100 instructions on a 10-byte text.
-                        // SAFETY: ASCII is valid UTF-8.
-                        unsafe { std::str::from_utf8_unchecked(data) }
-                    } else {
-                        std::str::from_utf8(data).map_err(|_| malformed(at, "text not UTF-8"))?
-                    })
-                } else {
-                    ValueRef::Blob(data)
-                };
-                (value, after)
-            }
-            _ => return Err(malformed(at, &format!("unknown tag {tag}"))),
-        };
-        out.push(value);
-        rest = after;
-    }
-    Ok(())
+    wasmig_format::packed::unpack(bytes, out, max).map_err(|e| match e {
+        wasmig_format::packed::UnpackError::Malformed(m) => SqlError::Other(m),
+        e @ wasmig_format::packed::UnpackError::TooMany(_) => SqlError::Limit(e.to_string()),
+    })
 }
 
 /// Binds and runs rows whose parameters lie end to end in `params`, row `i` ending at the

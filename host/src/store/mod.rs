@@ -71,14 +71,7 @@ pub(crate) enum Value {
 
 /// One SQL parameter, borrowed from where it lives (usually the plugin's linear memory, read
 /// in place: no copy per value on the way to the statement).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum ValueRef<'a> {
-    Null,
-    Integer(i64),
-    Real(f64),
-    Text(&'a str),
-    Blob(&'a [u8]),
-}
+pub(crate) use wasmig_format::packed::ValueRef;
 
 /// Rows returned by a plugin's query.
 #[derive(Debug, Clone, Default)]

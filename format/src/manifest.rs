@@ -47,20 +47,31 @@ pub struct MigrationInfo {
 
 /// The manifest as the plugin returned it, before validation.
 #[derive(Debug, Clone)]
-pub(crate) struct RawManifest {
+pub struct RawManifest {
+    /// The plugin's name, unchecked.
     pub name: String,
+    /// Its version, unparsed.
     pub version: String,
+    /// What it does.
     pub description: String,
+    /// Plugins it depends on: name and semver requirement, unparsed.
     pub depends_on: Vec<(String, String)>,
+    /// Plugins whose tables it asks to read.
     pub reads: Vec<String>,
+    /// Its steps.
     pub migrations: Vec<RawMigration>,
 }
 
+/// One step as the plugin declared it, before validation.
 #[derive(Debug, Clone)]
-pub(crate) struct RawMigration {
+pub struct RawMigration {
+    /// The step's version, unparsed.
     pub version: String,
+    /// What it does.
     pub description: String,
+    /// Whether it has a down step.
     pub reversible: bool,
+    /// Its checksum.
     pub checksum: String,
 }
 
@@ -102,7 +113,7 @@ impl Manifest {
     /// Where the manifest `other` (a plugin's code's) differs from this one (its
     /// declaration's), field by field and step by step, for people (`"step 0.1.0: checksum
     /// \"sha256:…\" declared, \"sha256:…\" from the code"`); empty when they agree.
-    pub(crate) fn differences(&self, other: &Manifest) -> Vec<String> {
+    pub fn differences(&self, other: &Manifest) -> Vec<String> {
         let mut out = Vec::new();
         let mut field = |what: &str, here: String, there: String| {
             if here != there {
@@ -163,7 +174,7 @@ impl Manifest {
 
 impl RawManifest {
     /// Validates everything a plugin declares about itself; returns every problem at once.
-    pub(crate) fn validate(self) -> Result<Manifest, Vec<String>> {
+    pub fn validate(self) -> Result<Manifest, Vec<String>> {
         let mut problems = Vec::new();
         if let Err(e) = validate_name(&self.name) {
             problems.push(e);

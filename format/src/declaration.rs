@@ -19,14 +19,14 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// The name of the custom section that carries a declaration.
-pub(crate) const SECTION: &str = "wasmig:plugin/declaration@0.1.0";
+pub const SECTION: &str = "wasmig:plugin/declaration@0.1.0";
 
 /// The encoding this host reads.
 const FORMAT: u8 = 1;
 
 /// A plugin's declaration, decoded.
 #[derive(Debug)]
-pub(crate) struct Declaration {
+pub struct Declaration {
     /// The manifest, checksums computed from the declared steps.
     pub manifest: RawManifest,
     /// Each step's up and down, by version.
@@ -43,7 +43,7 @@ enum Body {
 
 impl Declaration {
     /// Decodes a declaration section's contents.
-    pub(crate) fn decode(data: &[u8]) -> Result<Self, String> {
+    pub fn decode(data: &[u8]) -> Result<Self, String> {
         let mut r = Reader { data, at: 0 };
         let format = r.byte()?;
         if format != FORMAT {
@@ -103,7 +103,7 @@ impl Declaration {
 
     /// The SQL that step `version` runs going up (or down), when the step declares SQL for
     /// that direction; `None` when its code runs it (or it has no down).
-    pub(crate) fn sql(&self, version: &Version, up: bool) -> Option<&str> {
+    pub fn sql(&self, version: &Version, up: bool) -> Option<&str> {
         let (up_body, down_body) = self.steps.get(version)?;
         match if up {
             Some(up_body)
@@ -116,7 +116,7 @@ impl Declaration {
     }
 
     /// Whether any step runs code: then the plugin must be compiled to run it.
-    pub(crate) fn has_code(&self) -> bool {
+    pub fn has_code(&self) -> bool {
         self.steps
             .values()
             .any(|(up, down)| matches!(up, Body::Code(_)) || matches!(down, Some(Body::Code(_))))

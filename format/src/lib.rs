@@ -1,0 +1,11 @@
+//! The data wasmig reads from plugins, which a plugin controls entirely: its manifest (lifted
+//! from `manifest()` or read from its declaration), the declaration section, and SQL values
+//! packed into bytes. Each decoder here takes untrusted bytes and either returns a value or an
+//! error naming what is wrong; none panics, allocates beyond what its input justifies, or
+//! reaches anything else. The host uses them, and `fuzz/` runs them on arbitrary input.
+
+#![deny(missing_docs)]
+
+pub mod declaration;
+pub mod manifest;
+pub mod packed;
