@@ -101,6 +101,20 @@ fn generate(template: &str, n: usize, into: &Path) {
 
 /// Runs the wasmig binary; returns wall time and peak RSS (VmHWM, polled while it runs).
 fn run_wasmig(args: &[&str], plugins: &Path, db: &Path, cache: Option<&Path>) -> (f64, u64) {
+    let (elapsed, peak, err) = run_wasmig_to_end(args, plugins, db, cache);
+    if let Some(err) = err {
+        panic!("wasmig {args:?} failed: {err}");
+    }
+    (elapsed, peak)
+}
+
+/// [`run_wasmig`] for a run that may fail: wall time, peak RSS, and its stderr if it failed.
+fn run_wasmig_to_end(
+    args: &[&str],
+    plugins: &Path,
+    db: &Path,
+    cache: Option<&Path>,
+) -> (f64, u64, Option<String>) {
     let mut cmd = Command::new(WASMIG);
     cmd.arg("--plugins").arg(plugins).arg("--db").arg(db);
     match cache {
@@ -131,12 +145,12 @@ fn run_wasmig(args: &[&str], plugins: &Path, db: &Path, cache: Option<&Path>) ->
         std::thread::sleep(Duration::from_millis(2));
     };
     let elapsed = started.elapsed().as_secs_f64() * 1e3;
-    if !status.success() {
+    let err = (!status.success()).then(|| {
         let mut err = String::new();
         std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-        panic!("wasmig {args:?} failed: {err}");
-    }
-    (elapsed, peak_kib)
+        err
+    });
+    (elapsed, peak_kib, err)
 }
 
 // --- boundary -----------------------------------------------------------------------------
@@ -550,6 +564,42 @@ fn main() {
             wasmig: format!("{} MB", peak / 1024),
             ratio: Some(peak as f64 / floor.max(1) as f64),
             target: "≤ 300 MB, flat".into(),
+        });
+    }
+
+    // Host memory of one step whose query returns as many small rows as it may: the result
+    // cap counts what the host holds, so the step stays within the plugin's memory limit and
+    // 64 MiB, whatever SQLite's own size of the rows.
+    if wants("memory") {
+        progress("memory of a step with a capped query result");
+        let s = Scratch::new();
+        std::fs::copy(artifacts::HOSTILE, s.plugins().join("evil.wasm")).unwrap();
+        let db = s.db("rows.db");
+        run_wasmig(&["up", "evil@0.1.0"], &s.plugins(), &db, Some(&cache));
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute(
+                "INSERT INTO evil__attack (name) VALUES ('many-small-rows')",
+                [],
+            )
+            .unwrap();
+        let peaks: Vec<u64> = (0..runs.min(3))
+            .map(|_| {
+                let (_, peak, err) = run_wasmig_to_end(&["up"], &s.plugins(), &db, Some(&cache));
+                let err = err.expect("the step's query is refused at the cap");
+                assert!(err.contains("larger than the 64 MiB"), "{err}");
+                peak
+            })
+            .collect();
+        let peak = peaks.into_iter().max().unwrap_or(0);
+        rows.push(Row {
+            work: "peak RSS of a step whose query returns 8 million one-integer rows, refused at \
+                   the 64 MiB result cap (limit: the plugin's 256 MiB memory + 64 MiB)"
+                .into(),
+            baseline: "320 MB".into(),
+            wasmig: format!("{} MB", peak / 1024),
+            ratio: Some(peak as f64 / (320.0 * 1024.0)),
+            target: "≤ 1×".into(),
         });
     }
 

@@ -96,6 +96,13 @@ fn table_functions_do_not_read_a_table_of_their_name() {
         "CREATE TABLE attacker__x AS SELECT value FROM json_each('[1]')",
         "",
     );
+    // Nor does a view left behind read it later.
+    env.refused(
+        "attacker",
+        "0.2.0",
+        "CREATE VIEW attacker__v AS SELECT * FROM json_each",
+        "would reach outside the plugin",
+    );
     // Without such a table, json_each works.
     let env = scripted();
     env.applies(

@@ -812,6 +812,16 @@ impl SqliteBackend {
         })
     }
 
+    /// Whether a stored table is named like one of the table functions plugins may read
+    /// (`json_each`, `json_tree`): a read of that name would read the table. Two hash
+    /// lookups; a view of that name needs none (reading a view is authorized on the tables it
+    /// reads).
+    fn table_functions_shadowed(&self) -> bool {
+        ["json_each", "json_tree"]
+            .into_iter()
+            .any(|t| self.conn.table_exists(None, t).unwrap_or(true))
+    }
+
     /// Refuses a `CREATE` or `DROP` whose object is outside the namespace, before SQLite
     /// looks the name up (which would tell whether it exists).
     fn ddl_denial(&self, sql: &str) -> Option<SqlError> {
@@ -1709,11 +1719,7 @@ impl Backend for SqliteBackend {
     fn enter_plugin(&mut self, mut scope: Scope, limits: SqlLimits) -> Result<()> {
         use rusqlite::limits::Limit;
         self.held = None;
-        // Two hash lookups: a stored table (not a view: reading a view is authorized on the
-        // tables it reads) named like a table function would be read through the exception.
-        scope.table_functions_shadowed = ["json_each", "json_tree"]
-            .into_iter()
-            .any(|t| self.conn.table_exists(None, t).unwrap_or(true));
+        scope.table_functions_shadowed = self.table_functions_shadowed();
         // A statement prepared under another scope must never be reused under this one: the
         // plugin's statements are cached under keys of this step only (see `plugin_key`).
         self.step_serial += 1;

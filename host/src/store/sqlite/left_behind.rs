@@ -43,7 +43,8 @@ impl SqliteBackend {
         if objects.is_empty() {
             return Ok(());
         }
-        let reach = scope.without_reads();
+        let mut reach = scope.without_reads();
+        reach.table_functions_shadowed = self.table_functions_shadowed();
         for o in &objects {
             self.probe(&reach, o, "wasmig's")?;
         }
