@@ -78,6 +78,24 @@ fn a_parameter_list_longer_than_a_statement_binds_is_refused_before_it_is_lifted
 }
 
 #[test]
+fn the_audit_trail_of_a_step_is_bounded() {
+    let env = armed("audit-flood");
+    env.ok(&["up"]);
+    let statements: String = env
+        .value("SELECT statements FROM _wasmig_ledger WHERE plugin = 'evil' AND version = '0.2.0'");
+    assert!(
+        statements.len() < (1 << 20) + (64 << 10),
+        "{}",
+        statements.len()
+    );
+    assert!(
+        statements.contains("more statements not recorded: the audit trail keeps 1 MiB per step"),
+        "{}",
+        &statements[statements.len() - 200..]
+    );
+}
+
+#[test]
 fn filling_the_disk_hits_the_growth_quota() {
     let env = armed("disk-filler");
     env.policy("[limits]\nmax_growth = \"8MiB\"\n");

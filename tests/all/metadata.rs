@@ -143,9 +143,20 @@ fn an_object_outside_the_namespace_is_indistinguishable_from_a_missing_one() {
         "CREATE TABLE attacker__t (x); CREATE TRIGGER attacker__trg AFTER INSERT ON {} BEGIN SELECT 1; END",
         "PRAGMA table_info({})",
         "CREATE TABLE attacker__t AS SELECT * FROM {}",
+        "ALTER TABLE {} RENAME TO sqlite_x",
+        "ALTER TABLE {} DROP COLUMN id",
+        "ALTER TABLE {} RENAME COLUMN id TO id2",
+        "CREATE TABLE attacker__t (x); CREATE TRIGGER attacker__tr INSTEAD OF INSERT ON {} BEGIN SELECT 1; END",
+        "SELECT 1 FROM {}(1)",
+        "SELECT 1; CREATE INDEX attacker__i ON {} (id)",
+        "SELECT 1; DROP VIEW IF EXISTS {}",
+        "SELECT 1; DROP TABLE {}",
+        "REINDEX {}",
+        "ANALYZE {}",
     ] {
         for (existing, missing) in [
             ("victim__data", "victim__nothing"),
+            ("victim__view", "victim__nothing"),
             ("users", "nosuchtable"),
             ("_wasmig_ledger", "_wasmig_nothing"),
         ] {
@@ -168,5 +179,30 @@ fn an_object_outside_the_namespace_is_indistinguishable_from_a_missing_one() {
         let seen = error_shape(&env, sql, "victim__by_v");
         let unseen = error_shape(&env, sql, "victim__by_nothing");
         assert_eq!(seen, unseen, "{sql}: an existing index can be told apart");
+        let seen = error_shape(&env, sql, "victim__view");
+        let unseen = error_shape(&env, sql, "victim__by_nothing");
+        assert_eq!(seen, unseen, "{sql}: an existing index can be told apart");
     }
+}
+
+#[test]
+fn reindex_and_analyze_name_only_the_plugins_own_objects() {
+    // Without a name, or with a collation's, they walk every index of the database, and the
+    // denial would name the first one outside the namespace.
+    let env = victim_with_rows();
+    for sql in [
+        "REINDEX",
+        "REINDEX nocase",
+        "REINDEX rtrim",
+        "ANALYZE",
+        "ANALYZE main",
+    ] {
+        let err = env.refused("attacker", "0.2.0", sql, "");
+        assert!(!err.contains("victim__"), "{sql}: {err}");
+    }
+    env.applies(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (x); CREATE INDEX attacker__i ON attacker__t (x); REINDEX attacker__i; REINDEX attacker__t",
+    );
 }

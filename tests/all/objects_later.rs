@@ -141,3 +141,25 @@ fn a_step_that_drops_what_its_own_view_reads_is_refused() {
         "DROP VIEW attacker__v; DROP TABLE attacker__a",
     );
 }
+
+#[test]
+fn a_double_quoted_string_cannot_block_another_plugins_column_changes() {
+    // SQLite rewrites double-quoted string literals in every object when any column is
+    // renamed or dropped: a change in the attacker's namespace during the victim's step.
+    let env = scripted();
+    for plant in [
+        "CREATE TABLE attacker__x (a CHECK (\"zzz\" <> ''))",
+        "CREATE TABLE attacker__x (a); CREATE VIEW attacker__v AS SELECT \"zzz\" AS s FROM attacker__x",
+        "CREATE TABLE attacker__x (a); CREATE TRIGGER attacker__t AFTER INSERT ON attacker__x BEGIN SELECT \"zzz\"; END",
+    ] {
+        let err = env.refused("attacker", "0.2.0", plant, "zzz");
+        assert!(err.contains("no such column"), "{err}");
+    }
+    env.applies(
+        "victim",
+        "0.2.0",
+        "CREATE TABLE victim__t (id INTEGER PRIMARY KEY, secret TEXT, junk TEXT);
+         ALTER TABLE victim__t RENAME COLUMN secret TO secret2;
+         ALTER TABLE victim__t DROP COLUMN junk",
+    );
+}

@@ -53,7 +53,32 @@ fn an_fts5_table_may_index_only_the_plugins_own_table() {
         let sql = format!(
             "CREATE VIRTUAL TABLE attacker__idx USING fts5(body, content={content}, content_rowid='id')"
         );
-        env.refused("attacker", "0.2.0", &sql, "");
+        env.refused(
+            "attacker",
+            "0.2.0",
+            &sql,
+            "external content must be the plugin's own table",
+        );
+    }
+    // fts5 takes any prefix of an option's name: `c=` and `Conte=` are `content=`. Only
+    // options spelled out are accepted, even naming the plugin's own table.
+    for (key, table) in [
+        ("c", "victim__doc"),
+        ("conte", "victim__doc"),
+        ("c", "attacker__doc"),
+        ("Cont", "attacker__doc"),
+        ("Conten", "attacker__doc"),
+    ] {
+        let sql = format!(
+            "CREATE TABLE attacker__doc (id INTEGER PRIMARY KEY, body TEXT);
+             CREATE VIRTUAL TABLE attacker__idx USING fts5(body, {key}='{table}', content_rowid='id')"
+        );
+        let err = env.refused("attacker", "0.2.0", &sql, "");
+        assert!(
+            err.contains("spell the option out in full")
+                || err.contains("\"victim__doc\" is outside"),
+            "{key}={table}: {err}"
+        );
     }
     // Its own content table works, and the application can search it.
     env.applies(

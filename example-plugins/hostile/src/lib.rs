@@ -231,6 +231,14 @@ fn attack(tx: &Tx) -> Result<()> {
             sql::query("SELECT 1", &params)?;
             Ok(())
         }
+        "audit-flood" => {
+            // Ever new statements: the audit trail keeps a bounded part of them.
+            let pad = "x".repeat(1000);
+            for i in 0..3000 {
+                tx.query(&format!("SELECT {i}, '{pad}'"), &[])?;
+            }
+            Ok(())
+        }
         "log-flood" => {
             for i in 0..1_000_000u32 {
                 log::info(&format!("flood message {i} {}", "x".repeat(100)));

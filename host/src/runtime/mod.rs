@@ -322,14 +322,25 @@ pub(crate) struct CallReport {
     /// inserts) is kept once with its count.
     pub statements: Vec<String>,
     repeats: u64,
+    /// Bytes of statement text kept so far.
+    bytes: usize,
+    /// Statements not kept, once [`MAX_AUDIT_BYTES`] were.
+    omitted: u64,
 }
+
+/// The most statement text one step's audit trail keeps: a plugin that runs ever new
+/// statements would otherwise grow the host's memory and the ledger row without bound.
+const MAX_AUDIT_BYTES: usize = 1 << 20;
 
 impl CallReport {
     fn ran(&mut self, statement: &str) {
         if self.statements.last().is_some_and(|last| last == statement) {
             self.repeats += 1;
+        } else if self.bytes + statement.len() > MAX_AUDIT_BYTES {
+            self.omitted += 1;
         } else {
             self.close_repeats();
+            self.bytes += statement.len();
             self.statements.push(statement.to_string());
         }
     }
@@ -346,6 +357,13 @@ impl CallReport {
     /// The audit trail, with the last run of repeats counted.
     pub(crate) fn finish(mut self) -> Self {
         self.close_repeats();
+        if self.omitted > 0 {
+            self.statements.push(format!(
+                "-- {} more statements not recorded: the audit trail keeps {} MiB per step",
+                self.omitted,
+                MAX_AUDIT_BYTES >> 20
+            ));
+        }
         self
     }
 }

@@ -143,41 +143,96 @@ fn skip_number(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// The object a `CREATE` or `DROP` statement declares or drops, with its kind: what SQLite
-/// looks up before it asks the authorizer (`DROP TABLE IF EXISTS x` on a missing `x` asks
-/// nothing, `CREATE INDEX IF NOT EXISTS` on an existing name neither), so that the
-/// namespace is checked on the name as written whether or not the object exists.
-pub(crate) fn ddl_object(sql: &str) -> Option<(&'static str, String)> {
-    let t = tokens(sql);
-    let mut i = 0;
-    let create = t.first()?.is_word("create");
-    if !create && !t.first()?.is_word("drop") {
-        return None;
+/// The statements of a script, as token runs: split at each `;` outside a trigger's
+/// `BEGIN … END` body.
+pub(crate) fn statements(t: &[Token]) -> Vec<&[Token]> {
+    let mut out = Vec::new();
+    let (mut start, mut in_body) = (0, false);
+    for (i, token) in t.iter().enumerate() {
+        let statement = &t[start..i];
+        if !in_body
+            && token.is_word("begin")
+            && statement.first().is_some_and(|w| w.is_word("create"))
+            && statement.iter().any(|w| w.is_word("trigger"))
+        {
+            in_body = true;
+        } else if in_body
+            && token.is_word("end")
+            && matches!(t.get(i + 1), None | Some(Token::Punct(';')))
+        {
+            in_body = false;
+        } else if !in_body && *token == Token::Punct(';') {
+            if !statement.is_empty() {
+                out.push(statement);
+            }
+            start = i + 1;
+        }
     }
-    i += 1;
-    while create
-        && t.get(i).is_some_and(|w| {
-            ["temp", "temporary", "unique", "virtual"]
-                .iter()
-                .any(|k| w.is_word(k))
-        })
-    {
-        i += 1;
+    if start < t.len() {
+        out.push(&t[start..]);
     }
-    let virtual_table = t[..i].iter().any(|w| w.is_word("virtual"));
-    let kind = ["table", "view", "index", "trigger"]
-        .into_iter()
-        .find(|k| t.get(i).is_some_and(|w| w.is_word(k)))?;
-    let kind = if virtual_table { "virtual table" } else { kind };
-    i += 1;
-    if t.get(i).is_some_and(|w| w.is_word("if")) {
-        i += if create { 3 } else { 2 };
-    }
-    let mut name = t.get(i)?.name()?.to_string();
+    out
+}
+
+/// Reads `[schema .] name` at `i`.
+fn object_name(t: &[Token], i: usize) -> Option<String> {
     if t.get(i + 1) == Some(&Token::Punct('.')) {
-        name = t.get(i + 2)?.name()?.to_string();
+        return Some(t.get(i + 2)?.name()?.to_string());
     }
-    Some((kind, name))
+    Some(t.get(i)?.name()?.to_string())
+}
+
+/// The objects a statement names in the places where SQLite looks an object up before it asks
+/// the authorizer, with their kind: what `CREATE` declares and `DROP` drops (`DROP TABLE IF
+/// EXISTS x` on a missing `x` asks the authorizer nothing, `CREATE INDEX IF NOT EXISTS` on an
+/// existing name neither), the table of `ALTER TABLE`, of `CREATE INDEX … ON` and of `CREATE
+/// TRIGGER … ON` (whose errors tell a view from a table), and what `REINDEX` and `ANALYZE`
+/// name (`""` when they name nothing: every index of the database). Checking these against
+/// the namespace before SQLite sees the statement gives the same answer whether the object
+/// exists or not.
+pub(crate) fn named_objects(t: &[Token]) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let Some(first) = t.first() else {
+        return out;
+    };
+    if first.is_word("alter") && t.get(1).is_some_and(|w| w.is_word("table")) {
+        out.extend(object_name(t, 2).map(|n| ("table", n)));
+    } else if first.is_word("reindex") || first.is_word("analyze") {
+        out.push(("table or index", object_name(t, 1).unwrap_or_default()));
+    } else if first.is_word("create") || first.is_word("drop") {
+        let create = first.is_word("create");
+        let mut i = 1;
+        while create
+            && t.get(i).is_some_and(|w| {
+                ["temp", "temporary", "unique", "virtual"]
+                    .iter()
+                    .any(|k| w.is_word(k))
+            })
+        {
+            i += 1;
+        }
+        let virtual_table = t[..i].iter().any(|w| w.is_word("virtual"));
+        let Some(kind) = ["table", "view", "index", "trigger"]
+            .into_iter()
+            .find(|k| t.get(i).is_some_and(|w| w.is_word(k)))
+        else {
+            return out;
+        };
+        i += 1;
+        if t.get(i).is_some_and(|w| w.is_word("if")) {
+            i += if create { 3 } else { 2 };
+        }
+        let kind = if virtual_table { "virtual table" } else { kind };
+        out.extend(object_name(t, i).map(|n| (kind, n)));
+        if create && (kind == "index" || kind == "trigger") {
+            // The table it is made on: the first `ON` after the name (a trigger's `UPDATE
+            // OF a, b ON t`, an index's `ON t (cols)`).
+            if let Some(on) = t[i..].iter().position(|w| w.is_word("on")) {
+                out.extend(object_name(t, i + on + 1).map(|n| ("table", n)));
+            }
+        }
+    }
+    out
 }
 
 /// A virtual table's module and its arguments, from its `CREATE VIRTUAL TABLE` text; each
@@ -268,40 +323,48 @@ mod tests {
     }
 
     #[test]
-    fn ddl_objects_are_found_as_written() {
-        let cases = [
+    fn named_objects_are_found_as_written() {
+        let cases: &[(&str, &[(&str, &str)])] = &[
             (
                 "DROP TABLE IF EXISTS main.\"Accounts__User\"",
-                Some(("table", "Accounts__User")),
+                &[("table", "Accounts__User")],
             ),
-            ("drop index x__i", Some(("index", "x__i"))),
+            ("drop index x__i", &[("index", "x__i")]),
             (
                 "CREATE UNIQUE INDEX IF NOT EXISTS [accounts__i] ON evil__t (x)",
-                Some(("index", "accounts__i")),
+                &[("index", "accounts__i"), ("table", "evil__t")],
             ),
             (
-                "CREATE TEMP TRIGGER evil__t AFTER INSERT ON x BEGIN SELECT 1; END",
-                Some(("trigger", "evil__t")),
+                "CREATE TEMP TRIGGER evil__t AFTER UPDATE OF a ON x BEGIN SELECT 1; END",
+                &[("trigger", "evil__t"), ("table", "x")],
             ),
             (
                 "CREATE VIRTUAL TABLE IF NOT EXISTS n__s USING fts5(a)",
-                Some(("virtual table", "n__s")),
+                &[("virtual table", "n__s")],
             ),
-            (
-                "/* c */ create view temp.v as select 1",
-                Some(("view", "v")),
-            ),
-            ("SELECT 1", None),
-            ("DELETE FROM x", None),
+            ("/* c */ create view temp.v as select 1", &[("view", "v")]),
+            ("ALTER TABLE main.v__t RENAME TO x", &[("table", "v__t")]),
+            ("REINDEX nocase", &[("table or index", "nocase")]),
+            ("ANALYZE", &[("table or index", "")]),
+            ("SELECT 1", &[]),
+            ("DELETE FROM x", &[]),
         ];
         for (sql, expected) in cases {
-            let found = ddl_object(sql);
-            assert_eq!(
-                found.as_ref().map(|(k, n)| (*k, n.as_str())),
-                expected,
-                "{sql}"
-            );
+            let t = tokens(sql);
+            let found = named_objects(&t);
+            let found: Vec<(&str, &str)> = found.iter().map(|(k, n)| (*k, n.as_str())).collect();
+            assert_eq!(found, *expected, "{sql}");
         }
+    }
+
+    #[test]
+    fn scripts_split_between_statements_not_inside_trigger_bodies() {
+        let t = tokens(
+            "CREATE TABLE a (x); CREATE TRIGGER t AFTER INSERT ON a BEGIN SELECT 1; SELECT ';'; END; DROP VIEW v;;",
+        );
+        let parts: Vec<usize> = statements(&t).iter().map(|s| s.len()).collect();
+        assert_eq!(parts.len(), 3, "{parts:?}");
+        assert!(named_objects(statements(&t)[2]) == [("view", "v".to_string())]);
     }
 
     #[test]

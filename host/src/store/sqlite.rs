@@ -211,6 +211,8 @@ pub(crate) struct SqliteBackend {
     host_settings: Option<HostSettings>,
     /// Interrupts the running plugin statement at the step's deadline.
     watchdog: Watchdog,
+    /// The deadline of the last step the connection ran, which its schema check keeps to.
+    step_deadline: Option<Instant>,
     /// The host's tables are known to exist (plugins cannot drop them).
     host_tables: bool,
     /// What the last schema scan found (see [`SchemaScan`]).
@@ -530,6 +532,7 @@ impl SqliteBackend {
             plugin: None,
             host_settings: None,
             watchdog: Watchdog::new(conn_interrupt),
+            step_deadline: None,
             host_tables: false,
             scan_out: Default::default(),
             last_mark: None,
@@ -564,6 +567,14 @@ impl SqliteBackend {
             .map_err(e)?;
         // Schema-embedded SQL (views, triggers) may not call functions with side effects.
         c.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)
+            .map_err(e)?;
+        // A double-quoted string literal is an error, as SQLite recommends: in a plugin's
+        // object, SQLite would rewrite it into a single-quoted one whenever any plugin renames
+        // or drops a column (`sqlite_rename_quotefix`), a change outside that plugin's
+        // namespace that the schema check refuses, so the other plugin could never migrate.
+        c.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DDL, false)
+            .map_err(e)?;
+        c.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML, false)
             .map_err(e)?;
         c.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0).map_err(e)?;
         c.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
@@ -706,13 +717,7 @@ impl SqliteBackend {
         if names.is_empty() {
             return Ok(());
         }
-        self.auth.set_scope(None);
-        let stored = names.into_iter().find(|name| {
-            self.conn
-                .prepare(&format!("SELECT 1 FROM \"{}\"", name.replace('"', "\"\"")))
-                .is_ok()
-        });
-        self.auth.set_scope(Some(scope.clone()));
+        let stored = names.into_iter().find(|name| self.stored(scope, name));
         match stored {
             None => Ok(()),
             Some(name) => {
@@ -729,26 +734,42 @@ impl SqliteBackend {
         db_error(&self.path, what, e)
     }
 
-    /// Maps a SQLite error for the plugin, with the authorizer's reason when it denied. An
-    /// error that comes from looking a name up (`no such table`, `no such column`, `… already
-    /// exists`) in `sql` that uses a name outside the plugin's reach becomes the denial for
-    /// that name: what the plugin learns is the same whether the object exists or not.
+    /// Maps a SQLite error for the plugin, with the authorizer's reason when it denied. Any
+    /// other error of a statement in `sql` that names something outside the plugin's reach
+    /// (`no such table`, `views may not be indexed`, `cannot drop PRIMARY KEY column`, …)
+    /// becomes the denial of that name: what the plugin learns is the same whether the object
+    /// exists or not, and whatever kind of object it is.
     fn plugin_error(&self, e: rusqlite::Error, sql: &str) -> SqlError {
         if let Some(reason) = self.take_denial() {
+            // The authorizer names what SQLite asked about, which may be behind what the plugin
+            // named (the table under a view, an fts5 table's shadow table): the denial names
+            // the plugin's own word instead.
+            if let Some((scope, _)) = &self.plugin
+                && reason.contains(" is outside plugin ")
+                && let Some(name) = self.foreign_name(scope, sql)
+            {
+                return SqlError::AccessDenied(scope.outside("table", &name));
+            }
             return SqlError::AccessDenied(reason);
         }
-        let message = e.to_string();
-        if let Some((scope, _)) = &self.plugin
-            && is_lookup_error(&message)
+        let error = self.sqlite_error(e);
+        if let (Some((scope, _)), SqlError::Syntax(message) | SqlError::Other(message)) =
+            (&self.plugin, &error)
         {
-            let uniform = uniform_message(scope, &message);
-            if uniform != message {
+            let uniform = uniform_message(scope, message);
+            if uniform != *message {
                 return SqlError::AccessDenied(uniform);
             }
             if let Some(name) = self.foreign_name(scope, sql) {
                 return SqlError::AccessDenied(scope.outside("table", &name));
             }
         }
+        error
+    }
+
+    /// A SQLite error as the plugin's typed error.
+    fn sqlite_error(&self, e: rusqlite::Error) -> SqlError {
+        let message = e.to_string();
         match e.sqlite_error_code() {
             Some(ErrorCode::AuthorizationForStatementDenied) => SqlError::AccessDenied(message),
             Some(ErrorCode::ConstraintViolation) => SqlError::Constraint(message),
@@ -793,7 +814,8 @@ impl SqliteBackend {
     fn foreign_name(&self, scope: &Scope, sql: &str) -> Option<String> {
         sql_text::tokens(sql).into_iter().find_map(|t| {
             let name = match t {
-                Token::Word(w) | Token::Quoted(w) => w,
+                // A string literal too: `rtreecheck('x')`, `pragma_table_info('x')`.
+                Token::Word(w) | Token::Quoted(w) | Token::Text(w) => w,
                 _ => return None,
             };
             if scope.may_read(&name) {
@@ -808,8 +830,20 @@ impl SqliteBackend {
                             .bytes()
                             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
                 });
-            (shaped || self.conn.table_exists(None, name.as_str()).unwrap_or(false)).then_some(name)
+            (shaped || self.stored(scope, &name)).then_some(name)
         })
+    }
+
+    /// Whether `name` is a stored table or view, or a table function, as the host sees it;
+    /// `scope` is the authorizer's scope to restore.
+    fn stored(&self, scope: &Scope, name: &str) -> bool {
+        self.auth.set_scope(None);
+        let found = self
+            .conn
+            .prepare(&format!("SELECT 1 FROM \"{}\"", name.replace('"', "\"\"")))
+            .is_ok();
+        self.auth.set_scope(Some(scope.clone()));
+        found
     }
 
     /// Whether a stored table is named like one of the table functions plugins may read
@@ -822,12 +856,57 @@ impl SqliteBackend {
             .any(|t| self.conn.table_exists(None, t).unwrap_or(true))
     }
 
-    /// Refuses a `CREATE` or `DROP` whose object is outside the namespace, before SQLite
-    /// looks the name up (which would tell whether it exists).
+    /// Runs `check` (the schema check's compiling of what a step leaves behind, which the
+    /// plugin's objects can make as slow as they like) on the step's clock: the progress
+    /// handler, which SQLite also calls while it generates code, and the watchdog. Past the
+    /// deadline the check fails, and so does the step.
+    fn on_step_clock(
+        &mut self,
+        check: impl FnOnce(&mut Self) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let Some(deadline) = self.step_deadline else {
+            return check(self);
+        };
+        let set = self
+            .conn
+            .progress_handler(1, Some(move || Instant::now() >= deadline));
+        self.watchdog.arm(deadline);
+        let result = set
+            .map_err(|e| format!("cannot bound the schema check: {e}"))
+            .and_then(|()| check(self));
+        self.watchdog.disarm();
+        let _ = self.conn.progress_handler(0, None::<fn() -> bool>);
+        match result {
+            Err(_) if Instant::now() >= deadline => Err(
+                "the step was still being checked at its deadline: its triggers and views take \
+                 too long to compile"
+                    .to_string(),
+            ),
+            other => other,
+        }
+    }
+
+    /// Refuses a statement of `sql` (one statement or a script) that names an object outside
+    /// the namespace where SQLite looks it up before it asks the authorizer (see
+    /// [`sql_text::named_objects`]): checked on the names as written, before SQLite sees them,
+    /// so the answer is the same whether the object exists or not.
     fn ddl_denial(&self, sql: &str) -> Option<SqlError> {
         let (scope, _) = self.plugin.as_ref()?;
-        let (kind, name) = sql_text::ddl_object(sql)?;
-        (!scope.owns(&name)).then(|| SqlError::AccessDenied(scope.outside(kind, &name)))
+        let tokens = sql_text::tokens(sql);
+        sql_text::statements(&tokens)
+            .into_iter()
+            .flat_map(sql_text::named_objects)
+            .find(|(_, name)| !scope.owns(name))
+            .map(|(kind, name)| {
+                SqlError::AccessDenied(if name.is_empty() {
+                    format!(
+                        "REINDEX and ANALYZE take a table or index of plugin {}'s own",
+                        scope.plugin
+                    )
+                } else {
+                    scope.outside(kind, &name)
+                })
+            })
     }
 
     /// Checks that a plugin step is running and the statement is not denied outright, and
@@ -1143,14 +1222,6 @@ impl SqliteBackend {
         }
         Ok(())
     }
-}
-
-/// Errors SQLite gives when it looks a name up, which tell whether an object exists.
-fn is_lookup_error(message: &str) -> bool {
-    message.starts_with("no such ")
-        || message.starts_with("ambiguous column name")
-        || message.contains("already exists")
-        || message.starts_with("there is already another table or index with this name")
 }
 
 /// `no such table: X` for a table outside the scope's reach becomes the scope's denial of
@@ -1681,7 +1752,8 @@ impl Backend for SqliteBackend {
             })
             .collect();
         if !changed.is_empty()
-            && let Err(reason) = self.check_left_behind(scope, &scanned.owned, &changed)
+            && let Err(reason) = self
+                .on_step_clock(|backend| backend.check_left_behind(scope, &scanned.owned, &changed))
         {
             return Ok(StepCheck {
                 verdict: Err(reason),
@@ -1780,6 +1852,7 @@ impl Backend for SqliteBackend {
         self.watchdog.arm(deadline);
         self.temp_vfs.quota.limit(Some(limits.max_temp_bytes));
         self.auth.set_scope(Some(scope.clone()));
+        self.step_deadline = Some(limits.deadline);
         self.plugin = Some((scope, limits));
         Ok(())
     }
@@ -1927,9 +2000,6 @@ impl Backend for SqliteBackend {
                     .find(|(k, _)| k.eq_ignore_ascii_case(keyword))
                 {
                     return Ok(Err(SqlError::AccessDenied(why.to_string())));
-                }
-                if let Some(denied) = self.ddl_denial(&sql) {
-                    return Ok(Err(denied));
                 }
                 ran.push(sql);
                 // A script may contain statements that return rows; run them to completion.

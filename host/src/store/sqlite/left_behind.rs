@@ -187,7 +187,7 @@ impl SqliteBackend {
 
     /// Runs `f` with the connection settings wasmig changes set to SQLite's defaults, as the
     /// application's connection has them (functions that are not innocuous allowed in the
-    /// schema, no defensive mode), then sets them back.
+    /// schema, no defensive mode, double-quoted strings), then sets them back.
     fn with_default_settings(
         &mut self,
         f: impl FnOnce(&mut Self) -> Result<(), String>,
@@ -199,6 +199,14 @@ impl SqliteBackend {
                     b.conn
                         .set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, !defaults)
                 })
+                .and_then(|_| {
+                    b.conn
+                        .set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DDL, defaults)
+                })
+                .and_then(|_| {
+                    b.conn
+                        .set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML, defaults)
+                })
                 .map(drop)
                 .map_err(|e| format!("cannot switch the connection's settings: {e}"))
         };
@@ -208,6 +216,20 @@ impl SqliteBackend {
         result
     }
 }
+
+/// The options of fts5 (3.54), by their full names.
+const FTS5_OPTIONS: &[&str] = &[
+    "prefix",
+    "tokenize",
+    "content",
+    "contentless_delete",
+    "contentless_unindexed",
+    "content_rowid",
+    "columnsize",
+    "locale",
+    "detail",
+    "tokendata",
+];
 
 /// A virtual table's module must be on the allow-list, and its options may name only the
 /// plugin's own tables.
@@ -234,6 +256,15 @@ fn check_virtual_table(scope: &Scope, name: &str, sql: &str) -> Result<(), Strin
             continue;
         }
         let (key, value) = sql_text::option(arg).ok_or_else(unreadable)?;
+        // fts5 takes any prefix of an option's name (`c=` is `content=`): only options
+        // spelled out in full are accepted, so the check below sees every `content`.
+        if !FTS5_OPTIONS.contains(&key.as_str()) {
+            return Err(format!(
+                "virtual table {name:?}: fts5 option {key:?} is not one wasmig reads; spell \
+                 the option out in full (one of: {})",
+                FTS5_OPTIONS.join(", ")
+            ));
+        }
         if key == "content" && !value.is_empty() && !scope.owns(&value) {
             return Err(format!(
                 "virtual table {name:?} takes its content from {value:?}, which is outside \
