@@ -20,22 +20,72 @@
 
 use rusqlite::ffi;
 use std::os::raw::{c_int, c_void};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 pub use mimalloc::MiMalloc;
 
+/// Bytes SQLite holds now, once routed (its allocations' usable sizes).
+static SQLITE_BYTES: AtomicI64 = AtomicI64::new(0);
+/// SQLite's allocations fail past this (`SQLITE_NOMEM`): set while a plugin's step runs.
+static SQLITE_CEILING: AtomicI64 = AtomicI64::new(i64::MAX);
+/// Whether SQLite allocates here, so that its memory is counted.
+static ROUTED: AtomicBool = AtomicBool::new(false);
+
+/// Bounds what SQLite may allocate from now on to `extra` bytes more than it holds now (`None`:
+/// no bound), when SQLite allocates here ([`route_sqlite`]); returns whether it does. One
+/// statement can make SQLite hold a great deal at once, out of the host's sight (a row of many
+/// 16 MiB values); the bound makes such a statement fail with SQLITE_NOMEM instead.
+pub(crate) fn bound_sqlite(extra: Option<u64>) -> bool {
+    let ceiling = extra.map_or(i64::MAX, |extra| {
+        SQLITE_BYTES
+            .load(Ordering::Relaxed)
+            .saturating_add(extra.min(i64::MAX as u64) as i64)
+    });
+    SQLITE_CEILING.store(ceiling, Ordering::Relaxed);
+    ROUTED.load(Ordering::Relaxed)
+}
+
+fn usable(p: *mut c_void) -> i64 {
+    if p.is_null() {
+        0
+    } else {
+        // SAFETY: `p` came from mimalloc (x_malloc or x_realloc).
+        unsafe { libmimalloc_sys::mi_usable_size(p) as i64 }
+    }
+}
+
 unsafe extern "C" fn x_malloc(n: c_int) -> *mut c_void {
-    // SAFETY: SQLite never asks for a negative size; mi_malloc takes any size.
-    unsafe { libmimalloc_sys::mi_malloc(n.max(0) as usize) }
+    let n = n.max(0) as usize;
+    if SQLITE_BYTES.load(Ordering::Relaxed) + n as i64 > SQLITE_CEILING.load(Ordering::Relaxed) {
+        return std::ptr::null_mut();
+    }
+    // SAFETY: mi_malloc takes any size.
+    let p = unsafe { libmimalloc_sys::mi_malloc(n) };
+    SQLITE_BYTES.fetch_add(usable(p), Ordering::Relaxed);
+    p
 }
 
 unsafe extern "C" fn x_free(p: *mut c_void) {
+    SQLITE_BYTES.fetch_sub(usable(p), Ordering::Relaxed);
     // SAFETY: SQLite frees only what x_malloc or x_realloc returned (or null).
     unsafe { libmimalloc_sys::mi_free(p) }
 }
 
 unsafe extern "C" fn x_realloc(p: *mut c_void, n: c_int) -> *mut c_void {
+    let n = n.max(0) as usize;
+    let before = usable(p);
+    if SQLITE_BYTES.load(Ordering::Relaxed) + (n as i64 - before)
+        > SQLITE_CEILING.load(Ordering::Relaxed)
+    {
+        // SQLite keeps the block it has.
+        return std::ptr::null_mut();
+    }
     // SAFETY: as for x_malloc and x_free.
-    unsafe { libmimalloc_sys::mi_realloc(p, n.max(0) as usize) }
+    let q = unsafe { libmimalloc_sys::mi_realloc(p, n) };
+    if !q.is_null() {
+        SQLITE_BYTES.fetch_add(usable(q) - before, Ordering::Relaxed);
+    }
+    q
 }
 
 unsafe extern "C" fn x_size(p: *mut c_void) -> c_int {
@@ -80,6 +130,7 @@ pub fn route_sqlite() -> Result<(), c_int> {
         )
     };
     if rc == ffi::SQLITE_OK {
+        ROUTED.store(true, Ordering::Relaxed);
         Ok(())
     } else {
         Err(rc)

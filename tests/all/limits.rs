@@ -78,6 +78,16 @@ fn a_parameter_list_longer_than_a_statement_binds_is_refused_before_it_is_lifted
 }
 
 #[test]
+fn sqlite_cannot_hold_a_row_of_many_large_values() {
+    // Twelve 16 MB values in one row: SQLite computes them all before the host reads one.
+    attack_fails(
+        "wide-row",
+        &[],
+        "needed more than the 64 MiB of SQLite's memory a step may use",
+    );
+}
+
+#[test]
 fn the_audit_trail_of_a_step_is_bounded() {
     let env = armed("audit-flood");
     env.ok(&["up"]);

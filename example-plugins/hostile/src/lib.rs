@@ -168,6 +168,11 @@ const SQL_ATTACKS: &[(&str, &str)] = &[
         "materialize-spill",
         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000) SELECT count(*) FROM (SELECT DISTINCT randomblob(1000) AS b FROM c)",
     ),
+    // One row of many large values, all held by SQLite before the host reads the first.
+    (
+        "wide-row",
+        "SELECT randomblob(16000000), randomblob(16000000), randomblob(16000000), randomblob(16000000), randomblob(16000000), randomblob(16000000), randomblob(16000000), randomblob(16000000), randomblob(16000000), randomblob(16000000), randomblob(16000000), randomblob(16000000)",
+    ),
     (
         "disk-filler",
         "CREATE TABLE evil__fill (b); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000) INSERT INTO evil__fill SELECT randomblob(100000) FROM c",

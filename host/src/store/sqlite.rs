@@ -777,6 +777,10 @@ impl SqliteBackend {
             Some(ErrorCode::OperationInterrupted) => SqlError::Limit(
                 "the statement was still running at the step's deadline".to_string(),
             ),
+            Some(ErrorCode::OutOfMemory) => SqlError::Limit(format!(
+                "the statement needed more than the {} MiB of SQLite's memory a step may use",
+                self.max_result_bytes() >> 20
+            )),
             Some(ErrorCode::DiskFull) if self.temp_vfs.quota.exceeded() => {
                 SqlError::Limit(format!(
                     "the step's temporary storage (TEMP tables, sorts and materialized \
@@ -1851,6 +1855,9 @@ impl Backend for SqliteBackend {
         self.deadline.set(Some(deadline));
         self.watchdog.arm(deadline);
         self.temp_vfs.quota.limit(Some(limits.max_temp_bytes));
+        // SQLite's own memory, when it allocates through wasmig's allocator (the binary).
+        #[cfg(feature = "mimalloc")]
+        crate::allocator::bound_sqlite(Some(limits.max_result_bytes as u64));
         self.auth.set_scope(Some(scope.clone()));
         self.step_deadline = Some(limits.deadline);
         self.plugin = Some((scope, limits));
@@ -1864,6 +1871,8 @@ impl Backend for SqliteBackend {
         self.watchdog.disarm();
         self.deadline.set(None);
         self.temp_vfs.quota.limit(None);
+        #[cfg(feature = "mimalloc")]
+        crate::allocator::bound_sqlite(None);
         self.auth.set_scope(None);
         let e = |e| db_error(&self.path, "cannot restore the connection", e);
         self.conn
