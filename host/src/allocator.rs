@@ -30,6 +30,17 @@ static SQLITE_BYTES: AtomicI64 = AtomicI64::new(0);
 static SQLITE_CEILING: AtomicI64 = AtomicI64::new(i64::MAX);
 /// Whether SQLite allocates here, so that its memory is counted.
 static ROUTED: AtomicBool = AtomicBool::new(false);
+/// Set when the running step's deadline has passed: every SQLite allocation fails until the
+/// host takes the connection back.
+static STOPPED: AtomicBool = AtomicBool::new(false);
+
+/// Makes every SQLite allocation fail (`SQLITE_NOMEM`) from now on, or no longer. SQLite checks
+/// the progress handler and `sqlite3_interrupt` only where its program jumps; a row that calls
+/// many functions in a row on large values runs none for as long as it likes, but each call
+/// allocates its result: this stops it at the next one.
+pub(crate) fn stop_sqlite(stop: bool) {
+    STOPPED.store(stop, Ordering::Relaxed);
+}
 
 /// Bounds what SQLite may allocate from now on to `extra` bytes more than it holds now (`None`:
 /// no bound), when SQLite allocates here ([`route_sqlite`]); returns whether it does. One
@@ -56,7 +67,9 @@ fn usable(p: *mut c_void) -> i64 {
 
 unsafe extern "C" fn x_malloc(n: c_int) -> *mut c_void {
     let n = n.max(0) as usize;
-    if SQLITE_BYTES.load(Ordering::Relaxed) + n as i64 > SQLITE_CEILING.load(Ordering::Relaxed) {
+    if STOPPED.load(Ordering::Relaxed)
+        || SQLITE_BYTES.load(Ordering::Relaxed) + n as i64 > SQLITE_CEILING.load(Ordering::Relaxed)
+    {
         return std::ptr::null_mut();
     }
     // SAFETY: mi_malloc takes any size.
@@ -74,8 +87,9 @@ unsafe extern "C" fn x_free(p: *mut c_void) {
 unsafe extern "C" fn x_realloc(p: *mut c_void, n: c_int) -> *mut c_void {
     let n = n.max(0) as usize;
     let before = usable(p);
-    if SQLITE_BYTES.load(Ordering::Relaxed) + (n as i64 - before)
-        > SQLITE_CEILING.load(Ordering::Relaxed)
+    if STOPPED.load(Ordering::Relaxed)
+        || SQLITE_BYTES.load(Ordering::Relaxed) + (n as i64 - before)
+            > SQLITE_CEILING.load(Ordering::Relaxed)
     {
         // SQLite keeps the block it has.
         return std::ptr::null_mut();

@@ -56,3 +56,10 @@ fn one_replace_call_on_a_large_value_is_stopped() {
 fn one_trim_call_with_a_large_character_set_is_stopped() {
     stopped_at_the_deadline("slow-trim");
 }
+
+#[test]
+fn a_straight_line_of_function_calls_on_large_values_is_stopped() {
+    // Between two calls SQLite's program does not jump, so neither the progress handler nor an
+    // interrupt is consulted; the next allocation past the deadline fails instead.
+    stopped_at_the_deadline("json-straight-line");
+}

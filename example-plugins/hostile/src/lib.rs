@@ -236,6 +236,18 @@ fn attack(tx: &Tx) -> Result<()> {
             sql::query("SELECT 1", &params)?;
             Ok(())
         }
+        "json-straight-line" => {
+            // Many calls in one row, each walking a large array once per path: no jump
+            // between them for SQLite to check its progress handler at.
+            tx.execute(
+                "CREATE TABLE evil__j AS SELECT '[' || replace(hex(zeroblob(4000000)), '00', '0,') || '0]' AS j",
+                &[],
+            )?;
+            let paths = vec!["'$[#-1]'"; 20].join(", ");
+            let calls = vec![format!("json_extract(j, {paths})"); 200].join(" || ");
+            tx.query(&format!("SELECT {calls} FROM evil__j"), &[])?;
+            Ok(())
+        }
         "audit-flood" => {
             // Ever new statements: the audit trail keeps a bounded part of them.
             let pad = "x".repeat(1000);

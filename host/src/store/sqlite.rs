@@ -97,6 +97,9 @@ const PLUGIN_MAX_SQL_LENGTH: i32 = 1 << 20;
 const STATEMENT_CACHE_CAPACITY: usize = 64;
 /// The largest string or blob a plugin's statement may make, in bytes.
 const PLUGIN_MAX_VALUE_LENGTH: i32 = 16 << 20;
+/// The most arguments of one function call in a plugin's statement (SQLite's limit before
+/// 3.48): one `json_extract` walks a large value once per path, in one call.
+const PLUGIN_MAX_FUNCTION_ARGS: i32 = 127;
 /// What the allocator keeps beside each allocation, counted in a query's result.
 const ALLOCATION_OVERHEAD: usize = 16;
 /// The longest LIKE or GLOB pattern of a plugin's statement, in bytes: matching recurses once
@@ -108,6 +111,7 @@ struct HostSettings {
     sql_len: i32,
     value_len: i32,
     like_len: i32,
+    function_args: i32,
     max_pages: i64,
 }
 
@@ -140,6 +144,8 @@ impl Watchdog {
                             // Under the lock: `disarm` cannot return while this runs, so no
                             // statement of the host's is interrupted.
                             interrupt.interrupt();
+                            #[cfg(feature = "mimalloc")]
+                            crate::allocator::stop_sqlite(true);
                             st.deadline = None;
                             st
                         }
@@ -171,6 +177,8 @@ impl Watchdog {
 
     fn disarm(&self) {
         self.set(|st| st.deadline = None);
+        #[cfg(feature = "mimalloc")]
+        crate::allocator::stop_sqlite(false);
     }
 }
 
@@ -561,6 +569,25 @@ impl SqliteBackend {
         use rusqlite::limits::Limit;
         let c = &self.conn;
         let e = |e| db_error(&self.path, "cannot configure the connection", e);
+        // No lookaside: every allocation of the connection goes to the allocator, which fails
+        // them once a step's deadline has passed (`allocator::stop_sqlite`) and counts them.
+        // SAFETY: the connection is open and has allocated nothing from lookaside yet;
+        // SQLITE_DBCONFIG_LOOKASIDE takes a buffer pointer, a slot size and a slot count.
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_db_config(
+                c.handle(),
+                rusqlite::ffi::SQLITE_DBCONFIG_LOOKASIDE,
+                std::ptr::null_mut::<std::ffi::c_void>(),
+                0 as std::ffi::c_int,
+                0 as std::ffi::c_int,
+            )
+        };
+        if rc != rusqlite::ffi::SQLITE_OK {
+            return Err(e(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rc),
+                None,
+            )));
+        }
         c.busy_timeout(self.options.lock_timeout).map_err(e)?;
         // Defensive mode: no writable_schema tricks, no direct shadow-table writes.
         c.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
@@ -777,6 +804,14 @@ impl SqliteBackend {
             Some(ErrorCode::OperationInterrupted) => SqlError::Limit(
                 "the statement was still running at the step's deadline".to_string(),
             ),
+            Some(ErrorCode::OutOfMemory)
+                if self
+                    .plugin
+                    .as_ref()
+                    .is_some_and(|(_, l)| Instant::now() >= l.deadline) =>
+            {
+                SqlError::Limit("the statement was still running at the step's deadline".into())
+            }
             Some(ErrorCode::OutOfMemory) => SqlError::Limit(format!(
                 "the statement needed more than the {} MiB of SQLite's memory a step may use",
                 self.max_result_bytes() >> 20
@@ -1840,10 +1875,15 @@ impl Backend for SqliteBackend {
                 PLUGIN_MAX_LIKE_PATTERN_LENGTH,
             )
             .map_err(e)?;
+        let function_args = self
+            .conn
+            .set_limit(Limit::SQLITE_LIMIT_FUNCTION_ARG, PLUGIN_MAX_FUNCTION_ARGS)
+            .map_err(e)?;
         self.host_settings = Some(HostSettings {
             sql_len,
             value_len,
             like_len,
+            function_args,
             max_pages,
         });
         // Three clocks bound a statement: the progress handler between opcodes, the watchdog's
@@ -1887,6 +1927,9 @@ impl Backend for SqliteBackend {
                 .map_err(e)?;
             self.conn
                 .set_limit(Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, host.like_len)
+                .map_err(e)?;
+            self.conn
+                .set_limit(Limit::SQLITE_LIMIT_FUNCTION_ARG, host.function_args)
                 .map_err(e)?;
             self.conn
                 .query_row(
