@@ -40,6 +40,7 @@ impl std::fmt::Display for UnpackError {
 
 /// Decodes packed values into `out`, borrowing text and blobs from `bytes`: nothing is
 /// copied. At most `max` values.
+#[inline]
 pub fn unpack<'a>(
     bytes: &'a [u8],
     out: &mut Vec<ValueRef<'a>>,

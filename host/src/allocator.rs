@@ -65,39 +65,60 @@ fn usable(p: *mut c_void) -> i64 {
     }
 }
 
+/// Blocks of at least this many usable bytes are counted in [`SQLITE_BYTES`]: what can add up
+/// to a great deal (values, pages, sorter buffers) comes in such blocks, and the many small
+/// ones SQLite makes for every statement cost no shared counter.
+const COUNTED: i64 = 1024;
+
+/// The part of a block of `usable` bytes that is counted.
+fn counted(usable: i64) -> i64 {
+    if usable >= COUNTED { usable } else { 0 }
+}
+
 unsafe extern "C" fn x_malloc(n: c_int) -> *mut c_void {
-    let n = n.max(0) as usize;
-    if STOPPED.load(Ordering::Relaxed)
-        || SQLITE_BYTES.load(Ordering::Relaxed) + n as i64 > SQLITE_CEILING.load(Ordering::Relaxed)
-    {
+    if STOPPED.load(Ordering::Relaxed) {
         return std::ptr::null_mut();
     }
-    // SAFETY: mi_malloc takes any size.
-    let p = unsafe { libmimalloc_sys::mi_malloc(n) };
-    SQLITE_BYTES.fetch_add(usable(p), Ordering::Relaxed);
+    // SAFETY: mi_malloc takes any size; SQLite never asks for a negative one.
+    let p = unsafe { libmimalloc_sys::mi_malloc(n.max(0) as usize) };
+    let size = counted(usable(p));
+    if size > 0 {
+        let now = SQLITE_BYTES.fetch_add(size, Ordering::Relaxed) + size;
+        if now > SQLITE_CEILING.load(Ordering::Relaxed) {
+            SQLITE_BYTES.fetch_sub(size, Ordering::Relaxed);
+            // SAFETY: just allocated, not handed out.
+            unsafe { libmimalloc_sys::mi_free(p) };
+            return std::ptr::null_mut();
+        }
+    }
     p
 }
 
 unsafe extern "C" fn x_free(p: *mut c_void) {
-    SQLITE_BYTES.fetch_sub(usable(p), Ordering::Relaxed);
+    let size = counted(usable(p));
+    if size > 0 {
+        SQLITE_BYTES.fetch_sub(size, Ordering::Relaxed);
+    }
     // SAFETY: SQLite frees only what x_malloc or x_realloc returned (or null).
     unsafe { libmimalloc_sys::mi_free(p) }
 }
 
 unsafe extern "C" fn x_realloc(p: *mut c_void, n: c_int) -> *mut c_void {
-    let n = n.max(0) as usize;
-    let before = usable(p);
-    if STOPPED.load(Ordering::Relaxed)
-        || SQLITE_BYTES.load(Ordering::Relaxed) + (n as i64 - before)
-            > SQLITE_CEILING.load(Ordering::Relaxed)
-    {
+    if STOPPED.load(Ordering::Relaxed) {
         // SQLite keeps the block it has.
         return std::ptr::null_mut();
     }
+    let before = counted(usable(p));
+    let grown = counted(n.max(0) as i64) - before;
+    if grown > 0
+        && SQLITE_BYTES.load(Ordering::Relaxed) + grown > SQLITE_CEILING.load(Ordering::Relaxed)
+    {
+        return std::ptr::null_mut();
+    }
     // SAFETY: as for x_malloc and x_free.
-    let q = unsafe { libmimalloc_sys::mi_realloc(p, n) };
+    let q = unsafe { libmimalloc_sys::mi_realloc(p, n.max(0) as usize) };
     if !q.is_null() {
-        SQLITE_BYTES.fetch_add(usable(q) - before, Ordering::Relaxed);
+        SQLITE_BYTES.fetch_add(counted(usable(q)) - before, Ordering::Relaxed);
     }
     q
 }
