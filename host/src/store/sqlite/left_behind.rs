@@ -65,7 +65,7 @@ impl SqliteBackend {
         }
         let references: Vec<String> = self
             .conn
-            .prepare("SELECT \"table\" FROM pragma_foreign_key_list(?1, ?2)")
+            .prepare_cached("SELECT \"table\" FROM pragma_foreign_key_list(?1, ?2)")
             .and_then(|mut s| {
                 s.query_map([&table.name, &table.schema], |r| r.get::<_, String>(0))?
                     .collect()
@@ -178,7 +178,7 @@ impl SqliteBackend {
     }
 
     fn columns(&self, sql: &str, params: &[&String]) -> rusqlite::Result<Vec<String>> {
-        let mut stmt = self.conn.prepare(sql)?;
+        let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
             r.get::<_, String>(0)
         })?;
