@@ -163,3 +163,39 @@ fn a_double_quoted_string_cannot_block_another_plugins_column_changes() {
          ALTER TABLE victim__t DROP COLUMN junk",
     );
 }
+
+#[test]
+fn a_column_default_may_call_only_allowed_functions() {
+    // SQLite compiles a DEFAULT when a row is inserted, with the inserter's rights; the
+    // application's connection may have extension loading on.
+    let env = scripted();
+    env.refused(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (x, y DEFAULT (load_extension('/tmp/evil.so')))",
+        "function load_extension() is not available to plugins",
+    );
+    env.applies(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (x, y DEFAULT (upper('a') || random()))",
+    );
+}
+
+#[test]
+fn rtreecheck_tells_nothing_about_other_plugins_tables() {
+    // rtreecheck takes a table's name as text and reads it with SQLite's own statements, so
+    // its error would say whether another plugin's table exists.
+    let env = scripted();
+    env.applies("victim", "0.2.0", VICTIM_DATA);
+    let refused = "function rtreecheck() is not available to plugins";
+    let a = env.refused("attacker", "0.2.0", "SELECT rtreecheck('victim__data')", refused);
+    let b = env.refused("attacker", "0.2.0", "SELECT rtreecheck('victim__none')", refused);
+    assert_eq!(a.replace("data", "none"), b);
+    env.refused(
+        "attacker",
+        "0.2.0",
+        "CREATE VIEW attacker__v AS SELECT rtreecheck('victim__data') AS r",
+        "view \"attacker__v\"",
+    );
+}

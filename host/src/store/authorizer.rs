@@ -122,14 +122,164 @@ pub(crate) const VTAB_MODULES: &[&str] = &["fts5", "rtree", "rtree_i32"];
 /// before it reads its index); they report nothing about any object.
 const INTERNAL_PRAGMAS: &[&str] = &["page_size", "data_version"];
 
-/// Functions a plugin may never call.
+/// Functions a plugin may call: SQLite's built-ins that compute from their arguments alone
+/// (wasmig replaces the ones that scan a pattern with versions on the step's clock, see
+/// `store/sqlite/bounded_functions.rs`), and the functions `fts5` queries use. Any other
+/// function is refused by name, so a function that a newer SQLite or an extension adds is
+/// unavailable until it is listed here (a test lists every function the connection knows and
+/// fails on one that is in neither list).
+///
+/// Left out on purpose: `load_extension`, `fts3_tokenizer` (loads code), `sqlite_log` (writes
+/// to the application's log), `total_changes` (counts every other plugin's writes on the
+/// connection), `rtreecheck` (takes a table's name as text, so it tells whether another
+/// plugin's table exists), `rtreenode` and `rtreedepth` (diagnostics), `fts5` (hands out a
+/// pointer), the FTS3 functions (FTS3 tables cannot be created), and wasmig's own functions.
+pub(crate) const FUNCTION_ALLOW_LIST: &[&str] = &[
+    // Core scalar functions.
+    "abs",
+    "changes",
+    "char",
+    "coalesce",
+    "concat",
+    "concat_ws",
+    "format",
+    "glob",
+    "hex",
+    "if",
+    "ifnull",
+    "iif",
+    "instr",
+    "last_insert_rowid",
+    "length",
+    "like",
+    "likelihood",
+    "likely",
+    "lower",
+    "ltrim",
+    "max",
+    "min",
+    "nullif",
+    "octet_length",
+    "printf",
+    "quote",
+    "random",
+    "randomblob",
+    "replace",
+    "round",
+    "rtrim",
+    "sign",
+    "soundex",
+    "sqlite_compileoption_get",
+    "sqlite_compileoption_used",
+    "sqlite_source_id",
+    "sqlite_version",
+    "substr",
+    "substring",
+    "subtype",
+    "trim",
+    "typeof",
+    "unhex",
+    "unicode",
+    "unistr",
+    "unistr_quote",
+    "unlikely",
+    "upper",
+    "zeroblob",
+    // Date and time.
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "date",
+    "datetime",
+    "julianday",
+    "strftime",
+    "time",
+    "timediff",
+    "unixepoch",
+    // Aggregates and window functions.
+    "avg",
+    "count",
+    "cume_dist",
+    "dense_rank",
+    "first_value",
+    "group_concat",
+    "lag",
+    "last_value",
+    "lead",
+    "nth_value",
+    "ntile",
+    "percent_rank",
+    "rank",
+    "row_number",
+    "string_agg",
+    "sum",
+    "total",
+    // JSON.
+    "->",
+    "->>",
+    "json",
+    "json_array",
+    "json_array_insert",
+    "json_array_length",
+    "json_error_position",
+    "json_extract",
+    "json_group_array",
+    "json_group_object",
+    "json_insert",
+    "json_object",
+    "json_patch",
+    "json_pretty",
+    "json_quote",
+    "json_remove",
+    "json_replace",
+    "json_set",
+    "json_type",
+    "json_valid",
+    "jsonb",
+    "jsonb_array",
+    "jsonb_array_insert",
+    "jsonb_extract",
+    "jsonb_group_array",
+    "jsonb_group_object",
+    "jsonb_insert",
+    "jsonb_object",
+    "jsonb_patch",
+    "jsonb_remove",
+    "jsonb_replace",
+    "jsonb_set",
+    // Internal: SQLite's ALTER TABLE runs these on the schema; SQL cannot call them.
+    "sqlite_drop_column",
+    "sqlite_rename_column",
+    "sqlite_rename_quotefix",
+    "sqlite_rename_table",
+    "sqlite_rename_test",
+    // fts5: `x MATCH y` calls `match`, which the fts5 table overloads; the auxiliary
+    // functions work only inside a query of the plugin's own fts5 table.
+    "match",
+    "bm25",
+    "highlight",
+    "snippet",
+    "fts5_get_locale",
+    "fts5_insttoken",
+    "fts5_locale",
+    "fts5_source_id",
+];
+
+/// Functions the connection knows that plugins may not call, each for a reason given above
+/// [`FUNCTION_ALLOW_LIST`]. Only the test that classifies every function reads this list.
+#[cfg(test)]
 const FUNCTION_DENY_LIST: &[&str] = &[
     "load_extension",
-    "readfile",
-    "writefile",
-    "edit",
     "fts3_tokenizer",
-    // The host's own schema scan (store/sqlite.rs).
+    "sqlite_log",
+    "total_changes",
+    "rtreecheck",
+    "rtreenode",
+    "rtreedepth",
+    "fts5",
+    "matchinfo",
+    "offsets",
+    "optimize",
     super::sqlite::SCAN_FUNCTION,
 ];
 
@@ -426,12 +576,12 @@ fn check_action(scope: &Scope, st: &mut AuthState, ctx: &AuthContext<'_>) -> Res
         }
         Select | Recursive => Ok(()),
         Function { function_name } => {
-            if FUNCTION_DENY_LIST.iter().any(|f| eq(f, function_name)) {
+            if FUNCTION_ALLOW_LIST.iter().any(|f| eq(f, function_name)) {
+                Ok(())
+            } else {
                 Err(format!(
                     "function {function_name}() is not available to plugins"
                 ))
-            } else {
-                Ok(())
             }
         }
         Pragma {
@@ -653,5 +803,68 @@ mod tests {
             .is_err()
         );
         assert!(run(&notes, "DELETE FROM sqlite_sequence").is_err());
+    }
+
+    #[test]
+    fn only_listed_functions_can_be_called() {
+        let notes = Scope::new("notes", &[]);
+        for sql in [
+            "SELECT rtreecheck('accounts__user')",
+            "SELECT total_changes()",
+            "SELECT sqlite_log(1, 'x')",
+            "SELECT load_extension('x')",
+            "SELECT fts3_tokenizer('simple')",
+            "CREATE TABLE notes__t (x DEFAULT (sqlite_log(1, 'x'))); INSERT INTO notes__t DEFAULT VALUES",
+            "CREATE TABLE notes__t (x, y AS (sqlite_log(1, x)))",
+            "CREATE TABLE notes__t (x CHECK (sqlite_log(1, x)))",
+            "CREATE TABLE notes__t (x); CREATE INDEX notes__i ON notes__t (sqlite_log(1, x))",
+        ] {
+            let err = run(&notes, sql).expect_err(sql);
+            assert!(err.contains("is not available to plugins"), "{sql}: {err}");
+        }
+        for sql in [
+            "SELECT abs(-1), Upper('x'), json_extract('{\"a\":1}', '$.a'), '[1]' ->> 0",
+            "SELECT count(*), group_concat(body) FROM notes__note",
+            "SELECT row_number() OVER (ORDER BY id) FROM notes__note",
+            "SELECT last_insert_rowid(), changes(), date('now'), printf('%d', 1)",
+        ] {
+            assert_eq!(run(&notes, sql), Ok(()), "{sql}");
+        }
+        // Allowed for SQLite's own ALTER TABLE, unknown to SQL.
+        let err = run(
+            &notes,
+            "SELECT sqlite_rename_test('main', 'x', 'table', 0, 0, 0, 0)",
+        );
+        assert!(err.unwrap_err().contains("no such function"));
+    }
+
+    /// Every function the connection knows is either allowed or refused with a reason, so a
+    /// function a newer SQLite adds is a decision, not an accident.
+    #[test]
+    fn every_function_is_classified() {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        let mut s = c
+            .prepare("SELECT DISTINCT name FROM pragma_function_list")
+            .unwrap();
+        let names: Vec<String> = s
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|n| n.unwrap())
+            .collect();
+        assert!(names.len() > 100, "{names:?}");
+        let unclassified: Vec<&String> = names
+            .iter()
+            .filter(|n| {
+                !FUNCTION_ALLOW_LIST.iter().any(|a| eq(a, n))
+                    && !FUNCTION_DENY_LIST.iter().any(|d| eq(d, n))
+            })
+            .collect();
+        assert!(unclassified.is_empty(), "not classified: {unclassified:?}");
+        for allowed in FUNCTION_ALLOW_LIST {
+            assert!(
+                !FUNCTION_DENY_LIST.iter().any(|d| eq(d, allowed)),
+                "{allowed} is in both lists"
+            );
+        }
     }
 }

@@ -4,8 +4,9 @@
 //! them only when they run; foreign keys make SQLite read and guard the referenced table. So
 //! after every step that changed the namespace, before its commit:
 //!
-//! - every trigger and view of the namespace must compile with the plugin's scope **without
-//!   its read grants**, both with wasmig's connection settings and with SQLite's defaults (the
+//! - every trigger and view of the namespace, and every statement that writes a table the
+//!   step created or changed (which compiles its columns' defaults), must compile with the
+//!   plugin's scope **without its read grants**, both with wasmig's connection settings and with SQLite's defaults (the
 //!   application's); any error is a refusal, so no object may name anything that does not
 //!   exist yet, or that only the application's settings would let it reach;
 //! - a virtual table's module must be on the allow-list, and an `fts5` table's external
@@ -31,15 +32,21 @@ impl SqliteBackend {
         owned: &[SchemaObject],
         changed: &[(&str, &SchemaObject)],
     ) -> Result<(), String> {
-        for (what, o) in changed {
-            if *what != "dropped" && o.kind == "table" {
-                self.check_table(scope, o)?;
-            }
-        }
-        let objects: Vec<&SchemaObject> = owned
+        let mut objects: Vec<&SchemaObject> = owned
             .iter()
             .filter(|o| o.kind == "trigger" || o.kind == "view")
             .collect();
+        for (what, o) in changed {
+            if *what != "dropped" && o.kind == "table" {
+                let is_virtual = self.check_table(scope, o)?;
+                // A column's DEFAULT is compiled only when a row is inserted, then with the
+                // rights of whoever inserts: the probes compile it now. A virtual table's
+                // shadow tables are the module's, and `sqlite_sequence` is SQLite's.
+                if !is_virtual && scope.owns(&o.name) && self.kind_of(o)? == "table" {
+                    objects.push(o);
+                }
+            }
+        }
         if objects.is_empty() {
             return Ok(());
         }
@@ -56,12 +63,12 @@ impl SqliteBackend {
     }
 
     /// A table the step created or changed: a virtual table's module and options, a plain
-    /// table's foreign keys.
-    fn check_table(&self, scope: &Scope, table: &SchemaObject) -> Result<(), String> {
+    /// table's foreign keys. `Ok(true)`: the table is virtual.
+    fn check_table(&self, scope: &Scope, table: &SchemaObject) -> Result<bool, String> {
         let sql = table.sql.as_deref().unwrap_or_default();
         let t = sql_text::tokens(sql);
         if t.len() > 2 && t[0].is_word("create") && t[1].is_word("virtual") {
-            return check_virtual_table(scope, &table.name, sql);
+            return check_virtual_table(scope, &table.name, sql).map(|()| true);
         }
         let references: Vec<String> = self
             .conn
@@ -78,7 +85,7 @@ impl SqliteBackend {
                  would make SQLite read and guard another plugin's table on its behalf)",
                 table.name, scope.plugin
             )),
-            None => Ok(()),
+            None => Ok(false),
         }
     }
 
@@ -117,8 +124,8 @@ impl SqliteBackend {
         verdict
     }
 
-    /// The statements that compile `object`: a select of the view, or the statement of each
-    /// event that fires the trigger.
+    /// The statements that compile `object`: a select of the view, the statement of each
+    /// event that fires the trigger, or each statement that writes the table.
     fn probes(&self, object: &SchemaObject) -> Result<Vec<String>, String> {
         if object.kind == "view" {
             return Ok(vec![format!(
@@ -134,7 +141,10 @@ impl SqliteBackend {
         } else {
             format!("{}.{}", quote(&object.schema), quote(&object.table))
         };
-        let sql = object.sql.as_deref().unwrap_or_default();
+        let sql = match object.kind.as_str() {
+            "trigger" => object.sql.as_deref().unwrap_or_default(),
+            _ => "",
+        };
         let event = sql_text::tokens(sql)
             .into_iter()
             .skip_while(|t| !t.is_word("trigger"))
@@ -143,7 +153,7 @@ impl SqliteBackend {
                     .into_iter()
                     .find(|e| t.is_word(e))
             });
-        // A TEMP trigger's table: found as SQLite finds it, TEMP first.
+        // A TEMP object's table: found as SQLite finds it, TEMP first.
         let columns: Vec<String> = if object.schema == "temp" {
             self.columns(
                 "SELECT name FROM pragma_table_xinfo(?1) WHERE hidden = 0",
@@ -175,6 +185,15 @@ impl SqliteBackend {
                 .flatten()
                 .collect(),
         })
+    }
+
+    /// What SQLite says the table is: `table`, `shadow` (a virtual table's own storage),
+    /// `virtual` or `view`.
+    fn kind_of(&self, table: &SchemaObject) -> Result<String, String> {
+        self.conn
+            .prepare_cached("SELECT type FROM pragma_table_list(?1) WHERE schema = ?2")
+            .and_then(|mut s| s.query_row([&table.name, &table.schema], |r| r.get(0)))
+            .map_err(|e| format!("cannot inspect {}: {e}", table.name))
     }
 
     fn columns(&self, sql: &str, params: &[&String]) -> rusqlite::Result<Vec<String>> {
