@@ -438,6 +438,26 @@ async fn run_one(
     let changes_before = backend.total_changes();
 
     let version = step.version.to_string();
+    let mut entry = LedgerEntry {
+        id: 0,
+        plugin: step.plugin.clone(),
+        plugin_version: step.plugin_version.to_string(),
+        version: version.clone(),
+        description: step.description.clone(),
+        direction: step.direction,
+        outcome: Outcome::Succeeded,
+        error: None,
+        started_at_ms,
+        duration_us: 0,
+        checksum: step.checksum.clone(),
+        component_sha256: step.component_sha256.clone(),
+        wasmig_version: env!("CARGO_PKG_VERSION").to_string(),
+        statements: Vec::new(),
+        note: note.map(str::to_string),
+    };
+    if mode == Mode::Apply {
+        backend.running(Some(&entry));
+    }
     let code = component.code;
     let (mut backend, call, mut outcome) = match (code.declared_sql(step), &code.loaded) {
         (Some(sql), _) => runtime.run_sql(scope.clone(), backend, sql),
@@ -478,33 +498,19 @@ async fn run_one(
         };
     }
 
-    let mut entry = LedgerEntry {
-        id: 0,
-        plugin: step.plugin.clone(),
-        plugin_version: step.plugin_version.to_string(),
-        version,
-        description: step.description.clone(),
-        direction: step.direction,
-        outcome: Outcome::Succeeded,
-        error: None,
-        started_at_ms,
-        duration_us: 0,
-        checksum: step.checksum.clone(),
-        component_sha256: step.component_sha256.clone(),
-        wasmig_version: env!("CARGO_PKG_VERSION").to_string(),
-        statements: call.statements,
-        note: note.map(str::to_string),
-    };
+    entry.statements = call.statements;
     if let Err(cause) = &outcome {
         entry.outcome = Outcome::Failed;
         entry.error = Some(cause.clone());
     }
     entry.duration_us = clock.elapsed().as_micros() as i64;
 
-    if mode == Mode::Apply
-        && let Err(e) = commit_or_record_failure(&mut *backend, &entry)
-    {
-        return (backend, Err(e));
+    if mode == Mode::Apply {
+        let recorded = commit_or_record_failure(&mut *backend, &entry);
+        backend.running(None);
+        if let Err(e) = recorded {
+            return (backend, Err(e));
+        }
     }
     match &entry.error {
         Some(e) => tracing::error!(

@@ -36,6 +36,7 @@ pub use manifest::Manifest;
 pub use planner::{Finding, FindingKind, Plan, PlannedStep};
 pub use policy::Policy;
 pub use runtime::{Compiler, Limits};
+pub use store::sqlite::Overrun;
 pub use store::{Direction, LedgerEntry, Outcome};
 
 use executor::{Group, Mode, Source};
@@ -46,10 +47,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use store::sqlite::OverrunHandler;
 use store::{Backend, BackendOptions, sqlite::SqliteBackend};
 
 /// Configures a [`Host`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HostBuilder {
     plugins_dir: PathBuf,
     database: PathBuf,
@@ -58,7 +60,16 @@ pub struct HostBuilder {
     policy: Policy,
     cache_dir: Option<PathBuf>,
     compiler: Compiler,
+    on_overrun: Option<OverrunHandler>,
 }
+
+impl std::fmt::Debug for OverrunSet<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+    }
+}
+
+struct OverrunSet<'a>(&'a Option<OverrunHandler>);
 
 /// The compile cache's default place: `$WASMIG_CACHE_DIR`, else `$XDG_CACHE_HOME/wasmig`,
 /// else `~/.cache/wasmig`.
@@ -83,7 +94,23 @@ impl Default for HostBuilder {
             policy: Policy::default(),
             cache_dir: default_cache_dir(),
             compiler: Compiler::default(),
+            on_overrun: None,
         }
+    }
+}
+
+impl std::fmt::Debug for HostBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostBuilder")
+            .field("plugins_dir", &self.plugins_dir)
+            .field("database", &self.database)
+            .field("limits", &self.limits)
+            .field("lock_timeout", &self.lock_timeout)
+            .field("policy", &self.policy)
+            .field("cache_dir", &self.cache_dir)
+            .field("compiler", &self.compiler)
+            .field("on_overrun", &OverrunSet(&self.on_overrun))
+            .finish()
     }
 }
 
@@ -144,6 +171,20 @@ impl HostBuilder {
     /// Which compiler turns plugins into native code (default [`Compiler::Auto`]).
     pub fn compiler(mut self, compiler: Compiler) -> Self {
         self.compiler = compiler;
+        self
+    }
+
+    /// What to do when a step is still inside SQLite a grace period (as long as the deadline,
+    /// at least a second) after its deadline, which SQLite's interrupt cannot always bring
+    /// about: a statement whose row makes many calls in a straight line runs on until its
+    /// end. The handler runs on another thread while the step's is blocked. Without one, the
+    /// host logs an error and waits for the statement.
+    ///
+    /// A process that can end itself should: call [`Overrun::record_for_next_run`], then
+    /// exit. SQLite's journal rolls the step back when the database is next opened, and the
+    /// next host records the failure in the ledger; the `wasmig` binary does this.
+    pub fn on_overrun(mut self, handler: impl Fn(&Overrun) + Send + Sync + 'static) -> Self {
+        self.on_overrun = Some(Arc::new(handler));
         self
     }
 
@@ -340,13 +381,21 @@ impl Host {
         &self.inner.config.database
     }
 
-    fn open(&self, mode: Mode) -> Result<Box<dyn Backend>> {
-        let options = BackendOptions {
+    fn backend_options(&self) -> BackendOptions {
+        BackendOptions {
             lock_timeout: self.inner.config.lock_timeout,
-        };
+            on_overrun: self.inner.config.on_overrun.clone(),
+        }
+    }
+
+    fn open(&self, mode: Mode) -> Result<Box<dyn Backend>> {
+        let options = self.backend_options();
         let path = &self.inner.config.database;
         let scratch = mode == Mode::DryRun && !path.exists();
         let mut backend = SqliteBackend::open(path, options, scratch)?;
+        if !scratch && backend.has_host_tables()? {
+            record_abandoned(&mut backend);
+        }
         if mode == Mode::DryRun {
             // One transaction for the whole dry run, host tables included, rolled back.
             backend.begin()?;
@@ -358,13 +407,14 @@ impl Host {
     /// Opens the database for reading: an untouched database reads as empty and is left as
     /// it is.
     fn open_read(&self) -> Result<Box<dyn Backend>> {
-        let options = BackendOptions {
-            lock_timeout: self.inner.config.lock_timeout,
-        };
+        let options = self.backend_options();
         let path = &self.inner.config.database;
         let mut backend = SqliteBackend::open(path, options, !path.exists())?;
         // Tables written by a newer wasmig are refused, not misread.
         backend.host_schema_version()?;
+        if path.exists() && backend.has_host_tables()? {
+            record_abandoned(&mut backend);
+        }
         Ok(Box::new(backend))
     }
 
@@ -964,4 +1014,12 @@ where
         );
     }
     Ok(results)
+}
+
+/// Records the steps a host abandoned past their deadline; a database that cannot take them
+/// now (another runner holds it) takes them at its next opening.
+fn record_abandoned(backend: &mut dyn Backend) {
+    if let Err(e) = backend.record_abandoned() {
+        tracing::warn!("cannot record the steps a host abandoned yet: {e}");
+    }
 }

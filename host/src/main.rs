@@ -200,6 +200,22 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
+/// A step SQLite does not let go of past its deadline: the process ends, so the step's
+/// transaction is rolled back by SQLite's journal and the database's lock is free again, and
+/// the next run records the failure.
+fn abandon_step(overrun: &wasmig::Overrun) {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    eprintln!("error: {overrun}; wasmig stops, and SQLite rolls the step back");
+    if let Err(e) = overrun.record_for_next_run() {
+        eprintln!("error: cannot keep the step's failure for the ledger: {e}");
+    }
+    std::process::exit(EXIT_ABANDONED);
+}
+
+/// The exit status when a step had to be abandoned inside SQLite.
+const EXIT_ABANDONED: i32 = 3;
+
 async fn run(cli: Cli) -> Result<ExitCode> {
     let mut builder = Host::builder().plugins_dir(&cli.plugins).database(&cli.db);
     let default_policy = PathBuf::from("wasmig.toml");
@@ -228,6 +244,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             CompilerArg::Cranelift => Compiler::Cranelift,
             CompilerArg::Winch => Compiler::Winch,
         })
+        .on_overrun(abandon_step)
         .build()?;
     match cli.command {
         Command::Up {

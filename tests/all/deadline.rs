@@ -63,3 +63,68 @@ fn a_straight_line_of_function_calls_on_large_values_is_stopped() {
     // interrupt is consulted; the next allocation past the deadline fails instead.
     stopped_at_the_deadline("json-straight-line");
 }
+
+/// `term` summed `n` times as a balanced tree (a flat sum would hit SQLite's depth limit).
+fn balanced_sum(term: &str, n: usize) -> String {
+    if n == 1 {
+        term.to_string()
+    } else {
+        format!(
+            "({} + {})",
+            balanced_sum(term, n / 2),
+            balanced_sum(term, n - n / 2)
+        )
+    }
+}
+
+#[test]
+fn a_statement_that_sqlite_does_not_interrupt_is_abandoned_rolled_back_and_recorded() {
+    // Thousands of `length()` calls on a 16 MiB text in one row: no jump between them, no
+    // allocation, so neither the interrupt nor the allocator stops the statement before its
+    // end. A second past the 1 s deadline the binary gives up: it ends the process, SQLite's
+    // journal rolls the step back, and the next run records the failure.
+    let env = crate::scripted::scripted();
+    env.applies(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__big (x TEXT);
+         INSERT INTO attacker__big VALUES (printf('%.*c', 16000000, 'x'))",
+    );
+    env.script(
+        "attacker",
+        "0.3.0",
+        &format!(
+            "CREATE TABLE attacker__planted (x); SELECT {} FROM attacker__big",
+            balanced_sum("length(x)", 20_000)
+        ),
+        None,
+    );
+    let started = std::time::Instant::now();
+    let out = env.run(&["up", "attacker@0.3.0", "--deadline", "1s"]);
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("plugin attacker migration 0.3.0 (up) is still inside SQLite"),
+        "{stderr}"
+    );
+    assert!(took.as_secs_f64() < 10.0, "abandoned after {took:?}");
+
+    // Nothing of the step is applied, and the database is free for the next run, which
+    // records the failure.
+    let history = env.ok(&["history", "attacker"]);
+    assert!(history.contains("0.3.0"), "{history}");
+    let last = env.ledger().pop().unwrap();
+    assert_eq!((last.1.as_str(), last.3.as_str()), ("0.3.0", "failed"));
+    let error = last.4.unwrap_or_default();
+    assert!(error.contains("still inside SQLite"), "{error}");
+    let planted: i64 =
+        env.value("SELECT count(*) FROM sqlite_schema WHERE name = 'attacker__planted'");
+    assert_eq!(planted, 0, "the abandoned step's table is still there");
+    let status = env.ok(&["status", "--json"]);
+    assert!(!status.contains("\"0.3.0\""), "{status}");
+    assert!(
+        !std::path::Path::new(&format!("{}-wasmig-abandoned", env.db.display())).exists(),
+        "the record of the abandoned step was not consumed"
+    );
+}

@@ -189,8 +189,18 @@ fn rtreecheck_tells_nothing_about_other_plugins_tables() {
     let env = scripted();
     env.applies("victim", "0.2.0", VICTIM_DATA);
     let refused = "function rtreecheck() is not available to plugins";
-    let a = env.refused("attacker", "0.2.0", "SELECT rtreecheck('victim__data')", refused);
-    let b = env.refused("attacker", "0.2.0", "SELECT rtreecheck('victim__none')", refused);
+    let a = env.refused(
+        "attacker",
+        "0.2.0",
+        "SELECT rtreecheck('victim__data')",
+        refused,
+    );
+    let b = env.refused(
+        "attacker",
+        "0.2.0",
+        "SELECT rtreecheck('victim__none')",
+        refused,
+    );
     assert_eq!(a.replace("data", "none"), b);
     env.refused(
         "attacker",

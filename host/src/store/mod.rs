@@ -227,11 +227,20 @@ pub(crate) trait Backend: Send {
     fn execute_many(&mut self, statement: &str, rows: &[&[ValueRef<'_>]]) -> Result<u64, SqlError>;
     /// Runs a plugin script of statements; returns the text of each statement run.
     fn execute_script(&mut self, script: &str, ran: &mut Vec<String>) -> Result<(), SqlError>;
+
+    /// The step the host runs from now on (`None` between steps and in a dry run): the
+    /// failure to record if the host has to abandon it inside the database.
+    fn running(&mut self, step: Option<&LedgerEntry>);
+    /// Records the failures of steps a host abandoned (see [`sqlite::Overrun`]) that wait
+    /// beside the database, then forgets them.
+    fn record_abandoned(&mut self) -> crate::Result<()>;
 }
 
 /// How the backend behaves; set by the host's builder.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct BackendOptions {
     /// How long to wait for another writer before giving up.
     pub lock_timeout: Duration,
+    /// What to do with a step still inside the database long past its deadline.
+    pub on_overrun: Option<sqlite::OverrunHandler>,
 }

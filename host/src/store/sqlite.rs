@@ -4,6 +4,10 @@
 mod bounded_functions;
 mod left_behind;
 mod temp_quota;
+mod watchdog;
+
+use watchdog::Watchdog;
+pub use watchdog::{Overrun, OverrunHandler};
 
 use super::authorizer::{SharedAuthState, authorizer, first_keyword, is_autoindex_of};
 use super::schema_pages::{self, PageKeys, READ_PAGE, Stored, read_page};
@@ -113,79 +117,6 @@ struct HostSettings {
     like_len: i32,
     function_args: i32,
     max_pages: i64,
-}
-
-/// A thread that interrupts the connection's running statement when the step's deadline
-/// passes: between two opcodes, wherever SQLite is (a sort, a long scan), whatever the
-/// progress handler is doing.
-struct Watchdog {
-    shared: Arc<(Mutex<WatchState>, std::sync::Condvar)>,
-}
-
-#[derive(Default)]
-struct WatchState {
-    deadline: Option<Instant>,
-    closed: bool,
-}
-
-impl Watchdog {
-    fn new(interrupt: rusqlite::InterruptHandle) -> Self {
-        let shared = Arc::new((Mutex::new(WatchState::default()), std::sync::Condvar::new()));
-        let watched = shared.clone();
-        let spawned = std::thread::Builder::new()
-            .name("wasmig-watchdog".into())
-            .spawn(move || {
-                let (state, wake) = &*watched;
-                let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-                while !st.closed {
-                    st = match st.deadline {
-                        None => wake.wait(st).unwrap_or_else(|p| p.into_inner()),
-                        Some(at) if Instant::now() >= at => {
-                            // Under the lock: `disarm` cannot return while this runs, so no
-                            // statement of the host's is interrupted.
-                            interrupt.interrupt();
-                            #[cfg(feature = "mimalloc")]
-                            crate::allocator::stop_sqlite(true);
-                            st.deadline = None;
-                            st
-                        }
-                        Some(at) => {
-                            let wait = at.saturating_duration_since(Instant::now());
-                            wake.wait_timeout(st, wait)
-                                .unwrap_or_else(|p| p.into_inner())
-                                .0
-                        }
-                    };
-                }
-            });
-        if let Err(e) = spawned {
-            // The progress handler and the functions' clock still bound the step.
-            tracing::warn!("cannot start the SQL watchdog thread: {e}");
-        }
-        Watchdog { shared }
-    }
-
-    fn set(&self, change: impl FnOnce(&mut WatchState)) {
-        let (state, wake) = &*self.shared;
-        change(&mut state.lock().unwrap_or_else(|p| p.into_inner()));
-        wake.notify_one();
-    }
-
-    fn arm(&self, deadline: Instant) {
-        self.set(|st| st.deadline = Some(deadline));
-    }
-
-    fn disarm(&self) {
-        self.set(|st| st.deadline = None);
-        #[cfg(feature = "mimalloc")]
-        crate::allocator::stop_sqlite(false);
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.set(|st| st.closed = true);
-    }
 }
 
 /// The plugin's last `execute` statement, kept prepared while the plugin runs it again and
@@ -529,7 +460,11 @@ impl SqliteBackend {
             temp_vfs.name(),
         )
         .map_err(|e| db_error(path, "cannot open", e))?;
-        let conn_interrupt = conn.get_interrupt_handle();
+        let watchdog = Watchdog::new(
+            conn.get_interrupt_handle(),
+            options.on_overrun.clone(),
+            (!scratch).then(|| watchdog::abandoned_path(path)),
+        );
         let mut backend = SqliteBackend {
             held: None,
             conn: Box::new(conn),
@@ -539,7 +474,7 @@ impl SqliteBackend {
             auth: Default::default(),
             plugin: None,
             host_settings: None,
-            watchdog: Watchdog::new(conn_interrupt),
+            watchdog,
             step_deadline: None,
             host_tables: false,
             scan_out: Default::default(),
@@ -1904,6 +1839,52 @@ impl Backend for SqliteBackend {
         Ok(())
     }
 
+    fn running(&mut self, step: Option<&LedgerEntry>) {
+        self.watchdog.running(step.cloned());
+    }
+
+    fn record_abandoned(&mut self) -> Result<()> {
+        let path = watchdog::abandoned_path(&self.path);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => {
+                return Err(Error::Io {
+                    what: "abandoned steps' record",
+                    path,
+                    source,
+                });
+            }
+        };
+        let entries: Vec<LedgerEntry> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(serde_json::from_str)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::Database {
+                path: path.clone(),
+                message: format!("cannot read the abandoned steps to record: {e}"),
+            })?;
+        self.begin()?;
+        for entry in &entries {
+            if let Err(e) = self.record(entry) {
+                let _ = self.rollback();
+                return Err(e);
+            }
+        }
+        self.commit()?;
+        tracing::warn!(
+            database = %self.path.display(),
+            "recorded {} step(s) that a host abandoned past their deadline",
+            entries.len()
+        );
+        std::fs::remove_file(&path).map_err(|source| Error::Io {
+            what: "abandoned steps' record",
+            path,
+            source,
+        })
+    }
+
     fn leave_plugin(&mut self) -> Result<()> {
         use rusqlite::limits::Limit;
         self.held = None;
@@ -2081,6 +2062,7 @@ mod tests {
     fn the_page_walk_agrees_with_reading_every_row_across_namespaces() {
         let options = BackendOptions {
             lock_timeout: Duration::from_secs(1),
+            on_overrun: None,
         };
         let mut db = SqliteBackend::open(Path::new("unused.db"), options, true).unwrap();
         // Namespaces interleaved on the same leaves, an AUTOINCREMENT table (sqlite_sequence
