@@ -234,7 +234,6 @@ fn a_statement_cached_for_another_plugin_is_not_reused() {
 }
 
 attacks! {
-    a_ragged_raw_batch_is_refused_whole: "ragged-batch" => "not a whole number of rows of 4";
     an_empty_execute_many_is_still_authorized: "empty-many-other" => "table \"accounts__user\" is outside";
     an_empty_raw_batch_is_still_authorized: "empty-batch-other" => "table \"accounts__user\" is outside";
     packed_parameters_are_authorized_like_any_others: "packed-other" => "table \"accounts__user\" is outside";

@@ -358,15 +358,7 @@ fn attack(tx: &Tx) -> Result<()> {
         }
         "empty-batch-other" => {
             use wasmig_guest::__bindings::wasmig::plugin::sql;
-            sql::execute_batch("INSERT INTO accounts__user (email) VALUES (?1)", 1, &[])?;
-            Ok(())
-        }
-        "ragged-batch" => {
-            // The raw import with 7 values for rows of 4: the host refuses it whole.
-            use wasmig_guest::__bindings::wasmig::plugin::sql;
-            tx.execute("CREATE TABLE evil__t (a, b, c, d)", &[])?;
-            let values: Vec<Value> = (0..7).map(Value::Integer).collect();
-            sql::execute_batch("INSERT INTO evil__t VALUES (?1, ?2, ?3, ?4)", 4, &values)?;
+            sql::execute_batch_packed("INSERT INTO accounts__user (email) VALUES (?1)", 1, &[])?;
             Ok(())
         }
         "packed-other" => {

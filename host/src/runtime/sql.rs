@@ -25,8 +25,8 @@ const MAX_STATEMENT_PARAMS: usize = 32766;
 /// The most values of `execute-many` rows lifted and run at once.
 const MANY_CHUNK_VALUES: usize = 64 * 1024;
 
-/// The most values one `execute-batch` call may carry: bounds what the host lifts at once
-/// (the SDK sends 16,384 per call).
+/// The most values one packed batch may carry: bounds what the host holds at once (the SDK
+/// sends 16,384 per call).
 pub(super) const MAX_BATCH_VALUES: usize = 1 << 20;
 
 /// The WIT `value`, lifted without copying: text and blobs stay in the plugin's memory.
@@ -213,17 +213,8 @@ fn relend<'b>(mut values: Vec<ValueRef<'_>>) -> Vec<ValueRef<'b>> {
 
 pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<()> {
     let mut sql = linker.instance(INTERFACE)?;
-    // `execute` and `query` lift their parameters into a buffer kept between calls, after
-    // checking how many there are.
-    sql.func_wrap(
-        "execute",
-        |store: StoreContextMut<'_, StepState>, (statement, params): (WasmStr, WasmList<Param>)| {
-            let result = one_statement(store, statement, params, |backend, statement, values| {
-                backend.execute(statement, values)
-            })?;
-            Ok((result,))
-        },
-    )?;
+    // `query` lifts its parameters into a buffer kept between calls, after checking how
+    // many there are.
     sql.func_wrap(
         "query",
         |store: StoreContextMut<'_, StepState>, (statement, params): (WasmStr, WasmList<Param>)| {
@@ -273,35 +264,6 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
                     }
                 }
                 Ok(Ok(changed))
-            })?;
-            Ok((result,))
-        },
-    )?;
-    sql.func_wrap(
-        "execute-batch",
-        |mut store: StoreContextMut<'_, StepState>,
-         (statement, width, params): (WasmStr, u32, WasmList<Param>)| {
-            let result = with_backend(store.as_context_mut(), |lent, store| {
-                // Owned: the values are lifted next, which needs the store mutably.
-                let statement = statement.to_str(&*store)?.into_owned();
-                lent.report.ran(&statement);
-                if params.len() > MAX_BATCH_VALUES {
-                    return Ok(Err(SqlError::Limit(format!(
-                        "execute-batch takes at most {MAX_BATCH_VALUES} values per call, got \
-                         {}; send the rows in several calls",
-                        params.len()
-                    ))));
-                }
-                lift_params(store, &params, &mut lent.params)?;
-                let values = values(&lent.params, store)?;
-                let (backend, width) = (&mut *lent.backend, width as usize);
-                Ok(run_batch(
-                    backend,
-                    &statement,
-                    width,
-                    &values,
-                    "execute-batch",
-                ))
             })?;
             Ok((result,))
         },
