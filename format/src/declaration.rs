@@ -15,14 +15,9 @@
 
 use crate::manifest::{RawManifest, RawMigration};
 use semver::Version;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-/// The name of the custom section that carries a declaration.
-pub const SECTION: &str = "wasmig:plugin/declaration@0.1.0";
-
-/// The encoding this host reads.
-const FORMAT: u8 = 1;
+pub use crate::section::{FORMAT, SECTION};
 
 /// A plugin's declaration, decoded.
 #[derive(Debug)]
@@ -123,25 +118,15 @@ impl Declaration {
     }
 }
 
-/// A step's checksum, as the guest SDK computes it (`Migration::checksum`): the SHA-256 of
-/// length-prefixed parts, `sql` and the script (or `code` and the revision), then
-/// `down-sql\n` and the down script (or `down-code\n` and its revision).
+/// A step's checksum, computed as the guest SDK computes it for the plugin's manifest.
 fn checksum(up: &Body, down: Option<&Body>) -> String {
-    let mut parts: Vec<std::borrow::Cow<'_, str>> = match up {
-        Body::Sql(sql) => vec!["sql".into(), sql.as_str().into()],
-        Body::Code(revision) => vec!["code".into(), revision.as_str().into()],
-    };
-    match down {
-        None => {}
-        Some(Body::Sql(sql)) => parts.push(format!("down-sql\n{sql}").into()),
-        Some(Body::Code(revision)) => parts.push(format!("down-code\n{revision}").into()),
+    fn body(b: &Body) -> crate::checksum::Body<'_> {
+        match b {
+            Body::Sql(sql) => crate::checksum::Body::Sql(sql),
+            Body::Code(revision) => crate::checksum::Body::Code(revision),
+        }
     }
-    let mut hasher = Sha256::new();
-    for part in &parts {
-        hasher.update((part.len() as u64).to_le_bytes());
-        hasher.update(part.as_bytes());
-    }
-    format!("sha256:{}", hex::encode(hasher.finalize()))
+    crate::checksum::step(body(up), down.map(body))
 }
 
 struct Reader<'a> {
@@ -253,6 +238,7 @@ mod tests {
         assert_eq!(d.sql(&v, false), None);
         assert!(!d.has_code());
         // The SDK's checksum of `Migration::sql("1.0.0", "first", "CREATE TABLE ab__t (x)")`.
+        use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
         for part in ["sql", "CREATE TABLE ab__t (x)"] {
             h.update((part.len() as u64).to_le_bytes());

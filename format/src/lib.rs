@@ -4,8 +4,17 @@
 //! error naming what is wrong; none panics, allocates beyond what its input justifies, or
 //! reaches anything else. The host uses them, and `fuzz/` runs them on arbitrary input.
 
+//!
+//! Without the default `decode` feature only what the guest SDK shares with the host is
+//! built: [`checksum`] and [`section`].
+
 #![deny(missing_docs)]
 
+pub mod checksum;
+#[cfg(feature = "decode")]
 pub mod declaration;
+#[cfg(feature = "decode")]
 pub mod manifest;
+#[cfg(feature = "decode")]
 pub mod packed;
+pub mod section;

@@ -8,11 +8,8 @@
 
 use crate::{Migration, Plugin, StepFn};
 
-/// The name of the custom section that carries a declaration.
-pub const SECTION: &str = "wasmig:plugin/declaration@0.1.0";
-
-/// The encoding's version, the section's first byte.
-const FORMAT: u8 = 1;
+use wasmig_format::section::FORMAT;
+pub use wasmig_format::section::SECTION;
 
 /// A plugin declared in a `const`; export it with [`crate::export_static_plugin!`].
 ///
@@ -295,6 +292,7 @@ macro_rules! export_static_plugin {
         // Only in a WebAssembly build: elsewhere `link_section` would be an object file's
         // section, and the data is of no use.
         #[cfg(target_family = "wasm")]
+        // An attribute takes no constant: this is `wasmig_format::section::SECTION`.
         #[unsafe(link_section = "wasmig:plugin/declaration@0.1.0")]
         #[used]
         static __WASMIG_DECLARATION: [u8; $crate::__private::encoded_len(&$plugin)] =
@@ -339,5 +337,38 @@ mod tests {
         expected.push(1);
         text(&mut expected, "f");
         assert_eq!(BYTES.to_vec(), expected);
+    }
+
+    /// What the SDK writes, the host reads back: the same manifest, and the checksums the
+    /// SDK computes for the plugin built at run time.
+    #[test]
+    fn the_host_decodes_what_the_sdk_writes() {
+        fn noop(_: &crate::Tx) -> crate::Result<()> {
+            Ok(())
+        }
+        const Q: StaticPlugin = StaticPlugin::new("notes", "0.3.0")
+            .description("Notes")
+            .depends_on(&[("accounts", "^0.2")])
+            .reads(&["accounts"])
+            .migrations(&[
+                StaticMigration::sql("0.1.0", "create", "CREATE TABLE notes__n (id INTEGER)")
+                    .down_sql("DROP TABLE notes__n"),
+                StaticMigration::code("0.2.0", "backfill", "rev-1", noop).down_code("rev-2", noop),
+                StaticMigration::sql("0.3.0", "index", "CREATE INDEX notes__i ON notes__n (id)"),
+            ]);
+        const N: usize = encoded_len(&Q);
+        let bytes: [u8; N] = encode(&Q);
+        let decoded = wasmig_format::declaration::Declaration::decode(&bytes).unwrap();
+        let m = &decoded.manifest;
+        assert_eq!((m.name.as_str(), m.version.as_str()), ("notes", "0.3.0"));
+        assert_eq!(m.depends_on, [("accounts".to_string(), "^0.2".to_string())]);
+        assert_eq!(m.reads, ["accounts"]);
+        let built = Q.plugin();
+        assert_eq!(m.migrations.len(), built.migrations().len());
+        for (read, made) in m.migrations.iter().zip(built.migrations()) {
+            assert_eq!(read.version, made.version());
+            assert_eq!(read.checksum, made.checksum(), "{}", read.version);
+        }
+        assert!(decoded.has_code());
     }
 }

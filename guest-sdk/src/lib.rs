@@ -58,7 +58,6 @@ mod value;
 pub use declaration::{SECTION, StaticMigration, StaticPlugin};
 pub use value::{FromValue, Row, Rows, Value};
 
-use sha2::{Digest, Sha256};
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::rc::Rc;
@@ -378,14 +377,15 @@ pub type StepFn = fn(&Tx) -> Result<()>;
 #[derive(Clone)]
 enum Step {
     Sql(String),
-    Code(StepFn),
+    /// The code, and the revision its author declares for the checksum.
+    Code(StepFn, String),
 }
 
 impl Step {
     fn run(&self, tx: &Tx) -> Result<()> {
         match self {
             Step::Sql(script) => tx.execute_script(script),
-            Step::Code(f) => f(tx),
+            Step::Code(f, _) => f(tx),
         }
     }
 }
@@ -397,8 +397,6 @@ pub struct Migration {
     description: String,
     up: Step,
     down: Option<Step>,
-    // What the checksum is computed from: the SQL texts, or a code step's revisions.
-    fingerprint: Vec<String>,
 }
 
 impl Migration {
@@ -412,7 +410,6 @@ impl Migration {
             description: description.to_string(),
             up: Step::Sql(up.to_string()),
             down: None,
-            fingerprint: vec!["sql".into(), up.to_string()],
         }
     }
 
@@ -424,24 +421,21 @@ impl Migration {
         Migration {
             version: version.to_string(),
             description: description.to_string(),
-            up: Step::Code(up),
+            up: Step::Code(up, revision.to_string()),
             down: None,
-            fingerprint: vec!["code".into(), revision.to_string()],
         }
     }
 
     /// Makes the step reversible with a SQL script.
     pub fn down_sql(mut self, down: &str) -> Self {
         self.down = Some(Step::Sql(down.to_string()));
-        self.fingerprint.push(format!("down-sql\n{down}"));
         self
     }
 
     /// Makes the step reversible with code; `revision` plays the same role as in
     /// [`Migration::code`].
     pub fn down_code(mut self, revision: &str, down: StepFn) -> Self {
-        self.down = Some(Step::Code(down));
-        self.fingerprint.push(format!("down-code\n{revision}"));
+        self.down = Some(Step::Code(down, revision.to_string()));
         self
     }
 
@@ -465,18 +459,15 @@ impl Migration {
     /// assert!(a.checksum().starts_with("sha256:"));
     /// ```
     pub fn checksum(&self) -> String {
-        let mut hasher = Sha256::new();
-        for part in &self.fingerprint {
-            // Length-prefixed so that moving text between parts changes the hash.
-            hasher.update((part.len() as u64).to_le_bytes());
-            hasher.update(part.as_bytes());
+        use wasmig_format::checksum::{Body, step};
+        fn body(s: &Step) -> Body<'_> {
+            match s {
+                Step::Sql(sql) => Body::Sql(sql),
+                Step::Code(_, revision) => Body::Code(revision),
+            }
         }
-        format!("sha256:{}", hex(&hasher.finalize()))
+        step(body(&self.up), self.down.as_ref().map(body))
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A plugin: its identity, what it depends on, and its migrations.
