@@ -18,8 +18,6 @@
 //! ```
 #![deny(missing_docs)]
 
-#[cfg(feature = "mimalloc")]
-pub mod allocator;
 mod catalog;
 use wasmig_format::declaration;
 mod error;
@@ -28,6 +26,7 @@ pub use wasmig_format::manifest;
 pub mod planner;
 pub mod policy;
 mod runtime;
+pub mod sqlite_memory;
 mod store;
 
 pub use error::{Error, Result};

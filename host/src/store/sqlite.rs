@@ -505,7 +505,7 @@ impl SqliteBackend {
         let c = &self.conn;
         let e = |e| db_error(&self.path, "cannot configure the connection", e);
         // No lookaside: every allocation of the connection goes to the allocator, which fails
-        // them once a step's deadline has passed (`allocator::stop_sqlite`) and counts them.
+        // them once a step's deadline has passed (`sqlite_memory::stop`) and counts them.
         // SAFETY: the connection is open and has allocated nothing from lookaside yet;
         // SQLITE_DBCONFIG_LOOKASIDE takes a buffer pointer, a slot size and a slot count.
         let rc = unsafe {
@@ -1830,9 +1830,8 @@ impl Backend for SqliteBackend {
         self.deadline.set(Some(deadline));
         self.watchdog.arm(deadline);
         self.temp_vfs.quota.limit(Some(limits.max_temp_bytes));
-        // SQLite's own memory, when it allocates through wasmig's allocator (the binary).
-        #[cfg(feature = "mimalloc")]
-        crate::allocator::bound_sqlite(Some(limits.max_result_bytes as u64));
+        // SQLite's own memory, when the process installed the bound (the binary does).
+        crate::sqlite_memory::bound(Some(limits.max_result_bytes as u64));
         self.auth.set_scope(Some(scope.clone()));
         self.step_deadline = Some(limits.deadline);
         self.plugin = Some((scope, limits));
@@ -1892,8 +1891,7 @@ impl Backend for SqliteBackend {
         self.watchdog.disarm();
         self.deadline.set(None);
         self.temp_vfs.quota.limit(None);
-        #[cfg(feature = "mimalloc")]
-        crate::allocator::bound_sqlite(None);
+        crate::sqlite_memory::bound(None);
         self.auth.set_scope(None);
         let e = |e| db_error(&self.path, "cannot restore the connection", e);
         self.conn

@@ -135,8 +135,7 @@ impl Watchdog {
                         // Under the lock: `disarm` cannot return while this runs, so no
                         // statement of the host's is interrupted.
                         interrupt.interrupt();
-                        #[cfg(feature = "mimalloc")]
-                        crate::allocator::stop_sqlite(true);
+                        crate::sqlite_memory::stop(true);
                         st.deadline = None;
                         st.overrun_at = Some(at + st.grace);
                         continue;
@@ -200,8 +199,7 @@ impl Watchdog {
             st.deadline = None;
             st.overrun_at = None;
         });
-        #[cfg(feature = "mimalloc")]
-        crate::allocator::stop_sqlite(false);
+        crate::sqlite_memory::stop(false);
     }
 
     /// The step the host runs from now on, recorded if it has to be abandoned.

@@ -11,10 +11,13 @@ use wasmig::{
     PluginStatus, RunReport, UpOptions,
 };
 
-/// mimalloc for Rust's allocations; `main` routes SQLite's to it too (see `wasmig::allocator`).
+#[cfg(feature = "mimalloc")]
+mod allocator;
+
+/// mimalloc for Rust's allocations; `main` gives it to SQLite too (see `allocator`).
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
-static GLOBAL: wasmig::allocator::MiMalloc = wasmig::allocator::MiMalloc;
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Run plugins' database migrations as sandboxed WebAssembly components.
 #[derive(Parser)]
@@ -143,12 +146,18 @@ enum Command {
 
 fn main() -> ExitCode {
     #[cfg(feature = "mimalloc")]
-    if let Err(code) = wasmig::allocator::route_sqlite() {
+    if let Err(code) = allocator::route_sqlite() {
         eprintln!("error: cannot give SQLite its allocator (SQLite error {code})");
         return ExitCode::FAILURE;
     }
     #[cfg(not(feature = "mimalloc"))]
     one_malloc_arena();
+    // Before any thread uses SQLite: its memory during a step is bounded, and past a step's
+    // deadline its allocations fail.
+    if let Err(code) = wasmig::sqlite_memory::install() {
+        eprintln!("error: cannot bound SQLite's memory (SQLite error {code})");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Runtime::new() {

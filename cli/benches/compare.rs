@@ -1,7 +1,7 @@
 //! wasmig against its baselines, side by side in one run:
 //!
-//!     cargo bench -p wasmig --bench compare            # 5 runs per figure
-//!     cargo bench -p wasmig --bench compare -- --quick # 3 runs, fewer plugins
+//!     cargo bench -p wasmig-cli --bench compare            # 5 runs per figure
+//!     cargo bench -p wasmig-cli --bench compare -- --quick # 3 runs, fewer plugins
 //!
 //! Every figure is the median of several runs. Ratios compare wasmig with native rusqlite in
 //! this process (the physical limit) or with refinery applying the same SQL natively (a peer;
@@ -227,11 +227,16 @@ async fn wasmig_inserts(n: i64, mode: &str, cache: &Path, compiler: Compiler) ->
 /// The allocator the `wasmig` binary uses, so the in-process figures are the binary's.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
-static GLOBAL: wasmig::allocator::MiMalloc = wasmig::allocator::MiMalloc;
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[cfg(feature = "mimalloc")]
+#[path = "../src/allocator.rs"]
+mod allocator;
 
 fn main() {
     #[cfg(feature = "mimalloc")]
-    wasmig::allocator::route_sqlite().expect("SQLite is not initialized yet");
+    allocator::route_sqlite().expect("SQLite is not initialized yet");
+    wasmig::sqlite_memory::install().expect("SQLite is not initialized yet");
     let args: Vec<String> = std::env::args().collect();
     if let [_, flag, db] = &args[..]
         && flag == "--sqlite-floor"
