@@ -1,0 +1,709 @@
+//! The schema check around a step: the mark before it, and after it the comparison that
+//! every object the step created, changed or dropped is the plugin's, reading only the pages
+//! of `sqlite_schema` the step changed (see `schema_pages`).
+
+use super::*;
+
+/// What the last scan of main's schema table found on each of its leaf pages, keyed by the
+/// digest of the leaf's bytes (`schema_pages::Leaf::bytes`): a leaf with the same bytes and
+/// overflow pages holds the same rows, whatever its page number and whatever happened in
+/// between (a rollback included).
+pub(super) type PageMemo = foldhash::HashMap<u64, LeafPart>;
+
+/// One leaf's share of a schema scan.
+#[derive(Debug, Clone, Default)]
+pub(super) struct LeafPart {
+    /// The leaf's shape, for the next walk (see `schema_pages::KnownLeaf`).
+    overflow: u64,
+    chains: Vec<(u32, u32)>,
+    rowids: Option<(i64, i64)>,
+    /// Digest and number of every row on the leaf.
+    all: (u64, u64),
+    /// The lowest and highest `tbl_name` there (lowercase), and whether `sqlite_sequence` is
+    /// there (every plugin's).
+    tables: Option<(Vec<u8>, Vec<u8>)>,
+    sequence: bool,
+    /// The namespace the split below is for, and the split: the digest of the rows that are
+    /// not its own, and its own rows.
+    own: String,
+    foreign: (u64, u64),
+    owned: Vec<SchemaObject>,
+}
+
+impl LeafPart {
+    fn from_scan(own: &str, out: ScanOut) -> LeafPart {
+        LeafPart {
+            overflow: 0,
+            chains: Vec::new(),
+            rowids: None,
+            all: (out.all_sum, out.count + out.owned.len() as u64),
+            tables: out.tables,
+            sequence: out.sequence,
+            own: own.to_string(),
+            foreign: (out.sum, out.count),
+            owned: out.owned,
+        }
+    }
+
+    /// Whether namespace `own` (lowercase) may own a row here: only a row whose `tbl_name`
+    /// starts with it can be, and all such names sort between `own` itself and the first name
+    /// past its prefix.
+    fn holds_rows_of(&self, own: &str) -> bool {
+        let own = own.as_bytes();
+        self.sequence
+            || self.tables.as_ref().is_some_and(|(lo, hi)| {
+                hi.as_slice() >= own && &lo[..lo.len().min(own.len())] <= own
+            })
+    }
+
+    /// The split for another namespace, when the leaf holds none of its rows: every row is
+    /// foreign to it.
+    fn respan(&mut self, own: &str) -> bool {
+        if self.own == own {
+            return true;
+        }
+        if self.holds_rows_of(own) {
+            return false;
+        }
+        self.own = own.to_string();
+        self.foreign = self.all;
+        // Not `clear`: the memo keeps every leaf, and a cleared vector keeps its buffer.
+        self.owned = Vec::new();
+        true
+    }
+}
+
+pub(super) fn text(row: &rusqlite::Row<'_>, i: usize) -> String {
+    row.get(i).unwrap_or_default()
+}
+
+/// Objects created, altered or dropped between two sorted lists.
+pub(super) fn diff<'a>(
+    before: &'a [SchemaObject],
+    after: &'a [SchemaObject],
+) -> Vec<(&'static str, &'a SchemaObject)> {
+    let key = |o: &SchemaObject| (o.schema.clone(), o.kind.clone(), o.name.to_lowercase());
+    let old: std::collections::BTreeMap<_, _> = before.iter().map(|o| (key(o), o)).collect();
+    let new: std::collections::BTreeMap<_, _> = after.iter().map(|o| (key(o), o)).collect();
+    let mut changes = Vec::new();
+    for (k, o) in &new {
+        match old.get(k) {
+            None => changes.push(("created", *o)),
+            Some(prev) if prev != o => changes.push(("altered", *o)),
+            Some(_) => {}
+        }
+    }
+    for (k, o) in &old {
+        if !new.contains_key(k) {
+            changes.push(("dropped", *o));
+        }
+    }
+    changes
+}
+
+pub(super) fn owned_by(scope: &Scope, o: &SchemaObject) -> bool {
+    if o.name.eq_ignore_ascii_case("sqlite_sequence") {
+        return true;
+    }
+    let name_ok = scope.owns(&o.name) || (o.kind == "index" && is_autoindex_of(&o.name, &o.table));
+    name_ok && scope.owns(&o.table)
+}
+
+/// The SQL aggregate that scans a schema table for [`SchemaMark`]s. Registered on the host's
+/// connection only for direct use (`SQLITE_DIRECTONLY`: no trigger or view can call it) and
+/// denied to plugins by the authorizer.
+pub(crate) const SCAN_FUNCTION: &str = "wasmig_schema_scan";
+
+/// What one scan of a schema table found.
+#[derive(Debug, Default)]
+pub(super) struct ScanOut {
+    /// The scope's namespace prefix and the schema's name: the same for every row, so read
+    /// from the first row only.
+    own: Vec<u8>,
+    schema: String,
+    /// The scope's own objects, in full.
+    owned: Vec<SchemaObject>,
+    /// Order-independent digest (wrapping sum of keyed row hashes) of every other object.
+    sum: u64,
+    count: u64,
+    /// The same digest over every row, the scope's own included.
+    all_sum: u64,
+    /// The lowest and highest `tbl_name`, lowercase, and whether `sqlite_sequence` is there:
+    /// which other namespaces can own rows here (see [`LeafPart::holds_rows_of`]).
+    tables: Option<(Vec<u8>, Vec<u8>)>,
+    sequence: bool,
+}
+
+/// `wasmig_schema_scan(own, schema, type, name, tbl_name, sql)` over the rows of one schema
+/// table: keeps the rows owned by the namespace `own` and digests the others. The result goes
+/// to a slot the backend reads right after the statement; the SQL value is 0.
+pub(super) struct SchemaScan {
+    /// Keys of the digest: random per process, so no plugin can aim for a collision.
+    pub(super) keys: foldhash::quality::RandomState,
+    pub(super) out: Arc<Mutex<Option<ScanOut>>>,
+}
+
+impl rusqlite::functions::Aggregate<ScanOut, i64> for SchemaScan {
+    fn init(&self, ctx: &mut rusqlite::functions::Context<'_>) -> rusqlite::Result<ScanOut> {
+        let raw = |i| match ctx.get_raw(i) {
+            ValueRef::Text(t) => t,
+            _ => &[][..],
+        };
+        Ok(ScanOut {
+            own: raw(0).to_vec(),
+            schema: String::from_utf8_lossy(raw(1)).into_owned(),
+            ..ScanOut::default()
+        })
+    }
+
+    fn step(
+        &self,
+        ctx: &mut rusqlite::functions::Context<'_>,
+        acc: &mut ScanOut,
+    ) -> rusqlite::Result<()> {
+        let raw = |i| match ctx.get_raw(i) {
+            ValueRef::Text(t) => t,
+            _ => &[][..],
+        };
+        let sql = match ctx.get_raw(5) {
+            ValueRef::Text(t) => Some(t),
+            _ => None,
+        };
+        acc.fold(&self.keys, raw(2), raw(3), raw(4), sql);
+        Ok(())
+    }
+
+    fn finalize(
+        &self,
+        _: &mut rusqlite::functions::Context<'_>,
+        acc: Option<ScanOut>,
+    ) -> rusqlite::Result<i64> {
+        *self.out.lock().unwrap_or_else(|p| p.into_inner()) = acc;
+        Ok(0)
+    }
+}
+
+impl ScanOut {
+    /// Takes one row of a schema table (`type`, `name`, `tbl_name`, `sql`; a value that is not
+    /// text counts as empty, and `sql` as NULL): the scope's own rows in full, the others into
+    /// the digest.
+    fn fold(
+        &mut self,
+        keys: &foldhash::quality::RandomState,
+        kind: &[u8],
+        name: &[u8],
+        table: &[u8],
+        sql: Option<&[u8]>,
+    ) {
+        let row_hash = keys.hash_one((kind, name, table, sql.unwrap_or_default()));
+        self.all_sum = self.all_sum.wrapping_add(row_hash);
+        self.sequence |= name == b"sqlite_sequence";
+        match &mut self.tables {
+            None => self.tables = Some((table.to_ascii_lowercase(), table.to_ascii_lowercase())),
+            Some((lo, hi)) => {
+                if cmp_lowercase(table, lo).is_lt() {
+                    *lo = table.to_ascii_lowercase();
+                }
+                if cmp_lowercase(table, hi).is_gt() {
+                    *hi = table.to_ascii_lowercase();
+                }
+            }
+        }
+        let own = self.own.as_slice();
+        let owns = |s: &[u8]| s.len() > own.len() && s[..own.len()].eq_ignore_ascii_case(own);
+        let is_owned = name == b"sqlite_sequence"
+            || (owns(table)
+                && (owns(name) || (kind == b"index" && name.starts_with(b"sqlite_autoindex_"))));
+        if is_owned {
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            self.owned.push(SchemaObject {
+                schema: self.schema.clone(),
+                kind: text(kind),
+                name: text(name),
+                table: text(table),
+                sql: sql.map(text),
+            });
+        } else {
+            // The schema's name is not hashed: each schema's digest is kept apart.
+            self.sum = self.sum.wrapping_add(row_hash);
+            self.count += 1;
+        }
+    }
+}
+
+/// Compares `a`, lowercased, with `b` (already lowercase), without allocating.
+pub(super) fn cmp_lowercase(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    a.iter().map(u8::to_ascii_lowercase).cmp(b.iter().copied())
+}
+
+impl SqliteBackend {
+    /// Runs `check` (the schema check's compiling of what a step leaves behind, which the
+    /// plugin's objects can make as slow as they like) on the step's clock: the progress
+    /// handler, which SQLite also calls while it generates code, and the watchdog. Past the
+    /// deadline the check fails, and so does the step.
+    pub(super) fn on_step_clock(
+        &mut self,
+        check: impl FnOnce(&mut Self) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let Some(deadline) = self.step_deadline else {
+            return check(self);
+        };
+        let set = self
+            .conn
+            .progress_handler(1, Some(move || Instant::now() >= deadline));
+        self.watchdog.arm(deadline);
+        let result = set
+            .map_err(|e| format!("cannot bound the schema check: {e}"))
+            .and_then(|()| check(self));
+        self.watchdog.disarm();
+        let _ = self.conn.progress_handler(0, None::<fn() -> bool>);
+        match result {
+            Err(_) if Instant::now() >= deadline => Err(
+                "the step was still being checked at its deadline: its triggers and views take \
+                 too long to compile"
+                    .to_string(),
+            ),
+            other => other,
+        }
+    }
+
+    pub(super) fn release_mark(&mut self) -> Result<()> {
+        self.conn
+            .execute_batch("RELEASE wasmig_step")
+            .map_err(|e| self.error("cannot release the step's mark", e))
+    }
+
+    pub(super) fn schema_versions(&self) -> Result<[i64; 2]> {
+        let read = |sql| {
+            self.conn
+                .prepare_cached(sql)
+                .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+                .map_err(|e| self.error("cannot read the schema version", e))
+        };
+        Ok([
+            read("PRAGMA main.schema_version")?,
+            read("PRAGMA temp.schema_version")?,
+        ])
+    }
+
+    /// Every schema object of main and temp, sorted (for naming what changed).
+    pub(super) fn schema_objects(&self) -> Result<Vec<SchemaObject>> {
+        let mut objects = Vec::new();
+        self.each_schema_row(|schema, row| {
+            objects.push(SchemaObject {
+                schema: schema.to_string(),
+                kind: text(row, 0),
+                name: text(row, 1),
+                table: text(row, 2),
+                sql: row.get(3)?,
+            });
+            Ok(())
+        })?;
+        objects.sort();
+        Ok(objects)
+    }
+
+    /// One pass over the schema: the plugin's own objects in full, everything else as an
+    /// order-independent keyed digest (rows are hashed in place, not copied out). A schema
+    /// whose `schema_version` is still the one in `reuse` is taken from there, not read again
+    /// (a step's DDL rarely touches temp); main is read page by page where SQLite allows it
+    /// (see [`Self::scan_main_by_pages`]).
+    pub(super) fn scan_schema(
+        &mut self,
+        scope: &Scope,
+        versions: [i64; 2],
+        reuse: Option<&SchemaMark>,
+    ) -> Result<SchemaMark> {
+        let mut owned = Vec::new();
+        let mut foreign = [(0u64, 0u64); 2];
+        for (i, schema) in ["main", "temp"].into_iter().enumerate() {
+            if let Some(mark) = reuse
+                && mark.versions[i] == versions[i]
+            {
+                foreign[i] = mark.foreign[i];
+                owned.extend(mark.owned.iter().filter(|o| o.schema == schema).cloned());
+                continue;
+            }
+            if i == 0
+                && let Some(part) = self.scan_main_by_pages(scope)?
+            {
+                if cfg!(debug_assertions) {
+                    // Every debug build (the whole test suite) checks the page walk against
+                    // reading every row.
+                    let mut full = self.scan_rows(scope, schema, None)?;
+                    let mut pages = part.owned.clone();
+                    full.owned.sort();
+                    pages.sort();
+                    assert_eq!(
+                        (part.foreign, pages),
+                        ((full.sum, full.count), full.owned),
+                        "the page-by-page schema scan disagrees with reading every row"
+                    );
+                }
+                foreign[i] = part.foreign;
+                owned.extend(part.owned);
+                continue;
+            }
+            let out = self.scan_rows(scope, schema, None)?;
+            foreign[i] = (out.sum, out.count);
+            owned.extend(out.owned);
+        }
+        owned.sort();
+        Ok(SchemaMark {
+            versions,
+            foreign,
+            owned,
+        })
+    }
+
+    /// Runs the scan aggregate over one schema table, or over the rows of one rowid range of
+    /// it.
+    pub(super) fn scan_rows(
+        &self,
+        scope: &Scope,
+        schema: &str,
+        rowids: Option<(i64, i64)>,
+    ) -> Result<ScanOut> {
+        // One pass inside SQLite: rows are filtered and hashed by the aggregate, without
+        // crossing back into Rust once per row.
+        self.scan_out
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let scan = format!(
+            "SELECT {SCAN_FUNCTION}(?1, '{schema}', type, name, tbl_name, sql) \
+             FROM {schema}.sqlite_schema"
+        );
+        match rowids {
+            None => self
+                .conn
+                .prepare_cached(&scan)
+                .and_then(|mut stmt| stmt.query_row([&scope.own], |_| Ok(()))),
+            Some((lo, hi)) => self
+                .conn
+                .prepare_cached(&format!("{scan} WHERE rowid BETWEEN ?2 AND ?3"))
+                .and_then(|mut stmt| stmt.query_row(params![&scope.own, lo, hi], |_| Ok(()))),
+        }
+        .map_err(|e| self.error("cannot read the schema", e))?;
+        Ok(self
+            .scan_out
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_default())
+    }
+
+    /// Reads the rows of one leaf page of main's schema table from the page itself (and its
+    /// overflow pages), as the scan aggregate would see them. `None`: read them through SQLite
+    /// (the database's text is not UTF-8, or a record does not decode).
+    pub(super) fn scan_leaf(&self, scope: &Scope, page: u32) -> Result<Option<ScanOut>> {
+        let e = |e| db_error(&self.path, "cannot read the schema's pages", e);
+        let mut stmt = self.conn.prepare_cached(READ_PAGE).map_err(e)?;
+        let mut read = |pgno: u32, buf: &mut Vec<u8>| read_page(&mut stmt, pgno, buf);
+        let Some(records) =
+            schema_pages::leaf_records(&mut read, page, &mut self.page_buffers.borrow_mut())
+                .map_err(e)?
+        else {
+            return Ok(None);
+        };
+        let mut out = ScanOut {
+            own: scope.own.as_bytes().to_vec(),
+            schema: "main".to_string(),
+            ..ScanOut::default()
+        };
+        fn text<'a>(v: Stored<'a>) -> &'a [u8] {
+            match v {
+                Stored::Text(t) => t,
+                _ => &[],
+            }
+        }
+        for record in &records {
+            // type, name, tbl_name, rootpage, sql
+            let Some([kind, name, table, _, sql]) = schema_pages::columns::<5>(record) else {
+                return Ok(None);
+            };
+            let sql = match sql {
+                Stored::Text(t) => Some(t),
+                _ => None,
+            };
+            out.fold(&self.row_keys, text(kind), text(name), text(table), sql);
+        }
+        Ok(Some(out))
+    }
+
+    /// Scans main's schema table by its leaf pages: a leaf whose content an earlier scan saw
+    /// is taken from the memo (for another plugin too, when the leaf holds none of this
+    /// plugin's rows), and only the rows of the other leaves are read, from the page (through
+    /// SQL, by rowid range, when the page does not decode). A step's DDL changes one leaf or a
+    /// few of dozens. `None` (read every row instead) when this SQLite
+    /// lacks `sqlite_dbpage`, or when the pages do not read as a table b-tree whose leaves hold
+    /// the rows SQLite reads from them.
+    pub(super) fn scan_main_by_pages(&mut self, scope: &Scope) -> Result<Option<LeafPart>> {
+        if self.dbpage.is_none() {
+            let available = self.conn.prepare_cached(READ_PAGE).is_ok();
+            if !available {
+                tracing::debug!(
+                    "no sqlite_dbpage in this SQLite: the schema check reads every row"
+                );
+            }
+            self.dbpage = Some(available);
+        }
+        if self.dbpage == Some(false) {
+            return Ok(None);
+        }
+        let mut memo = self.page_memo.take().unwrap_or_default();
+        let e = |e| db_error(&self.path, "cannot read the schema's pages", e);
+        let mut stmt = self.conn.prepare_cached(READ_PAGE).map_err(e)?;
+        let mut read = |pgno: u32, buf: &mut Vec<u8>| read_page(&mut stmt, pgno, buf);
+        let known = |bytes: u64| {
+            memo.get(&bytes).map(|part| schema_pages::KnownLeaf {
+                chains: &part.chains,
+                rowids: part.rowids,
+            })
+        };
+        let leaves = schema_pages::schema_leaves(
+            &mut read,
+            &self.page_keys,
+            &known,
+            &mut self.page_buffers.borrow_mut(),
+        );
+        drop(stmt);
+        let Some(leaves) = leaves.map_err(e)? else {
+            tracing::debug!("sqlite_schema's pages do not read as a b-tree: reading every row");
+            return Ok(None);
+        };
+        // Namespaces are lowercase (manifest::validate_name); the memo compares bytes.
+        let own = scope.own.to_ascii_lowercase();
+        let mut total = LeafPart::default();
+        let mut next = PageMemo::with_capacity_and_hasher(leaves.len(), Default::default());
+        for leaf in leaves {
+            let known = memo
+                .remove(&leaf.bytes)
+                .filter(|part| part.overflow == leaf.overflow)
+                .and_then(|mut part| part.respan(&own).then_some(part));
+            let part = match (known, leaf.rowids) {
+                (Some(part), _) => part,
+                (None, None) => LeafPart {
+                    own: own.clone(),
+                    ..LeafPart::default()
+                },
+                (None, Some(range)) => {
+                    let out = match self.scan_leaf(scope, leaf.page)? {
+                        Some(out) => out,
+                        None => self.scan_rows(scope, "main", Some(range))?,
+                    };
+                    let part = LeafPart {
+                        overflow: leaf.overflow,
+                        chains: leaf.chains,
+                        rowids: leaf.rowids,
+                        ..LeafPart::from_scan(&own, out)
+                    };
+                    if part.all.1 != leaf.cells {
+                        tracing::debug!(
+                            page = leaf.page,
+                            "a leaf's rows do not match its cells: reading every row"
+                        );
+                        return Ok(None);
+                    }
+                    part
+                }
+            };
+            total.foreign.0 = total.foreign.0.wrapping_add(part.foreign.0);
+            total.foreign.1 += part.foreign.1;
+            total.owned.extend(part.owned.iter().cloned());
+            next.insert(leaf.bytes, part);
+        }
+        self.page_memo = Some(next);
+        Ok(Some(total))
+    }
+
+    pub(super) fn each_schema_row(
+        &self,
+        mut f: impl FnMut(&str, &rusqlite::Row<'_>) -> rusqlite::Result<()>,
+    ) -> Result<()> {
+        for schema in ["main", "temp"] {
+            let mut stmt = self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT type, name, tbl_name, sql FROM {schema}.sqlite_schema"
+                ))
+                .map_err(|e| self.error("cannot read the schema", e))?;
+            let mut rows = stmt
+                .query([])
+                .map_err(|e| self.error("cannot read the schema", e))?;
+            while let Some(row) = rows
+                .next()
+                .map_err(|e| db_error(&self.path, "cannot read the schema", e))?
+            {
+                f(schema, row).map_err(|e| db_error(&self.path, "cannot read the schema", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn total_changes(&self) -> u64 {
+        self.conn.total_changes()
+    }
+
+    pub(super) fn mark_schema(&mut self, scope: &Scope) -> Result<SchemaMark> {
+        let versions = self.schema_versions()?;
+        // The previous step's check already scanned this very schema for this plugin.
+        let mark = match self.last_mark.take() {
+            Some((own, mark)) if own == scope.own && mark.versions == versions => mark,
+            _ => self.scan_schema(scope, versions, None)?,
+        };
+        // Lets a failed check look at the schema as it was, to name what changed.
+        self.conn
+            .execute_batch("SAVEPOINT wasmig_step")
+            .map_err(|e| self.error("cannot mark the step", e))?;
+        Ok(mark)
+    }
+
+    pub(super) fn verify_step(&mut self, scope: &Scope, before: &SchemaMark) -> Result<StepCheck> {
+        let unchanged = StepCheck {
+            verdict: Ok(()),
+            changes: Vec::new(),
+        };
+        let versions = self.schema_versions()?;
+        if versions == before.versions {
+            self.release_mark()?;
+            self.last_mark = Some((scope.own.clone(), before.clone()));
+            return Ok(unchanged);
+        }
+        let scanned = self.scan_schema(scope, versions, Some(before))?;
+        if scanned.foreign != before.foreign {
+            // Something outside the plugin changed: find what, by comparing everything with
+            // the schema at the mark. The step is rolled back either way.
+            let after = self.schema_objects()?;
+            self.conn
+                .execute_batch("ROLLBACK TO wasmig_step")
+                .map_err(|e| self.error("cannot look back at the schema", e))?;
+            let was = self.schema_objects()?;
+            let reason = diff(&was, &after)
+                .into_iter()
+                .find(|(_, o)| !owned_by(scope, o))
+                .map(|(what, o)| {
+                    format!(
+                        "the step {what} {} {:?} (on {:?}), which is outside plugin {}'s \
+                         namespace (its objects are named {}*)",
+                        o.kind, o.name, o.table, scope.plugin, scope.own
+                    )
+                })
+                .unwrap_or_else(|| {
+                    format!(
+                        "the step changed the schema outside plugin {}'s namespace",
+                        scope.plugin
+                    )
+                });
+            return Ok(StepCheck {
+                verdict: Err(reason),
+                changes: Vec::new(),
+            });
+        }
+        let changed = diff(&before.owned, &scanned.owned);
+        let changes = changed
+            .iter()
+            .map(|(what, o)| {
+                let temp = if o.schema == "temp" { "temp " } else { "" };
+                format!("{what} {temp}{} {}", o.kind, o.name)
+            })
+            .collect();
+        if !changed.is_empty()
+            && let Err(reason) = self
+                .on_step_clock(|backend| backend.check_left_behind(scope, &scanned.owned, &changed))
+        {
+            return Ok(StepCheck {
+                verdict: Err(reason),
+                changes,
+            });
+        }
+        // Nothing TEMP survives the step: drop triggers and views first, then tables.
+        let mut temp: Vec<&SchemaObject> = scanned
+            .owned
+            .iter()
+            .filter(|o| o.schema == "temp" && o.kind != "index")
+            .collect();
+        let dropped_temp = !temp.is_empty();
+        temp.sort_by_key(|o| if o.kind == "table" { 1 } else { 0 });
+        for o in temp {
+            let sql = format!(
+                "DROP {} IF EXISTS temp.\"{}\"",
+                o.kind.to_uppercase(),
+                o.name.replace('"', "\"\"")
+            );
+            self.conn
+                .execute_batch(&sql)
+                .map_err(|e| self.error("cannot drop the step's TEMP objects", e))?;
+        }
+        self.release_mark()?;
+        if !dropped_temp {
+            self.last_mark = Some((scope.own.clone(), scanned));
+        }
+        Ok(StepCheck {
+            verdict: Ok(()),
+            changes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sorted(mut objects: Vec<SchemaObject>) -> Vec<SchemaObject> {
+        objects.sort();
+        objects
+    }
+
+    /// This build's schema check reads pages (it does not fall back to reading every row), and
+    /// what it finds, with leaves taken from the memo across namespaces, is what reading every
+    /// row finds.
+    #[test]
+    fn the_page_walk_agrees_with_reading_every_row_across_namespaces() {
+        let options = BackendOptions {
+            lock_timeout: Duration::from_secs(1),
+            on_overrun: None,
+        };
+        let mut db = SqliteBackend::open(Path::new("unused.db"), options, true).unwrap();
+        // Namespaces interleaved on the same leaves, an AUTOINCREMENT table (sqlite_sequence
+        // belongs to everyone), enough rows for interior pages.
+        let mut script = String::from("BEGIN;");
+        for i in 0..400 {
+            let ns = ["aa", "bb", "cc"][i % 3];
+            script.push_str(&format!(
+                "CREATE TABLE {ns}__t{i} (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT UNIQUE);
+                 CREATE INDEX {ns}__i{i} ON {ns}__t{i} (v);"
+            ));
+        }
+        // A table whose SQL runs over three overflow pages.
+        let columns: String = (0..1500).map(|i| format!("c{i}, ")).collect();
+        script.push_str(&format!("CREATE TABLE bb__wide ({columns} z); COMMIT;"));
+        db.conn.execute_batch(&script).unwrap();
+        let changes = [
+            "",
+            // The same length: SQLite rewrites the row in place, and only an overflow page
+            // changes.
+            "ALTER TABLE bb__wide RENAME COLUMN c1499 TO x1499",
+            "ALTER TABLE bb__t1 ADD COLUMN w",
+            "CREATE TABLE cc__new (x)",
+            "",
+            "DROP TABLE aa__t0",
+            "CREATE TABLE dd__first (x)",
+            "DROP INDEX bb__i301",
+        ];
+        for (step, sql) in changes.iter().enumerate() {
+            db.conn.execute_batch(sql).unwrap();
+            for ns in ["aa", "bb", "cc", "dd", "zz", "aa"] {
+                let scope = Scope::new(ns, &[]);
+                let pages = db
+                    .scan_main_by_pages(&scope)
+                    .unwrap()
+                    .expect("the schema check reads pages in this build");
+                let full = db.scan_rows(&scope, "main", None).unwrap();
+                assert_eq!(pages.foreign, (full.sum, full.count), "step {step}, {ns}");
+                assert_eq!(sorted(pages.owned), sorted(full.owned), "step {step}, {ns}");
+            }
+        }
+        assert!(db.page_memo.as_ref().is_some_and(|m| m.len() > 10));
+    }
+}

@@ -1,0 +1,597 @@
+//! The plugin's SQL session: the connection scoped to one plugin and bounded for its step,
+//! and the plugin's statements, prepared under its authorizer scope and step-keyed cache.
+
+use super::*;
+
+/// Statements a plugin may never run, by first keyword, with the reason.
+pub(super) const DENIED_STATEMENTS: &[(&str, &str)] = &[(
+    "VACUUM",
+    "VACUUM is not available to plugins (VACUUM INTO would write a file)",
+)];
+
+/// `no such table: X` for a table outside the scope's reach becomes the scope's denial of
+/// `X`, word for word what the authorizer says of an existing one; so does `index X already
+/// exists` (and the like) for a name outside the namespace.
+pub(super) fn uniform_message(scope: &Scope, message: &str) -> String {
+    if let Some((kind, name)) = message
+        .strip_suffix(" already exists")
+        .and_then(|m| m.split_once(' '))
+        && ["table", "index", "trigger", "view"].contains(&kind)
+        && !scope.owns(name)
+    {
+        return scope.outside(kind, name);
+    }
+    if let Some(name) = message.strip_prefix("no such table: ") {
+        let name = ["main.", "temp."]
+            .iter()
+            .find_map(|s| name.strip_prefix(s))
+            .unwrap_or(name);
+        if !scope.may_read(name) {
+            return scope.outside("table", name);
+        }
+    }
+    message.to_string()
+}
+
+pub(super) struct Param<'a>(&'a crate::store::ValueRef<'a>);
+
+impl ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        use crate::store::ValueRef as P;
+        Ok(ToSqlOutput::Borrowed(match *self.0 {
+            P::Null => ValueRef::Null,
+            P::Integer(i) => ValueRef::Integer(i),
+            P::Real(r) => ValueRef::Real(r),
+            P::Text(t) => ValueRef::Text(t.as_bytes()),
+            P::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+pub(super) fn bind(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    params: &[crate::store::ValueRef<'_>],
+) -> rusqlite::Result<()> {
+    let expected = stmt.parameter_count();
+    if expected != params.len() {
+        return Err(rusqlite::Error::InvalidParameterCount(
+            params.len(),
+            expected,
+        ));
+    }
+    for (i, p) in params.iter().enumerate() {
+        stmt.raw_bind_parameter(i + 1, Param(p))?;
+    }
+    Ok(())
+}
+
+pub(super) fn read_value(v: ValueRef<'_>) -> Value {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Integer(i),
+        ValueRef::Real(r) => Value::Real(r),
+        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+    }
+}
+
+impl SqliteBackend {
+    /// The statement cache key of a plugin's statement: the statement behind a comment that
+    /// names this step. The host's statements never start with it, and a statement cached in
+    /// an earlier step (another plugin's, authorized for its scope) is never found again; it
+    /// ages out of the cache.
+    pub(super) fn plugin_key(&self, statement: &str) -> std::cell::Ref<'_, String> {
+        {
+            let mut key = self.key.borrow_mut();
+            key.truncate(self.key_prefix_len);
+            key.push_str(statement);
+        }
+        self.key.borrow()
+    }
+
+    /// A plugin statement from the statement cache (or freshly prepared), to keep in
+    /// [`SqliteBackend::held`].
+    pub(super) fn hold(&self, statement: &str) -> rusqlite::Result<HeldStatement> {
+        let stmt = self.prepare_plugin(statement)?;
+        // SAFETY: the statement borrows `*self.conn`, which is boxed (it stays put when the
+        // backend moves) and is never replaced. The result goes only into `self.held`, which
+        // is private and dropped before the connection (in `leave_plugin`, `enter_plugin` and
+        // `Drop`), and every use reborrows it from `self` for less than `self`'s lifetime.
+        let stmt = unsafe {
+            std::mem::transmute::<rusqlite::CachedStatement<'_>, rusqlite::CachedStatement<'static>>(
+                stmt,
+            )
+        };
+        Ok(HeldStatement {
+            text: statement.to_string(),
+            stmt,
+        })
+    }
+
+    /// A plugin statement from the statement cache, or prepared (and authorized) for the
+    /// running step; one that reads a stored object outside the plugin's reach is discarded,
+    /// never cached.
+    pub(super) fn prepare_plugin(
+        &self,
+        statement: &str,
+    ) -> rusqlite::Result<rusqlite::CachedStatement<'_>> {
+        let stmt = self.conn.prepare_cached(&self.plugin_key(statement))?;
+        match self
+            .plugin
+            .as_ref()
+            .map(|(scope, _)| self.check_reads(scope))
+        {
+            Some(Err(e)) => {
+                stmt.discard();
+                Err(e)
+            }
+            _ => Ok(stmt),
+        }
+    }
+
+    /// The second half of the authorizer's check of the statement just prepared under
+    /// `scope` (which the authorizer still applies): a name it read without reading a column
+    /// must not be a stored table, view or table function, which the host looks up with its
+    /// own rights. A CTE's name is none of these.
+    pub(super) fn check_reads(&self, scope: &Scope) -> rusqlite::Result<()> {
+        let names = std::mem::take(&mut self.auth.lock().unresolved);
+        if names.is_empty() {
+            return Ok(());
+        }
+        let stored = names.into_iter().find(|name| self.stored(scope, name));
+        match stored {
+            None => Ok(()),
+            Some(name) => {
+                self.auth.lock().denial = Some(scope.outside("table", &name));
+                Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_AUTH),
+                    None,
+                ))
+            }
+        }
+    }
+
+    /// Maps a SQLite error for the plugin, with the authorizer's reason when it denied. Any
+    /// other error of a statement in `sql` that names something outside the plugin's reach
+    /// (`no such table`, `views may not be indexed`, `cannot drop PRIMARY KEY column`, …)
+    /// becomes the denial of that name: what the plugin learns is the same whether the object
+    /// exists or not, and whatever kind of object it is.
+    pub(super) fn plugin_error(&self, e: rusqlite::Error, sql: &str) -> SqlError {
+        if let Some(reason) = self.take_denial() {
+            // The authorizer names what SQLite asked about, which may be behind what the plugin
+            // named (the table under a view, an fts5 table's shadow table): the denial names
+            // the plugin's own word instead.
+            if let Some((scope, _)) = &self.plugin
+                && reason.contains(" is outside plugin ")
+                && let Some(name) = self.foreign_name(scope, sql)
+            {
+                return SqlError::AccessDenied(scope.outside("table", &name));
+            }
+            return SqlError::AccessDenied(reason);
+        }
+        let error = self.sqlite_error(e);
+        if let (Some((scope, _)), SqlError::Syntax(message) | SqlError::Other(message)) =
+            (&self.plugin, &error)
+        {
+            let uniform = uniform_message(scope, message);
+            if uniform != *message {
+                return SqlError::AccessDenied(uniform);
+            }
+            if let Some(name) = self.foreign_name(scope, sql) {
+                return SqlError::AccessDenied(scope.outside("table", &name));
+            }
+        }
+        error
+    }
+
+    /// A SQLite error as the plugin's typed error.
+    pub(super) fn sqlite_error(&self, e: rusqlite::Error) -> SqlError {
+        let message = e.to_string();
+        match e.sqlite_error_code() {
+            Some(ErrorCode::AuthorizationForStatementDenied) => SqlError::AccessDenied(message),
+            Some(ErrorCode::ConstraintViolation) => SqlError::Constraint(message),
+            Some(ErrorCode::TooBig) => SqlError::Limit(message),
+            Some(ErrorCode::OperationInterrupted) => SqlError::Limit(
+                "the statement was still running at the step's deadline".to_string(),
+            ),
+            Some(ErrorCode::OutOfMemory)
+                if self
+                    .plugin
+                    .as_ref()
+                    .is_some_and(|(_, l)| Instant::now() >= l.deadline) =>
+            {
+                SqlError::Limit("the statement was still running at the step's deadline".into())
+            }
+            Some(ErrorCode::OutOfMemory) => SqlError::Limit(format!(
+                "the statement needed more than the {} MiB of SQLite's memory a step may use",
+                self.max_result_bytes() >> 20
+            )),
+            Some(ErrorCode::DiskFull) if self.temp_vfs.quota.exceeded() => {
+                SqlError::Limit(format!(
+                    "the step's temporary storage (TEMP tables, sorts and materialized \
+                     subqueries that spill from memory) passed its quota of {} MiB",
+                    self.plugin
+                        .as_ref()
+                        .map_or(0, |(_, l)| l.max_temp_bytes >> 20)
+                ))
+            }
+            Some(ErrorCode::DiskFull) => SqlError::Limit(format!(
+                "the step grew the database past its quota of {} MiB",
+                self.plugin
+                    .as_ref()
+                    .map_or(0, |(_, l)| l.max_growth_bytes >> 20)
+            )),
+            Some(ErrorCode::Unknown) => SqlError::Syntax(message),
+            _ => match e {
+                rusqlite::Error::MultipleStatement => SqlError::Syntax(
+                    "execute and query take one statement; use execute-script for several"
+                        .to_string(),
+                ),
+                rusqlite::Error::ExecuteReturnedResults => SqlError::Syntax(
+                    "the statement returns rows; use query instead of execute".to_string(),
+                ),
+                rusqlite::Error::InvalidParameterCount(given, expected) => SqlError::Syntax(
+                    format!("the statement takes {expected} parameters, {given} given"),
+                ),
+                _ => SqlError::Other(message),
+            },
+        }
+    }
+
+    /// A name `sql` uses that is outside the scope's reach and could name an object: shaped
+    /// like another namespace's (or the host's, or SQLite's), or naming a stored table.
+    pub(super) fn foreign_name(&self, scope: &Scope, sql: &str) -> Option<String> {
+        sql_text::tokens(sql).into_iter().find_map(|t| {
+            let name = match t {
+                // A string literal too: `rtreecheck('x')`, `pragma_table_info('x')`.
+                Token::Word(w) | Token::Quoted(w) | Token::Text(w) => w,
+                _ => return None,
+            };
+            if scope.may_read(&name) {
+                return None;
+            }
+            let lower = name.to_ascii_lowercase();
+            let shaped = lower.starts_with("_wasmig_")
+                || lower.starts_with("sqlite_")
+                || lower.find("__").is_some_and(|i| {
+                    i > 0
+                        && lower[..i]
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                });
+            (shaped || self.stored(scope, &name)).then_some(name)
+        })
+    }
+
+    /// Whether `name` is a stored table or view, or a table function, as the host sees it;
+    /// `scope` is the authorizer's scope to restore.
+    pub(super) fn stored(&self, scope: &Scope, name: &str) -> bool {
+        self.auth.set_scope(None);
+        let found = self
+            .conn
+            .prepare(&format!("SELECT 1 FROM \"{}\"", name.replace('"', "\"\"")))
+            .is_ok();
+        self.auth.set_scope(Some(scope.clone()));
+        found
+    }
+
+    /// Whether a stored table is named like one of the table functions plugins may read
+    /// (`json_each`, `json_tree`): a read of that name would read the table. Two hash
+    /// lookups; a view of that name needs none (reading a view is authorized on the tables it
+    /// reads).
+    pub(super) fn table_functions_shadowed(&self) -> bool {
+        ["json_each", "json_tree"]
+            .into_iter()
+            .any(|t| self.conn.table_exists(None, t).unwrap_or(true))
+    }
+
+    /// Refuses a statement of `sql` (one statement or a script) that names an object outside
+    /// the namespace where SQLite looks it up before it asks the authorizer (see
+    /// [`sql_text::named_objects`]): checked on the names as written, before SQLite sees them,
+    /// so the answer is the same whether the object exists or not.
+    pub(super) fn ddl_denial(&self, sql: &str) -> Option<SqlError> {
+        let (scope, _) = self.plugin.as_ref()?;
+        let tokens = sql_text::tokens(sql);
+        sql_text::statements(&tokens)
+            .into_iter()
+            .flat_map(sql_text::named_objects)
+            .find(|(_, name)| !scope.owns(name))
+            .map(|(kind, name)| {
+                SqlError::AccessDenied(if name.is_empty() {
+                    format!(
+                        "REINDEX and ANALYZE take a table or index of plugin {}'s own",
+                        scope.plugin
+                    )
+                } else {
+                    scope.outside(kind, &name)
+                })
+            })
+    }
+
+    /// Checks that a plugin step is running and the statement is not denied outright, and
+    /// forgets what the authorizer saw of the previous statement.
+    pub(super) fn plugin_guard(&mut self, statement: &str) -> Result<(), SqlError> {
+        if self.plugin.is_none() || !self.in_transaction {
+            return Err(SqlError::AccessDenied(
+                "SQL is only available while a migration step runs".to_string(),
+            ));
+        }
+        // A loop runs one statement many times: checked once.
+        if statement != self.last_allowed {
+            let keyword = first_keyword(statement);
+            if let Some((_, why)) = DENIED_STATEMENTS
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(keyword))
+            {
+                return Err(SqlError::AccessDenied(why.to_string()));
+            }
+            if let Some(denied) = self.ddl_denial(statement) {
+                return Err(denied);
+            }
+            self.last_allowed.clear();
+            self.last_allowed.push_str(statement);
+        }
+        self.reset_auth();
+        Ok(())
+    }
+
+    /// Why the authorizer refused the last statement, if it did.
+    pub(super) fn take_denial(&self) -> Option<String> {
+        self.auth.lock().denial.take()
+    }
+
+    pub(super) fn reset_auth(&self) {
+        self.auth.reset();
+    }
+
+    pub(super) fn max_result_bytes(&self) -> usize {
+        self.plugin.as_ref().map_or(0, |(_, l)| l.max_result_bytes)
+    }
+
+    pub(super) fn enter_plugin(&mut self, mut scope: Scope, limits: SqlLimits) -> Result<()> {
+        use rusqlite::limits::Limit;
+        self.held = None;
+        scope.table_functions_shadowed = self.table_functions_shadowed();
+        // A statement prepared under another scope must never be reused under this one: the
+        // plugin's statements are cached under keys of this step only (see `plugin_key`).
+        self.step_serial += 1;
+        let prefix = format!("/* wasmig step {} */ ", self.step_serial);
+        self.key_prefix_len = prefix.len();
+        *self.key.get_mut() = prefix;
+        let e = |e| db_error(&self.path, "cannot scope the connection to the plugin", e);
+        let pages: i64 = self
+            .conn
+            .prepare_cached("PRAGMA page_count")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(e)?;
+        let (page_size, max_pages) = match self.page_limits {
+            Some(limits) => limits,
+            None => {
+                let read = |sql| {
+                    self.conn
+                        .query_row(sql, [], |r| r.get::<_, i64>(0))
+                        .map_err(e)
+                };
+                let limits = (read("PRAGMA page_size")?, read("PRAGMA max_page_count")?);
+                self.page_limits = Some(limits);
+                limits
+            }
+        };
+        let quota = pages + (limits.max_growth_bytes as i64 / page_size.max(512)).max(1);
+        self.conn
+            .query_row(&format!("PRAGMA max_page_count = {quota}"), [], |_| Ok(()))
+            .map_err(e)?;
+        let sql_len = self
+            .conn
+            .set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, PLUGIN_MAX_SQL_LENGTH)
+            .map_err(e)?;
+        let value_len = self
+            .conn
+            .set_limit(Limit::SQLITE_LIMIT_LENGTH, PLUGIN_MAX_VALUE_LENGTH)
+            .map_err(e)?;
+        let like_len = self
+            .conn
+            .set_limit(
+                Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH,
+                PLUGIN_MAX_LIKE_PATTERN_LENGTH,
+            )
+            .map_err(e)?;
+        let function_args = self
+            .conn
+            .set_limit(Limit::SQLITE_LIMIT_FUNCTION_ARG, PLUGIN_MAX_FUNCTION_ARGS)
+            .map_err(e)?;
+        self.host_settings = Some(HostSettings {
+            sql_len,
+            value_len,
+            like_len,
+            function_args,
+            max_pages,
+        });
+        // Three clocks bound a statement: the progress handler between opcodes, the watchdog's
+        // interrupt from another thread, and the functions whose one call can run long.
+        let deadline = limits.deadline;
+        self.conn
+            .progress_handler(10_000, Some(move || Instant::now() >= deadline))
+            .map_err(e)?;
+        self.deadline.set(Some(deadline));
+        self.watchdog.arm(deadline);
+        self.temp_vfs.quota.limit(Some(limits.max_temp_bytes));
+        // SQLite's own memory, when the process installed the bound (the binary does).
+        crate::sqlite_memory::bound(Some(limits.max_result_bytes as u64));
+        self.auth.set_scope(Some(scope.clone()));
+        self.step_deadline = Some(limits.deadline);
+        self.plugin = Some((scope, limits));
+        Ok(())
+    }
+
+    pub(super) fn running(&mut self, step: Option<&LedgerEntry>) {
+        self.watchdog.running(step.cloned());
+    }
+
+    pub(super) fn leave_plugin(&mut self) -> Result<()> {
+        use rusqlite::limits::Limit;
+        self.held = None;
+        self.plugin = None;
+        self.watchdog.disarm();
+        self.deadline.set(None);
+        self.temp_vfs.quota.limit(None);
+        crate::sqlite_memory::bound(None);
+        self.auth.set_scope(None);
+        let e = |e| db_error(&self.path, "cannot restore the connection", e);
+        self.conn
+            .progress_handler(0, None::<fn() -> bool>)
+            .map_err(e)?;
+        if let Some(host) = self.host_settings.take() {
+            self.conn
+                .set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, host.sql_len)
+                .map_err(e)?;
+            self.conn
+                .set_limit(Limit::SQLITE_LIMIT_LENGTH, host.value_len)
+                .map_err(e)?;
+            self.conn
+                .set_limit(Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, host.like_len)
+                .map_err(e)?;
+            self.conn
+                .set_limit(Limit::SQLITE_LIMIT_FUNCTION_ARG, host.function_args)
+                .map_err(e)?;
+            self.conn
+                .query_row(
+                    &format!("PRAGMA max_page_count = {}", host.max_pages),
+                    [],
+                    |_| Ok(()),
+                )
+                .map_err(e)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn execute(
+        &mut self,
+        statement: &str,
+        params: &[crate::store::ValueRef<'_>],
+    ) -> Result<u64, SqlError> {
+        self.plugin_guard(statement)?;
+        let result = (|| {
+            let held = match self.held.take() {
+                Some(held) if held.text == statement => held,
+                other => {
+                    drop(other); // back to the statement cache
+                    self.hold(statement)?
+                }
+            };
+            let stmt = &mut self.held.insert(held).stmt;
+            if stmt.column_count() > 0 {
+                return Err(rusqlite::Error::ExecuteReturnedResults);
+            }
+            bind(stmt, params)?;
+            self.auth.reset();
+            stmt.raw_execute()
+        })();
+        result
+            .map(|n| n as u64)
+            .map_err(|e| self.plugin_error(e, statement))
+    }
+
+    pub(super) fn query(
+        &mut self,
+        statement: &str,
+        params: &[crate::store::ValueRef<'_>],
+    ) -> Result<Rows, SqlError> {
+        self.plugin_guard(statement)?;
+        let max_bytes = self.max_result_bytes();
+        let result = (|| {
+            let mut stmt = self.prepare_plugin(statement)?;
+            bind(&mut stmt, params)?;
+            let columns: Vec<String> = stmt.column_names().map(|c| c.to_string()).collect();
+            let n = columns.len();
+            let mut rows = Vec::new();
+            // What the host holds, counted as it is held: each row is a vector (its handle in
+            // the result, its own allocation) of `n` values, and each text or blob its own
+            // allocation. One-integer rows cost about nine times their eight bytes.
+            let row_bytes = std::mem::size_of::<Vec<Value>>()
+                + ALLOCATION_OVERHEAD
+                + n * std::mem::size_of::<Value>();
+            let mut bytes = 0usize;
+            self.reset_auth();
+            let mut cursor = stmt.raw_query();
+            while let Some(row) = cursor.next()? {
+                let mut values = Vec::with_capacity(n);
+                bytes += row_bytes;
+                for i in 0..n {
+                    let v = read_value(row.get_ref(i)?);
+                    bytes += match &v {
+                        Value::Text(t) => t.len() + ALLOCATION_OVERHEAD,
+                        Value::Blob(b) => b.len() + ALLOCATION_OVERHEAD,
+                        _ => 0,
+                    };
+                    values.push(v);
+                }
+                if bytes > max_bytes {
+                    return Ok(Err(SqlError::Limit(format!(
+                        "the query's result is larger than the {} MiB a query may return; \
+                         read it in pages (LIMIT/OFFSET or keyset)",
+                        max_bytes >> 20
+                    ))));
+                }
+                rows.push(values);
+            }
+            Ok(Ok(Rows { columns, rows }))
+        })();
+        result.map_err(|e| self.plugin_error(e, statement))?
+    }
+
+    pub(super) fn execute_many(
+        &mut self,
+        statement: &str,
+        rows: &[&[crate::store::ValueRef<'_>]],
+    ) -> Result<u64, SqlError> {
+        self.plugin_guard(statement)?;
+        let result = (|| {
+            let mut stmt = self.prepare_plugin(statement)?;
+            if stmt.column_count() > 0 {
+                return Err(rusqlite::Error::ExecuteReturnedResults);
+            }
+            let mut changed = 0u64;
+            for row in rows {
+                bind(&mut stmt, row)?;
+                self.reset_auth();
+                changed += stmt.raw_execute()? as u64;
+            }
+            Ok(changed)
+        })();
+        result.map_err(|e| self.plugin_error(e, statement))
+    }
+
+    pub(super) fn execute_script(
+        &mut self,
+        script: &str,
+        ran: &mut Vec<String>,
+    ) -> Result<(), SqlError> {
+        self.plugin_guard(script)?;
+        let result = (|| {
+            let mut batch = rusqlite::Batch::new(&self.conn, script);
+            loop {
+                self.reset_auth();
+                let Some(mut stmt) = batch.next()? else { break };
+                if let Some((scope, _)) = &self.plugin {
+                    self.check_reads(scope)?;
+                }
+                let sql = stmt.expanded_sql().unwrap_or_default();
+                let keyword = first_keyword(&sql);
+                if let Some((_, why)) = DENIED_STATEMENTS
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(keyword))
+                {
+                    return Ok(Err(SqlError::AccessDenied(why.to_string())));
+                }
+                ran.push(sql);
+                // A script may contain statements that return rows; run them to completion.
+                self.reset_auth();
+                let mut rows = stmt.raw_query();
+                while rows.next()?.is_some() {}
+            }
+            Ok(Ok(()))
+        })();
+        result.map_err(|e| self.plugin_error(e, script))?
+    }
+}
