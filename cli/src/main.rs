@@ -6,6 +6,7 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
+use wasmig::planner::Problem;
 use wasmig::{
     Compiler, Direction, DownOptions, Finding, Host, LedgerEntry, Limits, Outcome, PluginAccess,
     PluginStatus, RunReport, UpOptions,
@@ -170,7 +171,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", describe(&e));
             ExitCode::FAILURE
         }
     }
@@ -459,7 +460,7 @@ impl Progress {
             _ if !self.json => None,
             Ok(report) => Some(serde_json::to_value(report)?),
             Err(e) if self.started => {
-                Some(serde_json::json!({ "ran": self.ran, "error": e.to_string() }))
+                Some(serde_json::json!({ "ran": self.ran, "error": describe_wasmig(e) }))
             }
             // Nothing printed yet: the error alone, as for any other command.
             Err(_) => None,
@@ -806,4 +807,52 @@ fn duration(us: i64) -> String {
     } else {
         format!("{:.1} ms", us as f64 / 1e3)
     }
+}
+
+/// An error as the command line says it: the library's sentence, and what to do about it
+/// here (the flag that overrides a refusal, the policy lines to add).
+fn describe(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<wasmig::Error>() {
+        // Alone, not under a context of the command line's.
+        Some(w) if e.chain().count() == 1 => describe_wasmig(w),
+        _ => format!("{e:#}"),
+    }
+}
+
+fn describe_wasmig(e: &wasmig::Error) -> String {
+    match e {
+        wasmig::Error::PlanProblems(problems) => {
+            let mut text = "cannot plan the migration:".to_string();
+            for p in problems {
+                text.push_str("\n  - ");
+                text.push_str(&describe_problem(p));
+            }
+            text
+        }
+        wasmig::Error::Locked { .. } => format!("{e} (--lock-timeout)"),
+        _ => e.to_string(),
+    }
+}
+
+fn describe_problem(p: &Problem) -> String {
+    let hint = match p {
+        Problem::Drift { .. } => {
+            " (check with `wasmig validate`; pass --allow-drift to apply anyway)".to_string()
+        }
+        Problem::Downgrade { .. } => {
+            " (check with `wasmig validate`; pass --allow-downgrade to apply anyway)".to_string()
+        }
+        Problem::RefusedGrant { plugin, reads, .. } => {
+            let quoted: Vec<String> = reads.iter().map(|r| format!("{r:?}")).collect();
+            format!(
+                "; to grant it, add to wasmig.toml:\n\n    [plugins.{plugin}]\n    reads = [{}]\n",
+                quoted.join(", ")
+            )
+        }
+        Problem::DependentWouldBreak {
+            plugin, dependent, ..
+        } => format!(" (--cascade rolls {dependent} back entirely before {plugin})"),
+        _ => String::new(),
+    };
+    format!("{p}{hint}")
 }

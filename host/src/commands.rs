@@ -255,7 +255,7 @@ impl Host {
     pub async fn compile(&self) -> Result<Vec<Compiled>> {
         if self.inner.config.cache_dir.is_none() {
             return Err(Error::Engine(
-                "there is no compile cache to fill (--no-cache): compiled code would be thrown away"
+                "there is no compile cache to fill (caching is off): compiled code would be thrown away"
                     .into(),
             ));
         }

@@ -50,9 +50,9 @@ pub enum Error {
     #[error("cannot plan the migration: {0}")]
     Plan(String),
 
-    /// The plan has several problems; each is listed. Nothing ran.
+    /// The plan has problems; each is listed, as data. Nothing ran.
     #[error("cannot plan the migration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
-    PlanProblems(Vec<String>),
+    PlanProblems(Vec<crate::planner::Problem>),
 
     /// A migration step failed and was rolled back; the failure is recorded in the history.
     #[error(
@@ -96,7 +96,7 @@ pub enum Error {
     /// Another process held the database's write lock for longer than the lock timeout.
     #[error(
         "database {path}: another runner holds the database (waited {}); try again, or raise \
-         --lock-timeout",
+         the lock timeout",
         humantime::format_duration(std::time::Duration::from_millis(waited.as_millis() as u64))
     )]
     Locked {

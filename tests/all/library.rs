@@ -210,5 +210,15 @@ async fn a_plan_problem_is_a_typed_error() {
         .up(wasmig::UpOptions::default())
         .await
         .unwrap_err();
-    assert!(matches!(err, wasmig::Error::PlanProblems(_)), "{err}");
+    // Data, not a sentence: the missing dependency is named, and the library's text names no
+    // command-line flag.
+    let wasmig::Error::PlanProblems(problems) = &err else {
+        panic!("{err}");
+    };
+    assert!(
+        matches!(&problems[..], [wasmig::planner::Problem::MissingDependency { plugin, dependency, .. }]
+            if plugin == "notes" && dependency == "accounts"),
+        "{problems:?}"
+    );
+    assert!(!err.to_string().contains("--"), "{err}");
 }

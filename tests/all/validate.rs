@@ -55,10 +55,9 @@ fn drift_is_reported_and_refused_unless_allowed_and_recorded() {
     let last = history.as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["version"], "0.2.0");
     assert!(
-        last["note"]
-            .as_str()
-            .unwrap()
-            .contains("applied with --allow-drift over: plugin accounts migration 0.1.0 changed"),
+        last["note"].as_str().unwrap().contains(
+            "applied over drift, as the operator allowed: plugin accounts migration 0.1.0 changed"
+        ),
         "{last}"
     );
 }

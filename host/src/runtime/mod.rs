@@ -377,7 +377,7 @@ impl Runtime {
         let winch_here = cfg!(target_arch = "x86_64");
         if compiler == Compiler::Winch && !winch_here {
             return Err(crate::Error::Engine(
-                "the Winch compiler supports x86-64 only; use --compiler cranelift".into(),
+                "the Winch compiler supports x86-64 only; use Cranelift".into(),
             ));
         }
         let optimizing = match compiler {

@@ -2,6 +2,10 @@
 //! not. Pure: no database, no WebAssembly. Everything it refuses, it refuses before anything
 //! runs.
 
+mod problem;
+
+pub use problem::Problem;
+
 use crate::manifest::Manifest;
 use crate::policy::Policy;
 use crate::store::Direction;
@@ -283,7 +287,7 @@ pub fn plan_up(
     state: &State,
     policy: &Policy,
     request: &UpRequest,
-) -> Result<Plan, Vec<String>> {
+) -> Result<Plan, Vec<Problem>> {
     let pending = plan_up_pending(candidates, state, policy, request)?;
     let by_sha: BTreeMap<&str, &Candidate> =
         candidates.iter().map(|c| (c.sha256.as_str(), c)).collect();
@@ -312,7 +316,7 @@ pub(crate) fn plan_up_pending(
     state: &State,
     policy: &Policy,
     request: &UpRequest,
-) -> Result<PendingPlan, Vec<String>> {
+) -> Result<PendingPlan, Vec<Problem>> {
     let by_name: BTreeMap<&str, &Candidate> = candidates
         .iter()
         .map(|c| (c.manifest.name.as_str(), c))
@@ -324,9 +328,9 @@ pub(crate) fn plan_up_pending(
         None => by_name.keys().copied().collect(),
         Some((name, _)) => {
             if !by_name.contains_key(name.as_str()) {
-                return Err(vec![format!(
-                    "no plugin named {name} in the plugins directory"
-                )]);
+                return Err(vec![Problem::UnknownPlugin {
+                    plugin: name.clone(),
+                }]);
             }
             let mut scope = BTreeSet::new();
             let mut todo = vec![name.as_str()];
@@ -345,37 +349,30 @@ pub(crate) fn plan_up_pending(
         let Some(c) = by_name.get(name) else { continue };
         let ungranted = ungranted_reads(&c.manifest, policy);
         if !ungranted.is_empty() {
-            let list: Vec<String> = ungranted.iter().map(|r| format!("{r:?}")).collect();
-            problems.push(format!(
-                "plugin {name} ({}) asks to read the tables of {}, which the policy does not \
-                 grant; to grant it, add to wasmig.toml:\n\n    [plugins.{name}]\n    reads = [{}]\n",
-                c.file.display(),
-                ungranted.join(", "),
-                list.join(", ")
-            ));
+            problems.push(Problem::RefusedGrant {
+                plugin: name.to_string(),
+                file: c.file.clone(),
+                reads: ungranted.iter().map(|r| r.to_string()).collect(),
+            });
         }
         for dep in &c.manifest.depends_on {
             match by_name.get(dep.name.as_str()) {
-                None => problems.push(format!(
-                    "plugin {} ({}) requires plugin {} {}, but there is no plugin {} in the \
-                     plugins directory; add it, or remove {}",
-                    c.manifest.name,
-                    c.file.display(),
-                    dep.name,
-                    dep.requirement,
-                    dep.name,
-                    c.manifest.name
-                )),
-                Some(d) if !dep.requirement.matches(&d.manifest.version) => problems.push(format!(
-                    "plugin {} ({}) requires plugin {} {}, but {} is version {} ({})",
-                    c.manifest.name,
-                    c.file.display(),
-                    dep.name,
-                    dep.requirement,
-                    dep.name,
-                    d.manifest.version,
-                    d.file.display()
-                )),
+                None => problems.push(Problem::MissingDependency {
+                    plugin: c.manifest.name.clone(),
+                    file: c.file.clone(),
+                    dependency: dep.name.clone(),
+                    requirement: dep.requirement.to_string(),
+                }),
+                Some(d) if !dep.requirement.matches(&d.manifest.version) => {
+                    problems.push(Problem::UnsatisfiedRequirement {
+                        plugin: c.manifest.name.clone(),
+                        file: c.file.clone(),
+                        dependency: dep.name.clone(),
+                        requirement: dep.requirement.to_string(),
+                        found: d.manifest.version.to_string(),
+                        found_file: d.file.clone(),
+                    })
+                }
                 Some(_) => {}
             }
         }
@@ -393,18 +390,25 @@ pub(crate) fn plan_up_pending(
         let m = &c.manifest;
         let applied = state.applied.get(name);
         for f in check_applied(c, applied) {
-            let (allowed, flag) = match f.kind {
-                FindingKind::Drift => (request.allow_drift, "--allow-drift"),
-                _ => (request.allow_downgrade, "--allow-downgrade"),
+            let (allowed, what) = match f.kind {
+                FindingKind::Drift => (request.allow_drift, "drift"),
+                _ => (request.allow_downgrade, "a downgrade"),
             };
             if allowed {
-                overrides.push(format!("applied with {flag} over: {}", f.message));
-            } else {
-                problems.push(format!(
-                    "{}; refusing to run over it (check with `wasmig validate`; pass {flag} to \
-                     apply anyway)",
+                overrides.push(format!(
+                    "applied over {what}, as the operator allowed: {}",
                     f.message
                 ));
+            } else if f.kind == FindingKind::Drift {
+                problems.push(Problem::Drift {
+                    plugin: name.clone(),
+                    detail: f.message,
+                });
+            } else {
+                problems.push(Problem::Downgrade {
+                    plugin: name.clone(),
+                    detail: f.message,
+                });
             }
         }
         let limit = match &request.target {
@@ -421,12 +425,11 @@ pub(crate) fn plan_up_pending(
                 break;
             }
             if let Some(high) = highest_applied.filter(|h| step.version < **h) {
-                problems.push(format!(
-                    "plugin {name} migration {} is pending but the later migration {high} is \
-                     already applied; steps apply in version order, so give the new step a \
-                     version above {high}",
-                    step.version
-                ));
+                problems.push(Problem::Gap {
+                    plugin: name.clone(),
+                    version: step.version.to_string(),
+                    applied: high.to_string(),
+                });
                 continue;
             }
             pending.push(index);
@@ -457,7 +460,7 @@ pub fn plan_down(
     state: &State,
     manifests: &BTreeMap<String, Manifest>,
     request: &DownRequest,
-) -> Result<Plan, Vec<String>> {
+) -> Result<Plan, Vec<Problem>> {
     let mut plan = Plan::default();
     let mut problems = Vec::new();
     let mut visiting = BTreeSet::new();
@@ -493,16 +496,17 @@ fn plan_down_into(
     request: &DownRequest,
     visiting: &mut BTreeSet<String>,
     plan: &mut Plan,
-    problems: &mut Vec<String>,
+    problems: &mut Vec<Problem>,
 ) {
     let name = &request.plugin;
     if !visiting.insert(name.clone()) || plan.order.contains(name) {
         return;
     }
     let Some(applied) = state.applied.get(name).filter(|a| !a.is_empty()) else {
-        problems.push(format!(
-            "plugin {name} has no applied migrations to roll back"
-        ));
+        problems.push(Problem::NothingToRollBack {
+            plugin: name.clone(),
+            to: None,
+        });
         return;
     };
     let mut undo: Vec<&AppliedStep> = applied.values().rev().collect();
@@ -513,14 +517,10 @@ fn plan_down_into(
         undo.truncate(n);
     }
     if undo.is_empty() {
-        problems.push(format!(
-            "plugin {name} has nothing to roll back{}",
-            request
-                .to
-                .as_ref()
-                .map(|v| format!(": no applied migration above {v}"))
-                .unwrap_or_default()
-        ));
+        problems.push(Problem::NothingToRollBack {
+            plugin: name.clone(),
+            to: request.to.as_ref().map(|v| v.to_string()),
+        });
         return;
     }
     // After the rollback, the plugin's version for dependency checks is its newest
@@ -551,23 +551,23 @@ fn plan_down_into(
                 };
                 plan_down_into(state, manifests, &cascade, visiting, plan, problems);
             } else {
-                problems.push(format!(
-                    "plugin {other} requires {name} {}, and rolling {name} back would leave \
-                     it at {after}; roll {other} back first, or pass --cascade to roll it back \
-                     entirely before {name}",
-                    dep.requirement
-                ));
+                problems.push(Problem::DependentWouldBreak {
+                    plugin: name.clone(),
+                    dependent: other.clone(),
+                    requirement: dep.requirement.to_string(),
+                    after,
+                });
             }
         }
     }
 
     for a in undo {
         let Some(m) = manifests.get(&a.component_sha256) else {
-            problems.push(format!(
-                "plugin {name} migration {}: the component that applied it ({}) is not stored \
-                 in the database",
-                a.version, a.component_sha256
-            ));
+            problems.push(Problem::ComponentNotStored {
+                plugin: name.clone(),
+                version: a.version.to_string(),
+                component_sha256: a.component_sha256.clone(),
+            });
             continue;
         };
         match m.migrations.iter().find(|s| s.version == a.version) {
@@ -581,15 +581,14 @@ fn plan_down_into(
                 checksum: a.checksum.clone(),
                 direction: Direction::Down,
             }),
-            Some(_) => problems.push(format!(
-                "plugin {name} migration {} has no down step, so it cannot be rolled back; \
-                 nothing was rolled back",
-                a.version
-            )),
-            None => problems.push(format!(
-                "plugin {name} migration {}: the component that applied it does not declare it",
-                a.version
-            )),
+            Some(_) => problems.push(Problem::Irreversible {
+                plugin: name.clone(),
+                version: a.version.to_string(),
+            }),
+            None => problems.push(Problem::StepNotDeclared {
+                plugin: name.clone(),
+                version: a.version.to_string(),
+            }),
         }
     }
     plan.order.push(name.clone());
@@ -611,7 +610,7 @@ pub fn ungranted_reads<'m>(manifest: &'m Manifest, policy: &Policy) -> Vec<&'m s
 fn topological_order(
     scope: &BTreeSet<&str>,
     by_name: &BTreeMap<&str, &Candidate>,
-) -> Result<Vec<String>, Vec<String>> {
+) -> Result<Vec<String>, Vec<Problem>> {
     let mut waiting_on: BTreeMap<&str, usize> = BTreeMap::new();
     let mut dependents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for name in scope {
@@ -645,10 +644,9 @@ fn topological_order(
             .filter(|(_, n)| **n > 0)
             .map(|(name, _)| *name)
             .collect();
-        return Err(vec![format!(
-            "plugins {} depend on each other in a cycle; remove one of the dependencies",
-            stuck.join(", ")
-        )]);
+        return Err(vec![Problem::Cycle {
+            plugins: stuck.iter().map(|s| s.to_string()).collect(),
+        }]);
     }
     Ok(order)
 }
@@ -704,7 +702,7 @@ mod tests {
     }
 
     /// Plans `up` of everything with no recorded state and the default policy.
-    fn plan_fresh(c: &[Candidate]) -> Result<Plan, Vec<String>> {
+    fn plan_fresh(c: &[Candidate]) -> Result<Plan, Vec<Problem>> {
         plan_up(
             c,
             &State::default(),
@@ -774,16 +772,25 @@ mod tests {
         )];
         let e = plan_fresh(&c).unwrap_err();
         assert!(
-            e[0].contains("notes") && e[0].contains("accounts ^0.2"),
+            matches!(&e[..], [Problem::MissingDependency { plugin, dependency, requirement, .. }]
+                if plugin == "notes" && dependency == "accounts" && requirement == "^0.2"),
             "{e:?}"
         );
+        assert!(e[0].to_string().contains("accounts ^0.2"), "{e:?}");
 
         let c = vec![
             plugin("notes", "0.2.0", &[("accounts", "^0.2")], &["0.1.0"]),
             plugin("accounts", "0.1.9", &[], &["0.1.0"]),
         ];
         let e = plan_fresh(&c).unwrap_err();
-        assert!(e[0].contains("accounts is version 0.1.9"), "{e:?}");
+        assert!(
+            matches!(&e[..], [Problem::UnsatisfiedRequirement { found, .. }] if found == "0.1.9"),
+            "{e:?}"
+        );
+        assert!(
+            e[0].to_string().contains("accounts is version 0.1.9"),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -794,17 +801,27 @@ mod tests {
             plugin("c", "1.0.0", &[], &["1.0.0"]),
         ];
         let e = plan_fresh(&c).unwrap_err();
-        assert!(e[0].contains("a, b") && e[0].contains("cycle"), "{e:?}");
+        assert_eq!(
+            e,
+            [Problem::Cycle {
+                plugins: vec!["a".into(), "b".into()]
+            }]
+        );
+        assert!(
+            e[0].to_string()
+                .contains("a, b depend on each other in a cycle")
+        );
     }
 
     #[test]
-    fn reads_need_a_grant_and_the_error_shows_the_line_to_add() {
+    fn reads_need_a_grant() {
         let mut notes = plugin("notes", "0.1.0", &[], &["0.1.0"]);
         notes.manifest.reads = vec!["accounts".into()];
         let c = vec![notes];
         let e = plan_fresh(&c).unwrap_err();
         assert!(
-            e[0].contains("[plugins.notes]\n    reads = [\"accounts\"]"),
+            matches!(&e[..], [Problem::RefusedGrant { plugin, reads, .. }]
+                if plugin == "notes" && reads == &["accounts"]),
             "{e:?}"
         );
         let policy: Policy = toml::from_str("[plugins.notes]\nreads = [\"accounts\"]").unwrap();
@@ -823,7 +840,14 @@ mod tests {
         applied(&mut state, "accounts", "0.1.0");
         applied(&mut state, "accounts", "0.2.0");
         let e = plan_up(&c, &state, &Policy::default(), &UpRequest::default()).unwrap_err();
-        assert!(e[0].contains("0.1.5 is pending"), "{e:?}");
+        assert_eq!(
+            e,
+            [Problem::Gap {
+                plugin: "accounts".into(),
+                version: "0.1.5".into(),
+                applied: "0.2.0".into()
+            }]
+        );
     }
 
     #[test]
