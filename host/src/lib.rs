@@ -20,6 +20,7 @@
 
 // The stages of a run, in the order the data flows (see docs/architecture.md).
 mod catalog;
+mod ledger;
 mod loader;
 pub use wasmig_format::manifest;
 mod executor;
@@ -43,13 +44,13 @@ pub use builder::{HostBuilder, default_cache_dir};
 pub use error::{Error, Result};
 pub use executor::{RunReport, STEP_LOG, StepReport, StepSink};
 pub use host::Host;
+pub use ledger::{Direction, LedgerEntry, Outcome};
 pub use manifest::Manifest;
 pub use planner::{Finding, FindingKind, Plan, PlannedStep};
 pub use policy::Policy;
 pub use reports::{Compiled, DownOptions, Inspection, PluginAccess, PluginStatus, UpOptions};
 pub use runtime::{Compiler, Limits};
 pub use store::sqlite::Overrun;
-pub use store::{Direction, LedgerEntry, Outcome};
 
 /// Compiles the README's Rust snippets as doc tests, so the embedding example cannot rot.
 #[doc = include_str!("../../README.md")]

@@ -6,9 +6,10 @@ mod problem;
 
 pub use problem::Problem;
 
+use crate::ledger::Direction;
+pub use crate::ledger::{AppliedStep, State};
 use crate::manifest::Manifest;
 use crate::policy::Policy;
-use crate::store::Direction;
 use semver::Version;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,42 +24,6 @@ pub struct Candidate {
     pub sha256: String,
     /// What the plugin declares.
     pub manifest: Manifest,
-}
-
-/// A migration step recorded as applied.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AppliedStep {
-    /// The step's version.
-    pub version: Version,
-    /// The checksum the plugin declared when the step was applied.
-    pub checksum: String,
-    /// SHA-256 of the component that applied it.
-    pub component_sha256: String,
-    /// The version of the plugin that applied it.
-    pub plugin_version: Version,
-    /// When, in milliseconds since the Unix epoch.
-    pub applied_at_ms: i64,
-}
-
-/// What the database records: applied steps per plugin.
-#[derive(Debug, Clone, Default)]
-pub struct State {
-    /// Applied steps by plugin name, then by version.
-    pub applied: BTreeMap<String, BTreeMap<Version, AppliedStep>>,
-}
-
-impl State {
-    /// The highest applied version of a plugin's steps.
-    pub fn current(&self, plugin: &str) -> Option<&Version> {
-        self.applied.get(plugin).and_then(|s| s.keys().next_back())
-    }
-
-    /// The plugin version that applied the newest step: what is "installed".
-    pub fn installed_version(&self, plugin: &str) -> Option<&Version> {
-        self.applied
-            .get(plugin)
-            .and_then(|s| s.values().map(|a| &a.plugin_version).max())
-    }
 }
 
 /// What `up` should do.

@@ -7,7 +7,7 @@
 //! ([`Pipeline::settle`]), so nothing else runs while it does, and batches run in the order
 //! they were sent.
 
-use super::sql::{MAX_BATCH_VALUES, run_batch, unpack};
+use super::batch::{MAX_BATCH_VALUES, run_batch, unpack};
 use crate::store::{Backend, SqlError};
 use std::sync::mpsc;
 

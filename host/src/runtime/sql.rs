@@ -3,6 +3,7 @@
 //! value), which is most of what one import call per row used to cost.
 
 use super::StepState;
+use super::batch::{BATCH_CHUNK, MAX_BATCH_VALUES, run_batch, unpack};
 use super::bindings::wasmig::plugin::types;
 use crate::store::{Backend, Rows, SqlError, Value, ValueRef};
 use wasmtime::component::{ComponentType, Lift, Linker, WasmList, WasmStr};
@@ -10,10 +11,6 @@ use wasmtime::{AsContextMut, StoreContextMut};
 
 /// The WIT interface these functions implement.
 const INTERFACE: &str = "wasmig:plugin/sql@0.1.0";
-
-/// Rows of an `execute-many` bound per call into the storage seam: bounds the host memory a
-/// batch of any size needs to a few of these rows at a time.
-const BATCH_CHUNK: usize = 1024;
 
 /// The most values a packed call reserves room for before it decodes them: what the SDK's
 /// batch sends per call.
@@ -24,10 +21,6 @@ const MAX_STATEMENT_PARAMS: usize = 32766;
 
 /// The most values of `execute-many` rows lifted and run at once.
 const MANY_CHUNK_VALUES: usize = 64 * 1024;
-
-/// The most values one packed batch may carry: bounds what the host holds at once (the SDK
-/// sends 16,384 per call).
-pub(super) const MAX_BATCH_VALUES: usize = 1 << 20;
 
 /// The WIT `value`, lifted without copying: text and blobs stay in the plugin's memory.
 #[derive(ComponentType, Lift)]
@@ -357,47 +350,6 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
         },
     )?;
     Ok(())
-}
-
-/// `items` in chunks of `size`, or one empty chunk when there are none: an empty batch still
-/// prepares its statement, so a bad one is reported.
-fn chunks_or_empty<T>(items: &[T], size: usize) -> impl Iterator<Item = &[T]> {
-    items.chunks(size).chain(items.is_empty().then_some(items))
-}
-
-/// Runs `statement` once per row of `values`, `width` values a row, bound a chunk of rows at a
-/// time. `call` names the import in the error for values that are not whole rows.
-pub(super) fn run_batch(
-    backend: &mut dyn Backend,
-    statement: &str,
-    width: usize,
-    values: &[ValueRef<'_>],
-    call: &str,
-) -> Result<u64, SqlError> {
-    if width == 0 || !values.len().is_multiple_of(width) {
-        return Err(SqlError::Syntax(format!(
-            "{call} got {} values, which is not a whole number of rows of {width}",
-            values.len()
-        )));
-    }
-    let mut changed = 0;
-    for chunk in chunks_or_empty(values, width * BATCH_CHUNK) {
-        let rows: Vec<&[ValueRef<'_>]> = chunk.chunks(width).collect();
-        changed += backend.execute_many(statement, &rows)?;
-    }
-    Ok(changed)
-}
-
-/// Decodes packed values (see [`wasmig_format::packed`]), at most `max` of them.
-pub(super) fn unpack<'a>(
-    bytes: &'a [u8],
-    out: &mut Vec<ValueRef<'a>>,
-    max: usize,
-) -> Result<(), SqlError> {
-    wasmig_format::packed::unpack(bytes, out, max).map_err(|e| match e {
-        wasmig_format::packed::UnpackError::Malformed(m) => SqlError::Other(m),
-        e @ wasmig_format::packed::UnpackError::TooMany(_) => SqlError::Limit(e.to_string()),
-    })
 }
 
 /// Binds and runs rows whose parameters lie end to end in `params`, row `i` ending at the

@@ -122,6 +122,11 @@ pub(crate) const VTAB_MODULES: &[&str] = &["fts5", "rtree", "rtree_i32"];
 /// before it reads its index); they report nothing about any object.
 const INTERNAL_PRAGMAS: &[&str] = &["page_size", "data_version"];
 
+/// The SQL aggregate that scans a schema table for the schema check. Registered on the host's
+/// connection only for direct use (`SQLITE_DIRECTONLY`: no trigger or view can call it) and
+/// denied to plugins by the authorizer.
+pub(crate) const SCAN_FUNCTION: &str = "wasmig_schema_scan";
+
 /// Functions a plugin may call: SQLite's built-ins that compute from their arguments alone
 /// (wasmig replaces the ones that scan a pattern with versions on the step's clock, see
 /// `store/sqlite/bounded_functions.rs`), and the functions `fts5` queries use. Any other
@@ -280,7 +285,7 @@ const FUNCTION_DENY_LIST: &[&str] = &[
     "matchinfo",
     "offsets",
     "optimize",
-    super::sqlite::SCAN_FUNCTION,
+    SCAN_FUNCTION,
 ];
 
 /// What the statement being prepared has done so far; reset before each prepare and step.

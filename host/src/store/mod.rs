@@ -7,8 +7,8 @@ mod schema_pages;
 mod sql_text;
 pub(crate) mod sqlite;
 
-use crate::planner::State;
-use serde::{Deserialize, Serialize};
+use crate::ledger::State;
+pub use crate::ledger::{Direction, LedgerEntry, Outcome};
 use std::time::Duration;
 
 pub(crate) use authorizer::Scope;
@@ -88,81 +88,6 @@ pub(crate) enum SqlError {
     Syntax(String),
     Limit(String),
     Other(String),
-}
-
-/// Up or down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    /// Applying a step.
-    Up,
-    /// Undoing a step.
-    Down,
-}
-
-impl Direction {
-    /// `"up"` or `"down"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Up => "up",
-            Direction::Down => "down",
-        }
-    }
-}
-
-/// How an attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    /// The step committed.
-    Succeeded,
-    /// The step was rolled back.
-    Failed,
-}
-
-impl Outcome {
-    /// `"succeeded"` or `"failed"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed => "failed",
-        }
-    }
-}
-
-/// One row of the append-only ledger: one attempt at one step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LedgerEntry {
-    /// Position in the ledger (assigned by the database; 0 before it is written).
-    pub id: i64,
-    /// The plugin.
-    pub plugin: String,
-    /// The plugin's version at the time.
-    pub plugin_version: String,
-    /// The step's version.
-    pub version: String,
-    /// The step's description.
-    pub description: String,
-    /// Up or down.
-    pub direction: Direction,
-    /// How it ended.
-    pub outcome: Outcome,
-    /// Why it failed.
-    pub error: Option<String>,
-    /// When it started, in milliseconds since the Unix epoch.
-    pub started_at_ms: i64,
-    /// How long it took, in microseconds.
-    pub duration_us: i64,
-    /// The step's checksum.
-    pub checksum: String,
-    /// SHA-256 of the component that ran it.
-    pub component_sha256: String,
-    /// The version of wasmig that ran it.
-    pub wasmig_version: String,
-    /// The statements the plugin executed, in order (the audit trail).
-    pub statements: Vec<String>,
-    /// A decision the operator made for this run, such as applying over drift.
-    pub note: Option<String>,
 }
 
 /// The storage a migration run needs. Every method runs on the one connection or session

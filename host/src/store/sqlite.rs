@@ -10,21 +10,22 @@ mod temp_quota;
 mod transaction;
 mod watchdog;
 
-pub(crate) use schema_check::SCAN_FUNCTION;
 use schema_check::*;
 use session::*;
 
 use watchdog::Watchdog;
 pub use watchdog::{Overrun, OverrunHandler};
 
-use super::authorizer::{SharedAuthState, authorizer, first_keyword, is_autoindex_of};
+use super::authorizer::{
+    SCAN_FUNCTION, SharedAuthState, authorizer, first_keyword, is_autoindex_of,
+};
 use super::schema_pages::{self, PageKeys, READ_PAGE, Stored, read_page};
 use super::sql_text::{self, Token};
 use super::{
     Backend, BackendOptions, Direction, LedgerEntry, Outcome, Rows, SchemaMark, SchemaObject,
     Scope, SqlError, SqlLimits, StepCheck, Value,
 };
-use crate::planner::{AppliedStep, State};
+use crate::ledger::{AppliedStep, State};
 use crate::{Error, Result};
 use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::types::{ToSqlOutput, ValueRef};

@@ -109,11 +109,6 @@ pub(super) fn owned_by(scope: &Scope, o: &SchemaObject) -> bool {
     name_ok && scope.owns(&o.table)
 }
 
-/// The SQL aggregate that scans a schema table for [`SchemaMark`]s. Registered on the host's
-/// connection only for direct use (`SQLITE_DIRECTONLY`: no trigger or view can call it) and
-/// denied to plugins by the authorizer.
-pub(crate) const SCAN_FUNCTION: &str = "wasmig_schema_scan";
-
 /// What one scan of a schema table found.
 #[derive(Debug, Default)]
 pub(super) struct ScanOut {

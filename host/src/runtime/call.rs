@@ -1,0 +1,325 @@
+//! The call into a plugin and its bounds: a fresh store and instance per call, memory and
+//! table limits, the epoch deadline and the host's timer around the call, and what the call
+//! reports (its statements, its output, why it failed).
+
+use super::*;
+
+pub(super) fn describe_plugin_error(e: &types::Error, state: &StepState) -> String {
+    format!("{}{}", describe_error(e), plugin_said(state))
+}
+
+pub(super) fn describe_error(e: &types::Error) -> String {
+    match e {
+        types::Error::AccessDenied(m) => format!("access denied: {m}"),
+        types::Error::Constraint(m) => format!("constraint failed: {m}"),
+        types::Error::Syntax(m) => format!("SQL error: {m}"),
+        types::Error::Limit(m) => format!("limit reached: {m}"),
+        types::Error::Other(m) => m.clone(),
+    }
+}
+
+/// What the plugin said before it failed, to append to the failure: the end of its stderr
+/// (where a wasm32-wasip2 build's panic message goes) or, without any, its last error-level
+/// log message (where the SDK sends it in a build without WASI).
+pub(super) fn plugin_said(state: &StepState) -> String {
+    let stderr = stderr_tail(state);
+    if !stderr.is_empty() {
+        format!("; its stderr: {stderr}")
+    } else if !state.last_error_log.is_empty() {
+        format!("; it logged: {}", state.last_error_log)
+    } else {
+        String::new()
+    }
+}
+
+/// A plugin's stdout and stderr go to the log, tagged with the plugin.
+pub(super) fn forward_output(state: &StepState) {
+    let plugin = state.plugin.as_str();
+    let out = captured(&state.stdout);
+    if !out.is_empty() {
+        tracing::info!(plugin, stream = "stdout", "{out}");
+    }
+    let err = captured(&state.stderr);
+    if !err.is_empty() {
+        tracing::warn!(plugin, stream = "stderr", "{err}");
+    }
+}
+
+pub(super) fn captured(pipe: &BoundedOutput) -> String {
+    pipe.text()
+}
+
+/// How much of a plugin's stderr goes into an error (a panic message is at its end).
+pub(super) const STDERR_IN_ERRORS: usize = 2048;
+
+/// The end of a plugin's stderr, for an error message.
+pub(super) fn stderr_tail(state: &StepState) -> String {
+    let text = captured(&state.stderr);
+    if text.len() <= STDERR_IN_ERRORS {
+        return text;
+    }
+    let mut start = text.len() - STDERR_IN_ERRORS;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("…{}", &text[start..])
+}
+
+impl Runtime {
+    pub(super) fn store(
+        &self,
+        loaded: &Loaded,
+        plugin: &str,
+        backend: Option<Box<dyn Backend>>,
+    ) -> Store<StepState> {
+        let out = BoundedOutput::new(self.limits.max_log_bytes);
+        let err = BoundedOutput::new(self.limits.max_log_bytes);
+        // Nothing is granted: no preopens, no environment, no arguments, no network.
+        let wasi = WasiCtx::builder()
+            .stdout(out.clone())
+            .stderr(err.clone())
+            .build();
+        let state = StepState {
+            wasi,
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.max_memory)
+                .table_elements(100_000)
+                .instances(64)
+                .tables(64)
+                .memories(16)
+                .trap_on_grow_failure(true)
+                .build(),
+            plugin: plugin.to_string(),
+            backend,
+            report: CallReport::default(),
+            params: Vec::new(),
+            values: Vec::new(),
+            pipeline: None,
+            log_left: self.limits.max_log_bytes,
+            stdout: out,
+            stderr: err,
+            last_error_log: String::new(),
+        };
+        let mut store = Store::new(loaded.pre.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(self.deadline_ticks());
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// The deadline of one call, in epoch ticks.
+    pub(super) fn deadline_ticks(&self) -> u64 {
+        (self.limits.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+    }
+
+    /// Instantiates the plugin in a fresh store and drops it: what every call pays first.
+    pub(crate) async fn instantiate(&self, loaded: &Loaded) -> Result<(), String> {
+        self.instantiate_for_step(loaded, "inspect")
+            .await
+            .instance
+            .map(drop)
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    /// Calls the plugin's `manifest()` with no SQL granted.
+    pub(crate) async fn manifest(
+        &self,
+        loaded: &Loaded,
+        label: &str,
+    ) -> Result<RawManifest, String> {
+        let mut store = self.store(loaded, label, None);
+        let result = self
+            .bounded(async {
+                let instance = loaded.pre.instantiate_async(&mut store).await?;
+                instance
+                    .wasmig_plugin_plugin()
+                    .call_manifest(&mut store)
+                    .await
+            })
+            .await;
+        forward_output(store.data());
+        match result {
+            Ok(m) => Ok(RawManifest {
+                name: m.name,
+                version: m.version,
+                description: m.description,
+                depends_on: m
+                    .depends_on
+                    .into_iter()
+                    .map(|d| (d.name, d.requirement))
+                    .collect(),
+                reads: m.reads,
+                migrations: m
+                    .migrations
+                    .into_iter()
+                    .map(|m| RawMigration {
+                        version: m.version,
+                        description: m.description,
+                        reversible: m.reversible,
+                        checksum: m.checksum,
+                    })
+                    .collect(),
+            }),
+            Err(e) => Err(format!(
+                "manifest() failed: {}",
+                self.describe_trap(&e, store.data())
+            )),
+        }
+    }
+
+    /// Instantiates a plugin in a fresh store for one call, with no SQL granted (a start
+    /// function gets `access-denied`). The executor does this for a plugin's next step while
+    /// the current one runs.
+    pub(crate) async fn instantiate_for_step(&self, loaded: &Loaded, label: &str) -> Instantiated {
+        let mut store = self.store(loaded, label, None);
+        let instance = self.bounded(loaded.pre.instantiate_async(&mut store)).await;
+        Instantiated { store, instance }
+    }
+
+    /// Runs one step's `up` or `down` with SQL scoped to the plugin, in `ready` (instantiated
+    /// for this step by [`Runtime::instantiate_for_step`]) or a fresh instance. The backend is
+    /// lent to the plugin's store for the call and always handed back.
+    pub(crate) async fn run_step(
+        &self,
+        loaded: &Loaded,
+        ready: Option<Instantiated>,
+        scope: Scope,
+        mut backend: Box<dyn Backend>,
+        up: bool,
+        version: &str,
+    ) -> (Box<dyn Backend>, CallReport, Result<(), String>) {
+        let label = step_label(&scope.plugin, version);
+        let limits = self.sql_limits();
+        let ready = match ready {
+            Some(ready) if ready.store.data().plugin == label => ready,
+            _ => self.instantiate_for_step(loaded, &label).await,
+        };
+        let Instantiated {
+            mut store,
+            instance,
+        } = ready;
+        if let Err(e) = backend.enter_plugin(scope, limits) {
+            return (backend, CallReport::default(), Err(e.to_string()));
+        }
+        store.data_mut().backend = Some(backend);
+        // The call gets the whole deadline, however long the instance waited for it.
+        store.set_epoch_deadline(self.deadline_ticks());
+        let result = self
+            .bounded(async {
+                let instance = instance?;
+                let guest = instance.wasmig_plugin_plugin();
+                if up {
+                    guest.call_up(&mut store, version).await
+                } else {
+                    guest.call_down(&mut store, version).await
+                }
+            })
+            .await;
+        // A batch still running finishes first; one that failed without the plugin hearing
+        // of it fails the step (the plugin returned without collecting it).
+        let unreported = sql::settle_batches(store.data_mut());
+        let outcome = match result {
+            Ok(Ok(())) => match unreported {
+                None => Ok(()),
+                Some(e) => Err(format!(
+                    "a batch the step sent failed: {}",
+                    describe_error(&sql::to_wit_error(e))
+                )),
+            },
+            Ok(Err(e)) => Err(describe_plugin_error(&e, store.data())),
+            Err(trap) => Err(self.describe_trap(&trap, store.data())),
+        };
+        forward_output(store.data());
+        let state = store.data_mut();
+        let mut backend = state
+            .backend
+            .take()
+            .expect("the backend is lent for the call");
+        let report = std::mem::take(&mut state.report).finish();
+        // Tearing the instance down (unmapping its memory and stacks) costs as much as
+        // setting it up; a blocking thread does it while the run goes on.
+        drop_elsewhere(store);
+        if let Err(e) = backend.leave_plugin() {
+            return (backend, report, Err(e.to_string()));
+        }
+        (backend, report, outcome)
+    }
+
+    /// Runs one step's SQL from the plugin's declaration: what the `execute-script` import
+    /// does for a plugin's code, scoped and bounded the same way, without an instance.
+    pub(crate) fn run_sql(
+        &self,
+        scope: Scope,
+        mut backend: Box<dyn Backend>,
+        script: &str,
+    ) -> (Box<dyn Backend>, CallReport, Result<(), String>) {
+        let mut report = CallReport::default();
+        if let Err(e) = backend.enter_plugin(scope, self.sql_limits()) {
+            return (backend, report, Err(e.to_string()));
+        }
+        let mut statements = Vec::new();
+        let outcome = backend
+            .execute_script(script, &mut statements)
+            .map_err(|e| describe_error(&sql::to_wit_error(e)));
+        for statement in &statements {
+            report.ran(statement);
+        }
+        let report = report.finish();
+        if let Err(e) = backend.leave_plugin() {
+            return (backend, report, Err(e.to_string()));
+        }
+        (backend, report, outcome)
+    }
+
+    /// Bounds a call into a plugin by the host's clock. The engine's epoch interrupts a guest
+    /// that executes wasm; a guest blocked in a host call that waits (a WASI sleep or poll)
+    /// executes none, and is stopped here instead: at the deadline the call's future is
+    /// dropped, which unwinds the guest, and the call ends as an interrupted one.
+    pub(super) async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = wasmtime::Result<T>>,
+    ) -> wasmtime::Result<T> {
+        match tokio::time::timeout(self.limits.deadline, call).await {
+            Ok(result) => result,
+            Err(_) => Err(wasmtime::Trap::Interrupt.into()),
+        }
+    }
+
+    /// The bounds on one step's SQL, its deadline starting now.
+    pub(super) fn sql_limits(&self) -> SqlLimits {
+        SqlLimits {
+            deadline: std::time::Instant::now() + self.limits.deadline,
+            max_result_bytes: self.limits.max_result_bytes,
+            max_growth_bytes: self.limits.max_growth_bytes,
+            max_temp_bytes: self.limits.max_temp_bytes,
+        }
+    }
+
+    pub(super) fn describe_trap(&self, e: &wasmtime::Error, state: &StepState) -> String {
+        let what = match e.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::Interrupt) => format!(
+                "exceeded its {} deadline",
+                humantime::format_duration(self.limits.deadline)
+            ),
+            Some(wasmtime::Trap::StackOverflow) => "overflowed its stack".to_string(),
+            Some(wasmtime::Trap::UnreachableCodeReached) => {
+                "trapped (unreachable code reached; Rust panics end this way)".to_string()
+            }
+            Some(trap) => format!("trapped: {trap}"),
+            None => {
+                // The root cause, without the wasm backtrace wasmtime wraps around it.
+                let cause = e.root_cause().to_string();
+                if cause.contains("growing memory") {
+                    format!(
+                        "exceeded its memory limit of {} MiB ({cause})",
+                        self.limits.max_memory >> 20
+                    )
+                } else {
+                    cause
+                }
+            }
+        };
+        format!("plugin {} {what}{}", state.plugin, plugin_said(state))
+    }
+}

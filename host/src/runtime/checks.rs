@@ -1,0 +1,163 @@
+//! What a component must be before anything of it runs: a component (not a core module),
+//! importing only allow-listed interfaces, exporting wasmig's `plugin`; and its declaration
+//! section, when it carries one.
+
+use super::*;
+
+/// The interface a plugin must export, as the component model names it.
+pub(super) const PLUGIN_EXPORT: &str = "wasmig:plugin/plugin@0.1.0";
+
+/// Interfaces a plugin may import: ours, and the WASI interfaces that wasm32-wasip2 std links
+/// (granted nothing: no preopened directories, no environment, no network).
+pub(super) const IMPORT_ALLOW_LIST: &[&str] = &[
+    "wasmig:plugin/types@0.1.0",
+    "wasmig:plugin/sql@0.1.0",
+    "wasmig:plugin/log@0.1.0",
+    "wasi:io/error@",
+    "wasi:io/poll@",
+    "wasi:io/streams@",
+    "wasi:cli/environment@",
+    "wasi:cli/exit@",
+    "wasi:cli/stdin@",
+    "wasi:cli/stdout@",
+    "wasi:cli/stderr@",
+    "wasi:cli/terminal-input@",
+    "wasi:cli/terminal-output@",
+    "wasi:cli/terminal-stdin@",
+    "wasi:cli/terminal-stdout@",
+    "wasi:cli/terminal-stderr@",
+    "wasi:clocks/monotonic-clock@",
+    "wasi:clocks/wall-clock@",
+    "wasi:random/random@",
+    "wasi:random/insecure@",
+    "wasi:random/insecure-seed@",
+    "wasi:filesystem/types@",
+    "wasi:filesystem/preopens@",
+];
+
+/// Tells apart "not WebAssembly", "a core module" and "a component" before compiling, so the
+/// error says what the file is.
+pub(super) fn check_header(bytes: &[u8]) -> Result<(), String> {
+    if bytes.len() < 8 || &bytes[0..4] != b"\0asm" {
+        return Err("not a WebAssembly file (no \\0asm header)".to_string());
+    }
+    match &bytes[4..8] {
+        // Core module, version 1.
+        [1, 0, 0, 0] => Err(
+            "a core WebAssembly module, not a component: build the plugin for wasm32-wasip2, or \
+             for wasm32-unknown-unknown with the linker wasm-component-ld (or wrap it with \
+             `wasm-tools component new`)"
+                .to_string(),
+        ),
+        // Component layer.
+        [_, _, 1, 0] => Ok(()),
+        _ => Err("unknown WebAssembly binary version".to_string()),
+    }
+}
+
+/// Reads a plugin's declaration (its manifest and SQL as data, see [`crate::declaration`]),
+/// without compiling anything; `None` for a plugin without one.
+///
+/// With `check`, a plugin with a declaration is checked here as compiling would check it: the
+/// whole component is validated, its imports must be on the allow-list and it must export
+/// the plugin interface. Its manifest is read that way the first time wasmig sees it; running
+/// its steps later (the same bytes, by SHA-256) needs only the declaration. Without a
+/// declaration, the sections are only skimmed (the compile validates).
+pub(crate) fn read_declaration(bytes: &[u8], check: bool) -> Result<Option<Declaration>, String> {
+    use wasmparser::{Parser, Payload, ValidPayload, Validator, WasmFeatures};
+
+    check_header(bytes)?;
+    let invalid =
+        |e: wasmparser::BinaryReaderError| format!("not a valid WebAssembly component: {e}");
+    let mut section = None;
+    for payload in Parser::new(0).parse_all(bytes) {
+        if let Payload::CustomSection(reader) = payload.map_err(invalid)?
+            && reader.name() == crate::declaration::SECTION
+        {
+            if section.is_some() {
+                return Err(format!(
+                    "has two {} sections: which one declares the plugin?",
+                    crate::declaration::SECTION
+                ));
+            }
+            section = Some(reader.data());
+        }
+    }
+    let Some(section) = section else {
+        return Ok(None);
+    };
+    if !check {
+        return Declaration::decode(section).map(Some);
+    }
+
+    // Everything wasmparser knows: what the code may use is the compiler's business when a
+    // code step runs; here only the component's shape matters.
+    let mut validator = Validator::new_with_features(WasmFeatures::all());
+    let mut bodies = Vec::new();
+    let (mut depth, mut imports, mut exports) = (0usize, Vec::new(), Vec::new());
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(invalid)?;
+        if let ValidPayload::Func(func, body) = validator.payload(&payload).map_err(invalid)? {
+            bodies.push((func, body));
+        }
+        match payload {
+            Payload::Version { .. } => depth += 1,
+            Payload::End(_) => depth -= 1,
+            Payload::ComponentImportSection(reader) if depth == 1 => {
+                for import in reader {
+                    imports.push(import.map_err(invalid)?.name.name.to_string());
+                }
+            }
+            Payload::ComponentExportSection(reader) if depth == 1 => {
+                for export in reader {
+                    exports.push(export.map_err(invalid)?.name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut allocations = wasmparser::FuncValidatorAllocations::default();
+    for (func, body) in bodies {
+        let mut v = func.into_validator(allocations);
+        v.validate(&body).map_err(invalid)?;
+        allocations = v.into_allocations();
+    }
+    check_interface(imports.iter().map(String::as_str), || exports)?;
+    Declaration::decode(section).map(Some)
+}
+
+/// Refuses a component whose imports are not all on the allow-list, or that does not export
+/// the plugin interface (`exports` lists its exports, for the error).
+pub(super) fn check_interface<'a>(
+    imports: impl Iterator<Item = &'a str>,
+    exports: impl FnOnce() -> Vec<String>,
+) -> Result<(), String> {
+    let refused: Vec<&str> = imports
+        .filter(|name| {
+            !IMPORT_ALLOW_LIST
+                .iter()
+                .any(|allowed| name.starts_with(allowed))
+        })
+        .collect();
+    if !refused.is_empty() {
+        return Err(format!(
+            "imports {} which wasmig does not grant to plugins (a plugin may import only \
+             wasmig:plugin/sql and wasmig:plugin/log, plus the WASI interfaces Rust's std \
+             links)",
+            refused.join(", ")
+        ));
+    }
+    let exports = exports();
+    if !exports.iter().any(|e| e == PLUGIN_EXPORT) {
+        return Err(format!(
+            "does not export {PLUGIN_EXPORT}: it is not a wasmig migration plugin (it exports \
+             {}); build it with the wasmig-guest SDK",
+            if exports.is_empty() {
+                "nothing".to_string()
+            } else {
+                exports.join(", ")
+            }
+        ));
+    }
+    Ok(())
+}
