@@ -1,0 +1,157 @@
+//! The command line's arguments: what `wasmig --help` shows.
+
+use super::*;
+
+/// Run plugins' database migrations as sandboxed WebAssembly components.
+#[derive(Parser)]
+#[command(name = "wasmig", version)]
+pub(crate) struct Cli {
+    /// Directory whose *.wasm files are the plugins.
+    #[arg(long, global = true, env = "WASMIG_PLUGINS", default_value = "plugins")]
+    pub(crate) plugins: PathBuf,
+
+    /// SQLite database file (created if missing).
+    #[arg(long, global = true, env = "WASMIG_DB", default_value = "wasmig.db")]
+    pub(crate) db: PathBuf,
+
+    /// Policy file: read grants and limits [default: ./wasmig.toml if it exists].
+    #[arg(long, global = true, env = "WASMIG_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Wall-clock time one migration step may take, e.g. 30s or 2m (overrides the policy).
+    #[arg(long, global = true, env = "WASMIG_DEADLINE")]
+    pub(crate) deadline: Option<String>,
+
+    /// How long to wait for another runner holding the database, e.g. 60s.
+    #[arg(
+        long,
+        global = true,
+        env = "WASMIG_LOCK_TIMEOUT",
+        default_value = "60s"
+    )]
+    pub(crate) lock_timeout: String,
+
+    /// Where compiled plugins are cached [default: $XDG_CACHE_HOME/wasmig or ~/.cache/wasmig].
+    #[arg(long, global = true, env = "WASMIG_CACHE_DIR")]
+    pub(crate) cache_dir: Option<PathBuf>,
+
+    /// Compile every plugin on every run; do not read or write the compile cache.
+    #[arg(long, global = true)]
+    pub(crate) no_cache: bool,
+
+    /// Which compiler turns plugins into native code: auto (Winch for a plugin not in the
+    /// compile cache, Cranelift's code once `wasmig compile` cached it), cranelift, winch.
+    #[arg(long, global = true, env = "WASMIG_COMPILER", value_enum, default_value_t = CompilerArg::Auto)]
+    pub(crate) compiler: CompilerArg,
+
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Apply pending migrations: of every plugin, or of PLUGIN[@VERSION] and its dependencies.
+    Up {
+        /// Only this plugin (and what it depends on), optionally up to a step version.
+        target: Option<String>,
+        /// Run the steps in a transaction that is rolled back; report what they would do.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply even though an applied migration changed since (recorded in the history).
+        #[arg(long)]
+        allow_drift: bool,
+        /// Apply even though a plugin file is older than what is applied (recorded).
+        #[arg(long)]
+        allow_downgrade: bool,
+    },
+    /// What `up` would do: runs it in a transaction that is rolled back.
+    Plan {
+        /// Only this plugin (and what it depends on), optionally up to a step version.
+        target: Option<String>,
+    },
+    /// Roll a plugin back with its down steps, newest first.
+    Down {
+        /// The plugin.
+        plugin: String,
+        /// Roll back every applied step above this version.
+        #[arg(long, conflicts_with = "steps", required_unless_present = "steps")]
+        to: Option<semver::Version>,
+        /// Roll back the newest N applied steps.
+        #[arg(long)]
+        steps: Option<usize>,
+        /// First roll back, entirely, the applied plugins that depend on what goes.
+        #[arg(long)]
+        cascade: bool,
+        /// Run the steps in a transaction that is rolled back; report what they would do.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Roll back every applied step of a plugin.
+    Uninstall {
+        /// The plugin.
+        plugin: String,
+        /// First roll back, entirely, the applied plugins that depend on it.
+        #[arg(long)]
+        cascade: bool,
+        /// Run the steps in a transaction that is rolled back; report what they would do.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show every plugin: its file, version, applied version and pending steps.
+    Status,
+    /// Report drift, downgrades, missing files and gaps; exits non-zero if there are any.
+    Validate,
+    /// Show what each plugin may touch (its namespace and read grants) and the limits.
+    Policy,
+    /// Load one plugin file (compile cache included) and show its manifest, imports and
+    /// load and instantiation times. Runs no migration.
+    Inspect {
+        /// The .wasm file.
+        file: PathBuf,
+    },
+    /// Compile every plugin file with the optimizing compiler into the compile cache
+    /// (deploy-time precompilation). Runs no plugin code; touches no database.
+    Compile,
+    /// Show every recorded attempt, oldest first.
+    History {
+        /// Only this plugin.
+        plugin: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum CompilerArg {
+    Auto,
+    Cranelift,
+    Winch,
+}
+
+pub(crate) fn parse_target(target: Option<&str>) -> Result<UpOptions> {
+    let Some(target) = target else {
+        return Ok(UpOptions::default());
+    };
+    let (plugin, version) = match target.split_once('@') {
+        Some((p, v)) => {
+            let v = semver::Version::parse(v)
+                .with_context(|| format!("{target}: {v:?} is not a semver version"))?;
+            (p, Some(v))
+        }
+        None => (target, None),
+    };
+    if plugin.is_empty() {
+        bail!("{target}: the plugin name is missing");
+    }
+    Ok(UpOptions {
+        plugin: Some(plugin.to_string()),
+        to_version: version,
+        ..UpOptions::default()
+    })
+}

@@ -1,0 +1,472 @@
+//! What the commands print: tables for people by default, JSON with `--json`, each step as
+//! it ends, and errors with what to do about them here.
+
+use super::*;
+
+pub(crate) fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(header);
+    t
+}
+
+pub(crate) fn json(value: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Prints a real run as it goes, one line (or one JSON array element) per step as the step
+/// ends, so a run over thousands of plugins shows progress and holds no table of them. The
+/// JSON document has the shape of [`RunReport`]'s; when the run stops with an error after
+/// some steps, it ends with an `"error"` field, and the error also goes to stderr.
+pub(crate) struct Progress {
+    pub(crate) json: bool,
+    pub(crate) direction: Direction,
+    pub(crate) started: bool,
+    pub(crate) ran: usize,
+}
+
+impl Progress {
+    pub(crate) fn new(json: bool, direction: Direction) -> Self {
+        Progress {
+            json,
+            direction,
+            started: false,
+            ran: 0,
+        }
+    }
+
+    pub(crate) fn step(&mut self, step: wasmig::StepReport) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        if self.json {
+            let prefix = if self.started {
+                ","
+            } else {
+                "{\n  \"dry_run\": false,\n  \"steps\": ["
+            };
+            let body = serde_json::to_string_pretty(&step).unwrap_or_default();
+            let _ = write!(out, "{prefix}\n    {}", body.replace('\n', "\n    "));
+        } else {
+            if !self.started {
+                let _ = writeln!(
+                    out,
+                    "{:<9}  {:<9}  {:<24} {:<10} {:>8} {:>10}  DESCRIPTION",
+                    "OUTCOME", "DIRECTION", "PLUGIN", "VERSION", "ROWS", "DURATION"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "{:<9}  {:<9}  {:<24} {:<10} {:>8} {:>10}  {}",
+                step.outcome.as_str(),
+                step.direction.as_str(),
+                step.plugin,
+                step.version,
+                step.rows_changed,
+                duration(step.duration_us),
+                step.description
+            );
+            if let Some(e) = &step.error {
+                let _ = writeln!(out, "  error: {e}");
+            }
+        }
+        let _ = out.flush();
+        self.started = true;
+        self.ran += 1;
+    }
+
+    /// Ends the output with the run's outcome; an error is returned (and printed by `main`)
+    /// after the JSON document is closed.
+    pub(crate) fn finish(self, result: wasmig::Result<RunReport>) -> Result<ExitCode> {
+        let rest = match &result {
+            _ if !self.json => None,
+            Ok(report) => Some(serde_json::to_value(report)?),
+            Err(e) if self.started => {
+                Some(serde_json::json!({ "ran": self.ran, "error": describe_wasmig(e) }))
+            }
+            // Nothing printed yet: the error alone, as for any other command.
+            Err(_) => None,
+        };
+        if let Some(mut rest) = rest {
+            let fields = rest.as_object_mut().expect("a report is an object");
+            fields.remove("steps");
+            fields.remove("dry_run");
+            let mut text = if self.started {
+                "\n  ],".to_string()
+            } else {
+                "{\n  \"dry_run\": false,\n  \"steps\": [],".to_string()
+            };
+            for (i, (key, value)) in fields.iter().enumerate() {
+                let value = serde_json::to_string_pretty(value)?.replace('\n', "\n  ");
+                let comma = if i + 1 < fields.len() { "," } else { "" };
+                text.push_str(&format!(
+                    "\n  {}: {value}{comma}",
+                    serde_json::to_string(key)?
+                ));
+            }
+            println!("{text}\n}}");
+        }
+        let report = result?;
+        if !self.json {
+            if report.ran == 0 {
+                println!("Nothing to do.");
+            } else {
+                let verb = match self.direction {
+                    Direction::Up => "Applied",
+                    Direction::Down => "Rolled back",
+                };
+                println!("{verb} {} step(s).", report.ran);
+            }
+            print_not_run(&report);
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+pub(crate) fn print_not_run(report: &RunReport) {
+    if !report.not_run.is_empty() {
+        let list: Vec<String> = report
+            .not_run
+            .iter()
+            .map(|s| format!("{} {}", s.plugin, s.version))
+            .collect();
+        println!("Not run: {}", list.join(", "));
+    }
+}
+
+/// Prints a run (or a dry run); a failed step in a dry run makes the exit code non-zero.
+pub(crate) fn print_run(report: &RunReport, as_json: bool) -> Result<ExitCode> {
+    let code = if report.failure().is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    };
+    if as_json {
+        json(report)?;
+        return Ok(code);
+    }
+    if report.steps.is_empty() {
+        println!("Nothing to do.");
+        return Ok(code);
+    }
+    let outcome = |s: &wasmig::StepReport| match (report.dry_run, s.outcome) {
+        (true, Outcome::Succeeded) => "would succeed".to_string(),
+        (true, Outcome::Failed) => "would fail".to_string(),
+        (false, o) => o.as_str().to_string(),
+    };
+    let mut t = table(&[
+        "PLUGIN",
+        "VERSION",
+        "DIRECTION",
+        "DESCRIPTION",
+        "OUTCOME",
+        "ROWS",
+        "DURATION",
+    ]);
+    for s in &report.steps {
+        t.add_row(vec![
+            s.plugin.clone(),
+            s.version.clone(),
+            s.direction.as_str().to_string(),
+            s.description.clone(),
+            outcome(s),
+            s.rows_changed.to_string(),
+            duration(s.duration_us),
+        ]);
+    }
+    println!("{t}");
+    if report.dry_run {
+        for s in &report.steps {
+            println!("\n{} {} {}:", s.plugin, s.version, s.direction.as_str());
+            for c in &s.schema_changes {
+                println!("  {c}");
+            }
+            for stmt in &s.statements {
+                println!(
+                    "  > {}",
+                    stmt.split_whitespace().collect::<Vec<_>>().join(" ")
+                );
+            }
+            if let Some(e) = &s.error {
+                println!("  error: {e}");
+            }
+        }
+        println!("\nDry run: everything was rolled back; the database is unchanged.");
+    } else {
+        let verb = match report.steps[0].direction {
+            Direction::Up => "Applied",
+            Direction::Down => "Rolled back",
+        };
+        println!("{verb} {} step(s).", report.steps.len());
+    }
+    print_not_run(report);
+    Ok(code)
+}
+
+pub(crate) fn print_findings(findings: &[Finding], as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&findings);
+    }
+    if findings.is_empty() {
+        println!("Valid: every applied migration matches its plugin file.");
+        return Ok(());
+    }
+    let mut t = table(&["PLUGIN", "PROBLEM", "DETAILS"]);
+    for f in findings {
+        t.add_row(vec![
+            f.plugin.clone(),
+            serde_json::to_value(f.kind)?
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            f.message.clone(),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+pub(crate) fn print_status(rows: &[PluginStatus], as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&rows);
+    }
+    if rows.is_empty() {
+        println!("No plugins: the plugins directory has no *.wasm files.");
+        return Ok(());
+    }
+    let dash = || "-".to_string();
+    let mut t = table(&["PLUGIN", "FILE", "VERSION", "APPLIED", "PENDING", "PROBLEM"]);
+    for r in rows {
+        t.add_row(vec![
+            r.name.clone().unwrap_or_else(dash),
+            r.file
+                .as_ref()
+                .map(|f| f.display().to_string())
+                .unwrap_or_else(dash),
+            r.plugin_version.clone().unwrap_or_else(dash),
+            r.applied_version.clone().unwrap_or_else(dash),
+            r.pending.to_string(),
+            r.problem.clone().unwrap_or_default(),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+pub(crate) fn print_compiled(rows: &[wasmig::Compiled], as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&rows);
+    }
+    let mut t = table(&["file", "compiler", "time", "result"]);
+    for r in rows {
+        t.add_row(vec![
+            r.file.display().to_string(),
+            r.compiler.map_or("-", Compiler::as_str).to_string(),
+            format!("{:.1} ms", r.compile_us as f64 / 1e3),
+            match (&r.error, r.from_cache) {
+                (Some(e), _) => e.clone(),
+                (None, _) if r.declared_sql_only => {
+                    "SQL steps declared as data: never compiled".to_string()
+                }
+                (None, true) => "already in the compile cache".to_string(),
+                (None, false) => "compiled and cached".to_string(),
+            },
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+pub(crate) fn print_inspection(i: &wasmig::Inspection, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(i);
+    }
+    let m = &i.manifest;
+    println!("{} {} — {}", m.name, m.version, m.description);
+    println!("file:        {} ({} bytes)", i.file.display(), i.size);
+    println!("sha256:      {}", i.sha256);
+    println!(
+        "load:        {:.2} ms ({})",
+        i.load_us as f64 / 1e3,
+        if i.from_cache {
+            format!("{} code from the compile cache", i.compiler.as_str())
+        } else {
+            format!("compiled with {}", i.compiler.as_str())
+        }
+    );
+    println!("instantiate: {:.3} ms", i.instantiate_us as f64 / 1e3);
+    println!(
+        "declared:    {}",
+        if i.declared {
+            "yes: its manifest and SQL steps are data, run without compiling it"
+        } else {
+            "no: its manifest and steps come from its code"
+        }
+    );
+    for difference in &i.code_disagrees {
+        println!("warning:     its code's manifest() disagrees with its declaration: {difference}");
+    }
+    let deps: Vec<String> = m
+        .depends_on
+        .iter()
+        .map(|d| format!("{} {}", d.name, d.requirement))
+        .collect();
+    println!(
+        "depends on:  {}",
+        if deps.is_empty() {
+            "-".into()
+        } else {
+            deps.join(", ")
+        }
+    );
+    println!(
+        "reads:       {}",
+        if m.reads.is_empty() {
+            "-".into()
+        } else {
+            m.reads.join(", ")
+        }
+    );
+    println!("imports:     {}", i.imports.join(", "));
+    let mut t = table(&["MIGRATION", "DESCRIPTION", "REVERSIBLE", "CHECKSUM"]);
+    for step in &m.migrations {
+        t.add_row(vec![
+            step.version.to_string(),
+            step.description.clone(),
+            if step.reversible { "yes" } else { "no" }.to_string(),
+            step.checksum.clone(),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+pub(crate) fn print_policy(rows: &[PluginAccess], limits: &Limits, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&serde_json::json!({ "plugins": rows, "limits": limits }));
+    }
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let mut t = table(&[
+        "PLUGIN",
+        "OWNS (READ/WRITE)",
+        "MAY READ",
+        "REFUSED: NOT GRANTED",
+    ]);
+    for r in rows {
+        t.add_row(vec![
+            r.plugin.clone(),
+            r.namespace.clone(),
+            list(&r.reads_granted),
+            list(&r.reads_missing),
+        ]);
+    }
+    println!("{t}");
+    println!(
+        "Limits per step: deadline {}, memory {} MiB, query result {} MiB, database growth {} MiB, \
+         temporary storage {} MiB, log {} KiB, wasm stack {} KiB.",
+        humantime::format_duration(limits.deadline),
+        limits.max_memory >> 20,
+        limits.max_result_bytes >> 20,
+        limits.max_growth_bytes >> 20,
+        limits.max_temp_bytes >> 20,
+        limits.max_log_bytes >> 10,
+        limits.max_stack >> 10
+    );
+    Ok(())
+}
+
+pub(crate) fn print_history(rows: &[LedgerEntry], as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&rows);
+    }
+    if rows.is_empty() {
+        println!("No history: nothing has run on this database yet.");
+        return Ok(());
+    }
+    let mut t = table(&[
+        "ID",
+        "TIME",
+        "PLUGIN",
+        "VERSION",
+        "DIRECTION",
+        "OUTCOME",
+        "DURATION",
+        "ERROR",
+    ]);
+    for e in rows {
+        let at = UNIX_EPOCH + Duration::from_millis(e.started_at_ms.max(0) as u64);
+        t.add_row(vec![
+            e.id.to_string(),
+            humantime::format_rfc3339_seconds(at).to_string(),
+            e.plugin.clone(),
+            e.version.clone(),
+            e.direction.as_str().to_string(),
+            e.outcome.as_str().to_string(),
+            duration(e.duration_us),
+            e.error.clone().unwrap_or_default(),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+pub(crate) fn duration(us: i64) -> String {
+    if us >= 1_000_000 {
+        format!("{:.2} s", us as f64 / 1e6)
+    } else {
+        format!("{:.1} ms", us as f64 / 1e3)
+    }
+}
+
+/// An error as the command line says it: the library's sentence, and what to do about it
+/// here (the flag that overrides a refusal, the policy lines to add).
+pub(crate) fn describe(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<wasmig::Error>() {
+        // Alone, not under a context of the command line's.
+        Some(w) if e.chain().count() == 1 => describe_wasmig(w),
+        _ => format!("{e:#}"),
+    }
+}
+
+pub(crate) fn describe_wasmig(e: &wasmig::Error) -> String {
+    match e {
+        wasmig::Error::PlanProblems(problems) => {
+            let mut text = "cannot plan the migration:".to_string();
+            for p in problems {
+                text.push_str("\n  - ");
+                text.push_str(&describe_problem(p));
+            }
+            text
+        }
+        wasmig::Error::Locked { .. } => format!("{e} (--lock-timeout)"),
+        _ => e.to_string(),
+    }
+}
+
+pub(crate) fn describe_problem(p: &Problem) -> String {
+    let hint = match p {
+        Problem::Drift { .. } => {
+            " (check with `wasmig validate`; pass --allow-drift to apply anyway)".to_string()
+        }
+        Problem::Downgrade { .. } => {
+            " (check with `wasmig validate`; pass --allow-downgrade to apply anyway)".to_string()
+        }
+        Problem::RefusedGrant { plugin, reads, .. } => {
+            let quoted: Vec<String> = reads.iter().map(|r| format!("{r:?}")).collect();
+            format!(
+                "; to grant it, add to wasmig.toml:\n\n    [plugins.{plugin}]\n    reads = [{}]\n",
+                quoted.join(", ")
+            )
+        }
+        Problem::DependentWouldBreak {
+            plugin, dependent, ..
+        } => format!(" (--cascade rolls {dependent} back entirely before {plugin})"),
+        _ => String::new(),
+    };
+    format!("{p}{hint}")
+}
