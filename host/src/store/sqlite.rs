@@ -5,12 +5,13 @@ mod bounded_functions;
 mod host_tables;
 mod left_behind;
 mod schema_check;
+mod schema_digest;
 mod session;
 mod temp_quota;
 mod transaction;
 mod watchdog;
 
-use schema_check::*;
+use schema_digest::*;
 use session::*;
 
 use watchdog::Watchdog;
