@@ -87,7 +87,7 @@ impl Policy {
 
     /// `limits` with this policy's `[limits]` applied.
     pub fn apply(&self, mut limits: Limits, path: &Path) -> crate::Result<Limits> {
-        let bad = |key: &str, e: String| crate::Error::Policy {
+        let bad = |key: &str, e: ValueError| crate::Error::Policy {
             path: path.to_path_buf(),
             message: format!("[limits] {key}: {e}"),
         };
@@ -114,34 +114,80 @@ impl Policy {
     }
 }
 
+/// A duration or size in the policy (or on the command line) that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValueError {
+    /// Not a duration like `30s` or `2m`.
+    #[error("{text:?} is not a duration like 30s or 2m: {reason}")]
+    NotADuration {
+        /// The text given.
+        text: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// A duration of zero.
+    #[error("a duration of zero would stop every plugin at once")]
+    ZeroDuration,
+    /// Not a size like `256MiB`.
+    #[error("{text:?} is not a size like 256MiB")]
+    NotASize {
+        /// The text given.
+        text: String,
+    },
+    /// A size unit other than B, KiB, MiB, GiB (or k, KB, m, MB, g, GB).
+    #[error("unknown size unit {unit:?} in {text:?}")]
+    UnknownUnit {
+        /// The unit given.
+        unit: String,
+        /// The text given.
+        text: String,
+    },
+    /// Zero, or too large for 64 bits.
+    #[error("{text:?} is out of range")]
+    OutOfRange {
+        /// The text given.
+        text: String,
+    },
+}
+
 /// Parses `30s`, `1500ms`, `2m`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(text.trim())
-        .map_err(|e| format!("{text:?} is not a duration like 30s or 2m: {e}"))?;
+pub fn parse_duration(text: &str) -> Result<Duration, ValueError> {
+    let d = humantime::parse_duration(text.trim()).map_err(|e| ValueError::NotADuration {
+        text: text.to_string(),
+        reason: e.to_string(),
+    })?;
     if d.is_zero() {
-        return Err("a duration of zero would stop every plugin at once".into());
+        return Err(ValueError::ZeroDuration);
     }
     Ok(d)
 }
 
 /// Parses `1024`, `64KiB`, `256MiB`, `1GiB` (also KB/MB/GB, as powers of 1024).
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, ValueError> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size like 256MiB"))?;
+    let n: u64 = number.parse().map_err(|_| ValueError::NotASize {
+        text: text.to_string(),
+    })?;
     let shift = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 0,
         "k" | "kb" | "kib" => 10,
         "m" | "mb" | "mib" => 20,
         "g" | "gb" | "gib" => 30,
-        other => return Err(format!("unknown size unit {other:?} in {text:?}")),
+        other => {
+            return Err(ValueError::UnknownUnit {
+                unit: other.to_string(),
+                text: text.to_string(),
+            });
+        }
     };
     n.checked_shl(shift)
         .filter(|v| v >> shift == n && *v > 0)
-        .ok_or_else(|| format!("{text:?} is out of range"))
+        .ok_or_else(|| ValueError::OutOfRange {
+            text: text.to_string(),
+        })
 }
 
 #[cfg(test)]
