@@ -236,6 +236,7 @@ mod allocator;
 fn main() {
     #[cfg(feature = "mimalloc")]
     allocator::route_sqlite().expect("SQLite is not initialized yet");
+    #[cfg(not(feature = "mimalloc"))]
     wasmig::sqlite_memory::install().expect("SQLite is not initialized yet");
     let args: Vec<String> = std::env::args().collect();
     if let [_, flag, db] = &args[..]

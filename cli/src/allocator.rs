@@ -43,11 +43,12 @@ unsafe extern "C" fn x_init(_: *mut c_void) -> c_int {
 
 unsafe extern "C" fn x_shutdown(_: *mut c_void) {}
 
-/// Makes SQLite allocate with mimalloc. Process-wide and only possible before SQLite is
+/// Makes SQLite allocate with mimalloc, under the library's bound on its memory during a
+/// step (`wasmig::sqlite_memory`). Process-wide and only possible before SQLite is
 /// initialized (before the first database is opened): returns SQLite's error code otherwise,
 /// and SQLite keeps its allocator.
 pub fn route_sqlite() -> Result<(), c_int> {
-    let methods = ffi::sqlite3_mem_methods {
+    wasmig::sqlite_memory::install_over(ffi::sqlite3_mem_methods {
         xMalloc: Some(x_malloc),
         xFree: Some(x_free),
         xRealloc: Some(x_realloc),
@@ -56,18 +57,5 @@ pub fn route_sqlite() -> Result<(), c_int> {
         xInit: Some(x_init),
         xShutdown: Some(x_shutdown),
         pAppData: std::ptr::null_mut(),
-    };
-    // SAFETY: SQLITE_CONFIG_MALLOC takes a pointer to an sqlite3_mem_methods, which SQLite
-    // copies before returning; every method is a valid function for the whole process.
-    let rc = unsafe {
-        ffi::sqlite3_config(
-            ffi::SQLITE_CONFIG_MALLOC,
-            &methods as *const ffi::sqlite3_mem_methods,
-        )
-    };
-    if rc == ffi::SQLITE_OK {
-        Ok(())
-    } else {
-        Err(rc)
-    }
+    })
 }

@@ -26,16 +26,16 @@ use output::*;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Before any thread uses SQLite: SQLite gets the binary's allocator, its memory during a
+    // step is bounded, and past a step's deadline its allocations fail.
     #[cfg(feature = "mimalloc")]
-    if let Err(code) = allocator::route_sqlite() {
-        eprintln!("error: cannot give SQLite its allocator (SQLite error {code})");
-        return ExitCode::FAILURE;
-    }
+    let bounded = allocator::route_sqlite();
     #[cfg(not(feature = "mimalloc"))]
-    one_malloc_arena();
-    // Before any thread uses SQLite: its memory during a step is bounded, and past a step's
-    // deadline its allocations fail.
-    if let Err(code) = wasmig::sqlite_memory::install() {
+    let bounded = {
+        one_malloc_arena();
+        wasmig::sqlite_memory::install()
+    };
+    if let Err(code) = bounded {
         eprintln!("error: cannot bound SQLite's memory (SQLite error {code})");
         return ExitCode::FAILURE;
     }

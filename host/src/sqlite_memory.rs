@@ -44,13 +44,11 @@ unsafe impl Send for Inner {}
 /// for every statement cost no shared counter.
 const COUNTED: i64 = 1024;
 
-/// Makes SQLite's allocations go through the bound, from now on and for the whole process.
-/// Possible only before SQLite is initialized (before the first database is opened) and while
-/// no other thread uses SQLite: returns SQLite's error code otherwise, and changes nothing.
+/// Makes SQLite's allocations go through the bound, over the allocator SQLite has now, from
+/// now on and for the whole process. Possible only before SQLite is initialized (before the
+/// first database is opened) and while no other thread uses SQLite: returns SQLite's error
+/// code otherwise, and changes nothing.
 pub fn install() -> Result<(), c_int> {
-    if INNER.get().is_some() {
-        return Ok(());
-    }
     let mut inner = ffi::sqlite3_mem_methods {
         xMalloc: None,
         xFree: None,
@@ -71,6 +69,16 @@ pub fn install() -> Result<(), c_int> {
     if rc != ffi::SQLITE_OK {
         return Err(rc);
     }
+    install_over(inner)
+}
+
+/// [`install`], over the allocator `inner` instead of the one SQLite has: gives SQLite that
+/// allocator and the bound at once (the `wasmig` binary gives it mimalloc this way). Every
+/// method of `inner` but `xInit` and `xShutdown` must be set, and valid for the whole process.
+pub fn install_over(inner: ffi::sqlite3_mem_methods) -> Result<(), c_int> {
+    if INNER.get().is_some() {
+        return Ok(());
+    }
     if INNER.set(Inner(inner)).is_err() {
         return Ok(());
     }
@@ -85,7 +93,7 @@ pub fn install() -> Result<(), c_int> {
         pAppData: std::ptr::null_mut(),
     };
     // SAFETY: SQLITE_CONFIG_MALLOC copies the methods before returning; each is valid for
-    // the whole process and delegates to the methods SQLite had.
+    // the whole process and delegates to `inner`.
     let rc = unsafe {
         ffi::sqlite3_config(
             ffi::SQLITE_CONFIG_MALLOC,
