@@ -60,9 +60,10 @@ fn main() -> ExitCode {
 /// Without mimalloc (built with `--no-default-features`): glibc gives each thread that
 /// allocates its own malloc arena, and memory freed in one is reused only there. A run's
 /// manifests are made on the compile threads and freed on the run's thread as plugins finish,
-/// while SQLite's schema grows on the run's thread: with arenas per thread, peak RSS grew by a
-/// few KB per plugin that SQLite could not reuse (44 MB instead of 36 MB at 1,000 plugins). One arena lets every thread reuse what any thread freed; small
-/// allocations still come from each thread's cache without taking the arena's lock.
+/// while SQLite's schema grows on the run's thread: with arenas per thread, peak RSS grows by
+/// a few KB per plugin that SQLite cannot reuse. One arena lets every thread reuse what any
+/// thread freed; small allocations still come from each thread's cache without taking the
+/// arena's lock.
 #[cfg(not(feature = "mimalloc"))]
 fn one_malloc_arena() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

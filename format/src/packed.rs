@@ -83,7 +83,7 @@ pub fn unpack<'a>(
                 let value = if tag == 3 {
                     ValueRef::Text(if data.is_ascii() {
                         // Most texts are ASCII, and checking that is a few word-wide loads;
-                        // `from_utf8` costs ≈ 100 instructions on a 10-byte text.
+                        // `from_utf8` costs far more on a short text.
                         // SAFETY: ASCII is valid UTF-8.
                         unsafe { std::str::from_utf8_unchecked(data) }
                     } else {

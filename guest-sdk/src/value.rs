@@ -11,8 +11,7 @@ impl Value {
     /// Appends the value as `execute-packed` takes it (see `wit/plugin.wit`): a tag byte,
     /// then 8 little-endian bytes of number, or a 4-byte little-endian length and the bytes.
     // Inlined into each caller, where a batch row's kinds of value are often known: at
-    // `opt-level = "s"` it was a call per value (callgrind, 100,000 rows of `Tx::batch`:
-    // 716 → 693 M instructions; the bench plugin's component grows by 5.5 KB).
+    // `opt-level = "s"` it would otherwise be a call per value, for a few KB of code.
     #[inline(always)]
     pub(crate) fn pack(&self, out: &mut Vec<u8>) {
         match self {
@@ -268,8 +267,7 @@ fn put_bytes(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
     }
     // Up to 16 bytes (names, keys, codes: most texts) are copied with fixed-size loads and
     // stores, overlapping where `n` is not a power of two. `extend_from_slice` would copy
-    // them with `memory.copy`, a call into the host: in `perf` of 100,000 rows of `Tx::batch`
-    // that call and `extend_from_slice` were ≈ 1.9 % of the step.
+    // them with `memory.copy`, a call into the host per text.
     out.reserve(n);
     // SAFETY: `reserve` made room for `n` more bytes, and every read and write below is
     // within `bytes[..n]` and the `n` bytes after `len`; they are all written before the

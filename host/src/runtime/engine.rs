@@ -80,11 +80,10 @@ impl Tier {
             });
         if compiler == Compiler::Winch {
             // Winch compiles plugins seen for the first time, usually many at once, and the
-            // host already compiles one per core (`on_cores`); wasmtime's own threads inside
-            // each compile oversubscribed the cores. 100 plugins into a fresh database, 5
-            // interleaved runs: medians 3.70 → 3.32 s; one plugin alone compiles more slowly
-            // (`notes`: ≈ 36 → 46 ms). Cranelift, for one large plugin at deploy time, keeps
-            // its threads.
+            // host already compiles one per core (`on_cores`): wasmtime's own threads inside
+            // each compile would oversubscribe the cores. One plugin alone compiles more
+            // slowly this way. Cranelift, for one large plugin at deploy time, keeps its
+            // threads.
             config.parallel_compilation(false);
         }
         let engine = Engine::new(&config).map_err(engine_error)?;

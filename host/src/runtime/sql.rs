@@ -1,6 +1,6 @@
 //! The host side of `wasmig:plugin/sql`, written by hand instead of generated: statements and
 //! parameters are read in place from the plugin's linear memory (no `String` or `Vec` per
-//! value), which is most of what one import call per row used to cost.
+//! value), which would otherwise be most of what one import call per row costs.
 
 use super::StepState;
 use super::batch::{BATCH_CHUNK, MAX_BATCH_VALUES, run_batch, unpack};
