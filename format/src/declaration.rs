@@ -36,16 +36,48 @@ enum Body {
     Code(String),
 }
 
+/// Why a declaration section cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The section is in an encoding this reader does not know.
+    Format {
+        /// The section's first byte.
+        found: u8,
+    },
+    /// The bytes do not follow the encoding.
+    Malformed {
+        /// What was being read, or what is wrong.
+        what: String,
+        /// Where, in bytes from the section's start.
+        at: usize,
+    },
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::Format { found } => write!(
+                f,
+                "its declaration is in format {found}; this wasmig reads format {FORMAT} (is \
+                 the plugin built with a newer wasmig-guest?)"
+            ),
+            DecodeError::Malformed { what, at } => {
+                write!(f, "its declaration is malformed: {what} at byte {at}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
 impl Declaration {
     /// Decodes a declaration section's contents.
-    pub fn decode(data: &[u8]) -> Result<Self, String> {
+    pub fn decode(data: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader { data, at: 0 };
         let format = r.byte()?;
         if format != FORMAT {
-            return Err(format!(
-                "its declaration is in format {format}; this wasmig reads format {FORMAT} (is \
-                 the plugin built with a newer wasmig-guest?)"
-            ));
+            return Err(DecodeError::Format { found: format });
         }
         let name = r.text()?;
         let version = r.text()?;
@@ -77,11 +109,7 @@ impl Declaration {
             }
         }
         if r.at != data.len() {
-            return Err(format!(
-                "its declaration is malformed: {} bytes after the end, at byte {}",
-                data.len() - r.at,
-                r.at
-            ));
+            return Err(r.malformed(&format!("{} bytes after the end", data.len() - r.at)));
         }
         Ok(Declaration {
             manifest: RawManifest {
@@ -135,11 +163,14 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn malformed(&self, what: &str) -> String {
-        format!("its declaration is malformed: {what} at byte {}", self.at)
+    fn malformed(&self, what: &str) -> DecodeError {
+        DecodeError::Malformed {
+            what: what.to_string(),
+            at: self.at,
+        }
     }
 
-    fn take(&mut self, n: usize, what: &str) -> Result<&[u8], String> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&[u8], DecodeError> {
         if self.data.len() - self.at < n {
             return Err(self.malformed(&format!("{what} runs past the end")));
         }
@@ -148,18 +179,18 @@ impl Reader<'_> {
         Ok(bytes)
     }
 
-    fn byte(&mut self) -> Result<u8, String> {
+    fn byte(&mut self) -> Result<u8, DecodeError> {
         Ok(self.take(1, "a byte")?[0])
     }
 
-    fn u32(&mut self) -> Result<usize, String> {
+    fn u32(&mut self) -> Result<usize, DecodeError> {
         let b = self.take(4, "a length")?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
     }
 
     /// A count of items that take at least `min_size` bytes each: one that cannot fit in
     /// what is left is refused before anything is allocated for it.
-    fn count(&mut self, min_size: usize) -> Result<usize, String> {
+    fn count(&mut self, min_size: usize) -> Result<usize, DecodeError> {
         let n = self.u32()?;
         if n.saturating_mul(min_size) > self.data.len() - self.at {
             self.at -= 4;
@@ -168,7 +199,7 @@ impl Reader<'_> {
         Ok(n)
     }
 
-    fn text(&mut self) -> Result<String, String> {
+    fn text(&mut self) -> Result<String, DecodeError> {
         let len = self.u32()?;
         let start = self.at;
         let bytes = self.take(len, "a text")?;
@@ -181,7 +212,7 @@ impl Reader<'_> {
         }
     }
 
-    fn body(&mut self, may_be_none: bool) -> Result<Option<Body>, String> {
+    fn body(&mut self, may_be_none: bool) -> Result<Option<Body>, DecodeError> {
         match self.byte()? {
             0 if may_be_none => Ok(None),
             1 => Ok(Some(Body::Sql(self.text()?))),
@@ -271,7 +302,7 @@ mod tests {
             (encoded(&[0], &[0]), "unknown kind 0"),
             (encoded(&[1, 1, 0, 0, 0, 0xff], &[0]), "not UTF-8"),
         ] {
-            let e = Declaration::decode(&bytes).unwrap_err();
+            let e = Declaration::decode(&bytes).unwrap_err().to_string();
             assert!(e.contains(expected), "{e}");
         }
         let mut huge = vec![1];
@@ -280,6 +311,12 @@ mod tests {
         }
         huge.extend(u32::MAX.to_le_bytes());
         let e = Declaration::decode(&huge).unwrap_err();
-        assert!(e.contains("a count of 4294967295 items at byte 24"), "{e}");
+        assert_eq!(
+            e,
+            DecodeError::Malformed {
+                what: "a count of 4294967295 items".into(),
+                at: 24
+            }
+        );
     }
 }

@@ -75,21 +75,47 @@ pub struct RawMigration {
     pub checksum: String,
 }
 
+/// Why a plugin name is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NameError {
+    /// The name is empty.
+    Empty,
+    /// The name is longer than [`MAX_NAME_LEN`].
+    TooLong(String),
+    /// The name breaks the rule (lowercase words joined by single hyphens).
+    Invalid(String),
+}
+
+const NAME_RULE: &str = "a plugin name is lowercase letters and digits in words joined by \
+                         single hyphens, starting with a letter (e.g. `notes`, `knowledge-base`)";
+
+impl std::fmt::Display for NameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NameError::Empty => write!(f, "the plugin name is empty; {NAME_RULE}"),
+            NameError::TooLong(name) => write!(
+                f,
+                "plugin name {name:?} is longer than {MAX_NAME_LEN} characters"
+            ),
+            NameError::Invalid(name) => write!(f, "invalid plugin name {name:?}: {NAME_RULE}"),
+        }
+    }
+}
+
+impl std::error::Error for NameError {}
+
 /// Checks a plugin name: lowercase ASCII letters and digits, in words joined by single
 /// hyphens, starting with a letter, at most [`MAX_NAME_LEN`] characters.
 ///
 /// The rule keeps table namespaces prefix-free: plugin `a-b` owns `a_b__*`, and no other
 /// name can produce a prefix of that (names contain no `_`, and no `--`).
-pub fn validate_name(name: &str) -> Result<(), String> {
-    let rule = "a plugin name is lowercase letters and digits in words joined by single hyphens, \
-                starting with a letter (e.g. `notes`, `knowledge-base`)";
+pub fn validate_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
-        return Err(format!("the plugin name is empty; {rule}"));
+        return Err(NameError::Empty);
     }
     if name.len() > MAX_NAME_LEN {
-        return Err(format!(
-            "plugin name {name:?} is longer than {MAX_NAME_LEN} characters"
-        ));
+        return Err(NameError::TooLong(name.to_string()));
     }
     let starts_with_letter = name.as_bytes()[0].is_ascii_lowercase();
     let chars_ok = name
@@ -99,7 +125,94 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     if starts_with_letter && chars_ok && hyphens_ok {
         Ok(())
     } else {
-        Err(format!("invalid plugin name {name:?}: {rule}"))
+        Err(NameError::Invalid(name.to_string()))
+    }
+}
+
+/// One thing wrong with what a plugin declares about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ManifestProblem {
+    /// The plugin's name.
+    Name(NameError),
+    /// The plugin's version is not semver.
+    Version {
+        /// The version given.
+        version: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// A dependency's name.
+    DependencyName(NameError),
+    /// The plugin depends on itself.
+    DependsOnItself(String),
+    /// A dependency is declared twice.
+    DependencyTwice(String),
+    /// A dependency's requirement is not a semver requirement.
+    Requirement {
+        /// The dependency.
+        dependency: String,
+        /// The requirement given.
+        requirement: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// A read request's plugin name.
+    ReadName(NameError),
+    /// The plugin asks to read its own tables.
+    ReadsItself(String),
+    /// A migration's version is not semver.
+    MigrationVersion {
+        /// The version given.
+        version: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// A migration version is declared twice.
+    MigrationTwice(String),
+    /// A migration has an empty checksum.
+    EmptyChecksum(String),
+}
+
+impl std::fmt::Display for ManifestProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ManifestProblem::Name(e) => write!(f, "{e}"),
+            ManifestProblem::Version { version, reason } => {
+                write!(
+                    f,
+                    "plugin version {version:?} is not a semver version: {reason}"
+                )
+            }
+            ManifestProblem::DependencyName(e) => write!(f, "dependency: {e}"),
+            ManifestProblem::DependsOnItself(name) => write!(f, "plugin {name} depends on itself"),
+            ManifestProblem::DependencyTwice(name) => {
+                write!(f, "dependency {name} is declared twice")
+            }
+            ManifestProblem::Requirement {
+                dependency,
+                requirement,
+                reason,
+            } => write!(
+                f,
+                "dependency {dependency}: {requirement:?} is not a semver requirement: {reason}"
+            ),
+            ManifestProblem::ReadName(e) => write!(f, "read request: {e}"),
+            ManifestProblem::ReadsItself(name) => {
+                write!(
+                    f,
+                    "plugin {name} asks to read its own tables; it always may"
+                )
+            }
+            ManifestProblem::MigrationVersion { version, reason } => {
+                write!(
+                    f,
+                    "migration version {version:?} is not a semver version: {reason}"
+                )
+            }
+            ManifestProblem::MigrationTwice(v) => write!(f, "migration {v} is declared twice"),
+            ManifestProblem::EmptyChecksum(v) => write!(f, "migration {v} has an empty checksum"),
+        }
     }
 }
 
@@ -174,50 +287,51 @@ impl Manifest {
 
 impl RawManifest {
     /// Validates everything a plugin declares about itself; returns every problem at once.
-    pub fn validate(self) -> Result<Manifest, Vec<String>> {
+    pub fn validate(self) -> Result<Manifest, Vec<ManifestProblem>> {
+        use ManifestProblem as P;
         let mut problems = Vec::new();
         if let Err(e) = validate_name(&self.name) {
-            problems.push(e);
+            problems.push(P::Name(e));
         }
         let version = Version::parse(&self.version)
             .map_err(|e| {
-                problems.push(format!(
-                    "plugin version {:?} is not a semver version: {e}",
-                    self.version
-                ))
+                problems.push(P::Version {
+                    version: self.version.clone(),
+                    reason: e.to_string(),
+                })
             })
             .ok();
 
         let mut depends_on = Vec::new();
         for (name, req) in &self.depends_on {
             if let Err(e) = validate_name(name) {
-                problems.push(format!("dependency: {e}"));
+                problems.push(P::DependencyName(e));
             }
             if *name == self.name {
-                problems.push(format!("plugin {name} depends on itself"));
+                problems.push(P::DependsOnItself(name.clone()));
             }
             if depends_on.iter().any(|d: &Dependency| d.name == *name) {
-                problems.push(format!("dependency {name} is declared twice"));
+                problems.push(P::DependencyTwice(name.clone()));
             }
             match VersionReq::parse(req) {
                 Ok(requirement) => depends_on.push(Dependency {
                     name: name.clone(),
                     requirement,
                 }),
-                Err(e) => problems.push(format!(
-                    "dependency {name}: {req:?} is not a semver requirement: {e}"
-                )),
+                Err(e) => problems.push(P::Requirement {
+                    dependency: name.clone(),
+                    requirement: req.clone(),
+                    reason: e.to_string(),
+                }),
             }
         }
 
         for read in &self.reads {
             if let Err(e) = validate_name(read) {
-                problems.push(format!("read request: {e}"));
+                problems.push(P::ReadName(e));
             }
             if *read == self.name {
-                problems.push(format!(
-                    "plugin {read} asks to read its own tables; it always may"
-                ));
+                problems.push(P::ReadsItself(read.clone()));
             }
         }
 
@@ -226,10 +340,10 @@ impl RawManifest {
             match Version::parse(&m.version) {
                 Ok(v) => {
                     if migrations.iter().any(|other| other.version == v) {
-                        problems.push(format!("migration {v} is declared twice"));
+                        problems.push(P::MigrationTwice(v.to_string()));
                     }
                     if m.checksum.is_empty() {
-                        problems.push(format!("migration {v} has an empty checksum"));
+                        problems.push(P::EmptyChecksum(v.to_string()));
                     }
                     migrations.push(MigrationInfo {
                         version: v,
@@ -238,10 +352,10 @@ impl RawManifest {
                         checksum: m.checksum,
                     });
                 }
-                Err(e) => problems.push(format!(
-                    "migration version {:?} is not a semver version: {e}",
-                    m.version
-                )),
+                Err(e) => problems.push(P::MigrationVersion {
+                    version: m.version.clone(),
+                    reason: e.to_string(),
+                }),
             }
         }
         migrations.sort_by(|a, b| a.version.cmp(&b.version));

@@ -1,8 +1,9 @@
 //! The [`Host`]'s commands: what the command line and an embedding server call.
 
 use crate::executor::{self, Group, Mode};
+use crate::loader;
 use crate::planner::{self, DownRequest, UpRequest};
-use crate::runtime::{self, Limits, Purpose};
+use crate::runtime::{Limits, Purpose};
 use crate::store::LedgerEntry;
 use crate::*;
 use std::path::Path;
@@ -204,11 +205,9 @@ impl Host {
             reason,
         };
         let runtime = &self.inner.runtime;
-        let declaration = runtime::read_declaration(&bytes, true).map_err(invalid)?;
+        let declaration = loader::read_declaration(&bytes, true).map_err(invalid)?;
         let started = std::time::Instant::now();
-        let loaded = runtime
-            .load(file, &bytes, &sha256, Purpose::Run)
-            .map_err(invalid)?;
+        let loaded = loader::load(runtime, file, &bytes, &sha256, Purpose::Run).map_err(invalid)?;
         let load_us = started.elapsed().as_micros() as u64;
         let started = std::time::Instant::now();
         runtime.instantiate(&loaded).await.map_err(invalid)?;
@@ -216,7 +215,7 @@ impl Host {
         let label = file.display().to_string();
         let declared = declaration.is_some();
         let validated = |raw: std::result::Result<manifest::RawManifest, String>| {
-            raw.and_then(|raw| raw.validate().map_err(|p| p.join("; ")))
+            raw.and_then(|raw| raw.validate().map_err(|p| loader::join_problems(&p)))
                 .map_err(|e| format!("invalid manifest: {e}"))
         };
         let from_code = validated(runtime.manifest(&loaded, &label).await);
@@ -277,16 +276,20 @@ impl Host {
                 .and_then(|file| {
                     row.sha256 = file.sha256.clone();
                     // A plugin that will be compiled is validated by the compile.
-                    let declared = runtime::read_declaration(&file.bytes, false)?;
+                    let declared = loader::read_declaration(&file.bytes, false)?;
                     if declared.is_some_and(|d| !d.has_code()) {
                         // Checked as a run checks it, then left alone.
-                        runtime::read_declaration(&file.bytes, true)?;
+                        loader::read_declaration(&file.bytes, true)?;
                         return Ok(None);
                     }
-                    host.inner
-                        .runtime
-                        .load(&file.path, &file.bytes, &file.sha256, Purpose::Optimize)
-                        .map(Some)
+                    loader::load(
+                        &host.inner.runtime,
+                        &file.path,
+                        &file.bytes,
+                        &file.sha256,
+                        Purpose::Optimize,
+                    )
+                    .map(Some)
                 });
             row.compile_us = started.elapsed().as_micros() as u64;
             match loaded {

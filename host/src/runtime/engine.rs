@@ -135,13 +135,14 @@ impl Tier {
         from_cache: bool,
         cache_error: Option<String>,
         file: &Path,
+        check: InterfaceCheck,
     ) -> Result<Loaded, String> {
         let ty = component.component_type();
         let imports: Vec<String> = ty
             .imports(&self.engine)
             .map(|(n, _)| n.to_string())
             .collect();
-        check_interface(imports.iter().map(String::as_str), || {
+        check(&imports, &|| {
             ty.exports(&self.engine)
                 .map(|(n, _)| n.to_string())
                 .collect()
@@ -172,7 +173,9 @@ impl Tier {
             .and_then(|c| c.get(&self.engine, sha256))
     }
 
-    /// Compiles and caches a component; a cache that cannot be written is only reported.
+    /// Compiles and caches a component (whose header the loader checked), then links it once
+    /// `check` accepts its imports and exports; a cache that cannot be written is only
+    /// reported.
     fn compile(&self, bytes: &[u8], sha256: &str) -> Result<(Component, Option<String>), String> {
         let component = Component::from_binary(&self.engine, bytes)
             .map_err(|e| format!("not a valid WebAssembly component: {e:#}"))?;
@@ -232,8 +235,8 @@ impl Runtime {
         bytes: &[u8],
         sha256: &str,
         purpose: Purpose,
+        check: InterfaceCheck,
     ) -> Result<Loaded, String> {
-        check_header(bytes)?;
         let (optimizing, baseline) = (self.optimizing.as_ref(), self.baseline.as_ref());
         let compiler = match purpose {
             Purpose::Run => baseline.or(optimizing),
@@ -256,6 +259,6 @@ impl Runtime {
                 (compiler, component, cache_error)
             }
         };
-        tier.link(component, from_cache, cache_error, file)
+        tier.link(component, from_cache, cache_error, file, check)
     }
 }

@@ -1,13 +1,11 @@
 //! The wasmtime glue. Nothing of wasmtime leaves this module.
 //!
 //! - `engine`: the engine and its compile tiers, and the compile cache (`cache`);
-//! - `checks`: what a component must be before anything of it runs;
 //! - `call`: the call into a plugin and its bounds;
 //! - each capability a plugin imports, in the same shape: `sql` (with `pipeline`, batches on
 //!   a worker thread), `logging`, `wasi` (nothing granted; `output` captures stdout and
 //!   stderr).
 
-use crate::declaration::Declaration;
 use crate::manifest::{RawManifest, RawMigration};
 use crate::store::{Backend, Scope, SqlLimits};
 use std::path::Path;
@@ -21,7 +19,6 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 mod batch;
 mod cache;
 mod call;
-mod checks;
 mod engine;
 mod logging;
 mod output;
@@ -29,8 +26,6 @@ mod pipeline;
 mod sql;
 mod wasi;
 
-pub(crate) use checks::read_declaration;
-use checks::*;
 pub use engine::Compiler;
 pub(crate) use engine::Purpose;
 use engine::*;
@@ -48,6 +43,13 @@ mod bindings {
 }
 
 use bindings::MigrationPluginPre;
+
+/// The interface a plugin must export, as the component model names it.
+pub(crate) const PLUGIN_EXPORT: &str = "wasmig:plugin/plugin@0.1.0";
+
+/// What a compiled component's imports and exports must be before it is linked: the
+/// loader's check (`loader::checks`), given its imports and a way to list its exports.
+pub(crate) type InterfaceCheck = fn(&[String], &dyn Fn() -> Vec<String>) -> Result<(), String>;
 use bindings::wasmig::plugin::{log, types};
 
 /// Bounds on every call into a plugin.

@@ -2,10 +2,8 @@
 //! importing only allow-listed interfaces, exporting wasmig's `plugin`; and its declaration
 //! section, when it carries one.
 
-use super::*;
-
-/// The interface a plugin must export, as the component model names it.
-pub(super) const PLUGIN_EXPORT: &str = "wasmig:plugin/plugin@0.1.0";
+use crate::declaration::Declaration;
+use crate::runtime::PLUGIN_EXPORT;
 
 /// Interfaces a plugin may import: ours, and the WASI interfaces that wasm32-wasip2 std links
 /// (granted nothing: no preopened directories, no environment, no network).
@@ -37,7 +35,7 @@ pub(super) const IMPORT_ALLOW_LIST: &[&str] = &[
 
 /// Tells apart "not WebAssembly", "a core module" and "a component" before compiling, so the
 /// error says what the file is.
-pub(super) fn check_header(bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn check_header(bytes: &[u8]) -> Result<(), String> {
     if bytes.len() < 8 || &bytes[0..4] != b"\0asm" {
         return Err("not a WebAssembly file (no \\0asm header)".to_string());
     }
@@ -87,7 +85,9 @@ pub(crate) fn read_declaration(bytes: &[u8], check: bool) -> Result<Option<Decla
         return Ok(None);
     };
     if !check {
-        return Declaration::decode(section).map(Some);
+        return Declaration::decode(section)
+            .map(Some)
+            .map_err(|e| e.to_string());
     }
 
     // Everything wasmparser knows: what the code may use is the compiler's business when a
@@ -123,12 +123,14 @@ pub(crate) fn read_declaration(bytes: &[u8], check: bool) -> Result<Option<Decla
         allocations = v.into_allocations();
     }
     check_interface(imports.iter().map(String::as_str), || exports)?;
-    Declaration::decode(section).map(Some)
+    Declaration::decode(section)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 /// Refuses a component whose imports are not all on the allow-list, or that does not export
 /// the plugin interface (`exports` lists its exports, for the error).
-pub(super) fn check_interface<'a>(
+pub(crate) fn check_interface<'a>(
     imports: impl Iterator<Item = &'a str>,
     exports: impl FnOnce() -> Vec<String>,
 ) -> Result<(), String> {
@@ -160,4 +162,12 @@ pub(super) fn check_interface<'a>(
         ));
     }
     Ok(())
+}
+
+/// [`check_interface`] in the shape the runtime calls before it links a compiled component.
+pub(crate) fn check_component(
+    imports: &[String],
+    exports: &dyn Fn() -> Vec<String>,
+) -> Result<(), String> {
+    check_interface(imports.iter().map(String::as_str), exports)
 }

@@ -1,6 +1,12 @@
 //! The loader: from hashed plugin files to validated manifests. A manifest comes from the
 //! database (a stored component), from the plugin's declaration section, or from compiling
 //! the plugin (through the compile cache) and asking it, a plugin per core at a time.
+//! Before any of a file is compiled or read as a declaration, `checks` makes sure it is a
+//! component that imports and exports what a plugin may.
+
+mod checks;
+
+pub(crate) use checks::read_declaration;
 
 use crate::planner::Candidate;
 use crate::runtime::{self, Purpose, Runtime};
@@ -31,10 +37,10 @@ pub(crate) fn read_manifest(
     bytes: &[u8],
     sha: &str,
 ) -> std::result::Result<Manifest, String> {
-    let raw = match runtime::read_declaration(bytes, true)? {
+    let raw = match read_declaration(bytes, true)? {
         Some(declaration) => declaration.manifest,
         None => {
-            let loaded = runtime.load(path, bytes, sha, Purpose::Run)?;
+            let loaded = load(runtime, path, bytes, sha, Purpose::Run)?;
             let label = path.display().to_string();
             handle
                 .block_on(runtime.manifest(&loaded, &label))
@@ -42,7 +48,13 @@ pub(crate) fn read_manifest(
         }
     };
     raw.validate()
-        .map_err(|p| format!("invalid manifest: {}", p.join("; ")))
+        .map_err(|p| format!("invalid manifest: {}", join_problems(&p)))
+}
+
+/// A manifest's problems in one line.
+pub(crate) fn join_problems(problems: &[manifest::ManifestProblem]) -> String {
+    let texts: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    texts.join("; ")
 }
 
 pub(crate) fn combine(mut problems: Vec<Error>) -> Option<Error> {
@@ -192,4 +204,17 @@ impl Host {
             problems,
         })
     }
+}
+
+/// Compiles (or takes from the cache) and links a plugin file, after checking that it is a
+/// component, and, before linking, that it imports and exports what a plugin may.
+pub(crate) fn load(
+    runtime: &Runtime,
+    file: &Path,
+    bytes: &[u8],
+    sha256: &str,
+    purpose: Purpose,
+) -> Result<runtime::Loaded, String> {
+    checks::check_header(bytes)?;
+    runtime.load(file, bytes, sha256, purpose, checks::check_component)
 }
