@@ -14,9 +14,9 @@
 //! wasmig::sqlite_memory::install().expect("SQLite is not initialized yet");
 //! ```
 //!
-//! It wraps whichever allocator SQLite has at that moment (its default, or one the process
-//! gave it just before, as the `wasmig` binary gives it mimalloc). Without it, the other
-//! bounds on a step hold; this one does not.
+//! It wraps whichever allocator SQLite has at that moment. A process that writes SQLite's
+//! allocator methods itself calls [`hooks`] from them instead (the `wasmig` binary does, for
+//! mimalloc). Without either, the other bounds on a step hold; this one does not.
 
 use rusqlite::ffi;
 use std::os::raw::{c_int, c_void};
@@ -69,16 +69,6 @@ pub fn install() -> Result<(), c_int> {
     if rc != ffi::SQLITE_OK {
         return Err(rc);
     }
-    install_over(inner)
-}
-
-/// [`install`], over the allocator `inner` instead of the one SQLite has: gives SQLite that
-/// allocator and the bound at once (the `wasmig` binary gives it mimalloc this way). Every
-/// method of `inner` but `xInit` and `xShutdown` must be set, and valid for the whole process.
-pub fn install_over(inner: ffi::sqlite3_mem_methods) -> Result<(), c_int> {
-    if INNER.get().is_some() {
-        return Ok(());
-    }
     if INNER.set(Inner(inner)).is_err() {
         return Ok(());
     }
@@ -93,7 +83,7 @@ pub fn install_over(inner: ffi::sqlite3_mem_methods) -> Result<(), c_int> {
         pAppData: std::ptr::null_mut(),
     };
     // SAFETY: SQLITE_CONFIG_MALLOC copies the methods before returning; each is valid for
-    // the whole process and delegates to `inner`.
+    // the whole process and delegates to the methods SQLite had.
     let rc = unsafe {
         ffi::sqlite3_config(
             ffi::SQLITE_CONFIG_MALLOC,
@@ -104,6 +94,66 @@ pub fn install_over(inner: ffi::sqlite3_mem_methods) -> Result<(), c_int> {
         Ok(())
     } else {
         Err(rc)
+    }
+}
+
+/// The bound's bookkeeping, for a process that writes SQLite's allocator methods itself (the
+/// `wasmig` binary gives SQLite mimalloc this way): its methods call these with each block's
+/// usable size, and the bound holds without a second layer of calls around every
+/// allocation. Such a process installs its methods with `SQLITE_CONFIG_MALLOC` itself and
+/// does not call [`install`].
+pub mod hooks {
+    use super::{CEILING, COUNTED, HELD, STOPPED};
+    use std::sync::atomic::Ordering;
+
+    fn counted(usable: usize) -> i64 {
+        let usable = usable as i64;
+        if usable >= COUNTED { usable } else { 0 }
+    }
+
+    /// Whether every allocation must fail now (the step's deadline has passed).
+    #[inline]
+    pub fn refused() -> bool {
+        STOPPED.load(Ordering::Relaxed)
+    }
+
+    /// A block of `usable` bytes was just allocated. `false`: it would pass the step's
+    /// budget; free it and fail the allocation.
+    #[inline]
+    pub fn allocated(usable: usize) -> bool {
+        let size = counted(usable);
+        if size == 0 {
+            return true;
+        }
+        let now = HELD.fetch_add(size, Ordering::Relaxed) + size;
+        if now > CEILING.load(Ordering::Relaxed) {
+            HELD.fetch_sub(size, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// A block of `usable` bytes is being freed.
+    #[inline]
+    pub fn freed(usable: usize) {
+        let size = counted(usable);
+        if size > 0 {
+            HELD.fetch_sub(size, Ordering::Relaxed);
+        }
+    }
+
+    /// Before a block of `before` usable bytes is resized to `requested` bytes. `false`: the
+    /// growth would pass the budget; fail the resize (SQLite keeps its block).
+    #[inline]
+    pub fn may_resize(before: usize, requested: usize) -> bool {
+        let grown = counted(requested) - counted(before);
+        grown <= 0 || HELD.load(Ordering::Relaxed) + grown <= CEILING.load(Ordering::Relaxed)
+    }
+
+    /// A block of `before` usable bytes was resized to one of `after` usable bytes.
+    #[inline]
+    pub fn resized(before: usize, after: usize) {
+        HELD.fetch_add(counted(after) - counted(before), Ordering::Relaxed);
     }
 }
 
@@ -131,60 +181,47 @@ fn inner() -> &'static ffi::sqlite3_mem_methods {
     &INNER.get().expect("installed before SQLite calls it").0
 }
 
-/// The counted part of the block at `p`.
-fn counted(p: *mut c_void) -> i64 {
+/// The usable size of the inner allocator's block at `p` (0 for null).
+fn usable(p: *mut c_void) -> usize {
     if p.is_null() {
         return 0;
     }
     // SAFETY: `p` came from the inner allocator, whose xSize takes its blocks.
-    let size = unsafe { inner().xSize.expect("SQLite's allocator has xSize")(p) } as i64;
-    if size >= COUNTED { size } else { 0 }
+    let size = unsafe { inner().xSize.expect("SQLite's allocator has xSize")(p) };
+    size.max(0) as usize
 }
 
 unsafe extern "C" fn x_malloc(n: c_int) -> *mut c_void {
-    if STOPPED.load(Ordering::Relaxed) {
+    if hooks::refused() {
         return std::ptr::null_mut();
     }
     let methods = inner();
     // SAFETY: the inner allocator's xMalloc, as SQLite would call it.
     let p = unsafe { methods.xMalloc.expect("SQLite's allocator has xMalloc")(n) };
-    let size = counted(p);
-    if size > 0 {
-        let now = HELD.fetch_add(size, Ordering::Relaxed) + size;
-        if now > CEILING.load(Ordering::Relaxed) {
-            HELD.fetch_sub(size, Ordering::Relaxed);
-            // SAFETY: just allocated, not handed out.
-            unsafe { methods.xFree.expect("SQLite's allocator has xFree")(p) };
-            return std::ptr::null_mut();
-        }
+    if !p.is_null() && !hooks::allocated(usable(p)) {
+        // SAFETY: just allocated, not handed out.
+        unsafe { methods.xFree.expect("SQLite's allocator has xFree")(p) };
+        return std::ptr::null_mut();
     }
     p
 }
 
 unsafe extern "C" fn x_free(p: *mut c_void) {
-    let size = counted(p);
-    if size > 0 {
-        HELD.fetch_sub(size, Ordering::Relaxed);
-    }
+    hooks::freed(usable(p));
     // SAFETY: SQLite frees only what x_malloc or x_realloc returned (or null).
     unsafe { inner().xFree.expect("SQLite's allocator has xFree")(p) }
 }
 
 unsafe extern "C" fn x_realloc(p: *mut c_void, n: c_int) -> *mut c_void {
-    if STOPPED.load(Ordering::Relaxed) {
-        // SQLite keeps the block it has.
-        return std::ptr::null_mut();
-    }
-    let before = counted(p);
-    let wanted = i64::from(n.max(0));
-    let grown = if wanted >= COUNTED { wanted } else { 0 } - before;
-    if grown > 0 && HELD.load(Ordering::Relaxed) + grown > CEILING.load(Ordering::Relaxed) {
+    // Refused: SQLite keeps the block it has.
+    let before = usable(p);
+    if hooks::refused() || !hooks::may_resize(before, n.max(0) as usize) {
         return std::ptr::null_mut();
     }
     // SAFETY: the inner allocator's xRealloc, on one of its blocks.
     let q = unsafe { inner().xRealloc.expect("SQLite's allocator has xRealloc")(p, n) };
     if !q.is_null() {
-        HELD.fetch_add(counted(q) - before, Ordering::Relaxed);
+        hooks::resized(before, usable(q));
     }
     q
 }
