@@ -2,16 +2,14 @@
 //! SQL, and the host's own tables (ledger, applied state, stored components). SQLite is the
 //! embedded default; another database implements the same trait.
 
-mod authorizer;
-mod schema_pages;
-mod sql_text;
+mod scope;
 pub(crate) mod sqlite;
 
 use crate::ledger::State;
 pub use crate::ledger::{Direction, LedgerEntry, Outcome};
 use std::time::Duration;
 
-pub(crate) use authorizer::Scope;
+pub(crate) use scope::Scope;
 
 /// Bounds on the SQL of one step, where wasm limits do not reach.
 #[derive(Debug, Clone)]

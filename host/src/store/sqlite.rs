@@ -1,12 +1,15 @@
 //! The SQLite backend: one connection holds the step's transaction, the plugin's scoped
 //! statements and the host's ledger writes.
 
+mod authorizer;
 mod bounded_functions;
 mod host_tables;
 mod left_behind;
 mod schema_check;
 mod schema_digest;
+mod schema_pages;
 mod session;
+mod sql_text;
 mod temp_quota;
 mod transaction;
 mod watchdog;
@@ -17,20 +20,18 @@ use session::*;
 use watchdog::Watchdog;
 pub use watchdog::{Overrun, OverrunHandler};
 
-use super::authorizer::{
-    SCAN_FUNCTION, SharedAuthState, authorizer, first_keyword, is_autoindex_of,
-};
-use super::schema_pages::{self, PageKeys, READ_PAGE, Stored, read_page};
-use super::sql_text::{self, Token};
 use super::{
     Backend, BackendOptions, Direction, LedgerEntry, Outcome, Rows, SchemaMark, SchemaObject,
     Scope, SqlError, SqlLimits, StepCheck, Value,
 };
 use crate::ledger::{AppliedStep, State};
 use crate::{Error, Result};
+use authorizer::{SCAN_FUNCTION, SharedAuthState, authorizer, first_keyword, is_autoindex_of};
 use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql, params};
+use schema_pages::{PageKeys, READ_PAGE, Stored, read_page};
+use sql_text::Token;
 use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

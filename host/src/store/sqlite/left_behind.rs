@@ -14,8 +14,8 @@
 //! - a foreign key may reference only the plugin's own tables.
 
 use super::SqliteBackend;
-use crate::store::authorizer::VTAB_MODULES;
-use crate::store::sql_text::{self, Token};
+use super::authorizer::VTAB_MODULES;
+use super::sql_text::{self, Token};
 use crate::store::{SchemaObject, Scope};
 use rusqlite::config::DbConfig;
 

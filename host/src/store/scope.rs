@@ -1,0 +1,62 @@
+//! What one plugin may touch: its namespace, and the namespaces it was granted to read.
+//! Every backend confines a plugin's SQL to its scope, each by its own means.
+
+use crate::manifest::namespace;
+
+/// What one plugin may touch.
+#[derive(Debug, Clone)]
+pub(crate) struct Scope {
+    /// The plugin's name.
+    pub plugin: String,
+    /// Its own prefix, lowercase (`notes__`).
+    pub own: String,
+    /// Prefixes of namespaces it was granted read access to.
+    pub reads: Vec<String>,
+    /// A stored table or view is named like one of the table functions a plugin may read
+    /// (the application's), so a read of that name may be a read of it: the table functions
+    /// are refused. Set by the SQLite backend; other backends leave it false.
+    pub table_functions_shadowed: bool,
+}
+
+impl Scope {
+    pub(crate) fn new(plugin: &str, granted_reads: &[String]) -> Self {
+        Scope {
+            plugin: plugin.to_string(),
+            own: namespace(plugin),
+            reads: granted_reads.iter().map(|p| namespace(p)).collect(),
+            table_functions_shadowed: false,
+        }
+    }
+
+    /// The same plugin without its read grants: what a trigger or view it leaves behind may
+    /// reach. Such an object runs later with the rights of whoever fires it, so a grant for
+    /// the plugin's steps does not stretch into it.
+    pub(crate) fn without_reads(&self) -> Self {
+        Scope {
+            reads: Vec::new(),
+            ..self.clone()
+        }
+    }
+
+    /// The one answer for a name the plugin may not use, whether the object exists or not, so
+    /// that the error tells nothing about other namespaces.
+    pub(crate) fn outside(&self, kind: &str, name: &str) -> String {
+        format!(
+            "{kind} {name:?} is outside plugin {}'s namespace or does not exist (its objects are \
+             named {}*; another plugin's tables are readable only with a grant)",
+            self.plugin, self.own
+        )
+    }
+
+    pub(crate) fn owns(&self, object: &str) -> bool {
+        starts_with_ignore_case(object, &self.own)
+    }
+
+    pub(crate) fn may_read(&self, table: &str) -> bool {
+        self.owns(table) || self.reads.iter().any(|r| starts_with_ignore_case(table, r))
+    }
+}
+
+fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+    s.len() > prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+}
