@@ -10,6 +10,6 @@ mkdir -p plugins
 cp example-plugins/target/wasm32-wasip2/release/accounts.wasm \
    example-plugins/target/wasm32-wasip2/release/notes.wasm plugins/
 
-cargo build --locked -p wasmig
+cargo build --locked -p wasmig-cli
 ./target/debug/wasmig --plugins plugins --db wasmig.db up
 ./target/debug/wasmig --plugins plugins --db wasmig.db status
