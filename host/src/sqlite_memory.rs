@@ -157,11 +157,6 @@ pub mod hooks {
     }
 }
 
-/// Whether the bound is installed.
-pub fn installed() -> bool {
-    INNER.get().is_some()
-}
-
 /// Makes every SQLite allocation fail from now on, or no longer.
 pub(crate) fn stop(stop: bool) {
     STOPPED.store(stop, Ordering::Relaxed);
@@ -262,7 +257,7 @@ mod tests {
     fn installing_after_sqlite_started_is_refused_and_harmless() {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
         assert_eq!(super::install(), Err(rusqlite::ffi::SQLITE_MISUSE));
-        assert!(!super::installed());
+        assert!(super::INNER.get().is_none());
         let n: i64 = conn.query_row("SELECT 40 + 2", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 42);
     }
