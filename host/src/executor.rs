@@ -6,7 +6,7 @@ use crate::Manifest;
 use crate::declaration::Declaration;
 use crate::planner::{PendingPlugin, PlannedStep};
 use crate::runtime::{CallReport, Instantiated, Loaded, Runtime};
-use crate::store::{Backend, Direction, LedgerEntry, Outcome, Scope};
+use crate::store::{Backend, Direction, LedgerEntry, Outcome, PluginAccess};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -416,7 +416,7 @@ async fn run_one(
             }
         }
     }
-    let scope = Scope::new(&step.plugin, &component.source.granted_reads);
+    let access = PluginAccess::new(&step.plugin, &component.source.granted_reads);
     let prepared = (|| {
         if step.direction == Direction::Up && !component.stored {
             backend.store_component(
@@ -425,7 +425,7 @@ async fn run_one(
                 &component.source.manifest,
             )?;
         }
-        backend.mark_schema(&scope)
+        backend.mark_schema(&access)
     })();
     let before = match prepared {
         Ok(before) => before,
@@ -434,8 +434,6 @@ async fn run_one(
             return (backend, Err(e));
         }
     };
-    let changes_before = backend.total_changes();
-
     let version = step.version.to_string();
     let mut entry = LedgerEntry {
         id: 0,
@@ -459,13 +457,13 @@ async fn run_one(
     }
     let code = component.code;
     let (mut backend, call, mut outcome) = match (code.declared_sql(step), &code.loaded) {
-        (Some(sql), _) => runtime.run_sql(scope.clone(), backend, sql),
+        (Some(sql), _) => runtime.run_sql(&access, backend, sql),
         (None, Some(loaded)) => {
             runtime
                 .run_step(
                     loaded,
                     component.ready,
-                    scope.clone(),
+                    &access,
                     backend,
                     step.direction == Direction::Up,
                     &version,
@@ -480,10 +478,10 @@ async fn run_one(
             Err(format!("the plugin's declaration has no step {version}")),
         ),
     };
-    let rows_changed = backend.total_changes().saturating_sub(changes_before);
+    let rows_changed = call.rows_changed;
     let mut schema_changes = Vec::new();
     if outcome.is_ok() {
-        outcome = match backend.verify_step(&scope, &before) {
+        outcome = match backend.verify_step(&access, before) {
             Ok(check) => {
                 schema_changes = check.changes;
                 check

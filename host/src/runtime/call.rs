@@ -184,12 +184,12 @@ impl Runtime {
         &self,
         loaded: &Loaded,
         ready: Option<Instantiated>,
-        scope: Scope,
+        access: &PluginAccess,
         mut backend: Box<dyn Backend>,
         up: bool,
         version: &str,
     ) -> (Box<dyn Backend>, CallReport, Result<(), String>) {
-        let label = step_label(&scope.plugin, version);
+        let label = step_label(&access.plugin, version);
         let limits = self.sql_limits();
         let ready = match ready {
             Some(ready) if ready.store.data().plugin == label => ready,
@@ -199,7 +199,7 @@ impl Runtime {
             mut store,
             instance,
         } = ready;
-        if let Err(e) = backend.enter_plugin(scope, limits) {
+        if let Err(e) = backend.enter_plugin(access, limits) {
             return (backend, CallReport::default(), Err(e.to_string()));
         }
         store.data_mut().backend = Some(backend);
@@ -236,12 +236,13 @@ impl Runtime {
             .backend
             .take()
             .expect("the backend is lent for the call");
-        let report = std::mem::take(&mut state.report).finish();
+        let mut report = std::mem::take(&mut state.report).finish();
         // Tearing the instance down (unmapping its memory and stacks) costs as much as
         // setting it up; a blocking thread does it while the run goes on.
         drop_elsewhere(store);
-        if let Err(e) = backend.leave_plugin() {
-            return (backend, report, Err(e.to_string()));
+        match backend.leave_plugin() {
+            Ok(changed) => report.rows_changed = changed,
+            Err(e) => return (backend, report, Err(e.to_string())),
         }
         (backend, report, outcome)
     }
@@ -250,12 +251,12 @@ impl Runtime {
     /// does for a plugin's code, scoped and bounded the same way, without an instance.
     pub(crate) fn run_sql(
         &self,
-        scope: Scope,
+        access: &PluginAccess,
         mut backend: Box<dyn Backend>,
         script: &str,
     ) -> (Box<dyn Backend>, CallReport, Result<(), String>) {
         let mut report = CallReport::default();
-        if let Err(e) = backend.enter_plugin(scope, self.sql_limits()) {
+        if let Err(e) = backend.enter_plugin(access, self.sql_limits()) {
             return (backend, report, Err(e.to_string()));
         }
         let mut statements = Vec::new();
@@ -265,9 +266,10 @@ impl Runtime {
         for statement in &statements {
             report.ran(statement);
         }
-        let report = report.finish();
-        if let Err(e) = backend.leave_plugin() {
-            return (backend, report, Err(e.to_string()));
+        let mut report = report.finish();
+        match backend.leave_plugin() {
+            Ok(changed) => report.rows_changed = changed,
+            Err(e) => return (backend, report, Err(e.to_string())),
         }
         (backend, report, outcome)
     }

@@ -7,7 +7,7 @@
 //!   stderr).
 
 use crate::manifest::{RawManifest, RawMigration};
-use crate::store::{Backend, Scope, SqlLimits};
+use crate::store::{Backend, PluginAccess, SqlLimits};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -132,6 +132,8 @@ pub(crate) struct CallReport {
     bytes: usize,
     /// Statements not kept, once [`MAX_AUDIT_BYTES`] were.
     omitted: u64,
+    /// Rows the plugin's statements inserted, updated or deleted.
+    pub rows_changed: u64,
 }
 
 /// The most statement text one step's audit trail keeps: a plugin that runs ever new

@@ -1,15 +1,34 @@
-//! The storage seam. The executor talks to a [`Backend`]: transactions, the plugin's scoped
-//! SQL, and the host's own tables (ledger, applied state, stored components). SQLite is the
-//! embedded default; another database implements the same trait.
+//! The storage seam. The executor talks to a [`Backend`]: transactions, the plugin's confined
+//! SQL, the schema guard around a step, and the host's own tables (ledger, applied state,
+//! stored components). SQLite is the embedded default; another database implements the same
+//! trait, each confining a plugin by its own means.
 
-mod scope;
 pub(crate) mod sqlite;
 
 use crate::ledger::State;
 pub use crate::ledger::{Direction, LedgerEntry, Outcome};
+pub(crate) use sqlite::OverrunHandler;
+use std::any::Any;
 use std::time::Duration;
 
-pub(crate) use scope::Scope;
+/// Who runs a step and what it may reach besides its own namespace: the plugins whose
+/// tables the policy lets it read. How a backend confines the plugin to this is its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PluginAccess {
+    /// The plugin.
+    pub plugin: String,
+    /// The plugins whose tables it may read.
+    pub reads: Vec<String>,
+}
+
+impl PluginAccess {
+    pub(crate) fn new(plugin: &str, reads: &[String]) -> Self {
+        PluginAccess {
+            plugin: plugin.to_string(),
+            reads: reads.to_vec(),
+        }
+    }
+}
 
 /// Bounds on the SQL of one step, where wasm limits do not reach.
 #[derive(Debug, Clone)]
@@ -18,22 +37,25 @@ pub(crate) struct SqlLimits {
     pub deadline: std::time::Instant,
     /// The most bytes one query may return.
     pub max_result_bytes: usize,
-    /// How much the step may grow the database file, in bytes.
+    /// How much the step may add to the database's storage, in bytes.
     pub max_growth_bytes: u64,
     /// How much the step may add to the temporary files, in bytes.
     pub max_temp_bytes: u64,
 }
 
-/// The schema before a step, as one plugin sees it.
-#[derive(Debug, Clone)]
-pub(crate) struct SchemaMark {
-    /// `PRAGMA schema_version` of main and temp: unchanged means no DDL ran there.
-    pub versions: [i64; 2],
-    /// Order-independent digest (sum of row hashes, row count) of the objects that are not
-    /// the plugin's, in main and in temp.
-    pub foreign: [(u64, u64); 2],
-    /// The plugin's own objects, sorted.
-    pub owned: Vec<SchemaObject>,
+/// The schema before a step, as the backend that marked it records it; only that backend
+/// reads it back.
+pub(crate) struct SchemaMark(Box<dyn Any + Send>);
+
+impl SchemaMark {
+    pub(crate) fn new<T: Any + Send>(mark: T) -> Self {
+        SchemaMark(Box::new(mark))
+    }
+
+    /// The backend's own mark; `None` if another kind of backend made it.
+    pub(crate) fn into_inner<T: Any>(self) -> Option<T> {
+        self.0.downcast().ok().map(|b| *b)
+    }
 }
 
 /// What the schema check found.
@@ -43,18 +65,6 @@ pub(crate) struct StepCheck {
     pub verdict: Result<(), String>,
     /// The plugin's objects created, altered or dropped (`created table notes__note`).
     pub changes: Vec<String>,
-}
-
-/// One schema object, as `sqlite_schema` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct SchemaObject {
-    /// `main` or `temp`.
-    pub schema: String,
-    /// `table`, `index`, `view` or `trigger`.
-    pub kind: String,
-    pub name: String,
-    pub table: String,
-    pub sql: Option<String>,
 }
 
 /// One SQL value crossing the seam.
@@ -90,6 +100,23 @@ pub(crate) enum SqlError {
 
 /// The storage a migration run needs. Every method runs on the one connection or session
 /// that holds the step's transaction, so plugin SQL and ledger rows commit together.
+///
+/// One step's lifecycle, as the executor drives it:
+///
+/// 1. [`begin`](Backend::begin): the write transaction, holding the run lock (other runners
+///    wait), then [`is_applied`](Backend::is_applied): the re-check that makes a step run
+///    exactly once whatever other runners did meanwhile;
+/// 2. [`store_component`](Backend::store_component) (an `up` step), then
+///    [`mark_schema`](Backend::mark_schema);
+/// 3. [`enter_plugin`](Backend::enter_plugin): from here on every statement is the plugin's,
+///    confined to what its [`PluginAccess`] allows and bounded by its [`SqlLimits`] (the
+///    deadline is the backend's to enforce, not the guest's);
+///    [`execute`](Backend::execute), [`query`](Backend::query) and the batches;
+///    [`leave_plugin`](Backend::leave_plugin);
+/// 4. [`verify_step`](Backend::verify_step): the schema guard's second wall;
+/// 5. success: [`record`](Backend::record) then [`commit`](Backend::commit); failure:
+///    [`rollback`](Backend::rollback), then the failure is recorded in a transaction of its
+///    own (`begin`, `record`, `commit`).
 pub(crate) trait Backend: Send {
     /// Creates the host's tables if they are missing (inside the open transaction, if any).
     fn prepare_host_tables(&mut self) -> crate::Result<()>;
@@ -125,22 +152,26 @@ pub(crate) trait Backend: Send {
         &mut self,
         sha256s: Option<&[String]>,
     ) -> crate::Result<std::collections::BTreeMap<String, crate::Manifest>>;
-    /// Rows changed on the connection so far (for dry-run reports).
-    fn total_changes(&self) -> u64;
 
-    /// Marks the schema before a step, as seen from one plugin: its own objects in full, a
-    /// digest of everything else. Cheap on a database with thousands of objects.
-    fn mark_schema(&mut self, scope: &Scope) -> crate::Result<SchemaMark>;
+    /// Marks the schema before a step, as seen from one plugin. Cheap on a database with
+    /// thousands of objects.
+    fn mark_schema(&mut self, access: &PluginAccess) -> crate::Result<SchemaMark>;
     /// The second wall, after a step and before its commit: every object the step created,
-    /// changed or dropped must be the plugin's, and its new or changed triggers and views may
-    /// touch only what the plugin may touch. Then the step's TEMP objects are dropped, so
-    /// nothing carries over to the next step.
-    fn verify_step(&mut self, scope: &Scope, before: &SchemaMark) -> crate::Result<StepCheck>;
+    /// changed or dropped must be the plugin's, and what it leaves behind (triggers, views,
+    /// functions) may reach only what the plugin itself may reach when it runs later with
+    /// someone else's rights. Nothing of the step's temporary objects carries over to the
+    /// next step.
+    fn verify_step(
+        &mut self,
+        access: &PluginAccess,
+        before: SchemaMark,
+    ) -> crate::Result<StepCheck>;
 
-    /// Scopes every following plugin statement to one plugin's namespace and bounds.
-    fn enter_plugin(&mut self, scope: Scope, limits: SqlLimits) -> crate::Result<()>;
-    /// Ends the plugin's scope; host statements run unrestricted again.
-    fn leave_plugin(&mut self) -> crate::Result<()>;
+    /// Confines every following statement to one plugin and its bounds.
+    fn enter_plugin(&mut self, access: &PluginAccess, limits: SqlLimits) -> crate::Result<()>;
+    /// Ends the plugin's turn; host statements run unrestricted again. Returns the rows the
+    /// plugin's statements inserted, updated or deleted since `enter_plugin`.
+    fn leave_plugin(&mut self) -> crate::Result<u64>;
     /// Runs one plugin statement; returns rows changed.
     fn execute(&mut self, statement: &str, params: &[ValueRef<'_>]) -> Result<u64, SqlError>;
     /// Runs one plugin statement that returns rows.
@@ -154,8 +185,8 @@ pub(crate) trait Backend: Send {
     /// The step the host runs from now on (`None` between steps and in a dry run): the
     /// failure to record if the host has to abandon it inside the database.
     fn running(&mut self, step: Option<&LedgerEntry>);
-    /// Records the failures of steps a host abandoned (see [`sqlite::Overrun`]) that wait
-    /// beside the database, then forgets them.
+    /// Records the failures of steps a host abandoned (see [`crate::Overrun`]) that wait for the
+    /// database, then forgets them.
     fn record_abandoned(&mut self) -> crate::Result<()>;
 }
 
@@ -165,5 +196,5 @@ pub(crate) struct BackendOptions {
     /// How long to wait for another writer before giving up.
     pub lock_timeout: Duration,
     /// What to do with a step still inside the database long past its deadline.
-    pub on_overrun: Option<sqlite::OverrunHandler>,
+    pub on_overrun: Option<OverrunHandler>,
 }

@@ -8,6 +8,7 @@ mod left_behind;
 mod schema_check;
 mod schema_digest;
 mod schema_pages;
+mod scope;
 mod session;
 mod sql_text;
 mod temp_quota;
@@ -21,8 +22,8 @@ use watchdog::Watchdog;
 pub use watchdog::{Overrun, OverrunHandler};
 
 use super::{
-    Backend, BackendOptions, Direction, LedgerEntry, Outcome, Rows, SchemaMark, SchemaObject,
-    Scope, SqlError, SqlLimits, StepCheck, Value,
+    Backend, BackendOptions, Direction, LedgerEntry, Outcome, PluginAccess, Rows, SqlError,
+    SqlLimits, StepCheck, Value,
 };
 use crate::ledger::{AppliedStep, State};
 use crate::{Error, Result};
@@ -30,7 +31,9 @@ use authorizer::{SCAN_FUNCTION, SharedAuthState, authorizer, first_keyword, is_a
 use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql, params};
+use schema_check::{SchemaMark, SchemaObject};
 use schema_pages::{PageKeys, READ_PAGE, Stored, read_page};
+pub(crate) use scope::Scope;
 use sql_text::Token;
 use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
@@ -90,6 +93,8 @@ pub(crate) struct SqliteBackend {
     plugin: Option<(Scope, SqlLimits)>,
     /// What `enter_plugin` changed, to restore.
     host_settings: Option<HostSettings>,
+    /// The connection's count of changed rows when the plugin's turn began.
+    changes_at_enter: u64,
     /// Interrupts the running plugin statement at the step's deadline.
     watchdog: Watchdog,
     /// The deadline of the last step the connection ran, which its schema check keeps to.
@@ -178,6 +183,7 @@ impl SqliteBackend {
             auth: Default::default(),
             plugin: None,
             host_settings: None,
+            changes_at_enter: 0,
             watchdog,
             step_deadline: None,
             host_tables: false,
@@ -353,20 +359,23 @@ impl Backend for SqliteBackend {
         SqliteBackend::stored_manifests(self, sha256s)
     }
 
-    fn total_changes(&self) -> u64 {
-        SqliteBackend::total_changes(self)
+    fn mark_schema(&mut self, access: &PluginAccess) -> Result<super::SchemaMark> {
+        SqliteBackend::mark_schema(self, &Scope::of(access)).map(super::SchemaMark::new)
     }
 
-    fn mark_schema(&mut self, scope: &Scope) -> Result<SchemaMark> {
-        SqliteBackend::mark_schema(self, scope)
+    fn verify_step(
+        &mut self,
+        access: &PluginAccess,
+        before: super::SchemaMark,
+    ) -> Result<StepCheck> {
+        let before: SchemaMark = before.into_inner().ok_or_else(|| {
+            Error::Engine("a schema mark from another backend reached SQLite's".into())
+        })?;
+        SqliteBackend::verify_step(self, &Scope::of(access), &before)
     }
 
-    fn verify_step(&mut self, scope: &Scope, before: &SchemaMark) -> Result<StepCheck> {
-        SqliteBackend::verify_step(self, scope, before)
-    }
-
-    fn enter_plugin(&mut self, scope: Scope, limits: SqlLimits) -> Result<()> {
-        SqliteBackend::enter_plugin(self, scope, limits)
+    fn enter_plugin(&mut self, access: &PluginAccess, limits: SqlLimits) -> Result<()> {
+        SqliteBackend::enter_plugin(self, Scope::of(access), limits)
     }
 
     fn running(&mut self, step: Option<&LedgerEntry>) {
@@ -377,7 +386,7 @@ impl Backend for SqliteBackend {
         SqliteBackend::record_abandoned(self)
     }
 
-    fn leave_plugin(&mut self) -> Result<()> {
+    fn leave_plugin(&mut self) -> Result<u64> {
         SqliteBackend::leave_plugin(self)
     }
 

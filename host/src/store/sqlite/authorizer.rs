@@ -5,7 +5,7 @@
 //! only when a rule below says so. It is the first wall; the schema check after each step
 //! (`schema_check.rs`) is the second.
 
-use crate::store::Scope;
+use super::Scope;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -13,10 +13,11 @@
 //!   content must be the plugin's own table;
 //! - a foreign key may reference only the plugin's own tables.
 
+use super::Scope;
 use super::SqliteBackend;
 use super::authorizer::VTAB_MODULES;
+use super::schema_check::SchemaObject;
 use super::sql_text::{self, Token};
-use crate::store::{SchemaObject, Scope};
 use rusqlite::config::DbConfig;
 
 fn quote(name: &str) -> String {

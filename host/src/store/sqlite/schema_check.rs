@@ -4,6 +4,30 @@
 
 use super::*;
 
+/// The schema before a step, as one plugin sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct SchemaMark {
+    /// `PRAGMA schema_version` of main and temp: unchanged means no DDL ran there.
+    pub versions: [i64; 2],
+    /// Order-independent digest (sum of row hashes, row count) of the objects that are not
+    /// the plugin's, in main and in temp.
+    pub foreign: [(u64, u64); 2],
+    /// The plugin's own objects, sorted.
+    pub owned: Vec<SchemaObject>,
+}
+
+/// One schema object, as `sqlite_schema` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct SchemaObject {
+    /// `main` or `temp`.
+    pub schema: String,
+    /// `table`, `index`, `view` or `trigger`.
+    pub kind: String,
+    pub name: String,
+    pub table: String,
+    pub sql: Option<String>,
+}
+
 impl SqliteBackend {
     /// Runs `check` (the schema check's compiling of what a step leaves behind, which the
     /// plugin's objects can make as slow as they like) on the step's clock: the progress
@@ -307,10 +331,6 @@ impl SqliteBackend {
             }
         }
         Ok(())
-    }
-
-    pub(super) fn total_changes(&self) -> u64 {
-        self.conn.total_changes()
     }
 
     pub(super) fn mark_schema(&mut self, scope: &Scope) -> Result<SchemaMark> {

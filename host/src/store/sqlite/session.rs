@@ -351,6 +351,7 @@ impl SqliteBackend {
     pub(super) fn enter_plugin(&mut self, mut scope: Scope, limits: SqlLimits) -> Result<()> {
         use rusqlite::limits::Limit;
         self.held = None;
+        self.changes_at_enter = self.conn.total_changes();
         scope.table_functions_shadowed = self.table_functions_shadowed();
         // A statement prepared under another scope must never be reused under this one: the
         // plugin's statements are cached under keys of this step only (see `plugin_key`).
@@ -428,8 +429,12 @@ impl SqliteBackend {
         self.watchdog.running(step.cloned());
     }
 
-    pub(super) fn leave_plugin(&mut self) -> Result<()> {
+    pub(super) fn leave_plugin(&mut self) -> Result<u64> {
         use rusqlite::limits::Limit;
+        let changed = self
+            .conn
+            .total_changes()
+            .saturating_sub(self.changes_at_enter);
         self.held = None;
         self.plugin = None;
         self.watchdog.disarm();
@@ -462,7 +467,7 @@ impl SqliteBackend {
                 )
                 .map_err(e)?;
         }
-        Ok(())
+        Ok(changed)
     }
 
     pub(super) fn execute(

@@ -1,7 +1,8 @@
-//! What one plugin may touch: its namespace, and the namespaces it was granted to read.
-//! Every backend confines a plugin's SQL to its scope, each by its own means.
+//! What one plugin may touch on SQLite, by name: its namespace's prefix, and the prefixes of
+//! the namespaces it was granted to read. The authorizer and the schema check decide by it.
 
 use crate::manifest::namespace;
+use crate::store::PluginAccess;
 
 /// What one plugin may touch.
 #[derive(Debug, Clone)]
@@ -19,6 +20,10 @@ pub(crate) struct Scope {
 }
 
 impl Scope {
+    pub(crate) fn of(access: &PluginAccess) -> Self {
+        Scope::new(&access.plugin, &access.reads)
+    }
+
     pub(crate) fn new(plugin: &str, granted_reads: &[String]) -> Self {
         Scope {
             plugin: plugin.to_string(),
