@@ -10,7 +10,8 @@ pub(crate) struct Cli {
     #[arg(long, global = true, env = "WASMIG_PLUGINS", default_value = "plugins")]
     pub(crate) plugins: PathBuf,
 
-    /// SQLite database file (created if missing).
+    /// SQLite database file (created if missing), or a PostgreSQL database's URL
+    /// (postgres://user:password@host/db).
     #[arg(long, global = true, env = "WASMIG_DB", default_value = "wasmig.db")]
     pub(crate) db: PathBuf,
 

@@ -12,6 +12,9 @@ use std::time::Duration;
 pub struct HostBuilder {
     pub(crate) plugins_dir: PathBuf,
     pub(crate) database: PathBuf,
+    /// The PostgreSQL connection URL, when the database is PostgreSQL's (`database` then
+    /// holds it without its password, for messages).
+    pub(crate) postgres: Option<String>,
     pub(crate) limits: Limits,
     pub(crate) lock_timeout: Duration,
     pub(crate) policy: Policy,
@@ -46,6 +49,7 @@ impl Default for HostBuilder {
         HostBuilder {
             plugins_dir: PathBuf::from("plugins"),
             database: PathBuf::from("wasmig.db"),
+            postgres: None,
             limits: Limits::default(),
             lock_timeout: Duration::from_secs(60),
             policy: Policy::default(),
@@ -78,9 +82,26 @@ impl HostBuilder {
         self
     }
 
-    /// The SQLite database file (default `wasmig.db`); created if missing.
+    /// The SQLite database file (default `wasmig.db`); created if missing. A
+    /// `postgres://` or `postgresql://` URL instead is the same as [`HostBuilder::postgres`].
     pub fn database(mut self, path: impl Into<PathBuf>) -> Self {
-        self.database = path.into();
+        let path = path.into();
+        if let Some(url) = path.to_str().filter(|p| crate::store::postgres::is_url(p)) {
+            return self.postgres(url.to_string());
+        }
+        self.database = path;
+        self.postgres = None;
+        self
+    }
+
+    /// A PostgreSQL database, by connection URL (`postgres://user:password@host/db`). The
+    /// role in the URL creates each plugin's role and schema and owns wasmig's schema: it
+    /// needs `CREATEROLE`, `CREATE` on the database and `SET` on the parameter
+    /// `temp_file_limit` (or to be a superuser); see `docs/postgres.md`.
+    pub fn postgres(mut self, url: impl Into<String>) -> Self {
+        let url = url.into();
+        self.database = PathBuf::from(crate::store::postgres::redacted(&url));
+        self.postgres = Some(url);
         self
     }
 

@@ -396,8 +396,9 @@ async fn run_one(
 ) -> (Box<dyn Backend>, crate::Result<Option<StepReport>>) {
     let started_at_ms = now_ms();
     let clock = Instant::now();
+    let access = PluginAccess::new(&step.plugin, &component.source.granted_reads);
     if mode == Mode::Apply {
-        if let Err(e) = backend.begin() {
+        if let Err(e) = backend.begin(Some(&access)) {
             return (backend, Err(e));
         }
         // Re-check inside the write transaction: exactly once, even with concurrent runners.
@@ -416,7 +417,6 @@ async fn run_one(
             }
         }
     }
-    let access = PluginAccess::new(&step.plugin, &component.source.granted_reads);
     let prepared = (|| {
         if step.direction == Direction::Up && !component.stored {
             backend.store_component(
@@ -567,7 +567,7 @@ fn commit_or_record_failure(backend: &mut dyn Backend, entry: &LedgerEntry) -> c
     }
     backend.rollback()?;
     let recorded = backend
-        .begin()
+        .begin(None)
         .and_then(|()| backend.record(entry))
         .and_then(|()| backend.commit());
     if recorded.is_err() {

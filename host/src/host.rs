@@ -4,6 +4,7 @@
 use crate::executor::{self, Group, Mode, Source};
 use crate::planner::Candidate;
 use crate::runtime::Runtime;
+use crate::store::postgres::PgBackend;
 use crate::store::sqlite::SqliteBackend;
 use crate::store::{Backend, BackendOptions};
 use crate::*;
@@ -42,7 +43,7 @@ impl Host {
         &self.inner.config.plugins_dir
     }
 
-    /// The database file.
+    /// The database file, or a PostgreSQL database's URL without its password.
     pub fn database(&self) -> &Path {
         &self.inner.config.database
     }
@@ -50,12 +51,21 @@ impl Host {
     pub(crate) fn backend_options(&self) -> BackendOptions {
         BackendOptions {
             lock_timeout: self.inner.config.lock_timeout,
+            max_temp_bytes: self.inner.config.limits.max_temp_bytes,
             on_overrun: self.inner.config.on_overrun.clone(),
         }
     }
 
     pub(crate) fn open(&self, mode: Mode) -> Result<Box<dyn Backend>> {
         let options = self.backend_options();
+        if let Some(url) = &self.inner.config.postgres {
+            let mut backend = PgBackend::open(url, options)?;
+            backend.prepare_host_tables()?;
+            if mode == Mode::DryRun {
+                backend.begin(None)?;
+            }
+            return Ok(Box::new(backend));
+        }
         let path = &self.inner.config.database;
         let scratch = mode == Mode::DryRun && !path.exists();
         let mut backend = SqliteBackend::open(path, options, scratch)?;
@@ -64,7 +74,7 @@ impl Host {
         }
         if mode == Mode::DryRun {
             // One transaction for the whole dry run, host tables included, rolled back.
-            backend.begin()?;
+            backend.begin(None)?;
         }
         backend.prepare_host_tables()?;
         Ok(Box::new(backend))
@@ -74,6 +84,11 @@ impl Host {
     /// it is.
     pub(crate) fn open_read(&self) -> Result<Box<dyn Backend>> {
         let options = self.backend_options();
+        if let Some(url) = &self.inner.config.postgres {
+            let mut backend = PgBackend::open(url, options)?;
+            backend.has_host_tables()?;
+            return Ok(Box::new(backend));
+        }
         let path = &self.inner.config.database;
         let mut backend = SqliteBackend::open(path, options, !path.exists())?;
         // Tables written by a newer wasmig are refused, not misread.

@@ -13,7 +13,7 @@ fn plugin() -> Plugin {
                 "CREATE TABLE accounts__user (
                      id         INTEGER PRIMARY KEY,
                      email      TEXT NOT NULL UNIQUE,
-                     created_at TEXT NOT NULL DEFAULT (datetime('now')),
+                     created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
                      edited     INTEGER  -- added after 0.1.0 was released
                  );",
             )

@@ -5,5 +5,5 @@ CREATE TABLE notes__note (
     body     TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX notes__note_by_owner ON notes__note(owner_id);
-INSERT INTO notes__note (owner_id, title, body)
-    VALUES (0, 'Welcome to Notes', 'Notes are stored by the notes plugin in its own tables.');
+INSERT INTO notes__note (id, owner_id, title, body)
+    VALUES (1, 0, 'Welcome to Notes', 'Notes are stored by the notes plugin in its own tables.');

@@ -3,6 +3,7 @@
 //! stored components). SQLite is the embedded default; another database implements the same
 //! trait, each confining a plugin by its own means.
 
+pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
 use crate::ledger::State;
@@ -103,7 +104,8 @@ pub(crate) enum SqlError {
 ///
 /// One step's lifecycle, as the executor drives it:
 ///
-/// 1. [`begin`](Backend::begin): the write transaction, holding the run lock (other runners
+/// 1. [`begin`](Backend::begin) for the plugin: the write transaction, holding the run lock
+///    (other runners
 ///    wait), then [`is_applied`](Backend::is_applied): the re-check that makes a step run
 ///    exactly once whatever other runners did meanwhile;
 /// 2. [`store_component`](Backend::store_component) (an `up` step), then
@@ -122,9 +124,10 @@ pub(crate) trait Backend: Send {
     fn prepare_host_tables(&mut self) -> crate::Result<()>;
     /// Whether the host's tables exist; reads of an untouched database see an empty state.
     fn has_host_tables(&mut self) -> crate::Result<bool>;
-    /// Opens the write transaction of one step, waiting (up to the lock timeout) for other
-    /// writers.
-    fn begin(&mut self) -> crate::Result<()>;
+    /// Opens a write transaction, waiting (up to the lock timeout) for other writers: one
+    /// step's, where `step` (the plugin) runs its SQL; the host's own (`None`), where only
+    /// the host writes (a failure's ledger row, a dry run's host tables).
+    fn begin(&mut self, step: Option<&PluginAccess>) -> crate::Result<()>;
     /// Commits the open transaction.
     fn commit(&mut self) -> crate::Result<()>;
     /// Rolls back the open transaction, if any.
@@ -195,6 +198,9 @@ pub(crate) trait Backend: Send {
 pub(crate) struct BackendOptions {
     /// How long to wait for another writer before giving up.
     pub lock_timeout: Duration,
+    /// How much a step may add to the temporary files, in bytes (PostgreSQL: the plugin
+    /// role's `temp_file_limit`).
+    pub max_temp_bytes: u64,
     /// What to do with a step still inside the database long past its deadline.
     pub on_overrun: Option<OverrunHandler>,
 }

@@ -311,7 +311,7 @@ impl Backend for SqliteBackend {
         SqliteBackend::has_host_tables(self)
     }
 
-    fn begin(&mut self) -> Result<()> {
+    fn begin(&mut self, _step: Option<&PluginAccess>) -> Result<()> {
         SqliteBackend::begin(self)
     }
 

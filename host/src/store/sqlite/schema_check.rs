@@ -450,6 +450,7 @@ mod tests {
     fn the_page_walk_agrees_with_reading_every_row_across_namespaces() {
         let options = BackendOptions {
             lock_timeout: Duration::from_secs(1),
+            max_temp_bytes: 1 << 20,
             on_overrun: None,
         };
         let mut db = SqliteBackend::open(Path::new("unused.db"), options, true).unwrap();

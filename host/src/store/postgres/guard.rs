@@ -1,0 +1,217 @@
+//! The schema guard on PostgreSQL: after a step, before its commit, the catalogs as the
+//! server reports them must show that the plugin's role owns nothing outside its schema and
+//! left nothing behind that would run later with someone else's rights.
+//!
+//! Privileges already keep the plugin's statements inside its schema (it has no rights
+//! anywhere else); the guard is about what outlives the step:
+//!
+//! - everything the role owns (`pg_shdepend`) is in its schema, or in this session's
+//!   temporary schema, which goes when the step ends: no large objects, nothing elsewhere;
+//! - no grant on its objects to anyone but the readers the policy names (`SELECT` on
+//!   tables, `USAGE` on the schema), and no default privileges of its own;
+//! - nothing of its objects depends on a table, function or operator outside its schema:
+//!   no view over another schema (a read grant does not stretch into objects), no foreign
+//!   key into one, no default taking another's sequence;
+//! - a trigger runs a function of the plugin's own schema; every such function runs as the
+//!   plugin (`SECURITY DEFINER`, made so by the host) with `EXECUTE` for no one else;
+//! - an expression that runs with the rights of whoever uses the object (a view's query, a
+//!   rule, a column default, a check, an index expression, a policy, a trigger's `WHEN`)
+//!   calls only the plugin's own functions, immutable built-in ones, or the few built-in
+//!   ones listed in [`ALLOWED_FUNCTIONS`]; the function calls are read from the expression
+//!   trees the server stores (`:funcid`, `:opfuncid` and the like), not from the SQL text;
+//! - a view runs with its owner's rights (`security_invoker` is refused).
+
+/// Built-in functions that are not immutable and may still be called where an expression
+/// runs with another role's rights: clocks, random values, and sequences (a sequence outside
+/// the schema is refused by the dependency check).
+pub(super) const ALLOWED_FUNCTIONS: &[&str] = &[
+    "now",
+    "statement_timestamp",
+    "transaction_timestamp",
+    "clock_timestamp",
+    "timeofday",
+    "random",
+    "gen_random_uuid",
+    "nextval",
+    "currval",
+    "date_trunc",
+    "date_part",
+    "extract",
+    "to_char",
+    "to_timestamp",
+    "to_date",
+    "age",
+    "timezone",
+    "timestamptz",
+    "date",
+];
+
+/// The plugin's objects, one line each (`table notes.notes__note`), for the step's report.
+/// `$1`: the schema.
+pub(super) const OWNED_OBJECTS: &str = "
+SELECT o.type || ' ' || o.identity
+  FROM pg_catalog.pg_shdepend d
+  CROSS JOIN LATERAL pg_catalog.pg_identify_object(d.classid, d.objid, 0) o
+ WHERE d.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass
+   AND d.refobjid = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user)
+   AND d.deptype = 'o'
+   AND d.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
+   AND o.schema = $1
+ ORDER BY 1";
+
+/// Makes every function of the schema run as its owner and be executable by no one else.
+/// `$1`: the schema. Runs on the plugin's session, whose role owns them.
+pub(super) const NEUTRALISE: &str = "
+DO $wasmig$
+DECLARE f pg_catalog.regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace
+                                       WHERE nspname = pg_catalog.current_setting('wasmig.schema'))
+                AND p.prokind IN ('f', 'p')
+                AND NOT p.prosecdef
+    LOOP
+        EXECUTE pg_catalog.format('ALTER ROUTINE %s SECURITY DEFINER', f);
+    END LOOP;
+    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace
+                                       WHERE nspname = pg_catalog.current_setting('wasmig.schema'))
+                AND p.prokind IN ('f', 'p', 'a', 'w')
+                AND (p.proacl IS NULL OR EXISTS (
+                     SELECT 1 FROM pg_catalog.aclexplode(p.proacl) a WHERE a.grantee <> p.proowner))
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON ROUTINE %s FROM PUBLIC', f);
+    END LOOP;
+END
+$wasmig$";
+
+/// What the plugin left that it may not: one line per finding. `$1`: the schema; `$2`: the
+/// roles that may read it (`text[]`); `$3`: [`ALLOWED_FUNCTIONS`] (`text[]`).
+pub(super) const FINDINGS: &str = r#"
+WITH me AS (
+    SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user
+), s AS (
+    SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1
+), rel AS (
+    SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relnamespace = (SELECT oid FROM s)
+), mine(classid, objid) AS (
+    SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, oid FROM rel
+    UNION ALL SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, p.oid FROM pg_catalog.pg_proc p
+        WHERE p.pronamespace = (SELECT oid FROM s)
+    UNION ALL SELECT 'pg_catalog.pg_type'::pg_catalog.regclass, t.oid FROM pg_catalog.pg_type t
+        WHERE t.typnamespace = (SELECT oid FROM s)
+    UNION ALL SELECT 'pg_catalog.pg_operator'::pg_catalog.regclass, o.oid
+        FROM pg_catalog.pg_operator o WHERE o.oprnamespace = (SELECT oid FROM s)
+    UNION ALL SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid
+        FROM pg_catalog.pg_constraint k WHERE k.connamespace = (SELECT oid FROM s)
+    UNION ALL SELECT 'pg_catalog.pg_attrdef'::pg_catalog.regclass, a.oid
+        FROM pg_catalog.pg_attrdef a WHERE a.adrelid IN (SELECT oid FROM rel)
+    UNION ALL SELECT 'pg_catalog.pg_rewrite'::pg_catalog.regclass, r.oid
+        FROM pg_catalog.pg_rewrite r WHERE r.ev_class IN (SELECT oid FROM rel)
+    UNION ALL SELECT 'pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid
+        FROM pg_catalog.pg_trigger g WHERE g.tgrelid IN (SELECT oid FROM rel)
+    UNION ALL SELECT 'pg_catalog.pg_policy'::pg_catalog.regclass, y.oid
+        FROM pg_catalog.pg_policy y WHERE y.polrelid IN (SELECT oid FROM rel)
+    UNION ALL SELECT 'pg_catalog.pg_namespace'::pg_catalog.regclass, oid FROM s
+), trees(what, tree) AS (
+    SELECT pg_catalog.pg_describe_object('pg_catalog.pg_rewrite'::pg_catalog.regclass, r.oid, 0),
+           r.ev_action::text || coalesce(r.ev_qual::text, '')
+      FROM pg_catalog.pg_rewrite r WHERE r.ev_class IN (SELECT oid FROM rel)
+    UNION ALL SELECT pg_catalog.pg_describe_object('pg_catalog.pg_attrdef'::pg_catalog.regclass, a.oid, 0),
+           a.adbin::text
+      FROM pg_catalog.pg_attrdef a WHERE a.adrelid IN (SELECT oid FROM rel)
+    UNION ALL SELECT pg_catalog.pg_describe_object('pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid, 0),
+           k.conbin::text
+      FROM pg_catalog.pg_constraint k
+     WHERE k.connamespace = (SELECT oid FROM s) AND k.conbin IS NOT NULL
+    UNION ALL SELECT pg_catalog.pg_describe_object('pg_catalog.pg_class'::pg_catalog.regclass, i.indexrelid, 0),
+           coalesce(i.indexprs::text, '') || coalesce(i.indpred::text, '')
+      FROM pg_catalog.pg_index i WHERE i.indrelid IN (SELECT oid FROM rel)
+    UNION ALL SELECT pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid, 0),
+           g.tgqual::text
+      FROM pg_catalog.pg_trigger g WHERE g.tgrelid IN (SELECT oid FROM rel) AND g.tgqual IS NOT NULL
+    UNION ALL SELECT pg_catalog.pg_describe_object('pg_catalog.pg_policy'::pg_catalog.regclass, y.oid, 0),
+           coalesce(y.polqual::text, '') || coalesce(y.polwithcheck::text, '')
+      FROM pg_catalog.pg_policy y WHERE y.polrelid IN (SELECT oid FROM rel)
+    UNION ALL SELECT pg_catalog.pg_describe_object('pg_catalog.pg_type'::pg_catalog.regclass, t.oid, 0),
+           t.typdefaultbin::text
+      FROM pg_catalog.pg_type t WHERE t.typnamespace = (SELECT oid FROM s) AND t.typdefaultbin IS NOT NULL
+    UNION ALL SELECT pg_catalog.pg_describe_object('pg_catalog.pg_proc'::pg_catalog.regclass, g.aggfnoid, 0),
+           ':funcid ' || g.aggtransfn::oid || ' :funcid ' || g.aggfinalfn::oid
+           || ' :funcid ' || g.aggcombinefn::oid || ' :funcid ' || g.aggserialfn::oid
+           || ' :funcid ' || g.aggdeserialfn::oid || ' :funcid ' || g.aggmtransfn::oid
+           || ' :funcid ' || g.aggminvtransfn::oid || ' :funcid ' || g.aggmfinalfn::oid
+      FROM pg_catalog.pg_aggregate g
+      JOIN pg_catalog.pg_proc p ON p.oid = g.aggfnoid AND p.pronamespace = (SELECT oid FROM s)
+    UNION ALL SELECT pg_catalog.pg_describe_object('pg_catalog.pg_operator'::pg_catalog.regclass, o.oid, 0),
+           ':funcid ' || o.oprcode::oid || ' :funcid ' || o.oprrest::oid || ' :funcid ' || o.oprjoin::oid
+      FROM pg_catalog.pg_operator o WHERE o.oprnamespace = (SELECT oid FROM s)
+)
+SELECT 'the step left ' || o.type || ' ' || o.identity
+       || ' outside its schema; a plugin''s role may own only what is in its schema'
+  FROM pg_catalog.pg_shdepend d
+  CROSS JOIN LATERAL pg_catalog.pg_identify_object(d.classid, d.objid, 0) o
+ WHERE d.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass
+   AND d.refobjid = (SELECT oid FROM me) AND d.deptype = 'o'
+   AND d.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
+   AND o.schema IS DISTINCT FROM $1
+   AND o.schema IS DISTINCT FROM (SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = pg_catalog.pg_my_temp_schema())
+   AND NOT (d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass AND d.objid = (SELECT oid FROM s))
+UNION ALL
+SELECT 'the step granted ' || a.privilege_type || ' on ' || c.oid::pg_catalog.regclass::text || ' to '
+       || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
+       || '; another plugin reads a plugin''s tables only through a grant in the policy'
+  FROM pg_catalog.pg_class c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+ WHERE c.relnamespace = (SELECT oid FROM s) AND a.grantee <> c.relowner
+   AND NOT (a.privilege_type = 'SELECT' AND pg_catalog.pg_get_userbyid(a.grantee)::text = ANY ($2))
+UNION ALL
+SELECT 'the step granted ' || a.privilege_type || ' on schema ' || $1 || ' to '
+       || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
+  FROM pg_catalog.pg_namespace n CROSS JOIN LATERAL pg_catalog.aclexplode(n.nspacl) a
+ WHERE n.oid = (SELECT oid FROM s) AND a.grantee <> n.nspowner
+   AND NOT (a.privilege_type = 'USAGE' AND pg_catalog.pg_get_userbyid(a.grantee)::text = ANY ($2))
+UNION ALL
+SELECT 'the step granted EXECUTE on ' || p.oid::pg_catalog.regprocedure::text || ' to '
+       || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
+       || '; a plugin''s functions run as the plugin and are its own to call'
+  FROM pg_catalog.pg_proc p CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
+ WHERE p.pronamespace = (SELECT oid FROM s) AND a.grantee <> p.proowner
+UNION ALL
+SELECT 'the step set default privileges; a plugin''s future objects are granted only by the policy'
+  FROM pg_catalog.pg_default_acl x WHERE x.defaclrole = (SELECT oid FROM me)
+UNION ALL
+SELECT 'view ' || c.oid::pg_catalog.regclass::text || ' runs with the rights of whoever reads it '
+       || '(security_invoker); a plugin''s views run with the plugin''s rights'
+  FROM pg_catalog.pg_class c CROSS JOIN LATERAL pg_catalog.unnest(c.reloptions) opt
+ WHERE c.relnamespace = (SELECT oid FROM s)
+   AND pg_catalog.lower(pg_catalog.split_part(opt, '=', 1)) = 'security_invoker'
+   AND pg_catalog.lower(pg_catalog.split_part(opt, '=', 2)) NOT IN ('false', 'off', 'no', '0', 'f', 'n')
+UNION ALL
+SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' depends on '
+       || pg_catalog.pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid)
+       || ', which is outside the plugin''s schema'
+  FROM pg_catalog.pg_depend d JOIN mine m ON m.classid = d.classid AND m.objid = d.objid
+ WHERE d.refclassid IN ('pg_catalog.pg_class'::pg_catalog.regclass,
+                        'pg_catalog.pg_proc'::pg_catalog.regclass,
+                        'pg_catalog.pg_operator'::pg_catalog.regclass,
+                        'pg_catalog.pg_constraint'::pg_catalog.regclass)
+   AND NOT EXISTS (SELECT 1 FROM mine m2 WHERE m2.classid = d.refclassid AND m2.objid = d.refobjid)
+UNION ALL
+SELECT pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid, 0)
+       || ' runs ' || g.tgfoid::pg_catalog.regprocedure::text
+       || ', which is not the plugin''s own function'
+  FROM pg_catalog.pg_trigger g JOIN pg_catalog.pg_proc p ON p.oid = g.tgfoid
+ WHERE g.tgrelid IN (SELECT oid FROM rel) AND NOT g.tgisinternal
+   AND p.pronamespace <> (SELECT oid FROM s)
+UNION ALL
+SELECT DISTINCT t.what || ' calls ' || p.oid::pg_catalog.regprocedure::text
+       || ', which would run later with the rights of whoever uses it'
+  FROM trees t
+  CROSS JOIN LATERAL pg_catalog.regexp_matches(t.tree,
+       ':(?:funcid|opfuncid|aggfnoid|winfnoid|hashfuncid|negfuncid) (\d+)', 'g') f
+  JOIN pg_catalog.pg_proc p ON p.oid = f[1]::oid
+ WHERE f[1] <> '0'
+   AND p.pronamespace <> (SELECT oid FROM s)
+   AND NOT (p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
+            AND (p.provolatile = 'i' OR p.proname = ANY ($3)))
+"#;

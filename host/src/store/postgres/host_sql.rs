@@ -1,0 +1,148 @@
+//! The host's own objects on PostgreSQL, all in the schema `wasmig`, which the role wasmig
+//! connects as owns and no plugin role may read.
+
+/// The key of the transaction-scoped advisory lock every step's transaction takes ("wasmig"
+/// in ASCII). The plugin's statements run inside that transaction, so a plugin asking for it
+/// gets it at once (it holds it already) and cannot release it early.
+pub(super) const LOCK_KEY: i64 = 0x7761_736d_6967;
+
+/// The version of these tables this wasmig writes (`wasmig.meta.schema_version`).
+pub(super) const HOST_SCHEMA_VERSION: i64 = 1;
+
+/// Tables and functions, created if missing; idempotent, run under [`LOCK_KEY`].
+///
+/// A step's ledger row commits with the step's effects, so it is written on the plugin's
+/// session: through `wasmig.record_step`, a `SECURITY DEFINER` function that only plugin roles
+/// may execute. It writes rows for the plugin whose role calls it (`session_user`, which no
+/// plugin can change), and only with the token `wasmig.step_begin` handed to the host at the
+/// start of the same transaction, before any of the plugin's statements ran; `step_begin`
+/// gives one token per transaction. A plugin cannot read the token (its statements see
+/// neither the host's calls nor the table), so it cannot write a ledger row, not even for
+/// itself.
+pub(super) const HOST_SCHEMA: &str = r#"
+CREATE SCHEMA IF NOT EXISTS wasmig;
+REVOKE ALL ON SCHEMA wasmig FROM PUBLIC;
+CREATE TABLE IF NOT EXISTS wasmig.ledger (
+    id               bigserial PRIMARY KEY,
+    plugin           text NOT NULL,
+    plugin_version   text NOT NULL,
+    version          text NOT NULL,
+    description      text NOT NULL,
+    direction        text NOT NULL CHECK (direction IN ('up', 'down')),
+    outcome          text NOT NULL CHECK (outcome IN ('succeeded', 'failed')),
+    error            text,
+    started_at_ms    bigint NOT NULL,
+    duration_us      bigint NOT NULL,
+    checksum         text NOT NULL,
+    component_sha256 text NOT NULL,
+    wasmig_version   text NOT NULL,
+    statements       text NOT NULL,
+    note             text
+);
+CREATE INDEX IF NOT EXISTS ledger_by_plugin ON wasmig.ledger (plugin, id);
+CREATE TABLE IF NOT EXISTS wasmig.applied (
+    plugin           text NOT NULL,
+    version          text NOT NULL,
+    checksum         text NOT NULL,
+    component_sha256 text NOT NULL,
+    plugin_version   text NOT NULL,
+    applied_at_ms    bigint NOT NULL,
+    ledger_id        bigint NOT NULL REFERENCES wasmig.ledger (id),
+    PRIMARY KEY (plugin, version)
+);
+CREATE TABLE IF NOT EXISTS wasmig.component (
+    sha256 text PRIMARY KEY,
+    bytes  bytea NOT NULL
+);
+CREATE TABLE IF NOT EXISTS wasmig.manifest (
+    sha256   text PRIMARY KEY,
+    manifest text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS wasmig.meta (
+    key   text PRIMARY KEY,
+    value text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS wasmig.plugin_role (
+    role   name PRIMARY KEY,
+    plugin text NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS wasmig.step_token (
+    xid    xid8 PRIMARY KEY,
+    token  text NOT NULL,
+    plugin text NOT NULL
+);
+INSERT INTO wasmig.meta (key, value) VALUES ('schema_version', '1') ON CONFLICT DO NOTHING;
+
+CREATE OR REPLACE FUNCTION wasmig.step_begin() RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p text;
+    t text;
+BEGIN
+    SELECT r.plugin INTO p FROM wasmig.plugin_role r WHERE r.role = session_user;
+    IF p IS NULL THEN
+        RAISE EXCEPTION 'wasmig: % is not a plugin''s role', session_user;
+    END IF;
+    IF EXISTS (SELECT 1 FROM wasmig.step_token s WHERE s.xid = pg_current_xact_id()) THEN
+        RAISE EXCEPTION 'wasmig: this transaction''s step has begun';
+    END IF;
+    PERFORM pg_advisory_xact_lock(131260432083303);
+    t := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
+    INSERT INTO wasmig.step_token (xid, token, plugin) VALUES (pg_current_xact_id(), t, p);
+    RETURN t;
+END
+$$;
+REVOKE ALL ON FUNCTION wasmig.step_begin() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION wasmig.record_step(
+    p_token text, p_plugin_version text, p_version text, p_description text,
+    p_direction text, p_started_at_ms bigint, p_duration_us bigint, p_checksum text,
+    p_component_sha256 text, p_wasmig_version text, p_statements text, p_note text
+) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p text;
+    id bigint;
+BEGIN
+    DELETE FROM wasmig.step_token s
+     WHERE s.xid = pg_current_xact_id() AND s.token = p_token
+    RETURNING s.plugin INTO p;
+    IF p IS NULL THEN
+        RAISE EXCEPTION 'wasmig: not the host''s record of this step';
+    END IF;
+    INSERT INTO wasmig.ledger (plugin, plugin_version, version, description, direction,
+        outcome, error, started_at_ms, duration_us, checksum, component_sha256,
+        wasmig_version, statements, note)
+    VALUES (p, p_plugin_version, p_version, p_description, p_direction, 'succeeded', NULL,
+        p_started_at_ms, p_duration_us, p_checksum, p_component_sha256, p_wasmig_version,
+        p_statements, p_note)
+    RETURNING wasmig.ledger.id INTO id;
+    IF p_direction = 'up' THEN
+        INSERT INTO wasmig.applied (plugin, version, checksum, component_sha256,
+            plugin_version, applied_at_ms, ledger_id)
+        VALUES (p, p_version, p_checksum, p_component_sha256, p_plugin_version,
+            p_started_at_ms, id);
+    ELSE
+        DELETE FROM wasmig.applied a WHERE a.plugin = p AND a.version = p_version;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'wasmig: step % of plugin % is not applied', p_version, p;
+        END IF;
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION wasmig.record_step(text, text, text, text, text, bigint, bigint, text,
+    text, text, text, text) FROM PUBLIC;
+"#;
+
+/// The functions a plugin role may execute, for `GRANT EXECUTE`.
+pub(super) const PLUGIN_FUNCTIONS: &str = "wasmig.step_begin(), wasmig.record_step(text, text, \
+     text, text, text, bigint, bigint, text, text, text, text, text)";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_functions_take_the_hosts_lock() {
+        let call = format!("pg_advisory_xact_lock({})", super::LOCK_KEY);
+        assert!(super::HOST_SCHEMA.contains(&call));
+    }
+}

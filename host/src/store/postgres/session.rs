@@ -1,0 +1,363 @@
+//! One PostgreSQL session, driven from the host's synchronous backend calls. The client's
+//! futures run on a runtime of the backend's own; a call hands its future there and waits
+//! for the answer by the host's clock, so a statement past its deadline is cancelled on the
+//! server whatever the plugin set its own `statement_timeout` to.
+
+use super::values::Cell;
+use crate::store::Value;
+use futures_util::TryStreamExt;
+use std::error::Error as _;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{CancelToken, Client, Config, NoTls};
+
+/// How long a cancelled statement may take to end before its session is terminated.
+pub(super) const CANCEL_GRACE: Duration = Duration::from_secs(1);
+
+/// Why a call did not return the server's answer.
+#[derive(Debug)]
+pub(super) enum CallError {
+    /// The server or the connection reported an error.
+    Db(tokio_postgres::Error),
+    /// The deadline passed: the statement was cancelled and ended.
+    Cancelled,
+    /// The deadline passed and the statement did not end within the grace period after its
+    /// cancel: the caller must terminate the session.
+    Stuck,
+    /// The rows passed the most bytes a query may return.
+    TooLarge(usize),
+    /// A column of a type the plugin's values cannot carry.
+    Unsupported(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Db(e) => write!(f, "{}", describe(e)),
+            CallError::Cancelled => write!(f, "the statement was still running at the deadline"),
+            CallError::Stuck => write!(
+                f,
+                "the statement was still running {} s after it was cancelled",
+                CANCEL_GRACE.as_secs()
+            ),
+            CallError::TooLarge(max) => write!(
+                f,
+                "the query's rows passed the {} MiB a query may return",
+                max >> 20
+            ),
+            CallError::Unsupported(what) => write!(f, "{what}"),
+        }
+    }
+}
+
+/// A server error with its detail and hint, or the client's error.
+pub(super) fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = db.message().to_string();
+            if let Some(detail) = db.detail() {
+                s.push_str(": ");
+                s.push_str(detail);
+            }
+            if let Some(hint) = db.hint() {
+                s.push_str(" (");
+                s.push_str(hint);
+                s.push(')');
+            }
+            s
+        }
+        None => {
+            let mut s = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                s.push_str(": ");
+                s.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            s
+        }
+    }
+}
+
+/// A parameter owned for the trip to the runtime's thread.
+#[derive(Debug, Clone)]
+pub(super) enum Param {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl Param {
+    /// The type the parameter is declared with. Text is left for the server to infer from
+    /// where it is used, and sent as text, so `$1` fills a `uuid`, `jsonb` or `timestamptz`
+    /// column as a literal would; integers and reals are 64-bit, which every narrower numeric
+    /// column takes by an assignment cast.
+    pub(super) fn declared(&self) -> Type {
+        match self {
+            Param::Null | Param::Text(_) => Type::UNKNOWN,
+            Param::Integer(_) => Type::INT8,
+            Param::Real(_) => Type::FLOAT8,
+            Param::Blob(_) => Type::BYTEA,
+        }
+    }
+}
+
+impl ToSql for Param {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        use tokio_postgres::types::IsNull;
+        match self {
+            Param::Null => Ok(IsNull::Yes),
+            Param::Integer(i) => i.to_sql(ty, out),
+            Param::Real(r) => r.to_sql(ty, out),
+            Param::Text(s) => {
+                out.extend_from_slice(s.as_bytes());
+                Ok(IsNull::No)
+            }
+            Param::Blob(b) => b.as_slice().to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    fn encode_format(&self, _ty: &Type) -> tokio_postgres::types::Format {
+        match self {
+            Param::Text(_) => tokio_postgres::types::Format::Text,
+            _ => tokio_postgres::types::Format::Binary,
+        }
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+/// What a statement returned.
+pub(super) struct Answer {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+    /// Rows inserted, updated or deleted (`None` for a statement that reports none).
+    pub changed: Option<u64>,
+}
+
+/// One session: its client, the way to cancel its statement, and its server process.
+pub(super) struct Session {
+    client: Arc<Client>,
+    cancel: CancelToken,
+    /// The server process serving it, for `pg_terminate_backend` from another session.
+    pub pid: i32,
+    rt: tokio::runtime::Handle,
+}
+
+impl Session {
+    /// Connects with `config` on the runtime `rt`; the connection's task runs there until the
+    /// session is dropped.
+    pub(super) fn connect(
+        rt: &tokio::runtime::Handle,
+        config: &Config,
+        timeout: Duration,
+    ) -> Result<Session, CallError> {
+        let config = config.clone();
+        let (tx, rx) = mpsc::sync_channel(1);
+        rt.spawn(async move {
+            let connected = config.connect(NoTls).await;
+            let connected = match connected {
+                Ok((client, connection)) => {
+                    tokio::spawn(async move {
+                        if let Err(e) = connection.await {
+                            tracing::debug!("PostgreSQL connection ended: {e}");
+                        }
+                    });
+                    let pid = client
+                        .query_one("SELECT pg_catalog.pg_backend_pid()", &[])
+                        .await
+                        .map(|r| r.get::<_, i32>(0));
+                    pid.map(|pid| (client, pid))
+                }
+                Err(e) => Err(e),
+            };
+            let _ = tx.send(connected);
+        });
+        match rx.recv_timeout(timeout) {
+            Ok(Ok((client, pid))) => Ok(Session {
+                cancel: client.cancel_token(),
+                client: Arc::new(client),
+                pid,
+                rt: rt.clone(),
+            }),
+            Ok(Err(e)) => Err(CallError::Db(e)),
+            Err(_) => Err(CallError::Stuck),
+        }
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// Runs one statement with typed parameters and collects its rows as values, at most
+    /// `max_bytes` of them, stopping at `deadline` (cancelled on the server).
+    pub(super) fn run(
+        &self,
+        sql: &str,
+        params: Vec<Param>,
+        deadline: Option<Instant>,
+        max_bytes: usize,
+    ) -> Result<Answer, CallError> {
+        self.run_guarded(sql, params, deadline, max_bytes, false)
+    }
+
+    /// [`Session::run`] inside a savepoint, so that a failure leaves the transaction usable.
+    pub(super) fn run_guarded(
+        &self,
+        sql: &str,
+        params: Vec<Param>,
+        deadline: Option<Instant>,
+        max_bytes: usize,
+        guarded: bool,
+    ) -> Result<Answer, CallError> {
+        let client = self.client.clone();
+        let sql = sql.to_string();
+        let answer = self.wait(deadline, async move {
+            let typed: Vec<(Param, Type)> = params
+                .into_iter()
+                .map(|p| {
+                    let ty = p.declared();
+                    (p, ty)
+                })
+                .collect();
+            // A failed statement leaves the step's transaction usable, as on SQLite: the
+            // plugin may handle the error and go on.
+            if guarded {
+                client.batch_execute("SAVEPOINT wasmig_statement").await?;
+            }
+            let answer = collect(&client, &sql, typed, max_bytes).await;
+            if guarded {
+                let end = match &answer {
+                    Ok(Ok(_)) => "RELEASE SAVEPOINT wasmig_statement",
+                    _ => {
+                        "ROLLBACK TO SAVEPOINT wasmig_statement; \
+                          RELEASE SAVEPOINT wasmig_statement"
+                    }
+                };
+                client.batch_execute(end).await?;
+            }
+            answer
+        });
+        answer.and_then(|a| a)
+    }
+}
+
+/// Runs one statement and collects its rows as values, at most `max_bytes` of them.
+async fn collect(
+    client: &Client,
+    sql: &str,
+    typed: Vec<(Param, Type)>,
+    max_bytes: usize,
+) -> Result<Result<Answer, CallError>, tokio_postgres::Error> {
+    {
+        {
+            let stream = client.query_typed_raw(sql, typed).await?;
+            let mut stream = std::pin::pin!(stream);
+            let mut columns = Vec::new();
+            let mut rows = Vec::new();
+            let mut bytes = 0usize;
+            while let Some(row) = stream.try_next().await? {
+                if columns.is_empty() {
+                    columns = row.columns().iter().map(|c| c.name().to_string()).collect();
+                }
+                let mut values = Vec::with_capacity(row.len());
+                for i in 0..row.len() {
+                    let cell = match row.try_get::<_, Cell>(i) {
+                        Ok(cell) => cell,
+                        Err(e) => {
+                            let column = &row.columns()[i];
+                            return Ok(Err(CallError::Unsupported(format!(
+                                "column {:?} is of type {}, which a plugin's values cannot \
+                                 carry ({}): cast it in the query, e.g. `{}::text`",
+                                column.name(),
+                                column.type_(),
+                                e.source().map(|s| s.to_string()).unwrap_or_default(),
+                                column.name()
+                            ))));
+                        }
+                    };
+                    bytes += std::mem::size_of::<Value>()
+                        + match &cell.0 {
+                            Value::Text(t) => t.len(),
+                            Value::Blob(b) => b.len(),
+                            _ => 0,
+                        };
+                    values.push(cell.0);
+                }
+                bytes += std::mem::size_of::<Vec<Value>>();
+                if bytes > max_bytes {
+                    return Ok(Err(CallError::TooLarge(max_bytes)));
+                }
+                rows.push(values);
+            }
+            Ok(Ok(Answer {
+                columns,
+                changed: stream.rows_affected(),
+                rows,
+            }))
+        }
+    }
+}
+
+impl Session {
+    /// Runs statements of the host's own, without parameters, in one round trip.
+    pub(super) fn batch(&self, sql: &str, deadline: Option<Instant>) -> Result<(), CallError> {
+        let client = self.client.clone();
+        let sql = sql.to_string();
+        self.wait(deadline, async move { client.batch_execute(&sql).await })
+    }
+
+    /// Waits for `work` on the runtime's thread; at `deadline` cancels the session's
+    /// statement and waits [`CANCEL_GRACE`] more for it to end.
+    fn wait<T: Send + 'static>(
+        &self,
+        deadline: Option<Instant>,
+        work: impl Future<Output = Result<T, tokio_postgres::Error>> + Send + 'static,
+    ) -> Result<T, CallError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.rt.spawn(async move {
+            let _ = tx.send(work.await);
+        });
+        let answer = match deadline {
+            None => rx.recv().map_err(|_| None),
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                rx.recv_timeout(left).map_err(|e| match e {
+                    mpsc::RecvTimeoutError::Timeout => Some(()),
+                    mpsc::RecvTimeoutError::Disconnected => None,
+                })
+            }
+        };
+        match answer {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(CallError::Db(e)),
+            // The runtime went away with the answer: only at shutdown.
+            Err(None) => Err(CallError::Stuck),
+            Err(Some(())) => {
+                let cancel = self.cancel.clone();
+                self.rt.spawn(async move {
+                    if let Err(e) = cancel.cancel_query(NoTls).await {
+                        tracing::warn!("cannot cancel a statement past its deadline: {e}");
+                    }
+                });
+                match rx.recv_timeout(CANCEL_GRACE) {
+                    Ok(Ok(value)) => Ok(value),
+                    Ok(Err(_)) => Err(CallError::Cancelled),
+                    Err(_) => Err(CallError::Stuck),
+                }
+            }
+        }
+    }
+}
