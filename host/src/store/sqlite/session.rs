@@ -186,6 +186,18 @@ impl SqliteBackend {
 
     /// A SQLite error as the plugin's typed error.
     pub(super) fn sqlite_error(&self, e: rusqlite::Error) -> SqlError {
+        // Past the deadline every allocation fails and the watchdog interrupts, so the error
+        // SQLite reports is whichever the statement met first (an error whose message could
+        // not be allocated reads "SQL logic error"): the deadline is the cause.
+        if self
+            .plugin
+            .as_ref()
+            .is_some_and(|(_, l)| Instant::now() >= l.deadline)
+        {
+            return SqlError::Limit(
+                "the statement was still running at the step's deadline".into(),
+            );
+        }
         let message = e.to_string();
         match e.sqlite_error_code() {
             Some(ErrorCode::AuthorizationForStatementDenied) => SqlError::AccessDenied(message),
@@ -194,14 +206,6 @@ impl SqliteBackend {
             Some(ErrorCode::OperationInterrupted) => SqlError::Limit(
                 "the statement was still running at the step's deadline".to_string(),
             ),
-            Some(ErrorCode::OutOfMemory)
-                if self
-                    .plugin
-                    .as_ref()
-                    .is_some_and(|(_, l)| Instant::now() >= l.deadline) =>
-            {
-                SqlError::Limit("the statement was still running at the step's deadline".into())
-            }
             Some(ErrorCode::OutOfMemory) => SqlError::Limit(format!(
                 "the statement needed more than the {} MiB of SQLite's memory a step may use",
                 self.max_result_bytes() >> 20
