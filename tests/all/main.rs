@@ -22,6 +22,7 @@ mod limits;
 mod metadata;
 mod no_wasi;
 mod objects_later;
+mod postgres;
 mod real_sql;
 mod rollback;
 mod temp_storage;

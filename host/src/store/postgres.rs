@@ -354,6 +354,7 @@ impl PgBackend {
              ALTER ROLE {role} RESET ALL;
              ALTER ROLE {role} SET search_path = {schema};
              ALTER ROLE {role} SET temp_file_limit = {temp_kb};
+             ALTER ROLE {role} SET client_connection_check_interval = 1000;
              GRANT USAGE ON SCHEMA wasmig TO {role};
              GRANT EXECUTE ON FUNCTION {functions} TO {role};
              INSERT INTO wasmig.plugin_role (role, plugin) VALUES ({role_lit}, {plugin_lit})

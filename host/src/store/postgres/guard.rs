@@ -154,8 +154,9 @@ SELECT 'the step left ' || o.type || ' ' || o.identity
  WHERE d.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass
    AND d.refobjid = (SELECT oid FROM me) AND d.deptype = 'o'
    AND d.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
-   AND o.schema IS DISTINCT FROM $1
-   AND o.schema IS DISTINCT FROM (SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = pg_catalog.pg_my_temp_schema())
+   AND (o.schema IS NULL
+        OR (o.schema <> $1 AND o.schema IS DISTINCT FROM
+            (SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = pg_catalog.pg_my_temp_schema())))
    AND NOT (d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass AND d.objid = (SELECT oid FROM s))
 UNION ALL
 SELECT 'the step granted ' || a.privilege_type || ' on ' || c.oid::pg_catalog.regclass::text || ' to '

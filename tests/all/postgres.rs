@@ -1,0 +1,536 @@
+//! The PostgreSQL backend end to end: the real binary against a real server
+//! (`WASMIG_TEST_POSTGRES`, a role with CREATEROLE, CREATEDB and SET on `temp_file_limit`;
+//! `.ci/postgres` sets one up). Each test gets a database of its own, dropped with its
+//! plugin roles at the end. Without the variable the tests fail: they are never skipped.
+
+use crate::support::{Env, artifacts};
+use postgres::{Client, NoTls};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// A plugins directory and a fresh PostgreSQL database; `env.db` is the database's URL, so
+/// `env.ok(…)` and friends run the binary against it.
+pub struct Pg {
+    pub env: Env,
+    pub url: String,
+    name: String,
+    base: String,
+}
+
+fn base_url() -> String {
+    std::env::var("WASMIG_TEST_POSTGRES").expect(
+        "the PostgreSQL tests need WASMIG_TEST_POSTGRES=postgres://user:password@host/db, a \
+         role with CREATEROLE, CREATEDB and SET on temp_file_limit (`.ci/postgres` sets up this \
+         machine's server and prints the URL)",
+    )
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let (server, _) = url.rsplit_once('/').expect("a URL with a database");
+    format!("{server}/{name}")
+}
+
+impl Pg {
+    pub fn new() -> Self {
+        let base = base_url();
+        let mut bytes = [0u8; 6];
+        getrandom(&mut bytes);
+        let name = format!("wasmig_t_{}", hex::encode(bytes));
+        let mut server = Client::connect(&base, NoTls)
+            .unwrap_or_else(|e| panic!("cannot reach WASMIG_TEST_POSTGRES ({base}): {e}"));
+        server
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        let url = with_database(&base, &name);
+        let mut env = Env::new();
+        env.db = url.clone().into();
+        Pg {
+            env,
+            url,
+            name,
+            base,
+        }
+    }
+
+    /// A connection to the test's database as the operator's role (the application, with
+    /// every right the test needs).
+    pub fn client(&self) -> Client {
+        Client::connect(&self.url, NoTls).unwrap()
+    }
+
+    /// The first column of each row of `sql`, as text.
+    pub fn column(&self, sql: &str) -> Vec<String> {
+        self.client()
+            .query(&format!("SELECT ({sql})::text FROM (SELECT 1) AS one"), &[])
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| r.get::<_, Option<String>>(0).unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Rows of a query, each as text columns joined by `|`.
+    pub fn rows(&self, sql: &str) -> Vec<String> {
+        let rows = self
+            .client()
+            .simple_query(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        rows.iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => Some(
+                    (0..r.len())
+                        .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                ),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The ledger: plugin, version, direction, outcome, error.
+    pub fn ledger(&self) -> Vec<String> {
+        self.rows(
+            "SELECT plugin, version, direction, outcome, coalesce(error, '') \
+             FROM wasmig.ledger ORDER BY id",
+        )
+    }
+
+    /// Sets what a scripted plugin's step runs up (and down).
+    pub fn script(&self, plugin: &str, version: &str, up: &str, down: Option<&str>) {
+        self.client()
+            .execute(
+                &format!(
+                    "INSERT INTO {plugin}.{plugin}__script VALUES ($1, $2, $3) \
+                     ON CONFLICT (version) DO UPDATE SET up = EXCLUDED.up, down = EXCLUDED.down"
+                ),
+                &[&version, &up, &down],
+            )
+            .unwrap();
+    }
+
+    /// Everything of the plugins' schemas and their rows, to compare before and after.
+    pub fn dump(&self) -> Vec<String> {
+        let mut out = self.rows(
+            "SELECT n.nspname || '.' || c.relname || ' ' || c.relkind::text
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'wasmig')
+                AND n.nspname NOT LIKE 'pg_temp%' AND n.nspname NOT LIKE 'pg_toast_temp%'
+              ORDER BY 1",
+        );
+        for table in self.rows(
+            "SELECT n.nspname || '.' || c.relname FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind = 'r' AND n.nspname NOT IN
+                    ('pg_catalog', 'information_schema', 'pg_toast', 'wasmig')
+              ORDER BY 1",
+        ) {
+            out.extend(self.rows(&format!(
+                "SELECT '{table}', t::text FROM {table} t ORDER BY 2"
+            )));
+        }
+        out
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let Ok(mut server) = Client::connect(&self.base, NoTls) else {
+            return;
+        };
+        let _ = server.batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+        let roles = server
+            .query(
+                "SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1",
+                &[&format!("wasmig/{}/%", self.name)],
+            )
+            .unwrap_or_default();
+        for role in roles {
+            let role: String = role.get(0);
+            let _ = server.batch_execute(&format!("DROP ROLE \"{role}\""));
+        }
+    }
+}
+
+fn getrandom(bytes: &mut [u8]) {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(bytes))
+        .unwrap();
+}
+
+/// `accounts` and `notes` applied.
+fn migrated() -> Pg {
+    let pg = Pg::new();
+    pg.env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    pg.env.add(artifacts::NOTES, "notes.wasm");
+    pg.env.ok(&["up"]);
+    pg
+}
+
+#[test]
+fn up_status_down_history_and_uninstall() {
+    let pg = migrated();
+    // Each plugin's tables are in its own schema, which its own role owns.
+    assert_eq!(
+        pg.rows("SELECT title FROM notes.notes__note"),
+        ["Welcome to Notes"]
+    );
+    assert_eq!(
+        pg.rows(
+            "SELECT nspname, pg_get_userbyid(nspowner) FROM pg_namespace \
+             WHERE nspname IN ('accounts', 'notes') ORDER BY 1"
+        ),
+        [
+            format!("accounts|wasmig/{}/accounts", pg.name),
+            format!("notes|wasmig/{}/notes", pg.name)
+        ]
+    );
+    let status = pg.env.json(&["status"]);
+    let applied: Vec<String> = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{} {}", p["name"], p["applied_version"]))
+        .collect();
+    assert_eq!(
+        applied,
+        [r#""accounts" "0.2.0""#, r#""notes" "0.3.0""#],
+        "{status}"
+    );
+    assert_eq!(pg.ledger().len(), 5);
+
+    // The backfill's code step read the notes and wrote derived rows.
+    assert_eq!(
+        pg.rows("SELECT slug, words FROM notes.notes__stats"),
+        ["welcome-to-notes|14"]
+    );
+
+    pg.env.ok(&["down", "notes", "--to", "0.1.0"]);
+    assert_eq!(pg.column("to_regclass('notes.notes__stats')"), [""]);
+    assert_eq!(
+        pg.column("to_regclass('notes.notes__note')"),
+        ["notes.notes__note"]
+    );
+    let history = pg.env.json(&["history", "notes"]);
+    assert_eq!(history.as_array().unwrap().len(), 5, "{history}");
+
+    // Uninstall runs the stored component's down steps, with the file gone.
+    pg.env.remove("notes.wasm");
+    pg.env.ok(&["uninstall", "notes"]);
+    assert_eq!(pg.column("to_regclass('notes.notes__note')"), [""]);
+    pg.env.add(artifacts::NOTES, "notes.wasm");
+    pg.env.ok(&["up"]);
+    assert_eq!(pg.rows("SELECT count(*) FROM notes.notes__note"), ["1"]);
+}
+
+#[test]
+fn a_dry_run_changes_no_plugin_data_and_reports_the_steps() {
+    let pg = Pg::new();
+    pg.env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    pg.env.add(artifacts::NOTES, "notes.wasm");
+    let report = pg.env.json(&["up", "--dry-run"]);
+    assert_eq!(report["dry_run"], true, "{report}");
+    assert_eq!(report["steps"].as_array().unwrap().len(), 5, "{report}");
+    assert_eq!(pg.column("to_regclass('notes.notes__note')"), [""]);
+    assert_eq!(pg.ledger().len(), 0);
+    pg.env.ok(&["up"]);
+    assert_eq!(pg.ledger().len(), 5);
+}
+
+#[test]
+fn concurrent_runners_apply_every_step_exactly_once() {
+    let pg = Pg::new();
+    pg.env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    pg.env.add(artifacts::NOTES, "notes.wasm");
+    let runners: Vec<_> = (0..4)
+        .map(|_| {
+            pg.env
+                .command()
+                .arg("up")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for runner in runners {
+        let out = runner.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut ledger = pg.ledger();
+    assert_eq!(ledger.len(), 5, "{ledger:?}");
+    ledger.dedup();
+    assert_eq!(ledger.len(), 5, "a step was applied twice: {ledger:?}");
+}
+
+/// `attacker` and `victim`, the scripted plugins, at their first step, and a row of the
+/// victim's that must survive.
+fn scripted() -> Pg {
+    let pg = Pg::new();
+    pg.env.add(artifacts::ATTACKER, "attacker.wasm");
+    pg.env.add(artifacts::VICTIM, "victim.wasm");
+    pg.env.ok(&["up", "attacker@0.1.0"]);
+    pg.env.ok(&["up", "victim@0.1.0"]);
+    pg.script(
+        "victim",
+        "0.2.0",
+        "CREATE TABLE victim__secret (x text); INSERT INTO victim__secret VALUES ('kept')",
+        None,
+    );
+    pg.env.ok(&["up", "victim@0.2.0"]);
+    pg
+}
+
+impl Pg {
+    /// Runs `up` as the attacker's step 0.2.0; it must fail with `expected` in the error,
+    /// change nothing, and leave the failure in the ledger.
+    fn refused(&self, up: &str, expected: &str) -> String {
+        self.script("attacker", "0.2.0", up, None);
+        let before = self.dump();
+        let out = self.env.run(&["up", "attacker@0.2.0"]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "should be refused: {up}");
+        assert!(
+            err.contains(expected),
+            "expected {expected:?} for {up}:\n{err}"
+        );
+        assert!(err.contains("plugin attacker migration 0.2.0"), "{err}");
+        assert_eq!(self.dump(), before, "{up} changed the database");
+        let last = self.ledger().pop().unwrap();
+        assert!(last.starts_with("attacker|0.2.0|up|failed|"), "{last}");
+        assert_eq!(self.rows("SELECT x FROM victim.victim__secret"), ["kept"]);
+        err
+    }
+}
+
+#[test]
+fn a_plugin_cannot_become_another_role_or_end_the_transaction() {
+    let pg = scripted();
+    for (attack, expected) in [
+        ("SET ROLE postgres", "may not be SET"),
+        ("RESET ROLE", "may not be RESET"),
+        ("SET SESSION AUTHORIZATION postgres", "may not be SET"),
+        ("COMMIT", "may not be COMMIT"),
+        ("ROLLBACK", "may not be ROLLBACK"),
+        ("SAVEPOINT x", "may not be SAVEPOINT"),
+        ("PREPARE TRANSACTION 'x'", "may not be PREPARE"),
+        (
+            "SELECT set_config('role', 'wasmig_test', false)",
+            "permission denied",
+        ),
+        (
+            "DO $$ BEGIN EXECUTE 'SET ROLE wasmig_test'; END $$",
+            "permission denied",
+        ),
+        (
+            "DO $$ BEGIN EXECUTE 'SET SESSION AUTHORIZATION wasmig_test'; END $$",
+            "permission denied",
+        ),
+        (
+            "DO $$ BEGIN COMMIT; END $$",
+            "invalid transaction termination",
+        ),
+        (
+            "ALTER ROLE CURRENT_USER SET search_path = victim",
+            "may not be ALTER ROLE",
+        ),
+        (
+            "SELECT wasmig.record_step('x', '1', '9.9.9', 'd', 'up', 0, 0, 'c', 's', 'w', '[]', NULL)",
+            "not the host's record",
+        ),
+        ("SELECT wasmig.step_begin()", "step has begun"),
+        ("SELECT * FROM wasmig.ledger", "permission denied"),
+    ] {
+        pg.refused(attack, expected);
+    }
+}
+
+#[test]
+fn a_plugin_reaches_no_other_schema_nor_the_server() {
+    let pg = scripted();
+    for (attack, expected) in [
+        ("SELECT * FROM victim.victim__secret", "permission denied"),
+        ("DELETE FROM victim.victim__secret", "permission denied"),
+        (
+            "CREATE TABLE public.attacker__x (x int)",
+            "permission denied",
+        ),
+        ("CREATE SCHEMA attacker_more", "permission denied"),
+        ("CREATE EXTENSION dblink", "permission denied"),
+        ("COPY attacker__script TO PROGRAM 'id'", "may not be COPY"),
+        (
+            "DO $$ BEGIN EXECUTE 'COPY attacker.attacker__script TO PROGRAM ''id'''; END $$",
+            "pg_execute_server_program",
+        ),
+        ("SELECT pg_read_file('/etc/passwd')", "permission denied"),
+        ("SELECT lo_import('/etc/passwd')", "permission denied"),
+        ("SELECT lo_create(0)", "large object"),
+        ("LISTEN anything", "may not be LISTEN"),
+        ("NOTIFY anything", "may not be NOTIFY"),
+        (
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid()",
+            "to terminate",
+        ),
+    ] {
+        pg.refused(attack, expected);
+    }
+}
+
+#[test]
+fn nothing_a_plugin_leaves_behind_runs_with_someone_elses_rights() {
+    let pg = scripted();
+    for (attack, expected) in [
+        (
+            "CREATE TABLE attacker__t (x text);
+             CREATE VIEW attacker__v WITH (security_invoker = true) AS SELECT * FROM attacker__t",
+            "security_invoker",
+        ),
+        (
+            "CREATE VIEW attacker__v AS SELECT set_config('role', 'x', false) AS y",
+            "would run later with the rights of whoever uses it",
+        ),
+        (
+            "CREATE TABLE attacker__t (x text DEFAULT current_setting('app.secret'))",
+            "would run later with the rights of whoever uses it",
+        ),
+        (
+            "CREATE TABLE attacker__t (x text CHECK (pg_terminate_backend(1) OR true))",
+            "would run later with the rights of whoever uses it",
+        ),
+        (
+            "CREATE TABLE attacker__t (x text);
+             CREATE TRIGGER attacker__tr BEFORE INSERT ON attacker__t FOR EACH ROW
+                 EXECUTE FUNCTION suppress_redundant_updates_trigger()",
+            "not the plugin's own function",
+        ),
+        (
+            "CREATE VIEW attacker__v AS SELECT * FROM victim.victim__secret",
+            "permission denied",
+        ),
+        (
+            "CREATE TABLE attacker__t (x text);
+             DO $$ BEGIN EXECUTE 'GRANT SELECT ON attacker.attacker__t TO PUBLIC'; END $$",
+            "the step granted SELECT",
+        ),
+        (
+            "DO $$ BEGIN EXECUTE 'ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC'; END $$",
+            "default acl",
+        ),
+    ] {
+        pg.refused(attack, expected);
+    }
+
+    // A trigger function the plugin leaves behind runs as the plugin, whoever fires it, and
+    // no one else may call its functions, whatever it granted.
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (x text);
+         CREATE FUNCTION attacker__f() RETURNS trigger LANGUAGE plpgsql AS $f$
+           BEGIN NEW.x := current_user; RETURN NEW; END $f$;
+         CREATE TRIGGER attacker__tr BEFORE INSERT ON attacker__t FOR EACH ROW
+           EXECUTE FUNCTION attacker__f();
+         DO $$ BEGIN EXECUTE 'GRANT EXECUTE ON FUNCTION attacker.attacker__f() TO PUBLIC'; END $$",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    pg.client()
+        .batch_execute("INSERT INTO attacker.attacker__t VALUES ('app')")
+        .unwrap();
+    assert_eq!(
+        pg.rows("SELECT x FROM attacker.attacker__t"),
+        [format!("wasmig/{}/attacker", pg.name)]
+    );
+    assert_eq!(
+        pg.rows(
+            "SELECT prosecdef, bool_or(a.grantee = 0) FROM pg_proc p, aclexplode(p.proacl) a \
+             WHERE proname = 'attacker__f' GROUP BY 1"
+        ),
+        ["t|f"]
+    );
+}
+
+#[test]
+fn a_statement_past_the_deadline_is_cancelled_and_the_next_runner_gets_the_lock() {
+    let pg = scripted();
+    pg.script("attacker", "0.2.0", "SELECT pg_sleep(60)", None);
+    let started = Instant::now();
+    let err = pg.env.fails(&["up", "attacker@0.2.0", "--deadline", "2s"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.contains("deadline"), "{err}");
+    // A session advisory lock on the host's key is released with the step.
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "SELECT pg_advisory_lock(131260432083303)",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0", "--lock-timeout", "5s"]);
+    pg.script("victim", "0.3.0", "CREATE TABLE victim__more (x int)", None);
+    pg.env.ok(&["up", "victim@0.3.0", "--lock-timeout", "5s"]);
+}
+
+#[test]
+fn kill_9_mid_step_leaves_nothing_and_the_next_run_applies_the_step_once() {
+    let pg = scripted();
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__slow AS SELECT 1 AS x FROM pg_sleep(30)",
+        None,
+    );
+    let mut runner = pg
+        .env
+        .command()
+        .args(["up", "attacker@0.2.0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    while pg
+        .rows("SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()")
+        .is_empty()
+    {
+        assert!(Instant::now() < until, "the step never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    // The server rolls the step's transaction back when its session goes.
+    let until = Instant::now() + Duration::from_secs(30);
+    while !pg
+        .rows("SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()")
+        .is_empty()
+    {
+        assert!(Instant::now() < until, "the killed runner's session stayed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(pg.column("to_regclass('attacker.attacker__slow')"), [""]);
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__slow (x int)",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    let applied = pg
+        .ledger()
+        .into_iter()
+        .filter(|l| l.starts_with("attacker|0.2.0|up|succeeded"))
+        .count();
+    assert_eq!(applied, 1);
+}
