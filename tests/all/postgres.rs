@@ -534,3 +534,46 @@ fn kill_9_mid_step_leaves_nothing_and_the_next_run_applies_the_step_once() {
         .count();
     assert_eq!(applied, 1);
 }
+
+#[test]
+fn a_read_grant_is_select_on_the_granted_schema_and_nothing_more() {
+    let pg = scripted();
+    pg.env.add(artifacts::READER, "reader.wasm");
+    // Asked for and not granted: refused before anything runs.
+    let err = pg.env.fails(&["up", "reader@0.1.0"]);
+    assert!(err.contains("victim"), "{err}");
+    pg.env.policy("[plugins.reader]\nreads = [\"victim\"]\n");
+    pg.env.ok(&["up", "reader@0.1.0"]);
+    pg.script(
+        "reader",
+        "0.2.0",
+        "CREATE TABLE reader__copy AS SELECT x FROM victim.victim__secret",
+        None,
+    );
+    pg.env.ok(&["up", "reader@0.2.0"]);
+    assert_eq!(pg.rows("SELECT x FROM reader.reader__copy"), ["kept"]);
+    for (attack, expected) in [
+        ("DELETE FROM victim.victim__secret", "permission denied"),
+        (
+            "INSERT INTO victim.victim__secret VALUES ('x')",
+            "permission denied",
+        ),
+        (
+            "CREATE VIEW reader__v AS SELECT x FROM victim.victim__secret",
+            "outside the plugin's schema",
+        ),
+    ] {
+        pg.script("reader", "0.3.0", attack, None);
+        let err = pg.env.fails(&["up", "reader@0.3.0"]);
+        assert!(err.contains(expected), "{attack}: {err}");
+    }
+    // The attacker may not share its tables with the reader on its own.
+    pg.refused(
+        &format!(
+            "CREATE TABLE attacker__t (x text);
+             DO $$ BEGIN EXECUTE 'GRANT SELECT ON attacker.attacker__t TO \"wasmig/{}/reader\"'; END $$",
+            pg.name
+        ),
+        "the step granted SELECT",
+    );
+}

@@ -367,9 +367,35 @@ impl PgBackend {
             temp_kb = (self.options.max_temp_bytes / 1024).clamp(1, i32::MAX as u64),
             functions = host_sql::PLUGIN_FUNCTIONS,
         );
+        // The reads the policy grants now, and no others: what an earlier policy granted and
+        // this one does not is revoked.
+        let reads: Vec<String> = access.reads.iter().map(|r| literal(r)).collect();
+        sql.push_str(&format!(
+            "DELETE FROM wasmig.plugin_read WHERE reader = {plugin_lit};
+             DO $wasmig$ DECLARE r record; BEGIN
+               FOR r IN SELECT n.nspname FROM wasmig.plugin_role p
+                          JOIN pg_catalog.pg_namespace n
+                            ON n.nspowner = (SELECT oid FROM pg_catalog.pg_roles
+                                              WHERE rolname = p.role)
+                         WHERE p.plugin <> {plugin_lit} AND p.plugin <> ALL (ARRAY[{reads}]::text[])
+               LOOP
+                 EXECUTE pg_catalog.format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM %I',
+                                           r.nspname, {role_lit});
+                 EXECUTE pg_catalog.format('REVOKE ALL ON SCHEMA %I FROM %I', r.nspname, {role_lit});
+               END LOOP;
+             END $wasmig$;",
+            plugin_lit = literal(&access.plugin),
+            role_lit = literal(&names.role),
+            reads = reads.join(", "),
+        ));
         for reader in &access.reads {
             let other = names_of(&self.database, reader)
                 .map_err(|e| self.error(&format!("plugin {reader}"), e))?;
+            sql.push_str(&format!(
+                "INSERT INTO wasmig.plugin_read (reader, plugin) VALUES ({}, {});",
+                literal(&access.plugin),
+                literal(reader)
+            ));
             sql.push_str(&format!(
                 "DO $wasmig$ BEGIN
                    IF EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = {lit}) THEN
@@ -1053,23 +1079,16 @@ impl Backend for PgBackend {
             .filter(|m: &Mark| m.plugin == access.plugin)
             .ok_or_else(|| self.error("schema check", "the mark is not this plugin's"))?;
         let label = self.label.clone();
-        let database = self.database.clone();
-        // Other plugins' roles may hold SELECT on this plugin's tables and USAGE on its
-        // schema: the host grants them to the plugins the policy lets read it.
+        // The roles of the plugins the policy lets read this one may hold SELECT on its
+        // tables and USAGE on its schema (the host grants them at their provisioning).
         let readers = self.host_run(
-            "cannot read the plugin roles",
-            "SELECT role::text FROM wasmig.plugin_role",
-            vec![],
+            "cannot read the plugins' reads",
+            "SELECT p.role::text FROM wasmig.plugin_read r
+               JOIN wasmig.plugin_role p ON p.plugin = r.reader
+              WHERE r.plugin = $1",
+            vec![Param::Text(access.plugin.clone())],
         )?;
-        let readers: Vec<String> = readers
-            .iter()
-            .map(|r| Self::text(&r[0]))
-            .filter(|r| {
-                r != &names_of(&database, &access.plugin)
-                    .map(|n| n.role)
-                    .unwrap_or_default()
-            })
-            .collect();
+        let readers: Vec<String> = readers.iter().map(|r| Self::text(&r[0])).collect();
         let plugin = self.step_session(access)?;
         let schema = plugin.names.schema.clone();
         let array = |items: &[String]| {

@@ -66,6 +66,11 @@ CREATE TABLE IF NOT EXISTS wasmig.plugin_role (
     role   name PRIMARY KEY,
     plugin text NOT NULL UNIQUE
 );
+CREATE TABLE IF NOT EXISTS wasmig.plugin_read (
+    reader text NOT NULL,
+    plugin text NOT NULL,
+    PRIMARY KEY (reader, plugin)
+);
 CREATE TABLE IF NOT EXISTS wasmig.step_token (
     xid    xid8 PRIMARY KEY,
     token  text NOT NULL,
