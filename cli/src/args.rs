@@ -32,6 +32,11 @@ pub(crate) struct Cli {
     )]
     pub(crate) lock_timeout: String,
 
+    /// How many times to try again a step the database failed transiently (a deadlock, a
+    /// serialization failure, a lost connection, a server restart).
+    #[arg(long, global = true, env = "WASMIG_RETRIES", default_value_t = 3)]
+    pub(crate) retries: u32,
+
     /// Where compiled plugins are cached [default: $XDG_CACHE_HOME/wasmig or ~/.cache/wasmig].
     #[arg(long, global = true, env = "WASMIG_CACHE_DIR")]
     pub(crate) cache_dir: Option<PathBuf>,

@@ -130,6 +130,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
     let host = builder
         .lock_timeout(lock_timeout)
+        .retries(cli.retries)
         .compiler(match cli.compiler {
             CompilerArg::Auto => Compiler::Auto,
             CompilerArg::Cranelift => Compiler::Cranelift,

@@ -17,6 +17,7 @@ pub struct HostBuilder {
     pub(crate) postgres: Option<String>,
     pub(crate) limits: Limits,
     pub(crate) lock_timeout: Duration,
+    pub(crate) retries: u32,
     pub(crate) policy: Policy,
     pub(crate) cache_dir: Option<PathBuf>,
     pub(crate) compiler: Compiler,
@@ -52,6 +53,7 @@ impl Default for HostBuilder {
             postgres: None,
             limits: Limits::default(),
             lock_timeout: Duration::from_secs(60),
+            retries: 3,
             policy: Policy::default(),
             cache_dir: default_cache_dir(),
             compiler: Compiler::default(),
@@ -67,6 +69,7 @@ impl std::fmt::Debug for HostBuilder {
             .field("database", &self.database)
             .field("limits", &self.limits)
             .field("lock_timeout", &self.lock_timeout)
+            .field("retries", &self.retries)
             .field("policy", &self.policy)
             .field("cache_dir", &self.cache_dir)
             .field("compiler", &self.compiler)
@@ -136,6 +139,15 @@ impl HostBuilder {
     /// How long to wait for another process that holds the database (default 60 s).
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = timeout;
+        self
+    }
+
+    /// How many times a step the database failed transiently (a deadlock, a serialization
+    /// failure, a connection lost before the commit, the server restarting) is tried again,
+    /// with exponential backoff and jitter (default 3). Each attempt is recorded in the
+    /// ledger; a failure the plugin caused is not tried again.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
         self
     }
 

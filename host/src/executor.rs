@@ -190,10 +190,10 @@ pub(crate) async fn run(
     mut backend: Box<dyn Backend>,
     groups: Vec<Group>,
     mut sources: BTreeMap<String, Source>,
-    mode: Mode,
-    note: Option<String>,
+    how: How,
     on_step: StepSink<'_>,
 ) -> (Box<dyn Backend>, crate::Result<RunReport>) {
+    let How { mode, note, retry } = how;
     let mut report = RunReport {
         dry_run: mode == Mode::DryRun,
         ..RunReport::default()
@@ -257,16 +257,62 @@ pub(crate) async fn run(
                     let label = crate::runtime::step_label(&next.plugin, &next.version.to_string());
                     tokio::spawn(async move { runtime.instantiate_for_step(&loaded, &label).await })
                 });
-            let component = Component {
-                source,
-                bytes: &bytes,
-                code: &code,
-                ready,
-                stored: stored.as_deref() == Some(sha.as_str()),
+            let mut ready = ready;
+            let mut attempt = 1;
+            let result = loop {
+                let component = Component {
+                    source,
+                    bytes: &bytes,
+                    code: &code,
+                    ready: ready.take(),
+                    stored: stored.as_deref() == Some(sha.as_str()),
+                };
+                let tries = Attempt {
+                    number: attempt,
+                    of: retry.attempts,
+                };
+                let (b, result) = run_one(
+                    runtime,
+                    backend,
+                    step,
+                    component,
+                    mode,
+                    note.as_deref(),
+                    tries,
+                )
+                .await;
+                backend = b;
+                // A failure the database caused (a deadlock, a serialization failure, a lost
+                // connection) is tried again, after a pause that doubles each time, with
+                // jitter so that runners that collided do not collide again; a failure the
+                // plugin caused is not.
+                let transient = backend.take_transient();
+                let failed = match &result {
+                    Ok(Some(report)) => report.outcome == Outcome::Failed,
+                    Ok(None) => false,
+                    Err(_) => true,
+                };
+                match transient {
+                    Some(reason) if failed && mode == Mode::Apply && attempt < retry.attempts => {
+                        if let Err(e) = &result {
+                            record_lost_attempt(&mut *backend, step, e, tries, note.as_deref());
+                        }
+                        let pause = retry.pause(attempt);
+                        tracing::warn!(
+                            plugin = %step.plugin,
+                            version = %step.version,
+                            "a transient failure of the database ({reason}); attempt {} of {} \
+                             in {} ms",
+                            attempt + 1,
+                            retry.attempts,
+                            pause.as_millis()
+                        );
+                        tokio::time::sleep(pause).await;
+                        attempt += 1;
+                    }
+                    _ => break result,
+                }
             };
-            let (b, result) =
-                run_one(runtime, backend, step, component, mode, note.as_deref()).await;
-            backend = b;
             match result {
                 Err(e) => {
                     report.not_run = not_run(&group, i, rest, &sources);
@@ -384,6 +430,86 @@ fn stopped(cause: crate::Error, not_run: &[PlannedStep]) -> crate::Error {
     }
 }
 
+/// How a run applies its steps.
+pub(crate) struct How {
+    pub mode: Mode,
+    /// Goes into the ledger row of every step (an operator's decision).
+    pub note: Option<String>,
+    pub retry: Retry,
+}
+
+/// How many times a step is tried when the database fails it, and how long to wait between.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Retry {
+    /// Attempts in all (1: no retry).
+    pub attempts: u32,
+    /// The pause before the second attempt; each next one doubles it.
+    pub first_pause: std::time::Duration,
+}
+
+impl Retry {
+    /// The pause after attempt `n`: `first_pause × 2^(n-1)`, between half and all of it
+    /// (jitter), capped at 30 s.
+    fn pause(&self, n: u32) -> std::time::Duration {
+        let full = self
+            .first_pause
+            .saturating_mul(1 << (n - 1).min(16))
+            .min(std::time::Duration::from_secs(30));
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        full / 2 + full.mul_f64(f64::from(nanos % 1000) / 2000.0)
+    }
+}
+
+/// Which attempt at a step this is.
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    number: u32,
+    of: u32,
+}
+
+/// Records an attempt whose failure left no ledger row (the connection was lost), once the
+/// database can take it again; a failure to record is logged, and the next attempt goes on.
+fn record_lost_attempt(
+    backend: &mut dyn Backend,
+    step: &PlannedStep,
+    error: &crate::Error,
+    attempt: Attempt,
+    note: Option<&str>,
+) {
+    let entry = LedgerEntry {
+        id: 0,
+        plugin: step.plugin.clone(),
+        plugin_version: step.plugin_version.to_string(),
+        version: step.version.to_string(),
+        description: step.description.clone(),
+        direction: step.direction,
+        outcome: Outcome::Failed,
+        error: Some(format!(
+            "{error} (a transient failure of the database: attempt {} of {}, tried again)",
+            attempt.number, attempt.of
+        )),
+        started_at_ms: now_ms(),
+        duration_us: 0,
+        checksum: step.checksum.clone(),
+        component_sha256: step.component_sha256.clone(),
+        wasmig_version: env!("CARGO_PKG_VERSION").to_string(),
+        statements: Vec::new(),
+        note: note.map(str::to_string),
+    };
+    let _ = backend.rollback();
+    let recorded = backend
+        .begin(None)
+        .and_then(|()| backend.record(&entry))
+        .and_then(|()| backend.commit());
+    if let Err(e) = recorded {
+        let _ = backend.rollback();
+        tracing::warn!(plugin = %step.plugin, version = %step.version, "cannot record a failed attempt: {e}");
+    }
+}
+
 /// One step. In `Apply` mode, in its own transaction; `Ok(None)`: another runner did it
 /// first.
 async fn run_one(
@@ -393,6 +519,7 @@ async fn run_one(
     component: Component<'_>,
     mode: Mode,
     note: Option<&str>,
+    attempt: Attempt,
 ) -> (Box<dyn Backend>, crate::Result<Option<StepReport>>) {
     let started_at_ms = now_ms();
     let clock = Instant::now();
@@ -498,7 +625,19 @@ async fn run_one(
     entry.statements = call.statements;
     if let Err(cause) = &outcome {
         entry.outcome = Outcome::Failed;
-        entry.error = Some(cause.clone());
+        entry.error = Some(match backend.transient_reason() {
+            Some(_) if mode == Mode::Apply => format!(
+                "{cause} (a transient failure of the database: attempt {} of {}{})",
+                attempt.number,
+                attempt.of,
+                if attempt.number < attempt.of {
+                    ", tried again"
+                } else {
+                    ""
+                }
+            ),
+            _ => cause.clone(),
+        });
     }
     entry.duration_us = clock.elapsed().as_micros() as i64;
 

@@ -184,8 +184,14 @@ impl Host {
             backend,
             groups,
             sources,
-            mode,
-            note,
+            executor::How {
+                mode,
+                note,
+                retry: executor::Retry {
+                    attempts: self.inner.config.retries + 1,
+                    first_pause: std::time::Duration::from_millis(200),
+                },
+            },
             on_step,
         )
         .await;

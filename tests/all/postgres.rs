@@ -15,6 +15,17 @@ pub struct Pg {
     pub url: String,
     name: String,
     base: String,
+    /// Held for the test's length: shared by the tests, exclusive for one that restarts the
+    /// server.
+    _server: ServerUse,
+}
+
+/// The tests share the server; one that restarts it runs alone.
+static SERVER: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+enum ServerUse {
+    Shared(#[allow(dead_code)] std::sync::RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code)] std::sync::RwLockWriteGuard<'static, ()>),
 }
 
 fn base_url() -> String {
@@ -32,6 +43,17 @@ fn with_database(url: &str, name: &str) -> String {
 
 impl Pg {
     pub fn new() -> Self {
+        let guard = SERVER.read().unwrap_or_else(|e| e.into_inner());
+        Self::with(ServerUse::Shared(guard))
+    }
+
+    /// A test database for a test that restarts the server: no other test runs meanwhile.
+    pub fn alone() -> Self {
+        let guard = SERVER.write().unwrap_or_else(|e| e.into_inner());
+        Self::with(ServerUse::Alone(guard))
+    }
+
+    fn with(server_use: ServerUse) -> Self {
         let base = base_url();
         let mut bytes = [0u8; 6];
         getrandom(&mut bytes);
@@ -49,6 +71,7 @@ impl Pg {
             url,
             name,
             base,
+            _server: server_use,
         }
     }
 
@@ -275,7 +298,10 @@ fn concurrent_runners_apply_every_step_exactly_once() {
 /// `attacker` and `victim`, the scripted plugins, at their first step, and a row of the
 /// victim's that must survive.
 fn scripted() -> Pg {
-    let pg = Pg::new();
+    scripted_in(Pg::new())
+}
+
+fn scripted_in(pg: Pg) -> Pg {
     pg.env.add(artifacts::ATTACKER, "attacker.wasm");
     pg.env.add(artifacts::VICTIM, "victim.wasm");
     pg.env.ok(&["up", "attacker@0.1.0"]);
@@ -576,4 +602,162 @@ fn a_read_grant_is_select_on_the_granted_schema_and_nothing_more() {
         ),
         "the step granted SELECT",
     );
+}
+
+#[test]
+fn connection_failures_are_clear_errors_that_keep_the_password() {
+    let pg = Pg::new();
+    pg.env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    let wrong = pg.url.replacen(
+        "wasmig_test:wasmig_test@",
+        "wasmig_test:not-the-password@",
+        1,
+    );
+    for (url, expected) in [
+        (wrong.as_str(), "password authentication failed"),
+        (
+            "postgres://someone:hunter2@127.0.0.1:1/app",
+            "cannot connect",
+        ),
+    ] {
+        let out = crate::support::wasmig()
+            .arg("--plugins")
+            .arg(&pg.env.plugins)
+            .args(["--db", url, "up"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(err.contains(expected), "{err}");
+        assert!(
+            !err.contains("hunter2") && !err.contains("not-the-password"),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert_eq!(pg.column("to_regclass('wasmig.ledger')"), [""]);
+}
+
+/// The backend process of plugin `plugin`'s session while it runs `marker`.
+fn plugin_session_pid(pg: &Pg, marker: &str) -> String {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pids = pg.rows(&format!(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+             AND query LIKE '%{marker}%' AND pid <> pg_backend_pid()"
+        ));
+        if let Some(pid) = pids.into_iter().next() {
+            return pid;
+        }
+        assert!(Instant::now() < until, "the step never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_step_whose_session_the_server_ends_is_tried_again_and_applied_once() {
+    let pg = scripted();
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t AS SELECT 1 AS x FROM pg_sleep(2)",
+        None,
+    );
+    let runner = pg
+        .env
+        .command()
+        .args(["up", "attacker@0.2.0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = plugin_session_pid(&pg, "pg_sleep(2)");
+    pg.rows(&format!("SELECT pg_terminate_backend({pid})"));
+    let out = runner.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let attempts: Vec<String> = pg
+        .ledger()
+        .into_iter()
+        .filter(|l| l.starts_with("attacker|0.2.0|up|"))
+        .collect();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert!(
+        attempts[0].contains("failed") && attempts[0].contains("attempt 1 of 4, tried again"),
+        "{attempts:?}"
+    );
+    assert!(
+        attempts[1].starts_with("attacker|0.2.0|up|succeeded"),
+        "{attempts:?}"
+    );
+    assert_eq!(pg.rows("SELECT x FROM attacker.attacker__t"), ["1"]);
+}
+
+#[test]
+fn a_failure_the_plugin_caused_is_not_tried_again() {
+    let pg = scripted();
+    pg.script("attacker", "0.2.0", "SELECT 1/0", None);
+    pg.env.fails(&["up", "attacker@0.2.0"]);
+    let attempts = pg
+        .ledger()
+        .into_iter()
+        .filter(|l| l.starts_with("attacker|0.2.0|up|"))
+        .count();
+    assert_eq!(attempts, 1);
+}
+
+#[test]
+fn a_run_goes_on_after_the_server_restarts_in_the_middle_of_a_step() {
+    let pg = scripted_in(Pg::alone());
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t AS SELECT 1 AS x FROM pg_sleep(2)",
+        None,
+    );
+    pg.script(
+        "victim",
+        "0.3.0",
+        "CREATE TABLE victim__after (x int)",
+        None,
+    );
+    let runner = pg
+        .env
+        .command()
+        .args(["up"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    plugin_session_pid(&pg, "pg_sleep(2)");
+    let version = std::fs::read_dir("/etc/postgresql")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .max()
+        .unwrap();
+    let restarted = std::process::Command::new("pg_ctlcluster")
+        .args([&version, "main", "restart", "--", "-m", "fast"])
+        .status()
+        .unwrap();
+    assert!(restarted.success());
+    let out = runner.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(pg.rows("SELECT x FROM attacker.attacker__t"), ["1"]);
+    assert_eq!(
+        pg.column("to_regclass('victim.victim__after')"),
+        ["victim.victim__after"]
+    );
+    let succeeded = pg
+        .ledger()
+        .into_iter()
+        .filter(|l| l.starts_with("attacker|0.2.0|up|succeeded"))
+        .count();
+    assert_eq!(succeeded, 1);
 }

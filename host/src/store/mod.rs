@@ -185,6 +185,17 @@ pub(crate) trait Backend: Send {
     /// Runs a plugin script of statements; returns the text of each statement run.
     fn execute_script(&mut self, script: &str, ran: &mut Vec<String>) -> Result<(), SqlError>;
 
+    /// Why the current step's failure was the database's and may pass if tried again (a
+    /// deadlock, a serialization failure, a lost connection), if it was.
+    fn transient_reason(&self) -> Option<&str> {
+        None
+    }
+    /// [`transient_reason`](Backend::transient_reason), forgotten: the next step starts
+    /// clean.
+    fn take_transient(&mut self) -> Option<String> {
+        None
+    }
+
     /// The step the host runs from now on (`None` between steps and in a dry run): the
     /// failure to record if the host has to abandon it inside the database.
     fn running(&mut self, step: Option<&LedgerEntry>);

@@ -149,6 +149,30 @@ pub(crate) struct PgBackend {
     host_tables: bool,
     /// The secret the plugin roles' passwords are derived from (`wasmig.meta`).
     secret: Option<String>,
+    /// Why the current step failed for a reason of the database's that may pass (see
+    /// [`is_transient`]).
+    transient: Option<String>,
+}
+
+/// Whether an error is one that trying again may not meet: a deadlock, a serialization
+/// failure, the server shutting down or starting up, a lost or refused connection.
+fn is_transient(e: &CallError) -> bool {
+    match e {
+        CallError::Db(e) => match e.code() {
+            Some(code) => {
+                code == &SqlState::T_R_SERIALIZATION_FAILURE
+                    || code == &SqlState::T_R_DEADLOCK_DETECTED
+                    || code == &SqlState::ADMIN_SHUTDOWN
+                    || code == &SqlState::CRASH_SHUTDOWN
+                    || code == &SqlState::CANNOT_CONNECT_NOW
+                    || code.code().starts_with("08")
+            }
+            // No server error: the connection failed or closed.
+            None => true,
+        },
+        CallError::Cancelled | CallError::Stuck | CallError::TooLarge(_) => false,
+        CallError::Unsupported(_) => false,
+    }
 }
 
 impl Drop for PgBackend {
@@ -186,8 +210,14 @@ impl PgBackend {
             .enable_all()
             .build()
             .map_err(|e| fail(format!("cannot start the PostgreSQL client's runtime: {e}")))?;
-        let host = Session::connect(rt.handle(), &config, CONNECT_TIMEOUT)
-            .map_err(|e| fail(format!("cannot connect: {e}")))?;
+        let host = match Session::connect(rt.handle(), &config, CONNECT_TIMEOUT) {
+            Ok(host) => host,
+            Err(e) => {
+                // Dropping a runtime waits for its thread, which an async caller may not do.
+                rt.shutdown_background();
+                return Err(fail(format!("cannot connect: {e}")));
+            }
+        };
         Ok(PgBackend {
             rt: Some(rt),
             label,
@@ -201,7 +231,48 @@ impl PgBackend {
             turn: None,
             host_tables: false,
             secret: None,
+            transient: None,
         })
+    }
+
+    /// Reconnects the host role's session if the server closed it (a restart), trying for
+    /// up to [`CONNECT_TIMEOUT`] while the server starts up.
+    fn revive(&mut self) -> Result<()> {
+        if !self.host.is_closed() {
+            return Ok(());
+        }
+        self.setup = None;
+        self.host_tables = false;
+        let until = Instant::now() + CONNECT_TIMEOUT;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match Session::connect(self.handle(), &self.config, CONNECT_TIMEOUT) {
+                Ok(session) => {
+                    self.host = session;
+                    return Ok(());
+                }
+                Err(e) if Instant::now() + pause < until && is_transient(&e) => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => {
+                    self.transient = Some(format!("cannot reconnect: {e}"));
+                    return Err(self.error("cannot reconnect", e));
+                }
+            }
+        }
+    }
+
+    /// Notes a failure of the current step that may pass if tried again; never one past the
+    /// step's deadline, which is the plugin's.
+    fn note_transient(&mut self, e: &CallError) {
+        let past_deadline = self
+            .turn
+            .as_ref()
+            .is_some_and(|t| Instant::now() >= t.limits.deadline);
+        if is_transient(e) && !past_deadline && self.transient.is_none() {
+            self.transient = Some(e.to_string());
+        }
     }
 
     fn error(&self, what: &str, e: impl std::fmt::Display) -> Error {
@@ -524,6 +595,7 @@ impl PgBackend {
     }
 
     fn sql_error(&mut self, e: CallError) -> SqlError {
+        self.note_transient(&e);
         match e {
             CallError::Db(e) => {
                 let message = session::describe(&e);
@@ -672,6 +744,10 @@ impl Backend for PgBackend {
     }
 
     fn begin(&mut self, step: Option<&PluginAccess>) -> Result<()> {
+        self.revive()?;
+        if step.is_some() {
+            self.transient = None;
+        }
         match step {
             None => {
                 self.host_batch("cannot begin a transaction", "BEGIN")?;
@@ -680,7 +756,14 @@ impl Backend for PgBackend {
             Some(access) => {
                 let lock_ms = self.options.lock_timeout.as_millis().max(1);
                 let label = self.label.clone();
-                let plugin = self.step_session(access)?;
+                let plugin = match self.step_session(access) {
+                    Ok(plugin) => plugin,
+                    Err(e) => {
+                        // The server was unreachable or went away while setting up.
+                        self.transient.get_or_insert_with(|| e.to_string());
+                        return Err(e);
+                    }
+                };
                 let token = plugin
                     .session
                     .batch(&format!("SET LOCAL lock_timeout = {lock_ms}"), None)
@@ -699,6 +782,10 @@ impl Backend for PgBackend {
                         .map(|r| Self::text(&r[0]))
                         .unwrap_or_default(),
                     Err(e) => {
+                        if is_transient(&e) {
+                            self.transient = Some(e.to_string());
+                        }
+                        let plugin = self.plugins.get_mut(&access.plugin).expect("just used");
                         let locked = matches!(&e, CallError::Db(db)
                             if db.code() == Some(&SqlState::LOCK_NOT_AVAILABLE));
                         let _ = plugin.session.batch("ROLLBACK", None);
@@ -733,6 +820,11 @@ impl Backend for PgBackend {
                     Some(p) => p.session.batch("COMMIT", None),
                     None => Err(CallError::Stuck),
                 };
+                if let Err(e) = &committed {
+                    // Lost before the server answered: the next attempt's re-check tells
+                    // whether the commit happened.
+                    self.note_transient(e);
+                }
                 self.end_step(&plugin);
                 committed
                     .map_err(|e| self.error(&format!("cannot commit plugin {plugin}'s step"), e))
@@ -806,6 +898,7 @@ impl Backend for PgBackend {
     }
 
     fn is_applied(&mut self, plugin: &str, version: &semver::Version) -> Result<bool> {
+        self.revive()?;
         // The step's transaction holds the lock: the host's session, which commits nothing
         // meanwhile, sees every step other runners committed before it was taken.
         let rows = self.host_run(
@@ -858,7 +951,12 @@ impl Backend for PgBackend {
                     )
                 })
                 .map(|_| ())
-                .map_err(|err| self.error("cannot write the ledger", err));
+                .map_err(|err| {
+                    if is_transient(&err) {
+                        self.transient.get_or_insert_with(|| err.to_string());
+                    }
+                    self.error("cannot write the ledger", err)
+                });
         }
         // The host's own transaction: a failure, or a dry run's step.
         let rows = self.host_run(
@@ -1243,6 +1341,14 @@ impl Backend for PgBackend {
             self.plugin_run(statement, &[])?;
         }
         Ok(())
+    }
+
+    fn transient_reason(&self) -> Option<&str> {
+        self.transient.as_deref()
+    }
+
+    fn take_transient(&mut self) -> Option<String> {
+        self.transient.take()
     }
 
     fn running(&mut self, _step: Option<&LedgerEntry>) {}
