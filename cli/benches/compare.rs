@@ -255,8 +255,8 @@ fn main() {
     // `--verbose`: every run's figure, not just the median, on stderr.
     let verbose = args.iter().any(|a| a == "--verbose");
     let runs = if quick { 3 } else { 5 };
-    // `--only boundary,noop` runs just those sections: boundary, load, noop, apply, history,
-    // memory.
+    // `--only boundary,noop` runs just those sections: boundary, load, noop, apply, postgres,
+    // history, memory.
     let only: Option<Vec<String>> = args
         .iter()
         .position(|a| a == "--only")
@@ -536,6 +536,93 @@ fn main() {
         }
     }
 
+    // Apply on PostgreSQL: the same 100 plugins × 10 SQL migrations, against refinery on the
+    // same server, each side into a fresh database (`WASMIG_TEST_POSTGRES`, the tests' role).
+    if wants("postgres") {
+        match std::env::var("WASMIG_TEST_POSTGRES") {
+            Err(_) => eprintln!(
+                "postgres: skipped, WASMIG_TEST_POSTGRES names no server (see .ci/postgres)"
+            ),
+            Ok(server) => {
+                progress("postgres, building the refinery baseline");
+                let refinery = build_refinery();
+                let declared = Scratch::new();
+                generate(artifacts::BENCH_STATIC10, 100, &declared.plugins());
+                let code = Scratch::new();
+                generate(artifacts::BENCH_TEMPLATE10_NO_WASI, 100, &code.plugins());
+                let (mut base, mut wasmig_declared, mut wasmig_code) =
+                    (Vec::new(), Vec::new(), Vec::new());
+                let mut admin = postgres::Client::connect(&server, postgres::NoTls)
+                    .expect("WASMIG_TEST_POSTGRES");
+                let fresh = |admin: &mut postgres::Client, name: &str| {
+                    drop_database(admin, name);
+                    admin
+                        .batch_execute(&format!("CREATE DATABASE {name}"))
+                        .unwrap();
+                    let (prefix, _) = server.rsplit_once('/').unwrap();
+                    format!("{prefix}/{name}")
+                };
+                // Warms the compile cache of the code plugins.
+                let warm = fresh(&mut admin, "wasmig_bench_warm");
+                run_wasmig(
+                    &["up"],
+                    &code.plugins(),
+                    Path::new(&warm),
+                    Some(&code.cache()),
+                );
+                drop_database(&mut admin, "wasmig_bench_warm");
+                for r in 0..runs {
+                    progress(&format!("postgres, run {}", r + 1));
+                    let url = fresh(&mut admin, "wasmig_bench_refinery");
+                    let started = Instant::now();
+                    let ok = Command::new(&refinery)
+                        .arg(&url)
+                        .args(["100", "10"])
+                        .status()
+                        .unwrap();
+                    assert!(ok.success());
+                    base.push(started.elapsed().as_secs_f64() * 1e3);
+                    drop_database(&mut admin, "wasmig_bench_refinery");
+                    for (set, into) in
+                        [(&declared, &mut wasmig_declared), (&code, &mut wasmig_code)]
+                    {
+                        let url = fresh(&mut admin, "wasmig_bench_wasmig");
+                        into.push(
+                            run_wasmig(
+                                &["up"],
+                                &set.plugins(),
+                                Path::new(&url),
+                                Some(&set.cache()),
+                            )
+                            .0,
+                        );
+                        drop_database(&mut admin, "wasmig_bench_wasmig");
+                    }
+                }
+                let b = median(base);
+                for (label, v) in [
+                    ("SQL declared as data", wasmig_declared),
+                    (
+                        "SQL from code built without WASI, warm compile cache",
+                        wasmig_code,
+                    ),
+                ] {
+                    let w = median(v);
+                    rows.push(Row {
+                        work: format!(
+                            "apply 100 plugins × 10 SQL migrations on PostgreSQL, {label} (vs \
+                             refinery on PostgreSQL)"
+                        ),
+                        baseline: ms(b),
+                        wasmig: ms(w),
+                        ratio: Some(w / b),
+                        target: "≤ 1.2×".into(),
+                    });
+                }
+            }
+        }
+    }
+
     // History scale: one migration with 10 vs 100,000 ledger rows present.
     if wants("history") {
         progress("history scale");
@@ -728,6 +815,25 @@ fn sqlite_floor(db: &Path) {
         .and_then(|l| l.split_whitespace().nth(1))
         .unwrap_or("0");
     println!("{n} {peak}");
+}
+
+/// Drops a benchmark database and the plugin roles wasmig made for it.
+fn drop_database(admin: &mut postgres::Client, name: &str) {
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .unwrap();
+    let roles = admin
+        .query(
+            "SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1",
+            &[&format!("wasmig/{name}/%")],
+        )
+        .unwrap();
+    for role in roles {
+        let role: String = role.get(0);
+        admin
+            .batch_execute(&format!("DROP ROLE \"{role}\""))
+            .unwrap();
+    }
 }
 
 fn build_refinery() -> PathBuf {

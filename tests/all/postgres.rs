@@ -761,3 +761,87 @@ fn a_run_goes_on_after_the_server_restarts_in_the_middle_of_a_step() {
         .count();
     assert_eq!(succeeded, 1);
 }
+
+#[test]
+fn code_deferred_to_the_commit_runs_in_the_plugins_turn_and_is_checked() {
+    let pg = scripted();
+    // A deferred trigger runs before the guard, so the guard sees what it did.
+    pg.refused(
+        "CREATE TABLE attacker__trig (x int);
+         CREATE FUNCTION attacker__later() RETURNS trigger LANGUAGE plpgsql AS $f$
+         BEGIN PERFORM pg_catalog.lo_create(0); RETURN NULL; END $f$;
+         CREATE CONSTRAINT TRIGGER attacker__late AFTER INSERT ON attacker__trig
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION attacker__later();
+         INSERT INTO attacker__trig VALUES (1)",
+        "large object",
+    );
+    pg.refused(
+        "CREATE TABLE attacker__trig (x int);
+         CREATE FUNCTION attacker__later() RETURNS trigger LANGUAGE plpgsql AS $f$
+         DECLARE tok text; BEGIN tok := wasmig.step_begin(); RETURN NULL; END $f$;
+         CREATE CONSTRAINT TRIGGER attacker__late AFTER INSERT ON attacker__trig
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION attacker__later();
+         INSERT INTO attacker__trig VALUES (1)",
+        "step has begun",
+    );
+    // A deferred trigger past the deadline is stopped at it.
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__trig (x int);
+         CREATE FUNCTION attacker__later() RETURNS trigger LANGUAGE plpgsql AS $f$
+         BEGIN PERFORM pg_sleep(30); RETURN NULL; END $f$;
+         CREATE CONSTRAINT TRIGGER attacker__late AFTER INSERT ON attacker__trig
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION attacker__later();
+         INSERT INTO attacker__trig VALUES (1)",
+        None,
+    );
+    let started = Instant::now();
+    let err = pg.env.fails(&["up", "attacker@0.2.0", "--deadline", "2s"]);
+    assert!(err.contains("deadline"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(8));
+}
+
+#[test]
+fn a_plugin_cannot_change_its_roles_settings_password_or_column_grants() {
+    let pg = scripted();
+    for (attack, expected) in [
+        (
+            format!(
+                "DO $$ BEGIN EXECUTE 'ALTER ROLE CURRENT_USER IN DATABASE {} SET \
+                 standard_conforming_strings = off'; END $$",
+                pg.name
+            ),
+            "changed its role's settings",
+        ),
+        (
+            "DO $$ BEGIN EXECUTE 'ALTER ROLE CURRENT_USER SET work_mem = ''1GB'''; END $$"
+                .to_string(),
+            "changed its role's settings",
+        ),
+        (
+            "CREATE TABLE attacker__t (x text);
+             DO $$ BEGIN EXECUTE 'GRANT SELECT (x) ON attacker.attacker__t TO PUBLIC'; END $$"
+                .to_string(),
+            "on column x",
+        ),
+    ] {
+        pg.refused(&attack, expected);
+    }
+    // A password the plugin sets does not outlive its step: the host's is the one committed.
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "DO $$ BEGIN EXECUTE 'ALTER ROLE CURRENT_USER PASSWORD ''chosen'''; END $$",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    let mut config: postgres::Config = pg.url.parse().unwrap();
+    config
+        .user(&format!("wasmig/{}/attacker", pg.name))
+        .password("chosen");
+    assert!(
+        config.connect(NoTls).is_err(),
+        "the plugin's own password still logs in"
+    );
+}

@@ -36,7 +36,7 @@ macro_rules! step {
                 name!(),
                 "__t",
                 $i,
-                " (name, n) VALUES ('a', 1), ('b', 2), ('c', 3);"
+                " (id, name, n) VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3);"
             ),
         )
     };

@@ -14,7 +14,7 @@ fn plugin() -> Plugin {
         let sql = format!(
             "CREATE TABLE {ns}t{i} (id INTEGER PRIMARY KEY, name TEXT NOT NULL, n INTEGER);
              CREATE INDEX {ns}t{i}_name ON {ns}t{i} (name);
-             INSERT INTO {ns}t{i} (name, n) VALUES ('a', 1), ('b', 2), ('c', 3);"
+             INSERT INTO {ns}t{i} (id, name, n) VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3);"
         );
         p = p.migration(Migration::sql(&format!("1.{i}.0"), &format!("table {i}"), &sql));
     }

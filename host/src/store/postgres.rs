@@ -423,6 +423,7 @@ impl PgBackend {
              CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role};
              REVOKE ALL ON SCHEMA {schema} FROM PUBLIC;
              ALTER ROLE {role} RESET ALL;
+             ALTER ROLE {role} IN DATABASE {database} RESET ALL;
              ALTER ROLE {role} SET search_path = {schema};
              ALTER ROLE {role} SET temp_file_limit = {temp_kb};
              ALTER ROLE {role} SET client_connection_check_interval = 1000;
@@ -434,6 +435,7 @@ impl PgBackend {
             role_lit = literal(&names.role),
             schema_lit = literal(&names.schema),
             plugin_lit = literal(&access.plugin),
+            database = ident(&self.database),
             verifier = literal(&verifier),
             temp_kb = (self.options.max_temp_bytes / 1024).clamp(1, i32::MAX as u64),
             functions = host_sql::PLUGIN_FUNCTIONS,
@@ -510,14 +512,27 @@ impl PgBackend {
             .get(&access.plugin)
             .is_some_and(|p| !p.session.is_closed());
         if !alive {
+            // One plugin's session at a time outside a dry run: a run over a hundred plugins
+            // holds one server connection for them, not a hundred.
+            self.plugins.retain(|_, p| p.in_transaction);
             self.plugins.remove(&access.plugin);
             let names = self.provision(access)?;
             let password = self.password(&names.role)?;
             let mut config = self.config.clone();
+            // Settings in the startup packet outrank the role's and the database's, and are
+            // what `RESET ALL` returns to: whatever the plugin makes of its role's settings,
+            // its sessions and the host's statements on them start from these.
             config
                 .user(&names.role)
                 .password(password)
-                .application_name(format!("wasmig plugin {}", access.plugin));
+                .application_name(format!("wasmig plugin {}", access.plugin))
+                .options(format!(
+                    "-c search_path={} -c standard_conforming_strings=on \
+                     -c client_connection_check_interval=1000 -c row_security=on \
+                     -c default_transaction_read_only=off \
+                     -c default_transaction_isolation=read\\ committed",
+                    names.schema
+                ));
             let session =
                 Session::connect(self.handle(), &config, CONNECT_TIMEOUT).map_err(|e| {
                     self.error(
@@ -1187,6 +1202,27 @@ impl Backend for PgBackend {
             vec![Param::Text(access.plugin.clone())],
         )?;
         let readers: Vec<String> = readers.iter().map(|r| Self::text(&r[0])).collect();
+        // The role's settings as the host committed them (the host's session does not see
+        // what the step changed).
+        let role = names_of(&self.database, &access.plugin)
+            .map_err(|e| self.error(&format!("plugin {}", access.plugin), e))?
+            .role;
+        let settings = self.host_run(
+            "cannot read the plugin role's settings",
+            "SELECT coalesce((SELECT setconfig::text FROM pg_catalog.pg_db_role_setting
+                               WHERE setdatabase = 0
+                                 AND setrole = (SELECT oid FROM pg_catalog.pg_roles
+                                                 WHERE rolname = $1)), '{}')",
+            vec![Param::Text(role.clone())],
+        )?;
+        let settings = settings
+            .first()
+            .map(|r| Self::text(&r[0]))
+            .unwrap_or_else(|| "{}".into());
+        // What the role's password is when the step commits: the host's, whatever the
+        // plugin's statements set it to.
+        let password = self.password(&role)?;
+        let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
         let plugin = self.step_session(access)?;
         let schema = plugin.names.schema.clone();
         let array = |items: &[String]| {
@@ -1215,17 +1251,25 @@ impl Backend for PgBackend {
             .and_then(|_| plugin.session.batch(guard::NEUTRALISE, None))
             .and_then(|()| {
                 plugin.session.run(
-                    &format!("{} ", guard::FINDINGS)
-                        .replace("$2)", "$2::text[])")
-                        .replace("$3)", "$3::text[])"),
+                    guard::FINDINGS,
                     vec![
                         Param::Text(schema.clone()),
                         Param::Text(array(&readers)),
                         Param::Text(array(&allowed)),
+                        Param::Text(settings),
                     ],
                     None,
                     HOST_MAX_RESULT,
                 )
+            })
+            .and_then(|findings| {
+                plugin
+                    .session
+                    .batch(
+                        &format!("ALTER ROLE CURRENT_USER PASSWORD {}", literal(&verifier)),
+                        None,
+                    )
+                    .map(|()| findings)
             })
             .and_then(|findings| {
                 plugin
@@ -1279,9 +1323,38 @@ impl Backend for PgBackend {
     }
 
     fn leave_plugin(&mut self) -> Result<u64> {
-        let Some(turn) = self.turn.take() else {
+        let Some(turn) = self.turn.as_ref() else {
             return Ok(0);
         };
+        // Deferred triggers and constraint checks run now, as the plugin's last statement and
+        // within its deadline, not at the commit, after the guard.
+        let deadline = turn.limits.deadline;
+        let plugin_name = turn.plugin.clone();
+        let fired = match self.plugins.get(&plugin_name) {
+            Some(plugin) => plugin
+                .session
+                .run(
+                    "SET CONSTRAINTS ALL IMMEDIATE",
+                    vec![],
+                    Some(deadline),
+                    1024,
+                )
+                .map(|_| ()),
+            None => Ok(()),
+        };
+        if let Err(e) = fired {
+            let (SqlError::AccessDenied(e)
+            | SqlError::Constraint(e)
+            | SqlError::Syntax(e)
+            | SqlError::Limit(e)
+            | SqlError::Other(e)) = self.sql_error(e);
+            self.turn = None;
+            return Err(self.error(
+                &format!("plugin {plugin_name}'s deferred triggers and checks failed"),
+                e,
+            ));
+        }
+        let turn = self.turn.take().expect("checked above");
         if let Some(plugin) = self.plugins.get(&turn.plugin) {
             Self::host_turn(plugin)
                 .and_then(|()| {

@@ -1,5 +1,7 @@
 //! Applies the same SQL as wasmig's benchmark plugins (bench-template10, names patched to
-//! `p000000000000001`, …) to a fresh SQLite file with refinery, natively.
+//! `p000000000000001`, …) with refinery, natively: to a fresh SQLite file, or to a fresh
+//! PostgreSQL database (a `postgres://` URL), each plugin's tables in a schema of its own as
+//! wasmig puts them.
 //!
 //! usage: refinery-baseline DB PLUGINS STEPS
 
@@ -10,16 +12,33 @@ fn main() {
         args[2].parse().expect("PLUGINS"),
         args[3].parse().expect("STEPS"),
     );
+    let postgres = db.starts_with("postgres://") || db.starts_with("postgresql://");
     let mut migrations = Vec::new();
     let mut version = 0;
     for p in 1..=plugins {
         let ns = format!("p{p:015}__");
+        let table = |i: usize| {
+            if postgres {
+                format!("p{p:015}.{ns}t{i}")
+            } else {
+                format!("{ns}t{i}")
+            }
+        };
+        if postgres {
+            version += 1;
+            let sql = format!("CREATE SCHEMA p{p:015};");
+            migrations.push(
+                refinery::Migration::unapplied(&format!("V{version}__p{p}_schema"), &sql)
+                    .expect("valid migration name"),
+            );
+        }
         for i in 1..=steps {
             version += 1;
+            let t = table(i);
             let sql = format!(
-                "CREATE TABLE {ns}t{i} (id INTEGER PRIMARY KEY, name TEXT NOT NULL, n INTEGER);
-             CREATE INDEX {ns}t{i}_name ON {ns}t{i} (name);
-             INSERT INTO {ns}t{i} (name, n) VALUES ('a', 1), ('b', 2), ('c', 3);"
+                "CREATE TABLE {t} (id INTEGER PRIMARY KEY, name TEXT NOT NULL, n INTEGER);
+             CREATE INDEX {ns}t{i}_name ON {t} (name);
+             INSERT INTO {t} (id, name, n) VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3);"
             );
             migrations.push(
                 refinery::Migration::unapplied(&format!("V{version}__p{p}_t{i}"), &sql)
@@ -27,10 +46,15 @@ fn main() {
             );
         }
     }
-    let mut conn = rusqlite::Connection::open(db).expect("open the database");
-    let report = refinery::Runner::new(&migrations)
-        .set_grouped(false)
-        .run(&mut conn)
-        .expect("refinery applies the migrations");
-    assert_eq!(report.applied_migrations().len(), plugins * steps);
+    let runner = refinery::Runner::new(&migrations).set_grouped(false);
+    let applied = if postgres {
+        let mut client =
+            postgres::Client::connect(db, postgres::NoTls).expect("connect to PostgreSQL");
+        runner.run(&mut client).expect("refinery applies the migrations")
+    } else {
+        let mut conn = rusqlite::Connection::open(db).expect("open the database");
+        runner.run(&mut conn).expect("refinery applies the migrations")
+    };
+    let schemas = if postgres { plugins } else { 0 };
+    assert_eq!(applied.applied_migrations().len(), plugins * steps + schemas);
 }

@@ -86,7 +86,8 @@ END
 $wasmig$";
 
 /// What the plugin left that it may not: one line per finding. `$1`: the schema; `$2`: the
-/// roles that may read it (`text[]`); `$3`: [`ALLOWED_FUNCTIONS`] (`text[]`).
+/// roles that may read it (`text[]`); `$3`: [`ALLOWED_FUNCTIONS`] (`text[]`); `$4`: the
+/// role's settings as the host set them (`text[]`, `name=value`).
 pub(super) const FINDINGS: &str = r#"
 WITH me AS (
     SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user
@@ -164,19 +165,37 @@ SELECT 'the step granted ' || a.privilege_type || ' on ' || c.oid::pg_catalog.re
        || '; another plugin reads a plugin''s tables only through a grant in the policy'
   FROM pg_catalog.pg_class c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
  WHERE c.relnamespace = (SELECT oid FROM s) AND a.grantee <> c.relowner
-   AND NOT (a.privilege_type = 'SELECT' AND pg_catalog.pg_get_userbyid(a.grantee)::text = ANY ($2))
+   AND NOT (a.privilege_type = 'SELECT' AND pg_catalog.pg_get_userbyid(a.grantee)::text = ANY ($2::text[]))
 UNION ALL
 SELECT 'the step granted ' || a.privilege_type || ' on schema ' || $1 || ' to '
        || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
   FROM pg_catalog.pg_namespace n CROSS JOIN LATERAL pg_catalog.aclexplode(n.nspacl) a
  WHERE n.oid = (SELECT oid FROM s) AND a.grantee <> n.nspowner
-   AND NOT (a.privilege_type = 'USAGE' AND pg_catalog.pg_get_userbyid(a.grantee)::text = ANY ($2))
+   AND NOT (a.privilege_type = 'USAGE' AND pg_catalog.pg_get_userbyid(a.grantee)::text = ANY ($2::text[]))
 UNION ALL
 SELECT 'the step granted EXECUTE on ' || p.oid::pg_catalog.regprocedure::text || ' to '
        || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
        || '; a plugin''s functions run as the plugin and are its own to call'
   FROM pg_catalog.pg_proc p CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
  WHERE p.pronamespace = (SELECT oid FROM s) AND a.grantee <> p.proowner
+UNION ALL
+SELECT 'the step granted ' || a.privilege_type || ' on column ' || t.attname || ' of '
+       || c.oid::pg_catalog.regclass::text || ' to '
+       || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
+       || '; another plugin reads a plugin''s tables only through a grant in the policy'
+  FROM pg_catalog.pg_attribute t
+  JOIN pg_catalog.pg_class c ON c.oid = t.attrelid
+  CROSS JOIN LATERAL pg_catalog.aclexplode(t.attacl) a
+ WHERE c.relnamespace = (SELECT oid FROM s) AND a.grantee <> c.relowner
+UNION ALL
+SELECT 'the step changed its role''s settings ('
+       || coalesce(pg_catalog.array_to_string(x.setconfig, ', '), '')
+       || '); a plugin''s sessions run with the host''s settings'
+  FROM pg_catalog.pg_db_role_setting x
+ WHERE x.setrole = (SELECT oid FROM me)
+   AND NOT (x.setdatabase = 0
+            AND (SELECT pg_catalog.array_agg(c ORDER BY c) FROM pg_catalog.unnest(x.setconfig) c)
+              = (SELECT pg_catalog.array_agg(c ORDER BY c) FROM pg_catalog.unnest($4::text[]) c))
 UNION ALL
 SELECT 'the step set default privileges; a plugin''s future objects are granted only by the policy'
   FROM pg_catalog.pg_default_acl x WHERE x.defaclrole = (SELECT oid FROM me)
@@ -209,10 +228,10 @@ SELECT DISTINCT t.what || ' calls ' || p.oid::pg_catalog.regprocedure::text
        || ', which would run later with the rights of whoever uses it'
   FROM trees t
   CROSS JOIN LATERAL pg_catalog.regexp_matches(t.tree,
-       ':(?:funcid|opfuncid|aggfnoid|winfnoid|hashfuncid|negfuncid) (\d+)', 'g') f
+       ':(?:funcid|opfuncid|aggfnoid|winfnoid|hashfuncid|negfuncid) ([0-9]+)', 'g') f
   JOIN pg_catalog.pg_proc p ON p.oid = f[1]::oid
  WHERE f[1] <> '0'
    AND p.pronamespace <> (SELECT oid FROM s)
    AND NOT (p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
-            AND (p.provolatile = 'i' OR p.proname = ANY ($3)))
+            AND (p.provolatile = 'i' OR p.proname = ANY ($3::text[])))
 "#;

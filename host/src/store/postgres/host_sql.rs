@@ -16,7 +16,7 @@ pub(super) const HOST_SCHEMA_VERSION: i64 = 1;
 /// may execute. It writes rows for the plugin whose role calls it (`session_user`, which no
 /// plugin can change), and only with the token `wasmig.step_begin` handed to the host at the
 /// start of the same transaction, before any of the plugin's statements ran; `step_begin`
-/// gives one token per transaction. A plugin cannot read the token (its statements see
+/// gives one token per transaction, and `record_step` spends it. A plugin cannot read the token (its statements see
 /// neither the host's calls nor the table), so it cannot write a ledger row, not even for
 /// itself.
 pub(super) const HOST_SCHEMA: &str = r#"
@@ -73,7 +73,7 @@ CREATE TABLE IF NOT EXISTS wasmig.plugin_read (
 );
 CREATE TABLE IF NOT EXISTS wasmig.step_token (
     xid    xid8 PRIMARY KEY,
-    token  text NOT NULL,
+    token  text,
     plugin text NOT NULL
 );
 INSERT INTO wasmig.meta (key, value) VALUES ('schema_version', '1') ON CONFLICT DO NOTHING;
@@ -92,6 +92,7 @@ BEGIN
         RAISE EXCEPTION 'wasmig: this transaction''s step has begun';
     END IF;
     PERFORM pg_advisory_xact_lock(131260432083303);
+    DELETE FROM wasmig.step_token s WHERE s.xid <> pg_current_xact_id();
     t := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
     INSERT INTO wasmig.step_token (xid, token, plugin) VALUES (pg_current_xact_id(), t, p);
     RETURN t;
@@ -109,7 +110,9 @@ DECLARE
     p text;
     id bigint;
 BEGIN
-    DELETE FROM wasmig.step_token s
+    -- The token is spent, not deleted: the row stays for the transaction, so step_begin
+    -- cannot hand out another one in it.
+    UPDATE wasmig.step_token s SET token = NULL
      WHERE s.xid = pg_current_xact_id() AND s.token = p_token
     RETURNING s.plugin INTO p;
     IF p IS NULL THEN
