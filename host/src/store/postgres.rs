@@ -152,6 +152,9 @@ pub(crate) struct PgBackend {
     /// Why the current step failed for a reason of the database's that may pass (see
     /// [`is_transient`]).
     transient: Option<String>,
+    /// SCRAM verifiers of the plugin roles' passwords, by role: each costs thousands of
+    /// hash iterations to make.
+    verifiers: BTreeMap<String, String>,
 }
 
 /// Whether an error is one that trying again may not meet: a deadlock, a serialization
@@ -232,6 +235,7 @@ impl PgBackend {
             host_tables: false,
             secret: None,
             transient: None,
+            verifiers: BTreeMap::new(),
         })
     }
 
@@ -287,9 +291,14 @@ impl PgBackend {
     }
 
     /// A host statement on the host role's session.
-    fn host_run(&self, what: &str, sql: &str, params: Vec<Param>) -> Result<Vec<Vec<Value>>> {
+    fn host_run(
+        &self,
+        what: &str,
+        sql: &'static str,
+        params: Vec<Param>,
+    ) -> Result<Vec<Vec<Value>>> {
         self.host
-            .run(sql, params, None, HOST_MAX_RESULT)
+            .run_prepared(sql, params)
             .map(|a| a.rows)
             .map_err(|e| self.error(what, e))
     }
@@ -380,13 +389,24 @@ impl PgBackend {
         Ok(hex::encode(Sha256::digest(format!("{secret}:{role}"))))
     }
 
+    /// A SCRAM verifier of the role's password, for `ALTER ROLE … PASSWORD`: the password
+    /// itself never reaches the server's logs.
+    fn verifier(&mut self, role: &str) -> Result<String> {
+        if let Some(v) = self.verifiers.get(role) {
+            return Ok(v.clone());
+        }
+        let password = self.password(role)?;
+        let v = postgres_protocol::password::scram_sha_256(password.as_bytes());
+        self.verifiers.insert(role.to_string(), v.clone());
+        Ok(v)
+    }
+
     /// Creates (or brings up to date) the plugin's role and schema, and grants its reads.
     fn provision(&mut self, access: &PluginAccess) -> Result<Names> {
         self.ensure_host_schema()?;
         let names = names_of(&self.database, &access.plugin)
             .map_err(|e| self.error(&format!("plugin {}", access.plugin), e))?;
-        let password = self.password(&names.role)?;
-        let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+        let verifier = self.verifier(&names.role)?;
         let (role, schema) = (ident(&names.role), ident(&names.schema));
         let mut sql = format!(
             "BEGIN;
@@ -451,6 +471,9 @@ impl PgBackend {
                             ON n.nspowner = (SELECT oid FROM pg_catalog.pg_roles
                                               WHERE rolname = p.role)
                          WHERE p.plugin <> {plugin_lit} AND p.plugin <> ALL (ARRAY[{reads}]::text[])
+                           AND EXISTS (SELECT 1 FROM pg_catalog.aclexplode(n.nspacl) a
+                                        WHERE a.grantee = (SELECT oid FROM pg_catalog.pg_roles
+                                                            WHERE rolname = {role_lit}))
                LOOP
                  EXECUTE pg_catalog.format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM %I',
                                            r.nspname, {role_lit});
@@ -783,12 +806,9 @@ impl Backend for PgBackend {
                     .session
                     .batch(&format!("SET LOCAL lock_timeout = {lock_ms}"), None)
                     .and_then(|()| {
-                        plugin.session.run(
-                            "SELECT wasmig.step_begin()",
-                            vec![],
-                            None,
-                            HOST_MAX_RESULT,
-                        )
+                        plugin
+                            .session
+                            .run_host("SELECT wasmig.step_begin()", vec![])
                     });
                 let token = match token {
                     Ok(answer) => answer
@@ -957,12 +977,10 @@ impl Backend for PgBackend {
             })?;
             return Self::host_turn(session)
                 .and_then(|()| {
-                    session.session.run(
+                    session.session.run_host(
                         "SELECT wasmig.record_step($1, $2, $3, $4, $5, $6::bigint, $7::bigint, \
                          $8, $9, $10, $11, $12::text)",
                         params,
-                        None,
-                        HOST_MAX_RESULT,
                     )
                 })
                 .map(|_| ())
@@ -1165,11 +1183,9 @@ impl Backend for PgBackend {
         let plugin = self.step_session(access)?;
         let rows = Self::host_turn(plugin)
             .and_then(|()| {
-                plugin.session.run(
+                plugin.session.run_host(
                     guard::OWNED_OBJECTS,
                     vec![Param::Text(plugin.names.schema.clone())],
-                    None,
-                    HOST_MAX_RESULT,
                 )
             })
             .map_err(|e| Error::Database {
@@ -1221,8 +1237,7 @@ impl Backend for PgBackend {
             .unwrap_or_else(|| "{}".into());
         // What the role's password is when the step commits: the host's, whatever the
         // plugin's statements set it to.
-        let password = self.password(&role)?;
-        let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+        let verifier = self.verifier(&role)?;
         let plugin = self.step_session(access)?;
         let schema = plugin.names.schema.clone();
         let array = |items: &[String]| {
@@ -1239,18 +1254,22 @@ impl Backend for PgBackend {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let checked = Self::host_turn(plugin)
+        // One round trip: the session back to the host's settings, then the plugin's
+        // functions made to run as the plugin (the schema's name is a plugin name's, letters,
+        // digits and underscores).
+        let checked = plugin
+            .session
+            .batch(
+                &format!(
+                    "RESET ALL; SET search_path = pg_catalog, pg_temp; \
+                     SET LOCAL wasmig.schema = {}; {}",
+                    literal(&schema),
+                    guard::NEUTRALISE
+                ),
+                None,
+            )
             .and_then(|()| {
-                plugin.session.run(
-                    "SELECT pg_catalog.set_config('wasmig.schema', $1, true)",
-                    vec![Param::Text(schema.clone())],
-                    None,
-                    HOST_MAX_RESULT,
-                )
-            })
-            .and_then(|_| plugin.session.batch(guard::NEUTRALISE, None))
-            .and_then(|()| {
-                plugin.session.run(
+                plugin.session.run_host(
                     guard::FINDINGS,
                     vec![
                         Param::Text(schema.clone()),
@@ -1258,8 +1277,6 @@ impl Backend for PgBackend {
                         Param::Text(array(&allowed)),
                         Param::Text(settings),
                     ],
-                    None,
-                    HOST_MAX_RESULT,
                 )
             })
             .and_then(|findings| {
@@ -1274,12 +1291,7 @@ impl Backend for PgBackend {
             .and_then(|findings| {
                 plugin
                     .session
-                    .run(
-                        guard::OWNED_OBJECTS,
-                        vec![Param::Text(schema.clone())],
-                        None,
-                        HOST_MAX_RESULT,
-                    )
+                    .run_host(guard::OWNED_OBJECTS, vec![Param::Text(schema.clone())])
                     .map(|after| (findings, after))
             });
         let (findings, after) = checked.map_err(|e| Error::Database {

@@ -150,6 +150,9 @@ pub(super) struct Answer {
 /// One session: its client, the way to cancel its statement, and its server process.
 pub(super) struct Session {
     client: Arc<Client>,
+    /// The host's statements prepared on this session, by their text.
+    prepared:
+        Arc<std::sync::Mutex<std::collections::HashMap<&'static str, tokio_postgres::Statement>>>,
     cancel: CancelToken,
     /// The server process serving it, for `pg_terminate_backend` from another session.
     pub pid: i32,
@@ -187,6 +190,7 @@ impl Session {
         });
         match rx.recv_timeout(timeout) {
             Ok(Ok((client, pid))) => Ok(Session {
+                prepared: Default::default(),
                 cancel: client.cancel_token(),
                 client: Arc::new(client),
                 pid,
@@ -261,9 +265,17 @@ async fn collect(
     typed: Vec<(Param, Type)>,
     max_bytes: usize,
 ) -> Result<Result<Answer, CallError>, tokio_postgres::Error> {
+    let stream = client.query_typed_raw(sql, typed).await?;
+    gather(stream, max_bytes).await
+}
+
+/// Collects a statement's rows as values, at most `max_bytes` of them.
+async fn gather(
+    stream: tokio_postgres::RowStream,
+    max_bytes: usize,
+) -> Result<Result<Answer, CallError>, tokio_postgres::Error> {
     {
         {
-            let stream = client.query_typed_raw(sql, typed).await?;
             let mut stream = std::pin::pin!(stream);
             let mut columns = Vec::new();
             let mut rows = Vec::new();
@@ -312,6 +324,43 @@ async fn collect(
 }
 
 impl Session {
+    /// Runs one of the host's statements on a plugin's session, unprepared: the plugin
+    /// shares the session, and the step's end deallocates what was prepared on it.
+    pub(super) fn run_host(&self, sql: &str, params: Vec<Param>) -> Result<Answer, CallError> {
+        self.run(sql, params, None, usize::MAX)
+    }
+
+    /// Runs one of the host's statements, prepared once per session: the server parses and
+    /// plans it once, not at every step.
+    pub(super) fn run_prepared(
+        &self,
+        sql: &'static str,
+        params: Vec<Param>,
+    ) -> Result<Answer, CallError> {
+        let client = self.client.clone();
+        let prepared = self.prepared.clone();
+        let answer = self.wait(None, async move {
+            let types: Vec<Type> = params.iter().map(Param::declared).collect();
+            let cached = prepared.lock().expect("not poisoned").get(sql).cloned();
+            let statement = match cached {
+                Some(statement) => statement,
+                None => {
+                    let statement = client.prepare_typed(sql, &types).await?;
+                    prepared
+                        .lock()
+                        .expect("not poisoned")
+                        .insert(sql, statement.clone());
+                    statement
+                }
+            };
+            let stream = client
+                .query_raw(&statement, params.iter().map(|p| p as &dyn ToSql))
+                .await?;
+            gather(stream, usize::MAX).await
+        });
+        answer.and_then(|a| a)
+    }
+
     /// Runs statements of the host's own, without parameters, in one round trip.
     pub(super) fn batch(&self, sql: &str, deadline: Option<Instant>) -> Result<(), CallError> {
         let client = self.client.clone();
