@@ -2,39 +2,40 @@
 //! step after `kill -9`.
 
 use crate::hostile::armed;
+use crate::on_both;
 use crate::support::{Env, artifacts};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-#[test]
-fn concurrent_runners_apply_every_step_exactly_once() {
-    let env = Env::new();
-    env.add(artifacts::ACCOUNTS, "accounts.wasm");
-    env.add(artifacts::NOTES, "notes.wasm");
-    let runners: Vec<_> = (0..6)
-        .map(|_| {
-            env.command()
-                .arg("up")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for runner in runners {
-        let out = runner.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+on_both! {
+    fn concurrent_runners_apply_every_step_exactly_once(env) {
+        env.add(artifacts::ACCOUNTS, "accounts.wasm");
+        env.add(artifacts::NOTES, "notes.wasm");
+        let runners: Vec<_> = (0..6)
+            .map(|_| {
+                env.command()
+                    .arg("up")
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for runner in runners {
+            let out = runner.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let ledger = env.ledger();
+        assert_eq!(ledger.len(), 5, "{ledger:?}");
+        let mut steps: Vec<String> = ledger.iter().map(|r| format!("{} {}", r.0, r.1)).collect();
+        steps.dedup();
+        assert_eq!(steps.len(), 5, "a step was applied twice: {ledger:?}");
+        assert!(ledger.iter().all(|r| r.3 == "succeeded"));
     }
-    let ledger = env.ledger();
-    assert_eq!(ledger.len(), 5, "{ledger:?}");
-    let mut steps: Vec<String> = ledger.iter().map(|r| format!("{} {}", r.0, r.1)).collect();
-    steps.dedup();
-    assert_eq!(steps.len(), 5, "a step was applied twice: {ledger:?}");
-    assert!(ledger.iter().all(|r| r.3 == "succeeded"));
 }
 
 #[test]

@@ -8,75 +8,34 @@ use postgres::{Client, NoTls};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-/// A plugins directory and a fresh PostgreSQL database; `env.db` is the database's URL, so
-/// `env.ok(…)` and friends run the binary against it.
+/// A fresh PostgreSQL database (see [`crate::support::PgDb`]) and a plugins directory, with
+/// the database's URL and name at hand.
 pub struct Pg {
     pub env: Env,
     pub url: String,
     name: String,
-    base: String,
-    /// Held for the test's length: shared by the tests, exclusive for one that restarts the
-    /// server.
-    _server: ServerUse,
-}
-
-/// The tests share the server; one that restarts it runs alone.
-static SERVER: std::sync::RwLock<()> = std::sync::RwLock::new(());
-
-enum ServerUse {
-    Shared(#[allow(dead_code)] std::sync::RwLockReadGuard<'static, ()>),
-    Alone(#[allow(dead_code)] std::sync::RwLockWriteGuard<'static, ()>),
-}
-
-fn base_url() -> String {
-    std::env::var("WASMIG_TEST_POSTGRES").expect(
-        "the PostgreSQL tests need WASMIG_TEST_POSTGRES=postgres://user:password@host/db, a \
-         role with CREATEROLE, CREATEDB and SET on temp_file_limit (`.ci/postgres` sets up this \
-         machine's server and prints the URL)",
-    )
-}
-
-fn with_database(url: &str, name: &str) -> String {
-    let (server, _) = url.rsplit_once('/').expect("a URL with a database");
-    format!("{server}/{name}")
 }
 
 impl Pg {
     pub fn new() -> Self {
-        let guard = SERVER.read().unwrap_or_else(|e| e.into_inner());
-        Self::with(ServerUse::Shared(guard))
+        Self::from(Env::postgres())
     }
 
-    /// A test database for a test that restarts the server: no other test runs meanwhile.
+    /// For a test that restarts the server: no other test runs meanwhile.
     pub fn alone() -> Self {
-        let guard = SERVER.write().unwrap_or_else(|e| e.into_inner());
-        Self::with(ServerUse::Alone(guard))
+        Self::from(Env::postgres_alone())
     }
 
-    fn with(server_use: ServerUse) -> Self {
-        let base = base_url();
-        let mut bytes = [0u8; 6];
-        getrandom(&mut bytes);
-        let name = format!("wasmig_t_{}", hex::encode(bytes));
-        let mut server = Client::connect(&base, NoTls)
-            .unwrap_or_else(|e| panic!("cannot reach WASMIG_TEST_POSTGRES ({base}): {e}"));
-        server
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
-        let url = with_database(&base, &name);
-        let mut env = Env::new();
-        env.db = url.clone().into();
+    fn from(env: Env) -> Self {
+        let pg = env.pg.as_ref().expect("a PostgreSQL environment");
         Pg {
+            url: pg.url.clone(),
+            name: pg.name.clone(),
             env,
-            url,
-            name,
-            base,
-            _server: server_use,
         }
     }
 
-    /// A connection to the test's database as the operator's role (the application, with
-    /// every right the test needs).
+    /// A connection as the operator's role (the application).
     pub fn client(&self) -> Client {
         Client::connect(&self.url, NoTls).unwrap()
     }
@@ -95,21 +54,7 @@ impl Pg {
 
     /// Rows of a query, each as text columns joined by `|`.
     pub fn rows(&self, sql: &str) -> Vec<String> {
-        let rows = self
-            .client()
-            .simple_query(sql)
-            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-        rows.iter()
-            .filter_map(|m| match m {
-                postgres::SimpleQueryMessage::Row(r) => Some(
-                    (0..r.len())
-                        .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                        .collect::<Vec<_>>()
-                        .join("|"),
-                ),
-                _ => None,
-            })
-            .collect()
+        self.env.rows(sql)
     }
 
     /// The ledger: plugin, version, direction, outcome, error.
@@ -134,56 +79,9 @@ impl Pg {
     }
 
     /// Everything of the plugins' schemas and their rows, to compare before and after.
-    pub fn dump(&self) -> Vec<String> {
-        let mut out = self.rows(
-            "SELECT n.nspname || '.' || c.relname || ' ' || c.relkind::text
-               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'wasmig')
-                AND n.nspname NOT LIKE 'pg_temp%' AND n.nspname NOT LIKE 'pg_toast_temp%'
-              ORDER BY 1",
-        );
-        for table in self.rows(
-            "SELECT n.nspname || '.' || c.relname FROM pg_class c
-               JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE c.relkind = 'r' AND n.nspname NOT IN
-                    ('pg_catalog', 'information_schema', 'pg_toast', 'wasmig')
-              ORDER BY 1",
-        ) {
-            out.extend(self.rows(&format!(
-                "SELECT '{table}', t::text FROM {table} t ORDER BY 2"
-            )));
-        }
-        out
+    pub fn dump(&self) -> String {
+        self.env.dump()
     }
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        let Ok(mut server) = Client::connect(&self.base, NoTls) else {
-            return;
-        };
-        let _ = server.batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ));
-        let roles = server
-            .query(
-                "SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1",
-                &[&format!("wasmig/{}/%", self.name)],
-            )
-            .unwrap_or_default();
-        for role in roles {
-            let role: String = role.get(0);
-            let _ = server.batch_execute(&format!("DROP ROLE \"{role}\""));
-        }
-    }
-}
-
-fn getrandom(bytes: &mut [u8]) {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(bytes))
-        .unwrap();
 }
 
 /// `accounts` and `notes` applied.
@@ -266,33 +164,23 @@ fn a_dry_run_changes_no_plugin_data_and_reports_the_steps() {
 }
 
 #[test]
-fn concurrent_runners_apply_every_step_exactly_once() {
+fn a_held_lock_past_the_timeout_is_a_clear_error() {
     let pg = Pg::new();
     pg.env.add(artifacts::ACCOUNTS, "accounts.wasm");
-    pg.env.add(artifacts::NOTES, "notes.wasm");
-    let runners: Vec<_> = (0..4)
-        .map(|_| {
-            pg.env
-                .command()
-                .arg("up")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for runner in runners {
-        let out = runner.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let mut ledger = pg.ledger();
-    assert_eq!(ledger.len(), 5, "{ledger:?}");
-    ledger.dedup();
-    assert_eq!(ledger.len(), 5, "a step was applied twice: {ledger:?}");
+    pg.env.ok(&["status"]);
+    let mut holder = pg.client();
+    holder
+        .batch_execute("SELECT pg_advisory_lock(131260432083303)")
+        .unwrap();
+    let started = Instant::now();
+    let err = pg.env.fails(&["up", "--lock-timeout", "1s"]);
+    assert!(err.contains("another runner holds the database"), "{err}");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    holder
+        .batch_execute("SELECT pg_advisory_unlock(131260432083303)")
+        .unwrap();
+    pg.env.ok(&["up", "--lock-timeout", "1s"]);
+    assert_eq!(pg.ledger().len(), 2);
 }
 
 /// `attacker` and `victim`, the scripted plugins, at their first step, and a row of the

@@ -1,10 +1,10 @@
 //! `down` and `uninstall`: down steps newest first, each in its own transaction, recorded;
 //! refused before anything runs when they cannot work; run from the stored component.
 
+use crate::on_both;
 use crate::support::{Env, artifacts};
 
-fn migrated() -> Env {
-    let env = Env::new();
+fn migrated(env: Env) -> Env {
     env.add(artifacts::ACCOUNTS, "accounts.wasm");
     env.add(artifacts::NOTES, "notes.wasm");
     env.ok(&["up"]);
@@ -12,13 +12,10 @@ fn migrated() -> Env {
 }
 
 fn applied(env: &Env, plugin: &str) -> Vec<String> {
-    env.conn()
-        .prepare("SELECT version FROM _wasmig_applied WHERE plugin = ?1 ORDER BY version")
-        .unwrap()
-        .query_map([plugin], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    env.rows(&format!(
+        "SELECT version FROM {} WHERE plugin = '{plugin}' ORDER BY version",
+        env.host_table("applied")
+    ))
 }
 
 fn ledger_tail(env: &Env, n: usize) -> Vec<String> {
@@ -29,146 +26,153 @@ fn ledger_tail(env: &Env, n: usize) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn down_to_a_version_runs_down_steps_newest_first() {
-    let env = migrated();
-    let out = env.ok(&["down", "notes", "--to", "0.1.0"]);
-    assert!(out.contains("Rolled back 2 step(s)"), "{out}");
-    assert_eq!(
-        ledger_tail(&env, 2),
-        ["notes 0.3.0 down succeeded", "notes 0.2.0 down succeeded"]
-    );
-    let tables = env.tables();
-    assert!(tables.contains(&"notes__note".to_string()));
-    assert!(!tables.contains(&"notes__tag".to_string()));
-    assert!(!tables.contains(&"notes__stats".to_string()));
-    assert_eq!(applied(&env, "notes"), ["0.1.0"]);
+on_both! {
+    fn down_to_a_version_runs_down_steps_newest_first(env) {
+        let env = migrated(env);
+        let out = env.ok(&["down", "notes", "--to", "0.1.0"]);
+        assert!(out.contains("Rolled back 2 step(s)"), "{out}");
+        assert_eq!(
+            ledger_tail(&env, 2),
+            ["notes 0.3.0 down succeeded", "notes 0.2.0 down succeeded"]
+        );
+        let tables = env.tables();
+        assert!(tables.contains(&"notes__note".to_string()));
+        assert!(!tables.contains(&"notes__tag".to_string()));
+        assert!(!tables.contains(&"notes__stats".to_string()));
+        assert_eq!(applied(&env, "notes"), ["0.1.0"]);
 
-    // And forward again.
-    env.ok(&["up"]);
-    assert_eq!(applied(&env, "notes"), ["0.1.0", "0.2.0", "0.3.0"]);
-    assert!(env.tables().contains(&"notes__stats".to_string()));
+        // And forward again.
+        env.ok(&["up"]);
+        assert_eq!(applied(&env, "notes"), ["0.1.0", "0.2.0", "0.3.0"]);
+        assert!(env.tables().contains(&"notes__stats".to_string()));
+    }
 }
 
-#[test]
-fn down_by_steps() {
-    let env = migrated();
-    env.ok(&["down", "notes", "--steps", "1"]);
-    assert_eq!(applied(&env, "notes"), ["0.1.0", "0.2.0"]);
-    assert_eq!(ledger_tail(&env, 1), ["notes 0.3.0 down succeeded"]);
+on_both! {
+    fn down_by_steps(env) {
+        let env = migrated(env);
+        env.ok(&["down", "notes", "--steps", "1"]);
+        assert_eq!(applied(&env, "notes"), ["0.1.0", "0.2.0"]);
+        assert_eq!(ledger_tail(&env, 1), ["notes 0.3.0 down succeeded"]);
+    }
 }
 
-#[test]
-fn a_step_without_down_refuses_before_anything_runs() {
-    let env = Env::new();
-    env.add(artifacts::ACCOUNTS_V1, "accounts.wasm");
-    env.add(artifacts::FAILING, "failing.wasm");
-    env.fails(&["up"]);
-    let before = env.dump();
-    let err = env.fails(&["uninstall", "failing"]);
-    assert!(
-        err.contains("plugin failing migration 0.1.0 has no down step"),
-        "{err}"
-    );
-    assert_eq!(env.dump(), before);
+on_both! {
+    fn a_step_without_down_refuses_before_anything_runs(env) {
+        env.add(artifacts::ACCOUNTS_V1, "accounts.wasm");
+        env.add(artifacts::FAILING, "failing.wasm");
+        env.fails(&["up"]);
+        let before = env.dump();
+        let err = env.fails(&["uninstall", "failing"]);
+        assert!(
+            err.contains("plugin failing migration 0.1.0 has no down step"),
+            "{err}"
+        );
+        assert_eq!(env.dump(), before);
+    }
 }
 
-#[test]
-fn breaking_a_dependent_is_refused_naming_both() {
-    let env = migrated();
-    let before = env.dump();
-    let err = env.fails(&["down", "accounts", "--to", "0.1.0"]);
-    assert!(
-        err.contains(
-            "plugin notes requires accounts ^0.2, and rolling accounts back would leave it at 0.1.0"
-        ),
-        "{err}"
-    );
-    assert!(err.contains("--cascade"), "{err}");
-    assert_eq!(env.dump(), before, "nothing ran");
+on_both! {
+    fn breaking_a_dependent_is_refused_naming_both(env) {
+        let env = migrated(env);
+        let before = env.dump();
+        let err = env.fails(&["down", "accounts", "--to", "0.1.0"]);
+        assert!(
+            err.contains(
+                "plugin notes requires accounts ^0.2, and rolling accounts back would leave it at 0.1.0"
+            ),
+            "{err}"
+        );
+        assert!(err.contains("--cascade"), "{err}");
+        assert_eq!(env.dump(), before, "nothing ran");
+    }
 }
 
-#[test]
-fn cascade_rolls_dependents_back_first() {
-    let env = migrated();
-    env.ok(&["down", "accounts", "--to", "0.1.0", "--cascade"]);
-    assert_eq!(
-        ledger_tail(&env, 4),
-        [
-            "notes 0.3.0 down succeeded",
-            "notes 0.2.0 down succeeded",
-            "notes 0.1.0 down succeeded",
-            "accounts 0.2.0 down succeeded",
-        ]
-    );
-    assert!(applied(&env, "notes").is_empty());
-    assert_eq!(applied(&env, "accounts"), ["0.1.0"]);
-    let tables = env.tables();
-    assert!(
-        !tables.iter().any(|t| t.starts_with("notes__")),
-        "{tables:?}"
-    );
-    assert!(!tables.contains(&"accounts__role".to_string()));
+on_both! {
+    fn cascade_rolls_dependents_back_first(env) {
+        let env = migrated(env);
+        env.ok(&["down", "accounts", "--to", "0.1.0", "--cascade"]);
+        assert_eq!(
+            ledger_tail(&env, 4),
+            [
+                "notes 0.3.0 down succeeded",
+                "notes 0.2.0 down succeeded",
+                "notes 0.1.0 down succeeded",
+                "accounts 0.2.0 down succeeded",
+            ]
+        );
+        assert!(applied(&env, "notes").is_empty());
+        assert_eq!(applied(&env, "accounts"), ["0.1.0"]);
+        let tables = env.tables();
+        assert!(
+            !tables.iter().any(|t| t.starts_with("notes__")),
+            "{tables:?}"
+        );
+        assert!(!tables.contains(&"accounts__role".to_string()));
+    }
 }
 
-#[test]
-fn uninstall_removes_everything_of_one_plugin() {
-    let env = migrated();
-    env.ok(&["uninstall", "notes"]);
-    assert!(applied(&env, "notes").is_empty());
-    let tables = env.tables();
-    assert!(
-        !tables.iter().any(|t| t.starts_with("notes__")),
-        "{tables:?}"
-    );
-    assert!(tables.contains(&"accounts__role".to_string()));
-    let status = env.json(&["status"]);
-    let notes = status
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "notes")
-        .unwrap();
-    assert_eq!(notes["pending"], 3);
+on_both! {
+    fn uninstall_removes_everything_of_one_plugin(env) {
+        let env = migrated(env);
+        env.ok(&["uninstall", "notes"]);
+        assert!(applied(&env, "notes").is_empty());
+        let tables = env.tables();
+        assert!(
+            !tables.iter().any(|t| t.starts_with("notes__")),
+            "{tables:?}"
+        );
+        assert!(tables.contains(&"accounts__role".to_string()));
+        let status = env.json(&["status"]);
+        let notes = status
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "notes")
+            .unwrap();
+        assert_eq!(notes["pending"], 3);
+    }
 }
 
-#[test]
-fn rollback_works_after_the_file_is_removed() {
-    let env = migrated();
-    env.remove("notes.wasm");
-    env.ok(&["uninstall", "notes"]);
-    assert!(!env.tables().iter().any(|t| t.starts_with("notes__")));
+on_both! {
+    fn rollback_works_after_the_file_is_removed(env) {
+        let env = migrated(env);
+        env.remove("notes.wasm");
+        env.ok(&["uninstall", "notes"]);
+        assert!(!env.tables().iter().any(|t| t.starts_with("notes__")));
+    }
 }
 
-#[test]
-fn rollback_uses_the_component_that_applied_each_step() {
-    // accounts 0.1.0 is applied by the old file, 0.2.0 by the new one; then the file is
-    // replaced by the old version again, which knows nothing of 0.2.0's down step.
-    let env = Env::new();
-    env.add(artifacts::ACCOUNTS_V1, "accounts.wasm");
-    env.ok(&["up"]);
-    env.add(artifacts::ACCOUNTS, "accounts.wasm");
-    env.ok(&["up"]);
-    env.add(artifacts::ACCOUNTS_V1, "accounts.wasm");
-    env.ok(&["uninstall", "accounts"]);
-    assert!(applied(&env, "accounts").is_empty());
-    assert!(!env.tables().iter().any(|t| t.starts_with("accounts__")));
-    let history = env.json(&["history", "accounts"]);
-    let rows = history.as_array().unwrap();
-    let sha = |i: usize| rows[i]["component_sha256"].as_str().unwrap().to_string();
-    // up 0.1.0 (v1), up 0.2.0 (v2), down 0.2.0 (v2), down 0.1.0 (v1)
-    assert_eq!(rows.len(), 4);
-    assert_ne!(sha(0), sha(1));
-    assert_eq!(sha(2), sha(1));
-    assert_eq!(sha(3), sha(0));
+on_both! {
+    fn rollback_uses_the_component_that_applied_each_step(env) {
+        // accounts 0.1.0 is applied by the old file, 0.2.0 by the new one; then the file is
+        // replaced by the old version again, which knows nothing of 0.2.0's down step.
+        env.add(artifacts::ACCOUNTS_V1, "accounts.wasm");
+        env.ok(&["up"]);
+        env.add(artifacts::ACCOUNTS, "accounts.wasm");
+        env.ok(&["up"]);
+        env.add(artifacts::ACCOUNTS_V1, "accounts.wasm");
+        env.ok(&["uninstall", "accounts"]);
+        assert!(applied(&env, "accounts").is_empty());
+        assert!(!env.tables().iter().any(|t| t.starts_with("accounts__")));
+        let history = env.json(&["history", "accounts"]);
+        let rows = history.as_array().unwrap();
+        let sha = |i: usize| rows[i]["component_sha256"].as_str().unwrap().to_string();
+        // up 0.1.0 (v1), up 0.2.0 (v2), down 0.2.0 (v2), down 0.1.0 (v1)
+        assert_eq!(rows.len(), 4);
+        assert_ne!(sha(0), sha(1));
+        assert_eq!(sha(2), sha(1));
+        assert_eq!(sha(3), sha(0));
+    }
 }
 
-#[test]
-fn down_of_an_unknown_plugin_is_a_clear_error() {
-    let env = migrated();
-    let err = env.fails(&["down", "nobody", "--steps", "1"]);
-    assert!(
-        err.contains("plugin nobody has no applied migrations"),
-        "{err}"
-    );
+on_both! {
+    fn down_of_an_unknown_plugin_is_a_clear_error(env) {
+        let env = migrated(env);
+        let err = env.fails(&["down", "nobody", "--steps", "1"]);
+        assert!(
+            err.contains("plugin nobody has no applied migrations"),
+            "{err}"
+        );
+    }
 }

@@ -6,11 +6,13 @@ use std::process::{Command, Output};
 
 pub use wasmig_test_artifacts as artifacts;
 
-/// A plugins directory and a database file in a fresh temporary directory.
+/// A plugins directory and a database: a SQLite file in a fresh temporary directory, or a
+/// fresh PostgreSQL database ([`Env::postgres`]), whose URL `db` then holds.
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub plugins: PathBuf,
     pub db: PathBuf,
+    pub pg: Option<PgDb>,
 }
 
 impl Env {
@@ -19,7 +21,79 @@ impl Env {
         let plugins = dir.path().join("plugins");
         std::fs::create_dir(&plugins).unwrap();
         let db = dir.path().join("app.db");
-        Env { dir, plugins, db }
+        Env {
+            dir,
+            plugins,
+            db,
+            pg: None,
+        }
+    }
+
+    /// A fresh PostgreSQL database instead of the SQLite file.
+    pub fn postgres() -> Self {
+        Self::on_postgres(PgDb::create(false))
+    }
+
+    /// [`Env::postgres`] for a test that restarts the server: no other test runs meanwhile.
+    pub fn postgres_alone() -> Self {
+        Self::on_postgres(PgDb::create(true))
+    }
+
+    fn on_postgres(pg: PgDb) -> Self {
+        let mut env = Env::new();
+        env.db = PathBuf::from(&pg.url);
+        env.pg = Some(pg);
+        env
+    }
+
+    /// One of wasmig's own tables (`applied`, `ledger`, …), as this database names it.
+    pub fn host_table(&self, name: &str) -> String {
+        match self.pg {
+            Some(_) => format!("wasmig.{name}"),
+            None => format!("_wasmig_{name}"),
+        }
+    }
+
+    /// Runs the application's statements (the plugins' tables unqualified, on PostgreSQL
+    /// through a search path of every plugin's schema).
+    pub fn exec(&self, sql: &str) {
+        match &self.pg {
+            Some(pg) => pg
+                .client()
+                .batch_execute(sql)
+                .unwrap_or_else(|e| panic!("{sql}: {e:?}")),
+            None => self.conn().execute_batch(sql).unwrap(),
+        }
+    }
+
+    /// Rows of a query, each as its text columns joined by `|` (NULL as `NULL`), on
+    /// either database.
+    pub fn rows(&self, sql: &str) -> Vec<String> {
+        match &self.pg {
+            Some(pg) => pg.rows(sql),
+            None => {
+                let conn = self.conn();
+                let mut stmt = conn.prepare(sql).unwrap();
+                let n = stmt.column_count();
+                stmt.query_map([], |r| {
+                    Ok((0..n)
+                        .map(|i| match r.get_ref(i).unwrap() {
+                            rusqlite::types::ValueRef::Null => "NULL".to_string(),
+                            rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+                            rusqlite::types::ValueRef::Real(f) => f.to_string(),
+                            rusqlite::types::ValueRef::Text(t) => {
+                                String::from_utf8_lossy(t).into_owned()
+                            }
+                            rusqlite::types::ValueRef::Blob(b) => hex::encode(b),
+                        })
+                        .collect::<Vec<_>>()
+                        .join("|"))
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+            }
+        }
     }
 
     /// Copies a compiled plugin into the plugins directory under `file_name`.
@@ -108,6 +182,13 @@ impl Env {
 
     /// The database's table names, sorted (none if the file does not exist yet).
     pub fn tables(&self) -> Vec<String> {
+        if let Some(pg) = &self.pg {
+            return pg.rows(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r', 'p') AND n.nspname NOT LIKE 'pg\\_%' \
+                 AND n.nspname NOT IN ('information_schema', 'wasmig') ORDER BY 1",
+            );
+        }
         if !self.db.exists() {
             return vec![];
         }
@@ -123,6 +204,23 @@ impl Env {
 
     /// (plugin, version, direction, outcome, error) of every ledger row, in order.
     pub fn ledger(&self) -> Vec<(String, String, String, String, Option<String>)> {
+        if let Some(pg) = &self.pg {
+            let exists = pg.rows("SELECT to_regclass('wasmig.ledger') IS NOT NULL");
+            if exists != ["t"] {
+                return Vec::new();
+            }
+            let mut client = pg.client();
+            return client
+                .query(
+                    "SELECT plugin, version, direction, outcome, error FROM wasmig.ledger \
+                     ORDER BY id",
+                    &[],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+                .collect();
+        }
         let conn = self.conn();
         let mut stmt = conn
             .prepare(
@@ -140,6 +238,9 @@ impl Env {
     /// Every schema object and every row of every table, as text: two dumps are equal when
     /// nothing in the database changed.
     pub fn dump(&self) -> String {
+        if let Some(pg) = &self.pg {
+            return pg.dump();
+        }
         if !self.db.exists() {
             return String::new();
         }
@@ -148,6 +249,9 @@ impl Env {
 
     /// The dump without the ledger, which every attempt appends to.
     pub fn dump_except_ledger(&self) -> String {
+        if let Some(pg) = &self.pg {
+            return pg.dump();
+        }
         dump(&self.conn(), &["_wasmig_ledger"])
     }
 
@@ -222,4 +326,168 @@ pub fn dump(conn: &Connection, skip: &[&str]) -> String {
         }
     }
     out
+}
+
+/// A PostgreSQL database of the test's own on `WASMIG_TEST_POSTGRES` (a role with
+/// CREATEROLE, CREATEDB and SET on `temp_file_limit`; `.ci/postgres` sets one up), dropped
+/// with its plugin roles at the end. Without the variable a test fails: never skipped.
+pub struct PgDb {
+    pub url: String,
+    pub name: String,
+    base: String,
+    /// Held for the test's length: shared by the tests, exclusive for one that restarts the
+    /// server.
+    _server: ServerUse,
+}
+
+/// The tests share the server; one that restarts it runs alone.
+static SERVER: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+enum ServerUse {
+    Shared(#[allow(dead_code)] std::sync::RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code)] std::sync::RwLockWriteGuard<'static, ()>),
+}
+
+impl PgDb {
+    fn create(alone: bool) -> Self {
+        let server_use = if alone {
+            ServerUse::Alone(SERVER.write().unwrap_or_else(|e| e.into_inner()))
+        } else {
+            ServerUse::Shared(SERVER.read().unwrap_or_else(|e| e.into_inner()))
+        };
+        let base = std::env::var("WASMIG_TEST_POSTGRES").expect(
+            "the PostgreSQL tests need WASMIG_TEST_POSTGRES=postgres://user:password@host/db, \
+             a role with CREATEROLE, CREATEDB and SET on temp_file_limit (`.ci/postgres` sets \
+             up this machine's server and prints the URL)",
+        );
+        let mut bytes = [0u8; 6];
+        std::io::Read::read_exact(
+            &mut std::fs::File::open("/dev/urandom").unwrap(),
+            &mut bytes,
+        )
+        .unwrap();
+        let name = format!("wasmig_t_{}", hex::encode(bytes));
+        let mut server = postgres::Client::connect(&base, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("cannot reach WASMIG_TEST_POSTGRES ({base}): {e}"));
+        server
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        let (prefix, _) = base.rsplit_once('/').expect("a URL with a database");
+        PgDb {
+            url: format!("{prefix}/{name}"),
+            name,
+            base,
+            _server: server_use,
+        }
+    }
+
+    /// A connection as the operator's role, with every plugin's schema on its search path:
+    /// the application, which names the plugins' tables unqualified.
+    pub fn client(&self) -> postgres::Client {
+        let mut client = postgres::Client::connect(&self.url, postgres::NoTls).unwrap();
+        let schemas: Vec<String> = client
+            .query(
+                "SELECT quote_ident(nspname) FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' \
+                 AND nspname NOT IN ('information_schema', 'wasmig') ORDER BY 1",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        client
+            .batch_execute(&format!("SET search_path = {}", schemas.join(", ")))
+            .unwrap();
+        client
+    }
+
+    /// Rows of a query, each as its text columns joined by `|` (NULL as `NULL`).
+    pub fn rows(&self, sql: &str) -> Vec<String> {
+        let rows = self
+            .client()
+            .simple_query(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        rows.iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => Some(
+                    (0..r.len())
+                        .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                ),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The plugins' objects and rows, to compare before and after.
+    pub fn dump(&self) -> String {
+        let mut out = self.rows(
+            "SELECT n.nspname || '.' || c.relname || ' ' || c.relkind::text
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'wasmig')
+                AND n.nspname NOT LIKE 'pg_temp%' AND n.nspname NOT LIKE 'pg_toast_temp%'
+              ORDER BY 1",
+        );
+        for table in self.rows(
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind = 'r' AND n.nspname NOT IN
+                    ('pg_catalog', 'information_schema', 'pg_toast', 'wasmig')
+              ORDER BY 1",
+        ) {
+            out.extend(self.rows(&format!(
+                "SELECT '{}', t::text FROM {table} t ORDER BY 2",
+                table.replace('\'', "''")
+            )));
+        }
+        out.join("\n")
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let Ok(mut server) = postgres::Client::connect(&self.base, postgres::NoTls) else {
+            return;
+        };
+        let _ = server.batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+        let roles = server
+            .query(
+                "SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1",
+                &[&format!("wasmig/{}/%", self.name)],
+            )
+            .unwrap_or_default();
+        for role in roles {
+            let role: String = role.get(0);
+            let _ = server.batch_execute(&format!("DROP ROLE \"{role}\""));
+        }
+    }
+}
+
+/// A test that runs on SQLite and on PostgreSQL: `on_both!(fn name(env) { … })` makes the
+/// module `name` with the tests `sqlite` and `postgres`, each giving the body a fresh [`Env`].
+#[macro_export]
+macro_rules! on_both {
+    ($(#[$meta:meta])* fn $name:ident($env:ident) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn body($env: $crate::support::Env) $body
+
+            #[test]
+            fn sqlite() {
+                body($crate::support::Env::new())
+            }
+
+            #[test]
+            fn postgres() {
+                body($crate::support::Env::postgres())
+            }
+        }
+    };
 }

@@ -157,6 +157,11 @@ pub(crate) struct PgBackend {
     verifiers: BTreeMap<String, String>,
 }
 
+/// Whether the server gave up waiting for a lock (`lock_timeout`).
+fn is_lock_timeout(e: &CallError) -> bool {
+    matches!(e, CallError::Db(db) if db.code() == Some(&SqlState::LOCK_NOT_AVAILABLE))
+}
+
 /// Whether an error is one that trying again may not meet: a deadlock, a serialization
 /// failure, the server shutting down or starting up, a lost or refused connection.
 fn is_transient(e: &CallError) -> bool {
@@ -267,6 +272,11 @@ impl PgBackend {
         }
     }
 
+    /// The lock timeout in milliseconds, for `SET LOCAL lock_timeout` (0 would wait forever).
+    fn lock_timeout_ms(&self) -> u128 {
+        self.options.lock_timeout.as_millis().max(1)
+    }
+
     /// Notes a failure of the current step that may pass if tried again; never one past the
     /// step's deadline, which is the plugin's.
     fn note_transient(&mut self, e: &CallError) {
@@ -328,15 +338,26 @@ impl PgBackend {
             return Ok(());
         }
         let sql = format!(
-            "BEGIN; SELECT pg_catalog.pg_advisory_xact_lock({}); {} COMMIT;",
+            "BEGIN; SET LOCAL lock_timeout = {}; SELECT pg_catalog.pg_advisory_xact_lock({}); \
+             {} COMMIT;",
+            self.lock_timeout_ms(),
             host_sql::LOCK_KEY,
             host_sql::HOST_SCHEMA
         );
         let label = self.label.clone();
+        let waited = self.options.lock_timeout;
         let session = self.setup_session()?;
         let created = session.batch(&sql, None);
         if created.is_err() {
             let _ = session.batch("ROLLBACK", None);
+        }
+        if let Err(e) = &created
+            && is_lock_timeout(e)
+        {
+            return Err(Error::Locked {
+                path: label,
+                waited,
+            });
         }
         created.map_err(|e| Error::Database {
             path: label,
@@ -353,37 +374,35 @@ impl PgBackend {
     /// logs in with the same one and none has to tell another.
     fn password(&mut self, role: &str) -> Result<String> {
         if self.secret.is_none() {
-            let fresh = {
-                let mut bytes = [0u8; 32];
-                getrandom::fill(&mut bytes)
-                    .map_err(|e| self.error("cannot make a secret for the plugin roles", e))?;
-                hex::encode(bytes)
-            };
+            // Made with wasmig's tables, under the host's lock: every runner reads the same.
+            self.ensure_host_schema()?;
             let label = self.label.clone();
             let session = self.setup_session()?;
             let rows = session
                 .run(
-                    "WITH ins AS (INSERT INTO wasmig.meta (key, value) VALUES ('role_secret', $1)
-                                  ON CONFLICT DO NOTHING RETURNING value)
-                     SELECT value FROM ins UNION ALL
-                     SELECT value FROM wasmig.meta WHERE key = 'role_secret'",
-                    vec![Param::Text(fresh)],
+                    "SELECT value FROM wasmig.meta WHERE key = 'role_secret'",
+                    vec![],
                     None,
                     HOST_MAX_RESULT,
                 )
                 .map_err(|e| Error::Database {
-                    path: label,
+                    path: label.clone(),
                     message: format!("cannot read the plugin roles' secret: {e}"),
                 })?
                 .rows;
-            self.secret = rows
+            let secret = rows
                 .into_iter()
                 .next()
                 .and_then(|r| r.into_iter().next())
                 .and_then(|v| match v {
-                    Value::Text(t) => Some(t),
+                    Value::Text(t) if !t.is_empty() => Some(t),
                     _ => None,
-                });
+                })
+                .ok_or_else(|| Error::Database {
+                    path: label,
+                    message: "wasmig.meta holds no secret for the plugin roles".into(),
+                })?;
+            self.secret = Some(secret);
         }
         let secret = self.secret.as_deref().unwrap_or_default();
         Ok(hex::encode(Sha256::digest(format!("{secret}:{role}"))))
@@ -410,6 +429,7 @@ impl PgBackend {
         let (role, schema) = (ident(&names.role), ident(&names.schema));
         let mut sql = format!(
             "BEGIN;
+             SET LOCAL lock_timeout = {lock_ms};
              SELECT pg_catalog.pg_advisory_xact_lock({lock});
              DO $wasmig$ BEGIN
                IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = {role_lit}) THEN
@@ -452,6 +472,7 @@ impl PgBackend {
              INSERT INTO wasmig.plugin_role (role, plugin) VALUES ({role_lit}, {plugin_lit})
                  ON CONFLICT DO NOTHING;",
             lock = host_sql::LOCK_KEY,
+            lock_ms = self.lock_timeout_ms(),
             role_lit = literal(&names.role),
             schema_lit = literal(&names.schema),
             plugin_lit = literal(&access.plugin),
@@ -510,6 +531,12 @@ impl PgBackend {
         let done = session.batch(&sql, None);
         if let Err(e) = done {
             let _ = session.batch("ROLLBACK", None);
+            if is_lock_timeout(&e) {
+                return Err(Error::Locked {
+                    path: label,
+                    waited: self.options.lock_timeout,
+                });
+            }
             let hint = match &e {
                 CallError::Db(db) if db.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
                     " (the role wasmig connects as needs CREATEROLE, CREATE on the database and \
@@ -556,18 +583,24 @@ impl PgBackend {
                      -c default_transaction_isolation=read\\ committed",
                     names.schema
                 ));
-            let session =
-                Session::connect(self.handle(), &config, CONNECT_TIMEOUT).map_err(|e| {
-                    self.error(
-                        &format!(
-                            "cannot log in as plugin {}'s role {:?} (wasmig runs a plugin's SQL \
+            let connected = Session::connect(self.handle(), &config, CONNECT_TIMEOUT);
+            if let Err(e) = &connected
+                && is_transient(e)
+            {
+                // The server was unreachable or went away: worth another attempt.
+                self.transient.get_or_insert_with(|| e.to_string());
+            }
+            let session = connected.map_err(|e| {
+                self.error(
+                    &format!(
+                        "cannot log in as plugin {}'s role {:?} (wasmig runs a plugin's SQL \
                              in a session of its own role, which must be able to log in with a \
                              password from here: see pg_hba.conf)",
-                            access.plugin, names.role
-                        ),
-                        e,
-                    )
-                })?;
+                        access.plugin, names.role
+                    ),
+                    e,
+                )
+            })?;
             self.plugins.insert(
                 access.plugin.clone(),
                 PluginSession {
@@ -792,16 +825,9 @@ impl Backend for PgBackend {
                 self.open = Open::Host;
             }
             Some(access) => {
-                let lock_ms = self.options.lock_timeout.as_millis().max(1);
+                let lock_ms = self.lock_timeout_ms();
                 let label = self.label.clone();
-                let plugin = match self.step_session(access) {
-                    Ok(plugin) => plugin,
-                    Err(e) => {
-                        // The server was unreachable or went away while setting up.
-                        self.transient.get_or_insert_with(|| e.to_string());
-                        return Err(e);
-                    }
-                };
+                let plugin = self.step_session(access)?;
                 let token = plugin
                     .session
                     .batch(&format!("SET LOCAL lock_timeout = {lock_ms}"), None)

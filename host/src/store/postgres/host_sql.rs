@@ -77,6 +77,10 @@ CREATE TABLE IF NOT EXISTS wasmig.step_token (
     plugin text NOT NULL
 );
 INSERT INTO wasmig.meta (key, value) VALUES ('schema_version', '1') ON CONFLICT DO NOTHING;
+-- The secret the plugin roles' passwords derive from: 244 random bits.
+INSERT INTO wasmig.meta (key, value)
+VALUES ('role_secret', replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))
+ON CONFLICT DO NOTHING;
 
 CREATE OR REPLACE FUNCTION wasmig.step_begin() RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
