@@ -96,15 +96,6 @@ pub fn route_sqlite() -> Result<(), c_int> {
             &methods as *const ffi::sqlite3_mem_methods,
         )
     };
-    if rc != ffi::SQLITE_OK {
-        return Err(rc);
-    }
-    // SQLite's own memory statistics take a global mutex and ask each block's size on every
-    // allocation and free. Nothing in the binary reads them (`sqlite3_memory_used`, heap
-    // limits): the bound on a step's memory counts in the hooks above.
-    // SAFETY: SQLITE_CONFIG_MEMSTATUS takes one int; SQLite is not initialized yet (the call
-    // above succeeded).
-    let rc = unsafe { ffi::sqlite3_config(ffi::SQLITE_CONFIG_MEMSTATUS, 0 as c_int) };
     if rc == ffi::SQLITE_OK {
         Ok(())
     } else {
