@@ -339,10 +339,11 @@ impl PgBackend {
         }
         let sql = format!(
             "BEGIN; SET LOCAL lock_timeout = {}; SELECT pg_catalog.pg_advisory_xact_lock({}); \
-             {} COMMIT;",
+             {} {} COMMIT;",
             self.lock_timeout_ms(),
             host_sql::LOCK_KEY,
-            host_sql::HOST_SCHEMA
+            host_sql::HOST_SCHEMA,
+            guard::functions()
         );
         let label = self.label.clone();
         let waited = self.options.lock_timeout;
@@ -468,7 +469,7 @@ impl PgBackend {
              ALTER ROLE {role} SET temp_file_limit = {temp_kb};
              ALTER ROLE {role} SET client_connection_check_interval = 1000;
              GRANT USAGE ON SCHEMA wasmig TO {role};
-             GRANT EXECUTE ON FUNCTION {functions} TO {role};
+             GRANT EXECUTE ON FUNCTION {functions}, {guard} TO {role};
              INSERT INTO wasmig.plugin_role (role, plugin) VALUES ({role_lit}, {plugin_lit})
                  ON CONFLICT DO NOTHING;",
             lock = host_sql::LOCK_KEY,
@@ -480,6 +481,7 @@ impl PgBackend {
             verifier = literal(&verifier),
             temp_kb = (self.options.max_temp_bytes / 1024).clamp(1, i32::MAX as u64),
             functions = host_sql::PLUGIN_FUNCTIONS,
+            guard = guard::SIGNATURES,
         );
         // The reads the policy grants now, and no others: what an earlier policy granted and
         // this one does not is revoked.
@@ -643,7 +645,11 @@ impl PgBackend {
     fn end_step(&mut self, plugin: &str) {
         if let Some(p) = self.plugins.get_mut(plugin) {
             p.in_transaction = false;
-            if p.session.batch("DISCARD ALL", None).is_err() {
+            // DISCARD ALL but its DISCARD PLANS: the guard's plans stay cached for the
+            // plugin's next step.
+            let reset = "CLOSE ALL; UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); \
+                         DISCARD TEMP; DISCARD SEQUENCES; DEALLOCATE ALL; RESET ALL";
+            if p.session.batch(reset, None).is_err() {
                 self.plugins.remove(plugin);
             }
         }
@@ -1210,7 +1216,7 @@ impl Backend for PgBackend {
         let rows = Self::host_turn(plugin)
             .and_then(|()| {
                 plugin.session.run_host(
-                    guard::OWNED_OBJECTS,
+                    guard::CALL_OWNED,
                     vec![Param::Text(plugin.names.schema.clone())],
                 )
             })
@@ -1287,16 +1293,14 @@ impl Backend for PgBackend {
             .session
             .batch(
                 &format!(
-                    "RESET ALL; SET search_path = pg_catalog, pg_temp; \
-                     SET LOCAL wasmig.schema = {}; {}",
-                    literal(&schema),
-                    guard::NEUTRALISE
+                    "RESET ALL; SET search_path = pg_catalog, pg_temp; {}",
+                    guard::CALL_NEUTRALISE.replace("$1", &literal(&schema))
                 ),
                 None,
             )
             .and_then(|()| {
                 plugin.session.run_host(
-                    guard::FINDINGS,
+                    guard::CALL_FINDINGS,
                     vec![
                         Param::Text(schema.clone()),
                         Param::Text(array(&readers)),
@@ -1306,10 +1310,22 @@ impl Backend for PgBackend {
                 )
             })
             .and_then(|findings| {
+                // Only after a step that wrote to the roles' catalog (the transaction's own
+                // counters say so), or when the server keeps no counters.
                 plugin
                     .session
                     .batch(
-                        &format!("ALTER ROLE CURRENT_USER PASSWORD {}", literal(&verifier)),
+                        &format!(
+                            "DO $wasmig$ BEGIN
+                               IF pg_catalog.current_setting('track_counts') <> 'on'
+                                  OR EXISTS (SELECT 1 FROM pg_catalog.pg_stat_xact_sys_tables
+                                              WHERE relname = 'pg_authid'
+                                                AND n_tup_ins + n_tup_upd + n_tup_del > 0) THEN
+                                 ALTER ROLE CURRENT_USER PASSWORD {};
+                               END IF;
+                             END $wasmig$",
+                            literal(&verifier)
+                        ),
                         None,
                     )
                     .map(|()| findings)
@@ -1317,7 +1333,7 @@ impl Backend for PgBackend {
             .and_then(|findings| {
                 plugin
                     .session
-                    .run_host(guard::OWNED_OBJECTS, vec![Param::Text(schema.clone())])
+                    .run_host(guard::CALL_OWNED, vec![Param::Text(schema.clone())])
                     .map(|after| (findings, after))
             });
         let (findings, after) = checked.map_err(|e| Error::Database {
@@ -1368,6 +1384,13 @@ impl Backend for PgBackend {
         // within its deadline, not at the commit, after the guard.
         let deadline = turn.limits.deadline;
         let plugin_name = turn.plugin.clone();
+        if Instant::now() >= deadline {
+            self.turn = None;
+            return Err(self.error(
+                &format!("plugin {plugin_name}"),
+                "the step was still running at its deadline",
+            ));
+        }
         let fired = match self.plugins.get(&plugin_name) {
             Some(plugin) => plugin
                 .session

@@ -48,7 +48,7 @@ pub(super) const ALLOWED_FUNCTIONS: &[&str] = &[
 
 /// The plugin's objects, one line each (`table notes.notes__note`), for the step's report.
 /// `$1`: the schema.
-pub(super) const OWNED_OBJECTS: &str = "
+const OWNED_OBJECTS: &str = "
 SELECT o.type || ' ' || o.identity
   FROM pg_catalog.pg_shdepend d
   CROSS JOIN LATERAL pg_catalog.pg_identify_object(d.classid, d.objid, 0) o
@@ -60,14 +60,13 @@ SELECT o.type || ' ' || o.identity
  ORDER BY 1";
 
 /// Makes every function of the schema run as its owner and be executable by no one else.
-/// `$1`: the schema. Runs on the plugin's session, whose role owns them.
-pub(super) const NEUTRALISE: &str = "
-DO $wasmig$
+/// Runs on the plugin's session, whose role owns them.
+const NEUTRALISE: &str = "
 DECLARE f pg_catalog.regprocedure;
 BEGIN
     FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
               WHERE p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace
-                                       WHERE nspname = pg_catalog.current_setting('wasmig.schema'))
+                                       WHERE nspname = $1)
                 AND p.prokind IN ('f', 'p')
                 AND NOT p.prosecdef
     LOOP
@@ -75,20 +74,19 @@ BEGIN
     END LOOP;
     FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
               WHERE p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace
-                                       WHERE nspname = pg_catalog.current_setting('wasmig.schema'))
+                                       WHERE nspname = $1)
                 AND p.prokind IN ('f', 'p', 'a', 'w')
                 AND (p.proacl IS NULL OR EXISTS (
                      SELECT 1 FROM pg_catalog.aclexplode(p.proacl) a WHERE a.grantee <> p.proowner))
     LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON ROUTINE %s FROM PUBLIC', f);
     END LOOP;
-END
-$wasmig$";
+END";
 
 /// What the plugin left that it may not: one line per finding. `$1`: the schema; `$2`: the
 /// roles that may read it (`text[]`); `$3`: [`ALLOWED_FUNCTIONS`] (`text[]`); `$4`: the
 /// role's settings as the host set them (`text[]`, `name=value`).
-pub(super) const FINDINGS: &str = r#"
+const FINDINGS: &str = r#"
 WITH me AS (
     SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user
 ), s AS (
@@ -235,3 +233,43 @@ SELECT DISTINCT t.what || ' calls ' || p.oid::pg_catalog.regprocedure::text
    AND NOT (p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
             AND (p.provolatile = 'i' OR p.proname = ANY ($3::text[])))
 "#;
+
+/// The guard's functions in wasmig's schema, created with the host's tables. They run with
+/// the rights of the plugin's session that calls them (they only read the catalogs, and
+/// change nothing but the plugin's own functions), with the search path fixed; PostgreSQL
+/// plans their queries once per session instead of at every step.
+pub(super) fn functions() -> String {
+    let function = |name: &str, args: &str, returns: &str, body: &str| {
+        format!(
+            "CREATE OR REPLACE FUNCTION wasmig.{name}({args}) RETURNS {returns}
+             LANGUAGE plpgsql SECURITY INVOKER
+             SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan
+             AS $wasmig_guard${body}$wasmig_guard$;
+             REVOKE ALL ON FUNCTION wasmig.{name}({args}) FROM PUBLIC;\n"
+        )
+    };
+    [
+        function(
+            "guard_owned",
+            "text",
+            "SETOF text",
+            &format!("BEGIN RETURN QUERY {OWNED_OBJECTS}; END"),
+        ),
+        function(
+            "guard_findings",
+            "text, text[], text[], text[]",
+            "SETOF text",
+            &format!("BEGIN RETURN QUERY {FINDINGS}; END"),
+        ),
+        function("guard_neutralise", "text", "void", NEUTRALISE),
+    ]
+    .concat()
+}
+
+/// Calls of the guard's functions, and their signatures for `GRANT EXECUTE`.
+pub(super) const CALL_OWNED: &str = "SELECT * FROM wasmig.guard_owned($1)";
+pub(super) const CALL_FINDINGS: &str =
+    "SELECT * FROM wasmig.guard_findings($1, $2::text[], $3::text[], $4::text[])";
+pub(super) const CALL_NEUTRALISE: &str = "SELECT wasmig.guard_neutralise($1)";
+pub(super) const SIGNATURES: &str = "wasmig.guard_owned(text), \
+     wasmig.guard_findings(text, text[], text[], text[]), wasmig.guard_neutralise(text)";

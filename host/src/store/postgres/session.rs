@@ -396,16 +396,24 @@ impl Session {
             Err(None) => Err(CallError::Stuck),
             Err(Some(())) => {
                 let cancel = self.cancel.clone();
+                let (sent, cancelled) = mpsc::sync_channel(1);
                 self.rt.spawn(async move {
                     if let Err(e) = cancel.cancel_query(NoTls).await {
                         tracing::warn!("cannot cancel a statement past its deadline: {e}");
                     }
+                    let _ = sent.send(());
                 });
-                match rx.recv_timeout(CANCEL_GRACE) {
+                let until = Instant::now() + CANCEL_GRACE;
+                let answer = match rx.recv_timeout(CANCEL_GRACE) {
                     Ok(Ok(value)) => Ok(value),
                     Ok(Err(_)) => Err(CallError::Cancelled),
-                    Err(_) => Err(CallError::Stuck),
-                }
+                    Err(_) => return Err(CallError::Stuck),
+                };
+                // The server has the cancel before the session's next statement: one that
+                // arrived after the statement had ended would stop the next one instead
+                // (the server ignores a cancel only while the session is idle).
+                let _ = cancelled.recv_timeout(until.saturating_duration_since(Instant::now()));
+                answer
             }
         }
     }
