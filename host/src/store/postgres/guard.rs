@@ -21,6 +21,8 @@
 //!   trees the server stores (`:funcid`, `:opfuncid` and the like), not from the SQL text;
 //! - a view runs with its owner's rights (`security_invoker` is refused).
 
+use super::*;
+
 /// Built-in functions that are not immutable and may still be called where an expression
 /// runs with another role's rights: clocks, random values, and sequences (a sequence outside
 /// the schema is refused by the dependency check).
@@ -273,3 +275,156 @@ pub(super) const CALL_FINDINGS: &str =
 pub(super) const CALL_NEUTRALISE: &str = "SELECT wasmig.guard_neutralise($1)";
 pub(super) const SIGNATURES: &str = "wasmig.guard_owned(text), \
      wasmig.guard_findings(text, text[], text[], text[]), wasmig.guard_neutralise(text)";
+
+impl PgBackend {
+    pub(super) fn mark_schema(
+        &mut self,
+        access: &PluginAccess,
+    ) -> Result<crate::store::SchemaMark> {
+        let label = self.label.clone();
+        let plugin = self.step_session(access)?;
+        let rows = Self::host_turn(plugin)
+            .and_then(|()| {
+                plugin.session.run_host(
+                    guard::CALL_OWNED,
+                    vec![Param::Text(plugin.names.schema.clone())],
+                )
+            })
+            .map_err(|e| Error::Database {
+                path: label,
+                message: format!("cannot read plugin {}'s schema: {e}", access.plugin),
+            })?;
+        Ok(crate::store::SchemaMark::new(Mark {
+            plugin: access.plugin.clone(),
+            objects: rows.rows.iter().map(|r| Self::text(&r[0])).collect(),
+        }))
+    }
+
+    pub(super) fn verify_step(
+        &mut self,
+        access: &PluginAccess,
+        before: crate::store::SchemaMark,
+    ) -> Result<StepCheck> {
+        let before: Mark = before
+            .into_inner()
+            .filter(|m: &Mark| m.plugin == access.plugin)
+            .ok_or_else(|| self.error("schema check", "the mark is not this plugin's"))?;
+        let label = self.label.clone();
+        // The roles of the plugins the policy lets read this one may hold SELECT on its
+        // tables and USAGE on its schema (the host grants them at their provisioning).
+        let readers = self.host_run(
+            "cannot read the plugins' reads",
+            "SELECT p.role::text FROM wasmig.plugin_read r
+               JOIN wasmig.plugin_role p ON p.plugin = r.reader
+              WHERE r.plugin = $1",
+            vec![Param::Text(access.plugin.clone())],
+        )?;
+        let readers: Vec<String> = readers.iter().map(|r| Self::text(&r[0])).collect();
+        // The role's settings as the host committed them (the host's session does not see
+        // what the step changed).
+        let role = names_of(&self.database, &access.plugin)
+            .map_err(|e| self.error(&format!("plugin {}", access.plugin), e))?
+            .role;
+        let settings = self.host_run(
+            "cannot read the plugin role's settings",
+            "SELECT coalesce((SELECT setconfig::text FROM pg_catalog.pg_db_role_setting
+                               WHERE setdatabase = 0
+                                 AND setrole = (SELECT oid FROM pg_catalog.pg_roles
+                                                 WHERE rolname = $1)), '{}')",
+            vec![Param::Text(role.clone())],
+        )?;
+        let settings = settings
+            .first()
+            .map(|r| Self::text(&r[0]))
+            .unwrap_or_else(|| "{}".into());
+        // What the role's password is when the step commits: the host's, whatever the
+        // plugin's statements set it to.
+        let verifier = self.verifier(&role)?;
+        let plugin = self.step_session(access)?;
+        let schema = plugin.names.schema.clone();
+        let array = |items: &[String]| {
+            format!(
+                "{{{}}}",
+                items
+                    .iter()
+                    .map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        };
+        let allowed: Vec<String> = guard::ALLOWED_FUNCTIONS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        // One round trip: the session back to the host's settings, then the plugin's
+        // functions made to run as the plugin (the schema's name is a plugin name's, letters,
+        // digits and underscores).
+        let checked = plugin
+            .session
+            .batch(
+                &format!(
+                    "RESET ALL; SET search_path = pg_catalog, pg_temp; {}",
+                    guard::CALL_NEUTRALISE.replace("$1", &literal(&schema))
+                ),
+                None,
+            )
+            .and_then(|()| {
+                plugin.session.run_host(
+                    guard::CALL_FINDINGS,
+                    vec![
+                        Param::Text(schema.clone()),
+                        Param::Text(array(&readers)),
+                        Param::Text(array(&allowed)),
+                        Param::Text(settings),
+                    ],
+                )
+            })
+            .and_then(|findings| {
+                // Only after a step that wrote to the roles' catalog (the transaction's own
+                // counters say so), or when the server keeps no counters.
+                plugin
+                    .session
+                    .batch(
+                        &format!(
+                            "DO $wasmig$ BEGIN
+                               IF pg_catalog.current_setting('track_counts') <> 'on'
+                                  OR EXISTS (SELECT 1 FROM pg_catalog.pg_stat_xact_sys_tables
+                                              WHERE relname = 'pg_authid'
+                                                AND n_tup_ins + n_tup_upd + n_tup_del > 0) THEN
+                                 ALTER ROLE CURRENT_USER PASSWORD {};
+                               END IF;
+                             END $wasmig$",
+                            literal(&verifier)
+                        ),
+                        None,
+                    )
+                    .map(|()| findings)
+            })
+            .and_then(|findings| {
+                plugin
+                    .session
+                    .run_host(guard::CALL_OWNED, vec![Param::Text(schema.clone())])
+                    .map(|after| (findings, after))
+            });
+        let (findings, after) = checked.map_err(|e| Error::Database {
+            path: label,
+            message: format!("cannot check plugin {}'s schema: {e}", access.plugin),
+        })?;
+        let after: BTreeSet<String> = after.rows.iter().map(|r| Self::text(&r[0])).collect();
+        let mut changes: Vec<String> = after
+            .difference(&before.objects)
+            .map(|o| format!("created {o}"))
+            .collect();
+        changes.extend(
+            before
+                .objects
+                .difference(&after)
+                .map(|o| format!("dropped {o}")),
+        );
+        let verdict = match findings.rows.first() {
+            Some(row) => Err(Self::text(&row[0])),
+            None => Ok(()),
+        };
+        Ok(StepCheck { verdict, changes })
+    }
+}

@@ -1,0 +1,307 @@
+//! Setting up a database for wasmig and its plugins: wasmig's schema, each plugin's role,
+//! schema, password and read grants, and the plugin's session.
+
+use super::*;
+
+impl PgBackend {
+    /// Creates the host's schema, tables and functions if missing, committed at once (also
+    /// in a dry run: plugin roles need them to log in and to record steps).
+    pub(super) fn ensure_host_schema(&mut self) -> Result<()> {
+        if self.host_tables {
+            return Ok(());
+        }
+        let sql = format!(
+            "BEGIN; SET LOCAL lock_timeout = {}; SELECT pg_catalog.pg_advisory_xact_lock({}); \
+             {} {} COMMIT;",
+            self.lock_timeout_ms(),
+            host_sql::LOCK_KEY,
+            host_sql::HOST_SCHEMA,
+            guard::functions()
+        );
+        let label = self.label.clone();
+        let waited = self.options.lock_timeout;
+        let session = self.setup_session()?;
+        let created = session.batch(&sql, None);
+        if created.is_err() {
+            let _ = session.batch("ROLLBACK", None);
+        }
+        if let Err(e) = &created
+            && is_lock_timeout(e)
+        {
+            return Err(Error::Locked {
+                path: label,
+                waited,
+            });
+        }
+        created.map_err(|e| Error::Database {
+            path: label,
+            message: format!(
+                "cannot create wasmig's schema and tables: {e} (the role wasmig connects as \
+                 needs CREATE on the database)"
+            ),
+        })?;
+        self.host_tables = true;
+        Ok(())
+    }
+
+    /// The password of a plugin's role: derived from the database's secret, so every runner
+    /// logs in with the same one and none has to tell another.
+    pub(super) fn password(&mut self, role: &str) -> Result<String> {
+        if self.secret.is_none() {
+            // Made with wasmig's tables, under the host's lock: every runner reads the same.
+            self.ensure_host_schema()?;
+            let label = self.label.clone();
+            let session = self.setup_session()?;
+            let rows = session
+                .run(
+                    "SELECT value FROM wasmig.meta WHERE key = 'role_secret'",
+                    vec![],
+                    None,
+                    HOST_MAX_RESULT,
+                )
+                .map_err(|e| Error::Database {
+                    path: label.clone(),
+                    message: format!("cannot read the plugin roles' secret: {e}"),
+                })?
+                .rows;
+            let secret = rows
+                .into_iter()
+                .next()
+                .and_then(|r| r.into_iter().next())
+                .and_then(|v| match v {
+                    Value::Text(t) if !t.is_empty() => Some(t),
+                    _ => None,
+                })
+                .ok_or_else(|| Error::Database {
+                    path: label,
+                    message: "wasmig.meta holds no secret for the plugin roles".into(),
+                })?;
+            self.secret = Some(secret);
+        }
+        let secret = self.secret.as_deref().unwrap_or_default();
+        Ok(hex::encode(Sha256::digest(format!("{secret}:{role}"))))
+    }
+
+    /// A SCRAM verifier of the role's password, for `ALTER ROLE … PASSWORD`: the password
+    /// itself never reaches the server's logs.
+    pub(super) fn verifier(&mut self, role: &str) -> Result<String> {
+        if let Some(v) = self.verifiers.get(role) {
+            return Ok(v.clone());
+        }
+        let password = self.password(role)?;
+        let v = postgres_protocol::password::scram_sha_256(password.as_bytes());
+        self.verifiers.insert(role.to_string(), v.clone());
+        Ok(v)
+    }
+
+    /// Creates (or brings up to date) the plugin's role and schema, and grants its reads.
+    pub(super) fn provision(&mut self, access: &PluginAccess) -> Result<Names> {
+        self.ensure_host_schema()?;
+        let names = names_of(&self.database, &access.plugin)
+            .map_err(|e| self.error(&format!("plugin {}", access.plugin), e))?;
+        let verifier = self.verifier(&names.role)?;
+        let (role, schema) = (ident(&names.role), ident(&names.schema));
+        let mut sql = format!(
+            "BEGIN;
+             SET LOCAL lock_timeout = {lock_ms};
+             SELECT pg_catalog.pg_advisory_xact_lock({lock});
+             DO $wasmig$ BEGIN
+               IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = {role_lit}) THEN
+                 CREATE ROLE {role} LOGIN NOINHERIT;
+               END IF;
+               IF EXISTS (SELECT 1 FROM pg_catalog.pg_namespace
+                           WHERE nspname = {schema_lit}
+                             AND nspowner <> (SELECT oid FROM pg_catalog.pg_roles
+                                               WHERE rolname = {role_lit})) THEN
+                 RAISE EXCEPTION 'the schema % exists and is not the plugin''s: wasmig gives \
+                   each plugin a schema of its own, named after it', {schema_lit};
+               END IF;
+             END $wasmig$;
+             ALTER ROLE {role} WITH LOGIN NOCREATEDB NOCREATEROLE NOINHERIT
+                 CONNECTION LIMIT -1 PASSWORD {verifier};
+             DO $wasmig$ BEGIN
+               IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles
+                           WHERE rolname = {role_lit}
+                             AND (rolsuper OR rolreplication OR rolbypassrls)) THEN
+                 RAISE EXCEPTION 'the role % has rights beyond its schema (superuser, \
+                   replication or bypassrls): wasmig does not run a plugin as it', {role_lit};
+               END IF;
+               IF EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m
+                           JOIN pg_catalog.pg_roles r ON r.oid = m.member
+                          WHERE r.rolname = {role_lit}) THEN
+                 RAISE EXCEPTION 'the role % is a member of another role: wasmig runs a plugin \
+                   only as a role that can become no other', {role_lit};
+               END IF;
+             END $wasmig$;
+             GRANT {role} TO CURRENT_USER;
+             CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role};
+             REVOKE ALL ON SCHEMA {schema} FROM PUBLIC;
+             ALTER ROLE {role} RESET ALL;
+             ALTER ROLE {role} IN DATABASE {database} RESET ALL;
+             ALTER ROLE {role} SET search_path = {schema};
+             ALTER ROLE {role} SET temp_file_limit = {temp_kb};
+             ALTER ROLE {role} SET client_connection_check_interval = 1000;
+             GRANT USAGE ON SCHEMA wasmig TO {role};
+             GRANT EXECUTE ON FUNCTION {functions}, {guard} TO {role};
+             INSERT INTO wasmig.plugin_role (role, plugin) VALUES ({role_lit}, {plugin_lit})
+                 ON CONFLICT DO NOTHING;",
+            lock = host_sql::LOCK_KEY,
+            lock_ms = self.lock_timeout_ms(),
+            role_lit = literal(&names.role),
+            schema_lit = literal(&names.schema),
+            plugin_lit = literal(&access.plugin),
+            database = ident(&self.database),
+            verifier = literal(&verifier),
+            temp_kb = (self.options.max_temp_bytes / 1024).clamp(1, i32::MAX as u64),
+            functions = host_sql::PLUGIN_FUNCTIONS,
+            guard = guard::SIGNATURES,
+        );
+        // The reads the policy grants now, and no others: what an earlier policy granted and
+        // this one does not is revoked.
+        let reads: Vec<String> = access.reads.iter().map(|r| literal(r)).collect();
+        sql.push_str(&format!(
+            "DELETE FROM wasmig.plugin_read WHERE reader = {plugin_lit};
+             DO $wasmig$ DECLARE r record; BEGIN
+               FOR r IN SELECT n.nspname FROM wasmig.plugin_role p
+                          JOIN pg_catalog.pg_namespace n
+                            ON n.nspowner = (SELECT oid FROM pg_catalog.pg_roles
+                                              WHERE rolname = p.role)
+                         WHERE p.plugin <> {plugin_lit} AND p.plugin <> ALL (ARRAY[{reads}]::text[])
+                           AND EXISTS (SELECT 1 FROM pg_catalog.aclexplode(n.nspacl) a
+                                        WHERE a.grantee = (SELECT oid FROM pg_catalog.pg_roles
+                                                            WHERE rolname = {role_lit}))
+               LOOP
+                 EXECUTE pg_catalog.format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM %I',
+                                           r.nspname, {role_lit});
+                 EXECUTE pg_catalog.format('REVOKE ALL ON SCHEMA %I FROM %I', r.nspname, {role_lit});
+               END LOOP;
+             END $wasmig$;",
+            plugin_lit = literal(&access.plugin),
+            role_lit = literal(&names.role),
+            reads = reads.join(", "),
+        ));
+        for reader in &access.reads {
+            let other = names_of(&self.database, reader)
+                .map_err(|e| self.error(&format!("plugin {reader}"), e))?;
+            sql.push_str(&format!(
+                "INSERT INTO wasmig.plugin_read (reader, plugin) VALUES ({}, {});",
+                literal(&access.plugin),
+                literal(reader)
+            ));
+            sql.push_str(&format!(
+                "DO $wasmig$ BEGIN
+                   IF EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = {lit}) THEN
+                     EXECUTE 'GRANT USAGE ON SCHEMA ' || {q} || ' TO ' || {me};
+                     EXECUTE 'GRANT SELECT ON ALL TABLES IN SCHEMA ' || {q} || ' TO ' || {me};
+                   END IF;
+                 END $wasmig$;",
+                lit = literal(&other.schema),
+                q = literal(&ident(&other.schema)),
+                me = literal(&role),
+            ));
+        }
+        sql.push_str("COMMIT;");
+        let label = self.label.clone();
+        let session = self.setup_session()?;
+        let done = session.batch(&sql, None);
+        if let Err(e) = done {
+            let _ = session.batch("ROLLBACK", None);
+            if is_lock_timeout(&e) {
+                return Err(Error::Locked {
+                    path: label,
+                    waited: self.options.lock_timeout,
+                });
+            }
+            let hint = match &e {
+                CallError::Db(db) if db.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
+                    " (the role wasmig connects as needs CREATEROLE, CREATE on the database and \
+                     `GRANT SET ON PARAMETER temp_file_limit` to it, or to be a superuser)"
+                }
+                _ => "",
+            };
+            return Err(Error::Database {
+                path: label,
+                message: format!(
+                    "cannot set up plugin {}'s role and schema: {e}{hint}",
+                    access.plugin
+                ),
+            });
+        }
+        Ok(names)
+    }
+
+    /// The plugin's session, logging in as its role (and creating the role) if needed.
+    pub(super) fn plugin_session(&mut self, access: &PluginAccess) -> Result<&mut PluginSession> {
+        let alive = self
+            .plugins
+            .get(&access.plugin)
+            .is_some_and(|p| !p.session.is_closed());
+        if !alive {
+            // One plugin's session at a time outside a dry run: a run over a hundred plugins
+            // holds one server connection for them, not a hundred.
+            self.plugins.retain(|_, p| p.in_transaction);
+            self.plugins.remove(&access.plugin);
+            let names = self.provision(access)?;
+            let password = self.password(&names.role)?;
+            let mut config = self.config.clone();
+            // Settings in the startup packet outrank the role's and the database's, and are
+            // what `RESET ALL` returns to: whatever the plugin makes of its role's settings,
+            // its sessions and the host's statements on them start from these.
+            config
+                .user(&names.role)
+                .password(password)
+                .application_name(format!("wasmig plugin {}", access.plugin))
+                .options(format!(
+                    "-c search_path={} -c standard_conforming_strings=on \
+                     -c client_connection_check_interval=1000 -c row_security=on \
+                     -c default_transaction_read_only=off \
+                     -c default_transaction_isolation=read\\ committed",
+                    names.schema
+                ));
+            let connected = Session::connect(self.handle(), &config, CONNECT_TIMEOUT);
+            if let Err(e) = &connected
+                && is_transient(e)
+            {
+                // The server was unreachable or went away: worth another attempt.
+                self.transient.get_or_insert_with(|| e.to_string());
+            }
+            let session = connected.map_err(|e| {
+                self.error(
+                    &format!(
+                        "cannot log in as plugin {}'s role {:?} (wasmig runs a plugin's SQL \
+                             in a session of its own role, which must be able to log in with a \
+                             password from here: see pg_hba.conf)",
+                        access.plugin, names.role
+                    ),
+                    e,
+                )
+            })?;
+            self.plugins.insert(
+                access.plugin.clone(),
+                PluginSession {
+                    names,
+                    session,
+                    in_transaction: false,
+                },
+            );
+        }
+        Ok(self.plugins.get_mut(&access.plugin).expect("just made"))
+    }
+
+    /// The plugin's session with a transaction open on it (a dry run opens one per plugin).
+    pub(super) fn step_session(&mut self, access: &PluginAccess) -> Result<&mut PluginSession> {
+        let label = self.label.clone();
+        let plugin = self.plugin_session(access)?;
+        if !plugin.in_transaction {
+            plugin
+                .session
+                .batch("BEGIN", None)
+                .map_err(|e| Error::Database {
+                    path: label,
+                    message: format!("cannot begin plugin {}'s transaction: {e}", access.plugin),
+                })?;
+            plugin.in_transaction = true;
+        }
+        Ok(plugin)
+    }
+}
