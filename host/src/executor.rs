@@ -470,6 +470,27 @@ struct Attempt {
     of: u32,
 }
 
+/// The ledger row of a step that succeeded, as far as it is known before it runs.
+fn ledger_entry(step: &PlannedStep, started_at_ms: i64, note: Option<&str>) -> LedgerEntry {
+    LedgerEntry {
+        id: 0,
+        plugin: step.plugin.clone(),
+        plugin_version: step.plugin_version.to_string(),
+        version: step.version.to_string(),
+        description: step.description.clone(),
+        direction: step.direction,
+        outcome: Outcome::Succeeded,
+        error: None,
+        started_at_ms,
+        duration_us: 0,
+        checksum: step.checksum.clone(),
+        component_sha256: step.component_sha256.clone(),
+        wasmig_version: env!("CARGO_PKG_VERSION").to_string(),
+        statements: Vec::new(),
+        note: note.map(str::to_string),
+    }
+}
+
 /// Records an attempt whose failure left no ledger row (the connection was lost), once the
 /// database can take it again; a failure to record is logged, and the next attempt goes on.
 fn record_lost_attempt(
@@ -479,26 +500,12 @@ fn record_lost_attempt(
     attempt: Attempt,
     note: Option<&str>,
 ) {
-    let entry = LedgerEntry {
-        id: 0,
-        plugin: step.plugin.clone(),
-        plugin_version: step.plugin_version.to_string(),
-        version: step.version.to_string(),
-        description: step.description.clone(),
-        direction: step.direction,
-        outcome: Outcome::Failed,
-        error: Some(format!(
-            "{error} (a transient failure of the database: attempt {} of {}, tried again)",
-            attempt.number, attempt.of
-        )),
-        started_at_ms: now_ms(),
-        duration_us: 0,
-        checksum: step.checksum.clone(),
-        component_sha256: step.component_sha256.clone(),
-        wasmig_version: env!("CARGO_PKG_VERSION").to_string(),
-        statements: Vec::new(),
-        note: note.map(str::to_string),
-    };
+    let mut entry = ledger_entry(step, now_ms(), note);
+    entry.outcome = Outcome::Failed;
+    entry.error = Some(format!(
+        "{error} (a transient failure of the database: attempt {} of {}, tried again)",
+        attempt.number, attempt.of
+    ));
     let _ = backend.rollback();
     let recorded = backend
         .begin(None)
@@ -562,23 +569,7 @@ async fn run_one(
         }
     };
     let version = step.version.to_string();
-    let mut entry = LedgerEntry {
-        id: 0,
-        plugin: step.plugin.clone(),
-        plugin_version: step.plugin_version.to_string(),
-        version: version.clone(),
-        description: step.description.clone(),
-        direction: step.direction,
-        outcome: Outcome::Succeeded,
-        error: None,
-        started_at_ms,
-        duration_us: 0,
-        checksum: step.checksum.clone(),
-        component_sha256: step.component_sha256.clone(),
-        wasmig_version: env!("CARGO_PKG_VERSION").to_string(),
-        statements: Vec::new(),
-        note: note.map(str::to_string),
-    };
+    let mut entry = ledger_entry(step, started_at_ms, note);
     if mode == Mode::Apply {
         backend.running(Some(&entry));
     }
