@@ -221,7 +221,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Policy => {
             let (rows, limits) = host.access().await?;
-            print_policy(&rows, &limits, cli.json)?;
+            print_policy(&rows, &limits, host.is_postgres(), cli.json)?;
         }
         Command::History { plugin } => {
             let rows = host.history(plugin.as_deref()).await?;

@@ -340,7 +340,12 @@ pub(crate) fn print_inspection(i: &wasmig::Inspection, as_json: bool) -> Result<
     Ok(())
 }
 
-pub(crate) fn print_policy(rows: &[PluginAccess], limits: &Limits, as_json: bool) -> Result<()> {
+pub(crate) fn print_policy(
+    rows: &[PluginAccess],
+    limits: &Limits,
+    postgres: bool,
+    as_json: bool,
+) -> Result<()> {
     if as_json {
         return json(&serde_json::json!({ "plugins": rows, "limits": limits }));
     }
@@ -367,12 +372,17 @@ pub(crate) fn print_policy(rows: &[PluginAccess], limits: &Limits, as_json: bool
     }
     println!("{t}");
     println!(
-        "Limits per step: deadline {}, memory {} MiB, query result {} MiB, database growth {} MiB, \
+        "Limits per step: deadline {}, memory {} MiB, query result {} MiB, database growth {}, \
          temporary storage {} MiB, log {} KiB, wasm stack {} KiB.",
         humantime::format_duration(limits.deadline),
         limits.max_memory >> 20,
         limits.max_result_bytes >> 20,
-        limits.max_growth_bytes >> 20,
+        // PostgreSQL bounds temporary files per role, not the growth of a schema.
+        if postgres {
+            "not bounded on PostgreSQL".to_string()
+        } else {
+            format!("{} MiB", limits.max_growth_bytes >> 20)
+        },
         limits.max_temp_bytes >> 20,
         limits.max_log_bytes >> 10,
         limits.max_stack >> 10

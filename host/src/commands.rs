@@ -326,7 +326,11 @@ impl Host {
                     .collect();
                 PluginAccess {
                     plugin: m.name.clone(),
-                    namespace: format!("{}*", manifest::namespace(&m.name)),
+                    namespace: match self.is_postgres() {
+                        // Its schema, named after it.
+                        true => format!("{}.*", manifest::namespace(&m.name).trim_end_matches('_')),
+                        false => format!("{}*", manifest::namespace(&m.name)),
+                    },
                     reads_requested: m.reads.clone(),
                     reads_granted: m
                         .reads

@@ -48,6 +48,11 @@ impl Host {
         &self.inner.config.database
     }
 
+    /// Whether the database is PostgreSQL's.
+    pub fn is_postgres(&self) -> bool {
+        self.inner.config.postgres.is_some()
+    }
+
     pub(crate) fn backend_options(&self) -> BackendOptions {
         BackendOptions {
             lock_timeout: self.inner.config.lock_timeout,

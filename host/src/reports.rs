@@ -108,7 +108,8 @@ pub struct Compiled {
 pub struct PluginAccess {
     /// The plugin.
     pub plugin: String,
-    /// The prefix of every object it owns (read and write).
+    /// The objects it owns (read and write): `notes__*` on SQLite, its schema's `notes.*` on
+    /// PostgreSQL.
     pub namespace: String,
     /// Plugins whose tables it asks to read.
     pub reads_requested: Vec<String>,

@@ -124,6 +124,13 @@ fn up_status_down_history_and_uninstall() {
         "{status}"
     );
     assert_eq!(pg.ledger().len(), 5);
+    let policy = pg.env.json(&["policy"]);
+    assert_eq!(policy["plugins"][1]["namespace"], "notes.*", "{policy}");
+    let policy = pg.env.ok(&["policy"]);
+    assert!(
+        policy.contains("database growth not bounded on PostgreSQL"),
+        "{policy}"
+    );
 
     // The backfill's code step read the notes and wrote derived rows.
     assert_eq!(
