@@ -105,6 +105,8 @@ struct PluginSession {
     session: Session,
     /// A transaction is open on it.
     in_transaction: bool,
+    /// What the guard compares with, once read.
+    guard_inputs: Option<guard::GuardInputs>,
 }
 
 /// Where the open transaction is.
@@ -119,6 +121,10 @@ enum Open {
         token: String,
     },
 }
+
+/// What makes a plugin's session the host's again: the session's settings back to the
+/// role's, and names resolved in the system catalogs first, whatever the plugin set.
+const HOST_TURN: &str = "RESET ALL; SET search_path = pg_catalog, pg_temp";
 
 /// The plugin whose statements run now.
 struct Turn {
@@ -333,12 +339,13 @@ impl PgBackend {
         Ok(self.setup.as_ref().expect("just set"))
     }
 
-    /// Host statements on a plugin's session: the session's settings back to the role's,
-    /// and names resolved in the system catalogs first, whatever the plugin set.
-    fn host_turn(plugin: &PluginSession) -> std::result::Result<(), CallError> {
-        plugin
-            .session
-            .batch("RESET ALL; SET search_path = pg_catalog, pg_temp", None)
+    /// One host statement on a plugin's session, after [`HOST_TURN`] in the same round trip.
+    fn host_turn_run(
+        plugin: &PluginSession,
+        sql: &str,
+        params: Vec<Param>,
+    ) -> std::result::Result<session::Answer, CallError> {
+        plugin.session.run_after(HOST_TURN, sql, params)
     }
 
     /// Ends a plugin's session state between steps: its temporary objects, session locks,
@@ -532,17 +539,12 @@ impl Backend for PgBackend {
                 self.open = Open::Host;
             }
             Some(access) => {
-                let lock_ms = self.lock_timeout_ms();
                 let label = self.label.clone();
+                // The step's transaction begins with the host's lock timeout.
                 let plugin = self.step_session(access)?;
                 let token = plugin
                     .session
-                    .batch(&format!("SET LOCAL lock_timeout = {lock_ms}"), None)
-                    .and_then(|()| {
-                        plugin
-                            .session
-                            .run_host("SELECT wasmig.step_begin()", vec![])
-                    });
+                    .run_host("SELECT wasmig.step_begin()", vec![]);
                 let token = match token {
                     Ok(answer) => answer
                         .rows
@@ -708,16 +710,17 @@ impl Backend for PgBackend {
                 "the step was still running at its deadline",
             ));
         }
+        // Then, in the same round trip, the session goes back to the host's settings and
+        // gives up the plugin's advisory locks (a failure stops the batch at its statement).
         let fired = match self.plugins.get(&plugin_name) {
-            Some(plugin) => plugin
-                .session
-                .run(
-                    "SET CONSTRAINTS ALL IMMEDIATE",
-                    vec![],
-                    Some(deadline),
-                    1024,
-                )
-                .map(|_| ()),
+            Some(plugin) => plugin.session.batch(
+                &format!(
+                    "{}SET CONSTRAINTS ALL IMMEDIATE; {HOST_TURN}; \
+                     SELECT pg_catalog.pg_advisory_unlock_all()",
+                    plugin.session.release_savepoint()
+                ),
+                Some(deadline),
+            ),
             None => Ok(()),
         };
         if let Err(e) = fired {
@@ -733,20 +736,6 @@ impl Backend for PgBackend {
             ));
         }
         let turn = self.turn.take().expect("checked above");
-        if let Some(plugin) = self.plugins.get(&turn.plugin) {
-            Self::host_turn(plugin)
-                .and_then(|()| {
-                    plugin
-                        .session
-                        .batch("SELECT pg_catalog.pg_advisory_unlock_all()", None)
-                })
-                .map_err(|e| {
-                    self.error(
-                        &format!("cannot take the session back from plugin {}", turn.plugin),
-                        e,
-                    )
-                })?;
-        }
         Ok(turn.changed)
     }
 

@@ -61,29 +61,27 @@ SELECT o.type || ' ' || o.identity
    AND o.schema = $1
  ORDER BY 1";
 
-/// Makes every function of the schema run as its owner and be executable by no one else.
-/// Runs on the plugin's session, whose role owns them.
+/// Makes every function of the schema run as its owner and be executable by no one else
+/// (statements of a plpgsql block declaring `routine record`), in one scan of the schema's
+/// functions. Runs on the plugin's session, whose role owns them.
 const NEUTRALISE: &str = "
-DECLARE f pg_catalog.regprocedure;
-BEGIN
-    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
-              WHERE p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace
-                                       WHERE nspname = $1)
-                AND p.prokind IN ('f', 'p')
-                AND NOT p.prosecdef
+    FOR routine IN SELECT p.oid::pg_catalog.regprocedure AS id,
+                          p.prokind IN ('f', 'p') AND NOT p.prosecdef AS invoker,
+                          p.proacl IS NULL OR EXISTS (
+                              SELECT 1 FROM pg_catalog.aclexplode(p.proacl) a
+                               WHERE a.grantee <> p.proowner) AS granted
+                     FROM pg_catalog.pg_proc p
+                    WHERE p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace
+                                             WHERE nspname = $1)
     LOOP
-        EXECUTE pg_catalog.format('ALTER ROUTINE %s SECURITY DEFINER', f);
+        IF routine.invoker THEN
+            EXECUTE pg_catalog.format('ALTER ROUTINE %s SECURITY DEFINER', routine.id);
+        END IF;
+        IF routine.granted THEN
+            EXECUTE pg_catalog.format('REVOKE ALL ON ROUTINE %s FROM PUBLIC', routine.id);
+        END IF;
     END LOOP;
-    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
-              WHERE p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace
-                                       WHERE nspname = $1)
-                AND p.prokind IN ('f', 'p', 'a', 'w')
-                AND (p.proacl IS NULL OR EXISTS (
-                     SELECT 1 FROM pg_catalog.aclexplode(p.proacl) a WHERE a.grantee <> p.proowner))
-    LOOP
-        EXECUTE pg_catalog.format('REVOKE ALL ON ROUTINE %s FROM PUBLIC', f);
-    END LOOP;
-END";
+";
 
 /// What the plugin left that it may not: one line per finding. `$1`: the schema; `$2`: the
 /// roles that may read it (`text[]`); `$3`: [`ALLOWED_FUNCTIONS`] (`text[]`); `$4`: the
@@ -93,18 +91,25 @@ WITH me AS (
     SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user
 ), s AS (
     SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1
-), rel AS (
-    SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relnamespace = (SELECT oid FROM s)
-), mine(classid, objid) AS (
+), rel AS MATERIALIZED (
+    SELECT c.oid, c.relowner, c.relacl, c.reloptions
+      FROM pg_catalog.pg_class c WHERE c.relnamespace = (SELECT oid FROM s)
+), procs AS MATERIALIZED (
+    SELECT p.oid, p.proowner, p.proacl FROM pg_catalog.pg_proc p
+     WHERE p.pronamespace = (SELECT oid FROM s)
+), types AS MATERIALIZED (
+    SELECT t.oid, t.typdefaultbin FROM pg_catalog.pg_type t
+     WHERE t.typnamespace = (SELECT oid FROM s)
+), cons AS MATERIALIZED (
+    SELECT k.oid, k.conbin FROM pg_catalog.pg_constraint k
+     WHERE k.connamespace = (SELECT oid FROM s)
+), mine(classid, objid) AS MATERIALIZED (
     SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, oid FROM rel
-    UNION ALL SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, p.oid FROM pg_catalog.pg_proc p
-        WHERE p.pronamespace = (SELECT oid FROM s)
-    UNION ALL SELECT 'pg_catalog.pg_type'::pg_catalog.regclass, t.oid FROM pg_catalog.pg_type t
-        WHERE t.typnamespace = (SELECT oid FROM s)
+    UNION ALL SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, oid FROM procs
+    UNION ALL SELECT 'pg_catalog.pg_type'::pg_catalog.regclass, oid FROM types
     UNION ALL SELECT 'pg_catalog.pg_operator'::pg_catalog.regclass, o.oid
         FROM pg_catalog.pg_operator o WHERE o.oprnamespace = (SELECT oid FROM s)
-    UNION ALL SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid
-        FROM pg_catalog.pg_constraint k WHERE k.connamespace = (SELECT oid FROM s)
+    UNION ALL SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, oid FROM cons
     UNION ALL SELECT 'pg_catalog.pg_attrdef'::pg_catalog.regclass, a.oid
         FROM pg_catalog.pg_attrdef a WHERE a.adrelid IN (SELECT oid FROM rel)
     UNION ALL SELECT 'pg_catalog.pg_rewrite'::pg_catalog.regclass, r.oid
@@ -123,11 +128,11 @@ WITH me AS (
       FROM pg_catalog.pg_attrdef a WHERE a.adrelid IN (SELECT oid FROM rel)
     UNION ALL SELECT pg_catalog.pg_describe_object('pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid, 0),
            k.conbin::text
-      FROM pg_catalog.pg_constraint k
-     WHERE k.connamespace = (SELECT oid FROM s) AND k.conbin IS NOT NULL
+      FROM cons k WHERE k.conbin IS NOT NULL
     UNION ALL SELECT pg_catalog.pg_describe_object('pg_catalog.pg_class'::pg_catalog.regclass, i.indexrelid, 0),
            coalesce(i.indexprs::text, '') || coalesce(i.indpred::text, '')
-      FROM pg_catalog.pg_index i WHERE i.indrelid IN (SELECT oid FROM rel)
+      FROM rel CROSS JOIN LATERAL (
+           SELECT * FROM pg_catalog.pg_index x WHERE x.indrelid = rel.oid OFFSET 0) i
     UNION ALL SELECT pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid, 0),
            g.tgqual::text
       FROM pg_catalog.pg_trigger g WHERE g.tgrelid IN (SELECT oid FROM rel) AND g.tgqual IS NOT NULL
@@ -136,14 +141,13 @@ WITH me AS (
       FROM pg_catalog.pg_policy y WHERE y.polrelid IN (SELECT oid FROM rel)
     UNION ALL SELECT pg_catalog.pg_describe_object('pg_catalog.pg_type'::pg_catalog.regclass, t.oid, 0),
            t.typdefaultbin::text
-      FROM pg_catalog.pg_type t WHERE t.typnamespace = (SELECT oid FROM s) AND t.typdefaultbin IS NOT NULL
+      FROM types t WHERE t.typdefaultbin IS NOT NULL
     UNION ALL SELECT pg_catalog.pg_describe_object('pg_catalog.pg_proc'::pg_catalog.regclass, g.aggfnoid, 0),
            ':funcid ' || g.aggtransfn::oid || ' :funcid ' || g.aggfinalfn::oid
            || ' :funcid ' || g.aggcombinefn::oid || ' :funcid ' || g.aggserialfn::oid
            || ' :funcid ' || g.aggdeserialfn::oid || ' :funcid ' || g.aggmtransfn::oid
            || ' :funcid ' || g.aggminvtransfn::oid || ' :funcid ' || g.aggmfinalfn::oid
-      FROM pg_catalog.pg_aggregate g
-      JOIN pg_catalog.pg_proc p ON p.oid = g.aggfnoid AND p.pronamespace = (SELECT oid FROM s)
+      FROM procs p JOIN pg_catalog.pg_aggregate g ON g.aggfnoid = p.oid
     UNION ALL SELECT pg_catalog.pg_describe_object('pg_catalog.pg_operator'::pg_catalog.regclass, o.oid, 0),
            ':funcid ' || o.oprcode::oid || ' :funcid ' || o.oprrest::oid || ' :funcid ' || o.oprjoin::oid
       FROM pg_catalog.pg_operator o WHERE o.oprnamespace = (SELECT oid FROM s)
@@ -163,8 +167,8 @@ UNION ALL
 SELECT 'the step granted ' || a.privilege_type || ' on ' || c.oid::pg_catalog.regclass::text || ' to '
        || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
        || '; another plugin reads a plugin''s tables only through a grant in the policy'
-  FROM pg_catalog.pg_class c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
- WHERE c.relnamespace = (SELECT oid FROM s) AND a.grantee <> c.relowner
+  FROM rel c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+ WHERE a.grantee <> c.relowner
    AND NOT (a.privilege_type = 'SELECT' AND pg_catalog.pg_get_userbyid(a.grantee)::text = ANY ($2::text[]))
 UNION ALL
 SELECT 'the step granted ' || a.privilege_type || ' on schema ' || $1 || ' to '
@@ -176,17 +180,19 @@ UNION ALL
 SELECT 'the step granted EXECUTE on ' || p.oid::pg_catalog.regprocedure::text || ' to '
        || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
        || '; a plugin''s functions run as the plugin and are its own to call'
-  FROM pg_catalog.pg_proc p CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
- WHERE p.pronamespace = (SELECT oid FROM s) AND a.grantee <> p.proowner
+  FROM procs p CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
+ WHERE a.grantee <> p.proowner
 UNION ALL
 SELECT 'the step granted ' || a.privilege_type || ' on column ' || t.attname || ' of '
        || c.oid::pg_catalog.regclass::text || ' to '
        || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
        || '; another plugin reads a plugin''s tables only through a grant in the policy'
-  FROM pg_catalog.pg_attribute t
-  JOIN pg_catalog.pg_class c ON c.oid = t.attrelid
+  FROM rel c
+  CROSS JOIN LATERAL (
+       SELECT x.attname, x.attacl FROM pg_catalog.pg_attribute x
+        WHERE x.attrelid = c.oid OFFSET 0) t
   CROSS JOIN LATERAL pg_catalog.aclexplode(t.attacl) a
- WHERE c.relnamespace = (SELECT oid FROM s) AND a.grantee <> c.relowner
+ WHERE a.grantee <> c.relowner
 UNION ALL
 SELECT 'the step changed its role''s settings ('
        || coalesce(pg_catalog.array_to_string(x.setconfig, ', '), '')
@@ -202,15 +208,17 @@ SELECT 'the step set default privileges; a plugin''s future objects are granted 
 UNION ALL
 SELECT 'view ' || c.oid::pg_catalog.regclass::text || ' runs with the rights of whoever reads it '
        || '(security_invoker); a plugin''s views run with the plugin''s rights'
-  FROM pg_catalog.pg_class c CROSS JOIN LATERAL pg_catalog.unnest(c.reloptions) opt
- WHERE c.relnamespace = (SELECT oid FROM s)
-   AND pg_catalog.lower(pg_catalog.split_part(opt, '=', 1)) = 'security_invoker'
+  FROM rel c CROSS JOIN LATERAL pg_catalog.unnest(c.reloptions) opt
+ WHERE pg_catalog.lower(pg_catalog.split_part(opt, '=', 1)) = 'security_invoker'
    AND pg_catalog.lower(pg_catalog.split_part(opt, '=', 2)) NOT IN ('false', 'off', 'no', '0', 'f', 'n')
 UNION ALL
 SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' depends on '
        || pg_catalog.pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid)
        || ', which is outside the plugin''s schema'
-  FROM pg_catalog.pg_depend d JOIN mine m ON m.classid = d.classid AND m.objid = d.objid
+  FROM mine m CROSS JOIN LATERAL (
+       SELECT * FROM pg_catalog.pg_depend x WHERE x.classid = m.classid AND x.objid = m.objid
+        OFFSET 0
+       ) d
  WHERE d.refclassid IN ('pg_catalog.pg_class'::pg_catalog.regclass,
                         'pg_catalog.pg_proc'::pg_catalog.regclass,
                         'pg_catalog.pg_operator'::pg_catalog.regclass,
@@ -229,7 +237,7 @@ SELECT DISTINCT t.what || ' calls ' || p.oid::pg_catalog.regprocedure::text
   FROM trees t
   CROSS JOIN LATERAL pg_catalog.regexp_matches(t.tree,
        ':(?:funcid|opfuncid|aggfnoid|winfnoid|hashfuncid|negfuncid) ([0-9]+)', 'g') f
-  JOIN pg_catalog.pg_proc p ON p.oid = f[1]::oid
+  CROSS JOIN LATERAL (SELECT * FROM pg_catalog.pg_proc x WHERE x.oid = f[1]::oid OFFSET 0) p
  WHERE f[1] <> '0'
    AND p.pronamespace <> (SELECT oid FROM s)
    AND NOT (p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
@@ -238,8 +246,13 @@ SELECT DISTINCT t.what || ' calls ' || p.oid::pg_catalog.regprocedure::text
 
 /// The guard's functions in wasmig's schema, created with the host's tables. They run with
 /// the rights of the plugin's session that calls them (they only read the catalogs, and
-/// change nothing but the plugin's own functions), with the search path fixed; PostgreSQL
-/// plans their queries once per session instead of at every step.
+/// change nothing but the plugin's own functions and the role's password), with the search
+/// path fixed; PostgreSQL plans their queries once per session instead of at every step.
+///
+/// `guard_verify` does the whole check after a step in one round trip: it neutralises the
+/// schema's functions, reports the findings (lines starting with `!`), puts the role's
+/// password back if the step wrote to the roles' catalog (or the server keeps no counters
+/// to tell), and lists the objects the plugin owns now (lines starting with `=`).
 pub(super) fn functions() -> String {
     let function = |name: &str, args: &str, returns: &str, body: &str| {
         format!(
@@ -250,6 +263,20 @@ pub(super) fn functions() -> String {
              REVOKE ALL ON FUNCTION wasmig.{name}({args}) FROM PUBLIC;\n"
         )
     };
+    let verify = format!(
+        "DECLARE routine record;
+         BEGIN
+         {NEUTRALISE}
+         RETURN QUERY SELECT '!' || x FROM ({FINDINGS}) q(x);
+         IF pg_catalog.current_setting('track_counts') <> 'on'
+            OR EXISTS (SELECT 1 FROM pg_catalog.pg_stat_xact_sys_tables
+                        WHERE relname = 'pg_authid'
+                          AND n_tup_ins + n_tup_upd + n_tup_del > 0) THEN
+           EXECUTE pg_catalog.format('ALTER ROLE CURRENT_USER PASSWORD %L', $5);
+         END IF;
+         RETURN QUERY SELECT '=' || x FROM ({OWNED_OBJECTS}) q(x);
+         END"
+    );
     [
         function(
             "guard_owned",
@@ -258,23 +285,21 @@ pub(super) fn functions() -> String {
             &format!("BEGIN RETURN QUERY {OWNED_OBJECTS}; END"),
         ),
         function(
-            "guard_findings",
-            "text, text[], text[], text[]",
+            "guard_verify",
+            "text, text[], text[], text[], text",
             "SETOF text",
-            &format!("BEGIN RETURN QUERY {FINDINGS}; END"),
+            &verify,
         ),
-        function("guard_neutralise", "text", "void", NEUTRALISE),
     ]
     .concat()
 }
 
 /// Calls of the guard's functions, and their signatures for `GRANT EXECUTE`.
 pub(super) const CALL_OWNED: &str = "SELECT * FROM wasmig.guard_owned($1)";
-pub(super) const CALL_FINDINGS: &str =
-    "SELECT * FROM wasmig.guard_findings($1, $2::text[], $3::text[], $4::text[])";
-pub(super) const CALL_NEUTRALISE: &str = "SELECT wasmig.guard_neutralise($1)";
-pub(super) const SIGNATURES: &str = "wasmig.guard_owned(text), \
-     wasmig.guard_findings(text, text[], text[], text[]), wasmig.guard_neutralise(text)";
+pub(super) const CALL_VERIFY: &str =
+    "SELECT * FROM wasmig.guard_verify($1, $2::text[], $3::text[], $4::text[], $5)";
+pub(super) const SIGNATURES: &str =
+    "wasmig.guard_owned(text), wasmig.guard_verify(text, text[], text[], text[], text)";
 
 impl PgBackend {
     pub(super) fn mark_schema(
@@ -283,17 +308,15 @@ impl PgBackend {
     ) -> Result<crate::store::SchemaMark> {
         let label = self.label.clone();
         let plugin = self.step_session(access)?;
-        let rows = Self::host_turn(plugin)
-            .and_then(|()| {
-                plugin.session.run_host(
-                    guard::CALL_OWNED,
-                    vec![Param::Text(plugin.names.schema.clone())],
-                )
-            })
-            .map_err(|e| Error::Database {
-                path: label,
-                message: format!("cannot read plugin {}'s schema: {e}", access.plugin),
-            })?;
+        let rows = Self::host_turn_run(
+            plugin,
+            guard::CALL_OWNED,
+            vec![Param::Text(plugin.names.schema.clone())],
+        )
+        .map_err(|e| Error::Database {
+            path: label,
+            message: format!("cannot read plugin {}'s schema: {e}", access.plugin),
+        })?;
         Ok(crate::store::SchemaMark::new(Mark {
             plugin: access.plugin.clone(),
             objects: rows.rows.iter().map(|r| Self::text(&r[0])).collect(),
@@ -310,8 +333,92 @@ impl PgBackend {
             .filter(|m: &Mark| m.plugin == access.plugin)
             .ok_or_else(|| self.error("schema check", "the mark is not this plugin's"))?;
         let label = self.label.clone();
-        // The roles of the plugins the policy lets read this one may hold SELECT on its
-        // tables and USAGE on its schema (the host grants them at their provisioning).
+        let inputs = self.guard_inputs(access)?;
+        let plugin = self.step_session(access)?;
+        let schema = plugin.names.schema.clone();
+        let allowed: Vec<String> = guard::ALLOWED_FUNCTIONS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        // One round trip, on the session `leave_plugin` gave back to the host's settings.
+        let checked = plugin
+            .session
+            .run_host(
+                guard::CALL_VERIFY,
+                vec![
+                    Param::Text(schema),
+                    Param::Text(inputs.readers),
+                    Param::Text(text_array(&allowed)),
+                    Param::Text(inputs.settings),
+                    Param::Text(inputs.verifier),
+                ],
+            )
+            .map_err(|e| Error::Database {
+                path: label,
+                message: format!("cannot check plugin {}'s schema: {e}", access.plugin),
+            })?;
+        let lines: Vec<String> = checked.rows.iter().map(|r| Self::text(&r[0])).collect();
+        let findings: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix('!')).collect();
+        let after: BTreeSet<String> = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix('='))
+            .map(str::to_string)
+            .collect();
+        let mut changes: Vec<String> = after
+            .difference(&before.objects)
+            .map(|o| format!("created {o}"))
+            .collect();
+        changes.extend(
+            before
+                .objects
+                .difference(&after)
+                .map(|o| format!("dropped {o}")),
+        );
+        let verdict = match findings.first() {
+            Some(finding) => Err(finding.to_string()),
+            None => Ok(()),
+        };
+        Ok(StepCheck { verdict, changes })
+    }
+}
+
+/// What the guard compares the catalogs with, read once per plugin session from what the
+/// host committed at the plugin's provisioning (a step's own transaction would see what the
+/// step changed).
+#[derive(Clone)]
+pub(super) struct GuardInputs {
+    /// The roles of the plugins the policy lets read this one (`text[]`): they may hold
+    /// `SELECT` on its tables and `USAGE` on its schema.
+    readers: String,
+    /// The role's settings (`text[]`, `name=value`).
+    settings: String,
+    /// The role's password verifier, put back if the step changed it.
+    verifier: String,
+}
+
+/// A `text[]` literal of `items`.
+fn text_array(items: &[String]) -> String {
+    format!(
+        "{{{}}}",
+        items
+            .iter()
+            .map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")))
+            .collect::<Vec<_>>()
+            .join(",")
+    )
+}
+
+impl PgBackend {
+    /// The guard's inputs for `access`'s plugin, read from the host's session at its first
+    /// step on this plugin session and kept with the session.
+    fn guard_inputs(&mut self, access: &PluginAccess) -> Result<GuardInputs> {
+        if let Some(inputs) = self
+            .plugins
+            .get(&access.plugin)
+            .and_then(|p| p.guard_inputs.clone())
+        {
+            return Ok(inputs);
+        }
         let readers = self.host_run(
             "cannot read the plugins' reads",
             "SELECT p.role::text FROM wasmig.plugin_read r
@@ -320,8 +427,6 @@ impl PgBackend {
             vec![Param::Text(access.plugin.clone())],
         )?;
         let readers: Vec<String> = readers.iter().map(|r| Self::text(&r[0])).collect();
-        // The role's settings as the host committed them (the host's session does not see
-        // what the step changed).
         let role = names_of(&self.database, &access.plugin)
             .map_err(|e| self.error(&format!("plugin {}", access.plugin), e))?
             .role;
@@ -333,98 +438,17 @@ impl PgBackend {
                                                  WHERE rolname = $1)), '{}')",
             vec![Param::Text(role.clone())],
         )?;
-        let settings = settings
-            .first()
-            .map(|r| Self::text(&r[0]))
-            .unwrap_or_else(|| "{}".into());
-        // What the role's password is when the step commits: the host's, whatever the
-        // plugin's statements set it to.
-        let verifier = self.verifier(&role)?;
-        let plugin = self.step_session(access)?;
-        let schema = plugin.names.schema.clone();
-        let array = |items: &[String]| {
-            format!(
-                "{{{}}}",
-                items
-                    .iter()
-                    .map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            )
+        let inputs = GuardInputs {
+            readers: text_array(&readers),
+            settings: settings
+                .first()
+                .map(|r| Self::text(&r[0]))
+                .unwrap_or_else(|| "{}".into()),
+            verifier: self.verifier(&role)?,
         };
-        let allowed: Vec<String> = guard::ALLOWED_FUNCTIONS
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        // One round trip: the session back to the host's settings, then the plugin's
-        // functions made to run as the plugin (the schema's name is a plugin name's, letters,
-        // digits and underscores).
-        let checked = plugin
-            .session
-            .batch(
-                &format!(
-                    "RESET ALL; SET search_path = pg_catalog, pg_temp; {}",
-                    guard::CALL_NEUTRALISE.replace("$1", &literal(&schema))
-                ),
-                None,
-            )
-            .and_then(|()| {
-                plugin.session.run_host(
-                    guard::CALL_FINDINGS,
-                    vec![
-                        Param::Text(schema.clone()),
-                        Param::Text(array(&readers)),
-                        Param::Text(array(&allowed)),
-                        Param::Text(settings),
-                    ],
-                )
-            })
-            .and_then(|findings| {
-                // Only after a step that wrote to the roles' catalog (the transaction's own
-                // counters say so), or when the server keeps no counters.
-                plugin
-                    .session
-                    .batch(
-                        &format!(
-                            "DO $wasmig$ BEGIN
-                               IF pg_catalog.current_setting('track_counts') <> 'on'
-                                  OR EXISTS (SELECT 1 FROM pg_catalog.pg_stat_xact_sys_tables
-                                              WHERE relname = 'pg_authid'
-                                                AND n_tup_ins + n_tup_upd + n_tup_del > 0) THEN
-                                 ALTER ROLE CURRENT_USER PASSWORD {};
-                               END IF;
-                             END $wasmig$",
-                            literal(&verifier)
-                        ),
-                        None,
-                    )
-                    .map(|()| findings)
-            })
-            .and_then(|findings| {
-                plugin
-                    .session
-                    .run_host(guard::CALL_OWNED, vec![Param::Text(schema.clone())])
-                    .map(|after| (findings, after))
-            });
-        let (findings, after) = checked.map_err(|e| Error::Database {
-            path: label,
-            message: format!("cannot check plugin {}'s schema: {e}", access.plugin),
-        })?;
-        let after: BTreeSet<String> = after.rows.iter().map(|r| Self::text(&r[0])).collect();
-        let mut changes: Vec<String> = after
-            .difference(&before.objects)
-            .map(|o| format!("created {o}"))
-            .collect();
-        changes.extend(
-            before
-                .objects
-                .difference(&after)
-                .map(|o| format!("dropped {o}")),
-        );
-        let verdict = match findings.rows.first() {
-            Some(row) => Err(Self::text(&row[0])),
-            None => Ok(()),
-        };
-        Ok(StepCheck { verdict, changes })
+        if let Some(p) = self.plugins.get_mut(&access.plugin) {
+            p.guard_inputs = Some(inputs.clone());
+        }
+        Ok(inputs)
     }
 }

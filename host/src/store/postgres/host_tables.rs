@@ -86,21 +86,19 @@ impl PgBackend {
             let session = self.plugins.get(plugin).ok_or_else(|| {
                 self.error("cannot write the ledger", "the plugin's session has ended")
             })?;
-            return Self::host_turn(session)
-                .and_then(|()| {
-                    session.session.run_host(
-                        "SELECT wasmig.record_step($1, $2, $3, $4, $5, $6::bigint, $7::bigint, \
-                         $8, $9, $10, $11, $12::text)",
-                        params,
-                    )
-                })
-                .map(|_| ())
-                .map_err(|err| {
-                    if is_transient(&err) {
-                        self.transient.get_or_insert_with(|| err.to_string());
-                    }
-                    self.error("cannot write the ledger", err)
-                });
+            return Self::host_turn_run(
+                session,
+                "SELECT wasmig.record_step($1, $2, $3, $4, $5, $6::bigint, $7::bigint, $8, $9, \
+                 $10, $11, $12::text)",
+                params,
+            )
+            .map(|_| ())
+            .map_err(|err| {
+                if is_transient(&err) {
+                    self.transient.get_or_insert_with(|| err.to_string());
+                }
+                self.error("cannot write the ledger", err)
+            });
         }
         // The host's own transaction: a failure, or a dry run's step.
         let rows = self.host_run(

@@ -282,6 +282,7 @@ impl PgBackend {
                     names,
                     session,
                     in_transaction: false,
+                    guard_inputs: None,
                 },
             );
         }
@@ -291,11 +292,13 @@ impl PgBackend {
     /// The plugin's session with a transaction open on it (a dry run opens one per plugin).
     pub(super) fn step_session(&mut self, access: &PluginAccess) -> Result<&mut PluginSession> {
         let label = self.label.clone();
+        let lock_ms = self.lock_timeout_ms();
         let plugin = self.plugin_session(access)?;
         if !plugin.in_transaction {
+            plugin.session.forget_savepoint();
             plugin
                 .session
-                .batch("BEGIN", None)
+                .batch(&format!("BEGIN; SET LOCAL lock_timeout = {lock_ms}"), None)
                 .map_err(|e| Error::Database {
                     path: label,
                     message: format!("cannot begin plugin {}'s transaction: {e}", access.plugin),

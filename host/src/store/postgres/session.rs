@@ -157,6 +157,10 @@ pub(super) struct Session {
     /// The server process serving it, for `pg_terminate_backend` from another session.
     pub pid: i32,
     rt: tokio::runtime::Handle,
+    /// The savepoint of the last guarded statement, which succeeded, is still open: it is
+    /// released with the next statement's, or by [`Session::release_savepoint`], saving a
+    /// round trip per statement.
+    savepoint: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Session {
@@ -195,6 +199,7 @@ impl Session {
                 client: Arc::new(client),
                 pid,
                 rt: rt.clone(),
+                savepoint: Default::default(),
             }),
             Ok(Err(e)) => Err(CallError::Db(e)),
             Err(_) => Err(CallError::Stuck),
@@ -218,6 +223,8 @@ impl Session {
     }
 
     /// [`Session::run`] inside a savepoint, so that a failure leaves the transaction usable.
+    /// The savepoint is sent with the statement, in one round trip; a failed statement's is
+    /// rolled back at once, a successful one's released later (see [`Session::savepoint`]).
     pub(super) fn run_guarded(
         &self,
         sql: &str,
@@ -226,8 +233,10 @@ impl Session {
         max_bytes: usize,
         guarded: bool,
     ) -> Result<Answer, CallError> {
+        use std::sync::atomic::Ordering;
         let client = self.client.clone();
         let sql = sql.to_string();
+        let savepoint = self.savepoint.clone();
         let answer = self.wait(deadline, async move {
             let typed: Vec<(Param, Type)> = params
                 .into_iter()
@@ -236,25 +245,56 @@ impl Session {
                     (p, ty)
                 })
                 .collect();
-            // A failed statement leaves the step's transaction usable, as on SQLite: the
-            // plugin may handle the error and go on.
-            if guarded {
-                client.batch_execute("SAVEPOINT wasmig_statement").await?;
+            if !guarded {
+                return collect(&client, &sql, typed, max_bytes).await;
             }
-            let answer = collect(&client, &sql, typed, max_bytes).await;
-            if guarded {
-                let end = match &answer {
-                    Ok(Ok(_)) => "RELEASE SAVEPOINT wasmig_statement",
-                    _ => {
+            // A failed statement leaves the step's transaction usable, as on SQLite: the
+            // plugin may handle the error and go on. Both requests go out before either
+            // answer comes back (the client pipelines them); the server runs them in order.
+            let open = if savepoint.swap(false, Ordering::Relaxed) {
+                "RELEASE SAVEPOINT wasmig_statement; SAVEPOINT wasmig_statement"
+            } else {
+                "SAVEPOINT wasmig_statement"
+            };
+            let (opened, answer) = futures_util::future::join(
+                client.batch_execute(open),
+                collect(&client, &sql, typed, max_bytes),
+            )
+            .await;
+            opened?;
+            if matches!(answer, Ok(Ok(_))) {
+                savepoint.store(true, Ordering::Relaxed);
+            } else {
+                client
+                    .batch_execute(
                         "ROLLBACK TO SAVEPOINT wasmig_statement; \
-                          RELEASE SAVEPOINT wasmig_statement"
-                    }
-                };
-                client.batch_execute(end).await?;
+                         RELEASE SAVEPOINT wasmig_statement",
+                    )
+                    .await?;
             }
             answer
         });
         answer.and_then(|a| a)
+    }
+
+    /// The statement that releases the last guarded statement's savepoint if it is still
+    /// open ("" if not): sent before anything that must see the step's statements as part of
+    /// its transaction (deferred constraints, the guard).
+    pub(super) fn release_savepoint(&self) -> &'static str {
+        if self
+            .savepoint
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            "RELEASE SAVEPOINT wasmig_statement; "
+        } else {
+            ""
+        }
+    }
+
+    /// A new transaction begins: no savepoint of an earlier one is open.
+    pub(super) fn forget_savepoint(&self) {
+        self.savepoint
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -357,6 +397,35 @@ impl Session {
                 .query_raw(&statement, params.iter().map(|p| p as &dyn ToSql))
                 .await?;
             gather(stream, usize::MAX).await
+        });
+        answer.and_then(|a| a)
+    }
+
+    /// Runs `first` (statements of the host's own, without parameters), then `sql`, in one
+    /// round trip: `sql` runs only if `first` succeeded.
+    pub(super) fn run_after(
+        &self,
+        first: &str,
+        sql: &str,
+        params: Vec<Param>,
+    ) -> Result<Answer, CallError> {
+        let client = self.client.clone();
+        let (first, sql) = (first.to_string(), sql.to_string());
+        let answer = self.wait(None, async move {
+            let typed: Vec<(Param, Type)> = params
+                .into_iter()
+                .map(|p| {
+                    let ty = p.declared();
+                    (p, ty)
+                })
+                .collect();
+            let (done, answer) = futures_util::future::join(
+                client.batch_execute(&first),
+                collect(&client, &sql, typed, usize::MAX),
+            )
+            .await;
+            done?;
+            answer
         });
         answer.and_then(|a| a)
     }
