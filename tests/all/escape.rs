@@ -1,49 +1,53 @@
 //! A plugin reaches no files, network, environment or arguments.
 
-use crate::hostile::armed;
+use crate::hostile::armed_on;
+use crate::on_both;
 use crate::support::{Env, artifacts};
 
 fn loot(env: &Env) -> Vec<(String, String)> {
-    let conn = env.conn();
-    let mut stmt = conn
-        .prepare("SELECT what, result FROM evil__loot ORDER BY what")
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    env.rows("SELECT what, result FROM evil__loot ORDER BY what")
+        .into_iter()
+        .map(|row| {
+            let (what, result) = row.split_once('|').unwrap();
+            (what.to_string(), result.to_string())
+        })
+        .collect()
 }
 
-#[test]
-fn no_file_system() {
-    let env = armed("escape-fs");
-    env.ok(&["up"]);
-    for (what, result) in loot(&env) {
-        assert!(result.starts_with("error"), "{what} gave {result}");
+on_both! {
+    fn no_file_system(env) {
+        let env = armed_on(env, artifacts::HOSTILE, "escape-fs");
+        env.ok(&["up"]);
+        let loot = loot(&env);
+        assert!(!loot.is_empty());
+        for (what, result) in loot {
+            assert!(result.starts_with("error"), "{what} gave {result}");
+        }
     }
 }
 
-#[test]
-fn no_environment_and_no_arguments() {
-    let env = armed("escape-env");
-    let out = env
-        .command()
-        .env("SECRET_TOKEN", "hunter2")
-        .arg("up")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        loot(&env),
-        [
-            ("args".to_string(), String::new()),
-            ("env".to_string(), String::new())
-        ]
-    );
+on_both! {
+    fn no_environment_and_no_arguments(env) {
+        let env = armed_on(env, artifacts::HOSTILE, "escape-env");
+        let out = env
+            .command()
+            .env("SECRET_TOKEN", "hunter2")
+            .arg("up")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            loot(&env),
+            [
+                ("args".to_string(), String::new()),
+                ("env".to_string(), String::new())
+            ]
+        );
+    }
 }
 
 #[test]

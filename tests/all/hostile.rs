@@ -1,42 +1,52 @@
 //! The hostile-plugin suite: the plugin `evil` runs one attack per test. Each attack must fail
 //! with its specific error, change nothing outside `evil__*` (a full dump of the database is
 //! compared, only the ledger may gain the failure row), and leave the host able to migrate a
-//! well-behaved plugin afterwards.
+//! well-behaved plugin afterwards. Every attack runs on SQLite and on PostgreSQL; the
+//! attacks specific to PostgreSQL are in `postgres.rs`.
 
 use crate::support::{Env, artifacts};
 
-/// Sets up `accounts` 0.1.0 with one user and `evil` with `attack` chosen.
+/// Sets up `accounts` 0.1.0 with one user and `evil` with `attack` chosen, on SQLite.
 pub fn armed(attack: &str) -> Env {
-    armed_with(artifacts::HOSTILE, attack)
+    armed_on(Env::new(), artifacts::HOSTILE, attack)
 }
 
-/// [`armed`], with `evil` from the component `hostile` (a build of the hostile plugin).
-pub fn armed_with(hostile: &str, attack: &str) -> Env {
-    let env = Env::new();
+/// [`armed`] with `evil` from the component `hostile` (a build of the hostile plugin), on
+/// the database of `env` (SQLite or PostgreSQL).
+pub fn armed_on(env: Env, hostile: &str, attack: &str) -> Env {
     env.add(artifacts::ACCOUNTS_V1, "accounts.wasm");
     env.add(hostile, "evil.wasm");
     env.ok(&["up", "accounts"]);
     env.ok(&["up", "evil@0.1.0"]);
-    let conn = env.conn();
-    conn.execute(
-        "INSERT INTO accounts__user (email) VALUES ('victim@example.com')",
-        [],
-    )
-    .unwrap();
-    conn.execute("INSERT INTO evil__attack (name) VALUES (?1)", [attack])
-        .unwrap();
+    env.exec(&format!(
+        "INSERT INTO accounts__user (id, email) VALUES (1, 'victim@example.com');
+         INSERT INTO evil__attack (name) VALUES ('{}');",
+        attack.replace('\'', "''")
+    ));
     env
 }
 
-/// Runs the armed attack; asserts it failed with `expected` in the error, that nothing but
-/// the ledger changed, and that a well-behaved plugin still migrates. Returns the error.
+/// Runs the armed attack on SQLite; asserts it failed with `expected` in the error, that
+/// nothing but the ledger changed, and that a well-behaved plugin still migrates. Returns the
+/// error.
 pub fn attack_fails(attack: &str, extra: &[&str], expected: &str) -> String {
-    attack_fails_with(artifacts::HOSTILE, attack, extra, expected)
+    attack_fails_on(Env::new(), artifacts::HOSTILE, attack, extra, expected)
 }
 
 /// [`attack_fails`], with `evil` from the component `hostile`.
 pub fn attack_fails_with(hostile: &str, attack: &str, extra: &[&str], expected: &str) -> String {
-    let env = armed_with(hostile, attack);
+    attack_fails_on(Env::new(), hostile, attack, extra, expected)
+}
+
+/// [`attack_fails_with`] on the database of `env` (SQLite or PostgreSQL).
+pub fn attack_fails_on(
+    env: Env,
+    hostile: &str,
+    attack: &str,
+    extra: &[&str],
+    expected: &str,
+) -> String {
+    let env = armed_on(env, hostile, attack);
     let before = env.dump_except_ledger();
     let ledger_before = env.ledger().len();
 
@@ -79,73 +89,171 @@ pub fn attack_fails_with(hostile: &str, attack: &str, extra: &[&str], expected: 
     err
 }
 
+/// What an attack written in SQLite's terms comes to on PostgreSQL, where what SQLite's
+/// authorizer refuses by name is refused by the server's privileges and the guard (or is not
+/// PostgreSQL at all).
+pub enum OnPg {
+    /// It fails as completely as on SQLite, with this in its error.
+    Fails(&'static str),
+    /// It is not an attack there, for the reason given: the step succeeds and no plugin's
+    /// objects or rows change.
+    Harmless(&'static str),
+}
+
+/// Runs the armed attack on PostgreSQL as `expected` says.
+pub fn attack_on_postgres(attack: &str, expected: OnPg) {
+    match expected {
+        OnPg::Fails(expected) => {
+            attack_fails_on(Env::postgres(), artifacts::HOSTILE, attack, &[], expected);
+        }
+        OnPg::Harmless(_why) => {
+            let env = armed_on(Env::postgres(), artifacts::HOSTILE, attack);
+            let before = env.dump();
+            env.ok(&["up"]);
+            assert_eq!(
+                env.dump(),
+                before,
+                "attack {attack} changed the plugins' data"
+            );
+        }
+    }
+}
+
+/// One test per attack, on both databases: `name: "attack" => what SQLite's error says,
+/// what it comes to on PostgreSQL ([`OnPg`]);`.
 macro_rules! attacks {
-    ($($test:ident: $attack:literal => $expected:expr;)*) => {$(
-        #[test]
-        fn $test() {
-            attack_fails($attack, &[], $expected);
+    ($($test:ident: $attack:literal => $expected:expr, $pg:expr;)*) => {$(
+        mod $test {
+            use super::*;
+
+            #[test]
+            fn sqlite() {
+                attack_fails_on(Env::new(), artifacts::HOSTILE, $attack, &[], $expected);
+            }
+
+            #[test]
+            fn postgres() {
+                attack_on_postgres($attack, $pg);
+            }
         }
     )*};
 }
 
 const OUTSIDE: &str = "is outside plugin evil's namespace";
 
+use OnPg::{Fails, Harmless};
+
 attacks! {
-    read_another_plugins_table: "read-other" => "table \"accounts__user\" is outside plugin evil's namespace or does not exist";
-    insert_into_another_plugins_table: "write-other" => "table \"accounts__user\" is outside plugin evil's namespace";
-    update_another_plugins_table: "update-other" => "table \"accounts__user\" is outside";
-    delete_from_another_plugins_table: "delete-other" => "table \"accounts__user\" is outside";
-    drop_another_plugins_table: "drop-other" => "table \"accounts__user\" is outside";
-    alter_another_plugins_table: "alter-other" => "table \"accounts__user\" is outside";
-    rename_another_plugins_table: "rename-other" => "table \"accounts__user\" is outside";
-    rename_own_table_into_another_namespace: "rename-into-other" => "the step created table \"accounts__planted\"";
-    index_on_another_plugins_table: "index-on-other" => "table \"accounts__user\" is outside";
-    index_named_in_another_namespace: "index-named-other" => "index \"accounts__idx\" is outside";
-    trigger_on_another_plugins_table: "trigger-on-other" => "table \"accounts__user\" is outside";
-    trigger_that_writes_another_plugins_table: "trigger-writes-other" => "trigger \"evil__trg\" would reach outside the plugin";
-    temp_trigger_on_another_plugins_table: "temp-trigger-on-other" => "table \"accounts__user\" is outside";
-    view_over_another_plugins_table: "view-over-other" => "view \"evil__v\" would reach outside the plugin";
-    virtual_table_in_another_namespace: "vtable-named-other" => "virtual table \"accounts__search\" is outside";
-    temp_view_over_another_plugins_table: "temp-view-over-other" => "view \"evil__v\" would reach outside the plugin";
-    create_table_as_select_from_another: "create-as-select" => "table \"accounts__user\" is outside";
-    insert_select_from_another: "subquery-read" => "table \"accounts__user\" is outside";
-    read_the_ledger: "read-ledger" => "table \"_wasmig_ledger\" is outside";
-    read_dbstat: "read-dbstat" => "table \"dbstat\" is outside";
-    read_dbstat_as_a_function: "read-dbstat-fn" => "table \"dbstat\" is outside";
-    read_raw_pages: "read-dbpage" => "table \"sqlite_dbpage\" is outside";
-    read_raw_pages_as_a_function: "read-dbpage-fn" => "table \"sqlite_dbpage\" is outside";
-    overwrite_a_raw_page: "write-dbpage" => "table \"sqlite_dbpage\" is outside";
-    delete_the_ledger: "write-ledger" => "table \"_wasmig_ledger\" is outside";
-    forge_applied_state: "write-applied" => "table \"_wasmig_applied\" is outside";
-    drop_the_ledger: "drop-ledger" => "table \"_wasmig_ledger\" is outside";
-    read_stored_components: "read-components" => "table \"_wasmig_component\" is outside";
-    attach_a_database_file: "attach" => "ATTACH is not available to plugins";
-    attach_memory: "attach-memory" => "ATTACH is not available to plugins";
-    detach_main: "detach" => "DETACH is not available to plugins";
-    vacuum: "vacuum" => "VACUUM is not available to plugins";
-    pragma_writable_schema: "writable-schema" => "PRAGMA writable_schema is not available";
-    pragma_on_another_plugins_table: "pragma-other" => "PRAGMA table_info is not available";
-    pragma_foreign_keys: "pragma-foreign-keys" => "PRAGMA foreign_keys is not available";
-    pragma_journal_mode: "pragma-journal" => "PRAGMA journal_mode is not available";
-    load_extension: "load-extension" => "function load_extension() is not available";
-    commit_the_hosts_transaction: "commit" => "transaction control is the host's";
-    roll_back_the_hosts_transaction: "rollback" => "transaction control is the host's";
-    begin_a_transaction: "begin" => "transaction control is the host's";
-    savepoint: "savepoint" => "transaction control is the host's";
-    release_a_savepoint: "release" => "transaction control is the host's";
-    hostile_statement_late_in_a_batch: "batch-later-statement" => "table \"accounts__user\" is outside";
-    upper_case_name: "upper-case" => OUTSIDE_CI;
-    mixed_case_name: "mixed-case" => OUTSIDE_CI;
-    double_quoted_name: "double-quoted" => OUTSIDE_CI;
-    bracket_quoted_name: "bracket-quoted" => OUTSIDE_CI;
-    backtick_quoted_name: "backtick-quoted" => OUTSIDE_CI;
-    main_qualified_name: "main-qualified" => OUTSIDE_CI;
-    quoted_qualified_name: "quoted-qualified" => OUTSIDE_CI;
-    temp_table_shadowing_another_plugins_table: "temp-shadow" => "table \"accounts__user\" is outside";
-    temp_qualified_table_in_another_namespace: "temp-qualified" => "table \"accounts__user\" is outside";
-    read_the_schema_of_every_plugin: "schema-table" => "lists every plugin's schema";
-    panic: "panic" => "evil panics on purpose";
-    writes_then_an_error: "write-then-fail" => "failing after writes";
+    read_another_plugins_table: "read-other" => "table \"accounts__user\" is outside plugin evil's namespace or does not exist",
+        Fails("relation \"accounts__user\" does not exist");
+    insert_into_another_plugins_table: "write-other" => "table \"accounts__user\" is outside plugin evil's namespace",
+        Fails("relation \"accounts__user\" does not exist");
+    update_another_plugins_table: "update-other" => "table \"accounts__user\" is outside",
+        Fails("relation \"accounts__user\" does not exist");
+    delete_from_another_plugins_table: "delete-other" => "table \"accounts__user\" is outside",
+        Fails("relation \"accounts__user\" does not exist");
+    drop_another_plugins_table: "drop-other" => "table \"accounts__user\" is outside",
+        Fails("table \"accounts__user\" does not exist");
+    alter_another_plugins_table: "alter-other" => "table \"accounts__user\" is outside",
+        Fails("relation \"accounts__user\" does not exist");
+    rename_another_plugins_table: "rename-other" => "table \"accounts__user\" is outside",
+        Fails("relation \"accounts__user\" does not exist");
+    rename_own_table_into_another_namespace: "rename-into-other" => "the step created table \"accounts__planted\"",
+        Fails("the step created table evil.accounts__planted, which is not named evil__*");
+    index_on_another_plugins_table: "index-on-other" => "table \"accounts__user\" is outside",
+        Fails("relation \"accounts__user\" does not exist");
+    index_named_in_another_namespace: "index-named-other" => "index \"accounts__idx\" is outside",
+        Fails("the step created index evil.accounts__idx, which is not named evil__*");
+    trigger_on_another_plugins_table: "trigger-on-other" => "table \"accounts__user\" is outside",
+        Fails("syntax error at or near \"BEGIN\"");
+    trigger_that_writes_another_plugins_table: "trigger-writes-other" => "trigger \"evil__trg\" would reach outside the plugin",
+        Fails("syntax error at end of input");
+    temp_trigger_on_another_plugins_table: "temp-trigger-on-other" => "table \"accounts__user\" is outside",
+        Fails("syntax error at or near \"TRIGGER\"");
+    view_over_another_plugins_table: "view-over-other" => "view \"evil__v\" would reach outside the plugin",
+        Fails("relation \"accounts__user\" does not exist");
+    virtual_table_in_another_namespace: "vtable-named-other" => "virtual table \"accounts__search\" is outside",
+        Fails("syntax error at or near \"VIRTUAL\"");
+    temp_view_over_another_plugins_table: "temp-view-over-other" => "view \"evil__v\" would reach outside the plugin",
+        Fails("relation \"accounts__user\" does not exist");
+    create_table_as_select_from_another: "create-as-select" => "table \"accounts__user\" is outside",
+        Fails("relation \"accounts__user\" does not exist");
+    insert_select_from_another: "subquery-read" => "table \"accounts__user\" is outside",
+        Fails("relation \"accounts__user\" does not exist");
+    read_the_ledger: "read-ledger" => "table \"_wasmig_ledger\" is outside",
+        Fails("relation \"_wasmig_ledger\" does not exist");
+    read_dbstat: "read-dbstat" => "table \"dbstat\" is outside",
+        Fails("relation \"dbstat\" does not exist");
+    read_dbstat_as_a_function: "read-dbstat-fn" => "table \"dbstat\" is outside",
+        Fails("function dbstat(unknown) does not exist");
+    read_raw_pages: "read-dbpage" => "table \"sqlite_dbpage\" is outside",
+        Fails("relation \"sqlite_dbpage\" does not exist");
+    read_raw_pages_as_a_function: "read-dbpage-fn" => "table \"sqlite_dbpage\" is outside",
+        Fails("function sqlite_dbpage(unknown) does not exist");
+    overwrite_a_raw_page: "write-dbpage" => "table \"sqlite_dbpage\" is outside",
+        Fails("relation \"sqlite_dbpage\" does not exist");
+    delete_the_ledger: "write-ledger" => "table \"_wasmig_ledger\" is outside",
+        Fails("relation \"_wasmig_ledger\" does not exist");
+    forge_applied_state: "write-applied" => "table \"_wasmig_applied\" is outside",
+        Fails("relation \"_wasmig_applied\" does not exist");
+    drop_the_ledger: "drop-ledger" => "table \"_wasmig_ledger\" is outside",
+        Fails("table \"_wasmig_ledger\" does not exist");
+    read_stored_components: "read-components" => "table \"_wasmig_component\" is outside",
+        Fails("relation \"_wasmig_component\" does not exist");
+    attach_a_database_file: "attach" => "ATTACH is not available to plugins",
+        Fails("a plugin's statement may not be ATTACH");
+    attach_memory: "attach-memory" => "ATTACH is not available to plugins",
+        Fails("a plugin's statement may not be ATTACH");
+    detach_main: "detach" => "DETACH is not available to plugins",
+        Fails("a plugin's statement may not be DETACH");
+    vacuum: "vacuum" => "VACUUM is not available to plugins",
+        Fails("a plugin's statement may not be VACUUM");
+    pragma_writable_schema: "writable-schema" => "PRAGMA writable_schema is not available",
+        Fails("a plugin's statement may not be PRAGMA");
+    pragma_on_another_plugins_table: "pragma-other" => "PRAGMA table_info is not available",
+        Fails("a plugin's statement may not be PRAGMA");
+    pragma_foreign_keys: "pragma-foreign-keys" => "PRAGMA foreign_keys is not available",
+        Fails("a plugin's statement may not be PRAGMA");
+    pragma_journal_mode: "pragma-journal" => "PRAGMA journal_mode is not available",
+        Fails("a plugin's statement may not be PRAGMA");
+    load_extension: "load-extension" => "function load_extension() is not available",
+        Fails("function load_extension(unknown) does not exist");
+    commit_the_hosts_transaction: "commit" => "transaction control is the host's",
+        Fails("a plugin's statement may not be COMMIT");
+    roll_back_the_hosts_transaction: "rollback" => "transaction control is the host's",
+        Fails("a plugin's statement may not be ROLLBACK");
+    begin_a_transaction: "begin" => "transaction control is the host's",
+        Fails("a plugin's statement may not be BEGIN");
+    savepoint: "savepoint" => "transaction control is the host's",
+        Fails("a plugin's statement may not be SAVEPOINT");
+    release_a_savepoint: "release" => "transaction control is the host's",
+        Fails("a plugin's statement may not be SAVEPOINT");
+    hostile_statement_late_in_a_batch: "batch-later-statement" => "table \"accounts__user\" is outside",
+        Fails("table \"accounts__user\" does not exist");
+    upper_case_name: "upper-case" => OUTSIDE_CI,
+        Fails("table \"accounts__user\" does not exist");
+    mixed_case_name: "mixed-case" => OUTSIDE_CI,
+        Fails("relation \"accounts__user\" does not exist");
+    double_quoted_name: "double-quoted" => OUTSIDE_CI,
+        Fails("relation \"accounts__user\" does not exist");
+    bracket_quoted_name: "bracket-quoted" => OUTSIDE_CI,
+        Fails("syntax error at or near \"[\"");
+    backtick_quoted_name: "backtick-quoted" => OUTSIDE_CI,
+        Fails("syntax error at or near \"`\"");
+    main_qualified_name: "main-qualified" => OUTSIDE_CI,
+        Fails("relation \"main.accounts__user\" does not exist");
+    quoted_qualified_name: "quoted-qualified" => OUTSIDE_CI,
+        Fails("relation \"main.Accounts__User\" does not exist");
+    temp_table_shadowing_another_plugins_table: "temp-shadow" => "table \"accounts__user\" is outside",
+        Harmless("a temporary table is the plugin session's own and ends with the step");
+    temp_qualified_table_in_another_namespace: "temp-qualified" => "table \"accounts__user\" is outside",
+        Fails("schema \"temp\" does not exist");
+    read_the_schema_of_every_plugin: "schema-table" => "lists every plugin's schema",
+        Fails("relation \"sqlite_schema\" does not exist");
+    panic: "panic" => "evil panics on purpose",
+        Fails("plugin evil 0.2.0 trapped (unreachable code reached");
+    writes_then_an_error: "write-then-fail" => "failing after writes",
+        Fails("failing after writes");
 }
 
 /// What the case and quoting variations must all come down to.
@@ -234,18 +342,32 @@ fn a_statement_cached_for_another_plugin_is_not_reused() {
 }
 
 attacks! {
-    an_empty_execute_many_is_still_authorized: "empty-many-other" => "table \"accounts__user\" is outside";
-    an_empty_raw_batch_is_still_authorized: "empty-batch-other" => "table \"accounts__user\" is outside";
-    packed_parameters_are_authorized_like_any_others: "packed-other" => "table \"accounts__user\" is outside";
-    a_packed_value_with_an_unknown_tag_is_refused: "packed-bad-tag" => "malformed packed parameters: unknown tag 9 at byte 9 of 10";
-    a_packed_text_longer_than_its_bytes_is_refused: "packed-cut-short" => "malformed packed parameters: a text or blob longer than the bytes left at byte 0 of 6";
-    a_packed_text_not_in_utf8_is_refused: "packed-not-utf8" => "malformed packed parameters: text not UTF-8 at byte 0 of 6";
-    a_packed_batch_over_the_limit_is_refused: "packed-too-many" => "a packed call takes at most 1048576 values";
-    a_ragged_packed_batch_is_refused_whole: "packed-ragged" => "execute-batch-packed got 7 values, which is not a whole number of rows of 4";
-    reusing_a_statement_the_host_cached_is_denied: "reuse-host-statement" => "_wasmig_component";
-    executing_a_statement_the_host_cached_is_denied: "reuse-host-execute" => "table \"_wasmig_applied\" is outside";
-    a_sent_batch_is_authorized_like_any_other: "sent-other" => "table \"accounts__user\" is outside";
-    a_sent_batch_never_collected_still_fails_the_step: "sent-unread" => "a batch the step sent failed: access denied: table \"accounts__user\" is outside";
-    a_sent_ragged_batch_is_reported_by_the_next_call: "sent-ragged" => "send-batch-packed got 1 values, which is not a whole number of rows of 2";
-    a_sent_malformed_batch_is_refused: "sent-bad-tag" => "malformed packed parameters: unknown tag 9 at byte 0 of 1";
+    an_empty_execute_many_is_still_authorized: "empty-many-other" => "table \"accounts__user\" is outside",
+        Fails("relation \"accounts__user\" does not exist");
+    an_empty_raw_batch_is_still_authorized: "empty-batch-other" => "table \"accounts__user\" is outside",
+        Fails("relation \"accounts__user\" does not exist");
+    packed_parameters_are_authorized_like_any_others: "packed-other" => "table \"accounts__user\" is outside",
+        Fails("relation \"accounts__user\" does not exist");
+    a_packed_value_with_an_unknown_tag_is_refused: "packed-bad-tag" => "malformed packed parameters: unknown tag 9 at byte 9 of 10",
+        Fails("malformed packed parameters: unknown tag 9 at byte 9 of 10");
+    a_packed_text_longer_than_its_bytes_is_refused: "packed-cut-short" => "malformed packed parameters: a text or blob longer than the bytes left at byte 0 of 6",
+        Fails("malformed packed parameters: a text or blob longer than the bytes left at byte 0 of 6");
+    a_packed_text_not_in_utf8_is_refused: "packed-not-utf8" => "malformed packed parameters: text not UTF-8 at byte 0 of 6",
+        Fails("malformed packed parameters: text not UTF-8 at byte 0 of 6");
+    a_packed_batch_over_the_limit_is_refused: "packed-too-many" => "a packed call takes at most 1048576 values",
+        Fails("limit reached: a packed call takes at most 1048576 values");
+    a_ragged_packed_batch_is_refused_whole: "packed-ragged" => "execute-batch-packed got 7 values, which is not a whole number of rows of 4",
+        Fails("SQL error: execute-batch-packed got 7 values, which is not a whole number of rows of 4");
+    reusing_a_statement_the_host_cached_is_denied: "reuse-host-statement" => "_wasmig_component",
+        Fails("relation \"_wasmig_component\" does not exist");
+    executing_a_statement_the_host_cached_is_denied: "reuse-host-execute" => "table \"_wasmig_applied\" is outside",
+        Fails("relation \"_wasmig_applied\" does not exist");
+    a_sent_batch_is_authorized_like_any_other: "sent-other" => "table \"accounts__user\" is outside",
+        Fails("relation \"accounts__user\" does not exist");
+    a_sent_batch_never_collected_still_fails_the_step: "sent-unread" => "a batch the step sent failed: access denied: table \"accounts__user\" is outside",
+        Fails("relation \"accounts__user\" does not exist");
+    a_sent_ragged_batch_is_reported_by_the_next_call: "sent-ragged" => "send-batch-packed got 1 values, which is not a whole number of rows of 2",
+        Fails("SQL error: send-batch-packed got 1 values, which is not a whole number of rows of 2");
+    a_sent_malformed_batch_is_refused: "sent-bad-tag" => "malformed packed parameters: unknown tag 9 at byte 0 of 1",
+        Fails("malformed packed parameters: unknown tag 9 at byte 0 of 1");
 }

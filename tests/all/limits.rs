@@ -2,19 +2,24 @@
 //! Each runaway plugin is stopped, its step rolled back and recorded with a cause a person
 //! understands, and the host carries on.
 
-use crate::hostile::{armed, attack_fails};
+use crate::hostile::{armed, armed_on, attack_fails, attack_fails_on};
+use crate::on_both;
+use crate::support::artifacts::HOSTILE;
 
-#[test]
-fn an_infinite_loop_hits_the_deadline() {
-    let err = attack_fails(
-        "infinite-loop",
-        &["--deadline", "1s"],
-        "exceeded its 1s deadline",
-    );
-    assert!(
-        err.contains("plugin evil 0.2.0 exceeded its 1s deadline"),
-        "{err}"
-    );
+on_both! {
+    fn an_infinite_loop_hits_the_deadline(env) {
+        let err = attack_fails_on(
+            env,
+            HOSTILE,
+            "infinite-loop",
+            &["--deadline", "1s"],
+            "exceeded its 1s deadline",
+        );
+        assert!(
+            err.contains("plugin evil 0.2.0 exceeded its 1s deadline"),
+            "{err}"
+        );
+    }
 }
 
 #[test]
@@ -29,23 +34,32 @@ fn an_infinite_sql_statement_hits_the_deadline() {
     );
 }
 
-#[test]
-fn the_deadline_comes_from_the_policy_file_too() {
-    let env = armed("infinite-loop");
-    env.policy("[limits]\ndeadline = \"1500ms\"\n");
-    let err = env.fails(&["up"]);
-    assert!(err.contains("exceeded its 1s 500ms deadline"), "{err}");
+on_both! {
+    fn the_deadline_comes_from_the_policy_file_too(env) {
+        let env = armed_on(env, HOSTILE, "infinite-loop");
+        env.policy("[limits]\ndeadline = \"1500ms\"\n");
+        let err = env.fails(&["up"]);
+        assert!(err.contains("exceeded its 1s 500ms deadline"), "{err}");
+    }
 }
 
-#[test]
-fn a_memory_bomb_hits_the_memory_cap() {
-    let err = attack_fails("memory-bomb", &[], "exceeded its memory limit of 256 MiB");
-    assert!(!err.contains("wasm backtrace"), "{err}");
+on_both! {
+    fn a_memory_bomb_hits_the_memory_cap(env) {
+        let err = attack_fails_on(
+            env,
+            HOSTILE,
+            "memory-bomb",
+            &[],
+            "exceeded its memory limit of 256 MiB",
+        );
+        assert!(!err.contains("wasm backtrace"), "{err}");
+    }
 }
 
-#[test]
-fn deep_recursion_overflows_the_stack_safely() {
-    attack_fails("deep-recursion", &[], "overflowed its stack");
+on_both! {
+    fn deep_recursion_overflows_the_stack_safely(env) {
+        attack_fails_on(env, HOSTILE, "deep-recursion", &[], "overflowed its stack");
+    }
 }
 
 #[test]
@@ -57,24 +71,30 @@ fn a_huge_query_result_is_refused() {
     );
 }
 
-#[test]
-fn a_result_of_many_small_rows_is_counted_as_the_host_holds_it() {
-    // 8 million one-integer rows are 64 MB of integers, and several times that on the host:
-    // the cap counts what the host holds, so the query is refused.
-    attack_fails(
-        "many-small-rows",
-        &[],
-        "larger than the 64 MiB a query may return",
-    );
+on_both! {
+    fn a_result_of_many_small_rows_is_counted_as_the_host_holds_it(env) {
+        // 8 million one-integer rows are 64 MB of integers, and several times that on the
+        // host: the cap counts what the host holds, so the query is refused.
+        attack_fails_on(
+            env,
+            HOSTILE,
+            "many-small-rows",
+            &[],
+            "larger than the 64 MiB a query may return",
+        );
+    }
 }
 
-#[test]
-fn a_parameter_list_longer_than_a_statement_binds_is_refused_before_it_is_lifted() {
-    attack_fails(
-        "many-params",
-        &[],
-        "a statement takes at most 32766 parameters, got 100000",
-    );
+on_both! {
+    fn a_parameter_list_longer_than_a_statement_binds_is_refused_before_it_is_lifted(env) {
+        attack_fails_on(
+            env,
+            HOSTILE,
+            "many-params",
+            &[],
+            "a statement takes at most 32766 parameters, got 100000",
+        );
+    }
 }
 
 #[test]
@@ -87,22 +107,27 @@ fn sqlite_cannot_hold_a_row_of_many_large_values() {
     );
 }
 
-#[test]
-fn the_audit_trail_of_a_step_is_bounded() {
-    let env = armed("audit-flood");
-    env.ok(&["up"]);
-    let statements: String = env
-        .value("SELECT statements FROM _wasmig_ledger WHERE plugin = 'evil' AND version = '0.2.0'");
-    assert!(
-        statements.len() < (1 << 20) + (64 << 10),
-        "{}",
-        statements.len()
-    );
-    assert!(
-        statements.contains("more statements not recorded: the audit trail keeps 1 MiB per step"),
-        "{}",
-        &statements[statements.len() - 200..]
-    );
+on_both! {
+    fn the_audit_trail_of_a_step_is_bounded(env) {
+        let env = armed_on(env, HOSTILE, "audit-flood");
+        env.ok(&["up"]);
+        let statements = env
+            .rows(&format!(
+                "SELECT statements FROM {} WHERE plugin = 'evil' AND version = '0.2.0'",
+                env.host_table("ledger")
+            ))
+            .concat();
+        assert!(
+            statements.len() < (1 << 20) + (64 << 10),
+            "{}",
+            statements.len()
+        );
+        assert!(
+            statements.contains("more statements not recorded: the audit trail keeps 1 MiB per step"),
+            "{}",
+            &statements[statements.len() - 200..]
+        );
+    }
 }
 
 #[test]
@@ -120,30 +145,31 @@ fn filling_the_disk_hits_the_growth_quota() {
     assert!(std::fs::metadata(&env.db).unwrap().len() < size_before + (16 << 20));
 }
 
-#[test]
-fn a_log_flood_is_bounded() {
-    let env = armed("log-flood");
-    let out = env.run(&["up"]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("flood done"),
-        "{}",
-        &stderr[stderr.len().saturating_sub(2000)..]
-    );
-    // A million log messages and 200,000 lines of stdout/stderr, kept to a few budgets.
-    assert!(
-        stderr.len() < 1 << 20,
-        "wasmig printed {} bytes",
-        stderr.len()
-    );
-    let ledger = env.ledger();
-    let error = ledger.last().unwrap().4.as_deref().unwrap();
-    assert!(
-        error.len() < 8 << 10,
-        "the ledger row holds {} bytes",
-        error.len()
-    );
+on_both! {
+    fn a_log_flood_is_bounded(env) {
+        let env = armed_on(env, HOSTILE, "log-flood");
+        let out = env.run(&["up"]);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("flood done"),
+            "{}",
+            &stderr[stderr.len().saturating_sub(2000)..]
+        );
+        // A million log messages and 200,000 lines of stdout/stderr, kept to a few budgets.
+        assert!(
+            stderr.len() < 1 << 20,
+            "wasmig printed {} bytes",
+            stderr.len()
+        );
+        let ledger = env.ledger();
+        let error = ledger.last().unwrap().4.as_deref().unwrap();
+        assert!(
+            error.len() < 8 << 10,
+            "the ledger row holds {} bytes",
+            error.len()
+        );
+    }
 }
 
 #[test]

@@ -247,10 +247,27 @@ impl Env {
         dump(&self.conn(), &[])
     }
 
-    /// The dump without the ledger, which every attempt appends to.
+    /// The dump without the ledger, which every attempt appends to (on PostgreSQL with
+    /// wasmig's other tables, as on SQLite; the step tokens come and go with every step).
     pub fn dump_except_ledger(&self) -> String {
         if let Some(pg) = &self.pg {
-            return pg.dump();
+            let mut out = pg.dump();
+            for table in pg.rows(
+                "SELECT quote_ident(c.relname) FROM pg_class c
+                   JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = 'wasmig' AND c.relkind = 'r'
+                    AND c.relname NOT IN ('ledger', 'step_token')
+                  ORDER BY 1",
+            ) {
+                out.push('\n');
+                out.push_str(
+                    &pg.rows(&format!(
+                        "SELECT '{table}', t::text FROM wasmig.{table} t ORDER BY 2"
+                    ))
+                    .join("\n"),
+                );
+            }
+            return out;
         }
         dump(&self.conn(), &["_wasmig_ledger"])
     }

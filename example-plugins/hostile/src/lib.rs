@@ -42,7 +42,7 @@ const SQL_ATTACKS: &[(&str, &str)] = &[
     ),
     (
         "rename-into-other",
-        "CREATE TABLE evil__t (x); ALTER TABLE evil__t RENAME TO accounts__planted",
+        "CREATE TABLE evil__t (x INTEGER); ALTER TABLE evil__t RENAME TO accounts__planted",
     ),
     (
         "index-on-other",
@@ -50,7 +50,7 @@ const SQL_ATTACKS: &[(&str, &str)] = &[
     ),
     (
         "index-named-other",
-        "CREATE TABLE evil__t (x); CREATE INDEX accounts__idx ON evil__t (x)",
+        "CREATE TABLE evil__t (x INTEGER); CREATE INDEX accounts__idx ON evil__t (x)",
     ),
     (
         "trigger-on-other",
@@ -82,7 +82,7 @@ const SQL_ATTACKS: &[(&str, &str)] = &[
     ),
     (
         "subquery-read",
-        "CREATE TABLE evil__t (x); INSERT INTO evil__t SELECT email FROM accounts__user",
+        "CREATE TABLE evil__t (x TEXT); INSERT INTO evil__t SELECT email FROM accounts__user",
     ),
     ("read-ledger", "SELECT * FROM _wasmig_ledger"),
     ("write-ledger", "DELETE FROM _wasmig_ledger"),
@@ -109,7 +109,7 @@ const SQL_ATTACKS: &[(&str, &str)] = &[
     ("release", "SAVEPOINT evil; RELEASE evil"),
     (
         "batch-later-statement",
-        "CREATE TABLE evil__ok (x); INSERT INTO evil__ok VALUES (1); DROP TABLE accounts__user",
+        "CREATE TABLE evil__ok (x INTEGER); INSERT INTO evil__ok VALUES (1); DROP TABLE accounts__user",
     ),
     ("upper-case", "DROP TABLE ACCOUNTS__USER"),
     ("mixed-case", "DELETE FROM Accounts__User"),
@@ -288,7 +288,7 @@ fn attack(tx: &Tx) -> Result<()> {
         }
         "write-then-fail" => {
             tx.execute_script(
-                "CREATE TABLE evil__junk (x); INSERT INTO evil__junk VALUES (1), (2);
+                "CREATE TABLE evil__junk (x INTEGER); INSERT INTO evil__junk VALUES (1), (2);
                  UPDATE evil__attack SET name = 'tampered'",
             )?;
             Err(Error::other("failing after writes"))
@@ -372,7 +372,7 @@ fn attack(tx: &Tx) -> Result<()> {
         "packed-bad-tag" | "packed-cut-short" | "packed-not-utf8" | "packed-too-many" => {
             // Packed parameters the host cannot read, on the plugin's own table.
             use wasmig_guest::__bindings::wasmig::plugin::sql;
-            tx.execute("CREATE TABLE evil__t (a)", &[])?;
+            tx.execute("CREATE TABLE evil__t (a INTEGER)", &[])?;
             tx.execute("INSERT INTO evil__t VALUES (1)", &[])?;
             let insert = "INSERT INTO evil__t VALUES (?1)";
             match name.as_str() {
@@ -388,7 +388,7 @@ fn attack(tx: &Tx) -> Result<()> {
         "packed-ragged" => {
             // Seven packed integers for rows of four.
             use wasmig_guest::__bindings::wasmig::plugin::sql;
-            tx.execute("CREATE TABLE evil__t (a, b, c, d)", &[])?;
+            tx.execute("CREATE TABLE evil__t (a INTEGER, b INTEGER, c INTEGER, d INTEGER)", &[])?;
             let mut packed = Vec::new();
             for i in 0..7i64 {
                 packed.push(1);
@@ -411,13 +411,13 @@ fn attack(tx: &Tx) -> Result<()> {
                 }
                 "sent-unread" => sql::send_batch_packed(steal, 1, &email)?,
                 "sent-ragged" => {
-                    tx.execute("CREATE TABLE evil__t (a, b)", &[])?;
+                    tx.execute("CREATE TABLE evil__t (a TEXT, b TEXT)", &[])?;
                     sql::send_batch_packed("INSERT INTO evil__t VALUES (?1, ?2)", 2, &email)?;
                     // Any call reports it, and does nothing else.
                     tx.execute("DROP TABLE evil__t", &[])?;
                 }
                 _ => {
-                    tx.execute("CREATE TABLE evil__t (a)", &[])?;
+                    tx.execute("CREATE TABLE evil__t (a INTEGER)", &[])?;
                     sql::send_batch_packed("INSERT INTO evil__t VALUES (?1)", 1, &[9])?;
                     sql::finish_batches()?;
                 }

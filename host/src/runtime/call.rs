@@ -240,10 +240,7 @@ impl Runtime {
         // Tearing the instance down (unmapping its memory and stacks) costs as much as
         // setting it up; a blocking thread does it while the run goes on.
         drop_elsewhere(store);
-        match backend.leave_plugin() {
-            Ok(changed) => report.rows_changed = changed,
-            Err(e) => return (backend, report, Err(e.to_string())),
-        }
+        let outcome = left(backend.leave_plugin(), &mut report, outcome);
         (backend, report, outcome)
     }
 
@@ -267,10 +264,7 @@ impl Runtime {
             report.ran(statement);
         }
         let mut report = report.finish();
-        match backend.leave_plugin() {
-            Ok(changed) => report.rows_changed = changed,
-            Err(e) => return (backend, report, Err(e.to_string())),
-        }
+        let outcome = left(backend.leave_plugin(), &mut report, outcome);
         (backend, report, outcome)
     }
 
@@ -323,5 +317,27 @@ impl Runtime {
             }
         };
         format!("plugin {} {what}{}", state.plugin, plugin_said(state))
+    }
+}
+
+/// A step's outcome once the backend has taken the session back: a step that already failed
+/// keeps its own error (the cause a person needs: a trap, the deadline, the plugin's error),
+/// and the step is rolled back either way; a step that succeeded fails with what leaving
+/// found (deferred checks that failed, the deadline passed meanwhile).
+fn left(
+    leave: crate::error::Result<u64>,
+    report: &mut CallReport,
+    outcome: Result<(), String>,
+) -> Result<(), String> {
+    match (leave, outcome) {
+        (Ok(changed), outcome) => {
+            report.rows_changed = changed;
+            outcome
+        }
+        (Err(e), Ok(())) => Err(e.to_string()),
+        (Err(e), Err(first)) => {
+            tracing::debug!("after the step failed, taking the session back failed too: {e}");
+            Err(first)
+        }
     }
 }

@@ -429,6 +429,17 @@ impl PgBackend {
         statement: &str,
         params: &[ValueRef<'_>],
     ) -> std::result::Result<session::Answer, SqlError> {
+        self.plugin_statement(statement, params, false)
+    }
+
+    /// Runs a plugin's statement, or with `prepare_only` only prepares it (the server
+    /// resolves its names with the plugin's rights, as for a statement run for no rows).
+    fn plugin_statement(
+        &mut self,
+        statement: &str,
+        params: &[ValueRef<'_>],
+        prepare_only: bool,
+    ) -> std::result::Result<session::Answer, SqlError> {
         let kind = statements::check_kind(statement).map_err(SqlError::AccessDenied)?;
         let Some(turn) = &self.turn else {
             return Err(SqlError::AccessDenied(
@@ -453,10 +464,17 @@ impl PgBackend {
             ));
         };
         let statement = statements::numbered_parameters(statement);
-        match session
-            .session
-            .run_guarded(&statement, params, Some(deadline), max_bytes, true)
-        {
+        match session.session.run_guarded(
+            &statement,
+            params,
+            Some(deadline),
+            max_bytes,
+            if prepare_only {
+                session::Guard::PrepareOnly
+            } else {
+                session::Guard::Savepoint
+            },
+        ) {
             Ok(mut answer) => {
                 if !statements::changes_rows(&kind) {
                     answer.changed = None;
@@ -764,6 +782,10 @@ impl Backend for PgBackend {
         statement: &str,
         rows: &[&[ValueRef<'_>]],
     ) -> std::result::Result<u64, SqlError> {
+        if rows.is_empty() {
+            // No rows: the statement is still checked, as on SQLite.
+            return self.plugin_statement(statement, &[], true).map(|_| 0);
+        }
         let mut changed = 0;
         for row in rows {
             changed += self.execute(statement, row)?;

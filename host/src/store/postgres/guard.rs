@@ -19,7 +19,10 @@
 //!   calls only the plugin's own functions, immutable built-in ones, or the few built-in
 //!   ones listed in [`ALLOWED_FUNCTIONS`]; the function calls are read from the expression
 //!   trees the server stores (`:funcid`, `:opfuncid` and the like), not from the SQL text;
-//! - a view runs with its owner's rights (`security_invoker` is refused).
+//! - a view runs with its owner's rights (`security_invoker` is refused);
+//! - its tables, indexes, views, sequences, functions and types are named with its namespace
+//!   (`evil__*`), as on SQLite: an application that finds plugins' tables through a search
+//!   path listing their schemas never finds one plugin's object under another's name.
 
 use super::*;
 
@@ -92,13 +95,13 @@ WITH me AS (
 ), s AS (
     SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1
 ), rel AS MATERIALIZED (
-    SELECT c.oid, c.relowner, c.relacl, c.reloptions
+    SELECT c.oid, c.relowner, c.relacl, c.reloptions, c.relname
       FROM pg_catalog.pg_class c WHERE c.relnamespace = (SELECT oid FROM s)
 ), procs AS MATERIALIZED (
-    SELECT p.oid, p.proowner, p.proacl FROM pg_catalog.pg_proc p
+    SELECT p.oid, p.proowner, p.proacl, p.proname FROM pg_catalog.pg_proc p
      WHERE p.pronamespace = (SELECT oid FROM s)
 ), types AS MATERIALIZED (
-    SELECT t.oid, t.typdefaultbin FROM pg_catalog.pg_type t
+    SELECT t.oid, t.typdefaultbin, t.typname, t.typrelid AS relid FROM pg_catalog.pg_type t
      WHERE t.typnamespace = (SELECT oid FROM s)
 ), cons AS MATERIALIZED (
     SELECT k.oid, k.conbin FROM pg_catalog.pg_constraint k
@@ -163,6 +166,24 @@ SELECT 'the step left ' || o.type || ' ' || o.identity
         OR (o.schema <> $1 AND o.schema IS DISTINCT FROM
             (SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = pg_catalog.pg_my_temp_schema())))
    AND NOT (d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass AND d.objid = (SELECT oid FROM s))
+UNION ALL
+SELECT 'the step created ' || pg_catalog.pg_describe_object('pg_catalog.pg_class'::pg_catalog.regclass, c.oid, 0)
+       || ', which is not named ' || $1 || '__*; an application that finds plugins'' tables '
+       || 'through its search path must not find it in place of another''s'
+  FROM rel c
+ WHERE pg_catalog.left(c.relname::text, pg_catalog.length($1) + 2) <> $1 || '__'
+UNION ALL
+SELECT 'the step created ' || pg_catalog.pg_describe_object('pg_catalog.pg_proc'::pg_catalog.regclass, p.oid, 0)
+       || ', which is not named ' || $1 || '__*; an application that finds plugins'' functions '
+       || 'through its search path must not find it in place of another''s'
+  FROM procs p
+ WHERE pg_catalog.left(p.proname::text, pg_catalog.length($1) + 2) <> $1 || '__'
+UNION ALL
+SELECT 'the step created ' || pg_catalog.pg_describe_object('pg_catalog.pg_type'::pg_catalog.regclass, t.oid, 0)
+       || ', which is not named ' || $1 || '__*'
+  FROM types t
+ WHERE t.relid = 0
+   AND pg_catalog.left(pg_catalog.ltrim(t.typname::text, '_'), pg_catalog.length($1) + 2) <> $1 || '__'
 UNION ALL
 SELECT 'the step granted ' || a.privilege_type || ' on ' || c.oid::pg_catalog.regclass::text || ' to '
        || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END

@@ -44,7 +44,8 @@ impl std::fmt::Display for CallError {
             ),
             CallError::TooLarge(max) => write!(
                 f,
-                "the query's rows passed the {} MiB a query may return",
+                "the query's result is larger than the {} MiB a query may return; read it in \
+                 pages (LIMIT/OFFSET or keyset)",
                 max >> 20
             ),
             CallError::Unsupported(what) => write!(f, "{what}"),
@@ -219,7 +220,7 @@ impl Session {
         deadline: Option<Instant>,
         max_bytes: usize,
     ) -> Result<Answer, CallError> {
-        self.run_guarded(sql, params, deadline, max_bytes, false)
+        self.run_guarded(sql, params, deadline, max_bytes, Guard::None)
     }
 
     /// [`Session::run`] inside a savepoint, so that a failure leaves the transaction usable.
@@ -231,7 +232,7 @@ impl Session {
         params: Vec<Param>,
         deadline: Option<Instant>,
         max_bytes: usize,
-        guarded: bool,
+        guard: Guard,
     ) -> Result<Answer, CallError> {
         use std::sync::atomic::Ordering;
         let client = self.client.clone();
@@ -245,7 +246,7 @@ impl Session {
                     (p, ty)
                 })
                 .collect();
-            if !guarded {
+            if guard == Guard::None {
                 return collect(&client, &sql, typed, max_bytes).await;
             }
             // A failed statement leaves the step's transaction usable, as on SQLite: the
@@ -256,11 +257,20 @@ impl Session {
             } else {
                 "SAVEPOINT wasmig_statement"
             };
-            let (opened, answer) = futures_util::future::join(
-                client.batch_execute(open),
-                collect(&client, &sql, typed, max_bytes),
-            )
-            .await;
+            let run = async {
+                if guard == Guard::PrepareOnly {
+                    let types: Vec<Type> = typed.iter().map(|(_, t)| t.clone()).collect();
+                    client.prepare_typed(&sql, &types).await?;
+                    return Ok(Ok(Answer {
+                        columns: Vec::new(),
+                        changed: Some(0),
+                        rows: Vec::new(),
+                    }));
+                }
+                collect(&client, &sql, typed, max_bytes).await
+            };
+            let (opened, answer) =
+                futures_util::future::join(client.batch_execute(open), run).await;
             opened?;
             if matches!(answer, Ok(Ok(_))) {
                 savepoint.store(true, Ordering::Relaxed);
@@ -296,6 +306,17 @@ impl Session {
         self.savepoint
             .store(false, std::sync::atomic::Ordering::Relaxed);
     }
+}
+
+/// How [`Session::run_guarded`] runs a statement.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Guard {
+    /// As it is (the host's statements).
+    None,
+    /// Inside a savepoint (a plugin's).
+    Savepoint,
+    /// Only prepared, inside a savepoint: the server parses it and resolves its names.
+    PrepareOnly,
 }
 
 /// Runs one statement and collects its rows as values, at most `max_bytes` of them.
