@@ -377,9 +377,12 @@ pub(crate) fn print_policy(
         humantime::format_duration(limits.deadline),
         limits.max_memory >> 20,
         limits.max_result_bytes >> 20,
-        // PostgreSQL bounds temporary files per role, not the growth of a schema.
+        // PostgreSQL has no quota on a schema: the host measures it when the step ends.
         if postgres {
-            "not bounded on PostgreSQL".to_string()
+            format!(
+                "{} MiB (its schema's size, checked at the step's end)",
+                limits.max_growth_bytes >> 20
+            )
         } else {
             format!("{} MiB", limits.max_growth_bytes >> 20)
         },

@@ -128,7 +128,7 @@ fn up_status_down_history_and_uninstall() {
     assert_eq!(policy["plugins"][1]["namespace"], "notes.*", "{policy}");
     let policy = pg.env.ok(&["policy"]);
     assert!(
-        policy.contains("database growth not bounded on PostgreSQL"),
+        policy.contains("database growth 1024 MiB (its schema's size, checked at the step's end)"),
         "{policy}"
     );
 
@@ -739,4 +739,29 @@ fn a_plugin_cannot_change_its_roles_settings_password_or_column_grants() {
         config.connect(NoTls).is_err(),
         "the plugin's own password still logs in"
     );
+}
+
+#[test]
+fn a_step_that_grows_its_schema_past_the_quota_is_rolled_back() {
+    let pg = scripted();
+    pg.env.policy("[limits]\nmax_growth = \"1MiB\"\n");
+    // About 4 MB of rows, in the plugin's own table: refused when the step ends.
+    let err = pg.refused(
+        "CREATE TABLE attacker__fill (b text);
+         INSERT INTO attacker__fill
+              SELECT repeat(md5(g::text), 30) FROM generate_series(1, 4000) g",
+        "grew the database past its quota of 1 MiB",
+    );
+    assert!(err.contains("max_growth"), "{err}");
+    assert!(!pg.env.tables().contains(&"attacker__fill".to_string()));
+    // Within the quota, the same step applies.
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__fill (b text);
+         INSERT INTO attacker__fill
+              SELECT repeat(md5(g::text), 30) FROM generate_series(1, 100) g",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
 }

@@ -137,6 +137,8 @@ struct Turn {
 struct Mark {
     plugin: String,
     objects: BTreeSet<String>,
+    /// The bytes the schema's tables, indexes and sequences take.
+    bytes: i64,
 }
 
 pub(crate) struct PgBackend {
@@ -163,6 +165,8 @@ pub(crate) struct PgBackend {
     /// SCRAM verifiers of the plugin roles' passwords, by role: each costs thousands of
     /// hash iterations to make.
     verifiers: BTreeMap<String, String>,
+    /// The growth the running step's schema may have, in bytes (from its limits).
+    growth_quota: u64,
 }
 
 /// Whether the server gave up waiting for a lock (`lock_timeout`).
@@ -249,6 +253,7 @@ impl PgBackend {
             secret: None,
             transient: None,
             verifiers: BTreeMap::new(),
+            growth_quota: u64::MAX,
         })
     }
 
@@ -705,6 +710,7 @@ impl Backend for PgBackend {
                 path: label,
                 message: format!("cannot hand the session to plugin {}: {e}", access.plugin),
             })?;
+        self.growth_quota = limits.max_growth_bytes;
         self.turn = Some(Turn {
             plugin: access.plugin.clone(),
             limits,

@@ -51,6 +51,14 @@ pub(super) const ALLOWED_FUNCTIONS: &[&str] = &[
     "date",
 ];
 
+/// The bytes the schema's tables (with their indexes and TOAST), materialized views and
+/// sequences take on disk, as one line `#<bytes>`. `$1`: the schema.
+const SCHEMA_BYTES: &str = "
+SELECT '#' || coalesce(sum(pg_catalog.pg_total_relation_size(c.oid)), 0)::text
+  FROM pg_catalog.pg_class c
+ WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)
+   AND c.relkind IN ('r', 'm', 'S')";
+
 /// The plugin's objects, one line each (`table notes.notes__note`), for the step's report.
 /// `$1`: the schema.
 const OWNED_OBJECTS: &str = "
@@ -273,7 +281,8 @@ SELECT DISTINCT t.what || ' calls ' || p.oid::pg_catalog.regprocedure::text
 /// `guard_verify` does the whole check after a step in one round trip: it neutralises the
 /// schema's functions, reports the findings (lines starting with `!`), puts the role's
 /// password back if the step wrote to the roles' catalog (or the server keeps no counters
-/// to tell), and lists the objects the plugin owns now (lines starting with `=`).
+/// to tell), and lists the objects the plugin owns now (lines starting with `=`) and the
+/// bytes its schema takes (`#`). `guard_owned` lists the objects and the bytes before a step.
 pub(super) fn functions() -> String {
     let function = |name: &str, args: &str, returns: &str, body: &str| {
         format!(
@@ -296,6 +305,7 @@ pub(super) fn functions() -> String {
            EXECUTE pg_catalog.format('ALTER ROLE CURRENT_USER PASSWORD %L', $5);
          END IF;
          RETURN QUERY SELECT '=' || x FROM ({OWNED_OBJECTS}) q(x);
+         RETURN QUERY {SCHEMA_BYTES};
          END"
     );
     [
@@ -303,7 +313,7 @@ pub(super) fn functions() -> String {
             "guard_owned",
             "text",
             "SETOF text",
-            &format!("BEGIN RETURN QUERY {OWNED_OBJECTS}; END"),
+            &format!("BEGIN RETURN QUERY {OWNED_OBJECTS}; RETURN QUERY {SCHEMA_BYTES}; END"),
         ),
         function(
             "guard_verify",
@@ -338,9 +348,11 @@ impl PgBackend {
             path: label,
             message: format!("cannot read plugin {}'s schema: {e}", access.plugin),
         })?;
+        let lines: Vec<String> = rows.rows.iter().map(|r| Self::text(&r[0])).collect();
         Ok(crate::store::SchemaMark::new(Mark {
             plugin: access.plugin.clone(),
-            objects: rows.rows.iter().map(|r| Self::text(&r[0])).collect(),
+            bytes: schema_bytes(&lines),
+            objects: lines.into_iter().filter(|l| !l.starts_with('#')).collect(),
         }))
     }
 
@@ -395,8 +407,15 @@ impl PgBackend {
                 .difference(&after)
                 .map(|o| format!("dropped {o}")),
         );
+        let grown = schema_bytes(&lines) - before.bytes;
         let verdict = match findings.first() {
             Some(finding) => Err(finding.to_string()),
+            None if grown > 0 && grown as u64 > self.growth_quota => Err(format!(
+                "the step grew the database past its quota of {} MiB (its schema grew by {} \
+                 MiB; max_growth in [limits])",
+                self.growth_quota >> 20,
+                grown >> 20
+            )),
             None => Ok(()),
         };
         Ok(StepCheck { verdict, changes })
@@ -472,4 +491,13 @@ impl PgBackend {
         }
         Ok(inputs)
     }
+}
+
+/// The `#<bytes>` line of a guard function's answer (0 if none).
+fn schema_bytes(lines: &[String]) -> i64 {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix('#'))
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(0)
 }
