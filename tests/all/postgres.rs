@@ -301,6 +301,28 @@ fn a_plugin_reaches_no_other_schema_nor_the_server() {
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid()",
             "to terminate",
         ),
+        (
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid()",
+            "cancel",
+        ),
+        // Search-path tricks: a function or table named like a built-in or like another
+        // plugin's object, for an application whose search path lists plugins' schemas.
+        (
+            "CREATE FUNCTION lower(text) RETURNS text LANGUAGE sql AS 'SELECT $1'",
+            "which is not named attacker__*",
+        ),
+        (
+            "CREATE FUNCTION victim__hash(text) RETURNS text LANGUAGE sql AS 'SELECT $1'",
+            "which is not named attacker__*",
+        ),
+        (
+            "CREATE TABLE victim__secret (x text)",
+            "which is not named attacker__*",
+        ),
+        (
+            "CREATE TYPE ledger AS (x int)",
+            "which is not named attacker__*",
+        ),
     ] {
         pg.refused(attack, expected);
     }
