@@ -59,10 +59,43 @@ mod tx;
 mod value;
 
 pub use declaration::{SECTION, StaticMigration, StaticPlugin};
+
 pub use error::{Error, Result};
 pub use plugin::{Migration, Plugin, StepFn};
 pub use tx::{Batch, Tx};
 pub use value::{FromValue, Row, Rows, Value};
+/// Declares and exports the plugin of this crate: its migrations folder, embedded at compile
+/// time, and its code steps.
+///
+/// ```ignore
+/// wasmig_guest::plugin! {
+///     // Every key is optional. `name` and `version` default to the crate's, `description`
+///     // to the crate's description.
+///     description: "Notes attached to accounts",
+///     depends_on: ["accounts" = "^0.2"],
+///     reads: ["accounts"],
+///     // `<version>-<slug>.up.sql` and its optional `<version>-<slug>.down.sql`, relative
+///     // to the crate's directory. The slug, hyphens as spaces, is the step's description.
+///     migrations: "migrations",
+///     // Code steps, beside the SQL steps, ordered with them by version. `revision` (default
+///     // "1") stands for the code in the checksum: change it when the code's effect changes.
+///     code: [
+///         code("0.3.0", "add slugs", up = backfill),
+///         code("0.4.0", "split names", up = split, down = join, revision = "2"),
+///     ],
+/// }
+/// ```
+///
+/// It defines `PLUGIN` (a [`StaticPlugin`]) and `CHECKSUMS` (each step's version and
+/// checksum, computed when the plugin compiled) and exports the plugin as
+/// [`export_static_plugin!`] does: the SQL travels as data, and the host runs it without
+/// compiling the plugin.
+///
+/// Every mistake is a compile error that names the file: a name that is not
+/// `<version>-<slug>.up.sql` or `.down.sql`, a version that is not semantic, two steps with
+/// one version, a down file without its up file, a step newer than the plugin's version, a
+/// plugin name wasmig would refuse.
+pub use wasmig_guest_macros::plugin;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;

@@ -175,12 +175,12 @@ fn a_declared_code_step_runs_the_code_and_the_sql_steps_run_the_data() {
     let read = |f: &str| std::fs::read_to_string(root.join(f)).unwrap();
     let first = format!(
         "{}; CREATE TABLE notes__declared (x)",
-        read("0.1.0-notes.up.sql")
+        read("0.1.0-create-notes.up.sql")
     );
     decl.migration(
         "0.1.0",
         (1, &first),
-        Some((1, &read("0.1.0-notes.down.sql"))),
+        Some((1, &read("0.1.0-create-notes.down.sql"))),
     )
     .migration(
         "0.2.0",

@@ -18,17 +18,17 @@ fn plugin() -> Plugin {
                  );",
             )
             .down_sql(include_str!(
-                "../../accounts/migrations/0.1.0-users.down.sql"
+                "../../accounts/migrations/0.1.0-create-users.down.sql"
             )),
         )
         .migration(
             Migration::sql(
                 "0.2.0",
                 "display names and roles",
-                include_str!("../../accounts/migrations/0.2.0-profiles.up.sql"),
+                include_str!("../../accounts/migrations/0.2.0-display-names-and-roles.up.sql"),
             )
             .down_sql(include_str!(
-                "../../accounts/migrations/0.2.0-profiles.down.sql"
+                "../../accounts/migrations/0.2.0-display-names-and-roles.down.sql"
             )),
         )
 }

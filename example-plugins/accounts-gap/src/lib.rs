@@ -10,10 +10,10 @@ fn plugin() -> Plugin {
             Migration::sql(
                 "0.1.0",
                 "create users",
-                include_str!("../../accounts/migrations/0.1.0-users.up.sql"),
+                include_str!("../../accounts/migrations/0.1.0-create-users.up.sql"),
             )
             .down_sql(include_str!(
-                "../../accounts/migrations/0.1.0-users.down.sql"
+                "../../accounts/migrations/0.1.0-create-users.down.sql"
             )),
         )
         .migration(Migration::sql(
@@ -25,10 +25,10 @@ fn plugin() -> Plugin {
             Migration::sql(
                 "0.2.0",
                 "display names and roles",
-                include_str!("../../accounts/migrations/0.2.0-profiles.up.sql"),
+                include_str!("../../accounts/migrations/0.2.0-display-names-and-roles.up.sql"),
             )
             .down_sql(include_str!(
-                "../../accounts/migrations/0.2.0-profiles.down.sql"
+                "../../accounts/migrations/0.2.0-display-names-and-roles.down.sql"
             )),
         )
         .migration(Migration::sql(

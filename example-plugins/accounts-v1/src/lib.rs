@@ -10,10 +10,10 @@ fn plugin() -> Plugin {
             Migration::sql(
                 "0.1.0",
                 "create users",
-                include_str!("../../accounts/migrations/0.1.0-users.up.sql"),
+                include_str!("../../accounts/migrations/0.1.0-create-users.up.sql"),
             )
             .down_sql(include_str!(
-                "../../accounts/migrations/0.1.0-users.down.sql"
+                "../../accounts/migrations/0.1.0-create-users.down.sql"
             )),
         )
 }

@@ -52,9 +52,9 @@ fn plugin() -> Plugin {
             Migration::sql(
                 "0.1.0",
                 "create notes",
-                include_str!("../migrations/0.1.0-notes.up.sql"),
+                include_str!("../migrations/0.1.0-create-notes.up.sql"),
             )
-            .down_sql(include_str!("../migrations/0.1.0-notes.down.sql")),
+            .down_sql(include_str!("../migrations/0.1.0-create-notes.down.sql")),
         )
         .migration(
             Migration::sql(
