@@ -171,11 +171,19 @@ impl Parse for CodeStep {
     }
 }
 
-/// One step of the folder: its up file and, if there is one, its down file.
+/// One step of the folder: its up file and, if there is one, its down file; or its code.
 struct FolderStep {
     slug: String,
     up: Option<PathBuf>,
     down: Option<PathBuf>,
+    code: Option<PathBuf>,
+}
+
+/// What a file of the folder is.
+enum Kind {
+    Up,
+    Down,
+    Code,
 }
 
 /// Reads the migrations folder: steps by version. Every entry must be a step's file.
@@ -200,14 +208,16 @@ fn read_folder(dir: &Path, span: Span) -> syn::Result<BTreeMap<Version, FolderSt
     let mut steps: BTreeMap<Version, FolderStep> = BTreeMap::new();
     for name in names {
         let path = dir.join(&name);
-        let (stem, up) = if let Some(stem) = name.strip_suffix(".up.sql") {
-            (stem, true)
+        let (stem, kind) = if let Some(stem) = name.strip_suffix(".up.sql") {
+            (stem, Kind::Up)
         } else if let Some(stem) = name.strip_suffix(".down.sql") {
-            (stem, false)
+            (stem, Kind::Down)
+        } else if let Some(stem) = name.strip_suffix(".rs") {
+            (stem, Kind::Code)
         } else {
             return Err(error(format!(
-                "{}: a migrations folder holds only <version>-<slug>.up.sql and \
-                 <version>-<slug>.down.sql files",
+                "{}: a migrations folder holds only <version>-<slug>.up.sql, \
+                 <version>-<slug>.down.sql and <version>-<slug>.rs files",
                 path.display()
             )));
         };
@@ -238,6 +248,7 @@ fn read_folder(dir: &Path, span: Span) -> syn::Result<BTreeMap<Version, FolderSt
             slug: slug.to_string(),
             up: None,
             down: None,
+            code: None,
         });
         if step.slug != slug {
             return Err(error(format!(
@@ -246,11 +257,22 @@ fn read_folder(dir: &Path, span: Span) -> syn::Result<BTreeMap<Version, FolderSt
                 step.slug
             )));
         }
-        let slot = if up { &mut step.up } else { &mut step.down };
-        *slot = Some(path);
+        let slot = match kind {
+            Kind::Up => &mut step.up,
+            Kind::Down => &mut step.down,
+            Kind::Code => &mut step.code,
+        };
+        *slot = Some(path.clone());
+        if step.code.is_some() && (step.up.is_some() || step.down.is_some()) {
+            return Err(error(format!(
+                "{}: version {version} is both a SQL step and a code step; a code step's \
+                 down step is its `fn down`",
+                path.display()
+            )));
+        }
     }
     for (version, step) in &steps {
-        if step.up.is_none() {
+        if step.up.is_none() && step.code.is_none() {
             let down = step.down.as_ref().expect("a step has a file");
             return Err(error(format!(
                 "{}: a down step without its up step ({version}-{}.up.sql)",
@@ -291,11 +313,28 @@ fn expand(d: Declaration) -> syn::Result<proc_macro2::TokenStream> {
 
     // Steps by version: the folder's SQL steps and the code steps, one per version.
     let mut steps: BTreeMap<Version, proc_macro2::TokenStream> = BTreeMap::new();
+    let mut modules = Vec::new();
     let mut checksums = Vec::new();
     let mut where_from: BTreeMap<Version, String> = BTreeMap::new();
     if let Some(folder) = &d.migrations {
         let dir = Path::new(&env("CARGO_MANIFEST_DIR")).join(folder.value());
         for (v, step) in read_folder(&dir, folder.span())? {
+            if let Some(code) = &step.code {
+                let (module, tokens, revision, has_down) =
+                    code_file(&v, &step.slug, code, folder.span())?;
+                modules.push(module);
+                use wasmig_format::checksum::{Body, step as checksum};
+                checksums.push((
+                    v.to_string(),
+                    checksum(
+                        Body::Code(&revision),
+                        has_down.then_some(Body::Code(&revision)),
+                    ),
+                ));
+                where_from.insert(v.clone(), code.display().to_string());
+                steps.insert(v, tokens);
+                continue;
+            }
             let up_path = step.up.expect("checked");
             let up_sql = std::fs::read_to_string(&up_path).map_err(|e| {
                 syn::Error::new(folder.span(), format!("{}: {e}", up_path.display()))
@@ -383,6 +422,8 @@ fn expand(d: Declaration) -> syn::Result<proc_macro2::TokenStream> {
     });
     let checksums = checksums.iter().map(|(v, c)| quote! { (#v, #c) });
     Ok(quote! {
+        #(#modules)*
+
         /// This plugin, as `wasmig_guest::plugin!` declared it.
         pub const PLUGIN: ::wasmig_guest::StaticPlugin =
             ::wasmig_guest::StaticPlugin::new(#name, #version)
@@ -396,4 +437,71 @@ fn expand(d: Declaration) -> syn::Result<proc_macro2::TokenStream> {
 
         ::wasmig_guest::export_static_plugin!(PLUGIN);
     })
+}
+
+/// A code step's file: a module with `pub fn up(tx: &Tx) -> Result<()>`, optionally
+/// `pub fn down` and `pub const REVISION: &str` (default "1"). Returns the module (the file,
+/// included by path), the step's migration, its revision, and whether it has a down step.
+fn code_file(
+    version: &Version,
+    slug: &str,
+    path: &Path,
+    span: Span,
+) -> syn::Result<(
+    proc_macro2::TokenStream,
+    proc_macro2::TokenStream,
+    String,
+    bool,
+)> {
+    let error = |msg: String| syn::Error::new(span, format!("{}: {msg}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+    let file = syn::parse_file(&text).map_err(|e| error(format!("not Rust: {e}")))?;
+    let mut has = (false, false);
+    let mut revision = None;
+    for item in &file.items {
+        match item {
+            syn::Item::Fn(f) if f.sig.ident == "up" => has.0 = true,
+            syn::Item::Fn(f) if f.sig.ident == "down" => has.1 = true,
+            syn::Item::Const(c) if c.ident == "REVISION" => match &*c.expr {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(s),
+                    ..
+                }) => revision = Some(s.value()),
+                _ => return Err(error("REVISION must be a string literal".into())),
+            },
+            _ => {}
+        }
+    }
+    if !has.0 {
+        return Err(error(
+            "a code step's file defines `pub fn up(tx: &wasmig_guest::Tx) -> wasmig_guest::Result<()>`"
+                .into(),
+        ));
+    }
+    let revision = revision.unwrap_or_else(|| "1".to_string());
+    let module = Ident::new(
+        &format!(
+            "__wasmig_step_{}",
+            version.to_string().replace(['.', '-', '+'], "_")
+        ),
+        Span::call_site(),
+    );
+    let file = path.display().to_string();
+    let version_lit = version.to_string();
+    let description = slug.replace(['-', '_'], " ");
+    let mut migration = quote! {
+        ::wasmig_guest::StaticMigration::code(#version_lit, #description, #revision, #module::up)
+    };
+    if has.1 {
+        migration = quote! { #migration.down_code(#revision, #module::down) };
+    }
+    Ok((
+        quote! {
+            #[path = #file]
+            mod #module;
+        },
+        migration,
+        revision,
+        has.1,
+    ))
 }
