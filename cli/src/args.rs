@@ -131,6 +131,48 @@ pub(crate) enum Command {
         /// Only this plugin.
         plugin: Option<String>,
     },
+    /// Create a plugin crate: its Cargo.toml, build setup, a first step and a README.
+    New {
+        /// The plugin's name (lowercase letters, digits and hyphens).
+        name: String,
+        /// Where to create it [default: ./NAME].
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// Build against the wasmig-guest SDK in this directory instead of the published one.
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Add the next step to the plugin crate here (or in --path): its up and down files in
+    /// migrations/, from a template, and the crate's version raised to the step's.
+    Add {
+        /// What the step does, e.g. "add tags"; the files are named after it.
+        description: String,
+        /// create-table, add-column, add-index, rename (a column with --column, else the
+        /// table), backfill (a code step).
+        #[arg(long, default_value = "create-table")]
+        template: String,
+        /// The plugin crate [default: the current directory].
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// The step's version [default: the newest step's, minor version raised].
+        #[arg(long)]
+        version: Option<semver::Version>,
+        /// The table (with or without the plugin's namespace).
+        #[arg(long)]
+        table: Option<String>,
+        /// The column.
+        #[arg(long)]
+        column: Option<String>,
+        /// The new name (rename).
+        #[arg(long)]
+        to: Option<String>,
+        /// The new column's type (add-column) [default: TEXT].
+        #[arg(long = "type")]
+        column_type: Option<String>,
+        /// The column that identifies a row (backfill) [default: id].
+        #[arg(long)]
+        key: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -16,6 +16,7 @@ use wasmig::{
 mod allocator;
 mod args;
 mod output;
+mod scaffold;
 
 use args::*;
 use output::*;
@@ -108,6 +109,45 @@ fn abandon_step(overrun: &wasmig::Overrun) {
 const EXIT_ABANDONED: i32 = 3;
 
 async fn run(cli: Cli) -> Result<ExitCode> {
+    // Commands on a plugin crate, not on a database.
+    match &cli.command {
+        Command::New { name, path, sdk } => {
+            let written = scaffold::new(name, path.as_deref(), sdk.as_deref())?;
+            print_written(&written, cli.json, "created")?;
+            if !cli.json {
+                println!(
+                    "Next: cd {} && cargo build --release (once: rustup target add \
+                     wasm32-unknown-unknown); see its README.md.",
+                    written.path.display()
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Add {
+            description,
+            template,
+            path,
+            version,
+            table,
+            column,
+            to,
+            column_type,
+            key,
+        } => {
+            let names = scaffold::Names {
+                table: table.clone(),
+                column: column.clone(),
+                to: to.clone(),
+                column_type: column_type.clone(),
+                key: key.clone(),
+            };
+            let dir = path.clone().unwrap_or_else(|| PathBuf::from("."));
+            let written = scaffold::add(&dir, description, template, &names, version.clone())?;
+            print_written(&written, cli.json, "added")?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
     let mut builder = Host::builder().plugins_dir(&cli.plugins).database(&cli.db);
     let default_policy = PathBuf::from("wasmig.toml");
     match &cli.config {
@@ -227,6 +267,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let rows = host.history(plugin.as_deref()).await?;
             print_history(&rows, cli.json)?;
         }
+        Command::New { .. } | Command::Add { .. } => unreachable!("handled before the host"),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -240,4 +281,20 @@ async fn down(host: &Host, options: DownOptions, as_json: bool) -> Result<ExitCo
     let mut out = Progress::new(as_json, Direction::Down);
     let result = host.down_with(options, &mut |step| out.step(step)).await;
     out.finish(result)
+}
+
+/// What `new` or `add` wrote.
+fn print_written(written: &scaffold::Written, as_json: bool, verb: &str) -> Result<()> {
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(written)?);
+        return Ok(());
+    }
+    println!(
+        "{verb} plugin {} step {} (its objects are named {}*):",
+        written.plugin, written.version, written.namespace
+    );
+    for file in &written.files {
+        println!("  {}", file.display());
+    }
+    Ok(())
 }

@@ -25,6 +25,7 @@ mod objects_later;
 mod postgres;
 mod real_sql;
 mod rollback;
+mod scaffold;
 mod temp_storage;
 mod validate;
 mod virtual_tables;

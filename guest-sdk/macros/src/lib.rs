@@ -458,6 +458,7 @@ fn code_file(
     let file = syn::parse_file(&text).map_err(|e| error(format!("not Rust: {e}")))?;
     let mut has = (false, false);
     let mut revision = None;
+    let mut revision_const = false;
     for item in &file.items {
         match item {
             syn::Item::Fn(f) if f.sig.ident == "up" => has.0 = true,
@@ -466,7 +467,10 @@ fn code_file(
                 syn::Expr::Lit(syn::ExprLit {
                     lit: syn::Lit::Str(s),
                     ..
-                }) => revision = Some(s.value()),
+                }) => {
+                    revision = Some(s.value());
+                    revision_const = true;
+                }
                 _ => return Err(error("REVISION must be a string literal".into())),
             },
             _ => {}
@@ -489,11 +493,18 @@ fn code_file(
     let file = path.display().to_string();
     let version_lit = version.to_string();
     let description = slug.replace(['-', '_'], " ");
+    // The module's own constant when it has one (the same text: the checksum was computed
+    // from it), so that it is used.
+    let revision_expr = if revision_const {
+        quote! { #module::REVISION }
+    } else {
+        quote! { #revision }
+    };
     let mut migration = quote! {
-        ::wasmig_guest::StaticMigration::code(#version_lit, #description, #revision, #module::up)
+        ::wasmig_guest::StaticMigration::code(#version_lit, #description, #revision_expr, #module::up)
     };
     if has.1 {
-        migration = quote! { #migration.down_code(#revision, #module::down) };
+        migration = quote! { #migration.down_code(#revision_expr, #module::down) };
     }
     Ok((
         quote! {

@@ -1,0 +1,1 @@
+ALTER TABLE {{ table }} RENAME COLUMN {{ to }} TO {{ column }};

@@ -1,0 +1,1 @@
+ALTER TABLE {{ to }} RENAME TO {{ table }};

@@ -1,0 +1,222 @@
+//! `wasmig new` and `wasmig add`: a plugin crate made by the binary builds (offline, against
+//! the workspace's SDK), applies, and rolls back to nothing; so does every template.
+
+use crate::support::{Env, wasmig};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `wasmig ARGS` in `dir`; its stdout, or a panic with its stderr.
+fn run_in(dir: &Path, args: &[&str]) -> String {
+    let out = wasmig().current_dir(dir).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "wasmig {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fails_in(dir: &Path, args: &[&str]) -> String {
+    let out = wasmig().current_dir(dir).args(args).output().unwrap();
+    assert!(!out.status.success(), "wasmig {args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Builds the plugin crate in `dir` with one cargo command, as its README says, and returns
+/// the component.
+fn build(dir: &Path, file_stem: &str) -> PathBuf {
+    let target = workspace().join("target/scaffold-cases");
+    let out = Command::new(env!("CARGO"))
+        .current_dir(dir)
+        .args(["build", "--release", "--offline", "--quiet"])
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cargo build failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    target.join(format!("wasm32-unknown-unknown/release/{file_stem}.wasm"))
+}
+
+/// A new plugin crate `name` in a temporary directory, built against the workspace's SDK.
+fn new_crate(env: &Env, name: &str) -> PathBuf {
+    let sdk = workspace().join("guest-sdk");
+    let out = run_in(
+        env.dir.path(),
+        &["new", name, "--sdk", sdk.to_str().unwrap()],
+    );
+    assert!(
+        out.contains(&format!("created plugin {name} step 0.1.0")),
+        "{out}"
+    );
+    let dir = env.dir.path().join(name);
+    // The example plugins' lock file: the SDK's dependencies at versions already fetched.
+    std::fs::copy(
+        workspace().join("example-plugins/Cargo.lock"),
+        dir.join("Cargo.lock"),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn a_new_plugin_builds_applies_and_rolls_back_to_nothing() {
+    let env = Env::new();
+    let dir = new_crate(&env, "shop");
+    for file in [
+        "Cargo.toml",
+        ".cargo/config.toml",
+        "build.rs",
+        "src/lib.rs",
+        "README.md",
+        "migrations/0.1.0-create-items.up.sql",
+        "migrations/0.1.0-create-items.down.sql",
+    ] {
+        assert!(dir.join(file).is_file(), "{file}");
+    }
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    assert!(readme.contains("shop__*"), "{readme}");
+    std::fs::copy(build(&dir, "shop"), env.plugins.join("shop.wasm")).unwrap();
+    env.ok(&["up"]);
+    assert!(env.tables().contains(&"shop__item".to_string()));
+    env.ok(&["uninstall", "shop"]);
+    assert!(!env.tables().iter().any(|t| t.starts_with("shop__")));
+}
+
+#[test]
+fn every_template_adds_a_step_that_applies_and_rolls_back() {
+    let env = Env::new();
+    let dir = new_crate(&env, "shop");
+    let adds: &[&[&str]] = &[
+        &[
+            "add",
+            "add tags",
+            "--template",
+            "add-column",
+            "--table",
+            "item",
+            "--column",
+            "tags",
+        ],
+        &[
+            "add",
+            "index tags",
+            "--template",
+            "add-index",
+            "--table",
+            "item",
+            "--column",
+            "tags",
+        ],
+        &[
+            "add",
+            "rename tags",
+            "--template",
+            "rename",
+            "--table",
+            "item",
+            "--column",
+            "tags",
+            "--to",
+            "labels",
+        ],
+        &["add", "create orders"],
+        &[
+            "add",
+            "rename orders",
+            "--template",
+            "rename",
+            "--table",
+            "orders",
+            "--to",
+            "purchases",
+        ],
+        &[
+            "add",
+            "fill labels",
+            "--template",
+            "backfill",
+            "--table",
+            "item",
+            "--column",
+            "labels",
+        ],
+    ];
+    for (i, args) in adds.iter().enumerate() {
+        let out = run_in(&dir, args);
+        assert!(out.contains(&format!("step 0.{}.0", i + 2)), "{out}");
+    }
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("version = \"0.7.0\""), "{manifest}");
+    assert!(dir.join("migrations/0.7.0-fill-labels.rs").is_file());
+
+    // The first step alone, rows in it, then every added step.
+    std::fs::copy(build(&dir, "shop"), env.plugins.join("shop.wasm")).unwrap();
+    env.ok(&["up", "shop@0.1.0"]);
+    env.exec("INSERT INTO shop__item (id, name) VALUES (1, 'a'), (2, 'b')");
+    let before = env.dump_except_ledger();
+    env.ok(&["up"]);
+    assert_eq!(
+        env.rows("SELECT id, labels FROM shop__item ORDER BY id"),
+        ["1|labels-1", "2|labels-2"]
+    );
+    assert!(env.tables().contains(&"shop__purchases".to_string()));
+    // Down to the first step: what it was before the added steps, rows included.
+    env.ok(&["down", "shop", "--to", "0.1.0"]);
+    let after = env.dump_except_ledger();
+    assert_eq!(
+        after.replace("0.7.0", "0.1.0"),
+        before.replace("0.7.0", "0.1.0"),
+        "the added steps' down steps undo their up steps"
+    );
+    env.ok(&["uninstall", "shop"]);
+    assert!(!env.tables().iter().any(|t| t.starts_with("shop__")));
+}
+
+#[test]
+fn bad_names_and_missing_arguments_are_clear_errors() {
+    let env = Env::new();
+    let err = fails_in(env.dir.path(), &["new", "Shop_1"]);
+    assert!(err.contains("invalid plugin name \"Shop_1\""), "{err}");
+    std::fs::create_dir(env.dir.path().join("taken")).unwrap();
+    std::fs::write(env.dir.path().join("taken/x"), "").unwrap();
+    let err = fails_in(env.dir.path(), &["new", "shop", "--path", "taken"]);
+    assert!(err.contains("exists and is not empty"), "{err}");
+
+    let dir = new_crate(&env, "shop");
+    let err = fails_in(&dir, &["add", "x", "--template", "drop-everything"]);
+    assert!(err.contains("no template \"drop-everything\""), "{err}");
+    let err = fails_in(
+        &dir,
+        &["add", "tags", "--template", "add-column", "--table", "item"],
+    );
+    assert!(
+        err.contains("the add-column template needs --column"),
+        "{err}"
+    );
+    let err = fails_in(
+        &dir,
+        &[
+            "add",
+            "tags",
+            "--template",
+            "add-column",
+            "--table",
+            "item; DROP TABLE x",
+            "--column",
+            "c",
+        ],
+    );
+    assert!(err.contains("--table"), "{err}");
+    let err = fails_in(env.dir.path(), &["add", "tags"]);
+    assert!(err.contains("run wasmig add in a plugin crate"), "{err}");
+    // Nothing was written by the failed commands.
+    let steps = std::fs::read_dir(dir.join("migrations")).unwrap().count();
+    assert_eq!(steps, 2);
+}
