@@ -60,6 +60,11 @@ pub(crate) struct Cli {
 
     #[command(subcommand)]
     pub(crate) command: Command,
+
+    /// `--db` was given on the command line (not by WASMIG_DB or the default): `wasmig test`
+    /// uses a database only when it is named there.
+    #[arg(skip)]
+    pub(crate) db_given: bool,
 }
 
 #[derive(Subcommand)]
@@ -130,6 +135,19 @@ pub(crate) enum Command {
     History {
         /// Only this plugin.
         plugin: Option<String>,
+    },
+    /// Test plugins on a scratch database: apply each step, roll each back comparing the
+    /// schema with the one before it, apply everything again and compare with the first pass.
+    Test {
+        /// A plugin file (its dependencies are taken from the same directory), or a directory
+        /// whose plugins are all tested [default: the plugins directory].
+        target: Option<PathBuf>,
+        /// A plugin the tested ones depend on, from elsewhere (repeatable).
+        #[arg(long = "with")]
+        with: Vec<PathBuf>,
+        /// A step without a down step fails the test (by default it is reported).
+        #[arg(long)]
+        require_reversible: bool,
     },
     /// Create a plugin crate: its Cargo.toml, build setup, a first step and a README.
     New {

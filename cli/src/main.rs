@@ -40,7 +40,12 @@ fn main() -> ExitCode {
         eprintln!("error: cannot bound SQLite's memory (SQLite error {code})");
         return ExitCode::FAILURE;
     }
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let mut cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    cli.db_given = matches.value_source("db") == Some(clap::parser::ValueSource::CommandLine);
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -148,36 +153,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         _ => {}
     }
-    let mut builder = Host::builder().plugins_dir(&cli.plugins).database(&cli.db);
-    let default_policy = PathBuf::from("wasmig.toml");
-    match &cli.config {
-        Some(path) => builder = builder.policy_file(path)?,
-        None if default_policy.is_file() => builder = builder.policy_file(&default_policy)?,
-        None => {}
+    if let Command::Test {
+        target,
+        with,
+        require_reversible,
+    } = &cli.command
+    {
+        return test(&cli, target.as_deref(), with, *require_reversible).await;
     }
-    if let Some(d) = &cli.deadline {
-        let mut limits = builder.current_limits().clone();
-        limits.deadline =
-            wasmig::policy::parse_duration(d).map_err(|e| anyhow::anyhow!("--deadline: {e}"))?;
-        builder = builder.limits(limits);
-    }
-    let lock_timeout = wasmig::policy::parse_duration(&cli.lock_timeout)
-        .map_err(|e| anyhow::anyhow!("--lock-timeout: {e}"))?;
-    if cli.no_cache {
-        builder = builder.cache_dir(None);
-    } else if let Some(dir) = &cli.cache_dir {
-        builder = builder.cache_dir(Some(dir.clone()));
-    }
-    let host = builder
-        .lock_timeout(lock_timeout)
-        .retries(cli.retries)
-        .compiler(match cli.compiler {
-            CompilerArg::Auto => Compiler::Auto,
-            CompilerArg::Cranelift => Compiler::Cranelift,
-            CompilerArg::Winch => Compiler::Winch,
-        })
-        .on_overrun(abandon_step)
-        .build()?;
+    let host = build_host(&cli, &cli.plugins, &cli.db)?;
     match cli.command {
         Command::Up {
             target,
@@ -267,7 +251,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let rows = host.history(plugin.as_deref()).await?;
             print_history(&rows, cli.json)?;
         }
-        Command::New { .. } | Command::Add { .. } => unreachable!("handled before the host"),
+        Command::New { .. } | Command::Add { .. } | Command::Test { .. } => {
+            unreachable!("handled before the host")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -297,4 +283,147 @@ fn print_written(written: &scaffold::Written, as_json: bool, verb: &str) -> Resu
         println!("  {}", file.display());
     }
     Ok(())
+}
+
+/// The host for `cli`'s options, on `plugins` and `db`.
+fn build_host(cli: &Cli, plugins: &std::path::Path, db: &std::path::Path) -> Result<Host> {
+    let mut builder = Host::builder().plugins_dir(plugins).database(db);
+    let default_policy = PathBuf::from("wasmig.toml");
+    match &cli.config {
+        Some(path) => builder = builder.policy_file(path)?,
+        None if default_policy.is_file() => builder = builder.policy_file(&default_policy)?,
+        None => {}
+    }
+    if let Some(d) = &cli.deadline {
+        let mut limits = builder.current_limits().clone();
+        limits.deadline =
+            wasmig::policy::parse_duration(d).map_err(|e| anyhow::anyhow!("--deadline: {e}"))?;
+        builder = builder.limits(limits);
+    }
+    let lock_timeout = wasmig::policy::parse_duration(&cli.lock_timeout)
+        .map_err(|e| anyhow::anyhow!("--lock-timeout: {e}"))?;
+    if cli.no_cache {
+        builder = builder.cache_dir(None);
+    } else if let Some(dir) = &cli.cache_dir {
+        builder = builder.cache_dir(Some(dir.clone()));
+    }
+    let host = builder
+        .lock_timeout(lock_timeout)
+        .retries(cli.retries)
+        .compiler(match cli.compiler {
+            CompilerArg::Auto => Compiler::Auto,
+            CompilerArg::Cranelift => Compiler::Cranelift,
+            CompilerArg::Winch => Compiler::Winch,
+        })
+        .on_overrun(abandon_step)
+        .build()?;
+    Ok(host)
+}
+
+/// `wasmig test`: the plugins to test and what they depend on are copied into a scratch
+/// plugins directory, and tested on a scratch SQLite file unless `--db` names a database.
+async fn test(
+    cli: &Cli,
+    target: Option<&std::path::Path>,
+    with: &[PathBuf],
+    require_reversible: bool,
+) -> Result<ExitCode> {
+    let scratch = tempfile::tempdir().context("cannot make a scratch directory")?;
+    let plugins = scratch.path().join("plugins");
+    std::fs::create_dir(&plugins)?;
+    let db = if cli.db_given {
+        cli.db.clone()
+    } else {
+        scratch.path().join("test.db")
+    };
+    let target = target.unwrap_or(&cli.plugins);
+    let wasm_in = |dir: &std::path::Path| -> Result<Vec<PathBuf>> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+            .collect();
+        files.sort();
+        Ok(files)
+    };
+    // Reads manifests only; runs nothing.
+    let reader = build_host(cli, &plugins, &db)?;
+    let mut names_of = std::collections::BTreeMap::new();
+    let (tested, mut pool): (Vec<PathBuf>, Vec<PathBuf>) = if target.is_dir() {
+        (wasm_in(target)?, Vec::new())
+    } else {
+        let dir = target.parent().unwrap_or(std::path::Path::new("."));
+        let siblings = wasm_in(if dir.as_os_str().is_empty() {
+            std::path::Path::new(".")
+        } else {
+            dir
+        })?;
+        (vec![target.to_path_buf()], siblings)
+    };
+    if tested.is_empty() {
+        bail!("no plugin (.wasm file) in {}", target.display());
+    }
+    pool.extend(with.iter().cloned());
+    let mut manifests = std::collections::BTreeMap::new();
+    for file in tested.iter().chain(&with.to_vec()) {
+        let manifest = reader
+            .inspect(file)
+            .await
+            .with_context(|| format!("cannot read plugin {}", file.display()))?
+            .manifest;
+        names_of.insert(file.clone(), manifest.name.clone());
+        manifests.insert(manifest.name.clone(), (file.clone(), manifest));
+    }
+    // What the tested plugins depend on, transitively, from the pool.
+    let mut wanted: Vec<String> = manifests
+        .values()
+        .flat_map(|(_, m)| m.depends_on.iter().map(|d| d.name.clone()))
+        .collect();
+    while let Some(name) = wanted.pop() {
+        if manifests.contains_key(&name) {
+            continue;
+        }
+        let mut found = false;
+        for file in &pool {
+            let Ok(inspection) = reader.inspect(file).await else {
+                continue;
+            };
+            if inspection.manifest.name == name {
+                wanted.extend(
+                    inspection
+                        .manifest
+                        .depends_on
+                        .iter()
+                        .map(|d| d.name.clone()),
+                );
+                manifests.insert(name.clone(), (file.clone(), inspection.manifest));
+                found = true;
+                break;
+            }
+        }
+        if !found {
+            bail!(
+                "a tested plugin depends on {name}, which is not in {} (give its file with --with)",
+                target.display()
+            );
+        }
+    }
+    for (name, (file, _)) in &manifests {
+        std::fs::copy(file, plugins.join(format!("{name}.wasm")))
+            .with_context(|| format!("cannot copy {}", file.display()))?;
+    }
+    let host = build_host(cli, &plugins, &db)?;
+    let under_test: Vec<String> = tested
+        .iter()
+        .filter_map(|f| names_of.get(f).cloned())
+        .collect();
+    let report = host
+        .test(&under_test, &wasmig::TestOptions { require_reversible })
+        .await?;
+    print_test(&report, cli.json)?;
+    Ok(if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

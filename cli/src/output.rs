@@ -483,3 +483,77 @@ pub(crate) fn describe_problem(p: &Problem) -> String {
     };
     format!("{p}{hint}")
 }
+
+/// `wasmig test`'s report: per plugin, per step, the differences found.
+pub(crate) fn print_test(report: &wasmig::TestReport, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(report);
+    }
+    use wasmig::Check;
+    let word = |c: &Check| match c {
+        Check::Passed => "ok",
+        Check::Failed { .. } => "FAILED",
+        Check::Differs { .. } => "DIFFERS",
+        Check::Irreversible => "irreversible",
+        Check::NotRun => "not run",
+    };
+    for plugin in &report.plugins {
+        let mut t = Table::new();
+        t.load_preset(UTF8_FULL_CONDENSED).set_header([
+            "PLUGIN",
+            "VERSION",
+            "UP",
+            "DOWN",
+            "DESCRIPTION",
+        ]);
+        for s in &plugin.steps {
+            t.add_row([
+                plugin.plugin.as_str(),
+                s.version.as_str(),
+                word(&s.up),
+                word(&s.down),
+                s.description.as_str(),
+            ]);
+        }
+        println!("{t}");
+        for s in &plugin.steps {
+            for (half, check) in [("up", &s.up), ("down", &s.down)] {
+                match check {
+                    Check::Failed { error } => {
+                        println!("{} {} {half}: {error}", plugin.plugin, s.version)
+                    }
+                    Check::Differs { differences } => {
+                        println!(
+                            "{} {} {half} does not restore the schema from before {}'s up \
+                             step (- missing, + left over):",
+                            plugin.plugin, s.version, s.version
+                        );
+                        for d in differences {
+                            println!("  {d}");
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if !plugin.reapplied.is_empty() {
+            println!(
+                "{}: applying every step again gives another schema than the first pass (- \
+                 first pass only, + second pass only):",
+                plugin.plugin
+            );
+            for d in &plugin.reapplied {
+                println!("  {d}");
+            }
+        }
+        if let Some(e) = &plugin.error {
+            println!("{}: {e}", plugin.plugin);
+        }
+        println!(
+            "{}: {}",
+            plugin.plugin,
+            if plugin.passed { "passed" } else { "FAILED" }
+        );
+    }
+    Ok(())
+}

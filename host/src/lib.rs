@@ -35,6 +35,7 @@ pub mod policy;
 mod reports;
 mod runtime;
 pub mod sqlite_memory;
+mod testing;
 
 use host::Inner;
 use loader::{Loaded, combine, on_cores};
@@ -51,6 +52,7 @@ pub use policy::Policy;
 pub use reports::{Compiled, DownOptions, Inspection, PluginAccess, PluginStatus, UpOptions};
 pub use runtime::{Compiler, Limits};
 pub use store::sqlite::Overrun;
+pub use testing::{Check, PluginTest, StepTest, TestOptions, TestReport};
 
 /// Compiles the README's Rust snippets as doc tests, so the embedding example cannot rot.
 #[doc = include_str!("../../README.md")]

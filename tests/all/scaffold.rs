@@ -1,7 +1,8 @@
-//! `wasmig new` and `wasmig add`: a plugin crate made by the binary builds (offline, against
-//! the workspace's SDK), applies, and rolls back to nothing; so does every template.
+//! The plugin author's toolkit: a plugin crate made by `wasmig new` builds (offline, against
+//! the workspace's SDK) and passes `wasmig test` unchanged; so does every `wasmig add`
+//! template; `wasmig test` finds a down step that does not undo its up step.
 
-use crate::support::{Env, wasmig};
+use crate::support::{Env, artifacts, wasmig};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -27,7 +28,7 @@ fn fails_in(dir: &Path, args: &[&str]) -> String {
 }
 
 /// Builds the plugin crate in `dir` with one cargo command, as its README says, and returns
-/// the component.
+/// the component. Every test's crate has a name of its own: they share a target directory.
 fn build(dir: &Path, file_stem: &str) -> PathBuf {
     let target = workspace().join("target/scaffold-cases");
     let out = Command::new(env!("CARGO"))
@@ -82,7 +83,10 @@ fn a_new_plugin_builds_applies_and_rolls_back_to_nothing() {
     }
     let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
     assert!(readme.contains("shop__*"), "{readme}");
-    std::fs::copy(build(&dir, "shop"), env.plugins.join("shop.wasm")).unwrap();
+    let built = build(&dir, "shop");
+    let out = run_in(env.dir.path(), &["test", built.to_str().unwrap()]);
+    assert!(out.contains("shop: passed"), "{out}");
+    std::fs::copy(&built, env.plugins.join("shop.wasm")).unwrap();
     env.ok(&["up"]);
     assert!(env.tables().contains(&"shop__item".to_string()));
     env.ok(&["uninstall", "shop"]);
@@ -92,7 +96,7 @@ fn a_new_plugin_builds_applies_and_rolls_back_to_nothing() {
 #[test]
 fn every_template_adds_a_step_that_applies_and_rolls_back() {
     let env = Env::new();
-    let dir = new_crate(&env, "shop");
+    let dir = new_crate(&env, "store");
     let adds: &[&[&str]] = &[
         &[
             "add",
@@ -156,27 +160,36 @@ fn every_template_adds_a_step_that_applies_and_rolls_back() {
     assert!(manifest.contains("version = \"0.7.0\""), "{manifest}");
     assert!(dir.join("migrations/0.7.0-fill-labels.rs").is_file());
 
+    let built = build(&dir, "store");
+    let report = wasmig()
+        .args(["--json", "test", built.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(report.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(report["passed"], true, "{report}");
+    assert_eq!(report["plugins"][0]["steps"].as_array().unwrap().len(), 7);
     // The first step alone, rows in it, then every added step.
-    std::fs::copy(build(&dir, "shop"), env.plugins.join("shop.wasm")).unwrap();
-    env.ok(&["up", "shop@0.1.0"]);
-    env.exec("INSERT INTO shop__item (id, name) VALUES (1, 'a'), (2, 'b')");
+    std::fs::copy(&built, env.plugins.join("store.wasm")).unwrap();
+    env.ok(&["up", "store@0.1.0"]);
+    env.exec("INSERT INTO store__item (id, name) VALUES (1, 'a'), (2, 'b')");
     let before = env.dump_except_ledger();
     env.ok(&["up"]);
     assert_eq!(
-        env.rows("SELECT id, labels FROM shop__item ORDER BY id"),
+        env.rows("SELECT id, labels FROM store__item ORDER BY id"),
         ["1|labels-1", "2|labels-2"]
     );
-    assert!(env.tables().contains(&"shop__purchases".to_string()));
+    assert!(env.tables().contains(&"store__purchases".to_string()));
     // Down to the first step: what it was before the added steps, rows included.
-    env.ok(&["down", "shop", "--to", "0.1.0"]);
+    env.ok(&["down", "store", "--to", "0.1.0"]);
     let after = env.dump_except_ledger();
     assert_eq!(
         after.replace("0.7.0", "0.1.0"),
         before.replace("0.7.0", "0.1.0"),
         "the added steps' down steps undo their up steps"
     );
-    env.ok(&["uninstall", "shop"]);
-    assert!(!env.tables().iter().any(|t| t.starts_with("shop__")));
+    env.ok(&["uninstall", "store"]);
+    assert!(!env.tables().iter().any(|t| t.starts_with("store__")));
 }
 
 #[test]
@@ -219,4 +232,125 @@ fn bad_names_and_missing_arguments_are_clear_errors() {
     // Nothing was written by the failed commands.
     let steps = std::fs::read_dir(dir.join("migrations")).unwrap().count();
     assert_eq!(steps, 2);
+}
+
+#[test]
+fn a_down_step_that_forgets_an_index_fails_wasmig_test_naming_it() {
+    let env = Env::new();
+    let dir = new_crate(&env, "forgetful");
+    run_in(
+        &dir,
+        &[
+            "add",
+            "index names",
+            "--template",
+            "add-index",
+            "--table",
+            "item",
+            "--column",
+            "name",
+        ],
+    );
+    std::fs::write(
+        dir.join("migrations/0.2.0-index-names.down.sql"),
+        "SELECT 1;\n",
+    )
+    .unwrap();
+    let built = build(&dir, "forgetful");
+    let out = wasmig()
+        .args(["test", built.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("forgetful 0.2.0 down does not restore the schema"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("+ index forgetful__item_name_idx on forgetful__item (name)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("forgetful: FAILED"), "{stdout}");
+}
+
+#[test]
+fn an_irreversible_step_is_reported_and_fails_only_when_steps_must_be_reversible() {
+    let env = Env::new();
+    let dir = new_crate(&env, "oneway");
+    run_in(
+        &dir,
+        &[
+            "add",
+            "add notes",
+            "--template",
+            "add-column",
+            "--table",
+            "item",
+            "--column",
+            "notes",
+        ],
+    );
+    std::fs::remove_file(dir.join("migrations/0.2.0-add-notes.down.sql")).unwrap();
+    let built = build(&dir, "oneway");
+    let out = run_in(env.dir.path(), &["test", built.to_str().unwrap()]);
+    assert!(out.contains("irreversible"), "{out}");
+    assert!(out.contains("oneway: passed"), "{out}");
+    let out = wasmig()
+        .args(["test", "--require-reversible", built.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("oneway: FAILED"));
+}
+
+#[test]
+fn wasmig_test_takes_dependencies_from_the_plugins_directory_or_with() {
+    // notes depends on accounts, which sits beside it.
+    let env = Env::new();
+    let out = run_in(env.dir.path(), &["test", artifacts::NOTES]);
+    assert!(out.contains("notes: passed"), "{out}");
+    // Alone in a directory, accounts is missing until it is given.
+    let alone = env.dir.path().join("alone");
+    std::fs::create_dir(&alone).unwrap();
+    std::fs::copy(artifacts::NOTES, alone.join("notes.wasm")).unwrap();
+    let err = fails_in(env.dir.path(), &["test", "alone/notes.wasm"]);
+    assert!(err.contains("depends on accounts"), "{err}");
+    let out = run_in(
+        env.dir.path(),
+        &["test", "alone/notes.wasm", "--with", artifacts::ACCOUNTS],
+    );
+    assert!(out.contains("notes: passed"), "{out}");
+    // The scratch database is the test's own: nothing was written here.
+    assert!(!env.dir.path().join("wasmig.db").exists());
+}
+
+#[test]
+fn wasmig_test_runs_on_postgres_with_db() {
+    let env = Env::postgres();
+    let dir = new_crate(&env, "shelf");
+    run_in(
+        &dir,
+        &[
+            "add",
+            "add tags",
+            "--template",
+            "add-column",
+            "--table",
+            "item",
+            "--column",
+            "tags",
+        ],
+    );
+    let built = build(&dir, "shelf");
+    let out = run_in(
+        env.dir.path(),
+        &[
+            "--db",
+            env.db.to_str().unwrap(),
+            "test",
+            built.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("shelf: passed"), "{out}");
 }

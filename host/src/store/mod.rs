@@ -141,6 +141,10 @@ pub(crate) trait Backend: Send {
     fn record(&mut self, entry: &LedgerEntry) -> crate::Result<()>;
     /// Reads the ledger, oldest first, optionally for one plugin.
     fn history(&mut self, plugin: Option<&str>) -> crate::Result<Vec<LedgerEntry>>;
+    /// The plugin's objects as the database describes them, one line per object, column,
+    /// index and constraint, sorted: two descriptions are equal when the plugin's schema is
+    /// (`wasmig test` compares them). Outside any transaction of a step.
+    fn describe_schema(&mut self, plugin: &str) -> crate::Result<Vec<String>>;
     /// Stores a component's bytes and manifest under its SHA-256, if not stored yet.
     fn store_component(
         &mut self,

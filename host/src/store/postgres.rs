@@ -122,6 +122,42 @@ enum Open {
     },
 }
 
+/// The objects of schema `$1`, one line each, as the server describes them: relations,
+/// columns with their types, defaults and nullability, indexes, constraints, views,
+/// triggers, functions and types.
+const DESCRIBE_SCHEMA: &str = "
+WITH s AS (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1),
+rel AS (SELECT c.oid, c.relname, c.relkind FROM pg_catalog.pg_class c
+         WHERE c.relnamespace = (SELECT oid FROM s) AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f'))
+SELECT CASE relkind WHEN 'r' THEN 'table ' WHEN 'p' THEN 'table ' WHEN 'v' THEN 'view '
+                    WHEN 'm' THEN 'materialized view ' WHEN 'S' THEN 'sequence '
+                    ELSE 'foreign table ' END || relname
+       || CASE WHEN relkind IN ('v', 'm') THEN ': ' || pg_catalog.pg_get_viewdef(oid) ELSE '' END
+  FROM rel
+UNION ALL
+SELECT 'column ' || r.relname || '.' || a.attname || ' '
+       || pg_catalog.format_type(a.atttypid, a.atttypmod)
+       || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+       || coalesce(' default ' || pg_catalog.pg_get_expr(d.adbin, d.adrelid), '')
+  FROM rel r JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid
+  LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+ WHERE a.attnum > 0 AND NOT a.attisdropped AND r.relkind IN ('r', 'p', 'f')
+UNION ALL
+SELECT 'index ' || pg_catalog.pg_get_indexdef(i.indexrelid)
+  FROM rel r JOIN pg_catalog.pg_index i ON i.indrelid = r.oid
+UNION ALL
+SELECT 'constraint ' || k.conname || ' on ' || r.relname || ': ' || pg_catalog.pg_get_constraintdef(k.oid)
+  FROM rel r JOIN pg_catalog.pg_constraint k ON k.conrelid = r.oid
+UNION ALL
+SELECT 'trigger ' || pg_catalog.pg_get_triggerdef(t.oid)
+  FROM rel r JOIN pg_catalog.pg_trigger t ON t.tgrelid = r.oid WHERE NOT t.tgisinternal
+UNION ALL
+SELECT 'function ' || p.oid::pg_catalog.regprocedure::text
+  FROM pg_catalog.pg_proc p WHERE p.pronamespace = (SELECT oid FROM s)
+UNION ALL
+SELECT 'type ' || t.typname FROM pg_catalog.pg_type t
+ WHERE t.typnamespace = (SELECT oid FROM s) AND t.typrelid = 0 AND t.typelem = 0";
+
 /// What makes a plugin's session the host's again: the session's settings back to the
 /// role's, and names resolved in the system catalogs first, whatever the plugin set.
 const HOST_TURN: &str = "RESET ALL; SET search_path = pg_catalog, pg_temp";
@@ -662,6 +698,20 @@ impl Backend for PgBackend {
 
     fn record(&mut self, e: &LedgerEntry) -> Result<()> {
         PgBackend::record(self, e)
+    }
+
+    fn describe_schema(&mut self, plugin: &str) -> Result<Vec<String>> {
+        let schema = names_of(&self.database, plugin)
+            .map_err(|e| self.error(&format!("plugin {plugin}"), e))?
+            .schema;
+        let rows = self.host_run(
+            "cannot describe the plugin's schema",
+            DESCRIBE_SCHEMA,
+            vec![Param::Text(schema)],
+        )?;
+        let mut lines: Vec<String> = rows.iter().map(|r| Self::text(&r[0])).collect();
+        lines.sort();
+        Ok(lines)
     }
 
     fn history(&mut self, plugin: Option<&str>) -> Result<Vec<LedgerEntry>> {

@@ -335,6 +335,10 @@ impl Backend for SqliteBackend {
         SqliteBackend::record(self, e)
     }
 
+    fn describe_schema(&mut self, plugin: &str) -> Result<Vec<String>> {
+        SqliteBackend::describe_schema(self, plugin)
+    }
+
     fn history(&mut self, plugin: Option<&str>) -> Result<Vec<LedgerEntry>> {
         SqliteBackend::history(self, plugin)
     }

@@ -302,6 +302,148 @@ impl SqliteBackend {
         Ok(())
     }
 
+    /// See [`crate::store::Backend::describe_schema`]: tables by their columns
+    /// (`table_xinfo`), indexes by their columns (`index_xinfo`, the constraints' own
+    /// included), views and triggers by their SQL with spacing and quoting normalised.
+    pub(super) fn describe_schema(&mut self, plugin: &str) -> Result<Vec<String>> {
+        let ns = crate::manifest::namespace(plugin);
+        let conn = &self.conn;
+        let fail = |e: rusqlite::Error| self.error("cannot describe the plugin's schema", e);
+        let objects: Vec<(String, String, String, Option<String>)> = conn
+            .prepare(
+                "SELECT type, name, tbl_name, sql FROM main.sqlite_schema
+                  WHERE substr(lower(name), 1, length(?1)) = ?1
+                     OR (type = 'index' AND substr(lower(tbl_name), 1, length(?1)) = ?1)
+                  ORDER BY name",
+            )
+            .and_then(|mut s| {
+                s.query_map([&ns], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                    .collect()
+            })
+            .map_err(fail)?;
+        // SQL as SQLite keeps it may differ in spacing and quoting after a rename and back.
+        let normal = |sql: &str| {
+            sql.replace(['"', '`', '[', ']'], "")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_lowercase()
+        };
+        let mut lines = Vec::new();
+        for (kind, name, table, sql) in &objects {
+            match kind.as_str() {
+                "table" => {
+                    let sql = sql.as_deref().unwrap_or_default();
+                    if sql.to_lowercase().starts_with("create virtual table") {
+                        lines.push(format!("virtual table {name}: {}", normal(sql)));
+                        continue;
+                    }
+                    lines.push(format!("table {name}"));
+                    let columns: Vec<String> = conn
+                        .prepare("SELECT name, type, \"notnull\", dflt_value, pk, hidden FROM pragma_table_xinfo(?1)")
+                        .and_then(|mut s| {
+                            s.query_map([name], |r| {
+                                let (column, ty, notnull, default, pk, hidden): (
+                                    String,
+                                    String,
+                                    bool,
+                                    Option<String>,
+                                    i64,
+                                    i64,
+                                ) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
+                                let mut line = format!("column {name}.{column} {ty}");
+                                if notnull {
+                                    line.push_str(" not null");
+                                }
+                                if let Some(d) = default {
+                                    line.push_str(&format!(" default {d}"));
+                                }
+                                if pk > 0 {
+                                    line.push_str(&format!(" primary key {pk}"));
+                                }
+                                if hidden > 0 {
+                                    line.push_str(" generated");
+                                }
+                                Ok(line)
+                            })?
+                            .collect()
+                        })
+                        .map_err(fail)?;
+                    lines.extend(columns);
+                    let indexes: Vec<(String, bool, String, bool)> = conn
+                        .prepare(
+                            "SELECT name, \"unique\", origin, partial FROM pragma_index_list(?1)",
+                        )
+                        .and_then(|mut s| {
+                            s.query_map([name], |r| {
+                                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                            })?
+                            .collect()
+                        })
+                        .map_err(fail)?;
+                    for (index, unique, origin, partial) in indexes {
+                        let keys: Vec<String> = conn
+                            .prepare(
+                                "SELECT coalesce(name, '<expression>') || CASE desc WHEN 1 THEN ' desc' ELSE '' END
+                                   FROM pragma_index_xinfo(?1) WHERE key ORDER BY seqno",
+                            )
+                            .and_then(|mut s| s.query_map([&index], |r| r.get(0))?.collect())
+                            .map_err(fail)?;
+                        // The constraints' own indexes are named by SQLite in the order they
+                        // were made: described by what they index, not by name.
+                        let label = if origin == "c" {
+                            format!("index {index}")
+                        } else {
+                            format!(
+                                "{} index",
+                                if origin == "pk" {
+                                    "primary key"
+                                } else {
+                                    "unique"
+                                }
+                            )
+                        };
+                        lines.push(format!(
+                            "{label} on {name} ({}){}{}",
+                            keys.join(", "),
+                            if unique { " unique" } else { "" },
+                            if partial { " partial" } else { "" },
+                        ));
+                    }
+                    let keys: Vec<String> = conn
+                        .prepare(
+                            "SELECT \"table\", group_concat(\"from\" || '->' || coalesce(\"to\", ''), ', '),
+                                    on_update, on_delete
+                               FROM pragma_foreign_key_list(?1) GROUP BY id ORDER BY id",
+                        )
+                        .and_then(|mut s| {
+                            s.query_map([name], |r| {
+                                Ok(format!(
+                                    "foreign key {name} -> {} ({}) on update {} on delete {}",
+                                    r.get::<_, String>(0)?,
+                                    r.get::<_, String>(1)?,
+                                    r.get::<_, String>(2)?,
+                                    r.get::<_, String>(3)?
+                                ))
+                            })?
+                            .collect()
+                        })
+                        .map_err(fail)?;
+                    lines.extend(keys);
+                }
+                // Indexes come with their tables (an index on another plugin's table is
+                // not the plugin's to have).
+                "index" => {}
+                other => lines.push(format!(
+                    "{other} {name} on {table}: {}",
+                    normal(sql.as_deref().unwrap_or_default())
+                )),
+            }
+        }
+        lines.sort();
+        Ok(lines)
+    }
+
     pub(super) fn history(&mut self, plugin: Option<&str>) -> Result<Vec<LedgerEntry>> {
         if !self.has_host_tables()? {
             return Ok(Vec::new());
