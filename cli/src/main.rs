@@ -177,7 +177,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 return print_run(&host.up(options).await?, cli.json);
             }
             let mut out = Progress::new(cli.json, Direction::Up);
-            let result = host.up_with(options, &mut |step| out.step(step)).await;
+            let result = host.up_with(options, &mut |event| out.event(event)).await;
             return out.finish(result);
         }
         Command::Plan { target } => {
@@ -265,7 +265,7 @@ async fn down(host: &Host, options: DownOptions, as_json: bool) -> Result<ExitCo
         return print_run(&host.down(options).await?, as_json);
     }
     let mut out = Progress::new(as_json, Direction::Down);
-    let result = host.down_with(options, &mut |step| out.step(step)).await;
+    let result = host.down_with(options, &mut |event| out.event(event)).await;
     out.finish(result)
 }
 

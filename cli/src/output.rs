@@ -14,15 +14,44 @@ pub(crate) fn json(value: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
-/// Prints a real run as it goes, one line (or one JSON array element) per step as the step
-/// ends, so a run over thousands of plugins shows progress and holds no table of them. The
-/// JSON document has the shape of [`RunReport`]'s; when the run stops with an error after
-/// some steps, it ends with an `"error"` field, and the error also goes to stderr.
+/// Prints a real run as it goes, one line per step as the step ends, so a run over thousands
+/// of plugins shows progress and holds no table of them. On a terminal a progress bar on
+/// stderr shows the steps done of the total, the step running and the time elapsed. With
+/// `--json`, one JSON object per line: `planned`, then `started` and `step` for each step,
+/// and `finished` (the rest of the run's report) or `error` at the end.
 pub(crate) struct Progress {
-    pub(crate) json: bool,
-    pub(crate) direction: Direction,
-    pub(crate) started: bool,
-    pub(crate) ran: usize,
+    json: bool,
+    direction: Direction,
+    /// Something was printed (the header of the plain lines, or a JSON line).
+    started: bool,
+    ran: usize,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+/// One line of `--json` output of a real run.
+#[derive(serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum Line<'a> {
+    Planned {
+        steps: usize,
+    },
+    Started {
+        plugin: &'a str,
+        version: &'a str,
+        description: &'a str,
+        direction: &'a str,
+    },
+    Step(&'a wasmig::StepReport),
+    Finished {
+        ran: usize,
+        failed: Option<&'a wasmig::StepReport>,
+        not_run: &'a [wasmig::PlannedStep],
+        already_done: &'a [wasmig::PlannedStep],
+    },
+    Error {
+        ran: usize,
+        error: String,
+    },
 }
 
 impl Progress {
@@ -32,78 +61,130 @@ impl Progress {
             direction,
             started: false,
             ran: 0,
+            bar: None,
         }
     }
 
-    pub(crate) fn step(&mut self, step: wasmig::StepReport) {
+    fn line(&mut self, line: &Line<'_>) {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
-        if self.json {
-            let prefix = if self.started {
-                ","
-            } else {
-                "{\n  \"dry_run\": false,\n  \"steps\": ["
-            };
-            let body = serde_json::to_string_pretty(&step).unwrap_or_default();
-            let _ = write!(out, "{prefix}\n    {}", body.replace('\n', "\n    "));
-        } else {
-            if !self.started {
-                let _ = writeln!(
-                    out,
-                    "{:<9}  {:<9}  {:<24} {:<10} {:>8} {:>10}  DESCRIPTION",
-                    "OUTCOME", "DIRECTION", "PLUGIN", "VERSION", "ROWS", "DURATION"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "{:<9}  {:<9}  {:<24} {:<10} {:>8} {:>10}  {}",
-                step.outcome.as_str(),
-                step.direction.as_str(),
-                step.plugin,
-                step.version,
-                step.rows_changed,
-                duration(step.duration_us),
-                step.description
-            );
-            if let Some(e) = &step.error {
-                let _ = writeln!(out, "  error: {e}");
-            }
+        if let Ok(text) = serde_json::to_string(line) {
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
         }
-        let _ = out.flush();
         self.started = true;
+    }
+
+    pub(crate) fn event(&mut self, event: wasmig::RunEvent) {
+        use wasmig::RunEvent;
+        match event {
+            RunEvent::Planned { steps } => {
+                if self.json {
+                    self.line(&Line::Planned { steps });
+                } else if steps > 0 && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                    let bar = indicatif::ProgressBar::new(steps as u64);
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template(
+                            "{elapsed_precise} [{bar:30}] {pos}/{len} steps  {msg}",
+                        )
+                        .expect("a valid template")
+                        .progress_chars("=> "),
+                    );
+                    bar.enable_steady_tick(Duration::from_millis(200));
+                    self.bar = Some(bar);
+                }
+            }
+            RunEvent::Started {
+                plugin,
+                version,
+                description,
+                direction,
+            } => {
+                if self.json {
+                    self.line(&Line::Started {
+                        plugin: &plugin,
+                        version: &version,
+                        description: &description,
+                        direction: direction.as_str(),
+                    });
+                } else if let Some(bar) = &self.bar {
+                    bar.set_message(format!(
+                        "{plugin} {version} {}: {description}",
+                        direction.as_str()
+                    ));
+                }
+            }
+            RunEvent::Ended(step) => self.step(step),
+        }
+    }
+
+    fn step(&mut self, step: wasmig::StepReport) {
         self.ran += 1;
+        if self.json {
+            self.line(&Line::Step(&step));
+            return;
+        }
+        let mut text = String::new();
+        if !self.started {
+            text.push_str(&format!(
+                "{:<9}  {:<9}  {:<24} {:<10} {:>8} {:>10}  DESCRIPTION\n",
+                "OUTCOME", "DIRECTION", "PLUGIN", "VERSION", "ROWS", "DURATION"
+            ));
+        }
+        text.push_str(&format!(
+            "{:<9}  {:<9}  {:<24} {:<10} {:>8} {:>10}  {}",
+            step.outcome.as_str(),
+            step.direction.as_str(),
+            step.plugin,
+            step.version,
+            step.rows_changed,
+            duration(step.duration_us),
+            step.description
+        ));
+        if let Some(e) = &step.error {
+            text.push_str(&format!("\n  error: {e}"));
+        }
+        self.started = true;
+        // Above the bar, which is drawn again below the line.
+        let print = || {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
+        };
+        match &self.bar {
+            Some(bar) => {
+                bar.suspend(print);
+                bar.inc(1);
+            }
+            None => print(),
+        }
     }
 
     /// Ends the output with the run's outcome; an error is returned (and printed by `main`)
-    /// after the JSON document is closed.
-    pub(crate) fn finish(self, result: wasmig::Result<RunReport>) -> Result<ExitCode> {
-        let rest = match &result {
-            _ if !self.json => None,
-            Ok(report) => Some(serde_json::to_value(report)?),
-            Err(e) if self.started => {
-                Some(serde_json::json!({ "ran": self.ran, "error": describe_wasmig(e) }))
+    /// after the JSON lines end with it.
+    pub(crate) fn finish(mut self, result: wasmig::Result<RunReport>) -> Result<ExitCode> {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if self.json {
+            match &result {
+                Ok(report) => self.line(&Line::Finished {
+                    ran: report.ran,
+                    failed: report.failed.as_ref(),
+                    not_run: &report.not_run,
+                    already_done: &report.already_done,
+                }),
+                // Nothing printed yet: the error alone, as for any other command.
+                Err(e) if self.started => {
+                    let line = Line::Error {
+                        ran: self.ran,
+                        error: describe_wasmig(e),
+                    };
+                    self.line(&line);
+                }
+                Err(_) => {}
             }
-            // Nothing printed yet: the error alone, as for any other command.
-            Err(_) => None,
-        };
-        if let Some(mut rest) = rest {
-            let fields = rest.as_object_mut().expect("a report is an object");
-            fields.remove("steps");
-            fields.remove("dry_run");
-            let mut text = if self.started {
-                "\n  ],".to_string()
-            } else {
-                "{\n  \"dry_run\": false,\n  \"steps\": [],".to_string()
-            };
-            for (i, (key, value)) in fields.iter().enumerate() {
-                let value = serde_json::to_string_pretty(value)?.replace('\n', "\n  ");
-                let comma = if i + 1 < fields.len() { "," } else { "" };
-                text.push_str(&format!(
-                    "\n  {}: {value}{comma}",
-                    serde_json::to_string(key)?
-                ));
-            }
-            println!("{text}\n}}");
         }
         let report = result?;
         if !self.json {

@@ -19,15 +19,21 @@ impl Host {
     /// failing step is reported in the returned report instead of as an error.
     pub async fn up(&self, options: UpOptions) -> Result<RunReport> {
         let mut steps = Vec::new();
-        let report = self.up_with(options, &mut |step| steps.push(step)).await?;
+        let report = self
+            .up_with(options, &mut |event| {
+                if let RunEvent::Ended(step) = event {
+                    steps.push(step)
+                }
+            })
+            .await?;
         Ok(RunReport { steps, ..report })
     }
 
-    /// [`Host::up`], handing each step's report to `on_step` as soon as the step has
-    /// committed (or rolled back) instead of collecting them: the returned report's `steps`
-    /// stays empty, so a run over thousands of plugins holds no per-step state, and a caller
-    /// can show progress. When a step fails, `on_step` gets its report before the error
-    /// returns.
+    /// [`Host::up`], handing the run's events to `on_step` instead of collecting the steps'
+    /// reports: how many steps it plans, each step as it starts, and each step's report as
+    /// soon as the step has committed (or rolled back). The returned report's `steps` stays
+    /// empty, so a run over thousands of plugins holds no per-step state, and a caller can
+    /// show progress. When a step fails, `on_step` gets its report before the error returns.
     pub async fn up_with(&self, options: UpOptions, on_step: StepSink<'_>) -> Result<RunReport> {
         let mode = if options.dry_run {
             Mode::DryRun
@@ -70,7 +76,11 @@ impl Host {
     pub async fn down(&self, options: DownOptions) -> Result<RunReport> {
         let mut steps = Vec::new();
         let report = self
-            .down_with(options, &mut |step| steps.push(step))
+            .down_with(options, &mut |event| {
+                if let RunEvent::Ended(step) = event {
+                    steps.push(step)
+                }
+            })
             .await?;
         Ok(RunReport { steps, ..report })
     }

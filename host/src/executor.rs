@@ -66,8 +66,32 @@ impl RunReport {
     }
 }
 
-/// Receives each step's report as soon as the step has committed or rolled back.
-pub type StepSink<'a> = &'a mut (dyn FnMut(StepReport) + Send);
+/// What a run tells its observer as it goes ([`StepSink`]).
+#[derive(Debug, Clone)]
+pub enum RunEvent {
+    /// Before the first step: how many steps the run plans.
+    Planned {
+        /// The steps planned.
+        steps: usize,
+    },
+    /// A step is about to run.
+    Started {
+        /// The plugin.
+        plugin: String,
+        /// The step's version.
+        version: String,
+        /// The step's description.
+        description: String,
+        /// Up or down.
+        direction: Direction,
+    },
+    /// A step has committed or rolled back: its report.
+    Ended(StepReport),
+}
+
+/// Receives a run's events: its plan's size, each step as it starts, and each step's report
+/// as soon as the step has committed or rolled back.
+pub type StepSink<'a> = &'a mut (dyn FnMut(RunEvent) + Send);
 
 /// The log target of the line each step's end writes (`wasmig::step`): a front end that
 /// shows the steps itself (the binary) can leave it out.
@@ -201,6 +225,9 @@ pub(crate) async fn run(
     // A dry run's transaction was opened with the database (host tables included).
     // One compiled component at a time runs: the steps of one component are consecutive, a
     // group, whose `PlannedStep`s exist only while it runs.
+    on_step(RunEvent::Planned {
+        steps: groups.iter().map(Group::len).sum(),
+    });
     let mut rest = groups;
     rest.reverse();
     // How many groups each component runs (one, for the plans the planner makes).
@@ -257,6 +284,12 @@ pub(crate) async fn run(
                     let label = crate::runtime::step_label(&next.plugin, &next.version.to_string());
                     tokio::spawn(async move { runtime.instantiate_for_step(&loaded, &label).await })
                 });
+            on_step(RunEvent::Started {
+                plugin: step.plugin.clone(),
+                version: step.version.to_string(),
+                description: step.description.clone(),
+                direction: step.direction,
+            });
             let mut ready = ready;
             let mut attempt = 1;
             let result = loop {
@@ -329,7 +362,7 @@ pub(crate) async fn run(
                     if failed {
                         report.failed = Some(step_report.clone());
                     }
-                    on_step(step_report);
+                    on_step(RunEvent::Ended(step_report));
                     if failed {
                         stopped_at = Some(i + 1);
                         break;
@@ -368,6 +401,13 @@ pub(crate) enum Group {
 }
 
 impl Group {
+    fn len(&self) -> usize {
+        match self {
+            Group::Steps(steps) => steps.len(),
+            Group::Pending(p) => p.migrations.len(),
+        }
+    }
+
     fn sha(&self) -> &str {
         match self {
             Group::Steps(steps) => &steps[0].component_sha256,

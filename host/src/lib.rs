@@ -43,7 +43,7 @@ use wasmig_format::declaration;
 
 pub use builder::{HostBuilder, default_cache_dir};
 pub use error::{Error, Result};
-pub use executor::{RunReport, STEP_LOG, StepReport, StepSink};
+pub use executor::{RunEvent, RunReport, STEP_LOG, StepReport, StepSink};
 pub use host::Host;
 pub use ledger::{Direction, LedgerEntry, Outcome};
 pub use manifest::Manifest;

@@ -51,8 +51,15 @@ fn a_batch_inserts_every_row_across_calls_and_chunks() {
     // 10,000 rows of 4 values: three execute-batch-packed calls (16,384 values each at most),
     // each bound by the host in chunks of 1,024 rows.
     let env = bench("batch", 10_000);
-    let report = env.json(&["up"]);
-    assert_eq!(report["steps"][0]["rows_changed"], 10_000, "{report}");
+    let lines = env.json_lines(&["up"]);
+    let step = lines.iter().find(|l| l["event"] == "step").unwrap();
+    assert_eq!(step["rows_changed"], 10_000, "{lines:?}");
+    let last = lines.last().unwrap();
+    assert_eq!(
+        (&last["event"], &last["ran"]),
+        (&"finished".into(), &1.into()),
+        "{lines:?}"
+    );
     assert_eq!(summary(&env), expected(10_000));
 }
 

@@ -195,7 +195,7 @@ on_both! {
 }
 
 #[test]
-fn up_prints_each_step_as_it_ends_and_json_stays_one_document_when_a_step_fails() {
+fn up_prints_each_step_as_it_ends_and_json_lines_end_with_the_error_when_a_step_fails() {
     let env = Env::new();
     env.add(artifacts::FAILING, "failing.wasm");
     let out = env.run(&["up"]);
@@ -235,23 +235,33 @@ fn up_prints_each_step_as_it_ends_and_json_stays_one_document_when_a_step_fails(
         stderr.contains("error: plugin failing migration 0.2.0"),
         "{stderr}"
     );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
-    let steps = report["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 2, "{report}");
-    assert_eq!(steps[0]["outcome"], "succeeded");
-    assert_eq!(steps[1]["outcome"], "failed");
-    assert_eq!(steps[1]["error"], "deliberate failure after writing rows");
-    assert_eq!(report["ran"], 2);
+    // One JSON object per line: the plan's size, each step as it starts and ends, the error.
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        events,
+        ["planned", "started", "step", "started", "step", "error"],
+        "{lines:?}"
+    );
+    assert_eq!(lines[0]["steps"], 2);
+    assert_eq!(lines[1]["plugin"], "failing");
+    assert_eq!(lines[2]["outcome"], "succeeded");
+    assert_eq!(lines[4]["outcome"], "failed");
+    assert_eq!(lines[4]["error"], "deliberate failure after writing rows");
+    assert_eq!(lines[5]["ran"], 2);
     assert!(
-        report["error"]
+        lines[5]["error"]
             .as_str()
             .unwrap()
             .contains("plugin failing migration 0.2.0"),
-        "{report}"
+        "{lines:?}"
     );
 
-    // Nothing ran: the error alone, and no document.
+    // Nothing ran: the error alone, and no JSON.
     let out = env.run(&["up", "--json", "ghost"]);
     assert!(!out.status.success());
     assert!(
@@ -373,4 +383,31 @@ on_both! {
         let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(status[0]["applied_version"], "0.2.0");
     }
+}
+
+#[test]
+fn on_a_terminal_a_run_shows_a_progress_bar_and_the_same_lines() {
+    // `script` (util-linux) gives the binary a terminal.
+    let env = Env::new();
+    env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    let command = format!(
+        "{} --plugins {} --db {} up",
+        env!("CARGO_BIN_EXE_wasmig"),
+        env.plugins.display(),
+        env.db.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("script (util-linux) runs a command on a terminal");
+    let screen = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
+    assert!(out.status.success(), "{screen}");
+    // Steps done of the total, the step running, and the lines of a run without a terminal.
+    assert!(
+        screen.contains("0/2 steps  accounts 0.1.0 up: create users"),
+        "{screen}"
+    );
+    assert!(screen.contains("1/2 steps  accounts 0.2.0 up"), "{screen}");
+    assert!(screen.contains("Applied 2 step(s)."), "{screen}");
 }

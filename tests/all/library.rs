@@ -73,8 +73,23 @@ async fn up_with_hands_over_each_step_as_it_ends_and_keeps_none() {
     let db = env.db.clone();
 
     let mut seen = Vec::new();
+    let mut events = Vec::new();
     let report = host
-        .up_with(wasmig::UpOptions::default(), &mut |step| {
+        .up_with(wasmig::UpOptions::default(), &mut |event| {
+            let step = match event {
+                wasmig::RunEvent::Planned { steps } => {
+                    events.push(format!("planned {steps}"));
+                    return;
+                }
+                wasmig::RunEvent::Started {
+                    plugin, version, ..
+                } => {
+                    events.push(format!("started {plugin} {version}"));
+                    return;
+                }
+                wasmig::RunEvent::Ended(step) => step,
+            };
+            events.push(format!("ended {} {}", step.plugin, step.version));
             // The step has committed when its report arrives: its ledger row is there.
             let conn = rusqlite::Connection::open(&db).unwrap();
             let recorded: i64 = conn
@@ -95,6 +110,13 @@ async fn up_with_hands_over_each_step_as_it_ends_and_keeps_none() {
         .await
         .unwrap();
     assert_eq!(seen, ACCOUNTS_THEN_NOTES);
+    // The plan's size first, then each step as it starts and as it ends.
+    let mut expected = vec!["planned 5".to_string()];
+    for step in ACCOUNTS_THEN_NOTES {
+        expected.push(format!("started {step}"));
+        expected.push(format!("ended {step}"));
+    }
+    assert_eq!(events, expected);
     assert!(report.steps.is_empty(), "{:?}", report.steps);
     assert_eq!(report.ran, 5);
     assert!(report.failure().is_none());
@@ -107,7 +129,11 @@ async fn up_with_hands_over_each_step_as_it_ends_and_keeps_none() {
                 steps: Some(2),
                 ..Default::default()
             },
-            &mut |step| seen.push((step.version, step.direction)),
+            &mut |event| {
+                if let wasmig::RunEvent::Ended(step) = event {
+                    seen.push((step.version, step.direction))
+                }
+            },
         )
         .await
         .unwrap();
@@ -134,7 +160,10 @@ async fn a_file_changed_before_its_turn_stops_the_run_and_names_what_was_not_app
     let mut seen = Vec::new();
     let err = env
         .host()
-        .up_with(wasmig::UpOptions::default(), &mut |step| {
+        .up_with(wasmig::UpOptions::default(), &mut |event| {
+            let wasmig::RunEvent::Ended(step) = event else {
+                return;
+            };
             if seen.is_empty() {
                 std::fs::copy(artifacts::ACCOUNTS_V1, &last).unwrap();
             }
@@ -183,8 +212,10 @@ async fn up_with_hands_over_a_failed_step_before_the_error() {
     let mut seen = Vec::new();
     let err = env
         .host()
-        .up_with(wasmig::UpOptions::default(), &mut |step| {
-            seen.push((step.version, step.outcome, step.error))
+        .up_with(wasmig::UpOptions::default(), &mut |event| {
+            if let wasmig::RunEvent::Ended(step) = event {
+                seen.push((step.version, step.outcome, step.error))
+            }
         })
         .await
         .unwrap_err();

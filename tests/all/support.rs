@@ -154,6 +154,19 @@ impl Env {
     }
 
     /// Runs the binary with `--json` and parses stdout.
+    /// The JSON lines a real `up`, `down` or `uninstall` prints with `--json`, one object
+    /// each; `run`'s output, whatever its exit status.
+    pub fn json_lines(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        let mut args = args.to_vec();
+        args.push("--json");
+        let out = self.run(&args);
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut args = args.to_vec();
         args.push("--json");
