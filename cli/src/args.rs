@@ -82,6 +82,10 @@ pub(crate) enum Command {
         /// Apply even though a plugin file is older than what is applied (recorded).
         #[arg(long)]
         allow_downgrade: bool,
+        /// Run steps that destroy data (drop a table or column, delete or rewrite every row)
+        /// when their plugin marks them as intended (recorded).
+        #[arg(long)]
+        allow_destructive: bool,
     },
     /// What `up` would do: runs it in a transaction that is rolled back.
     Plan {

@@ -168,11 +168,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             dry_run,
             allow_drift,
             allow_downgrade,
+            allow_destructive,
         } => {
             let mut options = parse_target(target.as_deref())?;
             options.dry_run = dry_run;
             options.allow_drift = allow_drift;
             options.allow_downgrade = allow_downgrade;
+            options.allow_destructive = allow_destructive;
             if dry_run {
                 return print_run(&host.up(options).await?, cli.json);
             }

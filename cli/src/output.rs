@@ -261,6 +261,9 @@ pub(crate) fn print_run(report: &RunReport, as_json: bool) -> Result<ExitCode> {
             for c in &s.schema_changes {
                 println!("  {c}");
             }
+            if !s.destructive.is_empty() {
+                println!("  destructive: it {}", s.destructive.join(", "));
+            }
             for stmt in &s.statements {
                 println!(
                     "  > {}",

@@ -64,8 +64,17 @@ impl Host {
         let note = (!plan.overrides.is_empty()).then(|| plan.overrides.join("; "));
         let sources = self.file_sources(loaded, plan.plugins.iter().map(|p| &p.sha256));
         let groups = plan.plugins.into_iter().map(Group::Pending).collect();
-        self.execute(backend, groups, sources, mode, note, on_step)
-            .await
+        let allow_destructive = options.allow_destructive;
+        self.execute(
+            backend,
+            groups,
+            sources,
+            mode,
+            note,
+            allow_destructive,
+            on_step,
+        )
+        .await
     }
 
     /// Rolls a plugin back: its applied steps above `to` (or the newest `steps` of them, or
@@ -109,7 +118,7 @@ impl Host {
         let plan = planner::plan_down(&state, &manifests, &request).map_err(Error::PlanProblems)?;
         let sources = self.stored_sources(&mut *backend, &manifests, &plan)?;
         let groups = executor::groups_of(plan.steps);
-        self.execute(backend, groups, sources, mode, None, on_step)
+        self.execute(backend, groups, sources, mode, None, false, on_step)
             .await
     }
 

@@ -34,6 +34,10 @@ pub struct StepReport {
     pub rows_changed: u64,
     /// Schema objects the step created, changed or dropped, e.g. `created table notes__note`.
     pub schema_changes: Vec<String>,
+    /// What the step destroys (`drops table shop__order`, `drops column shop__item.tags`,
+    /// `deletes every row of shop__tag`): an up step that destroys data runs only if the
+    /// plugin marks it and the operator allows it ([`crate::destructive`]).
+    pub destructive: Vec<String>,
     /// The statements the plugin executed, in order, for a dry run. A real run records them
     /// in the ledger ([`crate::Host::history`]) and leaves this empty, so a run's memory does
     /// not grow with every statement of every step.
@@ -108,6 +112,8 @@ pub(crate) struct Source {
     pub bytes: Option<Arc<Vec<u8>>>,
     pub manifest: Manifest,
     pub granted_reads: Vec<String>,
+    /// The policy allows the plugin's destructive steps, when it marks them.
+    pub allow_destructive: bool,
 }
 
 /// Apply for real, or roll everything back at the end.
@@ -126,6 +132,8 @@ struct Component<'a> {
     ready: Option<Instantiated>,
     /// An earlier step of this run stored the component in the database and succeeded.
     stored: bool,
+    /// The operator allows this run's destructive steps, of every plugin.
+    allow_destructive: bool,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -217,7 +225,12 @@ pub(crate) async fn run(
     how: How,
     on_step: StepSink<'_>,
 ) -> (Box<dyn Backend>, crate::Result<RunReport>) {
-    let How { mode, note, retry } = how;
+    let How {
+        mode,
+        note,
+        retry,
+        allow_destructive,
+    } = how;
     let mut report = RunReport {
         dry_run: mode == Mode::DryRun,
         ..RunReport::default()
@@ -299,6 +312,7 @@ pub(crate) async fn run(
                     code: &code,
                     ready: ready.take(),
                     stored: stored.as_deref() == Some(sha.as_str()),
+                    allow_destructive,
                 };
                 let tries = Attempt {
                     number: attempt,
@@ -476,6 +490,8 @@ pub(crate) struct How {
     /// Goes into the ledger row of every step (an operator's decision).
     pub note: Option<String>,
     pub retry: Retry,
+    /// The operator allows destructive steps the plugins mark as such, of every plugin.
+    pub allow_destructive: bool,
 }
 
 /// How many times a step is tried when the database fails it, and how long to wait between.
@@ -637,6 +653,22 @@ async fn run_one(
         ),
     };
     let rows_changed = call.rows_changed;
+    // The destructive-change gate, for up steps (a down step destroys by definition).
+    let mut destroyed = Vec::new();
+    if outcome.is_ok() && step.direction == Direction::Up {
+        destroyed = crate::destructive::in_statements(&call.statements);
+        if crate::destructive::may_change_tables(&call.statements) {
+            match backend.tables_around(&access, &before) {
+                Ok((was, now)) => {
+                    destroyed.extend(crate::destructive::in_tables(&was, &now, &call.statements))
+                }
+                Err(e) => {
+                    let _ = backend.rollback();
+                    return (backend, Err(e));
+                }
+            }
+        }
+    }
     let mut schema_changes = Vec::new();
     if outcome.is_ok() {
         outcome = match backend.verify_step(&access, before) {
@@ -653,6 +685,43 @@ async fn run_one(
         };
     }
 
+    // Then the gate's decision, once the sandbox's own check passed.
+    if outcome.is_ok() && !destroyed.is_empty() {
+        let marked = crate::destructive::marked(
+            code.declared_sql(step)
+                .into_iter()
+                .chain(call.statements.iter().map(String::as_str)),
+        );
+        let allowed = component.allow_destructive || component.source.allow_destructive;
+        let what = destroyed.join(", ");
+        if marked && allowed {
+            let decision =
+                format!("destructive ({what}): marked by the plugin, allowed by the operator");
+            entry.note = Some(match entry.note.take() {
+                Some(n) => format!("{n}; {decision}"),
+                None => decision,
+            });
+        } else {
+            let mut missing = Vec::new();
+            if !marked {
+                missing.push(format!(
+                    "the plugin does not mark it as intended (a `-- {}` comment in its SQL)",
+                    crate::destructive::MARKER
+                ));
+            }
+            if !allowed {
+                missing.push(format!(
+                    "the operator does not allow it (`--allow-destructive`, or \
+                     `allow_destructive = true` in [plugins.{}] of wasmig.toml)",
+                    step.plugin
+                ));
+            }
+            outcome = Err(format!(
+                "destructive step refused: it {what}; {}",
+                missing.join(", and ")
+            ));
+        }
+    }
     entry.statements = call.statements;
     if let Err(cause) = &outcome {
         entry.outcome = Outcome::Failed;
@@ -717,6 +786,7 @@ async fn run_one(
         } else {
             Vec::new()
         },
+        destructive: destroyed,
         statements: match mode {
             Mode::DryRun => entry.statements,
             Mode::Apply => Vec::new(),

@@ -127,6 +127,7 @@ impl Host {
                     label: PathBuf::from(format!("stored component {sha}")),
                     bytes: Some(Arc::new(bytes)),
                     granted_reads: self.granted_reads(&manifest),
+                    allow_destructive: self.allows_destructive(&manifest.name),
                     manifest,
                 },
             );
@@ -157,6 +158,7 @@ impl Host {
                     label: c.file,
                     bytes: None,
                     granted_reads: self.granted_reads(&c.manifest),
+                    allow_destructive: self.allows_destructive(&c.manifest.name),
                     manifest: c.manifest,
                 },
             );
@@ -175,6 +177,17 @@ impl Host {
             .collect()
     }
 
+    /// Whether the policy allows the plugin's destructive steps (when it marks them).
+    pub(crate) fn allows_destructive(&self, plugin: &str) -> bool {
+        self.inner
+            .config
+            .policy
+            .plugins
+            .get(plugin)
+            .is_some_and(|p| p.allow_destructive)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn execute(
         &self,
         backend: Box<dyn Backend>,
@@ -182,6 +195,7 @@ impl Host {
         sources: BTreeMap<String, Source>,
         mode: Mode,
         note: Option<String>,
+        allow_destructive: bool,
         on_step: StepSink<'_>,
     ) -> Result<RunReport> {
         let (_backend, report) = executor::run(
@@ -196,6 +210,7 @@ impl Host {
                     attempts: self.inner.config.retries + 1,
                     first_pause: std::time::Duration::from_millis(200),
                 },
+                allow_destructive,
             },
             on_step,
         )

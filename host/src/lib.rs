@@ -20,6 +20,7 @@
 
 // The stages of a run, in the order the data flows (see docs/architecture.md).
 mod catalog;
+pub mod destructive;
 mod ledger;
 mod loader;
 pub use wasmig_format::manifest;

@@ -54,6 +54,10 @@ pub struct PluginPolicy {
     /// Plugins whose tables this plugin may read, when it asks to.
     #[serde(default)]
     pub reads: Vec<String>,
+    /// The plugin's steps that destroy data (drop a table or a column, delete or rewrite
+    /// every row of a table) may run, when the plugin marks them as intended.
+    #[serde(default)]
+    pub allow_destructive: bool,
 }
 
 impl Policy {

@@ -18,6 +18,9 @@ pub struct UpOptions {
     pub allow_drift: bool,
     /// Apply even though a plugin file is older than what is applied (recorded in the ledger).
     pub allow_downgrade: bool,
+    /// Run destructive steps the plugins mark as intended, of every plugin (the decision is
+    /// recorded in the ledger); see [`crate::destructive`].
+    pub allow_destructive: bool,
 }
 
 /// What `down` should undo.

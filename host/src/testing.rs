@@ -191,6 +191,9 @@ impl Host {
                 .up(UpOptions {
                     plugin: Some(plugin.to_string()),
                     to_version: Some(step.version.clone()),
+                    // The author tests the plugin: a step it marks destructive runs; one
+                    // it does not mark fails, as it would for an operator.
+                    allow_destructive: true,
                     ..Default::default()
                 })
                 .await;
@@ -236,6 +239,7 @@ impl Host {
         let again = self
             .up(UpOptions {
                 plugin: Some(plugin.to_string()),
+                allow_destructive: true,
                 ..Default::default()
             })
             .await;

@@ -96,8 +96,13 @@ fn a_declared_plugin_is_applied_and_undone_without_being_compiled() {
     assert_eq!(info["declared"], true, "{info}");
     assert_eq!(info["code_disagrees"], serde_json::json!([]), "{info}");
 
-    let report = env.json(&["--cache-dir", cache_arg, "up"]);
-    assert_eq!(report["ran"], 2, "{report}");
+    let lines = env.json_lines(&["--cache-dir", cache_arg, "up"]);
+    let report = lines.last().unwrap();
+    assert_eq!(
+        (&report["event"], &report["ran"]),
+        (&"finished".into(), &2.into()),
+        "{lines:?}"
+    );
     assert_eq!(cwasm_entries(&cache), 0, "nothing was compiled");
     assert!(env.tables().contains(&"accounts__user".to_string()));
 

@@ -10,6 +10,7 @@ mod compile_cache;
 mod concurrency;
 mod deadline;
 mod declared;
+mod destructive;
 mod dry_run;
 mod end_to_end;
 mod escape;

@@ -135,10 +135,12 @@ fn a_step_that_drops_what_its_own_view_reads_is_refused() {
     );
     // The view would name a table that no longer exists; a later step could bring it back.
     env.refused("attacker", "0.3.0", "DROP TABLE attacker__a", UNRESOLVED);
+    // Dropping both is fine (and destructive: marked, and allowed).
+    env.policy("[plugins.attacker]\nallow_destructive = true\n");
     env.applies(
         "attacker",
         "0.3.0",
-        "DROP VIEW attacker__v; DROP TABLE attacker__a",
+        "-- wasmig:destructive\nDROP VIEW attacker__v; DROP TABLE attacker__a",
     );
 }
 

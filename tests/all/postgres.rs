@@ -787,3 +787,55 @@ fn a_step_that_grows_its_schema_past_the_quota_is_rolled_back() {
     );
     pg.env.ok(&["up", "attacker@0.2.0"]);
 }
+
+#[test]
+fn the_destructive_gate_holds_on_postgres() {
+    let pg = scripted();
+    pg.env
+        .exec("INSERT INTO victim.victim__secret VALUES ('more')");
+    for (up, destroys) in [
+        ("DROP TABLE victim__secret", "drops table victim__secret"),
+        (
+            "ALTER TABLE victim__secret ADD COLUMN y int; ALTER TABLE victim__secret DROP COLUMN x",
+            "drops column victim__secret.x",
+        ),
+        (
+            "DELETE FROM victim__secret",
+            "deletes every row of victim__secret",
+        ),
+        (
+            "TRUNCATE victim__secret",
+            "deletes every row of victim__secret",
+        ),
+    ] {
+        pg.script("victim", "0.3.0", up, None);
+        let err = pg.env.fails(&["up", "victim@0.3.0"]);
+        assert!(
+            err.contains(&format!("destructive step refused: it {destroys}")),
+            "{up}: {err}"
+        );
+    }
+    // A renamed column and table keep their data.
+    pg.script(
+        "victim",
+        "0.3.0",
+        "ALTER TABLE victim__secret RENAME COLUMN x TO y; ALTER TABLE victim__secret RENAME TO victim__kept",
+        None,
+    );
+    pg.env.ok(&["up", "victim@0.3.0"]);
+    assert_eq!(
+        pg.rows("SELECT y FROM victim.victim__kept ORDER BY y"),
+        ["kept", "more"]
+    );
+    // Marked and allowed, a drop runs.
+    pg.script(
+        "victim",
+        "0.4.0",
+        "-- wasmig:destructive\nDROP TABLE victim__kept",
+        None,
+    );
+    let err = pg.env.fails(&["up", "victim@0.4.0"]);
+    assert!(err.contains("the operator does not allow it"), "{err}");
+    pg.env.ok(&["up", "victim@0.4.0", "--allow-destructive"]);
+    assert!(!pg.env.tables().contains(&"victim__kept".to_string()));
+}

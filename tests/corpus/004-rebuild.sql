@@ -1,3 +1,4 @@
+-- wasmig:destructive (the rebuild drops the column pinned)
 -- SQLite's documented way to change a table in ways ALTER TABLE cannot (here: a NOT NULL
 -- column with a CHECK, a column dropped, the primary key kept): create the new table, copy,
 -- drop the old one, rename, then recreate its indexes, triggers and views.

@@ -112,8 +112,9 @@ fn insert(tx: &Tx) -> Result<()> {
                     Err(e) => (n, e),
                 },
             };
+            // The config's one row, named: not a rewrite of a table's every row.
             tx.execute(
-                "UPDATE bench__config SET n = ?1, mode = ?2",
+                "UPDATE bench__config SET n = ?1, mode = ?2 WHERE n IS NOT NULL",
                 params![at, error.to_string()],
             )?;
         }

@@ -57,6 +57,11 @@ impl SchemaMark {
     pub(crate) fn into_inner<T: Any>(self) -> Option<T> {
         self.0.downcast().ok().map(|b| *b)
     }
+
+    /// The backend's own mark, borrowed.
+    pub(crate) fn get<T: Any>(&self) -> Option<&T> {
+        self.0.downcast_ref()
+    }
 }
 
 /// What the schema check found.
@@ -141,6 +146,15 @@ pub(crate) trait Backend: Send {
     fn record(&mut self, entry: &LedgerEntry) -> crate::Result<()>;
     /// Reads the ledger, oldest first, optionally for one plugin.
     fn history(&mut self, plugin: Option<&str>) -> crate::Result<Vec<LedgerEntry>>;
+    /// The plugin's tables and their columns before the running step (as `before` marked
+    /// them, or as the database's committed state shows them) and now, inside the step's
+    /// transaction: for the destructive-change gate. After `leave_plugin`, before
+    /// `verify_step`.
+    fn tables_around(
+        &mut self,
+        access: &PluginAccess,
+        before: &SchemaMark,
+    ) -> crate::Result<(crate::destructive::Tables, crate::destructive::Tables)>;
     /// The plugin's objects as the database describes them, one line per object, column,
     /// index and constraint, sorted: two descriptions are equal when the plugin's schema is
     /// (`wasmig test` compares them). Outside any transaction of a step.
@@ -218,4 +232,24 @@ pub(crate) struct BackendOptions {
     pub max_temp_bytes: u64,
     /// What to do with a step still inside the database long past its deadline.
     pub on_overrun: Option<OverrunHandler>,
+}
+
+/// The tables and columns of a description made by [`Backend::describe_schema`] (its
+/// `column TABLE.COLUMN …` and `table TABLE` lines).
+pub(crate) fn tables_of(description: &[String]) -> crate::destructive::Tables {
+    let mut tables = crate::destructive::Tables::new();
+    for line in description {
+        if let Some(rest) = line.strip_prefix("table ") {
+            tables.entry(rest.to_lowercase()).or_default();
+        } else if let Some(rest) = line.strip_prefix("column ")
+            && let Some((column, _)) = rest.split_once(' ')
+            && let Some((table, column)) = column.rsplit_once('.')
+        {
+            tables
+                .entry(table.to_lowercase())
+                .or_default()
+                .push(column.to_lowercase());
+        }
+    }
+    tables
 }

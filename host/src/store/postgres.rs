@@ -158,6 +158,18 @@ UNION ALL
 SELECT 'type ' || t.typname FROM pg_catalog.pg_type t
  WHERE t.typnamespace = (SELECT oid FROM s) AND t.typrelid = 0 AND t.typelem = 0";
 
+/// The tables of schema `$1` and their columns, in the lines of [`DESCRIBE_SCHEMA`], from
+/// the catalogs' rows alone (no relation is opened, so no lock is waited for).
+const TABLE_COLUMNS: &str = "
+SELECT 'table ' || c.relname FROM pg_catalog.pg_class c
+ WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)
+   AND c.relkind IN ('r', 'p', 'f')
+UNION ALL
+SELECT 'column ' || c.relname || '.' || a.attname || ' ' || a.attnum::text
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
+ WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)
+   AND c.relkind IN ('r', 'p', 'f') AND a.attnum > 0 AND NOT a.attisdropped";
+
 /// What makes a plugin's session the host's again: the session's settings back to the
 /// role's, and names resolved in the system catalogs first, whatever the plugin set.
 const HOST_TURN: &str = "RESET ALL; SET search_path = pg_catalog, pg_temp";
@@ -698,6 +710,36 @@ impl Backend for PgBackend {
 
     fn record(&mut self, e: &LedgerEntry) -> Result<()> {
         PgBackend::record(self, e)
+    }
+
+    fn tables_around(
+        &mut self,
+        access: &PluginAccess,
+        _before: &super::SchemaMark,
+    ) -> Result<(crate::destructive::Tables, crate::destructive::Tables)> {
+        // Before: what the host's session sees, the committed state; now: what the step's
+        // own transaction sees. Read from the catalogs' rows only: a function that opens a
+        // relation (`pg_get_indexdef` and the like) would wait for the step's locks.
+        let schema = names_of(&self.database, &access.plugin)
+            .map_err(|e| self.error(&format!("plugin {}", access.plugin), e))?
+            .schema;
+        let was = self.host_run(
+            "cannot read the plugin's tables",
+            TABLE_COLUMNS,
+            vec![Param::Text(schema.clone())],
+        )?;
+        let was: Vec<String> = was.iter().map(|r| Self::text(&r[0])).collect();
+        let label = self.label.clone();
+        let plugin = self.step_session(access)?;
+        let now =
+            Self::host_turn_run(plugin, TABLE_COLUMNS, vec![Param::Text(schema)]).map_err(|e| {
+                Error::Database {
+                    path: label,
+                    message: format!("cannot describe plugin {}'s schema: {e}", access.plugin),
+                }
+            })?;
+        let now: Vec<String> = now.rows.iter().map(|r| Self::text(&r[0])).collect();
+        Ok((super::tables_of(&was), super::tables_of(&now)))
     }
 
     fn describe_schema(&mut self, plugin: &str) -> Result<Vec<String>> {

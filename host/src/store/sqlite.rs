@@ -367,6 +367,48 @@ impl Backend for SqliteBackend {
         SqliteBackend::mark_schema(self, &Scope::of(access)).map(super::SchemaMark::new)
     }
 
+    fn tables_around(
+        &mut self,
+        access: &PluginAccess,
+        before: &super::SchemaMark,
+    ) -> Result<(crate::destructive::Tables, crate::destructive::Tables)> {
+        let before: &SchemaMark = before.get().ok_or_else(|| {
+            Error::Engine("a schema mark from another backend reached SQLite's".into())
+        })?;
+        // Before: each table's columns as SQLite reads its CREATE statement, in a scratch
+        // in-memory database (the table itself may be gone now).
+        let scratch = rusqlite::Connection::open_in_memory()
+            .map_err(|e| self.error("cannot compare the plugin's tables", e))?;
+        let mut was = crate::destructive::Tables::new();
+        for object in &before.owned {
+            let Some(sql) = object.sql.as_deref() else {
+                continue;
+            };
+            if object.kind != "table"
+                || object.schema != "main"
+                || object.name.to_lowercase().starts_with("sqlite_")
+                || sql
+                    .trim_start()
+                    .to_lowercase()
+                    .starts_with("create virtual")
+            {
+                continue;
+            }
+            let columns: rusqlite::Result<Vec<String>> =
+                scratch.execute_batch(sql).and_then(|()| {
+                    scratch
+                        .prepare("SELECT lower(name) FROM pragma_table_xinfo(?1) ORDER BY cid")?
+                        .query_map([&object.name], |r| r.get(0))?
+                        .collect()
+                });
+            // A table SQLite cannot make alone (it cannot happen for a table SQLite made):
+            // compared by name only.
+            was.insert(object.name.to_lowercase(), columns.unwrap_or_default());
+        }
+        let now = super::tables_of(&SqliteBackend::describe_schema(self, &access.plugin)?);
+        Ok((was, now))
+    }
+
     fn verify_step(
         &mut self,
         access: &PluginAccess,

@@ -1,0 +1,334 @@
+//! The destructive-change gate: whether an up step destroys data, from the statements it ran
+//! and its tables before and after it.
+//!
+//! A step destroys data when it drops a table (one that is not renamed: no table of the same
+//! columns takes its place), when a table loses a column (dropped, or rebuilt with fewer
+//! columns; a column renamed by `RENAME COLUMN` is not lost), or when it deletes or rewrites
+//! every row of a table (`DELETE` or `UPDATE` without `WHERE`, `TRUNCATE`). Such a step runs
+//! only if the plugin marks it (a `-- wasmig:destructive` comment in its SQL) and the operator
+//! allows it (`--allow-destructive`, or `allow_destructive` for the plugin in the policy).
+//! This is a safety net against mistakes, not part of the sandbox: what a plugin may reach is
+//! bounded elsewhere, whatever this gate says.
+
+use std::collections::BTreeMap;
+
+/// The comment that marks a step as intentionally destructive.
+pub const MARKER: &str = "wasmig:destructive";
+
+/// A plugin's tables and their columns, in order, by table name (lowercase).
+pub(crate) type Tables = BTreeMap<String, Vec<String>>;
+
+/// What a statement is, as far as the gate cares: its words outside strings, comments and
+/// quotes, uppercase (identifiers lowercase, unquoted).
+fn words(statement: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut chars = statement.chars().peekable();
+    let flush = |word: &mut String, out: &mut Vec<String>| {
+        if !word.is_empty() {
+            out.push(std::mem::take(word));
+        }
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                flush(&mut word, &mut out);
+                // A string literal: skipped ('' inside it is an escaped quote).
+                while let Some(c) = chars.next() {
+                    if c == '\'' {
+                        if chars.peek() == Some(&'\'') {
+                            chars.next();
+                        } else {
+                            break;
+                        }
+                    }
+                }
+                out.push("'…'".to_string());
+            }
+            '"' | '`' | '[' => {
+                // A quoted identifier: its text, as one word.
+                let close = match c {
+                    '[' => ']',
+                    other => other,
+                };
+                flush(&mut word, &mut out);
+                let mut ident = String::new();
+                for c in chars.by_ref() {
+                    if c == close {
+                        break;
+                    }
+                    ident.push(c);
+                }
+                out.push(ident.to_lowercase());
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                flush(&mut word, &mut out);
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                flush(&mut word, &mut out);
+                chars.next();
+                let mut last = ' ';
+                for c in chars.by_ref() {
+                    if last == '*' && c == '/' {
+                        break;
+                    }
+                    last = c;
+                }
+            }
+            c if c.is_alphanumeric() || c == '_' || c == '.' || c == '$' => word.push(c),
+            _ => {
+                flush(&mut word, &mut out);
+                if !c.is_whitespace() && c != ';' {
+                    out.push(c.to_string());
+                }
+            }
+        }
+    }
+    flush(&mut word, &mut out);
+    out.into_iter()
+        .map(|w| {
+            if w.chars().all(|c| c.is_ascii_alphabetic()) {
+                w.to_uppercase()
+            } else {
+                w.to_lowercase()
+            }
+        })
+        .collect()
+}
+
+/// The unqualified, lowercase name of `name` (`main.t`, `schema.t` → `t`).
+fn bare(name: &str) -> String {
+    name.rsplit('.').next().unwrap_or(name).to_lowercase()
+}
+
+/// Whether the statements might drop or change a table: worth comparing the tables.
+pub(crate) fn may_change_tables(statements: &[String]) -> bool {
+    statements.iter().any(|s| {
+        let w = words(s);
+        matches!(w.first().map(String::as_str), Some("DROP" | "ALTER"))
+    })
+}
+
+/// Whether the step's SQL carries the marker.
+pub(crate) fn marked<'a>(mut texts: impl Iterator<Item = &'a str>) -> bool {
+    texts.any(|t| t.contains(MARKER))
+}
+
+/// What the statements destroy by themselves: every row of a table deleted or rewritten.
+pub(crate) fn in_statements(statements: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    for statement in statements {
+        let w = words(statement);
+        // After a WITH clause, the statement proper.
+        let start = if w.first().map(String::as_str) == Some("WITH") {
+            let mut depth = 0i32;
+            let mut at = None;
+            for (i, word) in w.iter().enumerate() {
+                match word.as_str() {
+                    "(" => depth += 1,
+                    ")" => depth -= 1,
+                    "DELETE" | "UPDATE" | "INSERT" | "SELECT" | "REPLACE"
+                        if depth == 0 && i > 0 =>
+                    {
+                        at = Some(i);
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            match at {
+                Some(i) => i,
+                None => continue,
+            }
+        } else {
+            0
+        };
+        let w = &w[start..];
+        let has_where = w.iter().any(|x| x == "WHERE");
+        match w.first().map(String::as_str) {
+            Some("DELETE") if !has_where => {
+                if let Some(table) = w.iter().skip_while(|x| *x != "FROM").nth(1) {
+                    found.push(format!("deletes every row of {}", bare(table)));
+                }
+            }
+            Some("UPDATE") if !has_where => {
+                let table = w.iter().skip(1).find(|x| {
+                    !matches!(
+                        x.as_str(),
+                        "OR" | "ROLLBACK" | "ABORT" | "REPLACE" | "FAIL" | "IGNORE" | "ONLY"
+                    )
+                });
+                if let Some(table) = table {
+                    found.push(format!("rewrites every row of {}", bare(table)));
+                }
+            }
+            Some("TRUNCATE") => {
+                for table in w.iter().skip(1).filter(|x| {
+                    !matches!(
+                        x.as_str(),
+                        "TABLE"
+                            | "ONLY"
+                            | ","
+                            | "RESTART"
+                            | "CONTINUE"
+                            | "IDENTITY"
+                            | "CASCADE"
+                            | "RESTRICT"
+                            | ";"
+                    )
+                }) {
+                    found.push(format!("deletes every row of {}", bare(table)));
+                }
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+/// Columns renamed by the statements (`RENAME COLUMN a TO b`, PostgreSQL's `RENAME a TO b`),
+/// as (table, old, new).
+fn renamed_columns(statements: &[String]) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for statement in statements {
+        let w = words(statement);
+        if w.len() < 6 || w[0] != "ALTER" || w[1] != "TABLE" {
+            continue;
+        }
+        let table = bare(
+            w.iter()
+                .skip(2)
+                .find(|x| !matches!(x.as_str(), "IF" | "EXISTS" | "ONLY"))
+                .unwrap_or(&String::new()),
+        );
+        if let Some(at) = w.iter().position(|x| x == "RENAME") {
+            let rest: Vec<&String> = w[at + 1..].iter().filter(|x| *x != "COLUMN").collect();
+            if rest.len() == 3 && rest[1] == "TO" && rest[0] != "TO" {
+                out.push((table, bare(rest[0]), bare(rest[2])));
+            }
+        }
+    }
+    out
+}
+
+/// What the step destroyed, by its tables before and after it: tables gone (not renamed)
+/// and columns gone (not renamed).
+pub(crate) fn in_tables(before: &Tables, after: &Tables, statements: &[String]) -> Vec<String> {
+    let renames = renamed_columns(statements);
+    let mut found = Vec::new();
+    for (table, columns) in before {
+        match after.get(table) {
+            None => {
+                // Renamed: a table that is new, with the same columns, took its place.
+                let sorted = |c: &[String]| {
+                    let mut c = c.to_vec();
+                    c.sort();
+                    c
+                };
+                // Its columns as the step's `RENAME COLUMN`s left them.
+                let columns: Vec<String> = columns
+                    .iter()
+                    .map(|c| {
+                        renames
+                            .iter()
+                            .find(|(t, old, _)| t == table && old == c)
+                            .map_or_else(|| c.clone(), |(_, _, new)| new.clone())
+                    })
+                    .collect();
+                let renamed = after.iter().any(|(name, cols)| {
+                    !before.contains_key(name) && sorted(cols) == sorted(&columns)
+                });
+                if !renamed {
+                    found.push(format!("drops table {table}"));
+                }
+            }
+            Some(now) => {
+                for column in columns {
+                    let kept = now.contains(column)
+                        || renames
+                            .iter()
+                            .any(|(t, old, new)| t == table && old == column && now.contains(new));
+                    if !kept {
+                        found.push(format!("drops column {table}.{column}"));
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(list: &[&str]) -> Vec<String> {
+        list.iter().map(|x| x.to_string()).collect()
+    }
+
+    fn tables(list: &[(&str, &[&str])]) -> Tables {
+        list.iter()
+            .map(|(t, c)| (t.to_string(), c.iter().map(|x| x.to_string()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn bulk_deletes_and_rewrites_are_found_and_filtered_ones_are_not() {
+        assert_eq!(
+            in_statements(&s(&[
+                "DELETE FROM shop__item",
+                "delete from \"shop__order\" -- WHERE in a comment",
+                "UPDATE shop__item SET name = 'WHERE'",
+                "UPDATE OR REPLACE shop__tag SET x = 1",
+                "TRUNCATE TABLE shop__a, shop__b",
+                "WITH gone AS (SELECT 1) DELETE FROM shop__c",
+            ])),
+            [
+                "deletes every row of shop__item",
+                "deletes every row of shop__order",
+                "rewrites every row of shop__item",
+                "rewrites every row of shop__tag",
+                "deletes every row of shop__a",
+                "deletes every row of shop__b",
+                "deletes every row of shop__c",
+            ]
+        );
+        assert!(
+            in_statements(&s(&[
+                "DELETE FROM shop__item WHERE id = 1",
+                "UPDATE shop__item SET n = n + 1 WHERE id IN (SELECT id FROM shop__tag)",
+                "INSERT INTO shop__item SELECT * FROM shop__old",
+            ]))
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn dropped_tables_and_columns_are_found_and_renames_are_not() {
+        let before = tables(&[
+            ("t", &["id", "a", "b"]),
+            ("u", &["id"]),
+            ("v", &["id", "x"]),
+        ]);
+        let after = tables(&[("t", &["id", "b2"]), ("w", &["id"]), ("v", &["id", "y"])]);
+        let statements = s(&[
+            "ALTER TABLE t DROP COLUMN a",
+            "ALTER TABLE t RENAME COLUMN b TO b2;",
+            "ALTER TABLE u RENAME TO w",
+        ]);
+        assert_eq!(
+            in_tables(&before, &after, &statements),
+            ["drops column t.a", "drops column v.x"]
+        );
+        assert!(may_change_tables(&statements));
+        assert!(!may_change_tables(&s(&[
+            "CREATE TABLE t (x)",
+            "INSERT INTO t VALUES (1)"
+        ])));
+    }
+}

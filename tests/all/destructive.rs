@@ -1,0 +1,163 @@
+//! The destructive-change gate: an up step that drops a table or a column, or deletes or
+//! rewrites every row of a table, runs only when its plugin marks it and the operator allows
+//! it; the decision is in the ledger; `plan` shows what a step destroys; down steps need no
+//! flag.
+
+use crate::scripted::scripted;
+
+const MARK: &str = "-- wasmig:destructive\n";
+
+/// The victim's table with rows, at step 0.2.0.
+fn with_rows() -> crate::support::Env {
+    let env = scripted();
+    env.applies(
+        "victim",
+        "0.2.0",
+        "CREATE TABLE victim__item (id INTEGER PRIMARY KEY, name TEXT, note TEXT);
+         INSERT INTO victim__item VALUES (1, 'a', 'x'), (2, 'b', 'y')",
+    );
+    env
+}
+
+#[test]
+fn a_destructive_step_needs_the_plugins_mark_and_the_operators_allowance() {
+    let env = with_rows();
+    let drop = "DROP TABLE victim__item";
+    // Neither: both are named.
+    let err = env.refused(
+        "victim",
+        "0.3.0",
+        drop,
+        "destructive step refused: it drops table victim__item",
+    );
+    assert!(err.contains("the plugin does not mark it"), "{err}");
+    assert!(err.contains("the operator does not allow it"), "{err}");
+    // The operator's flag alone is not enough.
+    env.script("victim", "0.3.0", drop, None);
+    let out = env.run(&["up", "victim@0.3.0", "--allow-destructive"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("the plugin does not mark it") && !err.contains("operator"),
+        "{err}"
+    );
+    // The mark alone is not enough either.
+    let marked = format!("{MARK}{drop}");
+    let err = env.refused("victim", "0.3.0", &marked, "the operator does not allow it");
+    assert!(!err.contains("does not mark"), "{err}");
+    assert_eq!(env.rows("SELECT count(*) FROM victim__item"), ["2"]);
+    // Both: it runs, and the ledger says why.
+    env.script("victim", "0.3.0", &marked, None);
+    env.ok(&["up", "victim@0.3.0", "--allow-destructive"]);
+    assert!(!env.tables().contains(&"victim__item".to_string()));
+    let note = env.rows(
+        "SELECT note FROM _wasmig_ledger WHERE plugin = 'victim' AND version = '0.3.0' \
+         AND outcome = 'succeeded'",
+    );
+    assert_eq!(
+        note,
+        ["destructive (drops table victim__item): marked by the plugin, allowed by the operator"]
+    );
+}
+
+#[test]
+fn the_policy_file_allows_one_plugins_destructive_steps() {
+    let env = with_rows();
+    env.policy("[plugins.victim]\nallow_destructive = true\n");
+    env.applies(
+        "victim",
+        "0.3.0",
+        &format!("{MARK}ALTER TABLE victim__item DROP COLUMN note"),
+    );
+    // Another plugin is not allowed by it.
+    env.applies("attacker", "0.2.0", "CREATE TABLE attacker__t (x)");
+    env.refused(
+        "attacker",
+        "0.3.0",
+        &format!("{MARK}DROP TABLE attacker__t"),
+        "the operator does not allow it",
+    );
+}
+
+#[test]
+fn what_destroys_data_is_found_and_what_keeps_it_is_not() {
+    let env = with_rows();
+    for (up, destroys) in [
+        (
+            "ALTER TABLE victim__item DROP COLUMN note",
+            "drops column victim__item.note",
+        ),
+        // SQLite's documented rebuild, with a column fewer.
+        (
+            "CREATE TABLE victim__new (id INTEGER PRIMARY KEY, name TEXT);
+             INSERT INTO victim__new SELECT id, name FROM victim__item;
+             DROP TABLE victim__item; ALTER TABLE victim__new RENAME TO victim__item",
+            "drops column victim__item.note",
+        ),
+        (
+            "DELETE FROM victim__item",
+            "deletes every row of victim__item",
+        ),
+        (
+            "UPDATE victim__item SET note = NULL",
+            "rewrites every row of victim__item",
+        ),
+        ("DROP TABLE victim__item", "drops table victim__item"),
+    ] {
+        env.refused("victim", "0.3.0", up, &format!("it {destroys}"));
+    }
+    // Renames, a rebuild that keeps every column, and changes of some rows keep the data.
+    env.applies(
+        "victim",
+        "0.3.0",
+        "ALTER TABLE victim__item RENAME COLUMN note TO remark;
+         ALTER TABLE victim__item RENAME TO victim__thing;
+         CREATE TABLE victim__new (id INTEGER PRIMARY KEY, name TEXT NOT NULL, remark TEXT);
+         INSERT INTO victim__new SELECT id, name, remark FROM victim__thing;
+         DROP TABLE victim__thing; ALTER TABLE victim__new RENAME TO victim__thing;
+         DELETE FROM victim__thing WHERE id = 2; UPDATE victim__thing SET remark = 'z' WHERE id = 1",
+    );
+    assert_eq!(
+        env.rows("SELECT id, name, remark FROM victim__thing"),
+        ["1|a|z"]
+    );
+}
+
+#[test]
+fn plan_shows_what_a_step_destroys_and_down_needs_no_flag() {
+    let env = with_rows();
+    env.script(
+        "victim",
+        "0.3.0",
+        &format!("{MARK}DROP TABLE victim__item"),
+        Some("CREATE TABLE victim__item (id INTEGER PRIMARY KEY, name TEXT, note TEXT)"),
+    );
+    let plan = env.run(&["plan", "victim@0.3.0"]);
+    let out = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        out.contains("destructive: it drops table victim__item"),
+        "{out}"
+    );
+    assert!(out.contains("would fail"), "{out}");
+    let plan = env.run(&["plan", "victim@0.3.0", "--json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(
+        plan["steps"][0]["destructive"],
+        serde_json::json!(["drops table victim__item"]),
+        "{plan}"
+    );
+    // Allowed, applied, and rolled back: its down step makes the table again.
+    env.ok(&["up", "victim@0.3.0", "--allow-destructive"]);
+    env.ok(&["down", "victim", "--steps", "1"]);
+    assert!(env.tables().contains(&"victim__item".to_string()));
+    // A down step that drops a table needs no flag: `down` is destructive by definition.
+    env.script(
+        "victim",
+        "0.3.0",
+        "CREATE TABLE victim__extra (x)",
+        Some("DROP TABLE victim__extra"),
+    );
+    env.ok(&["up", "victim@0.3.0"]);
+    env.ok(&["down", "victim", "--steps", "1"]);
+    assert!(!env.tables().contains(&"victim__extra".to_string()));
+}
