@@ -219,41 +219,37 @@ fn renamed_columns(statements: &[String]) -> Vec<(String, String, String)> {
 /// What the step destroyed, by its tables before and after it: tables gone (not renamed)
 /// and columns gone (not renamed).
 pub(crate) fn in_tables(before: &Tables, after: &Tables, statements: &[String]) -> Vec<String> {
+    use std::collections::{BTreeSet, HashSet};
     let renames = renamed_columns(statements);
+    // The column sets of the tables the step made, once: a dropped table whose columns
+    // match one of them was renamed.
+    let made: HashSet<BTreeSet<&str>> = after
+        .iter()
+        .filter(|(name, _)| !before.contains_key(*name))
+        .map(|(_, cols)| cols.iter().map(String::as_str).collect())
+        .collect();
     let mut found = Vec::new();
     for (table, columns) in before {
+        // Its columns as the step's `RENAME COLUMN`s left them.
+        let renamed: Vec<&str> = columns
+            .iter()
+            .map(|c| {
+                renames
+                    .iter()
+                    .find(|(t, old, _)| t == table && old == c)
+                    .map_or(c.as_str(), |(_, _, new)| new.as_str())
+            })
+            .collect();
         match after.get(table) {
             None => {
-                // Renamed: a table that is new, with the same columns, took its place.
-                let sorted = |c: &[String]| {
-                    let mut c = c.to_vec();
-                    c.sort();
-                    c
-                };
-                // Its columns as the step's `RENAME COLUMN`s left them.
-                let columns: Vec<String> = columns
-                    .iter()
-                    .map(|c| {
-                        renames
-                            .iter()
-                            .find(|(t, old, _)| t == table && old == c)
-                            .map_or_else(|| c.clone(), |(_, _, new)| new.clone())
-                    })
-                    .collect();
-                let renamed = after.iter().any(|(name, cols)| {
-                    !before.contains_key(name) && sorted(cols) == sorted(&columns)
-                });
-                if !renamed {
+                if !made.contains(&renamed.iter().copied().collect::<BTreeSet<&str>>()) {
                     found.push(format!("drops table {table}"));
                 }
             }
             Some(now) => {
-                for column in columns {
-                    let kept = now.contains(column)
-                        || renames
-                            .iter()
-                            .any(|(t, old, new)| t == table && old == column && now.contains(new));
-                    if !kept {
+                let now: HashSet<&str> = now.iter().map(String::as_str).collect();
+                for (column, renamed) in columns.iter().zip(&renamed) {
+                    if !now.contains(column.as_str()) && !now.contains(renamed) {
                         found.push(format!("drops column {table}.{column}"));
                     }
                 }

@@ -839,3 +839,101 @@ fn the_destructive_gate_holds_on_postgres() {
     pg.env.ok(&["up", "victim@0.4.0", "--allow-destructive"]);
     assert!(!pg.env.tables().contains(&"victim__kept".to_string()));
 }
+
+#[test]
+fn nothing_of_a_plugin_runs_at_the_commit_and_its_role_grants_no_role() {
+    let pg = scripted();
+    // A trigger PostgreSQL could defer to the commit, after the guard: refused even if it
+    // never fires in the step.
+    pg.refused(
+        "CREATE TABLE attacker__t (x int);
+         CREATE FUNCTION attacker__f() RETURNS trigger LANGUAGE plpgsql AS $f$
+         BEGIN RETURN NULL; END $f$;
+         CREATE CONSTRAINT TRIGGER attacker__late AFTER INSERT ON attacker__t
+           DEFERRABLE INITIALLY IMMEDIATE FOR EACH ROW EXECUTE FUNCTION attacker__f()",
+        "is deferrable",
+    );
+    // One that defers itself again while the host fires the deferred checks, so that its
+    // second run would come at the commit.
+    pg.refused(
+        "CREATE TABLE attacker__t (x int);
+         CREATE FUNCTION attacker__f() RETURNS trigger LANGUAGE plpgsql AS $f$
+         BEGIN
+           IF NEW.x < 2 THEN
+             SET CONSTRAINTS ALL DEFERRED;
+             INSERT INTO attacker.attacker__t VALUES (NEW.x + 1);
+           ELSE
+             GRANT SELECT ON attacker.attacker__t TO PUBLIC;
+           END IF;
+           RETURN NULL;
+         END $f$;
+         CREATE CONSTRAINT TRIGGER attacker__late AFTER INSERT ON attacker__t
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION attacker__f();
+         INSERT INTO attacker__t VALUES (1)",
+        "is deferrable",
+    );
+    assert!(
+        pg.rows("SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'attacker__t'") == ["0"]
+    );
+    // Its own role granted to another plugin's (up to PostgreSQL 15 a role may grant itself).
+    let err = pg.refused(
+        "DO $$ BEGIN EXECUTE pg_catalog.format('GRANT %I TO %I', current_user,
+             'wasmig/' || current_database() || '/victim'); END $$",
+        "attacker",
+    );
+    // Refused by the server where it keeps no such right, or by the guard where it does.
+    assert!(
+        err.contains("the step granted role") || err.contains("must have admin option"),
+        "{err}"
+    );
+    assert!(pg.rows(
+        "SELECT 1 FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles r ON r.oid = m.member \
+         WHERE r.rolname LIKE 'wasmig/%/victim'"
+    )
+    .is_empty());
+    // The victim still migrates.
+    pg.script("victim", "0.3.0", "CREATE TABLE victim__more (x int)", None);
+    pg.env.ok(&["up", "victim@0.3.0"]);
+}
+
+#[test]
+fn a_plugin_table_locked_by_the_application_is_waited_for_only_until_the_lock_timeout() {
+    let pg = scripted();
+    pg.script("victim", "0.3.0", "CREATE TABLE victim__more (x int)", None);
+    // The application holds the victim's table; the step's checks must not wait forever.
+    let mut app = pg.client();
+    app.batch_execute("BEGIN; LOCK TABLE victim.victim__secret IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let mut child = pg
+        .env
+        .command()
+        .args([
+            "up",
+            "victim@0.3.0",
+            "--lock-timeout",
+            "1s",
+            "--retries",
+            "0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("the step waited for the application's lock past its lock timeout");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("lock"), "{err}");
+    app.batch_execute("ROLLBACK").unwrap();
+    pg.env.ok(&["up", "victim@0.3.0"]);
+}

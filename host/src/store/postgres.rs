@@ -105,8 +105,8 @@ struct PluginSession {
     session: Session,
     /// A transaction is open on it.
     in_transaction: bool,
-    /// What the guard compares with, once read.
-    guard_inputs: Option<guard::GuardInputs>,
+    /// [`host_turn`] with the host's lock timeout.
+    host_turn: String,
 }
 
 /// Where the open transaction is.
@@ -170,9 +170,16 @@ SELECT 'column ' || c.relname || '.' || a.attname || ' ' || a.attnum::text
  WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)
    AND c.relkind IN ('r', 'p', 'f') AND a.attnum > 0 AND NOT a.attisdropped";
 
-/// What makes a plugin's session the host's again: the session's settings back to the
-/// role's, and names resolved in the system catalogs first, whatever the plugin set.
-const HOST_TURN: &str = "RESET ALL; SET search_path = pg_catalog, pg_temp";
+/// What makes a plugin's session the host's again, inside a step's transaction: the
+/// session's settings back to the role's (`role` too, which `RESET ALL` leaves), names
+/// resolved in the system catalogs first, and the host's lock timeout (which `RESET ALL`
+/// undid), whatever the plugin set.
+fn host_turn(lock_ms: u128) -> String {
+    format!(
+        "RESET ALL; RESET ROLE; SET search_path = pg_catalog, pg_temp; \
+         SET LOCAL lock_timeout = {lock_ms}"
+    )
+}
 
 /// The plugin whose statements run now.
 struct Turn {
@@ -392,13 +399,13 @@ impl PgBackend {
         Ok(self.setup.as_ref().expect("just set"))
     }
 
-    /// One host statement on a plugin's session, after [`HOST_TURN`] in the same round trip.
+    /// One host statement on a plugin's session, after [`host_turn`] in the same round trip.
     fn host_turn_run(
         plugin: &PluginSession,
         sql: &str,
         params: Vec<Param>,
     ) -> std::result::Result<session::Answer, CallError> {
-        plugin.session.run_after(HOST_TURN, sql, params)
+        plugin.session.run_after(&plugin.host_turn, sql, params)
     }
 
     /// Ends a plugin's session state between steps: its temporary objects, session locks,
@@ -831,13 +838,15 @@ impl Backend for PgBackend {
         let fired = match self.plugins.get(&plugin_name) {
             Some(plugin) => plugin.session.batch(
                 &format!(
-                    "{}SET CONSTRAINTS ALL IMMEDIATE; {HOST_TURN}; \
+                    "{}SET CONSTRAINTS ALL IMMEDIATE; {}; \
                      SELECT pg_catalog.pg_advisory_unlock_all()",
-                    plugin.session.release_savepoint()
+                    plugin.session.release_savepoint(),
+                    plugin.host_turn
                 ),
                 Some(deadline),
             ),
-            None => Ok(()),
+            // Gone (ended past its deadline): nothing to check, and nothing to commit.
+            None => Err(CallError::Stuck),
         };
         if let Err(e) = fired {
             let (SqlError::AccessDenied(e)

@@ -20,6 +20,11 @@
 //!   ones listed in [`ALLOWED_FUNCTIONS`]; the function calls are read from the expression
 //!   trees the server stores (`:funcid`, `:opfuncid` and the like), not from the SQL text;
 //! - a view runs with its owner's rights (`security_invoker` is refused);
+//! - no trigger of its own is deferrable: nothing of the plugin may run at the commit, after
+//!   these checks (the deferred checks PostgreSQL makes itself, foreign keys, run built-in
+//!   code);
+//! - its role grants no role and is a member of none (up to PostgreSQL 15 a role may grant
+//!   itself to another, which would let that plugin's session become it);
 //! - its tables, indexes, views, sequences, functions and types are named with its namespace
 //!   (`evil__*`), as on SQLite: an application that finds plugins' tables through a search
 //!   path listing their schemas never finds one plugin's object under another's name.
@@ -271,6 +276,18 @@ SELECT DISTINCT t.what || ' calls ' || p.oid::pg_catalog.regprocedure::text
    AND p.pronamespace <> (SELECT oid FROM s)
    AND NOT (p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
             AND (p.provolatile = 'i' OR p.proname = ANY ($3::text[])))
+UNION ALL
+SELECT 'the step granted role ' || pg_catalog.pg_get_userbyid(m.roleid)::text || ' to '
+       || pg_catalog.pg_get_userbyid(m.member)::text
+       || '; a plugin''s role grants no role and is a member of none'
+  FROM pg_catalog.pg_auth_members m
+ WHERE m.grantor = (SELECT oid FROM me) OR m.member = (SELECT oid FROM me)
+UNION ALL
+SELECT pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid, 0)
+       || ' is deferrable: it could run at the commit, after the host''s checks; a plugin''s '
+       || 'triggers run within its step'
+  FROM pg_catalog.pg_trigger g
+ WHERE g.tgrelid IN (SELECT oid FROM rel) AND NOT g.tgisinternal AND g.tgdeferrable
 "#;
 
 /// The guard's functions in wasmig's schema, created with the host's tables. They run with
@@ -422,10 +439,9 @@ impl PgBackend {
     }
 }
 
-/// What the guard compares the catalogs with, read once per plugin session from what the
-/// host committed at the plugin's provisioning (a step's own transaction would see what the
-/// step changed).
-#[derive(Clone)]
+/// What the guard compares the catalogs with, read at every step from what the host
+/// committed (a step's own transaction would see what the step changed; another runner may
+/// have provisioned the plugins since).
 pub(super) struct GuardInputs {
     /// The roles of the plugins the policy lets read this one (`text[]`): they may hold
     /// `SELECT` on its tables and `USAGE` on its schema.
@@ -435,6 +451,16 @@ pub(super) struct GuardInputs {
     /// The role's password verifier, put back if the step changed it.
     verifier: String,
 }
+
+/// The readers' roles and the role's settings, in one round trip. `$1`: the plugin; `$2`:
+/// its role.
+const GUARD_INPUTS: &str = "
+SELECT coalesce((SELECT pg_catalog.array_agg(p.role::text ORDER BY p.role)::text
+                   FROM wasmig.plugin_read r JOIN wasmig.plugin_role p ON p.plugin = r.reader
+                  WHERE r.plugin = $1), '{}'),
+       coalesce((SELECT setconfig::text FROM pg_catalog.pg_db_role_setting
+                  WHERE setdatabase = 0
+                    AND setrole = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $2)), '{}')";
 
 /// A `text[]` literal of `items`.
 fn text_array(items: &[String]) -> String {
@@ -449,47 +475,29 @@ fn text_array(items: &[String]) -> String {
 }
 
 impl PgBackend {
-    /// The guard's inputs for `access`'s plugin, read from the host's session at its first
-    /// step on this plugin session and kept with the session.
+    /// The guard's inputs for `access`'s plugin, from the host's session.
     fn guard_inputs(&mut self, access: &PluginAccess) -> Result<GuardInputs> {
-        if let Some(inputs) = self
-            .plugins
-            .get(&access.plugin)
-            .and_then(|p| p.guard_inputs.clone())
-        {
-            return Ok(inputs);
-        }
-        let readers = self.host_run(
-            "cannot read the plugins' reads",
-            "SELECT p.role::text FROM wasmig.plugin_read r
-               JOIN wasmig.plugin_role p ON p.plugin = r.reader
-              WHERE r.plugin = $1",
-            vec![Param::Text(access.plugin.clone())],
-        )?;
-        let readers: Vec<String> = readers.iter().map(|r| Self::text(&r[0])).collect();
         let role = names_of(&self.database, &access.plugin)
             .map_err(|e| self.error(&format!("plugin {}", access.plugin), e))?
             .role;
-        let settings = self.host_run(
-            "cannot read the plugin role's settings",
-            "SELECT coalesce((SELECT setconfig::text FROM pg_catalog.pg_db_role_setting
-                               WHERE setdatabase = 0
-                                 AND setrole = (SELECT oid FROM pg_catalog.pg_roles
-                                                 WHERE rolname = $1)), '{}')",
-            vec![Param::Text(role.clone())],
+        let rows = self.host_run(
+            "cannot read what the guard compares with",
+            GUARD_INPUTS,
+            vec![
+                Param::Text(access.plugin.clone()),
+                Param::Text(role.clone()),
+            ],
         )?;
-        let inputs = GuardInputs {
-            readers: text_array(&readers),
-            settings: settings
-                .first()
-                .map(|r| Self::text(&r[0]))
-                .unwrap_or_else(|| "{}".into()),
-            verifier: self.verifier(&role)?,
+        let row = rows.first();
+        let text = |i: usize| {
+            row.map(|r| Self::text(&r[i]))
+                .unwrap_or_else(|| "{}".to_string())
         };
-        if let Some(p) = self.plugins.get_mut(&access.plugin) {
-            p.guard_inputs = Some(inputs.clone());
-        }
-        Ok(inputs)
+        Ok(GuardInputs {
+            readers: text(0),
+            settings: text(1),
+            verifier: self.verifier(&role)?,
+        })
     }
 }
 

@@ -276,13 +276,14 @@ impl PgBackend {
                     e,
                 )
             })?;
+            let lock_ms = self.lock_timeout_ms();
             self.plugins.insert(
                 access.plugin.clone(),
                 PluginSession {
                     names,
                     session,
                     in_transaction: false,
-                    guard_inputs: None,
+                    host_turn: host_turn(lock_ms),
                 },
             );
         }
