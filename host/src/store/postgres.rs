@@ -107,6 +107,12 @@ struct PluginSession {
     in_transaction: bool,
     /// [`host_turn`] with the host's lock timeout.
     host_turn: String,
+    /// The schema as the running step's check left it, kept if the step commits.
+    checked: Option<Mark>,
+    /// The schema as the last committed step of this session left it: the next step's mark,
+    /// without reading it again (between two steps of a run only the application writes to
+    /// the schema, which makes its growth look larger, never smaller).
+    committed: Option<Mark>,
 }
 
 /// Where the open transaction is.
@@ -189,6 +195,7 @@ struct Turn {
 }
 
 /// The schema as one plugin saw it before a step.
+#[derive(Clone)]
 struct Mark {
     plugin: String,
     objects: BTreeSet<String>,
@@ -416,7 +423,7 @@ impl PgBackend {
             // DISCARD ALL but its DISCARD PLANS: the guard's plans stay cached for the
             // plugin's next step.
             let reset = "CLOSE ALL; UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); \
-                         DISCARD TEMP; DISCARD SEQUENCES; DEALLOCATE ALL; RESET ALL";
+                         DISCARD TEMP; DISCARD SEQUENCES; DEALLOCATE ALL; RESET ALL; RESET ROLE";
             if p.session.batch(reset, None).is_err() {
                 self.plugins.remove(plugin);
             }
@@ -664,8 +671,12 @@ impl Backend for PgBackend {
             Open::None => Ok(()),
             Open::Host => self.host_batch("cannot commit", "COMMIT"),
             Open::Step { plugin, .. } => {
-                let committed = match self.plugins.get(&plugin) {
-                    Some(p) => p.session.batch("COMMIT", None),
+                let committed = match self.plugins.get_mut(&plugin) {
+                    Some(p) => {
+                        let committed = p.session.batch("COMMIT", None);
+                        p.committed = committed.is_ok().then(|| p.checked.take()).flatten();
+                        committed
+                    }
                     None => Err(CallError::Stuck),
                 };
                 if let Err(e) = &committed {
@@ -682,6 +693,9 @@ impl Backend for PgBackend {
 
     fn rollback(&mut self) -> Result<()> {
         self.turn = None;
+        for p in self.plugins.values_mut() {
+            p.checked = None;
+        }
         if self.open == Open::Host {
             let _ = self.host.batch("ROLLBACK", None);
         }

@@ -356,6 +356,11 @@ impl PgBackend {
     ) -> Result<crate::store::SchemaMark> {
         let label = self.label.clone();
         let plugin = self.step_session(access)?;
+        if let Some(mark) = plugin.committed.take()
+            && mark.plugin == access.plugin
+        {
+            return Ok(crate::store::SchemaMark::new(mark));
+        }
         let rows = Self::host_turn_run(
             plugin,
             guard::CALL_OWNED,
@@ -424,7 +429,8 @@ impl PgBackend {
                 .difference(&after)
                 .map(|o| format!("dropped {o}")),
         );
-        let grown = schema_bytes(&lines) - before.bytes;
+        let bytes_now = schema_bytes(&lines);
+        let grown = bytes_now - before.bytes;
         let verdict = match findings.first() {
             Some(finding) => Err(finding.to_string()),
             None if grown > 0 && grown as u64 > self.growth_quota => Err(format!(
@@ -435,6 +441,15 @@ impl PgBackend {
             )),
             None => Ok(()),
         };
+        if verdict.is_ok()
+            && let Some(p) = self.plugins.get_mut(&access.plugin)
+        {
+            p.checked = Some(Mark {
+                plugin: access.plugin.clone(),
+                objects: after.clone(),
+                bytes: bytes_now,
+            });
+        }
         Ok(StepCheck { verdict, changes })
     }
 }

@@ -284,6 +284,8 @@ impl PgBackend {
                     session,
                     in_transaction: false,
                     host_turn: host_turn(lock_ms),
+                    checked: None,
+                    committed: None,
                 },
             );
         }
