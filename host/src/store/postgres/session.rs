@@ -239,13 +239,7 @@ impl Session {
         let sql = sql.to_string();
         let savepoint = self.savepoint.clone();
         let answer = self.wait(deadline, async move {
-            let typed: Vec<(Param, Type)> = params
-                .into_iter()
-                .map(|p| {
-                    let ty = p.declared();
-                    (p, ty)
-                })
-                .collect();
+            let typed = typed(params);
             if guard == Guard::None {
                 return collect(&client, &sql, typed, max_bytes).await;
             }
@@ -306,6 +300,17 @@ impl Session {
         self.savepoint
             .store(false, std::sync::atomic::Ordering::Relaxed);
     }
+}
+
+/// Parameters with the types the server is told they have.
+fn typed(params: Vec<Param>) -> Vec<(Param, Type)> {
+    params
+        .into_iter()
+        .map(|p| {
+            let ty = p.declared();
+            (p, ty)
+        })
+        .collect()
 }
 
 /// How [`Session::run_guarded`] runs a statement.
@@ -433,13 +438,7 @@ impl Session {
         let client = self.client.clone();
         let (first, sql) = (first.to_string(), sql.to_string());
         let answer = self.wait(None, async move {
-            let typed: Vec<(Param, Type)> = params
-                .into_iter()
-                .map(|p| {
-                    let ty = p.declared();
-                    (p, ty)
-                })
-                .collect();
+            let typed = typed(params);
             let (done, answer) = futures_util::future::join(
                 client.batch_execute(&first),
                 collect(&client, &sql, typed, usize::MAX),
