@@ -419,9 +419,16 @@ async fn test(
         .iter()
         .filter_map(|f| names_of.get(f).cloned())
         .collect();
+    let mut progress = output::TestProgress::new(cli.json);
     let report = host
-        .test(&under_test, &wasmig::TestOptions { require_reversible })
-        .await?;
+        .test_with(
+            &under_test,
+            &wasmig::TestOptions { require_reversible },
+            |event| progress.event(event),
+        )
+        .await;
+    progress.finish();
+    let report = report?;
     print_test(&report, cli.json)?;
     Ok(if report.passed {
         ExitCode::SUCCESS

@@ -588,6 +588,8 @@ pub(crate) fn print_test(report: &wasmig::TestReport, as_json: bool) -> Result<(
             "VERSION",
             "UP",
             "DOWN",
+            "AGAIN",
+            "COMPARES",
             "DESCRIPTION",
         ]);
         for s in &plugin.steps {
@@ -596,38 +598,47 @@ pub(crate) fn print_test(report: &wasmig::TestReport, as_json: bool) -> Result<(
                 s.version.as_str(),
                 word(&s.up),
                 word(&s.down),
+                word(&s.again),
+                if s.checks_data {
+                    "schema, rows"
+                } else {
+                    "schema"
+                },
                 s.description.as_str(),
             ]);
         }
         println!("{t}");
         for s in &plugin.steps {
-            for (half, check) in [("up", &s.up), ("down", &s.down)] {
+            let what = if s.checks_data {
+                "the schema and rows"
+            } else {
+                "the schema"
+            };
+            for (half, check) in [("up", &s.up), ("down", &s.down), ("again", &s.again)] {
                 match check {
                     Check::Failed { error } => {
                         println!("{} {} {half}: {error}", plugin.plugin, s.version)
                     }
                     Check::Differs { differences } => {
-                        println!(
-                            "{} {} {half} does not restore the schema from before {}'s up \
-                             step (- missing, + left over):",
-                            plugin.plugin, s.version, s.version
-                        );
+                        if half == "down" {
+                            println!(
+                                "{} {} down does not restore {what} from before its up step \
+                                 (- missing, + left over):",
+                                plugin.plugin, s.version
+                            );
+                        } else {
+                            println!(
+                                "{} {} applied again does not give {what} of the first pass \
+                                 (- first pass only, + second pass only):",
+                                plugin.plugin, s.version
+                            );
+                        }
                         for d in differences {
                             println!("  {d}");
                         }
                     }
                     _ => {}
                 }
-            }
-        }
-        if !plugin.reapplied.is_empty() {
-            println!(
-                "{}: applying every step again gives another schema than the first pass (- \
-                 first pass only, + second pass only):",
-                plugin.plugin
-            );
-            for d in &plugin.reapplied {
-                println!("  {d}");
             }
         }
         if let Some(e) = &plugin.error {
@@ -640,4 +651,52 @@ pub(crate) fn print_test(report: &wasmig::TestReport, as_json: bool) -> Result<(
         );
     }
     Ok(())
+}
+
+/// A progress bar for `wasmig test` on a terminal (nothing otherwise: the report follows).
+pub(crate) struct TestProgress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl TestProgress {
+    pub(crate) fn new(json: bool) -> Self {
+        let bar = (!json && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{elapsed_precise} [{bar:30}] {pos}/{len} checks  {msg}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        TestProgress { bar }
+    }
+
+    pub(crate) fn event(&mut self, event: wasmig::TestEvent) {
+        let Some(bar) = &self.bar else { return };
+        match event {
+            wasmig::TestEvent::Plugin { plugin, checks } => {
+                bar.inc_length(checks as u64);
+                bar.set_message(plugin);
+            }
+            wasmig::TestEvent::Checked {
+                plugin,
+                version,
+                phase,
+                ..
+            } => {
+                bar.inc(1);
+                bar.set_message(format!("{plugin} {version} {phase}"));
+            }
+        }
+    }
+
+    pub(crate) fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }

@@ -53,7 +53,7 @@ pub use policy::Policy;
 pub use reports::{Compiled, DownOptions, Inspection, PluginAccess, PluginStatus, UpOptions};
 pub use runtime::{Compiler, Limits};
 pub use store::sqlite::Overrun;
-pub use testing::{Check, PluginTest, StepTest, TestOptions, TestReport};
+pub use testing::{Check, DATA_MARKER, PluginTest, StepTest, TestEvent, TestOptions, TestReport};
 
 /// Compiles the README's Rust snippets as doc tests, so the embedding example cannot rot.
 #[doc = include_str!("../../README.md")]

@@ -4,12 +4,19 @@
 //! After every up step the host describes the plugin's schema (objects and columns, as the
 //! database reports them: [`crate::store::Backend::describe_schema`]). Rolling back step by
 //! step, the schema after each down step must equal the one before its up step; applying
-//! everything again must give the schema of the first pass. A plugin's crate can run the
-//! same check from its own tests with [`Host::test`].
+//! every step again, one by one, must give the schema of the first pass after each. For a
+//! step whose SQL carries [`DATA_MARKER`] (`-- wasmig:check-data`), the plugin's rows are
+//! compared the same way ([`crate::store::Backend::describe_data`]): its down step must
+//! restore the rows from before its up step, and applying it again must give the same rows.
+//! A plugin's crate can run the same check from its own tests with [`Host::test`].
 
 use crate::{DownOptions, Error, Host, Result, UpOptions};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
+
+/// The comment that asks `wasmig test` to compare a step's rows as well as its schema
+/// (for steps that move or rewrite data: a backfill, a table rebuilt).
+pub const DATA_MARKER: &str = "wasmig:check-data";
 
 /// How [`Host::test`] judges a plugin.
 #[derive(Debug, Clone, Default)]
@@ -35,9 +42,6 @@ pub struct PluginTest {
     pub plugin: String,
     /// Each step, oldest first.
     pub steps: Vec<StepTest>,
-    /// How the schema after applying every step again differs from the first pass's (empty:
-    /// no difference).
-    pub reapplied: Vec<String>,
     /// What stopped the test, if something did (a step that failed, a database error).
     pub error: Option<String>,
     /// This plugin passed.
@@ -53,8 +57,14 @@ pub struct StepTest {
     pub description: String,
     /// Its up step applied.
     pub up: Check,
-    /// Its down step restored the schema from before the up step.
+    /// Its down step restored the schema (and, when it checks data, the rows) from before
+    /// the up step.
     pub down: Check,
+    /// Applied a second time, after every step was rolled back, it gave the schema (and
+    /// rows) of the first pass.
+    pub again: Check,
+    /// Its SQL carries [`DATA_MARKER`]: the plugin's rows are compared too.
+    pub checks_data: bool,
     /// The schema objects the up step created, changed or dropped.
     pub changes: Vec<String>,
 }
@@ -70,8 +80,8 @@ pub enum Check {
         /// The step's error.
         error: String,
     },
-    /// It ran, and the schema differs from what it should be: each line what is missing
-    /// (`-`) or left over (`+`).
+    /// It ran, and the schema (or the rows) differ from what they should be: each line what
+    /// is missing (`-`) or left over (`+`).
     Differs {
         /// The differences.
         differences: Vec<String>,
@@ -92,13 +102,60 @@ impl Check {
     }
 }
 
-/// `expected` against `actual`: lines missing (`-`) and left over (`+`).
+/// `expected` against `actual`: lines missing (`-`) and left over (`+`); a line that
+/// occurs more often on one side (two equal rows) counts as often as it differs.
 fn differences(expected: &[String], actual: &[String]) -> Vec<String> {
-    let (e, a): (BTreeSet<&String>, BTreeSet<&String>) =
-        (expected.iter().collect(), actual.iter().collect());
-    let mut out: Vec<String> = e.difference(&a).map(|l| format!("- {l}")).collect();
-    out.extend(a.difference(&e).map(|l| format!("+ {l}")));
+    let mut count: BTreeMap<&String, i64> = BTreeMap::new();
+    for line in expected {
+        *count.entry(line).or_default() += 1;
+    }
+    for line in actual {
+        *count.entry(line).or_default() -= 1;
+    }
+    let mut out: Vec<String> = Vec::new();
+    for (line, n) in &count {
+        if *n > 0 {
+            out.extend((0..*n).map(|_| format!("- {line}")));
+        }
+    }
+    for (line, n) in &count {
+        if *n < 0 {
+            out.extend((0..-*n).map(|_| format!("+ {line}")));
+        }
+    }
     out
+}
+
+/// What a [`Host::test_with`] run reports while it goes: one event per check, after it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum TestEvent {
+    /// A plugin's test starts: it will make `checks` checks (up, down and again for each
+    /// step).
+    Plugin {
+        /// The plugin.
+        plugin: String,
+        /// How many checks its test makes at most.
+        checks: usize,
+    },
+    /// One check ended.
+    Checked {
+        /// The plugin.
+        plugin: String,
+        /// The step's version.
+        version: String,
+        /// `up`, `down` or `again`.
+        phase: &'static str,
+        /// Its result.
+        check: Check,
+    },
+}
+
+/// A snapshot of the plugin after one step: its schema and, for a step that checks data,
+/// its rows.
+struct Snapshot {
+    schema: Vec<String>,
+    data: Vec<String>,
 }
 
 /// A run's failure as one line.
@@ -135,9 +192,19 @@ impl Host {
     /// # Ok(()) }
     /// ```
     pub async fn test(&self, plugins: &[String], options: &TestOptions) -> Result<TestReport> {
+        self.test_with(plugins, options, |_| {}).await
+    }
+
+    /// [`Host::test`], reporting each check to `progress` as it ends.
+    pub async fn test_with(
+        &self,
+        plugins: &[String],
+        options: &TestOptions,
+        mut progress: impl FnMut(TestEvent) + Send,
+    ) -> Result<TestReport> {
         let mut tested = Vec::new();
         for plugin in plugins {
-            tested.push(self.test_one(plugin, options).await?);
+            tested.push(self.test_one(plugin, options, &mut progress).await?);
         }
         Ok(TestReport {
             passed: tested.iter().all(|p| p.passed),
@@ -145,15 +212,30 @@ impl Host {
         })
     }
 
-    async fn test_one(&self, plugin: &str, options: &TestOptions) -> Result<PluginTest> {
+    async fn test_one(
+        &self,
+        plugin: &str,
+        options: &TestOptions,
+        progress: &mut (dyn FnMut(TestEvent) + Send),
+    ) -> Result<PluginTest> {
         let status = self.status().await?;
-        let file = status
-            .iter()
-            .find(|s| s.name.as_deref() == Some(plugin))
+        let found = status.iter().find(|s| s.name.as_deref() == Some(plugin));
+        let file = found
             .and_then(|s| s.file.clone())
             .ok_or_else(|| Error::UnknownPlugin(plugin.to_string()))?;
+        let applied = found.map_or(0, |s| s.applied);
         let manifest = self.inspect(&file).await?.manifest;
-        let describe = || self.open_read()?.describe_schema(plugin);
+        let snapshot = |data: bool| -> Result<Snapshot> {
+            let mut backend = self.open_read()?;
+            Ok(Snapshot {
+                schema: backend.describe_schema(plugin)?,
+                data: if data {
+                    backend.describe_data(plugin)?
+                } else {
+                    Vec::new()
+                },
+            })
+        };
         let mut test = PluginTest {
             plugin: plugin.to_string(),
             steps: manifest
@@ -164,12 +246,40 @@ impl Host {
                     description: m.description.clone(),
                     up: Check::NotRun,
                     down: Check::NotRun,
+                    again: Check::NotRun,
+                    checks_data: false,
                     changes: Vec::new(),
                 })
                 .collect(),
-            reapplied: Vec::new(),
             error: None,
             passed: false,
+        };
+        // The first pass compares with the database before any step: one where the plugin
+        // already has steps would be compared with itself half-way.
+        if applied > 0 {
+            test.error = Some(format!(
+                "{applied} of its steps are already applied on this database: wasmig test \
+                 needs one where the plugin has none (a scratch database)"
+            ));
+            return Ok(finish(test, options));
+        }
+        progress(TestEvent::Plugin {
+            plugin: plugin.to_string(),
+            checks: 3 * test.steps.len(),
+        });
+        let mut report = |test: &mut PluginTest, i: usize, phase: &'static str, check: Check| {
+            progress(TestEvent::Checked {
+                plugin: plugin.to_string(),
+                version: test.steps[i].version.clone(),
+                phase,
+                check: check.clone(),
+            });
+            let step = &mut test.steps[i];
+            *match phase {
+                "up" => &mut step.up,
+                "down" => &mut step.down,
+                _ => &mut step.again,
+            } = check;
         };
         // What it depends on, applied first and left applied.
         for dependency in &manifest.depends_on {
@@ -184,37 +294,54 @@ impl Host {
                 return Ok(test);
             }
         }
-        // Up, one step at a time.
-        let mut schemas = vec![describe()?];
+        let up_to = |version: &semver::Version| UpOptions {
+            plugin: Some(plugin.to_string()),
+            to_version: Some(version.clone()),
+            // The author tests the plugin: a step it marks destructive runs; one it does
+            // not mark fails, as it would for an operator.
+            allow_destructive: true,
+            ..Default::default()
+        };
+        // Up, one step at a time. The rows are described before and after every step: which
+        // steps check data is known once they ran (the marker may sit in a code step's SQL).
+        let mut snapshots = vec![snapshot(true)?];
         for (i, step) in manifest.migrations.iter().enumerate() {
-            let up = self
-                .up(UpOptions {
-                    plugin: Some(plugin.to_string()),
-                    to_version: Some(step.version.clone()),
-                    // The author tests the plugin: a step it marks destructive runs; one
-                    // it does not mark fails, as it would for an operator.
-                    allow_destructive: true,
-                    ..Default::default()
-                })
-                .await;
+            let up = self.up(up_to(&step.version)).await;
             if let Some(e) = failure(&up) {
-                test.steps[i].up = Check::Failed { error: e };
+                report(&mut test, i, "up", Check::Failed { error: e });
                 return Ok(finish(test, options));
             }
-            if let Ok(report) = &up {
-                test.steps[i].changes = report
+            if let Ok(ran) = &up {
+                test.steps[i].changes = ran
                     .steps
                     .iter()
                     .flat_map(|s| s.schema_changes.iter().cloned())
                     .collect();
             }
-            test.steps[i].up = Check::Passed;
-            schemas.push(describe()?);
+            test.steps[i].checks_data = self
+                .history(Some(plugin))
+                .await?
+                .iter()
+                .rev()
+                .find(|e| e.version == test.steps[i].version)
+                .is_some_and(|e| e.statements.iter().any(|s| s.contains(DATA_MARKER)));
+            report(&mut test, i, "up", Check::Passed);
+            snapshots.push(snapshot(true)?);
         }
+        // The snapshot's lines a step's checks compare: the rows only for a step that asks.
+        let compared = |snapshot: &Snapshot, data: bool| -> Vec<String> {
+            let mut lines = snapshot.schema.clone();
+            if data {
+                lines.extend(snapshot.data.iter().cloned());
+            }
+            lines
+        };
         // Down, one step at a time, newest first.
+        let mut lowest = 0;
         for (i, step) in manifest.migrations.iter().enumerate().rev() {
             if !step.reversible {
-                test.steps[i].down = Check::Irreversible;
+                report(&mut test, i, "down", Check::Irreversible);
+                lowest = i + 1;
                 break;
             }
             let down = self
@@ -225,43 +352,48 @@ impl Host {
                 })
                 .await;
             if let Some(e) = failure(&down) {
-                test.steps[i].down = Check::Failed { error: e };
+                report(&mut test, i, "down", Check::Failed { error: e });
                 return Ok(finish(test, options));
             }
-            let found = differences(&schemas[i], &describe()?);
-            test.steps[i].down = if found.is_empty() {
-                Check::Passed
-            } else {
-                Check::Differs { differences: found }
-            };
+            let data = test.steps[i].checks_data;
+            let found = differences(
+                &compared(&snapshots[i], data),
+                &compared(&snapshot(data)?, data),
+            );
+            report(&mut test, i, "down", judged(found));
         }
-        // Everything again: the same schema as the first pass.
-        let again = self
-            .up(UpOptions {
-                plugin: Some(plugin.to_string()),
-                allow_destructive: true,
-                ..Default::default()
-            })
-            .await;
-        match failure(&again) {
-            Some(e) => test.error = Some(format!("applying every step again failed: {e}")),
-            None => {
-                test.reapplied = differences(
-                    schemas.last().expect("the schema before the first step"),
-                    &describe()?,
-                )
+        // Every rolled-back step again, one by one: what the first pass gave.
+        for (i, step) in manifest.migrations.iter().enumerate().skip(lowest) {
+            let again = self.up(up_to(&step.version)).await;
+            if let Some(e) = failure(&again) {
+                report(&mut test, i, "again", Check::Failed { error: e });
+                return Ok(finish(test, options));
             }
+            let data = test.steps[i].checks_data;
+            let found = differences(
+                &compared(&snapshots[i + 1], data),
+                &compared(&snapshot(data)?, data),
+            );
+            report(&mut test, i, "again", judged(found));
         }
         Ok(finish(test, options))
     }
 }
 
+/// A comparison's result as a check.
+fn judged(differences: Vec<String>) -> Check {
+    if differences.is_empty() {
+        Check::Passed
+    } else {
+        Check::Differs { differences }
+    }
+}
+
 fn finish(mut test: PluginTest, options: &TestOptions) -> PluginTest {
     test.passed = test.error.is_none()
-        && test.reapplied.is_empty()
         && !test
             .steps
             .iter()
-            .any(|s| s.up.failed(options) || s.down.failed(options));
+            .any(|s| s.up.failed(options) || s.down.failed(options) || s.again.failed(options));
     test
 }

@@ -64,6 +64,51 @@ fn leb128(mut n: usize, out: &mut Vec<u8>) {
     }
 }
 
+/// A LEB128 number at `*at` in `bytes`, moving `*at` past it.
+fn read_leb128(bytes: &[u8], at: &mut usize) -> usize {
+    let (mut n, mut shift) = (0usize, 0);
+    loop {
+        let byte = bytes[*at];
+        *at += 1;
+        n |= ((byte & 0x7f) as usize) << shift;
+        if byte & 0x80 == 0 {
+            return n;
+        }
+        shift += 7;
+    }
+}
+
+/// `binary` (a component or a core module) without its custom sections named `name`, at any
+/// depth: the declaration `plugin!` writes sits in the component's core module.
+fn without_section(binary: &[u8], name: &str) -> Vec<u8> {
+    let component = binary[6..8] == [1, 0];
+    let mut out = binary[..8].to_vec();
+    let mut at = 8;
+    while at < binary.len() {
+        let id = binary[at];
+        at += 1;
+        let size = read_leb128(binary, &mut at);
+        let payload = &binary[at..at + size];
+        at += size;
+        let kept = match id {
+            0 => {
+                let mut i = 0;
+                let len = read_leb128(payload, &mut i);
+                (&payload[i..i + len] != name.as_bytes()).then(|| payload.to_vec())
+            }
+            // A core module (1) or a component (4) inside a component.
+            1 | 4 if component => Some(without_section(payload, name)),
+            _ => Some(payload.to_vec()),
+        };
+        if let Some(payload) = kept {
+            out.push(id);
+            leb128(payload.len(), &mut out);
+            out.extend(payload);
+        }
+    }
+    out
+}
+
 /// `component` with a custom section `name` holding `data` appended at its top level.
 fn with_section(component: &[u8], name: &str, data: &[u8]) -> Vec<u8> {
     let mut payload = Vec::new();
@@ -199,6 +244,8 @@ fn a_declared_code_step_runs_the_code_and_the_sql_steps_run_the_data() {
     let cache = env.dir.path().join("cache");
     let cache_arg = cache.to_str().unwrap();
     env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    // The test's declaration replaces the one `plugin!` wrote.
+    let notes = without_section(&notes, SECTION);
     env.add_bytes(&with_section(&notes, SECTION, &decl.bytes), "notes.wasm");
     env.ok(&["--cache-dir", cache_arg, "up"]);
     let tables = env.tables();

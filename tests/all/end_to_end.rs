@@ -411,3 +411,25 @@ fn on_a_terminal_a_run_shows_a_progress_bar_and_the_same_lines() {
     assert!(screen.contains("1/2 steps  accounts 0.2.0 up"), "{screen}");
     assert!(screen.contains("Applied 2 step(s)."), "{screen}");
 }
+
+#[test]
+fn on_a_terminal_wasmig_test_shows_its_checks_as_a_progress_bar() {
+    let env = Env::new();
+    let command = format!(
+        "{} test {}",
+        env!("CARGO_BIN_EXE_wasmig"),
+        artifacts::ACCOUNTS
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(env.dir.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("script (util-linux) runs a command on a terminal");
+    let screen = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
+    assert!(out.status.success(), "{screen}");
+    // Two steps, three checks each (up, down, again).
+    assert!(screen.contains("/6 checks"), "{screen}");
+    assert!(screen.contains("accounts 0.2.0 down"), "{screen}");
+    assert!(screen.contains("accounts: passed"), "{screen}");
+}

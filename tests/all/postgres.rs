@@ -841,6 +841,28 @@ fn the_destructive_gate_holds_on_postgres() {
 }
 
 #[test]
+fn a_dry_run_judges_a_step_against_what_its_earlier_steps_made() {
+    let pg = scripted();
+    // Uncommitted in the dry run: the table exists only in the plugin's own transaction.
+    pg.script(
+        "victim",
+        "0.3.0",
+        "CREATE TABLE victim__scratch (x int)",
+        None,
+    );
+    pg.script("victim", "0.4.0", "DROP TABLE victim__scratch", None);
+    let before = pg.dump();
+    let plan = pg.env.run(&["plan", "victim@0.4.0"]);
+    let out = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        out.contains("destructive: it drops table victim__scratch"),
+        "{out}"
+    );
+    assert!(out.contains("would fail"), "{out}");
+    assert_eq!(pg.dump(), before, "a dry run changes nothing");
+}
+
+#[test]
 fn nothing_of_a_plugin_runs_at_the_commit_and_its_role_grants_no_role() {
     let pg = scripted();
     // A trigger PostgreSQL could defer to the commit, after the guard: refused even if it

@@ -354,3 +354,112 @@ fn wasmig_test_runs_on_postgres_with_db() {
     );
     assert!(out.contains("shelf: passed"), "{out}");
 }
+
+#[test]
+fn a_step_that_checks_data_fails_wasmig_test_when_its_down_step_leaves_a_row() {
+    checks_data(
+        Env::new(),
+        "seeded",
+        "+ row seeded__item (2, 'ink', '2026-01-01')",
+    );
+}
+
+#[test]
+fn a_step_that_checks_data_is_compared_on_postgres_too() {
+    checks_data(
+        Env::postgres(),
+        "seededpg",
+        "+ row seededpg__item (2,ink,2026-01-01)",
+    );
+}
+
+/// A step marked `wasmig:check-data` whose down step leaves one of the rows its up step
+/// wrote: `wasmig test` names the row; once the down step removes both, it passes.
+fn checks_data(env: Env, name: &str, left_over: &str) {
+    let dir = new_crate(&env, name);
+    // `--db` only on PostgreSQL: on SQLite the test makes its own scratch file.
+    let db: Vec<&str> = if env.pg.is_some() {
+        vec!["--db", env.db.to_str().unwrap()]
+    } else {
+        Vec::new()
+    };
+    run_in(
+        &dir,
+        &[
+            "add",
+            "seed items",
+            "--template",
+            "create-table",
+            "--table",
+            "unused",
+        ],
+    );
+    let up = dir.join("migrations/0.2.0-seed-items.up.sql");
+    let down = dir.join("migrations/0.2.0-seed-items.down.sql");
+    std::fs::write(
+        &up,
+        format!(
+            "-- wasmig:check-data\nINSERT INTO {name}__item (id, name, created_at)\n\
+             VALUES (1, 'pen', '2026-01-01'), (2, 'ink', '2026-01-01');\n"
+        ),
+    )
+    .unwrap();
+    // Forgets the second row: the schema is restored, the rows are not.
+    std::fs::write(&down, format!("DELETE FROM {name}__item WHERE id = 1;\n")).unwrap();
+    let built = build(&dir, name);
+    let out = wasmig()
+        .args(&db)
+        .args(["test", built.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stdout.contains("schema, rows"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "{name} 0.2.0 down does not restore the schema and rows"
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains(left_over), "{stdout}");
+
+    // With a down step that removes both rows, the same plugin passes, its rows compared.
+    std::fs::write(
+        &down,
+        format!("DELETE FROM {name}__item WHERE id IN (1, 2);\n"),
+    )
+    .unwrap();
+    let built = build(&dir, name);
+    // The database where the first test left the plugin applied is refused.
+    if !db.is_empty() {
+        let out = wasmig()
+            .args(&db)
+            .args(["test", built.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{stdout}");
+        assert!(
+            stdout.contains("2 of its steps are already applied on this database"),
+            "{stdout}"
+        );
+    }
+    let fresh = env.pg.is_some().then(Env::postgres);
+    let db: Vec<&str> = match &fresh {
+        Some(fresh) => vec!["--db", fresh.db.to_str().unwrap()],
+        None => Vec::new(),
+    };
+    let out = wasmig()
+        .args(&db)
+        .args(["--json", "test", built.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.status.success(), "{report:#}");
+    let steps = &report["plugins"][0]["steps"];
+    assert_eq!(steps[1]["checks_data"], true, "{report:#}");
+    assert_eq!(steps[0]["checks_data"], false, "{report:#}");
+    for phase in ["up", "down", "again"] {
+        assert_eq!(steps[1][phase]["result"], "passed", "{report:#}");
+    }
+}

@@ -159,6 +159,11 @@ pub(crate) trait Backend: Send {
     /// index and constraint, sorted: two descriptions are equal when the plugin's schema is
     /// (`wasmig test` compares them). Outside any transaction of a step.
     fn describe_schema(&mut self, plugin: &str) -> crate::Result<Vec<String>>;
+    /// The rows of the plugin's tables, one line per row (`row TABLE (VALUE, …)`), sorted:
+    /// `wasmig test` compares them for steps that ask it to. Refuses past
+    /// [`MAX_DESCRIBED_ROWS`] rows (a test's scratch data is small). Outside any transaction
+    /// of a step.
+    fn describe_data(&mut self, plugin: &str) -> crate::Result<Vec<String>>;
     /// Stores a component's bytes and manifest under its SHA-256, if not stored yet.
     fn store_component(
         &mut self,
@@ -233,6 +238,9 @@ pub(crate) struct BackendOptions {
     /// What to do with a step still inside the database long past its deadline.
     pub on_overrun: Option<OverrunHandler>,
 }
+
+/// How many rows [`Backend::describe_data`] describes at most.
+pub(crate) const MAX_DESCRIBED_ROWS: usize = 100_000;
 
 /// The tables and columns of a description made by [`Backend::describe_schema`] (its
 /// `column TABLE.COLUMN …` and `table TABLE` lines).

@@ -201,6 +201,10 @@ struct Mark {
     objects: BTreeSet<String>,
     /// The bytes the schema's tables, indexes and sequences take.
     bytes: i64,
+    /// In a dry run, the plugin's tables as its own transaction saw them ([`TABLE_COLUMNS`]
+    /// lines), for the destructive-change gate: earlier steps of the dry run are not
+    /// committed, so the host's session would not see what they made.
+    tables: Option<Vec<String>>,
 }
 
 pub(crate) struct PgBackend {
@@ -736,20 +740,28 @@ impl Backend for PgBackend {
     fn tables_around(
         &mut self,
         access: &PluginAccess,
-        _before: &super::SchemaMark,
+        before: &super::SchemaMark,
     ) -> Result<(crate::destructive::Tables, crate::destructive::Tables)> {
-        // Before: what the host's session sees, the committed state; now: what the step's
-        // own transaction sees. Read from the catalogs' rows only: a function that opens a
-        // relation (`pg_get_indexdef` and the like) would wait for the step's locks.
+        // Before: what the mark of a dry run's step recorded, or else what the host's
+        // session sees, the committed state (a real step's transaction is the only one the
+        // plugin's session has had since); now: what the step's own transaction sees. Read
+        // from the catalogs' rows only: a function that opens a relation
+        // (`pg_get_indexdef` and the like) would wait for the step's locks.
         let schema = names_of(&self.database, &access.plugin)
             .map_err(|e| self.error(&format!("plugin {}", access.plugin), e))?
             .schema;
-        let was = self.host_run(
-            "cannot read the plugin's tables",
-            TABLE_COLUMNS,
-            vec![Param::Text(schema.clone())],
-        )?;
-        let was: Vec<String> = was.iter().map(|r| Self::text(&r[0])).collect();
+        let was = match before.get::<Mark>().and_then(|m| m.tables.clone()) {
+            Some(tables) => tables,
+            None => self
+                .host_run(
+                    "cannot read the plugin's tables",
+                    TABLE_COLUMNS,
+                    vec![Param::Text(schema.clone())],
+                )?
+                .iter()
+                .map(|r| Self::text(&r[0]))
+                .collect(),
+        };
         let label = self.label.clone();
         let plugin = self.step_session(access)?;
         let now =
@@ -773,6 +785,49 @@ impl Backend for PgBackend {
             vec![Param::Text(schema)],
         )?;
         let mut lines: Vec<String> = rows.iter().map(|r| Self::text(&r[0])).collect();
+        lines.sort();
+        Ok(lines)
+    }
+
+    fn describe_data(&mut self, plugin: &str) -> Result<Vec<String>> {
+        let schema = names_of(&self.database, plugin)
+            .map_err(|e| self.error(&format!("plugin {plugin}"), e))?
+            .schema;
+        let tables = self.host_run(
+            "cannot describe the plugin's rows",
+            "SELECT c.relname::text FROM pg_catalog.pg_class c
+              WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)
+                AND c.relkind IN ('r', 'p') ORDER BY 1",
+            vec![Param::Text(schema.clone())],
+        )?;
+        let mut lines = Vec::new();
+        for table in tables.iter().map(|r| Self::text(&r[0])) {
+            // A row as PostgreSQL writes a row value: `(1,alice,)`.
+            let sql = format!(
+                "SELECT t::text FROM {}.{} t LIMIT {}",
+                ident(&schema),
+                ident(&table),
+                super::MAX_DESCRIBED_ROWS + 1 - lines.len()
+            );
+            let rows = self
+                .host
+                .run_host(&sql, Vec::new())
+                .map_err(|e| self.error("cannot describe the plugin's rows", e))?
+                .rows;
+            lines.extend(
+                rows.iter()
+                    .map(|r| format!("row {table} {}", Self::text(&r[0]))),
+            );
+            if lines.len() > super::MAX_DESCRIBED_ROWS {
+                return Err(Error::Database {
+                    path: self.label.clone(),
+                    message: format!(
+                        "plugin {plugin} has more than {} rows: too many to compare",
+                        super::MAX_DESCRIBED_ROWS
+                    ),
+                });
+            }
+        }
         lines.sort();
         Ok(lines)
     }

@@ -339,6 +339,10 @@ impl Backend for SqliteBackend {
         SqliteBackend::describe_schema(self, plugin)
     }
 
+    fn describe_data(&mut self, plugin: &str) -> Result<Vec<String>> {
+        SqliteBackend::describe_data(self, plugin)
+    }
+
     fn history(&mut self, plugin: Option<&str>) -> Result<Vec<LedgerEntry>> {
         SqliteBackend::history(self, plugin)
     }

@@ -355,26 +355,35 @@ impl PgBackend {
         access: &PluginAccess,
     ) -> Result<crate::store::SchemaMark> {
         let label = self.label.clone();
+        // Only a dry run's steps run while the host's own transaction is open.
+        let dry_run = self.open == Open::Host;
         let plugin = self.step_session(access)?;
         if let Some(mark) = plugin.committed.take()
             && mark.plugin == access.plugin
         {
             return Ok(crate::store::SchemaMark::new(mark));
         }
-        let rows = Self::host_turn_run(
-            plugin,
-            guard::CALL_OWNED,
-            vec![Param::Text(plugin.names.schema.clone())],
-        )
-        .map_err(|e| Error::Database {
-            path: label,
+        let failed = |e| Error::Database {
+            path: label.clone(),
             message: format!("cannot read plugin {}'s schema: {e}", access.plugin),
-        })?;
+        };
+        let schema = plugin.names.schema.clone();
+        let rows =
+            Self::host_turn_run(plugin, guard::CALL_OWNED, vec![Param::Text(schema.clone())])
+                .map_err(failed)?;
         let lines: Vec<String> = rows.rows.iter().map(|r| Self::text(&r[0])).collect();
+        let tables = if dry_run {
+            let rows = Self::host_turn_run(plugin, TABLE_COLUMNS, vec![Param::Text(schema)])
+                .map_err(failed)?;
+            Some(rows.rows.iter().map(|r| Self::text(&r[0])).collect())
+        } else {
+            None
+        };
         Ok(crate::store::SchemaMark::new(Mark {
             plugin: access.plugin.clone(),
             bytes: schema_bytes(&lines),
             objects: lines.into_iter().filter(|l| !l.starts_with('#')).collect(),
+            tables,
         }))
     }
 
@@ -448,6 +457,7 @@ impl PgBackend {
                 plugin: access.plugin.clone(),
                 objects: after.clone(),
                 bytes: bytes_now,
+                tables: None,
             });
         }
         Ok(StepCheck { verdict, changes })

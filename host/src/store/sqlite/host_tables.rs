@@ -302,6 +302,65 @@ impl SqliteBackend {
         Ok(())
     }
 
+    /// See [`crate::store::Backend::describe_data`]: the rows of the plugin's ordinary
+    /// tables (not virtual tables, whose shadow tables hold their index, not rows of
+    /// their own), each value as SQL's literal of it.
+    pub(super) fn describe_data(&mut self, plugin: &str) -> Result<Vec<String>> {
+        use rusqlite::types::ValueRef;
+        let ns = crate::manifest::namespace(plugin);
+        let conn = &self.conn;
+        let fail = |e: rusqlite::Error| self.error("cannot describe the plugin's rows", e);
+        let tables: Vec<String> = conn
+            .prepare(
+                "SELECT name FROM pragma_table_list
+                  WHERE schema = 'main' AND type = 'table'
+                    AND substr(lower(name), 1, length(?1)) = ?1
+                  ORDER BY name",
+            )
+            .and_then(|mut s| s.query_map([&ns], |r| r.get(0))?.collect())
+            .map_err(fail)?;
+        let mut lines = Vec::new();
+        for table in &tables {
+            let mut statement = conn
+                .prepare(&format!(
+                    "SELECT * FROM main.\"{}\"",
+                    table.replace('"', "\"\"")
+                ))
+                .map_err(fail)?;
+            let width = statement.column_count();
+            let mut rows = statement.query([]).map_err(fail)?;
+            while let Some(row) = rows.next().map_err(fail)? {
+                if lines.len() == crate::store::MAX_DESCRIBED_ROWS {
+                    return Err(Error::Database {
+                        path: self.path.clone(),
+                        message: format!(
+                            "plugin {plugin} has more than {} rows: too many to compare",
+                            crate::store::MAX_DESCRIBED_ROWS
+                        ),
+                    });
+                }
+                let mut values = Vec::with_capacity(width);
+                for i in 0..width {
+                    values.push(match row.get_ref(i).map_err(fail)? {
+                        ValueRef::Null => "NULL".to_string(),
+                        ValueRef::Integer(n) => n.to_string(),
+                        ValueRef::Real(x) => format!("{x:?}"),
+                        ValueRef::Text(t) => {
+                            format!("'{}'", String::from_utf8_lossy(t).replace('\'', "''"))
+                        }
+                        ValueRef::Blob(b) => {
+                            let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+                            format!("x'{hex}'")
+                        }
+                    });
+                }
+                lines.push(format!("row {table} ({})", values.join(", ")));
+            }
+        }
+        lines.sort();
+        Ok(lines)
+    }
+
     /// See [`crate::store::Backend::describe_schema`]: tables by their columns
     /// (`table_xinfo`), indexes by their columns (`index_xinfo`, the constraints' own
     /// included), views and triggers by their SQL with spacing and quoting normalised.

@@ -1,0 +1,2 @@
+-- A read grant never allows a write: this step fails.
+UPDATE accounts__user SET email = lower(email)
