@@ -153,6 +153,21 @@ pub(crate) enum Command {
         #[arg(long)]
         require_reversible: bool,
     },
+    /// Serve a web page with the state of every plugin's migrations, and its JSON API
+    /// (/api/status, /api/plugins/NAME, /api/history, /api/plan).
+    Serve {
+        /// Address to listen on. Any address other than a loopback one needs a token.
+        #[arg(long, default_value = "127.0.0.1:7777")]
+        listen: String,
+        /// The token every request must carry in the x-wasmig-token header [default: none
+        /// on a loopback address without --allow-apply; otherwise one is generated and
+        /// printed].
+        #[arg(long, env = "WASMIG_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Let the page apply pending steps (with the token).
+        #[arg(long)]
+        allow_apply: bool,
+    },
     /// Create a plugin crate: its Cargo.toml, build setup, a first step and a README.
     New {
         /// The plugin's name (lowercase letters, digits and hyphens).

@@ -217,6 +217,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             };
             return down(&host, options, cli.json).await;
         }
+        Command::Serve {
+            listen,
+            token,
+            allow_apply,
+        } => return serve(host, &listen, token, allow_apply).await,
         Command::Validate => {
             let findings = host.validate().await?;
             print_findings(&findings, cli.json)?;
@@ -435,4 +440,48 @@ async fn test(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `wasmig serve`: the page and its API until the process is stopped. A token is required
+/// off loopback and to apply; one is generated when none is given.
+async fn serve(
+    host: Host,
+    listen: &str,
+    token: Option<String>,
+    allow_apply: bool,
+) -> Result<ExitCode> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr()?;
+    let token = match token {
+        Some(t) if t.trim().len() < 16 => {
+            bail!("the token must have at least 16 characters")
+        }
+        Some(t) => Some(t.trim().to_string()),
+        None if allow_apply || !address.ip().is_loopback() => {
+            let mut bytes = [0u8; 24];
+            getrandom::fill(&mut bytes).context("cannot make a token")?;
+            Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+        }
+        None => None,
+    };
+    let options = wasmig_web::Options {
+        token: token.clone(),
+        allow_apply,
+        ..Default::default()
+    };
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        match &token {
+            Some(t) => writeln!(out, "wasmig serves http://{address}/#token={t}")?,
+            None => writeln!(out, "wasmig serves http://{address}/")?,
+        }
+        out.flush()?;
+    }
+    wasmig_web::serve(listener, wasmig_web::router(host, options))
+        .await
+        .context("the server stopped")?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -368,4 +368,27 @@ impl Host {
     pub async fn history(&self, plugin: Option<&str>) -> Result<Vec<LedgerEntry>> {
         self.open_read()?.history(plugin)
     }
+
+    /// The id of the newest ledger row (0 for none): it changes whenever a step ends, so a
+    /// page that shows the state can ask this cheaply and read the rest only when it moved.
+    pub async fn ledger_head(&self) -> Result<i64> {
+        self.open_read()?.ledger_head()
+    }
+
+    /// Each plugin file's manifest (files that cannot be loaded are left out: `status`
+    /// names them).
+    pub async fn manifests(&self) -> Result<Vec<(std::path::PathBuf, Manifest)>> {
+        let (_, loaded) = self.open_read_and_load().await?;
+        Ok(loaded
+            .candidates
+            .into_iter()
+            .map(|c| (c.file, c.manifest))
+            .collect())
+    }
+
+    /// The objects `plugin` owns now, one line per object, column, index and constraint,
+    /// as the database describes them (what `wasmig test` compares).
+    pub async fn objects(&self, plugin: &str) -> Result<Vec<String>> {
+        self.open_read()?.describe_schema(plugin)
+    }
 }

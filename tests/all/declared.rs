@@ -16,14 +16,29 @@ fn cwasm_entries(dir: &Path) -> usize {
 }
 
 /// A declaration as the guest SDK encodes it (see `guest-sdk/src/declaration.rs`).
-struct Decl {
-    bytes: Vec<u8>,
+pub(crate) struct Decl {
+    pub(crate) bytes: Vec<u8>,
+    step_description: String,
 }
 
 impl Decl {
     fn new(name: &str, version: &str, migrations: u32) -> Self {
-        let mut d = Decl { bytes: vec![1] };
-        d.text(name).text(version).text("declared in a test");
+        Self::described(name, version, "declared in a test", "a step", migrations)
+    }
+
+    /// A declaration with these descriptions for the plugin and each of its steps.
+    pub(crate) fn described(
+        name: &str,
+        version: &str,
+        description: &str,
+        step_description: &str,
+        migrations: u32,
+    ) -> Self {
+        let mut d = Decl {
+            bytes: vec![1],
+            step_description: step_description.to_string(),
+        };
+        d.text(name).text(version).text(description);
         d.bytes.extend(0u32.to_le_bytes()); // no dependencies
         d.bytes.extend(0u32.to_le_bytes()); // no reads
         d.bytes.extend(migrations.to_le_bytes());
@@ -37,8 +52,14 @@ impl Decl {
     }
 
     /// A migration: `up` and `down` are `(kind, text)`, kind 1 SQL, 2 code; no down: `None`.
-    fn migration(&mut self, version: &str, up: (u8, &str), down: Option<(u8, &str)>) -> &mut Self {
-        self.text(version).text("a step");
+    pub(crate) fn migration(
+        &mut self,
+        version: &str,
+        up: (u8, &str),
+        down: Option<(u8, &str)>,
+    ) -> &mut Self {
+        let description = self.step_description.clone();
+        self.text(version).text(&description);
         self.bytes.push(up.0);
         self.text(up.1);
         match down {
@@ -80,7 +101,7 @@ fn read_leb128(bytes: &[u8], at: &mut usize) -> usize {
 
 /// `binary` (a component or a core module) without its custom sections named `name`, at any
 /// depth: the declaration `plugin!` writes sits in the component's core module.
-fn without_section(binary: &[u8], name: &str) -> Vec<u8> {
+pub(crate) fn without_section(binary: &[u8], name: &str) -> Vec<u8> {
     let component = binary[6..8] == [1, 0];
     let mut out = binary[..8].to_vec();
     let mut at = 8;
@@ -110,7 +131,7 @@ fn without_section(binary: &[u8], name: &str) -> Vec<u8> {
 }
 
 /// `component` with a custom section `name` holding `data` appended at its top level.
-fn with_section(component: &[u8], name: &str, data: &[u8]) -> Vec<u8> {
+pub(crate) fn with_section(component: &[u8], name: &str, data: &[u8]) -> Vec<u8> {
     let mut payload = Vec::new();
     leb128(name.len(), &mut payload);
     payload.extend(name.as_bytes());
@@ -122,7 +143,7 @@ fn with_section(component: &[u8], name: &str, data: &[u8]) -> Vec<u8> {
     out
 }
 
-const SECTION: &str = "wasmig:plugin/declaration@0.1.0";
+pub(crate) const SECTION: &str = "wasmig:plugin/declaration@0.1.0";
 
 #[test]
 fn a_declared_plugin_is_applied_and_undone_without_being_compiled() {

@@ -6,6 +6,7 @@ mod support;
 
 mod bad_plugins;
 mod batch;
+mod browser;
 mod compile_cache;
 mod concurrency;
 mod deadline;
@@ -27,6 +28,7 @@ mod postgres;
 mod real_sql;
 mod rollback;
 mod scaffold;
+mod serve;
 mod temp_storage;
 mod validate;
 mod virtual_tables;

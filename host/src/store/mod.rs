@@ -146,6 +146,8 @@ pub(crate) trait Backend: Send {
     fn record(&mut self, entry: &LedgerEntry) -> crate::Result<()>;
     /// Reads the ledger, oldest first, optionally for one plugin.
     fn history(&mut self, plugin: Option<&str>) -> crate::Result<Vec<LedgerEntry>>;
+    /// The newest ledger row's id (0 when there is none).
+    fn ledger_head(&mut self) -> crate::Result<i64>;
     /// The plugin's tables and their columns before the running step (as `before` marked
     /// them, or as the database's committed state shows them) and now, inside the step's
     /// transaction: for the destructive-change gate. After `leave_plugin`, before

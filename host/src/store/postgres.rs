@@ -836,6 +836,18 @@ impl Backend for PgBackend {
         PgBackend::history(self, plugin)
     }
 
+    fn ledger_head(&mut self) -> Result<i64> {
+        if !self.has_host_tables()? {
+            return Ok(0);
+        }
+        let rows = self.host_run(
+            "cannot read the ledger",
+            "SELECT coalesce(max(id), 0)::bigint FROM wasmig.ledger",
+            Vec::new(),
+        )?;
+        Ok(rows.first().map_or(0, |r| Self::int(&r[0])))
+    }
+
     fn store_component(
         &mut self,
         sha256: &str,

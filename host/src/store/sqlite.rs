@@ -343,6 +343,17 @@ impl Backend for SqliteBackend {
         SqliteBackend::describe_data(self, plugin)
     }
 
+    fn ledger_head(&mut self) -> Result<i64> {
+        if !self.has_host_tables()? {
+            return Ok(0);
+        }
+        self.conn
+            .query_row("SELECT coalesce(max(id), 0) FROM _wasmig_ledger", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.error("cannot read the ledger", e))
+    }
+
     fn history(&mut self, plugin: Option<&str>) -> Result<Vec<LedgerEntry>> {
         SqliteBackend::history(self, plugin)
     }

@@ -1,0 +1,473 @@
+//! wasmig's web page: the state of every plugin's migrations, for operators.
+//!
+//! [`router`] gives an [`axum::Router`] over a [`wasmig::Host`]: an overview of every plugin,
+//! a page per plugin (its steps, history with the SQL each step ran, the objects it owns, what
+//! it may read, its dependencies and dependents), the plan with a dry-run button, and a JSON
+//! API with the data of the command line's `--json` (`/api/status`, `/api/plugins/NAME`,
+//! `/api/history`, `/api/plan`). `wasmig serve` serves it; a server that embeds wasmig can
+//! mount it under its own routes.
+//!
+//! Everything a plugin provides (names, descriptions, errors, its SQL) is hostile input:
+//! pages are rendered on the server from templates that escape every value, and the pages'
+//! policy allows no inline script. With a token ([`Options::token`]), every request for data
+//! must carry it in the `x-wasmig-token` header (compared in constant time); a header, not a
+//! cookie, so another site cannot make a browser send it. Without one, requests must name a
+//! loopback host (a page of another site that resolves its own name to 127.0.0.1 is
+//! refused). Applying from the page is off unless [`Options::allow_apply`], which needs a
+//! token. Reads never take the database's write lock; a dry run does what `wasmig plan`
+//! does.
+
+mod views;
+
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmig::{Host, UpOptions};
+
+/// The header that carries the access token.
+pub const TOKEN_HEADER: &str = "x-wasmig-token";
+
+/// How the page is served.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The token every request for data must carry (`x-wasmig-token`); `None`: no token,
+    /// and requests must name a loopback host.
+    pub token: Option<String>,
+    /// Whether the page may apply pending steps (`POST /api/apply`); needs a token.
+    pub allow_apply: bool,
+    /// How long one request may take before it is answered with an error.
+    pub request_timeout: Duration,
+    /// How many requests may read the database at once; others wait their turn.
+    pub max_concurrent: usize,
+    /// How long `/api/head` waits for the ledger to change before it answers anyway.
+    pub long_poll: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            token: None,
+            allow_apply: false,
+            request_timeout: Duration::from_secs(120),
+            max_concurrent: 4,
+            long_poll: Duration::from_secs(20),
+        }
+    }
+}
+
+/// What can go wrong answering a request.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// wasmig's own error (the database, a plugin file).
+    #[error(transparent)]
+    Wasmig(#[from] wasmig::Error),
+    /// No plugin of that name in the directory or the database.
+    #[error("no plugin named {0}")]
+    NoPlugin(String),
+    /// The request took longer than [`Options::request_timeout`].
+    #[error("the request took longer than {0:?}")]
+    Timeout(Duration),
+    /// Applying from the page is not allowed.
+    #[error("applying from the page is off (start the server with --allow-apply)")]
+    ApplyOff,
+    /// A template failed to render (a bug of this crate's).
+    #[error("cannot render the page: {0}")]
+    Render(#[from] minijinja::Error),
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            Error::NoPlugin(_) => StatusCode::NOT_FOUND,
+            Error::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::ApplyOff => StatusCode::FORBIDDEN,
+            Error::Wasmig(_) | Error::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        (
+            status,
+            axum::Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response()
+    }
+}
+
+struct App {
+    host: Host,
+    options: Options,
+    templates: minijinja::Environment<'static>,
+    permits: tokio::sync::Semaphore,
+}
+
+impl App {
+    /// Runs one of the host's commands on a blocking thread (the host waits for the
+    /// database synchronously), one of at most `max_concurrent` at a time, bounded by the
+    /// request timeout.
+    async fn run<T, F, Fut>(self: &Arc<Self>, work: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(Host) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let limit = self.options.request_timeout;
+        let host = self.host.clone();
+        let app = self.clone();
+        let task = async move {
+            let _permit = app.permits.acquire().await.expect("never closed");
+            let handle = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || handle.block_on(work(host)))
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        };
+        tokio::time::timeout(limit, task)
+            .await
+            .map_err(|_| Error::Timeout(limit))?
+    }
+
+    fn render(&self, name: &str, context: impl serde::Serialize) -> Result<Response, Error> {
+        let html = self.templates.get_template(name)?.render(context)?;
+        Ok(Html(html).into_response())
+    }
+}
+
+fn templates() -> minijinja::Environment<'static> {
+    let mut env = minijinja::Environment::new();
+    // Every template is `.html`: minijinja escapes every value for HTML unless marked safe
+    // (nothing here is).
+    for (name, source) in [
+        ("macros.html", include_str!("../templates/macros.html")),
+        ("overview.html", include_str!("../templates/overview.html")),
+        ("plugin.html", include_str!("../templates/plugin.html")),
+        ("history.html", include_str!("../templates/history.html")),
+        ("plan.html", include_str!("../templates/plan.html")),
+        ("report.html", include_str!("../templates/report.html")),
+    ] {
+        env.add_template(name, source).expect("a valid template");
+    }
+    env
+}
+
+/// The page and its API over `host`.
+pub fn router(host: Host, options: Options) -> Router {
+    let app = Arc::new(App {
+        host,
+        permits: tokio::sync::Semaphore::new(options.max_concurrent.max(1)),
+        options,
+        templates: templates(),
+    });
+    // Data: behind the token (or the loopback check).
+    let data = Router::new()
+        .route("/fragments/overview", get(overview_fragment))
+        .route("/fragments/plugins/{name}", get(plugin_fragment))
+        .route("/fragments/history", get(history_fragment))
+        .route("/fragments/plan", get(plan_fragment))
+        .route("/fragments/dry-run", post(dry_run_fragment))
+        .route("/fragments/apply", post(apply_fragment))
+        .route("/api/status", get(api_status))
+        .route("/api/plugins/{name}", get(api_plugin))
+        .route("/api/history", get(api_history))
+        .route("/api/plan", get(api_plan))
+        .route("/api/head", get(api_head))
+        .route("/api/apply", post(api_apply))
+        .route_layer(middleware::from_fn_with_state(app.clone(), authorize));
+    // The page's shell and assets: no data, and what asks for the token.
+    Router::new()
+        .route("/", get(shell))
+        .route("/plugins/{name}", get(shell))
+        .route("/history", get(shell))
+        .route("/plan", get(shell))
+        .route("/assets/app.js", get(script))
+        .route("/assets/style.css", get(style))
+        .merge(data)
+        .layer(middleware::from_fn_with_state(app.clone(), loopback_only))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(app)
+}
+
+/// Serves `router` on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
+    axum::serve(listener, router).await
+}
+
+/// Whether `host` (a `Host` header's value) names this machine's loopback interface.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        // [::1]:7777
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Without a token, only requests that name a loopback host: a site whose name resolves to
+/// 127.0.0.1 (DNS rebinding) sends its own name, and is refused.
+async fn loopback_only(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    if app.options.token.is_none() {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        if !is_loopback_host(host) {
+            return (
+                StatusCode::FORBIDDEN,
+                "this server answers only requests to localhost (give it a token to listen \
+                 elsewhere)",
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// The token, in constant time, when there is one.
+async fn authorize(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    if let Some(token) = &app.options.token {
+        let given = request
+            .headers()
+            .get(TOKEN_HEADER)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        let same: bool = subtle::ConstantTimeEq::ct_eq(given, token.as_bytes()).into();
+        if !same {
+            return (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(serde_json::json!({
+                    "error": format!("this server needs its token in the {TOKEN_HEADER} header")
+                })),
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// What every answer carries: no inline script or style, no framing, no sniffing, no
+/// caching of data.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+             connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        ),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn shell() -> Html<&'static str> {
+    Html(include_str!("../assets/shell.html"))
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../assets/app.js"),
+    )
+}
+
+async fn style() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../assets/style.css"),
+    )
+}
+
+async fn overview_fragment(State(app): State<Arc<App>>) -> Result<Response, Error> {
+    let overview = app
+        .run(|host| async move { views::overview(&host).await })
+        .await?;
+    app.render(
+        "overview.html",
+        minijinja::context! { o => overview, allow_apply => app.options.allow_apply },
+    )
+}
+
+async fn plugin_fragment(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+) -> Result<Response, Error> {
+    let page = app
+        .run(move |host| async move { views::plugin(&host, &name).await })
+        .await?;
+    app.render("plugin.html", minijinja::context! { p => page })
+}
+
+#[derive(serde::Deserialize)]
+struct HistoryQuery {
+    plugin: Option<String>,
+}
+
+async fn history_fragment(
+    State(app): State<Arc<App>>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Response, Error> {
+    let entries = app
+        .run(move |host| async move {
+            let rows = host.history(q.plugin.as_deref()).await?;
+            Ok(views::entries(rows, 500))
+        })
+        .await?;
+    app.render("history.html", minijinja::context! { entries => entries })
+}
+
+async fn plan_fragment(State(app): State<Arc<App>>) -> Result<Response, Error> {
+    let status = app
+        .run(|host| async move { Ok(host.status().await?) })
+        .await?;
+    let pending: usize = status.iter().map(|s| s.pending).sum();
+    app.render(
+        "plan.html",
+        minijinja::context! { status => status, pending => pending, allow_apply => app.options.allow_apply },
+    )
+}
+
+async fn dry_run(app: &Arc<App>) -> Result<wasmig::RunReport, Error> {
+    app.run(|host| async move {
+        Ok(host
+            .up(UpOptions {
+                dry_run: true,
+                ..Default::default()
+            })
+            .await?)
+    })
+    .await
+}
+
+async fn dry_run_fragment(State(app): State<Arc<App>>) -> Result<Response, Error> {
+    let report = match dry_run(&app).await {
+        Ok(report) => views::report(report),
+        Err(e) => views::report_error(e.to_string()),
+    };
+    app.render("report.html", minijinja::context! { r => report })
+}
+
+async fn apply(app: &Arc<App>) -> Result<wasmig::RunReport, Error> {
+    if !app.options.allow_apply || app.options.token.is_none() {
+        return Err(Error::ApplyOff);
+    }
+    app.run(|host| async move { Ok(host.up(UpOptions::default()).await?) })
+        .await
+}
+
+async fn apply_fragment(State(app): State<Arc<App>>) -> Result<Response, Error> {
+    let report = match apply(&app).await {
+        Ok(report) => views::report(report),
+        Err(Error::ApplyOff) => return Err(Error::ApplyOff),
+        Err(e) => views::report_error(e.to_string()),
+    };
+    app.render("report.html", minijinja::context! { r => report })
+}
+
+fn json(value: impl serde::Serialize) -> Response {
+    axum::Json(value).into_response()
+}
+
+async fn api_status(State(app): State<Arc<App>>) -> Result<Response, Error> {
+    let rows = app
+        .run(|host| async move { Ok(host.status().await?) })
+        .await?;
+    Ok(json(rows))
+}
+
+async fn api_plugin(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+) -> Result<Response, Error> {
+    let page = app
+        .run(move |host| async move { views::plugin(&host, &name).await })
+        .await?;
+    Ok(json(page))
+}
+
+async fn api_history(
+    State(app): State<Arc<App>>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Response, Error> {
+    let rows = app
+        .run(move |host| async move { Ok(host.history(q.plugin.as_deref()).await?) })
+        .await?;
+    Ok(json(rows))
+}
+
+async fn api_plan(State(app): State<Arc<App>>) -> Result<Response, Error> {
+    Ok(json(dry_run(&app).await?))
+}
+
+async fn api_apply(State(app): State<Arc<App>>) -> Result<Response, Error> {
+    Ok(json(apply(&app).await?))
+}
+
+#[derive(serde::Deserialize)]
+struct HeadQuery {
+    since: Option<i64>,
+}
+
+/// The ledger's newest row id; with `since`, answered once it differs (a step ended) or
+/// after [`Options::long_poll`]: the page follows a run without asking every second.
+async fn api_head(
+    State(app): State<Arc<App>>,
+    Query(q): Query<HeadQuery>,
+) -> Result<Response, Error> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let head = app
+            .run(|host| async move { Ok(host.ledger_head().await?) })
+            .await?;
+        let waited = started.elapsed();
+        match q.since {
+            Some(since) if since == head && waited < app.options.long_poll => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            _ => return Ok(json(serde_json::json!({ "head": head }))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn loopback_hosts_are_told_from_others() {
+        for host in [
+            "localhost",
+            "localhost:7777",
+            "127.0.0.1:7777",
+            "[::1]:7777",
+            "127.1.2.3",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "evil.example:7777",
+            "10.0.0.1:7777",
+            "",
+            "localhost.evil.example",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! What the pages and the API show, gathered from the host's commands.
+
+use crate::Error;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::{Duration, UNIX_EPOCH};
+use wasmig::{Direction, Host, LedgerEntry, Outcome, PluginAccess, PluginStatus, RunReport};
+
+/// A ledger time as RFC 3339, UTC, to the second.
+fn time(ms: i64) -> String {
+    let at = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+/// A duration in microseconds as people read it.
+fn duration(us: i64) -> String {
+    match us {
+        us if us < 1_000 => format!("{us} µs"),
+        us if us < 1_000_000 => format!("{:.1} ms", us as f64 / 1e3),
+        us => format!("{:.2} s", us as f64 / 1e6),
+    }
+}
+
+/// The overview: one row per plugin, totals on top.
+#[derive(Debug, Serialize)]
+pub(crate) struct Overview {
+    pub totals: Totals,
+    pub plugins: Vec<Row>,
+    /// The ledger's newest row when this was read.
+    pub head: i64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct Totals {
+    pub plugins: usize,
+    pub applied: usize,
+    pub pending: usize,
+    pub problems: usize,
+    pub failing: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Row {
+    #[serde(flatten)]
+    pub status: PluginStatus,
+    pub file_name: Option<String>,
+    pub last: Option<Entry>,
+}
+
+/// A ledger row as the pages show it.
+#[derive(Debug, Serialize)]
+pub(crate) struct Entry {
+    #[serde(flatten)]
+    pub entry: LedgerEntry,
+    pub at: String,
+    pub took: String,
+    pub succeeded: bool,
+    pub up: bool,
+}
+
+fn entry(entry: LedgerEntry) -> Entry {
+    Entry {
+        at: time(entry.started_at_ms),
+        took: duration(entry.duration_us),
+        succeeded: entry.outcome == Outcome::Succeeded,
+        up: entry.direction == Direction::Up,
+        entry,
+    }
+}
+
+/// The newest `limit` ledger rows, newest first.
+pub(crate) fn entries(rows: Vec<LedgerEntry>, limit: usize) -> Vec<Entry> {
+    rows.into_iter().rev().take(limit).map(entry).collect()
+}
+
+pub(crate) async fn overview(host: &Host) -> Result<Overview, Error> {
+    let head = host.ledger_head().await?;
+    let status = host.status().await?;
+    let mut last: BTreeMap<String, LedgerEntry> = BTreeMap::new();
+    for e in host.history(None).await? {
+        last.insert(e.plugin.clone(), e);
+    }
+    let mut totals = Totals::default();
+    let plugins: Vec<Row> = status
+        .into_iter()
+        .map(|s| {
+            let last = s.name.as_ref().and_then(|n| last.remove(n)).map(entry);
+            totals.plugins += 1;
+            totals.applied += s.applied;
+            totals.pending += s.pending;
+            totals.problems += usize::from(s.problem.is_some());
+            totals.failing += usize::from(last.as_ref().is_some_and(|l| !l.succeeded));
+            Row {
+                file_name: s
+                    .file
+                    .as_ref()
+                    .and_then(|f| f.file_name())
+                    .map(|f| f.to_string_lossy().into_owned()),
+                status: s,
+                last,
+            }
+        })
+        .collect();
+    Ok(Overview {
+        totals,
+        plugins,
+        head,
+    })
+}
+
+/// One plugin's page.
+#[derive(Debug, Serialize)]
+pub(crate) struct PluginPage {
+    pub name: String,
+    pub status: Option<PluginStatus>,
+    pub description: Option<String>,
+    pub steps: Vec<Step>,
+    /// Newest first.
+    pub history: Vec<Entry>,
+    pub objects: Vec<String>,
+    pub access: Option<PluginAccess>,
+    /// Name and version requirement.
+    pub depends_on: Vec<(String, String)>,
+    pub dependents: Vec<String>,
+}
+
+/// One step of a plugin, from its file and the ledger.
+#[derive(Debug, Serialize)]
+pub(crate) struct Step {
+    pub version: String,
+    pub description: String,
+    /// `applied`, `pending`, `failed` (its last attempt failed) or `rolled back`.
+    pub state: &'static str,
+    pub checksum: String,
+    pub reversible: Option<bool>,
+    /// The ledger row that applied it (or its last attempt).
+    pub last: Option<Entry>,
+}
+
+pub(crate) async fn plugin(host: &Host, name: &str) -> Result<PluginPage, Error> {
+    let status = host
+        .status()
+        .await?
+        .into_iter()
+        .find(|s| s.name.as_deref() == Some(name));
+    let history = host.history(Some(name)).await?;
+    if status.is_none() && history.is_empty() {
+        return Err(Error::NoPlugin(name.to_string()));
+    }
+    let manifests = host.manifests().await.unwrap_or_default();
+    let manifest = manifests.iter().map(|(_, m)| m).find(|m| m.name == name);
+    let dependents = manifests
+        .iter()
+        .filter(|(_, m)| m.depends_on.iter().any(|d| d.name == name))
+        .map(|(_, m)| m.name.clone())
+        .collect();
+    // The newest ledger row of each version.
+    let mut newest: BTreeMap<String, &LedgerEntry> = BTreeMap::new();
+    for e in &history {
+        newest.insert(e.version.clone(), e);
+    }
+    let state = |e: Option<&&LedgerEntry>| match e {
+        None => "pending",
+        Some(e) if e.outcome == Outcome::Failed => "failed",
+        Some(e) if e.direction == Direction::Down => "rolled back",
+        Some(_) => "applied",
+    };
+    let mut steps: Vec<Step> = match manifest {
+        Some(m) => m
+            .migrations
+            .iter()
+            .map(|s| {
+                let last = newest.remove(&s.version.to_string());
+                Step {
+                    version: s.version.to_string(),
+                    description: s.description.clone(),
+                    state: state(last.as_ref()),
+                    checksum: s.checksum.clone(),
+                    reversible: Some(s.reversible),
+                    last: last.cloned().map(entry),
+                }
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    // Steps the ledger knows and the file does not (the file is gone, or changed).
+    for (version, e) in newest {
+        steps.push(Step {
+            version,
+            description: e.description.clone(),
+            state: state(Some(&e)),
+            checksum: e.checksum.clone(),
+            reversible: None,
+            last: Some(entry(e.clone())),
+        });
+    }
+    steps.sort_by(|a, b| {
+        let v = |s: &str| semver::Version::parse(s).ok();
+        v(&a.version).cmp(&v(&b.version))
+    });
+    let access = host
+        .access()
+        .await
+        .ok()
+        .and_then(|(rows, _)| rows.into_iter().find(|a| a.plugin == name));
+    let applied = status.as_ref().is_some_and(|s| s.applied > 0);
+    Ok(PluginPage {
+        name: name.to_string(),
+        description: manifest.map(|m| m.description.clone()),
+        depends_on: manifest
+            .map(|m| {
+                m.depends_on
+                    .iter()
+                    .map(|d| (d.name.clone(), d.requirement.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        dependents,
+        objects: if applied {
+            host.objects(name).await?
+        } else {
+            Vec::new()
+        },
+        status,
+        steps,
+        history: entries(history, 200),
+        access,
+    })
+}
+
+/// A run's report as the pages show it.
+#[derive(Debug, Serialize)]
+pub(crate) struct Report {
+    pub error: Option<String>,
+    pub report: Option<RunReport>,
+    pub steps: Vec<ReportStep>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct ReportStep {
+    #[serde(flatten)]
+    pub step: wasmig::StepReport,
+    pub took: String,
+    pub failed: bool,
+}
+
+pub(crate) fn report(report: RunReport) -> Report {
+    Report {
+        error: None,
+        steps: report
+            .steps
+            .iter()
+            .map(|s| ReportStep {
+                took: duration(s.duration_us),
+                failed: s.outcome == Outcome::Failed,
+                step: s.clone(),
+            })
+            .collect(),
+        report: Some(report),
+    }
+}
+
+pub(crate) fn report_error(error: String) -> Report {
+    Report {
+        error: Some(error),
+        report: None,
+        steps: Vec::new(),
+    }
+}
