@@ -6,7 +6,7 @@
 //! Every figure is the median of several runs. Ratios compare wasmig with native rusqlite in
 //! this process (the physical limit) or with refinery applying the same SQL natively (a peer;
 //! built as its own workspace in benches/refinery-baseline, compared as whole runs). The
-//! table goes to stdout, in the README's format.
+//! table goes to stdout, in the format of docs/performance.md's table.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

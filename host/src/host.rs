@@ -53,6 +53,41 @@ impl Host {
         self.inner.config.postgres.is_some()
     }
 
+    /// A host like this one over a copy of its SQLite database, written to `path` (which must
+    /// not exist) with `VACUUM INTO`: a consistent copy made inside one read transaction,
+    /// so a dry run on the copy never takes, nor waits for, the database's write lock.
+    /// `None` on PostgreSQL, whose databases are not copied this way.
+    pub fn snapshot(&self, path: &Path) -> Result<Option<Host>> {
+        if self.is_postgres() {
+            return Ok(None);
+        }
+        let source = &self.inner.config.database;
+        let fail = |e: rusqlite::Error| Error::Database {
+            path: source.clone(),
+            message: format!("cannot copy the database to {}: {e}", path.display()),
+        };
+        if source.exists() {
+            let conn = rusqlite::Connection::open_with_flags(
+                source,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(fail)?;
+            conn.busy_timeout(self.inner.config.lock_timeout)
+                .map_err(fail)?;
+            conn.execute("VACUUM INTO ?1", [path.to_string_lossy()])
+                .map_err(fail)?;
+        }
+        let mut config = self.inner.config.clone();
+        config.database = path.to_path_buf();
+        Ok(Some(Host {
+            inner: Arc::new(Inner {
+                runtime: self.inner.runtime.clone(),
+                config,
+            }),
+        }))
+    }
+
     pub(crate) fn backend_options(&self) -> BackendOptions {
         BackendOptions {
             lock_timeout: self.inner.config.lock_timeout,

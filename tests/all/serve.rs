@@ -187,7 +187,10 @@ fn unchunk(mut body: &str) -> String {
 
 /// `accounts` and `notes` applied by the real binary.
 pub(crate) fn migrated() -> Env {
-    let env = Env::new();
+    migrated_in(Env::new())
+}
+
+fn migrated_in(env: Env) -> Env {
     env.add(artifacts::ACCOUNTS, "accounts.wasm");
     env.add(artifacts::NOTES, "notes.wasm");
     env.ok(&["up"]);
@@ -196,7 +199,15 @@ pub(crate) fn migrated() -> Env {
 
 #[test]
 fn the_api_gives_what_the_command_line_gives() {
-    let env = migrated();
+    api_gives_what_the_command_line_gives(migrated());
+}
+
+#[test]
+fn the_api_gives_what_the_command_line_gives_on_postgres() {
+    api_gives_what_the_command_line_gives(migrated_in(Env::postgres()));
+}
+
+fn api_gives_what_the_command_line_gives(env: Env) {
     let served = Served::start(&env, &[]);
     assert_eq!(served.token, None, "no token on loopback by default");
     assert_eq!(served.json("/api/status"), env.json(&["status"]));
@@ -250,8 +261,13 @@ fn a_plan_from_the_page_is_a_dry_run_that_changes_nothing() {
     let env = scripted();
     env.script("victim", "0.2.0", "CREATE TABLE victim__planned (x)", None);
     let before = env.dump();
-    let served = Served::start(&env, &[]);
+    let served = Served::start(&env, &["--lock-timeout", "1s"]);
+    // The application holds the write lock: the page's dry run runs on a copy, and
+    // neither takes nor waits for it.
+    let app = env.conn();
+    app.execute_batch("BEGIN IMMEDIATE").unwrap();
     let plan = served.json("/api/plan");
+    app.execute_batch("ROLLBACK").unwrap();
     assert_eq!(plan["dry_run"], true);
     let step = plan["steps"]
         .as_array()

@@ -14,8 +14,8 @@
 //! cookie, so another site cannot make a browser send it. Without one, requests must name a
 //! loopback host (a page of another site that resolves its own name to 127.0.0.1 is
 //! refused). Applying from the page is off unless [`Options::allow_apply`], which needs a
-//! token. Reads never take the database's write lock; a dry run does what `wasmig plan`
-//! does.
+//! token. Nothing the page shows takes the database's write lock; on SQLite a dry run runs
+//! on a copy of the database ([`wasmig::Host::snapshot`]).
 
 mod views;
 
@@ -75,6 +75,9 @@ pub enum Error {
     /// Applying from the page is not allowed.
     #[error("applying from the page is off (start the server with --allow-apply)")]
     ApplyOff,
+    /// No scratch directory for a dry run's copy of the database.
+    #[error("cannot make a scratch directory for the dry run: {0}")]
+    Scratch(std::io::Error),
     /// A template failed to render (a bug of this crate's).
     #[error("cannot render the page: {0}")]
     Render(#[from] minijinja::Error),
@@ -86,7 +89,9 @@ impl IntoResponse for Error {
             Error::NoPlugin(_) => StatusCode::NOT_FOUND,
             Error::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::ApplyOff => StatusCode::FORBIDDEN,
-            Error::Wasmig(_) | Error::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Wasmig(_) | Error::Render(_) | Error::Scratch(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
         (
             status,
@@ -343,14 +348,18 @@ async fn plan_fragment(State(app): State<Arc<App>>) -> Result<Response, Error> {
     )
 }
 
+/// A dry run of every pending step. On SQLite it runs on a copy of the database, so the
+/// page never takes (or waits for) the database's write lock; on PostgreSQL it is what
+/// `wasmig plan` does there.
 async fn dry_run(app: &Arc<App>) -> Result<wasmig::RunReport, Error> {
     app.run(|host| async move {
-        Ok(host
-            .up(UpOptions {
-                dry_run: true,
-                ..Default::default()
-            })
-            .await?)
+        let scratch = tempfile::tempdir().map_err(Error::Scratch)?;
+        let copy = host.snapshot(&scratch.path().join("plan.db"))?;
+        let options = UpOptions {
+            dry_run: true,
+            ..Default::default()
+        };
+        Ok(copy.as_ref().unwrap_or(&host).up(options).await?)
     })
     .await
 }
