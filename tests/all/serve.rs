@@ -441,3 +441,57 @@ fn a_client_that_never_finishes_its_request_does_not_stall_the_server() {
     let moved: serde_json::Value = serde_json::from_str(&answered.body).unwrap();
     assert!(moved["head"].as_i64().unwrap() > head, "{moved}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_mounts_the_page_under_its_own_path() {
+    use wasmig_web::axum;
+    let env = migrated();
+    let page = wasmig_web::router(
+        env.host(),
+        wasmig_web::Options {
+            base_path: "/migrations".into(),
+            ..Default::default()
+        },
+    );
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "the application" }))
+        .nest("/migrations", page);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    tokio::spawn(wasmig_web::serve(listener, app));
+    let answers = tokio::task::spawn_blocking(move || {
+        let host = format!("Host: {address}");
+        let get = |path: &str| http(&address, "GET", path, std::slice::from_ref(&host));
+        (
+            get("/"),
+            get("/migrations"),
+            get("/migrations/fragments/overview"),
+            get("/migrations/api/status"),
+            get("/migrations/assets/app.js"),
+        )
+    })
+    .await
+    .unwrap();
+    let (root, shell, overview, status, script) = answers;
+    // Attribute values as the browser reads them (the templates escape `/` too).
+    let (shell, overview) = (
+        shell.body.replace("&#x2f;", "/"),
+        overview.body.replace("&#x2f;", "/"),
+    );
+    assert_eq!(root.body, "the application");
+    assert!(shell.contains(r#"data-base="/migrations""#), "{shell}");
+    assert!(
+        shell.contains(r#"src="/migrations/assets/app.js""#),
+        "{shell}"
+    );
+    assert!(
+        overview.contains(r#"href="/migrations/plugins/notes""#),
+        "{overview}"
+    );
+    assert_eq!(status.status, 200);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&status.body).unwrap(),
+        env.json(&["status"])
+    );
+    assert_eq!(script.status, 200);
+}

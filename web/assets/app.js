@@ -22,8 +22,11 @@
     if (token) h["x-wasmig-token"] = token;
     return h;
   }
-  var path = location.pathname === "/" ? "/overview" : location.pathname;
-  var fragment = "/fragments" + path + location.search;
+  // Where the page is mounted ("" at the root of its server).
+  var base = document.body.dataset.base || "";
+  var path = location.pathname.slice(base.length);
+  if (path === "" || path === "/") path = "/overview";
+  var fragment = base + "/fragments" + path + location.search;
   var holding = false; // a run's report is on the page: do not replace it
 
   function showError(text) {
@@ -111,11 +114,11 @@
 
   function bind() {
     var dry = document.getElementById("dry-run");
-    if (dry) dry.addEventListener("click", function () { post("/fragments/dry-run", dry); });
+    if (dry) dry.addEventListener("click", function () { post(base + "/fragments/dry-run", dry); });
     var apply = document.getElementById("apply");
     if (apply) {
       apply.addEventListener("click", function () {
-        if (confirm("Apply every pending step now?")) post("/fragments/apply", apply);
+        if (confirm("Apply every pending step now?")) post(base + "/fragments/apply", apply);
       });
     }
   }
@@ -129,7 +132,7 @@
     var since = null;
     for (;;) {
       try {
-        var url = "/api/head" + (since === null ? "" : "?since=" + since);
+        var url = base + "/api/head" + (since === null ? "" : "?since=" + since);
         var response = await fetch(url, { headers: headers() });
         if (!response.ok) {
           live.classList.add("off");

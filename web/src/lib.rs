@@ -46,6 +46,9 @@ pub struct Options {
     pub max_concurrent: usize,
     /// How long `/api/head` waits for the ledger to change before it answers anyway.
     pub long_poll: Duration,
+    /// Where the router is mounted (`/migrations` for `Router::nest("/migrations", …)`;
+    /// empty at the root): the page's links and requests start with it.
+    pub base_path: String,
 }
 
 impl Default for Options {
@@ -56,6 +59,7 @@ impl Default for Options {
             request_timeout: Duration::from_secs(120),
             max_concurrent: 4,
             long_poll: Duration::from_secs(20),
+            base_path: String::new(),
         }
     }
 }
@@ -139,11 +143,13 @@ impl App {
     }
 }
 
-fn templates() -> minijinja::Environment<'static> {
+fn templates(base_path: &str) -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
+    env.add_global("base", base_path.trim_end_matches('/').to_string());
     // Every template is `.html`: minijinja escapes every value for HTML unless marked safe
     // (nothing here is).
     for (name, source) in [
+        ("shell.html", include_str!("../templates/shell.html")),
         ("macros.html", include_str!("../templates/macros.html")),
         ("overview.html", include_str!("../templates/overview.html")),
         ("plugin.html", include_str!("../templates/plugin.html")),
@@ -161,8 +167,8 @@ pub fn router(host: Host, options: Options) -> Router {
     let app = Arc::new(App {
         host,
         permits: tokio::sync::Semaphore::new(options.max_concurrent.max(1)),
+        templates: templates(&options.base_path),
         options,
-        templates: templates(),
     });
     // Data: behind the token (or the loopback check).
     let data = Router::new()
@@ -192,6 +198,8 @@ pub fn router(host: Host, options: Options) -> Router {
         .layer(middleware::from_fn(security_headers))
         .with_state(app)
 }
+
+pub use axum;
 
 /// Serves `router` on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
@@ -281,8 +289,8 @@ async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
-async fn shell() -> Html<&'static str> {
-    Html(include_str!("../assets/shell.html"))
+async fn shell(State(app): State<Arc<App>>) -> Result<Response, Error> {
+    app.render("shell.html", ())
 }
 
 async fn script() -> impl IntoResponse {
