@@ -161,9 +161,13 @@ pub(crate) enum Command {
         listen: String,
         /// The token every request must carry in the x-wasmig-token header [default: none
         /// on a loopback address without --allow-apply; otherwise one is generated and
-        /// printed].
+        /// printed]. Other users of the machine can read a command line: prefer
+        /// WASMIG_TOKEN or --token-file.
         #[arg(long, env = "WASMIG_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// A file whose content (trimmed) is the token.
+        #[arg(long, conflicts_with = "token")]
+        token_file: Option<PathBuf>,
         /// Let the page apply pending steps (with the token).
         #[arg(long)]
         allow_apply: bool,

@@ -220,8 +220,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve {
             listen,
             token,
+            token_file,
             allow_apply,
-        } => return serve(host, &listen, token, allow_apply).await,
+        } => {
+            let token =
+                match token_file {
+                    Some(file) => Some(std::fs::read_to_string(&file).with_context(|| {
+                        format!("cannot read the token file {}", file.display())
+                    })?),
+                    None => token,
+                };
+            return serve(host, &listen, token, allow_apply).await;
+        }
         Command::Validate => {
             let findings = host.validate().await?;
             print_findings(&findings, cli.json)?;
@@ -454,17 +464,21 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
-    let token = match token {
+    // A token given by the operator is never printed; one made here is, once.
+    let (token, made) = match token {
         Some(t) if t.trim().len() < 16 => {
             bail!("the token must have at least 16 characters")
         }
-        Some(t) => Some(t.trim().to_string()),
+        Some(t) => (Some(t.trim().to_string()), false),
         None if allow_apply || !address.ip().is_loopback() => {
             let mut bytes = [0u8; 24];
             getrandom::fill(&mut bytes).context("cannot make a token")?;
-            Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+            (
+                Some(bytes.iter().map(|b| format!("{b:02x}")).collect()),
+                true,
+            )
         }
-        None => None,
+        None => (None, false),
     };
     let options = wasmig_web::Options {
         token: token.clone(),
@@ -475,13 +489,21 @@ async fn serve(
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         match &token {
-            Some(t) => writeln!(out, "wasmig serves http://{address}/#token={t}")?,
+            Some(t) if made => writeln!(out, "wasmig serves http://{address}/#token={t}")?,
+            Some(_) => writeln!(
+                out,
+                "wasmig serves http://{address}/ (open it with #token=YOUR-TOKEN at the end)"
+            )?,
             None => writeln!(out, "wasmig serves http://{address}/")?,
         }
         out.flush()?;
     }
-    wasmig_web::serve(listener, wasmig_web::router(host, options))
-        .await
-        .context("the server stopped")?;
+    wasmig_web::serve(
+        listener,
+        wasmig_web::router(host, options.clone()),
+        &options,
+    )
+    .await
+    .context("the server stopped")?;
     Ok(ExitCode::SUCCESS)
 }

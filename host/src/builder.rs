@@ -22,6 +22,9 @@ pub struct HostBuilder {
     pub(crate) cache_dir: Option<PathBuf>,
     pub(crate) compiler: Compiler,
     pub(crate) on_overrun: Option<OverrunHandler>,
+    /// Reads only: opening the database records no abandoned steps (a page that shows
+    /// the state leaves that to runners).
+    pub(crate) observer: bool,
 }
 
 impl std::fmt::Debug for OverrunSet<'_> {
@@ -58,6 +61,7 @@ impl Default for HostBuilder {
             cache_dir: default_cache_dir(),
             compiler: Compiler::default(),
             on_overrun: None,
+            observer: false,
         }
     }
 }

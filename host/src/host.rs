@@ -53,6 +53,20 @@ impl Host {
         self.inner.config.postgres.is_some()
     }
 
+    /// This host as an observer: its reads write nothing to the database (steps another
+    /// host abandoned are left for the next runner to record). Commands that run steps
+    /// behave as they do on any host.
+    pub fn observer(&self) -> Host {
+        let mut config = self.inner.config.clone();
+        config.observer = true;
+        Host {
+            inner: Arc::new(Inner {
+                runtime: self.inner.runtime.clone(),
+                config,
+            }),
+        }
+    }
+
     /// A host like this one over a copy of its SQLite database, written to `path` (which must
     /// not exist) with `VACUUM INTO`: a consistent copy made inside one read transaction,
     /// so a dry run on the copy never takes, nor waits for, the database's write lock.
@@ -133,7 +147,7 @@ impl Host {
         let mut backend = SqliteBackend::open(path, options, !path.exists())?;
         // Tables written by a newer wasmig are refused, not misread.
         backend.host_schema_version()?;
-        if path.exists() && backend.has_host_tables()? {
+        if !self.inner.config.observer && path.exists() && backend.has_host_tables()? {
             record_abandoned(&mut backend);
         }
         Ok(Box::new(backend))

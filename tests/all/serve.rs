@@ -37,10 +37,21 @@ impl Served {
             .trim()
             .strip_prefix("wasmig serves http://")
             .unwrap_or_else(|| panic!("the server's first line: {line:?}"));
-        let (address, token) = match url.split_once("/#token=") {
+        let url = url.split(' ').next().unwrap_or_default();
+        let (address, printed) = match url.split_once("/#token=") {
             Some((address, token)) => (address.to_string(), Some(token.to_string())),
             None => (url.trim_end_matches('/').to_string(), None),
         };
+        // A token given on the command line is not printed.
+        let given = args
+            .iter()
+            .position(|a| *a == "--token")
+            .map(|i| args[i + 1].to_string());
+        assert!(
+            printed.is_none() || given.is_none(),
+            "a given token was printed: {line}"
+        );
+        let token = printed.or(given);
         Served {
             child,
             address,
@@ -63,6 +74,8 @@ impl Served {
         {
             all.push(format!("Host: {}", self.address));
         }
+        // What the page sends with every request.
+        all.push("x-wasmig-request: 1".to_string());
         http(&self.address, method, path, &all)
     }
 
@@ -383,6 +396,66 @@ fn a_token_is_needed_for_data_and_a_foreign_host_is_refused_without_one() {
 }
 
 #[test]
+fn requests_made_by_another_sites_page_are_refused() {
+    let env = scripted();
+    env.script("victim", "0.2.0", "CREATE TABLE victim__planned (x)", None);
+    let served = Served::start(&env, &[]);
+    let host = format!("Host: {}", served.address);
+    let origin = format!("Origin: http://{}", served.address);
+    let post = |headers: &[&str]| {
+        let mut all = vec![host.clone()];
+        all.extend(headers.iter().map(|h| h.to_string()));
+        http(&served.address, "POST", "/fragments/dry-run", &all).status
+    };
+    // A form another site submits: no custom header, another origin, cross-site.
+    assert_eq!(post(&["Origin: http://evil.example"]), 403);
+    assert_eq!(post(&["Sec-Fetch-Site: cross-site"]), 403);
+    assert_eq!(post(&[]), 403, "a POST without x-wasmig-request");
+    assert_eq!(post(&["Origin: null", "x-wasmig-request: 1"]), 403);
+    assert_eq!(post(&[&origin, "x-wasmig-request: 1"]), 200);
+    assert_eq!(
+        post(&["Sec-Fetch-Site: same-origin", "x-wasmig-request: 1"]),
+        200
+    );
+    // An image or a script tag of another site's page, on a GET that runs a dry run.
+    let get = |headers: &[&str]| {
+        let mut all = vec![host.clone()];
+        all.extend(headers.iter().map(|h| h.to_string()));
+        http(&served.address, "GET", "/api/plan", &all).status
+    };
+    assert_eq!(get(&["Sec-Fetch-Site: cross-site"]), 403);
+    assert_eq!(get(&["Sec-Fetch-Site: same-site"]), 403);
+    assert_eq!(get(&[]), 200, "curl");
+    assert_eq!(
+        get(&["Sec-Fetch-Site: none"]),
+        200,
+        "typed in the address bar"
+    );
+    let page = served.get("/api/status");
+    assert_eq!(
+        page.header("cross-origin-resource-policy"),
+        Some("same-origin")
+    );
+}
+
+#[test]
+fn a_connection_that_never_sends_its_headers_is_closed() {
+    let env = migrated();
+    let served = Served::start(&env, &[]);
+    let mut stalled = TcpStream::connect(&served.address).unwrap();
+    stalled
+        .write_all(b"GET /api/status HTTP/1.1\r\nHost: local")
+        .unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut answer = Vec::new();
+    // The server closes it (after its header timeout, 10 s) rather than waiting forever.
+    let read = stalled.read_to_end(&mut answer);
+    assert!(read.is_ok(), "the server kept the connection: {read:?}");
+}
+
+#[test]
 fn listening_off_loopback_makes_a_token() {
     let env = migrated();
     let mut child = env
@@ -458,7 +531,7 @@ async fn a_server_mounts_the_page_under_its_own_path() {
         .nest("/migrations", page);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
-    tokio::spawn(wasmig_web::serve(listener, app));
+    tokio::spawn(async move { wasmig_web::serve(listener, app, &Default::default()).await });
     let answers = tokio::task::spawn_blocking(move || {
         let host = format!("Host: {address}");
         let get = |path: &str| http(&address, "GET", path, std::slice::from_ref(&host));

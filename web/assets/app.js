@@ -11,13 +11,19 @@
   function tokenFromAddress() {
     var match = /(?:^#|&)token=([^&]+)/.exec(location.hash);
     if (!match) return false;
-    sessionStorage.setItem(KEY, decodeURIComponent(match[1]));
+    var token;
+    try {
+      token = decodeURIComponent(match[1]);
+    } catch (e) {
+      token = match[1];
+    }
+    sessionStorage.setItem(KEY, token);
     history.replaceState(null, "", location.pathname + location.search);
     return true;
   }
   tokenFromAddress();
   function headers() {
-    var h = {};
+    var h = { "x-wasmig-request": "1" };
     var token = sessionStorage.getItem(KEY);
     if (token) h["x-wasmig-token"] = token;
     return h;
@@ -34,6 +40,10 @@
     p.className = "problem";
     p.textContent = text;
     main.replaceChildren(p);
+  }
+
+  function isHtml(response) {
+    return (response.headers.get("content-type") || "").indexOf("text/html") === 0;
   }
 
   async function errorOf(response) {
@@ -79,7 +89,7 @@
       askToken();
       return false;
     }
-    if (!response.ok) {
+    if (!response.ok || !isHtml(response)) {
       showError(await errorOf(response));
       return false;
     }
@@ -99,7 +109,7 @@
     report.appendChild(p);
     try {
       var response = await fetch(url, { method: "POST", headers: headers() });
-      if (response.ok) {
+      if (response.ok && isHtml(response)) {
         report.innerHTML = await response.text();
       } else {
         p.className = "problem";
@@ -142,6 +152,8 @@
         live.classList.remove("off");
         var head = (await response.json()).head;
         if (since !== null && head !== since && !holding) await load();
+        // Answered at once with nothing new (the server is busy): wait before asking again.
+        if (head === since) await sleep(1000);
         since = head;
       } catch (e) {
         live.classList.add("off");

@@ -13,9 +13,12 @@
 //! must carry it in the `x-wasmig-token` header (compared in constant time); a header, not a
 //! cookie, so another site cannot make a browser send it. Without one, requests must name a
 //! loopback host (a page of another site that resolves its own name to 127.0.0.1 is
-//! refused). Applying from the page is off unless [`Options::allow_apply`], which needs a
-//! token. Nothing the page shows takes the database's write lock; on SQLite a dry run runs
-//! on a copy of the database ([`wasmig::Host::snapshot`]).
+//! refused). Requests another site's page makes are refused by what the browser says of them
+//! (`Sec-Fetch-Site`, `Origin`), and every `POST` needs the `x-wasmig-request` header, which
+//! no page of another site can send without a CORS permission this server never gives.
+//! Applying from the page is off unless [`Options::allow_apply`], which needs a token. The
+//! page reads the database without writing to it; on SQLite a dry run runs on a copy of the
+//! database ([`wasmig::Host::snapshot`]), one at a time.
 
 mod views;
 
@@ -32,6 +35,9 @@ use wasmig::{Host, UpOptions};
 /// The header that carries the access token.
 pub const TOKEN_HEADER: &str = "x-wasmig-token";
 
+/// The header every `POST` must carry (any value): a page of another site cannot send it.
+pub const REQUEST_HEADER: &str = "x-wasmig-request";
+
 /// How the page is served.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -44,6 +50,11 @@ pub struct Options {
     pub request_timeout: Duration,
     /// How many requests may read the database at once; others wait their turn.
     pub max_concurrent: usize,
+    /// How many connections are served at once; more are closed at once.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers (also how long an idle
+    /// connection is kept).
+    pub header_timeout: Duration,
     /// How long `/api/head` waits for the ledger to change before it answers anyway.
     pub long_poll: Duration,
     /// Where the router is mounted (`/migrations` for `Router::nest("/migrations", …)`;
@@ -58,6 +69,8 @@ impl Default for Options {
             allow_apply: false,
             request_timeout: Duration::from_secs(120),
             max_concurrent: 4,
+            max_connections: 256,
+            header_timeout: Duration::from_secs(10),
             long_poll: Duration::from_secs(20),
             base_path: String::new(),
         }
@@ -79,6 +92,9 @@ pub enum Error {
     /// Applying from the page is not allowed.
     #[error("applying from the page is off (start the server with --allow-apply)")]
     ApplyOff,
+    /// A dry run or a run from the page is going on already.
+    #[error("a dry run or a run from this page is going on already; try again when it ends")]
+    Busy,
     /// No scratch directory for a dry run's copy of the database.
     #[error("cannot make a scratch directory for the dry run: {0}")]
     Scratch(std::io::Error),
@@ -93,6 +109,7 @@ impl IntoResponse for Error {
             Error::NoPlugin(_) => StatusCode::NOT_FOUND,
             Error::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::ApplyOff => StatusCode::FORBIDDEN,
+            Error::Busy => StatusCode::TOO_MANY_REQUESTS,
             Error::Wasmig(_) | Error::Render(_) | Error::Scratch(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -108,8 +125,18 @@ impl IntoResponse for Error {
 struct App {
     host: Host,
     options: Options,
+    /// SHA-256 of the token: compared in constant time on a fixed length.
+    token_digest: Option<[u8; 32]>,
     templates: minijinja::Environment<'static>,
-    permits: tokio::sync::Semaphore,
+    /// Host commands running, at most `max_concurrent`; a permit is held until the command
+    /// ends, even past the request's timeout.
+    permits: Arc<tokio::sync::Semaphore>,
+    /// One dry run or run from the page at a time.
+    runs: tokio::sync::Semaphore,
+    /// The ledger's head as last read, shared by every long poll.
+    head: tokio::sync::Mutex<Option<(tokio::time::Instant, i64)>>,
+    /// Long polls waiting; more are answered at once.
+    polls: tokio::sync::Semaphore,
 }
 
 impl App {
@@ -124,17 +151,36 @@ impl App {
     {
         let limit = self.options.request_timeout;
         let host = self.host.clone();
-        let app = self.clone();
+        let permits = self.permits.clone();
         let task = async move {
-            let _permit = app.permits.acquire().await.expect("never closed");
+            let permit = permits.acquire_owned().await.expect("never closed");
             let handle = tokio::runtime::Handle::current();
-            tokio::task::spawn_blocking(move || handle.block_on(work(host)))
-                .await
-                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                handle.block_on(work(host))
+            })
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
         };
         tokio::time::timeout(limit, task)
             .await
             .map_err(|_| Error::Timeout(limit))?
+    }
+
+    /// The ledger's newest row id, read at most about twice a second however many pages
+    /// follow it.
+    async fn head(self: &Arc<Self>) -> Result<i64, Error> {
+        let mut cached = self.head.lock().await;
+        if let Some((at, head)) = *cached
+            && at.elapsed() < Duration::from_millis(400)
+        {
+            return Ok(head);
+        }
+        let head = self
+            .run(|host| async move { Ok(host.ledger_head().await?) })
+            .await?;
+        *cached = Some((tokio::time::Instant::now(), head));
+        Ok(head)
     }
 
     fn render(&self, name: &str, context: impl serde::Serialize) -> Result<Response, Error> {
@@ -146,6 +192,17 @@ impl App {
 fn templates(base_path: &str) -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
     env.add_global("base", base_path.trim_end_matches('/').to_string());
+    // A path segment: everything but letters, digits, `-` and `_` percent-encoded (`/` and
+    // `.` too, which `urlencode` keeps).
+    env.add_filter("segment", |value: String| -> String {
+        value
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' => (b as char).to_string(),
+                b => format!("%{b:02X}"),
+            })
+            .collect()
+    });
     // Every template is `.html`: minijinja escapes every value for HTML unless marked safe
     // (nothing here is).
     for (name, source) in [
@@ -164,9 +221,18 @@ fn templates(base_path: &str) -> minijinja::Environment<'static> {
 
 /// The page and its API over `host`.
 pub fn router(host: Host, options: Options) -> Router {
+    use sha2::Digest;
     let app = Arc::new(App {
-        host,
-        permits: tokio::sync::Semaphore::new(options.max_concurrent.max(1)),
+        // The page only reads: it leaves recording abandoned steps to runners.
+        host: host.observer(),
+        token_digest: options
+            .token
+            .as_ref()
+            .map(|t| sha2::Sha256::digest(t.as_bytes()).into()),
+        permits: Arc::new(tokio::sync::Semaphore::new(options.max_concurrent.max(1))),
+        runs: tokio::sync::Semaphore::new(1),
+        head: tokio::sync::Mutex::new(None),
+        polls: tokio::sync::Semaphore::new(64),
         templates: templates(&options.base_path),
         options,
     });
@@ -194,6 +260,7 @@ pub fn router(host: Host, options: Options) -> Router {
         .route("/assets/app.js", get(script))
         .route("/assets/style.css", get(style))
         .merge(data)
+        .layer(middleware::from_fn(same_origin))
         .layer(middleware::from_fn_with_state(app.clone(), loopback_only))
         .layer(middleware::from_fn(security_headers))
         .with_state(app)
@@ -201,9 +268,44 @@ pub fn router(host: Host, options: Options) -> Router {
 
 pub use axum;
 
-/// Serves `router` on `listener` until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
-    axum::serve(listener, router).await
+/// Serves `router` on `listener` until the process ends, each connection in a task of its
+/// own: at most [`Options::max_connections`] at once (more are closed at once), each given
+/// [`Options::header_timeout`] to send a request's headers, so a client that never finishes
+/// one holds nothing for long.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    options: &Options,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let connections = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
+    let header_timeout = options.header_timeout;
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            // Out of file descriptors and the like: the next accept may work.
+            Err(e) => {
+                tracing::warn!("cannot accept a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = connection.await {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
 }
 
 /// Whether `host` (a `Host` header's value) names this machine's loopback interface.
@@ -240,15 +342,51 @@ async fn loopback_only(State(app): State<Arc<App>>, request: Request, next: Next
     next.run(request).await
 }
 
+/// Requests another site's page makes, refused: the browser names them cross-site
+/// (`Sec-Fetch-Site`) or gives another origin than the host asked (`Origin`); and a `POST`
+/// without [`REQUEST_HEADER`], which such a page cannot add without a CORS permission.
+async fn same_origin(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let refuse = |why: &str| {
+        (
+            StatusCode::FORBIDDEN,
+            axum::Json(serde_json::json!({ "error": why })),
+        )
+            .into_response()
+    };
+    if let Some(site) = headers.get("sec-fetch-site")
+        && !matches!(site.as_bytes(), b"same-origin" | b"none")
+    {
+        return refuse("requests from another site's page are refused");
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).map(|h| h.as_bytes());
+        let origin_host = origin
+            .as_bytes()
+            .splitn(2, |&b| b == b':')
+            .nth(1)
+            .and_then(|rest| rest.strip_prefix(b"//"));
+        if origin_host.is_none() || origin_host != host {
+            return refuse("requests from another origin are refused");
+        }
+    }
+    if request.method() == axum::http::Method::POST && !headers.contains_key(REQUEST_HEADER) {
+        return refuse("a POST needs the x-wasmig-request header");
+    }
+    next.run(request).await
+}
+
 /// The token, in constant time, when there is one.
 async fn authorize(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    if let Some(token) = &app.options.token {
+    use sha2::Digest;
+    if let Some(digest) = &app.token_digest {
         let given = request
             .headers()
             .get(TOKEN_HEADER)
             .map(|v| v.as_bytes())
             .unwrap_or_default();
-        let same: bool = subtle::ConstantTimeEq::ct_eq(given, token.as_bytes()).into();
+        let given: [u8; 32] = sha2::Sha256::digest(given).into();
+        let same: bool = subtle::ConstantTimeEq::ct_eq(&given[..], &digest[..]).into();
         if !same {
             return (
                 StatusCode::UNAUTHORIZED,
@@ -283,6 +421,14 @@ async fn security_headers(request: Request, next: Next) -> Response {
         HeaderValue::from_static("no-referrer"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
     headers
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
@@ -360,6 +506,7 @@ async fn plan_fragment(State(app): State<Arc<App>>) -> Result<Response, Error> {
 /// page never takes (or waits for) the database's write lock; on PostgreSQL it is what
 /// `wasmig plan` does there.
 async fn dry_run(app: &Arc<App>) -> Result<wasmig::RunReport, Error> {
+    let _one = app.runs.try_acquire().map_err(|_| Error::Busy)?;
     app.run(|host| async move {
         let scratch = tempfile::tempdir().map_err(Error::Scratch)?;
         let copy = host.snapshot(&scratch.path().join("plan.db"))?;
@@ -375,6 +522,7 @@ async fn dry_run(app: &Arc<App>) -> Result<wasmig::RunReport, Error> {
 async fn dry_run_fragment(State(app): State<Arc<App>>) -> Result<Response, Error> {
     let report = match dry_run(&app).await {
         Ok(report) => views::report(report),
+        Err(Error::Busy) => return Err(Error::Busy),
         Err(e) => views::report_error(e.to_string()),
     };
     app.render("report.html", minijinja::context! { r => report })
@@ -384,6 +532,7 @@ async fn apply(app: &Arc<App>) -> Result<wasmig::RunReport, Error> {
     if !app.options.allow_apply || app.options.token.is_none() {
         return Err(Error::ApplyOff);
     }
+    let _one = app.runs.try_acquire().map_err(|_| Error::Busy)?;
     app.run(|host| async move { Ok(host.up(UpOptions::default()).await?) })
         .await
 }
@@ -391,7 +540,7 @@ async fn apply(app: &Arc<App>) -> Result<wasmig::RunReport, Error> {
 async fn apply_fragment(State(app): State<Arc<App>>) -> Result<Response, Error> {
     let report = match apply(&app).await {
         Ok(report) => views::report(report),
-        Err(Error::ApplyOff) => return Err(Error::ApplyOff),
+        Err(e @ (Error::ApplyOff | Error::Busy)) => return Err(e),
         Err(e) => views::report_error(e.to_string()),
     };
     app.render("report.html", minijinja::context! { r => report })
@@ -442,19 +591,22 @@ struct HeadQuery {
 }
 
 /// The ledger's newest row id; with `since`, answered once it differs (a step ended) or
-/// after [`Options::long_poll`]: the page follows a run without asking every second.
+/// after [`Options::long_poll`]: the page follows a run without asking every second. Past
+/// 64 waiting polls, answered at once.
 async fn api_head(
     State(app): State<Arc<App>>,
     Query(q): Query<HeadQuery>,
 ) -> Result<Response, Error> {
     let started = tokio::time::Instant::now();
+    let waiting = app.polls.try_acquire();
     loop {
-        let head = app
-            .run(|host| async move { Ok(host.ledger_head().await?) })
-            .await?;
-        let waited = started.elapsed();
+        let head = app.head().await?;
         match q.since {
-            Some(since) if since == head && waited < app.options.long_poll => {
+            Some(since)
+                if since == head
+                    && waiting.is_ok()
+                    && started.elapsed() < app.options.long_poll =>
+            {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             _ => return Ok(json(serde_json::json!({ "head": head }))),
@@ -465,6 +617,23 @@ async fn api_head(
 #[cfg(test)]
 mod tests {
     use super::is_loopback_host;
+
+    #[test]
+    fn a_name_in_a_link_stays_one_path_segment() {
+        let env = super::templates("/base");
+        // Named `.html`, as the page's templates are: escaped for HTML too.
+        let href = env
+            .template_from_named_str(
+                "link.html",
+                r#"<a href="{{ base }}/plugins/{{ name|segment }}">"#,
+            )
+            .and_then(|t| t.render(minijinja::context! { name => "../api/plan?x=\"1\"" }))
+            .unwrap();
+        assert_eq!(
+            href,
+            r#"<a href="&#x2f;base/plugins/%2E%2E%2Fapi%2Fplan%3Fx%3D%221%22">"#
+        );
+    }
 
     #[test]
     fn loopback_hosts_are_told_from_others() {
