@@ -493,6 +493,7 @@ pub(crate) fn print_history(rows: &[LedgerEntry], as_json: bool) -> Result<()> {
         "DIRECTION",
         "OUTCOME",
         "DURATION",
+        "BY",
         "ERROR",
     ]);
     for e in rows {
@@ -505,6 +506,7 @@ pub(crate) fn print_history(rows: &[LedgerEntry], as_json: bool) -> Result<()> {
             e.direction.as_str().to_string(),
             e.outcome.as_str().to_string(),
             duration(e.duration_us),
+            e.applied_by.clone(),
             e.error.clone().unwrap_or_default(),
         ]);
     }

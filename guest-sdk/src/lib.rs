@@ -7,13 +7,29 @@
 //! with `notes__` (hyphens in the name become underscores: `knowledge-base` owns
 //! `knowledge_base__*`).
 //!
-//! Migrations are either SQL (typically `include_str!` of `.sql` files) or Rust code that
-//! receives the step's transaction:
+//! A plugin declares itself with [`plugin!`], in its `src/lib.rs`:
+//!
+//! ```ignore
+//! wasmig_guest::plugin! {
+//!     description: "Notes attached to accounts",
+//!     depends_on: ["accounts" = "^0.2"],
+//!     migrations: "migrations",
+//! }
+//! ```
+//!
+//! Its steps live in the crate's `migrations/` folder, embedded when the plugin compiles:
+//! `0.1.0-create-notes.up.sql` with its `0.1.0-create-notes.down.sql` for SQL steps (wasmig
+//! runs their SQL as data, without compiling the plugin), and `0.2.0-add-slugs.rs` for a step
+//! written in Rust, which receives the step's transaction:
 //!
 //! ```
-//! use wasmig_guest::{Migration, Plugin, Result, Tx};
+//! // migrations/0.2.0-add-slugs.rs
+//! use wasmig_guest::{Result, Tx};
 //!
-//! fn backfill(tx: &Tx) -> Result<()> {
+//! /// Stands for this code in the step's checksum: change it when what the code does changes.
+//! pub const REVISION: &str = "1";
+//!
+//! pub fn up(tx: &Tx) -> Result<()> {
 //!     let rows = tx.query("SELECT id, title FROM notes__note", &[])?;
 //!     for row in &rows {
 //!         let id: i64 = row.get("id")?;
@@ -25,31 +41,15 @@
 //!     }
 //!     Ok(())
 //! }
-//!
-//! fn plugin() -> Plugin {
-//!     Plugin::new("notes", "0.2.0")
-//!         .description("Notes attached to accounts")
-//!         .depends_on("accounts", "^0.2")
-//!         .migration(
-//!             Migration::sql("0.1.0", "create notes", "CREATE TABLE notes__note (id INTEGER PRIMARY KEY, title TEXT)")
-//!                 .down_sql("DROP TABLE notes__note"),
-//!         )
-//!         .migration(Migration::code("0.2.0", "add slugs", "slug-v1", backfill))
-//! }
-//!
-//! // In the plugin crate (built with `cargo build --target wasm32-wasip2 --release`):
-//! // wasmig_guest::export_plugin!(plugin);
-//! # let p = plugin();
-//! # assert_eq!(p.migrations().len(), 2);
-//! # assert!(p.migrations()[0].is_reversible());
-//! # assert!(!p.migrations()[1].is_reversible());
 //! ```
 //!
-//! A plugin whose definition is known at compile time can be declared as a `const`
-//! [`StaticPlugin`] instead, and exported with [`export_static_plugin!`]: the SDK then also
-//! writes the declaration into the component as data, and wasmig reads the manifest and runs
-//! the SQL steps without compiling the plugin (a plugin of SQL steps only is never compiled
-//! or run). Its checksums are the same as the builder's, so a plugin can move between the two.
+//! `wasmig new NAME` makes such a crate, `wasmig add DESCRIPTION` its next step, and
+//! `wasmig test` checks that every down step undoes its up step.
+//!
+//! `plugin!` writes a `const` [`StaticPlugin`], which a plugin may also write by hand
+//! (exported with [`export_static_plugin!`]); a plugin whose steps are only known at run
+//! time builds a [`Plugin`] instead (exported with [`export_plugin!`]). The checksums of the
+//! three are the same, so a plugin can move between them.
 #![deny(missing_docs)]
 
 mod declaration;

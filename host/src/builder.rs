@@ -25,6 +25,7 @@ pub struct HostBuilder {
     /// Reads only: opening the database records no abandoned steps (a page that shows
     /// the state leaves that to runners).
     pub(crate) observer: bool,
+    pub(crate) operator: Option<String>,
 }
 
 impl std::fmt::Debug for OverrunSet<'_> {
@@ -62,6 +63,7 @@ impl Default for HostBuilder {
             compiler: Compiler::default(),
             on_overrun: None,
             observer: false,
+            operator: None,
         }
     }
 }
@@ -165,6 +167,14 @@ impl HostBuilder {
     /// Which compiler turns plugins into native code (default [`Compiler::Auto`]).
     pub fn compiler(mut self, compiler: Compiler) -> Self {
         self.compiler = compiler;
+        self
+    }
+
+    /// Who the ledger says ran this host's steps ([`crate::LedgerEntry::applied_by`]): a
+    /// server embedding wasmig names itself (`billing-api@prod-3`, a deploy job's id). By
+    /// default, the operating system's user and machine of the process.
+    pub fn operator(mut self, name: impl Into<String>) -> Self {
+        self.operator = Some(name.into());
         self
     }
 

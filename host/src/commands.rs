@@ -369,6 +369,11 @@ impl Host {
         self.open_read()?.history(plugin)
     }
 
+    /// The steps applied now, by plugin and version.
+    pub async fn applied(&self) -> Result<State> {
+        self.open_read()?.load_state()
+    }
+
     /// The id of the newest ledger row (0 for none): it changes whenever a step ends, so a
     /// page that shows the state can ask this cheaply and read the rest only when it moved.
     pub async fn ledger_head(&self) -> Result<i64> {

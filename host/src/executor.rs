@@ -228,6 +228,7 @@ pub(crate) async fn run(
     let How {
         mode,
         note,
+        operator,
         retry,
         allow_destructive,
     } = how;
@@ -324,7 +325,10 @@ pub(crate) async fn run(
                     step,
                     component,
                     mode,
-                    note.as_deref(),
+                    Stamp {
+                        note: note.as_deref(),
+                        operator: &operator,
+                    },
                     tries,
                 )
                 .await;
@@ -342,7 +346,11 @@ pub(crate) async fn run(
                 match transient {
                     Some(reason) if failed && mode == Mode::Apply && attempt < retry.attempts => {
                         if let Err(e) = &result {
-                            record_lost_attempt(&mut *backend, step, e, tries, note.as_deref());
+                            let stamp = Stamp {
+                                note: note.as_deref(),
+                                operator: &operator,
+                            };
+                            record_lost_attempt(&mut *backend, step, e, tries, stamp);
                         }
                         let pause = retry.pause(attempt);
                         tracing::warn!(
@@ -489,6 +497,8 @@ pub(crate) struct How {
     pub mode: Mode,
     /// Goes into the ledger row of every step (an operator's decision).
     pub note: Option<String>,
+    /// Who runs the steps, for their ledger rows ([`crate::LedgerEntry::applied_by`]).
+    pub operator: String,
     pub retry: Retry,
     /// The operator allows destructive steps the plugins mark as such, of every plugin.
     pub allow_destructive: bool,
@@ -526,8 +536,17 @@ struct Attempt {
     of: u32,
 }
 
+/// What every ledger row of a run carries besides the step's own facts.
+#[derive(Clone, Copy)]
+struct Stamp<'a> {
+    /// An operator's decision (allowed drift, a downgrade).
+    note: Option<&'a str>,
+    /// Who runs the steps.
+    operator: &'a str,
+}
+
 /// The ledger row of a step that succeeded, as far as it is known before it runs.
-fn ledger_entry(step: &PlannedStep, started_at_ms: i64, note: Option<&str>) -> LedgerEntry {
+fn ledger_entry(step: &PlannedStep, started_at_ms: i64, stamp: Stamp<'_>) -> LedgerEntry {
     LedgerEntry {
         id: 0,
         plugin: step.plugin.clone(),
@@ -543,7 +562,8 @@ fn ledger_entry(step: &PlannedStep, started_at_ms: i64, note: Option<&str>) -> L
         component_sha256: step.component_sha256.clone(),
         wasmig_version: env!("CARGO_PKG_VERSION").to_string(),
         statements: Vec::new(),
-        note: note.map(str::to_string),
+        note: stamp.note.map(str::to_string),
+        applied_by: stamp.operator.to_string(),
     }
 }
 
@@ -554,9 +574,9 @@ fn record_lost_attempt(
     step: &PlannedStep,
     error: &crate::Error,
     attempt: Attempt,
-    note: Option<&str>,
+    stamp: Stamp<'_>,
 ) {
-    let mut entry = ledger_entry(step, now_ms(), note);
+    let mut entry = ledger_entry(step, now_ms(), stamp);
     entry.outcome = Outcome::Failed;
     entry.error = Some(format!(
         "{error} (a transient failure of the database: attempt {} of {}, tried again)",
@@ -581,7 +601,7 @@ async fn run_one(
     step: &PlannedStep,
     component: Component<'_>,
     mode: Mode,
-    note: Option<&str>,
+    stamp: Stamp<'_>,
     attempt: Attempt,
 ) -> (Box<dyn Backend>, crate::Result<Option<StepReport>>) {
     let started_at_ms = now_ms();
@@ -625,7 +645,7 @@ async fn run_one(
         }
     };
     let version = step.version.to_string();
-    let mut entry = ledger_entry(step, started_at_ms, note);
+    let mut entry = ledger_entry(step, started_at_ms, stamp);
     if mode == Mode::Apply {
         backend.running(Some(&entry));
     }

@@ -53,6 +53,21 @@ impl Host {
         self.inner.config.postgres.is_some()
     }
 
+    /// Who this host's runs are recorded as having been run by
+    /// ([`LedgerEntry::applied_by`]): what [`HostBuilder::operator`] set, or the operating
+    /// system's user and machine of this process, `user@machine`.
+    pub fn operator(&self) -> String {
+        if let Some(name) = &self.inner.config.operator {
+            return name.clone();
+        }
+        let user = ["USER", "LOGNAME", "USERNAME"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+            .unwrap_or_else(|| "unknown".to_string());
+        let machine = gethostname::gethostname().to_string_lossy().into_owned();
+        format!("{user}@{machine}")
+    }
+
     /// This host as an observer: its reads write nothing to the database (steps another
     /// host abandoned are left for the next runner to record). Commands that run steps
     /// behave as they do on any host.
@@ -255,6 +270,7 @@ impl Host {
             executor::How {
                 mode,
                 note,
+                operator: self.operator(),
                 retry: executor::Retry {
                     attempts: self.inner.config.retries + 1,
                     first_pause: std::time::Duration::from_millis(200),

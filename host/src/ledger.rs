@@ -114,4 +114,9 @@ pub struct LedgerEntry {
     pub statements: Vec<String>,
     /// A decision the operator made for this run, such as applying over drift.
     pub note: Option<String>,
+    /// Who ran it: the operating system's user and machine of the wasmig that ran it
+    /// (`deploy@web-1`), or the name a server embedding wasmig gave
+    /// ([`crate::HostBuilder::operator`]). Empty on rows of a wasmig that did not record it.
+    #[serde(default)]
+    pub applied_by: String,
 }

@@ -342,7 +342,7 @@ fn the_plan_button_shows_a_dry_run_and_changes_nothing_with_the_token_from_the_a
     chrome.wait_for("document.querySelector('#dry-run')", "the dry-run button");
     assert_eq!(chrome.eval("location.hash"), json!(""));
     assert!(
-        chrome.text("main").contains("victim: "),
+        chrome.text(".pending-steps").contains("victim"),
         "pending steps listed"
     );
     chrome.eval("document.querySelector('#dry-run').click()");

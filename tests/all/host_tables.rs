@@ -17,6 +17,7 @@ fn downgrade_to_version_1(env: &Env) {
              INSERT INTO m1 SELECT sha256, manifest FROM _wasmig_manifest;
              DROP TABLE _wasmig_manifest;
              ALTER TABLE m1 RENAME TO _wasmig_manifest;
+             ALTER TABLE _wasmig_ledger DROP COLUMN applied_by;
              UPDATE _wasmig_meta SET value = '1' WHERE key = 'schema_version';
              COMMIT;",
         )
@@ -72,9 +73,48 @@ fn a_fresh_database_gets_the_current_layout() {
     let env = Env::new();
     env.add(artifacts::ACCOUNTS, "accounts.wasm");
     env.ok(&["up"]);
-    assert_eq!(host_schema_version(&env), "2");
+    assert_eq!(host_schema_version(&env), "3");
     assert!(!table_sql(&env, "_wasmig_component").contains("WITHOUT ROWID"));
     assert!(!table_sql(&env, "_wasmig_manifest").contains("WITHOUT ROWID"));
+}
+
+#[test]
+fn a_version_2_database_is_upgraded_and_its_ledger_says_who_ran_the_new_steps() {
+    let env = Env::new();
+    env.add(artifacts::ACCOUNTS_V1, "accounts.wasm");
+    env.ok(&["up"]);
+    env.conn()
+        .execute_batch(
+            "ALTER TABLE _wasmig_ledger DROP COLUMN applied_by;
+             UPDATE _wasmig_meta SET value = '2' WHERE key = 'schema_version';",
+        )
+        .unwrap();
+    // Read as it is: the old rows say nobody.
+    let history = env.json(&["history"]);
+    assert_eq!(history[0]["applied_by"], "", "{history:#}");
+    assert_eq!(host_schema_version(&env), "2");
+    env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    let out = env
+        .command()
+        .args(["up"])
+        .env("USER", "deployer")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(host_schema_version(&env), "3");
+    let history = env.json(&["history"]);
+    let by: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["applied_by"].as_str().unwrap())
+        .collect();
+    assert_eq!(by[0], "", "{history:#}");
+    assert!(by[1].starts_with("deployer@"), "{history:#}");
 }
 
 #[test]
@@ -92,7 +132,7 @@ fn a_version_1_database_is_upgraded_with_nothing_lost() {
     env.ok(&["status"]);
     assert_eq!(host_schema_version(&env), "1");
     env.ok(&["up"]);
-    assert_eq!(host_schema_version(&env), "2");
+    assert_eq!(host_schema_version(&env), "3");
     assert!(!table_sql(&env, "_wasmig_component").contains("WITHOUT ROWID"));
     assert!(!table_sql(&env, "_wasmig_manifest").contains("WITHOUT ROWID"));
     assert_eq!(stored(&env), before);

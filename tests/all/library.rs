@@ -253,3 +253,24 @@ async fn a_plan_problem_is_a_typed_error() {
     );
     assert!(!err.to_string().contains("--"), "{err}");
 }
+
+#[tokio::test]
+async fn a_server_names_itself_in_the_ledger() {
+    let env = Env::new();
+    env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    let host = wasmig::Host::builder()
+        .plugins_dir(&env.plugins)
+        .database(&env.db)
+        .cache_dir(Some(crate::support::cache_dir()))
+        .operator("billing-api@prod-3")
+        .build()
+        .unwrap();
+    assert_eq!(host.operator(), "billing-api@prod-3");
+    host.up(wasmig::UpOptions::default()).await.unwrap();
+    let history = host.history(None).await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert!(
+        history.iter().all(|e| e.applied_by == "billing-api@prod-3"),
+        "{history:#?}"
+    );
+}

@@ -265,7 +265,7 @@ fn a_plugin_cannot_become_another_role_or_end_the_transaction() {
             "may not be ALTER ROLE",
         ),
         (
-            "SELECT wasmig.record_step('x', '1', '9.9.9', 'd', 'up', 0, 0, 'c', 's', 'w', '[]', NULL)",
+            "SELECT wasmig.record_step('x', '1', '9.9.9', 'd', 'up', 0, 0, 'c', 's', 'w', '[]', NULL, 'someone')",
             "not the host's record",
         ),
         ("SELECT wasmig.step_begin()", "step has begun"),
@@ -958,4 +958,52 @@ fn a_plugin_table_locked_by_the_application_is_waited_for_only_until_the_lock_ti
     assert!(err.contains("lock"), "{err}");
     app.batch_execute("ROLLBACK").unwrap();
     pg.env.ok(&["up", "victim@0.3.0"]);
+}
+
+#[test]
+fn a_version_1_ledger_is_read_as_it_is_and_brought_up_to_date_by_the_next_run() {
+    let pg = Pg::new();
+    pg.env.add(artifacts::ACCOUNTS_V1, "accounts.wasm");
+    pg.env.ok(&["up"]);
+    // Version 1's ledger: no applied_by, no record_step that takes it.
+    pg.env.exec(
+        "ALTER TABLE wasmig.ledger DROP COLUMN applied_by;
+         DROP FUNCTION wasmig.record_step(text, text, text, text, text, bigint, bigint, text,
+             text, text, text, text, text);
+         UPDATE wasmig.meta SET value = '1' WHERE key = 'schema_version'",
+    );
+    let history = pg.env.json(&["history"]);
+    assert_eq!(history[0]["applied_by"], "", "{history:#}");
+    assert_eq!(
+        pg.rows("SELECT value FROM wasmig.meta WHERE key = 'schema_version'"),
+        ["1"],
+        "a read changes nothing"
+    );
+    pg.env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    let out = pg
+        .env
+        .command()
+        .arg("up")
+        .env("USER", "deployer")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        pg.rows("SELECT value FROM wasmig.meta WHERE key = 'schema_version'"),
+        ["2"]
+    );
+    let history = pg.env.json(&["history"]);
+    let last = history.as_array().unwrap().last().unwrap();
+    assert_eq!(last["version"], "0.2.0");
+    assert!(
+        last["applied_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("deployer@"),
+        "{history:#}"
+    );
 }

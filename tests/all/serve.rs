@@ -258,6 +258,15 @@ fn api_gives_what_the_command_line_gives(env: Env) {
     let statements = notes["history"][2]["statements"].to_string();
     assert!(statements.contains("CREATE TABLE notes__note"), "{notes:#}");
 
+    // Who applied each step, and when.
+    let by = notes["steps"][0]["last"]["applied_by"].as_str().unwrap();
+    assert!(by.contains('@'), "{notes:#}");
+    let fragment = served.get("/fragments/plugins/notes").body;
+    assert!(
+        fragment.contains(&format!("<span class=\"who\">{by}</span>")),
+        "{fragment}"
+    );
+
     let missing = served.get("/api/plugins/nobody");
     assert_eq!(missing.status, 404);
     assert!(
@@ -267,6 +276,34 @@ fn api_gives_what_the_command_line_gives(env: Env) {
     );
     let head = served.json("/api/head");
     assert_eq!(head["head"], 5, "five steps in the ledger");
+}
+
+#[test]
+fn the_overview_and_the_plan_name_drift_and_refused_reads() {
+    let env = Env::new();
+    env.add(artifacts::ACCOUNTS_V1, "accounts.wasm");
+    env.ok(&["up"]);
+    env.add(artifacts::ACCOUNTS_DRIFTED, "accounts.wasm");
+    env.add(artifacts::REPORTING, "reporting.wasm");
+    let served = Served::start(&env, &[]);
+    let overview = served.get("/fragments/overview").body;
+    assert!(
+        overview.contains("plugin accounts migration 0.1.0 changed since it was applied"),
+        "{overview}"
+    );
+    assert!(
+        overview.contains("asks to read accounts (not granted in the policy)"),
+        "{overview}"
+    );
+    let plan = served.get("/fragments/plan").body;
+    assert!(plan.contains("reporting: asks to read accounts"), "{plan}");
+    assert!(plan.contains("<code>0.1.0</code> count users"), "{plan}");
+    let accounts = served.json("/api/plugins/accounts");
+    let problems = accounts["problems"].to_string();
+    assert!(
+        problems.contains("changed since it was applied"),
+        "{accounts:#}"
+    );
 }
 
 #[test]

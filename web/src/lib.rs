@@ -492,13 +492,12 @@ async fn history_fragment(
 }
 
 async fn plan_fragment(State(app): State<Arc<App>>) -> Result<Response, Error> {
-    let status = app
-        .run(|host| async move { Ok(host.status().await?) })
+    let plan = app
+        .run(|host| async move { views::plan(&host).await })
         .await?;
-    let pending: usize = status.iter().map(|s| s.pending).sum();
     app.render(
         "plan.html",
-        minijinja::context! { status => status, pending => pending, allow_apply => app.options.allow_apply },
+        minijinja::context! { plan => plan, allow_apply => app.options.allow_apply },
     )
 }
 

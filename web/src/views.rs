@@ -45,6 +45,50 @@ pub(crate) struct Row {
     pub status: PluginStatus,
     pub file_name: Option<String>,
     pub last: Option<Entry>,
+    /// Everything wrong with the plugin: its status's problem, what `validate` finds
+    /// (drift, a downgrade, a gap), reads it asks for that the policy does not grant.
+    pub problems: Vec<String>,
+}
+
+/// Each plugin's problems beyond its status's: `validate`'s findings and refused reads.
+async fn problems_by_plugin(host: &Host) -> Result<BTreeMap<String, Vec<String>>, Error> {
+    let mut problems: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for finding in host.validate().await? {
+        // Missing and unusable files are the status's own problems already.
+        if matches!(
+            finding.kind,
+            wasmig::FindingKind::MissingFile | wasmig::FindingKind::InvalidFile
+        ) {
+            continue;
+        }
+        problems
+            .entry(finding.plugin.clone())
+            .or_default()
+            .push(finding.message);
+    }
+    // `access` refuses to answer while a file is unusable; the status says which.
+    if let Ok((rows, _)) = host.access().await {
+        for access in rows {
+            if !access.reads_missing.is_empty() {
+                problems
+                    .entry(access.plugin.clone())
+                    .or_default()
+                    .push(format!(
+                        "asks to read {} (not granted in the policy)",
+                        access.reads_missing.join(", ")
+                    ));
+            }
+        }
+    }
+    Ok(problems)
+}
+
+fn problems_of(status: &PluginStatus, more: &mut BTreeMap<String, Vec<String>>) -> Vec<String> {
+    let mut problems: Vec<String> = status.problem.iter().cloned().collect();
+    if let Some(name) = &status.name {
+        problems.extend(more.remove(name).unwrap_or_default());
+    }
+    problems
 }
 
 /// A ledger row as the pages show it.
@@ -76,6 +120,7 @@ pub(crate) fn entries(rows: Vec<LedgerEntry>, limit: usize) -> Vec<Entry> {
 pub(crate) async fn overview(host: &Host) -> Result<Overview, Error> {
     let head = host.ledger_head().await?;
     let status = host.status().await?;
+    let mut more = problems_by_plugin(host).await?;
     let mut last: BTreeMap<String, LedgerEntry> = BTreeMap::new();
     for e in host.history(None).await? {
         last.insert(e.plugin.clone(), e);
@@ -85,10 +130,11 @@ pub(crate) async fn overview(host: &Host) -> Result<Overview, Error> {
         .into_iter()
         .map(|s| {
             let last = s.name.as_ref().and_then(|n| last.remove(n)).map(entry);
+            let problems = problems_of(&s, &mut more);
             totals.plugins += 1;
             totals.applied += s.applied;
             totals.pending += s.pending;
-            totals.problems += usize::from(s.problem.is_some());
+            totals.problems += usize::from(!problems.is_empty());
             totals.failing += usize::from(last.as_ref().is_some_and(|l| !l.succeeded));
             Row {
                 file_name: s
@@ -98,6 +144,7 @@ pub(crate) async fn overview(host: &Host) -> Result<Overview, Error> {
                     .map(|f| f.to_string_lossy().into_owned()),
                 status: s,
                 last,
+                problems,
             }
         })
         .collect();
@@ -113,6 +160,8 @@ pub(crate) async fn overview(host: &Host) -> Result<Overview, Error> {
 pub(crate) struct PluginPage {
     pub name: String,
     pub status: Option<PluginStatus>,
+    /// As on the overview.
+    pub problems: Vec<String>,
     pub description: Option<String>,
     pub steps: Vec<Step>,
     /// Newest first.
@@ -204,8 +253,13 @@ pub(crate) async fn plugin(host: &Host, name: &str) -> Result<PluginPage, Error>
         .ok()
         .and_then(|(rows, _)| rows.into_iter().find(|a| a.plugin == name));
     let applied = status.as_ref().is_some_and(|s| s.applied > 0);
+    let mut more = problems_by_plugin(host).await?;
     Ok(PluginPage {
         name: name.to_string(),
+        problems: status
+            .as_ref()
+            .map(|s| problems_of(s, &mut more))
+            .unwrap_or_default(),
         description: manifest.map(|m| m.description.clone()),
         depends_on: manifest
             .map(|m| {
@@ -266,4 +320,64 @@ pub(crate) fn report_error(error: String) -> Report {
         report: None,
         steps: Vec::new(),
     }
+}
+
+/// The plan page: the steps `up` would run, per plugin, and the plugins' problems.
+#[derive(Debug, Serialize)]
+pub(crate) struct Plan {
+    pub plugins: Vec<PlanPlugin>,
+    pub pending: usize,
+    /// Problems that keep `up` from running, one line each.
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct PlanPlugin {
+    pub name: String,
+    pub applied_version: Option<String>,
+    pub file_version: String,
+    /// Version and description of each pending step, oldest first.
+    pub steps: Vec<(String, String)>,
+}
+
+pub(crate) async fn plan(host: &Host) -> Result<Plan, Error> {
+    let state = host.applied().await?;
+    let mut plugins = Vec::new();
+    for (_, m) in host.manifests().await? {
+        let applied = state.applied.get(&m.name);
+        let steps: Vec<(String, String)> = m
+            .migrations
+            .iter()
+            .filter(|s| !applied.is_some_and(|a| a.contains_key(&s.version)))
+            .map(|s| (s.version.to_string(), s.description.clone()))
+            .collect();
+        if !steps.is_empty() {
+            plugins.push(PlanPlugin {
+                applied_version: state.current(&m.name).map(|v| v.to_string()),
+                file_version: m.version.to_string(),
+                name: m.name.clone(),
+                steps,
+            });
+        }
+    }
+    plugins.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut problems: Vec<String> = Vec::new();
+    for s in host.status().await? {
+        if let Some(p) = &s.problem {
+            let who = s
+                .name
+                .clone()
+                .or_else(|| s.file.map(|f| f.display().to_string()))
+                .unwrap_or_default();
+            problems.push(format!("{who}: {p}"));
+        }
+    }
+    for (plugin, found) in problems_by_plugin(host).await? {
+        problems.extend(found.into_iter().map(|p| format!("{plugin}: {p}")));
+    }
+    Ok(Plan {
+        pending: plugins.iter().map(|p| p.steps.len()).sum(),
+        plugins,
+        problems,
+    })
 }

@@ -223,6 +223,9 @@ pub(crate) struct PgBackend {
     open: Open,
     turn: Option<Turn>,
     host_tables: bool,
+    /// The version of wasmig's tables found (older ones are brought up to date when a run
+    /// next writes).
+    host_version: i64,
     /// The secret the plugin roles' passwords are derived from (`wasmig.meta`).
     secret: Option<String>,
     /// Why the current step failed for a reason of the database's that may pass (see
@@ -316,6 +319,7 @@ impl PgBackend {
             open: Open::None,
             turn: None,
             host_tables: false,
+            host_version: 0,
             secret: None,
             transient: None,
             verifiers: BTreeMap::new(),
@@ -602,7 +606,10 @@ impl Backend for PgBackend {
                 .first()
                 .map(|r| Self::text(&r[0]))
                 .unwrap_or_default();
-            if version.parse::<i64>() != Ok(host_sql::HOST_SCHEMA_VERSION) {
+            let known = host_sql::OLDEST_HOST_SCHEMA_VERSION..=host_sql::HOST_SCHEMA_VERSION;
+            let parsed = version.parse::<i64>().ok().filter(|v| known.contains(v));
+            self.host_version = parsed.unwrap_or(0);
+            if parsed.is_none() {
                 return Err(self.error(
                     "wasmig's tables",
                     format!(

@@ -7,7 +7,11 @@
 pub(super) const LOCK_KEY: i64 = 0x7761_736d_6967;
 
 /// The version of these tables this wasmig writes (`wasmig.meta.schema_version`).
-pub(super) const HOST_SCHEMA_VERSION: i64 = 1;
+pub(super) const HOST_SCHEMA_VERSION: i64 = 2;
+
+/// The oldest version of these tables this wasmig reads (and brings up to
+/// [`HOST_SCHEMA_VERSION`] when it next writes).
+pub(super) const OLDEST_HOST_SCHEMA_VERSION: i64 = 1;
 
 /// Tables and functions, created if missing; idempotent, run under [`LOCK_KEY`].
 ///
@@ -37,8 +41,11 @@ CREATE TABLE IF NOT EXISTS wasmig.ledger (
     component_sha256 text NOT NULL,
     wasmig_version   text NOT NULL,
     statements       text NOT NULL,
-    note             text
+    note             text,
+    applied_by       text NOT NULL DEFAULT ''
 );
+-- Version 1's ledger did not say who ran a step.
+ALTER TABLE wasmig.ledger ADD COLUMN IF NOT EXISTS applied_by text NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS ledger_by_plugin ON wasmig.ledger (plugin, id);
 CREATE TABLE IF NOT EXISTS wasmig.applied (
     plugin           text NOT NULL,
@@ -76,7 +83,11 @@ CREATE TABLE IF NOT EXISTS wasmig.step_token (
     token  text,
     plugin text NOT NULL
 );
-INSERT INTO wasmig.meta (key, value) VALUES ('schema_version', '1') ON CONFLICT DO NOTHING;
+INSERT INTO wasmig.meta (key, value) VALUES ('schema_version', '2') ON CONFLICT DO NOTHING;
+UPDATE wasmig.meta SET value = '2' WHERE key = 'schema_version' AND value = '1';
+-- Version 1's record_step, without who ran the step.
+DROP FUNCTION IF EXISTS wasmig.record_step(text, text, text, text, text, bigint, bigint, text,
+    text, text, text, text);
 -- The secret the plugin roles' passwords derive from: 244 random bits.
 INSERT INTO wasmig.meta (key, value)
 VALUES ('role_secret', replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))
@@ -107,7 +118,8 @@ REVOKE ALL ON FUNCTION wasmig.step_begin() FROM PUBLIC;
 CREATE OR REPLACE FUNCTION wasmig.record_step(
     p_token text, p_plugin_version text, p_version text, p_description text,
     p_direction text, p_started_at_ms bigint, p_duration_us bigint, p_checksum text,
-    p_component_sha256 text, p_wasmig_version text, p_statements text, p_note text
+    p_component_sha256 text, p_wasmig_version text, p_statements text, p_note text,
+    p_applied_by text
 ) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -124,10 +136,10 @@ BEGIN
     END IF;
     INSERT INTO wasmig.ledger (plugin, plugin_version, version, description, direction,
         outcome, error, started_at_ms, duration_us, checksum, component_sha256,
-        wasmig_version, statements, note)
+        wasmig_version, statements, note, applied_by)
     VALUES (p, p_plugin_version, p_version, p_description, p_direction, 'succeeded', NULL,
         p_started_at_ms, p_duration_us, p_checksum, p_component_sha256, p_wasmig_version,
-        p_statements, p_note)
+        p_statements, p_note, p_applied_by)
     RETURNING wasmig.ledger.id INTO id;
     IF p_direction = 'up' THEN
         INSERT INTO wasmig.applied (plugin, version, checksum, component_sha256,
@@ -143,12 +155,12 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION wasmig.record_step(text, text, text, text, text, bigint, bigint, text,
-    text, text, text, text) FROM PUBLIC;
+    text, text, text, text, text) FROM PUBLIC;
 "#;
 
 /// The functions a plugin role may execute, for `GRANT EXECUTE`.
 pub(super) const PLUGIN_FUNCTIONS: &str = "wasmig.step_begin(), wasmig.record_step(text, text, \
-     text, text, text, bigint, bigint, text, text, text, text, text)";
+     text, text, text, bigint, bigint, text, text, text, text, text, text)";
 
 #[cfg(test)]
 mod tests {

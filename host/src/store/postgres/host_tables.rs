@@ -82,6 +82,7 @@ impl PgBackend {
                 Param::Text(e.wasmig_version.clone()),
                 Param::Text(statements),
                 e.note.clone().map_or(Param::Null, Param::Text),
+                Param::Text(e.applied_by.clone()),
             ];
             let session = self.plugins.get(plugin).ok_or_else(|| {
                 self.error("cannot write the ledger", "the plugin's session has ended")
@@ -89,7 +90,7 @@ impl PgBackend {
             return Self::host_turn_run(
                 session,
                 "SELECT wasmig.record_step($1, $2, $3, $4, $5, $6::bigint, $7::bigint, $8, $9, \
-                 $10, $11, $12::text)",
+                 $10, $11, $12::text, $13)",
                 params,
             )
             .map(|_| ())
@@ -105,9 +106,9 @@ impl PgBackend {
             "cannot write the ledger",
             "INSERT INTO wasmig.ledger (plugin, plugin_version, version, description,
                  direction, outcome, error, started_at_ms, duration_us, checksum,
-                 component_sha256, wasmig_version, statements, note)
+                 component_sha256, wasmig_version, statements, note, applied_by)
              VALUES ($1, $2, $3, $4, $5, $6, $7::text, $8::bigint, $9::bigint, $10, $11, $12,
-                     $13, $14::text)
+                     $13, $14::text, $15)
              RETURNING id",
             vec![
                 Param::Text(e.plugin.clone()),
@@ -124,6 +125,7 @@ impl PgBackend {
                 Param::Text(e.wasmig_version.clone()),
                 Param::Text(statements),
                 e.note.clone().map_or(Param::Null, Param::Text),
+                Param::Text(e.applied_by.clone()),
             ],
         )?;
         if e.outcome == Outcome::Succeeded {
@@ -173,12 +175,21 @@ impl PgBackend {
         if !self.has_host_tables()? {
             return Ok(Vec::new());
         }
-        let rows = self.host_run(
-            "cannot read the ledger",
+        // Version 1's ledger has no `applied_by`.
+        let sql = if self.host_version >= 2 {
             "SELECT id, plugin, plugin_version, version, description, direction, outcome,
                     error, started_at_ms, duration_us, checksum, component_sha256,
-                    wasmig_version, statements, note
-               FROM wasmig.ledger WHERE $1::text IS NULL OR plugin = $1::text ORDER BY id",
+                    wasmig_version, statements, note, applied_by
+               FROM wasmig.ledger WHERE $1::text IS NULL OR plugin = $1::text ORDER BY id"
+        } else {
+            "SELECT id, plugin, plugin_version, version, description, direction, outcome,
+                    error, started_at_ms, duration_us, checksum, component_sha256,
+                    wasmig_version, statements, note, ''::text
+               FROM wasmig.ledger WHERE $1::text IS NULL OR plugin = $1::text ORDER BY id"
+        };
+        let rows = self.host_run(
+            "cannot read the ledger",
+            sql,
             vec![plugin.map_or(Param::Null, |p| Param::Text(p.to_string()))],
         )?;
         Ok(rows
@@ -213,6 +224,7 @@ impl PgBackend {
                     Value::Null => None,
                     v => Some(Self::text(v)),
                 },
+                applied_by: Self::text(&r[15]),
             })
             .collect())
     }

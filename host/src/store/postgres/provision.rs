@@ -7,7 +7,7 @@ impl PgBackend {
     /// Creates the host's schema, tables and functions if missing, committed at once (also
     /// in a dry run: plugin roles need them to log in and to record steps).
     pub(super) fn ensure_host_schema(&mut self) -> Result<()> {
-        if self.host_tables {
+        if self.host_tables && self.host_version == host_sql::HOST_SCHEMA_VERSION {
             return Ok(());
         }
         let sql = format!(
@@ -41,6 +41,7 @@ impl PgBackend {
             ),
         })?;
         self.host_tables = true;
+        self.host_version = host_sql::HOST_SCHEMA_VERSION;
         Ok(())
     }
 

@@ -20,7 +20,8 @@ CREATE TABLE IF NOT EXISTS _wasmig_ledger (
     component_sha256 TEXT NOT NULL,
     wasmig_version   TEXT NOT NULL,
     statements       TEXT NOT NULL,
-    note             TEXT
+    note             TEXT,
+    applied_by       TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS _wasmig_ledger_by_plugin ON _wasmig_ledger (plugin, id);
 CREATE TABLE IF NOT EXISTS _wasmig_applied (
@@ -45,11 +46,11 @@ CREATE TABLE IF NOT EXISTS _wasmig_meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 ) WITHOUT ROWID;
-INSERT OR IGNORE INTO _wasmig_meta (key, value) VALUES ('schema_version', '2');
+INSERT OR IGNORE INTO _wasmig_meta (key, value) VALUES ('schema_version', '3');
 ";
 
 /// The version of the host's tables this wasmig writes (`_wasmig_meta.schema_version`).
-pub(super) const HOST_SCHEMA_VERSION: i64 = 2;
+pub(super) const HOST_SCHEMA_VERSION: i64 = 3;
 
 /// From version 1: components and manifests were `WITHOUT ROWID` tables, which keep each
 /// blob in the primary key's b-tree, so every lookup by SHA-256 read whole components from
@@ -70,6 +71,12 @@ INSERT INTO _wasmig_manifest_v2 (sha256, manifest) SELECT sha256, manifest FROM 
 DROP TABLE _wasmig_manifest;
 ALTER TABLE _wasmig_manifest_v2 RENAME TO _wasmig_manifest;
 UPDATE _wasmig_meta SET value = '2' WHERE key = 'schema_version';
+";
+
+/// From version 2: the ledger says who ran each step.
+pub(super) const HOST_SCHEMA_2_TO_3: &str = "
+ALTER TABLE _wasmig_ledger ADD COLUMN applied_by TEXT NOT NULL DEFAULT '';
+UPDATE _wasmig_meta SET value = '3' WHERE key = 'schema_version';
 ";
 
 impl SqliteBackend {
@@ -135,8 +142,14 @@ impl SqliteBackend {
         let created = match self.host_schema_version() {
             Ok(0) => self.conn.execute_batch(HOST_SCHEMA),
             Ok(1) => {
-                tracing::info!(database = %self.path.display(), "upgrading wasmig's tables to version 2");
-                self.conn.execute_batch(HOST_SCHEMA_1_TO_2)
+                tracing::info!(database = %self.path.display(), "upgrading wasmig's tables to version 3");
+                self.conn
+                    .execute_batch(HOST_SCHEMA_1_TO_2)
+                    .and_then(|()| self.conn.execute_batch(HOST_SCHEMA_2_TO_3))
+            }
+            Ok(2) => {
+                tracing::info!(database = %self.path.display(), "upgrading wasmig's tables to version 3");
+                self.conn.execute_batch(HOST_SCHEMA_2_TO_3)
             }
             Ok(_) => Ok(()),
             Err(e) => {
@@ -238,8 +251,8 @@ impl SqliteBackend {
             .prepare_cached(
                 "INSERT INTO _wasmig_ledger (plugin, plugin_version, version, description,
                      direction, outcome, error, started_at_ms, duration_us, checksum,
-                     component_sha256, wasmig_version, statements, note)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                     component_sha256, wasmig_version, statements, note, applied_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -256,7 +269,8 @@ impl SqliteBackend {
                     e.component_sha256,
                     e.wasmig_version,
                     statements,
-                    e.note
+                    e.note,
+                    e.applied_by
                 ])
             })
             .map_err(|err| self.error("cannot write the ledger", err))?;
@@ -507,14 +521,20 @@ impl SqliteBackend {
         if !self.has_host_tables()? {
             return Ok(Vec::new());
         }
+        // Before version 3 the ledger had no `applied_by` (the next run adds it).
+        let applied_by = if self.host_schema_version()? >= 3 {
+            "applied_by"
+        } else {
+            "''"
+        };
         let mut stmt = self
             .conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT id, plugin, plugin_version, version, description, direction, outcome,
                         error, started_at_ms, duration_us, checksum, component_sha256,
-                        wasmig_version, statements, note
-                 FROM _wasmig_ledger WHERE ?1 IS NULL OR plugin = ?1 ORDER BY id",
-            )
+                        wasmig_version, statements, note, {applied_by}
+                 FROM _wasmig_ledger WHERE ?1 IS NULL OR plugin = ?1 ORDER BY id"
+            ))
             .map_err(|e| self.error("cannot read the ledger", e))?;
         let rows = stmt
             .query_map([plugin], |r| {
@@ -545,6 +565,7 @@ impl SqliteBackend {
                     wasmig_version: r.get(12)?,
                     statements: serde_json::from_str(&statements).unwrap_or_default(),
                     note: r.get(14)?,
+                    applied_by: r.get(15)?,
                 })
             })
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
