@@ -369,6 +369,12 @@ impl Host {
         self.open_read()?.history(plugin)
     }
 
+    /// The ledger rows `query` picks, oldest first: the newest page of a long history, each
+    /// plugin's last attempt, rows without their statements.
+    pub async fn ledger(&self, query: &LedgerQuery) -> Result<Vec<LedgerEntry>> {
+        self.open_read()?.ledger(query)
+    }
+
     /// The steps applied now, by plugin and version.
     pub async fn applied(&self) -> Result<State> {
         self.open_read()?.load_state()

@@ -120,3 +120,40 @@ pub struct LedgerEntry {
     #[serde(default)]
     pub applied_by: String,
 }
+
+/// Which ledger rows to read ([`crate::Host::ledger`]); the default is every row.
+#[derive(Debug, Clone, Default)]
+pub struct LedgerQuery {
+    /// Only this plugin's rows.
+    pub plugin: Option<String>,
+    /// Only rows older than this id (the next page back).
+    pub before: Option<i64>,
+    /// Only the newest this many (of those that match).
+    pub newest: Option<usize>,
+    /// Only each plugin's newest row.
+    pub last_per_plugin: bool,
+    /// Leave the statements out (they can be large).
+    pub without_statements: bool,
+}
+
+impl LedgerQuery {
+    /// The SQL condition and ordering of the query, on a ledger table named `table`, with
+    /// its parameters as `$1` (plugin) and `$2` (before), typed for PostgreSQL when `pg`;
+    /// the rows come newest first.
+    pub(crate) fn clause(&self, table: &str, pg: bool) -> String {
+        let (text, bigint) = if pg { ("::text", "::bigint") } else { ("", "") };
+        let mut sql = format!(
+            " WHERE ($1{text} IS NULL OR plugin = $1{text}) AND ($2{bigint} IS NULL OR id < $2{bigint})"
+        );
+        if self.last_per_plugin {
+            sql.push_str(&format!(
+                " AND id IN (SELECT max(id) FROM {table} GROUP BY plugin)"
+            ));
+        }
+        sql.push_str(" ORDER BY id DESC");
+        if let Some(n) = self.newest {
+            sql.push_str(&format!(" LIMIT {n}"));
+        }
+        sql
+    }
+}

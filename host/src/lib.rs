@@ -46,7 +46,7 @@ pub use builder::{HostBuilder, default_cache_dir};
 pub use error::{Error, Result};
 pub use executor::{RunEvent, RunReport, STEP_LOG, StepReport, StepSink};
 pub use host::Host;
-pub use ledger::{AppliedStep, Direction, LedgerEntry, Outcome, State};
+pub use ledger::{AppliedStep, Direction, LedgerEntry, LedgerQuery, Outcome, State};
 pub use manifest::Manifest;
 pub use planner::{Finding, FindingKind, Plan, PlannedStep};
 pub use policy::Policy;

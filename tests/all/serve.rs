@@ -267,6 +267,19 @@ fn api_gives_what_the_command_line_gives(env: Env) {
         "{fragment}"
     );
 
+    // The newest rows of a long history, oldest first, and the page before them.
+    let newest = served.json("/api/history?limit=2");
+    let ids: Vec<i64> = newest
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [4, 5]);
+    let before = served.json("/api/history?limit=2&before=4");
+    assert_eq!(before[0]["id"], 2);
+    assert_eq!(before[1]["id"], 3);
+
     let missing = served.get("/api/plugins/nobody");
     assert_eq!(missing.status, 404);
     assert!(
@@ -460,19 +473,77 @@ fn requests_made_by_another_sites_page_are_refused() {
         all.extend(headers.iter().map(|h| h.to_string()));
         http(&served.address, "GET", "/api/plan", &all).status
     };
-    assert_eq!(get(&["Sec-Fetch-Site: cross-site"]), 403);
-    assert_eq!(get(&["Sec-Fetch-Site: same-site"]), 403);
-    assert_eq!(get(&[]), 200, "curl");
     assert_eq!(
-        get(&["Sec-Fetch-Site: none"]),
-        200,
-        "typed in the address bar"
+        get(&["Sec-Fetch-Site: cross-site", "x-wasmig-request: 1"]),
+        403
     );
+    assert_eq!(
+        get(&["Sec-Fetch-Site: same-site", "x-wasmig-request: 1"]),
+        403
+    );
+    // An image of a browser that says nothing of the site: no custom header either.
+    assert_eq!(get(&[]), 403);
+    assert_eq!(get(&["x-wasmig-request: 1"]), 200, "curl");
+    assert_eq!(get(&["Sec-Fetch-Site: none", "x-wasmig-request: 1"]), 200);
+    // A link from another site to the page itself opens it (the page holds no data).
+    let shell = http(
+        &served.address,
+        "GET",
+        "/",
+        &[host.clone(), "Sec-Fetch-Site: cross-site".to_string()],
+    );
+    assert_eq!(shell.status, 200);
+    // A reverse proxy in front of a server without a token is refused.
+    let proxied = served.request("GET", "/api/status", &["X-Forwarded-For: 203.0.113.9"]);
+    assert_eq!(proxied.status, 403);
     let page = served.get("/api/status");
     assert_eq!(
         page.header("cross-origin-resource-policy"),
         Some("same-origin")
     );
+}
+
+#[test]
+fn a_page_shows_a_steps_sql_cut_to_a_size_and_one_client_holds_few_connections() {
+    let env = scripted();
+    let long = "a".repeat(40_000);
+    env.script(
+        "victim",
+        "0.2.0",
+        &format!("CREATE TABLE victim__big (x DEFAULT '{long}')"),
+        None,
+    );
+    env.ok(&["up", "victim@0.2.0"]);
+    let served = Served::start(&env, &[]);
+    let page = served.get("/fragments/plugins/victim").body;
+    // The history (the objects list shows the column's default, as the database does).
+    let timeline = &page[page.find(r#"class="timeline""#).unwrap()..];
+    assert!(timeline.contains("Cut here"), "the SQL is cut");
+    assert!(!timeline.contains(&long), "not shown whole");
+    assert!(timeline.contains(&"a".repeat(10_000)), "its start is shown");
+    // The API has it whole.
+    let history = served.json("/api/history?plugin=victim");
+    assert!(history.to_string().contains(&long));
+
+    // One address holds at most 32 connections; more are closed at once.
+    let held: Vec<TcpStream> = (0..32)
+        .map(|_| {
+            let mut s = TcpStream::connect(&served.address).unwrap();
+            s.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut extra = TcpStream::connect(&served.address).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let closed = extra.read_to_end(&mut answer);
+    assert!(matches!(closed, Ok(0)), "the 33rd connection: {closed:?}");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(served.get("/api/status").status, 200);
 }
 
 #[test]

@@ -52,6 +52,10 @@ pub struct Options {
     pub max_concurrent: usize,
     /// How many connections are served at once; more are closed at once.
     pub max_connections: usize,
+    /// How many of those one client address may hold.
+    pub max_connections_per_client: usize,
+    /// How long one connection is served at most (the page opens another).
+    pub connection_lifetime: Duration,
     /// How long a client may take to send a request's headers (also how long an idle
     /// connection is kept).
     pub header_timeout: Duration,
@@ -70,6 +74,8 @@ impl Default for Options {
             request_timeout: Duration::from_secs(120),
             max_concurrent: 4,
             max_connections: 256,
+            max_connections_per_client: 32,
+            connection_lifetime: Duration::from_secs(600),
             header_timeout: Duration::from_secs(10),
             long_poll: Duration::from_secs(20),
             base_path: String::new(),
@@ -131,8 +137,9 @@ struct App {
     /// Host commands running, at most `max_concurrent`; a permit is held until the command
     /// ends, even past the request's timeout.
     permits: Arc<tokio::sync::Semaphore>,
-    /// One dry run or run from the page at a time.
-    runs: tokio::sync::Semaphore,
+    /// One dry run or run from the page at a time: the permit goes with the run to its end,
+    /// even past its request's timeout.
+    runs: Arc<tokio::sync::Semaphore>,
     /// The ledger's head as last read, shared by every long poll.
     head: tokio::sync::Mutex<Option<(tokio::time::Instant, i64)>>,
     /// Long polls waiting; more are answered at once.
@@ -230,7 +237,7 @@ pub fn router(host: Host, options: Options) -> Router {
             .as_ref()
             .map(|t| sha2::Sha256::digest(t.as_bytes()).into()),
         permits: Arc::new(tokio::sync::Semaphore::new(options.max_concurrent.max(1))),
-        runs: tokio::sync::Semaphore::new(1),
+        runs: Arc::new(tokio::sync::Semaphore::new(1)),
         head: tokio::sync::Mutex::new(None),
         polls: tokio::sync::Semaphore::new(64),
         templates: templates(&options.base_path),
@@ -250,7 +257,8 @@ pub fn router(host: Host, options: Options) -> Router {
         .route("/api/plan", get(api_plan))
         .route("/api/head", get(api_head))
         .route("/api/apply", post(api_apply))
-        .route_layer(middleware::from_fn_with_state(app.clone(), authorize));
+        .route_layer(middleware::from_fn_with_state(app.clone(), authorize))
+        .route_layer(middleware::from_fn(same_origin));
     // The page's shell and assets: no data, and what asks for the token.
     Router::new()
         .route("/", get(shell))
@@ -260,7 +268,6 @@ pub fn router(host: Host, options: Options) -> Router {
         .route("/assets/app.js", get(script))
         .route("/assets/style.css", get(style))
         .merge(data)
-        .layer(middleware::from_fn(same_origin))
         .layer(middleware::from_fn_with_state(app.clone(), loopback_only))
         .layer(middleware::from_fn(security_headers))
         .with_state(app)
@@ -269,9 +276,11 @@ pub fn router(host: Host, options: Options) -> Router {
 pub use axum;
 
 /// Serves `router` on `listener` until the process ends, each connection in a task of its
-/// own: at most [`Options::max_connections`] at once (more are closed at once), each given
-/// [`Options::header_timeout`] to send a request's headers, so a client that never finishes
-/// one holds nothing for long.
+/// own: at most [`Options::max_connections`] at once and
+/// [`Options::max_connections_per_client`] from one address (more are closed at once), each
+/// given [`Options::header_timeout`] to send a request's headers and served for at most
+/// [`Options::connection_lifetime`], so a client that never finishes a request, or keeps
+/// connections open, holds nothing for long.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
@@ -279,9 +288,29 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     let connections = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
+    let per_client: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> =
+        Arc::default();
     let header_timeout = options.header_timeout;
+    let lifetime = options.connection_lifetime;
+    let most = options.max_connections_per_client.max(1);
+    /// One connection of a client address, counted until it ends.
+    struct Held(
+        Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+        std::net::IpAddr,
+    );
+    impl Drop for Held {
+        fn drop(&mut self) {
+            let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = held.get_mut(&self.1) {
+                *n -= 1;
+                if *n == 0 {
+                    held.remove(&self.1);
+                }
+            }
+        }
+    }
     loop {
-        let (stream, _) = match listener.accept().await {
+        let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             // Out of file descriptors and the like: the next accept may work.
             Err(e) => {
@@ -294,15 +323,28 @@ pub async fn serve(
             drop(stream);
             continue;
         };
+        let held = {
+            let mut held = per_client.lock().unwrap_or_else(|e| e.into_inner());
+            let n = held.entry(peer.ip()).or_default();
+            if *n >= most {
+                drop(stream);
+                continue;
+            }
+            *n += 1;
+            Held(per_client.clone(), peer.ip())
+        };
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
         tokio::spawn(async move {
             let _permit = permit;
+            let _held = held;
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
                 .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = connection.await {
-                tracing::debug!("connection ended: {e}");
+            match tokio::time::timeout(lifetime, connection).await {
+                Ok(Err(e)) => tracing::debug!("connection ended: {e}"),
+                Ok(Ok(())) => {}
+                Err(_) => tracing::debug!("connection closed after {lifetime:?}"),
             }
         });
     }
@@ -330,6 +372,18 @@ async fn loopback_only(State(app): State<Arc<App>>, request: Request, next: Next
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .unwrap_or_default();
+        // A reverse proxy on this machine sends a loopback Host too; what it forwards is
+        // not this machine's.
+        let forwarded = ["forwarded", "x-forwarded-for", "x-forwarded-host", "via"]
+            .iter()
+            .any(|h| request.headers().contains_key(*h));
+        if forwarded {
+            return (
+                StatusCode::FORBIDDEN,
+                "this server answers requests a proxy forwards only with a token",
+            )
+                .into_response();
+        }
         if !is_loopback_host(host) {
             return (
                 StatusCode::FORBIDDEN,
@@ -370,8 +424,11 @@ async fn same_origin(request: Request, next: Next) -> Response {
             return refuse("requests from another origin are refused");
         }
     }
-    if request.method() == axum::http::Method::POST && !headers.contains_key(REQUEST_HEADER) {
-        return refuse("a POST needs the x-wasmig-request header");
+    // What runs plugin code: every POST, and the plan (a dry run).
+    let runs =
+        request.method() == axum::http::Method::POST || request.uri().path().ends_with("/api/plan");
+    if runs && !headers.contains_key(REQUEST_HEADER) {
+        return refuse("a request that runs steps needs the x-wasmig-request header");
     }
     next.run(request).await
 }
@@ -476,6 +533,21 @@ async fn plugin_fragment(
 #[derive(serde::Deserialize)]
 struct HistoryQuery {
     plugin: Option<String>,
+    /// At most this many of the newest rows (up to 10,000).
+    limit: Option<usize>,
+    /// Only rows older than this id: the page before.
+    before: Option<i64>,
+}
+
+impl HistoryQuery {
+    fn query(&self, default: usize) -> wasmig::LedgerQuery {
+        wasmig::LedgerQuery {
+            plugin: self.plugin.clone(),
+            before: self.before,
+            newest: Some(self.limit.unwrap_or(default).clamp(1, 10_000)),
+            ..Default::default()
+        }
+    }
 }
 
 async fn history_fragment(
@@ -484,11 +556,14 @@ async fn history_fragment(
 ) -> Result<Response, Error> {
     let entries = app
         .run(move |host| async move {
-            let rows = host.history(q.plugin.as_deref()).await?;
-            Ok(views::entries(rows, 500))
+            let rows = host.ledger(&q.query(views::HISTORY_PAGE)).await?;
+            Ok(views::entries(rows, views::HISTORY_PAGE))
         })
         .await?;
-    app.render("history.html", minijinja::context! { entries => entries })
+    app.render(
+        "history.html",
+        minijinja::context! { entries => entries, page => views::HISTORY_PAGE },
+    )
 }
 
 async fn plan_fragment(State(app): State<Arc<App>>) -> Result<Response, Error> {
@@ -505,8 +580,13 @@ async fn plan_fragment(State(app): State<Arc<App>>) -> Result<Response, Error> {
 /// page never takes (or waits for) the database's write lock; on PostgreSQL it is what
 /// `wasmig plan` does there.
 async fn dry_run(app: &Arc<App>) -> Result<wasmig::RunReport, Error> {
-    let _one = app.runs.try_acquire().map_err(|_| Error::Busy)?;
+    let one = app
+        .runs
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| Error::Busy)?;
     app.run(|host| async move {
+        let _one = one;
         let scratch = tempfile::tempdir().map_err(Error::Scratch)?;
         let copy = host.snapshot(&scratch.path().join("plan.db"))?;
         let options = UpOptions {
@@ -531,9 +611,16 @@ async fn apply(app: &Arc<App>) -> Result<wasmig::RunReport, Error> {
     if !app.options.allow_apply || app.options.token.is_none() {
         return Err(Error::ApplyOff);
     }
-    let _one = app.runs.try_acquire().map_err(|_| Error::Busy)?;
-    app.run(|host| async move { Ok(host.up(UpOptions::default()).await?) })
-        .await
+    let one = app
+        .runs
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| Error::Busy)?;
+    app.run(|host| async move {
+        let _one = one;
+        Ok(host.up(UpOptions::default()).await?)
+    })
+    .await
 }
 
 async fn apply_fragment(State(app): State<Arc<App>>) -> Result<Response, Error> {
@@ -571,7 +658,7 @@ async fn api_history(
     Query(q): Query<HistoryQuery>,
 ) -> Result<Response, Error> {
     let rows = app
-        .run(move |host| async move { Ok(host.history(q.plugin.as_deref()).await?) })
+        .run(move |host| async move { Ok(host.ledger(&q.query(views::HISTORY_PAGE)).await?) })
         .await?;
     Ok(json(rows))
 }

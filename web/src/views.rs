@@ -4,13 +4,29 @@ use crate::Error;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
-use wasmig::{Direction, Host, LedgerEntry, Outcome, PluginAccess, PluginStatus, RunReport};
+use wasmig::{
+    Direction, Host, LedgerEntry, LedgerQuery, Outcome, PluginAccess, PluginStatus, RunReport,
+};
 
 /// A ledger time as RFC 3339, UTC, to the second.
 fn time(ms: i64) -> String {
-    let at = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    let at = UNIX_EPOCH + Duration::from_millis(ms.clamp(0, LAST_TIME_MS) as u64);
     humantime::format_rfc3339_seconds(at).to_string()
 }
+
+/// The latest time a ledger row can hold and still be shown as a date (the year 9999).
+const LAST_TIME_MS: i64 = 253_402_300_799_000;
+
+/// How many of a plugin's attempts its page shows, newest first.
+pub(crate) const HISTORY_ROWS: usize = 200;
+
+/// How many attempts the history page shows, and `/api/history` answers by default.
+pub(crate) const HISTORY_PAGE: usize = 500;
+
+/// How much of a step's SQL a page shows: each statement up to 16 KiB, 64 KiB in all (the
+/// JSON API has the rest).
+const STATEMENT_BYTES: usize = 16 << 10;
+const STATEMENTS_BYTES: usize = 64 << 10;
 
 /// A duration in microseconds as people read it.
 fn duration(us: i64) -> String {
@@ -100,14 +116,40 @@ pub(crate) struct Entry {
     pub took: String,
     pub succeeded: bool,
     pub up: bool,
+    /// The statements as a page shows them: each cut at [`STATEMENT_BYTES`], all at
+    /// [`STATEMENTS_BYTES`].
+    pub shown: Vec<String>,
+    /// Some of the SQL is not shown.
+    pub cut: bool,
+}
+
+/// `text` cut to at most `bytes`, at a character's boundary.
+fn cut_to(text: &str, bytes: usize) -> &str {
+    let mut end = bytes.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 fn entry(entry: LedgerEntry) -> Entry {
+    let (mut shown, mut cut, mut left) = (Vec::new(), false, STATEMENTS_BYTES);
+    for statement in &entry.statements {
+        let part = cut_to(statement, STATEMENT_BYTES.min(left));
+        cut |= part.len() < statement.len();
+        if part.is_empty() {
+            break;
+        }
+        left -= part.len();
+        shown.push(part.to_string());
+    }
     Entry {
         at: time(entry.started_at_ms),
         took: duration(entry.duration_us),
         succeeded: entry.outcome == Outcome::Succeeded,
         up: entry.direction == Direction::Up,
+        shown,
+        cut,
         entry,
     }
 }
@@ -121,10 +163,15 @@ pub(crate) async fn overview(host: &Host) -> Result<Overview, Error> {
     let head = host.ledger_head().await?;
     let status = host.status().await?;
     let mut more = problems_by_plugin(host).await?;
-    let mut last: BTreeMap<String, LedgerEntry> = BTreeMap::new();
-    for e in host.history(None).await? {
-        last.insert(e.plugin.clone(), e);
-    }
+    let lasts = host
+        .ledger(&LedgerQuery {
+            last_per_plugin: true,
+            without_statements: true,
+            ..Default::default()
+        })
+        .await?;
+    let mut last: BTreeMap<String, LedgerEntry> =
+        lasts.into_iter().map(|e| (e.plugin.clone(), e)).collect();
     let mut totals = Totals::default();
     let plugins: Vec<Row> = status
         .into_iter()
@@ -192,10 +239,25 @@ pub(crate) async fn plugin(host: &Host, name: &str) -> Result<PluginPage, Error>
         .await?
         .into_iter()
         .find(|s| s.name.as_deref() == Some(name));
-    let history = host.history(Some(name)).await?;
-    if status.is_none() && history.is_empty() {
+    // Every attempt, without its SQL, for the steps' states; the newest with their SQL for
+    // the timeline.
+    let attempts = host
+        .ledger(&LedgerQuery {
+            plugin: Some(name.to_string()),
+            without_statements: true,
+            ..Default::default()
+        })
+        .await?;
+    if status.is_none() && attempts.is_empty() {
         return Err(Error::NoPlugin(name.to_string()));
     }
+    let history = host
+        .ledger(&LedgerQuery {
+            plugin: Some(name.to_string()),
+            newest: Some(HISTORY_ROWS),
+            ..Default::default()
+        })
+        .await?;
     let manifests = host.manifests().await.unwrap_or_default();
     let manifest = manifests.iter().map(|(_, m)| m).find(|m| m.name == name);
     let dependents = manifests
@@ -205,7 +267,7 @@ pub(crate) async fn plugin(host: &Host, name: &str) -> Result<PluginPage, Error>
         .collect();
     // The newest ledger row of each version.
     let mut newest: BTreeMap<String, &LedgerEntry> = BTreeMap::new();
-    for e in &history {
+    for e in &attempts {
         newest.insert(e.version.clone(), e);
     }
     let state = |e: Option<&&LedgerEntry>| match e {
@@ -277,7 +339,7 @@ pub(crate) async fn plugin(host: &Host, name: &str) -> Result<PluginPage, Error>
         },
         status,
         steps,
-        history: entries(history, 200),
+        history: entries(history, HISTORY_ROWS),
         access,
     })
 }
@@ -380,4 +442,21 @@ pub(crate) async fn plan(host: &Host) -> Result<Plan, Error> {
         plugins,
         problems,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn any_time_a_ledger_row_holds_is_shown() {
+        assert_eq!(super::time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::time(-5), "1970-01-01T00:00:00Z");
+        assert_eq!(super::time(i64::MAX), "9999-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn a_statement_is_cut_at_a_character() {
+        assert_eq!(super::cut_to("héllo", 2), "h");
+        assert_eq!(super::cut_to("héllo", 3), "hé");
+        assert_eq!(super::cut_to("abc", 10), "abc");
+    }
 }

@@ -145,7 +145,14 @@ pub(crate) trait Backend: Send {
     /// Appends a ledger entry and updates the applied state to match it.
     fn record(&mut self, entry: &LedgerEntry) -> crate::Result<()>;
     /// Reads the ledger, oldest first, optionally for one plugin.
-    fn history(&mut self, plugin: Option<&str>) -> crate::Result<Vec<LedgerEntry>>;
+    fn history(&mut self, plugin: Option<&str>) -> crate::Result<Vec<LedgerEntry>> {
+        self.ledger(&crate::LedgerQuery {
+            plugin: plugin.map(str::to_string),
+            ..Default::default()
+        })
+    }
+    /// Reads the rows of the ledger `query` picks, oldest first.
+    fn ledger(&mut self, query: &crate::LedgerQuery) -> crate::Result<Vec<LedgerEntry>>;
     /// The newest ledger row's id (0 when there is none).
     fn ledger_head(&mut self) -> crate::Result<i64>;
     /// The plugin's tables and their columns before the running step (as `before` marked

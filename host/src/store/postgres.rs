@@ -839,8 +839,8 @@ impl Backend for PgBackend {
         Ok(lines)
     }
 
-    fn history(&mut self, plugin: Option<&str>) -> Result<Vec<LedgerEntry>> {
-        PgBackend::history(self, plugin)
+    fn ledger(&mut self, query: &crate::LedgerQuery) -> Result<Vec<LedgerEntry>> {
+        PgBackend::ledger(self, query)
     }
 
     fn ledger_head(&mut self) -> Result<i64> {

@@ -354,8 +354,8 @@ impl Backend for SqliteBackend {
             .map_err(|e| self.error("cannot read the ledger", e))
     }
 
-    fn history(&mut self, plugin: Option<&str>) -> Result<Vec<LedgerEntry>> {
-        SqliteBackend::history(self, plugin)
+    fn ledger(&mut self, query: &crate::LedgerQuery) -> Result<Vec<LedgerEntry>> {
+        SqliteBackend::ledger(self, query)
     }
 
     fn store_component(

@@ -171,29 +171,43 @@ impl PgBackend {
         Ok(())
     }
 
-    pub(super) fn history(&mut self, plugin: Option<&str>) -> Result<Vec<LedgerEntry>> {
+    pub(super) fn ledger(&mut self, query: &crate::LedgerQuery) -> Result<Vec<LedgerEntry>> {
         if !self.has_host_tables()? {
             return Ok(Vec::new());
         }
         // Version 1's ledger has no `applied_by`.
-        let sql = if self.host_version >= 2 {
-            "SELECT id, plugin, plugin_version, version, description, direction, outcome,
-                    error, started_at_ms, duration_us, checksum, component_sha256,
-                    wasmig_version, statements, note, applied_by
-               FROM wasmig.ledger WHERE $1::text IS NULL OR plugin = $1::text ORDER BY id"
+        let applied_by = if self.host_version >= 2 {
+            "applied_by"
         } else {
+            "''::text"
+        };
+        let statements = if query.without_statements {
+            "'[]'::text"
+        } else {
+            "statements"
+        };
+        let sql = format!(
             "SELECT id, plugin, plugin_version, version, description, direction, outcome,
                     error, started_at_ms, duration_us, checksum, component_sha256,
-                    wasmig_version, statements, note, ''::text
-               FROM wasmig.ledger WHERE $1::text IS NULL OR plugin = $1::text ORDER BY id"
-        };
-        let rows = self.host_run(
-            "cannot read the ledger",
-            sql,
-            vec![plugin.map_or(Param::Null, |p| Param::Text(p.to_string()))],
-        )?;
+                    wasmig_version, {statements}, note, {applied_by}
+               FROM wasmig.ledger{}",
+            query.clause("wasmig.ledger", true)
+        );
+        let rows = self
+            .host
+            .run_host(
+                &sql,
+                vec![
+                    query.plugin.clone().map_or(Param::Null, Param::Text),
+                    query.before.map_or(Param::Null, Param::Integer),
+                ],
+            )
+            .map_err(|e| self.error("cannot read the ledger", e))?
+            .rows;
+        // Read newest first (so a limit keeps the newest), given oldest first.
         Ok(rows
             .into_iter()
+            .rev()
             .map(|r| LedgerEntry {
                 id: Self::int(&r[0]),
                 plugin: Self::text(&r[1]),

@@ -517,10 +517,16 @@ impl SqliteBackend {
         Ok(lines)
     }
 
-    pub(super) fn history(&mut self, plugin: Option<&str>) -> Result<Vec<LedgerEntry>> {
+    pub(super) fn ledger(&mut self, query: &crate::LedgerQuery) -> Result<Vec<LedgerEntry>> {
         if !self.has_host_tables()? {
             return Ok(Vec::new());
         }
+        let statements = if query.without_statements {
+            "'[]'"
+        } else {
+            "statements"
+        };
+        let clause = query.clause("_wasmig_ledger", false);
         // Before version 3 the ledger had no `applied_by` (the next run adds it).
         let applied_by = if self.host_schema_version()? >= 3 {
             "applied_by"
@@ -532,12 +538,12 @@ impl SqliteBackend {
             .prepare(&format!(
                 "SELECT id, plugin, plugin_version, version, description, direction, outcome,
                         error, started_at_ms, duration_us, checksum, component_sha256,
-                        wasmig_version, statements, note, {applied_by}
-                 FROM _wasmig_ledger WHERE ?1 IS NULL OR plugin = ?1 ORDER BY id"
+                        wasmig_version, {statements}, note, {applied_by}
+                 FROM _wasmig_ledger{clause}"
             ))
             .map_err(|e| self.error("cannot read the ledger", e))?;
         let rows = stmt
-            .query_map([plugin], |r| {
+            .query_map(params![query.plugin, query.before], |r| {
                 let direction: String = r.get(5)?;
                 let outcome: String = r.get(6)?;
                 let statements: String = r.get(13)?;
@@ -570,6 +576,9 @@ impl SqliteBackend {
             })
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(|e| db_error(&self.path, "cannot read the ledger", e))?;
+        // Read newest first (so a limit keeps the newest), given oldest first.
+        let mut rows = rows;
+        rows.reverse();
         Ok(rows)
     }
 
