@@ -20,9 +20,14 @@ pub(crate) struct Served {
 
 impl Served {
     pub(crate) fn start(env: &Env, args: &[&str]) -> Served {
+        Self::start_on(env, "127.0.0.1:0", args)
+    }
+
+    /// [`Served::start`] listening on `listen`.
+    pub(crate) fn start_on(env: &Env, listen: &str, args: &[&str]) -> Served {
         let mut child = env
             .command()
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", listen])
             .args(args)
             .env_remove("WASMIG_TOKEN")
             .stdout(Stdio::piped())
@@ -566,21 +571,9 @@ fn a_connection_that_never_sends_its_headers_is_closed() {
 #[test]
 fn listening_off_loopback_makes_a_token() {
     let env = migrated();
-    let mut child = env
-        .command()
-        .args(["serve", "--listen", "0.0.0.0:0"])
-        .env_remove("WASMIG_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(line.contains("/#token="), "{line}");
+    let served = Served::start_on(&env, "0.0.0.0:0", &[]);
+    let token = served.token.as_deref().expect("a token, printed");
+    assert_eq!(token.len(), 48, "{token}");
 }
 
 #[test]

@@ -22,6 +22,9 @@
 
 mod views;
 
+/// The axum this router is made with, for a server that mounts it.
+pub use axum;
+
 use axum::Router;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -113,7 +116,11 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = match &self {
             Error::NoPlugin(_) => StatusCode::NOT_FOUND,
-            Error::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            // Worth trying again later: the request's time ran out, or a runner holds the
+            // database.
+            Error::Timeout(_) | Error::Wasmig(wasmig::Error::Locked { .. }) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Error::ApplyOff => StatusCode::FORBIDDEN,
             Error::Busy => StatusCode::TOO_MANY_REQUESTS,
             Error::Wasmig(_) | Error::Render(_) | Error::Scratch(_) => {
@@ -273,7 +280,8 @@ pub fn router(host: Host, options: Options) -> Router {
         .with_state(app)
 }
 
-pub use axum;
+/// Connections held per client address.
+type Clients = Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>;
 
 /// Serves `router` on `listener` until the process ends, each connection in a task of its
 /// own: at most [`Options::max_connections`] at once and
@@ -288,16 +296,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     let connections = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
-    let per_client: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> =
-        Arc::default();
+    let per_client: Clients = Arc::default();
     let header_timeout = options.header_timeout;
     let lifetime = options.connection_lifetime;
     let most = options.max_connections_per_client.max(1);
     /// One connection of a client address, counted until it ends.
-    struct Held(
-        Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
-        std::net::IpAddr,
-    );
+    struct Held(Clients, std::net::IpAddr);
     impl Drop for Held {
         fn drop(&mut self) {
             let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
