@@ -13,3 +13,5 @@ cp example-plugins/target/wasm32-wasip2/release/accounts.wasm \
 cargo build --locked -p wasmig-cli
 ./target/debug/wasmig --plugins plugins --db wasmig.db up
 ./target/debug/wasmig --plugins plugins --db wasmig.db status
+echo
+echo "See it in a browser: ./target/debug/wasmig --plugins plugins --db wasmig.db serve"
