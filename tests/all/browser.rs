@@ -354,6 +354,11 @@ fn the_plan_button_shows_a_dry_run_and_changes_nothing_with_the_token_from_the_a
     assert!(report.contains("Dry run"), "{report}");
     assert!(report.contains("would succeed"), "{report}");
     assert!(report.contains("victim"), "{report}");
+    // The page follows the ledger again once it has the token.
+    chrome.wait_for(
+        "!document.getElementById('live').classList.contains('off')",
+        "the page to follow runs",
+    );
     chrome.screenshot(&output_dir().join("plan.png"));
     assert_eq!(env.dump(), before, "the dry run changed nothing");
     assert!(!env.tables().contains(&"victim__planned".to_string()));

@@ -146,7 +146,8 @@
         var response = await fetch(url, { headers: headers() });
         if (!response.ok) {
           live.classList.add("off");
-          await sleep(5000);
+          // Without the token yet: asked again soon after it is entered.
+          await sleep(response.status === 401 ? 1000 : 5000);
           continue;
         }
         live.classList.remove("off");
