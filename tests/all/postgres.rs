@@ -1007,3 +1007,38 @@ fn a_version_1_ledger_is_read_as_it_is_and_brought_up_to_date_by_the_next_run() 
         "{history:#}"
     );
 }
+
+#[test]
+fn a_guard_another_wasmig_made_is_replaced_before_the_next_step_runs() {
+    let pg = Pg::new();
+    pg.env.add(artifacts::ACCOUNTS_V1, "accounts.wasm");
+    pg.env.ok(&["up"]);
+    let digest = pg.rows("SELECT value FROM wasmig.meta WHERE key = 'functions_sha256'");
+    assert_eq!(digest.len(), 1);
+    // Another wasmig's guard (here one that checks nothing), and its digest.
+    pg.env.exec(
+        "CREATE OR REPLACE FUNCTION wasmig.guard_verify(text, text[], text[], text[], text)
+             RETURNS SETOF text LANGUAGE plpgsql AS $$ BEGIN RETURN; END $$;
+         UPDATE wasmig.meta SET value = 'another' WHERE key = 'functions_sha256'",
+    );
+    pg.env.json(&["status"]);
+    assert_eq!(
+        pg.rows("SELECT value FROM wasmig.meta WHERE key = 'functions_sha256'"),
+        ["another"],
+        "a read changes nothing"
+    );
+    pg.env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    pg.env.ok(&["up"]);
+    assert_eq!(
+        pg.rows("SELECT value FROM wasmig.meta WHERE key = 'functions_sha256'"),
+        digest
+    );
+    let source = pg.rows(
+        "SELECT prosrc FROM pg_proc WHERE oid = 'wasmig.guard_verify(text, text[], text[], \
+         text[], text)'::regprocedure",
+    );
+    assert!(
+        source[0].contains("pg_stat_get_xact_tuples_inserted"),
+        "{source:?}"
+    );
+}

@@ -187,6 +187,11 @@ fn host_turn(lock_ms: u128) -> String {
     )
 }
 
+/// What ends a plugin's session state between steps: DISCARD ALL but its DISCARD PLANS (the
+/// guard's plans stay cached for the plugin's next step).
+const END_STEP: &str = "CLOSE ALL; UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); \
+                        DISCARD TEMP; DISCARD SEQUENCES; DEALLOCATE ALL; RESET ALL; RESET ROLE";
+
 /// The plugin whose statements run now.
 struct Turn {
     plugin: String,
@@ -223,6 +228,9 @@ pub(crate) struct PgBackend {
     open: Open,
     turn: Option<Turn>,
     host_tables: bool,
+    /// The host's functions (the guard's among them) are this wasmig's: an older wasmig's
+    /// are replaced when a run next writes.
+    host_functions_current: bool,
     /// The version of wasmig's tables found (older ones are brought up to date when a run
     /// next writes).
     host_version: i64,
@@ -319,6 +327,7 @@ impl PgBackend {
             open: Open::None,
             turn: None,
             host_tables: false,
+            host_functions_current: false,
             host_version: 0,
             secret: None,
             transient: None,
@@ -428,11 +437,7 @@ impl PgBackend {
     fn end_step(&mut self, plugin: &str) {
         if let Some(p) = self.plugins.get_mut(plugin) {
             p.in_transaction = false;
-            // DISCARD ALL but its DISCARD PLANS: the guard's plans stay cached for the
-            // plugin's next step.
-            let reset = "CLOSE ALL; UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); \
-                         DISCARD TEMP; DISCARD SEQUENCES; DEALLOCATE ALL; RESET ALL; RESET ROLE";
-            if p.session.batch(reset, None).is_err() {
+            if p.session.batch(END_STEP, None).is_err() {
                 self.plugins.remove(plugin);
             }
         }
@@ -597,15 +602,16 @@ impl Backend for PgBackend {
         )?;
         self.host_tables = rows.first().is_some_and(|r| r[0] == Value::Integer(1));
         if self.host_tables {
-            let version = self.host_run(
+            let meta = self.host_run(
                 "cannot read the version of wasmig's tables",
-                "SELECT value FROM wasmig.meta WHERE key = 'schema_version'",
+                "SELECT (SELECT value FROM wasmig.meta WHERE key = 'schema_version'),
+                        (SELECT value FROM wasmig.meta WHERE key = 'functions_sha256')",
                 vec![],
             )?;
-            let version = version
+            let version = meta.first().map(|r| Self::text(&r[0])).unwrap_or_default();
+            self.host_functions_current = meta
                 .first()
-                .map(|r| Self::text(&r[0]))
-                .unwrap_or_default();
+                .is_some_and(|r| Self::text(&r[1]) == host_sql::functions_sha256());
             let known = host_sql::OLDEST_HOST_SCHEMA_VERSION..=host_sql::HOST_SCHEMA_VERSION;
             let parsed = version.parse::<i64>().ok().filter(|v| known.contains(v));
             self.host_version = parsed.unwrap_or(0);
@@ -636,11 +642,23 @@ impl Backend for PgBackend {
             }
             Some(access) => {
                 let label = self.label.clone();
-                // The step's transaction begins with the host's lock timeout.
-                let plugin = self.step_session(access)?;
-                let token = plugin
-                    .session
-                    .run_host("SELECT wasmig.step_begin()", vec![]);
+                let lock_ms = self.lock_timeout_ms();
+                let plugin = self.plugin_session(access)?;
+                // The step's transaction begins with the host's lock timeout, and its token
+                // comes in the same round trip.
+                let token = if plugin.in_transaction {
+                    plugin
+                        .session
+                        .run_host("SELECT wasmig.step_begin()", vec![])
+                } else {
+                    plugin.session.forget_savepoint();
+                    plugin.in_transaction = true;
+                    plugin.session.run_after(
+                        &format!("BEGIN; SET LOCAL lock_timeout = {lock_ms}"),
+                        "SELECT wasmig.step_begin()",
+                        vec![],
+                    )
+                };
                 let token = match token {
                     Ok(answer) => answer
                         .rows
@@ -682,10 +700,15 @@ impl Backend for PgBackend {
             Open::None => Ok(()),
             Open::Host => self.host_batch("cannot commit", "COMMIT"),
             Open::Step { plugin, .. } => {
+                // The commit and the end of the step's session state in one round trip.
                 let committed = match self.plugins.get_mut(&plugin) {
                     Some(p) => {
-                        let committed = p.session.batch("COMMIT", None);
+                        let (committed, ended) = p.session.batch_pair("COMMIT", END_STEP);
                         p.committed = committed.is_ok().then(|| p.checked.take()).flatten();
+                        p.in_transaction = false;
+                        if ended.is_err() {
+                            self.plugins.remove(&plugin);
+                        }
                         committed
                     }
                     None => Err(CallError::Stuck),
@@ -695,7 +718,6 @@ impl Backend for PgBackend {
                     // whether the commit happened.
                     self.note_transient(e);
                 }
-                self.end_step(&plugin);
                 committed
                     .map_err(|e| self.error(&format!("cannot commit plugin {plugin}'s step"), e))
             }
@@ -888,15 +910,8 @@ impl Backend for PgBackend {
     }
 
     fn enter_plugin(&mut self, access: &PluginAccess, limits: SqlLimits) -> Result<()> {
-        let label = self.label.clone();
         let plugin = self.step_session(access)?;
-        plugin
-            .session
-            .batch("RESET ALL", None)
-            .map_err(|e| Error::Database {
-                path: label,
-                message: format!("cannot hand the session to plugin {}: {e}", access.plugin),
-            })?;
+        plugin.session.reset_with_next();
         self.growth_quota = limits.max_growth_bytes;
         self.turn = Some(Turn {
             plugin: access.plugin.clone(),
@@ -924,15 +939,18 @@ impl Backend for PgBackend {
         // Then, in the same round trip, the session goes back to the host's settings and
         // gives up the plugin's advisory locks (a failure stops the batch at its statement).
         let fired = match self.plugins.get(&plugin_name) {
-            Some(plugin) => plugin.session.batch(
-                &format!(
-                    "{}SET CONSTRAINTS ALL IMMEDIATE; {}; \
+            Some(plugin) => {
+                plugin.session.forget_reset();
+                plugin.session.batch(
+                    &format!(
+                        "{}SET CONSTRAINTS ALL IMMEDIATE; {}; \
                      SELECT pg_catalog.pg_advisory_unlock_all()",
-                    plugin.session.release_savepoint(),
-                    plugin.host_turn
-                ),
-                Some(deadline),
-            ),
+                        plugin.session.release_savepoint(),
+                        plugin.host_turn
+                    ),
+                    Some(deadline),
+                )
+            }
             // Gone (ended past its deadline): nothing to check, and nothing to commit.
             None => Err(CallError::Stuck),
         };

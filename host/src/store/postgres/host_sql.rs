@@ -13,6 +13,20 @@ pub(super) const HOST_SCHEMA_VERSION: i64 = 2;
 /// [`HOST_SCHEMA_VERSION`] when it next writes).
 pub(super) const OLDEST_HOST_SCHEMA_VERSION: i64 = 1;
 
+/// A digest of the host's tables and functions as this wasmig makes them
+/// (`wasmig.meta.functions_sha256`): a database whose functions another wasmig made gets
+/// this one's when a run next writes, the guard's included.
+pub(super) fn functions_sha256() -> &'static str {
+    static DIGEST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DIGEST.get_or_init(|| {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(HOST_SCHEMA);
+        hash.update(super::guard::functions());
+        hex::encode(hash.finalize())
+    })
+}
+
 /// Tables and functions, created if missing; idempotent, run under [`LOCK_KEY`].
 ///
 /// A step's ledger row commits with the step's effects, so it is written on the plugin's

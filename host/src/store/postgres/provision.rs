@@ -7,16 +7,22 @@ impl PgBackend {
     /// Creates the host's schema, tables and functions if missing, committed at once (also
     /// in a dry run: plugin roles need them to log in and to record steps).
     pub(super) fn ensure_host_schema(&mut self) -> Result<()> {
-        if self.host_tables && self.host_version == host_sql::HOST_SCHEMA_VERSION {
+        if self.host_tables
+            && self.host_version == host_sql::HOST_SCHEMA_VERSION
+            && self.host_functions_current
+        {
             return Ok(());
         }
         let sql = format!(
             "BEGIN; SET LOCAL lock_timeout = {}; SELECT pg_catalog.pg_advisory_xact_lock({}); \
-             {} {} COMMIT;",
+             {} {} \
+             INSERT INTO wasmig.meta (key, value) VALUES ('functions_sha256', '{}') \
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value; COMMIT;",
             self.lock_timeout_ms(),
             host_sql::LOCK_KEY,
             host_sql::HOST_SCHEMA,
-            guard::functions()
+            guard::functions(),
+            host_sql::functions_sha256(),
         );
         let label = self.label.clone();
         let waited = self.options.lock_timeout;
@@ -42,6 +48,7 @@ impl PgBackend {
         })?;
         self.host_tables = true;
         self.host_version = host_sql::HOST_SCHEMA_VERSION;
+        self.host_functions_current = true;
         Ok(())
     }
 

@@ -162,6 +162,9 @@ pub(super) struct Session {
     /// released with the next statement's, or by [`Session::release_savepoint`], saving a
     /// round trip per statement.
     savepoint: Arc<std::sync::atomic::AtomicBool>,
+    /// The session's settings go back to its role's (`RESET ALL`) with the next guarded
+    /// statement, in its round trip (see [`Session::reset_with_next`]).
+    reset: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Session {
@@ -201,6 +204,7 @@ impl Session {
                 pid,
                 rt: rt.clone(),
                 savepoint: Default::default(),
+                reset: Default::default(),
             }),
             Ok(Err(e)) => Err(CallError::Db(e)),
             Err(_) => Err(CallError::Stuck),
@@ -238,6 +242,7 @@ impl Session {
         let client = self.client.clone();
         let sql = sql.to_string();
         let savepoint = self.savepoint.clone();
+        let reset = self.reset.clone();
         let answer = self.wait(deadline, async move {
             let typed = typed(params);
             if guard == Guard::None {
@@ -246,10 +251,16 @@ impl Session {
             // A failed statement leaves the step's transaction usable, as on SQLite: the
             // plugin may handle the error and go on. Both requests go out before either
             // answer comes back (the client pipelines them); the server runs them in order.
-            let open = if savepoint.swap(false, Ordering::Relaxed) {
-                "RELEASE SAVEPOINT wasmig_statement; SAVEPOINT wasmig_statement"
-            } else {
-                "SAVEPOINT wasmig_statement"
+            let open = match (
+                reset.swap(false, Ordering::Relaxed),
+                savepoint.swap(false, Ordering::Relaxed),
+            ) {
+                (false, false) => "SAVEPOINT wasmig_statement",
+                (false, true) => "RELEASE SAVEPOINT wasmig_statement; SAVEPOINT wasmig_statement",
+                (true, false) => "RESET ALL; SAVEPOINT wasmig_statement",
+                (true, true) => {
+                    "RESET ALL; RELEASE SAVEPOINT wasmig_statement; SAVEPOINT wasmig_statement"
+                }
             };
             let run = async {
                 if guard == Guard::PrepareOnly {
@@ -298,6 +309,22 @@ impl Session {
     /// A new transaction begins: no savepoint of an earlier one is open.
     pub(super) fn forget_savepoint(&self) {
         self.savepoint
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.reset
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Puts the session's settings back to its role's (`RESET ALL`) before the next guarded
+    /// statement, in the same round trip: a plugin's turn starts with its own settings, and
+    /// a turn without statements needs none.
+    pub(super) fn reset_with_next(&self) {
+        self.reset.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The turn ended: a reset still waiting for a statement is not needed (the host's
+    /// statements that follow set what they need).
+    pub(super) fn forget_reset(&self) {
+        self.reset
             .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 }
@@ -448,6 +475,29 @@ impl Session {
             answer
         });
         answer.and_then(|a| a)
+    }
+
+    /// Runs two batches of the host's own statements in one round trip, and tells how each
+    /// went: the second runs even if the first failed.
+    pub(super) fn batch_pair(
+        &self,
+        first: &str,
+        second: &str,
+    ) -> (Result<(), CallError>, Result<(), CallError>) {
+        let client = self.client.clone();
+        let (first, second) = (first.to_string(), second.to_string());
+        let done = self.wait(None, async move {
+            let (a, b) = futures_util::future::join(
+                client.batch_execute(&first),
+                client.batch_execute(&second),
+            )
+            .await;
+            Ok::<_, tokio_postgres::Error>((a, b))
+        });
+        match done {
+            Ok((a, b)) => (a.map_err(CallError::Db), b.map_err(CallError::Db)),
+            Err(e) => (Err(e), Err(CallError::Stuck)),
+        }
     }
 
     /// Runs statements of the host's own, without parameters, in one round trip.
