@@ -267,10 +267,17 @@ pub(crate) async fn run(
                 load_source(runtime, &source.label, source.bytes.clone(), &sha)
             }
         };
-        // The plugin after this one, loaded while this one's steps run.
+        // The plugin after this one, loaded while this one's steps run; the backend may get
+        // ready for it too.
         next = rest
             .last()
             .map(|g| start_loading(runtime, &sources, g.sha()));
+        if let Some(upcoming) = rest.last().and_then(|g| sources.get(g.sha())) {
+            backend.upcoming(&PluginAccess::new(
+                &upcoming.manifest.name,
+                &upcoming.granted_reads,
+            ));
+        }
         let (bytes, code) = match loaded {
             Ok(loaded) => loaded,
             Err(e) => {

@@ -1042,3 +1042,31 @@ fn a_guard_another_wasmig_made_is_replaced_before_the_next_step_runs() {
         "{source:?}"
     );
 }
+
+#[test]
+fn a_plugin_that_cannot_be_set_up_fails_at_its_own_turn_after_the_plugins_before_it_ran() {
+    // The run gets `notes`'s session ready while `accounts`'s steps run; setting it up
+    // fails (its schema is taken), which must neither stop `accounts` nor hide the cause.
+    let pg = Pg::new();
+    pg.env.exec("CREATE SCHEMA notes");
+    pg.env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    pg.env.add(artifacts::NOTES, "notes.wasm");
+    let err = pg.env.fails(&["up"]);
+    assert!(
+        err.contains("notes") && err.contains("exists and is not the plugin's"),
+        "{err}"
+    );
+    let ledger = pg.ledger();
+    assert_eq!(ledger.len(), 2, "{ledger:?}");
+    assert!(
+        ledger
+            .iter()
+            .all(|l| l.starts_with("accounts|") && l.contains("|up|succeeded|")),
+        "{ledger:?}"
+    );
+    assert_eq!(pg.column("to_regclass('notes.notes__note')"), [""]);
+    // With the schema free, the next run applies `notes`.
+    pg.env.exec("DROP SCHEMA notes");
+    pg.env.ok(&["up"]);
+    assert_eq!(pg.rows("SELECT count(*) FROM notes.notes__note"), ["1"]);
+}

@@ -203,6 +203,11 @@ pub(crate) trait Backend: Send {
     ) -> crate::Result<StepCheck>;
 
     /// Confines every following statement to one plugin and its bounds.
+    /// The plugin whose steps run after the current plugin's, told before the current one's
+    /// first step: a backend may get ready for it meanwhile. Nothing may fail here; what
+    /// cannot be done now is done when the plugin's first step begins.
+    fn upcoming(&mut self, _next: &PluginAccess) {}
+
     fn enter_plugin(&mut self, access: &PluginAccess, limits: SqlLimits) -> crate::Result<()>;
     /// Ends the plugin's turn; host statements run unrestricted again. Returns the rows the
     /// plugin's statements inserted, updated or deleted since `enter_plugin`.

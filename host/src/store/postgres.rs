@@ -244,6 +244,16 @@ pub(crate) struct PgBackend {
     verifiers: BTreeMap<String, String>,
     /// The growth the running step's schema may have, in bytes (from its limits).
     growth_quota: u64,
+    /// Sessions of plugins whose steps come next, logging in ahead, by plugin (see
+    /// [`PgBackend::prepare_session`]).
+    #[allow(clippy::type_complexity)]
+    prefetched: BTreeMap<
+        String,
+        (
+            Names,
+            std::sync::mpsc::Receiver<std::result::Result<Session, CallError>>,
+        ),
+    >,
 }
 
 /// Whether the server gave up waiting for a lock (`lock_timeout`).
@@ -274,6 +284,7 @@ fn is_transient(e: &CallError) -> bool {
 
 impl Drop for PgBackend {
     fn drop(&mut self) {
+        self.prefetched.clear();
         self.plugins.clear();
         if let Some(rt) = self.rt.take() {
             rt.shutdown_background();
@@ -333,6 +344,7 @@ impl PgBackend {
             transient: None,
             verifiers: BTreeMap::new(),
             growth_quota: u64::MAX,
+            prefetched: BTreeMap::new(),
         })
     }
 
@@ -907,6 +919,10 @@ impl Backend for PgBackend {
         before: super::SchemaMark,
     ) -> Result<StepCheck> {
         PgBackend::verify_step(self, access, before)
+    }
+
+    fn upcoming(&mut self, next: &PluginAccess) {
+        self.prepare_session(next);
     }
 
     fn enter_plugin(&mut self, access: &PluginAccess, limits: SqlLimits) -> Result<()> {

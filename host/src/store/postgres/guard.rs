@@ -515,7 +515,7 @@ SELECT coalesce((SELECT pg_catalog.array_agg(p.role::text ORDER BY p.role)::text
                     AND setrole = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $2)), '{}')";
 
 /// A `text[]` literal of `items`.
-fn text_array(items: &[String]) -> String {
+pub(super) fn text_array(items: &[String]) -> String {
     format!(
         "{{{}}}",
         items

@@ -238,6 +238,69 @@ impl PgBackend {
         Ok(names)
     }
 
+    /// The connection settings of a plugin's session: its role and password, and settings
+    /// in the startup packet, which outrank the role's and the database's and are what
+    /// `RESET ALL` returns to: whatever the plugin makes of its role's settings, its sessions
+    /// and the host's statements on them start from these.
+    fn plugin_config(&mut self, plugin: &str, names: &Names) -> Result<Config> {
+        let password = self.password(&names.role)?;
+        let mut config = self.config.clone();
+        config
+            .user(&names.role)
+            .password(password)
+            .application_name(format!("wasmig plugin {plugin}"))
+            .options(format!(
+                "-c search_path={} -c standard_conforming_strings=on \
+                 -c client_connection_check_interval=1000 -c row_security=on \
+                 -c default_transaction_read_only=off \
+                 -c default_transaction_isolation=read\\ committed",
+                names.schema
+            ));
+        Ok(config)
+    }
+
+    /// Gets the next plugin's session ready while the current plugin's steps run: its role
+    /// and schema are set up now, and it logs in and has the guard's functions planned
+    /// (in a transaction rolled back, which changes nothing) on the client's thread. Only
+    /// outside a transaction of the host's (not in a dry run); anything that fails is done
+    /// again, and reported, when the plugin's first step begins.
+    pub(super) fn prepare_session(&mut self, access: &PluginAccess) {
+        // The plugin told of last time may not have begun yet: it keeps its session.
+        if self.open != Open::None
+            || self.plugins.contains_key(&access.plugin)
+            || self.prefetched.contains_key(&access.plugin)
+            || self.prefetched.len() >= 2
+        {
+            return;
+        }
+        let Ok(names) = self.provision(access) else {
+            return;
+        };
+        let Ok(config) = self.plugin_config(&access.plugin, &names) else {
+            return;
+        };
+        let Ok(verifier) = self.verifier(&names.role) else {
+            return;
+        };
+        let allowed: Vec<String> = guard::ALLOWED_FUNCTIONS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let warmup = format!(
+            "BEGIN; SET LOCAL lock_timeout = 100; SET LOCAL statement_timeout = 5000; \
+             SET LOCAL search_path = pg_catalog, pg_temp; \
+             SELECT count(*) FROM wasmig.guard_owned({schema}); \
+             SELECT count(*) FROM wasmig.guard_verify({schema}, '{{}}', {allowed}, '{{}}', \
+             {verifier})",
+            schema = literal(&names.schema),
+            allowed = literal(&guard::text_array(&allowed)),
+            verifier = literal(&verifier),
+        );
+        let session = Session::connect_ahead(self.handle(), &config, warmup);
+        self.prefetched
+            .insert(access.plugin.clone(), (names, session));
+    }
+
     /// The plugin's session, logging in as its role (and creating the role) if needed.
     pub(super) fn plugin_session(&mut self, access: &PluginAccess) -> Result<&mut PluginSession> {
         let alive = self
@@ -245,28 +308,31 @@ impl PgBackend {
             .get(&access.plugin)
             .is_some_and(|p| !p.session.is_closed());
         if !alive {
-            // One plugin's session at a time outside a dry run: a run over a hundred plugins
-            // holds one server connection for them, not a hundred.
+            // One plugin's session at a time outside a dry run (and the next one's, getting
+            // ready): a run over a hundred plugins holds two server connections, not a
+            // hundred.
             self.plugins.retain(|_, p| p.in_transaction);
             self.plugins.remove(&access.plugin);
-            let names = self.provision(access)?;
-            let password = self.password(&names.role)?;
-            let mut config = self.config.clone();
-            // Settings in the startup packet outrank the role's and the database's, and are
-            // what `RESET ALL` returns to: whatever the plugin makes of its role's settings,
-            // its sessions and the host's statements on them start from these.
-            config
-                .user(&names.role)
-                .password(password)
-                .application_name(format!("wasmig plugin {}", access.plugin))
-                .options(format!(
-                    "-c search_path={} -c standard_conforming_strings=on \
-                     -c client_connection_check_interval=1000 -c row_security=on \
-                     -c default_transaction_read_only=off \
-                     -c default_transaction_isolation=read\\ committed",
-                    names.schema
-                ));
-            let connected = Session::connect(self.handle(), &config, CONNECT_TIMEOUT);
+            let ready = match self.prefetched.remove(&access.plugin) {
+                Some((names, session)) => session
+                    .recv_timeout(CONNECT_TIMEOUT)
+                    .ok()
+                    .and_then(|s| s.ok())
+                    .filter(|s| !s.is_closed())
+                    .map(|s| (names, s)),
+                _ => None,
+            };
+            let (names, connected) = match ready {
+                Some((names, session)) => (names, Ok(session)),
+                None => {
+                    let names = self.provision(access)?;
+                    let config = self.plugin_config(&access.plugin, &names)?;
+                    (
+                        names,
+                        Session::connect(self.handle(), &config, CONNECT_TIMEOUT),
+                    )
+                }
+            };
             if let Err(e) = &connected
                 && is_transient(e)
             {

@@ -178,36 +178,53 @@ impl Session {
         let config = config.clone();
         let (tx, rx) = mpsc::sync_channel(1);
         rt.spawn(async move {
-            let connected = config.connect(NoTls).await;
-            let connected = match connected {
-                Ok((client, connection)) => {
-                    tokio::spawn(async move {
-                        if let Err(e) = connection.await {
-                            tracing::debug!("PostgreSQL connection ended: {e}");
-                        }
-                    });
-                    let pid = client
-                        .query_one("SELECT pg_catalog.pg_backend_pid()", &[])
-                        .await
-                        .map(|r| r.get::<_, i32>(0));
-                    pid.map(|pid| (client, pid))
-                }
-                Err(e) => Err(e),
-            };
-            let _ = tx.send(connected);
+            let _ = tx.send(open(&config).await);
         });
         match rx.recv_timeout(timeout) {
-            Ok(Ok((client, pid))) => Ok(Session {
-                prepared: Default::default(),
-                cancel: client.cancel_token(),
-                client: Arc::new(client),
-                pid,
-                rt: rt.clone(),
-                savepoint: Default::default(),
-                reset: Default::default(),
-            }),
+            Ok(Ok((client, pid))) => Ok(Session::new(client, pid, rt)),
             Ok(Err(e)) => Err(CallError::Db(e)),
             Err(_) => Err(CallError::Stuck),
+        }
+    }
+
+    /// Starts connecting with `config` on `rt` and returns at once; the session comes through
+    /// the receiver once connected and once `warmup` (statements of the host's own that
+    /// open a transaction, whose answer, an error included, nothing depends on) has run,
+    /// followed by a `ROLLBACK` that leaves the session idle whatever `warmup` did.
+    pub(super) fn connect_ahead(
+        rt: &tokio::runtime::Handle,
+        config: &Config,
+        warmup: String,
+    ) -> mpsc::Receiver<Result<Session, CallError>> {
+        let config = config.clone();
+        let handle = rt.clone();
+        let (tx, rx) = mpsc::sync_channel(1);
+        rt.spawn(async move {
+            let session = match open(&config).await {
+                Ok((client, pid)) => {
+                    let (_, _) = futures_util::future::join(
+                        client.batch_execute(&warmup),
+                        client.batch_execute("ROLLBACK"),
+                    )
+                    .await;
+                    Ok(Session::new(client, pid, &handle))
+                }
+                Err(e) => Err(CallError::Db(e)),
+            };
+            let _ = tx.send(session);
+        });
+        rx
+    }
+
+    fn new(client: Client, pid: i32, rt: &tokio::runtime::Handle) -> Session {
+        Session {
+            prepared: Default::default(),
+            cancel: client.cancel_token(),
+            client: Arc::new(client),
+            pid,
+            rt: rt.clone(),
+            savepoint: Default::default(),
+            reset: Default::default(),
         }
     }
 
@@ -327,6 +344,27 @@ impl Session {
         self.reset
             .store(false, std::sync::atomic::Ordering::Relaxed);
     }
+}
+
+/// Connects with `config`, runs the connection on the current runtime until the client is
+/// dropped, and asks for the server process's id (unprepared: one round trip).
+async fn open(config: &Config) -> Result<(Client, i32), tokio_postgres::Error> {
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("PostgreSQL connection ended: {e}");
+        }
+    });
+    let messages = client
+        .simple_query("SELECT pg_catalog.pg_backend_pid()")
+        .await?;
+    let pid = messages.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(row) => {
+            row.get(0).and_then(|v| v.parse::<i32>().ok())
+        }
+        _ => None,
+    });
+    Ok((client, pid.unwrap_or(0)))
 }
 
 /// Parameters with the types the server is told they have.
