@@ -1041,6 +1041,19 @@ fn a_guard_another_wasmig_made_is_replaced_before_the_next_step_runs() {
         source[0].contains("pg_stat_get_xact_tuples_inserted"),
         "{source:?}"
     );
+    // A newer wasmig's functions stay: two versions running at once do not replace each
+    // other's at every run.
+    pg.env.exec(
+        "UPDATE wasmig.meta SET value = 'newer' WHERE key = 'functions_sha256';
+         UPDATE wasmig.meta SET value = '99.0.0' WHERE key = 'functions_wasmig_version'",
+    );
+    pg.env.add(artifacts::NOTES, "notes.wasm");
+    pg.env.ok(&["up"]);
+    assert_eq!(pg.rows("SELECT count(*) FROM notes.notes__note"), ["1"]);
+    assert_eq!(
+        pg.rows("SELECT value FROM wasmig.meta WHERE key = 'functions_sha256'"),
+        ["newer"]
+    );
 }
 
 #[test]
@@ -1069,4 +1082,80 @@ fn a_plugin_that_cannot_be_set_up_fails_at_its_own_turn_after_the_plugins_before
     pg.env.exec("DROP SCHEMA notes");
     pg.env.ok(&["up"]);
     assert_eq!(pg.rows("SELECT count(*) FROM notes.notes__note"), ["1"]);
+}
+
+#[test]
+fn a_function_that_makes_itself_run_as_its_caller_is_made_the_plugins_again_by_the_next_step() {
+    // Applied, the trigger's function runs as the attacker (its owner), which may change
+    // the function: fired by the application, it makes itself SECURITY INVOKER, which would
+    // run it with the rights of whoever fires it next. The attacker's next step, whatever
+    // it writes, makes it run as the attacker again.
+    let pg = scripted();
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (x text);
+         CREATE FUNCTION attacker__flip() RETURNS trigger LANGUAGE plpgsql AS $f$
+         BEGIN
+           EXECUTE 'ALTER FUNCTION attacker.attacker__flip() SECURITY INVOKER';
+           RETURN NEW;
+         END $f$;
+         CREATE TRIGGER attacker__trg BEFORE INSERT ON attacker__t
+           FOR EACH ROW EXECUTE FUNCTION attacker__flip()",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    let definer = "SELECT prosecdef::text FROM pg_proc WHERE proname = 'attacker__flip'";
+    assert_eq!(pg.rows(definer), ["true"]);
+    pg.env
+        .exec("INSERT INTO attacker.attacker__t VALUES ('fired')");
+    assert_eq!(pg.rows(definer), ["false"], "the function changed itself");
+    // A step that writes no function.
+    pg.script(
+        "attacker",
+        "0.3.0",
+        "INSERT INTO attacker__t VALUES ('step')",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.3.0"]);
+    assert_eq!(pg.rows(definer), ["true"]);
+}
+
+#[test]
+fn a_plugin_reads_the_tables_the_plugin_it_reads_made_earlier_in_the_same_run() {
+    // `watcher` reads `victim` and runs after it (by name).
+    let pg = scripted();
+    pg.env.add(artifacts::WATCHER, "watcher.wasm");
+    pg.env.policy("[plugins.watcher]\nreads = [\"victim\"]\n");
+    pg.env.ok(&["up", "watcher@0.1.0"]);
+    pg.script(
+        "victim",
+        "0.3.0",
+        "CREATE TABLE victim__fresh (x text); INSERT INTO victim__fresh VALUES ('new')",
+        None,
+    );
+    pg.script(
+        "watcher",
+        "0.2.0",
+        "CREATE TABLE watcher__copy AS SELECT x FROM victim.victim__fresh",
+        None,
+    );
+    // One run: the victim's step makes the table, then the watcher's step reads it.
+    let ran: Vec<String> = pg
+        .env
+        .json_lines(&["up"])
+        .iter()
+        .filter(|l| l["event"] == "step")
+        .map(|s| {
+            format!(
+                "{} {}",
+                s["plugin"].as_str().unwrap(),
+                s["version"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let victim = ran.iter().position(|s| s == "victim 0.3.0").unwrap();
+    let watcher = ran.iter().position(|s| s == "watcher 0.2.0").unwrap();
+    assert!(victim < watcher, "{ran:?}");
+    assert_eq!(pg.rows("SELECT x FROM watcher.watcher__copy"), ["new"]);
 }

@@ -53,7 +53,7 @@ fn plugin() -> Plugin {
             )
             .down_sql(&format!("DROP TABLE {NAME}__script")),
         );
-    if NAME == "reader" {
+    if NAME == "reader" || NAME == "watcher" {
         plugin = plugin.reads("victim");
     }
     for (version, up, down) in STEPS {

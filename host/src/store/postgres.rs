@@ -617,13 +617,18 @@ impl Backend for PgBackend {
             let meta = self.host_run(
                 "cannot read the version of wasmig's tables",
                 "SELECT (SELECT value FROM wasmig.meta WHERE key = 'schema_version'),
-                        (SELECT value FROM wasmig.meta WHERE key = 'functions_sha256')",
+                        (SELECT value FROM wasmig.meta WHERE key = 'functions_sha256'),
+                        (SELECT value FROM wasmig.meta WHERE key = 'functions_wasmig_version')",
                 vec![],
             )?;
             let version = meta.first().map(|r| Self::text(&r[0])).unwrap_or_default();
-            self.host_functions_current = meta
-                .first()
-                .is_some_and(|r| Self::text(&r[1]) == host_sql::functions_sha256());
+            // A newer wasmig's functions stay: runners of two versions at once do not
+            // replace each other's at every run.
+            let ours = semver::Version::parse(env!("CARGO_PKG_VERSION")).ok();
+            self.host_functions_current = meta.first().is_some_and(|r| {
+                Self::text(&r[1]) == host_sql::functions_sha256()
+                    || semver::Version::parse(&Self::text(&r[2])).ok() > ours
+            });
             let known = host_sql::OLDEST_HOST_SCHEMA_VERSION..=host_sql::HOST_SCHEMA_VERSION;
             let parsed = version.parse::<i64>().ok().filter(|v| known.contains(v));
             self.host_version = parsed.unwrap_or(0);

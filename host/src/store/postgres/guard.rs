@@ -56,19 +56,13 @@ pub(super) const ALLOWED_FUNCTIONS: &[&str] = &[
     "date",
 ];
 
-/// The bytes the schema's relations take on disk, as one line `#<bytes>`: the main data of
-/// its tables, indexes, materialized views and sequences, and of their TOAST tables and
-/// indexes (the free-space and visibility maps follow the main data, at a small fraction
-/// of it, and are left out: each fork costs the server a file lookup). `$1`: the schema.
+/// The bytes the schema's tables (with their indexes and TOAST), materialized views and
+/// sequences take on disk, as one line `#<bytes>`. `$1`: the schema.
 const SCHEMA_BYTES: &str = "
-SELECT '#' || coalesce(sum(pg_catalog.pg_relation_size(r.oid)), 0)::text
+SELECT '#' || coalesce(sum(pg_catalog.pg_total_relation_size(c.oid)), 0)::text
   FROM pg_catalog.pg_class c
-  CROSS JOIN LATERAL (
-       SELECT c.oid WHERE c.relkind IN ('r', 'i', 'm', 'S')
-       UNION ALL SELECT c.reltoastrelid WHERE c.reltoastrelid <> 0
-       UNION ALL SELECT x.indexrelid FROM pg_catalog.pg_index x
-                  WHERE c.reltoastrelid <> 0 AND x.indrelid = c.reltoastrelid) r
- WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)";
+ WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)
+   AND c.relkind IN ('r', 'm', 'S')";
 
 /// The plugin's objects, one line each (`table notes.notes__note`), for the step's report.
 /// `$1`: the schema.
@@ -316,26 +310,22 @@ pub(super) fn functions() -> String {
              REVOKE ALL ON FUNCTION wasmig.{name}({args}) FROM PUBLIC;\n"
         )
     };
-    // The transaction's own counters say which catalogs it wrote to (every one, when the
-    // server keeps no counters): functions are made to run as the plugin only if the step
-    // wrote to `pg_proc`, and the role's password is put back only if it wrote to
-    // `pg_authid`. A function can be made or changed (its rights, owner, security) only by
-    // writing its row; the findings are checked whatever the step wrote.
+    // Functions are made to run as the plugin after every step, whatever the step wrote: a
+    // plugin's function runs as the plugin, which owns it, and may change itself while it
+    // runs in another transaction (a trigger the application fires), which this step's
+    // counters do not show. The role's password is put back only if the step wrote to
+    // `pg_authid`, as the transaction's own counters say (or when the server keeps none).
     let verify = format!(
-        "DECLARE routine record; uncounted boolean;
+        "DECLARE routine record;
          BEGIN
-         uncounted := pg_catalog.current_setting('track_counts') <> 'on';
-         IF uncounted OR {wrote_proc} THEN
          {NEUTRALISE}
-         END IF;
          RETURN QUERY SELECT '!' || x FROM ({FINDINGS}) q(x);
-         IF uncounted OR {wrote_authid} THEN
+         IF pg_catalog.current_setting('track_counts') <> 'on' OR {wrote_authid} THEN
            EXECUTE pg_catalog.format('ALTER ROLE CURRENT_USER PASSWORD %L', $5);
          END IF;
          RETURN QUERY SELECT '=' || x FROM ({OWNED_OBJECTS}) q(x);
          RETURN QUERY {SCHEMA_BYTES};
          END",
-        wrote_proc = wrote("pg_proc"),
         wrote_authid = wrote("pg_authid"),
     );
     [

@@ -7,6 +7,10 @@ impl PgBackend {
     /// Creates the host's schema, tables and functions if missing, committed at once (also
     /// in a dry run: plugin roles need them to log in and to record steps).
     pub(super) fn ensure_host_schema(&mut self) -> Result<()> {
+        if !self.host_tables {
+            // What is there, and whether it is this wasmig's (one query).
+            self.has_host_tables()?;
+        }
         if self.host_tables
             && self.host_version == host_sql::HOST_SCHEMA_VERSION
             && self.host_functions_current
@@ -16,13 +20,15 @@ impl PgBackend {
         let sql = format!(
             "BEGIN; SET LOCAL lock_timeout = {}; SELECT pg_catalog.pg_advisory_xact_lock({}); \
              {} {} \
-             INSERT INTO wasmig.meta (key, value) VALUES ('functions_sha256', '{}') \
+             INSERT INTO wasmig.meta (key, value) VALUES ('functions_sha256', '{}'), \
+             ('functions_wasmig_version', '{}') \
              ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value; COMMIT;",
             self.lock_timeout_ms(),
             host_sql::LOCK_KEY,
             host_sql::HOST_SCHEMA,
             guard::functions(),
             host_sql::functions_sha256(),
+            env!("CARGO_PKG_VERSION"),
         );
         let label = self.label.clone();
         let waited = self.options.lock_timeout;
@@ -265,8 +271,11 @@ impl PgBackend {
     /// outside a transaction of the host's (not in a dry run); anything that fails is done
     /// again, and reported, when the plugin's first step begins.
     pub(super) fn prepare_session(&mut self, access: &PluginAccess) {
-        // The plugin told of last time may not have begun yet: it keeps its session.
+        // The plugin told of last time may not have begun yet: it keeps its session. A
+        // plugin that reads others' tables is set up at its turn: its grants cover the
+        // tables that exist then, those the plugins before it make in this run included.
         if self.open != Open::None
+            || !access.reads.is_empty()
             || self.plugins.contains_key(&access.plugin)
             || self.prefetched.contains_key(&access.plugin)
             || self.prefetched.len() >= 2
@@ -279,22 +288,21 @@ impl PgBackend {
         let Ok(config) = self.plugin_config(&access.plugin, &names) else {
             return;
         };
-        let Ok(verifier) = self.verifier(&names.role) else {
-            return;
-        };
         let allowed: Vec<String> = guard::ALLOWED_FUNCTIONS
             .iter()
             .map(|s| s.to_string())
             .collect();
+        // The password the guard would put back if the server kept no counters is NULL
+        // here: the transaction is rolled back, and the role's verifier stays out of the
+        // statement's text (which the server may log).
         let warmup = format!(
             "BEGIN; SET LOCAL lock_timeout = 100; SET LOCAL statement_timeout = 5000; \
              SET LOCAL search_path = pg_catalog, pg_temp; \
              SELECT count(*) FROM wasmig.guard_owned({schema}); \
              SELECT count(*) FROM wasmig.guard_verify({schema}, '{{}}', {allowed}, '{{}}', \
-             {verifier})",
+             NULL)",
             schema = literal(&names.schema),
             allowed = literal(&guard::text_array(&allowed)),
-            verifier = literal(&verifier),
         );
         let session = Session::connect_ahead(self.handle(), &config, warmup);
         self.prefetched
