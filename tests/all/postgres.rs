@@ -1015,24 +1015,23 @@ fn a_guard_another_wasmig_made_is_replaced_before_the_next_step_runs() {
     pg.env.ok(&["up"]);
     let digest = pg.rows("SELECT value FROM wasmig.meta WHERE key = 'functions_sha256'");
     assert_eq!(digest.len(), 1);
-    // Another wasmig's guard (here one that checks nothing), and its digest.
+    // Another wasmig's guard (here one that checks nothing), made by a wasmig that records
+    // nothing of it in wasmig.meta.
     pg.env.exec(
         "CREATE OR REPLACE FUNCTION wasmig.guard_verify(text, text[], text[], text[], text)
-             RETURNS SETOF text LANGUAGE plpgsql AS $$ BEGIN RETURN; END $$;
-         UPDATE wasmig.meta SET value = 'another' WHERE key = 'functions_sha256'",
+             RETURNS SETOF text LANGUAGE plpgsql AS $$ BEGIN RETURN; END $$",
     );
+    let stub = "SELECT count(*) FROM pg_proc WHERE proname = 'guard_verify' \
+                AND prosrc LIKE '%BEGIN RETURN; END%'";
     pg.env.json(&["status"]);
-    assert_eq!(
-        pg.rows("SELECT value FROM wasmig.meta WHERE key = 'functions_sha256'"),
-        ["another"],
-        "a read changes nothing"
-    );
+    assert_eq!(pg.rows(stub), ["1"], "a read changes nothing");
     pg.env.add(artifacts::ACCOUNTS, "accounts.wasm");
     pg.env.ok(&["up"]);
     assert_eq!(
         pg.rows("SELECT value FROM wasmig.meta WHERE key = 'functions_sha256'"),
         digest
     );
+    assert_eq!(pg.rows(stub), ["0"]);
     let source = pg.rows(
         "SELECT prosrc FROM pg_proc WHERE oid = 'wasmig.guard_verify(text, text[], text[], \
          text[], text)'::regprocedure",
@@ -1063,6 +1062,7 @@ fn a_plugin_that_cannot_be_set_up_fails_at_its_own_turn_after_the_plugins_before
     let pg = Pg::new();
     pg.env.exec("CREATE SCHEMA notes");
     pg.env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    pg.env.ok(&["up", "accounts@0.1.0"]);
     pg.env.add(artifacts::NOTES, "notes.wasm");
     let err = pg.env.fails(&["up"]);
     assert!(

@@ -612,27 +612,17 @@ impl Backend for PgBackend {
                 AND pg_catalog.to_regprocedure('wasmig.step_begin()') IS NOT NULL",
             vec![],
         )?;
-        self.host_tables = rows.first().is_some_and(|r| r[0] == Value::Integer(1));
-        if self.host_tables {
+        let exists = rows.first().is_some_and(|r| r[0] == Value::Integer(1));
+        if exists {
             let meta = self.host_run(
                 "cannot read the version of wasmig's tables",
-                "SELECT (SELECT value FROM wasmig.meta WHERE key = 'schema_version'),
-                        (SELECT value FROM wasmig.meta WHERE key = 'functions_sha256'),
-                        (SELECT value FROM wasmig.meta WHERE key = 'functions_wasmig_version')",
+                host_sql::read_meta(),
                 vec![],
             )?;
-            let version = meta.first().map(|r| Self::text(&r[0])).unwrap_or_default();
-            // A newer wasmig's functions stay: runners of two versions at once do not
-            // replace each other's at every run.
-            let ours = semver::Version::parse(env!("CARGO_PKG_VERSION")).ok();
-            self.host_functions_current = meta.first().is_some_and(|r| {
-                Self::text(&r[1]) == host_sql::functions_sha256()
-                    || semver::Version::parse(&Self::text(&r[2])).ok() > ours
-            });
+            let text = |i: usize| meta.first().map(|r| Self::text(&r[i])).unwrap_or_default();
+            let version = text(0);
             let known = host_sql::OLDEST_HOST_SCHEMA_VERSION..=host_sql::HOST_SCHEMA_VERSION;
-            let parsed = version.parse::<i64>().ok().filter(|v| known.contains(v));
-            self.host_version = parsed.unwrap_or(0);
-            if parsed.is_none() {
+            let Some(parsed) = version.parse::<i64>().ok().filter(|v| known.contains(v)) else {
                 return Err(self.error(
                     "wasmig's tables",
                     format!(
@@ -642,8 +632,20 @@ impl Backend for PgBackend {
                         host_sql::HOST_SCHEMA_VERSION
                     ),
                 ));
-            }
+            };
+            // The functions are as the wasmig that recorded them made them (the server's
+            // digest of them, taken when they were made, still matches), and that wasmig is
+            // this one or a newer one: runners of two versions at once do not replace each
+            // other's at every run. (A change to the functions' signatures changes
+            // HOST_SCHEMA_VERSION, which an older wasmig refuses.)
+            let ours = semver::Version::parse(env!("CARGO_PKG_VERSION")).ok();
+            let intact = !text(3).is_empty() && text(3) == text(4);
+            self.host_functions_current = intact
+                && (text(1) == host_sql::functions_sha256()
+                    || semver::Version::parse(&text(2)).ok() > ours);
+            self.host_version = parsed;
         }
+        self.host_tables = exists;
         Ok(self.host_tables)
     }
 

@@ -27,6 +27,31 @@ pub(super) fn functions_sha256() -> &'static str {
     })
 }
 
+/// The server's digest of the functions in the schema `wasmig`: their signatures, bodies,
+/// settings and security, as `pg_proc` holds them.
+pub(super) const FUNCTIONS_MD5: &str = "(SELECT pg_catalog.md5(pg_catalog.string_agg(
+    p.oid::pg_catalog.regprocedure::text || ':' || p.prosrc || ':'
+    || coalesce(p.proconfig::text, '') || ':' || p.prosecdef::text, ','
+    ORDER BY p.oid::pg_catalog.regprocedure::text))
+   FROM pg_catalog.pg_proc p
+  WHERE p.pronamespace = pg_catalog.to_regnamespace('wasmig'))";
+
+/// What `wasmig.meta` says of wasmig's tables and functions: the schema's version, the
+/// digest and version of the wasmig that made the functions, the server's digest of them
+/// then, and the server's digest of them now ([`FUNCTIONS_MD5`]).
+pub(super) fn read_meta() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "SELECT (SELECT value FROM wasmig.meta WHERE key = 'schema_version'),
+                    (SELECT value FROM wasmig.meta WHERE key = 'functions_sha256'),
+                    (SELECT value FROM wasmig.meta WHERE key = 'functions_wasmig_version'),
+                    (SELECT value FROM wasmig.meta WHERE key = 'functions_md5'),
+                    {FUNCTIONS_MD5}"
+        )
+    })
+}
+
 /// Tables and functions, created if missing; idempotent, run under [`LOCK_KEY`].
 ///
 /// A step's ledger row commits with the step's effects, so it is written on the plugin's

@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// How long getting the next plugin's session ready waits for the host's lock.
+const PREPARE_LOCK_MS: u128 = 50;
+
 impl PgBackend {
     /// Creates the host's schema, tables and functions if missing, committed at once (also
     /// in a dry run: plugin roles need them to log in and to record steps).
@@ -21,7 +24,7 @@ impl PgBackend {
             "BEGIN; SET LOCAL lock_timeout = {}; SELECT pg_catalog.pg_advisory_xact_lock({}); \
              {} {} \
              INSERT INTO wasmig.meta (key, value) VALUES ('functions_sha256', '{}'), \
-             ('functions_wasmig_version', '{}') \
+             ('functions_wasmig_version', '{}'), ('functions_md5', {}) \
              ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value; COMMIT;",
             self.lock_timeout_ms(),
             host_sql::LOCK_KEY,
@@ -29,6 +32,7 @@ impl PgBackend {
             guard::functions(),
             host_sql::functions_sha256(),
             env!("CARGO_PKG_VERSION"),
+            host_sql::FUNCTIONS_MD5,
         );
         let label = self.label.clone();
         let waited = self.options.lock_timeout;
@@ -110,6 +114,12 @@ impl PgBackend {
 
     /// Creates (or brings up to date) the plugin's role and schema, and grants its reads.
     pub(super) fn provision(&mut self, access: &PluginAccess) -> Result<Names> {
+        let lock_ms = self.lock_timeout_ms();
+        self.provision_waiting(access, lock_ms)
+    }
+
+    /// [`PgBackend::provision`], waiting at most `lock_ms` for the host's lock.
+    fn provision_waiting(&mut self, access: &PluginAccess, lock_ms: u128) -> Result<Names> {
         self.ensure_host_schema()?;
         let names = names_of(&self.database, &access.plugin)
             .map_err(|e| self.error(&format!("plugin {}", access.plugin), e))?;
@@ -160,7 +170,7 @@ impl PgBackend {
              INSERT INTO wasmig.plugin_role (role, plugin) VALUES ({role_lit}, {plugin_lit})
                  ON CONFLICT DO NOTHING;",
             lock = host_sql::LOCK_KEY,
-            lock_ms = self.lock_timeout_ms(),
+            lock_ms = lock_ms,
             role_lit = literal(&names.role),
             schema_lit = literal(&names.schema),
             plugin_lit = literal(&access.plugin),
@@ -282,7 +292,16 @@ impl PgBackend {
         {
             return;
         }
-        let Ok(names) = self.provision(access) else {
+        // Only once wasmig's tables are there and current (made at the current plugin's
+        // turn otherwise), and without waiting for another runner's step: the lock is
+        // tried for a moment only, and the plugin is set up at its turn if it was busy.
+        let ready = self.host_tables
+            && self.host_version == host_sql::HOST_SCHEMA_VERSION
+            && self.host_functions_current;
+        if !ready {
+            return;
+        }
+        let Ok(names) = self.provision_waiting(access, PREPARE_LOCK_MS) else {
             return;
         };
         let Ok(config) = self.plugin_config(&access.plugin, &names) else {
