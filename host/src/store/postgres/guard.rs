@@ -56,6 +56,12 @@ pub(super) const ALLOWED_FUNCTIONS: &[&str] = &[
     "date",
 ];
 
+/// [`ALLOWED_FUNCTIONS`] as a `text[]` literal, the guard's `$3`.
+pub(super) fn allowed_functions() -> String {
+    let names: Vec<String> = ALLOWED_FUNCTIONS.iter().map(|s| s.to_string()).collect();
+    text_array(&names)
+}
+
 /// The bytes the schema's tables (with their indexes and TOAST), materialized views and
 /// sequences take on disk, as one line `#<bytes>`. `$1`: the schema.
 const SCHEMA_BYTES: &str = "
@@ -417,10 +423,6 @@ impl PgBackend {
         let inputs = self.guard_inputs(access)?;
         let plugin = self.step_session(access)?;
         let schema = plugin.names.schema.clone();
-        let allowed: Vec<String> = guard::ALLOWED_FUNCTIONS
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
         // One round trip, on the session `leave_plugin` gave back to the host's settings.
         let checked = plugin
             .session
@@ -429,7 +431,7 @@ impl PgBackend {
                 vec![
                     Param::Text(schema),
                     Param::Text(inputs.readers),
-                    Param::Text(text_array(&allowed)),
+                    Param::Text(allowed_functions()),
                     Param::Text(inputs.settings),
                     Param::Text(inputs.verifier),
                 ],
@@ -505,7 +507,7 @@ SELECT coalesce((SELECT pg_catalog.array_agg(p.role::text ORDER BY p.role)::text
                     AND setrole = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $2)), '{}')";
 
 /// A `text[]` literal of `items`.
-pub(super) fn text_array(items: &[String]) -> String {
+fn text_array(items: &[String]) -> String {
     format!(
         "{{{}}}",
         items

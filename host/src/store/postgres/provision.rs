@@ -307,10 +307,6 @@ impl PgBackend {
         let Ok(config) = self.plugin_config(&access.plugin, &names) else {
             return;
         };
-        let allowed: Vec<String> = guard::ALLOWED_FUNCTIONS
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
         // The password the guard would put back if the server kept no counters is NULL
         // here: the transaction is rolled back, and the role's verifier stays out of the
         // statement's text (which the server may log).
@@ -321,7 +317,7 @@ impl PgBackend {
              SELECT count(*) FROM wasmig.guard_verify({schema}, '{{}}', {allowed}, '{{}}', \
              NULL)",
             schema = literal(&names.schema),
-            allowed = literal(&guard::text_array(&allowed)),
+            allowed = literal(&guard::allowed_functions()),
         );
         let session = Session::connect_ahead(self.handle(), &config, warmup);
         self.prefetched
