@@ -552,6 +552,7 @@ fn main() {
                 generate(artifacts::BENCH_TEMPLATE10_NO_WASI, 100, &code.plugins());
                 let (mut base, mut wasmig_declared, mut wasmig_code) =
                     (Vec::new(), Vec::new(), Vec::new());
+                let (mut floor, mut floor_one_by_one) = (Vec::new(), Vec::new());
                 let mut admin = postgres::Client::connect(&server, postgres::NoTls)
                     .expect("WASMIG_TEST_POSTGRES");
                 let fresh = |admin: &mut postgres::Client, name: &str| {
@@ -583,6 +584,23 @@ fn main() {
                     assert!(ok.success());
                     base.push(started.elapsed().as_secs_f64() * 1e3);
                     drop_database(&mut admin, "wasmig_bench_refinery");
+                    // The floor of one role and one login per plugin, without refinery and
+                    // without checks: what PostgreSQL itself costs for wasmig's isolation.
+                    for (mode, into) in [
+                        ("--floor", &mut floor),
+                        ("--floor-one-by-one", &mut floor_one_by_one),
+                    ] {
+                        let url = fresh(&mut admin, "wasmig_bench_floor");
+                        let started = Instant::now();
+                        let ok = Command::new(&refinery)
+                            .arg(&url)
+                            .args(["100", "10", mode])
+                            .status()
+                            .unwrap();
+                        assert!(ok.success());
+                        into.push(started.elapsed().as_secs_f64() * 1e3);
+                        drop_database(&mut admin, "wasmig_bench_floor");
+                    }
                     for (set, into) in
                         [(&declared, &mut wasmig_declared), (&code, &mut wasmig_code)]
                     {
@@ -600,6 +618,25 @@ fn main() {
                     }
                 }
                 let b = median(base);
+                for (label, v) in [
+                    ("one round trip per step", floor),
+                    (
+                        "each statement a round trip of its own, in a savepoint",
+                        floor_one_by_one,
+                    ),
+                ] {
+                    let w = median(v);
+                    rows.push(Row {
+                        work: format!(
+                            "floor: the same SQL with one role and one login per plugin and \
+                             nothing checked, {label} (vs refinery on PostgreSQL)"
+                        ),
+                        baseline: ms(b),
+                        wasmig: ms(w),
+                        ratio: Some(w / b),
+                        target: "reported".into(),
+                    });
+                }
                 for (label, v) in [
                     ("SQL declared as data", wasmig_declared),
                     (
@@ -822,10 +859,11 @@ fn drop_database(admin: &mut postgres::Client, name: &str) {
     admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .unwrap();
+    // wasmig's plugin roles, and the floor's (`<database>_p…`).
     let roles = admin
         .query(
-            "SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1",
-            &[&format!("wasmig/{name}/%")],
+            "SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1 OR rolname LIKE $2",
+            &[&format!("wasmig/{name}/%"), &format!("{name}\\_p%")],
         )
         .unwrap();
     for role in roles {

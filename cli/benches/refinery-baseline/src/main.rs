@@ -4,6 +4,10 @@
 //! wasmig puts them.
 //!
 //! usage: refinery-baseline DB PLUGINS STEPS
+//!        refinery-baseline POSTGRES-URL PLUGINS STEPS --floor|--floor-one-by-one
+//!        (the same SQL without refinery, one role per plugin: see `floor.rs`)
+
+mod floor;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -12,6 +16,14 @@ fn main() {
         args[2].parse().expect("PLUGINS"),
         args[3].parse().expect("STEPS"),
     );
+    match args.get(4).map(String::as_str) {
+        Some("--floor") => return floor::run(db, plugins, steps, floor::Steps::Batched),
+        Some("--floor-one-by-one") => {
+            return floor::run(db, plugins, steps, floor::Steps::OneByOne);
+        }
+        Some(other) => panic!("unknown option {other}"),
+        None => {}
+    }
     let postgres = db.starts_with("postgres://") || db.starts_with("postgresql://");
     let mut migrations = Vec::new();
     let mut version = 0;
@@ -50,11 +62,18 @@ fn main() {
     let applied = if postgres {
         let mut client =
             postgres::Client::connect(db, postgres::NoTls).expect("connect to PostgreSQL");
-        runner.run(&mut client).expect("refinery applies the migrations")
+        runner
+            .run(&mut client)
+            .expect("refinery applies the migrations")
     } else {
         let mut conn = rusqlite::Connection::open(db).expect("open the database");
-        runner.run(&mut conn).expect("refinery applies the migrations")
+        runner
+            .run(&mut conn)
+            .expect("refinery applies the migrations")
     };
     let schemas = if postgres { plugins } else { 0 };
-    assert_eq!(applied.applied_migrations().len(), plugins * steps + schemas);
+    assert_eq!(
+        applied.applied_migrations().len(),
+        plugins * steps + schemas
+    );
 }
