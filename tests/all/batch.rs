@@ -191,3 +191,35 @@ fn a_trap_while_a_batch_runs_rolls_the_step_back_and_the_run_goes_on() {
     env.ok(&["up"]);
     assert_eq!(summary(&env), expected(5_000));
 }
+
+#[test]
+fn a_script_that_fails_keeps_its_earlier_statements_and_runs_none_after_the_failed_one() {
+    // On PostgreSQL a script's statements go to the server together; what they do must be
+    // what running them one by one does, as on SQLite.
+    for env in [Env::new(), Env::postgres()] {
+        env.add(artifacts::BENCH_ROWS, "bench.wasm");
+        env.ok(&["up", "bench@0.1.0"]);
+        env.exec("INSERT INTO bench__config VALUES ('script-caught', 0)");
+        let lines = env.json_lines(&["up"]);
+        let step = lines.iter().find(|l| l["event"] == "step").unwrap();
+        // The row the first statement inserted and the one the plugin's report updated.
+        assert_eq!(step["rows_changed"], 2, "{lines:?}");
+        assert_eq!(
+            env.rows("SELECT id, name FROM bench__item ORDER BY id"),
+            vec!["1|kept"]
+        );
+        let error = &env.rows("SELECT mode FROM bench__config")[0];
+        assert!(
+            error.contains("UNIQUE constraint failed: bench__item.id")
+                || error.contains("duplicate key value violates unique constraint"),
+            "{error}"
+        );
+        // The ledger lists the statements that ran: the failed one, not the one after it.
+        let statements = &env.rows(&format!(
+            "SELECT statements FROM {} WHERE version = '0.2.0'",
+            env.host_table("ledger")
+        ))[0];
+        assert!(statements.contains("'again'"), "{statements}");
+        assert!(!statements.contains("'never'"), "{statements}");
+    }
+}

@@ -1159,3 +1159,49 @@ fn a_plugin_reads_the_tables_the_plugin_it_reads_made_earlier_in_the_same_run() 
     assert!(victim < watcher, "{ran:?}");
     assert_eq!(pg.rows("SELECT x FROM watcher.watcher__copy"), ["new"]);
 }
+
+#[test]
+fn a_ledger_row_the_server_refuses_leaves_nothing_of_the_step() {
+    // The ledger row goes to the server with the step's COMMIT: when the row fails, the
+    // COMMIT must roll back, not commit the step's tables without their row.
+    let pg = Pg::new();
+    pg.env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    pg.env.ok(&["up", "accounts@0.1.0"]);
+    pg.client()
+        .batch_execute(
+            "CREATE FUNCTION public.refuse_accounts_0_2() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+               IF NEW.plugin = 'accounts' AND NEW.version = '0.2.0' AND NEW.outcome = 'succeeded'
+               THEN RAISE EXCEPTION 'the operator refuses this row';
+               END IF;
+               RETURN NEW;
+             END $$;
+             CREATE TRIGGER refuse BEFORE INSERT ON wasmig.ledger
+                FOR EACH ROW EXECUTE FUNCTION public.refuse_accounts_0_2();",
+        )
+        .unwrap();
+    let before = pg.dump();
+    let err = pg.env.fails(&["up"]);
+    assert!(
+        err.contains("accounts 0.2.0")
+            && err.contains("cannot write the ledger")
+            && err.contains("the operator refuses this row"),
+        "{err}"
+    );
+    assert_eq!(pg.dump(), before, "nothing of the step stays");
+    assert_eq!(
+        pg.column("SELECT max(version) FROM wasmig.applied WHERE plugin = 'accounts'"),
+        ["0.1.0"]
+    );
+    assert_eq!(pg.ledger(), ["accounts|0.1.0|up|succeeded|"]);
+    // Once the operator lets it be written, the step applies.
+    pg.client()
+        .batch_execute("DROP TRIGGER refuse ON wasmig.ledger")
+        .unwrap();
+    pg.env.ok(&["up"]);
+    assert!(
+        pg.ledger().last().unwrap().starts_with("accounts|"),
+        "{:?}",
+        pg.ledger()
+    );
+}

@@ -118,6 +118,23 @@ fn insert(tx: &Tx) -> Result<()> {
                 params![at, error.to_string()],
             )?;
         }
+        "script-caught" => {
+            // The second statement of a script fails; the plugin records the error and goes
+            // on: the first statement's row stays, the third statement never runs.
+            let failed = tx.execute_script(
+                "INSERT INTO bench__item (id, name) VALUES (1, 'kept');
+                 INSERT INTO bench__item (id, name) VALUES (1, 'again');
+                 INSERT INTO bench__item (id, name) VALUES (2, 'never')",
+            );
+            let error = match failed {
+                Ok(()) => return Err(Error::other("no statement failed")),
+                Err(e) => e.to_string(),
+            };
+            tx.execute(
+                "UPDATE bench__config SET mode = ?1 WHERE n IS NOT NULL",
+                params![error],
+            )?;
+        }
         "dropped" => {
             // A batch whose sent rows fail, dropped without `finish`: the step fails anyway.
             let mut batch = tx.batch(INSERT);

@@ -244,6 +244,12 @@ pub(crate) struct PgBackend {
     verifiers: BTreeMap<String, String>,
     /// The growth the running step's schema may have, in bytes (from its limits).
     growth_quota: u64,
+    /// The running step's ledger row (`record_step`'s parameters), written in the round
+    /// trip of the step's commit, just before it.
+    ledger_row: Option<Vec<Param>>,
+    /// What the guard compares the running step's catalogs with, by plugin: read with the
+    /// step's re-check.
+    step_inputs: Option<(String, guard::GuardInputs)>,
     /// Sessions of plugins whose steps come next, logging in ahead, by plugin (see
     /// [`PgBackend::prepare_session`]).
     #[allow(clippy::type_complexity)]
@@ -344,6 +350,8 @@ impl PgBackend {
             transient: None,
             verifiers: BTreeMap::new(),
             growth_quota: u64::MAX,
+            ledger_row: None,
+            step_inputs: None,
             prefetched: BTreeMap::new(),
         })
     }
@@ -651,6 +659,8 @@ impl Backend for PgBackend {
 
     fn begin(&mut self, step: Option<&PluginAccess>) -> Result<()> {
         self.revive()?;
+        self.ledger_row = None;
+        self.step_inputs = None;
         if step.is_some() {
             self.transient = None;
         }
@@ -719,10 +729,39 @@ impl Backend for PgBackend {
             Open::None => Ok(()),
             Open::Host => self.host_batch("cannot commit", "COMMIT"),
             Open::Step { plugin, .. } => {
-                // The commit and the end of the step's session state in one round trip.
+                // The ledger row, the commit and the end of the step's session state in one
+                // round trip. A ledger row that fails leaves the transaction aborted, which
+                // `COMMIT` then rolls back.
+                let row = self.ledger_row.take();
+                self.step_inputs = None;
                 let committed = match self.plugins.get_mut(&plugin) {
                     Some(p) => {
-                        let (committed, ended) = p.session.batch_pair("COMMIT", END_STEP);
+                        let (recorded, [committed, ended]) = match row {
+                            Some(params) => {
+                                let (recorded, rest) = p.session.run_then(
+                                    &p.host_turn,
+                                    host_tables::RECORD_STEP,
+                                    params,
+                                    ["COMMIT", END_STEP],
+                                );
+                                (recorded.map(|_| ()), rest)
+                            }
+                            None => {
+                                let (committed, ended) = p.session.batch_pair("COMMIT", END_STEP);
+                                (Ok(()), [committed, ended])
+                            }
+                        };
+                        if let Err(err) = recorded {
+                            p.in_transaction = false;
+                            p.checked = None;
+                            if ended.is_err() {
+                                self.plugins.remove(&plugin);
+                            }
+                            if is_transient(&err) {
+                                self.transient.get_or_insert_with(|| err.to_string());
+                            }
+                            return Err(self.error("cannot write the ledger", err));
+                        }
                         p.committed = committed.is_ok().then(|| p.checked.take()).flatten();
                         p.in_transaction = false;
                         if ended.is_err() {
@@ -745,6 +784,8 @@ impl Backend for PgBackend {
 
     fn rollback(&mut self) -> Result<()> {
         self.turn = None;
+        self.ledger_row = None;
+        self.step_inputs = None;
         for p in self.plugins.values_mut() {
             p.checked = None;
         }
@@ -1034,11 +1075,58 @@ impl Backend for PgBackend {
         script: &str,
         ran: &mut Vec<String>,
     ) -> std::result::Result<(), SqlError> {
+        // Checked first, then sent in one round trip, up to the first that is refused; what
+        // ran is as if they had been sent one by one.
+        let mut sent = Vec::new();
+        let mut refused = None;
         for statement in statements::split(script) {
-            ran.push(statement.to_string());
-            self.plugin_run(statement, &[])?;
+            match statements::check_kind(statement) {
+                Ok(kind) => sent.push((statement, kind)),
+                Err(e) => {
+                    refused = Some((statement, e));
+                    break;
+                }
+            }
         }
-        Ok(())
+        let Some(turn) = &self.turn else {
+            return Err(SqlError::AccessDenied(
+                "no plugin step is running".to_string(),
+            ));
+        };
+        let (deadline, max_bytes) = (turn.limits.deadline, turn.limits.max_result_bytes);
+        let Some(session) = self.plugins.get(&turn.plugin) else {
+            return Err(SqlError::Other(
+                "the plugin's session has ended".to_string(),
+            ));
+        };
+        let texts = sent
+            .iter()
+            .map(|(s, _)| statements::numbered_parameters(s).into_owned())
+            .collect();
+        let (count, answers, failed) =
+            session
+                .session
+                .run_script_guarded(texts, Some(deadline), max_bytes);
+        ran.extend(sent.iter().take(count).map(|(s, _)| s.to_string()));
+        let changed: u64 = answers
+            .iter()
+            .zip(&sent)
+            .filter(|(_, (_, kind))| statements::changes_rows(kind))
+            .map(|(a, _)| a.changed.unwrap_or(0))
+            .sum();
+        if let Some(turn) = &mut self.turn {
+            turn.changed += changed;
+        }
+        if let Some(e) = failed {
+            return Err(self.sql_error(e));
+        }
+        match refused {
+            Some((statement, e)) => {
+                ran.push(statement.to_string());
+                Err(SqlError::AccessDenied(e))
+            }
+            None => Ok(()),
+        }
     }
 
     fn transient_reason(&self) -> Option<&str> {

@@ -420,7 +420,11 @@ impl PgBackend {
             .filter(|m: &Mark| m.plugin == access.plugin)
             .ok_or_else(|| self.error("schema check", "the mark is not this plugin's"))?;
         let label = self.label.clone();
-        let inputs = self.guard_inputs(access)?;
+        // Read with the step's re-check, under the lock the step holds (see `is_applied`).
+        let inputs = match self.step_inputs.take() {
+            Some((plugin, inputs)) if plugin == access.plugin => inputs,
+            _ => self.guard_inputs(&access.plugin, "")?.1,
+        };
         let plugin = self.step_session(access)?;
         let schema = plugin.names.schema.clone();
         // One round trip, on the session `leave_plugin` gave back to the host's settings.
@@ -496,10 +500,11 @@ pub(super) struct GuardInputs {
     verifier: String,
 }
 
-/// The readers' roles and the role's settings, in one round trip. `$1`: the plugin; `$2`:
-/// its role.
+/// The readers' roles and the role's settings, and whether the step `$3` of the plugin is
+/// applied (the step's re-check), in one round trip. `$1`: the plugin; `$2`: its role.
 const GUARD_INPUTS: &str = "
-SELECT coalesce((SELECT pg_catalog.array_agg(p.role::text ORDER BY p.role)::text
+SELECT EXISTS (SELECT 1 FROM wasmig.applied WHERE plugin = $1 AND version = $3),
+       coalesce((SELECT pg_catalog.array_agg(p.role::text ORDER BY p.role)::text
                    FROM wasmig.plugin_read r JOIN wasmig.plugin_role p ON p.plugin = r.reader
                   WHERE r.plugin = $1), '{}'),
        coalesce((SELECT setconfig::text FROM pg_catalog.pg_db_role_setting
@@ -519,17 +524,23 @@ fn text_array(items: &[String]) -> String {
 }
 
 impl PgBackend {
-    /// The guard's inputs for `access`'s plugin, from the host's session.
-    fn guard_inputs(&mut self, access: &PluginAccess) -> Result<GuardInputs> {
-        let role = names_of(&self.database, &access.plugin)
-            .map_err(|e| self.error(&format!("plugin {}", access.plugin), e))?
+    /// The guard's inputs for `plugin`, from the host's session, and whether its step
+    /// `version` is applied.
+    pub(super) fn guard_inputs(
+        &mut self,
+        plugin: &str,
+        version: &str,
+    ) -> Result<(bool, GuardInputs)> {
+        let role = names_of(&self.database, plugin)
+            .map_err(|e| self.error(&format!("plugin {plugin}"), e))?
             .role;
         let rows = self.host_run(
-            "cannot read what the guard compares with",
+            "cannot read the applied state and what the guard compares with",
             GUARD_INPUTS,
             vec![
-                Param::Text(access.plugin.clone()),
+                Param::Text(plugin.to_string()),
                 Param::Text(role.clone()),
+                Param::Text(version.to_string()),
             ],
         )?;
         let row = rows.first();
@@ -537,11 +548,13 @@ impl PgBackend {
             row.map(|r| Self::text(&r[i]))
                 .unwrap_or_else(|| "{}".to_string())
         };
-        Ok(GuardInputs {
-            readers: text(0),
-            settings: text(1),
+        let applied = row.is_some_and(|r| r[0] == Value::Integer(1));
+        let inputs = GuardInputs {
+            readers: text(1),
+            settings: text(2),
             verifier: self.verifier(&role)?,
-        })
+        };
+        Ok((applied, inputs))
     }
 }
 

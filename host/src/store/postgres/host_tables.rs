@@ -4,6 +4,10 @@
 
 use super::*;
 
+/// Writes a step's ledger row from the plugin's session, spending the step's token.
+pub(super) const RECORD_STEP: &str = "SELECT wasmig.record_step($1, $2, $3, $4, $5, $6::bigint, \
+     $7::bigint, $8, $9, $10, $11, $12::text, $13)";
+
 impl PgBackend {
     pub(super) fn load_state(&mut self) -> Result<State> {
         if !self.has_host_tables()? {
@@ -46,7 +50,14 @@ impl PgBackend {
     pub(super) fn is_applied(&mut self, plugin: &str, version: &semver::Version) -> Result<bool> {
         self.revive()?;
         // The step's transaction holds the lock: the host's session, which commits nothing
-        // meanwhile, sees every step other runners committed before it was taken.
+        // meanwhile, sees every step other runners committed before it was taken, and the
+        // plugin's grants and settings as they stay until the step ends (setting a plugin
+        // up takes the same lock). The guard's inputs come in the same round trip.
+        if matches!(&self.open, Open::Step { plugin: running, .. } if running == plugin) {
+            let (applied, inputs) = self.guard_inputs(plugin, &version.to_string())?;
+            self.step_inputs = Some((plugin.to_string(), inputs));
+            return Ok(applied);
+        }
         let rows = self.host_run(
             "cannot read the applied state",
             "SELECT EXISTS (SELECT 1 FROM wasmig.applied WHERE plugin = $1 AND version = $2)",
@@ -84,22 +95,12 @@ impl PgBackend {
                 e.note.clone().map_or(Param::Null, Param::Text),
                 Param::Text(e.applied_by.clone()),
             ];
-            let session = self.plugins.get(plugin).ok_or_else(|| {
-                self.error("cannot write the ledger", "the plugin's session has ended")
-            })?;
-            return Self::host_turn_run(
-                session,
-                "SELECT wasmig.record_step($1, $2, $3, $4, $5, $6::bigint, $7::bigint, $8, $9, \
-                 $10, $11, $12::text, $13)",
-                params,
-            )
-            .map(|_| ())
-            .map_err(|err| {
-                if is_transient(&err) {
-                    self.transient.get_or_insert_with(|| err.to_string());
-                }
-                self.error("cannot write the ledger", err)
-            });
+            if !self.plugins.contains_key(plugin) {
+                return Err(self.error("cannot write the ledger", "the plugin's session has ended"));
+            }
+            // Written with the commit, in its round trip (see `commit`).
+            self.ledger_row = Some(params);
+            return Ok(());
         }
         // The host's own transaction: a failure, or a dry run's step.
         let rows = self.host_run(

@@ -309,6 +309,97 @@ impl Session {
         answer.and_then(|a| a)
     }
 
+    /// Runs statements without parameters one after the other, each as
+    /// [`Session::run_guarded`] runs one (in its own savepoint, its rows bounded by
+    /// `max_bytes`), all sent in one round trip. The server runs them in order; after one
+    /// fails, the rest fail unrun (the transaction is aborted until the failed statement's
+    /// savepoint is rolled back, as it then is). Returns how many ran (the failed one
+    /// included), the answers of those that succeeded, and the failure.
+    pub(super) fn run_script_guarded(
+        &self,
+        statements: Vec<String>,
+        deadline: Option<Instant>,
+        max_bytes: usize,
+    ) -> (usize, Vec<Answer>, Option<CallError>) {
+        use std::sync::atomic::Ordering;
+        let total = statements.len();
+        if total == 0 {
+            return (0, Vec::new(), None);
+        }
+        let client = self.client.clone();
+        let savepoint = self.savepoint.clone();
+        let reset = self.reset.clone();
+        let done = self.wait(deadline, async move {
+            let mut first = match reset.swap(false, Ordering::Relaxed) {
+                true => "RESET ALL; ".to_string(),
+                false => String::new(),
+            };
+            if savepoint.swap(false, Ordering::Relaxed) {
+                first.push_str("RELEASE SAVEPOINT wasmig_statement; ");
+            }
+            first.push_str("SAVEPOINT wasmig_statement");
+            let opens: Vec<String> = (0..statements.len())
+                .map(|i| match i {
+                    0 => first.clone(),
+                    _ => "RELEASE SAVEPOINT wasmig_statement; SAVEPOINT wasmig_statement".into(),
+                })
+                .collect();
+            // Each request is its own future, polled in order, and each sends its messages
+            // when first polled: every request goes out, in order, before the first answer
+            // is read.
+            enum Sent {
+                Open(Result<(), tokio_postgres::Error>),
+                Ran(Result<Result<Answer, CallError>, tokio_postgres::Error>),
+            }
+            let client = &client;
+            let mut requests = Vec::new();
+            for (sql, open) in statements.iter().zip(&opens) {
+                requests.push(
+                    Box::pin(async move { Sent::Open(client.batch_execute(open).await) })
+                        as std::pin::Pin<Box<dyn Future<Output = Sent> + Send>>,
+                );
+                requests.push(Box::pin(async move {
+                    Sent::Ran(collect(client, sql, Vec::new(), max_bytes).await)
+                }));
+            }
+            let mut results = futures_util::future::join_all(requests).await.into_iter();
+            let mut answers = Vec::new();
+            while let (Some(Sent::Open(opened)), Some(Sent::Ran(answer))) =
+                (results.next(), results.next())
+            {
+                let answer = match (opened, answer) {
+                    (Err(e), _) | (Ok(()), Err(e)) => Err(CallError::Db(e)),
+                    (Ok(()), Ok(answer)) => answer,
+                };
+                match answer {
+                    Ok(answer) => answers.push(answer),
+                    Err(e) => {
+                        let ran = answers.len() + 1;
+                        let undone = client
+                            .batch_execute(
+                                "ROLLBACK TO SAVEPOINT wasmig_statement; \
+                                 RELEASE SAVEPOINT wasmig_statement",
+                            )
+                            .await;
+                        return Ok((
+                            ran,
+                            answers,
+                            Some(undone.map_or_else(CallError::Db, |()| e)),
+                        ));
+                    }
+                }
+            }
+            if !answers.is_empty() {
+                savepoint.store(true, Ordering::Relaxed);
+            }
+            Ok((answers.len(), answers, None))
+        });
+        match done {
+            Ok(done) => done,
+            Err(e) => (total, Vec::new(), Some(e)),
+        }
+    }
+
     /// The statement that releases the last guarded statement's savepoint if it is still
     /// open ("" if not): sent before anything that must see the step's statements as part of
     /// its transaction (deferred constraints, the guard).
@@ -513,6 +604,43 @@ impl Session {
             answer
         });
         answer.and_then(|a| a)
+    }
+
+    /// Runs `first` (statements of the host's own, without parameters), then `sql`, then
+    /// each batch of `after`, in one round trip, and tells how `sql` and each batch went:
+    /// every batch of `after` runs whatever came before it.
+    pub(super) fn run_then(
+        &self,
+        first: &str,
+        sql: &str,
+        params: Vec<Param>,
+        after: [&str; 2],
+    ) -> (Result<Answer, CallError>, [Result<(), CallError>; 2]) {
+        let client = self.client.clone();
+        let (first, sql) = (first.to_string(), sql.to_string());
+        let after = after.map(str::to_string);
+        let done = self.wait(None, async move {
+            let typed = typed(params);
+            let (done, answer, a, b) = futures_util::future::join4(
+                client.batch_execute(&first),
+                collect(&client, &sql, typed, usize::MAX),
+                client.batch_execute(&after[0]),
+                client.batch_execute(&after[1]),
+            )
+            .await;
+            let answer = match (done, answer) {
+                (Err(e), _) | (Ok(()), Err(e)) => Err(CallError::Db(e)),
+                (Ok(()), Ok(answer)) => answer,
+            };
+            Ok::<_, tokio_postgres::Error>((
+                answer,
+                [a.map_err(CallError::Db), b.map_err(CallError::Db)],
+            ))
+        });
+        match done {
+            Ok(done) => done,
+            Err(e) => (Err(e), [Err(CallError::Stuck), Err(CallError::Stuck)]),
+        }
     }
 
     /// Runs two batches of the host's own statements in one round trip, and tells how each
