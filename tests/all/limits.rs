@@ -195,3 +195,21 @@ fn both_compilers_enforce_the_bounds() {
         attack_fails("deep-recursion", &["--compiler", c], "overflowed its stack");
     }
 }
+
+on_both! {
+    fn a_scripts_rows_are_read_to_the_end_and_dropped_not_held_against_the_result_cap(env) {
+        // `max_result` bounds what a `query` returns to the plugin; a script's statements run
+        // to their end and their rows are dropped as they come, on both databases.
+        env.policy("[limits]\nmax_result = \"1MiB\"\n");
+        env.add(crate::support::artifacts::VICTIM, "victim.wasm");
+        env.ok(&["up", "victim@0.1.0"]);
+        env.exec(
+            "INSERT INTO victim__script (version, up) VALUES ('0.2.0', \
+             'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000) \
+              SELECT x, ''a row of the script that the step reads and drops'' FROM c; \
+              CREATE TABLE victim__after (x integer)')",
+        );
+        env.ok(&["up", "victim@0.2.0"]);
+        assert_eq!(env.rows("SELECT count(*) FROM victim__after"), ["0"]);
+    }
+}

@@ -1093,7 +1093,7 @@ impl Backend for PgBackend {
                 "no plugin step is running".to_string(),
             ));
         };
-        let (deadline, max_bytes) = (turn.limits.deadline, turn.limits.max_result_bytes);
+        let deadline = turn.limits.deadline;
         let Some(session) = self.plugins.get(&turn.plugin) else {
             return Err(SqlError::Other(
                 "the plugin's session has ended".to_string(),
@@ -1103,10 +1103,7 @@ impl Backend for PgBackend {
             .iter()
             .map(|(s, _)| statements::numbered_parameters(s).into_owned())
             .collect();
-        let (count, answers, failed) =
-            session
-                .session
-                .run_script_guarded(texts, Some(deadline), max_bytes);
+        let (count, answers, failed) = session.session.run_script_guarded(texts, Some(deadline));
         ran.extend(sent.iter().take(count).map(|(s, _)| s.to_string()));
         let changed: u64 = answers
             .iter()

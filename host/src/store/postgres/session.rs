@@ -309,17 +309,17 @@ impl Session {
         answer.and_then(|a| a)
     }
 
-    /// Runs statements without parameters one after the other, each as
-    /// [`Session::run_guarded`] runs one (in its own savepoint, its rows bounded by
-    /// `max_bytes`), all sent in one round trip. The server runs them in order; after one
-    /// fails, the rest fail unrun (the transaction is aborted until the failed statement's
-    /// savepoint is rolled back, as it then is). Returns how many ran (the failed one
-    /// included), the answers of those that succeeded, and the failure.
+    /// Runs a script's statements (without parameters) one after the other, each in its own
+    /// savepoint as [`Session::run_guarded`] runs one, its rows read to the end and dropped,
+    /// all sent in one round trip. The server runs them in order, and only the server can
+    /// fail one (no row is held): after one fails, the rest fail unrun, since the
+    /// transaction is aborted until the failed statement's savepoint is rolled back, as it
+    /// then is. Returns how many ran (the failed one included), the answers of those that
+    /// succeeded, and the failure.
     pub(super) fn run_script_guarded(
         &self,
         statements: Vec<String>,
         deadline: Option<Instant>,
-        max_bytes: usize,
     ) -> (usize, Vec<Answer>, Option<CallError>) {
         use std::sync::atomic::Ordering;
         let total = statements.len();
@@ -358,9 +358,9 @@ impl Session {
                     Box::pin(async move { Sent::Open(client.batch_execute(open).await) })
                         as std::pin::Pin<Box<dyn Future<Output = Sent> + Send>>,
                 );
-                requests.push(Box::pin(async move {
-                    Sent::Ran(collect(client, sql, Vec::new(), max_bytes).await)
-                }));
+                requests.push(Box::pin(
+                    async move { Sent::Ran(run_to_end(client, sql).await) },
+                ));
             }
             let mut results = futures_util::future::join_all(requests).await.into_iter();
             let mut answers = Vec::new();
@@ -489,6 +489,24 @@ async fn collect(
 ) -> Result<Result<Answer, CallError>, tokio_postgres::Error> {
     let stream = client.query_typed_raw(sql, typed).await?;
     gather(stream, max_bytes).await
+}
+
+/// Runs one statement to its end, its rows read and dropped, as a script's statements run
+/// (on SQLite too): no row is held, so none can fail on the client's side.
+async fn run_to_end(
+    client: &Client,
+    sql: &str,
+) -> Result<Result<Answer, CallError>, tokio_postgres::Error> {
+    let stream = client
+        .query_typed_raw(sql, Vec::<(Param, Type)>::new())
+        .await?;
+    let mut stream = std::pin::pin!(stream);
+    while stream.try_next().await?.is_some() {}
+    Ok(Ok(Answer {
+        columns: Vec::new(),
+        changed: stream.rows_affected(),
+        rows: Vec::new(),
+    }))
 }
 
 /// Collects a statement's rows as values, at most `max_bytes` of them.
