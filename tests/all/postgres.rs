@@ -1205,3 +1205,69 @@ fn a_ledger_row_the_server_refuses_leaves_nothing_of_the_step() {
         pg.ledger()
     );
 }
+
+#[test]
+fn a_script_statement_that_returns_rows_of_the_plugins_own_type_does_not_hide_a_later_error() {
+    // A script's statements go to the server together; a row of a type the client has not
+    // seen (the plugin's enum) must not make the client ask the server about it behind the
+    // failed statement, which would blame the wrong statement with the wrong error.
+    let pg = scripted();
+    pg.script(
+        "victim",
+        "0.3.0",
+        "CREATE TYPE victim__mood AS ENUM ('happy', 'sad');
+         CREATE TABLE victim__feeling (id integer PRIMARY KEY, mood victim__mood)",
+        None,
+    );
+    pg.env.ok(&["up", "victim@0.3.0"]);
+    pg.script(
+        "victim",
+        "0.4.0",
+        "INSERT INTO victim__feeling VALUES (1, 'happy') RETURNING mood;
+         INSERT INTO victim__feeling VALUES (1, 'sad');
+         CREATE TABLE victim__never (x integer)",
+        None,
+    );
+    let before = pg.dump();
+    let err = pg.env.fails(&["up", "victim@0.4.0"]);
+    assert!(
+        err.contains("plugin victim migration 0.4.0")
+            && err.contains("duplicate key value violates unique constraint"),
+        "{err}"
+    );
+    assert_eq!(pg.dump(), before);
+    let statements = &pg.rows(
+        "SELECT statements FROM wasmig.ledger WHERE version = '0.4.0' AND outcome = 'failed'",
+    )[0];
+    assert!(statements.contains("(1, 'sad')"), "{statements}");
+    assert!(!statements.contains("victim__never"), "{statements}");
+}
+
+#[test]
+fn a_plugin_reads_values_of_its_own_types_in_every_step_of_a_run() {
+    // The client looks a type it has not seen up with a statement it prepares once per
+    // session; what ends a step's session state must not take that statement away.
+    let pg = scripted();
+    pg.script(
+        "victim",
+        "0.3.0",
+        "CREATE TYPE victim__first AS ENUM ('one');
+         CREATE TABLE victim__a (v victim__first); INSERT INTO victim__a VALUES ('one')",
+        None,
+    );
+    pg.script("victim", "0.4.0", "-- query\nSELECT v FROM victim__a", None);
+    pg.script(
+        "victim",
+        "0.5.0",
+        "CREATE TYPE victim__second AS ENUM ('two');
+         CREATE TABLE victim__b (v victim__second); INSERT INTO victim__b VALUES ('two')",
+        None,
+    );
+    pg.script("victim", "0.6.0", "-- query\nSELECT v FROM victim__b", None);
+    // One run, one session of the plugin's: each query looks a new type up.
+    pg.env.ok(&["up"]);
+    assert_eq!(
+        pg.column("SELECT max(version) FROM wasmig.applied WHERE plugin = 'victim'"),
+        ["0.6.0"]
+    );
+}

@@ -188,9 +188,18 @@ fn host_turn(lock_ms: u128) -> String {
 }
 
 /// What ends a plugin's session state between steps: DISCARD ALL but its DISCARD PLANS (the
-/// guard's plans stay cached for the plugin's next step).
+/// guard's plans stay cached for the plugin's next step), and with only the statements
+/// prepared by SQL deallocated (the plugin's own, through `EXECUTE` in a function): those
+/// the client prepared through the protocol, to look types up, stay for the next step.
 const END_STEP: &str = "CLOSE ALL; UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); \
-                        DISCARD TEMP; DISCARD SEQUENCES; DEALLOCATE ALL; RESET ALL; RESET ROLE";
+                        DISCARD TEMP; DISCARD SEQUENCES; \
+                        DO $wasmig$ DECLARE n text; BEGIN \
+                          FOR n IN SELECT name FROM pg_catalog.pg_prepared_statements \
+                                    WHERE from_sql LOOP \
+                            EXECUTE pg_catalog.format('DEALLOCATE %I', n); \
+                          END LOOP; \
+                        END $wasmig$; \
+                        RESET ALL; RESET ROLE";
 
 /// The plugin whose statements run now.
 struct Turn {
@@ -730,8 +739,9 @@ impl Backend for PgBackend {
             Open::Host => self.host_batch("cannot commit", "COMMIT"),
             Open::Step { plugin, .. } => {
                 // The ledger row, the commit and the end of the step's session state in one
-                // round trip. A ledger row that fails leaves the transaction aborted, which
-                // `COMMIT` then rolls back.
+                // round trip. A ledger row the server refuses leaves the transaction aborted,
+                // which `COMMIT` then rolls back; one that never reached the server is
+                // followed by nothing, and the session is ended (the server rolls back).
                 let row = self.ledger_row.take();
                 self.step_inputs = None;
                 let committed = match self.plugins.get_mut(&plugin) {
@@ -757,10 +767,17 @@ impl Backend for PgBackend {
                             if ended.is_err() {
                                 self.plugins.remove(&plugin);
                             }
-                            if is_transient(&err) {
-                                self.transient.get_or_insert_with(|| err.to_string());
-                            }
-                            return Err(self.error("cannot write the ledger", err));
+                            self.note_transient(&err);
+                            // Without the server's answer (the connection went with the
+                            // flight in it), the next attempt's re-check tells whether the
+                            // step committed.
+                            let what = match &err {
+                                CallError::Db(e) if e.code().is_some() => {
+                                    "cannot write the ledger".to_string()
+                                }
+                                _ => format!("cannot commit plugin {plugin}'s step"),
+                            };
+                            return Err(self.error(&what, err));
                         }
                         p.committed = committed.is_ok().then(|| p.checked.take()).flatten();
                         p.in_transaction = false;
@@ -1076,7 +1093,7 @@ impl Backend for PgBackend {
         ran: &mut Vec<String>,
     ) -> std::result::Result<(), SqlError> {
         // Checked first, then sent in one round trip, up to the first that is refused; what
-        // ran is as if they had been sent one by one.
+        // runs is what running them one by one would run.
         let mut sent = Vec::new();
         let mut refused = None;
         for statement in statements::split(script) {
@@ -1087,6 +1104,16 @@ impl Backend for PgBackend {
                     break;
                 }
             }
+        }
+        let refusal = |ran: &mut Vec<String>| match refused {
+            Some((statement, e)) => {
+                ran.push(statement.to_string());
+                Err(SqlError::AccessDenied(e))
+            }
+            None => Ok(()),
+        };
+        if sent.is_empty() {
+            return refusal(ran);
         }
         let Some(turn) = &self.turn else {
             return Err(SqlError::AccessDenied(
@@ -1117,13 +1144,7 @@ impl Backend for PgBackend {
         if let Some(e) = failed {
             return Err(self.sql_error(e));
         }
-        match refused {
-            Some((statement, e)) => {
-                ran.push(statement.to_string());
-                Err(SqlError::AccessDenied(e))
-            }
-            None => Ok(()),
-        }
+        refusal(ran)
     }
 
     fn transient_reason(&self) -> Option<&str> {

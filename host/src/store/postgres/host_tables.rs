@@ -50,9 +50,10 @@ impl PgBackend {
     pub(super) fn is_applied(&mut self, plugin: &str, version: &semver::Version) -> Result<bool> {
         self.revive()?;
         // The step's transaction holds the lock: the host's session, which commits nothing
-        // meanwhile, sees every step other runners committed before it was taken, and the
-        // plugin's grants and settings as they stay until the step ends (setting a plugin
-        // up takes the same lock). The guard's inputs come in the same round trip.
+        // meanwhile, sees every step other runners committed before it was taken. The
+        // guard's inputs come in the same round trip: no runner sets a plugin up without the
+        // same lock, so they hold until the step ends (a role's settings changed by hand
+        // meanwhile make the guard refuse the step).
         if matches!(&self.open, Open::Step { plugin: running, .. } if running == plugin) {
             let (applied, inputs) = self.guard_inputs(plugin, &version.to_string())?;
             self.step_inputs = Some((plugin.to_string(), inputs));

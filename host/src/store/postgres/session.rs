@@ -310,18 +310,20 @@ impl Session {
     }
 
     /// Runs a script's statements (without parameters) one after the other, each in its own
-    /// savepoint as [`Session::run_guarded`] runs one, its rows read to the end and dropped,
-    /// all sent in one round trip. The server runs them in order, and only the server can
-    /// fail one (no row is held): after one fails, the rest fail unrun, since the
-    /// transaction is aborted until the failed statement's savepoint is rolled back, as it
-    /// then is. Returns how many ran (the failed one included), the answers of those that
-    /// succeeded, and the failure.
+    /// savepoint as [`Session::run_guarded`] runs one, all sent in one round trip. Their rows
+    /// are dropped as they come, unread (no type of theirs is looked up: nothing but the
+    /// server can fail a statement). The server runs them in order; after one fails, the
+    /// rest fail unrun, since the transaction is aborted until the failed statement's
+    /// savepoint is rolled back, as it then is. Returns how many ran (the failed or stopped
+    /// one included), the answers of those that succeeded, and the failure.
     pub(super) fn run_script_guarded(
         &self,
         statements: Vec<String>,
         deadline: Option<Instant>,
     ) -> (usize, Vec<Answer>, Option<CallError>) {
-        use std::sync::atomic::Ordering;
+        use futures_util::StreamExt;
+        use futures_util::future::Either;
+        use std::sync::atomic::{AtomicUsize, Ordering};
         let total = statements.len();
         if total == 0 {
             return (0, Vec::new(), None);
@@ -329,6 +331,9 @@ impl Session {
         let client = self.client.clone();
         let savepoint = self.savepoint.clone();
         let reset = self.reset.clone();
+        // How many statements have ended, for a script stopped at its deadline.
+        let ended = Arc::new(AtomicUsize::new(0));
+        let counted = ended.clone();
         let done = self.wait(deadline, async move {
             let mut first = match reset.swap(false, Ordering::Relaxed) {
                 true => "RESET ALL; ".to_string(),
@@ -338,65 +343,68 @@ impl Session {
                 first.push_str("RELEASE SAVEPOINT wasmig_statement; ");
             }
             first.push_str("SAVEPOINT wasmig_statement");
-            let opens: Vec<String> = (0..statements.len())
-                .map(|i| match i {
-                    0 => first.clone(),
-                    _ => "RELEASE SAVEPOINT wasmig_statement; SAVEPOINT wasmig_statement".into(),
-                })
-                .collect();
-            // Each request is its own future, polled in order, and each sends its messages
-            // when first polled: every request goes out, in order, before the first answer
-            // is read.
-            enum Sent {
-                Open(Result<(), tokio_postgres::Error>),
-                Ran(Result<Result<Answer, CallError>, tokio_postgres::Error>),
-            }
+            let next = "RELEASE SAVEPOINT wasmig_statement; SAVEPOINT wasmig_statement";
+            // Each request is its own future, first polled in the order pushed, and each
+            // sends its messages then: every request goes out, in order, before the first
+            // answer is read.
             let client = &client;
-            let mut requests = Vec::new();
-            for (sql, open) in statements.iter().zip(&opens) {
-                requests.push(
-                    Box::pin(async move { Sent::Open(client.batch_execute(open).await) })
-                        as std::pin::Pin<Box<dyn Future<Output = Sent> + Send>>,
-                );
-                requests.push(Box::pin(
-                    async move { Sent::Ran(run_to_end(client, sql).await) },
-                ));
+            let mut requests = futures_util::stream::FuturesOrdered::new();
+            for (i, sql) in statements.iter().enumerate() {
+                let open = if i == 0 { first.as_str() } else { next };
+                requests.push_back(Either::Left(async move {
+                    Either::Left(client.batch_execute(open).await)
+                }));
+                requests.push_back(Either::Right(async move {
+                    Either::Right(client.execute_typed(sql, &[]).await)
+                }));
             }
-            let mut results = futures_util::future::join_all(requests).await.into_iter();
             let mut answers = Vec::new();
-            while let (Some(Sent::Open(opened)), Some(Sent::Ran(answer))) =
-                (results.next(), results.next())
+            while let (Some(Either::Left(opened)), Some(Either::Right(ran))) =
+                (requests.next().await, requests.next().await)
             {
-                let answer = match (opened, answer) {
-                    (Err(e), _) | (Ok(()), Err(e)) => Err(CallError::Db(e)),
-                    (Ok(()), Ok(answer)) => answer,
-                };
-                match answer {
-                    Ok(answer) => answers.push(answer),
+                if let Err(e) = opened {
+                    // The host's savepoint command failed: the transaction is left as it is,
+                    // as when one statement's does.
+                    return Ok((answers, Some(CallError::Db(e))));
+                }
+                match ran {
+                    Ok(changed) => {
+                        answers.push(Answer {
+                            columns: Vec::new(),
+                            changed: Some(changed),
+                            rows: Vec::new(),
+                        });
+                        counted.fetch_add(1, Ordering::Relaxed);
+                    }
                     Err(e) => {
-                        let ran = answers.len() + 1;
                         let undone = client
                             .batch_execute(
                                 "ROLLBACK TO SAVEPOINT wasmig_statement; \
                                  RELEASE SAVEPOINT wasmig_statement",
                             )
                             .await;
-                        return Ok((
-                            ran,
-                            answers,
-                            Some(undone.map_or_else(CallError::Db, |()| e)),
-                        ));
+                        let failed = undone.map_or_else(CallError::Db, |()| CallError::Db(e));
+                        return Ok((answers, Some(failed)));
                     }
                 }
             }
             if !answers.is_empty() {
                 savepoint.store(true, Ordering::Relaxed);
             }
-            Ok((answers.len(), answers, None))
+            Ok((answers, None))
         });
         match done {
-            Ok(done) => done,
-            Err(e) => (total, Vec::new(), Some(e)),
+            Ok((answers, failed)) => (
+                answers.len() + usize::from(failed.is_some()),
+                answers,
+                failed,
+            ),
+            // Stopped at the deadline: the statements that ended, and the one running.
+            Err(e) => (
+                (ended.load(Ordering::Relaxed) + 1).min(total),
+                Vec::new(),
+                Some(e),
+            ),
         }
     }
 
@@ -489,24 +497,6 @@ async fn collect(
 ) -> Result<Result<Answer, CallError>, tokio_postgres::Error> {
     let stream = client.query_typed_raw(sql, typed).await?;
     gather(stream, max_bytes).await
-}
-
-/// Runs one statement to its end, its rows read and dropped, as a script's statements run
-/// (on SQLite too): no row is held, so none can fail on the client's side.
-async fn run_to_end(
-    client: &Client,
-    sql: &str,
-) -> Result<Result<Answer, CallError>, tokio_postgres::Error> {
-    let stream = client
-        .query_typed_raw(sql, Vec::<(Param, Type)>::new())
-        .await?;
-    let mut stream = std::pin::pin!(stream);
-    while stream.try_next().await?.is_some() {}
-    Ok(Ok(Answer {
-        columns: Vec::new(),
-        changed: stream.rows_affected(),
-        rows: Vec::new(),
-    }))
 }
 
 /// Collects a statement's rows as values, at most `max_bytes` of them.
@@ -625,7 +615,10 @@ impl Session {
     }
 
     /// Runs `first` (statements of the host's own, without parameters), then `sql`, then
-    /// each batch of `after`, in one round trip, and tells how `sql` and each batch went:
+    /// each batch of `after`, in one round trip, and tells how `sql` and each batch went.
+    /// The batches of `after` are sent only once `first` and `sql` went out: a request that
+    /// fails before it reaches the server (its parameters cannot be encoded, the connection
+    /// is gone) is followed by nothing, and its batches are reported as not run. Once sent,
     /// every batch of `after` runs whatever came before it.
     pub(super) fn run_then(
         &self,
@@ -634,26 +627,45 @@ impl Session {
         params: Vec<Param>,
         after: [&str; 2],
     ) -> (Result<Answer, CallError>, [Result<(), CallError>; 2]) {
+        use futures_util::future::{MaybeDone, join, maybe_done};
         let client = self.client.clone();
         let (first, sql) = (first.to_string(), sql.to_string());
         let after = after.map(str::to_string);
         let done = self.wait(None, async move {
             let typed = typed(params);
-            let (done, answer, a, b) = futures_util::future::join4(
-                client.batch_execute(&first),
-                collect(&client, &sql, typed, usize::MAX),
-                client.batch_execute(&after[0]),
-                client.batch_execute(&after[1]),
-            )
+            let mut opened = std::pin::pin!(maybe_done(client.batch_execute(&first)));
+            let mut answer = std::pin::pin!(maybe_done(collect(&client, &sql, typed, usize::MAX)));
+            // Each sends its request when first polled, or fails at once.
+            std::future::poll_fn(|cx| {
+                let _ = opened.as_mut().poll(cx);
+                let _ = answer.as_mut().poll(cx);
+                std::task::Poll::Ready(())
+            })
             .await;
+            let sent = !matches!(&*opened, MaybeDone::Done(Err(_)))
+                && !matches!(&*answer, MaybeDone::Done(Err(_)));
+            let rest = if sent {
+                let (a, b) = join(
+                    join(opened.as_mut(), answer.as_mut()),
+                    join(
+                        client.batch_execute(&after[0]),
+                        client.batch_execute(&after[1]),
+                    ),
+                )
+                .await
+                .1;
+                [a.map_err(CallError::Db), b.map_err(CallError::Db)]
+            } else {
+                join(opened.as_mut(), answer.as_mut()).await;
+                [Err(CallError::Stuck), Err(CallError::Stuck)]
+            };
+            let done = opened.as_mut().take_output().expect("polled to the end");
+            let answer = answer.as_mut().take_output().expect("polled to the end");
             let answer = match (done, answer) {
                 (Err(e), _) | (Ok(()), Err(e)) => Err(CallError::Db(e)),
                 (Ok(()), Ok(answer)) => answer,
             };
-            Ok::<_, tokio_postgres::Error>((
-                answer,
-                [a.map_err(CallError::Db), b.map_err(CallError::Db)],
-            ))
+            Ok::<_, tokio_postgres::Error>((answer, rest))
         });
         match done {
             Ok(done) => done,
