@@ -223,3 +223,19 @@ fn a_script_that_fails_keeps_its_earlier_statements_and_runs_none_after_the_fail
         assert!(!statements.contains("'never'"), "{statements}");
     }
 }
+
+#[test]
+fn a_script_statement_the_client_cannot_send_is_the_last_one_sent() {
+    for env in [Env::new(), Env::postgres()] {
+        env.add(artifacts::BENCH_ROWS, "bench.wasm");
+        env.ok(&["up", "bench@0.1.0"]);
+        env.exec("INSERT INTO bench__config VALUES ('script-nul', 0)");
+        env.ok(&["up"]);
+        assert_eq!(
+            env.rows("SELECT id, name FROM bench__item ORDER BY id"),
+            vec!["1|kept"]
+        );
+        let error = &env.rows("SELECT mode FROM bench__config")[0];
+        assert!(!error.is_empty() && error != "script-nul", "{error}");
+    }
+}

@@ -135,6 +135,24 @@ fn insert(tx: &Tx) -> Result<()> {
                 params![error],
             )?;
         }
+        "script-nul" => {
+            // A script whose second statement holds a NUL character, which no database takes
+            // in a statement's text: the first statement's row stays, none after it runs.
+            let failed = tx.execute_script(
+                "INSERT INTO bench__item (id, name) VALUES (1, 'kept');
+                 SELECT 'a\0b';
+                 INSERT INTO bench__item (id, name) VALUES (2, 'never');
+                 INSERT INTO bench__item (id, name) VALUES (3, 'never')",
+            );
+            let error = match failed {
+                Ok(()) => return Err(Error::other("no statement failed")),
+                Err(e) => e.to_string(),
+            };
+            tx.execute(
+                "UPDATE bench__config SET mode = ?1 WHERE n IS NOT NULL",
+                params![error],
+            )?;
+        }
         "dropped" => {
             // A batch whose sent rows fail, dropped without `finish`: the step fails anyway.
             let mut batch = tx.batch(INSERT);

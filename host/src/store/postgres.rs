@@ -193,7 +193,7 @@ fn host_turn(lock_ms: u128) -> String {
 /// the client prepared through the protocol, to look types up, stay for the next step.
 const END_STEP: &str = "CLOSE ALL; UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); \
                         DISCARD TEMP; DISCARD SEQUENCES; \
-                        DO $wasmig$ DECLARE n text; BEGIN \
+                        DO $wasmig$ DECLARE n pg_catalog.text; BEGIN \
                           FOR n IN SELECT name FROM pg_catalog.pg_prepared_statements \
                                     WHERE from_sql LOOP \
                             EXECUTE pg_catalog.format('DEALLOCATE %I', n); \
@@ -781,7 +781,9 @@ impl Backend for PgBackend {
                         }
                         p.committed = committed.is_ok().then(|| p.checked.take()).flatten();
                         p.in_transaction = false;
-                        if ended.is_err() {
+                        if let Err(e) = &ended {
+                            // The next step logs in again.
+                            tracing::debug!("plugin {plugin}'s session ends after its step: {e}");
                             self.plugins.remove(&plugin);
                         }
                         committed

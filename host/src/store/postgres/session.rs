@@ -311,18 +311,18 @@ impl Session {
 
     /// Runs a script's statements (without parameters) one after the other, each in its own
     /// savepoint as [`Session::run_guarded`] runs one, all sent in one round trip. Their rows
-    /// are dropped as they come, unread (no type of theirs is looked up: nothing but the
-    /// server can fail a statement). The server runs them in order; after one fails, the
-    /// rest fail unrun, since the transaction is aborted until the failed statement's
-    /// savepoint is rolled back, as it then is. Returns how many ran (the failed or stopped
-    /// one included), the answers of those that succeeded, and the failure.
+    /// are dropped as they come, unread (no type of theirs is looked up behind the others).
+    /// The server runs them in order; after one fails, the rest fail unrun, since the
+    /// transaction is aborted until the failed statement's savepoint is rolled back, as it
+    /// then is. A statement the client cannot send (text with a NUL) is the last one sent.
+    /// Returns how many ran (the failed or stopped one included), the answers of those that
+    /// succeeded, and the failure.
     pub(super) fn run_script_guarded(
         &self,
         statements: Vec<String>,
         deadline: Option<Instant>,
     ) -> (usize, Vec<Answer>, Option<CallError>) {
-        use futures_util::StreamExt;
-        use futures_util::future::Either;
+        use futures_util::future::{MaybeDone, maybe_done};
         use std::sync::atomic::{AtomicUsize, Ordering};
         let total = statements.len();
         if total == 0 {
@@ -344,30 +344,37 @@ impl Session {
             }
             first.push_str("SAVEPOINT wasmig_statement");
             let next = "RELEASE SAVEPOINT wasmig_statement; SAVEPOINT wasmig_statement";
-            // Each request is its own future, first polled in the order pushed, and each
-            // sends its messages then: every request goes out, in order, before the first
-            // answer is read.
+            // A request goes out when its future is first polled, or fails then without
+            // going out: each is polled once, in order, before any answer is read, and
+            // nothing is sent after one that could not be.
             let client = &client;
-            let mut requests = futures_util::stream::FuturesOrdered::new();
+            let mut sent = Vec::new();
             for (i, sql) in statements.iter().enumerate() {
                 let open = if i == 0 { first.as_str() } else { next };
-                requests.push_back(Either::Left(async move {
-                    Either::Left(client.batch_execute(open).await)
-                }));
-                requests.push_back(Either::Right(async move {
-                    Either::Right(client.execute_typed(sql, &[]).await)
-                }));
+                let mut open = Box::pin(maybe_done(client.batch_execute(open)));
+                let mut run = Box::pin(maybe_done(client.execute_typed(sql, &[])));
+                poll_once(open.as_mut()).await;
+                let unsent = matches!(&*open, MaybeDone::Done(Err(_)));
+                if !unsent {
+                    poll_once(run.as_mut()).await;
+                }
+                let unsent = unsent || matches!(&*run, MaybeDone::Done(Err(_)));
+                sent.push((open, run));
+                if unsent {
+                    break;
+                }
             }
             let mut answers = Vec::new();
-            while let (Some(Either::Left(opened)), Some(Either::Right(ran))) =
-                (requests.next().await, requests.next().await)
-            {
-                if let Err(e) = opened {
+            let mut pending = sent.into_iter();
+            while let Some((mut open, mut run)) = pending.next() {
+                open.as_mut().await;
+                if let Some(Err(e)) = open.as_mut().take_output() {
                     // The host's savepoint command failed: the transaction is left as it is,
                     // as when one statement's does.
                     return Ok((answers, Some(CallError::Db(e))));
                 }
-                match ran {
+                run.as_mut().await;
+                match run.as_mut().take_output().expect("run to its end") {
                     Ok(changed) => {
                         answers.push(Answer {
                             columns: Vec::new(),
@@ -377,6 +384,8 @@ impl Session {
                         counted.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(e) => {
+                        // The answers still to come are not read.
+                        drop(pending);
                         let undone = client
                             .batch_execute(
                                 "ROLLBACK TO SAVEPOINT wasmig_statement; \
@@ -497,6 +506,16 @@ async fn collect(
 ) -> Result<Result<Answer, CallError>, tokio_postgres::Error> {
     let stream = client.query_typed_raw(sql, typed).await?;
     gather(stream, max_bytes).await
+}
+
+/// Polls `f` once: the future of a request sends it then, in the order polled, or fails
+/// without sending it.
+async fn poll_once<F: Future>(mut f: std::pin::Pin<&mut F>) {
+    std::future::poll_fn(|cx| {
+        let _ = f.as_mut().poll(cx);
+        std::task::Poll::Ready(())
+    })
+    .await
 }
 
 /// Collects a statement's rows as values, at most `max_bytes` of them.
@@ -635,13 +654,8 @@ impl Session {
             let typed = typed(params);
             let mut opened = std::pin::pin!(maybe_done(client.batch_execute(&first)));
             let mut answer = std::pin::pin!(maybe_done(collect(&client, &sql, typed, usize::MAX)));
-            // Each sends its request when first polled, or fails at once.
-            std::future::poll_fn(|cx| {
-                let _ = opened.as_mut().poll(cx);
-                let _ = answer.as_mut().poll(cx);
-                std::task::Poll::Ready(())
-            })
-            .await;
+            poll_once(opened.as_mut()).await;
+            poll_once(answer.as_mut()).await;
             let sent = !matches!(&*opened, MaybeDone::Done(Err(_)))
                 && !matches!(&*answer, MaybeDone::Done(Err(_)));
             let rest = if sent {
