@@ -8,15 +8,14 @@ use crate::support::{Env, artifacts};
 
 /// The `bench` plugin with its tables, set to insert `n` rows in `mode` at its next step.
 fn bench(mode: &str, n: i64) -> Env {
-    let env = Env::new();
+    bench_in(Env::new(), mode, n)
+}
+
+/// [`bench`] on the database of `env` (SQLite or PostgreSQL).
+fn bench_in(env: Env, mode: &str, n: i64) -> Env {
     env.add(artifacts::BENCH_ROWS, "bench.wasm");
     env.ok(&["up", "bench@0.1.0"]);
-    env.conn()
-        .execute(
-            "INSERT INTO bench__config VALUES (?1, ?2)",
-            rusqlite::params![mode, n],
-        )
-        .unwrap();
+    env.exec(&format!("INSERT INTO bench__config VALUES ('{mode}', {n})"));
     env
 }
 
@@ -197,9 +196,7 @@ fn a_script_that_fails_keeps_its_earlier_statements_and_runs_none_after_the_fail
     // On PostgreSQL a script's statements go to the server together; what they do must be
     // what running them one by one does, as on SQLite.
     for env in [Env::new(), Env::postgres()] {
-        env.add(artifacts::BENCH_ROWS, "bench.wasm");
-        env.ok(&["up", "bench@0.1.0"]);
-        env.exec("INSERT INTO bench__config VALUES ('script-caught', 0)");
+        let env = bench_in(env, "script-caught", 0);
         let lines = env.json_lines(&["up"]);
         let step = lines.iter().find(|l| l["event"] == "step").unwrap();
         // The row the first statement inserted and the one the plugin's report updated.
@@ -227,9 +224,7 @@ fn a_script_that_fails_keeps_its_earlier_statements_and_runs_none_after_the_fail
 #[test]
 fn a_script_statement_the_client_cannot_send_is_the_last_one_sent() {
     for env in [Env::new(), Env::postgres()] {
-        env.add(artifacts::BENCH_ROWS, "bench.wasm");
-        env.ok(&["up", "bench@0.1.0"]);
-        env.exec("INSERT INTO bench__config VALUES ('script-nul', 0)");
+        let env = bench_in(env, "script-nul", 0);
         env.ok(&["up"]);
         assert_eq!(
             env.rows("SELECT id, name FROM bench__item ORDER BY id"),

@@ -121,36 +121,22 @@ fn insert(tx: &Tx) -> Result<()> {
         "script-caught" => {
             // The second statement of a script fails; the plugin records the error and goes
             // on: the first statement's row stays, the third statement never runs.
-            let failed = tx.execute_script(
+            script_fails_and_goes_on(
+                tx,
                 "INSERT INTO bench__item (id, name) VALUES (1, 'kept');
                  INSERT INTO bench__item (id, name) VALUES (1, 'again');
                  INSERT INTO bench__item (id, name) VALUES (2, 'never')",
-            );
-            let error = match failed {
-                Ok(()) => return Err(Error::other("no statement failed")),
-                Err(e) => e.to_string(),
-            };
-            tx.execute(
-                "UPDATE bench__config SET mode = ?1 WHERE n IS NOT NULL",
-                params![error],
             )?;
         }
         "script-nul" => {
             // A script whose second statement holds a NUL character, which no database takes
             // in a statement's text: the first statement's row stays, none after it runs.
-            let failed = tx.execute_script(
+            script_fails_and_goes_on(
+                tx,
                 "INSERT INTO bench__item (id, name) VALUES (1, 'kept');
                  SELECT 'a\0b';
                  INSERT INTO bench__item (id, name) VALUES (2, 'never');
                  INSERT INTO bench__item (id, name) VALUES (3, 'never')",
-            );
-            let error = match failed {
-                Ok(()) => return Err(Error::other("no statement failed")),
-                Err(e) => e.to_string(),
-            };
-            tx.execute(
-                "UPDATE bench__config SET mode = ?1 WHERE n IS NOT NULL",
-                params![error],
             )?;
         }
         "dropped" => {
@@ -179,6 +165,20 @@ fn insert(tx: &Tx) -> Result<()> {
         }
         other => return Err(Error::other(format!("unknown mode {other}"))),
     }
+    Ok(())
+}
+
+/// Runs `script`, which must fail, and records its error in the config row, as a plugin
+/// that handles the error and goes on.
+fn script_fails_and_goes_on(tx: &Tx, script: &str) -> Result<()> {
+    let error = match tx.execute_script(script) {
+        Ok(()) => return Err(Error::other("no statement failed")),
+        Err(e) => e.to_string(),
+    };
+    tx.execute(
+        "UPDATE bench__config SET mode = ?1 WHERE n IS NOT NULL",
+        params![error],
+    )?;
     Ok(())
 }
 

@@ -388,7 +388,10 @@ fn attack(tx: &Tx) -> Result<()> {
         "packed-ragged" => {
             // Seven packed integers for rows of four.
             use wasmig_guest::__bindings::wasmig::plugin::sql;
-            tx.execute("CREATE TABLE evil__t (a INTEGER, b INTEGER, c INTEGER, d INTEGER)", &[])?;
+            tx.execute(
+                "CREATE TABLE evil__t (a INTEGER, b INTEGER, c INTEGER, d INTEGER)",
+                &[],
+            )?;
             let mut packed = Vec::new();
             for i in 0..7i64 {
                 packed.push(1);
