@@ -541,6 +541,21 @@ impl PgBackend {
         self.plugin_statement(statement, params, false)
     }
 
+    /// The running plugin's turn and session, for its statements.
+    fn plugin_turn(&self) -> std::result::Result<(&Turn, &PluginSession), SqlError> {
+        let Some(turn) = &self.turn else {
+            return Err(SqlError::AccessDenied(
+                "no plugin step is running".to_string(),
+            ));
+        };
+        let Some(session) = self.plugins.get(&turn.plugin) else {
+            return Err(SqlError::Other(
+                "the plugin's session has ended".to_string(),
+            ));
+        };
+        Ok((turn, session))
+    }
+
     /// Runs a plugin's statement, or with `prepare_only` only prepares it (the server
     /// resolves its names with the plugin's rights, as for a statement run for no rows).
     fn plugin_statement(
@@ -550,12 +565,6 @@ impl PgBackend {
         prepare_only: bool,
     ) -> std::result::Result<session::Answer, SqlError> {
         let kind = statements::check_kind(statement).map_err(SqlError::AccessDenied)?;
-        let Some(turn) = &self.turn else {
-            return Err(SqlError::AccessDenied(
-                "no plugin step is running".to_string(),
-            ));
-        };
-        let (deadline, max_bytes) = (turn.limits.deadline, turn.limits.max_result_bytes);
         let params = params
             .iter()
             .map(|v| match *v {
@@ -566,12 +575,8 @@ impl PgBackend {
                 ValueRef::Blob(b) => Param::Blob(b.to_vec()),
             })
             .collect();
-        let plugin = turn.plugin.clone();
-        let Some(session) = self.plugins.get(&plugin) else {
-            return Err(SqlError::Other(
-                "the plugin's session has ended".to_string(),
-            ));
-        };
+        let (turn, session) = self.plugin_turn()?;
+        let (deadline, max_bytes) = (turn.limits.deadline, turn.limits.max_result_bytes);
         let statement = statements::numbered_parameters(statement);
         match session.session.run_guarded(
             &statement,
@@ -1117,17 +1122,8 @@ impl Backend for PgBackend {
         if sent.is_empty() {
             return refusal(ran);
         }
-        let Some(turn) = &self.turn else {
-            return Err(SqlError::AccessDenied(
-                "no plugin step is running".to_string(),
-            ));
-        };
+        let (turn, session) = self.plugin_turn()?;
         let deadline = turn.limits.deadline;
-        let Some(session) = self.plugins.get(&turn.plugin) else {
-            return Err(SqlError::Other(
-                "the plugin's session has ended".to_string(),
-            ));
-        };
         let texts = sent
             .iter()
             .map(|(s, _)| statements::numbered_parameters(s).into_owned())
