@@ -530,15 +530,21 @@ fn a_page_shows_a_steps_sql_cut_to_a_size_and_one_client_holds_few_connections()
     let history = served.json("/api/history?plugin=victim");
     assert!(history.to_string().contains(&long));
 
-    // One address holds at most 32 connections; more are closed at once.
-    let held: Vec<TcpStream> = (0..32)
+    // One address holds at most 32 connections; more are closed at once. Each held one has
+    // been answered and kept open, so the server took all 32 before the 33rd comes.
+    let held: Vec<BufReader<TcpStream>> = (0..32)
         .map(|_| {
             let mut s = TcpStream::connect(&served.address).unwrap();
-            s.write_all(b"GET / HTTP/1.1\r\n").unwrap();
-            s
+            s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+            s.write_all(b"GET /api/status HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .unwrap();
+            let mut reader = BufReader::new(s);
+            let mut status = String::new();
+            reader.read_line(&mut status).unwrap();
+            assert!(status.starts_with("HTTP/1.1 "), "{status:?}");
+            reader
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
     let mut extra = TcpStream::connect(&served.address).unwrap();
     extra
         .set_read_timeout(Some(Duration::from_secs(5)))
