@@ -328,6 +328,94 @@ fn a_plugin_reaches_no_other_schema_nor_the_server() {
     }
 }
 
+/// The guard finds the schema's objects through the server's dependency records; every
+/// kind a plugin can make in its schema, top-level or hanging on another (an index, a
+/// partition's index, an identity column's sequence, an array or range's types, a domain's
+/// constraint), is found and checked.
+#[test]
+fn the_guard_finds_every_kind_of_object_a_plugin_makes_in_its_schema() {
+    let pg = scripted();
+    let misnamed = "which is not named attacker__*";
+    for (attack, expected) in [
+        ("CREATE VIEW plain_v AS SELECT 1 AS x", misnamed),
+        (
+            "CREATE MATERIALIZED VIEW plain_mv AS SELECT 1 AS x",
+            misnamed,
+        ),
+        ("CREATE TABLE plain_cta AS SELECT 1 AS x", misnamed),
+        ("CREATE SEQUENCE plain_seq", misnamed),
+        ("CREATE TYPE plain_c AS (x int)", misnamed),
+        ("CREATE TYPE plain_e AS ENUM ('a')", misnamed),
+        ("CREATE DOMAIN plain_d AS int", misnamed),
+        ("CREATE TYPE plain_r AS RANGE (subtype = int)", misnamed),
+        (
+            "CREATE TYPE attacker__r AS RANGE (subtype = int, multirange_type_name = plain_mr)",
+            misnamed,
+        ),
+        (
+            "CREATE PROCEDURE plain_p() LANGUAGE sql AS 'SELECT 1'",
+            misnamed,
+        ),
+        (
+            "CREATE AGGREGATE plain_agg(int) (sfunc = int4pl, stype = int)",
+            misnamed,
+        ),
+        (
+            "CREATE TABLE attacker__t (x int); CREATE INDEX plain_i ON attacker__t (x)",
+            misnamed,
+        ),
+        (
+            "CREATE TABLE attacker__t (x int PRIMARY KEY);
+             ALTER INDEX attacker__t_pkey RENAME TO plain_pkey",
+            misnamed,
+        ),
+        (
+            "CREATE TABLE attacker__t (x int GENERATED ALWAYS AS IDENTITY);
+             ALTER SEQUENCE attacker__t_x_seq RENAME TO plain_idseq",
+            misnamed,
+        ),
+        (
+            "CREATE TABLE attacker__t (x int); ALTER TABLE attacker__t RENAME TO plain_t",
+            misnamed,
+        ),
+        (
+            "CREATE TABLE attacker__p (x int) PARTITION BY RANGE (x);
+             CREATE TABLE plain_part PARTITION OF attacker__p FOR VALUES FROM (0) TO (10)",
+            misnamed,
+        ),
+        (
+            "CREATE TABLE attacker__p (x int) PARTITION BY RANGE (x);
+             CREATE TABLE attacker__p1 PARTITION OF attacker__p FOR VALUES FROM (0) TO (10);
+             CREATE INDEX attacker__pi ON attacker__p (x);
+             ALTER INDEX attacker__p1_x_idx RENAME TO plain_child_idx",
+            misnamed,
+        ),
+        (
+            "CREATE DOMAIN attacker__d AS int CHECK (VALUE <> pg_backend_pid())",
+            "would run later with the rights of whoever uses it",
+        ),
+        (
+            "CREATE TABLE attacker__p (x int) PARTITION BY RANGE (x);
+             CREATE TABLE attacker__p1 PARTITION OF attacker__p FOR VALUES FROM (0) TO (10);
+             ALTER TABLE attacker__p1 ADD CHECK (x <> pg_backend_pid())",
+            "would run later with the rights of whoever uses it",
+        ),
+    ] {
+        pg.refused(attack, expected);
+    }
+
+    // Named in its namespace, a range type is the plugin's own; the server owns its
+    // constructors, which the guard leaves as they are.
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TYPE attacker__r AS RANGE (subtype = int);
+         CREATE TABLE attacker__t (x attacker__r)",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+}
+
 #[test]
 fn nothing_a_plugin_leaves_behind_runs_with_someone_elses_rights() {
     let pg = scripted();

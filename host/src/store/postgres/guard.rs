@@ -28,6 +28,10 @@
 //! - its tables, indexes, views, sequences, functions and types are named with its namespace
 //!   (`evil__*`), as on SQLite: an application that finds plugins' tables through a search
 //!   path listing their schemas never finds one plugin's object under another's name.
+//!
+//! The objects of the schema are found as `DROP SCHEMA … CASCADE` finds them: from the
+//! schema through `pg_depend`, the server's own record of what hangs on what ([`OBJECTS`]),
+//! by its index. The guard's work grows with the plugin's schema, not with the database.
 
 use super::*;
 
@@ -62,12 +66,53 @@ pub(super) fn allowed_functions() -> String {
     text_array(&names)
 }
 
+/// What would go with the schema `$1` if it were dropped with `CASCADE`, as the server
+/// records it in `pg_depend`: what depends on the schema itself (its tables, views,
+/// sequences, functions, types, operators, …), then, transitively, what depends on those
+/// automatically or internally (indexes, constraints, row and array types, rules, triggers,
+/// defaults, policies, owned sequences, TOAST). A normal dependency is followed only from
+/// the schema: another schema's view or foreign key over a plugin's table is not the
+/// plugin's. Rows `(classid, objid)`; each use also checks the catalog's own namespace
+/// column, which keeps TOAST (in `pg_toast`) out.
+///
+/// Every path by which an object is in the schema leaves such a record (PostgreSQL drops a
+/// schema's objects by it); the walk costs index lookups per object of the plugin, where
+/// reading `pg_class`, `pg_type` and `pg_proc` by their namespace column reads every row of
+/// them, every plugin's included.
+const OBJECTS: &str = "
+WITH RECURSIVE o(classid, objid) AS (
+    SELECT 'pg_catalog.pg_namespace'::pg_catalog.regclass::oid, n.oid
+      FROM pg_catalog.pg_namespace n WHERE n.nspname = $1
+    UNION
+    SELECT d.classid, d.objid
+      FROM o JOIN pg_catalog.pg_depend d ON d.refclassid = o.classid AND d.refobjid = o.objid
+     WHERE d.deptype IN ('a', 'i', 'P', 'S')
+        OR (d.deptype = 'n' AND o.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass)
+)
+SELECT pg_catalog.array_agg(objid) FILTER (WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass),
+       pg_catalog.array_agg(objid) FILTER (WHERE classid = 'pg_catalog.pg_proc'::pg_catalog.regclass),
+       pg_catalog.array_agg(objid) FILTER (WHERE classid = 'pg_catalog.pg_type'::pg_catalog.regclass),
+       pg_catalog.array_agg(objid) FILTER (WHERE classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass),
+       pg_catalog.array_agg(objid) FILTER (WHERE classid = 'pg_catalog.pg_operator'::pg_catalog.regclass)
+  FROM o";
+
+/// The plpgsql variables [`OBJECTS`] fills, which the guard's queries read.
+const OBJECT_VARIABLES: &str =
+    "o_rels oid[]; o_procs oid[]; o_types oid[]; o_cons oid[]; o_opers oid[];";
+
+/// Fills [`OBJECT_VARIABLES`] (a plpgsql statement).
+fn find_objects() -> String {
+    format!("SELECT * INTO o_rels, o_procs, o_types, o_cons, o_opers FROM ({OBJECTS}) x;")
+}
+
 /// The bytes the schema's tables (with their indexes and TOAST), materialized views and
-/// sequences take on disk, as one line `#<bytes>`. `$1`: the schema.
+/// sequences take on disk, as one line `#<bytes>`. `$1`: the schema; `o_rels` from
+/// [`OBJECTS`].
 const SCHEMA_BYTES: &str = "
 SELECT '#' || coalesce(sum(pg_catalog.pg_total_relation_size(c.oid)), 0)::text
   FROM pg_catalog.pg_class c
- WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)
+ WHERE c.oid = ANY (o_rels)
+   AND c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)
    AND c.relkind IN ('r', 'm', 'S')";
 
 /// The plugin's objects, one line each (`table notes.notes__note`), for the step's report.
@@ -83,9 +128,11 @@ SELECT o.type || ' ' || o.identity
    AND o.schema = $1
  ORDER BY 1";
 
-/// Makes every function of the schema run as its owner and be executable by no one else
-/// (statements of a plpgsql block declaring `routine record`), in one scan of the schema's
-/// functions. Runs on the plugin's session, whose role owns them.
+/// Makes every function of the schema that the plugin's role owns run as its owner and be
+/// executable by no one else (statements of a plpgsql block declaring `routine record`), in
+/// one scan of the schema's functions (`o_procs` from [`OBJECTS`]). Runs on the plugin's
+/// session. The other functions a schema can hold are a range type's constructors, which
+/// the server owns: built-in code that the plugin cannot change.
 const NEUTRALISE: &str = "
     FOR routine IN SELECT p.oid::pg_catalog.regprocedure AS id,
                           p.prokind IN ('f', 'p') AND NOT p.prosecdef AS invoker,
@@ -93,8 +140,11 @@ const NEUTRALISE: &str = "
                               SELECT 1 FROM pg_catalog.aclexplode(p.proacl) a
                                WHERE a.grantee <> p.proowner) AS granted
                      FROM pg_catalog.pg_proc p
-                    WHERE p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace
+                    WHERE p.oid = ANY (o_procs)
+                      AND p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace
                                              WHERE nspname = $1)
+                      AND p.proowner = (SELECT oid FROM pg_catalog.pg_roles
+                                         WHERE rolname = session_user)
     LOOP
         IF routine.invoker THEN
             EXECUTE pg_catalog.format('ALTER ROUTINE %s SECURITY DEFINER', routine.id);
@@ -107,7 +157,8 @@ const NEUTRALISE: &str = "
 
 /// What the plugin left that it may not: one line per finding. `$1`: the schema; `$2`: the
 /// roles that may read it (`text[]`); `$3`: [`ALLOWED_FUNCTIONS`] (`text[]`); `$4`: the
-/// role's settings as the host set them (`text[]`, `name=value`).
+/// role's settings as the host set them (`text[]`, `name=value`); the schema's objects in
+/// the variables [`OBJECTS`] fills.
 const FINDINGS: &str = r#"
 WITH me AS (
     SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user
@@ -115,22 +166,25 @@ WITH me AS (
     SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1
 ), rel AS MATERIALIZED (
     SELECT c.oid, c.relowner, c.relacl, c.reloptions, c.relname
-      FROM pg_catalog.pg_class c WHERE c.relnamespace = (SELECT oid FROM s)
+      FROM pg_catalog.pg_class c
+     WHERE c.oid = ANY (o_rels) AND c.relnamespace = (SELECT oid FROM s)
 ), procs AS MATERIALIZED (
     SELECT p.oid, p.proowner, p.proacl, p.proname FROM pg_catalog.pg_proc p
-     WHERE p.pronamespace = (SELECT oid FROM s)
+     WHERE p.oid = ANY (o_procs) AND p.pronamespace = (SELECT oid FROM s)
 ), types AS MATERIALIZED (
     SELECT t.oid, t.typdefaultbin, t.typname, t.typrelid AS relid FROM pg_catalog.pg_type t
-     WHERE t.typnamespace = (SELECT oid FROM s)
+     WHERE t.oid = ANY (o_types) AND t.typnamespace = (SELECT oid FROM s)
 ), cons AS MATERIALIZED (
     SELECT k.oid, k.conbin FROM pg_catalog.pg_constraint k
-     WHERE k.connamespace = (SELECT oid FROM s)
+     WHERE k.oid = ANY (o_cons) AND k.connamespace = (SELECT oid FROM s)
+), opers AS MATERIALIZED (
+    SELECT o.oid, o.oprcode, o.oprrest, o.oprjoin FROM pg_catalog.pg_operator o
+     WHERE o.oid = ANY (o_opers) AND o.oprnamespace = (SELECT oid FROM s)
 ), mine(classid, objid) AS MATERIALIZED (
     SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, oid FROM rel
     UNION ALL SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, oid FROM procs
     UNION ALL SELECT 'pg_catalog.pg_type'::pg_catalog.regclass, oid FROM types
-    UNION ALL SELECT 'pg_catalog.pg_operator'::pg_catalog.regclass, o.oid
-        FROM pg_catalog.pg_operator o WHERE o.oprnamespace = (SELECT oid FROM s)
+    UNION ALL SELECT 'pg_catalog.pg_operator'::pg_catalog.regclass, oid FROM opers
     UNION ALL SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, oid FROM cons
     UNION ALL SELECT 'pg_catalog.pg_attrdef'::pg_catalog.regclass, a.oid
         FROM pg_catalog.pg_attrdef a WHERE a.adrelid IN (SELECT oid FROM rel)
@@ -172,7 +226,7 @@ WITH me AS (
       FROM procs p JOIN pg_catalog.pg_aggregate g ON g.aggfnoid = p.oid
     UNION ALL SELECT pg_catalog.pg_describe_object('pg_catalog.pg_operator'::pg_catalog.regclass, o.oid, 0),
            ':funcid ' || o.oprcode::oid || ' :funcid ' || o.oprrest::oid || ' :funcid ' || o.oprjoin::oid
-      FROM pg_catalog.pg_operator o WHERE o.oprnamespace = (SELECT oid FROM s)
+      FROM opers o
 )
 SELECT 'the step left ' || o.type || ' ' || o.identity
        || ' outside its schema; a plugin''s role may own only what is in its schema'
@@ -322,8 +376,9 @@ pub(super) fn functions() -> String {
     // counters do not show. The role's password is put back only if the step wrote to
     // `pg_authid`, as the transaction's own counters say (or when the server keeps none).
     let verify = format!(
-        "DECLARE routine record;
+        "DECLARE routine record; {OBJECT_VARIABLES}
          BEGIN
+         {find_objects}
          {NEUTRALISE}
          RETURN QUERY SELECT '!' || x FROM ({FINDINGS}) q(x);
          IF pg_catalog.current_setting('track_counts') <> 'on' OR {wrote_authid} THEN
@@ -333,13 +388,18 @@ pub(super) fn functions() -> String {
          RETURN QUERY {SCHEMA_BYTES};
          END",
         wrote_authid = wrote("pg_authid"),
+        find_objects = find_objects(),
     );
     [
         function(
             "guard_owned",
             "text",
             "SETOF text",
-            &format!("BEGIN RETURN QUERY {OWNED_OBJECTS}; RETURN QUERY {SCHEMA_BYTES}; END"),
+            &format!(
+                "DECLARE {OBJECT_VARIABLES} BEGIN {} RETURN QUERY {OWNED_OBJECTS}; \
+                 RETURN QUERY {SCHEMA_BYTES}; END",
+                find_objects()
+            ),
         ),
         function(
             "guard_verify",
