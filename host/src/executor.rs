@@ -252,6 +252,20 @@ pub(crate) async fn run(
     // The component an earlier step of this run stored (and that step's transaction, or the
     // dry run's, holds it): the next steps need not look it up again.
     let mut stored: Option<String> = None;
+    let mut plugins: Vec<PluginAccess> = Vec::new();
+    for group in rest.iter().rev() {
+        if let Some(source) = sources.get(group.sha())
+            && plugins
+                .last()
+                .is_none_or(|p| p.plugin != source.manifest.name)
+        {
+            plugins.push(PluginAccess::new(
+                &source.manifest.name,
+                &source.granted_reads,
+            ));
+        }
+    }
+    backend.run_begins(&plugins);
     let mut next = rest
         .last()
         .map(|g| start_loading(runtime, &sources, g.sha()));

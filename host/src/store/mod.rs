@@ -202,12 +202,17 @@ pub(crate) trait Backend: Send {
         before: SchemaMark,
     ) -> crate::Result<StepCheck>;
 
-    /// Confines every following statement to one plugin and its bounds.
+    /// The plugins whose steps a run is about to run, in order, told before its first
+    /// step: a backend may get ready for them. Nothing may fail here; what cannot be done
+    /// now is done when the plugin's first step begins.
+    fn run_begins(&mut self, _plugins: &[PluginAccess]) {}
+
     /// The plugin whose steps run after the current plugin's, told before the current one's
     /// first step: a backend may get ready for it meanwhile. Nothing may fail here; what
     /// cannot be done now is done when the plugin's first step begins.
     fn upcoming(&mut self, _next: &PluginAccess) {}
 
+    /// Confines every following statement to one plugin and its bounds.
     fn enter_plugin(&mut self, access: &PluginAccess, limits: SqlLimits) -> crate::Result<()>;
     /// Ends the plugin's turn; host statements run unrestricted again. Returns the rows the
     /// plugin's statements inserted, updated or deleted since `enter_plugin`.

@@ -269,6 +269,9 @@ pub(crate) struct PgBackend {
             std::sync::mpsc::Receiver<std::result::Result<Session, CallError>>,
         ),
     >,
+    /// Plugins whose roles and schemas this run set up ahead, all at once (see
+    /// [`PgBackend::provision_ahead`]); taken at the plugin's turn.
+    provisioned: BTreeMap<String, Names>,
 }
 
 /// Whether the server gave up waiting for a lock (`lock_timeout`).
@@ -362,6 +365,7 @@ impl PgBackend {
             ledger_row: None,
             step_inputs: None,
             prefetched: BTreeMap::new(),
+            provisioned: BTreeMap::new(),
         })
     }
 
@@ -991,6 +995,10 @@ impl Backend for PgBackend {
         before: super::SchemaMark,
     ) -> Result<StepCheck> {
         PgBackend::verify_step(self, access, before)
+    }
+
+    fn run_begins(&mut self, plugins: &[PluginAccess]) {
+        self.provision_ahead(plugins);
     }
 
     fn upcoming(&mut self, next: &PluginAccess) {

@@ -118,18 +118,105 @@ impl PgBackend {
         self.provision_waiting(access, lock_ms)
     }
 
-    /// [`PgBackend::provision`], waiting at most `lock_ms` for the host's lock.
+    /// [`PgBackend::provision`], waiting at most `lock_ms` for the host's lock. A plugin
+    /// [`PgBackend::provision_ahead`] set up for this run is not set up again.
     fn provision_waiting(&mut self, access: &PluginAccess, lock_ms: u128) -> Result<Names> {
+        if let Some(names) = self.provisioned.remove(&access.plugin) {
+            return Ok(names);
+        }
+        let (names, statements) = self.provision_sql(access)?;
+        let sql = format!(
+            "BEGIN; SET LOCAL lock_timeout = {lock_ms}; \
+             SELECT pg_catalog.pg_advisory_xact_lock({lock}); {statements} COMMIT;",
+            lock = host_sql::LOCK_KEY,
+        );
+        let label = self.label.clone();
+        let session = self.setup_session()?;
+        let done = session.batch(&sql, None);
+        if let Err(e) = done {
+            let _ = session.batch("ROLLBACK", None);
+            if is_lock_timeout(&e) {
+                return Err(Error::Locked {
+                    path: label,
+                    waited: self.options.lock_timeout,
+                });
+            }
+            let hint = match &e {
+                CallError::Db(db) if db.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
+                    " (the role wasmig connects as needs CREATEROLE, CREATE on the database and \
+                     `GRANT SET ON PARAMETER temp_file_limit` to it, or to be a superuser)"
+                }
+                _ => "",
+            };
+            return Err(Error::Database {
+                path: label,
+                message: format!(
+                    "cannot set up plugin {}'s role and schema: {e}{hint}",
+                    access.plugin
+                ),
+            });
+        }
+        Ok(names)
+    }
+
+    /// Sets up, in one transaction, the roles and schemas of the plugins whose steps this
+    /// run is about to run, before any plugin's session logs in. Creating a schema or
+    /// changing its grants makes every session of the database plan its statements again
+    /// (PostgreSQL resets its plan caches on any change to `pg_namespace`), the guard's
+    /// included: set up one by one between steps, every plugin would make the one whose
+    /// steps run plan the guard again. Outside a transaction of the host's only, without
+    /// waiting for another runner's step, and not for plugins that read others' tables
+    /// (their grants cover the tables that exist at their turn). Nothing may fail here:
+    /// what is not done is done at the plugin's turn, and reported then.
+    pub(super) fn provision_ahead(&mut self, accesses: &[PluginAccess]) {
+        self.provisioned.clear();
+        if self.open != Open::None || self.ensure_host_schema().is_err() {
+            return;
+        }
+        let mut names = BTreeMap::new();
+        let mut statements = String::new();
+        for access in accesses {
+            if !access.reads.is_empty()
+                || self.plugins.contains_key(&access.plugin)
+                || self.prefetched.contains_key(&access.plugin)
+                || names.contains_key(&access.plugin)
+            {
+                continue;
+            }
+            let Ok((n, sql)) = self.provision_sql(access) else {
+                return;
+            };
+            names.insert(access.plugin.clone(), n);
+            statements.push_str(&sql);
+        }
+        if names.is_empty() {
+            return;
+        }
+        let sql = format!(
+            "BEGIN; SET LOCAL lock_timeout = {PREPARE_LOCK_MS}; \
+             SELECT pg_catalog.pg_advisory_xact_lock({lock}); {statements} COMMIT;",
+            lock = host_sql::LOCK_KEY,
+        );
+        let Ok(session) = self.setup_session() else {
+            return;
+        };
+        if session.batch(&sql, None).is_err() {
+            let _ = session.batch("ROLLBACK", None);
+            return;
+        }
+        self.provisioned = names;
+    }
+
+    /// The statements that create (or bring up to date) the plugin's role and schema and
+    /// grant its reads, to run under the host's lock.
+    fn provision_sql(&mut self, access: &PluginAccess) -> Result<(Names, String)> {
         self.ensure_host_schema()?;
         let names = names_of(&self.database, &access.plugin)
             .map_err(|e| self.error(&format!("plugin {}", access.plugin), e))?;
         let verifier = self.verifier(&names.role)?;
         let (role, schema) = (ident(&names.role), ident(&names.schema));
         let mut sql = format!(
-            "BEGIN;
-             SET LOCAL lock_timeout = {lock_ms};
-             SELECT pg_catalog.pg_advisory_xact_lock({lock});
-             DO $wasmig$ BEGIN
+            "DO $wasmig$ BEGIN
                IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = {role_lit}) THEN
                  CREATE ROLE {role} LOGIN NOINHERIT;
                END IF;
@@ -169,8 +256,6 @@ impl PgBackend {
              GRANT EXECUTE ON FUNCTION {functions}, {guard} TO {role};
              INSERT INTO wasmig.plugin_role (role, plugin) VALUES ({role_lit}, {plugin_lit})
                  ON CONFLICT DO NOTHING;",
-            lock = host_sql::LOCK_KEY,
-            lock_ms = lock_ms,
             role_lit = literal(&names.role),
             schema_lit = literal(&names.schema),
             plugin_lit = literal(&access.plugin),
@@ -224,34 +309,7 @@ impl PgBackend {
                 me = literal(&role),
             ));
         }
-        sql.push_str("COMMIT;");
-        let label = self.label.clone();
-        let session = self.setup_session()?;
-        let done = session.batch(&sql, None);
-        if let Err(e) = done {
-            let _ = session.batch("ROLLBACK", None);
-            if is_lock_timeout(&e) {
-                return Err(Error::Locked {
-                    path: label,
-                    waited: self.options.lock_timeout,
-                });
-            }
-            let hint = match &e {
-                CallError::Db(db) if db.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
-                    " (the role wasmig connects as needs CREATEROLE, CREATE on the database and \
-                     `GRANT SET ON PARAMETER temp_file_limit` to it, or to be a superuser)"
-                }
-                _ => "",
-            };
-            return Err(Error::Database {
-                path: label,
-                message: format!(
-                    "cannot set up plugin {}'s role and schema: {e}{hint}",
-                    access.plugin
-                ),
-            });
-        }
-        Ok(names)
+        Ok((names, sql))
     }
 
     /// The connection settings of a plugin's session: its role and password, and settings
