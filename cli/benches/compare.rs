@@ -157,7 +157,19 @@ fn run_wasmig_to_end(
 
 const INSERT: &str = "INSERT INTO bench__item (id, name, qty, price) VALUES (?1, ?2, ?3, ?4)";
 
-fn native_inserts(n: i64, prepare_once: bool) -> f64 {
+/// How the native baseline runs its inserts.
+#[derive(Clone, Copy)]
+enum Native {
+    /// `prepare_cached` per row, as a plugin's one call per row does.
+    CachedPerRow,
+    /// One prepared statement, each row bound as it is made.
+    PreparedOnce,
+    /// Every row built first (a `Vec` of values per row), then one prepared statement, as a
+    /// plugin calling `execute_many` does.
+    BuiltFirst,
+}
+
+fn native_inserts(n: i64, how: Native) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let mut conn = rusqlite::Connection::open(dir.path().join("n.db")).unwrap();
     conn.execute_batch(
@@ -166,7 +178,23 @@ fn native_inserts(n: i64, prepare_once: bool) -> f64 {
     .unwrap();
     let tx = conn.transaction().unwrap();
     let started = Instant::now();
-    if prepare_once {
+    if let Native::BuiltFirst = how {
+        use rusqlite::types::Value;
+        let rows: Vec<Vec<Value>> = (0..n)
+            .map(|i| {
+                vec![
+                    Value::Integer(i),
+                    Value::Text(format!("item-{i}")),
+                    Value::Integer(i % 100),
+                    Value::Real(i as f64 * 0.5),
+                ]
+            })
+            .collect();
+        let mut stmt = tx.prepare(INSERT).unwrap();
+        for row in &rows {
+            stmt.execute(rusqlite::params_from_iter(row)).unwrap();
+        }
+    } else if let Native::PreparedOnce = how {
         let mut stmt = tx.prepare(INSERT).unwrap();
         for i in 0..n {
             stmt.execute(rusqlite::params![
@@ -286,34 +314,34 @@ fn main() {
     let modes = [
         (
             "single",
-            false,
+            Native::CachedPerRow,
             1.5,
             Compiler::Auto,
             "100k INSERTs, one import call per row (native: prepare_cached per row)",
         ),
         (
             "batch",
-            true,
+            Native::PreparedOnce,
             1.15,
             Compiler::Auto,
             "100k INSERTs, batch import: Tx::batch, send-batch-packed (native: prepared once)",
         ),
         (
             "many",
-            true,
+            Native::BuiltFirst,
             1.15,
             Compiler::Auto,
-            "100k INSERTs, batch import: execute_many, every row built first (native: prepared once)",
+            "100k INSERTs, batch import: execute_many, every row built first (native: every row built first, then prepared once)",
         ),
         (
             "single",
-            false,
+            Native::CachedPerRow,
             1.5,
             Compiler::Winch,
             "100k INSERTs, one import call per row, Winch's code (a plugin not precompiled)",
         ),
     ];
-    for (mode, prepare_once, target, compiler, work) in modes {
+    for (mode, how, target, compiler, work) in modes {
         if !wants("boundary") {
             break;
         }
@@ -323,11 +351,11 @@ fn main() {
         // Sub-second figures: warm-up runs first (discarded), then more runs, interleaved, for
         // a steadier median.
         for _ in 0..2 {
-            native_inserts(n, prepare_once);
+            native_inserts(n, how);
             rt.block_on(wasmig_inserts(n, mode, &cache, compiler));
         }
         for _ in 0..runs * 3 {
-            native.push(native_inserts(n, prepare_once));
+            native.push(native_inserts(n, how));
             ours.push(rt.block_on(wasmig_inserts(n, mode, &cache, compiler)));
         }
         if verbose {
