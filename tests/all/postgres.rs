@@ -353,6 +353,18 @@ fn the_guard_finds_every_kind_of_object_a_plugin_makes_in_its_schema() {
             misnamed,
         ),
         (
+            "CREATE TYPE attacker__r AS RANGE (subtype = int, \
+             multirange_type_name = pg_temp.plain_mr)",
+            // The multirange's constructors go to the range's schema, named after it.
+            misnamed,
+        ),
+        (
+            // A multirange named into another plugin's schema.
+            "CREATE TYPE pg_temp.attacker__r AS RANGE (subtype = int, \
+             multirange_type_name = victim.attacker__mr)",
+            "permission denied for schema victim",
+        ),
+        (
             "CREATE PROCEDURE plain_p() LANGUAGE sql AS 'SELECT 1'",
             misnamed,
         ),
@@ -414,6 +426,21 @@ fn the_guard_finds_every_kind_of_object_a_plugin_makes_in_its_schema() {
         None,
     );
     pg.env.ok(&["up", "attacker@0.2.0"]);
+
+    // Whatever else is in the schema and not the plugin's role's (made there by a member
+    // of the role, a superuser) is refused, not left as it is: a function the guard does
+    // not make run as the plugin could run with its caller's rights.
+    pg.client()
+        .batch_execute(
+            "CREATE FUNCTION attacker.attacker__planted() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+        )
+        .unwrap();
+    pg.script("attacker", "0.3.0", "SELECT 1", None);
+    let err = pg.env.fails(&["up", "attacker@0.3.0"]);
+    assert!(
+        err.contains("function attacker.attacker__planted() in schema attacker is owned by"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -7,6 +7,8 @@
 //!
 //! - everything the role owns (`pg_shdepend`) is in its schema, or in this session's
 //!   temporary schema, which goes when the step ends: no large objects, nothing elsewhere;
+//!   and everything in its schema is the role's, but a range type's constructors, which
+//!   the server makes and owns;
 //! - no grant on its objects to anyone but the readers the policy names (`SELECT` on
 //!   tables, `USAGE` on the schema), and no default privileges of its own;
 //! - nothing of its objects depends on a table, function or operator outside its schema:
@@ -131,8 +133,9 @@ SELECT o.type || ' ' || o.identity
 /// Makes every function of the schema that the plugin's role owns run as its owner and be
 /// executable by no one else (statements of a plpgsql block declaring `routine record`), in
 /// one scan of the schema's functions (`o_procs` from [`OBJECTS`]). Runs on the plugin's
-/// session. The other functions a schema can hold are a range type's constructors, which
-/// the server owns: built-in code that the plugin cannot change.
+/// session. The only others a plugin's schema may hold are a range type's constructors,
+/// which the server makes and owns: built-in code that the plugin cannot change (any other
+/// object in the schema that its role does not own is refused: [`FINDINGS`]).
 const NEUTRALISE: &str = "
     FOR routine IN SELECT p.oid::pg_catalog.regprocedure AS id,
                           p.prokind IN ('f', 'p') AND NOT p.prosecdef AS invoker,
@@ -169,10 +172,11 @@ WITH me AS (
       FROM pg_catalog.pg_class c
      WHERE c.oid = ANY (o_rels) AND c.relnamespace = (SELECT oid FROM s)
 ), procs AS MATERIALIZED (
-    SELECT p.oid, p.proowner, p.proacl, p.proname FROM pg_catalog.pg_proc p
+    SELECT p.oid, p.proowner, p.proacl, p.proname, p.prolang, p.prosrc FROM pg_catalog.pg_proc p
      WHERE p.oid = ANY (o_procs) AND p.pronamespace = (SELECT oid FROM s)
 ), types AS MATERIALIZED (
-    SELECT t.oid, t.typdefaultbin, t.typname, t.typrelid AS relid FROM pg_catalog.pg_type t
+    SELECT t.oid, t.typdefaultbin, t.typname, t.typrelid AS relid, t.typowner
+      FROM pg_catalog.pg_type t
      WHERE t.oid = ANY (o_types) AND t.typnamespace = (SELECT oid FROM s)
 ), cons AS MATERIALIZED (
     SELECT k.oid, k.conbin FROM pg_catalog.pg_constraint k
@@ -239,6 +243,20 @@ SELECT 'the step left ' || o.type || ' ' || o.identity
         OR (o.schema <> $1 AND o.schema IS DISTINCT FROM
             (SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = pg_catalog.pg_my_temp_schema())))
    AND NOT (d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass AND d.objid = (SELECT oid FROM s))
+UNION ALL
+SELECT pg_catalog.pg_describe_object(x.classid, x.oid, 0) || ' in schema ' || $1 || ' is owned by '
+       || pg_catalog.pg_get_userbyid(x.owner)::text
+       || '; a plugin''s schema holds only what its role owns'
+  FROM (SELECT 'pg_catalog.pg_class'::pg_catalog.regclass AS classid, oid, relowner AS owner
+          FROM rel
+        UNION ALL SELECT 'pg_catalog.pg_type'::pg_catalog.regclass, oid, typowner FROM types
+        UNION ALL SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, oid, proowner FROM procs p
+         WHERE NOT (p.prolang = (SELECT l.oid FROM pg_catalog.pg_language l
+                                      WHERE l.lanname = 'internal')
+                    AND p.prosrc IN ('range_constructor2', 'range_constructor3',
+                                     'multirange_constructor0', 'multirange_constructor1',
+                                     'multirange_constructor2'))) x
+ WHERE x.owner <> (SELECT oid FROM me)
 UNION ALL
 SELECT 'the step created ' || pg_catalog.pg_describe_object('pg_catalog.pg_class'::pg_catalog.regclass, c.oid, 0)
        || ', which is not named ' || $1 || '__*; an application that finds plugins'' tables '
