@@ -885,9 +885,15 @@ fn sqlite_floor(db: &Path) {
 
 /// Drops a benchmark database and the plugin roles wasmig made for it.
 fn drop_database(admin: &mut postgres::Client, name: &str) {
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .unwrap();
+    // A process that just exited may leave its server sessions for a moment; `FORCE` ends
+    // them only for a member of their role, which the floor's roles do not grant.
+    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+    let mut tries = 0;
+    while let Err(e) = admin.batch_execute(&drop) {
+        tries += 1;
+        assert!(tries < 100, "cannot drop {name}: {e}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // wasmig's plugin roles, and the floor's (`<database>_p…`).
     let roles = admin
         .query(
