@@ -7,8 +7,8 @@
 //!
 //! - everything the role owns (`pg_shdepend`) is in its schema, or in this session's
 //!   temporary schema, which goes when the step ends: no large objects, nothing elsewhere;
-//!   and everything in its schema is the role's, but a range type's constructors, which
-//!   the server makes and owns;
+//!   and every relation, type and function in its schema is the role's, but a range type's
+//!   constructors, which the server makes and owns;
 //! - no grant on its objects to anyone but the readers the policy names (`SELECT` on
 //!   tables, `USAGE` on the schema), and no default privileges of its own;
 //! - nothing of its objects depends on a table, function or operator outside its schema:

@@ -175,7 +175,7 @@ impl PgBackend {
     /// what is not done is done at the plugin's turn, and reported then.
     pub(super) fn provision_ahead(&mut self, accesses: &[PluginAccess]) {
         self.provisioned.clear();
-        if self.open != Open::None || self.ensure_host_schema().is_err() {
+        if self.open != Open::None {
             return;
         }
         let mut names = BTreeMap::new();
@@ -188,6 +188,7 @@ impl PgBackend {
             {
                 continue;
             }
+            // Makes wasmig's tables first if they are missing or not current.
             let Ok((n, sql)) = self.provision_sql(access) else {
                 return;
             };
