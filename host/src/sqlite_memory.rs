@@ -23,7 +23,7 @@ use std::os::raw::{c_int, c_void};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
-/// Bytes SQLite holds now, counted in blocks of at least [`COUNTED`] bytes.
+/// Bytes SQLite holds now (but up to [`SMALL_BATCH`] per thread in small blocks).
 static HELD: AtomicI64 = AtomicI64::new(0);
 /// SQLite's allocations fail past this: set while a plugin's step runs.
 static CEILING: AtomicI64 = AtomicI64::new(i64::MAX);
@@ -39,10 +39,20 @@ struct Inner(ffi::sqlite3_mem_methods);
 unsafe impl Sync for Inner {}
 unsafe impl Send for Inner {}
 
-/// Blocks of at least this many usable bytes are counted: what can add up to a great deal
-/// (values, pages, sorter buffers) comes in such blocks, and the many small ones SQLite makes
-/// for every statement cost no shared counter.
+/// Blocks of at least this many usable bytes are counted in the shared counter at once:
+/// what can add up to a great deal in few blocks (values, pages, sorter buffers). Smaller ones
+/// are counted per thread and moved to it [`SMALL_BATCH`] bytes at a time, which costs no
+/// shared counter per allocation; a statement whose compilation makes millions of parse-tree
+/// nodes (a view over views over views) adds up in them all the same.
 const COUNTED: i64 = 1024;
+
+/// The most bytes of small blocks a thread counts before moving them to [`HELD`], either way.
+const SMALL_BATCH: i64 = 64 * 1024;
+
+thread_local! {
+    /// Bytes of small blocks this thread allocated (less those it freed) not yet in [`HELD`].
+    static SMALL: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
 
 /// Makes SQLite's allocations go through the bound, over the allocator SQLite has now, from
 /// now on and for the whole process. Possible only before SQLite is initialized (before the
@@ -103,12 +113,37 @@ pub fn install() -> Result<(), c_int> {
 /// allocation. Such a process installs its methods with `SQLITE_CONFIG_MALLOC` itself and
 /// does not call [`install`].
 pub mod hooks {
-    use super::{CEILING, COUNTED, HELD, STOPPED};
+    use super::{CEILING, COUNTED, HELD, SMALL, SMALL_BATCH, STOPPED};
     use std::sync::atomic::Ordering;
 
-    fn counted(usable: usize) -> i64 {
-        let usable = usable as i64;
-        if usable >= COUNTED { usable } else { 0 }
+    /// Adds `size` bytes (negative: freed) to what SQLite holds. `false`: an allocation of
+    /// `size` would pass the step's budget, and is not counted.
+    #[inline]
+    fn add(size: i64) -> bool {
+        if size.abs() < COUNTED {
+            let local = SMALL.with(|s| {
+                let v = s.get() + size;
+                if v.abs() < SMALL_BATCH {
+                    s.set(v);
+                    return None;
+                }
+                s.set(0);
+                Some(v)
+            });
+            let Some(batch) = local else { return true };
+            let now = HELD.fetch_add(batch, Ordering::Relaxed) + batch;
+            if size > 0 && now > CEILING.load(Ordering::Relaxed) {
+                HELD.fetch_sub(size, Ordering::Relaxed);
+                return false;
+            }
+            return true;
+        }
+        let now = HELD.fetch_add(size, Ordering::Relaxed) + size;
+        if size > 0 && now > CEILING.load(Ordering::Relaxed) {
+            HELD.fetch_sub(size, Ordering::Relaxed);
+            return false;
+        }
+        true
     }
 
     /// Whether every allocation must fail now (the step's deadline has passed).
@@ -121,39 +156,31 @@ pub mod hooks {
     /// budget; free it and fail the allocation.
     #[inline]
     pub fn allocated(usable: usize) -> bool {
-        let size = counted(usable);
-        if size == 0 {
-            return true;
-        }
-        let now = HELD.fetch_add(size, Ordering::Relaxed) + size;
-        if now > CEILING.load(Ordering::Relaxed) {
-            HELD.fetch_sub(size, Ordering::Relaxed);
-            return false;
-        }
-        true
+        add(usable as i64)
     }
 
     /// A block of `usable` bytes is being freed.
     #[inline]
     pub fn freed(usable: usize) {
-        let size = counted(usable);
-        if size > 0 {
-            HELD.fetch_sub(size, Ordering::Relaxed);
-        }
+        add(-(usable as i64));
     }
 
     /// Before a block of `before` usable bytes is resized to `requested` bytes. `false`: the
     /// growth would pass the budget; fail the resize (SQLite keeps its block).
     #[inline]
     pub fn may_resize(before: usize, requested: usize) -> bool {
-        let grown = counted(requested) - counted(before);
-        grown <= 0 || HELD.load(Ordering::Relaxed) + grown <= CEILING.load(Ordering::Relaxed)
+        let grown = requested as i64 - before as i64;
+        grown < COUNTED || HELD.load(Ordering::Relaxed) + grown <= CEILING.load(Ordering::Relaxed)
     }
 
     /// A block of `before` usable bytes was resized to one of `after` usable bytes.
     #[inline]
     pub fn resized(before: usize, after: usize) {
-        HELD.fetch_add(counted(after) - counted(before), Ordering::Relaxed);
+        add(-(before as i64));
+        // Counted whatever the budget: the block exists (`may_resize` let it grow).
+        if !add(after as i64) {
+            HELD.fetch_add(after as i64, Ordering::Relaxed);
+        }
     }
 }
 

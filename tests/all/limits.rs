@@ -213,3 +213,43 @@ on_both! {
         assert_eq!(env.rows("SELECT count(*) FROM victim__after"), ["0"]);
     }
 }
+
+#[test]
+fn views_whose_compilation_needs_more_than_the_steps_sqlite_memory_are_refused() {
+    // Each chain of views expands to about 65,000 copies of its innermost one when a
+    // statement reads it: millions of small parse-tree blocks, which SQLite makes when the
+    // step's check compiles the top view. They count against the step's 64 MiB as large
+    // blocks do.
+    let env = crate::scripted::scripted();
+    let mut script = Vec::new();
+    let refs = |view: &str, n: usize| {
+        (0..n)
+            .map(|j| format!("attacker__{view} a{j}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for i in 0..3 {
+        script.push(format!(
+            "CREATE VIEW attacker__l{i} AS SELECT 1 AS x LIMIT 1"
+        ));
+        for (view, under, n) in [("m", "l", 60), ("n", "m", 60), ("o", "n", 18)] {
+            script.push(format!(
+                "CREATE VIEW attacker__{view}{i} AS SELECT a0.x FROM {} LIMIT 1",
+                refs(&format!("{under}{i}"), n)
+            ));
+        }
+    }
+    script.push(format!(
+        "CREATE VIEW attacker__a_top AS SELECT {}",
+        (0..3)
+            .map(|i| format!("(SELECT x FROM attacker__o{i}) AS c{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    env.refused(
+        "attacker",
+        "0.2.0",
+        &script.join(";\n"),
+        "need more than the 64 MiB of SQLite's memory a step may use to compile",
+    );
+}

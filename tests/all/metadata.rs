@@ -101,7 +101,7 @@ fn table_functions_do_not_read_a_table_of_their_name() {
         "attacker",
         "0.2.0",
         "CREATE VIEW attacker__v AS SELECT * FROM json_each",
-        "would reach outside the plugin",
+        "reads json_each without arguments",
     );
     // Without such a table, json_each works.
     let env = scripted();

@@ -56,6 +56,37 @@ fn a_trigger_that_rewrites_future_rows_is_refused() {
 }
 
 #[test]
+fn a_trigger_reading_a_table_function_without_arguments_is_refused() {
+    // `FROM json_tree` reads the table function today, and a table named `json_tree` once
+    // the application creates one, with the application's rights.
+    let env = scripted();
+    env.refused(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (x); CREATE TABLE attacker__loot (k, v);
+         CREATE TRIGGER attacker__trg AFTER INSERT ON attacker__t
+         BEGIN INSERT INTO attacker__loot SELECT key, value FROM json_tree; END",
+        "reads json_tree without arguments",
+    );
+    // With its arguments it is the function, whatever tables exist later.
+    env.applies(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (x); CREATE TABLE attacker__loot (k, v);
+         CREATE TRIGGER attacker__trg AFTER INSERT ON attacker__t
+         BEGIN INSERT INTO attacker__loot SELECT key, value FROM json_tree(NEW.x); END",
+    );
+    env.exec(
+        "CREATE TABLE json_tree (key, value); INSERT INTO json_tree VALUES ('smtp', 'hunter2')",
+    );
+    let _ = env
+        .conn()
+        .execute_batch("INSERT INTO attacker__t VALUES ('{\"a\": 1}')");
+    let loot: Vec<String> = env.column("SELECT coalesce(v, '') FROM attacker__loot");
+    assert!(!loot.iter().any(|v| v == "hunter2"), "{loot:?}");
+}
+
+#[test]
 fn a_view_over_a_future_table_is_refused() {
     planted_then_victim_creates(
         "CREATE TABLE attacker__t (x); CREATE VIEW attacker__v AS SELECT * FROM victim__data",

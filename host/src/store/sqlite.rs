@@ -99,6 +99,9 @@ pub(crate) struct SqliteBackend {
     watchdog: Watchdog,
     /// The deadline of the last step the connection ran, which its schema check keeps to.
     step_deadline: Option<Instant>,
+    /// The bound on SQLite's memory of the step that ran last (its result cap), which the
+    /// checks of what it left behind run under too.
+    step_memory: Option<u64>,
     /// The host's tables are known to exist (plugins cannot drop them).
     host_tables: bool,
     /// What the last schema scan found (see [`SchemaScan`]).
@@ -186,6 +189,7 @@ impl SqliteBackend {
             changes_at_enter: 0,
             watchdog,
             step_deadline: None,
+            step_memory: None,
             host_tables: false,
             scan_out: Default::default(),
             last_mark: None,

@@ -31,10 +31,11 @@ fn is_schema_table(table: &str) -> bool {
 /// SQLite names the index behind a UNIQUE or PRIMARY KEY constraint
 /// `sqlite_autoindex_<table>_<n>`; it belongs to the table's owner.
 pub(crate) fn is_autoindex_of(index: &str, table: &str) -> bool {
-    let prefix = "sqlite_autoindex_";
+    // Compared as bytes: a name may cut a multi-byte character at any of these lengths.
+    let (index, prefix, table) = (index.as_bytes(), b"sqlite_autoindex_", table.as_bytes());
     index.len() > prefix.len() + table.len()
-        && eq(&index[..prefix.len()], prefix)
-        && eq(&index[prefix.len()..prefix.len() + table.len()], table)
+        && index[..prefix.len()].eq_ignore_ascii_case(prefix)
+        && index[prefix.len()..prefix.len() + table.len()].eq_ignore_ascii_case(table)
 }
 
 /// Read-only pragmas that report on one table or index; allowed on the plugin's own objects.
@@ -608,6 +609,12 @@ mod tests {
             "notes__t"
         ));
         assert!(!is_autoindex_of("sqlite_autoindex_notes__t", "notes__t"));
+        // A multi-byte character where a prefix would end is no panic.
+        assert!(!is_autoindex_of(
+            "notes__aaaaaaéxxxxxxxxxxxxxxxxxxxx",
+            "notes__t"
+        ));
+        assert!(!is_autoindex_of("sqlite_autoindex_éé_1", "notes__t"));
     }
 
     fn run(scope: &Scope, sql: &str) -> Result<(), String> {

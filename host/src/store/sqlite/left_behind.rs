@@ -51,6 +51,19 @@ impl SqliteBackend {
         if objects.is_empty() {
             return Ok(());
         }
+        // Compiled now, `FROM json_each` reads the table function; once a table of that name
+        // exists (an application's), it reads that table, with the rights of whoever fires
+        // the trigger or reads the view.
+        for o in objects.iter().filter(|o| o.kind != "table") {
+            if let Some(name) = o.sql.as_deref().and_then(sql_text::bare_table_function) {
+                return Err(format!(
+                    "{} {:?} reads {name} without arguments, which would read a table named \
+                     {name} once one exists; a trigger or view calls it with its arguments, \
+                     {name}(…)",
+                    o.kind, o.name
+                ));
+            }
+        }
         let mut reach = scope.without_reads();
         reach.table_functions_shadowed = self.table_functions_shadowed();
         for o in &objects {
@@ -67,8 +80,10 @@ impl SqliteBackend {
     /// table's foreign keys. `Ok(true)`: the table is virtual.
     fn check_table(&self, scope: &Scope, table: &SchemaObject) -> Result<bool, String> {
         let sql = table.sql.as_deref().unwrap_or_default();
-        let t = sql_text::tokens(sql);
-        if t.len() > 2 && t[0].is_word("create") && t[1].is_word("virtual") {
+        let mut t = sql_text::Tokens::new(sql);
+        if t.next().is_some_and(|w| w.is_word("create"))
+            && t.next().is_some_and(|w| w.is_word("virtual"))
+        {
             return check_virtual_table(scope, &table.name, sql).map(|()| true);
         }
         let references: Vec<String> = self
@@ -146,8 +161,7 @@ impl SqliteBackend {
             "trigger" => object.sql.as_deref().unwrap_or_default(),
             _ => "",
         };
-        let event = sql_text::tokens(sql)
-            .into_iter()
+        let event = sql_text::Tokens::new(sql)
             .skip_while(|t| !t.is_word("trigger"))
             .find_map(|t| {
                 ["insert", "delete", "update"]

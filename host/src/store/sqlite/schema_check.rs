@@ -44,9 +44,14 @@ impl SqliteBackend {
             .conn
             .progress_handler(1, Some(move || Instant::now() >= deadline));
         self.watchdog.arm(deadline);
+        // Compiling what the step left (a view over views over views) is SQLite's memory
+        // spent for the plugin: bounded as its statements were.
+        let memory = self.step_memory;
+        crate::sqlite_memory::bound(memory);
         let result = set
             .map_err(|e| format!("cannot bound the schema check: {e}"))
             .and_then(|()| check(self));
+        crate::sqlite_memory::bound(None);
         self.watchdog.disarm();
         let _ = self.conn.progress_handler(0, None::<fn() -> bool>);
         match result {
@@ -55,6 +60,11 @@ impl SqliteBackend {
                  too long to compile"
                     .to_string(),
             ),
+            Err(e) if e.contains("out of memory") => Err(format!(
+                "its triggers and views need more than the {} MiB of SQLite's memory a step \
+                 may use to compile ({e})",
+                memory.unwrap_or(0) >> 20
+            )),
             other => other,
         }
     }

@@ -245,7 +245,7 @@ impl SqliteBackend {
     /// A name `sql` uses that is outside the scope's reach and could name an object: shaped
     /// like another namespace's (or the host's, or SQLite's), or naming a stored table.
     pub(super) fn foreign_name(&self, scope: &Scope, sql: &str) -> Option<String> {
-        sql_text::tokens(sql).into_iter().find_map(|t| {
+        sql_text::Tokens::new(sql).find_map(|t| {
             let name = match t {
                 // A string literal too: `rtreecheck('x')`, `pragma_table_info('x')`.
                 Token::Word(w) | Token::Quoted(w) | Token::Text(w) => w,
@@ -295,21 +295,21 @@ impl SqliteBackend {
     /// so the answer is the same whether the object exists or not.
     pub(super) fn ddl_denial(&self, sql: &str) -> Option<SqlError> {
         let (scope, _) = self.plugin.as_ref()?;
-        let tokens = sql_text::tokens(sql);
-        sql_text::statements(&tokens)
-            .into_iter()
-            .flat_map(sql_text::named_objects)
-            .find(|(_, name)| !scope.owns(name))
-            .map(|(kind, name)| {
-                SqlError::AccessDenied(if name.is_empty() {
-                    format!(
-                        "REINDEX and ANALYZE take a table or index of plugin {}'s own",
-                        scope.plugin
-                    )
-                } else {
-                    scope.outside(kind, &name)
-                })
+        sql_text::find_in_statements(sql, |statement| {
+            sql_text::named_objects(statement)
+                .into_iter()
+                .find(|(_, name)| !scope.owns(name))
+        })
+        .map(|(kind, name)| {
+            SqlError::AccessDenied(if name.is_empty() {
+                format!(
+                    "REINDEX and ANALYZE take a table or index of plugin {}'s own",
+                    scope.plugin
+                )
+            } else {
+                scope.outside(kind, &name)
             })
+        })
     }
 
     /// Checks that a plugin step is running and the statement is not denied outright, and
@@ -425,6 +425,7 @@ impl SqliteBackend {
         crate::sqlite_memory::bound(Some(limits.max_result_bytes as u64));
         self.auth.set_scope(Some(scope.clone()));
         self.step_deadline = Some(limits.deadline);
+        self.step_memory = Some(limits.max_result_bytes as u64);
         self.plugin = Some((scope, limits));
         Ok(())
     }

@@ -38,91 +38,115 @@ impl Token {
 
 /// Splits SQL text into tokens; comments and white space are dropped.
 pub(crate) fn tokens(sql: &str) -> Vec<Token> {
-    let b = sql.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    // Reads a quoted run from `i` (at the opening quote) up to `close`; a doubled closing
-    // quote stands for one, except in brackets. Unterminated: to the end.
-    let quoted = |i: &mut usize, close: u8, doubles: bool| -> String {
-        let mut s = Vec::new();
-        *i += 1;
-        while *i < b.len() {
-            if b[*i] == close {
-                if doubles && b.get(*i + 1) == Some(&close) {
-                    s.push(close);
-                    *i += 2;
-                    continue;
-                }
-                *i += 1;
-                break;
-            }
-            s.push(b[*i]);
+    Tokens::new(sql).collect()
+}
+
+/// The tokens of SQL text, one at a time: reading a plugin's script takes memory for a token,
+/// not for the script's every comma.
+pub(crate) struct Tokens<'a> {
+    sql: &'a str,
+    /// Where the next token starts (or white space or a comment before it).
+    at: usize,
+}
+
+impl<'a> Tokens<'a> {
+    pub(crate) fn new(sql: &'a str) -> Self {
+        Tokens { sql, at: 0 }
+    }
+}
+
+impl Iterator for Tokens<'_> {
+    type Item = Token;
+
+    fn next(&mut self) -> Option<Token> {
+        let (sql, b) = (self.sql, self.sql.as_bytes());
+        let mut i = self.at;
+        // Reads a quoted run from `i` (at the opening quote) up to `close`; a doubled closing
+        // quote stands for one, except in brackets. Unterminated: to the end.
+        let quoted = |i: &mut usize, close: u8, doubles: bool| -> String {
+            let mut s = Vec::new();
             *i += 1;
-        }
-        String::from_utf8_lossy(&s).into_owned()
-    };
-    while i < b.len() {
-        let c = b[i];
-        match c {
-            b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' => i += 1,
-            b'-' if b.get(i + 1) == Some(&b'-') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
+            while *i < b.len() {
+                if b[*i] == close {
+                    if doubles && b.get(*i + 1) == Some(&close) {
+                        s.push(close);
+                        *i += 2;
+                        continue;
+                    }
+                    *i += 1;
+                    break;
                 }
+                s.push(b[*i]);
+                *i += 1;
             }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                i += 2;
-                while i < b.len() && !(b[i] == b'*' && b.get(i + 1) == Some(&b'/')) {
-                    i += 1;
-                }
-                i = (i + 2).min(b.len());
-            }
-            b'\'' => out.push(Token::Text(quoted(&mut i, b'\'', true))),
-            b'"' => out.push(Token::Quoted(quoted(&mut i, b'"', true))),
-            b'`' => out.push(Token::Quoted(quoted(&mut i, b'`', true))),
-            b'[' => out.push(Token::Quoted(quoted(&mut i, b']', false))),
-            b'(' | b')' | b',' | b'.' | b';' | b'=' => {
-                // `.` starts a number when a digit follows (`.5`).
-                if c == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit) {
-                    let start = i;
-                    i = skip_number(b, i);
-                    out.push(Token::Number(sql[start..i].to_string()));
-                } else {
-                    out.push(Token::Punct(c as char));
-                    i += 1;
-                }
-            }
-            b'x' | b'X' if b.get(i + 1) == Some(&b'\'') => {
-                i += 1;
-                quoted(&mut i, b'\'', false);
-                out.push(Token::Other);
-            }
-            b'0'..=b'9' => {
-                let start = i;
-                i = skip_number(b, i);
-                out.push(Token::Number(sql[start..i].to_string()));
-            }
-            _ if is_word_byte(c) => {
-                let start = i;
-                while i < b.len() && (is_word_byte(b[i]) || b[i].is_ascii_digit()) {
-                    i += 1;
-                }
-                out.push(Token::Word(sql[start..i].to_string()));
-            }
-            _ => {
-                // An operator or a parameter (`?1`, `:name`, `$x`, `@y`): one token, its
-                // name included.
-                i += 1;
-                if matches!(c, b'?' | b':' | b'$' | b'@' | b'#') {
-                    while i < b.len() && (is_word_byte(b[i]) || b[i].is_ascii_digit()) {
+            String::from_utf8_lossy(&s).into_owned()
+        };
+        let token = loop {
+            let Some(&c) = b.get(i) else {
+                self.at = i;
+                return None;
+            };
+            match c {
+                b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' => i += 1,
+                b'-' if b.get(i + 1) == Some(&b'-') => {
+                    while i < b.len() && b[i] != b'\n' {
                         i += 1;
                     }
                 }
-                out.push(Token::Other);
+                b'/' if b.get(i + 1) == Some(&b'*') => {
+                    i += 2;
+                    while i < b.len() && !(b[i] == b'*' && b.get(i + 1) == Some(&b'/')) {
+                        i += 1;
+                    }
+                    i = (i + 2).min(b.len());
+                }
+                b'\'' => break Token::Text(quoted(&mut i, b'\'', true)),
+                b'"' => break Token::Quoted(quoted(&mut i, b'"', true)),
+                b'`' => break Token::Quoted(quoted(&mut i, b'`', true)),
+                b'[' => break Token::Quoted(quoted(&mut i, b']', false)),
+                b'(' | b')' | b',' | b'.' | b';' | b'=' => {
+                    // `.` starts a number when a digit follows (`.5`).
+                    if c == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit) {
+                        let start = i;
+                        i = skip_number(b, i);
+                        break Token::Number(sql[start..i].to_string());
+                    }
+                    i += 1;
+                    break Token::Punct(c as char);
+                }
+                b'x' | b'X' if b.get(i + 1) == Some(&b'\'') => {
+                    i += 1;
+                    quoted(&mut i, b'\'', false);
+                    break Token::Other;
+                }
+                b'0'..=b'9' => {
+                    let start = i;
+                    i = skip_number(b, i);
+                    break Token::Number(sql[start..i].to_string());
+                }
+                _ if is_word_byte(c) => {
+                    let start = i;
+                    while i < b.len() && (is_word_byte(b[i]) || b[i].is_ascii_digit()) {
+                        i += 1;
+                    }
+                    break Token::Word(sql[start..i].to_string());
+                }
+                _ => {
+                    // An operator or a parameter (`?1`, `:name`, `$x`, `@y`): one token, its
+                    // name included.
+                    i += 1;
+                    if matches!(c, b'?' | b':' | b'$' | b'@' | b'#') {
+                        while i < b.len() && (is_word_byte(b[i]) || b[i].is_ascii_digit()) {
+                            i += 1;
+                        }
+                    }
+                    break Token::Other;
+                }
             }
-        }
+        };
+        self.at = i;
+        Some(token)
     }
-    out
 }
 
 /// Bytes SQLite accepts in a bare identifier (besides digits after the first): letters,
@@ -144,7 +168,9 @@ fn skip_number(b: &[u8], mut i: usize) -> usize {
 }
 
 /// The statements of a script, as token runs: split at each `;` outside a trigger's
-/// `BEGIN … END` body.
+/// `BEGIN … END` body. What [`find_in_statements`] does a statement at a time, kept whole
+/// for the tests.
+#[cfg(test)]
 pub(crate) fn statements(t: &[Token]) -> Vec<&[Token]> {
     let mut out = Vec::new();
     let (mut start, mut in_body) = (0, false);
@@ -172,6 +198,55 @@ pub(crate) fn statements(t: &[Token]) -> Vec<&[Token]> {
         out.push(&t[start..]);
     }
     out
+}
+
+/// The most tokens of one statement [`find_in_statements`] keeps: more than the longest
+/// prefix [`named_objects`] reads (a trigger's `UPDATE OF` lists at most SQLite's 2,000
+/// columns before its `ON`), so that a statement of a million commas costs no more memory
+/// than this.
+const KEPT_TOKENS: usize = 8192;
+
+/// The first `Some` that `f` returns for a statement of the script `sql`, given the
+/// statement's first [`KEPT_TOKENS`] tokens. Statements end at each `;` outside a trigger's
+/// `BEGIN … END` body. Reads the script a token at a time and holds one statement's kept
+/// tokens.
+pub(crate) fn find_in_statements<R>(
+    sql: &str,
+    mut f: impl FnMut(&[Token]) -> Option<R>,
+) -> Option<R> {
+    let mut current: Vec<Token> = Vec::new();
+    let (mut in_body, mut last_was_end, mut trigger) = (false, false, false);
+    for token in Tokens::new(sql) {
+        let is_end = token.is_word("end");
+        if token == Token::Punct(';') && (!in_body || last_was_end) {
+            in_body = false;
+            if !current.is_empty()
+                && let Some(found) = f(&current)
+            {
+                return Some(found);
+            }
+            current.clear();
+            (last_was_end, trigger) = (false, false);
+            continue;
+        }
+        if !in_body
+            && token.is_word("begin")
+            && trigger
+            && current.first().is_some_and(|w| w.is_word("create"))
+        {
+            in_body = true;
+        }
+        trigger |= token.is_word("trigger");
+        last_was_end = is_end;
+        if current.len() < KEPT_TOKENS {
+            current.push(token);
+        }
+    }
+    if current.is_empty() {
+        None
+    } else {
+        f(&current)
+    }
 }
 
 /// Reads `[schema .] name` at `i`.
@@ -233,6 +308,28 @@ pub(crate) fn named_objects(t: &[Token]) -> Vec<(&'static str, String)> {
         }
     }
     out
+}
+
+/// A table function plugins may read (`json_each`, `json_tree`) that `sql` names without
+/// arguments: a trigger or view reading it so reads a table of that name once one exists.
+pub(crate) fn bare_table_function(sql: &str) -> Option<String> {
+    let mut tokens = Tokens::new(sql).peekable();
+    while let Some(token) = tokens.next() {
+        let Some(name) = (match &token {
+            Token::Word(w) | Token::Quoted(w) => Some(w),
+            _ => None,
+        }) else {
+            continue;
+        };
+        if ["json_each", "json_tree"]
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case(name))
+            && tokens.peek() != Some(&Token::Punct('('))
+        {
+            return Some(name.clone());
+        }
+    }
+    None
 }
 
 /// A virtual table's module and its arguments, from its `CREATE VIRTUAL TABLE` text; each
@@ -365,6 +462,49 @@ mod tests {
         let parts: Vec<usize> = statements(&t).iter().map(|s| s.len()).collect();
         assert_eq!(parts.len(), 3, "{parts:?}");
         assert!(named_objects(statements(&t)[2]) == [("view", "v".to_string())]);
+    }
+
+    #[test]
+    fn statements_found_one_at_a_time_are_the_scripts_statements() {
+        let scripts = [
+            "CREATE TABLE a (x); CREATE TRIGGER t AFTER INSERT ON a BEGIN INSERT INTO b \
+             VALUES (1); DELETE FROM c; END; CREATE VIEW v AS SELECT 1",
+            ";; SELECT 1 ;",
+            "CREATE TRIGGER t AFTER INSERT ON a BEGIN SELECT 1; END",
+            "",
+        ];
+        for script in scripts {
+            let t = tokens(script);
+            let whole: Vec<Vec<Token>> = statements(&t).iter().map(|s| s.to_vec()).collect();
+            let mut streamed = Vec::new();
+            find_in_statements(script, |s| {
+                streamed.push(s.to_vec());
+                None::<()>
+            });
+            assert_eq!(streamed, whole, "{script}");
+        }
+        // A statement of a million commas is kept to its first tokens.
+        let long = format!("SELECT 1{}; DROP TABLE x", ",".repeat(1_000_000));
+        let mut lens = Vec::new();
+        find_in_statements(&long, |s| {
+            lens.push(s.len());
+            None::<()>
+        });
+        assert_eq!(lens, [KEPT_TOKENS, 3]);
+    }
+
+    #[test]
+    fn table_functions_are_found_where_they_are_read_without_arguments() {
+        let bare =
+            "CREATE TRIGGER t AFTER INSERT ON a BEGIN INSERT INTO b SELECT key FROM json_tree; END";
+        assert_eq!(bare_table_function(bare).as_deref(), Some("json_tree"));
+        assert_eq!(
+            bare_table_function("CREATE VIEW v AS SELECT * FROM \"JSON_EACH\" j").as_deref(),
+            Some("JSON_EACH")
+        );
+        let called = "CREATE VIEW v AS SELECT j.value FROM a, json_each(a.tags) j";
+        assert_eq!(bare_table_function(called), None);
+        assert_eq!(bare_table_function("SELECT 'json_each'"), None);
     }
 
     #[test]
