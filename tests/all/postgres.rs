@@ -1386,3 +1386,201 @@ fn a_plugin_reads_values_of_its_own_types_in_every_step_of_a_run() {
         ["0.6.0"]
     );
 }
+
+#[test]
+fn wasmig_test_reads_a_plugins_rows_without_running_its_row_security_policies() {
+    // A policy's function runs in the session that reads the table. Were the host's read of
+    // the plugin's rows (`wasmig test` compares them) to run it, the function, running as
+    // the plugin in the host's session, could make itself run as its caller and then run
+    // with the host's rights at the next table.
+    let pg = scripted();
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__seen (who text);
+         CREATE TABLE attacker__a (x int); INSERT INTO attacker__a VALUES (1);
+         CREATE TABLE attacker__b (x int); INSERT INTO attacker__b VALUES (1);
+         CREATE FUNCTION attacker__f() RETURNS boolean LANGUAGE plpgsql AS $f$
+         BEGIN
+           INSERT INTO attacker.attacker__seen VALUES (current_user::text || ' in ' || session_user::text);
+           IF session_user::text NOT LIKE 'wasmig/%' THEN
+             EXECUTE 'ALTER FUNCTION attacker.attacker__f() SECURITY INVOKER';
+           END IF;
+           RETURN true;
+         END $f$;
+         ALTER TABLE attacker__a ENABLE ROW LEVEL SECURITY;
+         ALTER TABLE attacker__a FORCE ROW LEVEL SECURITY;
+         CREATE POLICY attacker__p ON attacker__a USING (attacker.attacker__f());
+         ALTER TABLE attacker__b ENABLE ROW LEVEL SECURITY;
+         ALTER TABLE attacker__b FORCE ROW LEVEL SECURITY;
+         CREATE POLICY attacker__p ON attacker__b USING (attacker.attacker__f())",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    // Its steps undone (0.2.0 has no down step: its tables stay), so that `wasmig test` takes
+    // the database for a scratch one.
+    pg.env.ok(&["uninstall", "attacker"]);
+    let plugin = pg.env.plugins.join("attacker.wasm");
+    let out = pg.env.run(&["test", plugin.to_str().unwrap()]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("row security"),
+        "the read of a table whose policies apply is refused, and says why:\n{text}"
+    );
+    assert_eq!(
+        pg.rows("SELECT count(*) FROM attacker.attacker__seen"),
+        ["0"],
+        "a policy ran while the host read the plugin's rows"
+    );
+    assert_eq!(
+        pg.rows("SELECT prosecdef::text FROM pg_proc WHERE proname = 'attacker__f'"),
+        ["true"]
+    );
+}
+
+#[test]
+fn a_statement_the_plugin_prepares_cannot_answer_the_clients_type_look_ups() {
+    // The client looks a column's type up with a statement it prepared on the session once;
+    // a plugin's SQL can replace it (DEALLOCATE, then PREPARE under its name) with one that
+    // describes a type as an array of itself, and the client would recurse until its stack
+    // overflowed, ending wasmig's process.
+    let pg = scripted();
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TYPE attacker__e1 AS ENUM ('a'); CREATE TYPE attacker__e2 AS ENUM ('a');
+         CREATE TYPE attacker__e3 AS ENUM ('a');
+         CREATE FUNCTION attacker__hijack() RETURNS int LANGUAGE plpgsql AS $f$
+         DECLARE n text;
+         BEGIN
+           FOR n IN SELECT name FROM pg_prepared_statements
+                     WHERE statement LIKE 'SELECT t.typname, t.typtype%' LOOP
+             EXECUTE format('DEALLOCATE %I', n);
+             EXECUTE format('PREPARE %I(oid) AS SELECT %L::name, %L::\"char\", $1, NULL::oid, 0::oid, %L::name, 0::oid',
+                            n, 'x', 'b', 'attacker');
+           END LOOP;
+           IF NOT EXISTS (SELECT 1 FROM pg_prepared_statements WHERE name = 'attacker__mine') THEN
+             EXECUTE 'PREPARE attacker__mine AS SELECT 1';
+           END IF;
+           RETURN 1;
+         END $f$",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    // In one run: the client looks a type up (and keeps its statement); then a statement
+    // replaces that statement as it runs, and returns a column of a type not seen yet.
+    pg.script(
+        "attacker",
+        "0.3.0",
+        "-- query\nSELECT 'a'::attacker__e1 AS x",
+        None,
+    );
+    pg.script(
+        "attacker",
+        "0.4.0",
+        "-- query\nSELECT attacker__hijack() AS h, 'a'::attacker__e2 AS x",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.4.0"]);
+    // A statement of the plugin's that runs after one that prepared a statement is refused
+    // before the client looks anything up: here the step's own script is read through a
+    // view that prepares one.
+    pg.script(
+        "attacker",
+        "0.5.0",
+        "CREATE TABLE attacker__s2 (version text, up text, down text);
+         INSERT INTO attacker__s2 VALUES ('0.6.0', '-- query\nSELECT ''a''::attacker__e3 AS x', NULL);
+         DROP TABLE attacker__script;
+         CREATE VIEW attacker__script AS
+           SELECT version, up, down FROM attacker__s2 WHERE attacker__hijack() = 1",
+        None,
+    );
+    let out = pg.env.run(&["up", "attacker@0.6.0"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a clear failure, not a crash:\n{err}"
+    );
+    assert!(err.contains("prepared statement attacker__mine"), "{err}");
+    assert!(err.contains("plugin attacker migration 0.6.0"), "{err}");
+    // The host carries on: another plugin's step runs in the same database.
+    pg.script(
+        "victim",
+        "0.3.0",
+        "INSERT INTO victim__secret VALUES ('after')",
+        None,
+    );
+    pg.env.ok(&["up", "victim@0.3.0"]);
+}
+
+#[test]
+fn a_plugins_objects_do_not_pin_another_schemas_types_nor_take_a_built_in_operators_place() {
+    let pg = scripted();
+    pg.client()
+        .batch_execute(
+            "CREATE TABLE public.app_users (id int, name varchar(20), password varchar(20));
+             CREATE SEQUENCE public.app_seq;",
+        )
+        .unwrap();
+    for (attack, expected) in [
+        // A column of another table's row type: that table could no longer change a column.
+        (
+            "CREATE TABLE attacker__pin (u public.app_users)",
+            "which is outside the plugin's schema",
+        ),
+        (
+            "CREATE TABLE attacker__pin (m wasmig.meta[])",
+            "which is outside the plugin's schema",
+        ),
+        // An operator on built-in types, which an application whose search path lists the
+        // schema would call for its own `varchar = varchar`.
+        (
+            "CREATE FUNCTION attacker__eq(varchar, varchar) RETURNS boolean LANGUAGE sql
+               IMMUTABLE AS 'SELECT $1::text OPERATOR(pg_catalog.=) $2::text';
+             CREATE OPERATOR = (LEFTARG = varchar, RIGHTARG = varchar, FUNCTION = attacker__eq)",
+            "whose operands are not of the plugin's own types",
+        ),
+        // Text made an object's name when the default runs: another schema's sequence.
+        (
+            "CREATE TABLE attacker__t (id bigint DEFAULT nextval('public.app_seq'::bpchar::regclass))",
+            "looks an object up by name",
+        ),
+    ] {
+        pg.refused(attack, expected);
+    }
+    // An operator on the plugin's own type is the plugin's.
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TYPE attacker__money AS (cents bigint);
+         CREATE FUNCTION attacker__same(attacker__money, attacker__money) RETURNS boolean
+           LANGUAGE sql IMMUTABLE AS 'SELECT ($1).cents = ($2).cents';
+         CREATE OPERATOR === (LEFTARG = attacker__money, RIGHTARG = attacker__money,
+           FUNCTION = attacker__same)",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    pg.client()
+        .batch_execute("ALTER TABLE public.app_users ALTER COLUMN name TYPE text")
+        .unwrap();
+}
+
+#[test]
+fn an_error_code_the_plugin_raises_is_not_taken_for_the_servers() {
+    let pg = scripted();
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "DO $$BEGIN RAISE EXCEPTION 'not a deadlock' USING ERRCODE = '40P01'; END$$",
+        None,
+    );
+    pg.env.fails(&["up", "attacker@0.2.0"]);
+    let attempts = pg
+        .ledger()
+        .into_iter()
+        .filter(|l| l.starts_with("attacker|0.2.0|up|"))
+        .count();
+    assert_eq!(attempts, 1, "{:?}", pg.ledger());
+}

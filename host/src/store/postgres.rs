@@ -281,16 +281,21 @@ fn is_lock_timeout(e: &CallError) -> bool {
 
 /// Whether an error is one that trying again may not meet: a deadlock, a serialization
 /// failure, the server shutting down or starting up, a lost or refused connection.
+///
+/// The server's own errors only: a code that PL/pgSQL's `RAISE` chose is the plugin's
+/// (`RAISE … USING ERRCODE = '40P01'`), and a connection error the server reports is one of a
+/// connection it made for a statement (`dblink`), not wasmig's.
 fn is_transient(e: &CallError) -> bool {
     match e {
-        CallError::Db(e) => match e.code() {
-            Some(code) => {
+        CallError::Db(e) => match e.as_db_error() {
+            Some(db) if db.routine() == Some("exec_stmt_raise") => false,
+            Some(db) => {
+                let code = db.code();
                 code == &SqlState::T_R_SERIALIZATION_FAILURE
                     || code == &SqlState::T_R_DEADLOCK_DETECTED
                     || code == &SqlState::ADMIN_SHUTDOWN
                     || code == &SqlState::CRASH_SHUTDOWN
                     || code == &SqlState::CANNOT_CONNECT_NOW
-                    || code.code().starts_with("08")
             }
             // No server error: the connection failed or closed.
             None => true,
@@ -621,6 +626,54 @@ impl PgBackend {
             _ => 0,
         }
     }
+
+    /// The rows of the plugin's `tables`, for [`Backend::describe_data`].
+    fn describe_rows(
+        &self,
+        plugin: &str,
+        schema: &str,
+        tables: &[Vec<Value>],
+    ) -> Result<Vec<String>> {
+        let mut lines = Vec::new();
+        for table in tables.iter().map(|r| Self::text(&r[0])) {
+            // A row as PostgreSQL writes a row value: `(1,alice,)`.
+            let sql = format!(
+                "SELECT t::text FROM {}.{} t LIMIT {}",
+                ident(schema),
+                ident(&table),
+                super::MAX_DESCRIBED_ROWS + 1 - lines.len()
+            );
+            let rows = self
+                .host
+                .run_host(&sql, Vec::new())
+                .map_err(|e| {
+                    self.error(
+                        &format!(
+                            "cannot describe plugin {plugin}'s rows (wasmig reads them without \
+                             their row security policies, which it does not run with its own \
+                             rights)"
+                        ),
+                        e,
+                    )
+                })?
+                .rows;
+            lines.extend(
+                rows.iter()
+                    .map(|r| format!("row {table} {}", Self::text(&r[0]))),
+            );
+            if lines.len() > super::MAX_DESCRIBED_ROWS {
+                return Err(Error::Database {
+                    path: self.label.clone(),
+                    message: format!(
+                        "plugin {plugin} has more than {} rows: too many to compare",
+                        super::MAX_DESCRIBED_ROWS
+                    ),
+                });
+            }
+        }
+        lines.sort();
+        Ok(lines)
+    }
 }
 
 impl Backend for PgBackend {
@@ -917,35 +970,17 @@ impl Backend for PgBackend {
                 AND c.relkind IN ('r', 'p') ORDER BY 1",
             vec![Param::Text(schema.clone())],
         )?;
-        let mut lines = Vec::new();
-        for table in tables.iter().map(|r| Self::text(&r[0])) {
-            // A row as PostgreSQL writes a row value: `(1,alice,)`.
-            let sql = format!(
-                "SELECT t::text FROM {}.{} t LIMIT {}",
-                ident(&schema),
-                ident(&table),
-                super::MAX_DESCRIBED_ROWS + 1 - lines.len()
-            );
-            let rows = self
-                .host
-                .run_host(&sql, Vec::new())
-                .map_err(|e| self.error("cannot describe the plugin's rows", e))?
-                .rows;
-            lines.extend(
-                rows.iter()
-                    .map(|r| format!("row {table} {}", Self::text(&r[0]))),
-            );
-            if lines.len() > super::MAX_DESCRIBED_ROWS {
-                return Err(Error::Database {
-                    path: self.label.clone(),
-                    message: format!(
-                        "plugin {plugin} has more than {} rows: too many to compare",
-                        super::MAX_DESCRIBED_ROWS
-                    ),
-                });
-            }
-        }
-        lines.sort();
+        // Reading a table runs no code of the plugin's but its row security policies, which
+        // would run in this session with the host's rights (a policy's function may make
+        // itself run as its caller). Without row security the server refuses the read of a
+        // table whose policies apply instead of running them.
+        self.host
+            .run_host("SET row_security = off", Vec::new())
+            .map_err(|e| self.error("cannot describe the plugin's rows", e))?;
+        let described = self.describe_rows(plugin, &schema, &tables);
+        let reset = self.host.run_host("RESET row_security", Vec::new());
+        let lines = described?;
+        reset.map_err(|e| self.error("cannot describe the plugin's rows", e))?;
         Ok(lines)
     }
 

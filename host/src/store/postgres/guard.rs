@@ -331,11 +331,27 @@ SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' depend
        SELECT * FROM pg_catalog.pg_depend x WHERE x.classid = m.classid AND x.objid = m.objid
         OFFSET 0
        ) d
- WHERE d.refclassid IN ('pg_catalog.pg_class'::pg_catalog.regclass,
-                        'pg_catalog.pg_proc'::pg_catalog.regclass,
-                        'pg_catalog.pg_operator'::pg_catalog.regclass,
-                        'pg_catalog.pg_constraint'::pg_catalog.regclass)
-   AND NOT EXISTS (SELECT 1 FROM mine m2 WHERE m2.classid = d.refclassid AND m2.objid = d.refobjid)
+ WHERE NOT EXISTS (SELECT 1 FROM mine m2 WHERE m2.classid = d.refclassid AND m2.objid = d.refobjid)
+   AND (d.refclassid IN ('pg_catalog.pg_class'::pg_catalog.regclass,
+                         'pg_catalog.pg_proc'::pg_catalog.regclass,
+                         'pg_catalog.pg_operator'::pg_catalog.regclass,
+                         'pg_catalog.pg_constraint'::pg_catalog.regclass)
+        -- Anything else in another schema: a column of another table's row type or of
+        -- another schema's domain or enum pins it (its table can no longer change a column
+        -- or be dropped). The system's own objects and an extension's are not pinned by it.
+        OR ((SELECT i.schema FROM pg_catalog.pg_identify_object(d.refclassid, d.refobjid, 0) i)
+              NOT IN ($1, 'pg_catalog')
+            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                             WHERE e.classid = d.refclassid AND e.objid = d.refobjid
+                               AND e.deptype = 'e')))
+UNION ALL
+SELECT 'the step created ' || pg_catalog.pg_describe_object('pg_catalog.pg_operator'::pg_catalog.regclass, o.oid, 0)
+       || ', whose operands are not of the plugin''s own types; an operator is not named with '
+       || 'the namespace, and an application whose search path lists the schema would call it '
+       || 'in place of the built-in one'
+  FROM pg_catalog.pg_operator o
+ WHERE o.oid IN (SELECT oid FROM opers)
+   AND NOT (o.oprleft IN (SELECT oid FROM types) OR o.oprright IN (SELECT oid FROM types))
 UNION ALL
 SELECT pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid, 0)
        || ' runs ' || g.tgfoid::pg_catalog.regprocedure::text
@@ -354,6 +370,21 @@ SELECT DISTINCT t.what || ' calls ' || p.oid::pg_catalog.regprocedure::text
    AND p.pronamespace <> (SELECT oid FROM s)
    AND NOT (p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
             AND (p.provolatile = 'i' OR p.proname = ANY ($3::text[])))
+UNION ALL
+-- A conversion to an object identifier type (`regclass`, `regproc`, …) from text looks its
+-- name up when it runs: `'public.app_seq'::bpchar::regclass` names another schema's sequence
+-- through no function call and no dependency. These are the types binary-coercible from
+-- `oid` whose input function reads the catalogs (is not immutable).
+SELECT DISTINCT t.what || ' converts a value to ' || ty.oid::pg_catalog.regtype::text
+       || ' when it runs, which looks an object up by name with the rights of whoever uses it'
+  FROM trees t
+  CROSS JOIN LATERAL pg_catalog.regexp_matches(t.tree, ':resulttype ([0-9]+)', 'g') f
+  JOIN pg_catalog.pg_type ty ON ty.oid = f[1]::oid
+  JOIN pg_catalog.pg_proc i ON i.oid = ty.typinput
+ WHERE i.provolatile <> 'i'
+   AND EXISTS (SELECT 1 FROM pg_catalog.pg_cast c
+                WHERE c.castsource = 'pg_catalog.oid'::pg_catalog.regtype
+                  AND c.casttarget = ty.oid AND c.castmethod = 'b')
 UNION ALL
 SELECT 'the step granted role ' || pg_catalog.pg_get_userbyid(m.roleid)::text || ' to '
        || pg_catalog.pg_get_userbyid(m.member)::text

@@ -195,11 +195,29 @@ END
 $$;
 REVOKE ALL ON FUNCTION wasmig.record_step(text, text, text, text, text, bigint, bigint, text,
     text, text, text, text, text) FROM PUBLIC;
+
+-- Run before each of a plugin's statements: the session's prepared statements are the
+-- client's (it looks types up through them), and one the plugin's SQL prepared under such a
+-- name would answer the client's next look-up in its place.
+CREATE OR REPLACE FUNCTION wasmig.statement_check() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n text;
+BEGIN
+    SELECT p.name INTO n FROM pg_catalog.pg_prepared_statements p WHERE p.from_sql LIMIT 1;
+    IF n IS NOT NULL THEN
+        RAISE EXCEPTION 'wasmig: the plugin''s SQL prepared statement % (PREPARE); a plugin''s session holds only the statements wasmig prepares', n
+            USING ERRCODE = '42501';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION wasmig.statement_check() FROM PUBLIC;
 "#;
 
 /// The functions a plugin role may execute, for `GRANT EXECUTE`.
 pub(super) const PLUGIN_FUNCTIONS: &str = "wasmig.step_begin(), wasmig.record_step(text, text, \
-     text, text, text, bigint, bigint, text, text, text, text, text, text)";
+     text, text, text, bigint, bigint, text, text, text, text, text, text), \
+     wasmig.statement_check()";
 
 #[cfg(test)]
 mod tests {

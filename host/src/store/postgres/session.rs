@@ -268,15 +268,23 @@ impl Session {
             // A failed statement leaves the step's transaction usable, as on SQLite: the
             // plugin may handle the error and go on. Both requests go out before either
             // answer comes back (the client pipelines them); the server runs them in order.
+            // The statement check goes first: a statement the plugin's SQL prepared under
+            // one of the client's names must not answer the type look-ups of this one.
             let open = match (
                 reset.swap(false, Ordering::Relaxed),
                 savepoint.swap(false, Ordering::Relaxed),
             ) {
-                (false, false) => "SAVEPOINT wasmig_statement",
-                (false, true) => "RELEASE SAVEPOINT wasmig_statement; SAVEPOINT wasmig_statement",
-                (true, false) => "RESET ALL; SAVEPOINT wasmig_statement",
+                (false, false) => "SELECT wasmig.statement_check(); SAVEPOINT wasmig_statement",
+                (false, true) => {
+                    "SELECT wasmig.statement_check(); RELEASE SAVEPOINT wasmig_statement; \
+                     SAVEPOINT wasmig_statement"
+                }
+                (true, false) => {
+                    "RESET ALL; SELECT wasmig.statement_check(); SAVEPOINT wasmig_statement"
+                }
                 (true, true) => {
-                    "RESET ALL; RELEASE SAVEPOINT wasmig_statement; SAVEPOINT wasmig_statement"
+                    "RESET ALL; SELECT wasmig.statement_check(); \
+                     RELEASE SAVEPOINT wasmig_statement; SAVEPOINT wasmig_statement"
                 }
             };
             let run = async {
@@ -289,7 +297,7 @@ impl Session {
                         rows: Vec::new(),
                     }));
                 }
-                collect(&client, &sql, typed, max_bytes).await
+                collect_described(&client, &sql, typed, max_bytes).await
             };
             let (opened, answer) =
                 futures_util::future::join(client.batch_execute(open), run).await;
@@ -505,6 +513,24 @@ async fn collect(
     max_bytes: usize,
 ) -> Result<Result<Answer, CallError>, tokio_postgres::Error> {
     let stream = client.query_typed_raw(sql, typed).await?;
+    gather(stream, max_bytes).await
+}
+
+/// [`collect`] for a plugin's statement: described first, so that the client looks the
+/// types of its columns up before the statement runs, not after. The plugin's code runs when
+/// the statement does, and could replace the statement the client looks types up with
+/// (see `wasmig.statement_check`, run before each of the plugin's statements).
+async fn collect_described(
+    client: &Client,
+    sql: &str,
+    typed: Vec<(Param, Type)>,
+    max_bytes: usize,
+) -> Result<Result<Answer, CallError>, tokio_postgres::Error> {
+    let types: Vec<Type> = typed.iter().map(|(_, t)| t.clone()).collect();
+    let statement = client.prepare_typed(sql, &types).await?;
+    let stream = client
+        .query_raw(&statement, typed.iter().map(|(p, _)| p as &dyn ToSql))
+        .await?;
     gather(stream, max_bytes).await
 }
 
