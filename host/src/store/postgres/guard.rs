@@ -13,7 +13,13 @@
 //!   tables, `USAGE` on the schema), and no default privileges of its own;
 //! - nothing of its objects depends on a table, function or operator outside its schema:
 //!   no view over another schema (a read grant does not stretch into objects), no foreign
-//!   key into one, no default taking another's sequence;
+//!   key into one, no default taking another's sequence; nor on anything else of another
+//!   schema but the system's and extensions' (a column of another table's row type would
+//!   keep that table from changing);
+//! - an operator in its schema has an operand of the plugin's own types (operators are not
+//!   named with the namespace);
+//! - no expression converts a value to an object identifier type (`regclass`) when it runs,
+//!   which would look a name up then, recording no dependency;
 //! - a trigger runs a function of the plugin's own schema; every such function runs as the
 //!   plugin (`SECURITY DEFINER`, made so by the host) with `EXECUTE` for no one else;
 //! - an expression that runs with the rights of whoever uses the object (a view's query, a
