@@ -39,8 +39,12 @@ fn reads_without_columns_are_denied() {
         "CREATE TABLE attacker__n AS SELECT EXISTS (SELECT 1 FROM victim__data) AS n",
         "CREATE TABLE attacker__n AS SELECT (SELECT count(*) FROM victim__data, attacker__script) AS n",
         "CREATE TABLE attacker__n AS WITH c AS (SELECT 1) SELECT count(*) AS n FROM c, victim__data",
-        // A CTE named like the table, read without columns, is refused as the table would be.
+        // A CTE named like the table, read without columns, is refused as the table would be,
+        // and so is one named like a table of another namespace that does not exist: which
+        // names exist is not the plugin's to learn.
         "CREATE TABLE attacker__n AS WITH victim__data AS (SELECT 1) SELECT count(*) AS n FROM victim__data",
+        "CREATE TABLE attacker__n AS WITH victim__nope AS (SELECT 1) SELECT count(*) AS n FROM victim__nope",
+        "CREATE TABLE attacker__n AS WITH _wasmig_nope AS (SELECT 1) SELECT count(*) AS n FROM _wasmig_nope",
     ] {
         env.refused(
             "attacker",

@@ -48,6 +48,21 @@ impl ToSql for Param<'_> {
     }
 }
 
+/// Whether `name` is shaped like a name of a plugin's namespace (`x__y`), of the host's
+/// (`_wasmig_*`) or of SQLite's (`sqlite_*`): outside the running plugin's reach whether or
+/// not such an object exists, unless the scope may read it.
+fn foreign_shaped(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with("_wasmig_")
+        || lower.starts_with("sqlite_")
+        || lower.find("__").is_some_and(|i| {
+            i > 0
+                && lower[..i]
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        })
+}
+
 pub(super) fn bind(
     stmt: &mut rusqlite::CachedStatement<'_>,
     params: &[crate::store::ValueRef<'_>],
@@ -138,7 +153,11 @@ impl SqliteBackend {
         if names.is_empty() {
             return Ok(());
         }
-        let stored = names.into_iter().find(|name| self.stored(scope, name));
+        // A name shaped like another namespace's (or the host's, or SQLite's) is refused
+        // whether or not a table has it: a CTE of that name must not tell which do.
+        let stored = names.into_iter().find(|name| {
+            !scope.may_read(name) && (foreign_shaped(name) || self.stored(scope, name))
+        });
         match stored {
             None => Ok(()),
             Some(name) => {
@@ -254,16 +273,7 @@ impl SqliteBackend {
             if scope.may_read(&name) {
                 return None;
             }
-            let lower = name.to_ascii_lowercase();
-            let shaped = lower.starts_with("_wasmig_")
-                || lower.starts_with("sqlite_")
-                || lower.find("__").is_some_and(|i| {
-                    i > 0
-                        && lower[..i]
-                            .bytes()
-                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-                });
-            (shaped || self.stored(scope, &name)).then_some(name)
+            (foreign_shaped(&name) || self.stored(scope, &name)).then_some(name)
         })
     }
 
