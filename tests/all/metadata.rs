@@ -210,3 +210,31 @@ fn reindex_and_analyze_name_only_the_plugins_own_objects() {
         "CREATE TABLE attacker__t (x); CREATE INDEX attacker__i ON attacker__t (x); REINDEX attacker__i; REINDEX attacker__t",
     );
 }
+
+#[test]
+fn a_pragma_does_not_report_the_columns_of_a_view() {
+    // SQLite works a view's columns out with the authorizer switched off: a view of the
+    // plugin's over another namespace's table, made, read by PRAGMA and dropped in one step,
+    // would report that table's columns and their declared types.
+    let env = victim_with_rows();
+    for sql in [
+        "CREATE VIEW attacker__v AS SELECT * FROM victim__data; PRAGMA table_info(attacker__v); DROP VIEW attacker__v",
+        "CREATE VIEW attacker__v AS SELECT * FROM victim__data; PRAGMA main.table_xinfo('ATTACKER__V'); DROP VIEW attacker__v",
+    ] {
+        env.refused("attacker", "0.2.0", sql, "PRAGMA table_");
+    }
+    // A view of an earlier step is one too.
+    env.applies(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (a, b); CREATE VIEW attacker__w AS SELECT a FROM attacker__t",
+    );
+    env.refused(
+        "attacker",
+        "0.3.0",
+        "PRAGMA table_info(attacker__w)",
+        "PRAGMA table_info of a view",
+    );
+    // A table's are the plugin's to read.
+    env.applies("attacker", "0.3.0", "PRAGMA table_info(attacker__t)");
+}

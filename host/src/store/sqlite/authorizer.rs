@@ -268,6 +268,9 @@ pub(crate) struct SharedAuth {
     touched: AtomicBool,
     /// The plugin whose statements are being prepared; `None`: the host's own.
     scope: Mutex<Option<Arc<Scope>>>,
+    /// The running plugin's views (lowercase): those there when its step began, and every
+    /// name its statements created a view under since.
+    views: Mutex<std::collections::HashSet<String>>,
 }
 
 impl SharedAuth {
@@ -281,6 +284,13 @@ impl SharedAuth {
     pub(crate) fn set_scope(&self, scope: Option<Scope>) {
         *self.scope.lock().unwrap_or_else(|p| p.into_inner()) = scope.map(Arc::new);
         self.reset();
+    }
+
+    /// The running plugin's views when its step begins; emptied when it ends.
+    pub(crate) fn set_views(&self, views: impl IntoIterator<Item = String>) {
+        let mut known = self.views.lock().unwrap_or_else(|p| p.into_inner());
+        known.clear();
+        known.extend(views.into_iter().map(|v| v.to_ascii_lowercase()));
     }
 
     fn scope(&self) -> Option<Arc<Scope>> {
@@ -310,7 +320,8 @@ pub(crate) fn authorizer(
             return Authorization::Allow;
         };
         let mut st = state.lock();
-        match check(&scope, &mut st, &ctx) {
+        let mut views = state.views.lock().unwrap_or_else(|p| p.into_inner());
+        match check(&scope, &mut st, &mut views, &ctx) {
             Ok(verdict) => verdict,
             Err(reason) => {
                 st.denial.get_or_insert(reason);
@@ -323,6 +334,7 @@ pub(crate) fn authorizer(
 fn check(
     scope: &Scope,
     st: &mut AuthState,
+    views: &mut std::collections::HashSet<String>,
     ctx: &AuthContext<'_>,
 ) -> Result<Authorization, String> {
     if let AuthAction::Read {
@@ -339,7 +351,7 @@ fn check(
         // keep the statistics of the plugin's own tables up to date (below).
         return Ok(Authorization::Ignore);
     }
-    check_action(scope, st, ctx).map(|()| Authorization::Allow)
+    check_action(scope, st, views, ctx).map(|()| Authorization::Allow)
 }
 
 /// The tables ANALYZE fills; DROP TABLE and DROP INDEX delete their rows for what they drop.
@@ -349,7 +361,12 @@ fn is_stat_table(table: &str) -> bool {
         .any(|t| eq(t, table))
 }
 
-fn check_action(scope: &Scope, st: &mut AuthState, ctx: &AuthContext<'_>) -> Result<(), String> {
+fn check_action(
+    scope: &Scope,
+    st: &mut AuthState,
+    views: &mut std::collections::HashSet<String>,
+    ctx: &AuthContext<'_>,
+) -> Result<(), String> {
     // For ALTER TABLE the database is in the action; the fourth argument is the column that
     // DROP COLUMN or RENAME COLUMN names.
     let database = match ctx.action {
@@ -437,6 +454,7 @@ fn check_action(scope: &Scope, st: &mut AuthState, ctx: &AuthContext<'_>) -> Res
         }
         CreateView { view_name } | CreateTempView { view_name } => {
             st.ddl = Ddl::Create;
+            views.insert(view_name.to_ascii_lowercase());
             own("view", view_name)
         }
         DropView { view_name } | DropTempView { view_name } => {
@@ -539,6 +557,19 @@ fn check_action(scope: &Scope, st: &mut AuthState, ctx: &AuthContext<'_>) -> Res
         } => {
             let allowed = PRAGMA_ALLOW_LIST.iter().any(|a| eq(a, pragma_name));
             match pragma_value {
+                // SQLite works a view's columns out with the authorizer switched off: a view
+                // of the plugin's over another namespace's table would report that table's
+                // columns.
+                Some(object)
+                    if allowed
+                        && (eq(pragma_name, "table_info") || eq(pragma_name, "table_xinfo"))
+                        && views.contains(&unquote(object).to_ascii_lowercase()) =>
+                {
+                    Err(format!(
+                        "PRAGMA {pragma_name} of a view reports its columns without checking \
+                         what the view reads; select from the view instead"
+                    ))
+                }
                 Some(object) if allowed && scope.owns(unquote(object)) => Ok(()),
                 None if INTERNAL_PRAGMAS.iter().any(|p| eq(p, pragma_name)) => Ok(()),
                 _ => Err(format!(

@@ -354,6 +354,12 @@ impl SqliteBackend {
         self.conn
             .execute_batch("SAVEPOINT wasmig_step")
             .map_err(|e| self.error("cannot mark the step", e))?;
+        self.auth.set_views(
+            mark.owned
+                .iter()
+                .filter(|o| o.kind == "view")
+                .map(|o| o.name.clone()),
+        );
         Ok(mark)
     }
 

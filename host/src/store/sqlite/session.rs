@@ -457,6 +457,7 @@ impl SqliteBackend {
         self.temp_vfs.quota.limit(None);
         crate::sqlite_memory::bound(None);
         self.auth.set_scope(None);
+        self.auth.set_views(None);
         let e = |e| db_error(&self.path, "cannot restore the connection", e);
         self.conn
             .progress_handler(0, None::<fn() -> bool>)
