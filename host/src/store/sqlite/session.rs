@@ -21,6 +21,25 @@ pub(super) fn uniform_message(scope: &Scope, message: &str) -> String {
     {
         return scope.outside(kind, name);
     }
+    // SQLite checks every object of the schema when a table or column is renamed or
+    // dropped, and names the first that no longer compiles: one outside the namespace (an
+    // application's broken view) is not the plugin's to learn of by name.
+    if let Some(rest) = message.strip_prefix("error in ")
+        && let Some((kind, rest)) = rest.split_once(' ')
+        && ["table", "index", "trigger", "view"].contains(&kind)
+    {
+        let name = rest
+            .split([':', ' '])
+            .next()
+            .unwrap_or_default()
+            .trim_matches('"');
+        if !scope.owns(name) {
+            return format!(
+                "an object outside plugin {}'s namespace does not compile with this change",
+                scope.plugin
+            );
+        }
+    }
     if let Some(name) = message.strip_prefix("no such table: ") {
         let name = ["main.", "temp."]
             .iter()
@@ -614,5 +633,31 @@ impl SqliteBackend {
             Ok(Ok(()))
         })();
         result.map_err(|e| self.plugin_error(e, script))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_foreign_object_that_a_rename_breaks_is_not_named() {
+        let scope = Scope::new("attacker", &[]);
+        let told = uniform_message(
+            &scope,
+            "error in view app_secret_report: no such table: main.app_orders",
+        );
+        assert!(!told.contains("app_"), "{told}");
+        let told = uniform_message(
+            &scope,
+            "error in trigger app_copy after rename: no such column: password_hash",
+        );
+        assert!(
+            !told.contains("app_") && !told.contains("password"),
+            "{told}"
+        );
+        // The plugin's own objects are named.
+        let own = "error in view attacker__v: no such column: x";
+        assert_eq!(uniform_message(&scope, own), own);
     }
 }
