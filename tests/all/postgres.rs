@@ -1540,7 +1540,23 @@ fn a_plugins_objects_do_not_pin_another_schemas_types_nor_take_a_built_in_operat
             "CREATE FUNCTION attacker__eq(varchar, varchar) RETURNS boolean LANGUAGE sql
                IMMUTABLE AS 'SELECT $1::text OPERATOR(pg_catalog.=) $2::text';
              CREATE OPERATOR = (LEFTARG = varchar, RIGHTARG = varchar, FUNCTION = attacker__eq)",
-            "whose operands are not of the plugin's own types",
+            "an operand of which is not of the plugin's own types",
+        ),
+        // One operand the plugin's, the other the application's: with an implicit cast from
+        // varchar to the plugin's type, it took `varchar = varchar` over.
+        (
+            "CREATE TYPE attacker__e AS ENUM ('a');
+             CREATE FUNCTION attacker__f(varchar, attacker__e) RETURNS boolean LANGUAGE sql
+               IMMUTABLE AS 'SELECT true';
+             CREATE OPERATOR = (LEFTARG = varchar, RIGHTARG = attacker__e, FUNCTION = attacker__f)",
+            "an operand of which is not of the plugin's own types",
+        ),
+        (
+            "CREATE TYPE attacker__e AS ENUM ('a');
+             CREATE FUNCTION attacker__conv(varchar) RETURNS attacker__e LANGUAGE sql
+               IMMUTABLE AS 'SELECT ''a''::attacker.attacker__e';
+             CREATE CAST (varchar AS attacker__e) WITH FUNCTION attacker__conv(varchar) AS IMPLICIT",
+            "applies without being asked for",
         ),
         // Text made an object's name when the default runs: another schema's sequence.
         (

@@ -16,8 +16,9 @@
 //!   key into one, no default taking another's sequence; nor on anything else of another
 //!   schema but the system's and extensions' (a column of another table's row type would
 //!   keep that table from changing);
-//! - an operator in its schema has an operand of the plugin's own types (operators are not
-//!   named with the namespace);
+//! - an operator in its schema has only operands of the plugin's own types, and a cast of
+//!   its types applies only when asked for (operators are not named with the namespace, and
+//!   an implicit cast would let one apply to an application's values);
 //! - no expression converts a value to an object identifier type (`regclass`) when it runs,
 //!   which would look a name up then, recording no dependency;
 //! - a trigger runs a function of the plugin's own schema; every such function runs as the
@@ -346,18 +347,29 @@ SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' depend
         -- another schema's domain or enum pins it (its table can no longer change a column
         -- or be dropped). The system's own objects and an extension's are not pinned by it.
         OR ((SELECT i.schema FROM pg_catalog.pg_identify_object(d.refclassid, d.refobjid, 0) i)
-              NOT IN ($1, 'pg_catalog')
+              NOT IN ($1, 'pg_catalog', 'information_schema')
             AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
                              WHERE e.classid = d.refclassid AND e.objid = d.refobjid
                                AND e.deptype = 'e')))
 UNION ALL
 SELECT 'the step created ' || pg_catalog.pg_describe_object('pg_catalog.pg_operator'::pg_catalog.regclass, o.oid, 0)
-       || ', whose operands are not of the plugin''s own types; an operator is not named with '
-       || 'the namespace, and an application whose search path lists the schema would call it '
-       || 'in place of the built-in one'
+       || ', an operand of which is not of the plugin''s own types; an operator is not named '
+       || 'with the namespace, and an application whose search path lists the schema would '
+       || 'call it in place of the built-in one'
   FROM pg_catalog.pg_operator o
  WHERE o.oid IN (SELECT oid FROM opers)
-   AND NOT (o.oprleft IN (SELECT oid FROM types) OR o.oprright IN (SELECT oid FROM types))
+   AND ((o.oprleft <> 0 AND o.oprleft NOT IN (SELECT oid FROM types))
+        OR (o.oprright <> 0 AND o.oprright NOT IN (SELECT oid FROM types)))
+UNION ALL
+-- A cast applied without being asked for converts an application's values with the
+-- plugin's function wherever a query could use one of its types or operators. A cast needs
+-- the ownership of one of its types, so the plugin's casts are those of its types.
+SELECT 'the step created ' || pg_catalog.pg_describe_object('pg_catalog.pg_cast'::pg_catalog.regclass, c.oid, 0)
+       || ', which applies without being asked for (AS IMPLICIT or AS ASSIGNMENT); a plugin''s '
+       || 'casts are explicit'
+  FROM pg_catalog.pg_cast c
+ WHERE c.castcontext <> 'e'
+   AND (c.castsource IN (SELECT oid FROM types) OR c.casttarget IN (SELECT oid FROM types))
 UNION ALL
 SELECT pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid, 0)
        || ' runs ' || g.tgfoid::pg_catalog.regprocedure::text
