@@ -184,6 +184,12 @@ pub mod hooks {
     }
 }
 
+/// The bytes SQLite holds now, as the bound counts them (0 when the bound is not
+/// installed).
+pub(crate) fn held() -> i64 {
+    HELD.load(Ordering::Relaxed)
+}
+
 /// Makes every SQLite allocation fail from now on, or no longer.
 pub(crate) fn stop(stop: bool) {
     STOPPED.store(stop, Ordering::Relaxed);

@@ -166,15 +166,15 @@ attacks! {
         Fails("the step created index evil.accounts__idx, which is not named evil__*");
     trigger_on_another_plugins_table: "trigger-on-other" => "table \"accounts__user\" is outside",
         Fails("syntax error at or near \"BEGIN\"");
-    trigger_that_writes_another_plugins_table: "trigger-writes-other" => "trigger \"evil__trg\" would reach outside the plugin",
+    trigger_that_writes_another_plugins_table: "trigger-writes-other" => "trigger \"evil__trg\" does not compile as plugin evil's own object",
         Fails("syntax error at end of input");
     temp_trigger_on_another_plugins_table: "temp-trigger-on-other" => "table \"accounts__user\" is outside",
         Fails("syntax error at or near \"TRIGGER\"");
-    view_over_another_plugins_table: "view-over-other" => "view \"evil__v\" would reach outside the plugin",
+    view_over_another_plugins_table: "view-over-other" => "view \"evil__v\" does not compile as plugin evil's own object",
         Fails("relation \"accounts__user\" does not exist");
     virtual_table_in_another_namespace: "vtable-named-other" => "virtual table \"accounts__search\" is outside",
         Fails("syntax error at or near \"VIRTUAL\"");
-    temp_view_over_another_plugins_table: "temp-view-over-other" => "view \"evil__v\" would reach outside the plugin",
+    temp_view_over_another_plugins_table: "temp-view-over-other" => "view \"evil__v\" does not compile as plugin evil's own object",
         Fails("relation \"accounts__user\" does not exist");
     create_table_as_select_from_another: "create-as-select" => "table \"accounts__user\" is outside",
         Fails("relation \"accounts__user\" does not exist");

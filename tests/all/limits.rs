@@ -250,6 +250,6 @@ fn views_whose_compilation_needs_more_than_the_steps_sqlite_memory_are_refused()
         "attacker",
         "0.2.0",
         &script.join(";\n"),
-        "need more than the 64 MiB of SQLite's memory a step may use to compile",
+        "64 MiB of SQLite's memory a step may use",
     );
 }

@@ -105,7 +105,7 @@ fn table_functions_do_not_read_a_table_of_their_name() {
         "attacker",
         "0.2.0",
         "CREATE VIEW attacker__v AS SELECT * FROM json_each",
-        "reads json_each without arguments",
+        "view \"attacker__v\" does not compile",
     );
     // Without such a table, json_each works.
     let env = scripted();
@@ -221,7 +221,13 @@ fn a_pragma_does_not_report_the_columns_of_a_view() {
         "CREATE VIEW attacker__v AS SELECT * FROM victim__data; PRAGMA table_info(attacker__v); DROP VIEW attacker__v",
         "CREATE VIEW attacker__v AS SELECT * FROM victim__data; PRAGMA main.table_xinfo('ATTACKER__V'); DROP VIEW attacker__v",
     ] {
-        env.refused("attacker", "0.2.0", sql, "PRAGMA table_");
+        // Refused as the view is made, before the PRAGMA reads it.
+        env.refused(
+            "attacker",
+            "0.2.0",
+            sql,
+            "view \"attacker__v\" does not compile",
+        );
     }
     // A view of an earlier step is one too.
     env.applies(
@@ -237,4 +243,38 @@ fn a_pragma_does_not_report_the_columns_of_a_view() {
     );
     // A table's are the plugin's to read.
     env.applies("attacker", "0.3.0", "PRAGMA table_info(attacker__t)");
+}
+
+#[test]
+fn a_view_over_another_namespace_is_refused_before_anything_writes_to_it() {
+    // Writing to a view (an INSTEAD OF trigger takes the rows) makes SQLite work its columns
+    // out with the authorizer switched off: a view over another namespace's table, left in
+    // place until the step's end, told whether a column name or a column count was right.
+    let env = victim_with_rows();
+    for table in ["victim__data", "victim__nothere", "users"] {
+        let err = env.refused(
+            "attacker",
+            "0.2.0",
+            &format!(
+                "CREATE VIEW attacker__v AS SELECT * FROM {table};
+                 CREATE TRIGGER attacker__tr INSTEAD OF INSERT ON attacker__v BEGIN SELECT 1; END;
+                 INSERT INTO attacker__v (v) SELECT 1 WHERE 0"
+            ),
+            "view \"attacker__v\" does not compile as plugin attacker's own object",
+        );
+        assert!(
+            err.contains(&format!(
+                "table \"{table}\" is outside plugin attacker's namespace or does not exist"
+            )),
+            "{err}"
+        );
+    }
+    // A view over the plugin's own table, and one made before its table, are the plugin's.
+    env.applies(
+        "attacker",
+        "0.2.0",
+        "CREATE VIEW attacker__early AS SELECT x FROM attacker__t;
+         CREATE TABLE attacker__t (x, tags);
+         CREATE VIEW attacker__v AS SELECT json_each.value FROM attacker__t, json_each(attacker__t.tags)",
+    );
 }

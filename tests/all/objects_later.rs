@@ -143,13 +143,13 @@ fn a_read_grant_does_not_stretch_into_views_or_triggers() {
         "reader",
         "0.3.0",
         "CREATE VIEW reader__v AS SELECT v FROM victim__data",
-        "would reach outside the plugin",
+        "does not compile as plugin reader's own object",
     );
     env.refused(
         "reader",
         "0.3.0",
         "CREATE TABLE reader__t (x); CREATE TRIGGER reader__trg AFTER INSERT ON reader__t BEGIN INSERT INTO reader__copy SELECT v FROM victim__data; END",
-        "would reach outside the plugin",
+        "does not compile as plugin reader's own object",
     );
     env.applies("victim", "0.3.0", "ALTER TABLE victim__data RENAME TO victim__data2; ALTER TABLE victim__data2 RENAME TO victim__data");
     let rows: Vec<String> = env.column("SELECT v FROM victim__data");

@@ -40,6 +40,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The most a plugin's step may leave SQLite holding once it ends (its statements cached
+/// for the next step of its own, whose cache key differs, so they only age out): past it the
+/// statement cache is emptied, so that a plugin's steps cannot each leave tens of MiB.
+const RETAINED_AFTER_STEP: i64 = 8 << 20;
+
 /// The longest a plugin's statement text may be, in bytes.
 const PLUGIN_MAX_SQL_LENGTH: i32 = 1 << 20;
 /// Prepared statements kept per connection: the host's dozen, and room for a plugin's.
@@ -102,6 +107,8 @@ pub(crate) struct SqliteBackend {
     /// The bound on SQLite's memory of the step that ran last (its result cap), which the
     /// checks of what it left behind run under too.
     step_memory: Option<u64>,
+    /// What SQLite held when the plugin's turn began (see [`RETAINED_AFTER_STEP`]).
+    memory_at_enter: i64,
     /// The host's tables are known to exist (plugins cannot drop them).
     host_tables: bool,
     /// What the last schema scan found (see [`SchemaScan`]).
@@ -190,6 +197,7 @@ impl SqliteBackend {
             watchdog,
             step_deadline: None,
             step_memory: None,
+            memory_at_enter: 0,
             host_tables: false,
             scan_out: Default::default(),
             last_mark: None,

@@ -268,9 +268,21 @@ pub(crate) struct SharedAuth {
     touched: AtomicBool,
     /// The plugin whose statements are being prepared; `None`: the host's own.
     scope: Mutex<Option<Arc<Scope>>>,
-    /// The running plugin's views (lowercase): those there when its step began, and every
-    /// name its statements created a view under since.
-    views: Mutex<std::collections::HashSet<String>>,
+    /// The running plugin's views.
+    views: Mutex<Views>,
+    /// Its statements created a view since the host last looked (a load, not a lock, for
+    /// the usual answer).
+    views_created: AtomicBool,
+}
+
+/// The running plugin's views, as its statements make them.
+#[derive(Debug, Default)]
+pub(crate) struct Views {
+    /// Lowercase: those there when its step began, and every name its statements created a
+    /// view under since.
+    known: std::collections::HashSet<String>,
+    /// `(schema, name)` of the views its statements created since the host last looked.
+    created: Vec<(String, String)>,
 }
 
 impl SharedAuth {
@@ -288,9 +300,21 @@ impl SharedAuth {
 
     /// The running plugin's views when its step begins; emptied when it ends.
     pub(crate) fn set_views(&self, views: impl IntoIterator<Item = String>) {
-        let mut known = self.views.lock().unwrap_or_else(|p| p.into_inner());
-        known.clear();
-        known.extend(views.into_iter().map(|v| v.to_ascii_lowercase()));
+        let mut state = self.views.lock().unwrap_or_else(|p| p.into_inner());
+        state.known.clear();
+        state.created.clear();
+        state
+            .known
+            .extend(views.into_iter().map(|v| v.to_ascii_lowercase()));
+    }
+
+    /// `(schema, name)` of the views the plugin's statements created since the last call.
+    pub(crate) fn take_created_views(&self) -> Vec<(String, String)> {
+        if !self.views_created.swap(false, Ordering::Relaxed) {
+            return Vec::new();
+        }
+        let mut state = self.views.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::take(&mut state.created)
     }
 
     fn scope(&self) -> Option<Arc<Scope>> {
@@ -321,7 +345,11 @@ pub(crate) fn authorizer(
         };
         let mut st = state.lock();
         let mut views = state.views.lock().unwrap_or_else(|p| p.into_inner());
-        match check(&scope, &mut st, &mut views, &ctx) {
+        let verdict = check(&scope, &mut st, &mut views, &ctx);
+        if !views.created.is_empty() {
+            state.views_created.store(true, Ordering::Relaxed);
+        }
+        match verdict {
             Ok(verdict) => verdict,
             Err(reason) => {
                 st.denial.get_or_insert(reason);
@@ -334,7 +362,7 @@ pub(crate) fn authorizer(
 fn check(
     scope: &Scope,
     st: &mut AuthState,
-    views: &mut std::collections::HashSet<String>,
+    views: &mut Views,
     ctx: &AuthContext<'_>,
 ) -> Result<Authorization, String> {
     if let AuthAction::Read {
@@ -364,7 +392,7 @@ fn is_stat_table(table: &str) -> bool {
 fn check_action(
     scope: &Scope,
     st: &mut AuthState,
-    views: &mut std::collections::HashSet<String>,
+    views: &mut Views,
     ctx: &AuthContext<'_>,
 ) -> Result<(), String> {
     // For ALTER TABLE the database is in the action; the fourth argument is the column that
@@ -454,7 +482,14 @@ fn check_action(
         }
         CreateView { view_name } | CreateTempView { view_name } => {
             st.ddl = Ddl::Create;
-            views.insert(view_name.to_ascii_lowercase());
+            views.known.insert(view_name.to_ascii_lowercase());
+            let schema = match ctx.action {
+                CreateTempView { .. } => "temp",
+                _ => ctx.database_name.unwrap_or("main"),
+            };
+            views
+                .created
+                .push((schema.to_string(), view_name.to_string()));
             own("view", view_name)
         }
         DropView { view_name } | DropTempView { view_name } => {
@@ -563,7 +598,7 @@ fn check_action(
                 Some(object)
                     if allowed
                         && (eq(pragma_name, "table_info") || eq(pragma_name, "table_xinfo"))
-                        && views.contains(&unquote(object).to_ascii_lowercase()) =>
+                        && views.known.contains(&unquote(object).to_ascii_lowercase()) =>
                 {
                     Err(format!(
                         "PRAGMA {pragma_name} of a view reports its columns without checking \

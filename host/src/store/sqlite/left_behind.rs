@@ -118,21 +118,17 @@ impl SqliteBackend {
                 .prepare(probe)
                 .and_then(|_| self.check_reads(scope))
             {
-                verdict = Err(match self.take_denial() {
-                    Some(reason) => format!(
-                        "{} {:?} would reach outside the plugin: {reason}",
-                        object.kind, object.name
-                    ),
-                    None => format!(
-                        "{} {:?} does not compile as plugin {}'s own object with {settings} \
-                         connection settings: {}; a trigger or view may use only objects of \
-                         the plugin's namespace that exist",
-                        object.kind,
-                        object.name,
-                        scope.plugin,
-                        super::uniform_message(scope, &e.to_string())
-                    ),
-                });
+                // One wording whether the authorizer denied a name or SQLite found none: an
+                // object outside the namespace and a missing one read alike.
+                let reason = self
+                    .take_denial()
+                    .unwrap_or_else(|| super::uniform_message(scope, &e.to_string()));
+                verdict = Err(format!(
+                    "{} {:?} does not compile as plugin {}'s own object with {settings} \
+                     connection settings: {reason}; a trigger or view may use only objects of \
+                     the plugin's namespace that exist",
+                    object.kind, object.name, scope.plugin,
+                ));
                 break;
             }
         }

@@ -341,14 +341,70 @@ impl SqliteBackend {
         })
     }
 
+    /// Compiles the views the plugin's statements created since the last look, under its
+    /// scope, before its next statement is prepared; one that reads outside the plugin's
+    /// reach is dropped and that statement refused. SQLite works a view's columns out with
+    /// the authorizer switched off when a statement writes to the view (through an `INSTEAD
+    /// OF` trigger) or a pragma reads it: a view over another namespace's table, left in
+    /// place until the step's end, would tell that table's columns meanwhile. A name of the
+    /// plugin's own that does not exist yet is no reach outside: the view is checked again
+    /// when the step ends.
+    pub(super) fn check_new_views(&self, scope: &Scope) -> Result<(), SqlError> {
+        for (schema, name) in self.auth.take_created_views() {
+            let target = format!(
+                "\"{}\".\"{}\"",
+                schema.replace('"', "\"\""),
+                name.replace('"', "\"\"")
+            );
+            self.auth.reset();
+            let probe = format!("SELECT * FROM {target}");
+            let compiled = self
+                .conn
+                .prepare(&probe)
+                .map(|_| ())
+                .and_then(|()| self.check_reads(scope));
+            let Err(e) = compiled else { continue };
+            let forward = self.auth.lock().denial.is_none()
+                && e.to_string()
+                    .strip_prefix("no such table: ")
+                    .map(|n| n.trim_start_matches("main.").trim_start_matches("temp."))
+                    .is_some_and(|n| scope.owns(n));
+            if forward
+                || e.to_string()
+                    .contains(&format!("no such table: {schema}.{name}"))
+            {
+                continue;
+            }
+            let error = self.plugin_error(e, &probe);
+            self.auth.set_scope(None);
+            let dropped = self
+                .conn
+                .execute_batch(&format!("DROP VIEW IF EXISTS {target}"));
+            self.auth.set_scope(Some(scope.clone()));
+            dropped.map_err(|e| self.sqlite_error(e))?;
+            let (SqlError::AccessDenied(why)
+            | SqlError::Constraint(why)
+            | SqlError::Syntax(why)
+            | SqlError::Limit(why)
+            | SqlError::Other(why)) = error;
+            return Err(SqlError::AccessDenied(format!(
+                "view {name:?} does not compile as plugin {}'s own object: {why}; it was \
+                 dropped",
+                scope.plugin
+            )));
+        }
+        Ok(())
+    }
+
     /// Checks that a plugin step is running and the statement is not denied outright, and
     /// forgets what the authorizer saw of the previous statement.
     pub(super) fn plugin_guard(&mut self, statement: &str) -> Result<(), SqlError> {
-        if self.plugin.is_none() || !self.in_transaction {
+        let Some((scope, _)) = self.plugin.as_ref().filter(|_| self.in_transaction) else {
             return Err(SqlError::AccessDenied(
                 "SQL is only available while a migration step runs".to_string(),
             ));
-        }
+        };
+        self.check_new_views(scope)?;
         // A loop runs one statement many times: checked once.
         if statement != self.last_allowed {
             let keyword = first_keyword(statement);
@@ -455,6 +511,7 @@ impl SqliteBackend {
         self.auth.set_scope(Some(scope.clone()));
         self.step_deadline = Some(limits.deadline);
         self.step_memory = Some(limits.max_result_bytes as u64);
+        self.memory_at_enter = crate::sqlite_memory::held();
         self.plugin = Some((scope, limits));
         Ok(())
     }
@@ -477,6 +534,9 @@ impl SqliteBackend {
         crate::sqlite_memory::bound(None);
         self.auth.set_scope(None);
         self.auth.set_views(None);
+        if crate::sqlite_memory::held() - self.memory_at_enter > super::RETAINED_AFTER_STEP {
+            self.conn.flush_prepared_statement_cache();
+        }
         let e = |e| db_error(&self.path, "cannot restore the connection", e);
         self.conn
             .progress_handler(0, None::<fn() -> bool>)
@@ -611,6 +671,11 @@ impl SqliteBackend {
         let result = (|| {
             let mut batch = rusqlite::Batch::new(&self.conn, script);
             loop {
+                if let Some((scope, _)) = &self.plugin
+                    && let Err(e) = self.check_new_views(scope)
+                {
+                    return Ok(Err(e));
+                }
                 self.reset_auth();
                 let Some(mut stmt) = batch.next()? else { break };
                 if let Some((scope, _)) = &self.plugin {

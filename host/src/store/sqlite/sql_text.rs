@@ -178,8 +178,8 @@ pub(crate) fn statements(t: &[Token]) -> Vec<&[Token]> {
         let statement = &t[start..i];
         if !in_body
             && token.is_word("begin")
-            && statement.first().is_some_and(|w| w.is_word("create"))
-            && statement.iter().any(|w| w.is_word("trigger"))
+            && (1..=2)
+                .any(|n| statement.len() > n && creates_trigger(&statement[..n], &statement[n]))
         {
             in_body = true;
         } else if in_body
@@ -229,14 +229,10 @@ pub(crate) fn find_in_statements<R>(
             (last_was_end, trigger) = (false, false);
             continue;
         }
-        if !in_body
-            && token.is_word("begin")
-            && trigger
-            && current.first().is_some_and(|w| w.is_word("create"))
-        {
+        if !in_body && token.is_word("begin") && trigger {
             in_body = true;
         }
-        trigger |= token.is_word("trigger");
+        trigger |= creates_trigger(&current, &token);
         last_was_end = is_end;
         if current.len() < KEPT_TOKENS {
             current.push(token);
@@ -247,6 +243,20 @@ pub(crate) fn find_in_statements<R>(
     } else {
         f(&current)
     }
+}
+
+/// Whether `token`, following `before` (a statement's first tokens), makes the statement
+/// read as `CREATE [TEMP | TEMPORARY] TRIGGER`: only then does a `BEGIN` open a body (a
+/// column may be named `trigger` or `begin`).
+fn creates_trigger(before: &[Token], token: &Token) -> bool {
+    token.is_word("trigger")
+        && match before {
+            [create] => create.is_word("create"),
+            [create, temp] => {
+                create.is_word("create") && (temp.is_word("temp") || temp.is_word("temporary"))
+            }
+            _ => false,
+        }
 }
 
 /// Reads `[schema .] name` at `i`.
@@ -314,20 +324,32 @@ pub(crate) fn named_objects(t: &[Token]) -> Vec<(&'static str, String)> {
 /// arguments: a trigger or view reading it so reads a table of that name once one exists.
 pub(crate) fn bare_table_function(sql: &str) -> Option<String> {
     let mut tokens = Tokens::new(sql).peekable();
+    // The two tokens before this one: a name after `x.` is a column of `x`, but for a
+    // schema's (`main.json_each`).
+    let (mut before, mut last) = (None::<Token>, None::<Token>);
     while let Some(token) = tokens.next() {
-        let Some(name) = (match &token {
-            Token::Word(w) | Token::Quoted(w) => Some(w),
+        let name = match &token {
+            Token::Word(w) | Token::Quoted(w) => Some(w.clone()),
             _ => None,
-        }) else {
-            continue;
         };
-        if ["json_each", "json_tree"]
-            .iter()
-            .any(|f| f.eq_ignore_ascii_case(name))
-            && tokens.peek() != Some(&Token::Punct('('))
+        if let Some(name) = name
+            && ["json_each", "json_tree"]
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(&name))
         {
-            return Some(name.clone());
+            let next = tokens.peek();
+            let called = next == Some(&Token::Punct('('));
+            // `json_each.value`: the table function's column, named by the function.
+            let qualifier = next == Some(&Token::Punct('.'));
+            let column = last == Some(Token::Punct('.'))
+                && !before
+                    .as_ref()
+                    .is_some_and(|b| b.is_word("main") || b.is_word("temp"));
+            if !called && !qualifier && !column {
+                return Some(name);
+            }
         }
+        before = last.replace(token);
     }
     None
 }
@@ -471,6 +493,9 @@ mod tests {
              VALUES (1); DELETE FROM c; END; CREATE VIEW v AS SELECT 1",
             ";; SELECT 1 ;",
             "CREATE TRIGGER t AFTER INSERT ON a BEGIN SELECT 1; END",
+            "CREATE TEMP TRIGGER t AFTER INSERT ON a BEGIN SELECT 1; END; DROP TABLE x",
+            // Columns named `trigger` and `begin` open no body.
+            "CREATE TABLE a (trigger INT, begin INT); DROP TABLE IF EXISTS other__t",
             "",
         ];
         for script in scripts {
@@ -483,6 +508,15 @@ mod tests {
             });
             assert_eq!(streamed, whole, "{script}");
         }
+        let mut count = 0;
+        find_in_statements(
+            "CREATE TABLE a (trigger INT, begin INT); DROP TABLE IF EXISTS other__t",
+            |_| {
+                count += 1;
+                None::<()>
+            },
+        );
+        assert_eq!(count, 2);
         // A statement of a million commas is kept to its first tokens.
         let long = format!("SELECT 1{}; DROP TABLE x", ",".repeat(1_000_000));
         let mut lens = Vec::new();
@@ -505,6 +539,14 @@ mod tests {
         let called = "CREATE VIEW v AS SELECT j.value FROM a, json_each(a.tags) j";
         assert_eq!(bare_table_function(called), None);
         assert_eq!(bare_table_function("SELECT 'json_each'"), None);
+        // Its columns named after it, and another table's column of that name.
+        let qualified = "CREATE VIEW v AS SELECT json_each.value FROM a, json_each(a.tags)";
+        assert_eq!(bare_table_function(qualified), None);
+        assert_eq!(bare_table_function("SELECT x.json_each FROM x"), None);
+        assert_eq!(
+            bare_table_function("CREATE VIEW v AS SELECT * FROM main.json_each").as_deref(),
+            Some("json_each")
+        );
     }
 
     #[test]
