@@ -269,6 +269,34 @@ fn a_view_over_another_namespace_is_refused_before_anything_writes_to_it() {
             "{err}"
         );
     }
+    // Nor does what SQLite says of a table it found (a column it lacks) tell that it exists.
+    let found = env.refused(
+        "attacker",
+        "0.2.0",
+        "CREATE VIEW attacker__v AS SELECT nosuch FROM victim__data; SELECT 1",
+        "view \"attacker__v\" does not compile",
+    );
+    let missing = env.refused(
+        "attacker",
+        "0.2.0",
+        "CREATE VIEW attacker__v AS SELECT nosuch FROM victim__gone; SELECT 1",
+        "view \"attacker__v\" does not compile",
+    );
+    assert_eq!(found.replace("victim__data", "victim__gone"), missing);
+    // The same when the step's last statement makes the view, checked as the step ends.
+    let found = env.refused(
+        "attacker",
+        "0.2.0",
+        "-- query\nCREATE VIEW attacker__v AS SELECT nosuch FROM users",
+        "",
+    );
+    let missing = env.refused(
+        "attacker",
+        "0.2.0",
+        "-- query\nCREATE VIEW attacker__v AS SELECT nosuch FROM nobody",
+        "",
+    );
+    assert_eq!(found.replace("users", "nobody"), missing);
     // A view over the plugin's own table, and one made before its table, are the plugin's.
     env.applies(
         "attacker",

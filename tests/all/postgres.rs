@@ -1551,6 +1551,16 @@ fn a_plugins_objects_do_not_pin_another_schemas_types_nor_take_a_built_in_operat
              CREATE OPERATOR = (LEFTARG = varchar, RIGHTARG = attacker__e, FUNCTION = attacker__f)",
             "an operand of which is not of the plugin's own types",
         ),
+        // Domains over built-in types: `roles @> '{42}'` on the application's int4[] took
+        // the plugin's operator (an untyped literal goes to the text side).
+        (
+            "CREATE DOMAIN attacker__ia AS int4[]; CREATE DOMAIN attacker__t AS text;
+             CREATE FUNCTION attacker__f(attacker__ia, attacker__t) RETURNS boolean
+               LANGUAGE sql IMMUTABLE AS 'SELECT true';
+             CREATE OPERATOR @> (LEFTARG = attacker__ia, RIGHTARG = attacker__t,
+               FUNCTION = attacker__f)",
+            "an operand of which is not of the plugin's own types",
+        ),
         (
             "CREATE TYPE attacker__e AS ENUM ('a');
              CREATE FUNCTION attacker__conv(varchar) RETURNS attacker__e LANGUAGE sql
@@ -1599,4 +1609,36 @@ fn an_error_code_the_plugin_raises_is_not_taken_for_the_servers() {
         .filter(|l| l.starts_with("attacker|0.2.0|up|"))
         .count();
     assert_eq!(attempts, 1, "{:?}", pg.ledger());
+}
+
+#[test]
+fn wasmig_test_reads_a_plugins_rows_without_its_casts() {
+    // `t::text` of a row takes a cast the plugin made from its table's row type to text, and
+    // would run the plugin's function in wasmig's own session.
+    let pg = scripted();
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__seen (who text);
+         CREATE TABLE attacker__a (x int); INSERT INTO attacker__a VALUES (1);
+         CREATE FUNCTION attacker__c(attacker__a) RETURNS text LANGUAGE plpgsql AS $f$
+         BEGIN
+           INSERT INTO attacker.attacker__seen VALUES (session_user::text);
+           RETURN 'chosen by the plugin';
+         END $f$;
+         CREATE CAST (attacker__a AS text) WITH FUNCTION attacker__c(attacker__a)",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    pg.env.ok(&["uninstall", "attacker"]);
+    let plugin = pg.env.plugins.join("attacker.wasm");
+    let out = pg.env.run(&["test", plugin.to_str().unwrap()]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!text.contains("chosen by the plugin"), "{text}");
+    assert_eq!(
+        pg.rows("SELECT count(*) FROM attacker.attacker__seen"),
+        ["0"],
+        "the plugin's cast ran while the host read its rows:\n{text}"
+    );
 }

@@ -636,31 +636,26 @@ impl PgBackend {
     ) -> Result<Vec<String>> {
         let mut lines = Vec::new();
         for table in tables.iter().map(|r| Self::text(&r[0])) {
-            // A row as PostgreSQL writes a row value: `(1,alice,)`.
+            // A row as PostgreSQL writes a row value, `(1,alice,)`, by the types' output
+            // functions in the simple protocol's text: `t::text` would take a cast the plugin
+            // made from its table's row type, and run its function in this session.
             let sql = format!(
-                "SELECT t::text FROM {}.{} t LIMIT {}",
+                "SELECT t FROM {}.{} t LIMIT {}",
                 ident(schema),
                 ident(&table),
                 super::MAX_DESCRIBED_ROWS + 1 - lines.len()
             );
-            let rows = self
-                .host
-                .run_host(&sql, Vec::new())
-                .map_err(|e| {
-                    self.error(
-                        &format!(
-                            "cannot describe plugin {plugin}'s rows (wasmig reads them without \
+            let rows = self.host.text_rows(&sql).map_err(|e| {
+                self.error(
+                    &format!(
+                        "cannot describe plugin {plugin}'s rows (wasmig reads them without \
                              their row security policies, which it does not run with its own \
                              rights)"
-                        ),
-                        e,
-                    )
-                })?
-                .rows;
-            lines.extend(
-                rows.iter()
-                    .map(|r| format!("row {table} {}", Self::text(&r[0]))),
-            );
+                    ),
+                    e,
+                )
+            })?;
+            lines.extend(rows.iter().map(|r| format!("row {table} {r}")));
             if lines.len() > super::MAX_DESCRIBED_ROWS {
                 return Err(Error::Database {
                     path: self.label.clone(),

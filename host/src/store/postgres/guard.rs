@@ -353,13 +353,22 @@ SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' depend
                                AND e.deptype = 'e')))
 UNION ALL
 SELECT 'the step created ' || pg_catalog.pg_describe_object('pg_catalog.pg_operator'::pg_catalog.regclass, o.oid, 0)
-       || ', an operand of which is not of the plugin''s own types; an operator is not named '
+       || ', an operand of which is not of the plugin''s own types (a domain over another '
+       || 'type is that type); an operator is not named '
        || 'with the namespace, and an application whose search path lists the schema would '
        || 'call it in place of the built-in one'
   FROM pg_catalog.pg_operator o
  WHERE o.oid IN (SELECT oid FROM opers)
-   AND ((o.oprleft <> 0 AND o.oprleft NOT IN (SELECT oid FROM types))
-        OR (o.oprright <> 0 AND o.oprright NOT IN (SELECT oid FROM types)))
+   AND EXISTS (
+       SELECT 1 FROM (VALUES (o.oprleft), (o.oprright)) AS x(t)
+        WHERE x.t <> 0
+          AND (x.t NOT IN (SELECT oid FROM types)
+               -- A domain takes its base type's values: over a built-in array, range or
+               -- text, the plugin's operator would win the application's comparisons with
+               -- an untyped literal.
+               OR EXISTS (SELECT 1 FROM pg_catalog.pg_type d
+                           WHERE d.oid = x.t AND d.typtype = 'd'
+                             AND d.typbasetype NOT IN (SELECT oid FROM types))))
 UNION ALL
 -- A cast applied without being asked for converts an application's values with the
 -- plugin's function wherever a query could use one of its types or operators. A cast needs

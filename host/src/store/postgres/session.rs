@@ -737,6 +737,25 @@ impl Session {
     }
 
     /// Runs statements of the host's own, without parameters, in one round trip.
+    /// The first column of each row of `sql`, as the server writes it in text: by the output
+    /// functions of the values' types (the simple protocol), never by a cast.
+    pub(super) fn text_rows(&self, sql: &str) -> Result<Vec<String>, CallError> {
+        let client = self.client.clone();
+        let sql = sql.to_string();
+        self.wait(None, async move {
+            let messages = client.simple_query(&sql).await?;
+            Ok(messages
+                .into_iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(row) => {
+                        Some(row.get(0).unwrap_or_default().to_string())
+                    }
+                    _ => None,
+                })
+                .collect())
+        })
+    }
+
     pub(super) fn batch(&self, sql: &str, deadline: Option<Instant>) -> Result<(), CallError> {
         let client = self.client.clone();
         let sql = sql.to_string();

@@ -118,11 +118,19 @@ impl SqliteBackend {
                 .prepare(probe)
                 .and_then(|_| self.check_reads(scope))
             {
-                // One wording whether the authorizer denied a name or SQLite found none: an
-                // object outside the namespace and a missing one read alike.
-                let reason = self
-                    .take_denial()
-                    .unwrap_or_else(|| super::uniform_message(scope, &e.to_string()));
+                // One wording whether the authorizer denied a name or SQLite found none, and
+                // whatever SQLite said of a table it found (`no such column`): an object
+                // outside the namespace and a missing one read alike.
+                let denial = self.take_denial();
+                let outside = object
+                    .sql
+                    .as_deref()
+                    .and_then(|sql| self.foreign_name(scope, sql));
+                let reason = match (outside, denial) {
+                    (Some(name), _) => scope.outside("table", &name),
+                    (None, Some(denial)) => denial,
+                    (None, None) => super::uniform_message(scope, &e.to_string()),
+                };
                 verdict = Err(format!(
                     "{} {:?} does not compile as plugin {}'s own object with {settings} \
                      connection settings: {reason}; a trigger or view may use only objects of \

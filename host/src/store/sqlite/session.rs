@@ -375,7 +375,28 @@ impl SqliteBackend {
             {
                 continue;
             }
-            let error = self.plugin_error(e, &probe);
+            self.auth.set_scope(None);
+            let sql: Option<String> = self
+                .conn
+                .query_row(
+                    &format!(
+                        "SELECT sql FROM \"{}\".sqlite_schema WHERE type = 'view' AND name = ?1",
+                        schema.replace('"', "\"\"")
+                    ),
+                    [&name],
+                    |r| r.get(0),
+                )
+                .ok();
+            self.auth.set_scope(Some(scope.clone()));
+            // Whatever SQLite said of a table it found (`no such column`), a view naming
+            // anything outside reads as one naming a missing table.
+            let error = match sql.and_then(|sql| self.foreign_name(scope, &sql)) {
+                Some(outside) => {
+                    self.auth.reset();
+                    SqlError::AccessDenied(scope.outside("table", &outside))
+                }
+                None => self.plugin_error(e, &probe),
+            };
             self.auth.set_scope(None);
             let dropped = self
                 .conn

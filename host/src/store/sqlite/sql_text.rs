@@ -277,6 +277,16 @@ fn object_name(t: &[Token], i: usize) -> Option<String> {
 /// exists or not.
 pub(crate) fn named_objects(t: &[Token]) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
+    // `EXPLAIN` and `EXPLAIN QUERY PLAN` compile the statement after them as it is.
+    let t = match t {
+        [explain, query, plan, rest @ ..]
+            if explain.is_word("explain") && query.is_word("query") && plan.is_word("plan") =>
+        {
+            rest
+        }
+        [explain, rest @ ..] if explain.is_word("explain") => rest,
+        _ => t,
+    };
     let Some(first) = t.first() else {
         return out;
     };
@@ -449,6 +459,14 @@ mod tests {
                 &[("table", "Accounts__User")],
             ),
             ("drop index x__i", &[("index", "x__i")]),
+            (
+                "EXPLAIN DROP TABLE IF EXISTS victim__t",
+                &[("table", "victim__t")],
+            ),
+            (
+                "explain query plan drop table if exists users",
+                &[("table", "users")],
+            ),
             (
                 "CREATE UNIQUE INDEX IF NOT EXISTS [accounts__i] ON evil__t (x)",
                 &[("index", "accounts__i"), ("table", "evil__t")],
