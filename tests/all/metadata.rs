@@ -297,6 +297,29 @@ fn a_view_over_another_namespace_is_refused_before_anything_writes_to_it() {
         "",
     );
     assert_eq!(found.replace("users", "nobody"), missing);
+    // A view that names a table of the plugin's not made yet, and another namespace's, is
+    // compiled again once that table is made, before anything writes to the view.
+    let script = |other: &str| {
+        format!(
+            "CREATE VIEW attacker__v AS SELECT * FROM attacker__later, {other};
+             CREATE TABLE attacker__later (z);
+             CREATE TRIGGER attacker__tr INSTEAD OF INSERT ON attacker__v BEGIN SELECT 1; END;
+             INSERT INTO attacker__v (v) VALUES (1)"
+        )
+    };
+    let found = env.refused(
+        "attacker",
+        "0.2.0",
+        &script("victim__data"),
+        "view \"attacker__v\" does not compile",
+    );
+    let missing = env.refused(
+        "attacker",
+        "0.2.0",
+        &script("victim__gone"),
+        "view \"attacker__v\" does not compile",
+    );
+    assert_eq!(found.replace("victim__data", "victim__gone"), missing);
     // A view over the plugin's own table, and one made before its table, are the plugin's.
     env.applies(
         "attacker",

@@ -1568,6 +1568,16 @@ fn a_plugins_objects_do_not_pin_another_schemas_types_nor_take_a_built_in_operat
              CREATE CAST (varchar AS attacker__e) WITH FUNCTION attacker__conv(varchar) AS IMPLICIT",
             "applies without being asked for",
         ),
+        // Named like the system's (or another plugin's): found in its place through a
+        // search path.
+        (
+            "CREATE COLLATION \"C\" (locale = 'C')",
+            "which is not named attacker__*",
+        ),
+        (
+            "CREATE TEXT SEARCH CONFIGURATION english (COPY = pg_catalog.simple)",
+            "which is not named attacker__*",
+        ),
         // Text made an object's name when the default runs: another schema's sequence.
         (
             "CREATE TABLE attacker__t (id bigint DEFAULT nextval('public.app_seq'::bpchar::regclass))",

@@ -45,6 +45,11 @@ use std::time::{Duration, Instant};
 /// statement cache is emptied, so that a plugin's steps cannot each leave tens of MiB.
 const RETAINED_AFTER_STEP: i64 = 8 << 20;
 
+/// Views of the running step, `(schema, name)`, that named a table of the plugin's not made
+/// yet, with the schema versions they were compiled at: compiled again once the schema
+/// changes (see `SqliteBackend::check_new_views`).
+type PendingViews = (Vec<(String, String)>, Option<[i64; 2]>);
+
 /// The longest a plugin's statement text may be, in bytes.
 const PLUGIN_MAX_SQL_LENGTH: i32 = 1 << 20;
 /// Prepared statements kept per connection: the host's dozen, and room for a plugin's.
@@ -109,6 +114,8 @@ pub(crate) struct SqliteBackend {
     step_memory: Option<u64>,
     /// What SQLite held when the plugin's turn began (see [`RETAINED_AFTER_STEP`]).
     memory_at_enter: i64,
+    /// Views of the running step that named a table of the plugin's not made yet.
+    pending_views: std::cell::RefCell<PendingViews>,
     /// The host's tables are known to exist (plugins cannot drop them).
     host_tables: bool,
     /// What the last schema scan found (see [`SchemaScan`]).
@@ -198,6 +205,7 @@ impl SqliteBackend {
             step_deadline: None,
             step_memory: None,
             memory_at_enter: 0,
+            pending_views: Default::default(),
             host_tables: false,
             scan_out: Default::default(),
             last_mark: None,

@@ -34,7 +34,8 @@
 //!   code);
 //! - its role grants no role and is a member of none (up to PostgreSQL 15 a role may grant
 //!   itself to another, which would let that plugin's session become it);
-//! - its tables, indexes, views, sequences, functions and types are named with its namespace
+//! - its tables, indexes, views, sequences, functions, types, collations, text search
+//!   configurations and dictionaries, conversions and statistics are named with its namespace
 //!   (`evil__*`), as on SQLite: an application that finds plugins' tables through a search
 //!   path listing their schemas never finds one plugin's object under another's name.
 //!
@@ -282,6 +283,22 @@ SELECT 'the step created ' || pg_catalog.pg_describe_object('pg_catalog.pg_type'
   FROM types t
  WHERE t.relid = 0
    AND pg_catalog.left(pg_catalog.ltrim(t.typname::text, '_'), pg_catalog.length($1) + 2) <> $1 || '__'
+UNION ALL
+-- The other kinds of object a schema holds that an application finds through its search
+-- path (small catalogs, read by their namespace).
+SELECT 'the step created ' || pg_catalog.pg_describe_object(x.classid, x.oid, 0)
+       || ', which is not named ' || $1 || '__*'
+  FROM (SELECT 'pg_catalog.pg_collation'::pg_catalog.regclass AS classid, c.oid, c.collname AS name
+          FROM pg_catalog.pg_collation c WHERE c.collnamespace = (SELECT oid FROM s)
+        UNION ALL SELECT 'pg_catalog.pg_ts_config'::pg_catalog.regclass, t.oid, t.cfgname
+          FROM pg_catalog.pg_ts_config t WHERE t.cfgnamespace = (SELECT oid FROM s)
+        UNION ALL SELECT 'pg_catalog.pg_ts_dict'::pg_catalog.regclass, d.oid, d.dictname
+          FROM pg_catalog.pg_ts_dict d WHERE d.dictnamespace = (SELECT oid FROM s)
+        UNION ALL SELECT 'pg_catalog.pg_conversion'::pg_catalog.regclass, v.oid, v.conname
+          FROM pg_catalog.pg_conversion v WHERE v.connamespace = (SELECT oid FROM s)
+        UNION ALL SELECT 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass, e.oid, e.stxname
+          FROM pg_catalog.pg_statistic_ext e WHERE e.stxnamespace = (SELECT oid FROM s)) x
+ WHERE pg_catalog.left(x.name::text, pg_catalog.length($1) + 2) <> $1 || '__'
 UNION ALL
 SELECT 'the step granted ' || a.privilege_type || ' on ' || c.oid::pg_catalog.regclass::text || ' to '
        || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END

@@ -350,7 +350,39 @@ impl SqliteBackend {
     /// plugin's own that does not exist yet is no reach outside: the view is checked again
     /// when the step ends.
     pub(super) fn check_new_views(&self, scope: &Scope) -> Result<(), SqlError> {
-        for (schema, name) in self.auth.take_created_views() {
+        let mut views = self.auth.take_created_views();
+        let waiting = !self.pending_views.borrow().0.is_empty();
+        if views.is_empty() && !waiting {
+            return Ok(());
+        }
+        // A view that named a table of the plugin's not made yet is compiled again once the
+        // schema has changed (that table may be there now, and the view read outside).
+        self.auth.set_scope(None);
+        let versions = self.schema_versions().ok();
+        self.auth.set_scope(Some(scope.clone()));
+        let mut still = Vec::new();
+        {
+            let mut pending = self.pending_views.borrow_mut();
+            if pending.1 != versions {
+                views.append(&mut pending.0);
+            } else {
+                still.append(&mut pending.0);
+            }
+        }
+        let result = self.compile_new_views(scope, views, &mut still);
+        *self.pending_views.borrow_mut() = (still, versions);
+        result
+    }
+
+    /// Compiles `views` for [`SqliteBackend::check_new_views`]; those that name a table of
+    /// the plugin's not made yet go to `waiting`.
+    fn compile_new_views(
+        &self,
+        scope: &Scope,
+        views: Vec<(String, String)>,
+        waiting: &mut Vec<(String, String)>,
+    ) -> Result<(), SqlError> {
+        for (schema, name) in views {
             let target = format!(
                 "\"{}\".\"{}\"",
                 schema.replace('"', "\"\""),
@@ -369,10 +401,15 @@ impl SqliteBackend {
                     .strip_prefix("no such table: ")
                     .map(|n| n.trim_start_matches("main.").trim_start_matches("temp."))
                     .is_some_and(|n| scope.owns(n));
-            if forward
-                || e.to_string()
-                    .contains(&format!("no such table: {schema}.{name}"))
+            if e.to_string()
+                .contains(&format!("no such table: {schema}.{name}"))
             {
+                continue;
+            }
+            if forward {
+                if !waiting.contains(&(schema.clone(), name.clone())) {
+                    waiting.push((schema, name));
+                }
                 continue;
             }
             self.auth.set_scope(None);
@@ -533,6 +570,7 @@ impl SqliteBackend {
         self.step_deadline = Some(limits.deadline);
         self.step_memory = Some(limits.max_result_bytes as u64);
         self.memory_at_enter = crate::sqlite_memory::held();
+        *self.pending_views.borrow_mut() = Default::default();
         self.plugin = Some((scope, limits));
         Ok(())
     }
