@@ -347,8 +347,8 @@ impl SqliteBackend {
     /// the authorizer switched off when a statement writes to the view (through an `INSTEAD
     /// OF` trigger) or a pragma reads it: a view over another namespace's table, left in
     /// place until the step's end, would tell that table's columns meanwhile. A name of the
-    /// plugin's own that does not exist yet is no reach outside: the view is checked again
-    /// when the step ends.
+    /// plugin's own that does not exist yet is no reach outside: such a view is compiled
+    /// again after each change of the schema, and when the step ends.
     pub(super) fn check_new_views(&self, scope: &Scope) -> Result<(), SqlError> {
         let mut views = self.auth.take_created_views();
         let waiting = !self.pending_views.borrow().0.is_empty();
@@ -382,7 +382,8 @@ impl SqliteBackend {
         views: Vec<(String, String)>,
         waiting: &mut Vec<(String, String)>,
     ) -> Result<(), SqlError> {
-        for (schema, name) in views {
+        let mut views = views.into_iter();
+        while let Some((schema, name)) = views.next() {
             let target = format!(
                 "\"{}\".\"{}\"",
                 schema.replace('"', "\"\""),
@@ -439,6 +440,9 @@ impl SqliteBackend {
                 .conn
                 .execute_batch(&format!("DROP VIEW IF EXISTS {target}"));
             self.auth.set_scope(Some(scope.clone()));
+            // The views not compiled yet are compiled before the statement after this one
+            // (dropping this view changed the schema).
+            waiting.extend(views);
             dropped.map_err(|e| self.sqlite_error(e))?;
             let (SqlError::AccessDenied(why)
             | SqlError::Constraint(why)
