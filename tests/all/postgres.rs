@@ -1578,6 +1578,30 @@ fn a_plugins_objects_do_not_pin_another_schemas_types_nor_take_a_built_in_operat
             "CREATE TEXT SEARCH CONFIGURATION english (COPY = pg_catalog.simple)",
             "which is not named attacker__*",
         ),
+        // One domain deeper, and an array of a domain over a built-in type: the values are
+        // still the built-in type's.
+        (
+            "CREATE DOMAIN attacker__ia0 AS int4[]; CREATE DOMAIN attacker__ia AS attacker__ia0;
+             CREATE DOMAIN attacker__tx0 AS text; CREATE DOMAIN attacker__tx AS attacker__tx0;
+             CREATE FUNCTION attacker__k(attacker__ia, attacker__tx) RETURNS boolean
+               LANGUAGE sql IMMUTABLE AS 'SELECT true';
+             CREATE OPERATOR <@ (LEFTARG = attacker__ia, RIGHTARG = attacker__tx,
+               FUNCTION = attacker__k)",
+            "an operand of which is not of the plugin's own types",
+        ),
+        (
+            "CREATE DOMAIN attacker__i AS int4;
+             CREATE FUNCTION attacker__g(attacker__i[], attacker__i[]) RETURNS boolean
+               LANGUAGE sql IMMUTABLE AS 'SELECT true';
+             CREATE OPERATOR && (LEFTARG = attacker__i[], RIGHTARG = attacker__i[],
+               FUNCTION = attacker__g)",
+            "an operand of which is not of the plugin's own types",
+        ),
+        (
+            "CREATE VIEW attacker__v AS
+               SELECT nextval((('{public.app_seq}'::bpchar)::regclass[])[1]) AS n",
+            "looks an object up by name",
+        ),
         // Text made an object's name when the default runs: another schema's sequence.
         (
             "CREATE TABLE attacker__t (id bigint DEFAULT nextval('public.app_seq'::bpchar::regclass))",

@@ -171,7 +171,7 @@ const NEUTRALISE: &str = "
 /// role's settings as the host set them (`text[]`, `name=value`); the schema's objects in
 /// the variables [`OBJECTS`] fills.
 const FINDINGS: &str = r#"
-WITH me AS (
+WITH RECURSIVE me AS (
     SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user
 ), s AS (
     SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1
@@ -192,6 +192,17 @@ WITH me AS (
 ), opers AS MATERIALIZED (
     SELECT o.oid, o.oprcode, o.oprrest, o.oprjoin FROM pg_catalog.pg_operator o
      WHERE o.oid = ANY (o_opers) AND o.oprnamespace = (SELECT oid FROM s)
+), operands(oper, t, depth) AS (
+    -- Each operand's type, then the type a domain is over and an array's element, down to
+    -- the type whose values they hold: a domain or an array of the plugin's over a built-in
+    -- type takes that type's values.
+    SELECT o.oid, x.t, 0
+      FROM pg_catalog.pg_operator o CROSS JOIN LATERAL (VALUES (o.oprleft), (o.oprright)) x(t)
+     WHERE o.oid IN (SELECT oid FROM opers) AND x.t <> 0
+    UNION ALL
+    SELECT p.oper, CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.typelem END, p.depth + 1
+      FROM operands p JOIN pg_catalog.pg_type ty ON ty.oid = p.t
+     WHERE (ty.typtype = 'd' OR (ty.typelem <> 0 AND ty.typcategory = 'A')) AND p.depth < 16
 ), mine(classid, objid) AS MATERIALIZED (
     SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, oid FROM rel
     UNION ALL SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, oid FROM procs
@@ -239,6 +250,16 @@ WITH me AS (
     UNION ALL SELECT pg_catalog.pg_describe_object('pg_catalog.pg_operator'::pg_catalog.regclass, o.oid, 0),
            ':funcid ' || o.oprcode::oid || ' :funcid ' || o.oprrest::oid || ' :funcid ' || o.oprjoin::oid
       FROM opers o
+), converted(what, t, depth) AS (
+    -- The types the trees convert values to, then the type a domain is over and an array's
+    -- element, down to the type whose values they hold.
+    SELECT DISTINCT t.what, f[1]::oid, 0
+      FROM trees t
+      CROSS JOIN LATERAL pg_catalog.regexp_matches(t.tree, ':resulttype ([0-9]+)', 'g') f
+    UNION ALL
+    SELECT c.what, CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.typelem END, c.depth + 1
+      FROM converted c JOIN pg_catalog.pg_type ty ON ty.oid = c.t
+     WHERE (ty.typtype = 'd' OR (ty.typelem <> 0 AND ty.typcategory = 'A')) AND c.depth < 16
 )
 SELECT 'the step left ' || o.type || ' ' || o.identity
        || ' outside its schema; a plugin''s role may own only what is in its schema'
@@ -377,15 +398,13 @@ SELECT 'the step created ' || pg_catalog.pg_describe_object('pg_catalog.pg_opera
   FROM pg_catalog.pg_operator o
  WHERE o.oid IN (SELECT oid FROM opers)
    AND EXISTS (
-       SELECT 1 FROM (VALUES (o.oprleft), (o.oprright)) AS x(t)
-        WHERE x.t <> 0
-          AND (x.t NOT IN (SELECT oid FROM types)
-               -- A domain takes its base type's values: over a built-in array, range or
-               -- text, the plugin's operator would win the application's comparisons with
-               -- an untyped literal.
-               OR EXISTS (SELECT 1 FROM pg_catalog.pg_type d
-                           WHERE d.oid = x.t AND d.typtype = 'd'
-                             AND d.typbasetype NOT IN (SELECT oid FROM types))))
+       -- Where an operand's chain of domains and arrays ends: a type of the plugin's own
+       -- (a composite, enum or range type), or the operator would win the application's
+       -- comparisons of a built-in type (with an untyped literal, say).
+       SELECT 1 FROM operands p JOIN pg_catalog.pg_type ty ON ty.oid = p.t
+        WHERE p.oper = o.oid
+          AND NOT (ty.typtype = 'd' OR (ty.typelem <> 0 AND ty.typcategory = 'A'))
+          AND (p.t NOT IN (SELECT oid FROM types) OR ty.typtype = 'b'))
 UNION ALL
 -- A cast applied without being asked for converts an application's values with the
 -- plugin's function wherever a query could use one of its types or operators. A cast needs
@@ -418,12 +437,12 @@ UNION ALL
 -- A conversion to an object identifier type (`regclass`, `regproc`, …) from text looks its
 -- name up when it runs: `'public.app_seq'::bpchar::regclass` names another schema's sequence
 -- through no function call and no dependency. These are the types binary-coercible from
--- `oid` whose input function reads the catalogs (is not immutable).
-SELECT DISTINCT t.what || ' converts a value to ' || ty.oid::pg_catalog.regtype::text
+-- `oid` whose input function reads the catalogs (is not immutable), held in an array or a
+-- domain as well.
+SELECT DISTINCT c.what || ' converts a value to ' || ty.oid::pg_catalog.regtype::text
        || ' when it runs, which looks an object up by name with the rights of whoever uses it'
-  FROM trees t
-  CROSS JOIN LATERAL pg_catalog.regexp_matches(t.tree, ':resulttype ([0-9]+)', 'g') f
-  JOIN pg_catalog.pg_type ty ON ty.oid = f[1]::oid
+  FROM converted c
+  JOIN pg_catalog.pg_type ty ON ty.oid = c.t
   JOIN pg_catalog.pg_proc i ON i.oid = ty.typinput
  WHERE i.provolatile <> 'i'
    AND EXISTS (SELECT 1 FROM pg_catalog.pg_cast c
