@@ -1387,6 +1387,16 @@ fn a_plugin_reads_values_of_its_own_types_in_every_step_of_a_run() {
     );
 }
 
+/// Undoes the attacker's steps (0.2.0 has no down step: what it made stays), so that `wasmig
+/// test` takes the database for a scratch one, and runs `wasmig test` on the attacker's
+/// file; its output, stdout then stderr.
+fn test_attacker_over_what_it_left(pg: &Pg) -> String {
+    pg.env.ok(&["uninstall", "attacker"]);
+    let plugin = pg.env.plugins.join("attacker.wasm");
+    let out = pg.env.run(&["test", plugin.to_str().unwrap()]);
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
 #[test]
 fn wasmig_test_reads_a_plugins_rows_without_running_its_row_security_policies() {
     // A policy's function runs in the session that reads the table. Were the host's read of
@@ -1417,13 +1427,7 @@ fn wasmig_test_reads_a_plugins_rows_without_running_its_row_security_policies() 
         None,
     );
     pg.env.ok(&["up", "attacker@0.2.0"]);
-    // Its steps undone (0.2.0 has no down step: its tables stay), so that `wasmig test` takes
-    // the database for a scratch one.
-    pg.env.ok(&["uninstall", "attacker"]);
-    let plugin = pg.env.plugins.join("attacker.wasm");
-    let out = pg.env.run(&["test", plugin.to_str().unwrap()]);
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text = test_attacker_over_what_it_left(&pg);
     assert!(
         text.contains("row security"),
         "the read of a table whose policies apply is refused, and says why:\n{text}"
@@ -1664,11 +1668,7 @@ fn wasmig_test_reads_a_plugins_rows_without_its_casts() {
         None,
     );
     pg.env.ok(&["up", "attacker@0.2.0"]);
-    pg.env.ok(&["uninstall", "attacker"]);
-    let plugin = pg.env.plugins.join("attacker.wasm");
-    let out = pg.env.run(&["test", plugin.to_str().unwrap()]);
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text = test_attacker_over_what_it_left(&pg);
     assert!(!text.contains("chosen by the plugin"), "{text}");
     assert_eq!(
         pg.rows("SELECT count(*) FROM attacker.attacker__seen"),
