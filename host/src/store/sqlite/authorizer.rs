@@ -310,7 +310,10 @@ impl SharedAuth {
 
     /// `(schema, name)` of the views the plugin's statements created since the last call.
     pub(crate) fn take_created_views(&self) -> Vec<(String, String)> {
-        if !self.views_created.swap(false, Ordering::Relaxed) {
+        // Called before every statement of a plugin's: a plain load first, as in `reset`.
+        if !self.views_created.load(Ordering::Relaxed)
+            || !self.views_created.swap(false, Ordering::Relaxed)
+        {
             return Vec::new();
         }
         let mut state = self.views.lock().unwrap_or_else(|p| p.into_inner());
