@@ -91,7 +91,7 @@ fn table_functions_do_not_read_a_table_of_their_name() {
         "attacker",
         "0.2.0",
         "CREATE TABLE attacker__x AS SELECT secret FROM json_each",
-        "\"json_each\" is outside",
+        "",
     );
     // The function form now names the table, which is no function.
     env.refused(
@@ -186,6 +186,47 @@ fn an_object_outside_the_namespace_is_indistinguishable_from_a_missing_one() {
         let seen = error_shape(&env, sql, "victim__view");
         let unseen = error_shape(&env, sql, "victim__by_nothing");
         assert_eq!(seen, unseen, "{sql}: an existing index can be told apart");
+    }
+}
+
+#[test]
+fn what_sqlite_resolves_but_never_reads_tells_nothing_of_what_exists() {
+    // SQLite resolves every name of a statement before it asks the authorizer, and does not
+    // ask about all of them: a CTE hides a table of its name, a subquery it never generates
+    // code for is resolved all the same. Each statement is compiled first where nothing
+    // outside the plugin's reach exists, so the answer is the same for a name that exists and
+    // one that does not.
+    let env = victim_with_rows();
+    for sql in [
+        "SELECT 1 WHERE 1 OR EXISTS (SELECT 1 FROM {})",
+        "SELECT 1 WHERE 1 OR (SELECT count(*) FROM {})",
+        "SELECT CASE WHEN 1 THEN 1 ELSE (SELECT 1 FROM {}) END",
+        "SELECT 1 FROM {}, (WITH {} AS (SELECT 1) SELECT 1)",
+        // A failed statement that mentions the name in a string or as an alias.
+        "SELECT '{}' FROM attacker__nothing",
+        "SELECT 1 AS {} FROM attacker__nothing",
+        "SELECT 1 FROM attacker__script AS {} WHERE nosuchcolumn",
+    ] {
+        let seen = error_shape(&env, sql, "users");
+        let unseen = error_shape(&env, sql, "nosuchtable");
+        assert_eq!(
+            seen, unseen,
+            "{sql}: users and nosuchtable can be told apart"
+        );
+    }
+    // A CTE named like the application's table is the CTE, whether or not the table exists.
+    for (n, name) in ["users", "nosuchtable"].into_iter().enumerate() {
+        env.applies(
+            "attacker",
+            &format!("0.{}.0", n + 2),
+            &format!(
+                "CREATE TABLE attacker__n{n} AS WITH {name} AS (SELECT 1 AS one UNION ALL SELECT 2) SELECT count(*) AS n FROM {name}"
+            ),
+        );
+        assert_eq!(
+            env.value::<i64>(&format!("SELECT n FROM attacker__n{n}")),
+            2
+        );
     }
 }
 

@@ -10,6 +10,7 @@ mod schema_digest;
 mod schema_pages;
 mod scope;
 mod session;
+mod shadow;
 mod sql_text;
 mod temp_quota;
 mod transaction;
@@ -28,7 +29,6 @@ use super::{
 use crate::ledger::{AppliedStep, State};
 use crate::{Error, Result};
 use authorizer::{SCAN_FUNCTION, SharedAuthState, authorizer, first_keyword, is_autoindex_of};
-use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql, params};
 use schema_check::{SchemaMark, SchemaObject};
@@ -95,6 +95,10 @@ pub(crate) struct SqliteBackend {
     /// Boxed: [`HeldStatement`] borrows it, so its address must not change when the backend
     /// moves.
     conn: Box<Connection>,
+    /// The plugin's reach alone, where its statements are compiled first (see [`shadow`]).
+    shadow: std::cell::RefCell<Option<shadow::Shadow>>,
+    /// Keys of the statements compiled in the shadow in this step.
+    shadow_checked: std::cell::RefCell<foldhash::HashSet<u64>>,
     path: PathBuf,
     options: BackendOptions,
     in_transaction: bool,
@@ -194,6 +198,8 @@ impl SqliteBackend {
         let mut backend = SqliteBackend {
             held: None,
             conn: Box::new(conn),
+            shadow: Default::default(),
+            shadow_checked: Default::default(),
             path: path.to_path_buf(),
             options,
             in_transaction: false,
@@ -230,45 +236,10 @@ impl SqliteBackend {
 
     /// Settings that hold for host and plugin statements alike.
     fn harden(&mut self) -> Result<()> {
-        use rusqlite::config::DbConfig;
-        use rusqlite::limits::Limit;
         let c = &self.conn;
         let e = |e| db_error(&self.path, "cannot configure the connection", e);
-        // No lookaside: every allocation of the connection goes to the allocator, which fails
-        // them once a step's deadline has passed (`sqlite_memory::stop`) and counts them.
-        // SAFETY: the connection is open and has allocated nothing from lookaside yet;
-        // SQLITE_DBCONFIG_LOOKASIDE takes a buffer pointer, a slot size and a slot count.
-        let rc = unsafe {
-            rusqlite::ffi::sqlite3_db_config(
-                c.handle(),
-                rusqlite::ffi::SQLITE_DBCONFIG_LOOKASIDE,
-                std::ptr::null_mut::<std::ffi::c_void>(),
-                0 as std::ffi::c_int,
-                0 as std::ffi::c_int,
-            )
-        };
-        if rc != rusqlite::ffi::SQLITE_OK {
-            return Err(e(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rc),
-                None,
-            )));
-        }
+        shadow::configure(c, &self.deadline).map_err(e)?;
         c.busy_timeout(self.options.lock_timeout).map_err(e)?;
-        // Defensive mode: no writable_schema tricks, no direct shadow-table writes.
-        c.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
-            .map_err(e)?;
-        // Schema-embedded SQL (views, triggers) may not call functions with side effects.
-        c.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)
-            .map_err(e)?;
-        // A double-quoted string literal is an error, as SQLite recommends: in a plugin's
-        // object, SQLite would rewrite it into a single-quoted one whenever any plugin renames
-        // or drops a column (`sqlite_rename_quotefix`), a change outside that plugin's
-        // namespace that the schema check refuses, so the other plugin could never migrate.
-        c.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DDL, false)
-            .map_err(e)?;
-        c.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML, false)
-            .map_err(e)?;
-        c.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0).map_err(e)?;
         c.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
         use rusqlite::functions::FunctionFlags;
         c.create_aggregate_function(
@@ -281,17 +252,6 @@ impl SqliteBackend {
             },
         )
         .map_err(e)?;
-        // SAFETY: the connection is open and, like every statement on it, used by the thread
-        // that holds the backend.
-        unsafe { bounded_functions::register(self.conn.handle(), &self.deadline) }.map_err(
-            |rc| {
-                db_error(
-                    &self.path,
-                    "cannot configure the connection",
-                    rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rc), None),
-                )
-            },
-        )?;
         // Installed once: scoping it per step (SharedAuth::set_scope) expires nothing, so the
         // host's cached statements survive from step to step.
         let auth = self.auth.clone();

@@ -113,9 +113,11 @@ impl SqliteBackend {
         let mut verdict = Ok(());
         for probe in &probes {
             self.auth.reset();
+            // Compiled in the shadow first: what it answers is the same whatever the database
+            // holds outside the scope's reach.
             if let Err(e) = self
-                .conn
-                .prepare(probe)
+                .shadow_compile(scope, probe)
+                .and_then(|_| self.conn.prepare(probe))
                 .and_then(|_| self.check_reads(scope))
             {
                 // One wording whether the authorizer denied a name or SQLite found none, and

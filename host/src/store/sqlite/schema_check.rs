@@ -350,6 +350,7 @@ impl SqliteBackend {
             Some((own, mark)) if own == scope.own && mark.versions == versions => mark,
             _ => self.scan_schema(scope, versions, None)?,
         };
+        self.sync_shadow(scope, mark.versions, Some(&mark.owned))?;
         // Lets a failed check look at the schema as it was, to name what changed.
         self.conn
             .execute_batch("SAVEPOINT wasmig_step")

@@ -142,13 +142,16 @@ impl SqliteBackend {
         })
     }
 
-    /// A plugin statement from the statement cache, or prepared (and authorized) for the
-    /// running step; one that reads a stored object outside the plugin's reach is discarded,
-    /// never cached.
+    /// A plugin statement from the statement cache, or compiled in the shadow and prepared
+    /// (and authorized) for the running step; one that reads a stored object outside the
+    /// plugin's reach is discarded, never cached.
     pub(super) fn prepare_plugin(
         &self,
         statement: &str,
     ) -> rusqlite::Result<rusqlite::CachedStatement<'_>> {
+        if let Some((scope, _)) = &self.plugin {
+            self.shadow_check(scope, statement)?;
+        }
         let stmt = self.conn.prepare_cached(&self.plugin_key(statement))?;
         match self
             .plugin
@@ -165,8 +168,9 @@ impl SqliteBackend {
 
     /// The second half of the authorizer's check of the statement just prepared under
     /// `scope` (which the authorizer still applies): a name it read without reading a column
-    /// must not be a stored table, view or table function, which the host looks up with its
-    /// own rights. A CTE's name is none of these.
+    /// must not be a table, view or table function outside the scope's reach. The statement
+    /// compiled in the shadow, so such a name is one of its CTEs, or a table function (which
+    /// the shadow has too): the shadow tells which, the same whatever the database holds.
     pub(super) fn check_reads(&self, scope: &Scope) -> rusqlite::Result<()> {
         let names = std::mem::take(&mut self.auth.lock().unresolved);
         if names.is_empty() {
@@ -174,9 +178,9 @@ impl SqliteBackend {
         }
         // A name shaped like another namespace's (or the host's, or SQLite's) is refused
         // whether or not a table has it: a CTE of that name must not tell which do.
-        let stored = names.into_iter().find(|name| {
-            !scope.may_read(name) && (foreign_shaped(name) || self.stored(scope, name))
-        });
+        let stored = names
+            .into_iter()
+            .find(|name| !scope.may_read(name) && (foreign_shaped(name) || self.in_shadow(name)));
         match stored {
             None => Ok(()),
             Some(name) => {
@@ -200,10 +204,25 @@ impl SqliteBackend {
             // named (the table under a view, an fts5 table's shadow table): the denial names
             // the plugin's own word instead.
             if let Some((scope, _)) = &self.plugin
-                && reason.contains(" is outside plugin ")
-                && let Some(name) = self.foreign_name(scope, sql)
+                && let Some(named) = reason
+                    .split_once(" is outside plugin ")
+                    .and_then(|(denied, _)| denied.split_once(' '))
+                    .map(|(_, name)| name.trim_matches('"'))
+                && !sql_text::Tokens::new(sql).any(|t| {
+                    matches!(t, Token::Word(w) | Token::Quoted(w) | Token::Text(w)
+                        if w.eq_ignore_ascii_case(named))
+                })
             {
-                return SqlError::AccessDenied(scope.outside("table", &name));
+                // A name the plugin did not write is one SQLite found behind what it named
+                // (an application's trigger on its table, an fts5 table's shadow tables):
+                // the denial names the plugin's own word instead, or none.
+                return SqlError::AccessDenied(match self.foreign_name(scope, sql) {
+                    Some(name) => scope.outside("table", &name),
+                    None => format!(
+                        "the statement reaches an object outside plugin {}'s namespace",
+                        scope.plugin
+                    ),
+                });
             }
             return SqlError::AccessDenied(reason);
         }
@@ -280,8 +299,9 @@ impl SqliteBackend {
         }
     }
 
-    /// A name `sql` uses that is outside the scope's reach and could name an object: shaped
-    /// like another namespace's (or the host's, or SQLite's), or naming a stored table.
+    /// A name `sql` uses that is outside the scope's reach by its shape: another namespace's
+    /// (or the host's, or SQLite's). Decided on the text alone, so the same whatever the
+    /// database holds.
     pub(super) fn foreign_name(&self, scope: &Scope, sql: &str) -> Option<String> {
         sql_text::Tokens::new(sql).find_map(|t| {
             let name = match t {
@@ -292,20 +312,8 @@ impl SqliteBackend {
             if scope.may_read(&name) {
                 return None;
             }
-            (foreign_shaped(&name) || self.stored(scope, &name)).then_some(name)
+            foreign_shaped(&name).then_some(name)
         })
-    }
-
-    /// Whether `name` is a stored table or view, or a table function, as the host sees it;
-    /// `scope` is the authorizer's scope to restore.
-    pub(super) fn stored(&self, scope: &Scope, name: &str) -> bool {
-        self.auth.set_scope(None);
-        let found = self
-            .conn
-            .prepare(&format!("SELECT 1 FROM \"{}\"", name.replace('"', "\"\"")))
-            .is_ok();
-        self.auth.set_scope(Some(scope.clone()));
-        found
     }
 
     /// Whether a stored table is named like one of the table functions plugins may read
@@ -392,10 +400,9 @@ impl SqliteBackend {
             self.auth.reset();
             let probe = format!("SELECT * FROM {target}");
             let compiled = self
-                .conn
-                .prepare(&probe)
-                .map(|_| ())
-                .and_then(|()| self.check_reads(scope));
+                .shadow_compile(scope, &probe)
+                .and_then(|_| self.conn.prepare(&probe))
+                .and_then(|_| self.check_reads(scope));
             let Err(e) = compiled else { continue };
             let forward = self.auth.lock().denial.is_none()
                 && e.to_string()
@@ -575,6 +582,7 @@ impl SqliteBackend {
         self.step_memory = Some(limits.max_result_bytes as u64);
         self.memory_at_enter = crate::sqlite_memory::held();
         *self.pending_views.borrow_mut() = Default::default();
+        self.shadow_checked.get_mut().clear();
         self.plugin = Some((scope, limits));
         Ok(())
     }
@@ -628,12 +636,27 @@ impl SqliteBackend {
         Ok(changed)
     }
 
+    /// What [`SqliteBackend::after_statement`] needs of the database before `statement`
+    /// runs.
+    fn before_statement(&self, statement: &str) -> Option<[i64; 2]> {
+        let (scope, _) = self.plugin.as_ref()?;
+        self.versions_before(scope, statement)
+    }
+
+    /// Keeps the shadow in step with the database once `statement` ran.
+    fn after_statement(&self, statement: &str, before: Option<[i64; 2]>) {
+        if let Some((scope, _)) = &self.plugin {
+            self.mirror(scope, statement, before);
+        }
+    }
+
     pub(super) fn execute(
         &mut self,
         statement: &str,
         params: &[crate::store::ValueRef<'_>],
     ) -> Result<u64, SqlError> {
         self.plugin_guard(statement)?;
+        let before = self.before_statement(statement);
         let result = (|| {
             let held = match self.held.take() {
                 Some(held) if held.text == statement => held,
@@ -650,6 +673,7 @@ impl SqliteBackend {
             self.auth.reset();
             stmt.raw_execute()
         })();
+        self.after_statement(statement, before);
         result
             .map(|n| n as u64)
             .map_err(|e| self.plugin_error(e, statement))
@@ -661,6 +685,7 @@ impl SqliteBackend {
         params: &[crate::store::ValueRef<'_>],
     ) -> Result<Rows, SqlError> {
         self.plugin_guard(statement)?;
+        let before = self.before_statement(statement);
         let max_bytes = self.max_result_bytes();
         let result = (|| {
             let mut stmt = self.prepare_plugin(statement)?;
@@ -700,6 +725,7 @@ impl SqliteBackend {
             }
             Ok(Ok(Rows { columns, rows }))
         })();
+        self.after_statement(statement, before);
         result.map_err(|e| self.plugin_error(e, statement))?
     }
 
@@ -709,6 +735,7 @@ impl SqliteBackend {
         rows: &[&[crate::store::ValueRef<'_>]],
     ) -> Result<u64, SqlError> {
         self.plugin_guard(statement)?;
+        let before = self.before_statement(statement);
         let result = (|| {
             let mut stmt = self.prepare_plugin(statement)?;
             if stmt.column_count() > 0 {
@@ -722,6 +749,7 @@ impl SqliteBackend {
             }
             Ok(changed)
         })();
+        self.after_statement(statement, before);
         result.map_err(|e| self.plugin_error(e, statement))
     }
 
@@ -731,32 +759,47 @@ impl SqliteBackend {
         ran: &mut Vec<String>,
     ) -> Result<(), SqlError> {
         self.plugin_guard(script)?;
+        let Some((scope, _)) = self.plugin.clone() else {
+            return Ok(());
+        };
+        let mut rest = script;
         let result = (|| {
-            let mut batch = rusqlite::Batch::new(&self.conn, script);
             loop {
-                if let Some((scope, _)) = &self.plugin
-                    && let Err(e) = self.check_new_views(scope)
-                {
+                if let Err(e) = self.check_new_views(&scope) {
                     return Ok(Err(e));
                 }
-                self.reset_auth();
-                let Some(mut stmt) = batch.next()? else { break };
-                if let Some((scope, _)) = &self.plugin {
-                    self.check_reads(scope)?;
+                if rest.is_empty() {
+                    break;
                 }
-                let sql = stmt.expanded_sql().unwrap_or_default();
-                let keyword = first_keyword(&sql);
+                self.reset_auth();
+                // Each statement compiles in the shadow first, which also finds where it ends.
+                let (found, used) = self.shadow_compile(&scope, rest)?;
+                let text = &rest[..used];
+                rest = &rest[used..];
+                if !found || used == 0 {
+                    if used == 0 {
+                        break;
+                    }
+                    continue;
+                }
+                let keyword = first_keyword(text);
                 if let Some((_, why)) = DENIED_STATEMENTS
                     .iter()
                     .find(|(k, _)| k.eq_ignore_ascii_case(keyword))
                 {
                     return Ok(Err(SqlError::AccessDenied(why.to_string())));
                 }
-                ran.push(sql);
+                let mut stmt = self.conn.prepare(text)?;
+                self.check_reads(&scope)?;
+                ran.push(stmt.expanded_sql().unwrap_or_default());
+                let before = self.versions_before(&scope, text);
                 // A script may contain statements that return rows; run them to completion.
                 self.reset_auth();
                 let mut rows = stmt.raw_query();
                 while rows.next()?.is_some() {}
+                drop(rows);
+                drop(stmt);
+                self.mirror(&scope, text, before);
             }
             Ok(Ok(()))
         })();

@@ -29,7 +29,7 @@ impl Deadline {
         self.0.store(nanos, Ordering::Relaxed);
     }
 
-    fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         let at = self.0.load(Ordering::Relaxed);
         at != 0 && EPOCH.elapsed().as_nanos() as u64 >= at
     }

@@ -1,0 +1,350 @@
+//! The shadow schema: an empty in-memory database that holds only what the running plugin may
+//! reach (its own objects, and those of the namespaces it was granted to read), where each of
+//! its statements is compiled before the database itself sees it.
+//!
+//! SQLite resolves a statement's names before it asks the authorizer, and not every name it
+//! resolves reaches the authorizer: a subquery it never generates code for, a table read
+//! without a column, a CTE that hides a table of the same name. Whether a name outside the
+//! plugin's reach exists must not change what the plugin is told. In the shadow no such object
+//! exists, so what SQLite answers there (`no such table`, `no such column`, or a compiled
+//! statement) depends only on what the plugin may reach; a statement the shadow refuses never
+//! reaches the database. The shadow is built from the plugin's reach alone, and changes only
+//! by the plugin's own DDL, which the authorizer has already held to its namespace.
+
+use super::*;
+use rusqlite::ffi;
+use std::ffi::{CStr, c_char, c_int};
+
+pub(super) struct Shadow {
+    conn: Connection,
+    /// The scope it was built for: the plugin's prefix and its granted prefixes.
+    own: String,
+    reads: Vec<String>,
+    /// The database's `schema_version`s (main, temp) at which the shadow holds the plugin's
+    /// reach as the database does; `None`: it may not.
+    versions: Option<[i64; 2]>,
+}
+
+/// A statement compiled in the shadow, finalized when dropped.
+struct Compiled(*mut ffi::sqlite3_stmt);
+
+impl Drop for Compiled {
+    fn drop(&mut self) {
+        // SAFETY: a statement of the shadow's connection, which outlives it; finalized once.
+        unsafe { ffi::sqlite3_finalize(self.0) };
+    }
+}
+
+impl Shadow {
+    /// Compiles the first statement of `sql`: whether there was one (not only comments), and
+    /// the bytes of `sql` it took.
+    fn compile(&self, sql: &str) -> rusqlite::Result<(bool, usize)> {
+        let len = c_int::try_from(sql.len()).map_err(|_| {
+            rusqlite::Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_TOOBIG), None)
+        })?;
+        let mut stmt = std::ptr::null_mut();
+        let mut tail: *const c_char = std::ptr::null();
+        // SAFETY: the connection is open and used by this thread only; `sql` outlives the
+        // call, and `len` is its length in bytes.
+        let rc = unsafe {
+            ffi::sqlite3_prepare_v3(
+                self.conn.handle(),
+                sql.as_ptr().cast(),
+                len,
+                0,
+                &mut stmt,
+                &mut tail,
+            )
+        };
+        if rc != ffi::SQLITE_OK {
+            // SAFETY: as above; the message is copied before the connection is used again.
+            let message = unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(self.conn.handle())) }
+                .to_string_lossy()
+                .into_owned();
+            return Err(rusqlite::Error::SqliteFailure(
+                ffi::Error::new(rc),
+                Some(message),
+            ));
+        }
+        let compiled = (!stmt.is_null()).then_some(Compiled(stmt));
+        let used = if tail.is_null() {
+            sql.len()
+        } else {
+            (tail as usize)
+                .saturating_sub(sql.as_ptr() as usize)
+                .min(sql.len())
+        };
+        Ok((compiled.is_some(), used))
+    }
+
+    fn is_for(&self, scope: &Scope) -> bool {
+        self.own == scope.own && self.reads == scope.reads
+    }
+}
+
+/// Whether a statement may change the schema (and is run in the shadow too once it did).
+pub(super) fn changes_schema(statement: &str) -> bool {
+    let keyword = first_keyword(statement);
+    ["CREATE", "DROP", "ALTER"]
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(keyword))
+}
+
+/// The statement that makes `object` again in the shadow. `sqlite_temp_schema` keeps a TEMP
+/// object's statement without `TEMP`; an index or trigger follows its table there.
+fn remake(object: &SchemaObject) -> Option<String> {
+    let sql = object.sql.as_deref()?;
+    if object.schema != "temp" {
+        return Some(sql.to_string());
+    }
+    for (from, to) in [
+        ("CREATE TABLE ", "CREATE TEMP TABLE "),
+        ("CREATE VIEW ", "CREATE TEMP VIEW "),
+        ("CREATE VIRTUAL TABLE ", "CREATE VIRTUAL TABLE temp."),
+    ] {
+        if let Some(rest) = sql.strip_prefix(from) {
+            return Some(format!("{to}{rest}"));
+        }
+    }
+    Some(sql.to_string())
+}
+
+/// Virtual tables first (each makes its shadow tables, which the schema lists too), then
+/// tables, indexes, views and triggers.
+fn rank(object: &SchemaObject) -> u8 {
+    match object.kind.as_str() {
+        "table"
+            if object
+                .sql
+                .as_deref()
+                .is_some_and(|s| s.starts_with("CREATE VIRTUAL TABLE")) =>
+        {
+            0
+        }
+        "table" => 1,
+        "index" => 2,
+        "view" => 3,
+        _ => 4,
+    }
+}
+
+impl SqliteBackend {
+    /// Makes the shadow hold the scope's reach as the database holds it now, at `versions`;
+    /// `owned`: the plugin's objects, when the caller has just read them. Runs with the host's
+    /// rights (the authorizer's scope is the caller's to set).
+    pub(super) fn sync_shadow(
+        &self,
+        scope: &Scope,
+        versions: [i64; 2],
+        owned: Option<&[SchemaObject]>,
+    ) -> Result<()> {
+        if self
+            .shadow
+            .borrow()
+            .as_ref()
+            .is_some_and(|s| s.is_for(scope) && s.versions == Some(versions))
+        {
+            return Ok(());
+        }
+        let scanned;
+        let owned = match owned {
+            Some(owned) => owned,
+            None => {
+                let mut objects = self.scan_rows(scope, "main", None)?.owned;
+                objects.extend(self.scan_rows(scope, "temp", None)?.owned);
+                scanned = objects;
+                &scanned
+            }
+        };
+        let mut objects: Vec<&SchemaObject> = owned.iter().collect();
+        let granted;
+        if !scope.reads.is_empty() {
+            granted = self.schema_objects()?;
+            objects.extend(
+                granted
+                    .iter()
+                    .filter(|o| !scope.owns(&o.name) && scope.may_read(&o.name)),
+            );
+        }
+        objects.sort_by_key(|o| rank(o));
+        *self.shadow.borrow_mut() = None;
+        let e = |e| db_error(&self.path, "cannot build the plugin's shadow schema", e);
+        let mut conn = Connection::open_with_flags_and_vfs(
+            ":memory:",
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            self.temp_vfs.name(),
+        )
+        .map_err(e)?;
+        configure(&conn, &self.deadline).map_err(e)?;
+        plugin_limits(&conn).map_err(e)?;
+        // What the plugin's DDL runs in the shadow (`CREATE TABLE … AS SELECT`) keeps to the
+        // step's deadline, as in the database.
+        let deadline = self.deadline.clone();
+        conn.progress_handler(10_000, Some(move || deadline.passed()))
+            .map_err(e)?;
+        for object in objects {
+            if object.name.to_ascii_lowercase().starts_with("sqlite_") {
+                continue;
+            }
+            let Some(sql) = remake(object) else { continue };
+            // A virtual table made its shadow tables already.
+            let made = conn
+                .prepare_cached("SELECT 1 FROM sqlite_schema WHERE name = ?1 COLLATE NOCASE")
+                .and_then(|mut s| s.exists([&object.name]))
+                .unwrap_or(false);
+            if made && object.schema == "main" {
+                continue;
+            }
+            // Anything else the shadow cannot make (an object SQLite no longer accepts) is
+            // missing there: the plugin's statements that name it are refused, which is safe.
+            if let Err(error) = conn.execute_batch(&sql) {
+                tracing::warn!(
+                    plugin = %scope.plugin, object = %object.name, %error,
+                    "an object of the plugin's reach cannot be made in its shadow schema"
+                );
+            }
+        }
+        *self.shadow.borrow_mut() = Some(Shadow {
+            conn,
+            own: scope.own.clone(),
+            reads: scope.reads.clone(),
+            versions: Some(versions),
+        });
+        Ok(())
+    }
+
+    /// Runs `f` with the host's rights, then scopes the authorizer to `scope` again.
+    fn as_host<T>(&self, scope: &Scope, f: impl FnOnce() -> T) -> T {
+        self.auth.set_scope(None);
+        let result = f();
+        self.auth.set_scope(Some(scope.clone()));
+        result
+    }
+
+    /// Compiles the first statement of `sql` (a script's rest) in the shadow, brought up to
+    /// date first: whether there was one, and the bytes of `sql` it took.
+    pub(super) fn shadow_compile(
+        &self,
+        scope: &Scope,
+        sql: &str,
+    ) -> rusqlite::Result<(bool, usize)> {
+        let synced = self.as_host(scope, || {
+            let versions = self.schema_versions()?;
+            self.sync_shadow(scope, versions, None)
+        });
+        synced.map_err(|e| rusqlite::Error::UserFunctionError(e.to_string().into()))?;
+        let shadow = self.shadow.borrow();
+        shadow
+            .as_ref()
+            .expect("the shadow was just made")
+            .compile(sql)
+    }
+
+    /// Compiles one statement of the plugin's in the shadow, once per step: the same text
+    /// compiles alike until the schema changes, and the database compiles it again then,
+    /// under the authorizer.
+    pub(super) fn shadow_check(&self, scope: &Scope, statement: &str) -> rusqlite::Result<()> {
+        let key = self.row_keys.hash_one(statement);
+        if self.shadow_checked.borrow().contains(&key) {
+            return Ok(());
+        }
+        self.shadow_compile(scope, statement)?;
+        self.shadow_checked.borrow_mut().insert(key);
+        Ok(())
+    }
+
+    /// Whether `name` is a table, view or table function in the shadow: for a name the
+    /// statement reads without a column, `false` means SQLite found it among the statement's
+    /// own CTEs.
+    pub(super) fn in_shadow(&self, name: &str) -> bool {
+        self.shadow.borrow().as_ref().is_none_or(|shadow| {
+            shadow
+                .compile(&format!("SELECT 1 FROM \"{}\"", name.replace('"', "\"\"")))
+                .is_ok()
+        })
+    }
+
+    /// The database's schema versions before a statement that may change the schema runs
+    /// (`None` for any other statement), for [`SqliteBackend::mirror`].
+    pub(super) fn versions_before(&self, scope: &Scope, statement: &str) -> Option<[i64; 2]> {
+        if !changes_schema(statement) {
+            return None;
+        }
+        self.as_host(scope, || self.schema_versions().ok())
+    }
+
+    /// After the database ran `statement`, which changed the schema from `before`, runs it in
+    /// the shadow too. A shadow that was not at `before`, or that the statement fails in, is
+    /// made again from the database when next needed.
+    pub(super) fn mirror(&self, scope: &Scope, statement: &str, before: Option<[i64; 2]>) {
+        let Some(before) = before else { return };
+        let after = self.as_host(scope, || self.schema_versions().ok());
+        let mut shadow = self.shadow.borrow_mut();
+        let Some(shadow) = shadow.as_mut().filter(|s| s.is_for(scope)) else {
+            return;
+        };
+        if after == Some(before) {
+            return;
+        }
+        shadow.versions =
+            match shadow.versions == Some(before) && shadow.conn.execute_batch(statement).is_ok() {
+                true => after,
+                false => None,
+            };
+    }
+}
+
+/// Settings a connection of the host's keeps for host and plugin statements alike.
+pub(super) fn configure(
+    c: &Connection,
+    deadline: &bounded_functions::Deadline,
+) -> rusqlite::Result<()> {
+    use rusqlite::config::DbConfig;
+    use rusqlite::limits::Limit;
+    // No lookaside: every allocation of the connection goes to the allocator, which fails
+    // them once a step's deadline has passed (`sqlite_memory::stop`) and counts them.
+    // SAFETY: the connection is open and has allocated nothing from lookaside yet;
+    // SQLITE_DBCONFIG_LOOKASIDE takes a buffer pointer, a slot size and a slot count.
+    let rc = unsafe {
+        ffi::sqlite3_db_config(
+            c.handle(),
+            ffi::SQLITE_DBCONFIG_LOOKASIDE,
+            std::ptr::null_mut::<std::ffi::c_void>(),
+            0 as c_int,
+            0 as c_int,
+        )
+    };
+    if rc != ffi::SQLITE_OK {
+        return Err(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None));
+    }
+    // Defensive mode: no writable_schema tricks, no direct shadow-table writes.
+    c.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
+    // Schema-embedded SQL (views, triggers) may not call functions with side effects.
+    c.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
+    // A double-quoted string literal is an error, as SQLite recommends: in a plugin's
+    // object, SQLite would rewrite it into a single-quoted one whenever any plugin renames
+    // or drops a column (`sqlite_rename_quotefix`), a change outside that plugin's
+    // namespace that the schema check refuses, so the other plugin could never migrate.
+    c.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DDL, false)?;
+    c.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML, false)?;
+    c.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
+    // SAFETY: the connection is open and, like every statement on it, used by the thread
+    // that holds it.
+    unsafe { bounded_functions::register(c.handle(), deadline) }
+        .map_err(|rc| rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None))
+}
+
+/// The limits of a plugin's statements (see `enter_plugin`), which the shadow keeps for good.
+fn plugin_limits(c: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::limits::Limit;
+    c.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, PLUGIN_MAX_SQL_LENGTH)?;
+    c.set_limit(Limit::SQLITE_LIMIT_LENGTH, PLUGIN_MAX_VALUE_LENGTH)?;
+    c.set_limit(
+        Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH,
+        PLUGIN_MAX_LIKE_PATTERN_LENGTH,
+    )?;
+    c.set_limit(Limit::SQLITE_LIMIT_FUNCTION_ARG, PLUGIN_MAX_FUNCTION_ARGS)?;
+    Ok(())
+}
