@@ -105,7 +105,37 @@ fn table_functions_do_not_read_a_table_of_their_name() {
         "attacker",
         "0.2.0",
         "CREATE VIEW attacker__v AS SELECT * FROM json_each",
-        "view \"attacker__v\" does not compile",
+        "json_each without arguments",
+    );
+    // Nor a view of that name, which the plugin would read with the application's rights.
+    let env = scripted();
+    env.conn()
+        .execute_batch("CREATE TABLE app_secret (s); INSERT INTO app_secret VALUES ('app secret'); CREATE VIEW json_tree AS SELECT s AS key, s AS value FROM app_secret")
+        .unwrap();
+    for sql in [
+        "CREATE TABLE attacker__x AS SELECT * FROM json_tree",
+        "CREATE TABLE attacker__x AS SELECT value FROM main.json_tree",
+        "CREATE TABLE attacker__x AS SELECT value FROM \"JSON_TREE\" AS j",
+    ] {
+        env.refused(
+            "attacker",
+            "0.2.0",
+            sql,
+            "without arguments would read a table or view",
+        );
+    }
+    // EXPLAIN would name the application's indexes on the plugin's own tables, and pages.
+    env.refused(
+        "attacker",
+        "0.2.0",
+        "EXPLAIN QUERY PLAN SELECT 1",
+        "EXPLAIN is not available",
+    );
+    env.refused(
+        "attacker",
+        "0.2.0",
+        "SELECT 1; explain SELECT 1",
+        "EXPLAIN is not available",
     );
     // Without such a table, json_each works.
     let env = scripted();
@@ -228,6 +258,28 @@ fn what_sqlite_resolves_but_never_reads_tells_nothing_of_what_exists() {
             2
         );
     }
+}
+
+#[test]
+fn an_application_trigger_on_a_plugins_table_is_not_named_to_the_plugin() {
+    // The application may put its own triggers on a plugin's table. SQLite compiles them
+    // into the plugin's writes, where they reach outside the plugin's namespace: the write is
+    // refused without telling the plugin what the trigger reads.
+    let env = scripted();
+    env.applies("attacker", "0.2.0", "CREATE TABLE attacker__t (x)");
+    env.conn()
+        .execute_batch(
+            "CREATE TABLE app_audit (x);
+             CREATE TRIGGER app_copy AFTER INSERT ON attacker__t BEGIN INSERT INTO app_audit VALUES (new.x); END",
+        )
+        .unwrap();
+    let err = env.refused(
+        "attacker",
+        "0.3.0",
+        "INSERT INTO attacker__t VALUES (1)",
+        "the statement reaches an object outside plugin attacker's namespace",
+    );
+    assert!(!err.contains("app_"), "{err}");
 }
 
 #[test]

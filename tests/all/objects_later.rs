@@ -66,7 +66,7 @@ fn a_trigger_reading_a_table_function_without_arguments_is_refused() {
         "CREATE TABLE attacker__t (x); CREATE TABLE attacker__loot (k, v);
          CREATE TRIGGER attacker__trg AFTER INSERT ON attacker__t
          BEGIN INSERT INTO attacker__loot SELECT key, value FROM json_tree; END",
-        "reads json_tree without arguments",
+        "json_tree without arguments",
     );
     // With its arguments it is the function, whatever tables exist later.
     env.applies(

@@ -4,10 +4,17 @@
 use super::*;
 
 /// Statements a plugin may never run, by first keyword, with the reason.
-pub(super) const DENIED_STATEMENTS: &[(&str, &str)] = &[(
-    "VACUUM",
-    "VACUUM is not available to plugins (VACUUM INTO would write a file)",
-)];
+pub(super) const DENIED_STATEMENTS: &[(&str, &str)] = &[
+    (
+        "VACUUM",
+        "VACUUM is not available to plugins (VACUUM INTO would write a file)",
+    ),
+    (
+        "EXPLAIN",
+        "EXPLAIN is not available to plugins (its output names the database's pages and the \
+         indexes the application put on the plugin's tables)",
+    ),
+];
 
 /// `no such table: X` for a table outside the scope's reach becomes the scope's denial of
 /// `X`, word for word what the authorizer says of an existing one; so does `index X already
@@ -485,6 +492,14 @@ impl SqliteBackend {
             }
             if let Some(denied) = self.ddl_denial(statement) {
                 return Err(denied);
+            }
+            // Compiled without arguments, they read a table or view of their name when the
+            // application has one, where the shadow has the function.
+            if let Some(name) = sql_text::bare_table_function(statement) {
+                return Err(SqlError::AccessDenied(format!(
+                    "{name} without arguments would read a table or view named {name}; call \
+                     it with its arguments, {name}(…)"
+                )));
             }
             self.last_allowed.clear();
             self.last_allowed.push_str(statement);

@@ -288,11 +288,12 @@ impl SqliteBackend {
         if after == Some(before) {
             return;
         }
-        shadow.versions =
-            match shadow.versions == Some(before) && shadow.conn.execute_batch(statement).is_ok() {
-                true => after,
-                false => None,
-            };
+        // A table made from a select holds its rows; the shadow holds none (it is made again,
+        // from the table's statement, when next needed).
+        let mirrored = shadow.versions == Some(before)
+            && !sql_text::creates_table_as_select(statement)
+            && shadow.conn.execute_batch(statement).is_ok();
+        shadow.versions = if mirrored { after } else { None };
     }
 }
 

@@ -330,6 +330,35 @@ pub(crate) fn named_objects(t: &[Token]) -> Vec<(&'static str, String)> {
     out
 }
 
+/// Whether `statement` is `CREATE [TEMP] TABLE [IF NOT EXISTS] [schema.]name AS SELECT …`,
+/// which fills the table it makes.
+pub(crate) fn creates_table_as_select(statement: &str) -> bool {
+    let mut t = Tokens::new(statement);
+    if !t.next().is_some_and(|w| w.is_word("create")) {
+        return false;
+    }
+    let mut next = t.next();
+    if next
+        .as_ref()
+        .is_some_and(|w| w.is_word("temp") || w.is_word("temporary"))
+    {
+        next = t.next();
+    }
+    if !next.is_some_and(|w| w.is_word("table")) {
+        return false;
+    }
+    // The name, maybe `IF NOT EXISTS` before it and a schema's before its dot; then `AS`,
+    // where any other table has its `(` of columns.
+    t.take(8)
+        .find(|w| {
+            !matches!(
+                w,
+                Token::Word(_) | Token::Quoted(_) | Token::Text(_) | Token::Punct('.')
+            ) || w.is_word("as")
+        })
+        .is_some_and(|w| w.is_word("as"))
+}
+
 /// A table function plugins may read (`json_each`, `json_tree`) that `sql` names without
 /// arguments: a trigger or view reading it so reads a table of that name once one exists.
 pub(crate) fn bare_table_function(sql: &str) -> Option<String> {
@@ -355,7 +384,9 @@ pub(crate) fn bare_table_function(sql: &str) -> Option<String> {
                 && !before
                     .as_ref()
                     .is_some_and(|b| b.is_word("main") || b.is_word("temp"));
-            if !called && !qualifier && !column {
+            // `USING json_each`: a virtual table's module, which the module allow-list judges.
+            let module = last.as_ref().is_some_and(|l| l.is_word("using"));
+            if !called && !qualifier && !column && !module {
                 return Some(name);
             }
         }
@@ -449,6 +480,26 @@ mod tests {
                 Token::Number(".5".into())
             ]
         );
+    }
+
+    #[test]
+    fn a_table_made_from_a_select_is_told_from_one_with_columns() {
+        for sql in [
+            "CREATE TABLE a__t AS SELECT 1",
+            "create temp table if not exists main.\"a__t\" as select 1",
+            "CREATE TEMPORARY TABLE a__t AS WITH c AS (SELECT 1) SELECT * FROM c",
+        ] {
+            assert!(creates_table_as_select(sql), "{sql}");
+        }
+        for sql in [
+            "CREATE TABLE a__t (x AS (1))",
+            "CREATE TABLE a__t (x)",
+            "CREATE VIEW a__v AS SELECT 1",
+            "CREATE INDEX a__i ON a__t (x)",
+            "INSERT INTO a__t SELECT 1",
+        ] {
+            assert!(!creates_table_as_select(sql), "{sql}");
+        }
     }
 
     #[test]
