@@ -12,6 +12,21 @@ use wasmig::{
     PluginStatus, RunReport, UpOptions,
 };
 
+/// `println!` for people: the text with its control characters escaped (see
+/// [`output::shown`]); plugins' and the database's words reach the terminal through it.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!("{}", crate::output::shown(&format!($($arg)*)))
+    };
+}
+
+/// `eprintln!` for people, as [`say!`].
+macro_rules! say_err {
+    ($($arg:tt)*) => {
+        eprintln!("{}", crate::output::shown(&format!($($arg)*)))
+    };
+}
+
 #[cfg(feature = "mimalloc")]
 mod allocator;
 mod args;
@@ -37,7 +52,7 @@ fn main() -> ExitCode {
         wasmig::sqlite_memory::install()
     };
     if let Err(code) = bounded {
-        eprintln!("error: cannot bound SQLite's memory (SQLite error {code})");
+        say_err!("error: cannot bound SQLite's memory (SQLite error {code})");
         return ExitCode::FAILURE;
     }
     let matches = <Cli as clap::CommandFactory>::command().get_matches();
@@ -50,14 +65,14 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            say_err!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", describe(&e));
+            say_err!("error: {}", describe(&e));
             ExitCode::FAILURE
         }
     }
@@ -103,9 +118,9 @@ fn init_logging(verbose: u8) {
 fn abandon_step(overrun: &wasmig::Overrun) {
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    eprintln!("error: {overrun}; wasmig stops, and SQLite rolls the step back");
+    say_err!("error: {overrun}; wasmig stops, and SQLite rolls the step back");
     if let Err(e) = overrun.record_for_next_run() {
-        eprintln!("error: cannot keep the step's failure for the ledger: {e}");
+        say_err!("error: cannot keep the step's failure for the ledger: {e}");
     }
     std::process::exit(EXIT_ABANDONED);
 }
@@ -120,7 +135,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let written = scaffold::new(name, path.as_deref(), sdk.as_deref())?;
             print_written(&written, cli.json, "created")?;
             if !cli.json {
-                println!(
+                say!(
                     "Next: cd {} && cargo build --release (once: rustup target add \
                      wasm32-unknown-unknown); see its README.md.",
                     written.path.display()
@@ -289,15 +304,17 @@ async fn down(host: &Host, options: DownOptions, as_json: bool) -> Result<ExitCo
 /// What `new` or `add` wrote.
 fn print_written(written: &scaffold::Written, as_json: bool, verb: &str) -> Result<()> {
     if as_json {
-        println!("{}", serde_json::to_string_pretty(written)?);
+        say!("{}", serde_json::to_string_pretty(written)?);
         return Ok(());
     }
-    println!(
+    say!(
         "{verb} plugin {} step {} (its objects are named {}*):",
-        written.plugin, written.version, written.namespace
+        written.plugin,
+        written.version,
+        written.namespace
     );
     for file in &written.files {
-        println!("  {}", file.display());
+        say!("  {}", file.display());
     }
     Ok(())
 }

@@ -14,6 +14,27 @@ pub(crate) fn json(value: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
+/// Text as a terminal shows it: a control character (which could clear the screen, retitle
+/// the window or draw output of its own) is written as its escape, `\u{1b}`; line breaks and
+/// tabs stay. Plugins' descriptions and errors, and the database's messages, are such text.
+pub(crate) fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Prints a real run as it goes, one line per step as the step ends, so a run over thousands
 /// of plugins shows progress and holds no table of them. On a terminal a progress bar on
 /// stderr shows the steps done of the total, the step running and the time elapsed. With
@@ -149,7 +170,7 @@ impl Progress {
         let print = || {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{text}");
+            let _ = writeln!(out, "{}", shown(&text));
             let _ = out.flush();
         };
         match &self.bar {
@@ -189,13 +210,13 @@ impl Progress {
         let report = result?;
         if !self.json {
             if report.ran == 0 {
-                println!("Nothing to do.");
+                say!("Nothing to do.");
             } else {
                 let verb = match self.direction {
                     Direction::Up => "Applied",
                     Direction::Down => "Rolled back",
                 };
-                println!("{verb} {} step(s).", report.ran);
+                say!("{verb} {} step(s).", report.ran);
             }
             print_not_run(&report);
         }
@@ -210,7 +231,7 @@ pub(crate) fn print_not_run(report: &RunReport) {
             .iter()
             .map(|s| format!("{} {}", s.plugin, s.version))
             .collect();
-        println!("Not run: {}", list.join(", "));
+        say!("Not run: {}", list.join(", "));
     }
 }
 
@@ -226,7 +247,7 @@ pub(crate) fn print_run(report: &RunReport, as_json: bool) -> Result<ExitCode> {
         return Ok(code);
     }
     if report.steps.is_empty() {
-        println!("Nothing to do.");
+        say!("Nothing to do.");
         return Ok(code);
     }
     let outcome = |s: &wasmig::StepReport| match (report.dry_run, s.outcome) {
@@ -254,33 +275,33 @@ pub(crate) fn print_run(report: &RunReport, as_json: bool) -> Result<ExitCode> {
             duration(s.duration_us),
         ]);
     }
-    println!("{t}");
+    say!("{t}");
     if report.dry_run {
         for s in &report.steps {
-            println!("\n{} {} {}:", s.plugin, s.version, s.direction.as_str());
+            say!("\n{} {} {}:", s.plugin, s.version, s.direction.as_str());
             for c in &s.schema_changes {
-                println!("  {c}");
+                say!("  {c}");
             }
             if !s.destructive.is_empty() {
-                println!("  destructive: it {}", s.destructive.join(", "));
+                say!("  destructive: it {}", s.destructive.join(", "));
             }
             for stmt in &s.statements {
-                println!(
+                say!(
                     "  > {}",
                     stmt.split_whitespace().collect::<Vec<_>>().join(" ")
                 );
             }
             if let Some(e) = &s.error {
-                println!("  error: {e}");
+                say!("  error: {e}");
             }
         }
-        println!("\nDry run: everything was rolled back; the database is unchanged.");
+        say!("\nDry run: everything was rolled back; the database is unchanged.");
     } else {
         let verb = match report.steps[0].direction {
             Direction::Up => "Applied",
             Direction::Down => "Rolled back",
         };
-        println!("{verb} {} step(s).", report.steps.len());
+        say!("{verb} {} step(s).", report.steps.len());
     }
     print_not_run(report);
     Ok(code)
@@ -291,7 +312,7 @@ pub(crate) fn print_findings(findings: &[Finding], as_json: bool) -> Result<()> 
         return json(&findings);
     }
     if findings.is_empty() {
-        println!("Valid: every applied migration matches its plugin file.");
+        say!("Valid: every applied migration matches its plugin file.");
         return Ok(());
     }
     let mut t = table(&["PLUGIN", "PROBLEM", "DETAILS"]);
@@ -305,7 +326,7 @@ pub(crate) fn print_findings(findings: &[Finding], as_json: bool) -> Result<()> 
             f.message.clone(),
         ]);
     }
-    println!("{t}");
+    say!("{t}");
     Ok(())
 }
 
@@ -314,7 +335,7 @@ pub(crate) fn print_status(rows: &[PluginStatus], as_json: bool) -> Result<()> {
         return json(&rows);
     }
     if rows.is_empty() {
-        println!("No plugins: the plugins directory has no *.wasm files.");
+        say!("No plugins: the plugins directory has no *.wasm files.");
         return Ok(());
     }
     let dash = || "-".to_string();
@@ -332,7 +353,7 @@ pub(crate) fn print_status(rows: &[PluginStatus], as_json: bool) -> Result<()> {
             r.problem.clone().unwrap_or_default(),
         ]);
     }
-    println!("{t}");
+    say!("{t}");
     Ok(())
 }
 
@@ -356,7 +377,7 @@ pub(crate) fn print_compiled(rows: &[wasmig::Compiled], as_json: bool) -> Result
             },
         ]);
     }
-    println!("{t}");
+    say!("{t}");
     Ok(())
 }
 
@@ -365,10 +386,10 @@ pub(crate) fn print_inspection(i: &wasmig::Inspection, as_json: bool) -> Result<
         return json(i);
     }
     let m = &i.manifest;
-    println!("{} {} — {}", m.name, m.version, m.description);
-    println!("file:        {} ({} bytes)", i.file.display(), i.size);
-    println!("sha256:      {}", i.sha256);
-    println!(
+    say!("{} {} — {}", m.name, m.version, m.description);
+    say!("file:        {} ({} bytes)", i.file.display(), i.size);
+    say!("sha256:      {}", i.sha256);
+    say!(
         "load:        {:.2} ms ({})",
         i.load_us as f64 / 1e3,
         if i.from_cache {
@@ -377,8 +398,8 @@ pub(crate) fn print_inspection(i: &wasmig::Inspection, as_json: bool) -> Result<
             format!("compiled with {}", i.compiler.as_str())
         }
     );
-    println!("instantiate: {:.3} ms", i.instantiate_us as f64 / 1e3);
-    println!(
+    say!("instantiate: {:.3} ms", i.instantiate_us as f64 / 1e3);
+    say!(
         "declared:    {}",
         if i.declared {
             "yes: its manifest and SQL steps are data, run without compiling it"
@@ -387,14 +408,14 @@ pub(crate) fn print_inspection(i: &wasmig::Inspection, as_json: bool) -> Result<
         }
     );
     for difference in &i.code_disagrees {
-        println!("warning:     its code's manifest() disagrees with its declaration: {difference}");
+        say!("warning:     its code's manifest() disagrees with its declaration: {difference}");
     }
     let deps: Vec<String> = m
         .depends_on
         .iter()
         .map(|d| format!("{} {}", d.name, d.requirement))
         .collect();
-    println!(
+    say!(
         "depends on:  {}",
         if deps.is_empty() {
             "-".into()
@@ -402,7 +423,7 @@ pub(crate) fn print_inspection(i: &wasmig::Inspection, as_json: bool) -> Result<
             deps.join(", ")
         }
     );
-    println!(
+    say!(
         "reads:       {}",
         if m.reads.is_empty() {
             "-".into()
@@ -410,7 +431,7 @@ pub(crate) fn print_inspection(i: &wasmig::Inspection, as_json: bool) -> Result<
             m.reads.join(", ")
         }
     );
-    println!("imports:     {}", i.imports.join(", "));
+    say!("imports:     {}", i.imports.join(", "));
     let mut t = table(&["MIGRATION", "DESCRIPTION", "REVERSIBLE", "CHECKSUM"]);
     for step in &m.migrations {
         t.add_row(vec![
@@ -420,7 +441,7 @@ pub(crate) fn print_inspection(i: &wasmig::Inspection, as_json: bool) -> Result<
             step.checksum.clone(),
         ]);
     }
-    println!("{t}");
+    say!("{t}");
     Ok(())
 }
 
@@ -454,8 +475,8 @@ pub(crate) fn print_policy(
             list(&r.reads_missing),
         ]);
     }
-    println!("{t}");
-    println!(
+    say!("{t}");
+    say!(
         "Limits per step: deadline {}, memory {} MiB, query result {} MiB, database growth {}, \
          temporary storage {} MiB, log {} KiB, wasm stack {} KiB.",
         humantime::format_duration(limits.deadline),
@@ -482,7 +503,7 @@ pub(crate) fn print_history(rows: &[LedgerEntry], as_json: bool) -> Result<()> {
         return json(&rows);
     }
     if rows.is_empty() {
-        println!("No history: nothing has run on this database yet.");
+        say!("No history: nothing has run on this database yet.");
         return Ok(());
     }
     let mut t = table(&[
@@ -510,7 +531,7 @@ pub(crate) fn print_history(rows: &[LedgerEntry], as_json: bool) -> Result<()> {
             e.error.clone().unwrap_or_default(),
         ]);
     }
-    println!("{t}");
+    say!("{t}");
     Ok(())
 }
 
@@ -609,7 +630,7 @@ pub(crate) fn print_test(report: &wasmig::TestReport, as_json: bool) -> Result<(
                 s.description.as_str(),
             ]);
         }
-        println!("{t}");
+        say!("{t}");
         for s in &plugin.steps {
             let what = if s.checks_data {
                 "the schema and rows"
@@ -619,24 +640,26 @@ pub(crate) fn print_test(report: &wasmig::TestReport, as_json: bool) -> Result<(
             for (half, check) in [("up", &s.up), ("down", &s.down), ("again", &s.again)] {
                 match check {
                     Check::Failed { error } => {
-                        println!("{} {} {half}: {error}", plugin.plugin, s.version)
+                        say!("{} {} {half}: {error}", plugin.plugin, s.version)
                     }
                     Check::Differs { differences } => {
                         if half == "down" {
-                            println!(
+                            say!(
                                 "{} {} down does not restore {what} from before its up step \
                                  (- missing, + left over):",
-                                plugin.plugin, s.version
+                                plugin.plugin,
+                                s.version
                             );
                         } else {
-                            println!(
+                            say!(
                                 "{} {} applied again does not give {what} of the first pass \
                                  (- first pass only, + second pass only):",
-                                plugin.plugin, s.version
+                                plugin.plugin,
+                                s.version
                             );
                         }
                         for d in differences {
-                            println!("  {d}");
+                            say!("  {d}");
                         }
                     }
                     _ => {}
@@ -644,9 +667,9 @@ pub(crate) fn print_test(report: &wasmig::TestReport, as_json: bool) -> Result<(
             }
         }
         if let Some(e) = &plugin.error {
-            println!("{}: {e}", plugin.plugin);
+            say!("{}: {e}", plugin.plugin);
         }
-        println!(
+        say!(
             "{}: {}",
             plugin.plugin,
             if plugin.passed { "passed" } else { "FAILED" }

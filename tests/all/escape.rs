@@ -1,4 +1,4 @@
-//! A plugin reaches no files, network, environment or arguments.
+//! A plugin reaches no files, network, environment or arguments, nor the operator's terminal.
 
 use crate::hostile::armed_on;
 use crate::on_both;
@@ -62,4 +62,20 @@ fn a_plugin_that_imports_sockets_is_refused_at_load() {
         "{err}"
     );
     assert!(env.ledger().is_empty());
+}
+
+#[test]
+fn a_plugins_words_reach_the_terminal_without_control_characters() {
+    // An error or a description could clear the operator's screen, retitle the window or draw
+    // a fake report: every control character is shown as its escape.
+    let env = crate::scripted::scripted();
+    let sql = "SELECT * FROM \"attacker__\u{1b}[2J\u{1b}]0;pwned\u{7}FAKE: all steps succeeded\"";
+    let err = env.refused("attacker", "0.2.0", sql, "");
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+    assert!(err.contains("\\u{1b}[2J"), "{err}");
+    let history = env.ok(&["history"]);
+    assert!(
+        !history.contains('\u{1b}') && !history.contains('\u{7}'),
+        "{history:?}"
+    );
 }

@@ -1012,6 +1012,32 @@ fn nothing_of_a_plugin_runs_at_the_commit_and_its_role_grants_no_role() {
     assert!(
         pg.rows("SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'attacker__t'") == ["0"]
     );
+    // The same on a temporary table, which goes with the session but whose deferred event
+    // would fire at the commit first.
+    pg.refused(
+        "CREATE FUNCTION attacker__f() RETURNS trigger LANGUAGE plpgsql AS $f$
+         BEGIN
+           IF NEW.x < 2 THEN
+             SET CONSTRAINTS ALL DEFERRED;
+             INSERT INTO pg_temp.attacker__t VALUES (NEW.x + 1);
+           ELSE
+             GRANT SELECT ON attacker.attacker__script TO PUBLIC;
+           END IF;
+           RETURN NULL;
+         END $f$;
+         CREATE TEMP TABLE attacker__t (x int);
+         CREATE CONSTRAINT TRIGGER attacker__late AFTER INSERT ON pg_temp.attacker__t
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION attacker__f();
+         INSERT INTO pg_temp.attacker__t VALUES (1)",
+        "is deferrable",
+    );
+    assert_eq!(
+        pg.rows(
+            "SELECT count(*) FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a \
+             WHERE c.relname = 'attacker__script' AND a.grantee = 0"
+        ),
+        ["0"]
+    );
     // Its own role granted to another plugin's (up to PostgreSQL 15 a role may grant itself).
     let err = pg.refused(
         "DO $$ BEGIN EXECUTE pg_catalog.format('GRANT %I TO %I', current_user,

@@ -330,6 +330,13 @@ impl PgBackend {
             config.application_name("wasmig");
         }
         config.connect_timeout(CONNECT_TIMEOUT);
+        // The host's statements resolve names in the system catalogs only: not in a schema
+        // named like the host's role (`"$user"`), which a plugin's could be, nor in `public`.
+        let settings = format!(
+            "{} -c search_path=pg_catalog,pg_temp",
+            config.get_options().unwrap_or_default()
+        );
+        config.options(settings.trim_start());
         let database = config
             .get_dbname()
             .or(config.get_user())

@@ -29,9 +29,9 @@
 //!   ones listed in [`ALLOWED_FUNCTIONS`]; the function calls are read from the expression
 //!   trees the server stores (`:funcid`, `:opfuncid` and the like), not from the SQL text;
 //! - a view runs with its owner's rights (`security_invoker` is refused);
-//! - no trigger of its own is deferrable: nothing of the plugin may run at the commit, after
-//!   these checks (the deferred checks PostgreSQL makes itself, foreign keys, run built-in
-//!   code);
+//! - no trigger of its own is deferrable, in its schema or on a temporary table: nothing of
+//!   the plugin may run at the commit, after these checks (the deferred checks PostgreSQL
+//!   makes itself, foreign keys, run built-in code);
 //! - its role grants no role and is a member of none (up to PostgreSQL 15 a role may grant
 //!   itself to another, which would let that plugin's session become it);
 //! - its tables, indexes, views, sequences, functions, types, collations, text search
@@ -459,7 +459,13 @@ SELECT pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclas
        || ' is deferrable: it could run at the commit, after the host''s checks; a plugin''s '
        || 'triggers run within its step'
   FROM pg_catalog.pg_trigger g
- WHERE g.tgrelid IN (SELECT oid FROM rel) AND NOT g.tgisinternal AND g.tgdeferrable
+ WHERE NOT g.tgisinternal AND g.tgdeferrable
+   AND (g.tgrelid IN (SELECT oid FROM rel)
+        -- The session's temporary tables too, which the schema's objects do not list.
+        OR g.tgrelid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+                          WHERE d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+                            AND d.refobjid = pg_catalog.pg_my_temp_schema()
+                            AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass))
 "#;
 
 /// The guard's functions in wasmig's schema, created with the host's tables. They run with
