@@ -158,7 +158,7 @@ attacks! {
         Fails("relation \"accounts__user\" does not exist");
     rename_another_plugins_table: "rename-other" => "table \"accounts__user\" is outside",
         Fails("relation \"accounts__user\" does not exist");
-    rename_own_table_into_another_namespace: "rename-into-other" => "the step created table \"accounts__planted\"",
+    rename_own_table_into_another_namespace: "rename-into-other" => "table \"accounts__planted\" is outside",
         Fails("the step created table evil.accounts__planted, which is not named evil__*");
     index_on_another_plugins_table: "index-on-other" => "table \"accounts__user\" is outside",
         Fails("relation \"accounts__user\" does not exist");

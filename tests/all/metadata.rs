@@ -236,6 +236,11 @@ fn what_sqlite_resolves_but_never_reads_tells_nothing_of_what_exists() {
         "SELECT '{}' FROM attacker__nothing",
         "SELECT 1 AS {} FROM attacker__nothing",
         "SELECT 1 FROM attacker__script AS {} WHERE nosuchcolumn",
+        // A second statement given to query or execute, which SQLite compiles to say there is
+        // one; and a rename to a name that is taken.
+        "-- query\nSELECT 1; SELECT 1 FROM {}",
+        "-- query\nSELECT 1; SELECT nope FROM {} WHERE 0",
+        "CREATE TABLE attacker__t (x); ALTER TABLE attacker__t RENAME TO {}",
     ] {
         let seen = error_shape(&env, sql, "users");
         let unseen = error_shape(&env, sql, "nosuchtable");
@@ -244,6 +249,16 @@ fn what_sqlite_resolves_but_never_reads_tells_nothing_of_what_exists() {
             "{sql}: users and nosuchtable can be told apart"
         );
     }
+    // Many statements to one query: refused as one, without compiling each.
+    let many = format!("-- query\n{}", "SELECT 1;".repeat(20_000));
+    env.refused("attacker", "0.2.0", &many, "take one statement");
+    // PRAGMA index_list would name the application's indexes on the plugin's own table.
+    env.refused(
+        "attacker",
+        "0.2.0",
+        "-- query\nPRAGMA index_list(attacker__script)",
+        "PRAGMA index_list is not available",
+    );
     // A CTE named like the application's table is the CTE, whether or not the table exists.
     for (n, name) in ["users", "nosuchtable"].into_iter().enumerate() {
         env.applies(

@@ -124,3 +124,26 @@ fn a_real_applications_migrations_apply_and_are_used_afterwards() {
     // And wasmig's own record agrees with the database.
     env.ok(&["validate"]);
 }
+
+#[test]
+fn temp_objects_keep_working_when_a_table_is_made_from_a_select_between_them() {
+    // A table made from a select is not run again where each statement is first compiled,
+    // which is made afresh from the database then, TEMP objects included: a TEMP trigger on a
+    // main table keeps writing to its TEMP table.
+    let env = scripted();
+    env.applies(
+        "victim",
+        "0.2.0",
+        "CREATE TABLE victim__doc (id INTEGER PRIMARY KEY, title TEXT);
+         CREATE TEMP TABLE victim__log (x);
+         CREATE TEMP TRIGGER victim__tt AFTER INSERT ON victim__doc BEGIN INSERT INTO victim__log VALUES (new.id); END;
+         CREATE TABLE victim__copy AS SELECT 1 AS one;
+         INSERT INTO victim__doc (title) VALUES ('d');
+         INSERT INTO victim__copy SELECT count(*) FROM victim__log",
+    );
+    assert_eq!(
+        env.value::<i64>("SELECT sum(one) FROM victim__copy"),
+        2,
+        "the TEMP trigger wrote its row"
+    );
+}

@@ -50,6 +50,10 @@ const RETAINED_AFTER_STEP: i64 = 8 << 20;
 /// changes (see `SqliteBackend::check_new_views`).
 type PendingViews = (Vec<(String, String)>, Option<[i64; 2]>);
 
+/// What a step's mark read of its plugin's objects, for the shadow schema: the plugin's
+/// prefix, the schema versions, the objects.
+type ShadowSource = (String, [i64; 2], Vec<SchemaObject>);
+
 /// The longest a plugin's statement text may be, in bytes.
 const PLUGIN_MAX_SQL_LENGTH: i32 = 1 << 20;
 /// Prepared statements kept per connection: the host's dozen, and room for a plugin's.
@@ -99,6 +103,9 @@ pub(crate) struct SqliteBackend {
     shadow: std::cell::RefCell<Option<shadow::Shadow>>,
     /// Keys of the statements compiled in the shadow in this step.
     shadow_checked: std::cell::RefCell<foldhash::HashSet<u64>>,
+    /// What the step's mark read of the plugin's objects (its prefix, the schema versions,
+    /// the objects), to make the shadow from.
+    shadow_source: std::cell::RefCell<Option<ShadowSource>>,
     path: PathBuf,
     options: BackendOptions,
     in_transaction: bool,
@@ -200,6 +207,7 @@ impl SqliteBackend {
             conn: Box::new(conn),
             shadow: Default::default(),
             shadow_checked: Default::default(),
+            shadow_source: Default::default(),
             path: path.to_path_buf(),
             options,
             in_transaction: false,

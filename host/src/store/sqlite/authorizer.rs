@@ -43,7 +43,7 @@ const PRAGMA_ALLOW_LIST: &[&str] = &[
     "table_info",
     "table_xinfo",
     "table_list",
-    "index_list",
+    // Not `index_list`: it lists the indexes the application put on the plugin's table too.
     "index_info",
     "index_xinfo",
     "foreign_key_list",

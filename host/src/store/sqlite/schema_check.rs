@@ -350,7 +350,11 @@ impl SqliteBackend {
             Some((own, mark)) if own == scope.own && mark.versions == versions => mark,
             _ => self.scan_schema(scope, versions, None)?,
         };
-        self.sync_shadow(scope, mark.versions, Some(&mark.owned))?;
+        // The shadow is made from this when the step's first statement needs it.
+        if !self.shadow_in_sync(scope, mark.versions) {
+            *self.shadow_source.get_mut() =
+                Some((scope.own.clone(), mark.versions, mark.owned.clone()));
+        }
         // Lets a failed check look at the schema as it was, to name what changed.
         self.conn
             .execute_batch("SAVEPOINT wasmig_step")

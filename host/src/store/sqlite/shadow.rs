@@ -91,7 +91,8 @@ pub(super) fn changes_schema(statement: &str) -> bool {
 }
 
 /// The statement that makes `object` again in the shadow. `sqlite_temp_schema` keeps a TEMP
-/// object's statement without `TEMP`; an index or trigger follows its table there.
+/// object's statement without `TEMP`; an index follows its table there (a TEMP trigger may be
+/// on a main table).
 fn remake(object: &SchemaObject) -> Option<String> {
     let sql = object.sql.as_deref()?;
     if object.schema != "temp" {
@@ -100,6 +101,7 @@ fn remake(object: &SchemaObject) -> Option<String> {
     for (from, to) in [
         ("CREATE TABLE ", "CREATE TEMP TABLE "),
         ("CREATE VIEW ", "CREATE TEMP VIEW "),
+        ("CREATE TRIGGER ", "CREATE TEMP TRIGGER "),
         ("CREATE VIRTUAL TABLE ", "CREATE VIRTUAL TABLE temp."),
     ] {
         if let Some(rest) = sql.strip_prefix(from) {
@@ -129,31 +131,30 @@ fn rank(object: &SchemaObject) -> u8 {
 }
 
 impl SqliteBackend {
-    /// Makes the shadow hold the scope's reach as the database holds it now, at `versions`;
-    /// `owned`: the plugin's objects, when the caller has just read them. Runs with the host's
-    /// rights (the authorizer's scope is the caller's to set).
-    pub(super) fn sync_shadow(
-        &self,
-        scope: &Scope,
-        versions: [i64; 2],
-        owned: Option<&[SchemaObject]>,
-    ) -> Result<()> {
-        if self
-            .shadow
+    /// Whether the shadow holds the scope's reach as the database holds it at `versions`.
+    pub(super) fn shadow_in_sync(&self, scope: &Scope, versions: [i64; 2]) -> bool {
+        self.shadow
             .borrow()
             .as_ref()
             .is_some_and(|s| s.is_for(scope) && s.versions == Some(versions))
-        {
+    }
+
+    /// Makes the shadow hold the scope's reach as the database holds it now, at `versions`,
+    /// from the plugin's objects as the step's mark read them when they are still current.
+    /// Called while a statement of the plugin's is prepared, so on the step's clock and
+    /// within its memory: a plugin with many objects makes its own steps slower, no one
+    /// else's. Runs with the host's rights (the authorizer's scope is the caller's to set).
+    pub(super) fn sync_shadow(&self, scope: &Scope, versions: [i64; 2]) -> Result<()> {
+        if self.shadow_in_sync(scope, versions) {
             return Ok(());
         }
-        let scanned;
-        let owned = match owned {
-            Some(owned) => owned,
-            None => {
+        let marked = self.shadow_source.borrow_mut().take();
+        let owned = match marked {
+            Some((own, at, owned)) if own == scope.own && at == versions => owned,
+            _ => {
                 let mut objects = self.scan_rows(scope, "main", None)?.owned;
                 objects.extend(self.scan_rows(scope, "temp", None)?.owned);
-                scanned = objects;
-                &scanned
+                objects
             }
         };
         let mut objects: Vec<&SchemaObject> = owned.iter().collect();
@@ -184,18 +185,32 @@ impl SqliteBackend {
         let deadline = self.deadline.clone();
         conn.progress_handler(10_000, Some(move || deadline.passed()))
             .map_err(e)?;
+        // The names the virtual tables made (their shadow tables), read once they are made.
+        let mut made: Option<std::collections::HashSet<String>> = None;
         for object in objects {
+            if self.deadline.passed() {
+                return Err(Error::Database {
+                    path: self.path.clone(),
+                    message: "the step's deadline passed while its shadow schema was made"
+                        .to_string(),
+                });
+            }
             if object.name.to_ascii_lowercase().starts_with("sqlite_") {
                 continue;
             }
             let Some(sql) = remake(object) else { continue };
-            // A virtual table made its shadow tables already.
-            let made = conn
-                .prepare_cached("SELECT 1 FROM sqlite_schema WHERE name = ?1 COLLATE NOCASE")
-                .and_then(|mut s| s.exists([&object.name]))
-                .unwrap_or(false);
-            if made && object.schema == "main" {
-                continue;
+            if rank(object) > 0 {
+                let made = made.get_or_insert_with(|| {
+                    conn.prepare("SELECT lower(name) FROM sqlite_schema")
+                        .and_then(|mut s| {
+                            s.query_map([], |r| r.get::<_, String>(0))?
+                                .collect::<rusqlite::Result<_>>()
+                        })
+                        .unwrap_or_default()
+                });
+                if object.schema == "main" && made.contains(&object.name.to_ascii_lowercase()) {
+                    continue;
+                }
             }
             // Anything else the shadow cannot make (an object SQLite no longer accepts) is
             // missing there: the plugin's statements that name it are refused, which is safe.
@@ -232,7 +247,7 @@ impl SqliteBackend {
     ) -> rusqlite::Result<(bool, usize)> {
         let synced = self.as_host(scope, || {
             let versions = self.schema_versions()?;
-            self.sync_shadow(scope, versions, None)
+            self.sync_shadow(scope, versions)
         });
         synced.map_err(|e| rusqlite::Error::UserFunctionError(e.to_string().into()))?;
         let shadow = self.shadow.borrow();
@@ -244,13 +259,20 @@ impl SqliteBackend {
 
     /// Compiles one statement of the plugin's in the shadow, once per step: the same text
     /// compiles alike until the schema changes, and the database compiles it again then,
-    /// under the authorizer.
+    /// under the authorizer. Text after the statement but comments is refused here: the
+    /// database would compile it too (to report that there is more than one statement).
     pub(super) fn shadow_check(&self, scope: &Scope, statement: &str) -> rusqlite::Result<()> {
         let key = self.row_keys.hash_one(statement);
         if self.shadow_checked.borrow().contains(&key) {
             return Ok(());
         }
-        self.shadow_compile(scope, statement)?;
+        let (_, mut used) = self.shadow_compile(scope, statement)?;
+        while used < statement.len() {
+            match self.shadow_compile(scope, &statement[used..]) {
+                Ok((false, more)) if more > 0 => used += more,
+                _ => return Err(rusqlite::Error::MultipleStatement),
+            }
+        }
         self.shadow_checked.borrow_mut().insert(key);
         Ok(())
     }

@@ -292,6 +292,13 @@ pub(crate) fn named_objects(t: &[Token]) -> Vec<(&'static str, String)> {
     };
     if first.is_word("alter") && t.get(1).is_some_and(|w| w.is_word("table")) {
         out.extend(object_name(t, 2).map(|n| ("table", n)));
+        // `RENAME TO x`: a taken name fails there, before the schema check sees the new one.
+        if let Some(at) = t
+            .windows(2)
+            .position(|w| w[0].is_word("rename") && w[1].is_word("to"))
+        {
+            out.extend(object_name(t, at + 2).map(|n| ("table", n)));
+        }
     } else if first.is_word("reindex") || first.is_word("analyze") {
         out.push(("table or index", object_name(t, 1).unwrap_or_default()));
     } else if first.is_word("create") || first.is_word("drop") {
