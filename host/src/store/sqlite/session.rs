@@ -473,8 +473,9 @@ impl SqliteBackend {
     }
 
     /// Checks that a plugin step is running and the statement is not denied outright, and
-    /// forgets what the authorizer saw of the previous statement.
-    pub(super) fn plugin_guard(&mut self, statement: &str) -> Result<(), SqlError> {
+    /// forgets what the authorizer saw of the previous statement. `true`: the statement is
+    /// the one the previous call ran (a loop).
+    pub(super) fn plugin_guard(&mut self, statement: &str) -> Result<bool, SqlError> {
         let Some((scope, _)) = self.plugin.as_ref().filter(|_| self.in_transaction) else {
             return Err(SqlError::AccessDenied(
                 "SQL is only available while a migration step runs".to_string(),
@@ -482,7 +483,8 @@ impl SqliteBackend {
         };
         self.check_new_views(scope)?;
         // A loop runs one statement many times: checked once.
-        if statement != self.last_allowed {
+        let repeated = statement == self.last_allowed;
+        if !repeated {
             let keyword = first_keyword(statement);
             if let Some((_, why)) = DENIED_STATEMENTS
                 .iter()
@@ -505,7 +507,7 @@ impl SqliteBackend {
             self.last_allowed.push_str(statement);
         }
         self.reset_auth();
-        Ok(())
+        Ok(repeated)
     }
 
     /// Why the authorizer refused the last statement, if it did.
@@ -652,8 +654,12 @@ impl SqliteBackend {
     }
 
     /// What [`SqliteBackend::after_statement`] needs of the database before `statement`
-    /// runs.
-    fn before_statement(&self, statement: &str) -> Option<[i64; 2]> {
+    /// runs. Nothing for a statement run again in a loop: one that changes the schema each
+    /// time is rare, and the shadow, out of step then, is made again when next needed.
+    fn before_statement(&self, statement: &str, repeated: bool) -> Option<[i64; 2]> {
+        if repeated {
+            return None;
+        }
         let (scope, _) = self.plugin.as_ref()?;
         self.versions_before(scope, statement)
     }
@@ -670,8 +676,8 @@ impl SqliteBackend {
         statement: &str,
         params: &[crate::store::ValueRef<'_>],
     ) -> Result<u64, SqlError> {
-        self.plugin_guard(statement)?;
-        let before = self.before_statement(statement);
+        let repeated = self.plugin_guard(statement)?;
+        let before = self.before_statement(statement, repeated);
         let result = (|| {
             let held = match self.held.take() {
                 Some(held) if held.text == statement => held,
@@ -699,8 +705,8 @@ impl SqliteBackend {
         statement: &str,
         params: &[crate::store::ValueRef<'_>],
     ) -> Result<Rows, SqlError> {
-        self.plugin_guard(statement)?;
-        let before = self.before_statement(statement);
+        let repeated = self.plugin_guard(statement)?;
+        let before = self.before_statement(statement, repeated);
         let max_bytes = self.max_result_bytes();
         let result = (|| {
             let mut stmt = self.prepare_plugin(statement)?;
@@ -749,8 +755,8 @@ impl SqliteBackend {
         statement: &str,
         rows: &[&[crate::store::ValueRef<'_>]],
     ) -> Result<u64, SqlError> {
-        self.plugin_guard(statement)?;
-        let before = self.before_statement(statement);
+        let repeated = self.plugin_guard(statement)?;
+        let before = self.before_statement(statement, repeated);
         let result = (|| {
             let mut stmt = self.prepare_plugin(statement)?;
             if stmt.column_count() > 0 {

@@ -538,7 +538,14 @@ mod tests {
                 &[("virtual table", "n__s")],
             ),
             ("/* c */ create view temp.v as select 1", &[("view", "v")]),
-            ("ALTER TABLE main.v__t RENAME TO x", &[("table", "v__t")]),
+            (
+                "ALTER TABLE main.v__t RENAME TO x",
+                &[("table", "v__t"), ("table", "x")],
+            ),
+            (
+                "ALTER TABLE v__t RENAME COLUMN a TO b",
+                &[("table", "v__t")],
+            ),
             ("REINDEX nocase", &[("table or index", "nocase")]),
             ("ANALYZE", &[("table or index", "")]),
             ("SELECT 1", &[]),
