@@ -124,19 +124,31 @@ fn table_functions_do_not_read_a_table_of_their_name() {
             "without arguments would read a table or view",
         );
     }
-    // EXPLAIN would name the application's indexes on the plugin's own tables, and pages.
-    env.refused(
-        "attacker",
-        "0.2.0",
+    // EXPLAIN would name the application's indexes on the plugin's own tables, and pages,
+    // after empty statements too.
+    for sql in [
         "EXPLAIN QUERY PLAN SELECT 1",
-        "EXPLAIN is not available",
-    );
-    env.refused(
-        "attacker",
-        "0.2.0",
         "SELECT 1; explain SELECT 1",
-        "EXPLAIN is not available",
-    );
+        ";EXPLAIN SELECT 1",
+        "SELECT 1; ;EXPLAIN SELECT 1",
+        "-- query\n;EXPLAIN QUERY PLAN SELECT 1",
+        "-- query\n; /* */ ; explain SELECT 1",
+    ] {
+        env.refused("attacker", "0.2.0", sql, "EXPLAIN is not available");
+    }
+    // Nor a table function without arguments behind a quoted schema, or named by a string.
+    for sql in [
+        "CREATE VIEW attacker__v AS SELECT * FROM \"main\".json_tree",
+        "CREATE VIEW attacker__v AS SELECT * FROM [main].\"json_tree\"",
+        "CREATE VIEW attacker__v AS SELECT * FROM 'json_tree' AS j",
+    ] {
+        env.refused(
+            "attacker",
+            "0.2.0",
+            sql,
+            "without arguments would read a table or view",
+        );
+    }
     // Without such a table, json_each works.
     let env = scripted();
     env.applies(
@@ -241,6 +253,11 @@ fn what_sqlite_resolves_but_never_reads_tells_nothing_of_what_exists() {
         "-- query\nSELECT 1; SELECT 1 FROM {}",
         "-- query\nSELECT 1; SELECT nope FROM {} WHERE 0",
         "CREATE TABLE attacker__t (x); ALTER TABLE attacker__t RENAME TO {}",
+        // A parameter in TCL's array syntax, whose quote SQLite does not read as one, before
+        // statements the checks by name must still see.
+        "SELECT $a(') ; DROP TABLE IF EXISTS {} ; SELECT '1'",
+        "SELECT @a(') ; CREATE INDEX IF NOT EXISTS {} ON attacker__script (up) ; SELECT '1'",
+        "SELECT :a(') ; CREATE TABLE attacker__r (x); ALTER TABLE attacker__r RENAME TO {} ; SELECT '1'",
     ] {
         let seen = error_shape(&env, sql, "users");
         let unseen = error_shape(&env, sql, "nosuchtable");
@@ -249,6 +266,13 @@ fn what_sqlite_resolves_but_never_reads_tells_nothing_of_what_exists() {
             "{sql}: users and nosuchtable can be told apart"
         );
     }
+    // SQLite reads a script no further than a NUL byte: what follows would never run.
+    env.refused(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__n (x);\0CREATE TABLE attacker__m (y)",
+        "NUL byte",
+    );
     // Many statements to one query: refused as one, without compiling each.
     let many = format!("-- query\n{}", "SELECT 1;".repeat(20_000));
     env.refused("attacker", "0.2.0", &many, "take one statement");

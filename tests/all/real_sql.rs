@@ -147,3 +147,18 @@ fn temp_objects_keep_working_when_a_table_is_made_from_a_select_between_them() {
         "the TEMP trigger wrote its row"
     );
 }
+
+#[test]
+fn a_main_index_stays_on_its_table_beside_a_temp_table_of_the_same_name() {
+    let env = scripted();
+    env.applies(
+        "victim",
+        "0.2.0",
+        "CREATE TABLE victim__d (x);
+         CREATE INDEX victim__di ON victim__d (x);
+         CREATE TEMP TABLE victim__d (x);
+         CREATE TABLE victim__e AS SELECT 1 AS one;
+         INSERT INTO victim__e SELECT count(*) FROM main.victim__d INDEXED BY victim__di",
+    );
+    assert_eq!(env.value::<i64>("SELECT count(*) FROM victim__e"), 2);
+}

@@ -643,7 +643,8 @@ fn unquote(s: &str) -> &str {
 pub(crate) fn first_keyword(sql: &str) -> &str {
     let mut rest = sql;
     loop {
-        rest = rest.trim_start();
+        // Empty statements too: SQLite compiles the first statement after them.
+        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ';');
         if let Some(r) = rest.strip_prefix("--") {
             rest = r.split_once('\n').map_or("", |(_, after)| after);
         } else if let Some(r) = rest.strip_prefix("/*") {

@@ -485,29 +485,37 @@ impl SqliteBackend {
         // A loop runs one statement many times: checked once.
         let repeated = statement == self.last_allowed;
         if !repeated {
-            let keyword = first_keyword(statement);
-            if let Some((_, why)) = DENIED_STATEMENTS
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(keyword))
-            {
-                return Err(SqlError::AccessDenied(why.to_string()));
-            }
-            if let Some(denied) = self.ddl_denial(statement) {
+            if let Some(denied) = self.statement_denial(statement) {
                 return Err(denied);
-            }
-            // Compiled without arguments, they read a table or view of their name when the
-            // application has one, where the shadow has the function.
-            if let Some(name) = sql_text::bare_table_function(statement) {
-                return Err(SqlError::AccessDenied(format!(
-                    "{name} without arguments would read a table or view named {name}; call \
-                     it with its arguments, {name}(…)"
-                )));
             }
             self.last_allowed.clear();
             self.last_allowed.push_str(statement);
         }
         self.reset_auth();
         Ok(repeated)
+    }
+
+    /// Why a statement (or a script: each statement of a script is checked again on the text
+    /// SQLite takes for it) is refused outright, before SQLite sees it.
+    fn statement_denial(&self, statement: &str) -> Option<SqlError> {
+        let keyword = first_keyword(statement);
+        if let Some((_, why)) = DENIED_STATEMENTS
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(keyword))
+        {
+            return Some(SqlError::AccessDenied(why.to_string()));
+        }
+        if let Some(denied) = self.ddl_denial(statement) {
+            return Some(denied);
+        }
+        // Compiled without arguments, they read a table or view of their name when the
+        // application has one, where the shadow has the function.
+        sql_text::bare_table_function(statement).map(|name| {
+            SqlError::AccessDenied(format!(
+                "{name} without arguments would read a table or view named {name}; call it \
+                 with its arguments, {name}(…)"
+            ))
+        })
     }
 
     /// Why the authorizer refused the last statement, if it did.
@@ -795,20 +803,22 @@ impl SqliteBackend {
                 self.reset_auth();
                 // Each statement compiles in the shadow first, which also finds where it ends.
                 let (found, used) = self.shadow_compile(&scope, rest)?;
+                if used == 0 {
+                    // SQLite reads no further than a NUL byte.
+                    return Ok(Err(SqlError::Syntax(
+                        "the script holds a NUL byte, where SQLite would stop reading it"
+                            .to_string(),
+                    )));
+                }
                 let text = &rest[..used];
                 rest = &rest[used..];
-                if !found || used == 0 {
-                    if used == 0 {
-                        break;
-                    }
+                if !found {
                     continue;
                 }
-                let keyword = first_keyword(text);
-                if let Some((_, why)) = DENIED_STATEMENTS
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(keyword))
-                {
-                    return Ok(Err(SqlError::AccessDenied(why.to_string())));
+                // The checks on the text SQLite takes for this statement: the script's own
+                // tokens may have been read differently.
+                if let Some(denied) = self.statement_denial(text) {
+                    return Ok(Err(denied));
                 }
                 let mut stmt = self.conn.prepare(text)?;
                 self.check_reads(&scope)?;

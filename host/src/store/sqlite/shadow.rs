@@ -67,6 +67,23 @@ impl Shadow {
             ));
         }
         let compiled = (!stmt.is_null()).then_some(Compiled(stmt));
+        // Decided on what SQLite compiled, whatever the text put before it: EXPLAIN's rows
+        // name the database's pages and the indexes the application put on the plugin's
+        // tables.
+        // SAFETY: a statement of this connection, not yet finalized.
+        if compiled
+            .as_ref()
+            .is_some_and(|c| unsafe { ffi::sqlite3_stmt_isexplain(c.0) } != 0)
+        {
+            return Err(rusqlite::Error::SqliteFailure(
+                ffi::Error::new(ffi::SQLITE_AUTH),
+                Some(
+                    "EXPLAIN is not available to plugins (its output names the database's \
+                     pages and the indexes the application put on the plugin's tables)"
+                        .to_string(),
+                ),
+            ));
+        }
         let used = if tail.is_null() {
             sql.len()
         } else {
@@ -92,10 +109,20 @@ pub(super) fn changes_schema(statement: &str) -> bool {
 
 /// The statement that makes `object` again in the shadow. `sqlite_temp_schema` keeps a TEMP
 /// object's statement without `TEMP`; an index follows its table there (a TEMP trigger may be
-/// on a main table).
+/// on a main table). A main index or trigger is made in main by name: a TEMP table of the
+/// same name would take it otherwise.
 fn remake(object: &SchemaObject) -> Option<String> {
     let sql = object.sql.as_deref()?;
     if object.schema != "temp" {
+        for (from, to) in [
+            ("CREATE INDEX ", "CREATE INDEX main."),
+            ("CREATE UNIQUE INDEX ", "CREATE UNIQUE INDEX main."),
+            ("CREATE TRIGGER ", "CREATE TRIGGER main."),
+        ] {
+            if let Some(rest) = sql.strip_prefix(from) {
+                return Some(format!("{to}{rest}"));
+            }
+        }
         return Some(sql.to_string());
     }
     for (from, to) in [
@@ -201,21 +228,28 @@ impl SqliteBackend {
             let Some(sql) = remake(object) else { continue };
             if rank(object) > 0 {
                 let made = made.get_or_insert_with(|| {
-                    conn.prepare("SELECT lower(name) FROM sqlite_schema")
-                        .and_then(|mut s| {
-                            s.query_map([], |r| r.get::<_, String>(0))?
-                                .collect::<rusqlite::Result<_>>()
-                        })
-                        .unwrap_or_default()
+                    conn.prepare(
+                        "SELECT 'main.' || lower(name) FROM main.sqlite_schema \
+                         UNION ALL SELECT 'temp.' || lower(name) FROM temp.sqlite_schema",
+                    )
+                    .and_then(|mut s| {
+                        s.query_map([], |r| r.get::<_, String>(0))?
+                            .collect::<rusqlite::Result<_>>()
+                    })
+                    .unwrap_or_default()
                 });
-                if object.schema == "main" && made.contains(&object.name.to_ascii_lowercase()) {
+                if made.contains(&format!(
+                    "{}.{}",
+                    object.schema,
+                    object.name.to_ascii_lowercase()
+                )) {
                     continue;
                 }
             }
             // Anything else the shadow cannot make (an object SQLite no longer accepts) is
             // missing there: the plugin's statements that name it are refused, which is safe.
             if let Err(error) = conn.execute_batch(&sql) {
-                tracing::warn!(
+                tracing::debug!(
                     plugin = %scope.plugin, object = %object.name, %error,
                     "an object of the plugin's reach cannot be made in its shadow schema"
                 );

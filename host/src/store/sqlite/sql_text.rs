@@ -124,6 +124,30 @@ impl Iterator for Tokens<'_> {
                     i = skip_number(b, i);
                     break Token::Number(sql[start..i].to_string());
                 }
+                b'$' | b'@' | b':' | b'#' => {
+                    // A parameter, as SQLite's tokenizer reads it: identifier characters and
+                    // `::`, then at most one `(…)`, up to the first `)` or white space (TCL's
+                    // array syntax: `$a(')` is one token, and its `'` no quote).
+                    i += 1;
+                    let mut named = false;
+                    while i < b.len() {
+                        if is_word_byte(b[i]) || b[i].is_ascii_digit() {
+                            named = true;
+                            i += 1;
+                        } else if b[i] == b'(' && named {
+                            while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b')' {
+                                i += 1;
+                            }
+                            i = (i + 1).min(b.len());
+                            break;
+                        } else if b[i] == b':' && b.get(i + 1) == Some(&b':') {
+                            i += 2;
+                        } else {
+                            break;
+                        }
+                    }
+                    break Token::Other;
+                }
                 _ if is_word_byte(c) => {
                     let start = i;
                     while i < b.len() && (is_word_byte(b[i]) || b[i].is_ascii_digit()) {
@@ -132,11 +156,10 @@ impl Iterator for Tokens<'_> {
                     break Token::Word(sql[start..i].to_string());
                 }
                 _ => {
-                    // An operator or a parameter (`?1`, `:name`, `$x`, `@y`): one token, its
-                    // name included.
+                    // An operator or a numbered parameter (`?1`): one token.
                     i += 1;
-                    if matches!(c, b'?' | b':' | b'$' | b'@' | b'#') {
-                        while i < b.len() && (is_word_byte(b[i]) || b[i].is_ascii_digit()) {
+                    if c == b'?' {
+                        while i < b.len() && b[i].is_ascii_digit() {
                             i += 1;
                         }
                     }
@@ -374,9 +397,17 @@ pub(crate) fn bare_table_function(sql: &str) -> Option<String> {
     // schema's (`main.json_each`).
     let (mut before, mut last) = (None::<Token>, None::<Token>);
     while let Some(token) = tokens.next() {
+        // A string literal too where a table is named (`FROM 'json_each'`, `, 'json_tree'`):
+        // SQLite takes it as a name there.
         let name = match &token {
-            Token::Word(w) | Token::Quoted(w) => Some(w.clone()),
-            _ => None,
+            Token::Text(_)
+                if !last.as_ref().is_some_and(|l| {
+                    l.is_word("from") || l.is_word("join") || matches!(l, Token::Punct(',' | '.'))
+                }) =>
+            {
+                None
+            }
+            _ => token.name().map(str::to_string),
         };
         if let Some(name) = name
             && ["json_each", "json_tree"]
@@ -388,9 +419,9 @@ pub(crate) fn bare_table_function(sql: &str) -> Option<String> {
             // `json_each.value`: the table function's column, named by the function.
             let qualifier = next == Some(&Token::Punct('.'));
             let column = last == Some(Token::Punct('.'))
-                && !before
-                    .as_ref()
-                    .is_some_and(|b| b.is_word("main") || b.is_word("temp"));
+                && !before.as_ref().and_then(Token::name).is_some_and(|b| {
+                    b.eq_ignore_ascii_case("main") || b.eq_ignore_ascii_case("temp")
+                });
             // `USING json_each`: a virtual table's module, which the module allow-list judges.
             let module = last.as_ref().is_some_and(|l| l.is_word("using"));
             if !called && !qualifier && !column && !module {
@@ -486,6 +517,31 @@ mod tests {
                 Token::Number("1.5e+3".into()),
                 Token::Number(".5".into())
             ]
+        );
+    }
+
+    #[test]
+    fn parameters_are_read_as_sqlite_reads_them() {
+        // `$a(')` is one token in SQLite: its quote opens no string.
+        let t = tokens("SELECT $a(') ; DROP TABLE IF EXISTS users ; SELECT '1'");
+        assert!(t.iter().any(|w| w.is_word("users")), "{t:?}");
+        let t = tokens("SELECT @a::b(x) , :c , #d , ?12 , users");
+        assert!(t.iter().any(|w| w.is_word("users")), "{t:?}");
+        assert_eq!(
+            bare_table_function("SELECT * FROM \"main\".json_each").as_deref(),
+            Some("json_each")
+        );
+        assert_eq!(
+            bare_table_function("SELECT * FROM [main].\"json_each\"").as_deref(),
+            Some("json_each")
+        );
+        assert_eq!(
+            bare_table_function("SELECT * FROM 'json_tree' AS j").as_deref(),
+            Some("json_tree")
+        );
+        assert_eq!(
+            bare_table_function("SELECT j.value FROM json_each('[1]') AS j"),
+            None
         );
     }
 
