@@ -9,12 +9,12 @@ pub(super) const DENIED_STATEMENTS: &[(&str, &str)] = &[
         "VACUUM",
         "VACUUM is not available to plugins (VACUUM INTO would write a file)",
     ),
-    (
-        "EXPLAIN",
-        "EXPLAIN is not available to plugins (its output names the database's pages and the \
-         indexes the application put on the plugin's tables)",
-    ),
+    ("EXPLAIN", EXPLAIN_DENIED),
 ];
+
+/// Why EXPLAIN is refused: by its keyword here, and by what SQLite compiled in the shadow.
+pub(super) const EXPLAIN_DENIED: &str = "EXPLAIN is not available to plugins (its output names \
+     the database's pages and the indexes the application put on the plugin's tables)";
 
 /// `no such table: X` for a table outside the scope's reach becomes the scope's denial of
 /// `X`, word for word what the authorizer says of an existing one; so does `index X already

@@ -77,11 +77,7 @@ impl Shadow {
         {
             return Err(rusqlite::Error::SqliteFailure(
                 ffi::Error::new(ffi::SQLITE_AUTH),
-                Some(
-                    "EXPLAIN is not available to plugins (its output names the database's \
-                     pages and the indexes the application put on the plugin's tables)"
-                        .to_string(),
-                ),
+                Some(EXPLAIN_DENIED.to_string()),
             ));
         }
         let used = if tail.is_null() {
