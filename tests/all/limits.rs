@@ -253,3 +253,58 @@ fn views_whose_compilation_needs_more_than_the_steps_sqlite_memory_are_refused()
         "64 MiB of SQLite's memory a step may use",
     );
 }
+
+#[test]
+fn tables_made_from_selects_do_not_pile_up_in_the_host_step_after_step() {
+    // Each statement is first compiled in a schema of the plugin's reach alone, kept in step
+    // with the database. A table made from a select is not made there (its rows would be),
+    // after an empty statement too, and that schema lives for one step. Five steps of 40 MB
+    // each: the host holds one at a time.
+    let env = crate::scripted::scripted();
+    for (n, version) in ["0.2.0", "0.3.0", "0.4.0", "0.5.0", "0.6.0"]
+        .iter()
+        .enumerate()
+    {
+        env.script(
+            "attacker",
+            version,
+            &format!(
+                ";CREATE TABLE attacker__big{n} AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 40000) SELECT randomblob(1000) AS b FROM c"
+            ),
+            None,
+        );
+    }
+    let mut child = env
+        .command()
+        .args(["up", "attacker@0.6.0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib: u64 = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if let Ok(s) = std::fs::read_to_string(&status_file)
+            && let Some(kib) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        {
+            peak_kib = kib;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert!(status.success());
+    assert_eq!(
+        env.value::<i64>("SELECT count(*) FROM attacker__big4"),
+        40_000
+    );
+    assert!(
+        peak_kib < 150 * 1024,
+        "the host peaked at {} MiB",
+        peak_kib / 1024
+    );
+}

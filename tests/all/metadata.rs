@@ -141,6 +141,9 @@ fn table_functions_do_not_read_a_table_of_their_name() {
         "CREATE VIEW attacker__v AS SELECT * FROM \"main\".json_tree",
         "CREATE VIEW attacker__v AS SELECT * FROM [main].\"json_tree\"",
         "CREATE VIEW attacker__v AS SELECT * FROM 'json_tree' AS j",
+        // A byte-order mark starting a token is white space to SQLite.
+        "CREATE VIEW attacker__v AS SELECT * FROM \u{feff}json_tree",
+        "CREATE TABLE attacker__t (x); CREATE TRIGGER attacker__tr AFTER INSERT ON attacker__t BEGIN SELECT * FROM \u{feff}json_each; END",
     ] {
         env.refused(
             "attacker",
@@ -258,6 +261,14 @@ fn what_sqlite_resolves_but_never_reads_tells_nothing_of_what_exists() {
         "SELECT $a(') ; DROP TABLE IF EXISTS {} ; SELECT '1'",
         "SELECT @a(') ; CREATE INDEX IF NOT EXISTS {} ON attacker__script (up) ; SELECT '1'",
         "SELECT :a(') ; CREATE TABLE attacker__r (x); ALTER TABLE attacker__r RENAME TO {} ; SELECT '1'",
+        // White space as SQLite reads it: a byte-order mark starting a token, and `\v` in a
+        // run of white space.
+        "\u{feff}DROP TABLE IF EXISTS {}",
+        "-- query\n\u{feff}DROP TABLE IF EXISTS {}",
+        "SELECT 1;\n\u{feff}CREATE INDEX IF NOT EXISTS {} ON attacker__script (up)",
+        "CREATE TABLE attacker__r (x);\u{feff}ALTER TABLE attacker__r RENAME TO {}",
+        " \u{b}DROP TABLE IF EXISTS {}",
+        "DROP TABLE IF EXISTS \u{b}{}",
     ] {
         let seen = error_shape(&env, sql, "users");
         let unseen = error_shape(&env, sql, "nosuchtable");
@@ -276,6 +287,13 @@ fn what_sqlite_resolves_but_never_reads_tells_nothing_of_what_exists() {
     // Many statements to one query: refused as one, without compiling each.
     let many = format!("-- query\n{}", "SELECT 1;".repeat(20_000));
     env.refused("attacker", "0.2.0", &many, "take one statement");
+    // After an empty statement or a byte-order mark, EXPLAIN is still EXPLAIN.
+    env.refused(
+        "attacker",
+        "0.2.0",
+        "SELECT 1;\u{feff}EXPLAIN SELECT 1",
+        "EXPLAIN is not available",
+    );
     // PRAGMA index_list would name the application's indexes on the plugin's own table.
     env.refused(
         "attacker",
@@ -341,6 +359,8 @@ fn reindex_and_analyze_name_only_the_plugins_own_objects() {
         "0.2.0",
         "CREATE TABLE attacker__t (x); CREATE INDEX attacker__i ON attacker__t (x); REINDEX attacker__i; REINDEX attacker__t",
     );
+    // ANALYZE of its own table writes SQLite's statistics of the whole database.
+    env.refused("attacker", "0.3.0", "ANALYZE attacker__t", "");
 }
 
 #[test]

@@ -131,12 +131,16 @@ fn a_read_grant_does_not_stretch_into_views_or_triggers() {
     env.policy("[plugins.reader]\nreads = [\"victim\"]\n");
     env.applies("victim", "0.2.0", VICTIM_DATA);
     env.ok(&["up", "reader@0.1.0"]);
-    // The reader's steps may read what it was granted ...
+    // The reader's steps may read what it was granted (after a table made from a select,
+    // which has the schema its statements compile in made again, granted tables included)
+    // ...
     env.applies(
         "reader",
         "0.2.0",
-        "CREATE TABLE reader__copy AS SELECT v FROM victim__data",
+        "CREATE TABLE reader__copy AS SELECT v FROM victim__data;
+         INSERT INTO reader__copy SELECT v FROM victim__data",
     );
+    assert_eq!(env.value::<i64>("SELECT count(*) FROM reader__copy"), 2);
     // ... but an object that reads it would keep reading later with the application's
     // rights, and would block the victim's own renames.
     env.refused(

@@ -28,13 +28,14 @@ use super::{
 };
 use crate::ledger::{AppliedStep, State};
 use crate::{Error, Result};
-use authorizer::{SCAN_FUNCTION, SharedAuthState, authorizer, first_keyword, is_autoindex_of};
+use authorizer::{SCAN_FUNCTION, SharedAuthState, authorizer, is_autoindex_of};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql, params};
 use schema_check::{SchemaMark, SchemaObject};
 use schema_pages::{PageKeys, READ_PAGE, Stored, read_page};
 pub(crate) use scope::Scope;
 use sql_text::Token;
+use sql_text::first_keyword;
 use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -638,38 +638,9 @@ fn unquote(s: &str) -> &str {
     s
 }
 
-/// The first keyword of a statement, skipping white space and comments (as written; compare
-/// it ignoring case).
-pub(crate) fn first_keyword(sql: &str) -> &str {
-    let mut rest = sql;
-    loop {
-        // Empty statements too: SQLite compiles the first statement after them.
-        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ';');
-        if let Some(r) = rest.strip_prefix("--") {
-            rest = r.split_once('\n').map_or("", |(_, after)| after);
-        } else if let Some(r) = rest.strip_prefix("/*") {
-            rest = r.split_once("*/").map_or("", |(_, after)| after);
-        } else {
-            break;
-        }
-    }
-    let end = rest
-        .find(|c: char| !c.is_ascii_alphabetic())
-        .unwrap_or(rest.len());
-    &rest[..end]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn first_keyword_skips_comments() {
-        assert_eq!(first_keyword("  vacuum into 'x'"), "vacuum");
-        assert_eq!(first_keyword("-- hi\n /* there */ Vacuum"), "Vacuum");
-        assert_eq!(first_keyword("/* unterminated"), "");
-        assert_eq!(first_keyword("SELECT 1"), "SELECT");
-    }
 
     #[test]
     fn autoindexes_belong_to_their_table() {

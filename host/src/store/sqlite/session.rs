@@ -501,7 +501,7 @@ impl SqliteBackend {
         let keyword = first_keyword(statement);
         if let Some((_, why)) = DENIED_STATEMENTS
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(keyword))
+            .find(|(k, _)| k.eq_ignore_ascii_case(&keyword))
         {
             return Some(SqlError::AccessDenied(why.to_string()));
         }
@@ -624,6 +624,9 @@ impl SqliteBackend {
             .saturating_sub(self.changes_at_enter);
         self.held = None;
         self.plugin = None;
+        // The shadow lives for one step: whatever a step left in it (what it ran there is
+        // bounded by the step's memory bound) does not pile up from step to step.
+        *self.shadow.get_mut() = None;
         self.watchdog.disarm();
         self.deadline.set(None);
         self.temp_vfs.quota.limit(None);

@@ -100,7 +100,7 @@ pub(super) fn changes_schema(statement: &str) -> bool {
     let keyword = first_keyword(statement);
     ["CREATE", "DROP", "ALTER"]
         .iter()
-        .any(|k| k.eq_ignore_ascii_case(keyword))
+        .any(|k| k.eq_ignore_ascii_case(&keyword))
 }
 
 /// The statement that makes `object` again in the shadow. `sqlite_temp_schema` keeps a TEMP

@@ -87,7 +87,16 @@ impl Iterator for Tokens<'_> {
                 return None;
             };
             match c {
-                b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' => i += 1,
+                // White space as SQLite's tokenizer reads it: a run starts at one of these
+                // and goes on over `\v` too (which cannot start one); a UTF-8 byte-order
+                // mark starting a token is white space.
+                b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' => {
+                    i += 1;
+                    while i < b.len() && matches!(b[i], b'\t'..=b'\r' | b' ') {
+                        i += 1;
+                    }
+                }
+                0xef if b.get(i + 1) == Some(&0xbb) && b.get(i + 2) == Some(&0xbf) => i += 3,
                 b'-' if b.get(i + 1) == Some(&b'-') => {
                     while i < b.len() && b[i] != b'\n' {
                         i += 1;
@@ -360,10 +369,21 @@ pub(crate) fn named_objects(t: &[Token]) -> Vec<(&'static str, String)> {
     out
 }
 
+/// The first word of `sql` as SQLite reads it, past white space, comments and empty
+/// statements (SQLite compiles the first statement after them); empty when it starts with
+/// anything else.
+pub(crate) fn first_keyword(sql: &str) -> String {
+    match Tokens::new(sql).find(|t| *t != Token::Punct(';')) {
+        Some(Token::Word(word)) => word,
+        _ => String::new(),
+    }
+}
+
 /// Whether `statement` is `CREATE [TEMP] TABLE [IF NOT EXISTS] [schema.]name AS SELECT …`,
 /// which fills the table it makes.
 pub(crate) fn creates_table_as_select(statement: &str) -> bool {
-    let mut t = Tokens::new(statement);
+    // Empty statements first: SQLite compiles the first statement after them.
+    let mut t = Tokens::new(statement).skip_while(|t| *t == Token::Punct(';'));
     if !t.next().is_some_and(|w| w.is_word("create")) {
         return false;
     }
@@ -521,6 +541,20 @@ mod tests {
     }
 
     #[test]
+    fn first_keyword_skips_what_sqlite_skips() {
+        assert_eq!(first_keyword("  vacuum into 'x'"), "vacuum");
+        assert_eq!(first_keyword("-- hi\n /* there */ Vacuum"), "Vacuum");
+        assert_eq!(first_keyword("/* unterminated"), "");
+        assert_eq!(first_keyword("SELECT 1"), "SELECT");
+        assert_eq!(first_keyword(";; \u{feff}DROP TABLE t"), "DROP");
+        assert_eq!(first_keyword(" \u{b}EXPLAIN SELECT 1"), "EXPLAIN");
+        assert!(creates_table_as_select(";CREATE TABLE t AS SELECT 1"));
+        assert!(creates_table_as_select(
+            "\u{feff}CREATE TABLE t AS SELECT 1"
+        ));
+    }
+
+    #[test]
     fn parameters_are_read_as_sqlite_reads_them() {
         // `$a(')` is one token in SQLite: its quote opens no string.
         let t = tokens("SELECT $a(') ; DROP TABLE IF EXISTS users ; SELECT '1'");
@@ -563,6 +597,74 @@ mod tests {
         ] {
             assert!(!creates_table_as_select(sql), "{sql}");
         }
+    }
+
+    /// Whatever SQLite compiles as a statement, however its white space is written, is read
+    /// so here: its first keyword, and the table it makes or drops. SQLite itself says which
+    /// (its authorizer is told), for every one- and two-character ASCII filler and the
+    /// Unicode spaces.
+    #[test]
+    fn what_sqlite_reads_as_white_space_is_white_space_here() {
+        use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+        use std::sync::{Arc, Mutex};
+        let mut c = rusqlite::Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE t(x)").unwrap();
+        let told: Arc<Mutex<Vec<String>>> = Default::default();
+        let seen = told.clone();
+        c.authorizer(Some(move |ctx: AuthContext<'_>| {
+            match ctx.action {
+                AuthAction::CreateTable { table_name } | AuthAction::DropTable { table_name } => {
+                    seen.lock().unwrap().push(table_name.to_string())
+                }
+                _ => {}
+            }
+            Authorization::Allow
+        }))
+        .unwrap();
+        let mut fillers: Vec<String> = (0u8..0x80).map(|b| char::from(b).to_string()).collect();
+        for a in 0u8..0x80 {
+            for b in 0u8..0x80 {
+                fillers.push(format!("{}{}", char::from(a), char::from(b)));
+            }
+        }
+        for unicode in [
+            "\u{feff}",
+            "\u{feff}\u{feff}",
+            " \u{feff}",
+            "\u{a0}",
+            "\u{2028}",
+            "\u{3000}",
+        ] {
+            fillers.push(unicode.into());
+        }
+        let mut compiled = 0;
+        for filler in &fillers {
+            for (sql, keyword) in [
+                (format!("{filler}CREATE TABLE u(x)"), "CREATE"),
+                (format!("DROP TABLE IF EXISTS{filler}t"), "DROP"),
+                (format!("{filler}DROP TABLE IF EXISTS t"), "DROP"),
+            ] {
+                told.lock().unwrap().clear();
+                if c.prepare(&sql).is_err() {
+                    continue;
+                }
+                let Some(table) = told.lock().unwrap().first().cloned() else {
+                    continue;
+                };
+                compiled += 1;
+                assert!(first_keyword(&sql).eq_ignore_ascii_case(keyword), "{sql:?}");
+                // As the checks by name read a script: a statement at a time.
+                let named = find_in_statements(&sql, |t| {
+                    let named = named_objects(t);
+                    (!named.is_empty()).then_some(named)
+                });
+                assert!(
+                    named.iter().flatten().any(|(_, n)| *n == table),
+                    "{sql:?}: SQLite names {table}, read here {named:?}"
+                );
+            }
+        }
+        assert!(compiled > 100, "{compiled}");
     }
 
     #[test]
