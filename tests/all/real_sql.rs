@@ -162,3 +162,44 @@ fn a_main_index_stays_on_its_table_beside_a_temp_table_of_the_same_name() {
     );
     assert_eq!(env.value::<i64>("SELECT count(*) FROM victim__e"), 2);
 }
+
+#[test]
+fn constraints_added_and_dropped_on_a_plugins_own_table() {
+    // SQLite's ALTER TABLE checks a new constraint against the table's rows and rewrites the
+    // table's statement with functions of its own, which SQL cannot call.
+    let env = scripted();
+    env.applies(
+        "victim",
+        "0.2.0",
+        "CREATE TABLE victim__item (id INTEGER PRIMARY KEY, qty INTEGER, note TEXT);
+         INSERT INTO victim__item (qty, note) VALUES (1, 'a'), (2, 'b');
+         ALTER TABLE victim__item ADD CONSTRAINT victim__qty_positive CHECK (qty > 0);
+         ALTER TABLE victim__item ADD CHECK (length(note) < 100);
+         ALTER TABLE victim__item ALTER COLUMN note SET NOT NULL",
+    );
+    let insert = |sql: &str| env.conn().execute_batch(sql);
+    assert!(insert("INSERT INTO victim__item (qty, note) VALUES (0, 'c')").is_err());
+    assert!(insert("INSERT INTO victim__item (qty, note) VALUES (3, NULL)").is_err());
+    // A constraint the rows break is refused, and the step rolls back.
+    env.refused(
+        "victim",
+        "0.3.0",
+        "ALTER TABLE victim__item ADD CHECK (qty > 1)",
+        "constraint failed",
+    );
+    env.applies(
+        "victim",
+        "0.3.0",
+        "ALTER TABLE victim__item DROP CONSTRAINT victim__qty_positive;
+         ALTER TABLE victim__item ALTER COLUMN note DROP NOT NULL",
+    );
+    insert("INSERT INTO victim__item (qty, note) VALUES (0, NULL)").unwrap();
+    // A plugin cannot call them.
+    env.refused(
+        "attacker",
+        "0.2.0",
+        "-- query\nSELECT sqlite_fail('x', 1)",
+        "sqlite_fail",
+    );
+    env.ok(&["validate"]);
+}

@@ -196,8 +196,13 @@ pub(crate) const FUNCTION_ALLOW_LIST: &[&str] = &[
     "jsonb_remove",
     "jsonb_replace",
     "jsonb_set",
-    // Internal: SQLite's ALTER TABLE runs these on the schema; SQL cannot call them.
+    // Internal: SQLite's ALTER TABLE runs these on the schema (and `sqlite_fail` on the
+    // table's rows, for a new constraint); SQL cannot call them.
+    "sqlite_add_constraint",
     "sqlite_drop_column",
+    "sqlite_drop_constraint",
+    "sqlite_fail",
+    "sqlite_find_constraint",
     "sqlite_rename_column",
     "sqlite_rename_quotefix",
     "sqlite_rename_table",
