@@ -64,6 +64,35 @@ fn a_straight_line_of_function_calls_on_large_values_is_stopped() {
     stopped_at_the_deadline("json-straight-line");
 }
 
+#[test]
+fn a_straight_line_of_calls_that_make_small_values_is_stopped() {
+    // Each call makes only a small value, which a connection could serve from its lookaside
+    // slots, where the allocator would never see it: wasmig's connection has none, so the
+    // first call past the deadline fails.
+    let env = crate::scripted::scripted();
+    env.applies(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__j AS SELECT '[' || replace(hex(zeroblob(4000000)), '00', '0,') || '0]' AS j",
+    );
+    let paths = vec!["'$[#-1]'"; 20].join(", ");
+    let calls = vec![format!("length(json_extract(j, {paths}))"); 200].join(" + ");
+    env.script(
+        "attacker",
+        "0.3.0",
+        &format!("-- query\nSELECT {calls} FROM attacker__j"),
+        None,
+    );
+    let out = env.run(&["up", "attacker@0.3.0", "--deadline", "2s"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("deadline"), "{stderr}");
+    let took: i64 = env.value(
+        "SELECT duration_us FROM _wasmig_ledger WHERE plugin = 'attacker' AND version = '0.3.0' AND outcome = 'failed'",
+    );
+    assert!(took < 3_000_000, "stopped after {} ms", took / 1000);
+}
+
 /// `term` summed `n` times as a balanced tree (a flat sum would hit SQLite's depth limit).
 fn balanced_sum(term: &str, n: usize) -> String {
     if n == 1 {

@@ -357,7 +357,9 @@ pub(super) fn configure(
     use rusqlite::config::DbConfig;
     use rusqlite::limits::Limit;
     // No lookaside: every allocation of the connection goes to the allocator, which fails
-    // them once a step's deadline has passed (`sqlite_memory::stop`) and counts them.
+    // them once a step's deadline has passed (`sqlite_memory::stop`) and counts them. Even a
+    // few small slots would let a row of calls that each make a small value run on past the
+    // deadline; that is worth the allocation each row's record and values cost instead.
     // SAFETY: the connection is open and has allocated nothing from lookaside yet;
     // SQLITE_DBCONFIG_LOOKASIDE takes a buffer pointer, a slot size and a slot count.
     let rc = unsafe {
