@@ -269,6 +269,10 @@ fn what_sqlite_resolves_but_never_reads_tells_nothing_of_what_exists() {
         "CREATE TABLE attacker__r (x);\u{feff}ALTER TABLE attacker__r RENAME TO {}",
         " \u{b}DROP TABLE IF EXISTS {}",
         "DROP TABLE IF EXISTS \u{b}{}",
+        // A statement run again after the schema changed: SQLite would compile it again on its
+        // own, now firing a trigger that reads the name.
+        "-- each\nCREATE TABLE attacker__t (x)\n-- next\nCREATE TABLE attacker__l (n)\n-- next\nINSERT INTO attacker__t VALUES (1)\n-- next\nCREATE TEMP TRIGGER attacker__tt AFTER INSERT ON attacker__t BEGIN INSERT INTO attacker__l SELECT count(*) FROM {}; END\n-- next\nINSERT INTO attacker__t VALUES (1)",
+        "-- each\nCREATE TABLE attacker__t (x)\n-- next\nCREATE TABLE attacker__l (n)\n-- next\n-- query\nSELECT count(*) FROM attacker__t\n-- next\nCREATE TEMP VIEW attacker__t AS SELECT 1 AS x FROM {}\n-- next\n-- query\nSELECT count(*) FROM attacker__t",
     ] {
         let seen = error_shape(&env, sql, "users");
         let unseen = error_shape(&env, sql, "nosuchtable");

@@ -14,6 +14,17 @@ fn run(tx: &Tx, version: &str, column: &str) -> Result<()> {
         None => None,
     };
     match script {
+        // Statements one `execute` each (a query, marked so, one `query`), in order, between
+        // `-- next` lines: the same text can run twice in one step.
+        Some(script) if script.starts_with("-- each\n") => {
+            for statement in script["-- each\n".len()..].split("\n-- next\n") {
+                match statement.strip_prefix("-- query\n") {
+                    Some(query) => tx.query(query, &[]).map(|_| ())?,
+                    None => tx.execute(statement, &[]).map(|_| ())?,
+                }
+            }
+            Ok(())
+        }
         // A query whose rows the step reads (and drops), as a plugin reads its own data.
         Some(script) => match script.strip_prefix("-- query\n") {
             Some(query) => tx.query(query, &[]).map(|_| ()),

@@ -137,12 +137,13 @@ pub(crate) struct SqliteBackend {
     /// The connection switched a `DELETE` rollback journal to `TRUNCATE`, to switch back when
     /// it closes.
     truncating: bool,
-    /// Counts plugin steps on this connection.
-    step_serial: u64,
-    /// The cache key of a plugin statement is this step's prefix, then the statement; built
-    /// in place, without formatting, once per call.
+    /// Counts the generations of plugin statements' cache keys on this connection: one for
+    /// each step, and one for each change of the schema within a step.
+    step_serial: std::cell::Cell<u64>,
+    /// The cache key of a plugin statement is the current generation's prefix, then the
+    /// statement; built in place, without formatting, once per call.
     key: std::cell::RefCell<String>,
-    key_prefix_len: usize,
+    key_prefix_len: std::cell::Cell<usize>,
     /// The last plugin statement that passed the keyword check.
     last_allowed: String,
     /// `PRAGMA page_size` and the host's `PRAGMA max_page_count`, read at the first step:
@@ -225,9 +226,9 @@ impl SqliteBackend {
             scan_out: Default::default(),
             last_mark: None,
             truncating: false,
-            step_serial: 0,
+            step_serial: Default::default(),
             key: std::cell::RefCell::new(String::new()),
-            key_prefix_len: 0,
+            key_prefix_len: Default::default(),
             last_allowed: String::new(),
             page_limits: None,
             page_memo: None,

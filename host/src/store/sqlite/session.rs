@@ -124,10 +124,19 @@ impl SqliteBackend {
     pub(super) fn plugin_key(&self, statement: &str) -> std::cell::Ref<'_, String> {
         {
             let mut key = self.key.borrow_mut();
-            key.truncate(self.key_prefix_len);
+            key.truncate(self.key_prefix_len.get());
             key.push_str(statement);
         }
         self.key.borrow()
+    }
+
+    /// Starts new cache keys for the plugin's statements: none prepared under the earlier
+    /// ones is found again.
+    pub(super) fn new_statement_keys(&self) {
+        self.step_serial.set(self.step_serial.get() + 1);
+        let prefix = format!("/* wasmig step {} */ ", self.step_serial.get());
+        self.key_prefix_len.set(prefix.len());
+        *self.key.borrow_mut() = prefix;
     }
 
     /// A plugin statement from the statement cache (or freshly prepared), to keep in
@@ -538,10 +547,7 @@ impl SqliteBackend {
         scope.table_functions_shadowed = self.table_functions_shadowed();
         // A statement prepared under another scope must never be reused under this one: the
         // plugin's statements are cached under keys of this step only (see `plugin_key`).
-        self.step_serial += 1;
-        let prefix = format!("/* wasmig step {} */ ", self.step_serial);
-        self.key_prefix_len = prefix.len();
-        *self.key.get_mut() = prefix;
+        self.new_statement_keys();
         let e = |e| db_error(&self.path, "cannot scope the connection to the plugin", e);
         let pages: i64 = self
             .conn
@@ -665,20 +671,25 @@ impl SqliteBackend {
     }
 
     /// What [`SqliteBackend::after_statement`] needs of the database before `statement`
-    /// runs. Nothing for a statement run again in a loop: one that changes the schema each
-    /// time is rare, and the shadow, out of step then, is made again when next needed.
-    fn before_statement(&self, statement: &str, repeated: bool) -> Option<[i64; 2]> {
+    /// runs. Nothing for a statement run again in a loop: it found the schema as the
+    /// statement before it left it, and it changed nothing the first time it ran.
+    fn before_statement(&self, repeated: bool) -> Option<[i64; 2]> {
         if repeated {
             return None;
         }
         let (scope, _) = self.plugin.as_ref()?;
-        self.versions_before(scope, statement)
+        self.versions_before(scope)
     }
 
-    /// Keeps the shadow in step with the database once `statement` ran.
-    fn after_statement(&self, statement: &str, before: Option<[i64; 2]>) {
-        if let Some((scope, _)) = &self.plugin {
-            self.mirror(scope, statement, before);
+    /// Once `statement` ran: when it changed the schema, keeps the shadow in step, and lets
+    /// no statement prepared before it run again unchecked (see [`SqliteBackend::mirror`]).
+    fn after_statement(&mut self, statement: &str, before: Option<[i64; 2]>) {
+        let changed = match &self.plugin {
+            Some((scope, _)) => self.mirror(scope, statement, before),
+            None => false,
+        };
+        if changed {
+            self.held = None;
         }
     }
 
@@ -688,7 +699,7 @@ impl SqliteBackend {
         params: &[crate::store::ValueRef<'_>],
     ) -> Result<u64, SqlError> {
         let repeated = self.plugin_guard(statement)?;
-        let before = self.before_statement(statement, repeated);
+        let before = self.before_statement(repeated);
         let result = (|| {
             let held = match self.held.take() {
                 Some(held) if held.text == statement => held,
@@ -705,10 +716,12 @@ impl SqliteBackend {
             self.auth.reset();
             stmt.raw_execute()
         })();
+        // The error first: reading the schema's versions resets the authorizer's reason.
+        let result = result
+            .map(|n| n as u64)
+            .map_err(|e| self.plugin_error(e, statement));
         self.after_statement(statement, before);
         result
-            .map(|n| n as u64)
-            .map_err(|e| self.plugin_error(e, statement))
     }
 
     pub(super) fn query(
@@ -717,7 +730,7 @@ impl SqliteBackend {
         params: &[crate::store::ValueRef<'_>],
     ) -> Result<Rows, SqlError> {
         let repeated = self.plugin_guard(statement)?;
-        let before = self.before_statement(statement, repeated);
+        let before = self.before_statement(repeated);
         let max_bytes = self.max_result_bytes();
         let result = (|| {
             let mut stmt = self.prepare_plugin(statement)?;
@@ -757,8 +770,9 @@ impl SqliteBackend {
             }
             Ok(Ok(Rows { columns, rows }))
         })();
+        let result = result.map_err(|e| self.plugin_error(e, statement));
         self.after_statement(statement, before);
-        result.map_err(|e| self.plugin_error(e, statement))?
+        result?
     }
 
     pub(super) fn execute_many(
@@ -767,7 +781,7 @@ impl SqliteBackend {
         rows: &[&[crate::store::ValueRef<'_>]],
     ) -> Result<u64, SqlError> {
         let repeated = self.plugin_guard(statement)?;
-        let before = self.before_statement(statement, repeated);
+        let before = self.before_statement(repeated);
         let result = (|| {
             let mut stmt = self.prepare_plugin(statement)?;
             if stmt.column_count() > 0 {
@@ -781,8 +795,9 @@ impl SqliteBackend {
             }
             Ok(changed)
         })();
+        let result = result.map_err(|e| self.plugin_error(e, statement));
         self.after_statement(statement, before);
-        result.map_err(|e| self.plugin_error(e, statement))
+        result
     }
 
     pub(super) fn execute_script(
@@ -795,6 +810,7 @@ impl SqliteBackend {
             return Ok(());
         };
         let mut rest = script;
+        let mut changed = false;
         let result = (|| {
             loop {
                 if let Err(e) = self.check_new_views(&scope) {
@@ -826,17 +842,20 @@ impl SqliteBackend {
                 let mut stmt = self.conn.prepare(text)?;
                 self.check_reads(&scope)?;
                 ran.push(stmt.expanded_sql().unwrap_or_default());
-                let before = self.versions_before(&scope, text);
+                let before = self.versions_before(&scope);
                 // A script may contain statements that return rows; run them to completion.
                 self.reset_auth();
                 let mut rows = stmt.raw_query();
                 while rows.next()?.is_some() {}
                 drop(rows);
                 drop(stmt);
-                self.mirror(&scope, text, before);
+                changed |= self.mirror(&scope, text, before);
             }
             Ok(Ok(()))
         })();
+        if changed {
+            self.held = None;
+        }
         result.map_err(|e| self.plugin_error(e, script))?
     }
 }

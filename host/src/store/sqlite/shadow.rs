@@ -318,34 +318,42 @@ impl SqliteBackend {
         })
     }
 
-    /// The database's schema versions before a statement that may change the schema runs
-    /// (`None` for any other statement), for [`SqliteBackend::mirror`].
-    pub(super) fn versions_before(&self, scope: &Scope, statement: &str) -> Option<[i64; 2]> {
-        if !changes_schema(statement) {
-            return None;
-        }
+    /// The database's schema versions before a plugin statement runs, for
+    /// [`SqliteBackend::mirror`].
+    pub(super) fn versions_before(&self, scope: &Scope) -> Option<[i64; 2]> {
         self.as_host(scope, || self.schema_versions().ok())
     }
 
-    /// After the database ran `statement`, which changed the schema from `before`, runs it in
-    /// the shadow too. A shadow that was not at `before`, or that the statement fails in, is
-    /// made again from the database when next needed.
-    pub(super) fn mirror(&self, scope: &Scope, statement: &str, before: Option<[i64; 2]>) {
-        let Some(before) = before else { return };
+    /// After the database ran `statement` from the schema versions `before`: whether the
+    /// schema changed (whatever the statement's text says). When it did, every statement
+    /// prepared before it is compiled in the shadow and checked again when next used, under
+    /// new cache keys (SQLite would compile it again on its own, and a table or trigger the
+    /// change made could bring in a name outside the plugin's reach, unchecked). A statement
+    /// that changes the schema runs in the shadow too; a shadow that was not at `before`, or
+    /// that the statement fails in, is made again from the database when next needed.
+    pub(super) fn mirror(&self, scope: &Scope, statement: &str, before: Option<[i64; 2]>) -> bool {
+        let Some(before) = before else { return false };
         let after = self.as_host(scope, || self.schema_versions().ok());
-        let mut shadow = self.shadow.borrow_mut();
-        let Some(shadow) = shadow.as_mut().filter(|s| s.is_for(scope)) else {
-            return;
-        };
-        if after == Some(before) {
-            return;
+        if after.is_some() && after == Some(before) {
+            return false;
         }
-        // A table made from a select holds its rows; the shadow holds none (it is made again,
-        // from the table's statement, when next needed).
-        let mirrored = shadow.versions == Some(before)
-            && !sql_text::creates_table_as_select(statement)
-            && shadow.conn.execute_batch(statement).is_ok();
-        shadow.versions = if mirrored { after } else { None };
+        self.shadow_checked.borrow_mut().clear();
+        self.new_statement_keys();
+        if let Some(shadow) = self
+            .shadow
+            .borrow_mut()
+            .as_mut()
+            .filter(|s| s.is_for(scope))
+        {
+            // A table made from a select holds its rows; the shadow holds none (it is made
+            // again, from the table's statement, when next needed).
+            let mirrored = shadow.versions == Some(before)
+                && changes_schema(statement)
+                && !sql_text::creates_table_as_select(statement)
+                && shadow.conn.execute_batch(statement).is_ok();
+            shadow.versions = if mirrored { after } else { None };
+        }
+        true
     }
 }
 
