@@ -246,3 +246,41 @@ fn rtreecheck_tells_nothing_about_other_plugins_tables() {
         "view \"attacker__v\"",
     );
 }
+
+#[test]
+fn objects_left_behind_do_not_read_the_state_of_the_applications_connection() {
+    // A default, trigger or view runs on the connection of whoever writes or reads the
+    // table: `changes()` and `last_insert_rowid()` there would record the application's last
+    // statement into the plugin's rows.
+    let env = scripted();
+    for sql in [
+        "CREATE TABLE attacker__t (a, lir DEFAULT (last_insert_rowid()))",
+        "CREATE TABLE attacker__t (a, ch DEFAULT (changes()))",
+        "CREATE TABLE attacker__t (a); CREATE TABLE attacker__log (x);
+         CREATE TRIGGER attacker__tr BEFORE INSERT ON attacker__t BEGIN INSERT INTO attacker__log VALUES (changes()); END",
+        "CREATE TABLE attacker__t (a); CREATE TABLE attacker__log (x);
+         CREATE TRIGGER attacker__tr AFTER INSERT ON attacker__t WHEN last_insert_rowid() > 0 BEGIN INSERT INTO attacker__log VALUES (1); END",
+        "CREATE VIEW attacker__v AS SELECT sqlite_version() AS v",
+    ] {
+        env.refused(
+            "attacker",
+            "0.2.0",
+            sql,
+            "would read the state of the connection that uses the object",
+        );
+    }
+    // The plugin's own statements may read its own connection's state, and a trigger its
+    // row's.
+    env.applies(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (a); CREATE TABLE attacker__log (x, n);
+         CREATE TRIGGER attacker__tr AFTER INSERT ON attacker__t BEGIN INSERT INTO attacker__log VALUES (new.rowid, new.a); END;
+         INSERT INTO attacker__t VALUES ('x');
+         INSERT INTO attacker__log SELECT last_insert_rowid(), changes()",
+    );
+    env.conn()
+        .execute_batch("INSERT INTO attacker__t VALUES ('app')")
+        .unwrap();
+    assert_eq!(env.value::<i64>("SELECT count(*) FROM attacker__log"), 3);
+}

@@ -219,6 +219,21 @@ pub(crate) const FUNCTION_ALLOW_LIST: &[&str] = &[
     "fts5_source_id",
 ];
 
+/// Functions on [`FUNCTION_ALLOW_LIST`] that read the state of the connection that calls
+/// them, or what the application's SQLite is: a plugin's statements may call them (the
+/// connection is the host's), but not a trigger, view or default it leaves behind, which runs
+/// later on the application's connection and would record how many rows its last statement
+/// changed, its last rowid, or its SQLite build into the plugin's tables.
+pub(crate) const CONNECTION_FUNCTIONS: &[&str] = &[
+    "changes",
+    "last_insert_rowid",
+    "sqlite_compileoption_get",
+    "sqlite_compileoption_used",
+    "sqlite_source_id",
+    "sqlite_version",
+    "fts5_source_id",
+];
+
 /// Functions the connection knows that plugins may not call, each for a reason given above
 /// [`FUNCTION_ALLOW_LIST`]. Only the test that classifies every function reads this list.
 #[cfg(test)]
@@ -586,7 +601,12 @@ fn check_action(
         }
         Select | Recursive => Ok(()),
         Function { function_name } => {
-            if FUNCTION_ALLOW_LIST.iter().any(|f| eq(f, function_name)) {
+            if scope.stored && CONNECTION_FUNCTIONS.iter().any(|f| eq(f, function_name)) {
+                Err(format!(
+                    "function {function_name}() would read the state of the connection that \
+                     uses the object (the application's)"
+                ))
+            } else if FUNCTION_ALLOW_LIST.iter().any(|f| eq(f, function_name)) {
                 Ok(())
             } else {
                 Err(format!(

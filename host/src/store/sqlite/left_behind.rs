@@ -66,6 +66,7 @@ impl SqliteBackend {
         }
         let mut reach = scope.without_reads();
         reach.table_functions_shadowed = self.table_functions_shadowed();
+        reach.stored = true;
         for o in &objects {
             self.probe(&reach, o, "wasmig's")?;
         }
@@ -129,6 +130,8 @@ impl SqliteBackend {
                     .as_deref()
                     .and_then(|sql| self.foreign_name(scope, sql));
                 let reason = match (outside, denial) {
+                    // A function refused is named as such (`sqlite_version` is not a table).
+                    (_, Some(denial)) if denial.starts_with("function ") => denial,
                     (Some(name), _) => scope.outside("table", &name),
                     (None, Some(denial)) => denial,
                     (None, None) => super::uniform_message(scope, &e.to_string()),

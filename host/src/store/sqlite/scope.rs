@@ -17,6 +17,10 @@ pub(crate) struct Scope {
     /// (the application's), so a read of that name may be a read of it: the table functions
     /// are refused. Set by the SQLite backend; other backends leave it false.
     pub table_functions_shadowed: bool,
+    /// What is compiled is an object the step leaves behind (a trigger, a view, a column's
+    /// default), which runs later on the connection of whoever uses it: functions that read
+    /// that connection's state are refused.
+    pub stored: bool,
 }
 
 impl Scope {
@@ -30,6 +34,7 @@ impl Scope {
             own: namespace(plugin),
             reads: granted_reads.iter().map(|p| namespace(p)).collect(),
             table_functions_shadowed: false,
+            stored: false,
         }
     }
 
