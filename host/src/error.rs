@@ -130,6 +130,27 @@ pub(crate) fn first_steps(steps: &[String]) -> String {
     text
 }
 
+/// `text` cut to at most `max` bytes (at a character boundary), saying how much was left
+/// out: what a plugin puts in an error (its own, or one it makes the database raise) reaches
+/// the ledger, the terminal and the plugin again, and its size is the plugin's to choose.
+pub(crate) fn bounded_text(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}… ({} more bytes left out)",
+        &text[..end],
+        text.len() - end
+    )
+}
+
+/// The most of a step's error the ledger keeps.
+pub(crate) const MAX_ERROR_BYTES: usize = 16 * 1024;
+
 fn list(errors: &[Error]) -> String {
     errors
         .iter()

@@ -779,6 +779,10 @@ async fn run_one(
             ),
             _ => cause.clone(),
         });
+        entry.error = entry
+            .error
+            .take()
+            .map(|e| crate::error::bounded_text(&e, crate::error::MAX_ERROR_BYTES));
     }
     entry.duration_us = clock.elapsed().as_micros() as i64;
 

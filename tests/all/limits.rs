@@ -308,3 +308,32 @@ fn tables_made_from_selects_do_not_pile_up_in_the_host_step_after_step() {
         peak_kib / 1024
     );
 }
+
+#[test]
+fn a_plugins_error_of_any_size_is_kept_short() {
+    // An error's size is the plugin's to choose (here a name of a megabyte, repeated in
+    // SQLite's message): the ledger, the terminal and the report keep its first 16 KiB.
+    let env = crate::scripted::scripted();
+    let name = format!("attacker__{}", "x".repeat(1_000_000));
+    env.script(
+        "attacker",
+        "0.2.0",
+        &format!("-- query\nSELECT * FROM {name}"),
+        None,
+    );
+    let out = env.run(&["up", "attacker@0.2.0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stderr.len() < 100_000,
+        "{} bytes on stderr",
+        out.stderr.len()
+    );
+    let error: String = env
+        .value("SELECT error FROM _wasmig_ledger WHERE plugin = 'attacker' AND version = '0.2.0'");
+    assert!(
+        error.len() < 17 * 1024,
+        "{} bytes in the ledger",
+        error.len()
+    );
+    assert!(error.contains("more bytes left out"), "{error:.200}");
+}

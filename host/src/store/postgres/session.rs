@@ -53,18 +53,21 @@ impl std::fmt::Display for CallError {
     }
 }
 
-/// A server error with its detail and hint, or the client's error.
+/// A server error with its detail and hint, or the client's error. A plugin can raise an
+/// error of any size (`RAISE EXCEPTION`), so each part is cut to a few KiB.
 pub(super) fn describe(e: &tokio_postgres::Error) -> String {
+    const PART: usize = 4 * 1024;
+    let part = |s: &str| crate::error::bounded_text(s, PART);
     match e.as_db_error() {
         Some(db) => {
-            let mut s = db.message().to_string();
+            let mut s = part(db.message());
             if let Some(detail) = db.detail() {
                 s.push_str(": ");
-                s.push_str(detail);
+                s.push_str(&part(detail));
             }
             if let Some(hint) = db.hint() {
                 s.push_str(" (");
-                s.push_str(hint);
+                s.push_str(&part(hint));
                 s.push(')');
             }
             s
