@@ -542,6 +542,59 @@ fn a_statement_past_the_deadline_is_cancelled_and_the_next_runner_gets_the_lock(
 }
 
 #[test]
+fn the_checks_after_a_step_end_at_its_deadline_too() {
+    // What the guard reads grows with what the plugin's schema holds, which its steps
+    // choose: 150,000 functions take it seconds, past a step's two-second deadline.
+    let pg = scripted();
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "DO $$ BEGIN FOR i IN 1..150000 LOOP
+           EXECUTE format('CREATE FUNCTION attacker__f%s() RETURNS int LANGUAGE sql AS ''SELECT 1''', i);
+         END LOOP; END $$",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0", "--deadline", "2m"]);
+    pg.script("attacker", "0.3.0", "SELECT 1", None);
+    let out = pg.env.run(&["up", "attacker@0.3.0", "--deadline", "2s"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("were still running at its deadline"), "{err}");
+    let last = pg.ledger().pop().unwrap();
+    assert!(last.starts_with("attacker|0.3.0|up|failed|"), "{last}");
+}
+
+#[test]
+fn a_server_error_of_any_size_reaches_neither_the_plugin_nor_the_ledger_whole() {
+    // The plugin chooses the size of the errors it has the server raise.
+    let pg = scripted();
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "DO $$ BEGIN RAISE EXCEPTION '%', repeat('m', 10000000)
+           USING DETAIL = repeat('d', 10000000), HINT = repeat('h', 10000000); END $$",
+        None,
+    );
+    let out = pg.env.run(&["up", "attacker@0.2.0"]);
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.len() < 100_000,
+        "{} bytes on stderr",
+        out.stderr.len()
+    );
+    let error = pg
+        .rows("SELECT error FROM wasmig.ledger WHERE plugin = 'attacker' AND version = '0.2.0'")
+        .pop()
+        .unwrap();
+    assert!(
+        error.len() < 17 * 1024,
+        "{} bytes in the ledger",
+        error.len()
+    );
+    assert!(error.contains("more bytes left out"), "{error:.200}");
+}
+
+#[test]
 fn kill_9_mid_step_leaves_nothing_and_the_next_run_applies_the_step_once() {
     let pg = scripted();
     pg.script(
@@ -1630,12 +1683,12 @@ fn a_plugins_objects_do_not_pin_another_schemas_types_nor_take_a_built_in_operat
         (
             "CREATE VIEW attacker__v AS
                SELECT nextval((('{public.app_seq}'::bpchar)::regclass[])[1]) AS n",
-            "looks an object up by name",
+            "that is not a constant",
         ),
         // Text made an object's name when the default runs: another schema's sequence.
         (
             "CREATE TABLE attacker__t (id bigint DEFAULT nextval('public.app_seq'::bpchar::regclass))",
-            "looks an object up by name",
+            "that is not a constant",
         ),
     ] {
         pg.refused(attack, expected);
@@ -1654,6 +1707,177 @@ fn a_plugins_objects_do_not_pin_another_schemas_types_nor_take_a_built_in_operat
     pg.env.ok(&["up", "attacker@0.2.0"]);
     pg.client()
         .batch_execute("ALTER TABLE public.app_users ALTER COLUMN name TYPE text")
+        .unwrap();
+}
+
+/// An object identifier that is not a constant of the expression (a column, a function's
+/// result, text converted) names whatever the value holds when the expression runs: given to
+/// `nextval` in a view, a policy or a trigger's `WHEN`, it would advance another schema's
+/// sequence with the rights of whoever reads or writes. And every object of the schema,
+/// whatever its kind, depends on nothing of another schema: a text search configuration's
+/// mapping or a cast's function would keep the application from dropping its own object.
+#[test]
+fn a_plugins_expressions_reach_no_object_by_identifier_and_nothing_of_its_pins_another_schema() {
+    let pg = scripted();
+    pg.client()
+        .batch_execute(
+            "CREATE SEQUENCE public.app_seq;
+             CREATE TEXT SEARCH DICTIONARY public.app_dict (TEMPLATE = simple);
+             CREATE FUNCTION public.app_fn(int) RETURNS int LANGUAGE sql AS 'SELECT $1';",
+        )
+        .unwrap();
+    // The sequence's identifier, read from the catalogs and kept in the plugin's own table.
+    let stored = "CREATE TABLE attacker__r (r regclass, x int);
+         INSERT INTO attacker__r
+           SELECT c.oid, 1 FROM pg_catalog.pg_class c
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'public' AND c.relname = 'app_seq';";
+    let not_a_constant = "takes a value of type regclass";
+    for (attack, expected) in [
+        // A column of type regclass, read by the view.
+        (
+            format!(
+                "{stored} CREATE VIEW attacker__v AS SELECT pg_catalog.nextval(r) AS n
+                   FROM attacker__r, pg_catalog.generate_series(1, 1000) g"
+            ),
+            "rule _RETURN on view attacker.attacker__v takes a value of type regclass (vartype)",
+        ),
+        // The same through a subquery, an array's element, a domain, a composite's field.
+        (
+            format!(
+                "{stored} CREATE VIEW attacker__v AS
+                   SELECT pg_catalog.nextval((SELECT r FROM attacker__r LIMIT 1)) AS n"
+            ),
+            not_a_constant,
+        ),
+        (
+            "CREATE TABLE attacker__r (r regclass[]);
+             CREATE VIEW attacker__v AS SELECT pg_catalog.nextval(r[1]) AS n FROM attacker__r"
+                .to_string(),
+            not_a_constant,
+        ),
+        (
+            "CREATE DOMAIN attacker__rd AS regclass; CREATE TABLE attacker__r (r attacker__rd);
+             CREATE VIEW attacker__v AS SELECT pg_catalog.nextval(r) AS n FROM attacker__r"
+                .to_string(),
+            not_a_constant,
+        ),
+        (
+            "CREATE TYPE attacker__c AS (r regclass); CREATE TABLE attacker__r (c attacker__c);
+             CREATE VIEW attacker__v AS SELECT pg_catalog.nextval((c).r) AS n FROM attacker__r"
+                .to_string(),
+            not_a_constant,
+        ),
+        // A function of the plugin's that returns one.
+        (
+            "CREATE FUNCTION attacker__which() RETURNS regclass LANGUAGE sql
+               AS 'SELECT 0::oid::regclass';
+             CREATE VIEW attacker__v AS SELECT pg_catalog.nextval(attacker__which()) AS n"
+                .to_string(),
+            "takes a value of type regclass (funcresulttype)",
+        ),
+        // In a policy, and in a trigger's WHEN, which run with the rights of whoever writes.
+        (
+            format!(
+                "{stored} ALTER TABLE attacker__r ENABLE ROW LEVEL SECURITY;
+                 CREATE POLICY attacker__p ON attacker__r USING (pg_catalog.nextval(r) > 0)"
+            ),
+            "policy attacker__p on table attacker.attacker__r takes a value of type regclass",
+        ),
+        (
+            format!(
+                "{stored} CREATE FUNCTION attacker__f() RETURNS trigger LANGUAGE plpgsql AS $f$
+                   BEGIN RETURN NEW; END $f$;
+                 CREATE TRIGGER attacker__tr BEFORE UPDATE ON attacker__r FOR EACH ROW
+                   WHEN (pg_catalog.nextval(OLD.r) > 0) EXECUTE FUNCTION attacker__f()"
+            ),
+            "trigger attacker__tr on table attacker.attacker__r takes a value of type regclass",
+        ),
+        // A constant that names no object yet: the object that gets the identifier later
+        // would be reached, with no dependency recorded.
+        (
+            "CREATE VIEW attacker__v AS SELECT pg_catalog.nextval('4294967000'::regclass) AS n"
+                .to_string(),
+            "names the object identifier 4294967000 (regclass), which no object has",
+        ),
+        // A text search configuration mapping to another schema's dictionary, a cast with
+        // another schema's function: the application could no longer drop either.
+        (
+            "CREATE TEXT SEARCH CONFIGURATION attacker__ts (PARSER = pg_catalog.\"default\");
+             ALTER TEXT SEARCH CONFIGURATION attacker__ts
+               ADD MAPPING FOR asciiword WITH public.app_dict"
+                .to_string(),
+            "text search configuration attacker.attacker__ts depends on text search \
+             dictionary public.app_dict, which is outside the plugin's schema",
+        ),
+        (
+            "CREATE DOMAIN attacker__d AS int;
+             CREATE CAST (attacker__d AS int) WITH FUNCTION public.app_fn(int)"
+                .to_string(),
+            "cast from attacker.attacker__d to integer depends on function public.app_fn(integer), \
+             which is outside the plugin's schema",
+        ),
+    ] {
+        pg.refused(&attack, expected);
+    }
+    assert_eq!(
+        pg.rows("SELECT last_value, is_called FROM public.app_seq"),
+        ["1|f"]
+    );
+
+    // What an honest schema does with identifiers, mappings and casts still applies:
+    // sequences of its own (serial, identity, a default naming one), a constant naming its
+    // own table, the system's text search configurations, its own dictionary, casts of its
+    // own domain with its own function or through text, a domain with a check, a column of
+    // type regclass that no expression reads.
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__a (id serial PRIMARY KEY,
+             b bigint GENERATED ALWAYS AS IDENTITY, name text NOT NULL, body text,
+             tsv tsvector GENERATED ALWAYS AS (pg_catalog.to_tsvector('english', body)) STORED);
+         CREATE TABLE attacker__b (id int PRIMARY KEY, a int REFERENCES attacker__a (id),
+             n int DEFAULT 0 CHECK (n >= 0));
+         CREATE SEQUENCE attacker__seq;
+         CREATE TABLE attacker__c (id bigint DEFAULT nextval('attacker__seq'),
+             t timestamptz DEFAULT now(), r regclass);
+         CREATE INDEX attacker__a_name ON attacker__a (pg_catalog.lower(name));
+         CREATE INDEX attacker__a_body ON attacker__a
+             USING gin (pg_catalog.to_tsvector('pg_catalog.simple'::regconfig, body));
+         CREATE VIEW attacker__v AS SELECT a.id, a.name, b.n, 'attacker__a'::regclass AS r
+             FROM attacker__a a JOIN attacker__b b ON b.a = a.id;
+         CREATE FUNCTION attacker__tf() RETURNS trigger LANGUAGE plpgsql AS $f$
+           BEGIN NEW.name := lower(NEW.name); RETURN NEW; END $f$;
+         CREATE TRIGGER attacker__tr BEFORE INSERT ON attacker__a FOR EACH ROW
+           EXECUTE FUNCTION attacker__tf();
+         CREATE TEXT SEARCH DICTIONARY attacker__dict (TEMPLATE = pg_catalog.simple);
+         CREATE TEXT SEARCH CONFIGURATION attacker__ts (PARSER = pg_catalog.\"default\");
+         ALTER TEXT SEARCH CONFIGURATION attacker__ts
+             ADD MAPPING FOR asciiword WITH pg_catalog.simple;
+         ALTER TEXT SEARCH CONFIGURATION attacker__ts ADD MAPPING FOR word WITH attacker__dict;
+         CREATE TEXT SEARCH CONFIGURATION attacker__en (COPY = pg_catalog.english);
+         CREATE DOMAIN attacker__d AS int CHECK (VALUE > 0);
+         CREATE FUNCTION attacker__int(attacker__d) RETURNS int LANGUAGE sql IMMUTABLE
+             AS 'SELECT $1::int';
+         CREATE CAST (attacker__d AS int) WITH FUNCTION attacker__int(attacker__d);
+         CREATE DOMAIN attacker__d2 AS int;
+         CREATE CAST (attacker__d2 AS bigint) WITH INOUT;
+         INSERT INTO attacker__a (name, body) VALUES ('Ann', 'a lighthouse');
+         INSERT INTO attacker__b VALUES (1, 1, 2);
+         INSERT INTO attacker__c (r) VALUES ('attacker__a')",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    assert_eq!(
+        pg.rows("SELECT name, n, r = 'attacker.attacker__a'::regclass FROM attacker.attacker__v"),
+        ["ann|2|t"]
+    );
+    // Nothing of the application's is pinned by the plugin.
+    pg.client()
+        .batch_execute(
+            "DROP TEXT SEARCH DICTIONARY public.app_dict; DROP FUNCTION public.app_fn(int);
+             DROP SEQUENCE public.app_seq;",
+        )
         .unwrap();
 }
 

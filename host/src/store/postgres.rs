@@ -253,6 +253,8 @@ pub(crate) struct PgBackend {
     verifiers: BTreeMap<String, String>,
     /// The growth the running step's schema may have, in bytes (from its limits).
     growth_quota: u64,
+    /// The running step's deadline, which bounds the checks of what it left behind too.
+    checks_deadline: Option<Instant>,
     /// The running step's ledger row (`record_step`'s parameters), written in the round
     /// trip of the step's commit, just before it.
     ledger_row: Option<Vec<Param>>,
@@ -374,6 +376,7 @@ impl PgBackend {
             transient: None,
             verifiers: BTreeMap::new(),
             growth_quota: u64::MAX,
+            checks_deadline: None,
             ledger_row: None,
             step_inputs: None,
             prefetched: BTreeMap::new(),
@@ -1062,6 +1065,7 @@ impl Backend for PgBackend {
         // within its deadline, not at the commit, after the guard.
         let deadline = turn.limits.deadline;
         let plugin_name = turn.plugin.clone();
+        self.checks_deadline = Some(deadline);
         if Instant::now() >= deadline {
             self.turn = None;
             return Err(self.error(

@@ -11,16 +11,21 @@
 //!   constructors, which the server makes and owns;
 //! - no grant on its objects to anyone but the readers the policy names (`SELECT` on
 //!   tables, `USAGE` on the schema), and no default privileges of its own;
-//! - nothing of its objects depends on a table, function or operator outside its schema:
-//!   no view over another schema (a read grant does not stretch into objects), no foreign
-//!   key into one, no default taking another's sequence; nor on anything else of another
-//!   schema but the system's and extensions' (a column of another table's row type would
-//!   keep that table from changing);
+//! - nothing of its objects, of whatever kind (casts of its types included), depends on a
+//!   table, function or operator outside its schema: no view over another schema (a read
+//!   grant does not stretch into objects), no foreign key into one, no default taking
+//!   another's sequence; nor on anything else of another schema, or of none, but the
+//!   system's and extensions' (a column of another table's row type would keep that table
+//!   from changing; a text search configuration's mapping, a cast's function would keep the
+//!   object from being dropped);
 //! - an operator in its schema has only operands of the plugin's own types, and a cast of
 //!   its types applies only when asked for (operators are not named with the namespace, and
 //!   an implicit cast would let one apply to an application's values);
-//! - no expression converts a value to an object identifier type (`regclass`) when it runs,
-//!   which would look a name up then, recording no dependency;
+//! - no expression holds a value of an object identifier type (`regclass`, or an array or
+//!   domain of one) but a constant: a column, a function's result or a conversion would name
+//!   an object chosen when it runs, recording no dependency (`nextval(r)` would reach
+//!   another schema's sequence); and a constant names an object of the plugin's schema or
+//!   the system's;
 //! - a trigger runs a function of the plugin's own schema; every such function runs as the
 //!   plugin (`SECURITY DEFINER`, made so by the host) with `EXECUTE` for no one else;
 //! - an expression that runs with the rights of whoever uses the object (a view's query, a
@@ -103,16 +108,23 @@ SELECT pg_catalog.array_agg(objid) FILTER (WHERE classid = 'pg_catalog.pg_class'
        pg_catalog.array_agg(objid) FILTER (WHERE classid = 'pg_catalog.pg_proc'::pg_catalog.regclass),
        pg_catalog.array_agg(objid) FILTER (WHERE classid = 'pg_catalog.pg_type'::pg_catalog.regclass),
        pg_catalog.array_agg(objid) FILTER (WHERE classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass),
-       pg_catalog.array_agg(objid) FILTER (WHERE classid = 'pg_catalog.pg_operator'::pg_catalog.regclass)
+       pg_catalog.array_agg(objid) FILTER (WHERE classid = 'pg_catalog.pg_operator'::pg_catalog.regclass),
+       pg_catalog.array_agg(classid ORDER BY classid, objid),
+       pg_catalog.array_agg(objid ORDER BY classid, objid)
   FROM o";
 
-/// The plpgsql variables [`OBJECTS`] fills, which the guard's queries read.
-const OBJECT_VARIABLES: &str =
-    "o_rels oid[]; o_procs oid[]; o_types oid[]; o_cons oid[]; o_opers oid[];";
+/// The plpgsql variables [`OBJECTS`] fills, which the guard's queries read: the objects of
+/// five catalogs, then every object found, of whatever catalog, as the pairs
+/// `(o_classes[i], o_ids[i])`.
+const OBJECT_VARIABLES: &str = "o_rels oid[]; o_procs oid[]; o_types oid[]; o_cons oid[]; \
+     o_opers oid[]; o_classes oid[]; o_ids oid[];";
 
 /// Fills [`OBJECT_VARIABLES`] (a plpgsql statement).
 fn find_objects() -> String {
-    format!("SELECT * INTO o_rels, o_procs, o_types, o_cons, o_opers FROM ({OBJECTS}) x;")
+    format!(
+        "SELECT * INTO o_rels, o_procs, o_types, o_cons, o_opers, o_classes, o_ids \
+         FROM ({OBJECTS}) x;"
+    )
 }
 
 /// The bytes the schema's tables (with their indexes and TOAST), materialized views and
@@ -204,20 +216,32 @@ WITH RECURSIVE me AS (
       FROM operands p JOIN pg_catalog.pg_type ty ON ty.oid = p.t
      WHERE (ty.typtype = 'd' OR (ty.typelem <> 0 AND ty.typcategory = 'A')) AND p.depth < 16
 ), mine(classid, objid) AS MATERIALIZED (
-    SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, oid FROM rel
-    UNION ALL SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, oid FROM procs
-    UNION ALL SELECT 'pg_catalog.pg_type'::pg_catalog.regclass, oid FROM types
-    UNION ALL SELECT 'pg_catalog.pg_operator'::pg_catalog.regclass, oid FROM opers
-    UNION ALL SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, oid FROM cons
-    UNION ALL SELECT 'pg_catalog.pg_attrdef'::pg_catalog.regclass, a.oid
+    -- Every object of the schema, of whatever catalog, as `DROP SCHEMA … CASCADE` finds it:
+    -- what [`OBJECTS`] found (text search configurations and dictionaries, conversions,
+    -- statistics, collations, what hangs on the relations, …), and the casts and transforms
+    -- of its types, which are in no schema and hang on a type by a normal dependency (a
+    -- cast needs the ownership of one of its types).
+    SELECT u.c::pg_catalog.regclass, u.o
+      FROM ROWS FROM (pg_catalog.unnest(o_classes), pg_catalog.unnest(o_ids)) u(c, o)
+    UNION SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, oid FROM rel
+    UNION SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, oid FROM procs
+    UNION SELECT 'pg_catalog.pg_type'::pg_catalog.regclass, oid FROM types
+    UNION SELECT 'pg_catalog.pg_operator'::pg_catalog.regclass, oid FROM opers
+    UNION SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, oid FROM cons
+    UNION SELECT 'pg_catalog.pg_attrdef'::pg_catalog.regclass, a.oid
         FROM pg_catalog.pg_attrdef a WHERE a.adrelid IN (SELECT oid FROM rel)
-    UNION ALL SELECT 'pg_catalog.pg_rewrite'::pg_catalog.regclass, r.oid
+    UNION SELECT 'pg_catalog.pg_rewrite'::pg_catalog.regclass, r.oid
         FROM pg_catalog.pg_rewrite r WHERE r.ev_class IN (SELECT oid FROM rel)
-    UNION ALL SELECT 'pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid
+    UNION SELECT 'pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid
         FROM pg_catalog.pg_trigger g WHERE g.tgrelid IN (SELECT oid FROM rel)
-    UNION ALL SELECT 'pg_catalog.pg_policy'::pg_catalog.regclass, y.oid
+    UNION SELECT 'pg_catalog.pg_policy'::pg_catalog.regclass, y.oid
         FROM pg_catalog.pg_policy y WHERE y.polrelid IN (SELECT oid FROM rel)
-    UNION ALL SELECT 'pg_catalog.pg_namespace'::pg_catalog.regclass, oid FROM s
+    UNION SELECT 'pg_catalog.pg_cast'::pg_catalog.regclass, c.oid
+        FROM pg_catalog.pg_cast c
+       WHERE c.castsource IN (SELECT oid FROM types) OR c.casttarget IN (SELECT oid FROM types)
+    UNION SELECT 'pg_catalog.pg_transform'::pg_catalog.regclass, x.oid
+        FROM pg_catalog.pg_transform x WHERE x.trftype IN (SELECT oid FROM types)
+    UNION SELECT 'pg_catalog.pg_namespace'::pg_catalog.regclass, oid FROM s
 ), trees(what, tree) AS (
     SELECT pg_catalog.pg_describe_object('pg_catalog.pg_rewrite'::pg_catalog.regclass, r.oid, 0),
            r.ev_action::text || coalesce(r.ev_qual::text, '')
@@ -250,16 +274,50 @@ WITH RECURSIVE me AS (
     UNION ALL SELECT pg_catalog.pg_describe_object('pg_catalog.pg_operator'::pg_catalog.regclass, o.oid, 0),
            ':funcid ' || o.oprcode::oid || ' :funcid ' || o.oprrest::oid || ' :funcid ' || o.oprjoin::oid
       FROM opers o
-), converted(what, t, depth) AS (
-    -- The types the trees convert values to, then the type a domain is over and an array's
-    -- element, down to the type whose values they hold.
-    SELECT DISTINCT t.what, f[1]::oid, 0
+), oid_types AS MATERIALIZED (
+    -- The object identifier types (`regclass`, `regproc`, `regconfig`, …): those binary
+    -- coercible from `oid` whose input function reads the catalogs (is not immutable).
+    SELECT ty.oid
+      FROM pg_catalog.pg_type ty JOIN pg_catalog.pg_proc i ON i.oid = ty.typinput
+     WHERE i.provolatile <> 'i'
+       AND EXISTS (SELECT 1 FROM pg_catalog.pg_cast c
+                    WHERE c.castsource = 'pg_catalog.oid'::pg_catalog.regtype
+                      AND c.casttarget = ty.oid AND c.castmethod = 'b')
+), typed(what, field, t, depth) AS (
+    -- The type of every value in the trees: each field of a node that names a type
+    -- (`:vartype`, `:consttype`, `:funcresulttype`, `:resulttype`, `:paramtype`,
+    -- `:row_typeid`, `:typeId`, `:coltypes (o …)`, …: every field whose name holds `typ`
+    -- but a type modifier), then the type a domain is over and an array's element, down to
+    -- the type whose values they hold. A field that is not a type (`:jointype`,
+    -- `:commandType`) holds a small number that is no type's.
+    SELECT DISTINCT t.what, f[1], x::oid, 0
       FROM trees t
-      CROSS JOIN LATERAL pg_catalog.regexp_matches(t.tree, ':resulttype ([0-9]+)', 'g') f
+      CROSS JOIN LATERAL pg_catalog.regexp_matches(t.tree,
+           ':([A-Za-z_]*[Tt][Yy][Pp][A-Za-z_]*) ([0-9]+|\(o[ 0-9]*\))', 'g') f
+      CROSS JOIN LATERAL pg_catalog.regexp_split_to_table(pg_catalog.btrim(f[2], '(o) '), ' +') x
+     WHERE f[1] !~* 'mod' AND x <> ''
     UNION ALL
-    SELECT c.what, CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.typelem END, c.depth + 1
-      FROM converted c JOIN pg_catalog.pg_type ty ON ty.oid = c.t
+    SELECT c.what, c.field, CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.typelem END,
+           c.depth + 1
+      FROM typed c JOIN pg_catalog.pg_type ty ON ty.oid = c.t
      WHERE (ty.typtype = 'd' OR (ty.typelem <> 0 AND ty.typcategory = 'A')) AND c.depth < 16
+), consts(what, t, v) AS (
+    -- Each constant of an object identifier type itself, with the identifier it holds, read
+    -- from the bytes the tree prints (`:constvalue 4 [ 57 48 0 0 0 0 0 0 ]`, the bytes of a
+    -- `Datum`, signed, in the server's byte order: read as little-endian, a big-endian
+    -- server's value would not fit 32 bits).
+    SELECT DISTINCT t.what, f[1]::oid,
+           CASE WHEN v.le < 4294967296 THEN v.le ELSE v.be END::pg_catalog.int8::pg_catalog.oid
+      FROM trees t
+      CROSS JOIN LATERAL pg_catalog.regexp_matches(t.tree,
+           '\{CONST :consttype ([0-9]+) [^{}]*:constvalue [0-9]+ \[ ([-0-9 ]*)\]', 'g') f
+      CROSS JOIN LATERAL (
+           SELECT pg_catalog.sum(((b::int + 256) % 256) * pg_catalog.power(256::numeric, i - 1)) AS le,
+                  pg_catalog.sum(((b::int + 256) % 256) * pg_catalog.power(256::numeric, n - i)) AS be
+             FROM (SELECT pg_catalog.string_to_array(pg_catalog.btrim(f[2]), ' ') AS a) y
+             CROSS JOIN LATERAL pg_catalog.unnest(y.a) WITH ORDINALITY u(b, i)
+             CROSS JOIN LATERAL (SELECT pg_catalog.cardinality(y.a) AS n) z) v
+     WHERE f[1]::oid IN (SELECT oid FROM oid_types)
 )
 SELECT 'the step left ' || o.type || ' ' || o.identity
        || ' outside its schema; a plugin''s role may own only what is in its schema'
@@ -381,10 +439,18 @@ SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' depend
                          'pg_catalog.pg_proc'::pg_catalog.regclass,
                          'pg_catalog.pg_operator'::pg_catalog.regclass,
                          'pg_catalog.pg_constraint'::pg_catalog.regclass)
-        -- Anything else in another schema: a column of another table's row type or of
-        -- another schema's domain or enum pins it (its table can no longer change a column
-        -- or be dropped). The system's own objects and an extension's are not pinned by it.
-        OR ((SELECT i.schema FROM pg_catalog.pg_identify_object(d.refclassid, d.refobjid, 0) i)
+        -- Anything else of another schema, or of none (another schema itself, a foreign
+        -- server, a language): a column of another table's row type or of another schema's
+        -- domain or enum, a text search configuration's mapping to another schema's
+        -- dictionary, a cast with another schema's function pins it (its table can no
+        -- longer change a column, it can no longer be dropped). The system's own objects
+        -- and an extension's are not pinned by it.
+        OR (coalesce((SELECT i.schema
+                        FROM pg_catalog.pg_identify_object(d.refclassid, d.refobjid, 0) i),
+                     (SELECT n.nspname::text FROM pg_catalog.pg_namespace n
+                       WHERE d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+                         AND n.oid = d.refobjid),
+                     '')
               NOT IN ($1, 'pg_catalog', 'information_schema')
             AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
                              WHERE e.classid = d.refclassid AND e.objid = d.refobjid
@@ -434,20 +500,70 @@ SELECT DISTINCT t.what || ' calls ' || p.oid::pg_catalog.regprocedure::text
    AND NOT (p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
             AND (p.provolatile = 'i' OR p.proname = ANY ($3::text[])))
 UNION ALL
--- A conversion to an object identifier type (`regclass`, `regproc`, …) from text looks its
--- name up when it runs: `'public.app_seq'::bpchar::regclass` names another schema's sequence
--- through no function call and no dependency. These are the types binary-coercible from
--- `oid` whose input function reads the catalogs (is not immutable), held in an array or a
--- domain as well.
-SELECT DISTINCT c.what || ' converts a value to ' || ty.oid::pg_catalog.regtype::text
-       || ' when it runs, which looks an object up by name with the rights of whoever uses it'
-  FROM converted c
-  JOIN pg_catalog.pg_type ty ON ty.oid = c.t
-  JOIN pg_catalog.pg_proc i ON i.oid = ty.typinput
- WHERE i.provolatile <> 'i'
-   AND EXISTS (SELECT 1 FROM pg_catalog.pg_cast c
-                WHERE c.castsource = 'pg_catalog.oid'::pg_catalog.regtype
-                  AND c.casttarget = ty.oid AND c.castmethod = 'b')
+-- A value of an object identifier type (`regclass`, `regproc`, …, or an array or domain of
+-- one) that is not a constant of the tree names an object chosen when the expression runs:
+-- text converted (`'public.app_seq'::bpchar::regclass`, which looks the name up then), an
+-- `oid` relabelled, a column, a function's result. Given to `nextval`, it reaches another
+-- schema's sequence with the rights of whoever uses the object, through no dependency.
+SELECT DISTINCT c.what || ' takes a value of type ' || c.t::pg_catalog.regtype::text
+       || ' (' || c.field || ') that is not a constant: an object identifier chosen when '
+       || 'it runs (looked up by name, or read from a column) could name an object outside '
+       || 'the plugin''s schema, reached with the rights of whoever uses it'
+  FROM typed c
+ WHERE c.t IN (SELECT oid FROM oid_types)
+   AND NOT (c.field = 'consttype' AND c.depth = 0)
+UNION ALL
+-- A constant of such a type names its object for good, and the server records the
+-- dependency (checked with the others); it must name an object of the plugin's schema or the system's
+-- (`'english'::regconfig`), not an identifier no object has yet.
+SELECT DISTINCT c.what || ' names '
+       || coalesce(pg_catalog.pg_describe_object(x.classid, c.v, 0),
+                   'the object identifier ' || c.v::text || ' (' || c.t::pg_catalog.regtype::text
+                   || '), which no object has')
+       || '; a constant object identifier names an object of the plugin''s schema or the system''s'
+  FROM consts c
+  CROSS JOIN LATERAL (
+       SELECT CASE c.t
+              WHEN 'pg_catalog.regclass'::pg_catalog.regtype
+                   THEN 'pg_catalog.pg_class'::pg_catalog.regclass
+              WHEN 'pg_catalog.regproc'::pg_catalog.regtype
+                   THEN 'pg_catalog.pg_proc'::pg_catalog.regclass
+              WHEN 'pg_catalog.regprocedure'::pg_catalog.regtype
+                   THEN 'pg_catalog.pg_proc'::pg_catalog.regclass
+              WHEN 'pg_catalog.regoper'::pg_catalog.regtype
+                   THEN 'pg_catalog.pg_operator'::pg_catalog.regclass
+              WHEN 'pg_catalog.regoperator'::pg_catalog.regtype
+                   THEN 'pg_catalog.pg_operator'::pg_catalog.regclass
+              WHEN 'pg_catalog.regtype'::pg_catalog.regtype
+                   THEN 'pg_catalog.pg_type'::pg_catalog.regclass
+              WHEN 'pg_catalog.regconfig'::pg_catalog.regtype
+                   THEN 'pg_catalog.pg_ts_config'::pg_catalog.regclass
+              WHEN 'pg_catalog.regdictionary'::pg_catalog.regtype
+                   THEN 'pg_catalog.pg_ts_dict'::pg_catalog.regclass
+              WHEN 'pg_catalog.regcollation'::pg_catalog.regtype
+                   THEN 'pg_catalog.pg_collation'::pg_catalog.regclass
+              WHEN 'pg_catalog.regnamespace'::pg_catalog.regtype
+                   THEN 'pg_catalog.pg_namespace'::pg_catalog.regclass
+              END AS classid) x
+ WHERE c.v <> 0
+   AND coalesce((SELECT CASE x.classid
+               WHEN 'pg_catalog.pg_class'::pg_catalog.regclass
+                    THEN (SELECT relnamespace FROM pg_catalog.pg_class WHERE oid = c.v)
+               WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass
+                    THEN (SELECT pronamespace FROM pg_catalog.pg_proc WHERE oid = c.v)
+               WHEN 'pg_catalog.pg_operator'::pg_catalog.regclass
+                    THEN (SELECT oprnamespace FROM pg_catalog.pg_operator WHERE oid = c.v)
+               WHEN 'pg_catalog.pg_type'::pg_catalog.regclass
+                    THEN (SELECT typnamespace FROM pg_catalog.pg_type WHERE oid = c.v)
+               WHEN 'pg_catalog.pg_ts_config'::pg_catalog.regclass
+                    THEN (SELECT cfgnamespace FROM pg_catalog.pg_ts_config WHERE oid = c.v)
+               WHEN 'pg_catalog.pg_ts_dict'::pg_catalog.regclass
+                    THEN (SELECT dictnamespace FROM pg_catalog.pg_ts_dict WHERE oid = c.v)
+               WHEN 'pg_catalog.pg_collation'::pg_catalog.regclass
+                    THEN (SELECT collnamespace FROM pg_catalog.pg_collation WHERE oid = c.v)
+               WHEN 'pg_catalog.pg_namespace'::pg_catalog.regclass
+                    THEN (SELECT oid FROM pg_catalog.pg_namespace WHERE oid = c.v)
+               END), 0) NOT IN ((SELECT oid FROM s), 'pg_catalog'::pg_catalog.regnamespace::oid)
 UNION ALL
 SELECT 'the step granted role ' || pg_catalog.pg_get_userbyid(m.roleid)::text || ' to '
        || pg_catalog.pg_get_userbyid(m.member)::text
@@ -603,25 +719,42 @@ impl PgBackend {
             Some((plugin, inputs)) if plugin == access.plugin => inputs,
             _ => self.guard_inputs(&access.plugin, "")?.1,
         };
+        // The checks are part of the step: their time grows with what the plugin's schema
+        // holds, which its steps choose, so they end at the step's deadline too.
+        let deadline = self.checks_deadline.take();
         let plugin = self.step_session(access)?;
         let schema = plugin.names.schema.clone();
         // One round trip, on the session `leave_plugin` gave back to the host's settings.
-        let checked = plugin
-            .session
-            .run_host(
-                guard::CALL_VERIFY,
-                vec![
-                    Param::Text(schema),
-                    Param::Text(inputs.readers),
-                    Param::Text(allowed_functions()),
-                    Param::Text(inputs.settings),
-                    Param::Text(inputs.verifier),
-                ],
-            )
-            .map_err(|e| Error::Database {
-                path: label,
-                message: format!("cannot check plugin {}'s schema: {e}", access.plugin),
-            })?;
+        let checked = match plugin.session.run(
+            guard::CALL_VERIFY,
+            vec![
+                Param::Text(schema),
+                Param::Text(inputs.readers),
+                Param::Text(allowed_functions()),
+                Param::Text(inputs.settings),
+                Param::Text(inputs.verifier),
+            ],
+            deadline,
+            usize::MAX,
+        ) {
+            Ok(checked) => checked,
+            Err(CallError::Cancelled) => {
+                return Ok(StepCheck {
+                    verdict: Err(format!(
+                        "the checks of what the step left in its schema were still running at \
+                         its deadline (plugin {}'s schema holds too much to check in time)",
+                        access.plugin
+                    )),
+                    changes: Vec::new(),
+                });
+            }
+            Err(e) => {
+                return Err(Error::Database {
+                    path: label,
+                    message: format!("cannot check plugin {}'s schema: {e}", access.plugin),
+                });
+            }
+        };
         let lines: Vec<String> = checked.rows.iter().map(|r| Self::text(&r[0])).collect();
         let findings: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix('!')).collect();
         let after: BTreeSet<String> = lines
