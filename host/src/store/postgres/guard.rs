@@ -588,6 +588,8 @@ SELECT pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclas
 /// the rights of the plugin's session that calls them (they only read the catalogs, and
 /// change nothing but the plugin's own functions and the role's password), with the search
 /// path fixed; PostgreSQL plans their queries once per session instead of at every step.
+/// Without JIT: the planner's estimates of the queries over the catalogs pass its threshold,
+/// and compiling them costs far more (a quarter of a second a step) than running them.
 ///
 /// `guard_verify` does the whole check after a step in one round trip: it neutralises the
 /// schema's functions, reports the findings (lines starting with `!`), puts the role's
@@ -600,6 +602,7 @@ pub(super) fn functions() -> String {
             "CREATE OR REPLACE FUNCTION wasmig.{name}({args}) RETURNS {returns}
              LANGUAGE plpgsql SECURITY INVOKER
              SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan
+             SET jit = off
              AS $wasmig_guard${body}$wasmig_guard$;
              REVOKE ALL ON FUNCTION wasmig.{name}({args}) FROM PUBLIC;\n"
         )
