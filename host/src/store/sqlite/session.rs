@@ -630,9 +630,17 @@ impl SqliteBackend {
             .saturating_sub(self.changes_at_enter);
         self.held = None;
         self.plugin = None;
-        // The shadow lives for one step: whatever a step left in it (what it ran there is
-        // bounded by the step's memory bound) does not pile up from step to step.
-        *self.shadow.get_mut() = None;
+        // The shadow keeps no rows: one that holds more than its schema (what a step ran
+        // there is bounded by the step's memory bound) is made again by the next step, so
+        // nothing piles up from step to step.
+        if self
+            .shadow
+            .get_mut()
+            .as_ref()
+            .is_some_and(|shadow| !shadow.holds_only_schema())
+        {
+            *self.shadow.get_mut() = None;
+        }
         self.watchdog.disarm();
         self.deadline.set(None);
         self.temp_vfs.quota.limit(None);

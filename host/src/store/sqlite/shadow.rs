@@ -36,6 +36,32 @@ impl Drop for Compiled {
 }
 
 impl Shadow {
+    /// Whether the shadow holds nothing but its schema, as it must: in each of its two
+    /// databases, the pages of `sqlite_schema` and a root page for each table and index,
+    /// with room for what SQLite's own virtual tables write when they are made (an rtree's
+    /// root node, fts5's configuration). Rows a statement left there would take more.
+    pub(super) fn holds_only_schema(&self) -> bool {
+        ["main", "temp"].iter().all(|schema| {
+            let read = |sql: String| {
+                self.conn
+                    .query_row(&sql, [], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+                    .ok()
+            };
+            let pages = read(format!(
+                "SELECT page_count, 0 FROM pragma_page_count('{schema}')"
+            ));
+            let objects = read(format!(
+                "SELECT count(*), coalesce(sum(length(sql)), 0) FROM {schema}.sqlite_schema"
+            ));
+            match (pages, objects) {
+                (Some((pages, _)), Some((count, sql_bytes))) => {
+                    pages <= 16 + 2 * count + sql_bytes / 512
+                }
+                _ => false,
+            }
+        })
+    }
+
     /// Compiles the first statement of `sql`: whether there was one (not only comments), and
     /// the bytes of `sql` it took.
     fn compile(&self, sql: &str) -> rusqlite::Result<(bool, usize)> {
