@@ -543,6 +543,9 @@ impl SqliteBackend {
     pub(super) fn enter_plugin(&mut self, mut scope: Scope, limits: SqlLimits) -> Result<()> {
         use rusqlite::limits::Limit;
         self.held = None;
+        // A statement counts as a loop's repeat only within its step: the text another
+        // step (or plugin) ran last is checked again.
+        self.last_allowed.clear();
         self.changes_at_enter = self.conn.total_changes();
         scope.table_functions_shadowed = self.table_functions_shadowed();
         // A statement prepared under another scope must never be reused under this one: the
@@ -630,6 +633,7 @@ impl SqliteBackend {
             .saturating_sub(self.changes_at_enter);
         self.held = None;
         self.plugin = None;
+        self.last_allowed.clear();
         // The shadow keeps no rows: one that holds more than its schema (what a step ran
         // there is bounded by the step's memory bound) is made again by the next step, so
         // nothing piles up from step to step.
