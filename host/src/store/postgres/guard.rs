@@ -546,24 +546,13 @@ SELECT DISTINCT c.what || ' names '
                    THEN 'pg_catalog.pg_namespace'::pg_catalog.regclass
               END AS classid) x
  WHERE c.v <> 0
-   AND coalesce((SELECT CASE x.classid
-               WHEN 'pg_catalog.pg_class'::pg_catalog.regclass
-                    THEN (SELECT relnamespace FROM pg_catalog.pg_class WHERE oid = c.v)
-               WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass
-                    THEN (SELECT pronamespace FROM pg_catalog.pg_proc WHERE oid = c.v)
-               WHEN 'pg_catalog.pg_operator'::pg_catalog.regclass
-                    THEN (SELECT oprnamespace FROM pg_catalog.pg_operator WHERE oid = c.v)
-               WHEN 'pg_catalog.pg_type'::pg_catalog.regclass
-                    THEN (SELECT typnamespace FROM pg_catalog.pg_type WHERE oid = c.v)
-               WHEN 'pg_catalog.pg_ts_config'::pg_catalog.regclass
-                    THEN (SELECT cfgnamespace FROM pg_catalog.pg_ts_config WHERE oid = c.v)
-               WHEN 'pg_catalog.pg_ts_dict'::pg_catalog.regclass
-                    THEN (SELECT dictnamespace FROM pg_catalog.pg_ts_dict WHERE oid = c.v)
-               WHEN 'pg_catalog.pg_collation'::pg_catalog.regclass
-                    THEN (SELECT collnamespace FROM pg_catalog.pg_collation WHERE oid = c.v)
-               WHEN 'pg_catalog.pg_namespace'::pg_catalog.regclass
-                    THEN (SELECT oid FROM pg_catalog.pg_namespace WHERE oid = c.v)
-               END), 0) NOT IN ((SELECT oid FROM s), 'pg_catalog'::pg_catalog.regnamespace::oid)
+   -- The object's schema (a schema's own name for a schema); '' for an identifier no
+   -- object has.
+   AND coalesce((SELECT i.schema FROM pg_catalog.pg_identify_object(x.classid, c.v, 0) i),
+                (SELECT n.nspname::text FROM pg_catalog.pg_namespace n
+                  WHERE x.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+                    AND n.oid = c.v),
+                '') NOT IN ($1, 'pg_catalog')
 UNION ALL
 SELECT 'the step granted role ' || pg_catalog.pg_get_userbyid(m.roleid)::text || ' to '
        || pg_catalog.pg_get_userbyid(m.member)::text
