@@ -1881,6 +1881,51 @@ fn a_plugins_expressions_reach_no_object_by_identifier_and_nothing_of_its_pins_a
         .unwrap();
 }
 
+/// A policy names the roles it applies to, and the server keeps a role that an object names
+/// from being dropped: a plugin's policy `TO app_role` would keep the application from
+/// dropping its own role. Its own role and `PUBLIC` are the plugin's to name.
+#[test]
+fn a_plugins_objects_name_no_other_role() {
+    let pg = scripted();
+    let app_role = format!("{}_app", pg.name);
+    let mut client = pg.client();
+    client
+        .batch_execute(&format!("CREATE ROLE \"{app_role}\" NOLOGIN"))
+        .unwrap();
+    let table =
+        "CREATE TABLE attacker__p (x int); ALTER TABLE attacker__p ENABLE ROW LEVEL SECURITY;";
+    for attack in [
+        format!(
+            "{table} CREATE POLICY attacker__pol ON attacker__p TO \"{app_role}\" USING (true)"
+        ),
+        format!(
+            "{table} CREATE POLICY attacker__pol ON attacker__p TO CURRENT_USER USING (true);
+             ALTER POLICY attacker__pol ON attacker__p TO CURRENT_USER, \"{app_role}\""
+        ),
+    ] {
+        pg.refused(
+            &attack,
+            &format!(
+                "policy attacker__pol on table attacker.attacker__p names role {app_role}; \
+                 a plugin's objects name no role but its own and PUBLIC"
+            ),
+        );
+    }
+    pg.script(
+        "attacker",
+        "0.2.0",
+        &format!(
+            "{table} CREATE POLICY attacker__mine ON attacker__p TO CURRENT_USER USING (x > 0);
+             CREATE POLICY attacker__all ON attacker__p USING (x > 1)"
+        ),
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    client
+        .batch_execute(&format!("DROP ROLE \"{app_role}\""))
+        .unwrap();
+}
+
 #[test]
 fn an_error_code_the_plugin_raises_is_not_taken_for_the_servers() {
     let pg = scripted();

@@ -421,6 +421,22 @@ UNION ALL
 SELECT 'the step set default privileges; a plugin''s future objects are granted only by the policy'
   FROM pg_catalog.pg_default_acl x WHERE x.defaclrole = (SELECT oid FROM me)
 UNION ALL
+-- What the server records of its objects on objects shared by every database (a policy's
+-- roles, a tablespace) but their owner and the grants checked above: another role named
+-- in a policy could not be dropped while the policy names it.
+SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' names '
+       || pg_catalog.pg_describe_object(d.refclassid, d.refobjid, 0)
+       || '; a plugin''s objects name no role but its own and PUBLIC, and no tablespace'
+  FROM mine m CROSS JOIN LATERAL (
+       SELECT * FROM pg_catalog.pg_shdepend x
+        WHERE x.dbid = (SELECT oid FROM pg_catalog.pg_database
+                         WHERE datname = pg_catalog.current_database())
+          AND x.classid = m.classid AND x.objid = m.objid
+       OFFSET 0) d
+ WHERE d.deptype NOT IN ('o', 'a')
+   AND NOT (d.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass
+            AND d.refobjid = (SELECT oid FROM me))
+UNION ALL
 SELECT 'view ' || c.oid::pg_catalog.regclass::text || ' runs with the rights of whoever reads it '
        || '(security_invoker); a plugin''s views run with the plugin''s rights'
   FROM rel c CROSS JOIN LATERAL pg_catalog.unnest(c.reloptions) opt
