@@ -257,6 +257,8 @@ const FUNCTION_DENY_LIST: &[&str] = &[
 pub(crate) struct AuthState {
     /// The reason for the first denial, read back when the statement fails.
     pub denial: Option<String>,
+    /// Whether that first denial was of a function's call (a name that is not an object's).
+    pub denied_function: bool,
     /// Names outside the plugin's reach that the statement reads without reading a column,
     /// unqualified: SQLite reports a CTE and a stored table alike there, so they are allowed
     /// here and checked once the statement is prepared (see `SqliteBackend::check_reads`).
@@ -375,7 +377,10 @@ pub(crate) fn authorizer(
         match verdict {
             Ok(verdict) => verdict,
             Err(reason) => {
-                st.denial.get_or_insert(reason);
+                if st.denial.is_none() {
+                    st.denied_function = matches!(ctx.action, AuthAction::Function { .. });
+                    st.denial = Some(reason);
+                }
                 Authorization::Deny
             }
         }

@@ -124,6 +124,7 @@ impl SqliteBackend {
                 // One wording whether the authorizer denied a name or SQLite found none, and
                 // whatever SQLite said of a table it found (`no such column`): an object
                 // outside the namespace and a missing one read alike.
+                let function = self.auth.lock().denied_function;
                 let denial = self.take_denial();
                 let outside = object
                     .sql
@@ -131,7 +132,7 @@ impl SqliteBackend {
                     .and_then(|sql| self.foreign_name(scope, sql));
                 let reason = match (outside, denial) {
                     // A function refused is named as such (`sqlite_version` is not a table).
-                    (_, Some(denial)) if denial.starts_with("function ") => denial,
+                    (_, Some(denial)) if function => denial,
                     (Some(name), _) => scope.outside("table", &name),
                     (None, Some(denial)) => denial,
                     (None, None) => super::uniform_message(scope, &e.to_string()),

@@ -200,7 +200,10 @@ impl SqliteBackend {
         match stored {
             None => Ok(()),
             Some(name) => {
-                self.auth.lock().denial = Some(scope.outside("table", &name));
+                let mut state = self.auth.lock();
+                state.denial = Some(scope.outside("table", &name));
+                state.denied_function = false;
+                drop(state);
                 Err(rusqlite::Error::SqliteFailure(
                     rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_AUTH),
                     None,
