@@ -284,3 +284,84 @@ fn objects_left_behind_do_not_read_the_state_of_the_applications_connection() {
         .unwrap();
     assert_eq!(env.value::<i64>("SELECT count(*) FROM attacker__log"), 3);
 }
+
+#[test]
+fn a_trigger_on_the_rowid_or_on_no_column_is_checked_all_the_same() {
+    // `UPDATE OF rowid` (or `oid`, `_rowid_`) fires only when the rowid is set under that
+    // name, and `UPDATE OF` a name that is no column never fires until a column gets it:
+    // neither may leave a body the host never compiled.
+    let env = scripted();
+    env.applies("victim", "0.2.0", VICTIM_DATA);
+    for column in ["rowid", "OID", "_rowid_"] {
+        env.refused(
+            "attacker",
+            "0.2.0",
+            &format!(
+                "CREATE TABLE attacker__t (x); CREATE TRIGGER attacker__trg AFTER UPDATE OF {column} \
+                 ON attacker__t BEGIN UPDATE victim__data SET v = 'stolen'; END"
+            ),
+            UNRESOLVED,
+        );
+    }
+    // A body naming nothing that exists would break every rename in the database.
+    env.refused(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (x); CREATE TRIGGER attacker__trg AFTER UPDATE OF _rowid_ \
+         ON attacker__t BEGIN INSERT INTO attacker__nothing VALUES (1); END",
+        UNRESOLVED,
+    );
+    env.refused(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (x); CREATE TRIGGER attacker__trg AFTER UPDATE OF nosuch \
+         ON attacker__t BEGIN UPDATE victim__data SET v = 'stolen'; END",
+        "trigger \"attacker__trg\" is not compiled by any statement that writes its table",
+    );
+    // Nor may another trigger answer for it: one of TEMP under its name, or a CTE.
+    env.refused(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (x); CREATE TRIGGER attacker__trg AFTER UPDATE OF nosuch \
+         ON attacker__t BEGIN UPDATE victim__data SET v = 'stolen'; END;
+         CREATE TEMP TRIGGER attacker__trg AFTER UPDATE ON main.attacker__t BEGIN SELECT 1; END",
+        "two triggers are named \"attacker__trg\"",
+    );
+    env.refused(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (x); CREATE TRIGGER attacker__trg AFTER UPDATE OF nosuch \
+         ON attacker__t BEGIN UPDATE victim__data SET v = 'stolen'; END;
+         CREATE TRIGGER attacker__other AFTER UPDATE ON attacker__t
+           BEGIN SELECT * FROM (WITH attacker__trg AS (SELECT 1) SELECT * FROM attacker__trg); END",
+        "trigger \"attacker__trg\" is not compiled by any statement that writes its table",
+    );
+    let conn = env.conn();
+    conn.execute_batch("CREATE TABLE app (x); ALTER TABLE app RENAME TO app2")
+        .unwrap();
+    assert_eq!(
+        env.column::<String>("SELECT v FROM victim__data"),
+        ["precious"]
+    );
+
+    // Honest triggers on the rowid and on a table without one apply.
+    env.applies(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (x); CREATE TABLE attacker__log (r);
+         CREATE TRIGGER attacker__trg AFTER UPDATE OF rowid ON attacker__t
+           BEGIN INSERT INTO attacker__log VALUES (new.rowid); END;
+         CREATE TABLE attacker__w (k PRIMARY KEY, v) WITHOUT ROWID;
+         CREATE TRIGGER attacker__trw AFTER UPDATE OF v ON attacker__w
+           BEGIN INSERT INTO attacker__log VALUES (new.k); END",
+    );
+    conn.execute_batch(
+        "INSERT INTO attacker__t VALUES (1); UPDATE attacker__t SET rowid = 7;
+         INSERT INTO attacker__w VALUES ('k', 1); UPDATE attacker__w SET v = 2",
+    )
+    .unwrap();
+    assert_eq!(
+        env.column::<String>("SELECT CAST(r AS TEXT) FROM attacker__log ORDER BY 1"),
+        ["7", "k"]
+    );
+}

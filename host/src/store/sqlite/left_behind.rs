@@ -64,6 +64,18 @@ impl SqliteBackend {
                 ));
             }
         }
+        // A trigger's program is known by its name alone in SQLite's listing (see
+        // `compiles_trigger`): a TEMP trigger named like one of main would answer for it.
+        let mut triggers = std::collections::HashSet::new();
+        for o in owned.iter().filter(|o| o.kind == "trigger") {
+            if !triggers.insert(o.name.to_ascii_lowercase()) {
+                return Err(format!(
+                    "two triggers are named {:?} (one in TEMP); a plugin's triggers have names \
+                     of their own",
+                    o.name
+                ));
+            }
+        }
         let mut reach = scope.without_reads();
         reach.table_functions_shadowed = self.table_functions_shadowed();
         reach.stored = true;
@@ -111,6 +123,8 @@ impl SqliteBackend {
     fn probe(&self, scope: &Scope, object: &SchemaObject, settings: &str) -> Result<(), String> {
         let probes = self.probes(object)?;
         self.auth.set_scope(Some(scope.clone()));
+        let trigger = object.kind == "trigger";
+        let mut compiled = !trigger;
         let mut verdict = Ok(());
         for probe in &probes {
             self.auth.reset();
@@ -120,6 +134,12 @@ impl SqliteBackend {
                 .shadow_compile(scope, probe)
                 .and_then(|_| self.conn.prepare(probe))
                 .and_then(|_| self.check_reads(scope))
+                .and_then(|_| {
+                    if trigger && !compiled {
+                        compiled = self.compiles_trigger(probe, &object.name)?;
+                    }
+                    Ok(())
+                })
             {
                 // One wording whether the authorizer denied a name or SQLite found none, and
                 // whatever SQLite said of a table it found (`no such column`): an object
@@ -147,7 +167,33 @@ impl SqliteBackend {
             }
         }
         self.auth.set_scope(None);
+        if verdict.is_ok() && !compiled {
+            // Checked on what SQLite reports, not on what the host read in the trigger's
+            // text: a trigger none of the statements that write its table makes SQLite
+            // compile (an `UPDATE OF` list naming no column that can be set) went unchecked.
+            verdict = Err(format!(
+                "trigger {:?} is not compiled by any statement that writes its table, so the                  host cannot check what it does; a trigger's UPDATE OF list names columns of                  its table",
+                object.name
+            ));
+        }
         verdict
+    }
+
+    /// Whether `probe` makes SQLite compile the program of the trigger `name`, as its
+    /// program listing says (the listing names each trigger's program; a CTE or a view named
+    /// like the trigger does not appear there, as it would among the authorizer's reports).
+    fn compiles_trigger(&self, probe: &str, name: &str) -> rusqlite::Result<bool> {
+        let start = format!("-- TRIGGER {name}");
+        let mut listing = self.conn.prepare(&format!("EXPLAIN {probe}"))?;
+        let mut rows = listing.query([])?;
+        while let Some(row) = rows.next()? {
+            if row.get_ref(1)?.as_str_or_null()? == Some("Init")
+                && row.get_ref(5)?.as_str_or_null()? == Some(start.as_str())
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The statements that compile `object`: a select of the view, the statement of each
@@ -191,10 +237,26 @@ impl SqliteBackend {
             )
         }
         .map_err(|e| format!("cannot inspect {}: {e}", object.table))?;
+        // `UPDATE OF rowid` fires only when the rowid is set under that very name, `oid` and
+        // `_rowid_` alike, on a table that has one and no column of that name.
+        let with_rowid = self
+            .columns(
+                "SELECT type || wr FROM pragma_table_list(?1) \
+                 ORDER BY schema = ?2 DESC, schema = 'temp' DESC LIMIT 1",
+                &[&object.table, &object.schema],
+            )
+            .map_err(|e| format!("cannot inspect {}: {e}", object.table))?
+            .first()
+            .is_some_and(|kind| kind == "table0");
+        let aliases = ["rowid", "oid", "_rowid_"]
+            .into_iter()
+            .filter(|a| with_rowid && !columns.iter().any(|c| c.eq_ignore_ascii_case(a)));
         let update = (!columns.is_empty()).then(|| {
             let sets: Vec<String> = columns
                 .iter()
-                .map(|c| format!("{0} = {0}", quote(c)))
+                .map(|c| quote(c))
+                .chain(aliases.map(str::to_string))
+                .map(|c| format!("{c} = {c}"))
                 .collect();
             format!("UPDATE {target} SET {}", sets.join(", "))
         });
