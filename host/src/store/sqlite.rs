@@ -380,37 +380,72 @@ impl Backend for SqliteBackend {
         let before: &SchemaMark = before.get().ok_or_else(|| {
             Error::Engine("a schema mark from another backend reached SQLite's".into())
         })?;
-        // Before: each table's columns as SQLite reads its CREATE statement, in a scratch
-        // in-memory database (the table itself may be gone now).
+        let mut was = crate::destructive::Tables::new();
+        let mut now = crate::destructive::Tables::new();
+        let versions = self.schema_versions()?;
+        if versions == before.versions {
+            return Ok((was, now));
+        }
+        let scope = Scope::of(access);
+        let after = self.scan_schema(&scope, versions, Some(before))?;
+        // Only the tables whose statement the step changed (or that it made or dropped):
+        // a table whose `CREATE` text is the same has the same columns. So the work follows
+        // the step's own DDL, not the plugin's whole schema.
+        let tables =
+            |objects: &[SchemaObject]| -> std::collections::BTreeMap<String, (String, String)> {
+                objects
+                    .iter()
+                    .filter(|o| {
+                        o.kind == "table"
+                            && o.schema == "main"
+                            && !o.name.to_lowercase().starts_with("sqlite_")
+                    })
+                    .filter_map(|o| {
+                        let sql = o.sql.clone()?;
+                        let virtual_table = sql_text::Tokens::new(&sql)
+                            .nth(1)
+                            .is_some_and(|t| t.is_word("virtual"));
+                        (!virtual_table).then(|| (o.name.to_lowercase(), (o.name.clone(), sql)))
+                    })
+                    .collect()
+            };
+        let (old, new) = (tables(&before.owned), tables(&after.owned));
+        // Before: each changed table's columns as SQLite reads its `CREATE` statement, in a
+        // scratch in-memory database (the table itself may be gone now), one at a time.
         let scratch = rusqlite::Connection::open_in_memory()
             .map_err(|e| self.error("cannot compare the plugin's tables", e))?;
-        let mut was = crate::destructive::Tables::new();
-        for object in &before.owned {
-            let Some(sql) = object.sql.as_deref() else {
-                continue;
-            };
-            if object.kind != "table"
-                || object.schema != "main"
-                || object.name.to_lowercase().starts_with("sqlite_")
-                || sql
-                    .trim_start()
-                    .to_lowercase()
-                    .starts_with("create virtual")
-            {
+        for (key, (name, sql)) in &old {
+            if new.get(key).is_some_and(|(_, s)| s == sql) {
                 continue;
             }
             let columns: rusqlite::Result<Vec<String>> =
                 scratch.execute_batch(sql).and_then(|()| {
-                    scratch
+                    let columns = scratch
                         .prepare("SELECT lower(name) FROM pragma_table_xinfo(?1) ORDER BY cid")?
-                        .query_map([&object.name], |r| r.get(0))?
-                        .collect()
+                        .query_map([name], |r| r.get(0))?
+                        .collect();
+                    scratch
+                        .execute_batch(&format!("DROP TABLE \"{}\"", name.replace('"', "\"\"")))?;
+                    columns
                 });
             // A table SQLite cannot make alone (it cannot happen for a table SQLite made):
             // compared by name only.
-            was.insert(object.name.to_lowercase(), columns.unwrap_or_default());
+            was.insert(key.clone(), columns.unwrap_or_default());
         }
-        let now = super::tables_of(&SqliteBackend::describe_schema(self, &access.plugin)?);
+        // Now: the changed tables' columns as the database has them.
+        for (key, (name, sql)) in &new {
+            if old.get(key).is_some_and(|(_, s)| s == sql) {
+                continue;
+            }
+            let columns = self
+                .conn
+                .prepare_cached(
+                    "SELECT lower(name) FROM pragma_table_xinfo(?1, 'main') ORDER BY cid",
+                )
+                .and_then(|mut s| s.query_map([name], |r| r.get(0))?.collect())
+                .map_err(|e| self.error("cannot compare the plugin's tables", e))?;
+            now.insert(key.clone(), columns);
+        }
         Ok((was, now))
     }
 
