@@ -93,6 +93,49 @@ fn a_straight_line_of_calls_that_make_small_values_is_stopped() {
     assert!(took < 3_000_000, "stopped after {} ms", took / 1000);
 }
 
+#[test]
+fn a_call_whose_cost_is_the_square_of_its_input_is_refused_in_a_step() {
+    // `json_patch` searches the target's keys for each of the patch's; fts5's `snippet()`
+    // scores a window around each match against every other. One call, one opcode: two
+    // objects of 60,000 keys, or one document of 30,000 matching words, ran for minutes.
+    let env = crate::scripted::scripted();
+    env.applies(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__o AS WITH RECURSIVE n(i) AS
+           (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60000)
+         SELECT (SELECT json_group_object('a' || i, 1) FROM n) AS a,
+                (SELECT json_group_object('b' || i, 1) FROM n) AS b;
+         CREATE VIRTUAL TABLE attacker__f USING fts5(body);
+         INSERT INTO attacker__f SELECT trim(replace(hex(zeroblob(30000)), '00', 'w ')) ;",
+    );
+    env.refused(
+        "attacker",
+        "0.3.0",
+        "-- query\nSELECT length(json_patch(a, b)) FROM attacker__o",
+        "json_patch() of a 648895-byte value with a 648895-byte patch is not available to plugins",
+    );
+    env.refused(
+        "attacker",
+        "0.3.0",
+        "-- query\nSELECT snippet(attacker__f, 0, '[', ']', '…', 64) FROM attacker__f WHERE attacker__f MATCH 'w'",
+        "function snippet() is not available to plugins",
+    );
+    // Small patches merge as SQLite merges them, and `highlight()` is allowed.
+    env.applies(
+        "attacker",
+        "0.3.0",
+        "CREATE TABLE attacker__m AS SELECT json_patch('{\"a\":1,\"b\":{\"c\":2}}', '{\"b\":{\"c\":null,\"d\":3}}') AS m;
+         CREATE TABLE attacker__h AS SELECT length(highlight(attacker__f, 0, '[', ']')) AS h
+           FROM attacker__f WHERE attacker__f MATCH 'w'",
+    );
+    assert_eq!(
+        env.value::<String>("SELECT m FROM attacker__m"),
+        "{\"a\":1,\"b\":{\"d\":3}}"
+    );
+    assert_eq!(env.value::<i64>("SELECT h FROM attacker__h"), 119_999);
+}
+
 /// `term` summed `n` times as a balanced tree (a flat sum would hit SQLite's depth limit).
 fn balanced_sum(term: &str, n: usize) -> String {
     if n == 1 {

@@ -1,5 +1,6 @@
 //! SQLite's built-in functions whose cost grows with the product of their inputs' sizes
-//! (`like`, `glob`, `instr`, `replace`, `trim`, `ltrim`, `rtrim`), registered again on
+//! (`like`, `glob`, `instr`, `replace`, `trim`, `ltrim`, `rtrim`; `json_patch` and
+//! `jsonb_patch`, see `json`), registered again on
 //! wasmig's connection with the same results and a clock. One call is one opcode to SQLite:
 //! neither the progress handler nor `sqlite3_interrupt` can stop it, and on 16 MiB values one
 //! call runs for minutes. These check the running step's deadline as they go and fail the
@@ -27,6 +28,11 @@ impl Deadline {
             (at.saturating_duration_since(*EPOCH).as_nanos() as u64).max(1)
         });
         self.0.store(nanos, Ordering::Relaxed);
+    }
+
+    /// Whether a plugin's step is running (the host's own statements have no deadline).
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed) != 0
     }
 
     pub(crate) fn passed(&self) -> bool {
@@ -72,6 +78,8 @@ enum Kind {
     Replace,
     /// 1: left, 2: right, 3: both (SQLite's flags).
     Trim(u8),
+    /// `true`: `jsonb_patch`.
+    JsonPatch(bool),
 }
 
 /// Registers the functions on `db`, in place of SQLite's.
@@ -91,6 +99,8 @@ pub(crate) unsafe fn register(db: *mut ffi::sqlite3, deadline: &Deadline) -> Res
         ("ltrim", 2, Kind::Trim(1)),
         ("rtrim", 1, Kind::Trim(2)),
         ("rtrim", 2, Kind::Trim(2)),
+        ("json_patch", 2, Kind::JsonPatch(false)),
+        ("jsonb_patch", 2, Kind::JsonPatch(true)),
     ];
     for (name, args, kind) in functions {
         let data = Box::into_raw(Box::new(Function {
@@ -105,7 +115,14 @@ pub(crate) unsafe fn register(db: *mut ffi::sqlite3, deadline: &Deadline) -> Res
                 db,
                 name.as_ptr(),
                 *args,
-                ffi::SQLITE_UTF8 | ffi::SQLITE_DETERMINISTIC | ffi::SQLITE_INNOCUOUS,
+                ffi::SQLITE_UTF8
+                    | ffi::SQLITE_DETERMINISTIC
+                    | ffi::SQLITE_INNOCUOUS
+                    | if matches!(kind, Kind::JsonPatch(false)) {
+                        ffi::SQLITE_RESULT_SUBTYPE
+                    } else {
+                        0
+                    },
                 data.cast(),
                 Some(call),
                 None,
@@ -165,6 +182,7 @@ unsafe extern "C" fn call(
             Kind::Instr => instr(ctx, args, &mut budget),
             Kind::Replace => replace(ctx, args, &mut budget),
             Kind::Trim(flags) => trim(ctx, args, flags, &mut budget),
+            Kind::JsonPatch(binary) => json::patch(ctx, args, binary, &f.deadline),
         }
     }
 }
@@ -240,6 +258,7 @@ impl Cursor<'_> {
     }
 }
 
+mod json;
 mod pattern;
 mod text;
 
@@ -380,6 +399,66 @@ mod tests {
             }
         }
         assert!(compared > 50_000, "{compared}");
+    }
+
+    #[test]
+    fn json_patch_answers_as_sqlites_own_and_refuses_a_costly_call_in_a_step() {
+        let theirs = Connection::open_in_memory().unwrap();
+        let ours = Connection::open_in_memory().unwrap();
+        let deadline = Deadline::default();
+        deadline.set(Some(Instant::now() + std::time::Duration::from_secs(3600)));
+        unsafe { register(ours.handle(), &deadline).unwrap() };
+        let json = [
+            "{}",
+            "[]",
+            "null",
+            "1",
+            "\"s\"",
+            "{\"a\":1,\"b\":{\"c\":2,\"d\":[1,2]}}",
+            "{\"a\":null,\"b\":{\"c\":null,\"e\":\"x\"},\"f\":{}}",
+            "{\"b\":{\"c\":{\"deep\":true}},\"é\":\"日本\"}",
+            "{ \"a\" : 5 , \"a\" : 6 }",
+            "{\"a\":1,}",
+            "{a:1}",
+            "not json",
+        ];
+        let mut values: Vec<Value> = json.iter().map(|s| Value::Text(s.to_string())).collect();
+        for s in &json[..8] {
+            let blob: Vec<u8> = theirs
+                .query_row("SELECT jsonb(?1)", [s], |r| r.get(0))
+                .unwrap();
+            values.push(Value::Blob(blob));
+        }
+        values.extend([Value::Null, Value::Integer(3), Value::Blob(vec![0xff, 0])]);
+        for a in &values {
+            for b in &values {
+                for sql in [
+                    "SELECT json_patch(?1, ?2)",
+                    "SELECT jsonb_patch(?1, ?2)",
+                    // The result is JSON to the function it is given to, not a string.
+                    "SELECT json_array(json_patch(?1, ?2))",
+                    "SELECT json_patch(?1, ?2) -> '$.b'",
+                ] {
+                    let (o, t) = both(&ours, &theirs, sql, &[a, b]);
+                    assert_eq!(o, t, "{sql} with {a:?}, {b:?}");
+                }
+            }
+        }
+        // Two objects whose sizes multiply past the bound: refused in a step, merged for the
+        // host.
+        let big = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 9000)
+            SELECT json_patch((SELECT json_group_object('a' || i, 1) FROM n),
+                              (SELECT json_group_object('b' || i, 1) FROM n))";
+        let err = ours
+            .query_row(big, [], |r| r.get::<_, String>(0))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("is not available to plugins"),
+            "{err}"
+        );
+        deadline.set(None);
+        let merged: String = ours.query_row(big, [], |r| r.get(0)).unwrap();
+        assert_eq!(merged.matches(':').count(), 18_000);
     }
 
     #[test]
