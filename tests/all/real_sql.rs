@@ -203,3 +203,40 @@ fn constraints_added_and_dropped_on_a_plugins_own_table() {
     );
     env.ok(&["validate"]);
 }
+
+#[test]
+fn columns_added_to_strict_tables_and_with_checks() {
+    // SQLite checks the table's rows against such a column with `pragma_quick_check` on the
+    // table: a plugin's own table is its own to check.
+    let env = scripted();
+    env.applies(
+        "victim",
+        "0.2.0",
+        "CREATE TABLE victim__s (id INTEGER PRIMARY KEY, n INTEGER) STRICT;
+         INSERT INTO victim__s (n) VALUES (1), (2);
+         ALTER TABLE victim__s ADD COLUMN note TEXT;
+         CREATE TABLE victim__c (id INTEGER PRIMARY KEY, n INTEGER);
+         INSERT INTO victim__c (n) VALUES (1);
+         ALTER TABLE victim__c ADD COLUMN m INTEGER CHECK (m IS NULL OR m > 0);
+         ALTER TABLE victim__c ADD COLUMN twice INTEGER GENERATED ALWAYS AS (n * 2) NOT NULL",
+    );
+    assert_eq!(env.value::<i64>("SELECT twice FROM victim__c"), 2);
+    // A column the rows break is refused, and the step rolls back.
+    env.refused(
+        "victim",
+        "0.3.0",
+        "ALTER TABLE victim__c ADD COLUMN k INTEGER DEFAULT 0 CHECK (k > 0)",
+        "CHECK constraint failed",
+    );
+    // The check of the whole database, or of another plugin's table, is not the plugin's.
+    for pragma in [
+        "PRAGMA quick_check",
+        "PRAGMA quick_check(100)",
+        "PRAGMA quick_check(attacker__none)",
+        "-- query\nSELECT * FROM pragma_quick_check('victim__s')",
+        "-- query\nSELECT * FROM pragma_quick_check",
+    ] {
+        env.refused("attacker", "0.2.0", pragma, "");
+    }
+    env.ok(&["validate"]);
+}

@@ -47,6 +47,8 @@ const PRAGMA_ALLOW_LIST: &[&str] = &[
     "index_info",
     "index_xinfo",
     "foreign_key_list",
+    // Of one table: its rows against its constraints (SQLite's ADD COLUMN runs it).
+    "quick_check",
 ];
 
 /// Table-valued functions that read nothing but their arguments. Every other eponymous
@@ -594,6 +596,16 @@ fn check_action(
                 Ddl::None => false,
             };
             if internal && ddl_bookkeeping {
+                return Ok(());
+            }
+            // `ALTER TABLE … ADD COLUMN` with a check, a generated `NOT NULL` or on a STRICT
+            // table reads `pragma_quick_check(table)`, as SQLite writes it (an ALTER holds no
+            // query of the plugin's); the pragma itself is authorized, with its table, when
+            // the statement runs.
+            if st.ddl == Ddl::AlterOrDrop
+                && eq(table_name, "pragma_quick_check")
+                && ctx.database_name.is_some_and(|db| eq(db, "main"))
+            {
                 return Ok(());
             }
             if table_function {
