@@ -41,3 +41,30 @@ fn the_policy_shows_the_quota() {
     env.policy("[limits]\nmax_temp = \"32MiB\"\n");
     assert!(env.ok(&["policy"]).contains("temporary storage 32 MiB"));
 }
+
+#[test]
+fn a_statement_journal_counts_against_the_quota() {
+    // Within the step's transaction a statement that may fail halfway keeps the pages it
+    // changes in a journal of its own, a temporary file: rewriting a large table of the
+    // plugin's own writes as much there, whatever the database's growth.
+    let env = crate::scripted::scripted();
+    env.applies(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__big (x);
+         INSERT INTO attacker__big
+           WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)
+           SELECT randomblob(4000) FROM n",
+    );
+    let rewrite = "UPDATE attacker__big SET x = randomblob(4000) WHERE rowid > 0;
+                   UPDATE attacker__big SET x = randomblob(4000) WHERE rowid > 0";
+    env.policy("[limits]\nmax_temp = \"16MiB\"\n");
+    env.refused(
+        "attacker",
+        "0.3.0",
+        rewrite,
+        "limit reached: the step's temporary storage",
+    );
+    env.policy("[limits]\nmax_temp = \"1GiB\"\n");
+    env.applies("attacker", "0.3.0", rewrite);
+}

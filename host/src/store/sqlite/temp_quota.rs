@@ -2,13 +2,15 @@
 //! that outgrow memory and materialized subqueries to unlinked temporary files, which
 //! `max_page_count` does not bound and `du` does not see: one statement can write gigabytes.
 //! wasmig's connection opens its files through a VFS of its own that is the default VFS
-//! except for its `xOpen`: a temporary file (TEMP database, its journal, a sorter's or an
-//! ephemeral table's file) gets methods that count its size, and a write that would take the
-//! connection's temporary files past the quota fails with `SQLITE_FULL`. The main database,
-//! its journal and WAL keep the default VFS's own methods, untouched.
+//! except for its `xOpen`: a temporary file (TEMP database, its journal, a statement's
+//! journal, a sorter's or an ephemeral table's file) gets methods that count its size, and a
+//! write that would take the connection's temporary files past the quota fails with
+//! `SQLITE_FULL`. The main database, its journal and WAL keep the default VFS's own methods,
+//! untouched.
 //!
-//! Statement journals are left out: what they hold is bounded by the pages one statement
-//! changes in the database, which the growth quota bounds.
+//! A statement's journal holds the pages the statement changes that were in the database
+//! before it, which a rewrite of a plugin's own large table makes as large as that table,
+//! whatever the database's growth.
 
 use rusqlite::ffi;
 use std::ffi::{CString, c_int, c_void};
@@ -146,8 +148,10 @@ impl Drop for TempVfs {
     }
 }
 
-const TEMPORARY: c_int =
-    ffi::SQLITE_OPEN_TEMP_DB | ffi::SQLITE_OPEN_TEMP_JOURNAL | ffi::SQLITE_OPEN_TRANSIENT_DB;
+const TEMPORARY: c_int = ffi::SQLITE_OPEN_TEMP_DB
+    | ffi::SQLITE_OPEN_TEMP_JOURNAL
+    | ffi::SQLITE_OPEN_TRANSIENT_DB
+    | ffi::SQLITE_OPEN_SUBJOURNAL;
 
 unsafe extern "C" fn open(
     vfs: *mut ffi::sqlite3_vfs,
