@@ -1793,6 +1793,23 @@ fn a_plugins_expressions_reach_no_object_by_identifier_and_nothing_of_its_pins_a
             ),
             "trigger attacker__tr on table attacker.attacker__r takes a value of type regclass",
         ),
+        // A function's argument default, which the query that calls the function evaluates
+        // with its caller's rights; the view that calls it holds no trace of it.
+        (
+            "CREATE FUNCTION attacker__hello(stolen text DEFAULT
+               pg_catalog.query_to_xml('SELECT 1', true, false, '')::text)
+               RETURNS text LANGUAGE sql AS 'SELECT $1';
+             CREATE VIEW attacker__v AS SELECT attacker__hello() AS h"
+                .to_string(),
+            "function attacker.attacker__hello(text) calls query_to_xml(text,boolean,boolean,text)",
+        ),
+        (
+            "CREATE FUNCTION attacker__next(r regclass DEFAULT
+               pg_catalog.to_regclass('public.app_seq'))
+               RETURNS bigint LANGUAGE sql AS 'SELECT pg_catalog.nextval($1)'"
+                .to_string(),
+            "function attacker.attacker__next(regclass)",
+        ),
         // A constant that names no object yet: the object that gets the identifier later
         // would be reached, with no dependency recorded.
         (
@@ -1909,6 +1926,16 @@ fn a_plugins_objects_name_no_other_role() {
                 "policy attacker__pol on table attacker.attacker__p names role {app_role}; \
                  a plugin's objects name no role but its own and PUBLIC"
             ),
+        );
+    }
+    // A grant on a type names its grantee as well.
+    for (kind, object) in [("TYPE", "attacker__k"), ("DOMAIN", "attacker__dm")] {
+        pg.refused(
+            &format!(
+                "CREATE TYPE attacker__k AS ENUM ('a'); CREATE DOMAIN attacker__dm AS int;
+                 DO $$ BEGIN EXECUTE 'GRANT USAGE ON {kind} {object} TO \"{app_role}\"'; END $$"
+            ),
+            &format!("the step granted USAGE on type attacker.{object} to {app_role}"),
         );
     }
     pg.script(

@@ -265,6 +265,14 @@ WITH RECURSIVE me AS (
     UNION ALL SELECT pg_catalog.pg_describe_object('pg_catalog.pg_type'::pg_catalog.regclass, t.oid, 0),
            t.typdefaultbin::text
       FROM types t WHERE t.typdefaultbin IS NOT NULL
+    -- A function's argument defaults are evaluated by the query that calls it, with the
+    -- caller's rights, before the function (which runs as the plugin) starts; the stored
+    -- tree of the view or default that calls it does not hold them.
+    UNION ALL SELECT pg_catalog.pg_describe_object('pg_catalog.pg_proc'::pg_catalog.regclass, x.oid, 0),
+           x.proargdefaults::text
+      FROM procs p CROSS JOIN LATERAL (
+           SELECT y.oid, y.proargdefaults FROM pg_catalog.pg_proc y WHERE y.oid = p.oid OFFSET 0) x
+     WHERE x.proargdefaults IS NOT NULL
     UNION ALL SELECT pg_catalog.pg_describe_object('pg_catalog.pg_proc'::pg_catalog.regclass, g.aggfnoid, 0),
            ':funcid ' || g.aggtransfn::oid || ' :funcid ' || g.aggfinalfn::oid
            || ' :funcid ' || g.aggcombinefn::oid || ' :funcid ' || g.aggserialfn::oid
@@ -397,6 +405,14 @@ SELECT 'the step granted EXECUTE on ' || p.oid::pg_catalog.regprocedure::text ||
        || '; a plugin''s functions run as the plugin and are its own to call'
   FROM procs p CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
  WHERE a.grantee <> p.proowner
+UNION ALL
+SELECT 'the step granted USAGE on ' || pg_catalog.pg_describe_object('pg_catalog.pg_type'::pg_catalog.regclass, t.oid, 0)
+       || ' to ' || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
+       || '; a plugin''s types are granted by no one but the server'
+  FROM types t CROSS JOIN LATERAL (
+       SELECT y.typacl FROM pg_catalog.pg_type y WHERE y.oid = t.oid OFFSET 0) y
+  CROSS JOIN LATERAL pg_catalog.aclexplode(y.typacl) a
+ WHERE a.grantee <> t.typowner AND NOT (a.grantee = 0 AND NOT a.is_grantable)
 UNION ALL
 SELECT 'the step granted ' || a.privilege_type || ' on column ' || t.attname || ' of '
        || c.oid::pg_catalog.regclass::text || ' to '
