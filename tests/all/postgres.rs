@@ -1898,6 +1898,89 @@ fn a_plugins_expressions_reach_no_object_by_identifier_and_nothing_of_its_pins_a
         .unwrap();
 }
 
+/// An application builds on a plugin's objects: a view over its table, a foreign key into it,
+/// a column of its type. A plugin owns its objects, and `CASCADE` drops what depends on them
+/// whoever owns it: the plugin's step may not take the application's objects with its own.
+#[test]
+fn a_plugins_cascade_drops_nothing_of_the_application() {
+    let pg = scripted();
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__note (id bigint PRIMARY KEY, d date, body text);
+         CREATE VIEW attacker__stats AS SELECT d, count(*) AS n FROM attacker__note GROUP BY d;
+         CREATE TYPE attacker__kind AS ENUM ('a', 'b');
+         INSERT INTO attacker__note VALUES (1, '2026-01-01', 'x')",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    let mut client = pg.client();
+    client
+        .batch_execute(
+            "CREATE SCHEMA app;
+             CREATE VIEW app.daily AS SELECT d, n FROM attacker.attacker__stats;
+             CREATE TABLE app.tagged (id int, kind attacker.attacker__kind, note text);
+             INSERT INTO app.tagged VALUES (1, 'a', 'kept');
+             CREATE TABLE app.orders (id int,
+               note_id bigint REFERENCES attacker.attacker__note (id));
+             INSERT INTO app.orders VALUES (1, 1)",
+        )
+        .unwrap();
+    for (attack, dropped) in [
+        (
+            "DROP VIEW attacker__stats CASCADE",
+            "rule _RETURN on view app.daily",
+        ),
+        (
+            "DROP TYPE attacker__kind CASCADE",
+            "column kind of table app.tagged",
+        ),
+        (
+            "ALTER TABLE attacker__note DROP CONSTRAINT attacker__note_pkey CASCADE",
+            "constraint orders_note_id_fkey on table app.orders",
+        ),
+        (
+            "DO $$ BEGIN EXECUTE 'DROP TABLE attacker__note CASCADE'; END $$",
+            "which is outside the plugin's schema and depended on its objects",
+        ),
+    ] {
+        pg.script("attacker", "0.3.0", attack, None);
+        let err = pg.env.fails(&["up", "attacker@0.3.0"]);
+        assert!(
+            err.contains(&format!("the step dropped {dropped}")) || err.contains(dropped),
+            "{attack}: {err}"
+        );
+    }
+    assert_eq!(
+        pg.rows(
+            "SELECT t.kind::text || '|' || t.note || '|' || (SELECT count(*) FROM app.daily)
+                   || '|' || (SELECT count(*) FROM pg_catalog.pg_constraint
+                               WHERE conname = 'orders_note_id_fkey')
+                   FROM app.tagged t"
+        ),
+        ["a|kept|1|1"]
+    );
+    // A step of the plugin's applies while the application's objects stand (the triggers of
+    // the application's foreign key, on the plugin's table, are the application's), and once
+    // the application has dropped them, the plugin's drops apply.
+    pg.script(
+        "attacker",
+        "0.3.0",
+        "INSERT INTO attacker__note VALUES (2, '2026-01-02', 'y')",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.3.0"]);
+    client.batch_execute("DROP SCHEMA app CASCADE").unwrap();
+    pg.script(
+        "attacker",
+        "0.4.0",
+        "-- wasmig:destructive
+         DROP VIEW attacker__stats; DROP TYPE attacker__kind; DROP TABLE attacker__note",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.4.0", "--allow-destructive"]);
+}
+
 /// A policy names the roles it applies to, and the server keeps a role that an object names
 /// from being dropped: a plugin's policy `TO app_role` would keep the application from
 /// dropping its own role. Its own role and `PUBLIC` are the plugin's to name.

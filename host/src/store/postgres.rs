@@ -213,6 +213,11 @@ struct Turn {
 struct Mark {
     plugin: String,
     objects: BTreeSet<String>,
+    /// The objects of other schemas that depend on the plugin's (an application's view over
+    /// its table, a foreign key into it, a column of its type), by `classid objid objsubid`,
+    /// with their descriptions: none may be gone after a step (`DROP … CASCADE` reaches
+    /// them).
+    dependents: std::collections::BTreeMap<String, String>,
     /// The bytes the schema's tables, indexes and sequences take.
     bytes: i64,
     /// In a dry run, the plugin's tables as its own transaction saw them ([`TABLE_COLUMNS`]

@@ -150,6 +150,26 @@ SELECT o.type || ' ' || o.identity
    AND o.schema = $1
  ORDER BY 1";
 
+/// The objects outside the schema (and outside every session's temporary schema, whose
+/// objects go when their session ends) that depend on the schema's objects, one line each:
+/// `>classid objid objsubid<TAB>description`. `DROP … CASCADE`, or dropping a plugin's
+/// column or constraint with `CASCADE`, drops them whoever owns them: the host compares the
+/// lists before and after a step. The schema's objects in the variables [`OBJECTS`] fills.
+const DEPENDENTS: &str = "
+WITH mine(c, o) AS MATERIALIZED (
+    SELECT * FROM ROWS FROM (pg_catalog.unnest(o_classes), pg_catalog.unnest(o_ids)) u
+)
+SELECT DISTINCT '>' || d.classid::pg_catalog.text || ' ' || d.objid::pg_catalog.text || ' '
+       || d.objsubid::pg_catalog.text || E'\t'
+       || coalesce(pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid), '')
+  FROM mine m CROSS JOIN LATERAL (
+       SELECT x.classid, x.objid, x.objsubid FROM pg_catalog.pg_depend x
+        WHERE x.refclassid = m.c AND x.refobjid = m.o AND x.deptype IN ('n', 'a')
+       OFFSET 0) d
+ WHERE (d.classid, d.objid) NOT IN (SELECT c, o FROM mine)
+   AND coalesce((SELECT i.schema FROM pg_catalog.pg_identify_object(d.classid, d.objid, 0) i), '')
+       !~ '^pg_temp_'";
+
 /// Makes every function of the schema that the plugin's role owns run as its owner and be
 /// executable by no one else (statements of a plpgsql block declaring `routine record`), in
 /// one scan of the schema's functions (`o_procs` from [`OBJECTS`]). Runs on the plugin's
@@ -467,6 +487,11 @@ SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' depend
         OFFSET 0
        ) d
  WHERE NOT EXISTS (SELECT 1 FROM mine m2 WHERE m2.classid = d.refclassid AND m2.objid = d.refobjid)
+   -- The triggers that enforce another table's foreign key into the plugin's table sit on
+   -- that table and are part of the constraint (an internal dependency): the application's,
+   -- not the plugin's.
+   AND NOT (d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND d.deptype = 'i'
+            AND d.refclassid = 'pg_catalog.pg_constraint'::pg_catalog.regclass)
    AND (d.refclassid IN ('pg_catalog.pg_class'::pg_catalog.regclass,
                          'pg_catalog.pg_proc'::pg_catalog.regclass,
                          'pg_catalog.pg_operator'::pg_catalog.regclass,
@@ -644,6 +669,7 @@ pub(super) fn functions() -> String {
          END IF;
          RETURN QUERY SELECT '=' || x FROM ({OWNED_OBJECTS}) q(x);
          RETURN QUERY {SCHEMA_BYTES};
+         RETURN QUERY {DEPENDENTS};
          END",
         wrote_authid = wrote("pg_authid"),
         find_objects = find_objects(),
@@ -655,7 +681,7 @@ pub(super) fn functions() -> String {
             "SETOF text",
             &format!(
                 "DECLARE {OBJECT_VARIABLES} BEGIN {} RETURN QUERY {OWNED_OBJECTS}; \
-                 RETURN QUERY {SCHEMA_BYTES}; END",
+                 RETURN QUERY {SCHEMA_BYTES}; RETURN QUERY {DEPENDENTS}; END",
                 find_objects()
             ),
         ),
@@ -723,7 +749,11 @@ impl PgBackend {
         Ok(crate::store::SchemaMark::new(Mark {
             plugin: access.plugin.clone(),
             bytes: schema_bytes(&lines),
-            objects: lines.into_iter().filter(|l| !l.starts_with('#')).collect(),
+            dependents: dependents(&lines),
+            objects: lines
+                .into_iter()
+                .filter(|l| !l.starts_with('#') && !l.starts_with('>'))
+                .collect(),
             tables,
         }))
     }
@@ -798,16 +828,27 @@ impl PgBackend {
         );
         let bytes_now = schema_bytes(&lines);
         let grown = bytes_now - before.bytes;
-        let verdict = match findings.first() {
-            Some(finding) => Err(finding.to_string()),
-            None if grown > 0 && grown as u64 > self.growth_quota => Err(format!(
+        let dependents_now = dependents(&lines);
+        let dropped = before
+            .dependents
+            .iter()
+            .find(|(key, _)| !dependents_now.contains_key(*key));
+        let verdict = match (findings.first(), dropped) {
+            (Some(finding), _) => Err(finding.to_string()),
+            (None, Some((_, what))) => Err(format!(
+                "the step dropped {what}, which is outside the plugin's schema and depended on \
+                 its objects (CASCADE drops other schemas' objects); the application drops its \
+                 own objects first"
+            )),
+            (None, None) if grown > 0 && grown as u64 > self.growth_quota => Err(format!(
                 "the step grew the database past its quota of {} MiB (its schema grew by {} \
                  MiB; max_growth in [limits])",
                 self.growth_quota >> 20,
                 grown >> 20
             )),
-            None => Ok(()),
+            (None, None) => Ok(()),
         };
+
         if verdict.is_ok()
             && let Some(p) = self.plugins.get_mut(&access.plugin)
         {
@@ -815,6 +856,7 @@ impl PgBackend {
                 plugin: access.plugin.clone(),
                 objects: after.clone(),
                 bytes: bytes_now,
+                dependents: dependents_now,
                 tables: None,
             });
         }
@@ -894,6 +936,15 @@ impl PgBackend {
 }
 
 /// The `#<bytes>` line of a guard function's answer (0 if none).
+/// The [`DEPENDENTS`] lines among the guard's: key to description.
+fn dependents(lines: &[String]) -> std::collections::BTreeMap<String, String> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix('>')?.split_once('\t'))
+        .map(|(key, what)| (key.to_string(), what.to_string()))
+        .collect()
+}
+
 fn schema_bytes(lines: &[String]) -> i64 {
     lines
         .iter()
