@@ -1981,6 +1981,33 @@ fn a_plugins_cascade_drops_nothing_of_the_application() {
     pg.env.ok(&["up", "attacker@0.4.0", "--allow-destructive"]);
 }
 
+/// The step's end drops the session's temporary objects, which takes a lock each from the
+/// server's shared lock table: tens of thousands of temporary functions (which take no lock
+/// to create) could not be dropped and stayed behind, owned by the plugin's role.
+#[test]
+fn a_step_leaves_few_temporary_objects_to_drop() {
+    let pg = scripted();
+    pg.refused(
+        "DO $$ BEGIN FOR i IN 1..300 LOOP
+           EXECUTE pg_catalog.format(
+             'CREATE FUNCTION pg_temp.attacker__f%s() RETURNS int LANGUAGE sql AS ''SELECT 1''', i);
+         END LOOP; END $$",
+        "the step left more than 256 objects in its session's temporary schema",
+    );
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TEMP TABLE attacker__a (x int); CREATE TEMP TABLE attacker__b (x int PRIMARY KEY);
+         CREATE TABLE attacker__kept AS SELECT 1 AS x",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    assert_eq!(
+        pg.rows("SELECT count(*) FROM pg_catalog.pg_proc WHERE proname LIKE 'attacker\\_\\_f%'"),
+        ["0"]
+    );
+}
+
 /// A policy names the roles it applies to, and the server keeps a role that an object names
 /// from being dropped: a plugin's policy `TO app_role` would keep the application from
 /// dropping its own role. Its own role and `PUBLIC` are the plugin's to name.

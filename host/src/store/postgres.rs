@@ -498,7 +498,7 @@ impl PgBackend {
 
     /// Stops a plugin's session whose statement outlived its cancel: the server ends the
     /// process and rolls its transaction back.
-    fn terminate(&mut self, plugin: &str) {
+    pub(super) fn terminate(&mut self, plugin: &str) {
         if let Some(p) = self.plugins.remove(plugin) {
             let terminated = self.host.run(
                 "SELECT pg_catalog.pg_terminate_backend($1::int, 5000)",

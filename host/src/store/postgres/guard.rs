@@ -611,6 +611,18 @@ SELECT DISTINCT c.what || ' names '
                     AND n.oid = c.v),
                 '') NOT IN ($1, 'pg_catalog')
 UNION ALL
+-- The step's end drops the session's temporary objects in one transaction, which takes a
+-- lock for each from the server's shared lock table (`max_locks_per_transaction` ×
+-- connections): thousands would fill it, fail the drop and stay behind, owned by the
+-- plugin's role outside its schema.
+SELECT 'the step left more than 256 objects in its session''s temporary schema; dropping '
+       || 'them at its end takes a lock each from the server''s shared lock table'
+ WHERE (SELECT pg_catalog.count(*) FROM (
+          SELECT 1 FROM pg_catalog.pg_depend d
+           WHERE d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+             AND d.refobjid = pg_catalog.pg_my_temp_schema()
+           LIMIT 257) x) > 256
+UNION ALL
 SELECT 'the step granted role ' || pg_catalog.pg_get_userbyid(m.roleid)::text || ' to '
        || pg_catalog.pg_get_userbyid(m.member)::text
        || '; a plugin''s role grants no role and is a member of none'
@@ -803,6 +815,11 @@ impl PgBackend {
                 });
             }
             Err(e) => {
+                if matches!(e, CallError::Stuck) {
+                    // The guard outlived its cancel: the server ends the session, and the
+                    // step's transaction and lock with it.
+                    self.terminate(&access.plugin);
+                }
                 return Err(Error::Database {
                     path: label,
                     message: format!("cannot check plugin {}'s schema: {e}", access.plugin),
