@@ -1981,6 +1981,44 @@ fn a_plugins_cascade_drops_nothing_of_the_application() {
     pg.env.ok(&["up", "attacker@0.4.0", "--allow-destructive"]);
 }
 
+/// What honest views write: values formatted and built into JSON (functions PostgreSQL
+/// calls stable because they follow the session's settings), and reads of the system's
+/// views.
+#[test]
+fn honest_views_format_values_and_read_the_system_views() {
+    let pg = scripted();
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__note (id int PRIMARY KEY, title text, at timestamptz DEFAULT now());
+         INSERT INTO attacker__note (id, title) VALUES (1, 'a'), (2, 'b');
+         CREATE VIEW attacker__card AS
+           SELECT id, pg_catalog.jsonb_build_object('id', id, 'title', title) AS j,
+                  pg_catalog.concat(title, '#', id) AS label,
+                  pg_catalog.format('%s (%s)', title, id) AS shown,
+                  pg_catalog.to_jsonb(n) AS row, pg_catalog.row_to_json(n) AS json_row
+             FROM attacker__note n;
+         CREATE VIEW attacker__all AS
+           SELECT pg_catalog.jsonb_agg(title ORDER BY id) AS titles,
+                  pg_catalog.json_object_agg(id, title) AS by_id
+             FROM attacker__note;
+         CREATE VIEW attacker__tables AS
+           SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = 'attacker'
+           UNION ALL
+           SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'attacker'",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    assert_eq!(
+        pg.rows("SELECT label || '|' || shown || '|' || (j ->> 'title') FROM attacker.attacker__card ORDER BY id"),
+        ["a#1|a (1)|a", "b#2|b (2)|b"]
+    );
+    assert_eq!(
+        pg.rows("SELECT titles::text FROM attacker.attacker__all"),
+        ["[\"a\", \"b\"]"]
+    );
+}
+
 /// The step's end drops the session's temporary objects, which takes a lock each from the
 /// server's shared lock table: tens of thousands of temporary functions (which take no lock
 /// to create) could not be dropped and stayed behind, owned by the plugin's role.

@@ -51,8 +51,8 @@
 use super::*;
 
 /// Built-in functions that are not immutable and may still be called where an expression
-/// runs with another role's rights: clocks, random values, and sequences (a sequence outside
-/// the schema is refused by the dependency check).
+/// runs with another role's rights: clocks, random values, sequences (a sequence outside
+/// the schema is refused by the dependency check), and functions that format values.
 pub(super) const ALLOWED_FUNCTIONS: &[&str] = &[
     "now",
     "statement_timestamp",
@@ -73,6 +73,23 @@ pub(super) const ALLOWED_FUNCTIONS: &[&str] = &[
     "timezone",
     "timestamptz",
     "date",
+    // Stable only because they format values as the session's settings say (dates, numbers),
+    // or call the output functions of their arguments' types: they read nothing else.
+    "concat",
+    "concat_ws",
+    "format",
+    "to_json",
+    "to_jsonb",
+    "row_to_json",
+    "array_to_json",
+    "json_build_object",
+    "jsonb_build_object",
+    "json_build_array",
+    "jsonb_build_array",
+    "json_agg",
+    "jsonb_agg",
+    "json_object_agg",
+    "jsonb_object_agg",
 ];
 
 /// [`ALLOWED_FUNCTIONS`] as a `text[]` literal, the guard's `$3`.
@@ -492,17 +509,24 @@ SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' depend
    -- not the plugin's.
    AND NOT (d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND d.deptype = 'i'
             AND d.refclassid = 'pg_catalog.pg_constraint'::pg_catalog.regclass)
-   AND (d.refclassid IN ('pg_catalog.pg_class'::pg_catalog.regclass,
-                         'pg_catalog.pg_proc'::pg_catalog.regclass,
-                         'pg_catalog.pg_operator'::pg_catalog.regclass,
-                         'pg_catalog.pg_constraint'::pg_catalog.regclass)
-        -- Anything else of another schema, or of none (another schema itself, a foreign
-        -- server, a language): a column of another table's row type or of another schema's
-        -- domain or enum, a text search configuration's mapping to another schema's
-        -- dictionary, a cast with another schema's function pins it (its table can no
-        -- longer change a column, it can no longer be dropped). The system's own objects
-        -- and an extension's are not pinned by it.
-        OR (coalesce((SELECT i.schema
+   AND CASE
+       -- A table, view, function, operator or constraint of any other schema (an
+       -- extension's too) but the system's, whose views and functions are the server's
+       -- (what a plugin's expressions may call of them is checked above).
+       WHEN d.refclassid IN ('pg_catalog.pg_class'::pg_catalog.regclass,
+                             'pg_catalog.pg_proc'::pg_catalog.regclass,
+                             'pg_catalog.pg_operator'::pg_catalog.regclass,
+                             'pg_catalog.pg_constraint'::pg_catalog.regclass)
+       THEN coalesce((SELECT i.schema
+                        FROM pg_catalog.pg_identify_object(d.refclassid, d.refobjid, 0) i), '')
+            NOT IN ('pg_catalog', 'information_schema')
+       -- Anything else of another schema, or of none (another schema itself, a foreign
+       -- server, a language): a column of another table's row type or of another schema's
+       -- domain or enum, a text search configuration's mapping to another schema's
+       -- dictionary, a cast with another schema's function pins it (its table can no
+       -- longer change a column, it can no longer be dropped). The system's own objects
+       -- and an extension's are not pinned by it.
+       ELSE coalesce((SELECT i.schema
                         FROM pg_catalog.pg_identify_object(d.refclassid, d.refobjid, 0) i),
                      (SELECT n.nspname::text FROM pg_catalog.pg_namespace n
                        WHERE d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
@@ -511,7 +535,8 @@ SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' depend
               NOT IN ($1, 'pg_catalog', 'information_schema')
             AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
                              WHERE e.classid = d.refclassid AND e.objid = d.refobjid
-                               AND e.deptype = 'e')))
+                               AND e.deptype = 'e')
+       END
 UNION ALL
 SELECT 'the step created ' || pg_catalog.pg_describe_object('pg_catalog.pg_operator'::pg_catalog.regclass, o.oid, 0)
        || ', an operand of which is not of the plugin''s own types (a domain over another '
