@@ -2096,8 +2096,40 @@ fn a_plugins_objects_name_no_other_role() {
         None,
     );
     pg.env.ok(&["up", "attacker@0.2.0"]);
+    // A grant the database's owner makes to the application is the owner's: the plugin's
+    // later steps apply. One the plugin makes is refused, with the grant option too.
     client
-        .batch_execute(&format!("DROP ROLE \"{app_role}\""))
+        .batch_execute(&format!(
+            "GRANT SELECT, INSERT ON attacker.attacker__p TO \"{app_role}\""
+        ))
+        .unwrap();
+    pg.script(
+        "attacker",
+        "0.3.0",
+        "INSERT INTO attacker__p VALUES (1)",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.3.0"]);
+    for grant in [
+        format!("GRANT UPDATE ON attacker__p TO \"{app_role}\""),
+        format!("GRANT SELECT ON attacker__p TO \"{app_role}\" WITH GRANT OPTION"),
+    ] {
+        pg.script(
+            "attacker",
+            "0.4.0",
+            &format!(
+                "DO $$ BEGIN EXECUTE '{}'; END $$",
+                grant.replace('\'', "''")
+            ),
+            None,
+        );
+        let err = pg.env.fails(&["up", "attacker@0.4.0"]);
+        assert!(err.contains("the step granted"), "{grant}: {err}");
+    }
+    client
+        .batch_execute(&format!(
+            "REVOKE ALL ON attacker.attacker__p FROM \"{app_role}\"; DROP ROLE \"{app_role}\""
+        ))
         .unwrap();
 }
 

@@ -218,6 +218,9 @@ struct Mark {
     /// with their descriptions: none may be gone after a step (`DROP … CASCADE` reaches
     /// them).
     dependents: std::collections::BTreeMap<String, String>,
+    /// The grants on its objects to anyone but their owner, as the guard words them: those
+    /// that stood before a step are not the step's.
+    grants: BTreeSet<String>,
     /// The bytes the schema's tables, indexes and sequences take.
     bytes: i64,
     /// In a dry run, the plugin's tables as its own transaction saw them ([`TABLE_COLUMNS`]

@@ -187,6 +187,70 @@ SELECT DISTINCT '>' || d.classid::pg_catalog.text || ' ' || d.objid::pg_catalog.
    AND coalesce((SELECT i.schema FROM pg_catalog.pg_identify_object(d.classid, d.objid, 0) i), '')
        !~ '^pg_temp_'";
 
+/// The grants on the schema's objects to anyone but their owner, one line each, as the
+/// step's findings word them. `readers`: the SQL of a `text[]` of roles whose `SELECT` on
+/// the tables and `USAGE` on the schema are left out (the policy's readers), or `'{}'` for
+/// every grant (what stood before the step: a grant the database's owner made is not the
+/// step's). The schema's objects in the variables [`OBJECTS`] fills; `$1`: the schema.
+fn grants(readers: &str) -> String {
+    format!(
+        r#"
+WITH s AS (
+    SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1
+), rel AS MATERIALIZED (
+    SELECT c.oid, c.relowner, c.relacl FROM pg_catalog.pg_class c
+     WHERE c.oid = ANY (o_rels) AND c.relnamespace = (SELECT oid FROM s)
+), procs AS MATERIALIZED (
+    SELECT p.oid, p.proowner, p.proacl FROM pg_catalog.pg_proc p
+     WHERE p.oid = ANY (o_procs) AND p.pronamespace = (SELECT oid FROM s)
+), types AS MATERIALIZED (
+    SELECT t.oid, t.typowner, t.typacl FROM pg_catalog.pg_type t
+     WHERE t.oid = ANY (o_types) AND t.typnamespace = (SELECT oid FROM s)
+)
+SELECT 'the step granted ' || a.privilege_type || ' on ' || c.oid::pg_catalog.regclass::text || ' to '
+       || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
+       || CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END
+       || '; another plugin reads a plugin''s tables only through a grant in the policy'
+  FROM rel c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+ WHERE a.grantee <> c.relowner
+   AND NOT (a.privilege_type = 'SELECT' AND NOT a.is_grantable
+            AND pg_catalog.pg_get_userbyid(a.grantee)::text = ANY ({readers}))
+UNION ALL
+SELECT 'the step granted ' || a.privilege_type || ' on schema ' || $1 || ' to '
+       || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
+       || CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END
+  FROM pg_catalog.pg_namespace n CROSS JOIN LATERAL pg_catalog.aclexplode(n.nspacl) a
+ WHERE n.oid = (SELECT oid FROM s) AND a.grantee <> n.nspowner
+   AND NOT (a.privilege_type = 'USAGE' AND NOT a.is_grantable
+            AND pg_catalog.pg_get_userbyid(a.grantee)::text = ANY ({readers}))
+UNION ALL
+SELECT 'the step granted EXECUTE on ' || p.oid::pg_catalog.regprocedure::text || ' to '
+       || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
+       || '; a plugin''s functions run as the plugin and are its own to call'
+  FROM procs p CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
+ WHERE a.grantee <> p.proowner
+UNION ALL
+SELECT 'the step granted USAGE on ' || pg_catalog.pg_describe_object('pg_catalog.pg_type'::pg_catalog.regclass, t.oid, 0)
+       || ' to ' || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
+       || CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END
+       || '; a plugin''s types are granted by no one but the server'
+  FROM types t CROSS JOIN LATERAL pg_catalog.aclexplode(t.typacl) a
+ WHERE a.grantee <> t.typowner AND NOT (a.grantee = 0 AND NOT a.is_grantable)
+UNION ALL
+SELECT 'the step granted ' || a.privilege_type || ' on column ' || t.attname || ' of '
+       || c.oid::pg_catalog.regclass::text || ' to '
+       || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
+       || '; another plugin reads a plugin''s tables only through a grant in the policy'
+  FROM rel c
+  CROSS JOIN LATERAL (
+       SELECT x.attname, x.attacl FROM pg_catalog.pg_attribute x
+        WHERE x.attrelid = c.oid OFFSET 0) t
+  CROSS JOIN LATERAL pg_catalog.aclexplode(t.attacl) a
+ WHERE a.grantee <> c.relowner
+"#
+    )
+}
+
 /// Makes every function of the schema that the plugin's role owns run as its owner and be
 /// executable by no one else (statements of a plpgsql block declaring `routine record`), in
 /// one scan of the schema's functions (`o_procs` from [`OBJECTS`]). Runs on the plugin's
@@ -423,44 +487,6 @@ SELECT 'the step created ' || pg_catalog.pg_describe_object(x.classid, x.oid, 0)
         UNION ALL SELECT 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass, e.oid, e.stxname
           FROM pg_catalog.pg_statistic_ext e WHERE e.stxnamespace = (SELECT oid FROM s)) x
  WHERE pg_catalog.left(x.name::text, pg_catalog.length($1) + 2) <> $1 || '__'
-UNION ALL
-SELECT 'the step granted ' || a.privilege_type || ' on ' || c.oid::pg_catalog.regclass::text || ' to '
-       || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
-       || '; another plugin reads a plugin''s tables only through a grant in the policy'
-  FROM rel c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
- WHERE a.grantee <> c.relowner
-   AND NOT (a.privilege_type = 'SELECT' AND pg_catalog.pg_get_userbyid(a.grantee)::text = ANY ($2::text[]))
-UNION ALL
-SELECT 'the step granted ' || a.privilege_type || ' on schema ' || $1 || ' to '
-       || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
-  FROM pg_catalog.pg_namespace n CROSS JOIN LATERAL pg_catalog.aclexplode(n.nspacl) a
- WHERE n.oid = (SELECT oid FROM s) AND a.grantee <> n.nspowner
-   AND NOT (a.privilege_type = 'USAGE' AND pg_catalog.pg_get_userbyid(a.grantee)::text = ANY ($2::text[]))
-UNION ALL
-SELECT 'the step granted EXECUTE on ' || p.oid::pg_catalog.regprocedure::text || ' to '
-       || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
-       || '; a plugin''s functions run as the plugin and are its own to call'
-  FROM procs p CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
- WHERE a.grantee <> p.proowner
-UNION ALL
-SELECT 'the step granted USAGE on ' || pg_catalog.pg_describe_object('pg_catalog.pg_type'::pg_catalog.regclass, t.oid, 0)
-       || ' to ' || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
-       || '; a plugin''s types are granted by no one but the server'
-  FROM types t CROSS JOIN LATERAL (
-       SELECT y.typacl FROM pg_catalog.pg_type y WHERE y.oid = t.oid OFFSET 0) y
-  CROSS JOIN LATERAL pg_catalog.aclexplode(y.typacl) a
- WHERE a.grantee <> t.typowner AND NOT (a.grantee = 0 AND NOT a.is_grantable)
-UNION ALL
-SELECT 'the step granted ' || a.privilege_type || ' on column ' || t.attname || ' of '
-       || c.oid::pg_catalog.regclass::text || ' to '
-       || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
-       || '; another plugin reads a plugin''s tables only through a grant in the policy'
-  FROM rel c
-  CROSS JOIN LATERAL (
-       SELECT x.attname, x.attacl FROM pg_catalog.pg_attribute x
-        WHERE x.attrelid = c.oid OFFSET 0) t
-  CROSS JOIN LATERAL pg_catalog.aclexplode(t.attacl) a
- WHERE a.grantee <> c.relowner
 UNION ALL
 SELECT 'the step changed its role''s settings ('
        || coalesce(pg_catalog.array_to_string(x.setconfig, ', '), '')
@@ -701,6 +727,8 @@ pub(super) fn functions() -> String {
          {find_objects}
          {NEUTRALISE}
          RETURN QUERY SELECT '!' || x FROM ({FINDINGS}) q(x);
+         RETURN QUERY SELECT '!' || x FROM ({granted}) q(x);
+         RETURN QUERY SELECT '+' || x FROM ({standing}) q(x);
          IF pg_catalog.current_setting('track_counts') <> 'on' OR {wrote_authid} THEN
            EXECUTE pg_catalog.format('ALTER ROLE CURRENT_USER PASSWORD %L', $5);
          END IF;
@@ -710,6 +738,8 @@ pub(super) fn functions() -> String {
          END",
         wrote_authid = wrote("pg_authid"),
         find_objects = find_objects(),
+        granted = grants("$2::text[]"),
+        standing = grants("'{}'::text[]"),
     );
     [
         function(
@@ -718,8 +748,10 @@ pub(super) fn functions() -> String {
             "SETOF text",
             &format!(
                 "DECLARE {OBJECT_VARIABLES} BEGIN {} RETURN QUERY {OWNED_OBJECTS}; \
-                 RETURN QUERY {SCHEMA_BYTES}; RETURN QUERY {DEPENDENTS}; END",
-                find_objects()
+                 RETURN QUERY {SCHEMA_BYTES}; RETURN QUERY {DEPENDENTS}; \
+                 RETURN QUERY SELECT '+' || x FROM ({}) q(x); END",
+                find_objects(),
+                grants("'{}'::text[]"),
             ),
         ),
         function(
@@ -787,9 +819,14 @@ impl PgBackend {
             plugin: access.plugin.clone(),
             bytes: schema_bytes(&lines),
             dependents: dependents(&lines),
+            grants: lines
+                .iter()
+                .filter_map(|l| l.strip_prefix('+'))
+                .map(str::to_string)
+                .collect(),
             objects: lines
                 .into_iter()
-                .filter(|l| !l.starts_with('#') && !l.starts_with('>'))
+                .filter(|l| !l.starts_with(['#', '>', '+']))
                 .collect(),
             tables,
         }))
@@ -852,7 +889,17 @@ impl PgBackend {
             }
         };
         let lines: Vec<String> = checked.rows.iter().map(|r| Self::text(&r[0])).collect();
-        let findings: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix('!')).collect();
+        // A grant that stood before the step (the database's owner's) is not the step's.
+        let findings: Vec<&str> = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix('!'))
+            .filter(|f| !before.grants.contains(*f))
+            .collect();
+        let grants_now: BTreeSet<String> = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix('+'))
+            .map(str::to_string)
+            .collect();
         let after: BTreeSet<String> = lines
             .iter()
             .filter_map(|l| l.strip_prefix('='))
@@ -899,6 +946,7 @@ impl PgBackend {
                 objects: after.clone(),
                 bytes: bytes_now,
                 dependents: dependents_now,
+                grants: grants_now,
                 tables: None,
             });
         }
@@ -977,7 +1025,6 @@ impl PgBackend {
     }
 }
 
-/// The `#<bytes>` line of a guard function's answer (0 if none).
 /// The [`DEPENDENTS`] lines among the guard's: key to description.
 fn dependents(lines: &[String]) -> std::collections::BTreeMap<String, String> {
     lines
@@ -987,6 +1034,7 @@ fn dependents(lines: &[String]) -> std::collections::BTreeMap<String, String> {
         .collect()
 }
 
+/// The `#<bytes>` line of a guard function's answer (0 if none).
 fn schema_bytes(lines: &[String]) -> i64 {
     lines
         .iter()
