@@ -106,11 +106,15 @@ fn bare(name: &str) -> String {
     name.rsplit('.').next().unwrap_or(name).to_lowercase()
 }
 
-/// Whether the statements might drop or change a table: worth comparing the tables.
+/// Whether the statements might drop or change a table: worth comparing the tables. On
+/// PostgreSQL a block of procedural code (`DO`, a procedure's `CALL`) may run any DDL.
 pub(crate) fn may_change_tables(statements: &[String]) -> bool {
     statements.iter().any(|s| {
         let w = words(s);
-        matches!(w.first().map(String::as_str), Some("DROP" | "ALTER"))
+        matches!(
+            w.first().map(String::as_str),
+            Some("DROP" | "ALTER" | "DO" | "CALL")
+        )
     })
 }
 

@@ -975,6 +975,11 @@ fn the_destructive_gate_holds_on_postgres() {
             "TRUNCATE victim__secret",
             "deletes every row of victim__secret",
         ),
+        // Procedural code may run any DDL.
+        (
+            "DO $$ BEGIN EXECUTE 'DROP TABLE victim__secret'; END $$",
+            "drops table victim__secret",
+        ),
     ] {
         pg.script("victim", "0.3.0", up, None);
         let err = pg.env.fails(&["up", "victim@0.3.0"]);
@@ -1810,6 +1815,19 @@ fn a_plugins_expressions_reach_no_object_by_identifier_and_nothing_of_its_pins_a
                 .to_string(),
             "function attacker.attacker__next(regclass)",
         ),
+        // The system's views show what the rights of whoever reads them let them see: a
+        // view or rule of the plugin's over one would hand that to the plugin.
+        (
+            "CREATE VIEW attacker__v AS SELECT attname FROM pg_catalog.pg_stats".to_string(),
+            "depends on column attname of view pg_stats",
+        ),
+        (
+            "CREATE TABLE attacker__t (x int); CREATE TABLE attacker__loot (q text);
+             CREATE RULE attacker__r AS ON INSERT TO attacker__t DO ALSO
+               INSERT INTO attacker__loot SELECT query FROM pg_catalog.pg_stat_activity"
+                .to_string(),
+            "of view pg_stat_activity, which is outside the plugin's schema",
+        ),
         // A constant that names no object yet: the object that gets the identifier later
         // would be reached, with no dependency recorded.
         (
@@ -1910,6 +1928,10 @@ fn a_plugins_cascade_drops_nothing_of_the_application() {
         "CREATE TABLE attacker__note (id bigint PRIMARY KEY, d date, body text);
          CREATE VIEW attacker__stats AS SELECT d, count(*) AS n FROM attacker__note GROUP BY d;
          CREATE TYPE attacker__kind AS ENUM ('a', 'b');
+         CREATE TYPE attacker__pair AS (a int, b text);
+         CREATE TABLE attacker__parted (k int, v text) PARTITION BY LIST (k);
+         CREATE DOMAIN attacker__dom AS int;
+         CREATE CAST (attacker__dom AS text) WITH INOUT;
          INSERT INTO attacker__note VALUES (1, '2026-01-01', 'x')",
         None,
     );
@@ -1923,7 +1945,11 @@ fn a_plugins_cascade_drops_nothing_of_the_application() {
              INSERT INTO app.tagged VALUES (1, 'a', 'kept');
              CREATE TABLE app.orders (id int,
                note_id bigint REFERENCES attacker.attacker__note (id));
-             INSERT INTO app.orders VALUES (1, 1)",
+             INSERT INTO app.orders VALUES (1, 1);
+             CREATE TABLE app.pairs (id int, p attacker.attacker__pair,
+               ps attacker.attacker__pair[]);
+             INSERT INTO app.pairs
+               VALUES (1, (5, 'comp data'), ARRAY[(6, 'in array')::attacker.attacker__pair])",
         )
         .unwrap();
     for (attack, dropped) in [
@@ -1941,13 +1967,23 @@ fn a_plugins_cascade_drops_nothing_of_the_application() {
         ),
         (
             "DO $$ BEGIN EXECUTE 'DROP TABLE attacker__note CASCADE'; END $$",
-            "which is outside the plugin's schema and depended on its objects",
+            "which is outside the plugin's schema and depends on its objects",
+        ),
+        // A change of a composite type changes the values of another table's column.
+        (
+            "ALTER TYPE attacker__pair DROP ATTRIBUTE b CASCADE",
+            "column p of table app.pairs",
+        ),
+        (
+            "ALTER TYPE attacker__pair ADD ATTRIBUTE c int CASCADE",
+            "column p of table app.pairs",
         ),
     ] {
         pg.script("attacker", "0.3.0", attack, None);
         let err = pg.env.fails(&["up", "attacker@0.3.0"]);
         assert!(
-            err.contains(&format!("the step dropped {dropped}")) || err.contains(dropped),
+            err.contains(&format!("the step dropped or changed {dropped}"))
+                || err.contains(dropped),
             "{attack}: {err}"
         );
     }
@@ -1956,36 +1992,59 @@ fn a_plugins_cascade_drops_nothing_of_the_application() {
             "SELECT t.kind::text || '|' || t.note || '|' || (SELECT count(*) FROM app.daily)
                    || '|' || (SELECT count(*) FROM pg_catalog.pg_constraint
                                WHERE conname = 'orders_note_id_fkey')
+                   || '|' || (SELECT (p).b || (ps[1]).b FROM app.pairs)
                    FROM app.tagged t"
         ),
-        ["a|kept|1|1"]
+        ["a|kept|1|1|comp datain array"]
     );
-    // A step of the plugin's applies while the application's objects stand (the triggers of
-    // the application's foreign key, on the plugin's table, are the application's), and once
-    // the application has dropped them, the plugin's drops apply.
+    // An application's partition of a plugin's table goes with it.
+    client
+        .batch_execute(
+            "CREATE TABLE app.p1 PARTITION OF attacker.attacker__parted FOR VALUES IN (1);
+             INSERT INTO app.p1 VALUES (1, 'partitioned row')",
+        )
+        .unwrap();
     pg.script(
         "attacker",
         "0.3.0",
-        "INSERT INTO attacker__note VALUES (2, '2026-01-02', 'y')",
+        "DO $$ BEGIN EXECUTE 'DROP TABLE attacker__parted'; END $$",
+        None,
+    );
+    let err = pg.env.fails(&["up", "attacker@0.3.0"]);
+    assert!(err.contains("app.p1"), "{err}");
+    assert_eq!(pg.rows("SELECT v FROM app.p1"), ["partitioned row"]);
+    client.batch_execute("DROP TABLE app.p1").unwrap();
+    // A step of the plugin's applies while the application's objects stand (the triggers of
+    // the application's foreign key, on the plugin's table, are the application's), and so
+    // does what the server remakes itself (the application's foreign key, when the column it
+    // references changes type) and a drop of the plugin's own cast.
+    pg.script(
+        "attacker",
+        "0.3.0",
+        "INSERT INTO attacker__note VALUES (2, '2026-01-02', 'y');
+         ALTER TABLE attacker__note ALTER COLUMN id TYPE int;
+         DROP CAST (attacker__dom AS text)",
         None,
     );
     pg.env.ok(&["up", "attacker@0.3.0"]);
+    // Once the application has dropped its objects, the plugin's drops apply.
     client.batch_execute("DROP SCHEMA app CASCADE").unwrap();
     pg.script(
         "attacker",
         "0.4.0",
         "-- wasmig:destructive
-         DROP VIEW attacker__stats; DROP TYPE attacker__kind; DROP TABLE attacker__note",
+         DROP VIEW attacker__stats; DROP TYPE attacker__kind; DROP TYPE attacker__pair;
+         DROP TABLE attacker__note",
         None,
     );
     pg.env.ok(&["up", "attacker@0.4.0", "--allow-destructive"]);
 }
 
 /// What honest views write: values formatted and built into JSON (functions PostgreSQL
-/// calls stable because they follow the session's settings), and reads of the system's
-/// views.
+/// calls stable because they follow the session's settings); an operator with the
+/// planner's own estimators.
 #[test]
-fn honest_views_format_values_and_read_the_system_views() {
+fn honest_views_format_values_and_build_json() {
     let pg = scripted();
     pg.script(
         "attacker",
@@ -2002,10 +2061,11 @@ fn honest_views_format_values_and_read_the_system_views() {
            SELECT pg_catalog.jsonb_agg(title ORDER BY id) AS titles,
                   pg_catalog.json_object_agg(id, title) AS by_id
              FROM attacker__note;
-         CREATE VIEW attacker__tables AS
-           SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = 'attacker'
-           UNION ALL
-           SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'attacker'",
+         CREATE TYPE attacker__money AS (cents bigint);
+         CREATE FUNCTION attacker__same(attacker__money, attacker__money) RETURNS boolean
+           LANGUAGE sql IMMUTABLE AS 'SELECT ($1).cents = ($2).cents';
+         CREATE OPERATOR === (LEFTARG = attacker__money, RIGHTARG = attacker__money,
+           FUNCTION = attacker__same, RESTRICT = pg_catalog.eqsel, JOIN = pg_catalog.eqjoinsel)",
         None,
     );
     pg.env.ok(&["up", "attacker@0.2.0"]);
@@ -2019,18 +2079,25 @@ fn honest_views_format_values_and_read_the_system_views() {
     );
 }
 
-/// The step's end drops the session's temporary objects, which takes a lock each from the
-/// server's shared lock table: tens of thousands of temporary functions (which take no lock
-/// to create) could not be dropped and stayed behind, owned by the plugin's role.
+/// The step's end drops the session's temporary objects, which takes a lock each (and one
+/// for each column default or index on them) from the server's shared lock table: tens of
+/// thousands of temporary functions, or of defaults (which take no lock to create), could
+/// not be dropped and stayed behind, owned by the plugin's role.
 #[test]
 fn a_step_leaves_few_temporary_objects_to_drop() {
     let pg = scripted();
     pg.refused(
-        "DO $$ BEGIN FOR i IN 1..300 LOOP
+        "DO $$ BEGIN FOR i IN 1..1100 LOOP
            EXECUTE pg_catalog.format(
              'CREATE FUNCTION pg_temp.attacker__f%s() RETURNS int LANGUAGE sql AS ''SELECT 1''', i);
          END LOOP; END $$",
-        "the step left more than 256 objects in its session's temporary schema",
+        "the step left more than 1000 objects in its session's temporary schema",
+    );
+    // Columns' defaults hang on their table, and take a lock each to drop.
+    let columns: Vec<String> = (0..1100).map(|i| format!("c{i} int DEFAULT {i}")).collect();
+    pg.refused(
+        &format!("CREATE TEMP TABLE attacker__wide ({})", columns.join(", ")),
+        "the step left more than 1000 objects in its session's temporary schema",
     );
     pg.script(
         "attacker",

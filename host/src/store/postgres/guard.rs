@@ -90,6 +90,26 @@ pub(super) const ALLOWED_FUNCTIONS: &[&str] = &[
     "jsonb_agg",
     "json_object_agg",
     "jsonb_object_agg",
+    // The planner's selectivity estimators, which an operator names (`RESTRICT`, `JOIN`):
+    // the planner calls them with statistics, not with the rights of a query's rows.
+    "eqsel",
+    "eqjoinsel",
+    "neqsel",
+    "neqjoinsel",
+    "scalarltsel",
+    "scalarltjoinsel",
+    "scalarlesel",
+    "scalarlejoinsel",
+    "scalargtsel",
+    "scalargtjoinsel",
+    "scalargesel",
+    "scalargejoinsel",
+    "areasel",
+    "areajoinsel",
+    "contsel",
+    "contjoinsel",
+    "matchingsel",
+    "matchingjoinsel",
 ];
 
 /// [`ALLOWED_FUNCTIONS`] as a `text[]` literal, the guard's `$3`.
@@ -167,25 +187,67 @@ SELECT o.type || ' ' || o.identity
    AND o.schema = $1
  ORDER BY 1";
 
-/// The objects outside the schema (and outside every session's temporary schema, whose
-/// objects go when their session ends) that depend on the schema's objects, one line each:
-/// `>classid objid objsubid<TAB>description`. `DROP … CASCADE`, or dropping a plugin's
-/// column or constraint with `CASCADE`, drops them whoever owns them: the host compares the
-/// lists before and after a step. The schema's objects in the variables [`OBJECTS`] fills.
+/// The objects of other schemas (not of any session's temporary schema, whose objects go
+/// when their session ends, nor TOAST's) that depend on the schema's objects, one line each:
+/// `>key<TAB>description`. `DROP … CASCADE`, or dropping a plugin's column or constraint
+/// with `CASCADE`, drops them whoever owns them, and `ALTER TYPE … DROP ATTRIBUTE CASCADE`
+/// changes the values of another table's column of the type: the host compares the lists
+/// before and after a step. The key is the dependent's description, with the shape of the
+/// composite type it holds values of (directly, or as an array's elements or a domain's
+/// values), so that an object the server makes again (a foreign key rebuilt when the column
+/// it references changes type) is the same. The schema's objects (and, as the walk finds
+/// them, an application's partitions of its tables) in the variables [`OBJECTS`] fills.
 const DEPENDENTS: &str = "
 WITH mine(c, o) AS MATERIALIZED (
     SELECT * FROM ROWS FROM (pg_catalog.unnest(o_classes), pg_catalog.unnest(o_ids)) u
+), outside AS (
+    SELECT DISTINCT d.classid, d.objid, d.objsubid, d.refclassid, d.refobjid,
+           pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) AS what
+      FROM mine m CROSS JOIN LATERAL (
+           SELECT x.classid, x.objid, x.objsubid, x.refclassid, x.refobjid
+             FROM pg_catalog.pg_depend x
+            WHERE x.refclassid = m.c AND x.refobjid = m.o AND x.deptype IN ('n', 'a')
+           OFFSET 0) d
+      -- The dependent's schema: its own, or its table's for what hangs on a table (a rule,
+      -- a trigger, a policy, a column's default), which the server names without one.
+      CROSS JOIN LATERAL (
+           SELECT coalesce(
+               (SELECT i.schema FROM pg_catalog.pg_identify_object(d.classid, d.objid, 0) i),
+               (SELECT n.nspname::text
+                  FROM pg_catalog.pg_class c
+                  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                 WHERE c.oid = CASE d.classid
+                     WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+                       THEN (SELECT r.ev_class FROM pg_catalog.pg_rewrite r WHERE r.oid = d.objid)
+                     WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass
+                       THEN (SELECT g.tgrelid FROM pg_catalog.pg_trigger g WHERE g.oid = d.objid)
+                     WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass
+                       THEN (SELECT y.polrelid FROM pg_catalog.pg_policy y WHERE y.oid = d.objid)
+                     WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass
+                       THEN (SELECT a.adrelid FROM pg_catalog.pg_attrdef a WHERE a.oid = d.objid)
+                     END)) AS schema) i
+     WHERE i.schema IS NOT NULL AND i.schema <> $1 AND i.schema !~ '^pg_(toast|temp_)'
 )
-SELECT DISTINCT '>' || d.classid::pg_catalog.text || ' ' || d.objid::pg_catalog.text || ' '
-       || d.objsubid::pg_catalog.text || E'\t'
-       || coalesce(pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid), '')
-  FROM mine m CROSS JOIN LATERAL (
-       SELECT x.classid, x.objid, x.objsubid FROM pg_catalog.pg_depend x
-        WHERE x.refclassid = m.c AND x.refobjid = m.o AND x.deptype IN ('n', 'a')
-       OFFSET 0) d
- WHERE (d.classid, d.objid) NOT IN (SELECT c, o FROM mine)
-   AND coalesce((SELECT i.schema FROM pg_catalog.pg_identify_object(d.classid, d.objid, 0) i), '')
-       !~ '^pg_temp_'";
+SELECT '>' || o.what || coalesce(' (' || (
+           SELECT pg_catalog.string_agg(a.attname || ' '
+                                        || pg_catalog.format_type(a.atttypid, a.atttypmod),
+                                        ', ' ORDER BY a.attnum)
+             FROM pg_catalog.pg_type t
+             LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
+             LEFT JOIN pg_catalog.pg_type b ON b.oid = t.typbasetype
+             JOIN pg_catalog.pg_attribute a
+               ON a.attrelid = coalesce(NULLIF(t.typrelid, 0), NULLIF(e.typrelid, 0),
+                                        NULLIF(b.typrelid, 0))
+            WHERE t.oid = o.refobjid AND a.attnum > 0 AND NOT a.attisdropped) || ')', '')
+       || E'\t' || o.what
+  FROM outside o
+ WHERE o.what IS NOT NULL
+   AND o.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass
+UNION
+SELECT '>' || o.what || E'\t' || o.what
+  FROM outside o
+ WHERE o.what IS NOT NULL
+   AND o.refclassid <> 'pg_catalog.pg_type'::pg_catalog.regclass";
 
 /// The grants on the schema's objects to anyone but their owner, one line each, as the
 /// step's findings word them. `readers`: the SQL of a `text[]` of roles whose `SELECT` on
@@ -536,11 +598,13 @@ SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' depend
    AND NOT (d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND d.deptype = 'i'
             AND d.refclassid = 'pg_catalog.pg_constraint'::pg_catalog.regclass)
    AND CASE
-       -- A table, view, function, operator or constraint of any other schema (an
-       -- extension's too) but the system's, whose views and functions are the server's
-       -- (what a plugin's expressions may call of them is checked above).
-       WHEN d.refclassid IN ('pg_catalog.pg_class'::pg_catalog.regclass,
-                             'pg_catalog.pg_proc'::pg_catalog.regclass,
+       -- A table or view of any other schema (an extension's, the system's too: the
+       -- system's views filter what they show by the rights of whoever reads them, and a
+       -- plugin's view or rule would hand the reader's view to the plugin).
+       WHEN d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass THEN true
+       -- A function, operator or constraint of any other schema but the system's (what a
+       -- plugin's expressions may call of the system's is checked above).
+       WHEN d.refclassid IN ('pg_catalog.pg_proc'::pg_catalog.regclass,
                              'pg_catalog.pg_operator'::pg_catalog.regclass,
                              'pg_catalog.pg_constraint'::pg_catalog.regclass)
        THEN coalesce((SELECT i.schema
@@ -663,16 +727,21 @@ SELECT DISTINCT c.what || ' names '
                 '') NOT IN ($1, 'pg_catalog')
 UNION ALL
 -- The step's end drops the session's temporary objects in one transaction, which takes a
--- lock for each from the server's shared lock table (`max_locks_per_transaction` ×
--- connections): thousands would fill it, fail the drop and stay behind, owned by the
--- plugin's role outside its schema.
-SELECT 'the step left more than 256 objects in its session''s temporary schema; dropping '
-       || 'them at its end takes a lock each from the server''s shared lock table'
+-- lock for each (and for each object that hangs on one: a column's default, an index) from
+-- the server's shared lock table (`max_locks_per_transaction` × connections): thousands
+-- would fill it, fail the drop and stay behind, owned by the plugin's role outside its
+-- schema.
+SELECT 'the step left more than 1000 objects in its session''s temporary schema (with what '
+       || 'hangs on them: columns'' defaults, indexes, types); dropping them at its end takes '
+       || 'a lock each from the server''s shared lock table'
  WHERE (SELECT pg_catalog.count(*) FROM (
-          SELECT 1 FROM pg_catalog.pg_depend d
-           WHERE d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
-             AND d.refobjid = pg_catalog.pg_my_temp_schema()
-           LIMIT 257) x) > 256
+          WITH RECURSIVE t(c, o) AS (
+              SELECT 'pg_catalog.pg_namespace'::pg_catalog.regclass::pg_catalog.oid,
+                     pg_catalog.pg_my_temp_schema()
+              UNION
+              SELECT d.classid, d.objid
+                FROM t JOIN pg_catalog.pg_depend d ON d.refclassid = t.c AND d.refobjid = t.o)
+          SELECT 1 FROM t LIMIT 1002) x) > 1001
 UNION ALL
 SELECT 'the step granted role ' || pg_catalog.pg_get_userbyid(m.roleid)::text || ' to '
        || pg_catalog.pg_get_userbyid(m.member)::text
@@ -925,9 +994,10 @@ impl PgBackend {
         let verdict = match (findings.first(), dropped) {
             (Some(finding), _) => Err(finding.to_string()),
             (None, Some((_, what))) => Err(format!(
-                "the step dropped {what}, which is outside the plugin's schema and depended on \
-                 its objects (CASCADE drops other schemas' objects); the application drops its \
-                 own objects first"
+                "the step dropped or changed {what}, which is outside the plugin's schema and \
+                 depends on its objects (CASCADE drops other schemas' objects, and a change \
+                 of a type changes their values); the application drops its own objects \
+                 first"
             )),
             (None, None) if grown > 0 && grown as u64 > self.growth_quota => Err(format!(
                 "the step grew the database past its quota of {} MiB (its schema grew by {} \
