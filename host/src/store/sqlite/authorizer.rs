@@ -84,11 +84,12 @@ pub(crate) const SCAN_FUNCTION: &str = "wasmig_schema_scan";
 /// to the application's log), `total_changes` (counts every other plugin's writes on the
 /// connection), `rtreecheck` (takes a table's name as text, so it tells whether another
 /// plugin's table exists), `rtreenode` and `rtreedepth` (diagnostics), `fts5` (hands out a
-/// pointer), fts5's `snippet()` (it scores a window around each match of the query against
-/// every other, so one call on a document of many matches costs their square, in one
-/// opcode, out of the step clock's reach; a view or trigger cannot call it either, as an fts5
-/// auxiliary function is not innocuous), the FTS3 functions (FTS3 tables cannot be
-/// created), and wasmig's own functions.
+/// pointer), fts5's auxiliary functions `snippet()`, `highlight()` and `bm25()` (one call
+/// walks the row's matches once per phrase of the query, or, for `snippet()`, scores a
+/// window around each match against every other: on a document of many matches it costs
+/// their square, in one opcode, out of the step clock's reach; a view or trigger cannot
+/// call them either, as an fts5 auxiliary function is not innocuous), the FTS3 functions
+/// (FTS3 tables cannot be created), and wasmig's own functions.
 pub(crate) const FUNCTION_ALLOW_LIST: &[&str] = &[
     // Core scalar functions.
     "abs",
@@ -213,11 +214,8 @@ pub(crate) const FUNCTION_ALLOW_LIST: &[&str] = &[
     "sqlite_rename_quotefix",
     "sqlite_rename_table",
     "sqlite_rename_test",
-    // fts5: `x MATCH y` calls `match`, which the fts5 table overloads; the auxiliary
-    // functions work only inside a query of the plugin's own fts5 table.
+    // fts5: `x MATCH y` calls `match`, which the fts5 table overloads.
     "match",
-    "bm25",
-    "highlight",
     "fts5_get_locale",
     "fts5_insttoken",
     "fts5_locale",
@@ -255,6 +253,8 @@ const FUNCTION_DENY_LIST: &[&str] = &[
     "offsets",
     "optimize",
     "snippet",
+    "highlight",
+    "bm25",
     SCAN_FUNCTION,
 ];
 

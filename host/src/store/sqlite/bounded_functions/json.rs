@@ -1,18 +1,19 @@
 //! `json_patch` and `jsonb_patch`: SQLite merges an object by searching the target's keys for
-//! each of the patch's, so one call's cost grows with the product of its two values' sizes
-//! (two 200 KB objects take seconds, two 16 MiB ones hours), in one opcode. During a step,
-//! values whose sizes multiply past [`MAX_PATCH_PRODUCT`] are refused; smaller ones are
-//! merged by SQLite's own function, on a private connection of the thread's, so the answer is
-//! SQLite's.
+//! each of the patch's, the keys earlier patch keys added included, so one call's cost grows
+//! with the patch's size times the target's and the patch's together (two 200 KB objects
+//! take seconds, two 16 MiB ones hours; an empty target and a patch of 70,000 keys, 12 s), in
+//! one opcode. During a step, values for which that product passes [`MAX_PATCH_PRODUCT`]
+//! are refused; smaller ones are merged by SQLite's own function, on a private connection
+//! of the thread's, so the answer is SQLite's.
 
 use super::{Deadline, INTERRUPTED, error};
 use rusqlite::ffi;
 use std::cell::RefCell;
 use std::ffi::c_int;
 
-/// The largest product of the two values' sizes in bytes that one call may merge during a
-/// step: about a third of a second at SQLite's worst (short keys, none shared), within the
-/// second a step may run past its deadline.
+/// The largest product, in bytes, of the patch's size and the target's and the patch's
+/// together that one call may merge during a step: about a third of a second at SQLite's
+/// worst (short keys, none shared), within the second a step may run past its deadline.
 pub(super) const MAX_PATCH_PRODUCT: u64 = 1 << 32;
 
 /// A private connection that runs SQLite's own functions, and its two statements.
@@ -108,14 +109,14 @@ pub(super) unsafe fn patch(
                 return error(ctx, INTERRUPTED);
             }
             let (target, patch) = (size(args[0]), size(args[1]));
-            if target.saturating_mul(patch) > MAX_PATCH_PRODUCT {
+            if target.saturating_add(patch).saturating_mul(patch) > MAX_PATCH_PRODUCT {
                 return error(
                     ctx,
                     &format!(
                         "json_patch() of a {target}-byte value with a {patch}-byte patch is \
-                         not available to plugins: one call's cost grows with the product of \
-                         the two sizes, which may be at most {MAX_PATCH_PRODUCT}; patch smaller \
-                         objects"
+                         not available to plugins: one call's cost grows with the patch's \
+                         size times both sizes together, which may be at most \
+                         {MAX_PATCH_PRODUCT}; patch smaller objects"
                     ),
                 );
             }
