@@ -178,10 +178,10 @@ impl HostBuilder {
         self
     }
 
-    /// What to do when a step is still inside SQLite a grace period (as long as the deadline,
-    /// at least a second) after its deadline, which SQLite's interrupt cannot always bring
-    /// about: a statement whose row makes many calls in a straight line runs on until its
-    /// end. The handler runs on another thread while the step's is blocked. Without one, the
+    /// What to do when a step is still inside SQLite a second after its deadline, which
+    /// SQLite's interrupt cannot always bring about: a statement whose row makes many calls
+    /// in a straight line runs on until its end, and one call of a function whose cost grows
+    /// faster than its input runs until it returns. The handler runs on another thread while the step's is blocked. Without one, the
     /// host logs an error and waits for the statement.
     ///
     /// A process that can end itself should: call [`Overrun::record_for_next_run`], then

@@ -4,8 +4,9 @@
 //! SQLite consults `sqlite3_interrupt` and the progress handler only where its program
 //! jumps; a row that makes many calls in a straight line, each linear in a large value and
 //! allocating nothing, runs on past both. Such a statement still ends (its length and the
-//! size of a value bound it), but far past the deadline. So when the step is still inside
-//! SQLite a grace period after its deadline, the watchdog hands an [`Overrun`] to the
+//! size of a value bound it), but far past the deadline, and so does one call whose cost grows
+//! faster than its input that no bound has caught. So when the step is still inside SQLite a
+//! second after its deadline, the watchdog hands an [`Overrun`] to the
 //! embedder's handler: the `wasmig` binary records the step's failure for the next run and
 //! ends the process, and SQLite's journal rolls the step's transaction back when the database
 //! is next opened.
@@ -20,9 +21,11 @@ use std::time::{Duration, Instant};
 /// thread is blocked in SQLite.
 pub type OverrunHandler = Arc<dyn Fn(&Overrun) + Send + Sync>;
 
-/// The shortest grace period: an interrupted statement normally returns within
-/// milliseconds, and a loaded machine may take longer to schedule it.
-const MIN_GRACE: Duration = Duration::from_secs(1);
+/// How long after its deadline a step may stay inside SQLite: an interrupted statement
+/// normally returns within milliseconds, and a loaded machine may take longer to schedule
+/// it. Past it, whatever one call of SQLite's is doing (the calls nobody has found yet that
+/// cost the square of their input included), the step is given up.
+const GRACE: Duration = Duration::from_secs(1);
 
 /// A step that is still inside SQLite a grace period after its deadline.
 #[derive(Debug, Clone)]
@@ -94,12 +97,6 @@ fn abandoned(mut entry: LedgerEntry, started: Instant, past: Duration) -> Ledger
     entry
 }
 
-/// How long after its deadline a step may stay inside SQLite: as long as the deadline itself,
-/// at least [`MIN_GRACE`].
-fn grace(deadline: Duration) -> Duration {
-    deadline.max(MIN_GRACE)
-}
-
 pub(super) struct Watchdog {
     shared: Arc<(Mutex<WatchState>, Condvar)>,
 }
@@ -110,7 +107,6 @@ struct WatchState {
     deadline: Option<Instant>,
     /// When to give up on it: the deadline plus the grace period.
     overrun_at: Option<Instant>,
-    grace: Duration,
     /// The step the host is running, for the ledger, and when it started.
     step: Option<(LedgerEntry, Instant)>,
     closed: bool,
@@ -137,12 +133,12 @@ impl Watchdog {
                         interrupt.interrupt();
                         crate::sqlite_memory::stop(true);
                         st.deadline = None;
-                        st.overrun_at = Some(at + st.grace);
+                        st.overrun_at = Some(at + GRACE);
                         continue;
                     }
                     if let Some(at) = st.overrun_at.filter(|at| now >= *at) {
                         st.overrun_at = None;
-                        let past_deadline = now.saturating_duration_since(at) + st.grace;
+                        let past_deadline = now.saturating_duration_since(at) + GRACE;
                         let overrun = Overrun {
                             past_deadline,
                             entry: st
@@ -186,11 +182,9 @@ impl Watchdog {
     }
 
     pub(super) fn arm(&self, deadline: Instant) {
-        let grace = grace(deadline.saturating_duration_since(Instant::now()));
         self.set(|st| {
             st.deadline = Some(deadline);
             st.overrun_at = None;
-            st.grace = grace;
         });
     }
 
