@@ -172,7 +172,9 @@ impl SqliteBackend {
             // text: a trigger none of the statements that write its table makes SQLite
             // compile (an `UPDATE OF` list naming no column that can be set) went unchecked.
             verdict = Err(format!(
-                "trigger {:?} is not compiled by any statement that writes its table, so the                  host cannot check what it does; a trigger's UPDATE OF list names columns of                  its table",
+                "trigger {:?} is not compiled by any statement that writes its table, so the \
+                 host cannot check what it does; a trigger's UPDATE OF list names columns of \
+                 its table",
                 object.name
             ));
         }
