@@ -1,5 +1,5 @@
 //! SQLite's built-in functions whose cost grows with the product of their inputs' sizes
-//! (`like`, `glob`, `instr`, `replace`, `trim`, `ltrim`, `rtrim`; `json_patch` and
+//! (`like`, `glob`, `instr`, `replace`, `trim`, `ltrim`, `rtrim`, `unhex`; `json_patch` and
 //! `jsonb_patch`, see `json`), registered again on
 //! wasmig's connection with the same results and a clock. One call is one opcode to SQLite:
 //! neither the progress handler nor `sqlite3_interrupt` can stop it, and on 16 MiB values one
@@ -80,6 +80,7 @@ enum Kind {
     Trim(u8),
     /// `true`: `jsonb_patch`.
     JsonPatch(bool),
+    Unhex,
 }
 
 /// Registers the functions on `db`, in place of SQLite's.
@@ -99,6 +100,7 @@ pub(crate) unsafe fn register(db: *mut ffi::sqlite3, deadline: &Deadline) -> Res
         ("ltrim", 2, Kind::Trim(1)),
         ("rtrim", 1, Kind::Trim(2)),
         ("rtrim", 2, Kind::Trim(2)),
+        ("unhex", 2, Kind::Unhex),
         ("json_patch", 2, Kind::JsonPatch(false)),
         ("jsonb_patch", 2, Kind::JsonPatch(true)),
     ];
@@ -182,6 +184,7 @@ unsafe extern "C" fn call(
             Kind::Instr => instr(ctx, args, &mut budget),
             Kind::Replace => replace(ctx, args, &mut budget),
             Kind::Trim(flags) => trim(ctx, args, flags, &mut budget),
+            Kind::Unhex => unhex(ctx, args, &mut budget),
             Kind::JsonPatch(binary) => json::patch(ctx, args, binary, &f.deadline),
         }
     }
@@ -191,6 +194,18 @@ unsafe fn error(ctx: *mut ffi::sqlite3_context, message: &str) {
     // SAFETY: SQLite copies the message.
     unsafe {
         ffi::sqlite3_result_error(ctx, message.as_ptr().cast(), message.len() as c_int);
+    }
+}
+
+unsafe fn result_blob(ctx: *mut ffi::sqlite3_context, blob: &[u8]) {
+    // SAFETY: SQLITE_TRANSIENT: SQLite copies the bytes.
+    unsafe {
+        ffi::sqlite3_result_blob64(
+            ctx,
+            blob.as_ptr().cast(),
+            blob.len() as u64,
+            ffi::SQLITE_TRANSIENT(),
+        );
     }
 }
 
@@ -322,6 +337,13 @@ mod tests {
             "\\",
             "%%",
             "__",
+            // Hex digits between other characters, for `unhex`.
+            "12-34",
+            "0a 0B ",
+            "-12",
+            "12é34",
+            "1",
+            "ab-",
         ]
         .iter()
         .map(|s| Value::Text(s.to_string()))
@@ -377,6 +399,8 @@ mod tests {
                     "SELECT rtrim(?1, ?2)",
                     "SELECT trim(?1)",
                     "SELECT ltrim(?1) || rtrim(?2)",
+                    "SELECT unhex(?1, ?2)",
+                    "SELECT unhex(?2, ?1)",
                 ] {
                     let (o, t) = both(&ours, &theirs, sql, &[a, b]);
                     assert_eq!(o, t, "{sql} with {a:?}, {b:?}");
@@ -472,6 +496,8 @@ mod tests {
             "SELECT instr(zeroblob(4000000) || 'x', zeroblob(2000000) || 'y')",
             "SELECT replace(hex(zeroblob(2000000)), hex(zeroblob(1000000)) || 'x', '')",
             "SELECT ltrim(hex(zeroblob(2000000)), printf('%.*c', 100000, 'x') || '0')",
+            // Each character that is not a hex digit is looked for in the whole second text.
+            "SELECT unhex(printf('%.*c', 2000000, '-'), printf('%.*c', 1000000, 'x') || '-')",
             // Each position of the string compares the pattern's run of 'a's before it fails.
             "SELECT replace(hex(zeroblob(2000000)), '0', 'a') LIKE '%' || replace(hex(zeroblob(5000)), '0', 'a') || 'b'",
             "SELECT replace(hex(zeroblob(2000000)), '0', 'a') GLOB '*' || replace(hex(zeroblob(5000)), '0', 'a') || 'b'",

@@ -193,3 +193,76 @@ pub(super) unsafe fn trim(
         result_text(ctx, input);
     }
 }
+
+/// SQLite's `unhexFunc` with two arguments: each character of the text that is not a hex
+/// digit is looked for among the second argument's, which costs the product of their
+/// lengths.
+pub(super) unsafe fn unhex(
+    ctx: *mut ffi::sqlite3_context,
+    args: &[*mut ffi::sqlite3_value],
+    budget: &mut Budget<'_>,
+) {
+    // SAFETY: the values and the context are SQLite's, valid for the call.
+    unsafe {
+        let z_hex = ffi::sqlite3_value_text(args[0]);
+        let n_hex = ffi::sqlite3_value_bytes(args[0]);
+        let z_pass = ffi::sqlite3_value_text(args[1]);
+        let n_pass = ffi::sqlite3_value_bytes(args[1]);
+        if z_hex.is_null() || z_pass.is_null() {
+            return;
+        }
+        let pass = bytes(z_pass, n_pass);
+        let mut hex = Cursor {
+            s: std::ffi::CStr::from_ptr(z_hex.cast()).to_bytes(),
+            i: 0,
+        };
+        let mut blob = Vec::with_capacity((n_hex.max(0) as usize) / 2 + 1);
+        let contains = |ch: u32, budget: &mut Budget<'_>| -> Option<bool> {
+            if budget.spent(pass.len()) {
+                return None;
+            }
+            let mut z = Cursor { s: pass, i: 0 };
+            while z.i < pass.len() {
+                if z.read() == ch {
+                    return Some(true);
+                }
+            }
+            Some(false)
+        };
+        loop {
+            let mut c = hex.peek();
+            if c == 0 {
+                break;
+            }
+            while !c.is_ascii_hexdigit() {
+                let ch = hex.read();
+                match contains(ch, budget) {
+                    None => return error(ctx, INTERRUPTED),
+                    Some(false) => return,
+                    Some(true) => {}
+                }
+                c = hex.peek();
+                if c == 0 {
+                    return result_blob(ctx, &blob);
+                }
+            }
+            hex.i += 1;
+            let d = hex.peek();
+            hex.i += 1;
+            if !d.is_ascii_hexdigit() {
+                return;
+            }
+            blob.push((hex_value(c) << 4) | hex_value(d));
+        }
+        result_blob(ctx, &blob);
+    }
+}
+
+/// SQLite's `sqlite3HexToInt` of an ASCII hex digit.
+fn hex_value(h: u8) -> u8 {
+    match h {
+        b'0'..=b'9' => h - b'0',
+        b'a'..=b'f' => h - b'a' + 10,
+        _ => h - b'A' + 10,
+    }
+}
