@@ -250,10 +250,11 @@ SELECT '>' || o.what || E'\t' || o.what
    AND o.refclassid <> 'pg_catalog.pg_type'::pg_catalog.regclass";
 
 /// The grants on the schema's objects to anyone but their owner, one line each, as the
-/// step's findings word them. `readers`: the SQL of a `text[]` of roles whose `SELECT` on
-/// the tables and `USAGE` on the schema are left out (the policy's readers), or `'{}'` for
-/// every grant (what stood before the step: a grant the database's owner made is not the
-/// step's). The schema's objects in the variables [`OBJECTS`] fills; `$1`: the schema.
+/// step's findings word them, after `a` if the policy allows it (`SELECT` on the tables and
+/// `USAGE` on the schema to a role of `readers`, the SQL of a `text[]`), `x` if not. A grant
+/// that stood before the step (one the database's owner made) is not the step's: the host
+/// compares the lines. The schema's objects in the variables [`OBJECTS`] fills; `$1`: the
+/// schema.
 fn grants(readers: &str) -> String {
     format!(
         r#"
@@ -269,37 +270,39 @@ WITH s AS (
     SELECT t.oid, t.typowner, t.typacl FROM pg_catalog.pg_type t
      WHERE t.oid = ANY (o_types) AND t.typnamespace = (SELECT oid FROM s)
 )
-SELECT 'the step granted ' || a.privilege_type || ' on ' || c.oid::pg_catalog.regclass::text || ' to '
+SELECT CASE WHEN a.privilege_type = 'SELECT' AND NOT a.is_grantable
+                 AND pg_catalog.pg_get_userbyid(a.grantee)::text = ANY ({readers})
+            THEN 'a' ELSE 'x' END
+       || 'the step granted ' || a.privilege_type || ' on ' || c.oid::pg_catalog.regclass::text || ' to '
        || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
        || CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END
        || '; another plugin reads a plugin''s tables only through a grant in the policy'
   FROM rel c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
  WHERE a.grantee <> c.relowner
-   AND NOT (a.privilege_type = 'SELECT' AND NOT a.is_grantable
-            AND pg_catalog.pg_get_userbyid(a.grantee)::text = ANY ({readers}))
 UNION ALL
-SELECT 'the step granted ' || a.privilege_type || ' on schema ' || $1 || ' to '
+SELECT CASE WHEN a.privilege_type = 'USAGE' AND NOT a.is_grantable
+                 AND pg_catalog.pg_get_userbyid(a.grantee)::text = ANY ({readers})
+            THEN 'a' ELSE 'x' END
+       || 'the step granted ' || a.privilege_type || ' on schema ' || $1 || ' to '
        || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
        || CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END
   FROM pg_catalog.pg_namespace n CROSS JOIN LATERAL pg_catalog.aclexplode(n.nspacl) a
  WHERE n.oid = (SELECT oid FROM s) AND a.grantee <> n.nspowner
-   AND NOT (a.privilege_type = 'USAGE' AND NOT a.is_grantable
-            AND pg_catalog.pg_get_userbyid(a.grantee)::text = ANY ({readers}))
 UNION ALL
-SELECT 'the step granted EXECUTE on ' || p.oid::pg_catalog.regprocedure::text || ' to '
+SELECT 'x' || 'the step granted EXECUTE on ' || p.oid::pg_catalog.regprocedure::text || ' to '
        || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
        || '; a plugin''s functions run as the plugin and are its own to call'
   FROM procs p CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
  WHERE a.grantee <> p.proowner
 UNION ALL
-SELECT 'the step granted USAGE on ' || pg_catalog.pg_describe_object('pg_catalog.pg_type'::pg_catalog.regclass, t.oid, 0)
+SELECT 'x' || 'the step granted USAGE on ' || pg_catalog.pg_describe_object('pg_catalog.pg_type'::pg_catalog.regclass, t.oid, 0)
        || ' to ' || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
        || CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END
        || '; a plugin''s types are granted by no one but the server'
   FROM types t CROSS JOIN LATERAL pg_catalog.aclexplode(t.typacl) a
  WHERE a.grantee <> t.typowner AND NOT (a.grantee = 0 AND NOT a.is_grantable)
 UNION ALL
-SELECT 'the step granted ' || a.privilege_type || ' on column ' || t.attname || ' of '
+SELECT 'x' || 'the step granted ' || a.privilege_type || ' on column ' || t.attname || ' of '
        || c.oid::pg_catalog.regclass::text || ' to '
        || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
        || '; another plugin reads a plugin''s tables only through a grant in the policy'
@@ -734,13 +737,16 @@ UNION ALL
 SELECT 'the step left more than 1000 objects in its session''s temporary schema (with what '
        || 'hangs on them: columns'' defaults, indexes, types); dropping them at its end takes '
        || 'a lock each from the server''s shared lock table'
- WHERE (SELECT pg_catalog.count(*) FROM (
+ WHERE pg_catalog.pg_my_temp_schema() <> 0
+   AND (SELECT pg_catalog.count(*) FROM (
           WITH RECURSIVE t(c, o) AS (
               SELECT 'pg_catalog.pg_namespace'::pg_catalog.regclass::pg_catalog.oid,
                      pg_catalog.pg_my_temp_schema()
               UNION
               SELECT d.classid, d.objid
-                FROM t JOIN pg_catalog.pg_depend d ON d.refclassid = t.c AND d.refobjid = t.o)
+                FROM t CROSS JOIN LATERAL (
+                     SELECT x.classid, x.objid FROM pg_catalog.pg_depend x
+                      WHERE x.refclassid = t.c AND x.refobjid = t.o OFFSET 0) d)
           SELECT 1 FROM t LIMIT 1002) x) > 1001
 UNION ALL
 SELECT 'the step granted role ' || pg_catalog.pg_get_userbyid(m.roleid)::text || ' to '
@@ -796,8 +802,7 @@ pub(super) fn functions() -> String {
          {find_objects}
          {NEUTRALISE}
          RETURN QUERY SELECT '!' || x FROM ({FINDINGS}) q(x);
-         RETURN QUERY SELECT '!' || x FROM ({granted}) q(x);
-         RETURN QUERY SELECT '+' || x FROM ({standing}) q(x);
+         RETURN QUERY SELECT '+' || x FROM ({granted}) q(x);
          IF pg_catalog.current_setting('track_counts') <> 'on' OR {wrote_authid} THEN
            EXECUTE pg_catalog.format('ALTER ROLE CURRENT_USER PASSWORD %L', $5);
          END IF;
@@ -808,7 +813,6 @@ pub(super) fn functions() -> String {
         wrote_authid = wrote("pg_authid"),
         find_objects = find_objects(),
         granted = grants("$2::text[]"),
-        standing = grants("'{}'::text[]"),
     );
     [
         function(
@@ -888,11 +892,7 @@ impl PgBackend {
             plugin: access.plugin.clone(),
             bytes: schema_bytes(&lines),
             dependents: dependents(&lines),
-            grants: lines
-                .iter()
-                .filter_map(|l| l.strip_prefix('+'))
-                .map(str::to_string)
-                .collect(),
+            grants: grant_lines(&lines).map(|(_, g)| g.to_string()).collect(),
             objects: lines
                 .into_iter()
                 .filter(|l| !l.starts_with(['#', '>', '+']))
@@ -958,17 +958,19 @@ impl PgBackend {
             }
         };
         let lines: Vec<String> = checked.rows.iter().map(|r| Self::text(&r[0])).collect();
-        // A grant that stood before the step (the database's owner's) is not the step's.
+        // A grant the policy does not allow is a finding, unless it stood before the step
+        // (the database's owner's).
         let findings: Vec<&str> = lines
             .iter()
             .filter_map(|l| l.strip_prefix('!'))
-            .filter(|f| !before.grants.contains(*f))
+            .chain(
+                grant_lines(&lines)
+                    .filter(|(allowed, g)| !allowed && !before.grants.contains(*g))
+                    .map(|(_, g)| g),
+            )
             .collect();
-        let grants_now: BTreeSet<String> = lines
-            .iter()
-            .filter_map(|l| l.strip_prefix('+'))
-            .map(str::to_string)
-            .collect();
+        let grants_now: BTreeSet<String> =
+            grant_lines(&lines).map(|(_, g)| g.to_string()).collect();
         let after: BTreeSet<String> = lines
             .iter()
             .filter_map(|l| l.strip_prefix('='))
@@ -1093,6 +1095,17 @@ impl PgBackend {
         };
         Ok((applied, inputs))
     }
+}
+
+/// The grants among the guard's lines (see [`grants`]): whether the policy allows each, and
+/// its wording.
+fn grant_lines(lines: &[String]) -> impl Iterator<Item = (bool, &str)> {
+    lines.iter().filter_map(|l| {
+        let g = l.strip_prefix('+')?;
+        g.strip_prefix('a')
+            .map(|g| (true, g))
+            .or_else(|| g.strip_prefix('x').map(|g| (false, g)))
+    })
 }
 
 /// The [`DEPENDENTS`] lines among the guard's: key to description.
