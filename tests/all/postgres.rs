@@ -1929,6 +1929,11 @@ fn a_plugins_cascade_drops_nothing_of_the_application() {
          CREATE VIEW attacker__stats AS SELECT d, count(*) AS n FROM attacker__note GROUP BY d;
          CREATE TYPE attacker__kind AS ENUM ('a', 'b');
          CREATE TYPE attacker__pair AS (a int, b text);
+         CREATE TYPE attacker__inner AS (a int, b text);
+         CREATE TYPE attacker__outer AS (i attacker__inner, n int);
+         CREATE DOMAIN attacker__d1 AS attacker__inner;
+         CREATE DOMAIN attacker__d2 AS attacker__d1;
+         CREATE TYPE attacker__state AS ENUM ('approved', 'denied');
          CREATE TABLE attacker__parted (k int, v text) PARTITION BY LIST (k);
          CREATE DOMAIN attacker__dom AS int;
          CREATE CAST (attacker__dom AS text) WITH INOUT;
@@ -1949,7 +1954,10 @@ fn a_plugins_cascade_drops_nothing_of_the_application() {
              CREATE TABLE app.pairs (id int, p attacker.attacker__pair,
                ps attacker.attacker__pair[]);
              INSERT INTO app.pairs
-               VALUES (1, (5, 'comp data'), ARRAY[(6, 'in array')::attacker.attacker__pair])",
+               VALUES (1, (5, 'comp data'), ARRAY[(6, 'in array')::attacker.attacker__pair]);
+             CREATE TABLE app.nested (o attacker.attacker__outer, d attacker.attacker__d2[],
+               s attacker.attacker__state);
+             INSERT INTO app.nested VALUES (((5, 'nested'), 1), ARRAY[(7, 'deep')::attacker.attacker__inner]::attacker.attacker__d2[], 'denied')",
         )
         .unwrap();
     for (attack, dropped) in [
@@ -1978,6 +1986,24 @@ fn a_plugins_cascade_drops_nothing_of_the_application() {
             "ALTER TYPE attacker__pair ADD ATTRIBUTE c int CASCADE",
             "column p of table app.pairs",
         ),
+        // The same attribute dropped and added again loses its values; a type reached
+        // through another composite, a domain over a domain, an array of it; an enum's
+        // values renamed into each other.
+        (
+            "ALTER TYPE attacker__pair DROP ATTRIBUTE b CASCADE;
+             ALTER TYPE attacker__pair ADD ATTRIBUTE b text CASCADE",
+            "column p of table app.pairs",
+        ),
+        (
+            "ALTER TYPE attacker__inner DROP ATTRIBUTE b CASCADE",
+            "of table app.nested",
+        ),
+        (
+            "ALTER TYPE attacker__state RENAME VALUE 'approved' TO 'x';
+             ALTER TYPE attacker__state RENAME VALUE 'denied' TO 'approved';
+             ALTER TYPE attacker__state RENAME VALUE 'x' TO 'denied'",
+            "column s of table app.nested",
+        ),
     ] {
         pg.script("attacker", "0.3.0", attack, None);
         let err = pg.env.fails(&["up", "attacker@0.3.0"]);
@@ -1993,9 +2019,10 @@ fn a_plugins_cascade_drops_nothing_of_the_application() {
                    || '|' || (SELECT count(*) FROM pg_catalog.pg_constraint
                                WHERE conname = 'orders_note_id_fkey')
                    || '|' || (SELECT (p).b || (ps[1]).b FROM app.pairs)
+                   || '|' || (SELECT ((o).i).b || (d[1]).b || s::text FROM app.nested)
                    FROM app.tagged t"
         ),
-        ["a|kept|1|1|comp datain array"]
+        ["a|kept|1|1|comp datain array|nesteddeepdenied"]
     );
     // An application's partition of a plugin's table goes with it.
     client
@@ -2034,7 +2061,8 @@ fn a_plugins_cascade_drops_nothing_of_the_application() {
         "0.4.0",
         "-- wasmig:destructive
          DROP VIEW attacker__stats; DROP TYPE attacker__kind; DROP TYPE attacker__pair;
-         DROP TABLE attacker__note",
+         DROP TYPE attacker__outer; DROP DOMAIN attacker__d2; DROP DOMAIN attacker__d1;
+         DROP TYPE attacker__inner; DROP TYPE attacker__state; DROP TABLE attacker__note",
         None,
     );
     pg.env.ok(&["up", "attacker@0.4.0", "--allow-destructive"]);

@@ -192,10 +192,10 @@ SELECT o.type || ' ' || o.identity
 /// `>key<TAB>description`. `DROP … CASCADE`, or dropping a plugin's column or constraint
 /// with `CASCADE`, drops them whoever owns them, and `ALTER TYPE … DROP ATTRIBUTE CASCADE`
 /// changes the values of another table's column of the type: the host compares the lists
-/// before and after a step. The key is the dependent's description, with the shape of the
-/// composite type it holds values of (directly, or as an array's elements or a domain's
-/// values), so that an object the server makes again (a foreign key rebuilt when the column
-/// it references changes type) is the same. The schema's objects (and, as the walk finds
+/// before and after a step. The key is the dependent's description, with what the values of
+/// the plugin's types it holds mean (every type down the chain of domains, arrays, ranges and
+/// composites), so that an object the server makes again (a foreign key rebuilt when the
+/// column it references changes type) is the same, and one whose values change is not. The schema's objects (and, as the walk finds
 /// them, an application's partitions of its tables) in the variables [`OBJECTS`] fills.
 const DEPENDENTS: &str = "
 WITH mine(c, o) AS MATERIALIZED (
@@ -228,17 +228,54 @@ WITH mine(c, o) AS MATERIALIZED (
                      END)) AS schema) i
      WHERE i.schema IS NOT NULL AND i.schema <> $1 AND i.schema !~ '^pg_(toast|temp_)'
 )
-SELECT '>' || o.what || coalesce(' (' || (
-           SELECT pg_catalog.string_agg(a.attname || ' '
-                                        || pg_catalog.format_type(a.atttypid, a.atttypmod),
-                                        ', ' ORDER BY a.attnum)
-             FROM pg_catalog.pg_type t
-             LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
-             LEFT JOIN pg_catalog.pg_type b ON b.oid = t.typbasetype
-             JOIN pg_catalog.pg_attribute a
-               ON a.attrelid = coalesce(NULLIF(t.typrelid, 0), NULLIF(e.typrelid, 0),
-                                        NULLIF(b.typrelid, 0))
-            WHERE t.oid = o.refobjid AND a.attnum > 0 AND NOT a.attisdropped) || ')', '')
+SELECT '>' || o.what || ' (' || coalesce((
+           -- Every type the values are made of, down the chain (a domain's base, an array's
+           -- elements, a range's subtype, a multirange's range, a composite's attributes),
+           -- each with what its values mean: a composite's attributes by position (dropped
+           -- ones included), an enum's labels in order, a domain's default, NOT NULL and
+           -- checks. Changing any of them changes the dependent's values.
+           WITH RECURSIVE ty(t, depth) AS (
+               SELECT o.refobjid, 0
+               UNION
+               SELECT x.t, ty.depth + 1
+                 FROM ty CROSS JOIN LATERAL (
+                      SELECT e.typelem FROM pg_catalog.pg_type e
+                       WHERE e.oid = ty.t AND e.typelem <> 0
+                      UNION ALL
+                      SELECT e.typbasetype FROM pg_catalog.pg_type e
+                       WHERE e.oid = ty.t AND e.typbasetype <> 0
+                      UNION ALL
+                      SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = ty.t
+                      UNION ALL
+                      SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = ty.t
+                      UNION ALL
+                      SELECT a.atttypid FROM pg_catalog.pg_type e
+                        JOIN pg_catalog.pg_attribute a ON a.attrelid = e.typrelid
+                       WHERE e.oid = ty.t AND e.typrelid <> 0 AND a.attnum > 0
+                         AND NOT a.attisdropped) x(t)
+                WHERE ty.depth < 16
+           )
+           SELECT pg_catalog.string_agg(pg_catalog.format_type(u.t, NULL) || ' {' || pg_catalog.concat_ws('; ',
+                      (SELECT pg_catalog.string_agg(a.attnum || ' ' || CASE WHEN a.attisdropped
+                                  THEN 'dropped' ELSE a.attname || ' '
+                                  || pg_catalog.format_type(a.atttypid, a.atttypmod) END,
+                                  ', ' ORDER BY a.attnum)
+                         FROM pg_catalog.pg_type e
+                         JOIN pg_catalog.pg_attribute a ON a.attrelid = e.typrelid
+                        WHERE e.oid = u.t AND e.typrelid <> 0 AND a.attnum > 0),
+                      (SELECT pg_catalog.string_agg(l.enumlabel::text, ', ' ORDER BY l.enumsortorder)
+                         FROM pg_catalog.pg_enum l WHERE l.enumtypid = u.t),
+                      (SELECT CASE WHEN e.typnotnull THEN 'not null' END
+                              || coalesce(' default ' || e.typdefault, '')
+                         FROM pg_catalog.pg_type e WHERE e.oid = u.t AND e.typtype = 'd'),
+                      (SELECT pg_catalog.string_agg(pg_catalog.pg_get_constraintdef(k.oid),
+                                                    ', ' ORDER BY k.conname)
+                         FROM pg_catalog.pg_constraint k WHERE k.contypid = u.t)) || '}',
+                      '; ' ORDER BY u.t)
+             FROM (SELECT DISTINCT ty.t FROM ty
+                    WHERE (SELECT e.typnamespace FROM pg_catalog.pg_type e WHERE e.oid = ty.t)
+                          = (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = $1)) u
+       ), '') || ')'
        || E'\t' || o.what
   FROM outside o
  WHERE o.what IS NOT NULL
