@@ -134,6 +134,22 @@ fn a_call_whose_cost_is_the_square_of_its_input_is_refused_in_a_step() {
             "is not available to plugins",
         );
     }
+    // The rank column is the ranking function's answer (`bm25()` unless configured).
+    for query in [
+        format!("SELECT length(rank) FROM attacker__f WHERE attacker__f MATCH '{phrases}'"),
+        format!(
+            "SELECT rowid FROM attacker__f WHERE attacker__f MATCH '{phrases}'
+               AND rank MATCH 'highlight(0, ''['', '']'')'"
+        ),
+        format!("SELECT rank FROM attacker__f('{phrases}')"),
+    ] {
+        env.refused(
+            "attacker",
+            "0.3.0",
+            &format!("-- query\n{query}"),
+            "the rank column of fts5 table attacker__f",
+        );
+    }
     // Small patches merge as SQLite merges them, and a query matches.
     env.applies(
         "attacker",
@@ -146,6 +162,20 @@ fn a_call_whose_cost_is_the_square_of_its_input_is_refused_in_a_step() {
         "{\"a\":1,\"b\":{\"d\":3}}"
     );
     assert_eq!(env.value::<i64>("SELECT h FROM attacker__h"), 1);
+    // Another table's column named rank is a column, a new fts5 table's is refused.
+    env.applies(
+        "attacker",
+        "0.4.0",
+        "CREATE TABLE attacker__ranked (rank int); INSERT INTO attacker__ranked VALUES (1);
+         CREATE TABLE attacker__ranks AS SELECT rank FROM attacker__ranked",
+    );
+    env.refused(
+        "attacker",
+        "0.5.0",
+        "CREATE VIRTUAL TABLE attacker__g USING fts5(body); INSERT INTO attacker__g VALUES ('w');
+         CREATE TABLE attacker__leak AS SELECT rank FROM attacker__g WHERE attacker__g MATCH 'w'",
+        "the rank column of fts5 table attacker__g",
+    );
 }
 
 /// `term` summed `n` times as a balanced tree (a flat sum would hit SQLite's depth limit).

@@ -311,6 +311,9 @@ pub(crate) struct Views {
     known: std::collections::HashSet<String>,
     /// `(schema, name)` of the views its statements created since the host last looked.
     created: Vec<(String, String)>,
+    /// Lowercase: its fts5 tables, those there when its step began and those its statements
+    /// created since.
+    fts5: std::collections::HashSet<String>,
 }
 
 impl SharedAuth {
@@ -326,14 +329,23 @@ impl SharedAuth {
         self.reset();
     }
 
-    /// The running plugin's views when its step begins; emptied when it ends.
-    pub(crate) fn set_views(&self, views: impl IntoIterator<Item = String>) {
+    /// The running plugin's views and fts5 tables when its step begins; emptied when it
+    /// ends.
+    pub(crate) fn set_views(
+        &self,
+        views: impl IntoIterator<Item = String>,
+        fts5: impl IntoIterator<Item = String>,
+    ) {
         let mut state = self.views.lock().unwrap_or_else(|p| p.into_inner());
         state.known.clear();
         state.created.clear();
         state
             .known
             .extend(views.into_iter().map(|v| v.to_ascii_lowercase()));
+        state.fts5.clear();
+        state
+            .fts5
+            .extend(fts5.into_iter().map(|t| t.to_ascii_lowercase()));
     }
 
     /// `(schema, name)` of the views the plugin's statements created since the last call.
@@ -537,6 +549,9 @@ fn check_action(
             st.ddl = Ddl::Create;
             own("virtual table", table_name)?;
             if VTAB_MODULES.iter().any(|m| eq(m, module_name)) {
+                if eq(module_name, "fts5") {
+                    views.fts5.insert(table_name.to_ascii_lowercase());
+                }
                 Ok(())
             } else {
                 Err(format!(
@@ -564,6 +579,20 @@ fn check_action(
             } else {
                 own("table", table_name)
             }
+        }
+        Read {
+            table_name,
+            column_name,
+        } if eq(column_name, "rank") && views.fts5.contains(&table_name.to_ascii_lowercase()) => {
+            // fts5's `rank` is its ranking function's answer (`bm25()` unless the table says
+            // otherwise), as `rank MATCH '…'` configures it: one call walks the row's
+            // matches once per phrase of the query, out of the step clock's reach, like the
+            // auxiliary functions plugins may not call.
+            Err(format!(
+                "the rank column of fts5 table {table_name} is its ranking function's answer, \
+                 whose one call costs the row's matches times the query's phrases; it is not \
+                 available to plugins"
+            ))
         }
         Read {
             table_name,

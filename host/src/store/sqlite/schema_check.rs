@@ -364,6 +364,10 @@ impl SqliteBackend {
                 .iter()
                 .filter(|o| o.kind == "view")
                 .map(|o| o.name.clone()),
+            mark.owned
+                .iter()
+                .filter(|o| o.kind == "table" && o.sql.as_deref().is_some_and(is_fts5))
+                .map(|o| o.name.clone()),
         );
         Ok(mark)
     }
@@ -516,4 +520,10 @@ mod tests {
         }
         assert!(db.page_memo.as_ref().is_some_and(|m| m.len() > 10));
     }
+}
+
+/// Whether a table's `CREATE` statement makes an fts5 table (`… USING fts5(…)`).
+fn is_fts5(sql: &str) -> bool {
+    let mut tokens = super::sql_text::Tokens::new(sql);
+    tokens.any(|t| t.is_word("using")) && tokens.next().is_some_and(|t| t.is_word("fts5"))
 }

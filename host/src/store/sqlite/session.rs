@@ -653,7 +653,7 @@ impl SqliteBackend {
         self.temp_vfs.quota.limit(None);
         crate::sqlite_memory::bound(None);
         self.auth.set_scope(None);
-        self.auth.set_views(None);
+        self.auth.set_views(None, None);
         if crate::sqlite_memory::held() - self.memory_at_enter > super::RETAINED_AFTER_STEP {
             self.conn.flush_prepared_statement_cache();
         }
