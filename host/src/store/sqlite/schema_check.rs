@@ -459,6 +459,12 @@ impl SqliteBackend {
     }
 }
 
+/// Whether a table's `CREATE` statement makes an fts5 table (`… USING fts5(…)`).
+fn is_fts5(sql: &str) -> bool {
+    let mut tokens = super::sql_text::Tokens::new(sql);
+    tokens.any(|t| t.is_word("using")) && tokens.next().is_some_and(|t| t.is_word("fts5"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,10 +526,4 @@ mod tests {
         }
         assert!(db.page_memo.as_ref().is_some_and(|m| m.len() > 10));
     }
-}
-
-/// Whether a table's `CREATE` statement makes an fts5 table (`… USING fts5(…)`).
-fn is_fts5(sql: &str) -> bool {
-    let mut tokens = super::sql_text::Tokens::new(sql);
-    tokens.any(|t| t.is_word("using")) && tokens.next().is_some_and(|t| t.is_word("fts5"))
 }
