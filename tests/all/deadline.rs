@@ -176,6 +176,15 @@ fn a_call_whose_cost_is_the_square_of_its_input_is_refused_in_a_step() {
          CREATE TABLE attacker__leak AS SELECT rank FROM attacker__g WHERE attacker__g MATCH 'w'",
         "the rank column of fts5 table attacker__g",
     );
+    // However the table was made or is named now, fts5's own ranking function is not there.
+    env.refused(
+        "attacker",
+        "0.5.0",
+        "CREATE VIRTUAL TABLE attacker__q USING \"fts5\"(body); INSERT INTO attacker__q VALUES ('w');
+         ALTER TABLE attacker__q RENAME TO attacker__q2;
+         CREATE TABLE attacker__leak AS SELECT rank FROM attacker__q2 WHERE attacker__q2 MATCH 'w'",
+        "not available to plugins",
+    );
 }
 
 /// `term` summed `n` times as a balanced tree (a flat sum would hit SQLite's depth limit).

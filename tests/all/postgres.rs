@@ -1934,6 +1934,13 @@ fn a_plugins_cascade_drops_nothing_of_the_application() {
          CREATE DOMAIN attacker__d1 AS attacker__inner;
          CREATE DOMAIN attacker__d2 AS attacker__d1;
          CREATE TYPE attacker__state AS ENUM ('approved', 'denied');
+         CREATE TYPE attacker__cz AS (a int, b text);
+         CREATE DOMAIN attacker__z20 AS attacker__cz;
+         DO $$ BEGIN FOR i IN REVERSE 19..0 LOOP
+           EXECUTE pg_catalog.format('CREATE DOMAIN attacker__z%s AS attacker__z%s', i, i + 1);
+         END LOOP; END $$;
+         CREATE FUNCTION attacker__norm(text) RETURNS text LANGUAGE sql IMMUTABLE
+           AS 'SELECT pg_catalog.lower($1)';
          CREATE TABLE attacker__parted (k int, v text) PARTITION BY LIST (k);
          CREATE DOMAIN attacker__dom AS int;
          CREATE CAST (attacker__dom AS text) WITH INOUT;
@@ -1957,6 +1964,10 @@ fn a_plugins_cascade_drops_nothing_of_the_application() {
                VALUES (1, (5, 'comp data'), ARRAY[(6, 'in array')::attacker.attacker__pair]);
              CREATE TABLE app.nested (o attacker.attacker__outer, d attacker.attacker__d2[],
                s attacker.attacker__state);
+             CREATE TABLE app.deep (c attacker.attacker__z0);
+             INSERT INTO app.deep VALUES ((5, 'deep data'));
+             CREATE TABLE app.ix (v text);
+             CREATE UNIQUE INDEX ix_norm ON app.ix (attacker.attacker__norm(v));
              INSERT INTO app.nested VALUES (((5, 'nested'), 1), ARRAY[(7, 'deep')::attacker.attacker__inner]::attacker.attacker__d2[], 'denied')",
         )
         .unwrap();
@@ -1997,6 +2008,17 @@ fn a_plugins_cascade_drops_nothing_of_the_application() {
         (
             "ALTER TYPE attacker__inner DROP ATTRIBUTE b CASCADE",
             "of table app.nested",
+        ),
+        // However long the chain of domains.
+        (
+            "ALTER TYPE attacker__cz DROP ATTRIBUTE b CASCADE",
+            "column c of table app.deep",
+        ),
+        // An application's index over a plugin's function holds what the function did.
+        (
+            "CREATE OR REPLACE FUNCTION attacker__norm(text) RETURNS text LANGUAGE sql IMMUTABLE
+               AS 'SELECT ''x''::text'",
+            "which is outside the plugin's schema and depends on its objects",
         ),
         (
             "ALTER TYPE attacker__state RENAME VALUE 'approved' TO 'x';
@@ -2062,7 +2084,8 @@ fn a_plugins_cascade_drops_nothing_of_the_application() {
         "-- wasmig:destructive
          DROP VIEW attacker__stats; DROP TYPE attacker__kind; DROP TYPE attacker__pair;
          DROP TYPE attacker__outer; DROP DOMAIN attacker__d2; DROP DOMAIN attacker__d1;
-         DROP TYPE attacker__inner; DROP TYPE attacker__state; DROP TABLE attacker__note",
+         DROP TYPE attacker__inner; DROP TYPE attacker__state; DROP TABLE attacker__note;
+         DROP FUNCTION attacker__norm(text); DROP TYPE attacker__cz CASCADE",
         None,
     );
     pg.env.ok(&["up", "attacker@0.4.0", "--allow-destructive"]);

@@ -227,6 +227,17 @@ WITH mine(c, o) AS MATERIALIZED (
                        THEN (SELECT a.adrelid FROM pg_catalog.pg_attrdef a WHERE a.oid = d.objid)
                      END)) AS schema) i
      WHERE i.schema IS NOT NULL AND i.schema <> $1 AND i.schema !~ '^pg_(toast|temp_)'
+), functions AS (
+    -- What every function of the schema does, as one digest: a domain's check or an
+    -- application's index calls one, which may call the others.
+    SELECT ' [' || coalesce(pg_catalog.md5(pg_catalog.string_agg(
+               p.oid::pg_catalog.text || ' ' || p.prosrc || ' '
+               || coalesce(p.prosqlbody::pg_catalog.text, '') || ' ' || p.provolatile::pg_catalog.text || ' '
+               || coalesce(p.proconfig::pg_catalog.text, '') || ' '
+               || p.prorettype::pg_catalog.text || ' ' || p.proargtypes::pg_catalog.text,
+               ' ' ORDER BY p.oid)), '') || ']' AS bodies
+      FROM pg_catalog.pg_proc p
+     WHERE p.pronamespace = (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = $1)
 )
 SELECT '>' || o.what || ' (' || coalesce((
            -- Every type the values are made of, down the chain (a domain's base, an array's
@@ -234,10 +245,10 @@ SELECT '>' || o.what || ' (' || coalesce((
            -- each with what its values mean: a composite's attributes by position (dropped
            -- ones included), an enum's labels in order, a domain's default, NOT NULL and
            -- checks. Changing any of them changes the dependent's values.
-           WITH RECURSIVE ty(t, depth) AS (
-               SELECT o.refobjid, 0
+           WITH RECURSIVE ty(t) AS (
+               SELECT o.refobjid
                UNION
-               SELECT x.t, ty.depth + 1
+               SELECT x.t
                  FROM ty CROSS JOIN LATERAL (
                       SELECT e.typelem FROM pg_catalog.pg_type e
                        WHERE e.oid = ty.t AND e.typelem <> 0
@@ -253,7 +264,6 @@ SELECT '>' || o.what || ' (' || coalesce((
                         JOIN pg_catalog.pg_attribute a ON a.attrelid = e.typrelid
                        WHERE e.oid = ty.t AND e.typrelid <> 0 AND a.attnum > 0
                          AND NOT a.attisdropped) x(t)
-                WHERE ty.depth < 16
            )
            SELECT pg_catalog.string_agg(pg_catalog.format_type(u.t, NULL) || ' {' || pg_catalog.concat_ws('; ',
                       (SELECT pg_catalog.string_agg(a.attnum || ' ' || CASE WHEN a.attisdropped
@@ -275,16 +285,25 @@ SELECT '>' || o.what || ' (' || coalesce((
              FROM (SELECT DISTINCT ty.t FROM ty
                     WHERE (SELECT e.typnamespace FROM pg_catalog.pg_type e WHERE e.oid = ty.t)
                           = (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = $1)) u
-       ), '') || ')'
+       ), '') || ')' || (SELECT f.bodies FROM functions f)
        || E'\t' || o.what
   FROM outside o
  WHERE o.what IS NOT NULL
    AND o.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass
 UNION
+-- What calls a plugin's function (an application's index or default over it) depends on
+-- what every function of the plugin does: one calls others, and a body names nothing the
+-- server records.
+SELECT '>' || o.what || (SELECT f.bodies FROM functions f) || E'\t' || o.what
+  FROM outside o
+ WHERE o.what IS NOT NULL
+   AND o.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+UNION
 SELECT '>' || o.what || E'\t' || o.what
   FROM outside o
  WHERE o.what IS NOT NULL
-   AND o.refclassid <> 'pg_catalog.pg_type'::pg_catalog.regclass";
+   AND o.refclassid NOT IN ('pg_catalog.pg_type'::pg_catalog.regclass,
+                            'pg_catalog.pg_proc'::pg_catalog.regclass)";
 
 /// The grants on the schema's objects to anyone but their owner, one line each, as the
 /// step's findings word them, after `a` if the policy allows it (`SELECT` on the tables and

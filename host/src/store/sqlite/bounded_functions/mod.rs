@@ -136,7 +136,8 @@ pub(crate) unsafe fn register(db: *mut ffi::sqlite3, deadline: &Deadline) -> Res
             return Err(rc);
         }
     }
-    Ok(())
+    // SAFETY: as above; registration runs before any plugin's scope is set.
+    unsafe { fts5::register(db) }
 }
 
 unsafe extern "C" fn destroy(data: *mut c_void) {
@@ -273,6 +274,7 @@ impl Cursor<'_> {
     }
 }
 
+mod fts5;
 mod json;
 mod pattern;
 mod text;
