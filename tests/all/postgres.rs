@@ -1698,6 +1698,29 @@ fn a_plugins_objects_do_not_pin_another_schemas_types_nor_take_a_built_in_operat
     ] {
         pg.refused(attack, expected);
     }
+    // Chains of domains longer than any cap a walk of them could have: the values are still
+    // the built-in type's, for an operator and for an object identifier alike.
+    let chain = |base: &str| {
+        let mut chain = format!("CREATE DOMAIN attacker__d0 AS {base};");
+        for i in 1..=40 {
+            chain += &format!(" CREATE DOMAIN attacker__d{i} AS attacker__d{};", i - 1);
+        }
+        chain
+    };
+    pg.refused(
+        &(chain("text")
+            + " CREATE FUNCTION attacker__dq(attacker__d40, attacker__d40) RETURNS boolean
+                  LANGUAGE sql IMMUTABLE AS 'SELECT true';
+                CREATE OPERATOR = (LEFTARG = attacker__d40, RIGHTARG = attacker__d40,
+                  FUNCTION = attacker__dq)"),
+        "an operand of which is not of the plugin's own types",
+    );
+    pg.refused(
+        &(chain("regclass")
+            + " CREATE TABLE attacker__r (r attacker__d40);
+                CREATE VIEW attacker__v AS SELECT r FROM attacker__r"),
+        "that is not a constant",
+    );
     // An operator on the plugin's own type is the plugin's.
     pg.script(
         "attacker",

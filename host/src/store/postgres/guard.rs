@@ -410,7 +410,7 @@ WITH RECURSIVE me AS (
 ), s AS (
     SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1
 ), rel AS MATERIALIZED (
-    SELECT c.oid, c.relowner, c.relacl, c.reloptions, c.relname
+    SELECT c.oid, c.relowner, c.reloptions, c.relname
       FROM pg_catalog.pg_class c
      WHERE c.oid = ANY (o_rels) AND c.relnamespace = (SELECT oid FROM s)
 ), procs AS MATERIALIZED (
@@ -426,17 +426,18 @@ WITH RECURSIVE me AS (
 ), opers AS MATERIALIZED (
     SELECT o.oid, o.oprcode, o.oprrest, o.oprjoin FROM pg_catalog.pg_operator o
      WHERE o.oid = ANY (o_opers) AND o.oprnamespace = (SELECT oid FROM s)
-), operands(oper, t, depth) AS (
+), operands(oper, t) AS (
     -- Each operand's type, then the type a domain is over and an array's element, down to
     -- the type whose values they hold: a domain or an array of the plugin's over a built-in
-    -- type takes that type's values.
-    SELECT o.oid, x.t, 0
+    -- type takes that type's values. The walk has no cap: no domain is over itself and no
+    -- array's element is an array, so every chain ends, however long a plugin makes it.
+    SELECT o.oid, x.t
       FROM pg_catalog.pg_operator o CROSS JOIN LATERAL (VALUES (o.oprleft), (o.oprright)) x(t)
      WHERE o.oid IN (SELECT oid FROM opers) AND x.t <> 0
     UNION ALL
-    SELECT p.oper, CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.typelem END, p.depth + 1
+    SELECT p.oper, CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.typelem END
       FROM operands p JOIN pg_catalog.pg_type ty ON ty.oid = p.t
-     WHERE (ty.typtype = 'd' OR (ty.typelem <> 0 AND ty.typcategory = 'A')) AND p.depth < 16
+     WHERE ty.typtype = 'd' OR (ty.typelem <> 0 AND ty.typcategory = 'A')
 ), mine(classid, objid) AS MATERIALIZED (
     -- Every object of the schema, of whatever catalog, as `DROP SCHEMA … CASCADE` finds it:
     -- what [`OBJECTS`] found (text search configurations and dictionaries, conversions,
@@ -518,8 +519,8 @@ WITH RECURSIVE me AS (
     -- (`:vartype`, `:consttype`, `:funcresulttype`, `:resulttype`, `:paramtype`,
     -- `:row_typeid`, `:typeId`, `:coltypes (o …)`, …: every field whose name holds `typ`
     -- but a type modifier), then the type a domain is over and an array's element, down to
-    -- the type whose values they hold. A field that is not a type (`:jointype`,
-    -- `:commandType`) holds a small number that is no type's.
+    -- the type whose values they hold (with no cap, as for `operands`). A field that is not
+    -- a type (`:jointype`, `:commandType`) holds a small number that is no type's.
     SELECT DISTINCT t.what, f[1], x::oid, 0
       FROM trees t
       CROSS JOIN LATERAL pg_catalog.regexp_matches(t.tree,
@@ -530,7 +531,7 @@ WITH RECURSIVE me AS (
     SELECT c.what, c.field, CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.typelem END,
            c.depth + 1
       FROM typed c JOIN pg_catalog.pg_type ty ON ty.oid = c.t
-     WHERE (ty.typtype = 'd' OR (ty.typelem <> 0 AND ty.typcategory = 'A')) AND c.depth < 16
+     WHERE ty.typtype = 'd' OR (ty.typelem <> 0 AND ty.typcategory = 'A')
 ), consts(what, t, v) AS (
     -- Each constant of an object identifier type itself, with the identifier it holds, read
     -- from the bytes the tree prints (`:constvalue 4 [ 57 48 0 0 0 0 0 0 ]`, the bytes of a

@@ -132,14 +132,17 @@ impl SqliteBackend {
             // holds outside the scope's reach.
             if let Err(e) = self
                 .shadow_compile(scope, probe)
-                .and_then(|_| self.conn.prepare(probe))
-                .and_then(|_| self.check_reads(scope))
                 .and_then(|_| {
+                    // A trigger not yet seen is compiled once, listed: the listing is the
+                    // same program, authorized the same way.
                     if trigger && !compiled {
                         compiled = self.compiles_trigger(probe, &object.name)?;
+                    } else {
+                        self.conn.prepare(probe)?;
                     }
                     Ok(())
                 })
+                .and_then(|_| self.check_reads(scope))
             {
                 // One wording whether the authorizer denied a name or SQLite found none, and
                 // whatever SQLite said of a table it found (`no such column`): an object
