@@ -1096,6 +1096,44 @@ fn nothing_of_a_plugin_runs_at_the_commit_and_its_role_grants_no_role() {
         ),
         ["0"]
     );
+    // A deferrable constraint of PostgreSQL's own whose check calls the plugin's function (an
+    // exclusion constraint over an expression, rechecked where rows conflicted): run by the
+    // host's firing of the deferred checks, the function defers the constraints again and
+    // queues one more check, which would run at the commit, after the guard (the setting the
+    // step made is gone by then: the host resets the session's settings before the guard).
+    pg.refused(
+        "SELECT pg_catalog.set_config('attacker.phase', 'step', false);
+         CREATE FUNCTION attacker__again(x int) RETURNS void LANGUAGE plpgsql AS $f$
+         DECLARE phase text := coalesce(pg_catalog.current_setting('attacker.phase', true), '');
+         BEGIN
+           IF phase = '' THEN
+             CREATE TABLE attacker.attacker__late (x int);
+             DELETE FROM attacker.attacker__t WHERE attacker__t.x = 2 AND tag = 'a';
+           ELSIF phase = 'fire' AND x = 1 THEN
+             SET CONSTRAINTS ALL DEFERRED;
+             INSERT INTO attacker.attacker__t VALUES (2, 'b');
+           END IF;
+         END $f$;
+         CREATE FUNCTION attacker__k(x int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $f$
+         BEGIN
+           IF coalesce(pg_catalog.current_setting('attacker.phase', true), '') <> 'step' THEN
+             PERFORM attacker.attacker__again(x);
+           END IF;
+           RETURN x;
+         END $f$;
+         CREATE TABLE attacker__t (x int, tag text,
+           EXCLUDE USING btree (attacker__k(x) WITH =) DEFERRABLE INITIALLY DEFERRED);
+         INSERT INTO attacker__t VALUES (1, 'a');
+         INSERT INTO attacker__t VALUES (1, 'b');
+         DELETE FROM attacker__t WHERE tag = 'a';
+         INSERT INTO attacker__t VALUES (2, 'a');
+         SELECT pg_catalog.set_config('attacker.phase', 'fire', false)",
+        "deferred constraints again",
+    );
+    assert_eq!(
+        pg.rows("SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'attacker__late'"),
+        ["0"]
+    );
     // Its own role granted to another plugin's (up to PostgreSQL 15 a role may grant itself).
     let err = pg.refused(
         "DO $$ BEGIN EXECUTE pg_catalog.format('GRANT %I TO %I', current_user,
@@ -1115,6 +1153,23 @@ fn nothing_of_a_plugin_runs_at_the_commit_and_its_role_grants_no_role() {
     // The victim still migrates.
     pg.script("victim", "0.3.0", "CREATE TABLE victim__more (x int)", None);
     pg.env.ok(&["up", "victim@0.3.0"]);
+    // A cursor declared WITH HOLD (through EXECUTE, past the check of the statement's kind)
+    // runs its whole query at the commit: the host closes it first, so it never runs.
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE FUNCTION attacker__late() RETURNS int LANGUAGE plpgsql AS $f$
+         BEGIN CREATE TABLE attacker.attacker__late (x int); RETURN 1; END $f$;
+         DO $d$ BEGIN
+           EXECUTE 'DECLARE attacker__c CURSOR WITH HOLD FOR SELECT attacker.attacker__late()';
+         END $d$",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    assert_eq!(
+        pg.rows("SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'attacker__late'"),
+        ["0"]
+    );
 }
 
 #[test]
@@ -2150,6 +2205,50 @@ fn honest_views_format_values_and_build_json() {
     assert_eq!(
         pg.rows("SELECT titles::text FROM attacker.attacker__all"),
         ["[\"a\", \"b\"]"]
+    );
+}
+
+/// What ORMs write on PostgreSQL: foreign keys and unique constraints `DEFERRABLE INITIALLY
+/// DEFERRED` (Django's default), checked at the end of the step, on a table clustered on an
+/// index, which stays so (the guard's question whether checks are still pending changes
+/// nothing).
+#[test]
+fn deferrable_foreign_keys_and_unique_constraints_apply() {
+    let pg = scripted();
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__author (id int PRIMARY KEY, email text,
+           CONSTRAINT attacker__author_email UNIQUE (email) DEFERRABLE INITIALLY DEFERRED);
+         CREATE TABLE attacker__book (id int PRIMARY KEY, author int
+           REFERENCES attacker__author DEFERRABLE INITIALLY DEFERRED);
+         ALTER TABLE attacker__book CLUSTER ON attacker__book_pkey;
+         INSERT INTO attacker__book VALUES (1, 10);
+         INSERT INTO attacker__author VALUES (10, 'a@example.org'), (11, 'b@example.org');
+         UPDATE attacker__author SET email = 'c' WHERE id = 10;
+         UPDATE attacker__author SET email = 'a@example.org' WHERE id = 11",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    // A row that breaks the deferred key fails the step at its end, within it.
+    pg.script(
+        "attacker",
+        "0.3.0",
+        "INSERT INTO attacker__book VALUES (2, 99)",
+        None,
+    );
+    let err = pg.env.fails(&["up", "attacker@0.3.0"]);
+    assert!(err.contains("foreign key"), "{err}");
+    assert_eq!(
+        pg.rows(
+            "SELECT i.indisclustered FROM pg_catalog.pg_index i \
+             WHERE i.indexrelid = 'attacker.attacker__book_pkey'::regclass"
+        ),
+        ["t"]
+    );
+    assert_eq!(
+        pg.rows("SELECT count(*) FROM attacker.attacker__book"),
+        ["1"]
     );
 }
 

@@ -1081,14 +1081,16 @@ impl Backend for PgBackend {
                 "the step was still running at its deadline",
             ));
         }
-        // Then, in the same round trip, the session goes back to the host's settings and
-        // gives up the plugin's advisory locks (a failure stops the batch at its statement).
+        // Then, in the same round trip, the session closes every cursor (a cursor declared
+        // WITH HOLD runs its whole query at the commit, after the guard), goes back to the
+        // host's settings and gives up the plugin's advisory locks (a failure stops the
+        // batch at its statement).
         let fired = match self.plugins.get(&plugin_name) {
             Some(plugin) => {
                 plugin.session.forget_reset();
                 plugin.session.batch(
                     &format!(
-                        "{}SET CONSTRAINTS ALL IMMEDIATE; {}; \
+                        "{}SET CONSTRAINTS ALL IMMEDIATE; CLOSE ALL; {}; \
                      SELECT pg_catalog.pg_advisory_unlock_all()",
                         plugin.session.release_savepoint(),
                         plugin.host_turn

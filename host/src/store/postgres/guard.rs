@@ -34,9 +34,11 @@
 //!   ones listed in [`ALLOWED_FUNCTIONS`]; the function calls are read from the expression
 //!   trees the server stores (`:funcid`, `:opfuncid` and the like), not from the SQL text;
 //! - a view runs with its owner's rights (`security_invoker` is refused);
-//! - no trigger of its own is deferrable, in its schema or on a temporary table: nothing of
-//!   the plugin may run at the commit, after these checks (the deferred checks PostgreSQL
-//!   makes itself, foreign keys, run built-in code);
+//! - no trigger of its own is deferrable, in its schema or on a temporary table, and no
+//!   trigger event is still pending on its tables (a deferrable constraint's check that
+//!   calls the plugin's function could queue one more): nothing of the plugin may run at the
+//!   commit, after these checks; nor may a cursor declared `WITH HOLD`, whose query runs at
+//!   the commit (the host closes every cursor first);
 //! - its role grants no role and is a member of none (up to PostgreSQL 15 a role may grant
 //!   itself to another, which would let that plugin's session become it);
 //! - its tables, indexes, views, sequences, functions, types, collations, text search
@@ -638,6 +640,12 @@ SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' names 
    AND NOT (d.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass
             AND d.refobjid = (SELECT oid FROM me))
 UNION ALL
+-- The host closes every cursor before the guard; one declared WITH HOLD would run its whole
+-- query at the commit, after this check.
+SELECT 'the step left the cursor ' || pg_catalog.quote_ident(k.name) || ' WITH HOLD, whose '
+       || 'query would run at the commit, after the guard''s check'
+  FROM pg_catalog.pg_cursors k WHERE k.is_holdable
+UNION ALL
 SELECT 'view ' || c.oid::pg_catalog.regclass::text || ' runs with the rights of whoever reads it '
        || '(security_invoker); a plugin''s views run with the plugin''s rights'
   FROM rel c CROSS JOIN LATERAL pg_catalog.unnest(c.reloptions) opt
@@ -825,6 +833,36 @@ SELECT pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclas
                             AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass))
 "#;
 
+/// Statements that change nothing, one for each of the plugin's tables (and its session's
+/// temporary tables) that has a deferrable trigger (a constraint trigger, a deferrable
+/// foreign key or unique constraint), each of which PostgreSQL refuses while the table has
+/// trigger events pending (`object_in_use`). The host fired the step's deferred triggers
+/// before the guard; a trigger that then ran `SET CONSTRAINTS … DEFERRED` and queued more
+/// would have them fire at the commit, running the plugin's code after this check and past
+/// the deadline. Pending events have no view of their own: `ALTER TABLE`'s check is the
+/// server's. `SET WITHOUT CLUSTER` (or `CLUSTER ON` the index already marked) changes nothing
+/// and takes the lock `VACUUM` takes, which readers and writers do not wait for.
+const DEFERRED_PROBES: &str = r#"
+SELECT pg_catalog.format('ALTER TABLE %s ', c.oid::pg_catalog.regclass)
+       || COALESCE('CLUSTER ON ' || pg_catalog.quote_ident(x.relname), 'SET WITHOUT CLUSTER')
+  FROM pg_catalog.pg_class c
+  LEFT JOIN (pg_catalog.pg_index i JOIN pg_catalog.pg_class x ON x.oid = i.indexrelid)
+         ON i.indrelid = c.oid AND i.indisclustered
+ WHERE (c.oid = ANY (o_rels)
+        OR c.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+                      WHERE d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+                        AND d.refobjid = pg_catalog.pg_my_temp_schema()
+                        AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass))
+   AND c.relkind = 'r'
+   AND c.relowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user)
+   AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND t.tgdeferrable)
+"#;
+
+/// The finding of a [`DEFERRED_PROBES`] statement refused, as an SQL expression.
+const DEFERRED_AGAIN: &str = "'a trigger deferred constraints again (SET CONSTRAINTS … \
+     DEFERRED) while the host fired the step''s deferred checks, so they would run at the \
+     commit, after the guard: ' || SQLERRM";
+
 /// The guard's functions in wasmig's schema, created with the host's tables. They run with
 /// the rights of the plugin's session that calls them (they only read the catalogs, and
 /// change nothing but the plugin's own functions and the role's password), with the search
@@ -854,11 +892,18 @@ pub(super) fn functions() -> String {
     // counters do not show. The role's password is put back only if the step wrote to
     // `pg_authid`, as the transaction's own counters say (or when the server keeps none).
     let verify = format!(
-        "DECLARE routine record; {OBJECT_VARIABLES}
+        "DECLARE routine record; pending text; {OBJECT_VARIABLES}
          BEGIN
          {find_objects}
          {NEUTRALISE}
          RETURN QUERY SELECT '!' || x FROM ({FINDINGS}) q(x);
+         FOR pending IN {DEFERRED_PROBES} LOOP
+           BEGIN
+             EXECUTE pending;
+           EXCEPTION WHEN object_in_use THEN
+             RETURN NEXT '!' || {DEFERRED_AGAIN};
+           END;
+         END LOOP;
          RETURN QUERY SELECT '+' || x FROM ({granted}) q(x);
          IF pg_catalog.current_setting('track_counts') <> 'on' OR {wrote_authid} THEN
            EXECUTE pg_catalog.format('ALTER ROLE CURRENT_USER PASSWORD %L', $5);
