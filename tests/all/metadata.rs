@@ -202,6 +202,11 @@ fn an_object_outside_the_namespace_is_indistinguishable_from_a_missing_one() {
         "SELECT 1; DROP TABLE {}",
         "REINDEX {}",
         "ANALYZE {}",
+        // fts5 looks its content table up when a statement first reads the fts5 table.
+        "CREATE VIRTUAL TABLE attacker__f USING fts5(body, content='{}'); SELECT * FROM attacker__f",
+        "-- each\nCREATE VIRTUAL TABLE attacker__f USING fts5(body, content='{}')\n-- next\n-- query\nSELECT * FROM attacker__f",
+        "CREATE VIRTUAL TABLE attacker__f USING fts5(body, content='{}');
+         INSERT INTO attacker__f(attacker__f) VALUES ('rebuild')",
     ] {
         for (existing, missing) in [
             ("victim__data", "victim__nothing"),

@@ -314,6 +314,8 @@ pub(crate) struct Views {
     /// Lowercase: its fts5 tables, those there when its step began and those its statements
     /// created since.
     fts5: std::collections::HashSet<String>,
+    /// `(schema, name)` of the fts5 tables its statements created since the host last looked.
+    created_fts5: Vec<(String, String)>,
 }
 
 impl SharedAuth {
@@ -339,6 +341,7 @@ impl SharedAuth {
         let mut state = self.views.lock().unwrap_or_else(|p| p.into_inner());
         state.known.clear();
         state.created.clear();
+        state.created_fts5.clear();
         state
             .known
             .extend(views.into_iter().map(|v| v.to_ascii_lowercase()));
@@ -348,16 +351,20 @@ impl SharedAuth {
             .extend(fts5.into_iter().map(|t| t.to_ascii_lowercase()));
     }
 
-    /// `(schema, name)` of the views the plugin's statements created since the last call.
-    pub(crate) fn take_created_views(&self) -> Vec<(String, String)> {
+    /// `(schema, name)` of the views, then of the fts5 tables, the plugin's statements
+    /// created since the last call.
+    pub(crate) fn take_created(&self) -> (Vec<(String, String)>, Vec<(String, String)>) {
         // Called before every statement of a plugin's: a plain load first, as in `reset`.
         if !self.views_created.load(Ordering::Relaxed)
             || !self.views_created.swap(false, Ordering::Relaxed)
         {
-            return Vec::new();
+            return Default::default();
         }
         let mut state = self.views.lock().unwrap_or_else(|p| p.into_inner());
-        std::mem::take(&mut state.created)
+        (
+            std::mem::take(&mut state.created),
+            std::mem::take(&mut state.created_fts5),
+        )
     }
 
     fn scope(&self) -> Option<Arc<Scope>> {
@@ -389,7 +396,7 @@ pub(crate) fn authorizer(
         let mut st = state.lock();
         let mut views = state.views.lock().unwrap_or_else(|p| p.into_inner());
         let verdict = check(&scope, &mut st, &mut views, &ctx);
-        if !views.created.is_empty() {
+        if !views.created.is_empty() || !views.created_fts5.is_empty() {
             state.views_created.store(true, Ordering::Relaxed);
         }
         match verdict {
@@ -551,6 +558,10 @@ fn check_action(
             if VTAB_MODULES.iter().any(|m| eq(m, module_name)) {
                 if eq(module_name, "fts5") {
                     views.fts5.insert(table_name.to_ascii_lowercase());
+                    views.created_fts5.push((
+                        ctx.database_name.unwrap_or("main").to_string(),
+                        table_name.to_string(),
+                    ));
                 }
                 Ok(())
             } else {

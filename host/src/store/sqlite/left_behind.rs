@@ -344,7 +344,7 @@ const FTS5_OPTIONS: &[&str] = &[
 
 /// A virtual table's module must be on the allow-list, and its options may name only the
 /// plugin's own tables.
-fn check_virtual_table(scope: &Scope, name: &str, sql: &str) -> Result<(), String> {
+pub(super) fn check_virtual_table(scope: &Scope, name: &str, sql: &str) -> Result<(), String> {
     let unreadable = || {
         format!(
             "virtual table {name:?}: cannot read its declaration, so cannot check what it \

@@ -377,7 +377,8 @@ impl SqliteBackend {
     /// plugin's own that does not exist yet is no reach outside: such a view is compiled
     /// again after each change of the schema, and when the step ends.
     pub(super) fn check_new_views(&self, scope: &Scope) -> Result<(), SqlError> {
-        let mut views = self.auth.take_created_views();
+        let (mut views, fts5) = self.auth.take_created();
+        self.check_new_fts5(scope, fts5)?;
         let waiting = !self.pending_views.borrow().0.is_empty();
         if views.is_empty() && !waiting {
             return Ok(());
@@ -399,6 +400,44 @@ impl SqliteBackend {
         let result = self.compile_new_views(scope, views, &mut still);
         *self.pending_views.borrow_mut() = (still, versions);
         result
+    }
+
+    /// Checks the options of the fts5 tables the plugin's statements created since the last
+    /// look, as SQLite stored their declaration, before anything reads them; one that takes
+    /// its content from outside the namespace is dropped and that statement refused. fts5
+    /// looks its content table up only when a statement first reads the table, on the
+    /// connection itself: what it answered then would tell whether such a table exists.
+    fn check_new_fts5(&self, scope: &Scope, tables: Vec<(String, String)>) -> Result<(), SqlError> {
+        for (schema, name) in tables {
+            self.auth.set_scope(None);
+            let declared: Option<String> = self
+                .conn
+                .query_row(
+                    &format!(
+                        "SELECT sql FROM \"{}\".sqlite_schema WHERE type = 'table' AND name = ?1",
+                        schema.replace('"', "\"\"")
+                    ),
+                    [&name],
+                    |r| r.get(0),
+                )
+                .ok();
+            let refused = declared
+                .and_then(|sql| super::left_behind::check_virtual_table(scope, &name, &sql).err());
+            let dropped = match refused {
+                Some(_) => self.conn.execute_batch(&format!(
+                    "DROP TABLE IF EXISTS \"{}\".\"{}\"",
+                    schema.replace('"', "\"\""),
+                    name.replace('"', "\"\"")
+                )),
+                None => Ok(()),
+            };
+            self.auth.set_scope(Some(scope.clone()));
+            dropped.map_err(|e| self.sqlite_error(e))?;
+            if let Some(why) = refused {
+                return Err(SqlError::AccessDenied(format!("{why}; it was dropped")));
+            }
+        }
+        Ok(())
     }
 
     /// Compiles `views` for [`SqliteBackend::check_new_views`]; those that name a table of
