@@ -2022,6 +2022,10 @@ fn a_plugins_cascade_drops_nothing_of_the_application() {
          CREATE TABLE attacker__parted (k int, v text) PARTITION BY LIST (k);
          CREATE DOMAIN attacker__dom AS int;
          CREATE CAST (attacker__dom AS text) WITH INOUT;
+         CREATE TEXT SEARCH DICTIONARY attacker__dict (TEMPLATE = pg_catalog.simple);
+         CREATE TEXT SEARCH CONFIGURATION attacker__cfg (COPY = pg_catalog.simple);
+         ALTER TEXT SEARCH CONFIGURATION attacker__cfg
+           ALTER MAPPING FOR asciiword WITH attacker__dict;
          INSERT INTO attacker__note VALUES (1, '2026-01-01', 'x')",
         None,
     );
@@ -2046,6 +2050,9 @@ fn a_plugins_cascade_drops_nothing_of_the_application() {
              INSERT INTO app.deep VALUES ((5, 'deep data'));
              CREATE TABLE app.ix (v text);
              CREATE UNIQUE INDEX ix_norm ON app.ix (attacker.attacker__norm(v));
+             CREATE TABLE app.docs (body text);
+             CREATE INDEX docs_fts ON app.docs
+               USING gin (pg_catalog.to_tsvector('attacker.attacker__cfg'::regconfig, body));
              INSERT INTO app.nested VALUES (((5, 'nested'), 1), ARRAY[(7, 'deep')::attacker.attacker__inner]::attacker.attacker__d2[], 'denied')",
         )
         .unwrap();
@@ -2097,6 +2104,21 @@ fn a_plugins_cascade_drops_nothing_of_the_application() {
             "CREATE OR REPLACE FUNCTION attacker__norm(text) RETURNS text LANGUAGE sql IMMUTABLE
                AS 'SELECT ''x''::text'",
             "which is outside the plugin's schema and depends on its objects",
+        ),
+        (
+            "ALTER FUNCTION attacker__norm(text) STRICT",
+            "which is outside the plugin's schema and depends on its objects",
+        ),
+        // An application's index over a plugin's text search configuration holds what the
+        // configuration and its dictionaries made of the text.
+        (
+            "ALTER TEXT SEARCH CONFIGURATION attacker__cfg
+               ALTER MAPPING FOR asciiword WITH pg_catalog.english_stem",
+            "docs_fts",
+        ),
+        (
+            "ALTER TEXT SEARCH DICTIONARY attacker__dict (STOPWORDS = english)",
+            "docs_fts",
         ),
         (
             "ALTER TYPE attacker__state RENAME VALUE 'approved' TO 'x';
@@ -2163,7 +2185,8 @@ fn a_plugins_cascade_drops_nothing_of_the_application() {
          DROP VIEW attacker__stats; DROP TYPE attacker__kind; DROP TYPE attacker__pair;
          DROP TYPE attacker__outer; DROP DOMAIN attacker__d2; DROP DOMAIN attacker__d1;
          DROP TYPE attacker__inner; DROP TYPE attacker__state; DROP TABLE attacker__note;
-         DROP FUNCTION attacker__norm(text); DROP TYPE attacker__cz CASCADE",
+         DROP FUNCTION attacker__norm(text); DROP TYPE attacker__cz CASCADE;
+         DROP TEXT SEARCH CONFIGURATION attacker__cfg; DROP TEXT SEARCH DICTIONARY attacker__dict",
         None,
     );
     pg.env.ok(&["up", "attacker@0.4.0", "--allow-destructive"]);

@@ -233,10 +233,9 @@ WITH mine(c, o) AS MATERIALIZED (
     -- What every function of the schema does, as one digest: a domain's check or an
     -- application's index calls one, which may call the others.
     SELECT ' [' || coalesce(pg_catalog.md5(pg_catalog.string_agg(
-               p.oid::pg_catalog.text || ' ' || p.prosrc || ' '
-               || coalesce(p.prosqlbody::pg_catalog.text, '') || ' ' || p.provolatile::pg_catalog.text || ' '
-               || coalesce(p.proconfig::pg_catalog.text, '') || ' '
-               || p.prorettype::pg_catalog.text || ' ' || p.proargtypes::pg_catalog.text,
+               pg_catalog.concat_ws(' ', p.oid, p.prolang, p.prokind, p.prosrc, p.prosqlbody,
+                   p.provolatile, p.proisstrict, p.proretset, p.proconfig, p.prorettype,
+                   p.proargtypes, p.proallargtypes, p.proargmodes, p.proargdefaults),
                ' ' ORDER BY p.oid)), '') || ']' AS bodies
       FROM pg_catalog.pg_proc p
      WHERE p.pronamespace = (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = $1)
@@ -301,11 +300,32 @@ SELECT '>' || o.what || (SELECT f.bodies FROM functions f) || E'\t' || o.what
  WHERE o.what IS NOT NULL
    AND o.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
 UNION
+-- What uses a plugin's text search configuration (an application's index over
+-- `to_tsvector('plugin.config', …)`) or dictionary depends on what they make of a text: the
+-- configuration's parser and mappings, and each dictionary's template and options.
+SELECT '>' || o.what || ' [' || coalesce((
+           SELECT pg_catalog.md5(pg_catalog.string_agg(pg_catalog.concat_ws(' ',
+                      m.maptokentype, m.mapseqno, d.oid, d.dicttemplate, d.dictinitoption),
+                      ' ' ORDER BY m.maptokentype, m.mapseqno))
+             FROM pg_catalog.pg_ts_config_map m
+             JOIN pg_catalog.pg_ts_dict d ON d.oid = m.mapdict
+            WHERE m.mapcfg = o.refobjid), '')
+       || coalesce((SELECT ' ' || f.cfgparser FROM pg_catalog.pg_ts_config f WHERE f.oid = o.refobjid), '')
+       || coalesce((SELECT ' ' || pg_catalog.concat_ws(' ', d.dicttemplate, d.dictinitoption)
+                      FROM pg_catalog.pg_ts_dict d WHERE d.oid = o.refobjid), '')
+       || ']' || E'\t' || o.what
+  FROM outside o
+ WHERE o.what IS NOT NULL
+   AND o.refclassid IN ('pg_catalog.pg_ts_config'::pg_catalog.regclass,
+                        'pg_catalog.pg_ts_dict'::pg_catalog.regclass)
+UNION
 SELECT '>' || o.what || E'\t' || o.what
   FROM outside o
  WHERE o.what IS NOT NULL
    AND o.refclassid NOT IN ('pg_catalog.pg_type'::pg_catalog.regclass,
-                            'pg_catalog.pg_proc'::pg_catalog.regclass)";
+                            'pg_catalog.pg_proc'::pg_catalog.regclass,
+                            'pg_catalog.pg_ts_config'::pg_catalog.regclass,
+                            'pg_catalog.pg_ts_dict'::pg_catalog.regclass)";
 
 /// The grants on the schema's objects to anyone but their owner, one line each, as the
 /// step's findings word them, after `a` if the policy allows it (`SELECT` on the tables and
