@@ -490,3 +490,39 @@ fn a_view_over_another_namespace_is_refused_before_anything_writes_to_it() {
          CREATE VIEW attacker__v AS SELECT json_each.value FROM attacker__t, json_each(attacker__t.tags)",
     );
 }
+
+/// `last_insert_rowid()` and `changes()` start from nothing in each step: otherwise they would
+/// tell the host's last write, the id of the ledger's latest row.
+#[test]
+fn a_step_starts_with_no_rowid_and_no_changes_of_the_hosts() {
+    let env = victim_with_rows();
+    // Two steps in one run: the first one's ledger row is the host's last write.
+    env.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__seen (rowid_then, changes_then)",
+        None,
+    );
+    env.applies(
+        "attacker",
+        "0.3.0",
+        "INSERT INTO attacker__seen SELECT last_insert_rowid(), changes()",
+    );
+    assert_eq!(
+        env.value::<String>("SELECT rowid_then || ',' || changes_then FROM attacker__seen"),
+        "0,0"
+    );
+}
+
+/// `PRAGMA table_list`, even of the plugin's own table, makes SQLite work out the columns of
+/// every view of the database, in time that tells how many the application has: refused.
+#[test]
+fn table_list_is_not_available_even_of_the_plugins_own_table() {
+    let env = victim_with_rows();
+    for sql in [
+        "CREATE TABLE attacker__t (x); PRAGMA table_list(attacker__t)",
+        "CREATE TABLE attacker__t (x); CREATE TABLE attacker__n AS SELECT * FROM pragma_table_list('attacker__t')",
+    ] {
+        env.refused("attacker", "0.2.0", sql, "");
+    }
+}

@@ -128,6 +128,9 @@ pub(crate) struct SqliteBackend {
     memory_at_enter: i64,
     /// Views of the running step that named a table of the plugin's not made yet.
     pending_views: std::cell::RefCell<PendingViews>,
+    /// Why the step cannot go on: a view or fts5 table refused when it was created could not
+    /// be dropped, so no later statement of the step may run (it could read that object).
+    stuck: std::cell::RefCell<Option<String>>,
     /// The host's tables are known to exist (plugins cannot drop them).
     host_tables: bool,
     /// What the last schema scan found (see [`SchemaScan`]).
@@ -222,6 +225,7 @@ impl SqliteBackend {
             step_memory: None,
             memory_at_enter: 0,
             pending_views: Default::default(),
+            stuck: Default::default(),
             host_tables: false,
             scan_out: Default::default(),
             last_mark: None,

@@ -42,7 +42,8 @@ pub(crate) fn is_autoindex_of(index: &str, table: &str) -> bool {
 const PRAGMA_ALLOW_LIST: &[&str] = &[
     "table_info",
     "table_xinfo",
-    "table_list",
+    // Not `table_list`: even of one table, SQLite works out the columns of every view of the
+    // database to answer it, which takes time that tells how many the application has.
     // Not `index_list`: it lists the indexes the application put on the plugin's table too.
     "index_info",
     "index_xinfo",

@@ -432,12 +432,21 @@ impl SqliteBackend {
                 None => Ok(()),
             };
             self.auth.set_scope(Some(scope.clone()));
-            dropped.map_err(|e| self.sqlite_error(e))?;
             if let Some(why) = refused {
-                return Err(SqlError::AccessDenied(format!("{why}; it was dropped")));
+                return Err(SqlError::AccessDenied(match dropped {
+                    Ok(()) => format!("{why}; it was dropped"),
+                    Err(e) => self.stop_step(format!("{why}; it could not be dropped ({e})")),
+                }));
             }
         }
         Ok(())
+    }
+
+    /// Records that the step cannot go on, for `why`: every later statement of the step is
+    /// refused with it.
+    fn stop_step(&self, why: String) -> String {
+        *self.stuck.borrow_mut() = Some(format!("the step cannot go on: {why}"));
+        why
     }
 
     /// Compiles `views` for [`SqliteBackend::check_new_views`]; those that name a table of
@@ -508,7 +517,14 @@ impl SqliteBackend {
             // The views not compiled yet are compiled before the statement after this one
             // (dropping this view changed the schema).
             waiting.extend(views);
-            dropped.map_err(|e| self.sqlite_error(e))?;
+            if let Err(e) = dropped {
+                let why = format!(
+                    "view {name:?} does not compile as plugin {}'s own object and could not \
+                     be dropped ({e})",
+                    scope.plugin
+                );
+                return Err(SqlError::AccessDenied(self.stop_step(why)));
+            }
             let (SqlError::AccessDenied(why)
             | SqlError::Constraint(why)
             | SqlError::Syntax(why)
@@ -532,6 +548,9 @@ impl SqliteBackend {
                 "SQL is only available while a migration step runs".to_string(),
             ));
         };
+        if let Some(why) = self.stuck.borrow().as_ref() {
+            return Err(SqlError::AccessDenied(why.clone()));
+        }
         self.check_new_views(scope)?;
         // A loop runs one statement many times: checked once.
         let repeated = statement == self.last_allowed;
@@ -589,6 +608,14 @@ impl SqliteBackend {
         // step (or plugin) ran last is checked again.
         self.last_allowed.clear();
         self.changes_at_enter = self.conn.total_changes();
+        // `last_insert_rowid()` and `changes()` start from nothing in a step: they would tell
+        // the host's last write (the previous ledger row's id).
+        self.conn
+            .prepare_cached("UPDATE _wasmig_ledger SET id = id WHERE 0")
+            .and_then(|mut s| s.execute([]))
+            .map_err(|e| db_error(&self.path, "cannot scope the connection to the plugin", e))?;
+        // SAFETY: the handle is this connection's, used on its own thread.
+        unsafe { rusqlite::ffi::sqlite3_set_last_insert_rowid(self.conn.handle(), 0) };
         scope.table_functions_shadowed = self.table_functions_shadowed();
         // A statement prepared under another scope must never be reused under this one: the
         // plugin's statements are cached under keys of this step only (see `plugin_key`).
@@ -658,6 +685,7 @@ impl SqliteBackend {
         self.step_memory = Some(limits.max_result_bytes as u64);
         self.memory_at_enter = crate::sqlite_memory::held();
         *self.pending_views.borrow_mut() = Default::default();
+        *self.stuck.get_mut() = None;
         self.shadow_checked.get_mut().clear();
         self.plugin = Some((scope, limits));
         Ok(())
