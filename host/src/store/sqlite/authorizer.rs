@@ -304,6 +304,9 @@ pub(crate) struct SharedAuth {
     views_created: AtomicBool,
 }
 
+/// `(schema, name)` of objects a plugin's statements created.
+pub(crate) type Created = Vec<(String, String)>;
+
 /// The running plugin's views, as its statements make them.
 #[derive(Debug, Default)]
 pub(crate) struct Views {
@@ -354,7 +357,7 @@ impl SharedAuth {
 
     /// `(schema, name)` of the views, then of the fts5 tables, the plugin's statements
     /// created since the last call.
-    pub(crate) fn take_created(&self) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    pub(crate) fn take_created(&self) -> (Created, Created) {
         // Called before every statement of a plugin's: a plain load first, as in `reset`.
         if !self.views_created.load(Ordering::Relaxed)
             || !self.views_created.swap(false, Ordering::Relaxed)
