@@ -1153,6 +1153,51 @@ fn nothing_of_a_plugin_runs_at_the_commit_and_its_role_grants_no_role() {
     // The victim still migrates.
     pg.script("victim", "0.3.0", "CREATE TABLE victim__more (x int)", None);
     pg.env.ok(&["up", "victim@0.3.0"]);
+    // The same through foreign keys: a check the host fires runs the plugin's cast (the
+    // check's query converts the key's enum to the referenced int4 with it), which defers
+    // the constraints again, queues a check on another table and makes that key not
+    // deferrable. The queued event stays deferred, on a table with no deferrable trigger
+    // left, and its check would run the cast once more at the commit.
+    pg.refused(
+        "CREATE TYPE attacker__e AS ENUM ('one', 'two');
+         CREATE TABLE attacker__mode (m text);
+         INSERT INTO attacker__mode VALUES ('');
+         CREATE FUNCTION attacker__e2i(v attacker__e) RETURNS int LANGUAGE plpgsql AS $f$
+         DECLARE mode text;
+         BEGIN
+           SELECT m INTO mode FROM attacker.attacker__mode;
+           IF v::text = 'one' AND mode = 'arm' THEN
+             UPDATE attacker.attacker__mode SET m = 'fire';
+             SET CONSTRAINTS ALL DEFERRED;
+             DELETE FROM attacker.attacker__b2 WHERE id = 1;
+             ALTER TABLE attacker.attacker__a2 ALTER CONSTRAINT attacker__fk2 NOT DEFERRABLE;
+           ELSIF v::text = 'two' AND mode = 'fire' THEN
+             UPDATE attacker.attacker__mode SET m = 'done';
+             CREATE TABLE attacker.attacker__late (x int);
+           END IF;
+           RETURN CASE v::text WHEN 'one' THEN 1 ELSE 2 END;
+         END $f$;
+         CREATE CAST (attacker__e AS int4) WITH FUNCTION attacker__e2i(attacker__e) AS IMPLICIT;
+         CREATE TABLE attacker__b1 (id int PRIMARY KEY);
+         CREATE TABLE attacker__b2 (id int PRIMARY KEY);
+         INSERT INTO attacker__b1 VALUES (1), (2);
+         INSERT INTO attacker__b2 VALUES (1), (2);
+         CREATE TABLE attacker__a1 (x attacker__e CONSTRAINT attacker__fk1
+           REFERENCES attacker__b1 (id) DEFERRABLE INITIALLY DEFERRED);
+         CREATE TABLE attacker__a2 (x attacker__e);
+         INSERT INTO attacker__a2 VALUES ('two');
+         ALTER TABLE attacker__a2 ADD CONSTRAINT attacker__fk2 FOREIGN KEY (x)
+           REFERENCES attacker__b2 (id) DEFERRABLE INITIALLY DEFERRED;
+         DROP CAST (attacker__e AS int4);
+         CREATE CAST (attacker__e AS int4) WITH FUNCTION attacker__e2i(attacker__e);
+         UPDATE attacker__mode SET m = 'arm' WHERE m IS NOT NULL;
+         INSERT INTO attacker__a1 VALUES ('one')",
+        "deferred constraints again",
+    );
+    assert_eq!(
+        pg.rows("SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'attacker__late'"),
+        ["0"]
+    );
     // A cursor declared WITH HOLD (through EXECUTE, past the check of the statement's kind)
     // runs its whole query at the commit: the host closes it first, so it never runs.
     pg.script(

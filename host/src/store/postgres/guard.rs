@@ -35,10 +35,10 @@
 //!   trees the server stores (`:funcid`, `:opfuncid` and the like), not from the SQL text;
 //! - a view runs with its owner's rights (`security_invoker` is refused);
 //! - no trigger of its own is deferrable, in its schema or on a temporary table, and no
-//!   trigger event is still pending on its tables (a deferrable constraint's check that
-//!   calls the plugin's function could queue one more): nothing of the plugin may run at the
-//!   commit, after these checks; nor may a cursor declared `WITH HOLD`, whose query runs at
-//!   the commit (the host closes every cursor first);
+//!   trigger event is still pending on its tables (a check of the server's that calls the
+//!   plugin's code could queue one more): nothing of the plugin may run at the commit, after
+//!   these checks; nor may a cursor declared `WITH HOLD`, whose query runs at the commit (the
+//!   host closes every cursor first);
 //! - its role grants no role and is a member of none (up to PostgreSQL 15 a role may grant
 //!   itself to another, which would let that plugin's session become it);
 //! - its tables, indexes, views, sequences, functions, types, collations, text search
@@ -854,14 +854,20 @@ SELECT pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclas
 "#;
 
 /// Statements that change nothing, one for each of the plugin's tables (and its session's
-/// temporary tables) that has a deferrable trigger (a constraint trigger, a deferrable
-/// foreign key or unique constraint), each of which PostgreSQL refuses while the table has
-/// trigger events pending (`object_in_use`). The host fired the step's deferred triggers
-/// before the guard; a trigger that then ran `SET CONSTRAINTS … DEFERRED` and queued more
-/// would have them fire at the commit, running the plugin's code after this check and past
-/// the deadline. Pending events have no view of their own: `ALTER TABLE`'s check is the
-/// server's. `SET WITHOUT CLUSTER` (or `CLUSTER ON` the index already marked) changes nothing
-/// and takes the lock `VACUUM` takes, which readers and writers do not wait for.
+/// temporary tables) that has a trigger of any kind (foreign keys' and constraints' own
+/// included) and rows this transaction inserted, updated or deleted (or each that has a
+/// trigger, when the server keeps no such counters), each of which PostgreSQL refuses while
+/// the table has trigger events pending (`object_in_use`). The host fired the step's
+/// deferred triggers and checks before the guard; code of the plugin's that one of them ran
+/// (a trigger, a cast or function a check calls) could run `SET CONSTRAINTS … DEFERRED` and
+/// queue more, which would fire at the commit, after this check and past the deadline. An
+/// event stays deferred even if its trigger is made not deferrable afterwards, so every
+/// table that has a trigger is asked, not only those with a deferrable one; a table whose
+/// rows the transaction did not change has no row event queued (a deferred event is a row's:
+/// constraint triggers and the server's checks are `FOR EACH ROW`). Pending events have no
+/// view of their own: `ALTER TABLE`'s check is the server's. `SET WITHOUT CLUSTER` (or
+/// `CLUSTER ON` the index already marked) changes nothing and takes the lock `VACUUM` takes,
+/// which readers and writers do not wait for.
 const DEFERRED_PROBES: &str = r#"
 SELECT pg_catalog.format('ALTER TABLE %s ', c.oid::pg_catalog.regclass)
        || COALESCE('CLUSTER ON ' || pg_catalog.quote_ident(x.relname), 'SET WITHOUT CLUSTER')
@@ -875,11 +881,15 @@ SELECT pg_catalog.format('ALTER TABLE %s ', c.oid::pg_catalog.regclass)
                         AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass))
    AND c.relkind = 'r'
    AND c.relowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user)
-   AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND t.tgdeferrable)
+   AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid)
+   AND (pg_catalog.current_setting('track_counts') <> 'on'
+        OR pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid)
+           + pg_catalog.pg_stat_get_xact_tuples_updated(c.oid)
+           + pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid) > 0)
 "#;
 
 /// The finding of a [`DEFERRED_PROBES`] statement refused, as an SQL expression.
-const DEFERRED_AGAIN: &str = "'a trigger deferred constraints again (SET CONSTRAINTS … \
+const DEFERRED_AGAIN: &str = "'the plugin''s code deferred constraints again (SET CONSTRAINTS … \
      DEFERRED) while the host fired the step''s deferred checks, so they would run at the \
      commit, after the guard: ' || SQLERRM";
 
