@@ -187,6 +187,14 @@ fn host_turn(lock_ms: u128) -> String {
     )
 }
 
+/// How a plugin's step commits: read-only first. Nothing of the plugin's may run after the
+/// guard, and the guard refuses what would run at the commit (a cursor left open, trigger
+/// events still pending); should code of the plugin's run there all the same, it can write
+/// nothing, grant nothing and make nothing (the server refuses each in a read-only
+/// transaction, and a transaction cannot go back to read-write once it has run a query), and
+/// the commit fails. The step's deferred checks ran before the guard, so none needs to write.
+const COMMIT_STEP: &str = "SET TRANSACTION READ ONLY; COMMIT";
+
 /// What ends a plugin's session state between steps: DISCARD ALL but its DISCARD PLANS (the
 /// guard's plans stay cached for the plugin's next step), and with only the statements
 /// prepared by SQL deallocated (the plugin's own, through `EXECUTE` in a function): those
@@ -827,12 +835,13 @@ impl Backend for PgBackend {
                                     &p.host_turn,
                                     host_tables::RECORD_STEP,
                                     params,
-                                    ["COMMIT", END_STEP],
+                                    [COMMIT_STEP, END_STEP],
                                 );
                                 (recorded.map(|_| ()), rest)
                             }
                             None => {
-                                let (committed, ended) = p.session.batch_pair("COMMIT", END_STEP);
+                                let (committed, ended) =
+                                    p.session.batch_pair(COMMIT_STEP, END_STEP);
                                 (Ok(()), [committed, ended])
                             }
                         };
