@@ -15,24 +15,40 @@ pub(crate) fn json(value: &impl serde::Serialize) -> Result<()> {
 }
 
 /// Text as a terminal shows it: a control character (which could clear the screen, retitle
-/// the window or draw output of its own) is written as its escape, `\u{1b}`; line breaks and
-/// tabs stay. Plugins' descriptions and errors, and the database's messages, are such text.
+/// the window or draw output of its own) is written as its escape, `\u{1b}`, and so is a
+/// character that reorders or hides text (the bidirectional controls, zero-width ones) or
+/// breaks a line without being one (U+2028, U+2029); line breaks and tabs stay. Plugins'
+/// descriptions and errors, and the database's messages, are such text.
 pub(crate) fn shown(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
+    if !text.chars().any(hidden) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() && c != '\n' && c != '\t' {
+        if hidden(c) {
             out.push_str(&format!("\\u{{{:x}}}", c as u32));
         } else {
             out.push(c);
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// A character [`shown`] writes as its escape.
+fn hidden(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{61c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}' | '\u{feff}')
+}
+
+/// Text of a plugin's or the database's, with each of its line breaks followed by a mark,
+/// so that no line of it reads as a line of wasmig's own (a step reported as succeeded).
+pub(crate) fn continued(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\n') {
+        std::borrow::Cow::Owned(text.replace('\n', "\n  │ "))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
 }
 
 /// Prints a real run as it goes, one line per step as the step ends, so a run over thousands
@@ -160,10 +176,10 @@ impl Progress {
             step.version,
             step.rows_changed,
             duration(step.duration_us),
-            step.description
+            continued(&step.description)
         ));
         if let Some(e) = &step.error {
-            text.push_str(&format!("\n  error: {e}"));
+            text.push_str(&format!("\n  error: {}", continued(e)));
         }
         self.started = true;
         // Above the bar, which is drawn again below the line.
@@ -564,7 +580,7 @@ pub(crate) fn describe_wasmig(e: &wasmig::Error) -> String {
             text
         }
         wasmig::Error::Locked { .. } => format!("{e} (--lock-timeout)"),
-        _ => e.to_string(),
+        _ => continued(&e.to_string()).into_owned(),
     }
 }
 
@@ -588,7 +604,7 @@ pub(crate) fn describe_problem(p: &Problem) -> String {
         } => format!(" (--cascade rolls {dependent} back entirely before {plugin})"),
         _ => String::new(),
     };
-    format!("{p}{hint}")
+    format!("{}{hint}", continued(&p.to_string()))
 }
 
 /// `wasmig test`'s report: per plugin, per step, the differences found.

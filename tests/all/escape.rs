@@ -78,4 +78,20 @@ fn a_plugins_words_reach_the_terminal_without_control_characters() {
         !history.contains('\u{1b}') && !history.contains('\u{7}'),
         "{history:?}"
     );
+    // Line breaks in a plugin's words stay, each marked as a continuation: no line of them
+    // reads as one of wasmig's own. Characters that reorder text show as escapes.
+    let fake = "attacker__x\nsucceeded  up         victim                   0.2.0\n\
+                Applied 2 step(s).\u{202e}";
+    let err = env.refused(
+        "attacker",
+        "0.2.0",
+        &format!("-- query\nSELECT * FROM \"{fake}\""),
+        "",
+    );
+    assert!(
+        !err.lines().any(|l| l.starts_with("succeeded") || l.starts_with("Applied")),
+        "{err}"
+    );
+    assert!(err.contains("\n  │ succeeded  up"), "{err}");
+    assert!(err.contains("\\u{202e}") && !err.contains('\u{202e}'), "{err}");
 }

@@ -68,3 +68,38 @@ fn a_statement_journal_counts_against_the_quota() {
     env.policy("[limits]\nmax_temp = \"1GiB\"\n");
     env.applies("attacker", "0.3.0", rewrite);
 }
+
+#[test]
+fn the_quota_bounds_what_the_temporary_files_hold_not_what_a_step_adds() {
+    // Steps of one run share the connection's TEMP database: a step that finds the pages an
+    // earlier step left (its TEMP table dropped, the file as large as before) may not fill
+    // them and add its own quota on top.
+    let env = crate::scripted::scripted();
+    let fill = |mib: u32| {
+        format!(
+            "CREATE TEMP TABLE attacker__spill (x);
+             INSERT INTO attacker__spill
+               WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {})
+               SELECT randomblob(4000) FROM n",
+            mib * 256
+        )
+    };
+    env.policy("[limits]\nmax_temp = \"16MiB\"\n");
+    env.script("attacker", "0.2.0", &fill(10), None);
+    env.script("attacker", "0.3.0", &fill(14), None);
+    env.script("attacker", "0.4.0", &fill(20), None);
+    let err = env.step("attacker", "0.4.0").unwrap_err();
+    assert!(
+        err.contains("plugin attacker migration 0.4.0")
+            && err.contains("limit reached: the step's temporary storage"),
+        "{err}"
+    );
+    // The steps within the quota applied, one after the other in one run.
+    assert_eq!(
+        env.value::<String>(
+            "SELECT group_concat(version) FROM (SELECT version FROM _wasmig_applied \
+             WHERE plugin = 'attacker' ORDER BY version)"
+        ),
+        "0.1.0,0.2.0,0.3.0"
+    );
+}

@@ -419,6 +419,10 @@ pub(super) fn configure(
     c.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DDL, false)?;
     c.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML, false)?;
     c.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
+    // The TEMP database gives the pages its dropped tables free back to the file system at
+    // each commit: the steps of one run share it, and its file would otherwise stay as large
+    // as the largest a step made it, room the temporary-storage quota cannot see.
+    c.execute_batch("PRAGMA temp.auto_vacuum = FULL")?;
     // SAFETY: the connection is open and, like every statement on it, used by the thread
     // that holds it.
     unsafe { bounded_functions::register(c.handle(), deadline) }

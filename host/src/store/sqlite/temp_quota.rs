@@ -29,14 +29,12 @@ pub(crate) struct TempQuota {
 }
 
 impl TempQuota {
-    /// Lets the running step add `bytes` to what the temporary files hold now; `None`: no
-    /// bound (the host's own statements).
+    /// Lets the temporary files hold at most `bytes` while the running step runs, whatever
+    /// they held when it began (the pages a TEMP table of an earlier step left in the TEMP
+    /// database are the step's to fill, not room on top of its quota); `None`: no bound (the
+    /// host's own statements).
     pub(crate) fn limit(&self, bytes: Option<u64>) {
-        let ceiling = bytes.map_or(i64::MAX, |b| {
-            self.used
-                .load(Ordering::Relaxed)
-                .saturating_add(b.min(i64::MAX as u64) as i64)
-        });
+        let ceiling = bytes.map_or(i64::MAX, |b| b.min(i64::MAX as u64) as i64);
         self.ceiling.store(ceiling, Ordering::Relaxed);
         self.exceeded.store(false, Ordering::Relaxed);
     }
