@@ -89,9 +89,13 @@ fn a_plugins_words_reach_the_terminal_without_control_characters() {
         "",
     );
     assert!(
-        !err.lines().any(|l| l.starts_with("succeeded") || l.starts_with("Applied")),
+        !err.lines()
+            .any(|l| l.starts_with("succeeded") || l.starts_with("Applied")),
         "{err}"
     );
     assert!(err.contains("\n  │ succeeded  up"), "{err}");
-    assert!(err.contains("\\u{202e}") && !err.contains('\u{202e}'), "{err}");
+    assert!(
+        err.contains("\\u{202e}") && !err.contains('\u{202e}'),
+        "{err}"
+    );
 }
