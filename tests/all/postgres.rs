@@ -1198,6 +1198,58 @@ fn nothing_of_a_plugin_runs_at_the_commit_and_its_role_grants_no_role() {
         pg.rows("SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'attacker__late'"),
         ["0"]
     );
+    // The same with a referenced row moved to another partition: the key's check is queued
+    // on the partitioned table, whose own rows never change, and its query at the commit is
+    // planned with a partition's check, which calls the plugin's function.
+    pg.refused(
+        "CREATE TYPE attacker__e AS ENUM ('one', 'two');
+         CREATE TABLE attacker__mode (m text);
+         INSERT INTO attacker__mode VALUES ('');
+         CREATE TABLE attacker__pk (id int PRIMARY KEY) PARTITION BY RANGE (id);
+         CREATE TABLE attacker__pk1 PARTITION OF attacker__pk FOR VALUES FROM (0) TO (10);
+         CREATE TABLE attacker__pk2 PARTITION OF attacker__pk FOR VALUES FROM (10) TO (20);
+         INSERT INTO attacker__pk VALUES (1);
+         CREATE TABLE attacker__r (x int CONSTRAINT attacker__rfk REFERENCES attacker__pk (id)
+           DEFERRABLE INITIALLY DEFERRED);
+         INSERT INTO attacker__r VALUES (1);
+         CREATE FUNCTION attacker__late() RETURNS void LANGUAGE plpgsql AS $f$
+         BEGIN
+           UPDATE attacker.attacker__mode SET m = 'done' WHERE m IS NOT NULL;
+           CREATE TABLE attacker.attacker__late (x int);
+         END $f$;
+         CREATE FUNCTION attacker__f(n int) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $f$
+         BEGIN
+           IF (SELECT m FROM attacker.attacker__mode) = 'fire' THEN
+             PERFORM attacker.attacker__late();
+           END IF;
+           RETURN true;
+         END $f$;
+         ALTER TABLE attacker__pk1 ADD CONSTRAINT attacker__chk CHECK (attacker.attacker__f(0));
+         CREATE FUNCTION attacker__e2i(v attacker__e) RETURNS int LANGUAGE plpgsql AS $f$
+         BEGIN
+           IF v::text = 'one' AND (SELECT m FROM attacker.attacker__mode) = 'arm' THEN
+             SET CONSTRAINTS ALL DEFERRED;
+             UPDATE attacker.attacker__pk SET id = 11 WHERE id = 1;
+             INSERT INTO attacker.attacker__pk VALUES (1);
+             UPDATE attacker.attacker__mode SET m = 'fire' WHERE m IS NOT NULL;
+           END IF;
+           RETURN CASE v::text WHEN 'one' THEN 1 ELSE 2 END;
+         END $f$;
+         CREATE CAST (attacker__e AS int4) WITH FUNCTION attacker__e2i(attacker__e) AS IMPLICIT;
+         CREATE TABLE attacker__b1 (id int PRIMARY KEY);
+         INSERT INTO attacker__b1 VALUES (1), (2);
+         CREATE TABLE attacker__a1 (x attacker__e CONSTRAINT attacker__fk1
+           REFERENCES attacker__b1 (id) DEFERRABLE INITIALLY DEFERRED);
+         DROP CAST (attacker__e AS int4);
+         CREATE CAST (attacker__e AS int4) WITH FUNCTION attacker__e2i(attacker__e);
+         UPDATE attacker__mode SET m = 'arm' WHERE m IS NOT NULL;
+         INSERT INTO attacker__a1 VALUES ('one')",
+        "deferred constraints again",
+    );
+    assert_eq!(
+        pg.rows("SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'attacker__late'"),
+        ["0"]
+    );
     // A cursor declared WITH HOLD (through EXECUTE, past the check of the statement's kind)
     // runs its whole query at the commit: the host closes it first, so it never runs.
     pg.script(

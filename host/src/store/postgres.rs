@@ -271,6 +271,8 @@ pub(crate) struct PgBackend {
     growth_quota: u64,
     /// The running step's deadline, which bounds the checks of what it left behind too.
     checks_deadline: Option<Instant>,
+    /// The checked step's deadline, which bounds its commit (a second later) too.
+    commit_deadline: Option<Instant>,
     /// The running step's ledger row (`record_step`'s parameters), written in the round
     /// trip of the step's commit, just before it.
     ledger_row: Option<Vec<Param>>,
@@ -393,6 +395,7 @@ impl PgBackend {
             verifiers: BTreeMap::new(),
             growth_quota: u64::MAX,
             checks_deadline: None,
+            commit_deadline: None,
             ledger_row: None,
             step_inputs: None,
             prefetched: BTreeMap::new(),
@@ -827,6 +830,15 @@ impl Backend for PgBackend {
                 // followed by nothing, and the session is ended (the server rolls back).
                 let row = self.ledger_row.take();
                 self.step_inputs = None;
+                // Nothing of the plugin's should run at the commit (the guard refused what it
+                // knew would); should some run all the same, it can write nothing (the
+                // transaction is read-only) and takes no longer than a second past the step's
+                // deadline, when the commit is cancelled, and its session ended a second
+                // later if it does not stop.
+                let deadline = self
+                    .commit_deadline
+                    .take()
+                    .map(|d| d + session::CANCEL_GRACE);
                 let committed = match self.plugins.get_mut(&plugin) {
                     Some(p) => {
                         let (recorded, [committed, ended]) = match row {
@@ -836,19 +848,24 @@ impl Backend for PgBackend {
                                     host_tables::RECORD_STEP,
                                     params,
                                     [COMMIT_STEP, END_STEP],
+                                    deadline,
                                 );
                                 (recorded.map(|_| ()), rest)
                             }
                             None => {
                                 let (committed, ended) =
-                                    p.session.batch_pair(COMMIT_STEP, END_STEP);
+                                    p.session.batch_pair(COMMIT_STEP, END_STEP, deadline);
                                 (Ok(()), [committed, ended])
                             }
                         };
                         if let Err(err) = recorded {
                             p.in_transaction = false;
                             p.checked = None;
-                            if ended.is_err() {
+                            if matches!(err, CallError::Stuck) {
+                                // Still running after the cancel: the server ends the session,
+                                // and with it the transaction and its locks.
+                                self.terminate(&plugin);
+                            } else if ended.is_err() {
                                 self.plugins.remove(&plugin);
                             }
                             self.note_transient(&err);
@@ -856,6 +873,12 @@ impl Backend for PgBackend {
                             // flight in it), the next attempt's re-check tells whether the
                             // step committed.
                             let what = match &err {
+                                CallError::Db(e) if e.code() == Some(&SqlState::QUERY_CANCELED) => {
+                                    format!(
+                                        "plugin {plugin}'s step was still committing a second \
+                                         past its deadline, and was cancelled"
+                                    )
+                                }
                                 CallError::Db(e) if e.code().is_some() => {
                                     "cannot write the ledger".to_string()
                                 }
@@ -865,6 +888,17 @@ impl Backend for PgBackend {
                         }
                         p.committed = committed.is_ok().then(|| p.checked.take()).flatten();
                         p.in_transaction = false;
+                        if let Err(CallError::Db(e)) = &committed
+                            && e.code() == Some(&SqlState::QUERY_CANCELED)
+                        {
+                            return Err(self.error(
+                                &format!(
+                                    "plugin {plugin}'s step was still committing a second past \
+                                     its deadline, and was cancelled"
+                                ),
+                                committed.unwrap_err(),
+                            ));
+                        }
                         if let Err(e) = &ended {
                             // The next step logs in again.
                             tracing::debug!("plugin {plugin}'s session ends after its step: {e}");

@@ -853,21 +853,21 @@ SELECT pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclas
                             AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass))
 "#;
 
-/// Statements that change nothing, one for each of the plugin's tables (and its session's
-/// temporary tables) that has a trigger of any kind (foreign keys' and constraints' own
-/// included) and rows this transaction inserted, updated or deleted (or each that has a
-/// trigger, when the server keeps no such counters), each of which PostgreSQL refuses while
-/// the table has trigger events pending (`object_in_use`). The host fired the step's
-/// deferred triggers and checks before the guard; code of the plugin's that one of them ran
-/// (a trigger, a cast or function a check calls) could run `SET CONSTRAINTS … DEFERRED` and
-/// queue more, which would fire at the commit, after this check and past the deadline. An
-/// event stays deferred even if its trigger is made not deferrable afterwards, so every
-/// table that has a trigger is asked, not only those with a deferrable one; a table whose
-/// rows the transaction did not change has no row event queued (a deferred event is a row's:
-/// constraint triggers and the server's checks are `FOR EACH ROW`). Pending events have no
-/// view of their own: `ALTER TABLE`'s check is the server's. `SET WITHOUT CLUSTER` (or
-/// `CLUSTER ON` the index already marked) changes nothing and takes the lock `VACUUM` takes,
-/// which readers and writers do not wait for.
+/// Statements that change nothing, one for each of the plugin's tables, partitioned ones
+/// included (and its session's temporary tables), that has a trigger of any kind (foreign
+/// keys' and constraints' own included), each of which PostgreSQL refuses while the table
+/// has trigger events pending (`object_in_use`). The host fired the step's deferred
+/// triggers and checks before the guard; code of the plugin's that one of them ran (a
+/// trigger, a cast or function a check calls, a partition's check the planner evaluates)
+/// could run `SET CONSTRAINTS … DEFERRED` and queue more, which would fire at the commit,
+/// after this check. An event stays deferred even if its trigger is made not deferrable
+/// afterwards, and a foreign key's event can sit on a partitioned table whose own rows
+/// never change, so every such table is asked. Pending events have no view of their own:
+/// `ALTER TABLE`'s check, made before anything else the command does, is the server's.
+/// `SET WITHOUT CLUSTER` (or `CLUSTER ON` the index already marked) changes nothing and takes
+/// the lock `VACUUM` takes, which readers and writers do not wait for; on a partitioned
+/// table, which has no index to cluster, it then fails (`feature_not_supported`), having
+/// found nothing pending.
 const DEFERRED_PROBES: &str = r#"
 SELECT pg_catalog.format('ALTER TABLE %s ', c.oid::pg_catalog.regclass)
        || COALESCE('CLUSTER ON ' || pg_catalog.quote_ident(x.relname), 'SET WITHOUT CLUSTER')
@@ -879,13 +879,9 @@ SELECT pg_catalog.format('ALTER TABLE %s ', c.oid::pg_catalog.regclass)
                       WHERE d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
                         AND d.refobjid = pg_catalog.pg_my_temp_schema()
                         AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass))
-   AND c.relkind = 'r'
+   AND c.relkind IN ('r', 'p')
    AND c.relowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user)
    AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid)
-   AND (pg_catalog.current_setting('track_counts') <> 'on'
-        OR pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid)
-           + pg_catalog.pg_stat_get_xact_tuples_updated(c.oid)
-           + pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid) > 0)
 "#;
 
 /// The finding of a [`DEFERRED_PROBES`] statement refused, as an SQL expression.
@@ -930,8 +926,9 @@ pub(super) fn functions() -> String {
          FOR pending IN {DEFERRED_PROBES} LOOP
            BEGIN
              EXECUTE pending;
-           EXCEPTION WHEN object_in_use THEN
-             RETURN NEXT '!' || {DEFERRED_AGAIN};
+           EXCEPTION
+             WHEN object_in_use THEN RETURN NEXT '!' || {DEFERRED_AGAIN};
+             WHEN feature_not_supported THEN NULL;
            END;
          END LOOP;
          RETURN QUERY SELECT '+' || x FROM ({granted}) q(x);
@@ -1051,6 +1048,7 @@ impl PgBackend {
         // The checks are part of the step: their time grows with what the plugin's schema
         // holds, which its steps choose, so they end at the step's deadline too.
         let deadline = self.checks_deadline.take();
+        self.commit_deadline = deadline;
         let plugin = self.step_session(access)?;
         let schema = plugin.names.schema.clone();
         // One round trip, on the session `leave_plugin` gave back to the host's settings.

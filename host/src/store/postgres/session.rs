@@ -667,19 +667,21 @@ impl Session {
     /// The batches of `after` are sent only once `first` and `sql` went out: a request that
     /// fails before it reaches the server (its parameters cannot be encoded, the connection
     /// is gone) is followed by nothing, and its batches are reported as not run. Once sent,
-    /// every batch of `after` runs whatever came before it.
+    /// every batch of `after` runs whatever came before it. At `deadline` the session's
+    /// statement is cancelled (see [`Session::wait`]).
     pub(super) fn run_then(
         &self,
         first: &str,
         sql: &str,
         params: Vec<Param>,
         after: [&str; 2],
+        deadline: Option<Instant>,
     ) -> (Result<Answer, CallError>, [Result<(), CallError>; 2]) {
         use futures_util::future::{MaybeDone, join, maybe_done};
         let client = self.client.clone();
         let (first, sql) = (first.to_string(), sql.to_string());
         let after = after.map(str::to_string);
-        let done = self.wait(None, async move {
+        let done = self.wait(deadline, async move {
             let typed = typed(params);
             let mut opened = std::pin::pin!(maybe_done(client.batch_execute(&first)));
             let mut answer = std::pin::pin!(maybe_done(collect(&client, &sql, typed, usize::MAX)));
@@ -717,15 +719,17 @@ impl Session {
     }
 
     /// Runs two batches of the host's own statements in one round trip, and tells how each
-    /// went: the second runs even if the first failed.
+    /// went: the second runs even if the first failed. At `deadline` the session's statement
+    /// is cancelled (see [`Session::wait`]).
     pub(super) fn batch_pair(
         &self,
         first: &str,
         second: &str,
+        deadline: Option<Instant>,
     ) -> (Result<(), CallError>, Result<(), CallError>) {
         let client = self.client.clone();
         let (first, second) = (first.to_string(), second.to_string());
-        let done = self.wait(None, async move {
+        let done = self.wait(deadline, async move {
             let (a, b) = futures_util::future::join(
                 client.batch_execute(&first),
                 client.batch_execute(&second),
