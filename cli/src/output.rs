@@ -494,7 +494,7 @@ pub(crate) fn print_policy(
     say!("{t}");
     say!(
         "Limits per step: deadline {}, memory {} MiB, query result {} MiB, database growth {}, \
-         temporary storage {} MiB, log {} KiB, wasm stack {} KiB.",
+         temporary storage {} MiB, log {} KiB, wasm stack {} KiB.{}",
         humantime::format_duration(limits.deadline),
         limits.max_memory >> 20,
         limits.max_result_bytes >> 20,
@@ -509,7 +509,15 @@ pub(crate) fn print_policy(
         },
         limits.max_temp_bytes >> 20,
         limits.max_log_bytes >> 10,
-        limits.max_stack >> 10
+        limits.max_stack >> 10,
+        if postgres {
+            String::new()
+        } else {
+            format!(
+                " Definitions per plugin: {} KiB.",
+                limits.max_schema_bytes >> 10
+            )
+        }
     );
     Ok(())
 }

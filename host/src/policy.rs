@@ -40,9 +40,11 @@ pub struct LimitsConfig {
     pub max_result: Option<String>,
     /// Bytes one step may grow the database by.
     pub max_growth: Option<String>,
-    /// Bytes one step may add to the connection's temporary files (TEMP tables, sorts,
-    /// materialized subqueries).
+    /// Bytes the connection's temporary files (TEMP tables, sorts, materialized subqueries)
+    /// may hold while a step runs.
     pub max_temp: Option<String>,
+    /// Bytes of definitions a plugin's objects may take in all (SQLite).
+    pub max_schema: Option<String>,
     /// Bytes of log output kept per call.
     pub max_log: Option<String>,
 }
@@ -110,6 +112,9 @@ impl Policy {
         }
         if let Some(s) = &l.max_temp {
             limits.max_temp_bytes = parse_size(s).map_err(|e| bad("max_temp", e))?;
+        }
+        if let Some(s) = &l.max_schema {
+            limits.max_schema_bytes = parse_size(s).map_err(|e| bad("max_schema", e))?;
         }
         if let Some(s) = &l.max_log {
             limits.max_log_bytes = parse_size(s).map_err(|e| bad("max_log", e))? as usize;

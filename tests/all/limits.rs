@@ -337,3 +337,34 @@ fn a_plugins_error_of_any_size_is_kept_short() {
     );
     assert!(error.contains("more bytes left out"), "{error:.200}");
 }
+
+/// Every connection to a SQLite database parses the whole schema and keeps it, at many times
+/// its text's size: a plugin's definitions (a check of a long list, say) are bounded in all,
+/// whatever each step adds (`max_schema`).
+#[test]
+fn a_plugins_definitions_are_bounded_in_all() {
+    let env = crate::scripted::scripted();
+    env.policy("[limits]\nmax_schema = \"256KiB\"\n");
+    let table = |n: u32| {
+        let values: Vec<String> = (0..20_000).map(|i| i.to_string()).collect();
+        format!(
+            "CREATE TABLE attacker__t{n} (x CHECK (x IN ({})))",
+            values.join(", ")
+        )
+    };
+    env.applies("attacker", "0.2.0", &table(1));
+    env.applies("attacker", "0.3.0", &table(2));
+    env.refused(
+        "attacker",
+        "0.4.0",
+        &table(3),
+        "past its quota of 256 KiB (max_schema in [limits])",
+    );
+    assert!(
+        env.ok(&["policy"])
+            .contains("Definitions per plugin: 256 KiB.")
+    );
+    // With room enough, the same step applies.
+    env.policy("[limits]\nmax_schema = \"1MiB\"\n");
+    env.applies("attacker", "0.4.0", &table(3));
+}

@@ -289,6 +289,7 @@ impl Runtime {
             max_result_bytes: self.limits.max_result_bytes,
             max_growth_bytes: self.limits.max_growth_bytes,
             max_temp_bytes: self.limits.max_temp_bytes,
+            max_schema_bytes: self.limits.max_schema_bytes,
         }
     }
 

@@ -67,9 +67,13 @@ pub struct Limits {
     pub max_result_bytes: usize,
     /// Bytes one step may grow the database file by.
     pub max_growth_bytes: u64,
-    /// Bytes one step may add to the temporary files (TEMP tables, sorts and materialized
-    /// subqueries that spill from memory).
+    /// Bytes the temporary files (TEMP tables, sorts and materialized subqueries that spill
+    /// from memory) may hold while a step runs.
     pub max_temp_bytes: u64,
+    /// Bytes of definitions (the `CREATE` statements SQLite keeps) a plugin's objects may
+    /// take in all, after any step of its: every connection to a SQLite database parses the
+    /// whole schema, and holds it in memory. SQLite only.
+    pub max_schema_bytes: u64,
 }
 
 impl Default for Limits {
@@ -82,6 +86,7 @@ impl Default for Limits {
             max_result_bytes: 64 << 20,
             max_growth_bytes: 1 << 30,
             max_temp_bytes: 256 << 20,
+            max_schema_bytes: 1 << 20,
         }
     }
 }

@@ -40,8 +40,10 @@ pub(crate) struct SqlLimits {
     pub max_result_bytes: usize,
     /// How much the step may add to the database's storage, in bytes.
     pub max_growth_bytes: u64,
-    /// How much the step may add to the temporary files, in bytes.
+    /// How much the temporary files may hold while the step runs, in bytes.
     pub max_temp_bytes: u64,
+    /// How many bytes of definitions the plugin's objects may take after the step (SQLite).
+    pub max_schema_bytes: u64,
 }
 
 /// The schema before a step, as the backend that marked it records it; only that backend

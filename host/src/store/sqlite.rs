@@ -124,6 +124,8 @@ pub(crate) struct SqliteBackend {
     /// The bound on SQLite's memory of the step that ran last (its result cap), which the
     /// checks of what it left behind run under too.
     step_memory: Option<u64>,
+    /// The bytes of definitions the running step's plugin may keep (`max_schema`).
+    step_schema_quota: Option<u64>,
     /// What SQLite held when the plugin's turn began (see [`RETAINED_AFTER_STEP`]).
     memory_at_enter: i64,
     /// Views of the running step that named a table of the plugin's not made yet.
@@ -223,6 +225,7 @@ impl SqliteBackend {
             watchdog,
             step_deadline: None,
             step_memory: None,
+            step_schema_quota: None,
             memory_at_enter: 0,
             pending_views: Default::default(),
             stuck: Default::default(),

@@ -424,6 +424,7 @@ impl SqliteBackend {
         if !changed.is_empty()
             && let Err(reason) = self
                 .on_step_clock(|backend| backend.check_left_behind(scope, &scanned.owned, &changed))
+                .and_then(|()| self.check_schema_size(scope, &scanned.owned))
         {
             return Ok(StepCheck {
                 verdict: Err(reason),
@@ -456,6 +457,34 @@ impl SqliteBackend {
             verdict: Ok(()),
             changes,
         })
+    }
+}
+
+impl SqliteBackend {
+    /// Refuses a step after which the plugin's objects of the main database take more bytes
+    /// of definitions than its quota: every connection to the database (the application's
+    /// too) parses the whole schema when it first uses it, at many times the text's size in
+    /// memory, and keeps it.
+    fn check_schema_size(&self, scope: &Scope, owned: &[SchemaObject]) -> Result<(), String> {
+        let Some(quota) = self.step_schema_quota else {
+            return Ok(());
+        };
+        let bytes: u64 = owned
+            .iter()
+            .filter(|o| o.schema == "main")
+            .map(|o| o.sql.as_ref().map_or(0, |s| s.len() as u64))
+            .sum();
+        if bytes <= quota {
+            return Ok(());
+        }
+        Err(format!(
+            "the step left plugin {}'s objects with {} KiB of definitions, past its quota of \
+             {} KiB (max_schema in [limits]): every connection to the database parses and \
+             keeps the whole schema",
+            scope.plugin,
+            bytes.div_ceil(1024),
+            quota / 1024
+        ))
     }
 }
 

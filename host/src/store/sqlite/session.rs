@@ -683,6 +683,7 @@ impl SqliteBackend {
         self.auth.set_scope(Some(scope.clone()));
         self.step_deadline = Some(limits.deadline);
         self.step_memory = Some(limits.max_result_bytes as u64);
+        self.step_schema_quota = Some(limits.max_schema_bytes);
         self.memory_at_enter = crate::sqlite_memory::held();
         *self.pending_views.borrow_mut() = Default::default();
         *self.stuck.get_mut() = None;
