@@ -145,10 +145,16 @@ impl Progress {
                         direction: direction.as_str(),
                     });
                 } else if let Some(bar) = &self.bar {
-                    bar.set_message(format!(
-                        "{plugin} {version} {}: {description}",
-                        direction.as_str()
-                    ));
+                    // The bar writes its message to the terminal itself: the plugin's words
+                    // go through `shown` here, on one line.
+                    bar.set_message(
+                        shown(&format!(
+                            "{plugin} {version} {}: {}",
+                            direction.as_str(),
+                            description.replace('\n', " ")
+                        ))
+                        .into_owned(),
+                    );
                 }
             }
             RunEvent::Ended(step) => self.step(step),
@@ -296,10 +302,10 @@ pub(crate) fn print_run(report: &RunReport, as_json: bool) -> Result<ExitCode> {
         for s in &report.steps {
             say!("\n{} {} {}:", s.plugin, s.version, s.direction.as_str());
             for c in &s.schema_changes {
-                say!("  {c}");
+                say!("  {}", continued(c));
             }
             if !s.destructive.is_empty() {
-                say!("  destructive: it {}", s.destructive.join(", "));
+                say!("  destructive: it {}", continued(&s.destructive.join(", ")));
             }
             for stmt in &s.statements {
                 say!(
@@ -308,7 +314,7 @@ pub(crate) fn print_run(report: &RunReport, as_json: bool) -> Result<ExitCode> {
                 );
             }
             if let Some(e) = &s.error {
-                say!("  error: {e}");
+                say!("  error: {}", continued(e));
             }
         }
         say!("\nDry run: everything was rolled back; the database is unchanged.");
@@ -402,7 +408,7 @@ pub(crate) fn print_inspection(i: &wasmig::Inspection, as_json: bool) -> Result<
         return json(i);
     }
     let m = &i.manifest;
-    say!("{} {} — {}", m.name, m.version, m.description);
+    say!("{} {} — {}", m.name, m.version, continued(&m.description));
     say!("file:        {} ({} bytes)", i.file.display(), i.size);
     say!("sha256:      {}", i.sha256);
     say!(
@@ -424,7 +430,10 @@ pub(crate) fn print_inspection(i: &wasmig::Inspection, as_json: bool) -> Result<
         }
     );
     for difference in &i.code_disagrees {
-        say!("warning:     its code's manifest() disagrees with its declaration: {difference}");
+        say!(
+            "warning:     its code's manifest() disagrees with its declaration: {}",
+            continued(difference)
+        );
     }
     let deps: Vec<String> = m
         .depends_on
@@ -664,7 +673,12 @@ pub(crate) fn print_test(report: &wasmig::TestReport, as_json: bool) -> Result<(
             for (half, check) in [("up", &s.up), ("down", &s.down), ("again", &s.again)] {
                 match check {
                     Check::Failed { error } => {
-                        say!("{} {} {half}: {error}", plugin.plugin, s.version)
+                        say!(
+                            "{} {} {half}: {}",
+                            plugin.plugin,
+                            s.version,
+                            continued(error)
+                        )
                     }
                     Check::Differs { differences } => {
                         if half == "down" {
@@ -683,7 +697,7 @@ pub(crate) fn print_test(report: &wasmig::TestReport, as_json: bool) -> Result<(
                             );
                         }
                         for d in differences {
-                            say!("  {d}");
+                            say!("  {}", continued(d));
                         }
                     }
                     _ => {}
@@ -691,7 +705,7 @@ pub(crate) fn print_test(report: &wasmig::TestReport, as_json: bool) -> Result<(
             }
         }
         if let Some(e) = &plugin.error {
-            say!("{}: {e}", plugin.plugin);
+            say!("{}: {}", plugin.plugin, continued(e));
         }
         say!(
             "{}: {}",

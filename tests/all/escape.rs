@@ -94,6 +94,18 @@ fn a_plugins_words_reach_the_terminal_without_control_characters() {
         "{err}"
     );
     assert!(err.contains("\n  │ succeeded  up"), "{err}");
+    // The same in a dry run's report of what a step would change.
+    env.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE \"attacker__t\n\nvictim 0.2.0 up:\n  created table victim__fine\" (x)",
+        None,
+    );
+    let plan = env.ok(&["plan", "attacker@0.2.0"]);
+    assert!(
+        !plan.lines().any(|l| l.starts_with("victim 0.2.0 up:")),
+        "{plan}"
+    );
     assert!(
         err.contains("\\u{202e}") && !err.contains('\u{202e}'),
         "{err}"
