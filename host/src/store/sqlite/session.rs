@@ -410,17 +410,7 @@ impl SqliteBackend {
     fn check_new_fts5(&self, scope: &Scope, tables: Vec<(String, String)>) -> Result<(), SqlError> {
         for (schema, name) in tables {
             self.auth.set_scope(None);
-            let declared: Option<String> = self
-                .conn
-                .query_row(
-                    &format!(
-                        "SELECT sql FROM \"{}\".sqlite_schema WHERE type = 'table' AND name = ?1",
-                        schema.replace('"', "\"\"")
-                    ),
-                    [&name],
-                    |r| r.get(0),
-                )
-                .ok();
+            let declared = self.declaration(&schema, "table", &name);
             let refused = declared
                 .and_then(|sql| super::left_behind::check_virtual_table(scope, &name, &sql).err());
             let dropped = match refused {
@@ -440,6 +430,21 @@ impl SqliteBackend {
             }
         }
         Ok(())
+    }
+
+    /// The `CREATE` statement SQLite keeps for the object `name` of `kind` in `schema`, read
+    /// with the host's rights (the caller lifts the scope).
+    fn declaration(&self, schema: &str, kind: &str, name: &str) -> Option<String> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT sql FROM \"{}\".sqlite_schema WHERE type = ?1 AND name = ?2",
+                    schema.replace('"', "\"\"")
+                ),
+                [kind, name],
+                |r| r.get(0),
+            )
+            .ok()
     }
 
     /// Records that the step cannot go on, for `why`: every later statement of the step is
@@ -488,17 +493,7 @@ impl SqliteBackend {
                 continue;
             }
             self.auth.set_scope(None);
-            let sql: Option<String> = self
-                .conn
-                .query_row(
-                    &format!(
-                        "SELECT sql FROM \"{}\".sqlite_schema WHERE type = 'view' AND name = ?1",
-                        schema.replace('"', "\"\"")
-                    ),
-                    [&name],
-                    |r| r.get(0),
-                )
-                .ok();
+            let sql = self.declaration(&schema, "view", &name);
             self.auth.set_scope(Some(scope.clone()));
             // Whatever SQLite said of a table it found (`no such column`), a view naming
             // anything outside reads as one naming a missing table.
