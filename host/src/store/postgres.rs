@@ -195,6 +195,13 @@ fn host_turn(lock_ms: u128) -> String {
 /// the commit fails. The step's deferred checks ran before the guard, so none needs to write.
 const COMMIT_STEP: &str = "SET TRANSACTION READ ONLY; COMMIT";
 
+/// Why a step's commit failed when it was cancelled at its deadline.
+fn commit_cancelled(plugin: &str) -> String {
+    format!(
+        "plugin {plugin}'s step was still committing a second past its deadline, and was cancelled"
+    )
+}
+
 /// What ends a plugin's session state between steps: DISCARD ALL but its DISCARD PLANS (the
 /// guard's plans stay cached for the plugin's next step), and with only the statements
 /// prepared by SQL deallocated (the plugin's own, through `EXECUTE` in a function): those
@@ -874,10 +881,7 @@ impl Backend for PgBackend {
                             // step committed.
                             let what = match &err {
                                 CallError::Db(e) if e.code() == Some(&SqlState::QUERY_CANCELED) => {
-                                    format!(
-                                        "plugin {plugin}'s step was still committing a second \
-                                         past its deadline, and was cancelled"
-                                    )
+                                    commit_cancelled(&plugin)
                                 }
                                 CallError::Db(e) if e.code().is_some() => {
                                     "cannot write the ledger".to_string()
@@ -888,21 +892,16 @@ impl Backend for PgBackend {
                         }
                         p.committed = committed.is_ok().then(|| p.checked.take()).flatten();
                         p.in_transaction = false;
-                        if let Err(CallError::Db(e)) = &committed
-                            && e.code() == Some(&SqlState::QUERY_CANCELED)
-                        {
-                            return Err(self.error(
-                                &format!(
-                                    "plugin {plugin}'s step was still committing a second past \
-                                     its deadline, and was cancelled"
-                                ),
-                                committed.unwrap_err(),
-                            ));
-                        }
                         if let Err(e) = &ended {
                             // The next step logs in again.
                             tracing::debug!("plugin {plugin}'s session ends after its step: {e}");
                             self.plugins.remove(&plugin);
+                        }
+                        if let Err(CallError::Db(e)) = &committed
+                            && e.code() == Some(&SqlState::QUERY_CANCELED)
+                        {
+                            let what = commit_cancelled(&plugin);
+                            return Err(self.error(&what, committed.unwrap_err()));
                         }
                         committed
                     }
