@@ -1755,6 +1755,38 @@ fn a_statement_the_plugin_prepares_cannot_answer_the_clients_type_look_ups() {
     pg.env.ok(&["up", "victim@0.3.0"]);
 }
 
+/// The client's type look-ups name operators unqualified (`t.oid = $1`): a search path that
+/// puts the plugin's schema before pg_catalog gave them the plugin's `=`, which described an
+/// enum as an array of itself, and the client recursed until the process ended. A plugin's
+/// session searches pg_catalog first, or its next statement is refused unparsed.
+#[test]
+fn the_clients_type_look_ups_use_the_systems_operators() {
+    let pg = scripted();
+    let err = pg.refused(
+        "-- each
+CREATE TYPE attacker__e AS ENUM ('a')
+-- next
+DO $d$ DECLARE e oid := 'attacker__e'::regtype::oid; ae oid := '_attacker__e'::regtype::oid;
+BEGIN
+  EXECUTE format($f$CREATE FUNCTION attacker__eq(a oid, b oid) RETURNS bool LANGUAGE sql
+    IMMUTABLE AS 'SELECT CASE WHEN b OPERATOR(pg_catalog.=) %s::oid
+      THEN a OPERATOR(pg_catalog.=) %s::oid ELSE a OPERATOR(pg_catalog.=) b END'$f$, e, ae);
+END $d$
+-- next
+CREATE OPERATOR attacker.= (LEFTARG = oid, RIGHTARG = oid, FUNCTION = attacker__eq)
+-- next
+SELECT pg_catalog.set_config('search_path', 'attacker, pg_catalog', false)
+-- next
+-- query
+SELECT NULL::attacker__e",
+        "searches pg_catalog first",
+    );
+    assert!(err.contains("plugin attacker migration 0.2.0"), "{err}");
+    // The host carries on: another plugin's step runs in the same database.
+    pg.script("victim", "0.3.0", "CREATE TABLE victim__more (x int)", None);
+    pg.env.ok(&["up", "victim@0.3.0"]);
+}
+
 #[test]
 fn a_plugins_objects_do_not_pin_another_schemas_types_nor_take_a_built_in_operators_place() {
     let pg = scripted();
@@ -1841,6 +1873,14 @@ fn a_plugins_objects_do_not_pin_another_schemas_types_nor_take_a_built_in_operat
             "CREATE VIEW attacker__v AS
                SELECT nextval((('{public.app_seq}'::bpchar)::regclass[])[1]) AS n",
             "that is not a constant",
+        ),
+        // The planner calls a range type's SUBTYPE_DIFF itself, with no check of EXECUTE,
+        // in the session of whoever plans a query over the type's values.
+        (
+            "CREATE FUNCTION attacker__diff(a int4, b int4) RETURNS float8 LANGUAGE sql
+               IMMUTABLE AS 'SELECT ($1 - $2)::float8';
+             CREATE TYPE attacker__r AS RANGE (SUBTYPE = int4, SUBTYPE_DIFF = attacker__diff)",
+            "which the server calls itself",
         ),
         // Text made an object's name when the default runs: another schema's sequence.
         (

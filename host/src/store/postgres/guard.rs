@@ -660,6 +660,21 @@ SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' names 
    AND NOT (d.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass
             AND d.refobjid = (SELECT oid FROM me))
 UNION ALL
+-- A range type's SUBTYPE_DIFF and CANONICAL functions are called by the server itself, with
+-- no check of EXECUTE: the planner calls the first for any query over the type's values
+-- (in whoever's session plans it), and the second makes every value. A plugin's function
+-- there would run in others' sessions, as the plugin, whenever they read.
+SELECT 'range type ' || r.rngtypid::pg_catalog.regtype::text || ' has the ' || x.slot
+       || ' function ' || x.f::pg_catalog.regprocedure::text || ', which the server calls '
+       || 'itself, in the session of whoever reads or makes a value, with no check of '
+       || 'EXECUTE; a plugin''s range types use the server''s own functions'
+  FROM pg_catalog.pg_range r
+  CROSS JOIN LATERAL (VALUES ('SUBTYPE_DIFF', r.rngsubdiff::pg_catalog.oid),
+                             ('CANONICAL', r.rngcanonical::pg_catalog.oid)) x(slot, f)
+ WHERE r.rngtypid IN (SELECT oid FROM types) AND x.f <> 0
+   AND (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid = x.f)
+       <> 'pg_catalog'::pg_catalog.regnamespace
+UNION ALL
 -- The host closes every cursor before the guard; one declared WITH HOLD would run its whole
 -- query at the commit, after this check.
 SELECT 'the step left the cursor ' || pg_catalog.quote_ident(k.name) || ' WITH HOLD, whose '

@@ -196,28 +196,41 @@ $$;
 REVOKE ALL ON FUNCTION wasmig.record_step(text, text, text, text, text, bigint, bigint, text,
     text, text, text, text, text) FROM PUBLIC;
 
--- Run before each of a plugin's statements: the session's prepared statements are the
--- client's (it looks types up through them), and one the plugin's SQL prepared under such a
--- name would answer the client's next look-up in its place.
-CREATE OR REPLACE FUNCTION wasmig.statement_check() RETURNS void
+-- Run before each of a plugin's statements, with the session's search path as it resolves
+-- names (`current_schemas(true)`, read by the caller: this function's own path is fixed):
+-- the session's prepared statements are the client's (it looks types up through them), and
+-- one the plugin's SQL prepared under such a name would answer the client's next look-up in
+-- its place; and the client's look-ups name operators unqualified (`t.oid = $1`), so a
+-- schema searched before pg_catalog would give them the plugin's operators (which could
+-- describe a type as an array of itself, and the client would recurse until its process
+-- ended). A failure aborts the transaction, so the plugin's statement sent after it in the
+-- same round trip is not even parsed.
+CREATE OR REPLACE FUNCTION wasmig.statement_check(path name[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n text;
+    first name;
 BEGIN
     SELECT p.name INTO n FROM pg_catalog.pg_prepared_statements p WHERE p.from_sql LIMIT 1;
     IF n IS NOT NULL THEN
         RAISE EXCEPTION 'wasmig: the plugin''s SQL prepared statement % (PREPARE); a plugin''s session holds only the statements wasmig prepares', n
             USING ERRCODE = '42501';
     END IF;
+    SELECT u.s INTO first FROM pg_catalog.unnest(path) WITH ORDINALITY u(s, i)
+     WHERE u.s !~ '^pg_temp_' ORDER BY u.i LIMIT 1;
+    IF first IS DISTINCT FROM 'pg_catalog' THEN
+        RAISE EXCEPTION 'wasmig: the plugin''s session resolves names in schema % before pg_catalog (search_path %); a plugin''s session searches pg_catalog first', first, path
+            USING ERRCODE = '42501';
+    END IF;
 END
 $$;
-REVOKE ALL ON FUNCTION wasmig.statement_check() FROM PUBLIC;
+REVOKE ALL ON FUNCTION wasmig.statement_check(name[]) FROM PUBLIC;
 "#;
 
 /// The functions a plugin role may execute, for `GRANT EXECUTE`.
 pub(super) const PLUGIN_FUNCTIONS: &str = "wasmig.step_begin(), wasmig.record_step(text, text, \
      text, text, text, bigint, bigint, text, text, text, text, text, text), \
-     wasmig.statement_check()";
+     wasmig.statement_check(name[])";
 
 #[cfg(test)]
 mod tests {

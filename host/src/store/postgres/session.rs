@@ -272,23 +272,28 @@ impl Session {
             // plugin may handle the error and go on. Both requests go out before either
             // answer comes back (the client pipelines them); the server runs them in order.
             // The statement check goes first: a statement the plugin's SQL prepared under
-            // one of the client's names must not answer the type look-ups of this one.
+            // one of the client's names must not answer the type look-ups of this one, nor
+            // may the plugin's operators (a schema searched before pg_catalog).
+            macro_rules! check {
+                () => {
+                    "SELECT wasmig.statement_check(pg_catalog.current_schemas(true))"
+                };
+            }
             let open = match (
                 reset.swap(false, Ordering::Relaxed),
                 savepoint.swap(false, Ordering::Relaxed),
             ) {
-                (false, false) => "SELECT wasmig.statement_check(); SAVEPOINT wasmig_statement",
-                (false, true) => {
-                    "SELECT wasmig.statement_check(); RELEASE SAVEPOINT wasmig_statement; \
-                     SAVEPOINT wasmig_statement"
-                }
-                (true, false) => {
-                    "RESET ALL; SELECT wasmig.statement_check(); SAVEPOINT wasmig_statement"
-                }
-                (true, true) => {
-                    "RESET ALL; SELECT wasmig.statement_check(); \
-                     RELEASE SAVEPOINT wasmig_statement; SAVEPOINT wasmig_statement"
-                }
+                (false, false) => concat!(check!(), "; SAVEPOINT wasmig_statement"),
+                (false, true) => concat!(
+                    check!(),
+                    "; RELEASE SAVEPOINT wasmig_statement; SAVEPOINT wasmig_statement"
+                ),
+                (true, false) => concat!("RESET ALL; ", check!(), "; SAVEPOINT wasmig_statement"),
+                (true, true) => concat!(
+                    "RESET ALL; ",
+                    check!(),
+                    "; RELEASE SAVEPOINT wasmig_statement; SAVEPOINT wasmig_statement"
+                ),
             };
             let run = async {
                 if guard == Guard::PrepareOnly {
