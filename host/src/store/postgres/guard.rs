@@ -660,6 +660,19 @@ SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' names 
    AND NOT (d.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass
             AND d.refobjid = (SELECT oid FROM me))
 UNION ALL
+-- The planner's estimators call an operator's function themselves, with no check of EXECUTE
+-- (`eqsel` compares the most common values with it), in the session of whoever plans a query
+-- that uses the operator, a reader's query of the plugin's view included.
+SELECT 'operator ' || o.oid::pg_catalog.regoperator::text || ' names an estimator ('
+       || CASE WHEN o.oprrest <> 0 THEN 'RESTRICT' ELSE 'JOIN' END || ') and runs the '
+       || 'plugin''s function ' || o.oprcode::pg_catalog.regprocedure::text || ', which the '
+       || 'estimator would call itself, in the session of whoever plans a query with it, with '
+       || 'no check of EXECUTE; a plugin''s operators over its own functions name no estimator'
+  FROM opers o
+ WHERE (o.oprrest <> 0 OR o.oprjoin <> 0)
+   AND (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid = o.oprcode)
+       <> 'pg_catalog'::pg_catalog.regnamespace
+UNION ALL
 -- A range type's SUBTYPE_DIFF and CANONICAL functions are called by the server itself, with
 -- no check of EXECUTE: the planner calls the first for any query over the type's values
 -- (in whoever's session plans it), and the second makes every value. A plugin's function
