@@ -2589,3 +2589,51 @@ fn wasmig_test_reads_a_plugins_rows_without_its_casts() {
         "the plugin's cast ran while the host read its rows:\n{text}"
     );
 }
+
+/// The client looks an unknown type up by recursing down what it is made of: a chain of
+/// 20,000 domains made within one step overflowed its thread's stack, and the process ended,
+/// on every run. The look-up now has the stack for it, and the guard refuses a chain more
+/// than 64 deep at the step's end, so none outlives its step.
+#[test]
+fn a_deep_chain_of_types_is_refused_not_a_crash() {
+    let pg = scripted();
+    // The client looks the parameter's type up before it finds that none was given.
+    let err = pg.refused(
+        "-- each
+DO $$ BEGIN
+  EXECUTE 'CREATE DOMAIN attacker__e0 AS int';
+  FOR i IN 1..20000 LOOP
+    EXECUTE format('CREATE DOMAIN attacker__e%s AS attacker__e%s', i, i - 1);
+  END LOOP;
+END $$
+-- next
+-- query
+SELECT $1::attacker__e20000 AS x",
+        "expected 1 parameters but got 0",
+    );
+    // Not a failure of the database's: not tried again.
+    assert!(!err.contains("attempt"), "{err}");
+    // A chain that outlived its step would cost every later look-up as much.
+    pg.refused(
+        "DO $$ BEGIN
+           EXECUTE 'CREATE DOMAIN attacker__e0 AS int';
+           FOR i IN 1..100 LOOP
+             EXECUTE format('CREATE DOMAIN attacker__e%s AS attacker__e%s', i, i - 1);
+           END LOOP;
+         END $$",
+        "made of a chain of more than 64 types",
+    );
+    // A chain of 64 (the array type of 62 domains over int) is the plugin's.
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "DO $$ BEGIN
+           EXECUTE 'CREATE DOMAIN attacker__e0 AS int';
+           FOR i IN 1..61 LOOP
+             EXECUTE format('CREATE DOMAIN attacker__e%s AS attacker__e%s', i, i - 1);
+           END LOOP;
+         END $$",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+}

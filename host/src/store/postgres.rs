@@ -195,6 +195,9 @@ fn host_turn(lock_ms: u128) -> String {
 /// the commit fails. The step's deferred checks ran before the guard, so none needs to write.
 const COMMIT_STEP: &str = "SET TRANSACTION READ ONLY; COMMIT";
 
+/// The stack of the client's thread (see where the runtime is built).
+const CLIENT_STACK: usize = 1 << 30;
+
 /// Why a step's commit failed when it was cancelled at its deadline.
 fn commit_cancelled(plugin: &str) -> String {
     format!(
@@ -324,8 +327,13 @@ fn is_transient(e: &CallError) -> bool {
                     || code == &SqlState::CRASH_SHUTDOWN
                     || code == &SqlState::CANNOT_CONNECT_NOW
             }
-            // No server error: the connection failed or closed.
-            None => true,
+            // No server error: the connection failed or closed, or the client refused the
+            // request itself (a statement's parameters not matching what it takes), which
+            // another attempt would not change.
+            None => {
+                e.is_closed()
+                    || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+            }
         },
         CallError::Cancelled | CallError::Stuck | CallError::TooLarge(_) => false,
         CallError::Unsupported(_) => false,
@@ -372,6 +380,13 @@ impl PgBackend {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("wasmig-postgres")
+            // The client looks an unknown type up by recursing down what it is made of (a
+            // domain's base, an array's element, a composite's fields), a frame or two per
+            // level, on this thread: a plugin's chain of thousands of domains, made within
+            // one step's deadline, must not overflow its stack. The guard refuses a chain
+            // more than 64 deep at the step's end, so none outlives its step.
+            // Only the pages a look-up touches are used.
+            .thread_stack_size(CLIENT_STACK)
             .enable_all()
             .build()
             .map_err(|e| fail(format!("cannot start the PostgreSQL client's runtime: {e}")))?;

@@ -673,6 +673,33 @@ SELECT 'operator ' || o.oid::pg_catalog.regoperator::text || ' names an estimato
    AND (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid = o.oprcode)
        <> 'pg_catalog'::pg_catalog.regnamespace
 UNION ALL
+-- The client looks a type up down the chain of what it is made of, a round trip a level: a
+-- chain left deeper than this would make every later look-up of it that long.
+SELECT 'the plugin''s types are made of a chain of more than 64 types (domains, arrays, '
+       || 'ranges, composites), down to ' || c.t::pg_catalog.regtype::text || '; a plugin''s '
+       || 'types are at most 64 deep'
+  FROM (WITH RECURSIVE chain(t, depth) AS (
+            SELECT t.oid, 1 FROM types t
+            UNION
+            SELECT x.t, c.depth + 1
+              FROM chain c CROSS JOIN LATERAL (
+                   SELECT e.typbasetype FROM pg_catalog.pg_type e
+                    WHERE e.oid = c.t AND e.typbasetype <> 0
+                   UNION ALL
+                   SELECT e.typelem FROM pg_catalog.pg_type e
+                    WHERE e.oid = c.t AND e.typelem <> 0
+                   UNION ALL
+                   SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = c.t
+                   UNION ALL
+                   SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = c.t
+                   UNION ALL
+                   SELECT a.atttypid FROM pg_catalog.pg_type e
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid = e.typrelid
+                    WHERE e.oid = c.t AND e.typrelid <> 0 AND a.attnum > 0
+                      AND NOT a.attisdropped) x(t)
+             WHERE c.depth <= 64)
+        SELECT chain.t FROM chain WHERE chain.depth > 64 LIMIT 1) c
+UNION ALL
 -- A range type's SUBTYPE_DIFF and CANONICAL functions are called by the server itself, with
 -- no check of EXECUTE: the planner calls the first for any query over the type's values
 -- (in whoever's session plans it), and the second makes every value. A plugin's function
