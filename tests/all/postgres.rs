@@ -1885,6 +1885,15 @@ fn a_plugins_objects_do_not_pin_another_schemas_types_nor_take_a_built_in_operat
                FUNCTION = attacker__same, RESTRICT = pg_catalog.eqsel)",
             "names an estimator",
         ),
+        // The JSON functions call a type's cast to json themselves, with no check of EXECUTE,
+        // in the session of whoever converts a value of it (`row_to_json` of a row).
+        (
+            "CREATE TYPE attacker__e AS ENUM ('a');
+             CREATE FUNCTION attacker__j(attacker__e) RETURNS json LANGUAGE sql IMMUTABLE
+               AS 'SELECT to_json($1::text)';
+             CREATE CAST (attacker__e AS json) WITH FUNCTION attacker__j(attacker__e)",
+            "cast of their own to json",
+        ),
         // The planner calls a range type's SUBTYPE_DIFF itself, with no check of EXECUTE,
         // in the session of whoever plans a query over the type's values.
         (

@@ -797,6 +797,17 @@ SELECT 'the step created ' || pg_catalog.pg_describe_object('pg_catalog.pg_cast'
  WHERE c.castcontext <> 'e'
    AND (c.castsource IN (SELECT oid FROM types) OR c.casttarget IN (SELECT oid FROM types))
 UNION ALL
+-- `to_json`, `row_to_json`, `json_agg`, `jsonb_build_object` and the like convert a value with
+-- its type's cast to json or jsonb when there is one, calling the cast's function themselves,
+-- with no check of EXECUTE, in the session of whoever reads the value.
+SELECT 'the step created ' || pg_catalog.pg_describe_object('pg_catalog.pg_cast'::pg_catalog.regclass, c.oid, 0)
+       || ', whose function the JSON functions call themselves, in the session of whoever '
+       || 'converts a value of the type, with no check of EXECUTE; a plugin''s types have no '
+       || 'cast of their own to json or jsonb'
+  FROM pg_catalog.pg_cast c
+ WHERE c.castsource IN (SELECT oid FROM types) AND c.castfunc <> 0
+   AND c.casttarget IN ('pg_catalog.json'::pg_catalog.regtype, 'pg_catalog.jsonb'::pg_catalog.regtype)
+UNION ALL
 SELECT pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid, 0)
        || ' runs ' || g.tgfoid::pg_catalog.regprocedure::text
        || ', which is not the plugin''s own function'
