@@ -189,6 +189,31 @@ SELECT o.type || ' ' || o.identity
    AND o.schema = $1
  ORDER BY 1";
 
+/// What the values of the type in column `t` of `$alias` are made of, one type a row: a
+/// domain's base, an array's element, a range's subtype, a multirange's range, a
+/// composite's attributes (SQL for a `LATERAL` subquery).
+#[rustfmt::skip]
+macro_rules! made_of {
+    ($alias:literal) => {
+        concat!(
+            "SELECT e.typelem FROM pg_catalog.pg_type e
+              WHERE e.oid = ", $alias, ".t AND e.typelem <> 0
+             UNION ALL
+             SELECT e.typbasetype FROM pg_catalog.pg_type e
+              WHERE e.oid = ", $alias, ".t AND e.typbasetype <> 0
+             UNION ALL
+             SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = ", $alias, ".t
+             UNION ALL
+             SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = ", $alias, ".t
+             UNION ALL
+             SELECT a.atttypid FROM pg_catalog.pg_type e
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = e.typrelid
+              WHERE e.oid = ", $alias, ".t AND e.typrelid <> 0 AND a.attnum > 0
+                AND NOT a.attisdropped"
+        )
+    };
+}
+
 /// The objects of other schemas (not of any session's temporary schema, whose objects go
 /// when their session ends, nor TOAST's) that depend on the schema's objects, one line each:
 /// `>key<TAB>description`. `DROP … CASCADE`, or dropping a plugin's column or constraint
@@ -199,7 +224,7 @@ SELECT o.type || ' ' || o.identity
 /// composites), so that an object the server makes again (a foreign key rebuilt when the
 /// column it references changes type) is the same, and one whose values change is not. The schema's objects (and, as the walk finds
 /// them, an application's partitions of its tables) in the variables [`OBJECTS`] fills.
-const DEPENDENTS: &str = "
+const DEPENDENTS: &str = concat!("
 WITH mine(c, o) AS MATERIALIZED (
     SELECT * FROM ROWS FROM (pg_catalog.unnest(o_classes), pg_catalog.unnest(o_ids)) u
 ), outside AS (
@@ -250,21 +275,7 @@ SELECT '>' || o.what || ' (' || coalesce((
                SELECT o.refobjid
                UNION
                SELECT x.t
-                 FROM ty CROSS JOIN LATERAL (
-                      SELECT e.typelem FROM pg_catalog.pg_type e
-                       WHERE e.oid = ty.t AND e.typelem <> 0
-                      UNION ALL
-                      SELECT e.typbasetype FROM pg_catalog.pg_type e
-                       WHERE e.oid = ty.t AND e.typbasetype <> 0
-                      UNION ALL
-                      SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = ty.t
-                      UNION ALL
-                      SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = ty.t
-                      UNION ALL
-                      SELECT a.atttypid FROM pg_catalog.pg_type e
-                        JOIN pg_catalog.pg_attribute a ON a.attrelid = e.typrelid
-                       WHERE e.oid = ty.t AND e.typrelid <> 0 AND a.attnum > 0
-                         AND NOT a.attisdropped) x(t)
+                 FROM ty CROSS JOIN LATERAL (", made_of!("ty"), ") x(t)
            )
            SELECT pg_catalog.string_agg(pg_catalog.format_type(u.t, NULL) || ' {' || pg_catalog.concat_ws('; ',
                       (SELECT pg_catalog.string_agg(a.attnum || ' ' || CASE WHEN a.attisdropped
@@ -325,7 +336,7 @@ SELECT '>' || o.what || E'\t' || o.what
    AND o.refclassid NOT IN ('pg_catalog.pg_type'::pg_catalog.regclass,
                             'pg_catalog.pg_proc'::pg_catalog.regclass,
                             'pg_catalog.pg_ts_config'::pg_catalog.regclass,
-                            'pg_catalog.pg_ts_dict'::pg_catalog.regclass)";
+                            'pg_catalog.pg_ts_dict'::pg_catalog.regclass)");
 
 /// The grants on the schema's objects to anyone but their owner, one line each, as the
 /// step's findings word them, after `a` if the policy allows it (`SELECT` on the tables and
@@ -426,7 +437,8 @@ const NEUTRALISE: &str = "
 /// roles that may read it (`text[]`); `$3`: [`ALLOWED_FUNCTIONS`] (`text[]`); `$4`: the
 /// role's settings as the host set them (`text[]`, `name=value`); the schema's objects in
 /// the variables [`OBJECTS`] fills.
-const FINDINGS: &str = r#"
+const FINDINGS: &str = concat!(
+    r#"
 WITH RECURSIVE me AS (
     SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user
 ), s AS (
@@ -682,21 +694,9 @@ SELECT 'the plugin''s types are made of a chain of more than 64 types (domains, 
             SELECT t.oid, 1 FROM types t
             UNION
             SELECT x.t, c.depth + 1
-              FROM chain c CROSS JOIN LATERAL (
-                   SELECT e.typbasetype FROM pg_catalog.pg_type e
-                    WHERE e.oid = c.t AND e.typbasetype <> 0
-                   UNION ALL
-                   SELECT e.typelem FROM pg_catalog.pg_type e
-                    WHERE e.oid = c.t AND e.typelem <> 0
-                   UNION ALL
-                   SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = c.t
-                   UNION ALL
-                   SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = c.t
-                   UNION ALL
-                   SELECT a.atttypid FROM pg_catalog.pg_type e
-                     JOIN pg_catalog.pg_attribute a ON a.attrelid = e.typrelid
-                    WHERE e.oid = c.t AND e.typrelid <> 0 AND a.attnum > 0
-                      AND NOT a.attisdropped) x(t)
+              FROM chain c CROSS JOIN LATERAL ("#,
+    made_of!("c"),
+    r#") x(t)
              WHERE c.depth <= 64)
         SELECT chain.t FROM chain WHERE chain.depth > 64 LIMIT 1) c
 UNION ALL
@@ -917,7 +917,8 @@ SELECT pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclas
                           WHERE d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
                             AND d.refobjid = pg_catalog.pg_my_temp_schema()
                             AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass))
-"#;
+"#
+);
 
 /// Statements that change nothing, one for each of the plugin's tables, partitioned ones
 /// included (and its session's temporary tables), that has a trigger of any kind (foreign
