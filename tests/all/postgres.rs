@@ -1101,7 +1101,7 @@ fn nothing_of_a_plugin_runs_at_the_commit_and_its_role_grants_no_role() {
     // host's firing of the deferred checks, the function defers the constraints again and
     // queues one more check, which would run at the commit, after the guard (the setting the
     // step made is gone by then: the host resets the session's settings before the guard).
-    pg.refused(
+    let err = pg.refused(
         "SELECT pg_catalog.set_config('attacker.phase', 'step', false);
          CREATE FUNCTION attacker__again(x int) RETURNS void LANGUAGE plpgsql AS $f$
          DECLARE phase text := coalesce(pg_catalog.current_setting('attacker.phase', true), '');
@@ -1128,7 +1128,13 @@ fn nothing_of_a_plugin_runs_at_the_commit_and_its_role_grants_no_role() {
          DELETE FROM attacker__t WHERE tag = 'a';
          INSERT INTO attacker__t VALUES (2, 'a');
          SELECT pg_catalog.set_config('attacker.phase', 'fire', false)",
-        "deferred constraints again",
+        "",
+    );
+    // Refused for the index expression that calls the plugin's function, which ANALYZE
+    // would run between steps, and for the check it would queue for the commit.
+    assert!(
+        err.contains("which ANALYZE") || err.contains("deferred constraints again"),
+        "{err}"
     );
     assert_eq!(
         pg.rows("SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'attacker__late'"),
@@ -1884,6 +1890,26 @@ fn a_plugins_objects_do_not_pin_another_schemas_types_nor_take_a_built_in_operat
              CREATE OPERATOR === (LEFTARG = attacker__e, RIGHTARG = attacker__e,
                FUNCTION = attacker__same, RESTRICT = pg_catalog.eqsel)",
             "names an estimator",
+        ),
+        // ANALYZE, autovacuum's too, runs an index's and a statistics object's expressions as
+        // the plugin, between its steps, with nobody running anything of the plugin's.
+        (
+            "CREATE FUNCTION attacker__k(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1';
+             CREATE TABLE attacker__u (id int);
+             CREATE INDEX attacker__ui ON attacker__u (attacker__k(id))",
+            "which ANALYZE",
+        ),
+        (
+            "CREATE FUNCTION attacker__k(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1';
+             CREATE TABLE attacker__u (id int, b int);
+             CREATE INDEX attacker__up ON attacker__u (id) WHERE attacker__k(b) > 0",
+            "which ANALYZE",
+        ),
+        (
+            "CREATE FUNCTION attacker__k(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1';
+             CREATE TABLE attacker__u (id int, b int);
+             CREATE STATISTICS attacker__st ON (attacker__k(id)), b FROM attacker__u",
+            "which ANALYZE",
         ),
         // The JSON functions call a type's cast to json themselves, with no check of EXECUTE,
         // in the session of whoever converts a value of it (`row_to_json` of a row).

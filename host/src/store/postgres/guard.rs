@@ -826,6 +826,32 @@ SELECT DISTINCT t.what || ' calls ' || p.oid::pg_catalog.regprocedure::text
    AND NOT (p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
             AND (p.provolatile = 'i' OR p.proname = ANY ($3::text[])))
 UNION ALL
+-- Expressions of the plugin's indexes and statistics objects run whenever the table is
+-- analyzed (autovacuum's analyze included) or an index summarized, as the plugin, at any
+-- time, with nobody running anything of the plugin's: a function of the plugin's there
+-- could change the plugin's own functions between its steps (make one run with the rights
+-- of whoever calls it next, and grant it to them).
+SELECT DISTINCT x.what || ' calls the plugin''s function ' || p.oid::pg_catalog.regprocedure::text
+       || ', which ANALYZE (autovacuum''s too) would run between steps, as the plugin, with '
+       || 'nobody running anything of the plugin''s; an index''s or statistics object''s '
+       || 'expressions call built-in functions only'
+  FROM (SELECT pg_catalog.pg_describe_object('pg_catalog.pg_class'::pg_catalog.regclass,
+                                              i.indexrelid, 0) AS what,
+               coalesce(i.indexprs::text, '') || coalesce(i.indpred::text, '') AS tree
+          FROM rel CROSS JOIN LATERAL (
+               SELECT * FROM pg_catalog.pg_index y WHERE y.indrelid = rel.oid OFFSET 0) i
+        UNION ALL
+        SELECT pg_catalog.pg_describe_object('pg_catalog.pg_statistic_ext'::pg_catalog.regclass,
+                                             e.oid, 0),
+               coalesce(e.stxexprs::text, '')
+          FROM rel CROSS JOIN LATERAL (
+               SELECT * FROM pg_catalog.pg_statistic_ext y WHERE y.stxrelid = rel.oid OFFSET 0) e
+       ) x
+  CROSS JOIN LATERAL pg_catalog.regexp_matches(x.tree,
+       ':(?:funcid|opfuncid|aggfnoid|winfnoid|hashfuncid|negfuncid) ([0-9]+)', 'g') f
+  CROSS JOIN LATERAL (SELECT * FROM pg_catalog.pg_proc y WHERE y.oid = f[1]::oid OFFSET 0) p
+ WHERE f[1] <> '0' AND p.pronamespace = (SELECT oid FROM s)
+UNION ALL
 -- A value of an object identifier type (`regclass`, `regproc`, …, or an array or domain of
 -- one) that is not a constant of the tree names an object chosen when the expression runs:
 -- text converted (`'public.app_seq'::bpchar::regclass`, which looks the name up then), an
