@@ -1478,6 +1478,146 @@ fn a_function_that_makes_itself_run_as_its_caller_is_made_the_plugins_again_by_t
     assert_eq!(pg.rows(definer), ["true"]);
 }
 
+/// `reader`, granted reads of `victim`, with a secret of its own; and a victim whose view
+/// calls its function `victim__f`, which copies the reader's secret into the victim's
+/// table when it runs with the reader's rights (and takes a value of the victim's sequence,
+/// which no rollback gives back). Fired by the application, the victim's
+/// trigger makes `victim__f` run as its caller and grants it to the reader.
+fn a_victim_that_lends_its_code_to_its_reader() -> Pg {
+    let pg = scripted();
+    pg.env.add(artifacts::READER, "reader.wasm");
+    pg.env.policy("[plugins.reader]\nreads = [\"victim\"]\n");
+    pg.env.ok(&["up", "reader@0.1.0"]);
+    pg.script(
+        "reader",
+        "0.2.0",
+        "CREATE TABLE reader__secret (x text); INSERT INTO reader__secret VALUES ('hush')",
+        None,
+    );
+    pg.env.ok(&["up", "reader@0.2.0"]);
+    pg.script(
+        "victim",
+        "0.3.0",
+        "CREATE TABLE victim__loot (x text);
+         CREATE SEQUENCE victim__seq;
+         CREATE FUNCTION victim__f() RETURNS text LANGUAGE plpgsql AS $f$
+         BEGIN
+           IF current_user::text LIKE 'wasmig/%/reader' THEN
+             PERFORM nextval('victim.victim__seq');
+             INSERT INTO victim.victim__loot SELECT x FROM reader.reader__secret;
+           END IF;
+           RETURN current_user::text;
+         END $f$;
+         CREATE VIEW victim__v AS SELECT victim__f() AS who;
+         CREATE TABLE victim__t (x text);
+         CREATE FUNCTION victim__prime() RETURNS trigger LANGUAGE plpgsql AS $f$
+         DECLARE r text := 'wasmig/' || current_database() || '/reader';
+         BEGIN
+           EXECUTE 'ALTER FUNCTION victim.victim__f() SECURITY INVOKER';
+           EXECUTE format('GRANT EXECUTE ON FUNCTION victim.victim__f() TO %I', r);
+           EXECUTE format('GRANT INSERT ON victim.victim__loot TO %I', r);
+           EXECUTE format('GRANT USAGE ON SEQUENCE victim.victim__seq TO %I', r);
+           RETURN NEW;
+         END $f$;
+         CREATE TRIGGER victim__trg BEFORE INSERT ON victim__t
+           FOR EACH ROW EXECUTE FUNCTION victim__prime()",
+        None,
+    );
+    pg.env.ok(&["up", "victim@0.3.0"]);
+    pg
+}
+
+#[test]
+fn another_plugins_code_never_runs_with_a_plugins_rights_whatever_it_changed_between_steps() {
+    let pg = a_victim_that_lends_its_code_to_its_reader();
+    pg.env.exec("INSERT INTO victim.victim__t VALUES ('go')");
+    assert_eq!(
+        pg.rows("SELECT prosecdef::text FROM pg_proc WHERE proname = 'victim__f'"),
+        ["false"],
+        "the victim's function changed itself"
+    );
+    // The reader's step reads the victim's view: the victim's function may not run with the
+    // reader's rights (here the reader may not call it at all), in a dry run either.
+    pg.script(
+        "reader",
+        "0.3.0",
+        "CREATE TABLE reader__copy AS SELECT who FROM victim.victim__v",
+        None,
+    );
+    let out = pg.env.run(&["up", "--dry-run", "reader@0.3.0"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("permission denied for function victim__f"),
+        "{said}"
+    );
+    let err = pg.env.fails(&["up", "reader@0.3.0"]);
+    assert!(
+        err.contains("permission denied for function victim__f"),
+        "{err}"
+    );
+    assert_eq!(pg.rows("SELECT count(*) FROM victim.victim__loot"), ["0"]);
+    assert_eq!(
+        pg.rows("SELECT is_called::text FROM victim.victim__seq"),
+        ["false"]
+    );
+    assert_eq!(pg.column("to_regclass('reader.reader__copy')"), [""]);
+    // A step that does not call it runs, and takes the victim's changes back.
+    pg.script("reader", "0.3.0", "CREATE TABLE reader__own (x int)", None);
+    pg.env.ok(&["up", "reader@0.3.0"]);
+    assert_eq!(
+        pg.rows(
+            "SELECT prosecdef::text || ' ' || has_function_privilege(
+               'wasmig/' || current_database() || '/reader',
+               'victim.victim__f()', 'EXECUTE')::text
+             FROM pg_proc WHERE proname = 'victim__f'"
+        ),
+        ["true false"]
+    );
+}
+
+#[test]
+fn another_plugins_code_changed_while_a_step_runs_rolls_the_step_back() {
+    let pg = a_victim_that_lends_its_code_to_its_reader();
+    // The victim's function is its own and granted to no one as the reader's step begins;
+    // the application fires the victim's trigger while the step sleeps; the step then reads
+    // the victim's view, and its function runs with the reader's rights.
+    pg.script(
+        "reader",
+        "0.3.0",
+        "SELECT pg_sleep(3); CREATE TABLE reader__copy AS SELECT who FROM victim.victim__v",
+        None,
+    );
+    let runner = pg
+        .env
+        .command()
+        .args(["up", "reader@0.3.0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    while pg
+        .rows("SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%' AND pid <> pg_backend_pid()")
+        .is_empty()
+    {
+        assert!(Instant::now() < until, "the step never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pg.env.exec("INSERT INTO victim.victim__t VALUES ('go')");
+    let out = runner.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("another plugin's functions changed while the step ran"),
+        "{err}"
+    );
+    assert_eq!(pg.rows("SELECT count(*) FROM victim.victim__loot"), ["0"]);
+    assert_eq!(pg.column("to_regclass('reader.reader__copy')"), [""]);
+    let last = pg.ledger().pop().unwrap();
+    assert!(last.starts_with("reader|0.3.0|up|failed|"), "{last}");
+}
+
 #[test]
 fn a_plugin_reads_the_tables_the_plugin_it_reads_made_earlier_in_the_same_run() {
     // `watcher` reads `victim` and runs after it (by name).

@@ -1024,6 +1024,9 @@ pub(super) fn functions() -> String {
              WHEN feature_not_supported THEN NULL;
            END;
          END LOOP;
+         IF wasmig.others_changed() THEN
+           RETURN NEXT '!' || {OTHERS_CHANGED};
+         END IF;
          RETURN QUERY SELECT '+' || x FROM ({granted}) q(x);
          IF pg_catalog.current_setting('track_counts') <> 'on' OR {wrote_authid} THEN
            EXECUTE pg_catalog.format('ALTER ROLE CURRENT_USER PASSWORD %L', $5);
@@ -1072,6 +1075,12 @@ fn wrote(catalog: &str) -> String {
          + pg_catalog.pg_stat_get_xact_tuples_deleted({c}) > 0)"
     )
 }
+
+/// Why a step is refused when another plugin's functions changed while it ran (outside any
+/// step: only a plugin's own code, fired by the application, changes them then).
+const OTHERS_CHANGED: &str = "'another plugin''s functions changed while the step ran (a grant, \
+     whose rights one runs with, a new one): its code could have run with this plugin''s \
+     rights; run the step again'";
 
 /// Calls of the guard's functions, and their signatures for `GRANT EXECUTE`.
 pub(super) const CALL_OWNED: &str = "SELECT * FROM wasmig.guard_owned($1)";

@@ -122,6 +122,7 @@ CREATE TABLE IF NOT EXISTS wasmig.step_token (
     token  text,
     plugin text NOT NULL
 );
+ALTER TABLE wasmig.step_token ADD COLUMN IF NOT EXISTS others text;
 INSERT INTO wasmig.meta (key, value) VALUES ('schema_version', '2') ON CONFLICT DO NOTHING;
 UPDATE wasmig.meta SET value = '2' WHERE key = 'schema_version' AND value = '1';
 -- Version 1's record_step, without who ran the step.
@@ -131,6 +132,68 @@ DROP FUNCTION IF EXISTS wasmig.record_step(text, text, text, text, text, bigint,
 INSERT INTO wasmig.meta (key, value)
 VALUES ('role_secret', replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))
 ON CONFLICT DO NOTHING;
+
+-- The functions of every plugin but the one whose role is `me`, with their plugin: what
+-- the server records each plugin's role owns in this database (pg_shdepend, by its index).
+CREATE OR REPLACE FUNCTION wasmig.others_functions(me name) RETURNS TABLE (fn oid, plugin text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT d.objid, w.plugin
+      FROM wasmig.plugin_role w
+      JOIN pg_roles r ON r.rolname = w.role
+      JOIN pg_shdepend d ON d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.oid
+                        AND d.classid = 'pg_proc'::regclass AND d.deptype = 'o'
+                        AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+     WHERE w.role <> me
+$$;
+REVOKE ALL ON FUNCTION wasmig.others_functions(name) FROM PUBLIC;
+
+-- Those functions as the server stores them now: a function's row in pg_proc is a new
+-- version (a new xmin) after any change of it, a grant or whose rights it runs with
+-- included, and a new function is a new row.
+CREATE OR REPLACE FUNCTION wasmig.others_code(me name) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(md5(string_agg(p.oid::text || ':' || p.xmin::text, ',' ORDER BY p.oid)), '')
+      FROM wasmig.others_functions(me) o JOIN pg_proc p ON p.oid = o.fn
+$$;
+REVOKE ALL ON FUNCTION wasmig.others_code(name) FROM PUBLIC;
+
+-- Before any of the plugin's statements runs, another plugin's code can run in its session
+-- only as that plugin: every other plugin's function runs as its owner and none is
+-- executable by this plugin's role (`me`, plugin `p`). Between its steps, a plugin's
+-- function runs as the plugin (a trigger the application fires) and may change the
+-- plugin's functions (make them run as their caller, grant them): such changes are taken
+-- back here, as the owner (the host's role is a member of every plugin's role), and the
+-- step is refused if one cannot be. Called by step_begin and dry_run_begin, as the host,
+-- which record what they leave (others_code); a change made while the step runs is caught
+-- when it ends (others_changed).
+CREATE OR REPLACE FUNCTION wasmig.take_back_others(me name, p text) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    f record;
+BEGIN
+    FOR f IN SELECT x.oid, x.oid::regprocedure::text AS id, o.plugin,
+                    x.prokind IN ('f', 'p') AND NOT x.prosecdef AS invoker,
+                    has_function_privilege(me, x.oid, 'EXECUTE') AS callable
+               FROM wasmig.others_functions(me) o
+               JOIN pg_proc x ON x.oid = o.fn
+              WHERE ((x.prokind IN ('f', 'p') AND NOT x.prosecdef)
+                     OR has_function_privilege(me, x.oid, 'EXECUTE'))
+    LOOP
+        IF f.invoker THEN
+            EXECUTE format('ALTER ROUTINE %s SECURITY DEFINER', f.id);
+        END IF;
+        IF f.callable THEN
+            EXECUTE format('REVOKE ALL ON ROUTINE %s FROM PUBLIC, %I', f.id, me);
+            IF has_function_privilege(me, f.oid, 'EXECUTE') THEN
+                RAISE EXCEPTION 'wasmig: plugin %''s function % is executable by plugin %''s role through a grant wasmig cannot take back (REVOKE it); another plugin''s code would run in this plugin''s step', f.plugin, f.id, p
+                    USING ERRCODE = '42501';
+            END IF;
+        END IF;
+    END LOOP;
+    RETURN wasmig.others_code(me);
+END
+$$;
+REVOKE ALL ON FUNCTION wasmig.take_back_others(name, text) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION wasmig.step_begin() RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -148,11 +211,42 @@ BEGIN
     PERFORM pg_advisory_xact_lock(131260432083303);
     DELETE FROM wasmig.step_token s WHERE s.xid <> pg_current_xact_id();
     t := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
-    INSERT INTO wasmig.step_token (xid, token, plugin) VALUES (pg_current_xact_id(), t, p);
+    INSERT INTO wasmig.step_token (xid, token, plugin, others)
+    VALUES (pg_current_xact_id(), t, p, wasmig.take_back_others(session_user, p));
     RETURN t;
 END
 $$;
 REVOKE ALL ON FUNCTION wasmig.step_begin() FROM PUBLIC;
+
+-- A dry run's transaction, which is always rolled back and takes no lock, the same way:
+-- what step_begin does, with no token (nothing of a dry run is recorded).
+CREATE OR REPLACE FUNCTION wasmig.dry_run_begin() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p text;
+BEGIN
+    SELECT r.plugin INTO p FROM wasmig.plugin_role r WHERE r.role = session_user;
+    IF p IS NULL THEN
+        RAISE EXCEPTION 'wasmig: % is not a plugin''s role', session_user;
+    END IF;
+    IF EXISTS (SELECT 1 FROM wasmig.step_token s WHERE s.xid = pg_current_xact_id()) THEN
+        RAISE EXCEPTION 'wasmig: this transaction''s step has begun';
+    END IF;
+    INSERT INTO wasmig.step_token (xid, token, plugin, others)
+    VALUES (pg_current_xact_id(), NULL, p, wasmig.take_back_others(session_user, p));
+END
+$$;
+REVOKE ALL ON FUNCTION wasmig.dry_run_begin() FROM PUBLIC;
+
+-- Whether another plugin's functions are not as step_begin left them in this transaction
+-- (true when it did not run): one changed since (made to run as its caller and granted,
+-- then put back) may have run with this plugin's rights. The guard asks it last.
+CREATE OR REPLACE FUNCTION wasmig.others_changed() RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce((SELECT s.others IS DISTINCT FROM wasmig.others_code(session_user)
+                       FROM wasmig.step_token s WHERE s.xid = pg_current_xact_id()), true)
+$$;
+REVOKE ALL ON FUNCTION wasmig.others_changed() FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION wasmig.record_step(
     p_token text, p_plugin_version text, p_version text, p_description text,
@@ -230,7 +324,7 @@ REVOKE ALL ON FUNCTION wasmig.statement_check(name[]) FROM PUBLIC;
 /// The functions a plugin role may execute, for `GRANT EXECUTE`.
 pub(super) const PLUGIN_FUNCTIONS: &str = "wasmig.step_begin(), wasmig.record_step(text, text, \
      text, text, text, bigint, bigint, text, text, text, text, text, text), \
-     wasmig.statement_check(name[])";
+     wasmig.statement_check(name[]), wasmig.others_changed(), wasmig.dry_run_begin()";
 
 #[cfg(test)]
 mod tests {

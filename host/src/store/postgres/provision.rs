@@ -462,7 +462,13 @@ impl PgBackend {
             plugin.session.forget_savepoint();
             plugin
                 .session
-                .batch(&format!("BEGIN; SET LOCAL lock_timeout = {lock_ms}"), None)
+                .batch(
+                    &format!(
+                        "BEGIN; SET LOCAL lock_timeout = {lock_ms}; \
+                         SELECT wasmig.dry_run_begin()"
+                    ),
+                    None,
+                )
                 .map_err(|e| Error::Database {
                     path: label,
                     message: format!("cannot begin plugin {}'s transaction: {e}", access.plugin),
