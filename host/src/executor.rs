@@ -841,16 +841,35 @@ async fn run_one(
 }
 
 /// Success: the ledger row commits with the step's effects. Failure: nothing of the step
-/// remains, then the failure is recorded in its own transaction.
+/// remains, then the failure is recorded in its own transaction. A commit the database
+/// refused (it answered: nothing of the step committed) is recorded as the step's failure
+/// too; one whose answer was lost is not (the next attempt's re-check tells what happened).
 fn commit_or_record_failure(backend: &mut dyn Backend, entry: &LedgerEntry) -> crate::Result<()> {
     if entry.outcome == Outcome::Succeeded {
         let committed = backend.record(entry).and_then(|()| backend.commit());
-        if committed.is_err() {
+        if let Err(e) = &committed {
             let _ = backend.rollback();
+            if backend.transient_reason().is_none() {
+                let mut failed = entry.clone();
+                failed.outcome = Outcome::Failed;
+                failed.error = Some(crate::error::bounded_text(
+                    &e.to_string(),
+                    crate::error::MAX_ERROR_BYTES,
+                ));
+                if let Err(not) = record(backend, &failed) {
+                    tracing::warn!(plugin = %entry.plugin, version = %entry.version,
+                        "cannot record a step whose commit failed: {not}");
+                }
+            }
         }
         return committed;
     }
     backend.rollback()?;
+    record(backend, entry)
+}
+
+/// Writes `entry` in a transaction of its own.
+fn record(backend: &mut dyn Backend, entry: &LedgerEntry) -> crate::Result<()> {
     let recorded = backend
         .begin(None)
         .and_then(|()| backend.record(entry))

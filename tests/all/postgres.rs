@@ -542,6 +542,42 @@ fn a_statement_past_the_deadline_is_cancelled_and_the_next_runner_gets_the_lock(
 }
 
 #[test]
+fn a_commit_that_outlives_its_cancel_is_reported_as_the_database_has_it() {
+    // Notifications queue at the commit, where the server writes them under a lock and does
+    // not stop for a cancel or for the end of its process: a step that sent enough of them
+    // commits for longer than the second past its deadline that the commit gets. The host
+    // ends the session, and then says what the database holds: the step, committed.
+    let pg = scripted();
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (x int);
+         DO $d$ DECLARE i int := 0; BEGIN
+           WHILE clock_timestamp() < statement_timestamp() + interval '2500 ms' LOOP
+             i := i + 1;
+             PERFORM pg_notify('attacker', i::text || repeat('x', 7000));
+           END LOOP;
+         END $d$",
+        None,
+    );
+    let out = pg.env.run(&["up", "attacker@0.2.0", "--deadline", "3s"]);
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        pg.column("to_regclass('attacker.attacker__t')"),
+        ["attacker.attacker__t"]
+    );
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("past its deadline"), "{said}");
+    let rows: Vec<String> = pg
+        .ledger()
+        .into_iter()
+        .filter(|l| l.starts_with("attacker|0.2.0|"))
+        .collect();
+    assert_eq!(rows, ["attacker|0.2.0|up|succeeded|"]);
+}
+
+#[test]
 fn the_checks_after_a_step_end_at_its_deadline_too() {
     // What the guard reads grows with what the plugin's schema holds, which its steps
     // choose: 150,000 functions take it seconds, past a step's two-second deadline.
@@ -1690,7 +1726,14 @@ fn a_ledger_row_the_server_refuses_leaves_nothing_of_the_step() {
         pg.column("SELECT max(version) FROM wasmig.applied WHERE plugin = 'accounts'"),
         ["0.1.0"]
     );
-    assert_eq!(pg.ledger(), ["accounts|0.1.0|up|succeeded|"]);
+    // The failure is recorded, in a transaction of its own.
+    let ledger = pg.ledger();
+    assert_eq!(ledger.len(), 2, "{ledger:?}");
+    assert!(
+        ledger[1].starts_with("accounts|0.2.0|up|failed|")
+            && ledger[1].contains("the operator refuses this row"),
+        "{ledger:?}"
+    );
     // Once the operator lets it be written, the step applies.
     pg.client()
         .batch_execute("DROP TRIGGER refuse ON wasmig.ledger")

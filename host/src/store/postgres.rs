@@ -533,19 +533,41 @@ impl PgBackend {
     }
 
     /// Stops a plugin's session whose statement outlived its cancel: the server ends the
-    /// process and rolls its transaction back.
-    pub(super) fn terminate(&mut self, plugin: &str) {
-        if let Some(p) = self.plugins.remove(plugin) {
-            let terminated = self.host.run(
-                "SELECT pg_catalog.pg_terminate_backend($1::int, 5000)",
-                vec![Param::Integer(p.session.pid as i64)],
-                Some(Instant::now() + Duration::from_secs(10)),
-                1024,
-            );
-            if let Err(e) = terminated {
+    /// process and rolls its transaction back. Whether the process ended within five
+    /// seconds.
+    pub(super) fn terminate(&mut self, plugin: &str) -> bool {
+        let Some(p) = self.plugins.remove(plugin) else {
+            return true;
+        };
+        let terminated = self.host.run(
+            "SELECT pg_catalog.pg_terminate_backend($1::int, 5000)::int",
+            vec![Param::Integer(p.session.pid as i64)],
+            Some(Instant::now() + Duration::from_secs(10)),
+            1024,
+        );
+        match terminated {
+            Ok(answer) => answer.rows.first().is_some_and(|r| Self::int(&r[0]) == 1),
+            Err(e) => {
                 tracing::warn!(plugin, "cannot terminate the plugin's session: {e}");
+                false
             }
         }
+    }
+
+    /// Whether the ledger holds the successful step of `plugin` at `version` that began at
+    /// `started` (ms): its commit landed.
+    fn step_landed(&mut self, plugin: &str, version: Param, started: Param) -> Result<bool> {
+        let answer = self
+            .host
+            .run(
+                "SELECT count(*)::int FROM wasmig.ledger WHERE plugin = $1 AND version = $2 \
+                 AND started_at_ms = $3 AND outcome = 'succeeded'",
+                vec![Param::Text(plugin.to_string()), version, started],
+                Some(Instant::now() + Duration::from_secs(10)),
+                1024,
+            )
+            .map_err(|e| self.error("cannot read the ledger", e))?;
+        Ok(answer.rows.first().is_some_and(|r| Self::int(&r[0]) > 0))
     }
 
     fn sql_error(&mut self, e: CallError) -> SqlError {
@@ -851,6 +873,10 @@ impl Backend for PgBackend {
                 // which `COMMIT` then rolls back; one that never reached the server is
                 // followed by nothing, and the session is ended (the server rolls back).
                 let row = self.ledger_row.take();
+                // What finds the ledger row, should the commit's outcome be unknown.
+                let landmark = row
+                    .as_ref()
+                    .map(|params| (params[2].clone(), params[5].clone()));
                 self.step_inputs = None;
                 // Nothing of the plugin's should run at the commit (the guard refused what it
                 // knew would); should some run all the same, it can write nothing (the
@@ -885,8 +911,26 @@ impl Backend for PgBackend {
                             p.checked = None;
                             if matches!(err, CallError::Stuck) {
                                 // Still running after the cancel: the server ends the session,
-                                // and with it the transaction and its locks.
-                                self.terminate(&plugin);
+                                // and with it the transaction and its locks. A commit the
+                                // server had begun ends all the same (it holds off the end
+                                // of the process until it is done, writing notifications
+                                // included): once the session is gone, the ledger tells.
+                                let gone = self.terminate(&plugin);
+                                if gone
+                                    && let Some((version, started)) = landmark
+                                    && self.step_landed(&plugin, version, started)?
+                                {
+                                    tracing::warn!(
+                                        plugin,
+                                        "the step committed, more than a second past its deadline"
+                                    );
+                                    return Ok(());
+                                }
+                                if !gone {
+                                    // Whether it commits is not known yet: the next attempt's
+                                    // re-check tells.
+                                    self.transient = Some(err.to_string());
+                                }
                             } else if ended.is_err() {
                                 self.plugins.remove(&plugin);
                             }
