@@ -2094,14 +2094,69 @@ fn a_plugins_objects_do_not_pin_another_schemas_types_nor_take_a_built_in_operat
              CREATE STATISTICS attacker__st ON (attacker__k(id)), b FROM attacker__u",
             "which ANALYZE",
         ),
+        // A conversion to a domain runs its check, which names no function in the tree:
+        // directly, in a predicate, a statistics object, through a domain over the domain,
+        // a composite's attribute or an array's element.
+        (
+            "CREATE FUNCTION attacker__ok(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true';
+             CREATE DOMAIN attacker__d AS int CHECK (attacker__ok(VALUE));
+             CREATE TABLE attacker__u (id int);
+             CREATE INDEX attacker__ux ON attacker__u (((id::attacker__d)::int))",
+            "whose check calls the plugin's function",
+        ),
+        (
+            "CREATE FUNCTION attacker__ok(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true';
+             CREATE DOMAIN attacker__d AS int CHECK (attacker__ok(VALUE));
+             CREATE TABLE attacker__u (id int, b int);
+             CREATE INDEX attacker__up ON attacker__u (id) WHERE (b::attacker__d) IS NOT NULL",
+            "whose check calls the plugin's function",
+        ),
+        (
+            "CREATE FUNCTION attacker__ok(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true';
+             CREATE DOMAIN attacker__d AS int CHECK (attacker__ok(VALUE));
+             CREATE TABLE attacker__u (id int, b int);
+             CREATE STATISTICS attacker__st ON ((b::attacker__d)::int), id FROM attacker__u",
+            "whose check calls the plugin's function",
+        ),
+        (
+            "CREATE FUNCTION attacker__ok(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true';
+             CREATE DOMAIN attacker__inner AS int CHECK (attacker__ok(VALUE));
+             CREATE DOMAIN attacker__outer AS attacker__inner;
+             CREATE TABLE attacker__u (id int);
+             CREATE INDEX attacker__ux ON attacker__u (((id::attacker__outer)::int))",
+            "whose check calls the plugin's function",
+        ),
+        (
+            "CREATE FUNCTION attacker__ok(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true';
+             CREATE DOMAIN attacker__d AS int CHECK (attacker__ok(VALUE));
+             CREATE TYPE attacker__c AS (a attacker__d);
+             CREATE TABLE attacker__u (id int);
+             CREATE INDEX attacker__uc ON attacker__u ((ROW(id)::attacker__c))",
+            "whose check calls the plugin's function",
+        ),
+        (
+            "CREATE FUNCTION attacker__ok(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true';
+             CREATE DOMAIN attacker__d AS int CHECK (attacker__ok(VALUE));
+             CREATE TABLE attacker__u (id int);
+             CREATE INDEX attacker__ua ON attacker__u (((ARRAY[id]::attacker__d[])::int[]))",
+            "whose check calls the plugin's function",
+        ),
         // The JSON functions call a type's cast to json themselves, with no check of EXECUTE,
-        // in the session of whoever converts a value of it (`row_to_json` of a row).
+        // in the session of whoever converts a value of it (`row_to_json` of a row); `||`
+        // and `quote_literal` its cast to text.
         (
             "CREATE TYPE attacker__e AS ENUM ('a');
              CREATE FUNCTION attacker__j(attacker__e) RETURNS json LANGUAGE sql IMMUTABLE
                AS 'SELECT to_json($1::text)';
              CREATE CAST (attacker__e AS json) WITH FUNCTION attacker__j(attacker__e)",
-            "cast of their own to json",
+            "converts to another of its types only",
+        ),
+        (
+            "CREATE TYPE attacker__e AS ENUM ('a');
+             CREATE FUNCTION attacker__s(attacker__e) RETURNS text LANGUAGE sql IMMUTABLE
+               AS 'SELECT ''x''';
+             CREATE CAST (attacker__e AS text) WITH FUNCTION attacker__s(attacker__e)",
+            "converts to another of its types only",
         ),
         // The planner calls a range type's SUBTYPE_DIFF itself, with no check of EXECUTE,
         // in the session of whoever plans a query over the type's values.

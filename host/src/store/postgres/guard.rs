@@ -499,6 +499,19 @@ WITH RECURSIVE me AS (
     UNION SELECT 'pg_catalog.pg_transform'::pg_catalog.regclass, x.oid
         FROM pg_catalog.pg_transform x WHERE x.trftype IN (SELECT oid FROM types)
     UNION SELECT 'pg_catalog.pg_namespace'::pg_catalog.regclass, oid FROM s
+), analyzed(what, tree) AS (
+    -- The expressions of the plugin's indexes (and their predicates) and statistics objects.
+    SELECT pg_catalog.pg_describe_object('pg_catalog.pg_class'::pg_catalog.regclass,
+                                         i.indexrelid, 0),
+           coalesce(i.indexprs::text, '') || coalesce(i.indpred::text, '')
+      FROM rel CROSS JOIN LATERAL (
+           SELECT * FROM pg_catalog.pg_index y WHERE y.indrelid = rel.oid OFFSET 0) i
+    UNION ALL
+    SELECT pg_catalog.pg_describe_object('pg_catalog.pg_statistic_ext'::pg_catalog.regclass,
+                                         e.oid, 0),
+           coalesce(e.stxexprs::text, '')
+      FROM rel CROSS JOIN LATERAL (
+           SELECT * FROM pg_catalog.pg_statistic_ext y WHERE y.stxrelid = rel.oid OFFSET 0) e
 ), trees(what, tree) AS (
     SELECT pg_catalog.pg_describe_object('pg_catalog.pg_rewrite'::pg_catalog.regclass, r.oid, 0),
            r.ev_action::text || coalesce(r.ev_qual::text, '')
@@ -797,16 +810,19 @@ SELECT 'the step created ' || pg_catalog.pg_describe_object('pg_catalog.pg_cast'
  WHERE c.castcontext <> 'e'
    AND (c.castsource IN (SELECT oid FROM types) OR c.casttarget IN (SELECT oid FROM types))
 UNION ALL
--- `to_json`, `row_to_json`, `json_agg`, `jsonb_build_object` and the like convert a value with
--- its type's cast to json or jsonb when there is one, calling the cast's function themselves,
--- with no check of EXECUTE, in the session of whoever reads the value.
+-- Built-in functions convert values of any type with its cast to one of theirs when there
+-- is one, calling the cast's function themselves, with no check of EXECUTE, in the session
+-- of whoever passes them the value: `to_json`, `row_to_json`, `json_agg` to json or jsonb,
+-- `||` and `quote_literal` (SQL functions that cast to text), and any other. A cast of the
+-- plugin's type with a function of its own therefore converts only to another of its types.
 SELECT 'the step created ' || pg_catalog.pg_describe_object('pg_catalog.pg_cast'::pg_catalog.regclass, c.oid, 0)
-       || ', whose function the JSON functions call themselves, in the session of whoever '
-       || 'converts a value of the type, with no check of EXECUTE; a plugin''s types have no '
-       || 'cast of their own to json or jsonb'
+       || ', whose function built-in functions would call themselves (the JSON functions, '
+       || '|| and quote_literal convert values with such casts), in the session of whoever '
+       || 'passes them a value of the type, with no check of EXECUTE; a plugin''s cast with a '
+       || 'function converts to another of its types only'
   FROM pg_catalog.pg_cast c
  WHERE c.castsource IN (SELECT oid FROM types) AND c.castfunc <> 0
-   AND c.casttarget IN ('pg_catalog.json'::pg_catalog.regtype, 'pg_catalog.jsonb'::pg_catalog.regtype)
+   AND c.casttarget NOT IN (SELECT oid FROM types)
 UNION ALL
 SELECT pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid, 0)
        || ' runs ' || g.tgfoid::pg_catalog.regprocedure::text
@@ -835,19 +851,34 @@ SELECT DISTINCT x.what || ' calls the plugin''s function ' || p.oid::pg_catalog.
        || ', which ANALYZE (autovacuum''s too) would run between steps, as the plugin, with '
        || 'nobody running anything of the plugin''s; an index''s or statistics object''s '
        || 'expressions call built-in functions only'
-  FROM (SELECT pg_catalog.pg_describe_object('pg_catalog.pg_class'::pg_catalog.regclass,
-                                              i.indexrelid, 0) AS what,
-               coalesce(i.indexprs::text, '') || coalesce(i.indpred::text, '') AS tree
-          FROM rel CROSS JOIN LATERAL (
-               SELECT * FROM pg_catalog.pg_index y WHERE y.indrelid = rel.oid OFFSET 0) i
-        UNION ALL
-        SELECT pg_catalog.pg_describe_object('pg_catalog.pg_statistic_ext'::pg_catalog.regclass,
-                                             e.oid, 0),
-               coalesce(e.stxexprs::text, '')
-          FROM rel CROSS JOIN LATERAL (
-               SELECT * FROM pg_catalog.pg_statistic_ext y WHERE y.stxrelid = rel.oid OFFSET 0) e
-       ) x
+  FROM analyzed x
   CROSS JOIN LATERAL pg_catalog.regexp_matches(x.tree,
+       ':(?:funcid|opfuncid|aggfnoid|winfnoid|hashfuncid|negfuncid) ([0-9]+)', 'g') f
+  CROSS JOIN LATERAL (SELECT * FROM pg_catalog.pg_proc y WHERE y.oid = f[1]::oid OFFSET 0) p
+ WHERE f[1] <> '0' AND p.pronamespace = (SELECT oid FROM s)
+UNION ALL
+-- The same expressions convert values to the types their nodes name: a domain's checks run
+-- at a conversion to it (`CoerceToDomain`), and at one to a composite, array or range made
+-- of it (read as text, say), naming no function in the tree. Every type the trees name, and
+-- every type it is made of, has no check calling a function of the plugin's.
+SELECT DISTINCT x.what || ' converts a value to ' || k.contypid::pg_catalog.regtype::text
+       || ', whose check calls the plugin''s function ' || p.oid::pg_catalog.regprocedure::text
+       || ', which ANALYZE (autovacuum''s too) would run between steps, as the plugin, with '
+       || 'nobody running anything of the plugin''s; an index''s or statistics object''s '
+       || 'expressions call built-in functions only'
+  FROM analyzed x
+  CROSS JOIN LATERAL (
+       WITH RECURSIVE chain(t) AS (
+           SELECT DISTINCT m[1]::oid
+             FROM pg_catalog.regexp_matches(x.tree, ':[A-Za-z_]*[Tt][Yy][Pp][A-Za-z_]* ([0-9]+)', 'g') m
+           UNION
+           SELECT z.t FROM chain c CROSS JOIN LATERAL ("#,
+    made_of!("c"),
+    r#") z(t)
+       )
+       SELECT t FROM chain) d
+  JOIN pg_catalog.pg_constraint k ON k.contypid = d.t AND k.contype = 'c'
+  CROSS JOIN LATERAL pg_catalog.regexp_matches(k.conbin::text,
        ':(?:funcid|opfuncid|aggfnoid|winfnoid|hashfuncid|negfuncid) ([0-9]+)', 'g') f
   CROSS JOIN LATERAL (SELECT * FROM pg_catalog.pg_proc y WHERE y.oid = f[1]::oid OFFSET 0) p
  WHERE f[1] <> '0' AND p.pronamespace = (SELECT oid FROM s)
