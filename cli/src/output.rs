@@ -34,11 +34,75 @@ pub(crate) fn shown(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
-/// A character [`shown`] writes as its escape.
+/// A character [`shown`] writes as its escape: a control character, and one that is not
+/// drawn or draws nothing a reader sees (Unicode's format characters, category Cf, as of
+/// Unicode 15; variation selectors, fillers and joiners, blanks that are not spaces).
 fn hidden(c: char) -> bool {
     (c.is_control() && c != '\n' && c != '\t')
-        || matches!(c, '\u{61c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
-            | '\u{2060}'..='\u{2069}' | '\u{feff}')
+        || matches!(c,
+            // Cf
+            '\u{ad}' | '\u{600}'..='\u{605}' | '\u{61c}' | '\u{6dd}' | '\u{70f}'
+            | '\u{890}'..='\u{891}' | '\u{8e2}' | '\u{180e}' | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}'
+            | '\u{feff}' | '\u{fff9}'..='\u{fffb}' | '\u{110bd}' | '\u{110cd}'
+            | '\u{13430}'..='\u{1343f}' | '\u{1bca0}'..='\u{1bca3}' | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0001}' | '\u{e0020}'..='\u{e007f}'
+            // line and paragraph separators
+            | '\u{2028}'..='\u{2029}'
+            // joiners, variation selectors, fillers, blanks
+            | '\u{34f}' | '\u{115f}'..='\u{1160}' | '\u{17b4}'..='\u{17b5}'
+            | '\u{180b}'..='\u{180f}' | '\u{2800}' | '\u{3164}' | '\u{fe00}'..='\u{fe0f}'
+            | '\u{ffa0}' | '\u{e0100}'..='\u{e01ef}')
+}
+
+/// The log's writer: one event, as the formatter wrote it, shown as [`shown`] and
+/// [`continued`] show a plugin's words, when the event is done (the formatter writes an event
+/// into a writer of its own, then drops it). A plugin's or the database's words reach the
+/// log in messages (a step's error, a plugin's own `log` messages, what it printed), where a
+/// line break or a character that reorders text could draw a line of wasmig's own. `ESC`
+/// stays: the formatter writes its colours with it, and writes one in a message as `\x1b`.
+pub(crate) struct LogEvent(Vec<u8>);
+
+impl LogEvent {
+    pub(crate) fn new() -> Self {
+        LogEvent(Vec::new())
+    }
+}
+
+impl std::io::Write for LogEvent {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogEvent {
+    fn drop(&mut self) {
+        use std::io::Write;
+        if self.0.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&self.0);
+        let (body, end) = match text.strip_suffix('\n') {
+            Some(body) => (body, "\n"),
+            None => (&*text, ""),
+        };
+        let mut out = String::with_capacity(text.len() + 8);
+        for c in body.chars() {
+            match c {
+                '\n' => out.push_str("\n  │ "),
+                '\u{1b}' => out.push(c),
+                c if hidden(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push_str(end);
+        let _ = std::io::stderr().write_all(out.as_bytes());
+    }
 }
 
 /// Text of a plugin's or the database's, with each of its line breaks followed by a mark,

@@ -81,7 +81,7 @@ fn a_plugins_words_reach_the_terminal_without_control_characters() {
     // Line breaks in a plugin's words stay, each marked as a continuation: no line of them
     // reads as one of wasmig's own. Characters that reorder text show as escapes.
     let fake = "attacker__x\nsucceeded  up         victim                   0.2.0\n\
-                Applied 2 step(s).\u{202e}";
+                Applied 2 step(s).\u{202e}\u{ad}\u{3164}\u{e0041}\u{fe0f}";
     let err = env.refused(
         "attacker",
         "0.2.0",
@@ -94,6 +94,16 @@ fn a_plugins_words_reach_the_terminal_without_control_characters() {
         "{err}"
     );
     assert!(err.contains("\n  │ succeeded  up"), "{err}");
+    // The log too (with -v, a failed step's error is logged).
+    let out = env.run(&["-v", "up", "attacker@0.2.0"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("step failed"), "{log}");
+    assert!(
+        !log.lines()
+            .any(|l| l.starts_with("succeeded") || l.starts_with("Applied")),
+        "{log}"
+    );
+    assert!(!log.contains('\u{202e}'), "{log}");
     // The same in a dry run's report of what a step would change.
     env.script(
         "attacker",
@@ -106,8 +116,8 @@ fn a_plugins_words_reach_the_terminal_without_control_characters() {
         !plan.lines().any(|l| l.starts_with("victim 0.2.0 up:")),
         "{plan}"
     );
-    assert!(
-        err.contains("\\u{202e}") && !err.contains('\u{202e}'),
-        "{err}"
-    );
+    for c in ['\u{202e}', '\u{ad}', '\u{3164}', '\u{e0041}', '\u{fe0f}'] {
+        let escape = format!("\\u{{{:x}}}", c as u32);
+        assert!(err.contains(&escape) && !err.contains(c), "{c:?} in {err}");
+    }
 }
