@@ -368,3 +368,38 @@ fn a_plugins_definitions_are_bounded_in_all() {
     env.policy("[limits]\nmax_schema = \"1MiB\"\n");
     env.applies("attacker", "0.4.0", &table(3));
 }
+
+#[test]
+fn a_plugins_table_has_at_most_64_indexes() {
+    // Parsing a table's definition compares each UNIQUE constraint with the indexes before
+    // it: thousands in a hundred kilobytes cost every connection to the database a second.
+    let env = crate::scripted::scripted();
+    let table = |name: &str, unique: u32, indexes: u32| {
+        let columns: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
+        let constraints: Vec<String> = (0..unique)
+            .map(|i| format!("UNIQUE (c{}, c{})", i % 20, (i / 20) % 20))
+            .collect();
+        let mut sql = format!(
+            "CREATE TABLE attacker__{name} (id INTEGER PRIMARY KEY, {}{}{});",
+            columns.join(", "),
+            if unique > 0 { ", " } else { "" },
+            constraints.join(", ")
+        );
+        for i in 0..indexes {
+            sql.push_str(&format!(
+                "CREATE INDEX attacker__{name}_{i} ON attacker__{name} (c{}, c{});",
+                i % 20,
+                (i + 1) % 20
+            ));
+        }
+        sql
+    };
+    env.applies("attacker", "0.2.0", &table("a", 32, 32));
+    let err = env.refused(
+        "attacker",
+        "0.3.0",
+        &table("b", 60, 5),
+        "table attacker__b with 65 indexes",
+    );
+    assert!(err.contains("past 64"), "{err}");
+}

@@ -462,9 +462,9 @@ impl SqliteBackend {
 
 impl SqliteBackend {
     /// Refuses a step after which the plugin's objects of the main database take more bytes
-    /// of definitions than its quota: every connection to the database (the application's
-    /// too) parses the whole schema when it first uses it, at many times the text's size in
-    /// memory, and keeps it.
+    /// of definitions than its quota, or a table of its has more than [`MAX_TABLE_INDEXES`]:
+    /// every connection to the database (the application's too) parses the whole schema when
+    /// it first uses it, at many times the text's size in memory, and keeps it.
     fn check_schema_size(&self, scope: &Scope, owned: &[SchemaObject]) -> Result<(), String> {
         let Some(quota) = self.step_schema_quota else {
             return Ok(());
@@ -474,19 +474,41 @@ impl SqliteBackend {
             .filter(|o| o.schema == "main")
             .map(|o| o.sql.as_ref().map_or(0, |s| s.len() as u64))
             .sum();
-        if bytes <= quota {
-            return Ok(());
+        if bytes > quota {
+            return Err(format!(
+                "the step left plugin {}'s objects with {} KiB of definitions, past its quota \
+                 of {} KiB (max_schema in [limits]): every connection to the database parses \
+                 and keeps the whole schema",
+                scope.plugin,
+                bytes.div_ceil(1024),
+                quota / 1024
+            ));
         }
-        Err(format!(
-            "the step left plugin {}'s objects with {} KiB of definitions, past its quota of \
-             {} KiB (max_schema in [limits]): every connection to the database parses and \
-             keeps the whole schema",
-            scope.plugin,
-            bytes.div_ceil(1024),
-            quota / 1024
-        ))
+        // A connection parsing a table's definition compares each of its UNIQUE constraints
+        // with the table's indexes before it, in time that grows with the square of their
+        // number: thousands of them in a few kilobytes cost every connection seconds.
+        let mut indexes: std::collections::BTreeMap<&str, usize> = Default::default();
+        for o in owned
+            .iter()
+            .filter(|o| o.schema == "main" && o.kind == "index")
+        {
+            *indexes.entry(o.table.as_str()).or_default() += 1;
+        }
+        if let Some((table, n)) = indexes.into_iter().find(|(_, n)| *n > MAX_TABLE_INDEXES) {
+            return Err(format!(
+                "the step left plugin {}'s table {table} with {n} indexes (its UNIQUE and \
+                 PRIMARY KEY constraints' included), past {MAX_TABLE_INDEXES}: every connection \
+                 to the database compares a table's unique constraints with its other indexes \
+                 when it parses the schema, in time that grows with the square of their number",
+                scope.plugin
+            ));
+        }
+        Ok(())
     }
 }
+
+/// The most indexes a plugin's table may have (see [`SqliteBackend::check_schema_size`]).
+const MAX_TABLE_INDEXES: usize = 64;
 
 /// Whether a table's `CREATE` statement makes an fts5 table (`… USING fts5(…)`).
 fn is_fts5(sql: &str) -> bool {
