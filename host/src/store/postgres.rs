@@ -554,6 +554,28 @@ impl PgBackend {
         }
     }
 
+    /// Whether the server process `pid` ends within a minute (a commit that outlived its
+    /// cancel and the end of its process; the next step would wait for its lock anyway).
+    fn ended(&mut self, pid: i32) -> bool {
+        let until = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < until {
+            let there = self.host.run(
+                "SELECT count(*)::int FROM pg_catalog.pg_stat_activity WHERE pid = $1::int",
+                vec![Param::Integer(pid as i64)],
+                Some(Instant::now() + Duration::from_secs(10)),
+                1024,
+            );
+            match there {
+                Ok(answer) if answer.rows.first().is_some_and(|r| Self::int(&r[0]) == 0) => {
+                    return true;
+                }
+                Ok(_) => std::thread::sleep(Duration::from_millis(100)),
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
     /// Whether the ledger holds the successful step of `plugin` at `version` that began at
     /// `started` (ms): its commit landed.
     fn step_landed(&mut self, plugin: &str, version: Param, started: Param) -> Result<bool> {
@@ -915,7 +937,8 @@ impl Backend for PgBackend {
                                 // server had begun ends all the same (it holds off the end
                                 // of the process until it is done, writing notifications
                                 // included): once the session is gone, the ledger tells.
-                                let gone = self.terminate(&plugin);
+                                let pid = p.session.pid;
+                                let gone = self.terminate(&plugin) || self.ended(pid);
                                 if gone
                                     && let Some((version, started)) = landmark
                                     && self.step_landed(&plugin, version, started)?

@@ -810,19 +810,21 @@ SELECT 'the step created ' || pg_catalog.pg_describe_object('pg_catalog.pg_cast'
  WHERE c.castcontext <> 'e'
    AND (c.castsource IN (SELECT oid FROM types) OR c.casttarget IN (SELECT oid FROM types))
 UNION ALL
--- Built-in functions convert values of any type with its cast to one of theirs when there
--- is one, calling the cast's function themselves, with no check of EXECUTE, in the session
--- of whoever passes them the value: `to_json`, `row_to_json`, `json_agg` to json or jsonb,
--- `||` and `quote_literal` (SQL functions that cast to text), and any other. A cast of the
--- plugin's type with a function of its own therefore converts only to another of its types.
+-- Built-in functions of any argument type convert values with the type's cast to one of
+-- theirs when there is one, calling the cast's function themselves, with no check of
+-- EXECUTE, in the session of whoever passes them the value: `to_json`, `row_to_json`,
+-- `json_agg` to json or jsonb; `||`, `quote_literal` and `quote_nullable` (SQL functions
+-- that cast their argument) to text. A cast of the plugin's type with a function of its
+-- own converts to no type of theirs, nor to any other string type.
 SELECT 'the step created ' || pg_catalog.pg_describe_object('pg_catalog.pg_cast'::pg_catalog.regclass, c.oid, 0)
        || ', whose function built-in functions would call themselves (the JSON functions, '
        || '|| and quote_literal convert values with such casts), in the session of whoever '
        || 'passes them a value of the type, with no check of EXECUTE; a plugin''s cast with a '
-       || 'function converts to another of its types only'
-  FROM pg_catalog.pg_cast c
+       || 'function converts to no string type, json nor jsonb'
+  FROM pg_catalog.pg_cast c JOIN pg_catalog.pg_type ty ON ty.oid = c.casttarget
  WHERE c.castsource IN (SELECT oid FROM types) AND c.castfunc <> 0
-   AND c.casttarget NOT IN (SELECT oid FROM types)
+   AND (ty.typcategory = 'S'
+        OR c.casttarget IN ('pg_catalog.json'::pg_catalog.regtype, 'pg_catalog.jsonb'::pg_catalog.regtype))
 UNION ALL
 SELECT pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid, 0)
        || ' runs ' || g.tgfoid::pg_catalog.regprocedure::text

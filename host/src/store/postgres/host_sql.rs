@@ -195,6 +195,55 @@ END
 $$;
 REVOKE ALL ON FUNCTION wasmig.take_back_others(name, text) FROM PUBLIC;
 
+-- What of another's would run in the plugin's session, with that other's rights and the
+-- session's settings (its search path included, which the plugin sets), when the plugin's
+-- step writes its own tables: a foreign key with an action (CASCADE, SET NULL, SET DEFAULT)
+-- into one of them, which changes the referencing table's rows as its owner and fires that
+-- table's triggers; a trigger on one of them that runs a function not of the plugin's
+-- schema. The plugin's steps are refused while one exists, before any of its statements.
+CREATE OR REPLACE FUNCTION wasmig.refuse_foreign_code(me name, p text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    found text;
+BEGIN
+    WITH ns AS (
+        SELECT n.oid FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner
+         WHERE r.rolname = me
+    ), tabs AS (
+        SELECT d.objid AS oid FROM pg_depend d
+         WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid IN (SELECT oid FROM ns)
+           AND d.classid = 'pg_class'::regclass
+    )
+    SELECT string_agg(x, '; ' ORDER BY x) INTO found FROM (
+        SELECT format('the foreign key %I of %s references the plugin''s table %s with an action (ON DELETE %s, ON UPDATE %s): the step''s changes of its own rows would change that table''s rows and run its triggers, with their owner''s rights, in the plugin''s session; make it NO ACTION or RESTRICT',
+                      k.conname, k.conrelid::regclass::text, k.confrelid::regclass::text,
+                      CASE k.confdeltype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL'
+                           WHEN 'd' THEN 'SET DEFAULT' WHEN 'r' THEN 'RESTRICT' ELSE 'NO ACTION' END,
+                      CASE k.confupdtype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL'
+                           WHEN 'd' THEN 'SET DEFAULT' WHEN 'r' THEN 'RESTRICT' ELSE 'NO ACTION' END)
+          FROM tabs t
+          JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = t.oid
+                          AND d.classid = 'pg_constraint'::regclass
+          JOIN pg_constraint k ON k.oid = d.objid
+         WHERE k.contype = 'f' AND k.confrelid = t.oid
+           AND k.conrelid NOT IN (SELECT oid FROM tabs)
+           AND (k.confdeltype NOT IN ('a', 'r') OR k.confupdtype NOT IN ('a', 'r'))
+        UNION
+        SELECT format('the trigger %I on the plugin''s table %s runs %s, which is not the plugin''s: it would run in the plugin''s session, with the search path the plugin sets',
+                      g.tgname, g.tgrelid::regclass::text, g.tgfoid::regprocedure::text)
+          FROM tabs t
+          JOIN pg_trigger g ON g.tgrelid = t.oid
+          JOIN pg_proc f ON f.oid = g.tgfoid
+         WHERE NOT g.tgisinternal AND f.pronamespace NOT IN (SELECT oid FROM ns)
+    ) q(x);
+    IF found IS NOT NULL THEN
+        RAISE EXCEPTION 'wasmig: plugin %''s steps do not run while %', p, found
+            USING ERRCODE = '42501';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION wasmig.refuse_foreign_code(name, text) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION wasmig.step_begin() RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -210,6 +259,7 @@ BEGIN
     END IF;
     PERFORM pg_advisory_xact_lock(131260432083303);
     DELETE FROM wasmig.step_token s WHERE s.xid <> pg_current_xact_id();
+    PERFORM wasmig.refuse_foreign_code(session_user, p);
     t := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
     INSERT INTO wasmig.step_token (xid, token, plugin, others)
     VALUES (pg_current_xact_id(), t, p, wasmig.take_back_others(session_user, p));
@@ -232,6 +282,7 @@ BEGIN
     IF EXISTS (SELECT 1 FROM wasmig.step_token s WHERE s.xid = pg_current_xact_id()) THEN
         RAISE EXCEPTION 'wasmig: this transaction''s step has begun';
     END IF;
+    PERFORM wasmig.refuse_foreign_code(session_user, p);
     INSERT INTO wasmig.step_token (xid, token, plugin, others)
     VALUES (pg_current_xact_id(), NULL, p, wasmig.take_back_others(session_user, p));
 END
