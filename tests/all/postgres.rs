@@ -970,6 +970,64 @@ fn a_plugin_cannot_change_its_roles_settings_password_or_column_grants() {
 }
 
 #[test]
+fn a_password_a_plugins_code_sets_between_steps_logs_no_one_in_for_long() {
+    // Fired by the application, the plugin's trigger function runs as the plugin and sets
+    // its role's password; the password is valid for the minute after wasmig's last login
+    // as the role, and the role cannot make it valid for longer.
+    let pg = scripted();
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (x text);
+         CREATE FUNCTION attacker__pw() RETURNS trigger LANGUAGE plpgsql AS $f$
+         BEGIN
+           EXECUTE 'ALTER ROLE CURRENT_USER PASSWORD ''chosen''';
+           RETURN NEW;
+         END $f$;
+         CREATE TRIGGER attacker__trg BEFORE INSERT ON attacker__t
+           FOR EACH ROW EXECUTE FUNCTION attacker__pw()",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    let role = format!("wasmig/{}/attacker", pg.name);
+    let window = format!(
+        "SELECT (rolvaliduntil BETWEEN now() AND now() + interval '1 minute')::text \
+         FROM pg_roles WHERE rolname = '{role}'"
+    );
+    assert_eq!(pg.rows(&window), ["true"]);
+    pg.env
+        .exec("INSERT INTO attacker.attacker__t VALUES ('go')");
+    let mut config: postgres::Config = pg.url.parse().unwrap();
+    config.user(&role).password("chosen");
+    assert!(
+        config.connect(NoTls).is_ok(),
+        "the trigger set the password"
+    );
+    // The minute over (the test moves the role's validity back to now).
+    pg.env
+        .exec(&format!("ALTER ROLE \"{role}\" VALID UNTIL '2000-01-01'"));
+    let refused = config.connect(NoTls).err().map(|e| e.to_string());
+    assert!(refused.is_some(), "the password outlived its minute");
+    pg.script(
+        "attacker",
+        "0.3.0",
+        "DO $$ BEGIN EXECUTE 'ALTER ROLE CURRENT_USER VALID UNTIL ''infinity'''; END $$",
+        None,
+    );
+    let err = pg.env.fails(&["up", "attacker@0.3.0"]);
+    assert!(err.contains("permission denied"), "{err}");
+    // wasmig logs in again, and its steps run.
+    pg.script(
+        "attacker",
+        "0.3.0",
+        "INSERT INTO attacker__t VALUES ('step')",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.3.0"]);
+    assert_eq!(pg.rows(&window), ["true"]);
+}
+
+#[test]
 fn a_step_that_grows_its_schema_past_the_quota_is_rolled_back() {
     let pg = scripted();
     pg.env.policy("[limits]\nmax_growth = \"1MiB\"\n");

@@ -1062,7 +1062,16 @@ pub(super) fn functions() -> String {
          END IF;
          RETURN QUERY SELECT '+' || x FROM ({granted}) q(x);
          IF pg_catalog.current_setting('track_counts') <> 'on' OR {wrote_authid} THEN
-           EXECUTE pg_catalog.format('ALTER ROLE CURRENT_USER PASSWORD %L', $5);
+           -- Another runner may be making the role's password valid for its login at the
+           -- same moment (tuple concurrently updated, once it commits): tried again then.
+           FOR attempt IN 1..20 LOOP
+             BEGIN
+               EXECUTE pg_catalog.format('ALTER ROLE CURRENT_USER PASSWORD %L', $5);
+               EXIT;
+             EXCEPTION WHEN internal_error THEN
+               PERFORM pg_catalog.pg_sleep(0.01 * attempt);
+             END;
+           END LOOP;
          END IF;
          RETURN QUERY SELECT '=' || x FROM ({OWNED_OBJECTS}) q(x);
          RETURN QUERY {SCHEMA_BYTES};

@@ -127,6 +127,15 @@ impl PgBackend {
     /// [`PgBackend::provision_ahead`] set up for this run is not set up again.
     fn provision_waiting(&mut self, access: &PluginAccess, lock_ms: u128) -> Result<Names> {
         if let Some(names) = self.provisioned.remove(&access.plugin) {
+            // Set up earlier in the run: its password is valid again for the login to come.
+            let label = self.label.clone();
+            let session = self.setup_session()?;
+            session
+                .batch(&login_window(&names.role, None), None)
+                .map_err(|e| Error::Database {
+                    path: label,
+                    message: format!("cannot let plugin {}'s role log in: {e}", access.plugin),
+                })?;
             return Ok(names);
         }
         let (names, statements) = self.provision_sql(access)?;
@@ -234,8 +243,7 @@ impl PgBackend {
                    each plugin a schema of its own, named after it', {schema_lit};
                END IF;
              END $wasmig$;
-             ALTER ROLE {role} WITH LOGIN NOCREATEDB NOCREATEROLE NOINHERIT
-                 CONNECTION LIMIT -1 PASSWORD {verifier};
+             {login}
              DO $wasmig$ BEGIN
                IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles
                            WHERE rolname = {role_lit}
@@ -266,7 +274,7 @@ impl PgBackend {
             schema_lit = literal(&names.schema),
             plugin_lit = literal(&access.plugin),
             database = ident(&self.database),
-            verifier = literal(&verifier),
+            login = login_window(&names.role, Some(&verifier)),
             temp_kb = (self.options.max_temp_bytes / 1024).clamp(1, i32::MAX as u64),
             functions = host_sql::PLUGIN_FUNCTIONS,
             guard = guard::SIGNATURES,
@@ -477,6 +485,47 @@ impl PgBackend {
         }
         Ok(plugin)
     }
+}
+
+/// How long a plugin role's password is valid after wasmig sets the role up for a login.
+/// A plugin's function runs as the plugin between its steps (a trigger the application
+/// fires) and may set the role's password, which the role may always do; it may not change
+/// how long the password is valid (that takes CREATEROLE), so a password it set lets no one
+/// log in once the minute after wasmig's last login as the role is over.
+const LOGIN_WINDOW: &str = "1 minute";
+
+/// The statement that makes `role`'s password valid for [`LOGIN_WINDOW`] from now (the
+/// server's clock), and sets the role's attributes and password (`verifier`) first if given.
+/// Another runner may change the role at the same moment, which the server reports as an
+/// internal error ("tuple concurrently updated") once that runner commits: the change is
+/// tried again then, on the role as it committed it.
+fn login_window(role: &str, verifier: Option<&str>) -> String {
+    let attributes = match verifier {
+        Some(v) => format!(
+            "EXECUTE pg_catalog.format('ALTER ROLE %I WITH LOGIN NOCREATEDB NOCREATEROLE \
+             NOINHERIT CONNECTION LIMIT -1 PASSWORD %L', {}, {});",
+            literal(role),
+            literal(v)
+        ),
+        None => String::new(),
+    };
+    format!(
+        "DO $wasmig$ BEGIN
+           FOR attempt IN 1..20 LOOP
+             BEGIN
+               {attributes}
+               EXECUTE pg_catalog.format('ALTER ROLE %I VALID UNTIL %L', {},
+                                         pg_catalog.clock_timestamp() + interval '{LOGIN_WINDOW}');
+               RETURN;
+             EXCEPTION WHEN internal_error THEN
+               PERFORM pg_catalog.pg_sleep(0.01 * attempt);
+             END;
+           END LOOP;
+           RAISE EXCEPTION 'wasmig: the role % changed under every attempt to set it up', {};
+         END $wasmig$;",
+        literal(role),
+        literal(role)
+    )
 }
 
 /// How many times SCRAM's key derivation (PBKDF2) runs for a plugin role's password. Key
