@@ -2162,21 +2162,21 @@ fn a_plugins_objects_do_not_pin_another_schemas_types_nor_take_a_built_in_operat
              CREATE DOMAIN attacker__d AS int CHECK (attacker__ok(VALUE));
              CREATE TABLE attacker__u (id int);
              CREATE INDEX attacker__ux ON attacker__u (((id::attacker__d)::int))",
-            "whose check calls the plugin's function",
+            "whose check calls attacker.attacker__ok(integer)",
         ),
         (
             "CREATE FUNCTION attacker__ok(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true';
              CREATE DOMAIN attacker__d AS int CHECK (attacker__ok(VALUE));
              CREATE TABLE attacker__u (id int, b int);
              CREATE INDEX attacker__up ON attacker__u (id) WHERE (b::attacker__d) IS NOT NULL",
-            "whose check calls the plugin's function",
+            "whose check calls attacker.attacker__ok(integer)",
         ),
         (
             "CREATE FUNCTION attacker__ok(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true';
              CREATE DOMAIN attacker__d AS int CHECK (attacker__ok(VALUE));
              CREATE TABLE attacker__u (id int, b int);
              CREATE STATISTICS attacker__st ON ((b::attacker__d)::int), id FROM attacker__u",
-            "whose check calls the plugin's function",
+            "whose check calls attacker.attacker__ok(integer)",
         ),
         (
             "CREATE FUNCTION attacker__ok(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true';
@@ -2184,7 +2184,7 @@ fn a_plugins_objects_do_not_pin_another_schemas_types_nor_take_a_built_in_operat
              CREATE DOMAIN attacker__outer AS attacker__inner;
              CREATE TABLE attacker__u (id int);
              CREATE INDEX attacker__ux ON attacker__u (((id::attacker__outer)::int))",
-            "whose check calls the plugin's function",
+            "whose check calls attacker.attacker__ok(integer)",
         ),
         (
             "CREATE FUNCTION attacker__ok(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true';
@@ -2192,14 +2192,31 @@ fn a_plugins_objects_do_not_pin_another_schemas_types_nor_take_a_built_in_operat
              CREATE TYPE attacker__c AS (a attacker__d);
              CREATE TABLE attacker__u (id int);
              CREATE INDEX attacker__uc ON attacker__u ((ROW(id)::attacker__c))",
-            "whose check calls the plugin's function",
+            "whose check calls attacker.attacker__ok(integer)",
         ),
         (
             "CREATE FUNCTION attacker__ok(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true';
              CREATE DOMAIN attacker__d AS int CHECK (attacker__ok(VALUE));
              CREATE TABLE attacker__u (id int);
              CREATE INDEX attacker__ua ON attacker__u (((ARRAY[id]::attacker__d[])::int[]))",
-            "whose check calls the plugin's function",
+            "whose check calls attacker.attacker__ok(integer)",
+        ),
+        // A domain named in another's check, and a check that runs SQL text.
+        (
+            "CREATE FUNCTION attacker__ok(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true';
+             CREATE DOMAIN attacker__d2 AS int CHECK (attacker__ok(VALUE));
+             CREATE DOMAIN attacker__d1 AS int CHECK ((VALUE::attacker__d2) IS NOT NULL);
+             CREATE TABLE attacker__u (id int);
+             CREATE INDEX attacker__ux ON attacker__u (((id::attacker__d1)::int))",
+            "whose check calls attacker.attacker__ok(integer)",
+        ),
+        (
+            "CREATE FUNCTION attacker__ok(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true';
+             CREATE DOMAIN attacker__d AS int
+               CHECK (query_to_xml('SELECT attacker.attacker__ok(1)', true, true, '') IS NOT NULL);
+             CREATE TABLE attacker__u (id int);
+             CREATE INDEX attacker__ux ON attacker__u (((id::attacker__d)::int))",
+            "calls query_to_xml(",
         ),
         // The JSON functions call a type's cast to json themselves, with no check of EXECUTE,
         // in the session of whoever converts a value of it (`row_to_json` of a row); `||`

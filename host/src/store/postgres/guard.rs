@@ -861,13 +861,16 @@ SELECT DISTINCT x.what || ' calls the plugin''s function ' || p.oid::pg_catalog.
 UNION ALL
 -- The same expressions convert values to the types their nodes name: a domain's checks run
 -- at a conversion to it (`CoerceToDomain`), and at one to a composite, array or range made
--- of it (read as text, say), naming no function in the tree. Every type the trees name, and
--- every type it is made of, has no check calling a function of the plugin's.
+-- of it (read as text, say), naming no function in the tree; a check converts values to
+-- the types its own tree names in turn. Every type the trees name, every type it is made of
+-- and every type a check of a domain among them names has no check calling a function but
+-- an immutable built-in one (a check, unlike an index's expression, may call any function,
+-- `query_to_xml` of an SQL text included).
 SELECT DISTINCT x.what || ' converts a value to ' || k.contypid::pg_catalog.regtype::text
-       || ', whose check calls the plugin''s function ' || p.oid::pg_catalog.regprocedure::text
+       || ', whose check calls ' || p.oid::pg_catalog.regprocedure::text
        || ', which ANALYZE (autovacuum''s too) would run between steps, as the plugin, with '
        || 'nobody running anything of the plugin''s; an index''s or statistics object''s '
-       || 'expressions call built-in functions only'
+       || 'expressions call immutable built-in functions only, domains'' checks included'
   FROM analyzed x
   CROSS JOIN LATERAL (
        WITH RECURSIVE chain(t) AS (
@@ -876,14 +879,20 @@ SELECT DISTINCT x.what || ' converts a value to ' || k.contypid::pg_catalog.regt
            UNION
            SELECT z.t FROM chain c CROSS JOIN LATERAL ("#,
     made_of!("c"),
-    r#") z(t)
+    r#"
+             UNION ALL
+             SELECT m[1]::oid FROM pg_catalog.pg_constraint y
+               CROSS JOIN LATERAL pg_catalog.regexp_matches(y.conbin::text,
+                    ':[A-Za-z_]*[Tt][Yy][Pp][A-Za-z_]* ([0-9]+)', 'g') m
+              WHERE y.contypid = c.t AND y.contype = 'c') z(t)
        )
        SELECT t FROM chain) d
   JOIN pg_catalog.pg_constraint k ON k.contypid = d.t AND k.contype = 'c'
   CROSS JOIN LATERAL pg_catalog.regexp_matches(k.conbin::text,
        ':(?:funcid|opfuncid|aggfnoid|winfnoid|hashfuncid|negfuncid) ([0-9]+)', 'g') f
   CROSS JOIN LATERAL (SELECT * FROM pg_catalog.pg_proc y WHERE y.oid = f[1]::oid OFFSET 0) p
- WHERE f[1] <> '0' AND p.pronamespace = (SELECT oid FROM s)
+ WHERE f[1] <> '0'
+   AND NOT (p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace AND p.provolatile = 'i')
 UNION ALL
 -- A value of an object identifier type (`regclass`, `regproc`, …, or an array or domain of
 -- one) that is not a constant of the tree names an object chosen when the expression runs:
