@@ -1577,8 +1577,9 @@ fn a_function_that_makes_itself_run_as_its_caller_is_made_the_plugins_again_by_t
 /// `reader`, granted reads of `victim`, with a secret of its own; and a victim whose view
 /// calls its function `victim__f`, which copies the reader's secret into the victim's
 /// table when it runs with the reader's rights (and takes a value of the victim's sequence,
-/// which no rollback gives back). Fired by the application, the victim's
-/// trigger makes `victim__f` run as its caller and grants it to the reader.
+/// which no rollback gives back). Fired by the application, the victim's trigger makes
+/// `victim__f` run as its caller and grants it, the view, the table and the sequence to the
+/// reader.
 fn a_victim_that_lends_its_code_to_its_reader() -> Pg {
     let pg = scripted();
     pg.env.add(artifacts::READER, "reader.wasm");
@@ -1613,6 +1614,7 @@ fn a_victim_that_lends_its_code_to_its_reader() -> Pg {
            EXECUTE format('GRANT EXECUTE ON FUNCTION victim.victim__f() TO %I', r);
            EXECUTE format('GRANT INSERT ON victim.victim__loot TO %I', r);
            EXECUTE format('GRANT USAGE ON SEQUENCE victim.victim__seq TO %I', r);
+           EXECUTE format('GRANT SELECT ON victim.victim__v TO %I', r);
            RETURN NEW;
          END $f$;
          CREATE TRIGGER victim__trg BEFORE INSERT ON victim__t
@@ -1633,7 +1635,8 @@ fn another_plugins_code_never_runs_with_a_plugins_rights_whatever_it_changed_bet
         "the victim's function changed itself"
     );
     // The reader's step reads the victim's view: the victim's function may not run with the
-    // reader's rights (here the reader may not call it at all), in a dry run either.
+    // reader's rights (the reader may not read the view, nor call the function), in a dry
+    // run either.
     pg.script(
         "reader",
         "0.3.0",
@@ -1644,12 +1647,12 @@ fn another_plugins_code_never_runs_with_a_plugins_rights_whatever_it_changed_bet
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{said}");
     assert!(
-        said.contains("permission denied for function victim__f"),
+        said.contains("permission denied for view victim__v"),
         "{said}"
     );
     let err = pg.env.fails(&["up", "reader@0.3.0"]);
     assert!(
-        err.contains("permission denied for function victim__f"),
+        err.contains("permission denied for view victim__v"),
         "{err}"
     );
     assert_eq!(pg.rows("SELECT count(*) FROM victim.victim__loot"), ["0"]);
@@ -1670,6 +1673,65 @@ fn another_plugins_code_never_runs_with_a_plugins_rights_whatever_it_changed_bet
         ),
         ["true false"]
     );
+}
+
+#[test]
+fn another_plugins_row_security_policies_and_views_never_run_in_a_step() {
+    // Between its steps, the victim's code (here the operator, as the victim's role, in its
+    // place) puts a policy that runs any SQL on its table, and a view that does, and grants
+    // the reader the view and its sequence: read by the reader's step, either would run
+    // that SQL with the reader's rights.
+    let pg = a_victim_that_lends_its_code_to_its_reader();
+    pg.script(
+        "victim",
+        "0.4.0",
+        "CREATE TABLE victim__pub (x int); INSERT INTO victim__pub VALUES (1)",
+        None,
+    );
+    pg.env.ok(&["up", "victim@0.4.0"]);
+    let steal =
+        "query_to_xml('SELECT setval(''victim.victim__seq'', 42)', true, true, '') IS NOT NULL";
+    pg.env.exec(&format!(
+        "SET ROLE \"wasmig/{db}/victim\";
+         CREATE POLICY victim__p ON victim.victim__pub USING ({steal});
+         ALTER TABLE victim.victim__pub ENABLE ROW LEVEL SECURITY;
+         CREATE VIEW victim.victim__w AS SELECT 1 AS one WHERE {steal};
+         GRANT SELECT ON victim.victim__w TO \"wasmig/{db}/reader\";
+         GRANT USAGE, UPDATE ON SEQUENCE victim.victim__seq TO \"wasmig/{db}/reader\";
+         RESET ROLE",
+        db = pg.name
+    ));
+    pg.script(
+        "reader",
+        "0.3.0",
+        "CREATE TABLE reader__copy AS SELECT x FROM victim.victim__pub",
+        None,
+    );
+    let err = pg.env.fails(&["up", "reader@0.3.0"]);
+    assert!(err.contains("row-level security"), "{err}");
+    pg.script(
+        "reader",
+        "0.3.0",
+        "CREATE TABLE reader__copy AS SELECT one FROM victim.victim__w",
+        None,
+    );
+    let err = pg.env.fails(&["up", "reader@0.3.0"]);
+    assert!(
+        err.contains("permission denied for view victim__w"),
+        "{err}"
+    );
+    assert_eq!(
+        pg.rows("SELECT is_called::text FROM victim.victim__seq"),
+        ["false"]
+    );
+    // The victim's base tables stay readable.
+    pg.script(
+        "reader",
+        "0.3.0",
+        "CREATE TABLE reader__copy AS SELECT x FROM victim.victim__secret",
+        None,
+    );
+    pg.env.ok(&["up", "reader@0.3.0"]);
 }
 
 #[test]

@@ -147,13 +147,31 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 REVOKE ALL ON FUNCTION wasmig.others_functions(name) FROM PUBLIC;
 
--- Those functions as the server stores them now: a function's row in pg_proc is a new
--- version (a new xmin) after any change of it, a grant or whose rights it runs with
--- included, and a new function is a new row.
+-- What of the other plugins could run or be read in `me`'s session, as the server stores
+-- it now: their functions, their schemas (whose grants say which `me` may use) and the
+-- relations of those `me` may use. A catalog row is a new version (a new xmin) after any
+-- change of it, a grant, whose rights a function runs with and a relation's kind included,
+-- and a new object is a new row.
 CREATE OR REPLACE FUNCTION wasmig.others_code(me name) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(md5(string_agg(p.oid::text || ':' || p.xmin::text, ',' ORDER BY p.oid)), '')
-      FROM wasmig.others_functions(me) o JOIN pg_proc p ON p.oid = o.fn
+    WITH ns AS (
+        SELECT n.oid, n.xmin FROM pg_namespace n
+         WHERE n.nspowner IN (SELECT r.oid FROM wasmig.plugin_role w
+                                JOIN pg_roles r ON r.rolname = w.role WHERE w.role <> me)
+    )
+    SELECT coalesce(md5(string_agg(x, ',' ORDER BY x)), '') FROM (
+        SELECT 'f' || p.oid::text || ':' || p.xmin::text
+          FROM wasmig.others_functions(me) o JOIN pg_proc p ON p.oid = o.fn
+        UNION ALL
+        SELECT 'n' || ns.oid::text || ':' || ns.xmin::text FROM ns
+        UNION ALL
+        SELECT 'r' || c.oid::text || ':' || c.xmin::text
+          FROM ns
+          JOIN pg_depend d ON d.refclassid = 'pg_namespace'::regclass AND d.refobjid = ns.oid
+                          AND d.classid = 'pg_class'::regclass
+          JOIN pg_class c ON c.oid = d.objid
+         WHERE has_schema_privilege(me, ns.oid, 'USAGE')
+    ) q(x)
 $$;
 REVOKE ALL ON FUNCTION wasmig.others_code(name) FROM PUBLIC;
 
@@ -170,6 +188,7 @@ CREATE OR REPLACE FUNCTION wasmig.take_back_others(me name, p text) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     f record;
+    t record;
 BEGIN
     FOR f IN SELECT x.oid, x.oid::regprocedure::text AS id, o.plugin,
                     x.prokind IN ('f', 'p') AND NOT x.prosecdef AS invoker,
@@ -190,6 +209,44 @@ BEGIN
             END IF;
         END IF;
     END LOOP;
+    -- Another plugin's schema is this plugin's to use only if the policy lets it read that
+    -- plugin, and then its base tables only, to read: not its views (whose queries, and the
+    -- functions they call, run with the reader's rights), sequences or anything else, nor
+    -- to write. A view a plugin changed between its steps could run any SQL as the reader
+    -- (`query_to_xml` of a text). Row security policies never run in a plugin's session
+    -- (`row_security` is off there: a table under one is refused, not filtered).
+    FOR f IN SELECT n.oid, n.nspname, w.plugin,
+                    EXISTS (SELECT 1 FROM wasmig.plugin_read x
+                             WHERE x.reader = p AND x.plugin = w.plugin) AS granted
+               FROM pg_namespace n
+               JOIN pg_roles r ON r.oid = n.nspowner
+               JOIN wasmig.plugin_role w ON w.role = r.rolname
+              WHERE w.role <> me AND has_schema_privilege(me, n.oid, 'USAGE')
+    LOOP
+        IF NOT f.granted THEN
+            EXECUTE format('REVOKE ALL ON SCHEMA %I FROM PUBLIC, %I', f.nspname, me);
+        ELSE
+            FOR t IN SELECT c.oid, c.oid::regclass::text AS id, c.relkind IN ('r', 'p') AS base
+                       FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+                      WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = f.oid
+                        AND d.classid = 'pg_class'::regclass
+                        AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+                        AND CASE WHEN c.relkind = 'S'
+                                 THEN has_sequence_privilege(me, c.oid, 'USAGE, SELECT, UPDATE')
+                                 WHEN c.relkind IN ('r', 'p')
+                                 THEN has_table_privilege(me, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+                                      OR has_any_column_privilege(me, c.oid, 'INSERT, UPDATE, REFERENCES')
+                                 ELSE has_any_column_privilege(me, c.oid, 'SELECT, INSERT, UPDATE, REFERENCES')
+                                      OR has_table_privilege(me, c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+                            END
+            LOOP
+                EXECUTE format('REVOKE ALL ON %s FROM PUBLIC, %I', t.id, me);
+                IF t.base THEN
+                    EXECUTE format('GRANT SELECT ON %s TO %I', t.id, me);
+                END IF;
+            END LOOP;
+        END IF;
+    END LOOP;
     RETURN wasmig.others_code(me);
 END
 $$;
@@ -197,10 +254,12 @@ REVOKE ALL ON FUNCTION wasmig.take_back_others(name, text) FROM PUBLIC;
 
 -- What of another's would run in the plugin's session, with that other's rights and the
 -- session's settings (its search path included, which the plugin sets), when the plugin's
--- step writes its own tables: a foreign key with an action (CASCADE, SET NULL, SET DEFAULT)
--- into one of them, which changes the referencing table's rows as its owner and fires that
--- table's triggers; a trigger on one of them that runs a function not of the plugin's
--- schema. The plugin's steps are refused while one exists, before any of its statements.
+-- step writes its own tables or changes its objects: a foreign key with an action (CASCADE,
+-- SET NULL, SET DEFAULT) into one of them, which changes the referencing table's rows as
+-- its owner and fires that table's triggers; a trigger on one of them that runs a function
+-- not of the plugin's schema; an event trigger whose function runs as its owner and finds
+-- tables through the session's temporary schema. The plugin's steps are refused while one
+-- exists, before any of its statements.
 CREATE OR REPLACE FUNCTION wasmig.refuse_foreign_code(me name, p text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -235,6 +294,17 @@ BEGIN
           JOIN pg_trigger g ON g.tgrelid = t.oid
           JOIN pg_proc f ON f.oid = g.tgfoid
          WHERE NOT g.tgisinternal AND f.pronamespace NOT IN (SELECT oid FROM ns)
+        UNION
+        -- An event trigger fires at the plugin's DDL, in its session; one whose function
+        -- runs as its owner would name tables and types through the session's temporary
+        -- schema first (the server searches it before any schema the path lists, unless
+        -- the path names pg_temp itself), where the plugin's own stand in for them.
+        SELECT format('the event trigger %I runs %s as its owner at every DDL statement, the plugin''s steps'' included, and its search path does not end with pg_temp: the plugin''s temporary tables would stand in for the tables it names; give the function SET search_path = <its schemas>, pg_temp',
+                      e.evtname, e.evtfoid::regprocedure::text)
+          FROM pg_event_trigger e JOIN pg_proc f ON f.oid = e.evtfoid
+         WHERE e.evtenabled IN ('O', 'A') AND f.prosecdef
+           AND NOT EXISTS (SELECT 1 FROM unnest(f.proconfig) c
+                            WHERE c ~ '^search_path=' AND c ~ ',\s*"?pg_temp"?\s*$')
     ) q(x);
     IF found IS NOT NULL THEN
         RAISE EXCEPTION 'wasmig: plugin %''s steps do not run while %', p, found

@@ -315,7 +315,15 @@ impl PgBackend {
                 "DO $wasmig$ BEGIN
                    IF EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = {lit}) THEN
                      EXECUTE 'GRANT USAGE ON SCHEMA ' || {q} || ' TO ' || {me};
-                     EXECUTE 'GRANT SELECT ON ALL TABLES IN SCHEMA ' || {q} || ' TO ' || {me};
+                     -- Its base tables only: a view's query runs with its reader's rights.
+                     EXECUTE coalesce(
+                       (SELECT 'GRANT SELECT ON ' || pg_catalog.string_agg(c.oid::pg_catalog.regclass::text, ', ')
+                               || ' TO ' || {me}
+                          FROM pg_catalog.pg_class c
+                         WHERE c.relnamespace = pg_catalog.to_regnamespace({lit})
+                           AND c.relkind IN ('r', 'p')
+                        HAVING pg_catalog.count(*) > 0),
+                       'SELECT 1');
                    END IF;
                  END $wasmig$;",
                 lit = literal(&other.schema),
@@ -339,7 +347,7 @@ impl PgBackend {
             .application_name(format!("wasmig plugin {plugin}"))
             .options(format!(
                 "-c search_path={} -c standard_conforming_strings=on \
-                 -c client_connection_check_interval=1000 -c row_security=on \
+                 -c client_connection_check_interval=1000 -c row_security=off \
                  -c default_transaction_read_only=off \
                  -c default_transaction_isolation=read\\ committed",
                 names.schema
