@@ -108,7 +108,9 @@ fn init_logging(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(output::LogEvent::new)
         .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // No colours: the log's writer escapes every control character, ESC included (a
+        // field of an event, an object's name, is written as it is).
+        .with_ansi(false)
         .init();
 }
 

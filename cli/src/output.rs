@@ -59,8 +59,9 @@ fn hidden(c: char) -> bool {
 /// [`continued`] show a plugin's words, when the event is done (the formatter writes an event
 /// into a writer of its own, then drops it). A plugin's or the database's words reach the
 /// log in messages (a step's error, a plugin's own `log` messages, what it printed), where a
-/// line break or a character that reorders text could draw a line of wasmig's own. `ESC`
-/// stays: the formatter writes its colours with it, and writes one in a message as `\x1b`.
+/// line break or a character that reorders text could draw a line of wasmig's own; the
+/// formatter escapes some of them in an event's message, not in its other fields (the name
+/// of a plugin's object). The log has no colours, so that `ESC` is escaped too.
 pub(crate) struct LogEvent(Vec<u8>);
 
 impl LogEvent {
@@ -95,7 +96,6 @@ impl Drop for LogEvent {
         for c in body.chars() {
             match c {
                 '\n' => out.push_str("\n  │ "),
-                '\u{1b}' => out.push(c),
                 c if hidden(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
                 c => out.push(c),
             }

@@ -403,3 +403,22 @@ fn a_plugins_table_has_at_most_64_indexes() {
     );
     assert!(err.contains("past 64"), "{err}");
 }
+
+#[test]
+fn a_plugin_has_at_most_2000_objects() {
+    // Objects whose names share a bucket of SQLite's schema hash cost every connection that
+    // parses the schema a comparison of names per pair.
+    let env = crate::scripted::scripted();
+    let views = |from: u32, to: u32| {
+        (from..to)
+            .map(|i| format!("CREATE VIEW attacker__v{i} AS SELECT {i} AS x;"))
+            .collect::<String>()
+    };
+    // The scripted plugin's own table and its primary key's index are two objects.
+    env.applies("attacker", "0.2.0", &views(0, 1998));
+    let err = env.refused("attacker", "0.3.0", &views(1998, 1999), "past 2000");
+    assert!(
+        err.contains("with 2001 tables, indexes, views and triggers"),
+        "{err}"
+    );
+}

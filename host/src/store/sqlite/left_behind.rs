@@ -43,7 +43,7 @@ impl SqliteBackend {
                 // A column's DEFAULT is compiled only when a row is inserted, then with the
                 // rights of whoever inserts: the probes compile it now. A virtual table's
                 // shadow tables are the module's, and `sqlite_sequence` is SQLite's.
-                if !is_virtual && scope.owns(&o.name) && self.kind_of(o)? == "table" {
+                if !is_virtual && scope.owns(&o.name) && !self.is_shadow(o)? {
                     objects.push(o);
                 }
             }
@@ -244,15 +244,7 @@ impl SqliteBackend {
         .map_err(|e| format!("cannot inspect {}: {e}", object.table))?;
         // `UPDATE OF rowid` fires only when the rowid is set under that very name, `oid` and
         // `_rowid_` alike, on a table that has one and no column of that name.
-        let with_rowid = self
-            .columns(
-                "SELECT type || wr FROM pragma_table_list(?1) \
-                 ORDER BY schema = ?2 DESC, schema = 'temp' DESC LIMIT 1",
-                &[&object.table, &object.schema],
-            )
-            .map_err(|e| format!("cannot inspect {}: {e}", object.table))?
-            .first()
-            .is_some_and(|kind| kind == "table0");
+        let with_rowid = self.has_rowid(&object.table, &object.schema)?;
         let aliases = ["rowid", "oid", "_rowid_"]
             .into_iter()
             .filter(|a| with_rowid && !columns.iter().any(|c| c.eq_ignore_ascii_case(a)));
@@ -279,13 +271,55 @@ impl SqliteBackend {
         })
     }
 
-    /// What SQLite says the table is: `table`, `shadow` (a virtual table's own storage),
-    /// `virtual` or `view`.
-    fn kind_of(&self, table: &SchemaObject) -> Result<String, String> {
+    /// The `CREATE` statement of the table `name` of `schema`, if it has one (not a view's).
+    /// Read from the schema table, not `pragma_table_list`, which first works out the columns
+    /// of every view of the database, in time that grows with the square of their number.
+    fn table_sql(&self, name: &str, schema: &str) -> Result<Option<String>, String> {
         self.conn
-            .prepare_cached("SELECT type FROM pragma_table_list(?1) WHERE schema = ?2")
-            .and_then(|mut s| s.query_row([&table.name, &table.schema], |r| r.get(0)))
-            .map_err(|e| format!("cannot inspect {}: {e}", table.name))
+            .prepare_cached(&format!(
+                "SELECT sql FROM {}.sqlite_schema WHERE type = 'table' AND name = ?1 \
+                 COLLATE NOCASE",
+                quote(schema)
+            ))
+            .and_then(|mut s| {
+                s.query_map([name], |r| r.get::<_, Option<String>>(0))?
+                    .next()
+                    .transpose()
+            })
+            .map(Option::flatten)
+            .map_err(|e| format!("cannot inspect {name}: {e}"))
+    }
+
+    /// Whether the table is a virtual table's own storage (a shadow table), as SQLite tells
+    /// one: its name is a virtual table's of the same schema, `_`, and a suffix that table's
+    /// module names as its own (fts5's and rtree's, the only modules a plugin may use).
+    fn is_shadow(&self, table: &SchemaObject) -> Result<bool, String> {
+        let Some((owner, suffix)) = table.name.rsplit_once('_') else {
+            return Ok(false);
+        };
+        let module = self
+            .table_sql(owner, &table.schema)?
+            .filter(|sql| sql_text::is_virtual_table(sql))
+            .and_then(|sql| sql_text::virtual_table(&sql))
+            .map(|(module, _)| module.to_ascii_lowercase());
+        let own: &[&str] = match module.as_deref() {
+            Some("fts5") => &["config", "content", "data", "docsize", "idx"],
+            Some("rtree" | "rtree_i32") => &["node", "parent", "rowid"],
+            _ => &[],
+        };
+        Ok(own.iter().any(|s| s.eq_ignore_ascii_case(suffix)))
+    }
+
+    /// Whether the table a trigger of `schema` is on has a rowid: a table, not virtual, not
+    /// declared `WITHOUT ROWID`. A TEMP trigger's table is TEMP's if TEMP has one of that
+    /// name, else main's, as SQLite resolves it.
+    fn has_rowid(&self, table: &str, schema: &str) -> Result<bool, String> {
+        let mut sql = self.table_sql(table, schema)?;
+        if sql.is_none() && schema == "temp" {
+            sql = self.table_sql(table, "main")?;
+        }
+        Ok(sql
+            .is_some_and(|sql| !sql_text::is_virtual_table(&sql) && !sql_text::without_rowid(&sql)))
     }
 
     fn columns(&self, sql: &str, params: &[&String]) -> rusqlite::Result<Vec<String>> {

@@ -462,7 +462,8 @@ impl SqliteBackend {
 
 impl SqliteBackend {
     /// Refuses a step after which the plugin's objects of the main database take more bytes
-    /// of definitions than its quota, or a table of its has more than [`MAX_TABLE_INDEXES`]:
+    /// of definitions than its quota, more than [`MAX_OBJECTS`], or a table of its has more
+    /// than [`MAX_TABLE_INDEXES`]:
     /// every connection to the database (the application's too) parses the whole schema when
     /// it first uses it, at many times the text's size in memory, and keeps it.
     fn check_schema_size(&self, scope: &Scope, owned: &[SchemaObject]) -> Result<(), String> {
@@ -482,6 +483,21 @@ impl SqliteBackend {
                 scope.plugin,
                 bytes.div_ceil(1024),
                 quota / 1024
+            ));
+        }
+        // SQLite finds a schema's tables, views, indexes and triggers in hash tables of at most
+        // 64 buckets in a build with SQLite's default soft heap limit (most builds, the
+        // application's included) under a hash of the name anyone can compute: a connection
+        // parsing N objects whose names share a bucket compares names N² / 2 times (tens of
+        // thousands of small views cost every connection seconds).
+        let objects = owned.iter().filter(|o| o.schema == "main").count();
+        if objects > MAX_OBJECTS {
+            return Err(format!(
+                "the step left plugin {} with {objects} tables, indexes, views and triggers, \
+                 past {MAX_OBJECTS}: every connection to the database files each object of \
+                 the schema by its name when it parses it, in time that can grow with the \
+                 square of their number",
+                scope.plugin
             ));
         }
         // A connection parsing a table's definition compares each of its UNIQUE constraints
@@ -509,6 +525,10 @@ impl SqliteBackend {
 
 /// The most indexes a plugin's table may have (see [`SqliteBackend::check_schema_size`]).
 const MAX_TABLE_INDEXES: usize = 64;
+
+/// The most tables, indexes, views and triggers a plugin may have in the main database (see
+/// [`SqliteBackend::check_schema_size`]).
+const MAX_OBJECTS: usize = 2_000;
 
 /// Whether a table's `CREATE` statement makes an fts5 table (`… USING fts5(…)`).
 fn is_fts5(sql: &str) -> bool {

@@ -453,6 +453,42 @@ pub(crate) fn bare_table_function(sql: &str) -> Option<String> {
     None
 }
 
+/// Whether a table's `CREATE TABLE` text (as SQLite stores it: with its column list) declares
+/// it `WITHOUT ROWID`, among the options after its columns.
+pub(crate) fn without_rowid(sql: &str) -> bool {
+    let t = tokens(sql);
+    let Some(open) = t.iter().position(|w| matches!(w, Token::Punct('('))) else {
+        return false;
+    };
+    let mut depth = 0usize;
+    let mut close = None;
+    for (i, token) in t.iter().enumerate().skip(open) {
+        match token {
+            Token::Punct('(') => depth += 1,
+            Token::Punct(')') => {
+                depth -= 1;
+                if depth == 0 {
+                    close = Some(i);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some(close) = close else {
+        return false;
+    };
+    t[close + 1..]
+        .windows(2)
+        .any(|w| w[0].is_word("without") && w[1].is_word("rowid"))
+}
+
+/// Whether the text is a `CREATE VIRTUAL TABLE` statement.
+pub(crate) fn is_virtual_table(sql: &str) -> bool {
+    let mut t = Tokens::new(sql);
+    t.next().is_some_and(|w| w.is_word("create")) && t.next().is_some_and(|w| w.is_word("virtual"))
+}
+
 /// A virtual table's module and its arguments, from its `CREATE VIRTUAL TABLE` text; each
 /// argument is its tokens. `None`: the text does not read as one.
 pub(crate) fn virtual_table(sql: &str) -> Option<(String, Vec<Vec<Token>>)> {
@@ -788,6 +824,26 @@ mod tests {
             bare_table_function("CREATE VIEW v AS SELECT * FROM main.json_each").as_deref(),
             Some("json_each")
         );
+    }
+
+    #[test]
+    fn without_rowid_is_read_from_the_options_after_the_columns() {
+        assert!(without_rowid(
+            "CREATE TABLE t (a PRIMARY KEY, b) WITHOUT ROWID"
+        ));
+        assert!(without_rowid(
+            "CREATE TABLE t (a PRIMARY KEY, b) STRICT, WITHOUT ROWID"
+        ));
+        assert!(without_rowid(
+            "create table \"t(\" (a text primary key check (a <> ')')) without rowid"
+        ));
+        assert!(!without_rowid("CREATE TABLE t (\"without\" rowid, b)"));
+        assert!(!without_rowid(
+            "CREATE TABLE t (a, b CHECK (b <> 'WITHOUT ROWID'))"
+        ));
+        assert!(!without_rowid("CREATE TABLE t (a, b) STRICT"));
+        assert!(is_virtual_table("CREATE VIRTUAL TABLE t USING fts5(a)"));
+        assert!(!is_virtual_table("CREATE TABLE t (\"virtual\" USING)"));
     }
 
     #[test]
