@@ -649,14 +649,7 @@ fn kill_9_mid_step_leaves_nothing_and_the_next_run_applies_the_step_once() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let until = Instant::now() + Duration::from_secs(30);
-    while pg
-        .rows("SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()")
-        .is_empty()
-    {
-        assert!(Instant::now() < until, "the step never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    plugin_session_pid(&pg, "pg_sleep(30)");
     runner.kill().unwrap();
     runner.wait().unwrap();
     // The server rolls the step's transaction back when its session goes.
@@ -1754,14 +1747,7 @@ fn another_plugins_code_changed_while_a_step_runs_rolls_the_step_back() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let until = Instant::now() + Duration::from_secs(30);
-    while pg
-        .rows("SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%' AND pid <> pg_backend_pid()")
-        .is_empty()
-    {
-        assert!(Instant::now() < until, "the step never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    plugin_session_pid(&pg, "SELECT pg_sleep(3)");
     pg.env.exec("INSERT INTO victim.victim__t VALUES ('go')");
     let out = runner.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

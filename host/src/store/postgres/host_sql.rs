@@ -314,11 +314,12 @@ END
 $$;
 REVOKE ALL ON FUNCTION wasmig.refuse_foreign_code(name, text) FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION wasmig.step_begin() RETURNS text
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+-- The plugin whose role runs this session, refused if its step has begun in this
+-- transaction, or if another's code would run in it (refuse_foreign_code).
+CREATE OR REPLACE FUNCTION wasmig.stepping_plugin() RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     p text;
-    t text;
 BEGIN
     SELECT r.plugin INTO p FROM wasmig.plugin_role r WHERE r.role = session_user;
     IF p IS NULL THEN
@@ -327,9 +328,21 @@ BEGIN
     IF EXISTS (SELECT 1 FROM wasmig.step_token s WHERE s.xid = pg_current_xact_id()) THEN
         RAISE EXCEPTION 'wasmig: this transaction''s step has begun';
     END IF;
+    PERFORM wasmig.refuse_foreign_code(session_user, p);
+    RETURN p;
+END
+$$;
+REVOKE ALL ON FUNCTION wasmig.stepping_plugin() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION wasmig.step_begin() RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p text;
+    t text;
+BEGIN
+    p := wasmig.stepping_plugin();
     PERFORM pg_advisory_xact_lock(131260432083303);
     DELETE FROM wasmig.step_token s WHERE s.xid <> pg_current_xact_id();
-    PERFORM wasmig.refuse_foreign_code(session_user, p);
     t := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
     INSERT INTO wasmig.step_token (xid, token, plugin, others)
     VALUES (pg_current_xact_id(), t, p, wasmig.take_back_others(session_user, p));
@@ -345,14 +358,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     p text;
 BEGIN
-    SELECT r.plugin INTO p FROM wasmig.plugin_role r WHERE r.role = session_user;
-    IF p IS NULL THEN
-        RAISE EXCEPTION 'wasmig: % is not a plugin''s role', session_user;
-    END IF;
-    IF EXISTS (SELECT 1 FROM wasmig.step_token s WHERE s.xid = pg_current_xact_id()) THEN
-        RAISE EXCEPTION 'wasmig: this transaction''s step has begun';
-    END IF;
-    PERFORM wasmig.refuse_foreign_code(session_user, p);
+    p := wasmig.stepping_plugin();
     INSERT INTO wasmig.step_token (xid, token, plugin, others)
     VALUES (pg_current_xact_id(), NULL, p, wasmig.take_back_others(session_user, p));
 END
