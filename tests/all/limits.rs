@@ -405,7 +405,7 @@ fn a_plugins_table_has_at_most_64_indexes() {
 }
 
 #[test]
-fn a_plugin_has_at_most_2000_objects() {
+fn a_plugin_has_at_most_2000_objects_foreign_keys_included() {
     // Objects whose names share a bucket of SQLite's schema hash cost every connection that
     // parses the schema a comparison of names per pair.
     let env = crate::scripted::scripted();
@@ -418,7 +418,21 @@ fn a_plugin_has_at_most_2000_objects() {
     env.applies("attacker", "0.2.0", &views(0, 1998));
     let err = env.refused("attacker", "0.3.0", &views(1998, 1999), "past 2000");
     assert!(
-        err.contains("with 2001 tables, indexes, views and triggers"),
+        err.contains("with 2001 tables, indexes, views and triggers and 0 foreign keys"),
+        "{err}"
+    );
+    // Foreign keys count too: SQLite files each by the name of the table it references.
+    let keys: Vec<String> = (0..3)
+        .map(|i| format!("k{i} REFERENCES attacker__script"))
+        .collect();
+    let err = env.refused(
+        "attacker",
+        "0.3.0",
+        &format!("CREATE TABLE attacker__k ({})", keys.join(", ")),
+        "past 2000 in all",
+    );
+    assert!(
+        err.contains("2001 tables, indexes, views and triggers and 3 foreign keys"),
         "{err}"
     );
 }

@@ -95,6 +95,33 @@ fn an_fts5_table_may_index_only_the_plugins_own_table() {
 }
 
 #[test]
+fn a_table_named_like_an_fts5_tables_storage_is_checked_as_any_table() {
+    // A contentless fts5 table makes no `_content` table, and one without column sizes no
+    // `_docsize`: a table of the plugin's made under that name, before the fts5 table, is
+    // SQLite's shadow table by its name, but its defaults are the plugin's (here one that
+    // would record the application's connection state in each row it inserts).
+    let env = scripted();
+    for (suffix, options) in [("content", "content=''"), ("docsize", "columnsize=0")] {
+        let sql = format!(
+            "CREATE TABLE attacker__f_{suffix} (id INTEGER PRIMARY KEY, seen DEFAULT (changes()));
+             CREATE VIRTUAL TABLE attacker__f USING fts5(body, {options})"
+        );
+        let err = env.refused("attacker", "0.2.0", &sql, "");
+        assert!(
+            err.contains("changes") || err.contains("may not be modified"),
+            "{err}"
+        );
+    }
+    // The module's own storage, with the same options, is fine.
+    env.applies(
+        "attacker",
+        "0.2.0",
+        "CREATE VIRTUAL TABLE attacker__f USING fts5(body, content='', columnsize=0);
+         CREATE VIRTUAL TABLE attacker__g USING fts5(body)",
+    );
+}
+
+#[test]
 fn own_rtree_and_fts5_tables_work_after_the_application_analyzed_the_database() {
     let env = scripted();
     // ANALYZE makes sqlite_stat1, which rtree reads when it opens a table.

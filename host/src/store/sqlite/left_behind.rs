@@ -45,6 +45,14 @@ impl SqliteBackend {
                 // shadow tables are the module's, and `sqlite_sequence` is SQLite's.
                 if !is_virtual && scope.owns(&o.name) && !self.is_shadow(o)? {
                     objects.push(o);
+                } else if !is_virtual
+                    && scope.owns(&o.name)
+                    && o.sql.as_deref().is_some_and(sql_text::has_expressions)
+                {
+                    // A shadow table by its name that a module did not make (made before
+                    // the virtual table, under a name the module leaves unused): the module's
+                    // own hold no expression, and this one is compiled like any table.
+                    objects.push(o);
                 }
             }
         }

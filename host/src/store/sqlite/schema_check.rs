@@ -490,14 +490,26 @@ impl SqliteBackend {
         // application's included) under a hash of the name anyone can compute: a connection
         // parsing N objects whose names share a bucket compares names N² / 2 times (tens of
         // thousands of small views cost every connection seconds).
-        let objects = owned.iter().filter(|o| o.schema == "main").count();
-        if objects > MAX_OBJECTS {
+        // A foreign key is filed so too, by the name of the table it references.
+        let main: Vec<&SchemaObject> = owned.iter().filter(|o| o.schema == "main").collect();
+        let keys: usize = main
+            .iter()
+            .filter(|o| o.kind == "table")
+            .filter_map(|o| o.sql.as_deref())
+            .map(|sql| {
+                super::sql_text::Tokens::new(sql)
+                    .filter(|t| t.is_word("references"))
+                    .count()
+            })
+            .sum();
+        if main.len() + keys > MAX_OBJECTS {
             return Err(format!(
-                "the step left plugin {} with {objects} tables, indexes, views and triggers, \
-                 past {MAX_OBJECTS}: every connection to the database files each object of \
-                 the schema by its name when it parses it, in time that can grow with the \
-                 square of their number",
-                scope.plugin
+                "the step left plugin {} with {} tables, indexes, views and triggers and {keys} \
+                 foreign keys, past {MAX_OBJECTS} in all: every connection to the database \
+                 files each of them by a name when it parses the schema, in time that can \
+                 grow with the square of their number",
+                scope.plugin,
+                main.len()
             ));
         }
         // A connection parsing a table's definition compares each of its UNIQUE constraints
@@ -526,8 +538,8 @@ impl SqliteBackend {
 /// The most indexes a plugin's table may have (see [`SqliteBackend::check_schema_size`]).
 const MAX_TABLE_INDEXES: usize = 64;
 
-/// The most tables, indexes, views and triggers a plugin may have in the main database (see
-/// [`SqliteBackend::check_schema_size`]).
+/// The most tables, indexes, views, triggers and foreign keys a plugin may have in the main
+/// database (see [`SqliteBackend::check_schema_size`]).
 const MAX_OBJECTS: usize = 2_000;
 
 /// Whether a table's `CREATE` statement makes an fts5 table (`… USING fts5(…)`).

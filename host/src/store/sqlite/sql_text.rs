@@ -483,6 +483,16 @@ pub(crate) fn without_rowid(sql: &str) -> bool {
         .any(|w| w[0].is_word("without") && w[1].is_word("rowid"))
 }
 
+/// Whether a `CREATE TABLE` text holds an expression or a reference anywhere (a `DEFAULT`,
+/// `CHECK`, generated column `AS`, `REFERENCES`), read as words outside quotes.
+pub(crate) fn has_expressions(sql: &str) -> bool {
+    Tokens::new(sql).any(|t| {
+        ["default", "check", "as", "generated", "references"]
+            .iter()
+            .any(|w| t.is_word(w))
+    })
+}
+
 /// Whether the text is a `CREATE VIRTUAL TABLE` statement.
 pub(crate) fn is_virtual_table(sql: &str) -> bool {
     let mut t = Tokens::new(sql);
@@ -843,6 +853,17 @@ mod tests {
         ));
         assert!(!without_rowid("CREATE TABLE t (a, b) STRICT"));
         assert!(is_virtual_table("CREATE VIRTUAL TABLE t USING fts5(a)"));
+        assert!(!has_expressions(
+            "CREATE TABLE 'x_content'(id INTEGER PRIMARY KEY, c0, c1)"
+        ));
+        assert!(!has_expressions(
+            "CREATE TABLE 'x_idx'(segid, term, pgno, PRIMARY KEY(segid, term)) WITHOUT ROWID"
+        ));
+        assert!(has_expressions(
+            "CREATE TABLE x_content (id, c DEFAULT (changes()))"
+        ));
+        assert!(has_expressions("CREATE TABLE x_content (id, c AS (1))"));
+        assert!(!has_expressions("CREATE TABLE x_content (\"default\", c)"));
         assert!(!is_virtual_table("CREATE TABLE t (\"virtual\" USING)"));
     }
 
