@@ -1728,6 +1728,44 @@ fn another_plugins_row_security_policies_and_views_never_run_in_a_step() {
 }
 
 #[test]
+fn a_plugins_session_keeps_row_security_off_and_its_temporary_schema_last() {
+    // What another plugin's code could do in this session, running without a check of
+    // EXECUTE: turn row security on (its policies would run with this plugin's rights), or
+    // search the temporary schema first (its temporary view would stand in for a table).
+    let pg = scripted();
+    pg.refused(
+        "-- each
+SELECT set_config('row_security', 'on', false)
+-- next
+SELECT 1",
+        "row security is on in the plugin's session",
+    );
+    pg.refused(
+        "-- each
+CREATE TEMP TABLE attacker__t (x int)
+-- next
+SELECT set_config('search_path', 'pg_temp, pg_catalog, attacker', false)
+-- next
+SELECT 1",
+        "resolves names in its temporary schema before others",
+    );
+    // By default, the plugin's own table comes before a temporary one of the same name.
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__same (x text); INSERT INTO attacker__same VALUES ('schema');
+         CREATE TEMP TABLE attacker__same (x text); INSERT INTO attacker__same VALUES ('found');
+         CREATE TABLE attacker__seen AS SELECT x FROM attacker__same",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    assert_eq!(
+        pg.rows("SELECT x FROM attacker.attacker__seen ORDER BY x"),
+        ["found", "schema"]
+    );
+}
+
+#[test]
 fn another_plugins_code_changed_while_a_step_runs_rolls_the_step_back() {
     let pg = a_victim_that_lends_its_code_to_its_reader();
     // The victim's function is its own and granted to no one as the reader's step begins;
@@ -2601,6 +2639,36 @@ fn an_application_object_that_would_run_in_a_plugins_step_stops_its_steps() {
     );
     pg.env
         .exec("DROP TRIGGER app_audit ON attacker.attacker__user");
+    pg.env.ok(&["up", "attacker@0.3.0"]);
+}
+
+#[test]
+fn an_application_function_that_runs_as_its_owner_over_the_plugins_temporary_tables_stops_its_steps()
+ {
+    // Callable by every role (PUBLIC), run as its owner, and naming a table unqualified:
+    // the server would find a plugin's temporary table of that name first, whose trigger
+    // would then run with the owner's rights.
+    let pg = scripted();
+    pg.env.exec(
+        "CREATE TABLE public.app_audit (what text);
+         CREATE FUNCTION public.app_note(what text) RETURNS void LANGUAGE plpgsql
+           SECURITY DEFINER SET search_path = public AS $f$
+         BEGIN INSERT INTO app_audit VALUES (what); END $f$",
+    );
+    pg.script(
+        "attacker",
+        "0.3.0",
+        "CREATE TABLE attacker__t (x int)",
+        None,
+    );
+    let err = pg.env.fails(&["up", "attacker@0.3.0"]);
+    assert!(
+        err.contains("the function public.app_note(text) runs as its owner"),
+        "{err}"
+    );
+    // With the temporary schema searched last, it finds the application's table.
+    pg.env
+        .exec("ALTER FUNCTION public.app_note(text) SET search_path = public, pg_temp");
     pg.env.ok(&["up", "attacker@0.3.0"]);
 }
 

@@ -175,6 +175,40 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 REVOKE ALL ON FUNCTION wasmig.others_code(name) FROM PUBLIC;
 
+-- Whether what take_back_others takes back is there now: another plugin's function that
+-- runs as its caller or that `me` (plugin `p`) may call, another plugin's schema `me` may
+-- use without the policy's read, a right of `me`'s on a read schema's relation but SELECT
+-- on a base table. Asked once more when the step has begun and when it ends: a change
+-- committed between take_back_others' look and its record would be in the record.
+CREATE OR REPLACE FUNCTION wasmig.others_open(me name, p text) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM wasmig.others_functions(me) o JOIN pg_proc x ON x.oid = o.fn
+         WHERE (x.prokind IN ('f', 'p') AND NOT x.prosecdef)
+            OR has_function_privilege(me, x.oid, 'EXECUTE'))
+    OR EXISTS (
+        SELECT 1 FROM pg_namespace n
+          JOIN pg_roles r ON r.oid = n.nspowner
+          JOIN wasmig.plugin_role w ON w.role = r.rolname
+         WHERE w.role <> me AND has_schema_privilege(me, n.oid, 'USAGE')
+           AND (NOT EXISTS (SELECT 1 FROM wasmig.plugin_read x
+                             WHERE x.reader = p AND x.plugin = w.plugin)
+                OR EXISTS (
+                   SELECT 1 FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+                    WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = n.oid
+                      AND d.classid = 'pg_class'::regclass
+                      AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+                      AND CASE WHEN c.relkind = 'S'
+                               THEN has_sequence_privilege(me, c.oid, 'USAGE, SELECT, UPDATE')
+                               WHEN c.relkind IN ('r', 'p')
+                               THEN has_table_privilege(me, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+                                    OR has_any_column_privilege(me, c.oid, 'INSERT, UPDATE, REFERENCES')
+                               ELSE has_any_column_privilege(me, c.oid, 'SELECT, INSERT, UPDATE, REFERENCES')
+                                    OR has_table_privilege(me, c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+                          END)))
+$$;
+REVOKE ALL ON FUNCTION wasmig.others_open(name, text) FROM PUBLIC;
+
 -- Before any of the plugin's statements runs, another plugin's code can run in its session
 -- only as that plugin: every other plugin's function runs as its owner and none is
 -- executable by this plugin's role (`me`, plugin `p`). Between its steps, a plugin's
@@ -189,6 +223,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     f record;
     t record;
+    recorded text;
 BEGIN
     FOR f IN SELECT x.oid, x.oid::regprocedure::text AS id, o.plugin,
                     x.prokind IN ('f', 'p') AND NOT x.prosecdef AS invoker,
@@ -247,7 +282,14 @@ BEGIN
             END LOOP;
         END IF;
     END LOOP;
-    RETURN wasmig.others_code(me);
+    -- Recorded first, then looked at again: a change committed before the record is seen
+    -- now, one after it changes the record.
+    recorded := wasmig.others_code(me);
+    IF wasmig.others_open(me, p) THEN
+        RAISE EXCEPTION 'wasmig: another plugin''s functions or grants changed while plugin %''s step began; run it again', p
+            USING ERRCODE = '40001';
+    END IF;
+    RETURN recorded;
 END
 $$;
 REVOKE ALL ON FUNCTION wasmig.take_back_others(name, text) FROM PUBLIC;
@@ -303,6 +345,20 @@ BEGIN
                       e.evtname, e.evtfoid::regprocedure::text)
           FROM pg_event_trigger e JOIN pg_proc f ON f.oid = e.evtfoid
          WHERE e.evtenabled IN ('O', 'A') AND f.prosecdef
+           AND NOT EXISTS (SELECT 1 FROM unnest(f.proconfig) c
+                            WHERE c ~ '^search_path=' AND c ~ ',\s*"?pg_temp"?\s*$')
+        UNION
+        -- The same of any function that runs as its owner and that the plugin may call
+        -- (what the database grants PUBLIC included), from its own SQL, a default, or an
+        -- event trigger's function that runs as the plugin. Other plugins' functions are
+        -- taken back after this (take_back_others).
+        SELECT format('the function %s runs as its owner (SECURITY DEFINER), the plugin''s role may call it (EXECUTE, PUBLIC''s included), and its search path does not end with pg_temp: the plugin''s temporary tables would stand in for the tables it names; give it SET search_path = <its schemas>, pg_temp, or revoke EXECUTE on it from PUBLIC',
+                      f.oid::regprocedure::text)
+          FROM pg_proc f
+         WHERE f.prosecdef
+           AND f.proowner NOT IN (SELECT r.oid FROM wasmig.plugin_role w
+                                    JOIN pg_roles r ON r.rolname = w.role)
+           AND has_function_privilege(me, f.oid, 'EXECUTE')
            AND NOT EXISTS (SELECT 1 FROM unnest(f.proconfig) c
                             WHERE c ~ '^search_path=' AND c ~ ',\s*"?pg_temp"?\s*$')
     ) q(x);
@@ -371,6 +427,7 @@ REVOKE ALL ON FUNCTION wasmig.dry_run_begin() FROM PUBLIC;
 CREATE OR REPLACE FUNCTION wasmig.others_changed() RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce((SELECT s.others IS DISTINCT FROM wasmig.others_code(session_user)
+                            OR wasmig.others_open(session_user, s.plugin)
                        FROM wasmig.step_token s WHERE s.xid = pg_current_xact_id()), true)
 $$;
 REVOKE ALL ON FUNCTION wasmig.others_changed() FROM PUBLIC;
@@ -441,6 +498,19 @@ BEGIN
      WHERE u.s !~ '^pg_temp_' ORDER BY u.i LIMIT 1;
     IF first IS DISTINCT FROM 'pg_catalog' THEN
         RAISE EXCEPTION 'wasmig: the plugin''s session resolves names in schema % before pg_catalog (search_path %); a plugin''s session searches pg_catalog first', first, path
+            USING ERRCODE = '42501';
+    END IF;
+    -- Code of another plugin's that ran in this session without a check of EXECUTE (a cast
+    -- the JSON functions apply, say) could have made temporary objects standing in for
+    -- this plugin's own tables, or turned row security on: the temporary schema is searched
+    -- last, and row security stays off (another plugin's policy would run as this plugin).
+    IF EXISTS (SELECT 1 FROM pg_catalog.unnest(path) WITH ORDINALITY u(s, i)
+                WHERE u.s ~ '^pg_temp_' AND u.i < pg_catalog.cardinality(path)) THEN
+        RAISE EXCEPTION 'wasmig: the plugin''s session resolves names in its temporary schema before others (search_path %); a plugin''s session searches it last', path
+            USING ERRCODE = '42501';
+    END IF;
+    IF pg_catalog.current_setting('row_security') <> 'off' THEN
+        RAISE EXCEPTION 'wasmig: row security is on in the plugin''s session; a plugin''s session keeps it off (another plugin''s policy would run with its rights)'
             USING ERRCODE = '42501';
     END IF;
 END

@@ -346,7 +346,7 @@ impl PgBackend {
             .password(password)
             .application_name(format!("wasmig plugin {plugin}"))
             .options(format!(
-                "-c search_path={} -c standard_conforming_strings=on \
+                "-c search_path={},pg_temp -c standard_conforming_strings=on \
                  -c client_connection_check_interval=1000 -c row_security=off \
                  -c default_transaction_read_only=off \
                  -c default_transaction_isolation=read\\ committed",
