@@ -1766,6 +1766,31 @@ SELECT 1",
 }
 
 #[test]
+fn another_plugins_code_the_server_calls_without_execute_stops_other_steps_until_gone() {
+    // Made between the victim's steps (here by the operator as the victim's role, in the
+    // place of its trigger): a cast of its type to json, which `to_json` applies in the
+    // reader's session with no check of EXECUTE. The reader's steps do not run meanwhile.
+    let pg = a_victim_that_lends_its_code_to_its_reader();
+    pg.env.exec(&format!(
+        "SET ROLE \"wasmig/{db}/victim\";
+         CREATE TYPE victim.victim__e AS ENUM ('a');
+         CREATE FUNCTION victim.victim__j(victim.victim__e) RETURNS json LANGUAGE sql
+           AS 'SELECT to_json(current_user::text)';
+         CREATE CAST (victim.victim__e AS json) WITH FUNCTION victim.victim__j(victim.victim__e);
+         RESET ROLE",
+        db = pg.name
+    ));
+    pg.script("reader", "0.3.0", "CREATE TABLE reader__own (x int)", None);
+    let err = pg.env.fails(&["up", "reader@0.3.0"]);
+    assert!(
+        err.contains("plugin victim's cast from victim.victim__e to json runs its code"),
+        "{err}"
+    );
+    pg.env.exec("DROP CAST (victim.victim__e AS json)");
+    pg.env.ok(&["up", "reader@0.3.0"]);
+}
+
+#[test]
 fn another_plugins_code_changed_while_a_step_runs_rolls_the_step_back() {
     let pg = a_victim_that_lends_its_code_to_its_reader();
     // The victim's function is its own and granted to no one as the reader's step begins;

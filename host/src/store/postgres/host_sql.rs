@@ -361,6 +361,41 @@ BEGIN
            AND has_function_privilege(me, f.oid, 'EXECUTE')
            AND NOT EXISTS (SELECT 1 FROM unnest(f.proconfig) c
                             WHERE c ~ '^search_path=' AND c ~ ',\s*"?pg_temp"?\s*$')
+        UNION
+        -- Another plugin's objects that the server runs that plugin's code through, in
+        -- whoever's session meets their values, with no check of EXECUTE (as that plugin:
+        -- its functions are SECURITY DEFINER; but in this session, whose state its code
+        -- could change). Its steps refuse them; made between its steps (a trigger the
+        -- application fires), they stand until its next step.
+        SELECT format('plugin %s''s %s runs its code in whoever''s session converts or compares a value of the type, with no check of EXECUTE (made between its steps; its next step refuses it)',
+                      t.plugin, o.what)
+          FROM (
+            SELECT w.plugin, d.classid, d.objid
+              FROM wasmig.plugin_role w
+              JOIN pg_roles r ON r.rolname = w.role
+              JOIN pg_shdepend d ON d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.oid
+                                AND d.deptype = 'o'
+                                AND d.classid IN ('pg_type'::regclass, 'pg_operator'::regclass)
+                                AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+             WHERE w.role <> me) t
+          CROSS JOIN LATERAL (
+            SELECT pg_describe_object('pg_cast'::regclass, c.oid, 0) AS what
+              FROM pg_cast c JOIN pg_type ty ON ty.oid = c.casttarget
+             WHERE t.classid = 'pg_type'::regclass AND c.castsource = t.objid AND c.castfunc <> 0
+               AND (ty.typcategory = 'S' OR c.casttarget IN ('json'::regtype, 'jsonb'::regtype))
+            UNION ALL
+            SELECT 'range type ' || r.rngtypid::regtype::text || '''s function ' || x.f::regprocedure::text
+              FROM pg_range r
+              CROSS JOIN LATERAL (VALUES (r.rngsubdiff::oid), (r.rngcanonical::oid)) x(f)
+             WHERE t.classid = 'pg_type'::regclass AND r.rngtypid = t.objid AND x.f <> 0
+               AND (SELECT y.pronamespace FROM pg_proc y WHERE y.oid = x.f) <> 'pg_catalog'::regnamespace
+            UNION ALL
+            SELECT 'operator ' || k.oid::regoperator::text || '''s estimator ' || x.f::regprocedure::text
+              FROM pg_operator k
+              CROSS JOIN LATERAL (VALUES (k.oprrest::oid), (k.oprjoin::oid)) x(f)
+             WHERE t.classid = 'pg_operator'::regclass AND k.oid = t.objid AND x.f <> 0
+               AND (SELECT y.pronamespace FROM pg_proc y WHERE y.oid = x.f) <> 'pg_catalog'::regnamespace
+          ) o
     ) q(x);
     IF found IS NOT NULL THEN
         RAISE EXCEPTION 'wasmig: plugin %''s steps do not run while %', p, found
