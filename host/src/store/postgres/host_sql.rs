@@ -135,15 +135,22 @@ ON CONFLICT DO NOTHING;
 
 -- The functions of every plugin but the one whose role is `me`, with their plugin: what
 -- the server records each plugin's role owns in this database (pg_shdepend, by its index).
+--
+-- This and the other functions a step calls at its begin and end are PL/pgSQL, not SQL: the
+-- server plans a SQL function's query again at every call (one with a SET clause is never
+-- inlined), where PL/pgSQL keeps its plans for the session, which runs the plugin's steps.
 CREATE OR REPLACE FUNCTION wasmig.others_functions(me name) RETURNS TABLE (fn oid, plugin text)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN QUERY
     SELECT d.objid, w.plugin
       FROM wasmig.plugin_role w
       JOIN pg_roles r ON r.rolname = w.role
       JOIN pg_shdepend d ON d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.oid
                         AND d.classid = 'pg_proc'::regclass AND d.deptype = 'o'
                         AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-     WHERE w.role <> me
+     WHERE w.role <> me;
+END
 $$;
 REVOKE ALL ON FUNCTION wasmig.others_functions(name) FROM PUBLIC;
 
@@ -153,8 +160,9 @@ REVOKE ALL ON FUNCTION wasmig.others_functions(name) FROM PUBLIC;
 -- change of it, a grant, whose rights a function runs with and a relation's kind included,
 -- and a new object is a new row.
 CREATE OR REPLACE FUNCTION wasmig.others_code(me name) RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    WITH ns AS (
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN (WITH ns AS (
         SELECT n.oid, n.xmin FROM pg_namespace n
          WHERE n.nspowner IN (SELECT r.oid FROM wasmig.plugin_role w
                                 JOIN pg_roles r ON r.rolname = w.role WHERE w.role <> me)
@@ -171,7 +179,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                           AND d.classid = 'pg_class'::regclass
           JOIN pg_class c ON c.oid = d.objid
          WHERE has_schema_privilege(me, ns.oid, 'USAGE')
-    ) q(x)
+    ) q(x));
+END
 $$;
 REVOKE ALL ON FUNCTION wasmig.others_code(name) FROM PUBLIC;
 
@@ -181,8 +190,9 @@ REVOKE ALL ON FUNCTION wasmig.others_code(name) FROM PUBLIC;
 -- on a base table. Asked once more when the step has begun and when it ends: a change
 -- committed between take_back_others' look and its record would be in the record.
 CREATE OR REPLACE FUNCTION wasmig.others_open(me name, p text) RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT EXISTS (
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN EXISTS (
         SELECT 1 FROM wasmig.others_functions(me) o JOIN pg_proc x ON x.oid = o.fn
          WHERE (x.prokind IN ('f', 'p') AND NOT x.prosecdef)
             OR has_function_privilege(me, x.oid, 'EXECUTE'))
@@ -205,7 +215,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                                     OR has_any_column_privilege(me, c.oid, 'INSERT, UPDATE, REFERENCES')
                                ELSE has_any_column_privilege(me, c.oid, 'SELECT, INSERT, UPDATE, REFERENCES')
                                     OR has_table_privilege(me, c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
-                          END)))
+                          END)));
+END
 $$;
 REVOKE ALL ON FUNCTION wasmig.others_open(name, text) FROM PUBLIC;
 
@@ -460,10 +471,12 @@ REVOKE ALL ON FUNCTION wasmig.dry_run_begin() FROM PUBLIC;
 -- (true when it did not run): one changed since (made to run as its caller and granted,
 -- then put back) may have run with this plugin's rights. The guard asks it last.
 CREATE OR REPLACE FUNCTION wasmig.others_changed() RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce((SELECT s.others IS DISTINCT FROM wasmig.others_code(session_user)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN coalesce((SELECT s.others IS DISTINCT FROM wasmig.others_code(session_user)
                             OR wasmig.others_open(session_user, s.plugin)
-                       FROM wasmig.step_token s WHERE s.xid = pg_current_xact_id()), true)
+                       FROM wasmig.step_token s WHERE s.xid = pg_current_xact_id()), true);
+END
 $$;
 REVOKE ALL ON FUNCTION wasmig.others_changed() FROM PUBLIC;
 
