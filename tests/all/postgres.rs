@@ -487,8 +487,8 @@ fn nothing_a_plugin_leaves_behind_runs_with_someone_elses_rights() {
         pg.refused(attack, expected);
     }
 
-    // A trigger function the plugin leaves behind runs as the plugin, whoever fires it, and
-    // no one else may call its functions, whatever it granted.
+    // A trigger function the plugin leaves behind runs as the plugin's code role, whoever
+    // fires it, and no one else may call its functions, whatever it granted.
     pg.script(
         "attacker",
         "0.2.0",
@@ -506,7 +506,7 @@ fn nothing_a_plugin_leaves_behind_runs_with_someone_elses_rights() {
         .unwrap();
     assert_eq!(
         pg.rows("SELECT x FROM attacker.attacker__t"),
-        [format!("wasmig/{}/attacker", pg.name)]
+        [format!("wasmig:{}/attacker", pg.name)]
     );
     assert_eq!(
         pg.rows(
@@ -582,13 +582,13 @@ fn a_commit_that_outlives_its_cancel_is_reported_as_the_database_has_it() {
 #[test]
 fn the_checks_after_a_step_end_at_its_deadline_too() {
     // What the guard reads grows with what the plugin's schema holds, which its steps
-    // choose: 150,000 functions take it seconds, past a step's two-second deadline.
+    // choose: 150,000 domains take it seconds, past a step's two-second deadline.
     let pg = scripted();
     pg.script(
         "attacker",
         "0.2.0",
         "DO $$ BEGIN FOR i IN 1..150000 LOOP
-           EXECUTE format('CREATE FUNCTION attacker__f%s() RETURNS int LANGUAGE sql AS ''SELECT 1''', i);
+           EXECUTE format('CREATE DOMAIN attacker__d%s AS int', i);
          END LOOP; END $$",
         None,
     );
@@ -600,6 +600,35 @@ fn the_checks_after_a_step_end_at_its_deadline_too() {
     assert!(err.contains("were still running at its deadline"), "{err}");
     let last = pg.ledger().pop().unwrap();
     assert!(last.starts_with("attacker|0.3.0|up|failed|"), "{last}");
+}
+
+#[test]
+fn a_plugin_has_at_most_1000_functions() {
+    // They change hands at each of its steps (its role's during the step, its code role's
+    // between steps), a lock each from the server's shared lock table.
+    let pg = scripted();
+    let make = |n: u32| {
+        format!(
+            "DO $$ BEGIN FOR i IN 1..{n} LOOP
+               EXECUTE format('CREATE FUNCTION attacker__f%s() RETURNS int LANGUAGE sql AS ''SELECT 1''', i);
+             END LOOP; END $$"
+        )
+    };
+    pg.refused(
+        &make(1001),
+        "the plugin has 1001 functions; a plugin has at most 1000",
+    );
+    pg.script("attacker", "0.2.0", &make(1000), None);
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    pg.script("attacker", "0.3.0", "DROP FUNCTION attacker__f1000()", None);
+    pg.env.ok(&["up", "attacker@0.3.0"]);
+    assert_eq!(
+        pg.rows(
+            "SELECT proowner::regrole::text || ' ' || count(*) FROM pg_proc \
+             WHERE pronamespace = 'attacker'::regnamespace GROUP BY proowner"
+        ),
+        [format!("\"wasmig:{}/attacker\" 999", pg.name)]
+    );
 }
 
 #[test]
@@ -964,9 +993,10 @@ fn a_plugin_cannot_change_its_roles_settings_password_or_column_grants() {
 
 #[test]
 fn a_password_a_plugins_code_sets_between_steps_logs_no_one_in_for_long() {
-    // Fired by the application, the plugin's trigger function runs as the plugin and sets
-    // its role's password; the password is valid for the minute after wasmig's last login
-    // as the role, and the role cannot make it valid for longer.
+    // Fired by the application, the plugin's trigger function runs as the plugin's code
+    // role, which sets no password of the plugin's role, and its own logs no one in. The
+    // plugin's role's password is valid for the minute after wasmig's last login as the
+    // role, whoever sets it, and the role cannot make it valid for longer.
     let pg = scripted();
     pg.script(
         "attacker",
@@ -991,11 +1021,20 @@ fn a_password_a_plugins_code_sets_between_steps_logs_no_one_in_for_long() {
     pg.env
         .exec("INSERT INTO attacker.attacker__t VALUES ('go')");
     let mut config: postgres::Config = pg.url.parse().unwrap();
+    for user in [role.clone(), format!("wasmig:{}/attacker", pg.name)] {
+        config.user(&user).password("chosen");
+        assert!(
+            config.connect(NoTls).is_err(),
+            "the trigger's password logs {user} in"
+        );
+    }
+    // Set by the role itself (as a step's own SQL may; the guard puts it back), the password
+    // logs in within the minute.
+    pg.env.exec(&format!(
+        "SET ROLE \"{role}\"; ALTER ROLE CURRENT_USER PASSWORD 'chosen'; RESET ROLE"
+    ));
     config.user(&role).password("chosen");
-    assert!(
-        config.connect(NoTls).is_ok(),
-        "the trigger set the password"
-    );
+    assert!(config.connect(NoTls).is_ok(), "the role's own password");
     // The minute over (the test moves the role's validity back to now).
     pg.env
         .exec(&format!("ALTER ROLE \"{role}\" VALID UNTIL '2000-01-01'"));
@@ -1018,6 +1057,111 @@ fn a_password_a_plugins_code_sets_between_steps_logs_no_one_in_for_long() {
     );
     pg.env.ok(&["up", "attacker@0.3.0"]);
     assert_eq!(pg.rows(&window), ["true"]);
+}
+
+#[test]
+fn a_plugins_code_between_its_steps_changes_nothing_of_the_catalog_but_its_own_functions() {
+    // Fired by the application between the plugin's steps (or while another plugin's step
+    // runs), the plugin's trigger function runs as the plugin's code role, which owns the
+    // plugin's functions and nothing else: it makes no function, cast, operator or view that
+    // another plugin's session would meet, changes no type or table, grants nothing of them
+    // and sets no password of the plugin's role. It reads and writes the plugin's tables.
+    let pg = scripted();
+    let db = pg.name.clone();
+    pg.script(
+        "attacker",
+        "0.2.0",
+        &format!(
+            r#"CREATE TYPE attacker__e AS ENUM ('a');
+         CREATE TABLE attacker__t (x text);
+         CREATE TABLE attacker__log (what text, outcome text);
+         CREATE SEQUENCE attacker__seq;
+         CREATE FUNCTION attacker__j(attacker__e) RETURNS json LANGUAGE sql
+           AS 'SELECT to_json(1)';
+         CREATE FUNCTION attacker__try() RETURNS trigger LANGUAGE plpgsql AS $f$
+         DECLARE s text;
+         BEGIN
+           INSERT INTO attacker.attacker__log VALUES ('runs as', current_user::text);
+           PERFORM nextval('attacker.attacker__seq');
+           FOREACH s IN ARRAY ARRAY[
+             'CREATE FUNCTION attacker.attacker__new() RETURNS int LANGUAGE sql AS ''SELECT 1''',
+             'CREATE CAST (attacker.attacker__e AS json) WITH FUNCTION attacker.attacker__j(attacker.attacker__e)',
+             'CREATE VIEW attacker.attacker__v AS SELECT 1 AS one',
+             'ALTER TYPE attacker.attacker__e ADD VALUE ''b''',
+             'ALTER TABLE attacker.attacker__t ADD COLUMN y int',
+             'CREATE TRIGGER attacker__t2 BEFORE INSERT ON attacker.attacker__t FOR EACH ROW EXECUTE FUNCTION attacker.attacker__try()',
+             'ALTER ROLE "wasmig/{db}/attacker" PASSWORD ''chosen''',
+             'DROP TABLE attacker.attacker__log'
+           ] LOOP
+             BEGIN
+               EXECUTE s;
+               INSERT INTO attacker.attacker__log VALUES (s, 'done');
+             EXCEPTION WHEN OTHERS THEN
+               INSERT INTO attacker.attacker__log VALUES (s, SQLSTATE);
+             END;
+           END LOOP;
+           -- A grant the role may not make grants nothing (the server warns).
+           EXECUTE 'GRANT SELECT ON attacker.attacker__t TO PUBLIC';
+           RETURN NEW;
+         END $f$;
+         CREATE TRIGGER attacker__trg BEFORE INSERT ON attacker__t
+           FOR EACH ROW EXECUTE FUNCTION attacker__try()"#
+        ),
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    pg.env
+        .exec("INSERT INTO attacker.attacker__t VALUES ('go')");
+    let log = pg.rows("SELECT what || ' -> ' || outcome FROM attacker.attacker__log");
+    assert_eq!(
+        log[0],
+        format!("runs as -> wasmig:{db}/attacker"),
+        "{log:#?}"
+    );
+    assert_eq!(log.len(), 9, "{log:#?}");
+    assert!(log[1..].iter().all(|l| l.ends_with("-> 42501")), "{log:#?}");
+    assert_eq!(pg.rows("SELECT count(*) FROM attacker.attacker__t"), ["1"]);
+    assert_eq!(
+        pg.rows(
+            "SELECT count(*) FROM pg_class c, aclexplode(c.relacl) a \
+             WHERE c.oid = 'attacker.attacker__t'::regclass AND a.grantee = 0"
+        ),
+        ["0"]
+    );
+    assert_eq!(
+        pg.rows("SELECT count(*) FROM pg_cast WHERE castsource = 'attacker.attacker__e'::regtype"),
+        ["0"]
+    );
+    // The plugin's own steps change its functions as before, and own them meanwhile.
+    pg.script(
+        "attacker",
+        "0.3.0",
+        "CREATE OR REPLACE FUNCTION attacker__j(attacker__e) RETURNS json LANGUAGE sql
+           AS 'SELECT to_json(2)';
+         DROP TRIGGER attacker__trg ON attacker__t;
+         DROP FUNCTION attacker__try()",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.3.0"]);
+    assert_eq!(
+        pg.rows(
+            "SELECT proowner::regrole::text FROM pg_proc \
+             WHERE pronamespace = 'attacker'::regnamespace ORDER BY proname"
+        ),
+        [format!("\"wasmig:{db}/attacker\"")]
+    );
+    // Made to own anything else, the code role stops the plugin's steps until it is gone.
+    pg.env.exec(&format!(
+        "GRANT CREATE ON SCHEMA public TO \"wasmig:{db}/attacker\";
+         SET ROLE \"wasmig:{db}/attacker\";
+         CREATE TABLE public.attacker_made (x int);
+         RESET ROLE"
+    ));
+    pg.script("attacker", "0.4.0", "SELECT 1", None);
+    let err = pg.env.fails(&["up", "attacker@0.4.0"]);
+    assert!(err.contains("attacker_made"), "{err}");
+    pg.env.exec("DROP TABLE public.attacker_made");
+    pg.env.ok(&["up", "attacker@0.4.0"]);
 }
 
 #[test]
@@ -1787,6 +1931,24 @@ fn another_plugins_code_the_server_calls_without_execute_stops_other_steps_until
         "{err}"
     );
     pg.env.exec("DROP CAST (victim.victim__e AS json)");
+    // An operator over the victim's own function with a built-in estimator, which calls the
+    // function itself while the reader's query is planned.
+    pg.env.exec(&format!(
+        "SET ROLE \"wasmig/{db}/victim\";
+         CREATE FUNCTION victim.victim__cmp(victim.victim__e, victim.victim__e) RETURNS bool
+           LANGUAGE sql AS 'SELECT $1 = $2';
+         CREATE OPERATOR victim.=== (LEFTARG = victim.victim__e, RIGHTARG = victim.victim__e,
+           FUNCTION = victim.victim__cmp, RESTRICT = eqsel);
+         RESET ROLE",
+        db = pg.name
+    ));
+    let err = pg.env.fails(&["up", "reader@0.3.0"]);
+    assert!(
+        err.contains("plugin victim's operator victim.===(victim.victim__e,victim.victim__e)'s estimator eqsel"),
+        "{err}"
+    );
+    pg.env
+        .exec("DROP OPERATOR victim.=== (victim.victim__e, victim.victim__e)");
     pg.env.ok(&["up", "reader@0.3.0"]);
 }
 
@@ -1794,12 +1956,39 @@ fn another_plugins_code_the_server_calls_without_execute_stops_other_steps_until
 fn another_plugins_code_changed_while_a_step_runs_rolls_the_step_back() {
     let pg = a_victim_that_lends_its_code_to_its_reader();
     // The victim's function is its own and granted to no one as the reader's step begins;
-    // the application fires the victim's trigger while the step sleeps; the step then reads
-    // the victim's view, and its function runs with the reader's rights.
+    // the application fires the victim's trigger while the step sleeps, which makes a
+    // function of the victim's run as its caller and grants it to the reader; the step then
+    // calls it, and it writes the reader's table with the reader's rights.
+    pg.script(
+        "victim",
+        "0.4.0",
+        "CREATE FUNCTION victim__g() RETURNS text LANGUAGE plpgsql AS $f$
+         BEGIN
+           IF current_user::text LIKE 'wasmig/%/reader' THEN
+             INSERT INTO reader.reader__secret VALUES ('forged by the victim');
+           END IF;
+           RETURN current_user::text;
+         END $f$;
+         CREATE TABLE victim__t2 (x text);
+         CREATE FUNCTION victim__prime2() RETURNS trigger LANGUAGE plpgsql AS $f$
+         BEGIN
+           EXECUTE 'ALTER FUNCTION victim.victim__g() SECURITY INVOKER';
+           EXECUTE format('GRANT EXECUTE ON FUNCTION victim.victim__g() TO %I',
+                          'wasmig/' || current_database() || '/reader');
+           RETURN NEW;
+         END $f$;
+         CREATE TRIGGER victim__trg2 BEFORE INSERT ON victim__t2
+           FOR EACH ROW EXECUTE FUNCTION victim__prime2()",
+        None,
+    );
+    pg.env.ok(&["up", "victim@0.4.0"]);
     pg.script(
         "reader",
         "0.3.0",
-        "SELECT pg_sleep(3); CREATE TABLE reader__copy AS SELECT who FROM victim.victim__v",
+        // Reading the victim's table, the statement takes a lock, and with it sees what
+        // the catalogs hold now.
+        "SELECT pg_sleep(3);
+         CREATE TABLE reader__copy AS SELECT victim.victim__g() AS who FROM victim.victim__t2",
         None,
     );
     let runner = pg
@@ -1811,7 +2000,7 @@ fn another_plugins_code_changed_while_a_step_runs_rolls_the_step_back() {
         .spawn()
         .unwrap();
     plugin_session_pid(&pg, "SELECT pg_sleep(3)");
-    pg.env.exec("INSERT INTO victim.victim__t VALUES ('go')");
+    pg.env.exec("INSERT INTO victim.victim__t2 VALUES ('go')");
     let out = runner.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
@@ -1819,7 +2008,7 @@ fn another_plugins_code_changed_while_a_step_runs_rolls_the_step_back() {
         err.contains("another plugin's functions changed while the step ran"),
         "{err}"
     );
-    assert_eq!(pg.rows("SELECT count(*) FROM victim.victim__loot"), ["0"]);
+    assert_eq!(pg.rows("SELECT x FROM reader.reader__secret"), ["hush"]);
     assert_eq!(pg.column("to_regclass('reader.reader__copy')"), [""]);
     let last = pg.ledger().pop().unwrap();
     assert!(last.starts_with("reader|0.3.0|up|failed|"), "{last}");
@@ -2664,6 +2853,23 @@ fn an_application_object_that_would_run_in_a_plugins_step_stops_its_steps() {
     );
     pg.env
         .exec("DROP TRIGGER app_audit ON attacker.attacker__user");
+    // A table of the application's that inherits from the plugin's: the plugin's delete
+    // through its own table would delete the application's row, and cascade from it.
+    pg.env.exec(
+        "CREATE TABLE public.app_child (note text) INHERITS (attacker.attacker__user);
+         ALTER TABLE public.app_child ADD PRIMARY KEY (id);
+         INSERT INTO public.app_child VALUES (1, 'kept');
+         CREATE TABLE public.app_ref (id int REFERENCES public.app_child (id) ON DELETE CASCADE)",
+    );
+    let err = pg.env.fails(&["up", "attacker@0.3.0"]);
+    assert!(
+        err.contains(
+            "the table public.app_child inherits from the plugin's table attacker.attacker__user"
+        ),
+        "{err}"
+    );
+    assert_eq!(pg.rows("SELECT note FROM public.app_child"), ["kept"]);
+    pg.env.exec("DROP TABLE public.app_ref, public.app_child");
     pg.env.ok(&["up", "attacker@0.3.0"]);
 }
 

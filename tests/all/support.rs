@@ -486,8 +486,11 @@ impl Drop for PgDb {
         ));
         let roles = server
             .query(
-                "SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1",
-                &[&format!("wasmig/{}/%", self.name)],
+                "SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1 OR rolname LIKE $2",
+                &[
+                    &format!("wasmig/{}/%", self.name),
+                    &format!("wasmig:{}/%", self.name),
+                ],
             )
             .unwrap_or_default();
         for role in roles {

@@ -65,15 +65,19 @@ pub(crate) fn redacted(url: &str) -> String {
     }
 }
 
-/// A plugin's role and schema names on this database.
+/// A plugin's role, code role and schema names on this database.
 #[derive(Debug, Clone)]
 struct Names {
     role: String,
+    /// The role the plugin's functions run as between its steps, which owns them and nothing
+    /// else and can create nothing (see `wasmig.code_back` in [`host_sql`]).
+    code: String,
     schema: String,
 }
 
-/// `wasmig/<database>/<plugin>` (roles are shared by a server's databases) and the plugin's
-/// namespace without its trailing `__` (`knowledge-base` → `knowledge_base`).
+/// `wasmig/<database>/<plugin>` (roles are shared by a server's databases), its code role
+/// `wasmig:<database>/<plugin>` (as long, so whatever names one fits names the other), and
+/// the plugin's namespace without its trailing `__` (`knowledge-base` → `knowledge_base`).
 fn names_of(database: &str, plugin: &str) -> std::result::Result<Names, String> {
     let role = format!("wasmig/{database}/{plugin}");
     if role.len() > 63 {
@@ -84,6 +88,7 @@ fn names_of(database: &str, plugin: &str) -> std::result::Result<Names, String> 
     }
     let ns = crate::manifest::namespace(plugin);
     Ok(Names {
+        code: format!("wasmig:{database}/{plugin}"),
         role,
         schema: ns.trim_end_matches('_').to_string(),
     })

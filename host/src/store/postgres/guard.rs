@@ -26,8 +26,9 @@
 //!   an object chosen when it runs, recording no dependency (`nextval(r)` would reach
 //!   another schema's sequence); and a constant names an object of the plugin's schema or
 //!   the system's;
-//! - a trigger runs a function of the plugin's own schema; every such function runs as the
-//!   plugin (`SECURITY DEFINER`, made so by the host) with `EXECUTE` for no one else;
+//! - a trigger runs a function of the plugin's own schema; every such function runs as its
+//!   owner (`SECURITY DEFINER`, made so by the host) with `EXECUTE` for no one else: the
+//!   plugin's role during its steps, its code role between them (`wasmig.code_out`);
 //! - an expression that runs with the rights of whoever uses the object (a view's query, a
 //!   rule, a column default, a check, an index expression, a policy, a trigger's `WHEN`)
 //!   calls only the plugin's own functions, immutable built-in ones, or the few built-in
@@ -176,14 +177,16 @@ SELECT '#' || coalesce(sum(pg_catalog.pg_total_relation_size(c.oid)), 0)::text
    AND c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)
    AND c.relkind IN ('r', 'm', 'S')";
 
-/// The plugin's objects, one line each (`table notes.notes__note`), for the step's report.
-/// `$1`: the schema.
+/// The plugin's objects (its role's and its code role's), one line each
+/// (`table notes.notes__note`), for the step's report. `$1`: the schema.
 const OWNED_OBJECTS: &str = "
 SELECT o.type || ' ' || o.identity
   FROM pg_catalog.pg_shdepend d
   CROSS JOIN LATERAL pg_catalog.pg_identify_object(d.classid, d.objid, 0) o
  WHERE d.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass
-   AND d.refobjid = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user)
+   AND d.refobjid IN (SELECT oid FROM pg_catalog.pg_roles
+                       WHERE rolname IN (session_user,
+                                         'wasmig:' || pg_catalog.substr(session_user::pg_catalog.text, 8)))
    AND d.deptype = 'o'
    AND d.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
    AND o.schema = $1
@@ -349,6 +352,11 @@ fn grants(readers: &str) -> String {
         r#"
 WITH s AS (
     SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1
+), code AS (
+    -- The plugin's code role: what the host grants it (the use of the schema, to read and
+    -- write the tables and sequences, without the grant option) is not the step's.
+    SELECT oid FROM pg_catalog.pg_roles
+     WHERE rolname = 'wasmig:' || pg_catalog.substr(session_user::pg_catalog.text, 8)
 ), rel AS MATERIALIZED (
     SELECT c.oid, c.relowner, c.relacl FROM pg_catalog.pg_class c
      WHERE c.oid = ANY (o_rels) AND c.relnamespace = (SELECT oid FROM s)
@@ -368,6 +376,8 @@ SELECT CASE WHEN a.privilege_type = 'SELECT' AND NOT a.is_grantable
        || '; another plugin reads a plugin''s tables only through a grant in the policy'
   FROM rel c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
  WHERE a.grantee <> c.relowner
+   AND NOT (a.grantee IS NOT DISTINCT FROM (SELECT oid FROM code) AND NOT a.is_grantable
+            AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'USAGE'))
 UNION ALL
 SELECT CASE WHEN a.privilege_type = 'USAGE' AND NOT a.is_grantable
                  AND pg_catalog.pg_get_userbyid(a.grantee)::text = ANY ({readers})
@@ -377,6 +387,8 @@ SELECT CASE WHEN a.privilege_type = 'USAGE' AND NOT a.is_grantable
        || CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END
   FROM pg_catalog.pg_namespace n CROSS JOIN LATERAL pg_catalog.aclexplode(n.nspacl) a
  WHERE n.oid = (SELECT oid FROM s) AND a.grantee <> n.nspowner
+   AND NOT (a.grantee IS NOT DISTINCT FROM (SELECT oid FROM code) AND NOT a.is_grantable
+            AND a.privilege_type = 'USAGE')
 UNION ALL
 SELECT 'x' || 'the step granted EXECUTE on ' || p.oid::pg_catalog.regprocedure::text || ' to '
        || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
@@ -967,6 +979,15 @@ SELECT 'the step left more than 1000 objects in its session''s temporary schema 
                      SELECT x.classid, x.objid FROM pg_catalog.pg_depend x
                       WHERE x.refclassid = t.c AND x.refobjid = t.o OFFSET 0) d)
           SELECT 1 FROM t LIMIT 1002) x) > 1001
+UNION ALL
+-- Between its steps the plugin's functions belong to its code role, and each step takes
+-- them back and hands them over (`wasmig.code_back`, `wasmig.code_out`): a lock each, from
+-- the same shared table.
+SELECT 'the plugin has ' || pg_catalog.count(*)::text || ' functions; a plugin has at most '
+       || '1000 (its functions change hands at each of its steps, which takes a lock each '
+       || 'from the server''s shared lock table)'
+  FROM procs
+HAVING pg_catalog.count(*) > 1000
 UNION ALL
 SELECT 'the step granted role ' || pg_catalog.pg_get_userbyid(m.roleid)::text || ' to '
        || pg_catalog.pg_get_userbyid(m.member)::text

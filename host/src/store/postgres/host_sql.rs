@@ -112,6 +112,8 @@ CREATE TABLE IF NOT EXISTS wasmig.plugin_role (
     role   name PRIMARY KEY,
     plugin text NOT NULL UNIQUE
 );
+-- The role the plugin's functions run as between its steps (see wasmig.code_back).
+ALTER TABLE wasmig.plugin_role ADD COLUMN IF NOT EXISTS code name;
 CREATE TABLE IF NOT EXISTS wasmig.plugin_read (
     reader text NOT NULL,
     plugin text NOT NULL,
@@ -134,7 +136,8 @@ VALUES ('role_secret', replace(gen_random_uuid()::text || gen_random_uuid()::tex
 ON CONFLICT DO NOTHING;
 
 -- The functions of every plugin but the one whose role is `me`, with their plugin: what
--- the server records each plugin's role owns in this database (pg_shdepend, by its index).
+-- the server records each plugin's role and code role own in this database (pg_shdepend,
+-- by its index).
 --
 -- This and the other functions a step calls at its begin and end are PL/pgSQL, not SQL: the
 -- server plans a SQL function's query again at every call (one with a SET clause is never
@@ -145,7 +148,7 @@ BEGIN
     RETURN QUERY
     SELECT d.objid, w.plugin
       FROM wasmig.plugin_role w
-      JOIN pg_roles r ON r.rolname = w.role
+      JOIN pg_roles r ON r.rolname IN (w.role, w.code)
       JOIN pg_shdepend d ON d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.oid
                         AND d.classid = 'pg_proc'::regclass AND d.deptype = 'o'
                         AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
@@ -305,6 +308,119 @@ END
 $$;
 REVOKE ALL ON FUNCTION wasmig.take_back_others(name, text) FROM PUBLIC;
 
+-- A plugin's functions run, between its steps, as its code role (`wasmig:<database>/<plugin>`),
+-- which owns them and nothing else: it may use the plugin's schema, read and write its
+-- tables and sequences, and create nothing (no CREATE on any schema, no type of its own, no
+-- login). The plugin's code, fired by the application between its steps or while another
+-- plugin's step runs, can so change nothing of the catalog but its own functions (which every
+-- other plugin's step takes back, and looks at again when it ends): no cast, operator, type,
+-- function or view comes or goes, no grant of its tables, no password of the plugin's role.
+-- For the plugin's own steps, the functions are its role's again: code_back, when a step (or
+-- a dry run) begins, refuses the step while the code role owns anything else (outside the
+-- temporary schemas of sessions its code ran in), and code_out, when the step is recorded,
+-- hands them over. Both run as the host, which is a member of both roles.
+CREATE OR REPLACE FUNCTION wasmig.code_back(me name, p text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    code oid;
+    s oid;
+    found text;
+    f record;
+BEGIN
+    SELECT r.oid INTO code FROM wasmig.plugin_role w JOIN pg_roles r ON r.rolname = w.code
+     WHERE w.role = me;
+    IF code IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT n.oid INTO s FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner
+     WHERE r.rolname = me;
+    SELECT string_agg(pg_describe_object(d.classid, d.objid, d.objsubid), ', ') INTO found
+      FROM pg_shdepend d
+     WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = code AND d.deptype = 'o'
+       AND d.dbid IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+       AND NOT coalesce(CASE d.classid
+               WHEN 'pg_proc'::regclass THEN
+                   (SELECT x.pronamespace = s OR x.pronamespace::regnamespace::text ~ '^pg_(toast_)?temp_'
+                      FROM pg_proc x WHERE x.oid = d.objid)
+               WHEN 'pg_class'::regclass THEN
+                   (SELECT x.relpersistence = 't' FROM pg_class x WHERE x.oid = d.objid)
+               WHEN 'pg_type'::regclass THEN
+                   (SELECT x.typnamespace::regnamespace::text ~ '^pg_(toast_)?temp_'
+                      FROM pg_type x WHERE x.oid = d.objid)
+               END, false);
+    IF found IS NOT NULL THEN
+        RAISE EXCEPTION 'wasmig: plugin %''s steps do not run while its code role % owns %: the role its functions run as owns them and nothing else (drop it)', p, code::regrole, found
+            USING ERRCODE = '42501';
+    END IF;
+    FOR f IN SELECT d.objid::regprocedure::text AS id FROM pg_shdepend d
+              WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = code
+                AND d.deptype = 'o' AND d.classid = 'pg_proc'::regclass
+                AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+                AND (SELECT x.pronamespace FROM pg_proc x WHERE x.oid = d.objid) = s
+    LOOP
+        EXECUTE format('ALTER ROUTINE %s OWNER TO %I', f.id, me);
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION wasmig.code_back(name, text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION wasmig.code_out(me name) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    code name;
+    s oid;
+    sname name;
+    f record;
+    may_create boolean := false;
+BEGIN
+    SELECT w.code INTO code FROM wasmig.plugin_role w WHERE w.role = me;
+    IF code IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT n.oid, n.nspname INTO s, sname FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner
+     WHERE r.rolname = me;
+    -- A function's new owner needs CREATE on its schema, for the moment of the change only.
+    FOR f IN SELECT x.oid::regprocedure::text AS id
+               FROM pg_depend d JOIN pg_proc x ON x.oid = d.objid
+              WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = s
+                AND d.classid = 'pg_proc'::regclass
+                AND x.proowner = (SELECT oid FROM pg_roles WHERE rolname = me)
+    LOOP
+        IF NOT may_create THEN
+            EXECUTE format('GRANT CREATE ON SCHEMA %I TO %I', sname, code);
+            may_create := true;
+        END IF;
+        EXECUTE format('ALTER ROUTINE %s OWNER TO %I', f.id, code);
+    END LOOP;
+    IF may_create THEN
+        EXECUTE format('REVOKE CREATE ON SCHEMA %I FROM %I', sname, code);
+    END IF;
+    FOR f IN SELECT c.oid::regclass::text AS id, c.relkind = 'S' AS sequence
+               FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+              WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = s
+                AND d.classid = 'pg_class'::regclass
+                AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+                AND NOT CASE WHEN c.relkind = 'S'
+                             THEN has_sequence_privilege(code, c.oid, 'USAGE')
+                                  AND has_sequence_privilege(code, c.oid, 'SELECT')
+                                  AND has_sequence_privilege(code, c.oid, 'UPDATE')
+                             ELSE has_table_privilege(code, c.oid, 'SELECT')
+                                  AND has_table_privilege(code, c.oid, 'INSERT')
+                                  AND has_table_privilege(code, c.oid, 'UPDATE')
+                                  AND has_table_privilege(code, c.oid, 'DELETE')
+                                  AND has_table_privilege(code, c.oid, 'TRUNCATE')
+                        END
+    LOOP
+        IF f.sequence THEN
+            EXECUTE format('GRANT USAGE, SELECT, UPDATE ON SEQUENCE %s TO %I', f.id, code);
+        ELSE
+            EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON TABLE %s TO %I', f.id, code);
+        END IF;
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION wasmig.code_out(name) FROM PUBLIC;
+
 -- What of another's would run in the plugin's session, with that other's rights and the
 -- session's settings (its search path included, which the plugin sets), when the plugin's
 -- step writes its own tables or changes its objects: a foreign key with an action (CASCADE,
@@ -348,6 +464,15 @@ BEGIN
           JOIN pg_proc f ON f.oid = g.tgfoid
          WHERE NOT g.tgisinternal AND f.pronamespace NOT IN (SELECT oid FROM ns)
         UNION
+        -- A table of another's that inherits from one of them (or is a partition of one):
+        -- the step's writes through its own table reach that table's rows, and with them its
+        -- foreign keys' actions and its triggers, as their owners, in the plugin's session.
+        SELECT format('the table %s inherits from the plugin''s table %s and is not the plugin''s: the step''s writes of its own table would reach its rows, and run its foreign keys'' actions and its triggers, with their owners'' rights, in the plugin''s session',
+                      i.inhrelid::regclass::text, i.inhparent::regclass::text)
+          FROM tabs t
+          JOIN pg_inherits i ON i.inhparent = t.oid
+         WHERE i.inhrelid NOT IN (SELECT oid FROM tabs)
+        UNION
         -- An event trigger fires at the plugin's DDL, in its session; one whose function
         -- runs as its owner would name tables and types through the session's temporary
         -- schema first (the server searches it before any schema the path lists, unless
@@ -368,7 +493,7 @@ BEGIN
           FROM pg_proc f
          WHERE f.prosecdef
            AND f.proowner NOT IN (SELECT r.oid FROM wasmig.plugin_role w
-                                    JOIN pg_roles r ON r.rolname = w.role)
+                                    JOIN pg_roles r ON r.rolname IN (w.role, w.code))
            AND has_function_privilege(me, f.oid, 'EXECUTE')
            AND NOT EXISTS (SELECT 1 FROM unnest(f.proconfig) c
                             WHERE c ~ '^search_path=' AND c ~ ',\s*"?pg_temp"?\s*$')
@@ -383,7 +508,7 @@ BEGIN
           FROM (
             SELECT w.plugin, d.classid, d.objid
               FROM wasmig.plugin_role w
-              JOIN pg_roles r ON r.rolname = w.role
+              JOIN pg_roles r ON r.rolname IN (w.role, w.code)
               JOIN pg_shdepend d ON d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.oid
                                 AND d.deptype = 'o'
                                 AND d.classid IN ('pg_type'::regclass, 'pg_operator'::regclass)
@@ -401,11 +526,16 @@ BEGIN
              WHERE t.classid = 'pg_type'::regclass AND r.rngtypid = t.objid AND x.f <> 0
                AND (SELECT y.pronamespace FROM pg_proc y WHERE y.oid = x.f) <> 'pg_catalog'::regnamespace
             UNION ALL
+            -- An estimator of the plugin's, or a built-in one, which calls the operator's
+            -- function itself (`eqsel` compares the most common values with it): the
+            -- predicate of the plugin's own steps' guard.
             SELECT 'operator ' || k.oid::regoperator::text || '''s estimator ' || x.f::regprocedure::text
+                   || ' (over ' || k.oprcode::regprocedure::text || ')'
               FROM pg_operator k
               CROSS JOIN LATERAL (VALUES (k.oprrest::oid), (k.oprjoin::oid)) x(f)
              WHERE t.classid = 'pg_operator'::regclass AND k.oid = t.objid AND x.f <> 0
-               AND (SELECT y.pronamespace FROM pg_proc y WHERE y.oid = x.f) <> 'pg_catalog'::regnamespace
+               AND ((SELECT y.pronamespace FROM pg_proc y WHERE y.oid = x.f) <> 'pg_catalog'::regnamespace
+                    OR (SELECT y.pronamespace FROM pg_proc y WHERE y.oid = k.oprcode) <> 'pg_catalog'::regnamespace)
           ) o
     ) q(x);
     IF found IS NOT NULL THEN
@@ -444,6 +574,7 @@ DECLARE
 BEGIN
     p := wasmig.stepping_plugin();
     PERFORM pg_advisory_xact_lock(131260432083303);
+    PERFORM wasmig.code_back(session_user, p);
     DELETE FROM wasmig.step_token s WHERE s.xid <> pg_current_xact_id();
     t := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
     INSERT INTO wasmig.step_token (xid, token, plugin, others)
@@ -461,6 +592,7 @@ DECLARE
     p text;
 BEGIN
     p := wasmig.stepping_plugin();
+    PERFORM wasmig.code_back(session_user, p);
     INSERT INTO wasmig.step_token (xid, token, plugin, others)
     VALUES (pg_current_xact_id(), NULL, p, wasmig.take_back_others(session_user, p));
 END
@@ -517,6 +649,7 @@ BEGIN
             RAISE EXCEPTION 'wasmig: step % of plugin % is not applied', p_version, p;
         END IF;
     END IF;
+    PERFORM wasmig.code_out(session_user);
 END
 $$;
 REVOKE ALL ON FUNCTION wasmig.record_step(text, text, text, text, text, bigint, bigint, text,

@@ -258,9 +258,28 @@ impl PgBackend {
                    only as a role that can become no other', {role_lit};
                END IF;
              END $wasmig$;
+             DO $wasmig$ BEGIN
+               IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = {code_lit}) THEN
+                 CREATE ROLE {code} NOLOGIN NOINHERIT;
+               END IF;
+               IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles
+                           WHERE rolname = {code_lit}
+                             AND (rolsuper OR rolreplication OR rolbypassrls OR rolcreaterole
+                                  OR rolcreatedb)) THEN
+                 RAISE EXCEPTION 'the role % has rights beyond running the plugin''s functions                    (superuser, replication, bypassrls, createrole or createdb): wasmig does not                    run a plugin''s code as it', {code_lit};
+               END IF;
+               IF EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m
+                           JOIN pg_catalog.pg_roles r ON r.oid = m.member
+                          WHERE r.rolname = {code_lit}) THEN
+                 RAISE EXCEPTION 'the role % is a member of another role: wasmig runs a plugin''s                    code only as a role that can become no other', {code_lit};
+               END IF;
+             END $wasmig$;
+             ALTER ROLE {code} NOLOGIN PASSWORD NULL;
              GRANT {role} TO CURRENT_USER;
+             GRANT {code} TO CURRENT_USER;
              CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role};
              REVOKE ALL ON SCHEMA {schema} FROM PUBLIC;
+             GRANT USAGE ON SCHEMA {schema} TO {code};
              ALTER ROLE {role} RESET ALL;
              ALTER ROLE {role} IN DATABASE {database} RESET ALL;
              ALTER ROLE {role} SET search_path = {schema};
@@ -268,8 +287,11 @@ impl PgBackend {
              ALTER ROLE {role} SET client_connection_check_interval = 1000;
              GRANT USAGE ON SCHEMA wasmig TO {role};
              GRANT EXECUTE ON FUNCTION {functions}, {guard} TO {role};
-             INSERT INTO wasmig.plugin_role (role, plugin) VALUES ({role_lit}, {plugin_lit})
-                 ON CONFLICT DO NOTHING;",
+             INSERT INTO wasmig.plugin_role (role, plugin, code)
+                 VALUES ({role_lit}, {plugin_lit}, {code_lit})
+                 ON CONFLICT (role) DO UPDATE SET code = EXCLUDED.code;",
+            code = ident(&names.code),
+            code_lit = literal(&names.code),
             role_lit = literal(&names.role),
             schema_lit = literal(&names.schema),
             plugin_lit = literal(&access.plugin),
