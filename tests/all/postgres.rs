@@ -603,6 +603,57 @@ fn the_checks_after_a_step_end_at_its_deadline_too() {
 }
 
 #[test]
+fn no_code_of_a_plugins_runs_as_its_role_through_a_foreign_keys_action() {
+    // The server runs a foreign key's action as the referencing table's owner, the plugin's
+    // role, and the triggers that fire before its change within it, with no check of
+    // EXECUTE: a trigger function the plugin's code made SECURITY INVOKER between steps
+    // would run as the role that owns the schema, whoever deleted the referenced row.
+    let pg = scripted();
+    let shape = |timing: &str| {
+        format!(
+            "CREATE TABLE attacker__p (id int PRIMARY KEY);
+             CREATE TABLE attacker__c (id int REFERENCES attacker__p ON DELETE CASCADE);
+             CREATE FUNCTION attacker__f() RETURNS trigger LANGUAGE plpgsql AS $f$
+               BEGIN RETURN OLD; END $f$;
+             CREATE TRIGGER attacker__tr {timing} DELETE ON attacker__c
+               FOR EACH ROW EXECUTE FUNCTION attacker__f()"
+        )
+    };
+    let err = pg.refused(
+        &shape("BEFORE"),
+        "the foreign key attacker__c_id_fkey of attacker.attacker__c has an action",
+    );
+    assert!(err.contains("make the trigger AFTER"), "{err}");
+    // Fired after the change, the trigger runs as whoever deleted the row.
+    pg.script("attacker", "0.2.0", &shape("AFTER"), None);
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    // Made outside the plugin's steps (here by the operator as its role), the same shape
+    // stops every other plugin's steps while it exists.
+    let pg = a_victim_that_lends_its_code_to_its_reader();
+    pg.env.exec(&format!(
+        "SET ROLE \"wasmig/{db}/victim\";
+         CREATE TABLE victim.victim__p (id int PRIMARY KEY);
+         CREATE TABLE victim.victim__c (id int REFERENCES victim.victim__p ON DELETE SET NULL);
+         CREATE FUNCTION victim.victim__g() RETURNS trigger LANGUAGE plpgsql AS $f$
+           BEGIN RETURN NULL; END $f$;
+         CREATE TRIGGER victim__tr BEFORE UPDATE ON victim.victim__c
+           FOR EACH STATEMENT EXECUTE FUNCTION victim.victim__g();
+         RESET ROLE",
+        db = pg.name
+    ));
+    pg.script("reader", "0.3.0", "CREATE TABLE reader__own (x int)", None);
+    let err = pg.env.fails(&["up", "reader@0.3.0"]);
+    assert!(
+        err.contains(
+            "plugin victim's foreign key victim__c_id_fkey of victim.victim__c has an action"
+        ),
+        "{err}"
+    );
+    pg.env.exec("DROP TRIGGER victim__tr ON victim.victim__c");
+    pg.env.ok(&["up", "reader@0.3.0"]);
+}
+
+#[test]
 fn a_plugin_has_at_most_1000_functions() {
     // They change hands at each of its steps (its role's during the step, its code role's
     // between steps), a lock each from the server's shared lock table.

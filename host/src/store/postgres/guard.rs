@@ -697,6 +697,26 @@ SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' names 
    AND NOT (d.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass
             AND d.refobjid = (SELECT oid FROM me))
 UNION ALL
+-- A foreign key's action (ON DELETE or ON UPDATE CASCADE, SET NULL, SET DEFAULT) runs as the
+-- referencing table's owner, the plugin's role, whoever changed the referenced row, and the
+-- triggers that fire before its change run within it, with no check of EXECUTE: code of the
+-- plugin's that made itself SECURITY INVOKER between steps would run as the plugin's role,
+-- which owns its schema, outside any step. Triggers that fire after the change run as the
+-- caller; built-in trigger functions are fine.
+SELECT 'the foreign key ' || pg_catalog.quote_ident(k.conname::pg_catalog.text) || ' of '
+       || k.conrelid::pg_catalog.regclass::pg_catalog.text || ' has an action (CASCADE, SET NULL or '
+       || 'SET DEFAULT) and ' || pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid, 0)
+       || ' fires before the change: the server runs the action, and the trigger within it, as '
+       || 'the table''s owner, the plugin''s role, outside its steps, with no check of EXECUTE; '
+       || 'make the trigger AFTER, or the key NO ACTION or RESTRICT'
+  FROM pg_catalog.pg_constraint k
+  JOIN pg_catalog.pg_trigger g ON g.tgrelid = k.conrelid
+ WHERE k.oid IN (SELECT oid FROM cons) AND k.contype = 'f'
+   AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))
+   AND NOT g.tgisinternal AND (g.tgtype::pg_catalog.int4 & 66) = 2
+   AND (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid = g.tgfoid)
+       <> 'pg_catalog'::pg_catalog.regnamespace
+UNION ALL
 -- The planner's estimators call an operator's function themselves, with no check of EXECUTE
 -- (`eqsel` compares the most common values with it), in the session of whoever plans a query
 -- that uses the operator, a reader's query of the plugin's view included.
