@@ -894,11 +894,16 @@ fn drop_database(admin: &mut postgres::Client, name: &str) {
         assert!(tries < 100, "cannot drop {name}: {e}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    // wasmig's plugin roles, and the floor's (`<database>_p…`).
+    // wasmig's plugin roles and their code roles, and the floor's (`<database>_p…`).
     let roles = admin
         .query(
-            "SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1 OR rolname LIKE $2",
-            &[&format!("wasmig/{name}/%"), &format!("{name}\\_p%")],
+            "SELECT rolname::text FROM pg_roles \
+             WHERE rolname LIKE $1 OR rolname LIKE $2 OR rolname LIKE $3",
+            &[
+                &format!("wasmig/{name}/%"),
+                &format!("wasmig:{name}/%"),
+                &format!("{name}\\_p%"),
+            ],
         )
         .unwrap();
     for role in roles {

@@ -142,13 +142,17 @@ ON CONFLICT DO NOTHING;
 -- This and the other functions a step calls at its begin and end are PL/pgSQL, not SQL: the
 -- server plans a SQL function's query again at every call (one with a SET clause is never
 -- inlined), where PL/pgSQL keeps its plans for the session, which runs the plugin's steps.
+-- Their plans are generic: a session runs a plugin's few steps, and the server would plan a
+-- query with parameters again at each of its first five runs.
 CREATE OR REPLACE FUNCTION wasmig.others_functions(me name) RETURNS TABLE (fn oid, plugin text)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     RETURN QUERY
     SELECT d.objid, w.plugin
       FROM wasmig.plugin_role w
-      JOIN pg_roles r ON r.rolname IN (w.role, w.code)
+      CROSS JOIN LATERAL (VALUES (w.role), (w.code)) x(role)
+      JOIN pg_roles r ON r.rolname = x.role
       JOIN pg_shdepend d ON d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.oid
                         AND d.classid = 'pg_proc'::regclass AND d.deptype = 'o'
                         AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
@@ -163,7 +167,8 @@ REVOKE ALL ON FUNCTION wasmig.others_functions(name) FROM PUBLIC;
 -- change of it, a grant, whose rights a function runs with and a relation's kind included,
 -- and a new object is a new row.
 CREATE OR REPLACE FUNCTION wasmig.others_code(me name) RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     RETURN (WITH ns AS (
         SELECT n.oid, n.xmin FROM pg_namespace n
@@ -193,7 +198,8 @@ REVOKE ALL ON FUNCTION wasmig.others_code(name) FROM PUBLIC;
 -- on a base table. Asked once more when the step has begun and when it ends: a change
 -- committed between take_back_others' look and its record would be in the record.
 CREATE OR REPLACE FUNCTION wasmig.others_open(me name, p text) RETURNS boolean
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     RETURN EXISTS (
         SELECT 1 FROM wasmig.others_functions(me) o JOIN pg_proc x ON x.oid = o.fn
@@ -233,7 +239,8 @@ REVOKE ALL ON FUNCTION wasmig.others_open(name, text) FROM PUBLIC;
 -- which record what they leave (others_code); a change made while the step runs is caught
 -- when it ends (others_changed).
 CREATE OR REPLACE FUNCTION wasmig.take_back_others(me name, p text) RETURNS text
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     f record;
     t record;
@@ -320,7 +327,8 @@ REVOKE ALL ON FUNCTION wasmig.take_back_others(name, text) FROM PUBLIC;
 -- temporary schemas of sessions its code ran in), and code_out, when the step is recorded,
 -- hands them over. Both run as the host, which is a member of both roles.
 CREATE OR REPLACE FUNCTION wasmig.code_back(me name, p text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     code oid;
     s oid;
@@ -365,7 +373,8 @@ $$;
 REVOKE ALL ON FUNCTION wasmig.code_back(name, text) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION wasmig.code_out(me name) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     code name;
     s oid;
@@ -430,7 +439,8 @@ REVOKE ALL ON FUNCTION wasmig.code_out(name) FROM PUBLIC;
 -- tables through the session's temporary schema. The plugin's steps are refused while one
 -- exists, before any of its statements.
 CREATE OR REPLACE FUNCTION wasmig.refuse_foreign_code(me name, p text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     found text;
 BEGIN
@@ -493,7 +503,8 @@ BEGIN
           FROM pg_proc f
          WHERE f.prosecdef
            AND f.proowner NOT IN (SELECT r.oid FROM wasmig.plugin_role w
-                                    JOIN pg_roles r ON r.rolname IN (w.role, w.code))
+                                    CROSS JOIN LATERAL (VALUES (w.role), (w.code)) x(role)
+                                    JOIN pg_roles r ON r.rolname = x.role)
            AND has_function_privilege(me, f.oid, 'EXECUTE')
            AND NOT EXISTS (SELECT 1 FROM unnest(f.proconfig) c
                             WHERE c ~ '^search_path=' AND c ~ ',\s*"?pg_temp"?\s*$')
@@ -524,7 +535,8 @@ BEGIN
           FROM (
             SELECT w.plugin, d.classid, d.objid
               FROM wasmig.plugin_role w
-              JOIN pg_roles r ON r.rolname IN (w.role, w.code)
+              CROSS JOIN LATERAL (VALUES (w.role), (w.code)) x(role)
+              JOIN pg_roles r ON r.rolname = x.role
               JOIN pg_shdepend d ON d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.oid
                                 AND d.deptype = 'o'
                                 AND d.classid IN ('pg_type'::regclass, 'pg_operator'::regclass)
@@ -565,7 +577,8 @@ REVOKE ALL ON FUNCTION wasmig.refuse_foreign_code(name, text) FROM PUBLIC;
 -- The plugin whose role runs this session, refused if its step has begun in this
 -- transaction, or if another's code would run in it (refuse_foreign_code).
 CREATE OR REPLACE FUNCTION wasmig.stepping_plugin() RETURNS text
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     p text;
 BEGIN
@@ -583,7 +596,8 @@ $$;
 REVOKE ALL ON FUNCTION wasmig.stepping_plugin() FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION wasmig.step_begin() RETURNS text
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     p text;
     t text;
@@ -603,7 +617,8 @@ REVOKE ALL ON FUNCTION wasmig.step_begin() FROM PUBLIC;
 -- A dry run's transaction, which is always rolled back and takes no lock, the same way:
 -- what step_begin does, with no token (nothing of a dry run is recorded).
 CREATE OR REPLACE FUNCTION wasmig.dry_run_begin() RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     p text;
 BEGIN
@@ -619,7 +634,8 @@ REVOKE ALL ON FUNCTION wasmig.dry_run_begin() FROM PUBLIC;
 -- (true when it did not run): one changed since (made to run as its caller and granted,
 -- then put back) may have run with this plugin's rights. The guard asks it last.
 CREATE OR REPLACE FUNCTION wasmig.others_changed() RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     RETURN coalesce((SELECT s.others IS DISTINCT FROM wasmig.others_code(session_user)
                             OR wasmig.others_open(session_user, s.plugin)
@@ -634,7 +650,8 @@ CREATE OR REPLACE FUNCTION wasmig.record_step(
     p_component_sha256 text, p_wasmig_version text, p_statements text, p_note text,
     p_applied_by text
 ) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     p text;
     id bigint;
@@ -681,7 +698,8 @@ REVOKE ALL ON FUNCTION wasmig.record_step(text, text, text, text, text, bigint, 
 -- ended). A failure aborts the transaction, so the plugin's statement sent after it in the
 -- same round trip is not even parsed.
 CREATE OR REPLACE FUNCTION wasmig.statement_check(path name[]) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     n text;
     first name;
