@@ -528,8 +528,9 @@ BEGIN
         -- Another plugin's objects that the server runs that plugin's code through, in
         -- whoever's session meets their values, with no check of EXECUTE (as that plugin:
         -- its functions are SECURITY DEFINER; but in this session, whose state its code
-        -- could change). Its steps refuse them; made between its steps (a trigger the
-        -- application fires), they stand until its next step.
+        -- could change). Its steps refuse them; made outside its steps (its code role can
+        -- make none of them, but an operator acting as its role can), they stand until its
+        -- next step.
         SELECT format('plugin %s''s %s runs its code in whoever''s session converts or compares a value of the type, with no check of EXECUTE (made between its steps; its next step refuses it)',
                       t.plugin, o.what)
           FROM (
