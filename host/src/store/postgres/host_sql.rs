@@ -192,6 +192,23 @@ END
 $$;
 REVOKE ALL ON FUNCTION wasmig.others_code(name) FROM PUBLIC;
 
+-- Whether `me` has a right on another plugin's relation `c` (of kind `kind`) beyond reading
+-- a base table: any right on a sequence, a view or another kind, and on a table any but
+-- SELECT. Only the host's functions call it; a SQL function without settings, so the server
+-- inlines it into their queries.
+CREATE OR REPLACE FUNCTION wasmig.beyond_read(me name, c oid, kind "char") RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN kind = 'S'
+                THEN pg_catalog.has_sequence_privilege(me, c, 'USAGE, SELECT, UPDATE')
+                WHEN kind IN ('r', 'p')
+                THEN pg_catalog.has_table_privilege(me, c, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+                     OR pg_catalog.has_any_column_privilege(me, c, 'INSERT, UPDATE, REFERENCES')
+                ELSE pg_catalog.has_any_column_privilege(me, c, 'SELECT, INSERT, UPDATE, REFERENCES')
+                     OR pg_catalog.has_table_privilege(me, c, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+           END
+$$;
+REVOKE ALL ON FUNCTION wasmig.beyond_read(name, oid, "char") FROM PUBLIC;
+
 -- Whether what take_back_others takes back is there now: another plugin's function that
 -- runs as its caller or that `me` (plugin `p`) may call, another plugin's schema `me` may
 -- use without the policy's read, a right of `me`'s on a read schema's relation but SELECT
@@ -217,14 +234,7 @@ BEGIN
                     WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = n.oid
                       AND d.classid = 'pg_class'::regclass
                       AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
-                      AND CASE WHEN c.relkind = 'S'
-                               THEN has_sequence_privilege(me, c.oid, 'USAGE, SELECT, UPDATE')
-                               WHEN c.relkind IN ('r', 'p')
-                               THEN has_table_privilege(me, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
-                                    OR has_any_column_privilege(me, c.oid, 'INSERT, UPDATE, REFERENCES')
-                               ELSE has_any_column_privilege(me, c.oid, 'SELECT, INSERT, UPDATE, REFERENCES')
-                                    OR has_table_privilege(me, c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
-                          END)));
+                      AND wasmig.beyond_read(me, c.oid, c.relkind))));
 END
 $$;
 REVOKE ALL ON FUNCTION wasmig.others_open(name, text) FROM PUBLIC;
@@ -287,14 +297,7 @@ BEGIN
                       WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = f.oid
                         AND d.classid = 'pg_class'::regclass
                         AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
-                        AND CASE WHEN c.relkind = 'S'
-                                 THEN has_sequence_privilege(me, c.oid, 'USAGE, SELECT, UPDATE')
-                                 WHEN c.relkind IN ('r', 'p')
-                                 THEN has_table_privilege(me, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
-                                      OR has_any_column_privilege(me, c.oid, 'INSERT, UPDATE, REFERENCES')
-                                 ELSE has_any_column_privilege(me, c.oid, 'SELECT, INSERT, UPDATE, REFERENCES')
-                                      OR has_table_privilege(me, c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
-                            END
+                        AND wasmig.beyond_read(me, c.oid, c.relkind)
             LOOP
                 EXECUTE format('REVOKE ALL ON %s FROM PUBLIC, %I', t.id, me);
                 IF t.base THEN
