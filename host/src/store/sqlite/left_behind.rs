@@ -302,20 +302,27 @@ impl SqliteBackend {
     /// one: its name is a virtual table's of the same schema, `_`, and a suffix that table's
     /// module names as its own (fts5's and rtree's, the only modules a plugin may use).
     fn is_shadow(&self, table: &SchemaObject) -> Result<bool, String> {
+        const FTS5: &[&str] = &["config", "content", "data", "docsize", "idx"];
+        const RTREE: &[&str] = &["node", "parent", "rowid"];
         let Some((owner, suffix)) = table.name.rsplit_once('_') else {
             return Ok(false);
         };
+        let named = |own: &[&str]| own.iter().any(|s| s.eq_ignore_ascii_case(suffix));
+        // The schema table has no index on the name: it is read only for a name a module's
+        // storage could have.
+        if !named(FTS5) && !named(RTREE) {
+            return Ok(false);
+        }
         let module = self
             .table_sql(owner, &table.schema)?
             .filter(|sql| sql_text::is_virtual_table(sql))
             .and_then(|sql| sql_text::virtual_table(&sql))
             .map(|(module, _)| module.to_ascii_lowercase());
-        let own: &[&str] = match module.as_deref() {
-            Some("fts5") => &["config", "content", "data", "docsize", "idx"],
-            Some("rtree" | "rtree_i32") => &["node", "parent", "rowid"],
-            _ => &[],
-        };
-        Ok(own.iter().any(|s| s.eq_ignore_ascii_case(suffix)))
+        Ok(match module.as_deref() {
+            Some("fts5") => named(FTS5),
+            Some("rtree" | "rtree_i32") => named(RTREE),
+            _ => false,
+        })
     }
 
     /// Whether the table a trigger of `schema` is on has a rowid: a table, not virtual, not
