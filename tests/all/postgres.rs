@@ -1727,10 +1727,10 @@ fn a_plugin_that_cannot_be_set_up_fails_at_its_own_turn_after_the_plugins_before
 
 #[test]
 fn a_function_that_makes_itself_run_as_its_caller_is_made_the_plugins_again_by_the_next_step() {
-    // Applied, the trigger's function runs as the attacker (its owner), which may change
-    // the function: fired by the application, it makes itself SECURITY INVOKER, which would
-    // run it with the rights of whoever fires it next. The attacker's next step, whatever
-    // it writes, makes it run as the attacker again.
+    // Applied, the trigger's function runs as its owner, the attacker's code role, which
+    // may change the function: fired by the application, it makes itself SECURITY INVOKER,
+    // which would run it with the rights of whoever fires it next. The attacker's next
+    // step, whatever it writes, makes it run as its owner again.
     let pg = scripted();
     pg.script(
         "attacker",

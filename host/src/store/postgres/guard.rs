@@ -1088,10 +1088,10 @@ pub(super) fn functions() -> String {
              REVOKE ALL ON FUNCTION wasmig.{name}({args}) FROM PUBLIC;\n"
         )
     };
-    // Functions are made to run as the plugin after every step, whatever the step wrote: a
-    // plugin's function runs as the plugin, which owns it, and may change itself while it
-    // runs in another transaction (a trigger the application fires), which this step's
-    // counters do not show. The role's password is put back only if the step wrote to
+    // Functions are made to run as their owner after every step, whatever the step wrote: a
+    // plugin's function runs as its owner (the code role between steps), and may change
+    // itself while it runs in another transaction (a trigger the application fires), which
+    // this step's counters do not show. The role's password is put back only if the step wrote to
     // `pg_authid`, as the transaction's own counters say (or when the server keeps none).
     let verify = format!(
         "DECLARE routine record; pending text; {OBJECT_VARIABLES}

@@ -242,9 +242,10 @@ REVOKE ALL ON FUNCTION wasmig.others_open(name, text) FROM PUBLIC;
 -- Before any of the plugin's statements runs, another plugin's code can run in its session
 -- only as that plugin: every other plugin's function runs as its owner and none is
 -- executable by this plugin's role (`me`, plugin `p`). Between its steps, a plugin's
--- function runs as the plugin (a trigger the application fires) and may change the
--- plugin's functions (make them run as their caller, grant them): such changes are taken
--- back here, as the owner (the host's role is a member of every plugin's role), and the
+-- function runs as its code role, which owns the plugin's functions (a trigger the
+-- application fires), and may change them (make them run as their caller, grant them):
+-- such changes are taken back here, as the owner (the host's role is a member of every
+-- plugin's role and code role), and the
 -- step is refused if one cannot be. Called by step_begin and dry_run_begin, as the host,
 -- which record what they leave (others_code); a change made while the step runs is caught
 -- when it ends (others_changed).

@@ -518,10 +518,10 @@ impl PgBackend {
 }
 
 /// How long a plugin role's password is valid after wasmig sets the role up for a login.
-/// A plugin's function runs as the plugin between its steps (a trigger the application
-/// fires) and may set the role's password, which the role may always do; it may not change
-/// how long the password is valid (that takes CREATEROLE), so a password it set lets no one
-/// log in once the minute after wasmig's last login as the role is over.
+/// A step's SQL, or what the server runs as the plugin's role outside its steps, may set
+/// the role's password, which a role may always do; it may not change how long the
+/// password is valid (that takes CREATEROLE), so a password set so lets no one log in once
+/// the minute after wasmig's last login as the role is over.
 const LOGIN_WINDOW: &str = "1 minute";
 
 /// The statement that makes `role`'s password valid for [`LOGIN_WINDOW`] from now (the
