@@ -405,6 +405,32 @@ fn a_plugins_table_has_at_most_64_indexes() {
 }
 
 #[test]
+fn a_plugins_columns_times_the_names_its_definitions_look_up_are_bounded() {
+    // Parsing a table's definition looks each name of its checks up among its columns, one
+    // after another, comparing a one-byte hash anyone can make collide: a wide table with a
+    // check of a few hundred kilobytes costs every connection to the database seconds.
+    let env = crate::scripted::scripted();
+    let table = |name: &str, references: usize| {
+        let columns: Vec<String> = (0..1500).map(|i| format!("c{i} int")).collect();
+        let names: Vec<String> = (0..references).map(|i| format!("c{}", i % 1500)).collect();
+        format!(
+            "CREATE TABLE attacker__{name} ({}, CHECK (c0 IN ({})))",
+            columns.join(", "),
+            names.join(", ")
+        )
+    };
+    env.applies("attacker", "0.2.0", &table("a", 2_000));
+    let err = env.refused(
+        "attacker",
+        "0.3.0",
+        &table("b", 20_000),
+        "column look-ups in their definitions",
+    );
+    assert!(err.contains("past 24000000"), "{err}");
+    assert!(!env.tables().contains(&"attacker__b".to_string()));
+}
+
+#[test]
 fn a_plugin_has_at_most_2000_objects_foreign_keys_included() {
     // Objects whose names share a bucket of SQLite's schema hash cost every connection that
     // parses the schema a comparison of names per pair.

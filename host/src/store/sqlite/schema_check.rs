@@ -531,9 +531,65 @@ impl SqliteBackend {
                 scope.plugin
             ));
         }
+        // A connection parsing a table's definition looks each new column up among those
+        // before it, and each name in its checks and generated columns (and in its indexes'
+        // expressions) among all of them, one column after another, comparing a one-byte hash
+        // of the names that anyone can make collide: a few thousand columns with a check of a
+        // few hundred kilobytes cost every connection seconds. Bounded at the worst case,
+        // every comparison a comparison of names.
+        let lookups = self
+            .column_lookups(&main)
+            .map_err(|e| format!("cannot count plugin {}'s columns: {e}", scope.plugin))?;
+        if lookups > MAX_COLUMN_LOOKUPS {
+            return Err(format!(
+                "the step left plugin {}'s tables and indexes with {lookups} column look-ups in \
+                 their definitions (each table's columns times the columns and names of its \
+                 definition and of its indexes'), past {MAX_COLUMN_LOOKUPS}: every connection to \
+                 the database looks each name up among the table's columns when it parses the \
+                 schema",
+                scope.plugin
+            ));
+        }
         Ok(())
     }
+
+    /// The column look-ups parsing `objects` takes at worst: for each table, its columns
+    /// times its columns and the names its definition and its indexes' definitions hold.
+    fn column_lookups(&self, objects: &[&SchemaObject]) -> rusqlite::Result<u64> {
+        let mut names: std::collections::BTreeMap<&str, u64> = Default::default();
+        for o in objects
+            .iter()
+            .filter(|o| o.kind == "table" || o.kind == "index")
+        {
+            let words = o.sql.as_deref().map_or(0, |sql| {
+                super::sql_text::Tokens::new(sql)
+                    .filter(|t| {
+                        matches!(
+                            t,
+                            super::sql_text::Token::Word(_) | super::sql_text::Token::Quoted(_)
+                        )
+                    })
+                    .count() as u64
+            });
+            *names.entry(o.table.as_str()).or_default() += words;
+        }
+        let mut columns = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM pragma_table_xinfo(?1, 'main')")?;
+        let mut total: u64 = 0;
+        for (table, words) in names {
+            let n: i64 = columns.query_row([table], |r| r.get(0))?;
+            let n = n.max(0) as u64;
+            total = total.saturating_add(n.saturating_mul(n.saturating_add(words)));
+        }
+        Ok(total)
+    }
 }
+
+/// The most column look-ups parsing a plugin's tables and indexes may take at worst (see
+/// [`SqliteBackend::check_schema_size`]): a 2,000-column table's own definition is about
+/// half of it.
+const MAX_COLUMN_LOOKUPS: u64 = 24_000_000;
 
 /// The most indexes a plugin's table may have (see [`SqliteBackend::check_schema_size`]).
 const MAX_TABLE_INDEXES: usize = 64;
