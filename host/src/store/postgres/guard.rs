@@ -40,9 +40,8 @@
 //!   plugin's code could queue one more): nothing of the plugin may run at the commit, after
 //!   these checks; nor may a cursor declared `WITH HOLD`, whose query runs at the commit (the
 //!   host closes every cursor first);
-//! - its role grants no role and is a member of none but its code role for the step (up to
-//!   PostgreSQL 15 a role may grant itself to another, which would let that plugin's session
-//!   become it);
+//! - its role grants no role and is a member of none (up to PostgreSQL 15 a role may grant
+//!   itself to another, which would let that plugin's session become it);
 //! - its tables, indexes, views, sequences, functions, types, collations, text search
 //!   configurations and dictionaries, conversions and statistics are named with its namespace
 //!   (`evil__*`), as on SQLite: an application that finds plugins' tables through a search
@@ -396,8 +395,6 @@ SELECT 'x' || 'the step granted EXECUTE on ' || p.oid::pg_catalog.regprocedure::
        || '; a plugin''s functions run as the plugin and are its own to call'
   FROM procs p CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
  WHERE a.grantee <> p.proowner
-   AND NOT (a.grantee IS NOT DISTINCT FROM (SELECT oid FROM code) AND NOT a.is_grantable
-            AND a.privilege_type = 'EXECUTE')
 UNION ALL
 SELECT 'x' || 'the step granted USAGE on ' || pg_catalog.pg_describe_object('pg_catalog.pg_type'::pg_catalog.regclass, t.oid, 0)
        || ' to ' || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
@@ -431,10 +428,7 @@ const NEUTRALISE: &str = "
                           p.prokind IN ('f', 'p') AND NOT p.prosecdef AS invoker,
                           p.proacl IS NULL OR EXISTS (
                               SELECT 1 FROM pg_catalog.aclexplode(p.proacl) a
-                               WHERE a.grantee <> p.proowner
-                                 AND pg_catalog.pg_get_userbyid(a.grantee)::pg_catalog.text
-                                     <> 'wasmig:' || pg_catalog.substr(session_user::pg_catalog.text, 8)
-                             ) AS granted
+                               WHERE a.grantee <> p.proowner) AS granted
                      FROM pg_catalog.pg_proc p
                     WHERE p.oid = ANY (o_procs)
                       AND p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace
@@ -459,20 +453,17 @@ const FINDINGS: &str = concat!(
     r#"
 WITH RECURSIVE me AS (
     SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user
-), code AS (
-    SELECT oid FROM pg_catalog.pg_roles
-     WHERE rolname = 'wasmig:' || pg_catalog.substr(session_user::pg_catalog.text, 8)
 ), s AS (
     SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1
 ), rel AS MATERIALIZED (
-    SELECT c.oid, c.relowner, c.relkind, c.reloptions, c.relname
+    SELECT c.oid, c.relowner, c.reloptions, c.relname
       FROM pg_catalog.pg_class c
      WHERE c.oid = ANY (o_rels) AND c.relnamespace = (SELECT oid FROM s)
 ), procs AS MATERIALIZED (
     SELECT p.oid, p.proowner, p.proacl, p.proname, p.prolang, p.prosrc FROM pg_catalog.pg_proc p
      WHERE p.oid = ANY (o_procs) AND p.pronamespace = (SELECT oid FROM s)
 ), types AS MATERIALIZED (
-    SELECT t.oid, t.typdefaultbin, t.typname, t.typrelid AS relid, t.typelem AS elem, t.typowner
+    SELECT t.oid, t.typdefaultbin, t.typname, t.typrelid AS relid, t.typowner
       FROM pg_catalog.pg_type t
      WHERE t.oid = ANY (o_types) AND t.typnamespace = (SELECT oid FROM s)
 ), cons AS MATERIALIZED (
@@ -632,16 +623,10 @@ SELECT 'the step left ' || o.type || ' ' || o.identity
 UNION ALL
 SELECT pg_catalog.pg_describe_object(x.classid, x.oid, 0) || ' in schema ' || $1 || ' is owned by '
        || pg_catalog.pg_get_userbyid(x.owner)::text
-       || '; a plugin''s schema holds only what its role owns, and its code role its relations'
+       || '; a plugin''s schema holds only what its role owns'
   FROM (SELECT 'pg_catalog.pg_class'::pg_catalog.regclass AS classid, oid, relowner AS owner
           FROM rel
-         WHERE NOT (relowner IN (SELECT oid FROM code) AND relkind <> 'c')
-        UNION ALL SELECT 'pg_catalog.pg_type'::pg_catalog.regclass, t.oid, t.typowner FROM types t
-         WHERE NOT (t.typowner IN (SELECT oid FROM code)
-                    AND coalesce((SELECT c.relkind FROM pg_catalog.pg_class c
-                          WHERE c.oid = coalesce(nullif(t.relid, 0::oid),
-                                                 (SELECT e.typrelid FROM pg_catalog.pg_type e
-                                                   WHERE e.oid = t.elem))), 'c') <> 'c')
+        UNION ALL SELECT 'pg_catalog.pg_type'::pg_catalog.regclass, oid, typowner FROM types
         UNION ALL SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, oid, proowner FROM procs p
          WHERE NOT (p.prolang = (SELECT l.oid FROM pg_catalog.pg_language l
                                       WHERE l.lanname = 'internal')
@@ -711,6 +696,26 @@ SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' names 
  WHERE d.deptype NOT IN ('o', 'a')
    AND NOT (d.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass
             AND d.refobjid = (SELECT oid FROM me))
+UNION ALL
+-- A foreign key's action (ON DELETE or ON UPDATE CASCADE, SET NULL, SET DEFAULT) runs as the
+-- referencing table's owner, the plugin's role, whoever changed the referenced row, and the
+-- triggers that fire before its change run within it, with no check of EXECUTE: code of the
+-- plugin's that made itself SECURITY INVOKER between steps would run as the plugin's role,
+-- which owns its schema, outside any step. Triggers that fire after the change run as the
+-- caller; built-in trigger functions are fine.
+SELECT 'the foreign key ' || pg_catalog.quote_ident(k.conname::pg_catalog.text) || ' of '
+       || k.conrelid::pg_catalog.regclass::pg_catalog.text || ' has an action (CASCADE, SET NULL or '
+       || 'SET DEFAULT) and ' || pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid, 0)
+       || ' fires before the change: the server runs the action, and the trigger within it, as '
+       || 'the table''s owner, the plugin''s role, outside its steps, with no check of EXECUTE; '
+       || 'make the trigger AFTER, or the key NO ACTION or RESTRICT'
+  FROM pg_catalog.pg_constraint k
+  JOIN pg_catalog.pg_trigger g ON g.tgrelid = k.conrelid
+ WHERE k.oid IN (SELECT oid FROM cons) AND k.contype = 'f'
+   AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))
+   AND NOT g.tgisinternal AND (g.tgtype::pg_catalog.int4 & 66) = 2
+   AND (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid = g.tgfoid)
+       <> 'pg_catalog'::pg_catalog.regnamespace
 UNION ALL
 -- The planner's estimators call an operator's function themselves, with no check of EXECUTE
 -- (`eqsel` compares the most common values with it), in the session of whoever plans a query
@@ -1008,10 +1013,7 @@ SELECT 'the step granted role ' || pg_catalog.pg_get_userbyid(m.roleid)::text ||
        || pg_catalog.pg_get_userbyid(m.member)::text
        || '; a plugin''s role grants no role and is a member of none'
   FROM pg_catalog.pg_auth_members m
- WHERE (m.grantor = (SELECT oid FROM me) OR m.member = (SELECT oid FROM me))
-   -- The membership in its code role that the host grants for the step and ends with it.
-   AND NOT (m.member = (SELECT oid FROM me) AND m.roleid IN (SELECT oid FROM code)
-            AND m.grantor <> (SELECT oid FROM me) AND NOT m.admin_option)
+ WHERE m.grantor = (SELECT oid FROM me) OR m.member = (SELECT oid FROM me)
 UNION ALL
 SELECT pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid, 0)
        || ' is deferrable: it could run at the commit, after the host''s checks; a plugin''s '
@@ -1054,9 +1056,7 @@ SELECT pg_catalog.format('ALTER TABLE %s ', c.oid::pg_catalog.regclass)
                         AND d.refobjid = pg_catalog.pg_my_temp_schema()
                         AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass))
    AND c.relkind IN ('r', 'p')
-   AND c.relowner IN (SELECT oid FROM pg_catalog.pg_roles
-                       WHERE rolname IN (session_user,
-                                         'wasmig:' || pg_catalog.substr(session_user::pg_catalog.text, 8)))
+   AND c.relowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user)
    AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid)
 "#;
 

@@ -319,37 +319,27 @@ END
 $$;
 REVOKE ALL ON FUNCTION wasmig.take_back_others(name, text) FROM PUBLIC;
 
--- Between its steps, a plugin's functions and relations (tables, views, materialized views)
--- belong to its code role (`wasmig:<database>/<plugin>`): its functions run as their owner,
--- and the server runs as a table's owner its foreign keys' actions (with the checks,
--- defaults, rules and triggers they reach) and a materialized view's query when it is
--- refreshed. The code role may use the plugin's schema and its sequences, and create nothing
--- (no CREATE on any schema, no login, no type of its own but its tables' row types). The
--- plugin's code, whatever fires it between its steps or while another plugin's step runs,
--- so makes no function, type, operator, index, sequence or view, no cast from the plugin's
--- own types (one from a table's row type to json or a string type stops every other
--- plugin's steps), and sets no password; nothing runs as the plugin's role itself, which
--- owns its schema and types. For the plugin's own steps, code_back, when a step (or a dry
--- run) begins, refuses the step while the code role owns anything else (outside the
--- temporary schemas of sessions its code ran in), hands the functions back to the plugin's
--- role (executable by the code role, for what the server runs as the owner of its tables
--- within the step) and makes the plugin's role a member of the code role, whose relations
--- the step then changes as their owner; code_out, when the step is recorded, hands the
--- functions and relations the plugin's role owns over again and ends the membership, which
--- so lives only inside the step's transaction. Both run as the host, which is a member of
--- both roles.
+-- A plugin's functions run, between its steps, as its code role (`wasmig:<database>/<plugin>`),
+-- which owns them and nothing else: it may use the plugin's schema, read and write its
+-- tables and sequences, and create nothing (no CREATE on any schema, no type of its own, no
+-- login). The plugin's code, fired by the application between its steps or while another
+-- plugin's step runs, can so change nothing of the catalog but its own functions (which every
+-- other plugin's step takes back, and looks at again when it ends): no cast, operator, type,
+-- function or view comes or goes, no grant of its tables, no password of the plugin's role.
+-- For the plugin's own steps, the functions are its role's again: code_back, when a step (or
+-- a dry run) begins, refuses the step while the code role owns anything else (outside the
+-- temporary schemas of sessions its code ran in), and code_out, when the step is recorded,
+-- hands them over. Both run as the host, which is a member of both roles.
 CREATE OR REPLACE FUNCTION wasmig.code_back(me name, p text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     code oid;
-    codename name;
     s oid;
     found text;
     f record;
 BEGIN
-    SELECT r.oid, r.rolname INTO code, codename
-      FROM wasmig.plugin_role w JOIN pg_roles r ON r.rolname = w.code
+    SELECT r.oid INTO code FROM wasmig.plugin_role w JOIN pg_roles r ON r.rolname = w.code
      WHERE w.role = me;
     IF code IS NULL THEN
         RETURN;
@@ -365,15 +355,13 @@ BEGIN
                    (SELECT x.pronamespace = s OR x.pronamespace::regnamespace::text ~ '^pg_(toast_)?temp_'
                       FROM pg_proc x WHERE x.oid = d.objid)
                WHEN 'pg_class'::regclass THEN
-                   (SELECT x.relpersistence = 't'
-                           OR (x.relnamespace = s AND x.relkind IN ('r', 'p', 'v', 'm', 'f', 'S'))
-                      FROM pg_class x WHERE x.oid = d.objid)
+                   (SELECT x.relpersistence = 't' FROM pg_class x WHERE x.oid = d.objid)
                WHEN 'pg_type'::regclass THEN
                    (SELECT x.typnamespace::regnamespace::text ~ '^pg_(toast_)?temp_'
                       FROM pg_type x WHERE x.oid = d.objid)
                END, false);
     IF found IS NOT NULL THEN
-        RAISE EXCEPTION 'wasmig: plugin %''s steps do not run while its code role % owns %: the role its code runs as owns the plugin''s functions, tables and materialized views and nothing else (drop it)', p, code::regrole, found
+        RAISE EXCEPTION 'wasmig: plugin %''s steps do not run while its code role % owns %: the role its functions run as owns them and nothing else (drop it)', p, code::regrole, found
             USING ERRCODE = '42501';
     END IF;
     FOR f IN SELECT d.objid::regprocedure::text AS id FROM pg_shdepend d
@@ -383,9 +371,7 @@ BEGIN
                 AND (SELECT x.pronamespace FROM pg_proc x WHERE x.oid = d.objid) = s
     LOOP
         EXECUTE format('ALTER ROUTINE %s OWNER TO %I', f.id, me);
-        EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', f.id, codename);
     END LOOP;
-    EXECUTE format('GRANT %I TO %I', codename, me);
 END
 $$;
 REVOKE ALL ON FUNCTION wasmig.code_back(name, text) FROM PUBLIC;
@@ -406,34 +392,21 @@ BEGIN
     END IF;
     SELECT n.oid, n.nspname INTO s, sname FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner
      WHERE r.rolname = me;
-    -- A new owner needs CREATE on the object's schema, for the moment of the change only. A
-    -- table's indexes, TOAST table, row type and the sequences of its columns go with it.
-    -- Views go too: a view reads its tables with its owner's rights. Other sequences stay
-    -- the plugin's role's (nothing runs as their owner; the code role may use them).
-    FOR f IN SELECT 'ROUTINE ' || x.oid::regprocedure::text AS id
+    -- A function's new owner needs CREATE on its schema, for the moment of the change only.
+    FOR f IN SELECT x.oid::regprocedure::text AS id
                FROM pg_depend d JOIN pg_proc x ON x.oid = d.objid
               WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = s
                 AND d.classid = 'pg_proc'::regclass
                 AND x.proowner = (SELECT oid FROM pg_roles WHERE rolname = me)
-             UNION ALL
-             SELECT 'TABLE ' || c.oid::regclass::text
-               FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
-              WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = s
-                AND d.classid = 'pg_class'::regclass
-                AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-                AND c.relowner = (SELECT oid FROM pg_roles WHERE rolname = me)
     LOOP
         IF NOT may_create THEN
             EXECUTE format('GRANT CREATE ON SCHEMA %I TO %I', sname, code);
             may_create := true;
         END IF;
-        EXECUTE format('ALTER %s OWNER TO %I', f.id, code);
+        EXECUTE format('ALTER ROUTINE %s OWNER TO %I', f.id, code);
     END LOOP;
     IF may_create THEN
         EXECUTE format('REVOKE CREATE ON SCHEMA %I FROM %I', sname, code);
-    END IF;
-    IF pg_has_role(me, code, 'MEMBER') THEN
-        EXECUTE format('REVOKE %I FROM %I', code, me);
     END IF;
     FOR f IN SELECT c.oid::regclass::text AS id, c.relkind = 'S' AS sequence
                FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
@@ -541,10 +514,9 @@ BEGIN
                             WHERE c ~ '^search_path=' AND c ~ ',\s*"?pg_temp"?\s*$')
         UNION
         -- Another plugin's foreign key with an action whose table has a trigger that fires
-        -- before the change, while that plugin's role owns the table (made outside its
-        -- steps; its next step hands the table to its code role): the server runs both as
-        -- that plugin's role, which owns its schema.
-        SELECT format('plugin %s''s foreign key %I of %s has an action and its table''s trigger %I fires before the change: the server runs both as plugin %s''s role, which owns the table (its next step hands the table to its code role)',
+        -- before the change (what that plugin's own steps refuse): the server runs both as
+        -- that plugin's role, outside its steps, which owns its schema.
+        SELECT format('plugin %s''s foreign key %I of %s has an action and its table''s trigger %I fires before the change: the server runs both as plugin %s''s role, outside its steps (its next step refuses them)',
                       w.plugin, k.conname, k.conrelid::regclass::text, g.tgname, w.plugin)
           FROM pg_trigger g
           JOIN pg_class c ON c.oid = g.tgrelid
@@ -552,7 +524,7 @@ BEGIN
           JOIN pg_roles r ON r.oid = n.nspowner
           JOIN wasmig.plugin_role w ON w.role = r.rolname
           JOIN pg_constraint k ON k.conrelid = g.tgrelid AND k.contype = 'f'
-         WHERE w.role <> me AND c.relowner = n.nspowner
+         WHERE w.role <> me
            AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))
            AND NOT g.tgisinternal AND (g.tgtype::int4 & 66) = 2
            AND (SELECT y.pronamespace FROM pg_proc y WHERE y.oid = g.tgfoid) <> 'pg_catalog'::regnamespace
@@ -598,19 +570,6 @@ BEGIN
                AND ((SELECT y.pronamespace FROM pg_proc y WHERE y.oid = x.f) <> 'pg_catalog'::regnamespace
                     OR (SELECT y.pronamespace FROM pg_proc y WHERE y.oid = k.oprcode) <> 'pg_catalog'::regnamespace)
           ) o
-        UNION
-        -- The same of a cast from a row type of another plugin's table, which its code role
-        -- owns with the table (the server records no owner of a row type of its own).
-        SELECT format('plugin %s''s %s runs its code in whoever''s session converts a value of the type, with no check of EXECUTE (made between its steps; its next step refuses it)',
-                      w.plugin, pg_describe_object('pg_cast'::regclass, c.oid, 0))
-          FROM pg_cast c
-          JOIN pg_type src ON src.oid = c.castsource AND src.typrelid <> 0
-          JOIN pg_namespace n ON n.oid = src.typnamespace
-          JOIN pg_roles r ON r.oid = n.nspowner
-          JOIN wasmig.plugin_role w ON w.role = r.rolname
-          JOIN pg_type ty ON ty.oid = c.casttarget
-         WHERE w.role <> me AND c.castfunc <> 0
-           AND (ty.typcategory = 'S' OR c.casttarget IN ('json'::regtype, 'jsonb'::regtype))
     ) q(x);
     IF found IS NOT NULL THEN
         RAISE EXCEPTION 'wasmig: plugin %''s steps do not run while %', p, found

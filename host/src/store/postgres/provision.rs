@@ -233,7 +233,7 @@ impl PgBackend {
         let mut sql = format!(
             "DO $wasmig$ BEGIN
                IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = {role_lit}) THEN
-                 CREATE ROLE {role} LOGIN INHERIT;
+                 CREATE ROLE {role} LOGIN NOINHERIT;
                END IF;
                IF EXISTS (SELECT 1 FROM pg_catalog.pg_namespace
                            WHERE nspname = {schema_lit}
@@ -256,12 +256,6 @@ impl PgBackend {
                           WHERE r.rolname = {role_lit}) THEN
                  RAISE EXCEPTION 'the role % is a member of another role: wasmig runs a plugin \
                    only as a role that can become no other', {role_lit};
-               END IF;
-               -- Its steps change its code role's tables as their owner, through the
-               -- membership in that role the host grants for the step alone.
-               IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles
-                           WHERE rolname = {role_lit} AND NOT rolinherit) THEN
-                 ALTER ROLE {role} INHERIT;
                END IF;
              END $wasmig$;
              DO $wasmig$ BEGIN
@@ -539,7 +533,7 @@ fn login_window(role: &str, verifier: Option<&str>) -> String {
     let attributes = match verifier {
         Some(v) => format!(
             "EXECUTE pg_catalog.format('ALTER ROLE %I WITH LOGIN NOCREATEDB NOCREATEROLE \
-             INHERIT CONNECTION LIMIT -1 PASSWORD %L', {}, {});",
+             NOINHERIT CONNECTION LIMIT -1 PASSWORD %L', {}, {});",
             literal(role),
             literal(v)
         ),
