@@ -603,30 +603,105 @@ fn the_checks_after_a_step_end_at_its_deadline_too() {
 }
 
 #[test]
-fn no_code_of_a_plugins_runs_as_its_role_through_a_foreign_keys_action() {
+fn no_code_of_a_plugins_runs_as_its_role_through_what_the_server_runs_as_a_tables_owner() {
     // The server runs a foreign key's action as the referencing table's owner, the plugin's
-    // role, and the triggers that fire before its change within it, with no check of
-    // EXECUTE: a trigger function the plugin's code made SECURITY INVOKER between steps
-    // would run as the role that owns the schema, whoever deleted the referenced row.
+    // role, whoever changed the referenced row, with the triggers, rules, checks, defaults
+    // and domains it reaches, and a materialized view's query as its owner whenever anyone
+    // refreshes it: code of the plugin's that made itself SECURITY INVOKER (and granted
+    // itself to the plugin's role) between steps would run there as the role that owns the
+    // schema. None of them may reach the plugin's functions.
     let pg = scripted();
-    let shape = |timing: &str| {
+    let tables = |key: &str, child: &str| {
         format!(
-            "CREATE TABLE attacker__p (id int PRIMARY KEY);
-             CREATE TABLE attacker__c (id int REFERENCES attacker__p ON DELETE CASCADE);
+            "CREATE FUNCTION attacker__ok(x int) RETURNS boolean LANGUAGE sql AS 'SELECT true';
              CREATE FUNCTION attacker__f() RETURNS trigger LANGUAGE plpgsql AS $f$
                BEGIN RETURN OLD; END $f$;
-             CREATE TRIGGER attacker__tr {timing} DELETE ON attacker__c
-               FOR EACH ROW EXECUTE FUNCTION attacker__f()"
+             CREATE TABLE attacker__p (id int PRIMARY KEY);
+             CREATE TABLE attacker__log (id int);
+             CREATE TABLE attacker__c (id int REFERENCES attacker__p {key}, n int);
+             {child}"
         )
     };
+    for (key, child, expected) in [
+        (
+            "ON DELETE CASCADE",
+            "CREATE TRIGGER attacker__tr BEFORE DELETE ON attacker__c
+               FOR EACH ROW EXECUTE FUNCTION attacker__f()",
+            "fires before the change and runs attacker.attacker__f()",
+        ),
+        (
+            "ON DELETE SET NULL",
+            "CREATE TRIGGER attacker__tr BEFORE UPDATE ON attacker__c
+               FOR EACH STATEMENT EXECUTE FUNCTION attacker__f()",
+            "fires before the change",
+        ),
+        (
+            "ON DELETE CASCADE",
+            "CREATE RULE attacker__r AS ON DELETE TO attacker__c
+               DO ALSO INSERT INTO attacker__log VALUES (old.id)",
+            "rewrites what the action does",
+        ),
+        (
+            "ON DELETE SET NULL",
+            "ALTER TABLE attacker__c ADD CHECK (attacker__ok(n))",
+            "calls attacker.attacker__ok(integer)",
+        ),
+        (
+            "ON UPDATE CASCADE",
+            "ALTER TABLE attacker__c ADD COLUMN g boolean GENERATED ALWAYS AS (attacker__ok(n)) STORED",
+            "calls attacker.attacker__ok(integer)",
+        ),
+        (
+            "ON DELETE SET DEFAULT",
+            "ALTER TABLE attacker__c ALTER COLUMN n SET DEFAULT CASE WHEN attacker__ok(1) THEN 1 END",
+            "calls attacker.attacker__ok(integer)",
+        ),
+        (
+            "ON DELETE SET NULL",
+            "CREATE DOMAIN attacker__d AS int CHECK (attacker__ok(VALUE));
+             ALTER TABLE attacker__c ADD COLUMN d attacker__d",
+            "the check of attacker.attacker__d, a type of its columns, calls",
+        ),
+        (
+            "ON DELETE CASCADE",
+            "CREATE TRIGGER attacker__tr AFTER DELETE ON attacker__c FOR EACH ROW
+               WHEN (attacker__ok(old.n)) EXECUTE FUNCTION attacker__f()",
+            "calls attacker.attacker__ok(integer)",
+        ),
+    ] {
+        let err = pg.refused(
+            &tables(key, child),
+            "the foreign key attacker__c_id_fkey of attacker.attacker__c has an action",
+        );
+        assert!(err.contains(expected), "{key} {child}: {err}");
+    }
+    // Through a view, the query of a materialized view reaches the plugin's function.
     let err = pg.refused(
-        &shape("BEFORE"),
-        "the foreign key attacker__c_id_fkey of attacker.attacker__c has an action",
+        "CREATE FUNCTION attacker__n() RETURNS int LANGUAGE sql AS 'SELECT 1';
+         CREATE VIEW attacker__v AS SELECT attacker__n() AS n;
+         CREATE MATERIALIZED VIEW attacker__mv AS SELECT n FROM attacker__v WITH NO DATA",
+        "materialized view attacker.attacker__mv calls attacker.attacker__n()",
     );
-    assert!(err.contains("make the trigger AFTER"), "{err}");
-    // Fired after the change, the trigger runs as whoever deleted the row.
-    pg.script("attacker", "0.2.0", &shape("AFTER"), None);
+    assert!(err.contains("whenever anyone refreshes it"), "{err}");
+    // A trigger that fires after the change, or before a change the action does not make
+    // (rows stamped when they are updated, under a key whose action deletes), runs nothing
+    // as the table's owner; a materialized view over built-in code refreshes anywhere.
+    pg.script(
+        "attacker",
+        "0.2.0",
+        &tables(
+            "ON DELETE CASCADE",
+            "CREATE TRIGGER attacker__stamp BEFORE UPDATE ON attacker__c
+               FOR EACH ROW EXECUTE FUNCTION attacker__f();
+             CREATE TRIGGER attacker__after AFTER DELETE ON attacker__c
+               FOR EACH ROW EXECUTE FUNCTION attacker__f();
+             CREATE MATERIALIZED VIEW attacker__mv AS SELECT count(*) AS n FROM attacker__c",
+        ),
+        None,
+    );
     pg.env.ok(&["up", "attacker@0.2.0"]);
+    pg.env
+        .exec("REFRESH MATERIALIZED VIEW attacker.attacker__mv");
     // Made outside the plugin's steps (here by the operator as its role), the same shape
     // stops every other plugin's steps while it exists.
     let pg = a_victim_that_lends_its_code_to_its_reader();

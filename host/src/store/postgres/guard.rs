@@ -697,25 +697,122 @@ SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' names 
    AND NOT (d.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass
             AND d.refobjid = (SELECT oid FROM me))
 UNION ALL
--- A foreign key's action (ON DELETE or ON UPDATE CASCADE, SET NULL, SET DEFAULT) runs as the
--- referencing table's owner, the plugin's role, whoever changed the referenced row, and the
--- triggers that fire before its change run within it, with no check of EXECUTE: code of the
--- plugin's that made itself SECURITY INVOKER between steps would run as the plugin's role,
--- which owns its schema, outside any step. Triggers that fire after the change run as the
--- caller; built-in trigger functions are fine.
+-- What the server runs as a table's owner, the plugin's role, whoever started it and outside
+-- the plugin's steps, reaches no code of the plugin's: the plugin's code role owns the
+-- plugin's functions, and may make one run as its caller and grant it to anyone, the
+-- plugin's role included, which owns the schema and its types. A foreign key's action (ON
+-- DELETE or ON UPDATE CASCADE, SET NULL, SET DEFAULT) changes the referencing table's rows
+-- as its owner: the triggers that fire before the change (called with no check of EXECUTE),
+-- the WHEN of any trigger it fires, its rules (whose actions write other tables, with their
+-- own triggers), and when it updates, the table's checks, generated columns and its columns'
+-- domains' checks, and a default it sets. A materialized view's query runs as its owner
+-- whenever anyone refreshes it, with the views it reads and the domains it converts to.
+-- Built-in code there is fine: what expressions may call is checked above.
 SELECT 'the foreign key ' || pg_catalog.quote_ident(k.conname::pg_catalog.text) || ' of '
        || k.conrelid::pg_catalog.regclass::pg_catalog.text || ' has an action (CASCADE, SET NULL or '
-       || 'SET DEFAULT) and ' || pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid, 0)
-       || ' fires before the change: the server runs the action, and the trigger within it, as '
-       || 'the table''s owner, the plugin''s role, outside its steps, with no check of EXECUTE; '
-       || 'make the trigger AFTER, or the key NO ACTION or RESTRICT'
+       || 'SET DEFAULT) and ' || x.what || ': the server runs the action, with what it reaches, as '
+       || 'the table''s owner, the plugin''s role, whoever changed the referenced row, outside '
+       || 'the plugin''s steps; ' || x.fix || ', or make the key NO ACTION or RESTRICT'
   FROM pg_catalog.pg_constraint k
-  JOIN pg_catalog.pg_trigger g ON g.tgrelid = k.conrelid
- WHERE k.oid IN (SELECT oid FROM cons) AND k.contype = 'f'
-   AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))
-   AND NOT g.tgisinternal AND (g.tgtype::pg_catalog.int4 & 66) = 2
-   AND (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid = g.tgfoid)
-       <> 'pg_catalog'::pg_catalog.regnamespace
+  CROSS JOIN LATERAL (
+       SELECT k.confdeltype = 'c' AS deletes,
+              k.confdeltype IN ('n', 'd') OR k.confupdtype IN ('c', 'n', 'd') AS updates,
+              'd' IN (k.confdeltype, k.confupdtype) AS defaults) e
+  CROSS JOIN LATERAL (
+       SELECT pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid, 0)
+              || ' fires before the change and runs ' || g.tgfoid::pg_catalog.regprocedure::text
+              || ', called with no check of EXECUTE' AS what,
+              'make the trigger AFTER' AS fix
+         FROM pg_catalog.pg_trigger g
+        WHERE g.tgrelid = k.conrelid AND NOT g.tgisinternal AND (g.tgtype::pg_catalog.int4 & 2) = 2
+          AND ((e.deletes AND (g.tgtype::pg_catalog.int4 & 8) = 8)
+               OR (e.updates AND (g.tgtype::pg_catalog.int4 & 16) = 16))
+          AND (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid = g.tgfoid)
+              <> 'pg_catalog'::pg_catalog.regnamespace
+       UNION ALL
+       SELECT pg_catalog.pg_describe_object('pg_catalog.pg_rewrite'::pg_catalog.regclass, r.oid, 0)
+              || ' rewrites what the action does', 'drop the rule'
+         FROM pg_catalog.pg_rewrite r
+        WHERE r.ev_class = k.conrelid
+       UNION ALL
+       SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' calls '
+              || d.refobjid::pg_catalog.regprocedure::text, 'call no function of the plugin''s there'
+         FROM pg_catalog.pg_depend d
+        WHERE d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+          AND (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid = d.refobjid)
+              = (SELECT oid FROM s)
+          AND ((d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass
+                AND d.objid IN (SELECT g.oid FROM pg_catalog.pg_trigger g
+                                 WHERE g.tgrelid = k.conrelid AND g.tgqual IS NOT NULL
+                                   AND g.tgfoid <> d.refobjid
+                                   AND ((e.deletes AND (g.tgtype::pg_catalog.int4 & 8) = 8)
+                                        OR (e.updates AND (g.tgtype::pg_catalog.int4 & 16) = 16))))
+               OR (e.updates AND d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
+                   AND d.objid IN (SELECT c.oid FROM pg_catalog.pg_constraint c
+                                    WHERE c.conrelid = k.conrelid AND c.contype = 'c'))
+               OR (e.updates AND d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass
+                   AND d.objid IN (SELECT a.oid FROM pg_catalog.pg_attrdef a
+                                     JOIN pg_catalog.pg_attribute t
+                                       ON t.attrelid = a.adrelid AND t.attnum = a.adnum
+                                    WHERE a.adrelid = k.conrelid
+                                      AND (t.attgenerated <> '' OR e.defaults))))
+       UNION ALL
+       SELECT 'the check of ' || c.contypid::pg_catalog.regtype::text || ', a type of its columns, calls '
+              || d.refobjid::pg_catalog.regprocedure::text, 'call no function of the plugin''s there'
+         FROM pg_catalog.pg_attribute a
+         CROSS JOIN LATERAL (
+              WITH RECURSIVE dt(t) AS (
+                  SELECT a.atttypid
+                  UNION
+                  SELECT CASE WHEN y.typtype = 'd' THEN y.typbasetype ELSE y.typelem END
+                    FROM dt JOIN pg_catalog.pg_type y ON y.oid = dt.t
+                   WHERE y.typtype = 'd' OR y.typelem <> 0)
+              SELECT t FROM dt) z
+         JOIN pg_catalog.pg_constraint c ON c.contypid = z.t AND c.contype = 'c'
+         JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
+                                    AND d.objid = c.oid
+                                    AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+        WHERE e.updates AND a.attrelid = k.conrelid AND a.attnum > 0 AND NOT a.attisdropped
+          AND (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid = d.refobjid)
+              = (SELECT oid FROM s)) x
+ WHERE k.oid IN (SELECT oid FROM cons) AND k.contype = 'f' AND (e.deletes OR e.updates)
+UNION ALL
+SELECT DISTINCT pg_catalog.pg_describe_object('pg_catalog.pg_class'::pg_catalog.regclass, m.oid, 0)
+       || ' calls ' || f.objid::pg_catalog.regprocedure::text || ': the server runs a materialized '
+       || 'view''s query as its owner, the plugin''s role, whenever anyone refreshes it, outside the '
+       || 'plugin''s steps; a materialized view''s query, and the views and domains it reaches, call '
+       || 'no function of the plugin''s'
+  FROM rel m
+  CROSS JOIN LATERAL (
+       WITH RECURSIVE reach(classid, objid) AS (
+           SELECT 'pg_catalog.pg_rewrite'::pg_catalog.regclass::oid, r.oid
+             FROM pg_catalog.pg_rewrite r WHERE r.ev_class = m.oid
+           UNION
+           SELECT n.classid, n.objid FROM reach CROSS JOIN LATERAL (
+                SELECT x.refclassid, x.refobjid FROM pg_catalog.pg_depend x
+                 WHERE x.classid = reach.classid AND x.objid = reach.objid
+                   AND x.refclassid IN ('pg_catalog.pg_proc'::pg_catalog.regclass,
+                                        'pg_catalog.pg_class'::pg_catalog.regclass,
+                                        'pg_catalog.pg_type'::pg_catalog.regclass)
+                UNION ALL
+                SELECT 'pg_catalog.pg_rewrite'::pg_catalog.regclass::oid, r.oid
+                  FROM pg_catalog.pg_rewrite r
+                 WHERE reach.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                   AND r.ev_class = reach.objid AND r.rulename = '_RETURN'
+                UNION ALL
+                SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass::oid, c.oid
+                  FROM pg_catalog.pg_constraint c
+                 WHERE reach.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
+                   AND c.contypid = reach.objid AND c.contype = 'c'
+                UNION ALL
+                SELECT 'pg_catalog.pg_type'::pg_catalog.regclass::oid, y.typbasetype
+                  FROM pg_catalog.pg_type y
+                 WHERE reach.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
+                   AND y.oid = reach.objid AND y.typtype = 'd') n(classid, objid)
+       )
+       SELECT objid FROM reach WHERE classid = 'pg_catalog.pg_proc'::pg_catalog.regclass) f
+ WHERE (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = m.oid) = 'm'
+   AND (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid = f.objid) = (SELECT oid FROM s)
 UNION ALL
 -- The planner's estimators call an operator's function themselves, with no check of EXECUTE
 -- (`eqsel` compares the most common values with it), in the session of whoever plans a query
