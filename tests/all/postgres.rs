@@ -627,13 +627,13 @@ fn no_code_of_a_plugins_runs_as_its_role_through_what_the_server_runs_as_a_table
             "ON DELETE CASCADE",
             "CREATE TRIGGER attacker__tr BEFORE DELETE ON attacker__c
                FOR EACH ROW EXECUTE FUNCTION attacker__f()",
-            "fires before the change and runs attacker.attacker__f()",
+            "fires before the change (with no check of EXECUTE), reaches attacker.attacker__f()",
         ),
         (
             "ON DELETE SET NULL",
             "CREATE TRIGGER attacker__tr BEFORE UPDATE ON attacker__c
                FOR EACH STATEMENT EXECUTE FUNCTION attacker__f()",
-            "fires before the change",
+            "which fires before the change",
         ),
         (
             "ON DELETE CASCADE",
@@ -644,29 +644,42 @@ fn no_code_of_a_plugins_runs_as_its_role_through_what_the_server_runs_as_a_table
         (
             "ON DELETE SET NULL",
             "ALTER TABLE attacker__c ADD CHECK (attacker__ok(n))",
-            "calls attacker.attacker__ok(integer)",
+            "reaches attacker.attacker__ok(integer)",
         ),
         (
             "ON UPDATE CASCADE",
             "ALTER TABLE attacker__c ADD COLUMN g boolean GENERATED ALWAYS AS (attacker__ok(n)) STORED",
-            "calls attacker.attacker__ok(integer)",
+            "reaches attacker.attacker__ok(integer)",
         ),
         (
             "ON DELETE SET DEFAULT",
             "ALTER TABLE attacker__c ALTER COLUMN n SET DEFAULT CASE WHEN attacker__ok(1) THEN 1 END",
-            "calls attacker.attacker__ok(integer)",
+            "reaches attacker.attacker__ok(integer)",
         ),
         (
             "ON DELETE SET NULL",
             "CREATE DOMAIN attacker__d AS int CHECK (attacker__ok(VALUE));
              ALTER TABLE attacker__c ADD COLUMN d attacker__d",
-            "the check of attacker.attacker__d, a type of its columns, calls",
+            "the type of its column d reaches attacker.attacker__ok(integer)",
+        ),
+        (
+            "ON DELETE SET NULL",
+            "CREATE DOMAIN attacker__d AS int CHECK (attacker__ok(VALUE));
+             ALTER TABLE attacker__c ADD CHECK ((n::attacker__d) IS NOT NULL)",
+            "reaches attacker.attacker__ok(integer)",
+        ),
+        (
+            "ON DELETE SET NULL",
+            "CREATE FUNCTION attacker__eq(int, int) RETURNS boolean LANGUAGE sql AS 'SELECT $1 = $2';
+             CREATE OPERATOR === (FUNCTION = attacker__eq, LEFTARG = int, RIGHTARG = int);
+             ALTER TABLE attacker__c ADD CHECK (n === n)",
+            "reaches attacker.attacker__eq(integer,integer)",
         ),
         (
             "ON DELETE CASCADE",
             "CREATE TRIGGER attacker__tr AFTER DELETE ON attacker__c FOR EACH ROW
                WHEN (attacker__ok(old.n)) EXECUTE FUNCTION attacker__f()",
-            "calls attacker.attacker__ok(integer)",
+            "the WHEN of trigger attacker__tr on table attacker.attacker__c reaches",
         ),
     ] {
         let err = pg.refused(
@@ -680,7 +693,7 @@ fn no_code_of_a_plugins_runs_as_its_role_through_what_the_server_runs_as_a_table
         "CREATE FUNCTION attacker__n() RETURNS int LANGUAGE sql AS 'SELECT 1';
          CREATE VIEW attacker__v AS SELECT attacker__n() AS n;
          CREATE MATERIALIZED VIEW attacker__mv AS SELECT n FROM attacker__v WITH NO DATA",
-        "materialized view attacker.attacker__mv calls attacker.attacker__n()",
+        "materialized view attacker.attacker__mv reaches attacker.attacker__n()",
     );
     assert!(err.contains("whenever anyone refreshes it"), "{err}");
     // A trigger that fires after the change, or before a change the action does not make

@@ -469,6 +469,110 @@ WITH RECURSIVE me AS (
 ), cons AS MATERIALIZED (
     SELECT k.oid, k.conbin FROM pg_catalog.pg_constraint k
      WHERE k.oid = ANY (o_cons) AND k.connamespace = (SELECT oid FROM s)
+), owner_starts(head, tail, classid, objid, skip) AS (
+    -- Where what the server runs as a table's owner starts (see the findings below), with
+    -- the finding's words before and after the function it reaches. A foreign key's action:
+    -- the triggers of the plugin's that fire before the change it makes, the WHEN of those it
+    -- fires, and when it updates, the table's checks, generated columns, its columns' types
+    -- and (SET DEFAULT) their defaults. A materialized view: its query.
+    SELECT 'the foreign key ' || pg_catalog.quote_ident(k.conname::pg_catalog.text) || ' of '
+           || k.conrelid::pg_catalog.regclass::pg_catalog.text || ' has an action (CASCADE, SET '
+           || 'NULL or SET DEFAULT) and ' || x.what || ' reaches ',
+           ': the server runs the action, with what it reaches, as the table''s owner, the '
+           || 'plugin''s role, whoever changed the referenced row, outside the plugin''s steps; '
+           || x.fix || ', or make the key NO ACTION or RESTRICT',
+           x.classid, x.objid, x.skip
+      FROM pg_catalog.pg_constraint k
+      CROSS JOIN LATERAL (
+           SELECT k.confdeltype = 'c' AS deletes,
+                  k.confdeltype IN ('n', 'd') OR k.confupdtype IN ('c', 'n', 'd') AS updates,
+                  'd' IN (k.confdeltype, k.confupdtype) AS defaults) e
+      CROSS JOIN LATERAL (
+           SELECT pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid, 0)
+                  || ', which fires before the change (with no check of EXECUTE),' AS what,
+                  'make the trigger AFTER' AS fix,
+                  'pg_catalog.pg_proc'::pg_catalog.regclass::oid AS classid, g.tgfoid AS objid,
+                  0::oid AS skip
+             FROM pg_catalog.pg_trigger g
+            WHERE g.tgrelid = k.conrelid AND NOT g.tgisinternal
+              AND (g.tgtype::pg_catalog.int4 & 2) = 2
+              AND ((e.deletes AND (g.tgtype::pg_catalog.int4 & 8) = 8)
+                   OR (e.updates AND (g.tgtype::pg_catalog.int4 & 16) = 16))
+           UNION ALL
+           SELECT 'the WHEN of ' || pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid, 0),
+                  'call no function of the plugin''s there',
+                  'pg_catalog.pg_trigger'::pg_catalog.regclass::oid, g.oid, g.tgfoid
+             FROM pg_catalog.pg_trigger g
+            WHERE g.tgrelid = k.conrelid AND NOT g.tgisinternal AND g.tgqual IS NOT NULL
+              AND ((e.deletes AND (g.tgtype::pg_catalog.int4 & 8) = 8)
+                   OR (e.updates AND (g.tgtype::pg_catalog.int4 & 16) = 16))
+           UNION ALL
+           SELECT pg_catalog.pg_describe_object('pg_catalog.pg_constraint'::pg_catalog.regclass, c.oid, 0),
+                  'call no function of the plugin''s there',
+                  'pg_catalog.pg_constraint'::pg_catalog.regclass::oid, c.oid, 0::oid
+             FROM pg_catalog.pg_constraint c
+            WHERE e.updates AND c.conrelid = k.conrelid AND c.contype = 'c'
+           UNION ALL
+           SELECT pg_catalog.pg_describe_object('pg_catalog.pg_attrdef'::pg_catalog.regclass, a.oid, 0),
+                  'call no function of the plugin''s there',
+                  'pg_catalog.pg_attrdef'::pg_catalog.regclass::oid, a.oid, 0::oid
+             FROM pg_catalog.pg_attrdef a
+             JOIN pg_catalog.pg_attribute t ON t.attrelid = a.adrelid AND t.attnum = a.adnum
+            WHERE e.updates AND a.adrelid = k.conrelid AND (t.attgenerated <> '' OR e.defaults)
+           UNION ALL
+           SELECT 'the type of its column ' || pg_catalog.quote_ident(t.attname::pg_catalog.text),
+                  'call no function of the plugin''s there',
+                  'pg_catalog.pg_type'::pg_catalog.regclass::oid, t.atttypid, 0::oid
+             FROM pg_catalog.pg_attribute t
+            WHERE e.updates AND t.attrelid = k.conrelid AND t.attnum > 0 AND NOT t.attisdropped) x
+     WHERE k.oid IN (SELECT oid FROM cons) AND k.contype = 'f' AND (e.deletes OR e.updates)
+    UNION ALL
+    SELECT pg_catalog.pg_describe_object('pg_catalog.pg_class'::pg_catalog.regclass, m.oid, 0)
+           || ' reaches ',
+           ': the server runs a materialized view''s query as its owner, the plugin''s role, '
+           || 'whenever anyone refreshes it, outside the plugin''s steps; a materialized '
+           || 'view''s query, and the views, operators and domains it reaches, call no function '
+           || 'of the plugin''s',
+           'pg_catalog.pg_rewrite'::pg_catalog.regclass::oid, r.oid, 0::oid
+      FROM rel m JOIN pg_catalog.pg_rewrite r ON r.ev_class = m.oid
+     WHERE (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = m.oid) = 'm'
+), owner_reach(head, tail, classid, objid, skip) AS (
+    -- What runs from there, by the server's own records: what an expression calls, converts
+    -- to or reads (pg_depend), a view's query, an operator's function, a domain's checks and
+    -- what a type's values are made of. A function is not walked into: the plugin's are the
+    -- finding, and built-in ones call nothing of the plugin's.
+    SELECT * FROM owner_starts
+    UNION
+    SELECT w.head, w.tail, n.classid, n.objid, 0::oid
+      FROM owner_reach w CROSS JOIN LATERAL (
+           SELECT x.refclassid, x.refobjid FROM pg_catalog.pg_depend x
+            WHERE x.classid = w.classid AND x.objid = w.objid AND x.refobjid <> w.skip
+              AND w.classid <> 'pg_catalog.pg_proc'::pg_catalog.regclass
+              AND x.refclassid IN ('pg_catalog.pg_proc'::pg_catalog.regclass,
+                                   'pg_catalog.pg_class'::pg_catalog.regclass,
+                                   'pg_catalog.pg_type'::pg_catalog.regclass,
+                                   'pg_catalog.pg_operator'::pg_catalog.regclass)
+           UNION ALL
+           SELECT 'pg_catalog.pg_rewrite'::pg_catalog.regclass::oid, r.oid
+             FROM pg_catalog.pg_rewrite r
+            WHERE w.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+              AND r.ev_class = w.objid AND r.rulename = '_RETURN'
+           UNION ALL
+           SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass::oid, o.oprcode::oid
+             FROM pg_catalog.pg_operator o
+            WHERE w.classid = 'pg_catalog.pg_operator'::pg_catalog.regclass AND o.oid = w.objid
+           UNION ALL
+           SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass::oid, c.oid
+             FROM pg_catalog.pg_constraint c
+            WHERE w.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
+              AND c.contypid = w.objid AND c.contype = 'c'
+           UNION ALL
+           SELECT 'pg_catalog.pg_type'::pg_catalog.regclass::oid, m.t
+             FROM (SELECT w.objid AS t
+                    WHERE w.classid = 'pg_catalog.pg_type'::pg_catalog.regclass) v
+             CROSS JOIN LATERAL ("#,
+    made_of!("v"),
+    r#") m(t)) n(classid, objid)
 ), opers AS MATERIALIZED (
     SELECT o.oid, o.oprcode, o.oprrest, o.oprjoin FROM pg_catalog.pg_operator o
      WHERE o.oid = ANY (o_opers) AND o.oprnamespace = (SELECT oid FROM s)
@@ -702,117 +806,24 @@ UNION ALL
 -- plugin's functions, and may make one run as its caller and grant it to anyone, the
 -- plugin's role included, which owns the schema and its types. A foreign key's action (ON
 -- DELETE or ON UPDATE CASCADE, SET NULL, SET DEFAULT) changes the referencing table's rows
--- as its owner: the triggers that fire before the change (called with no check of EXECUTE),
--- the WHEN of any trigger it fires, its rules (whose actions write other tables, with their
--- own triggers), and when it updates, the table's checks, generated columns and its columns'
--- domains' checks, and a default it sets. A materialized view's query runs as its owner
--- whenever anyone refreshes it, with the views it reads and the domains it converts to.
--- Built-in code there is fine: what expressions may call is checked above.
+-- as its owner, and a materialized view's query runs as its owner whenever anyone
+-- refreshes it (where they start: owner_starts). A rule of the key's table rewrites the
+-- action into writes of other tables, with their own triggers, checks and rules. Built-in
+-- code there is fine: what expressions may call is checked above.
+SELECT DISTINCT w.head || w.objid::pg_catalog.regprocedure::text || w.tail
+  FROM owner_reach w
+ WHERE w.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+   AND (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid = w.objid) = (SELECT oid FROM s)
+UNION ALL
 SELECT 'the foreign key ' || pg_catalog.quote_ident(k.conname::pg_catalog.text) || ' of '
        || k.conrelid::pg_catalog.regclass::pg_catalog.text || ' has an action (CASCADE, SET NULL or '
-       || 'SET DEFAULT) and ' || x.what || ': the server runs the action, with what it reaches, as '
+       || 'SET DEFAULT) and ' || pg_catalog.pg_describe_object('pg_catalog.pg_rewrite'::pg_catalog.regclass, r.oid, 0)
+       || ' rewrites what the action does: the server runs the action, with what it reaches, as '
        || 'the table''s owner, the plugin''s role, whoever changed the referenced row, outside '
-       || 'the plugin''s steps; ' || x.fix || ', or make the key NO ACTION or RESTRICT'
-  FROM pg_catalog.pg_constraint k
-  CROSS JOIN LATERAL (
-       SELECT k.confdeltype = 'c' AS deletes,
-              k.confdeltype IN ('n', 'd') OR k.confupdtype IN ('c', 'n', 'd') AS updates,
-              'd' IN (k.confdeltype, k.confupdtype) AS defaults) e
-  CROSS JOIN LATERAL (
-       SELECT pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid, 0)
-              || ' fires before the change and runs ' || g.tgfoid::pg_catalog.regprocedure::text
-              || ', called with no check of EXECUTE' AS what,
-              'make the trigger AFTER' AS fix
-         FROM pg_catalog.pg_trigger g
-        WHERE g.tgrelid = k.conrelid AND NOT g.tgisinternal AND (g.tgtype::pg_catalog.int4 & 2) = 2
-          AND ((e.deletes AND (g.tgtype::pg_catalog.int4 & 8) = 8)
-               OR (e.updates AND (g.tgtype::pg_catalog.int4 & 16) = 16))
-          AND (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid = g.tgfoid)
-              <> 'pg_catalog'::pg_catalog.regnamespace
-       UNION ALL
-       SELECT pg_catalog.pg_describe_object('pg_catalog.pg_rewrite'::pg_catalog.regclass, r.oid, 0)
-              || ' rewrites what the action does', 'drop the rule'
-         FROM pg_catalog.pg_rewrite r
-        WHERE r.ev_class = k.conrelid
-       UNION ALL
-       SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' calls '
-              || d.refobjid::pg_catalog.regprocedure::text, 'call no function of the plugin''s there'
-         FROM pg_catalog.pg_depend d
-        WHERE d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
-          AND (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid = d.refobjid)
-              = (SELECT oid FROM s)
-          AND ((d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass
-                AND d.objid IN (SELECT g.oid FROM pg_catalog.pg_trigger g
-                                 WHERE g.tgrelid = k.conrelid AND g.tgqual IS NOT NULL
-                                   AND g.tgfoid <> d.refobjid
-                                   AND ((e.deletes AND (g.tgtype::pg_catalog.int4 & 8) = 8)
-                                        OR (e.updates AND (g.tgtype::pg_catalog.int4 & 16) = 16))))
-               OR (e.updates AND d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
-                   AND d.objid IN (SELECT c.oid FROM pg_catalog.pg_constraint c
-                                    WHERE c.conrelid = k.conrelid AND c.contype = 'c'))
-               OR (e.updates AND d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass
-                   AND d.objid IN (SELECT a.oid FROM pg_catalog.pg_attrdef a
-                                     JOIN pg_catalog.pg_attribute t
-                                       ON t.attrelid = a.adrelid AND t.attnum = a.adnum
-                                    WHERE a.adrelid = k.conrelid
-                                      AND (t.attgenerated <> '' OR e.defaults))))
-       UNION ALL
-       SELECT 'the check of ' || c.contypid::pg_catalog.regtype::text || ', a type of its columns, calls '
-              || d.refobjid::pg_catalog.regprocedure::text, 'call no function of the plugin''s there'
-         FROM pg_catalog.pg_attribute a
-         CROSS JOIN LATERAL (
-              WITH RECURSIVE dt(t) AS (
-                  SELECT a.atttypid
-                  UNION
-                  SELECT CASE WHEN y.typtype = 'd' THEN y.typbasetype ELSE y.typelem END
-                    FROM dt JOIN pg_catalog.pg_type y ON y.oid = dt.t
-                   WHERE y.typtype = 'd' OR y.typelem <> 0)
-              SELECT t FROM dt) z
-         JOIN pg_catalog.pg_constraint c ON c.contypid = z.t AND c.contype = 'c'
-         JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
-                                    AND d.objid = c.oid
-                                    AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
-        WHERE e.updates AND a.attrelid = k.conrelid AND a.attnum > 0 AND NOT a.attisdropped
-          AND (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid = d.refobjid)
-              = (SELECT oid FROM s)) x
- WHERE k.oid IN (SELECT oid FROM cons) AND k.contype = 'f' AND (e.deletes OR e.updates)
-UNION ALL
-SELECT DISTINCT pg_catalog.pg_describe_object('pg_catalog.pg_class'::pg_catalog.regclass, m.oid, 0)
-       || ' calls ' || f.objid::pg_catalog.regprocedure::text || ': the server runs a materialized '
-       || 'view''s query as its owner, the plugin''s role, whenever anyone refreshes it, outside the '
-       || 'plugin''s steps; a materialized view''s query, and the views and domains it reaches, call '
-       || 'no function of the plugin''s'
-  FROM rel m
-  CROSS JOIN LATERAL (
-       WITH RECURSIVE reach(classid, objid) AS (
-           SELECT 'pg_catalog.pg_rewrite'::pg_catalog.regclass::oid, r.oid
-             FROM pg_catalog.pg_rewrite r WHERE r.ev_class = m.oid
-           UNION
-           SELECT n.classid, n.objid FROM reach CROSS JOIN LATERAL (
-                SELECT x.refclassid, x.refobjid FROM pg_catalog.pg_depend x
-                 WHERE x.classid = reach.classid AND x.objid = reach.objid
-                   AND x.refclassid IN ('pg_catalog.pg_proc'::pg_catalog.regclass,
-                                        'pg_catalog.pg_class'::pg_catalog.regclass,
-                                        'pg_catalog.pg_type'::pg_catalog.regclass)
-                UNION ALL
-                SELECT 'pg_catalog.pg_rewrite'::pg_catalog.regclass::oid, r.oid
-                  FROM pg_catalog.pg_rewrite r
-                 WHERE reach.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                   AND r.ev_class = reach.objid AND r.rulename = '_RETURN'
-                UNION ALL
-                SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass::oid, c.oid
-                  FROM pg_catalog.pg_constraint c
-                 WHERE reach.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
-                   AND c.contypid = reach.objid AND c.contype = 'c'
-                UNION ALL
-                SELECT 'pg_catalog.pg_type'::pg_catalog.regclass::oid, y.typbasetype
-                  FROM pg_catalog.pg_type y
-                 WHERE reach.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
-                   AND y.oid = reach.objid AND y.typtype = 'd') n(classid, objid)
-       )
-       SELECT objid FROM reach WHERE classid = 'pg_catalog.pg_proc'::pg_catalog.regclass) f
- WHERE (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = m.oid) = 'm'
-   AND (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid = f.objid) = (SELECT oid FROM s)
+       || 'the plugin''s steps; drop the rule, or make the key NO ACTION or RESTRICT'
+  FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_rewrite r ON r.ev_class = k.conrelid
+ WHERE k.oid IN (SELECT oid FROM cons) AND k.contype = 'f'
+   AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))
 UNION ALL
 -- The planner's estimators call an operator's function themselves, with no check of EXECUTE
 -- (`eqsel` compares the most common values with it), in the session of whoever plans a query
