@@ -505,7 +505,10 @@ BEGIN
         SELECT format('the function %s runs as its owner (SECURITY DEFINER), the plugin''s role may call it (EXECUTE, PUBLIC''s included), and its search path does not end with pg_temp: the plugin''s temporary tables would stand in for the tables it names; give it SET search_path = <its schemas>, pg_temp, or revoke EXECUTE on it from PUBLIC',
                       f.oid::regprocedure::text)
           FROM pg_proc f
-         WHERE f.prosecdef
+         -- The system's own functions, made with the database (object identifiers below
+         -- 16384, FirstNormalObjectId), run as their caller; by its index, the scan reads
+         -- only the functions made since.
+         WHERE f.oid >= 16384 AND f.prosecdef
            AND f.proowner NOT IN (SELECT r.oid FROM wasmig.plugin_role w
                                     CROSS JOIN LATERAL (VALUES (w.role), (w.code)) x(role)
                                     JOIN pg_roles r ON r.rolname = x.role)
