@@ -473,8 +473,10 @@ WITH RECURSIVE me AS (
     -- Where what the server runs as a table's owner starts (see the findings below), with
     -- the finding's words before and after the function it reaches. A foreign key's action:
     -- the triggers of the plugin's that fire before the change it makes, the WHEN of those it
-    -- fires, and when it updates, the table's checks, generated columns, its columns' types
-    -- and (SET DEFAULT) their defaults. A materialized view: its query.
+    -- fires, and when it updates, the table's checks, generated columns, the types of the
+    -- key's columns (which it sets) and (SET DEFAULT) their defaults; an update of a
+    -- partition's row may move it to another partition (a delete there, an insert here), so
+    -- triggers of every row event count then. A materialized view: its query.
     SELECT 'the foreign key ' || pg_catalog.quote_ident(k.conname::pg_catalog.text) || ' of '
            || k.conrelid::pg_catalog.regclass::pg_catalog.text || ' has an action (CASCADE, SET '
            || 'NULL or SET DEFAULT) and ' || x.what || ' reaches ',
@@ -497,7 +499,7 @@ WITH RECURSIVE me AS (
             WHERE g.tgrelid = k.conrelid AND NOT g.tgisinternal
               AND (g.tgtype::pg_catalog.int4 & 2) = 2
               AND ((e.deletes AND (g.tgtype::pg_catalog.int4 & 8) = 8)
-                   OR (e.updates AND (g.tgtype::pg_catalog.int4 & 16) = 16))
+                   OR (e.updates AND (g.tgtype::pg_catalog.int4 & 28) <> 0))
            UNION ALL
            SELECT 'the WHEN of ' || pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid, 0),
                   'call no function of the plugin''s there',
@@ -505,7 +507,7 @@ WITH RECURSIVE me AS (
              FROM pg_catalog.pg_trigger g
             WHERE g.tgrelid = k.conrelid AND NOT g.tgisinternal AND g.tgqual IS NOT NULL
               AND ((e.deletes AND (g.tgtype::pg_catalog.int4 & 8) = 8)
-                   OR (e.updates AND (g.tgtype::pg_catalog.int4 & 16) = 16))
+                   OR (e.updates AND (g.tgtype::pg_catalog.int4 & 28) <> 0))
            UNION ALL
            SELECT pg_catalog.pg_describe_object('pg_catalog.pg_constraint'::pg_catalog.regclass, c.oid, 0),
                   'call no function of the plugin''s there',
@@ -524,7 +526,7 @@ WITH RECURSIVE me AS (
                   'call no function of the plugin''s there',
                   'pg_catalog.pg_type'::pg_catalog.regclass::oid, t.atttypid, 0::oid
              FROM pg_catalog.pg_attribute t
-            WHERE e.updates AND t.attrelid = k.conrelid AND t.attnum > 0 AND NOT t.attisdropped) x
+            WHERE e.updates AND t.attrelid = k.conrelid AND t.attnum = ANY (k.conkey)) x
      WHERE k.oid IN (SELECT oid FROM cons) AND k.contype = 'f' AND (e.deletes OR e.updates)
     UNION ALL
     SELECT pg_catalog.pg_describe_object('pg_catalog.pg_class'::pg_catalog.regclass, m.oid, 0)
@@ -814,6 +816,16 @@ SELECT DISTINCT w.head || w.objid::pg_catalog.regprocedure::text || w.tail
   FROM owner_reach w
  WHERE w.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
    AND (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid = w.objid) = (SELECT oid FROM s)
+UNION ALL
+-- A refresh of a materialized view applies the row security policies of a table that forces
+-- them on its owner, the plugin's role, to the view's query: a policy's function would run
+-- as that role.
+SELECT pg_catalog.pg_describe_object('pg_catalog.pg_class'::pg_catalog.regclass, c.oid, 0)
+       || ' forces row security on its owner, the plugin''s role: what the server runs as the '
+       || 'owner outside the plugin''s steps (a materialized view''s refresh) would run its '
+       || 'policies as that role; a plugin''s table does not force row security'
+  FROM pg_catalog.pg_class c
+ WHERE c.oid IN (SELECT oid FROM rel) AND c.relforcerowsecurity
 UNION ALL
 SELECT 'the foreign key ' || pg_catalog.quote_ident(k.conname::pg_catalog.text) || ' of '
        || k.conrelid::pg_catalog.regclass::pg_catalog.text || ' has an action (CASCADE, SET NULL or '

@@ -516,22 +516,6 @@ BEGIN
            AND NOT EXISTS (SELECT 1 FROM unnest(f.proconfig) c
                             WHERE c ~ '^search_path=' AND c ~ ',\s*"?pg_temp"?\s*$')
         UNION
-        -- Another plugin's foreign key with an action whose table has a trigger that fires
-        -- before the change (what that plugin's own steps refuse): the server runs both as
-        -- that plugin's role, outside its steps, which owns its schema.
-        SELECT format('plugin %s''s foreign key %I of %s has an action and its table''s trigger %I fires before the change: the server runs both as plugin %s''s role, outside its steps (its next step refuses them)',
-                      w.plugin, k.conname, k.conrelid::regclass::text, g.tgname, w.plugin)
-          FROM pg_trigger g
-          JOIN pg_class c ON c.oid = g.tgrelid
-          JOIN pg_namespace n ON n.oid = c.relnamespace
-          JOIN pg_roles r ON r.oid = n.nspowner
-          JOIN wasmig.plugin_role w ON w.role = r.rolname
-          JOIN pg_constraint k ON k.conrelid = g.tgrelid AND k.contype = 'f'
-         WHERE w.role <> me
-           AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))
-           AND NOT g.tgisinternal AND (g.tgtype::int4 & 66) = 2
-           AND (SELECT y.pronamespace FROM pg_proc y WHERE y.oid = g.tgfoid) <> 'pg_catalog'::regnamespace
-        UNION
         -- Another plugin's objects that the server runs that plugin's code through, in
         -- whoever's session meets their values, with no check of EXECUTE (as that plugin:
         -- its functions are SECURITY DEFINER; but in this session, whose state its code
