@@ -660,7 +660,7 @@ fn no_code_of_a_plugins_runs_as_its_role_through_what_the_server_runs_as_a_table
             "ON DELETE SET NULL",
             "CREATE DOMAIN attacker__d AS int CHECK (attacker__ok(VALUE));
              ALTER TABLE attacker__c ALTER COLUMN id TYPE attacker__d",
-            "the type of its column id reaches attacker.attacker__ok(integer)",
+            "table attacker.attacker__c reaches attacker.attacker__ok(integer)",
         ),
         (
             "ON DELETE SET NULL",
@@ -682,11 +682,29 @@ fn no_code_of_a_plugins_runs_as_its_role_through_what_the_server_runs_as_a_table
             "the WHEN of trigger attacker__tr on table attacker.attacker__c reaches",
         ),
     ] {
+        pg.refused(&tables(key, child), expected);
+    }
+    // A table's own expressions are evaluated as its owner in what the server plans and runs
+    // as the owner: a key's check plans the referenced table's queries (folding a call with
+    // constant arguments in a partition's check), an action routes rows by the partition
+    // key. Whatever its keys, a plugin's table's expressions call no function of its.
+    for table in [
+        "CREATE TABLE attacker__t (x int CHECK (attacker__ok(0)))",
+        "CREATE TABLE attacker__t (x int) PARTITION BY LIST ((attacker__ok(x)))",
+        "CREATE TABLE attacker__t (x int DEFAULT 1 CHECK (x > 0), y boolean DEFAULT attacker__ok(1))",
+    ] {
         let err = pg.refused(
-            &tables(key, child),
-            "the foreign key attacker__c_id_fkey of attacker.attacker__c has an action",
+            &format!(
+                "CREATE FUNCTION attacker__ok(x int) RETURNS boolean LANGUAGE plpgsql IMMUTABLE
+                   AS 'BEGIN RETURN true; END';
+                 {table}"
+            ),
+            "reaches attacker.attacker__ok(integer)",
         );
-        assert!(err.contains(expected), "{key} {child}: {err}");
+        assert!(
+            err.contains("a plugin's tables' expressions call no function of the plugin's"),
+            "{table}: {err}"
+        );
     }
     // Through a view, the query of a materialized view reaches the plugin's function.
     let err = pg.refused(
@@ -745,12 +763,11 @@ fn no_code_of_a_plugins_runs_as_its_role_through_what_the_server_runs_as_a_table
         None,
     );
     pg.env.ok(&["up", "victim@0.3.0"]);
-    // An action that sets the key's columns converts no other column to its domain.
+    // Built-in code in a table's expressions and domains is fine.
     pg.script(
         "attacker",
         "0.3.0",
-        "CREATE FUNCTION attacker__ok2(x int) RETURNS boolean LANGUAGE sql AS 'SELECT true';
-         CREATE DOMAIN attacker__d AS int CHECK (attacker__ok2(VALUE));
+        "CREATE DOMAIN attacker__d AS int CHECK (VALUE > 0);
          CREATE TABLE attacker__p2 (id int PRIMARY KEY);
          CREATE TABLE attacker__c2 (id int REFERENCES attacker__p2 ON DELETE SET NULL,
                                     d attacker__d)",
@@ -1596,7 +1613,8 @@ fn nothing_of_a_plugin_runs_at_the_commit_and_its_role_grants_no_role() {
     );
     // The same with a referenced row moved to another partition: the key's check is queued
     // on the partitioned table, whose own rows never change, and its query at the commit is
-    // planned with a partition's check, which calls the plugin's function.
+    // planned with a partition's check, which calls the plugin's function. Planned as the
+    // referenced table's owner, that check is what the guard refuses first.
     pg.refused(
         "CREATE TYPE attacker__e AS ENUM ('one', 'two');
          CREATE TABLE attacker__mode (m text);
@@ -1640,7 +1658,7 @@ fn nothing_of_a_plugin_runs_at_the_commit_and_its_role_grants_no_role() {
          CREATE CAST (attacker__e AS int4) WITH FUNCTION attacker__e2i(attacker__e);
          UPDATE attacker__mode SET m = 'arm' WHERE m IS NOT NULL;
          INSERT INTO attacker__a1 VALUES ('one')",
-        "deferred constraints again",
+        "constraint attacker__chk on table attacker.attacker__pk1 reaches attacker.attacker__f(integer)",
     );
     assert_eq!(
         pg.rows("SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'attacker__late'"),

@@ -470,64 +470,65 @@ WITH RECURSIVE me AS (
     SELECT k.oid, k.conbin FROM pg_catalog.pg_constraint k
      WHERE k.oid = ANY (o_cons) AND k.connamespace = (SELECT oid FROM s)
 ), owner_starts(head, tail, classid, objid, skip) AS (
-    -- Where what the server runs as a table's owner starts (see the findings below), with
-    -- the finding's words before and after the function it reaches. A foreign key's action:
-    -- the triggers of the plugin's that fire before the change it makes, the WHEN of those it
-    -- fires, and when it updates, the table's checks, generated columns, the types of the
-    -- key's columns (which it sets) and (SET DEFAULT) their defaults; an update of a
-    -- partition's row may move it to another partition (a delete there, an insert here), so
-    -- triggers of every row event count then. A materialized view: its query.
+    -- Where what the server runs as a table's owner can start (see the findings below), with
+    -- the finding's words before and after the function it reaches. A foreign key's action
+    -- fires the triggers of the plugin's that fire before the change it makes (an update may
+    -- move a partitioned table's row to another partition: a delete there, an insert here).
+    -- Every table's own expressions: its checks, defaults, generated columns, partition key,
+    -- its columns' types (their domains' checks), its triggers' WHEN and its rules, which the
+    -- server evaluates in the queries it runs as the owner (a key's action writes the table;
+    -- its checks plan the referenced table's queries, and planning folds a call whose
+    -- arguments are constants, a check's among them). A materialized view: its query.
     SELECT 'the foreign key ' || pg_catalog.quote_ident(k.conname::pg_catalog.text) || ' of '
            || k.conrelid::pg_catalog.regclass::pg_catalog.text || ' has an action (CASCADE, SET '
-           || 'NULL or SET DEFAULT) and ' || x.what || ' reaches ',
+           || 'NULL or SET DEFAULT) and '
+           || pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid, 0)
+           || ', which fires before the change (with no check of EXECUTE), reaches ',
            ': the server runs the action, with what it reaches, as the table''s owner, the '
            || 'plugin''s role, whoever changed the referenced row, outside the plugin''s steps; '
-           || x.fix || ', or make the key NO ACTION or RESTRICT',
-           x.classid, x.objid, x.skip
+           || 'make the trigger AFTER, or make the key NO ACTION or RESTRICT',
+           'pg_catalog.pg_proc'::pg_catalog.regclass::oid, g.tgfoid, 0::oid
       FROM pg_catalog.pg_constraint k
       CROSS JOIN LATERAL (
            SELECT k.confdeltype = 'c' AS deletes,
-                  k.confdeltype IN ('n', 'd') OR k.confupdtype IN ('c', 'n', 'd') AS updates,
-                  'd' IN (k.confdeltype, k.confupdtype) AS defaults) e
-      CROSS JOIN LATERAL (
-           SELECT pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid, 0)
-                  || ', which fires before the change (with no check of EXECUTE),' AS what,
-                  'make the trigger AFTER' AS fix,
-                  'pg_catalog.pg_proc'::pg_catalog.regclass::oid AS classid, g.tgfoid AS objid,
-                  0::oid AS skip
-             FROM pg_catalog.pg_trigger g
-            WHERE g.tgrelid = k.conrelid AND NOT g.tgisinternal
-              AND (g.tgtype::pg_catalog.int4 & 2) = 2
-              AND ((e.deletes AND (g.tgtype::pg_catalog.int4 & 8) = 8)
-                   OR (e.updates AND (g.tgtype::pg_catalog.int4 & 28) <> 0))
-           UNION ALL
-           SELECT 'the WHEN of ' || pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid, 0),
-                  'call no function of the plugin''s there',
-                  'pg_catalog.pg_trigger'::pg_catalog.regclass::oid, g.oid, g.tgfoid
-             FROM pg_catalog.pg_trigger g
-            WHERE g.tgrelid = k.conrelid AND NOT g.tgisinternal AND g.tgqual IS NOT NULL
-              AND ((e.deletes AND (g.tgtype::pg_catalog.int4 & 8) = 8)
-                   OR (e.updates AND (g.tgtype::pg_catalog.int4 & 28) <> 0))
-           UNION ALL
-           SELECT pg_catalog.pg_describe_object('pg_catalog.pg_constraint'::pg_catalog.regclass, c.oid, 0),
-                  'call no function of the plugin''s there',
-                  'pg_catalog.pg_constraint'::pg_catalog.regclass::oid, c.oid, 0::oid
-             FROM pg_catalog.pg_constraint c
-            WHERE e.updates AND c.conrelid = k.conrelid AND c.contype = 'c'
-           UNION ALL
-           SELECT pg_catalog.pg_describe_object('pg_catalog.pg_attrdef'::pg_catalog.regclass, a.oid, 0),
-                  'call no function of the plugin''s there',
-                  'pg_catalog.pg_attrdef'::pg_catalog.regclass::oid, a.oid, 0::oid
-             FROM pg_catalog.pg_attrdef a
-             JOIN pg_catalog.pg_attribute t ON t.attrelid = a.adrelid AND t.attnum = a.adnum
-            WHERE e.updates AND a.adrelid = k.conrelid AND (t.attgenerated <> '' OR e.defaults)
-           UNION ALL
-           SELECT 'the type of its column ' || pg_catalog.quote_ident(t.attname::pg_catalog.text),
-                  'call no function of the plugin''s there',
-                  'pg_catalog.pg_type'::pg_catalog.regclass::oid, t.atttypid, 0::oid
-             FROM pg_catalog.pg_attribute t
-            WHERE e.updates AND t.attrelid = k.conrelid AND t.attnum = ANY (k.conkey)) x
-     WHERE k.oid IN (SELECT oid FROM cons) AND k.contype = 'f' AND (e.deletes OR e.updates)
+                  k.confdeltype IN ('n', 'd') OR k.confupdtype IN ('c', 'n', 'd') AS updates) e
+      JOIN pg_catalog.pg_trigger g ON g.tgrelid = k.conrelid
+     WHERE k.oid IN (SELECT oid FROM cons) AND k.contype = 'f' AND NOT g.tgisinternal
+       AND (g.tgtype::pg_catalog.int4 & 2) = 2
+       AND ((e.deletes AND (g.tgtype::pg_catalog.int4 & 8) = 8)
+            OR (e.updates AND (g.tgtype::pg_catalog.int4 & 28) <> 0))
+    UNION ALL
+    SELECT CASE x.classid
+                WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN 'the WHEN of ' ELSE '' END
+           || pg_catalog.pg_describe_object(x.classid, x.objid, 0) || ' reaches ',
+           ': the server evaluates a table''s expressions (checks, defaults, generated columns, '
+           || 'partition key, its columns'' domains, its triggers'' WHEN, its rules) as the '
+           || 'table''s owner, the plugin''s role, in what it runs as the owner outside the '
+           || 'plugin''s steps (a foreign key''s check or action, a refresh; planning folds a '
+           || 'call whose arguments are constants), where the plugin''s code, made to run as '
+           || 'its caller, would run as that role; a plugin''s tables'' expressions call no '
+           || 'function of the plugin''s',
+           x.classid, x.objid, x.skip
+      FROM (SELECT 'pg_catalog.pg_class'::pg_catalog.regclass::oid AS classid, c.oid AS objid,
+                   0::oid AS skip
+              FROM rel c
+             WHERE (SELECT y.relkind FROM pg_catalog.pg_class y WHERE y.oid = c.oid) IN ('r', 'p')
+            UNION ALL
+            SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass::oid, c.oid, 0::oid
+              FROM pg_catalog.pg_constraint c
+             WHERE c.conrelid IN (SELECT oid FROM rel) AND c.contype = 'c'
+            UNION ALL
+            SELECT 'pg_catalog.pg_attrdef'::pg_catalog.regclass::oid, a.oid, 0::oid
+              FROM pg_catalog.pg_attrdef a WHERE a.adrelid IN (SELECT oid FROM rel)
+            UNION ALL
+            SELECT 'pg_catalog.pg_trigger'::pg_catalog.regclass::oid, g.oid, g.tgfoid
+              FROM pg_catalog.pg_trigger g
+             WHERE g.tgrelid IN (SELECT oid FROM rel) AND NOT g.tgisinternal
+               AND g.tgqual IS NOT NULL
+            UNION ALL
+            SELECT 'pg_catalog.pg_rewrite'::pg_catalog.regclass::oid, r.oid, 0::oid
+              FROM pg_catalog.pg_rewrite r
+             WHERE r.ev_class IN (SELECT oid FROM rel) AND r.rulename <> '_RETURN') x
     UNION ALL
     SELECT pg_catalog.pg_describe_object('pg_catalog.pg_class'::pg_catalog.regclass, m.oid, 0)
            || ' reaches ',
