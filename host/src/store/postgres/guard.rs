@@ -34,6 +34,12 @@
 //!   calls only the plugin's own functions, immutable built-in ones, or the few built-in
 //!   ones listed in [`ALLOWED_FUNCTIONS`]; the function calls are read from the expression
 //!   trees the server stores (`:funcid`, `:opfuncid` and the like), not from the SQL text;
+//! - what the server runs as a table's owner, the plugin's role, outside its steps (a foreign
+//!   key's check and action, a materialized view's refresh) reaches no function of the
+//!   plugin's, which its code role could make run as the caller: no table's check, default,
+//!   generated column, partition key, column domain, trigger `WHEN` or rule, and no
+//!   materialized view's query, calls one (walked through `pg_depend`), no trigger of the
+//!   plugin's fires before a key's action changes a row, and no table forces row security;
 //! - a view runs with its owner's rights (`security_invoker` is refused);
 //! - no trigger of its own is deferrable, in its schema or on a temporary table, and no
 //!   trigger event is still pending on its tables (a check of the server's that calls the
