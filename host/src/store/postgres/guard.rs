@@ -462,7 +462,7 @@ WITH RECURSIVE me AS (
 ), s AS (
     SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1
 ), rel AS MATERIALIZED (
-    SELECT c.oid, c.relowner, c.reloptions, c.relname
+    SELECT c.oid, c.relowner, c.relkind, c.reloptions, c.relname
       FROM pg_catalog.pg_class c
      WHERE c.oid = ANY (o_rels) AND c.relnamespace = (SELECT oid FROM s)
 ), procs AS MATERIALIZED (
@@ -518,7 +518,7 @@ WITH RECURSIVE me AS (
       FROM (SELECT 'pg_catalog.pg_class'::pg_catalog.regclass::oid AS classid, c.oid AS objid,
                    0::oid AS skip
               FROM rel c
-             WHERE (SELECT y.relkind FROM pg_catalog.pg_class y WHERE y.oid = c.oid) IN ('r', 'p')
+             WHERE c.relkind IN ('r', 'p')
             UNION ALL
             SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass::oid, c.oid, 0::oid
               FROM pg_catalog.pg_constraint c
@@ -544,7 +544,7 @@ WITH RECURSIVE me AS (
            || 'of the plugin''s',
            'pg_catalog.pg_rewrite'::pg_catalog.regclass::oid, r.oid, 0::oid
       FROM rel m JOIN pg_catalog.pg_rewrite r ON r.ev_class = m.oid
-     WHERE (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = m.oid) = 'm'
+     WHERE m.relkind = 'm'
 ), owner_reach(head, tail, classid, objid, skip) AS (
     -- What runs from there, by the server's own records: what an expression calls, converts
     -- to or reads (pg_depend), a view's query, an operator's function, a domain's checks and
