@@ -526,3 +526,96 @@ fn table_list_is_not_available_even_of_the_plugins_own_table() {
         env.refused("attacker", "0.2.0", sql, "");
     }
 }
+
+#[test]
+fn a_trigger_that_the_plugins_own_drop_fires_gets_none_of_the_drops_bookkeeping() {
+    // SQLite's foreign keys are on in wasmig's connection, so `DROP TABLE` of a parent
+    // deletes its rows first, and an `ON DELETE CASCADE` fires the child table's triggers
+    // inside the DROP, where SQLite itself reads `sqlite_schema` and writes
+    // `sqlite_sequence`. The trigger is dropped in the same step, before any check of what
+    // the step leaves.
+    let env = victim_with_rows();
+    env.conn()
+        .execute_batch(
+            "CREATE TABLE app_log (id INTEGER PRIMARY KEY AUTOINCREMENT, v); INSERT INTO app_log (v) VALUES ('first')",
+        )
+        .unwrap();
+    let plant = |body: &str| {
+        format!(
+            "-- each
+CREATE TABLE attacker__ai (id INTEGER PRIMARY KEY AUTOINCREMENT)
+-- next
+INSERT INTO attacker__ai DEFAULT VALUES
+-- next
+CREATE TABLE attacker__p (id INTEGER PRIMARY KEY)
+-- next
+CREATE TABLE attacker__c (pid INTEGER REFERENCES attacker__p (id) ON DELETE CASCADE)
+-- next
+CREATE TABLE attacker__leak (type, name, sql)
+-- next
+CREATE TRIGGER attacker__tr AFTER DELETE ON attacker__c BEGIN {body}; END
+-- next
+INSERT INTO attacker__p VALUES (1)
+-- next
+INSERT INTO attacker__c VALUES (1)
+-- next
+DROP TABLE attacker__p
+-- next
+DROP TRIGGER attacker__tr
+-- next
+DROP TABLE attacker__c"
+        )
+    };
+    const OUTSIDE: &str = "reaches an object outside plugin attacker's namespace";
+    for (body, expected) in [
+        (
+            "INSERT INTO attacker__leak SELECT type, name, sql FROM main.sqlite_schema",
+            "lists every plugin's schema",
+        ),
+        (
+            "INSERT INTO attacker__leak SELECT 'seq', name, seq FROM sqlite_sequence",
+            "lists every plugin's schema",
+        ),
+        (
+            "UPDATE sqlite_sequence SET seq = 9223372036854775807 WHERE name NOT LIKE 'attacker%'",
+            OUTSIDE,
+        ),
+        ("DELETE FROM sqlite_sequence", OUTSIDE),
+        ("INSERT INTO sqlite_sequence VALUES ('app_log', 0)", OUTSIDE),
+    ] {
+        let err = env.refused("attacker", "0.2.0", &plant(body), expected);
+        assert!(!err.contains("app_log"), "{body}: {err}");
+    }
+    // The application's counter and rows are as they were: its next row takes the next id.
+    let conn = env.conn();
+    conn.execute("INSERT INTO app_log (v) VALUES ('second')", [])
+        .unwrap();
+    let ids: Vec<i64> = conn
+        .prepare("SELECT id FROM app_log ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(ids, [1, 2]);
+    // The same cascade with a trigger that keeps the plugin's own audit trail is the
+    // plugin's business, and so is dropping an AUTOINCREMENT table (SQLite removes its
+    // counter).
+    env.applies(
+        "attacker",
+        "0.2.0",
+        &plant("INSERT INTO attacker__leak VALUES ('deleted', old.pid, NULL)").replace(
+            "DROP TABLE attacker__c",
+            "DROP TABLE attacker__c\n-- next\nDROP TABLE attacker__ai",
+        ),
+    );
+    let kept: i64 = env
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM attacker__leak WHERE type = 'deleted'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept, 1);
+}

@@ -273,7 +273,7 @@ pub(crate) struct AuthState {
     ddl: Ddl,
 }
 
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default, PartialEq, Clone, Copy)]
 enum Ddl {
     #[default]
     None,
@@ -428,7 +428,7 @@ fn check(
     } = ctx.action
         && is_stat_table(table_name)
         && !column_name.is_empty()
-        && st.ddl != Ddl::AlterOrDrop
+        && bookkeeping(st, ctx) != Ddl::AlterOrDrop
         && !scope.may_read(table_name)
     {
         // `rtree` looks up its row estimate in sqlite_stat1 when it opens its table: it reads
@@ -437,6 +437,19 @@ fn check(
         return Ok(Authorization::Ignore);
     }
     check_action(scope, st, views, ctx).map(|()| Authorization::Allow)
+}
+
+/// The kind of DDL whose bookkeeping (SQLite's reads and writes of its own tables for a
+/// statement already authorized on the plugin's object) the action may be part of. A
+/// trigger's program, which SQLite names as the action's accessor, is the plugin's own SQL
+/// even where SQLite compiles it into a `DROP` or an `ALTER` (a foreign key's cascade fires
+/// the child table's triggers inside `DROP TABLE`): it is part of none.
+fn bookkeeping(st: &AuthState, ctx: &AuthContext<'_>) -> Ddl {
+    if ctx.accessor.is_some() {
+        Ddl::None
+    } else {
+        st.ddl
+    }
 }
 
 /// The tables ANALYZE fills; DROP TABLE and DROP INDEX delete their rows for what they drop.
@@ -585,7 +598,7 @@ fn check_action(
             if is_schema_table(table_name) {
                 Ok(())
             } else if (eq(table_name, "sqlite_sequence") || is_stat_table(table_name))
-                && st.ddl == Ddl::AlterOrDrop
+                && bookkeeping(st, ctx) == Ddl::AlterOrDrop
             {
                 // DROP TABLE of an AUTOINCREMENT table removes its counter, and DROP or ALTER
                 // of an analyzed table its statistics: SQLite's bookkeeping for a statement
@@ -634,7 +647,7 @@ fn check_action(
                 || is_stat_table(table_name);
             // DROP and ALTER read the schema to find and rewrite what they change; CREATE reads
             // only the new row's ROWID (any other read is a `CREATE … AS SELECT` copying it).
-            let ddl_bookkeeping = match st.ddl {
+            let ddl_bookkeeping = match bookkeeping(st, ctx) {
                 Ddl::AlterOrDrop => true,
                 Ddl::Create => eq(column_name, "ROWID"),
                 Ddl::None => false,
@@ -646,7 +659,7 @@ fn check_action(
             // table reads `pragma_quick_check(table)`, as SQLite writes it (an ALTER holds no
             // query of the plugin's); the pragma itself is authorized, with its table, when
             // the statement runs.
-            if st.ddl == Ddl::AlterOrDrop
+            if bookkeeping(st, ctx) == Ddl::AlterOrDrop
                 && eq(table_name, "pragma_quick_check")
                 && ctx.database_name.is_some_and(|db| eq(db, "main"))
             {
