@@ -428,6 +428,89 @@ fn a_plugins_columns_times_the_names_its_definitions_look_up_are_bounded() {
     );
     assert!(err.contains("past 24000000"), "{err}");
     assert!(!env.tables().contains(&"attacker__b".to_string()));
+    // A string literal in an index's key list names a column, looked up the same way.
+    let columns: Vec<String> = (0..1500).map(|i| format!("c{i} int")).collect();
+    let mut script = format!("CREATE TABLE attacker__c ({});", columns.join(", "));
+    for i in 0..6 {
+        let keys: Vec<String> = (0..2000).map(|k| format!("'c{}'", k % 1500)).collect();
+        script += &format!(
+            "CREATE INDEX attacker__c{i} ON attacker__c ({});",
+            keys.join(", ")
+        );
+    }
+    let err = env.refused(
+        "attacker",
+        "0.3.0",
+        &script,
+        "column look-ups in their definitions",
+    );
+    assert!(err.contains("past 24000000"), "{err}");
+}
+
+#[test]
+fn a_plugins_views_and_triggers_cost_anyones_alter_table_a_bounded_work() {
+    // Every ALTER TABLE that renames or drops a column, anyone's, parses every view and
+    // trigger again in SQLite's rename mode, at a cost of each qualified name times all the
+    // names before it: a view that runs in milliseconds made the victim's rename miss its
+    // deadline on every try.
+    let env = crate::scripted::scripted();
+    env.applies(
+        "victim",
+        "0.2.0",
+        "CREATE TABLE victim__items (id INTEGER PRIMARY KEY, name TEXT)",
+    );
+    let view = |name: &str, n: usize| {
+        format!(
+            "CREATE TABLE IF NOT EXISTS attacker__t (a); CREATE VIEW attacker__{name} AS SELECT x.a IN ({}) AS r FROM attacker__t AS x",
+            vec!["x.a"; n].join(", ")
+        )
+    };
+    env.applies("attacker", "0.2.0", &view("small", 500));
+    for (version, sql) in [
+        ("0.3.0", view("big", 1_500)),
+        (
+            "0.3.0",
+            format!(
+                "CREATE TRIGGER attacker__tr AFTER INSERT ON attacker__t BEGIN SELECT new.a IN ({}); END",
+                vec!["new.a"; 1_500].join(", ")
+            ),
+        ),
+    ] {
+        let err = env.refused("attacker", version, &sql, "steps of SQLite's rename mode");
+        assert!(err.contains("past 2000000"), "{err}");
+    }
+    // The victim's renames and the application's stay quick: nothing of the refused steps
+    // is left to parse.
+    env.script(
+        "victim",
+        "0.3.0",
+        "-- wasmig:destructive\nALTER TABLE victim__items RENAME TO victim__entries; ALTER TABLE victim__entries RENAME COLUMN name TO title",
+        None,
+    );
+    env.ok(&["up", "--allow-destructive", "victim@0.3.0"]);
+    env.conn()
+        .execute_batch("CREATE TABLE app (a, b); ALTER TABLE app DROP COLUMN b; ALTER TABLE app RENAME TO app2")
+        .unwrap();
+}
+
+#[test]
+fn a_plugin_has_at_most_100_autoincrement_tables() {
+    // Their counters are rows of sqlite_sequence, which has no index: each insert into an
+    // AUTOINCREMENT table of the application's reads the rows before its own.
+    let env = crate::scripted::scripted();
+    let tables = |from: u32, to: u32| {
+        (from..to)
+            .map(|i| format!("CREATE TABLE attacker__a{i} (id INTEGER PRIMARY KEY AUTOINCREMENT);"))
+            .collect::<String>()
+    };
+    env.applies("attacker", "0.2.0", &tables(0, 100));
+    let err = env.refused(
+        "attacker",
+        "0.3.0",
+        &tables(100, 101),
+        "101 AUTOINCREMENT tables",
+    );
+    assert!(err.contains("past 100"), "{err}");
 }
 
 #[test]

@@ -550,6 +550,39 @@ impl SqliteBackend {
                 scope.plugin
             ));
         }
+        // An AUTOINCREMENT table keeps its counter in `sqlite_sequence`, one table for the
+        // whole database without an index: every insert into any AUTOINCREMENT table reads
+        // it from its first row to the table's.
+        let counters = main
+            .iter()
+            .filter(|o| o.kind == "table")
+            .filter_map(|o| o.sql.as_deref())
+            .filter(|sql| super::sql_text::Tokens::new(sql).any(|t| t.is_word("autoincrement")))
+            .count();
+        if counters > MAX_AUTOINCREMENT_TABLES {
+            return Err(format!(
+                "the step left plugin {} with {counters} AUTOINCREMENT tables, past \
+                 {MAX_AUTOINCREMENT_TABLES}: SQLite keeps their counters in one table of the \
+                 database, sqlite_sequence, which every insert into an AUTOINCREMENT table, \
+                 anyone's, reads row by row",
+                scope.plugin
+            ));
+        }
+        // Every `ALTER TABLE … RENAME`, `RENAME COLUMN` and `DROP COLUMN` in the database,
+        // anyone's, parses every definition again in SQLite's rename mode, which keeps a list
+        // of the names it has read and walks it for each qualified name (`x.a`, `new.a`):
+        // a view or trigger of a few thousand qualified names, which runs in milliseconds,
+        // costs each such ALTER seconds. Bounded at that work.
+        let rename_work = rename_work(&main);
+        if rename_work > MAX_RENAME_WORK {
+            return Err(format!(
+                "the step left plugin {}'s definitions with {rename_work} steps of SQLite's \
+                 rename mode (each definition's qualified names times its names), past \
+                 {MAX_RENAME_WORK}: every ALTER TABLE that renames or drops a column or \
+                 renames a table in the database, anyone's, takes those steps",
+                scope.plugin
+            ));
+        }
         Ok(())
     }
 
@@ -561,14 +594,11 @@ impl SqliteBackend {
             .iter()
             .filter(|o| o.kind == "table" || o.kind == "index")
         {
+            // Every token SQLite may take for a name: a string literal is a column's name in
+            // a key list (`CREATE INDEX … ('c')`), looked up like any other.
             let words = o.sql.as_deref().map_or(0, |sql| {
                 super::sql_text::Tokens::new(sql)
-                    .filter(|t| {
-                        matches!(
-                            t,
-                            super::sql_text::Token::Word(_) | super::sql_text::Token::Quoted(_)
-                        )
-                    })
+                    .filter(|t| t.name().is_some())
                     .count() as u64
             });
             *names.entry(o.table.as_str()).or_default() += words;
@@ -590,6 +620,40 @@ impl SqliteBackend {
 /// [`SqliteBackend::check_schema_size`]): a 2,000-column table's own definition is about
 /// half of it.
 const MAX_COLUMN_LOOKUPS: u64 = 24_000_000;
+
+/// The work SQLite's rename mode does on `objects` at every `ALTER TABLE` that renames or
+/// drops (see [`SqliteBackend::check_schema_size`]): for each definition, its qualified
+/// names (a name, a dot, a name) times all its names.
+fn rename_work(objects: &[&SchemaObject]) -> u64 {
+    use super::sql_text::{Token, Tokens};
+    objects
+        .iter()
+        .filter_map(|o| o.sql.as_deref())
+        .map(|sql| {
+            let (mut names, mut qualified) = (0u64, 0u64);
+            let (mut after_name, mut after_dot) = (false, false);
+            for token in Tokens::new(sql) {
+                let name = token.name().is_some();
+                if name {
+                    names += 1;
+                    qualified += u64::from(after_dot);
+                }
+                after_dot = after_name && matches!(token, Token::Punct('.'));
+                after_name = name;
+            }
+            qualified.saturating_mul(names)
+        })
+        .fold(0, u64::saturating_add)
+}
+
+/// The most steps of SQLite's rename mode a plugin's definitions may cost each `ALTER
+/// TABLE` that renames or drops (see [`SqliteBackend::check_schema_size`]): a view of a
+/// thousand qualified names is about that.
+const MAX_RENAME_WORK: u64 = 2_000_000;
+
+/// The most AUTOINCREMENT tables a plugin may have (see
+/// [`SqliteBackend::check_schema_size`]).
+const MAX_AUTOINCREMENT_TABLES: usize = 100;
 
 /// The most indexes a plugin's table may have (see [`SqliteBackend::check_schema_size`]).
 const MAX_TABLE_INDEXES: usize = 64;
