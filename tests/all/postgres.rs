@@ -1339,6 +1339,72 @@ fn a_plugins_code_between_its_steps_changes_nothing_of_the_catalog_but_its_own_f
 }
 
 #[test]
+fn a_plugins_temporary_code_in_an_applications_session_stops_no_other_plugins_step() {
+    // Fired by the application, the victim's code makes temporary objects in the
+    // application's session: a function that runs as its caller, and a type with a cast
+    // whose function runs as its owner. No other session may use that temporary schema (the
+    // host's role may not even alter what is in it), so they reach no other plugin's step;
+    // they must not stop those steps either, for as long as the application's connection
+    // lives.
+    let pg = scripted();
+    pg.script(
+        "victim",
+        "0.3.0",
+        r#"CREATE TABLE victim__t (x int);
+         CREATE FUNCTION victim__jam() RETURNS trigger LANGUAGE plpgsql AS $f$
+         BEGIN
+           EXECUTE 'CREATE FUNCTION pg_temp.victim__temp() RETURNS int LANGUAGE sql AS ''SELECT 1''';
+           EXECUTE 'CREATE TYPE pg_temp.victim__tt AS (x int)';
+           EXECUTE 'CREATE FUNCTION pg_temp.victim__tj(pg_temp.victim__tt) RETURNS json LANGUAGE sql SECURITY DEFINER AS ''SELECT to_json(1)''';
+           EXECUTE 'REVOKE ALL ON FUNCTION pg_temp.victim__tj(pg_temp.victim__tt) FROM PUBLIC';
+           EXECUTE 'CREATE CAST (pg_temp.victim__tt AS json) WITH FUNCTION pg_temp.victim__tj(pg_temp.victim__tt)';
+           RETURN NEW;
+         END $f$;
+         CREATE TRIGGER victim__trg AFTER INSERT ON victim__t
+           FOR EACH ROW EXECUTE FUNCTION victim__jam()"#,
+        None,
+    );
+    pg.env.ok(&["up", "victim@0.3.0"]);
+    let mut app = pg.client();
+    app.batch_execute("INSERT INTO victim.victim__t VALUES (1)")
+        .unwrap();
+    assert_eq!(
+        pg.rows(
+            "SELECT count(*) FROM pg_proc p JOIN pg_cast c ON c.castfunc = p.oid \
+             WHERE pg_is_other_temp_schema(p.pronamespace) AND p.proname = 'victim__tj'"
+        ),
+        ["1"]
+    );
+    assert_eq!(
+        pg.rows(
+            "SELECT count(*) FROM pg_proc WHERE proname = 'victim__temp' AND NOT prosecdef \
+             AND pg_is_other_temp_schema(pronamespace)"
+        ),
+        ["1"]
+    );
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (x int)",
+        None,
+    );
+    let dry = pg.env.run(&["up", "--dry-run", "attacker@0.2.0"]);
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    assert_eq!(pg.rows("SELECT count(*) FROM attacker.attacker__t"), ["0"]);
+    // The application's connection is still open, and the objects with it.
+    app.batch_execute("SELECT 1").unwrap();
+    assert_eq!(
+        pg.rows("SELECT count(*) FROM pg_proc WHERE proname IN ('victim__temp', 'victim__tj')"),
+        ["2"]
+    );
+}
+
+#[test]
 fn a_step_that_grows_its_schema_past_the_quota_is_rolled_back() {
     let pg = scripted();
     pg.env.policy("[limits]\nmax_growth = \"1MiB\"\n");

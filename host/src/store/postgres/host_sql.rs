@@ -178,6 +178,7 @@ BEGIN
     SELECT coalesce(md5(string_agg(x, ',' ORDER BY x)), '') FROM (
         SELECT 'f' || p.oid::text || ':' || p.xmin::text
           FROM wasmig.others_functions(me) o JOIN pg_proc p ON p.oid = o.fn
+         WHERE NOT pg_is_other_temp_schema(p.pronamespace)
         UNION ALL
         SELECT 'n' || ns.oid::text || ':' || ns.xmin::text FROM ns
         UNION ALL
@@ -220,8 +221,9 @@ SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     RETURN EXISTS (
         SELECT 1 FROM wasmig.others_functions(me) o JOIN pg_proc x ON x.oid = o.fn
-         WHERE (x.prokind IN ('f', 'p') AND NOT x.prosecdef)
-            OR has_function_privilege(me, x.oid, 'EXECUTE'))
+         WHERE NOT pg_is_other_temp_schema(x.pronamespace)
+           AND ((x.prokind IN ('f', 'p') AND NOT x.prosecdef)
+                OR has_function_privilege(me, x.oid, 'EXECUTE')))
     OR EXISTS (
         SELECT 1 FROM pg_namespace n
           JOIN pg_roles r ON r.oid = n.nspowner
@@ -248,7 +250,9 @@ REVOKE ALL ON FUNCTION wasmig.others_open(name, text) FROM PUBLIC;
 -- plugin's role and code role), and the
 -- step is refused if one cannot be. Called by step_begin and dry_run_begin, as the host,
 -- which record what they leave (others_code); a change made while the step runs is caught
--- when it ends (others_changed).
+-- when it ends (others_changed). What another session's temporary schema holds is left
+-- alone: no other session may use that schema (the host's role may not even alter what is
+-- in it), and it goes with its session.
 CREATE OR REPLACE FUNCTION wasmig.take_back_others(me name, p text) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan AS $$
@@ -262,7 +266,8 @@ BEGIN
                     has_function_privilege(me, x.oid, 'EXECUTE') AS callable
                FROM wasmig.others_functions(me) o
                JOIN pg_proc x ON x.oid = o.fn
-              WHERE ((x.prokind IN ('f', 'p') AND NOT x.prosecdef)
+              WHERE NOT pg_is_other_temp_schema(x.pronamespace)
+                AND ((x.prokind IN ('f', 'p') AND NOT x.prosecdef)
                      OR has_function_privilege(me, x.oid, 'EXECUTE'))
     LOOP
         IF f.invoker THEN
@@ -533,7 +538,12 @@ BEGIN
                                 AND d.deptype = 'o'
                                 AND d.classid IN ('pg_type'::regclass, 'pg_operator'::regclass)
                                 AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-             WHERE w.role <> me) t
+             WHERE w.role <> me
+               -- Another session's temporary objects: no other session may use their schema,
+               -- so no value of such a type, and no such operator, ever reaches this one.
+               AND NOT pg_is_other_temp_schema(CASE d.classid
+                     WHEN 'pg_type'::regclass THEN (SELECT y.typnamespace FROM pg_type y WHERE y.oid = d.objid)
+                     ELSE (SELECT y.oprnamespace FROM pg_operator y WHERE y.oid = d.objid) END)) t
           CROSS JOIN LATERAL (
             SELECT pg_describe_object('pg_cast'::regclass, c.oid, 0) AS what
               FROM pg_cast c JOIN pg_type ty ON ty.oid = c.casttarget
