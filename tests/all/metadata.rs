@@ -576,6 +576,15 @@ DROP TABLE attacker__c"
             "INSERT INTO attacker__leak SELECT 'seq', name, seq FROM sqlite_sequence",
             "lists every plugin's schema",
         ),
+        // A subquery's read of no column comes to the authorizer without the trigger's name.
+        (
+            "INSERT INTO attacker__leak SELECT 'objects', n, NULL FROM (SELECT count(*) AS n FROM main.sqlite_schema)",
+            "lists every plugin's schema",
+        ),
+        (
+            "INSERT INTO attacker__leak SELECT 'counters', n, NULL FROM (SELECT count(*) AS n FROM sqlite_sequence)",
+            "lists every plugin's schema",
+        ),
         (
             "UPDATE sqlite_sequence SET seq = 9223372036854775807 WHERE name NOT LIKE 'attacker%'",
             OUTSIDE,

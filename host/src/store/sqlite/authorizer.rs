@@ -647,8 +647,11 @@ fn check_action(
                 || is_stat_table(table_name);
             // DROP and ALTER read the schema to find and rewrite what they change; CREATE reads
             // only the new row's ROWID (any other read is a `CREATE … AS SELECT` copying it).
+            // SQLite's bookkeeping always reads a column; a read of none (`count(*)`) comes
+            // without an accessor even inside a trigger when it is a subquery's, and is the
+            // plugin's own.
             let ddl_bookkeeping = match bookkeeping(st, ctx) {
-                Ddl::AlterOrDrop => true,
+                Ddl::AlterOrDrop => !column_name.is_empty(),
                 Ddl::Create => eq(column_name, "ROWID"),
                 Ddl::None => false,
             };
