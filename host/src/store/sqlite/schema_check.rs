@@ -425,6 +425,7 @@ impl SqliteBackend {
             && let Err(reason) = self
                 .on_step_clock(|backend| backend.check_left_behind(scope, &scanned.owned, &changed))
                 .and_then(|()| self.check_schema_size(scope, &scanned.owned))
+                .and_then(|()| self.on_step_clock(|backend| backend.check_rename_cost(scope)))
         {
             return Ok(StepCheck {
                 verdict: Err(reason),
@@ -570,17 +571,39 @@ impl SqliteBackend {
         }
         // Every `ALTER TABLE … RENAME`, `RENAME COLUMN` and `DROP COLUMN` in the database,
         // anyone's, parses every definition again in SQLite's rename mode, which keeps a list
-        // of the names it has read and walks it for each qualified name (`x.a`, `new.a`):
-        // a view or trigger of a few thousand qualified names, which runs in milliseconds,
-        // costs each such ALTER seconds. Bounded at that work.
-        let rename_work = rename_work(&main);
-        if rename_work > MAX_RENAME_WORK {
+        // of the names it has read and walks it for each name it resolves and each node of an
+        // expression it sets aside. `check_rename_cost` measures what that costs; this bounds
+        // the measurement itself (SQLite does not stop within one definition's parse) at its
+        // worst case, each token of a definition a walk of all its names.
+        let parse_work = rename_parse_work(&main);
+        if parse_work > MAX_RENAME_PARSE_WORK {
             return Err(format!(
-                "the step left plugin {}'s definitions with {rename_work} steps of SQLite's \
-                 rename mode (each definition's qualified names times its names), past \
-                 {MAX_RENAME_WORK}: every ALTER TABLE that renames or drops a column or \
-                 renames a table in the database, anyone's, takes those steps",
+                "the step left plugin {}'s definitions with {parse_work} tokens times names, \
+                 past {MAX_RENAME_PARSE_WORK}: every ALTER TABLE that renames a table or \
+                 renames or drops a column in the database, anyone's, parses them again at up \
+                 to that cost",
                 scope.plugin
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses a step after which an `ALTER TABLE … RENAME COLUMN` takes longer than
+    /// [`MAX_RENAME_COST`] over the plugin's definitions alone (see
+    /// [`SqliteBackend::rename_cost`]). Run on the step's clock, after
+    /// [`SqliteBackend::check_schema_size`] has bounded what it can cost.
+    fn check_rename_cost(&self, scope: &Scope) -> Result<(), String> {
+        // A view or a default of a few thousand names, which runs in milliseconds, costs
+        // each such ALTER seconds: measured, on what SQLite does.
+        let took = self.rename_cost(scope)?;
+        if took > MAX_RENAME_COST {
+            return Err(format!(
+                "an ALTER TABLE that renames a column took {} ms over plugin {}'s definitions \
+                 alone, past {} ms: every ALTER TABLE that renames a table or renames or drops \
+                 a column in the database, anyone's, parses them again so",
+                took.as_millis(),
+                scope.plugin,
+                MAX_RENAME_COST.as_millis()
             ));
         }
         Ok(())
@@ -621,35 +644,33 @@ impl SqliteBackend {
 /// half of it.
 const MAX_COLUMN_LOOKUPS: u64 = 24_000_000;
 
-/// The work SQLite's rename mode does on `objects` at every `ALTER TABLE` that renames or
-/// drops (see [`SqliteBackend::check_schema_size`]): for each definition, its qualified
-/// names (a name, a dot, a name) times all its names.
-fn rename_work(objects: &[&SchemaObject]) -> u64 {
-    use super::sql_text::{Token, Tokens};
+/// The work a parse of `objects` in SQLite's rename mode may take at worst (see
+/// [`SqliteBackend::check_schema_size`]): for each definition, its tokens times the names
+/// among them.
+fn rename_parse_work(objects: &[&SchemaObject]) -> u64 {
     objects
         .iter()
         .filter_map(|o| o.sql.as_deref())
         .map(|sql| {
-            let (mut names, mut qualified) = (0u64, 0u64);
-            let (mut after_name, mut after_dot) = (false, false);
-            for token in Tokens::new(sql) {
-                let name = token.name().is_some();
-                if name {
-                    names += 1;
-                    qualified += u64::from(after_dot);
-                }
-                after_dot = after_name && matches!(token, Token::Punct('.'));
-                after_name = name;
+            let (mut tokens, mut names) = (0u64, 0u64);
+            for token in super::sql_text::Tokens::new(sql) {
+                tokens += 1;
+                names += u64::from(token.name().is_some());
             }
-            qualified.saturating_mul(names)
+            tokens.saturating_mul(names)
         })
         .fold(0, u64::saturating_add)
 }
 
-/// The most steps of SQLite's rename mode a plugin's definitions may cost each `ALTER
-/// TABLE` that renames or drops (see [`SqliteBackend::check_schema_size`]): a view of a
-/// thousand qualified names is about that.
-const MAX_RENAME_WORK: u64 = 2_000_000;
+/// The most work [`rename_parse_work`] may count: a few seconds of SQLite's at worst, the
+/// bound on how long measuring [`MAX_RENAME_COST`] can take. A table of 2,000 columns
+/// counts about 32,000,000.
+const MAX_RENAME_PARSE_WORK: u64 = 1_000_000_000;
+
+/// The longest an `ALTER TABLE … RENAME COLUMN` may take over a plugin's definitions alone
+/// (see [`SqliteBackend::check_schema_size`]); its honest definitions take a millisecond or
+/// two.
+const MAX_RENAME_COST: Duration = Duration::from_millis(200);
 
 /// The most AUTOINCREMENT tables a plugin may have (see
 /// [`SqliteBackend::check_schema_size`]).

@@ -286,6 +286,41 @@ impl SqliteBackend {
         Ok(())
     }
 
+    /// How long SQLite takes to rename a column of a new table in the shadow, which holds
+    /// the plugin's reach: every `ALTER TABLE` that renames a table or renames or drops a
+    /// column in the database, anyone's, parses every view and trigger (and every table's
+    /// expressions) again, in a mode whose cost some definitions make grow with the square
+    /// of their size, so this is what the plugin's definitions add to each such ALTER.
+    /// Rolled back in the shadow; run with the host's rights, on the step's clock.
+    pub(super) fn rename_cost(&self, scope: &Scope) -> std::result::Result<Duration, String> {
+        let versions = self
+            .schema_versions()
+            .map_err(|e| format!("cannot read the schema's version: {e}"))?;
+        self.sync_shadow(scope, versions)
+            .map_err(|e| format!("cannot make the plugin's shadow schema: {e}"))?;
+        let shadow = self.shadow.borrow();
+        let Some(shadow) = shadow.as_ref() else {
+            return Err("the plugin's shadow schema is missing".to_string());
+        };
+        let started = Instant::now();
+        let renamed = shadow.conn.execute_batch(
+            "SAVEPOINT wasmig_rename_cost;
+             CREATE TABLE main.wasmig_rename_cost (a, b);
+             ALTER TABLE main.wasmig_rename_cost RENAME COLUMN a TO c",
+        );
+        let took = started.elapsed();
+        let undone = shadow
+            .conn
+            .execute_batch("ROLLBACK TO wasmig_rename_cost; RELEASE wasmig_rename_cost");
+        match (renamed, undone) {
+            (Ok(()), Ok(())) => Ok(took),
+            (Err(e), _) | (_, Err(e)) => Err(format!(
+                "an ALTER TABLE that renames a column fails over plugin {}'s definitions ({e});                  every such ALTER in the database, anyone's, would",
+                scope.plugin
+            )),
+        }
+    }
+
     /// Runs `f` with the host's rights, then scopes the authorizer to `scope` again.
     fn as_host<T>(&self, scope: &Scope, f: impl FnOnce() -> T) -> T {
         self.auth.set_scope(None);
