@@ -143,10 +143,13 @@ ON CONFLICT DO NOTHING;
 -- server plans a SQL function's query again at every call (one with a SET clause is never
 -- inlined), where PL/pgSQL keeps its plans for the session, which runs the plugin's steps.
 -- Their plans are generic: a session runs a plugin's few steps, and the server would plan a
--- query with parameters again at each of its first five runs.
+-- query with parameters again at each of its first five runs. They run without JIT: the
+-- planner's estimates for the catalogs grow with what every database of the server ever
+-- held (shared catalogs keep their pages), and compiling a query once it looks costly
+-- enough takes about a second, at every step's begin.
 CREATE OR REPLACE FUNCTION wasmig.others_functions(me name) RETURNS TABLE (fn oid, plugin text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan AS $$
+SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 BEGIN
     RETURN QUERY
     SELECT d.objid, w.plugin
@@ -168,7 +171,7 @@ REVOKE ALL ON FUNCTION wasmig.others_functions(name) FROM PUBLIC;
 -- and a new object is a new row.
 CREATE OR REPLACE FUNCTION wasmig.others_code(me name) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan AS $$
+SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 BEGIN
     RETURN (WITH ns AS (
         SELECT n.oid, n.xmin FROM pg_namespace n
@@ -217,7 +220,7 @@ REVOKE ALL ON FUNCTION wasmig.beyond_read(name, oid, "char") FROM PUBLIC;
 -- committed between take_back_others' look and its record would be in the record.
 CREATE OR REPLACE FUNCTION wasmig.others_open(me name, p text) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan AS $$
+SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 BEGIN
     RETURN EXISTS (
         SELECT 1 FROM wasmig.others_functions(me) o JOIN pg_proc x ON x.oid = o.fn
@@ -255,7 +258,7 @@ REVOKE ALL ON FUNCTION wasmig.others_open(name, text) FROM PUBLIC;
 -- in it), and it goes with its session.
 CREATE OR REPLACE FUNCTION wasmig.take_back_others(me name, p text) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan AS $$
+SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 DECLARE
     f record;
     t record;
@@ -337,7 +340,7 @@ REVOKE ALL ON FUNCTION wasmig.take_back_others(name, text) FROM PUBLIC;
 -- hands them over. Both run as the host, which is a member of both roles.
 CREATE OR REPLACE FUNCTION wasmig.code_back(me name, p text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan AS $$
+SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 DECLARE
     code oid;
     s oid;
@@ -383,7 +386,7 @@ REVOKE ALL ON FUNCTION wasmig.code_back(name, text) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION wasmig.code_out(me name) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan AS $$
+SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 DECLARE
     code name;
     s oid;
@@ -449,7 +452,7 @@ REVOKE ALL ON FUNCTION wasmig.code_out(name) FROM PUBLIC;
 -- exists, before any of its statements.
 CREATE OR REPLACE FUNCTION wasmig.refuse_foreign_code(me name, p text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan AS $$
+SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 DECLARE
     found text;
 BEGIN
@@ -538,23 +541,22 @@ BEGIN
                                 AND d.deptype = 'o'
                                 AND d.classid IN ('pg_type'::regclass, 'pg_operator'::regclass)
                                 AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-             WHERE w.role <> me
-               -- Another session's temporary objects: no other session may use their schema,
-               -- so no value of such a type, and no such operator, ever reaches this one.
-               AND NOT pg_is_other_temp_schema(CASE d.classid
-                     WHEN 'pg_type'::regclass THEN (SELECT y.typnamespace FROM pg_type y WHERE y.oid = d.objid)
-                     ELSE (SELECT y.oprnamespace FROM pg_operator y WHERE y.oid = d.objid) END)) t
+             WHERE w.role <> me) t
           CROSS JOIN LATERAL (
+            -- Another session's temporary objects are left out: no other session may use
+            -- their schema, so no value of such a type, and no such operator, reaches this one.
             SELECT pg_describe_object('pg_cast'::regclass, c.oid, 0) AS what
               FROM pg_cast c JOIN pg_type ty ON ty.oid = c.casttarget
              WHERE t.classid = 'pg_type'::regclass AND c.castsource = t.objid AND c.castfunc <> 0
                AND (ty.typcategory = 'S' OR c.casttarget IN ('json'::regtype, 'jsonb'::regtype))
+               AND NOT pg_is_other_temp_schema((SELECT y.typnamespace FROM pg_type y WHERE y.oid = c.castsource))
             UNION ALL
             SELECT 'range type ' || r.rngtypid::regtype::text || '''s function ' || x.f::regprocedure::text
               FROM pg_range r
               CROSS JOIN LATERAL (VALUES (r.rngsubdiff::oid), (r.rngcanonical::oid)) x(f)
              WHERE t.classid = 'pg_type'::regclass AND r.rngtypid = t.objid AND x.f <> 0
                AND (SELECT y.pronamespace FROM pg_proc y WHERE y.oid = x.f) <> 'pg_catalog'::regnamespace
+               AND NOT pg_is_other_temp_schema((SELECT y.typnamespace FROM pg_type y WHERE y.oid = r.rngtypid))
             UNION ALL
             -- An estimator of the plugin's, or a built-in one, which calls the operator's
             -- function itself (`eqsel` compares the most common values with it): the
@@ -564,6 +566,7 @@ BEGIN
               FROM pg_operator k
               CROSS JOIN LATERAL (VALUES (k.oprrest::oid), (k.oprjoin::oid)) x(f)
              WHERE t.classid = 'pg_operator'::regclass AND k.oid = t.objid AND x.f <> 0
+               AND NOT pg_is_other_temp_schema(k.oprnamespace)
                AND ((SELECT y.pronamespace FROM pg_proc y WHERE y.oid = x.f) <> 'pg_catalog'::regnamespace
                     OR (SELECT y.pronamespace FROM pg_proc y WHERE y.oid = k.oprcode) <> 'pg_catalog'::regnamespace)
           ) o
@@ -580,7 +583,7 @@ REVOKE ALL ON FUNCTION wasmig.refuse_foreign_code(name, text) FROM PUBLIC;
 -- transaction, or if another's code would run in it (refuse_foreign_code).
 CREATE OR REPLACE FUNCTION wasmig.stepping_plugin() RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan AS $$
+SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 DECLARE
     p text;
 BEGIN
@@ -599,7 +602,7 @@ REVOKE ALL ON FUNCTION wasmig.stepping_plugin() FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION wasmig.step_begin() RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan AS $$
+SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 DECLARE
     p text;
     t text;
@@ -620,7 +623,7 @@ REVOKE ALL ON FUNCTION wasmig.step_begin() FROM PUBLIC;
 -- what step_begin does, with no token (nothing of a dry run is recorded).
 CREATE OR REPLACE FUNCTION wasmig.dry_run_begin() RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan AS $$
+SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 DECLARE
     p text;
 BEGIN
@@ -637,7 +640,7 @@ REVOKE ALL ON FUNCTION wasmig.dry_run_begin() FROM PUBLIC;
 -- then put back) may have run with this plugin's rights. The guard asks it last.
 CREATE OR REPLACE FUNCTION wasmig.others_changed() RETURNS boolean
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan AS $$
+SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 BEGIN
     RETURN coalesce((SELECT s.others IS DISTINCT FROM wasmig.others_code(session_user)
                             OR wasmig.others_open(session_user, s.plugin)
@@ -653,7 +656,7 @@ CREATE OR REPLACE FUNCTION wasmig.record_step(
     p_applied_by text
 ) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan AS $$
+SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 DECLARE
     p text;
     id bigint;
@@ -701,7 +704,7 @@ REVOKE ALL ON FUNCTION wasmig.record_step(text, text, text, text, text, bigint, 
 -- same round trip is not even parsed.
 CREATE OR REPLACE FUNCTION wasmig.statement_check(path name[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan AS $$
+SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 DECLARE
     n text;
     first name;
