@@ -686,8 +686,7 @@ const MAX_RENAME_PARSE_WORK: u64 = 1_000_000_000;
 const MAX_UNMEASURED_WORK: u64 = 20_000_000;
 
 /// The longest an `ALTER TABLE … RENAME COLUMN` may take over a plugin's definitions alone
-/// (see [`SqliteBackend::check_schema_size`]); its honest definitions take a millisecond or
-/// two.
+/// (see [`SqliteBackend::check_rename_cost`]); honest definitions take a millisecond or two.
 const MAX_RENAME_COST: Duration = Duration::from_millis(200);
 
 /// The most AUTOINCREMENT tables a plugin may have (see
