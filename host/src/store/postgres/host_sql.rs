@@ -181,7 +181,6 @@ BEGIN
     SELECT coalesce(md5(string_agg(x, ',' ORDER BY x)), '') FROM (
         SELECT 'f' || p.oid::text || ':' || p.xmin::text
           FROM wasmig.others_functions(me) o JOIN pg_proc p ON p.oid = o.fn
-         WHERE NOT pg_is_other_temp_schema(p.pronamespace)
         UNION ALL
         SELECT 'n' || ns.oid::text || ':' || ns.xmin::text FROM ns
         UNION ALL
@@ -224,9 +223,8 @@ SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 BEGIN
     RETURN EXISTS (
         SELECT 1 FROM wasmig.others_functions(me) o JOIN pg_proc x ON x.oid = o.fn
-         WHERE NOT pg_is_other_temp_schema(x.pronamespace)
-           AND ((x.prokind IN ('f', 'p') AND NOT x.prosecdef)
-                OR has_function_privilege(me, x.oid, 'EXECUTE')))
+         WHERE (x.prokind IN ('f', 'p') AND NOT x.prosecdef)
+            OR has_function_privilege(me, x.oid, 'EXECUTE'))
     OR EXISTS (
         SELECT 1 FROM pg_namespace n
           JOIN pg_roles r ON r.oid = n.nspowner
@@ -253,9 +251,7 @@ REVOKE ALL ON FUNCTION wasmig.others_open(name, text) FROM PUBLIC;
 -- plugin's role and code role), and the
 -- step is refused if one cannot be. Called by step_begin and dry_run_begin, as the host,
 -- which record what they leave (others_code); a change made while the step runs is caught
--- when it ends (others_changed). What another session's temporary schema holds is left
--- alone: no other session may use that schema (the host's role may not even alter what is
--- in it), and it goes with its session.
+-- when it ends (others_changed).
 CREATE OR REPLACE FUNCTION wasmig.take_back_others(me name, p text) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan SET jit = off AS $$
@@ -269,8 +265,7 @@ BEGIN
                     has_function_privilege(me, x.oid, 'EXECUTE') AS callable
                FROM wasmig.others_functions(me) o
                JOIN pg_proc x ON x.oid = o.fn
-              WHERE NOT pg_is_other_temp_schema(x.pronamespace)
-                AND ((x.prokind IN ('f', 'p') AND NOT x.prosecdef)
+              WHERE ((x.prokind IN ('f', 'p') AND NOT x.prosecdef)
                      OR has_function_privilege(me, x.oid, 'EXECUTE'))
     LOOP
         IF f.invoker THEN
