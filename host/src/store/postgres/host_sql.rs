@@ -538,20 +538,16 @@ BEGIN
                                 AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
              WHERE w.role <> me) t
           CROSS JOIN LATERAL (
-            -- Another session's temporary objects are left out: no other session may use
-            -- their schema, so no value of such a type, and no such operator, reaches this one.
             SELECT pg_describe_object('pg_cast'::regclass, c.oid, 0) AS what
               FROM pg_cast c JOIN pg_type ty ON ty.oid = c.casttarget
              WHERE t.classid = 'pg_type'::regclass AND c.castsource = t.objid AND c.castfunc <> 0
                AND (ty.typcategory = 'S' OR c.casttarget IN ('json'::regtype, 'jsonb'::regtype))
-               AND NOT pg_is_other_temp_schema((SELECT y.typnamespace FROM pg_type y WHERE y.oid = c.castsource))
             UNION ALL
             SELECT 'range type ' || r.rngtypid::regtype::text || '''s function ' || x.f::regprocedure::text
               FROM pg_range r
               CROSS JOIN LATERAL (VALUES (r.rngsubdiff::oid), (r.rngcanonical::oid)) x(f)
              WHERE t.classid = 'pg_type'::regclass AND r.rngtypid = t.objid AND x.f <> 0
                AND (SELECT y.pronamespace FROM pg_proc y WHERE y.oid = x.f) <> 'pg_catalog'::regnamespace
-               AND NOT pg_is_other_temp_schema((SELECT y.typnamespace FROM pg_type y WHERE y.oid = r.rngtypid))
             UNION ALL
             -- An estimator of the plugin's, or a built-in one, which calls the operator's
             -- function itself (`eqsel` compares the most common values with it): the
@@ -561,7 +557,6 @@ BEGIN
               FROM pg_operator k
               CROSS JOIN LATERAL (VALUES (k.oprrest::oid), (k.oprjoin::oid)) x(f)
              WHERE t.classid = 'pg_operator'::regclass AND k.oid = t.objid AND x.f <> 0
-               AND NOT pg_is_other_temp_schema(k.oprnamespace)
                AND ((SELECT y.pronamespace FROM pg_proc y WHERE y.oid = x.f) <> 'pg_catalog'::regnamespace
                     OR (SELECT y.pronamespace FROM pg_proc y WHERE y.oid = k.oprcode) <> 'pg_catalog'::regnamespace)
           ) o
