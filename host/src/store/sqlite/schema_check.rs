@@ -580,8 +580,8 @@ impl SqliteBackend {
         let parse_work = rename_parse_work(&main);
         if parse_work > MAX_RENAME_PARSE_WORK {
             return Err(format!(
-                "the step left plugin {}'s definitions with {parse_work} tokens times names, \
-                 past {MAX_RENAME_PARSE_WORK}: every ALTER TABLE that renames a table or \
+                "the step left plugin {}'s definitions with {parse_work} tokens times bytes of \
+                 names, past {MAX_RENAME_PARSE_WORK}: every ALTER TABLE that renames a table or \
                  renames or drops a column in the database, anyone's, parses them again at up \
                  to that cost",
                 scope.plugin
@@ -639,14 +639,23 @@ impl SqliteBackend {
             });
             *names.entry(o.table.as_str()).or_default() += words;
         }
-        let mut columns = self
-            .conn
-            .prepare_cached("SELECT count(*) FROM pragma_table_xinfo(?1, 'main')")?;
+        let mut columns = self.conn.prepare_cached(
+            "SELECT count(*), coalesce(sum(length(CAST(name AS BLOB))), 0) \
+             FROM pragma_table_xinfo(?1, 'main')",
+        )?;
         let mut total: u64 = 0;
         for (table, words) in names {
-            let n: i64 = columns.query_row([table], |r| r.get(0))?;
-            let n = n.max(0) as u64;
-            total = total.saturating_add(n.saturating_mul(n.saturating_add(words)));
+            let (n, bytes): (i64, i64) =
+                columns.query_row([table], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let (n, bytes) = (n.max(0) as u64, bytes.max(0) as u64);
+            // A look-up that finds the hash equal compares the names byte by byte: columns
+            // whose names are long and alike cost each comparison that much more. Counted in
+            // comparisons of names of up to 16 bytes.
+            let per_comparison = bytes.div_ceil(n.max(1)).div_ceil(16).max(1);
+            total = total.saturating_add(
+                n.saturating_mul(n.saturating_add(words))
+                    .saturating_mul(per_comparison),
+            );
         }
         Ok(total)
     }
@@ -658,26 +667,27 @@ impl SqliteBackend {
 const MAX_COLUMN_LOOKUPS: u64 = 24_000_000;
 
 /// The work a parse of `objects` in SQLite's rename mode may take at worst (see
-/// [`SqliteBackend::check_schema_size`]): for each definition, its tokens times the names
-/// among them.
+/// [`SqliteBackend::check_schema_size`]): for each definition, its tokens times the bytes
+/// of the names among them (a name SQLite compares with another of the same hash it
+/// compares byte by byte).
 fn rename_parse_work(objects: &[&SchemaObject]) -> u64 {
     objects
         .iter()
         .filter_map(|o| o.sql.as_deref())
         .map(|sql| {
-            let (mut tokens, mut names) = (0u64, 0u64);
+            let (mut tokens, mut name_bytes) = (0u64, 0u64);
             for token in super::sql_text::Tokens::new(sql) {
                 tokens += 1;
-                names += u64::from(token.name().is_some());
+                name_bytes += token.name().map_or(0, |n| n.len().max(1) as u64);
             }
-            tokens.saturating_mul(names)
+            tokens.saturating_mul(name_bytes)
         })
         .fold(0, u64::saturating_add)
 }
 
 /// The most work [`rename_parse_work`] may count: a few seconds of SQLite's at worst, the
-/// bound on how long measuring [`MAX_RENAME_COST`] can take. A table of 2,000 columns
-/// counts about 32,000,000.
+/// bound on how long measuring [`MAX_RENAME_COST`] can take. A table of 2,000 columns with
+/// names of 10 bytes counts about 120,000,000.
 const MAX_RENAME_PARSE_WORK: u64 = 1_000_000_000;
 
 /// The most work [`rename_parse_work`] may count for a plugin of tables and indexes only
