@@ -596,7 +596,7 @@ impl SqliteBackend {
     /// [`SqliteBackend::check_schema_size`] has bounded what it can cost.
     fn check_rename_cost(&self, scope: &Scope, owned: &[SchemaObject]) -> Result<(), String> {
         // Tables and indexes alone, whose expressions name only their own table's columns,
-        // cost each definition at most its tokens times its names: below
+        // cost each definition at most its tokens times the bytes of its names: below
         // [`MAX_UNMEASURED_WORK`] in all that stays under the bound, and most steps are spared
         // the measurement. A view, whose query SQLite expands into every definition that
         // reads it, and a trigger are always measured.
