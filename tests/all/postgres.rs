@@ -1339,6 +1339,160 @@ fn a_plugins_code_between_its_steps_changes_nothing_of_the_catalog_but_its_own_f
 }
 
 #[test]
+fn another_sessions_temporary_code_stops_steps_only_while_something_permanent_uses_it() {
+    // Fired by the application, the victim's code makes temporary objects in the
+    // application's session: a function that runs as its caller, and a type with a cast to
+    // json through another. wasmig's role cannot take them back there (it may not even name
+    // them), but no other session can reach them either, so other plugins' steps go on. Once
+    // the session gives a permanent object a use of them, the steps are refused, saying why.
+    let pg = scripted();
+    pg.script(
+        "victim",
+        "0.3.0",
+        r#"CREATE TABLE victim__t (x int);
+         CREATE FUNCTION victim__jam() RETURNS trigger LANGUAGE plpgsql AS $f$
+         BEGIN
+           EXECUTE 'CREATE FUNCTION pg_temp.victim__temp() RETURNS int LANGUAGE sql AS ''SELECT 1''';
+           EXECUTE 'CREATE TYPE pg_temp.victim__tt AS (x int)';
+           EXECUTE 'CREATE FUNCTION pg_temp.victim__tj(pg_temp.victim__tt) RETURNS json LANGUAGE sql AS ''SELECT to_json(current_user)''';
+           EXECUTE 'CREATE CAST (pg_temp.victim__tt AS json) WITH FUNCTION pg_temp.victim__tj(pg_temp.victim__tt)';
+           RETURN NEW;
+         END $f$;
+         CREATE TRIGGER victim__trg AFTER INSERT ON victim__t
+           FOR EACH ROW EXECUTE FUNCTION victim__jam()"#,
+        None,
+    );
+    pg.env.ok(&["up", "victim@0.3.0"]);
+    let mut app = pg.client();
+    app.batch_execute("INSERT INTO victim.victim__t VALUES (1)")
+        .unwrap();
+    assert_eq!(
+        pg.rows(
+            "SELECT count(*) FROM pg_proc WHERE proname IN ('victim__temp', 'victim__tj') \
+             AND NOT prosecdef AND pg_is_other_temp_schema(pronamespace)"
+        ),
+        ["2"]
+    );
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (x int)",
+        None,
+    );
+    let dry = pg.env.run(&["up", "--dry-run", "attacker@0.2.0"]);
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    assert_eq!(pg.rows("SELECT count(*) FROM attacker.attacker__t"), ["0"]);
+
+    // A permanent table's default that calls the temporary function: the function could run
+    // in a step that writes the table.
+    app.batch_execute("CREATE TABLE public.app_counter (v int DEFAULT pg_temp.victim__temp())")
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    pg.script(
+        "attacker",
+        "0.3.0",
+        "CREATE TABLE attacker__u (x int)",
+        None,
+    );
+    let err = pg.env.fails(&["up", "attacker@0.3.0"]);
+    for part in [
+        "cannot begin plugin attacker's step",
+        "not applied: attacker 0.3.0",
+        "plugin victim's",
+        "in another session's temporary schema",
+        "app_counter depends on objects there",
+        "until that session ends",
+        "revoke TEMPORARY on the database from PUBLIC",
+    ] {
+        assert!(err.contains(part), "{part:?} in:\n{err}");
+    }
+    app.batch_execute("DROP TABLE public.app_counter").unwrap();
+
+    // A permanent column of the temporary type: a step reading it as json would run the
+    // victim's cast function with the step's rights.
+    app.batch_execute(
+        "CREATE TABLE public.app_feedback (r victim__tt); \
+         INSERT INTO public.app_feedback VALUES (ROW(1)); \
+         GRANT SELECT ON public.app_feedback TO PUBLIC",
+    )
+    .unwrap();
+    pg.script(
+        "attacker",
+        "0.3.0",
+        "CREATE TABLE attacker__u AS SELECT to_json(f.r) AS j FROM public.app_feedback f",
+        None,
+    );
+    let err = pg.env.fails(&["up", "attacker@0.3.0"]);
+    for part in [
+        "cannot begin plugin attacker's step",
+        "not applied: attacker 0.3.0",
+        "victim__tt to json",
+        "made in another session's temporary schema",
+        "app_feedback depends on objects there",
+        "until that session ends",
+    ] {
+        assert!(err.contains(part), "{part:?} in:\n{err}");
+    }
+    assert_eq!(
+        pg.rows("SELECT count(*) FROM pg_class WHERE relname = 'attacker__u'"),
+        ["0"]
+    );
+    app.batch_execute("DROP TABLE public.app_feedback").unwrap();
+    pg.script(
+        "attacker",
+        "0.3.0",
+        "CREATE TABLE attacker__u (x int)",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.3.0"]);
+
+    // Made use of while a step runs, they fail that step when it ends: the victim's cast
+    // ran in it, with its rights, and nothing of the step is kept.
+    pg.script(
+        "attacker",
+        "0.4.0",
+        "-- each\nSELECT pg_sleep(4)\n-- next\n\
+         CREATE TABLE attacker__v AS SELECT to_json(f.r) AS j FROM public.app_late f",
+        None,
+    );
+    let step = pg
+        .env
+        .command()
+        .args(["up", "attacker@0.4.0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    app.batch_execute(
+        "CREATE TABLE public.app_late (r victim__tt); \
+         INSERT INTO public.app_late VALUES (ROW(1)); \
+         GRANT SELECT ON public.app_late TO PUBLIC",
+    )
+    .unwrap();
+    let out = step.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("plugin attacker migration 0.4.0"), "{err}");
+    assert!(err.contains("changed while"), "{err}");
+    assert_eq!(
+        pg.rows("SELECT count(*) FROM pg_class WHERE relname = 'attacker__v'"),
+        ["0"]
+    );
+    app.batch_execute("DROP TABLE public.app_late").unwrap();
+    // The application's connection is still open, and the objects with it.
+    app.batch_execute("SELECT 1").unwrap();
+    assert_eq!(
+        pg.rows("SELECT count(*) FROM pg_proc WHERE proname IN ('victim__temp', 'victim__tj')"),
+        ["2"]
+    );
+}
+
+#[test]
 fn a_step_that_grows_its_schema_past_the_quota_is_rolled_back() {
     let pg = scripted();
     pg.env.policy("[limits]\nmax_growth = \"1MiB\"\n");

@@ -164,6 +164,80 @@ END
 $$;
 REVOKE ALL ON FUNCTION wasmig.others_functions(name) FROM PUBLIC;
 
+-- Whether the object `obj` (a row of catalog `cls`) lives in another session's temporary
+-- schema (or its TOAST schema): a cast counts as living where its source or target type
+-- does, the parts of a relation (its triggers, defaults, rules, policies) where it does.
+-- Only the host's functions call it; a SQL function without settings, so the server
+-- inlines it into their queries.
+CREATE OR REPLACE FUNCTION wasmig.temporary_elsewhere(cls oid, obj oid) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(CASE cls
+        WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN
+            (SELECT pg_catalog.pg_is_other_temp_schema(x.pronamespace) FROM pg_catalog.pg_proc x WHERE x.oid = obj)
+        WHEN 'pg_catalog.pg_type'::pg_catalog.regclass THEN
+            (SELECT pg_catalog.pg_is_other_temp_schema(x.typnamespace) FROM pg_catalog.pg_type x WHERE x.oid = obj)
+        WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN
+            (SELECT pg_catalog.pg_is_other_temp_schema(x.relnamespace) FROM pg_catalog.pg_class x WHERE x.oid = obj)
+        WHEN 'pg_catalog.pg_operator'::pg_catalog.regclass THEN
+            (SELECT pg_catalog.pg_is_other_temp_schema(x.oprnamespace) FROM pg_catalog.pg_operator x WHERE x.oid = obj)
+        WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN
+            (SELECT pg_catalog.pg_is_other_temp_schema(x.connamespace) FROM pg_catalog.pg_constraint x WHERE x.oid = obj)
+        WHEN 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass THEN
+            (SELECT pg_catalog.pg_is_other_temp_schema(x.stxnamespace) FROM pg_catalog.pg_statistic_ext x WHERE x.oid = obj)
+        WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN
+            (SELECT pg_catalog.pg_is_other_temp_schema(c.relnamespace) FROM pg_catalog.pg_trigger x
+               JOIN pg_catalog.pg_class c ON c.oid = x.tgrelid WHERE x.oid = obj)
+        WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN
+            (SELECT pg_catalog.pg_is_other_temp_schema(c.relnamespace) FROM pg_catalog.pg_attrdef x
+               JOIN pg_catalog.pg_class c ON c.oid = x.adrelid WHERE x.oid = obj)
+        WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN
+            (SELECT pg_catalog.pg_is_other_temp_schema(c.relnamespace) FROM pg_catalog.pg_rewrite x
+               JOIN pg_catalog.pg_class c ON c.oid = x.ev_class WHERE x.oid = obj)
+        WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass THEN
+            (SELECT pg_catalog.pg_is_other_temp_schema(c.relnamespace) FROM pg_catalog.pg_policy x
+               JOIN pg_catalog.pg_class c ON c.oid = x.polrelid WHERE x.oid = obj)
+        WHEN 'pg_catalog.pg_cast'::pg_catalog.regclass THEN
+            (SELECT pg_catalog.pg_is_other_temp_schema(s.typnamespace)
+                    OR pg_catalog.pg_is_other_temp_schema(t.typnamespace)
+               FROM pg_catalog.pg_cast x JOIN pg_catalog.pg_type s ON s.oid = x.castsource
+               JOIN pg_catalog.pg_type t ON t.oid = x.casttarget WHERE x.oid = obj)
+      END, false)
+$$;
+REVOKE ALL ON FUNCTION wasmig.temporary_elsewhere(oid, oid) FROM PUBLIC;
+
+-- What, outside other sessions' temporary schemas, depends on anything in the temporary
+-- schema `nsp` of another session, however indirectly (through the objects of such schemas
+-- and their parts): a permanent column of one of its types, a cast of a permanent type
+-- through one of its functions, a permanent table's default or trigger calling one; NULL
+-- when nothing does, and when `nsp` is not another session's temporary schema (then the
+-- schema itself). Such a schema is its session's alone: no other session's search path
+-- lists it, and naming it needs USAGE on it, which only superusers have. What the server
+-- reaches by identifier instead (a column's type, a cast, a trigger's or a default's
+-- function) it records in pg_depend, so nothing in a schema that nothing outside depends
+-- on can run in another session, a plugin's step included: the step may begin beside it.
+-- Once something outside depends on the schema's objects, they count as any others do
+-- (a step's begin refuses them, its end looks at them again).
+CREATE OR REPLACE FUNCTION wasmig.used_outside(nsp oid) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan SET jit = off AS $$
+BEGIN
+    IF NOT pg_is_other_temp_schema(nsp) THEN
+        RETURN pg_describe_object('pg_namespace'::regclass, nsp, 0);
+    END IF;
+    RETURN (WITH RECURSIVE reach(classid, objid, inside) AS (
+                SELECT 'pg_namespace'::regclass::oid, nsp, true
+                UNION
+                SELECT d.classid, d.objid, wasmig.temporary_elsewhere(d.classid, d.objid)
+                  FROM reach r
+                  JOIN pg_depend d ON d.refclassid = r.classid AND d.refobjid = r.objid
+                 WHERE r.inside)
+            SELECT pg_describe_object(r.classid, r.objid, 0) FROM reach r
+             WHERE NOT r.inside
+             LIMIT 1);
+END
+$$;
+REVOKE ALL ON FUNCTION wasmig.used_outside(oid) FROM PUBLIC;
+
 -- What of the other plugins could run or be read in `me`'s session, as the server stores
 -- it now: their functions, their schemas (whose grants say which `me` may use) and the
 -- relations of those `me` may use. A catalog row is a new version (a new xmin) after any
@@ -216,15 +290,20 @@ REVOKE ALL ON FUNCTION wasmig.beyond_read(name, oid, "char") FROM PUBLIC;
 -- runs as its caller or that `me` (plugin `p`) may call, another plugin's schema `me` may
 -- use without the policy's read, a right of `me`'s on a read schema's relation but SELECT
 -- on a base table. Asked once more when the step has begun and when it ends: a change
--- committed between take_back_others' look and its record would be in the record.
+-- committed between take_back_others' look and its record would be in the record. A
+-- function in another session's temporary schema counts only while something outside such
+-- schemas depends on what is there (used_outside): made use of while the step runs, it
+-- fails the step when it ends.
 CREATE OR REPLACE FUNCTION wasmig.others_open(me name, p text) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 BEGIN
     RETURN EXISTS (
         SELECT 1 FROM wasmig.others_functions(me) o JOIN pg_proc x ON x.oid = o.fn
-         WHERE (x.prokind IN ('f', 'p') AND NOT x.prosecdef)
-            OR has_function_privilege(me, x.oid, 'EXECUTE'))
+         WHERE ((x.prokind IN ('f', 'p') AND NOT x.prosecdef)
+                OR has_function_privilege(me, x.oid, 'EXECUTE'))
+           AND NOT (pg_is_other_temp_schema(x.pronamespace)
+                    AND wasmig.used_outside(x.pronamespace) IS NULL))
     OR EXISTS (
         SELECT 1 FROM pg_namespace n
           JOIN pg_roles r ON r.oid = n.nspowner
@@ -262,12 +341,21 @@ DECLARE
 BEGIN
     FOR f IN SELECT x.oid, x.oid::regprocedure::text AS id, o.plugin,
                     x.prokind IN ('f', 'p') AND NOT x.prosecdef AS invoker,
-                    has_function_privilege(me, x.oid, 'EXECUTE') AS callable
+                    has_function_privilege(me, x.oid, 'EXECUTE') AS callable,
+                    pg_is_other_temp_schema(x.pronamespace) AS elsewhere, x.pronamespace AS nsp
                FROM wasmig.others_functions(me) o
                JOIN pg_proc x ON x.oid = o.fn
               WHERE ((x.prokind IN ('f', 'p') AND NOT x.prosecdef)
                      OR has_function_privilege(me, x.oid, 'EXECUTE'))
+                AND NOT (pg_is_other_temp_schema(x.pronamespace)
+                         AND wasmig.used_outside(x.pronamespace) IS NULL)
     LOOP
+        -- wasmig's role may not even name what is in another session's temporary schema.
+        IF f.elsewhere THEN
+            RAISE EXCEPTION 'wasmig: plugin %''s code made the function % in another session''s temporary schema, and % depends on objects there: it could run in plugin %''s step, and wasmig cannot take it back there; other plugins'' steps are refused until that session ends (to keep plugins'' code from making temporary objects, revoke TEMPORARY on the database from PUBLIC and grant it to the application''s roles)',
+                f.plugin, f.id, wasmig.used_outside(f.nsp), p
+                USING ERRCODE = '42501';
+        END IF;
         IF f.invoker THEN
             EXECUTE format('ALTER ROUTINE %s SECURITY DEFINER', f.id);
         END IF;
@@ -518,6 +606,8 @@ BEGIN
            AND has_function_privilege(me, f.oid, 'EXECUTE')
            AND NOT EXISTS (SELECT 1 FROM unnest(f.proconfig) c
                             WHERE c ~ '^search_path=' AND c ~ ',\s*"?pg_temp"?\s*$')
+           AND NOT (pg_is_other_temp_schema(f.pronamespace)
+                    AND wasmig.used_outside(f.pronamespace) IS NULL)
         UNION
         -- Another plugin's objects that the server runs that plugin's code through, in
         -- whoever's session meets their values, with no check of EXECUTE (as that plugin:
@@ -525,8 +615,20 @@ BEGIN
         -- could change). Its steps refuse them; made outside its steps (its code role can
         -- make none of them, but an operator acting as its role can), they stand until its
         -- next step.
-        SELECT format('plugin %s''s %s runs its code in whoever''s session converts or compares a value of the type, with no check of EXECUTE (made between its steps; its next step refuses it)',
-                      t.plugin, o.what)
+        SELECT format('plugin %s''s %s runs its code in whoever''s session converts or compares a value of the type, with no check of EXECUTE (%s)',
+                      z.plugin, z.what,
+                      CASE WHEN wasmig.temporary_elsewhere(z.classid, z.objid)
+                           THEN 'made in another session''s temporary schema, and ' || z.used
+                                || ' depends on objects there: until that session ends; to keep plugins'' code from making temporary objects, revoke TEMPORARY on the database from PUBLIC and grant it to the application''s roles'
+                           ELSE 'made between its steps; its next step refuses it' END)
+          -- One in another session's temporary schema that nothing outside depends on
+          -- reaches no step (used_outside). OFFSET 0 keeps the server from walking the
+          -- dependents of every type and operator of the other plugins: only of those found.
+          FROM (SELECT y.plugin, y.classid, y.objid, y.what,
+                       wasmig.used_outside(CASE y.classid
+                           WHEN 'pg_type'::regclass THEN (SELECT x.typnamespace FROM pg_type x WHERE x.oid = y.objid)
+                           ELSE (SELECT x.oprnamespace FROM pg_operator x WHERE x.oid = y.objid) END) AS used
+                  FROM (SELECT t.plugin, t.classid, t.objid, o.what
           FROM (
             SELECT w.plugin, d.classid, d.objid
               FROM wasmig.plugin_role w
@@ -560,6 +662,9 @@ BEGIN
                AND ((SELECT y.pronamespace FROM pg_proc y WHERE y.oid = x.f) <> 'pg_catalog'::regnamespace
                     OR (SELECT y.pronamespace FROM pg_proc y WHERE y.oid = k.oprcode) <> 'pg_catalog'::regnamespace)
           ) o
+                        OFFSET 0) y
+                OFFSET 0) z
+         WHERE z.used IS NOT NULL
     ) q(x);
     IF found IS NOT NULL THEN
         RAISE EXCEPTION 'wasmig: plugin %''s steps do not run while %', p, found
