@@ -4,7 +4,7 @@
 
 use crate::hostile::{armed, armed_on, attack_fails, attack_fails_on};
 use crate::on_both;
-use crate::support::artifacts::HOSTILE;
+use crate::support::artifacts::{self, HOSTILE};
 
 on_both! {
     fn an_infinite_loop_hits_the_deadline(env) {
@@ -512,7 +512,7 @@ fn a_plugins_definitions_cost_anyones_alter_table_a_bounded_time() {
             &sql,
             "ALTER TABLE that renames a column took",
         );
-        assert!(err.contains("past 200 ms"), "{err}");
+        assert!(err.contains("past 50 ms"), "{err}");
     }
     // A definition too large to measure within the step is refused by its size.
     let err = env.refused(
@@ -537,6 +537,41 @@ fn a_plugins_definitions_cost_anyones_alter_table_a_bounded_time() {
     env.conn()
         .execute_batch("CREATE TABLE app (a, b); ALTER TABLE app DROP COLUMN b; ALTER TABLE app RENAME TO app2")
         .unwrap();
+}
+
+#[test]
+fn the_rename_cost_a_plugin_answers_for_is_its_own_definitions_not_those_it_may_read() {
+    // A reader's shadow schema holds what it may read: the read plugin's definitions are
+    // that plugin's to answer for, measured against it, and must not refuse the reader's
+    // steps.
+    let env = crate::scripted::scripted();
+    env.add(artifacts::READER, "reader.wasm");
+    env.policy("[plugins.reader]\nreads = [\"victim\"]\n");
+    env.ok(&["up", "reader@0.1.0"]);
+    env.applies("victim", "0.2.0", "CREATE TABLE victim__t (a)");
+    // Made by the application, with its rights: far past the bound.
+    let refs = vec!["x.a"; 8_000].join(", ");
+    env.conn()
+        .execute_batch(&format!(
+            "CREATE VIEW victim__big AS SELECT x.a IN ({refs}) AS r FROM victim__t AS x"
+        ))
+        .unwrap();
+    env.applies(
+        "reader",
+        "0.2.0",
+        "CREATE TABLE reader__t (a); CREATE VIEW reader__v AS SELECT a FROM reader__t",
+    );
+    // The victim's own next change answers for it.
+    let err = env.refused(
+        "victim",
+        "0.3.0",
+        "CREATE TABLE victim__u (b)",
+        "ALTER TABLE that renames a column took",
+    );
+    assert!(
+        err.contains("over plugin victim's definitions alone, past 50 ms"),
+        "{err}"
+    );
 }
 
 #[test]

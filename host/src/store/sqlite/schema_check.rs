@@ -607,8 +607,16 @@ impl SqliteBackend {
             return Ok(());
         }
         // A view or a default of a few thousand names, which runs in milliseconds, costs
-        // each such ALTER seconds: measured, on what SQLite does.
-        let took = self.rename_cost(scope)?;
+        // each such ALTER seconds: measured, on what SQLite does. What else runs on the
+        // machine only adds to a measurement, so the least of up to three is the verdict:
+        // one definition gets the same one from run to run.
+        let mut took = self.rename_cost(scope)?;
+        for _ in 0..2 {
+            if took <= MAX_RENAME_COST {
+                break;
+            }
+            took = took.min(self.rename_cost(scope)?);
+        }
         if took > MAX_RENAME_COST {
             return Err(format!(
                 "an ALTER TABLE that renames a column took {} ms over plugin {}'s definitions \
@@ -693,11 +701,14 @@ const MAX_RENAME_PARSE_WORK: u64 = 1_000_000_000;
 /// The most work [`rename_parse_work`] may count for a plugin of tables and indexes only
 /// before [`SqliteBackend::check_rename_cost`] measures it: at the few nanoseconds a unit
 /// SQLite takes on a definition that expands nothing else, under [`MAX_RENAME_COST`].
-const MAX_UNMEASURED_WORK: u64 = 20_000_000;
+const MAX_UNMEASURED_WORK: u64 = 5_000_000;
 
 /// The longest an `ALTER TABLE … RENAME COLUMN` may take over a plugin's definitions alone
 /// (see [`SqliteBackend::check_rename_cost`]); honest definitions take a millisecond or two.
-const MAX_RENAME_COST: Duration = Duration::from_millis(200);
+/// It is measured with wasmig's own SQLite, which runs this work several times faster than
+/// common builds of the same version (the Debian package, a plain `-O2` build): a quarter
+/// of the 200 ms that the application's own ALTERs may pay per plugin.
+const MAX_RENAME_COST: Duration = Duration::from_millis(50);
 
 /// The most AUTOINCREMENT tables a plugin may have (see
 /// [`SqliteBackend::check_schema_size`]).

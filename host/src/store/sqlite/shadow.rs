@@ -286,12 +286,15 @@ impl SqliteBackend {
         Ok(())
     }
 
-    /// How long SQLite takes to rename a column of a new table in the shadow, which holds
-    /// the plugin's reach: every `ALTER TABLE` that renames a table or renames or drops a
-    /// column in the database, anyone's, parses every view and trigger (and every table's
-    /// expressions) again, in a mode whose cost some definitions make grow with the square
-    /// of their size, so this is what the plugin's definitions add to each such ALTER.
-    /// Rolled back in the shadow; run with the host's rights, on the step's clock.
+    /// How long SQLite takes to rename a column of a new table in the shadow, over the
+    /// plugin's own definitions: every `ALTER TABLE` that renames a table or renames or
+    /// drops a column in the database, anyone's, parses every view and trigger (and every
+    /// table's expressions) again, in a mode whose cost some definitions make grow with the
+    /// square of their size, so this is what the plugin's definitions add to each such ALTER.
+    /// The objects of the plugins it may read, which the shadow holds too, are dropped
+    /// first: their cost was measured against their own plugin, and is not this one's to
+    /// answer for. All rolled back in the shadow; run with the host's rights, on the step's
+    /// clock.
     pub(super) fn rename_cost(&self, scope: &Scope) -> std::result::Result<Duration, String> {
         let versions = self
             .schema_versions()
@@ -302,20 +305,23 @@ impl SqliteBackend {
         let Some(shadow) = shadow.as_ref() else {
             return Err("the plugin's shadow schema is missing".to_string());
         };
-        let started = Instant::now();
-        let renamed = shadow.conn.execute_batch(
-            "SAVEPOINT wasmig_rename_cost;
-             CREATE TABLE main.wasmig_rename_cost (a, b);
-             ALTER TABLE main.wasmig_rename_cost RENAME COLUMN a TO c",
-        );
-        let took = started.elapsed();
-        let undone = shadow
-            .conn
-            .execute_batch("ROLLBACK TO wasmig_rename_cost; RELEASE wasmig_rename_cost");
-        match (renamed, undone) {
-            (Ok(()), Ok(())) => Ok(took),
+        let conn = &shadow.conn;
+        let measured = conn
+            .execute_batch("SAVEPOINT wasmig_rename_cost")
+            .and_then(|()| drop_others(conn, scope))
+            .and_then(|()| {
+                conn.execute_batch("CREATE TABLE main.wasmig_rename_cost (a, b)")?;
+                let started = Instant::now();
+                conn.execute_batch("ALTER TABLE main.wasmig_rename_cost RENAME COLUMN a TO c")?;
+                Ok(started.elapsed())
+            });
+        let undone =
+            conn.execute_batch("ROLLBACK TO wasmig_rename_cost; RELEASE wasmig_rename_cost");
+        match (measured, undone) {
+            (Ok(took), Ok(())) => Ok(took),
             (Err(e), _) | (_, Err(e)) => Err(format!(
-                "an ALTER TABLE that renames a column fails over plugin {}'s definitions ({e});                  every such ALTER in the database, anyone's, would",
+                "an ALTER TABLE that renames a column fails over plugin {}'s definitions ({e}); \
+                 every such ALTER in the database, anyone's, would",
                 scope.plugin
             )),
         }
@@ -474,5 +480,32 @@ fn plugin_limits(c: &Connection) -> rusqlite::Result<()> {
         PLUGIN_MAX_LIKE_PATTERN_LENGTH,
     )?;
     c.set_limit(Limit::SQLITE_LIMIT_FUNCTION_ARG, PLUGIN_MAX_FUNCTION_ARGS)?;
+    Ok(())
+}
+
+/// Drops what the shadow holds of the plugins `scope` may read: their triggers and views,
+/// then their virtual tables (with the tables they made), then the rest of their tables.
+fn drop_others(conn: &Connection, scope: &Scope) -> rusqlite::Result<()> {
+    let others = |sql: &str| -> rusqlite::Result<Vec<(String, String)>> {
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        Ok(rows
+            .collect::<rusqlite::Result<Vec<_>>>()?
+            .into_iter()
+            .filter(|(_, name)| !scope.owns(name))
+            .collect())
+    };
+    for query in [
+        "SELECT type, name FROM main.sqlite_schema WHERE type IN ('trigger', 'view')",
+        "SELECT type, name FROM main.sqlite_schema \
+         WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'",
+        "SELECT type, name FROM main.sqlite_schema \
+         WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+    ] {
+        for (kind, name) in others(query)? {
+            let name = name.replace('"', "\"\"");
+            conn.execute_batch(&format!("DROP {kind} IF EXISTS main.\"{name}\""))?;
+        }
+    }
     Ok(())
 }
