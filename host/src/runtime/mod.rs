@@ -133,7 +133,7 @@ pub(crate) struct CallReport {
     /// inserts) is kept once with its count.
     pub statements: Vec<String>,
     repeats: u64,
-    /// Bytes of statement text kept so far.
+    /// Bytes of statement text kept so far, as the ledger stores it (JSON).
     bytes: usize,
     /// Statements not kept, once [`MAX_AUDIT_BYTES`] were.
     omitted: u64,
@@ -141,19 +141,32 @@ pub(crate) struct CallReport {
     pub rows_changed: u64,
 }
 
-/// The most statement text one step's audit trail keeps: a plugin that runs ever new
-/// statements would otherwise grow the host's memory and the ledger row without bound.
+/// The most statement text one step's audit trail keeps, counted as the ledger stores it: a
+/// plugin that runs ever new statements would otherwise grow the host's memory and the
+/// ledger row without bound.
 const MAX_AUDIT_BYTES: usize = 1 << 20;
+
+/// The bytes `s` takes as a JSON string's contents: the ledger keeps the audit trail as a
+/// JSON list, where a control character takes six (`\u0001`) and a quote or backslash two.
+fn json_len(s: &str) -> usize {
+    s.chars()
+        .map(|c| match c {
+            '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+            c if (c as u32) < 0x20 => 6,
+            c => c.len_utf8(),
+        })
+        .sum()
+}
 
 impl CallReport {
     fn ran(&mut self, statement: &str) {
         if self.statements.last().is_some_and(|last| last == statement) {
             self.repeats += 1;
-        } else if self.bytes + statement.len() > MAX_AUDIT_BYTES {
+        } else if self.bytes + json_len(statement) > MAX_AUDIT_BYTES {
             self.omitted += 1;
         } else {
             self.close_repeats();
-            self.bytes += statement.len();
+            self.bytes += json_len(statement);
             self.statements.push(statement.to_string());
         }
     }
@@ -210,5 +223,37 @@ pub(crate) fn drop_elsewhere<T: Send + 'static>(value: T) {
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => drop(handle.spawn_blocking(move || drop(value))),
         _ => drop(value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_audit_trail_counts_what_the_ledgers_json_takes() {
+        let every: String = (0u32..0x80)
+            .chain([0xe9, 0x2028, 0x1f600])
+            .filter_map(char::from_u32)
+            .collect();
+        for s in [every.as_str(), "", "SELECT '\u{1}\u{1}'", "a\"b\\c\nd"] {
+            let json = serde_json::to_string(s).unwrap();
+            assert_eq!(super::json_len(s), json.len() - 2, "{json}");
+        }
+    }
+
+    #[test]
+    fn the_audit_trail_keeps_a_mebibyte_of_json() {
+        let mut report = super::CallReport::default();
+        let control = format!("SELECT '{}'", "\u{1}".repeat(200_000));
+        for i in 0..20 {
+            report.ran(&format!("{control}{i}"));
+        }
+        let report = report.finish();
+        let json = serde_json::to_string(&report.statements).unwrap();
+        assert!(
+            json.len() <= super::MAX_AUDIT_BYTES + 4096,
+            "{}",
+            json.len()
+        );
+        assert!(report.statements.last().unwrap().contains("not recorded"));
     }
 }
