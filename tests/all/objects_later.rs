@@ -365,3 +365,113 @@ fn a_trigger_on_the_rowid_or_on_no_column_is_checked_all_the_same() {
         ["7", "k"]
     );
 }
+
+#[test]
+fn a_tables_constraints_and_an_indexs_expressions_answer_alike_on_any_connection_each_time() {
+    // SQLite resolves a CHECK constraint's functions only when it creates the table, and
+    // evaluates the constraint again whenever it checks the table: a constraint over
+    // `random()` failed half the plugin's rows at each `integrity_check` and lost them in a
+    // restore from a dump; one over `changes()` or `sqlite_version()` decided by the
+    // application's connection and its SQLite build.
+    let env = scripted();
+    for (sql, expected) in [
+        (
+            "CREATE TABLE attacker__t (a, CHECK (random() > 0))",
+            "function random() gives another answer at each call",
+        ),
+        (
+            "CREATE TABLE attacker__t (a CHECK (length(randomblob(4)) = 4 AND a > 0))",
+            "function randomblob() gives another answer at each call",
+        ),
+        (
+            "CREATE TABLE attacker__t (a CHECK (changes() < 2))",
+            "would read the state of the connection that uses the object",
+        ),
+        (
+            "CREATE TABLE attacker__t (a); ALTER TABLE attacker__t ADD COLUMN b CHECK (sqlite_version() >= '3')",
+            "would read the state of the connection that uses the object",
+        ),
+    ] {
+        let err = env.refused("attacker", "0.2.0", sql, expected);
+        assert!(err.contains("as plugin attacker's own definition"), "{err}");
+    }
+    // SQLite itself refuses what is not deterministic in generated columns and indexes.
+    for (sql, function) in [
+        (
+            "CREATE TABLE attacker__t (a, b AS (sqlite_version() || a))",
+            "sqlite_version",
+        ),
+        (
+            "CREATE TABLE attacker__t (a); CREATE INDEX attacker__i ON attacker__t (sqlite_version() || a)",
+            "sqlite_version",
+        ),
+        (
+            "CREATE TABLE attacker__t (a); CREATE INDEX attacker__i ON attacker__t (a) WHERE changes() > 0",
+            "non-deterministic functions prohibited",
+        ),
+    ] {
+        env.refused("attacker", "0.2.0", sql, function);
+    }
+    // What honest tables hold: a random key as a default, constraints over the row, one
+    // naming its own table, generated columns, expression and partial indexes.
+    env.applies(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (id BLOB PRIMARY KEY DEFAULT (randomblob(16)),
+             n INTEGER NOT NULL CHECK (n > 0), name TEXT CHECK (length(name) < 100),
+             total AS (n * 2), CHECK (attacker__t.n < 1000)) WITHOUT ROWID;
+         CREATE INDEX attacker__by_name ON attacker__t (lower(name)) WHERE name IS NOT NULL;
+         ALTER TABLE attacker__t ADD COLUMN note TEXT CHECK (note <> '');
+         INSERT INTO attacker__t (n, name) VALUES (1, 'One')",
+    );
+    env.conn()
+        .execute_batch("INSERT INTO attacker__t (n, name) VALUES (2, 'Two')")
+        .unwrap();
+    assert_eq!(
+        env.value::<String>("PRAGMA integrity_check"),
+        "ok".to_string()
+    );
+}
+
+#[test]
+fn a_definition_may_not_end_inside_a_comment() {
+    // `.dump` writes each definition followed by `;`: after a view whose stored text ends
+    // inside an open `/*`, the `;` is in the comment, and a second view's string holding
+    // `*/; INSERT INTO app_users …` became SQL that restoring the dump ran, with the
+    // restorer's rights. A trailing `--` comment joins the next line to the definition.
+    let env = scripted();
+    env.conn()
+        .execute_batch("CREATE TABLE app_users (name TEXT, admin INT DEFAULT 0)")
+        .unwrap();
+    for sql in [
+        "-- each\nCREATE VIEW attacker__v1 AS SELECT 1 AS a /* x",
+        "-- each\nCREATE TABLE attacker__t (a);\n-- next\nCREATE INDEX attacker__i ON attacker__t (a) -- x",
+    ] {
+        env.refused("attacker", "0.2.0", sql, "ends inside a comment");
+    }
+    env.applies(
+        "attacker",
+        "0.2.0",
+        "-- each\nCREATE VIEW attacker__v1 AS SELECT 1 AS a /* closed */\n-- next\n\
+         CREATE VIEW attacker__v2 AS SELECT '*/; INSERT INTO app_users VALUES (''mallory'', 1); -- ' AS a",
+    );
+    // The schema written out and read back, as a restore does, is what it was.
+    let conn = env.conn();
+    let mut dump = String::new();
+    let mut stmt = conn
+        .prepare("SELECT sql FROM sqlite_schema WHERE sql IS NOT NULL AND name LIKE 'attacker__v%' ORDER BY name")
+        .unwrap();
+    for sql in stmt.query_map([], |r| r.get::<_, String>(0)).unwrap() {
+        dump.push_str(&sql.unwrap());
+        dump.push_str(";\n");
+    }
+    let restored = rusqlite::Connection::open_in_memory().unwrap();
+    restored
+        .execute_batch("CREATE TABLE app_users (name TEXT, admin INT DEFAULT 0)")
+        .unwrap();
+    restored.execute_batch(&dump).unwrap();
+    let admins: i64 = restored
+        .query_row("SELECT count(*) FROM app_users", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(admins, 0, "{dump}");
+}

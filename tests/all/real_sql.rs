@@ -240,3 +240,27 @@ fn columns_added_to_strict_tables_and_with_checks() {
     }
     env.ok(&["validate"]);
 }
+
+#[test]
+fn reindex_and_index_pragmas_reach_the_indexes_of_a_plugins_own_constraints() {
+    // SQLite names a UNIQUE or PRIMARY KEY constraint's index `sqlite_autoindex_<table>_<n>`,
+    // and `REINDEX <table>` rebuilds it with the table's others.
+    let env = crate::scripted::scripted();
+    env.applies(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (a UNIQUE, b, PRIMARY KEY (b)) WITHOUT ROWID;
+         CREATE INDEX attacker__by_a ON attacker__t (a);
+         REINDEX attacker__t; REINDEX sqlite_autoindex_attacker__t_1;
+         PRAGMA index_info(sqlite_autoindex_attacker__t_1);
+         PRAGMA index_xinfo('sqlite_autoindex_attacker__t_2')",
+    );
+    env.applies("victim", "0.2.0", "CREATE TABLE victim__t (a UNIQUE)");
+    for sql in [
+        "REINDEX sqlite_autoindex_victim__t_1",
+        "REINDEX victim__t",
+        "PRAGMA index_info(sqlite_autoindex_victim__t_1)",
+    ] {
+        env.refused("attacker", "0.3.0", sql, "attacker");
+    }
+}

@@ -238,6 +238,14 @@ pub(crate) const CONNECTION_FUNCTIONS: &[&str] = &[
     "fts5_source_id",
 ];
 
+/// Functions on [`FUNCTION_ALLOW_LIST`] that give another answer at each call: a plugin's
+/// statements, triggers, views and defaults may call them (a default `randomblob(16)` is a
+/// key), but not a table's CHECK constraint, which SQLite evaluates again whenever it checks
+/// the table (SQLite itself refuses them in generated columns and indexes): the same rows
+/// would pass at one check and fail at the next, an `integrity_check` would report the
+/// database as damaged, and a restore from a dump would lose rows.
+pub(crate) const VOLATILE_FUNCTIONS: &[&str] = &["random", "randomblob"];
+
 /// Functions the connection knows that plugins may not call, each for a reason given above
 /// [`FUNCTION_ALLOW_LIST`]. Only the test that classifies every function reads this list.
 #[cfg(test)]
@@ -593,7 +601,13 @@ fn check_action(
             st.ddl = Ddl::AlterOrDrop;
             own("virtual table", table_name)
         }
-        Reindex { index_name } => own("index", index_name),
+        Reindex { index_name } => {
+            if scope.owns_index(index_name) {
+                Ok(())
+            } else {
+                Err(scope.outside("index", index_name))
+            }
+        }
         Insert { table_name } | Delete { table_name } | Update { table_name, .. } => {
             if is_schema_table(table_name) {
                 Ok(())
@@ -687,6 +701,11 @@ fn check_action(
                     "function {function_name}() would read the state of the connection that \
                      uses the object (the application's)"
                 ))
+            } else if scope.definition && VOLATILE_FUNCTIONS.iter().any(|f| eq(f, function_name)) {
+                Err(format!(
+                    "function {function_name}() gives another answer at each call, and SQLite \
+                     evaluates a table's constraints again whenever it checks the table"
+                ))
             } else if FUNCTION_ALLOW_LIST.iter().any(|f| eq(f, function_name)) {
                 Ok(())
             } else {
@@ -715,6 +734,12 @@ fn check_action(
                     ))
                 }
                 Some(object) if allowed && scope.owns(unquote(object)) => Ok(()),
+                Some(object)
+                    if (eq(pragma_name, "index_info") || eq(pragma_name, "index_xinfo"))
+                        && scope.owns_index(unquote(object)) =>
+                {
+                    Ok(())
+                }
                 None if INTERNAL_PRAGMAS.iter().any(|p| eq(p, pragma_name)) => Ok(()),
                 _ => Err(format!(
                     "PRAGMA {pragma_name} is not available to plugins (allowed: {} on the \

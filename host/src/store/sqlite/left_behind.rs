@@ -33,6 +33,29 @@ impl SqliteBackend {
         owned: &[SchemaObject],
         changed: &[(&str, &SchemaObject)],
     ) -> Result<(), String> {
+        for (what, o) in changed {
+            if *what != "dropped" {
+                ends_where_it_seems(o)?;
+            }
+        }
+        let mut definition = scope.without_reads();
+        definition.stored = true;
+        for (what, o) in changed {
+            if *what == "dropped" || o.schema != "main" || !scope.owns(&o.name) {
+                continue;
+            }
+            if o.kind == "index"
+                && let Some(probe) = index_probe(o)
+            {
+                self.probe_definition(&definition, o, &probe)?;
+            } else if o.kind == "table"
+                && let Some(probe) = self.table_probe(o)?
+            {
+                let mut checks = definition.clone();
+                checks.definition = true;
+                self.probe_definition(&checks, o, &probe)?;
+            }
+        }
         let mut objects: Vec<&SchemaObject> = owned
             .iter()
             .filter(|o| o.kind == "trigger" || o.kind == "view")
@@ -95,6 +118,71 @@ impl SqliteBackend {
                 .iter()
                 .try_for_each(|o| backend.probe(&reach, o, "SQLite's default"))
         })
+    }
+
+    /// Compiles `probe`, a table's or index's definition made again (see
+    /// [`SqliteBackend::table_probe`], [`index_probe`]), under `scope`: SQLite resolves the functions of a table's
+    /// CHECK constraints and generated columns, and of an index's expressions, only when it
+    /// creates them, then under the plugin's step's rules, which are not those of what it
+    /// leaves behind.
+    fn probe_definition(
+        &self,
+        scope: &Scope,
+        object: &SchemaObject,
+        probe: &str,
+    ) -> Result<(), String> {
+        self.auth.set_scope(Some(scope.clone()));
+        let compiled = self.conn.prepare(probe).map(drop);
+        let denial = self.take_denial();
+        self.auth.set_scope(None);
+        compiled.map_err(|e| {
+            let reason = denial.unwrap_or_else(|| super::uniform_message(scope, &e.to_string()));
+            format!(
+                "{} {:?} does not compile as plugin {}'s own definition: {reason}; its \
+                 constraints, generated columns and expressions may call only functions that \
+                 give the same answer on any connection, each time",
+                object.kind, object.name, scope.plugin
+            )
+        })
+    }
+
+    /// A table's CHECK constraints and generated columns on a temporary table of the same
+    /// name and columns (a temporary table may share a table's name, and a constraint may
+    /// name its table), without its defaults, which may call what they do not (a key from
+    /// `randomblob(16)`): SQLite resolves their functions again. `None`: no such
+    /// expression (or a virtual table).
+    fn table_probe(&self, table: &SchemaObject) -> Result<Option<String>, String> {
+        let Some(sql) = table.sql.as_deref() else {
+            return Ok(None);
+        };
+        if sql_text::is_virtual_table(sql) {
+            return Ok(None);
+        }
+        let expressions = checked_expressions(sql);
+        if expressions.is_empty() {
+            return Ok(None);
+        }
+        let columns: Vec<String> = self
+            .conn
+            .prepare_cached("SELECT name FROM pragma_table_xinfo(?1, 'main')")
+            .and_then(|mut s| {
+                s.query_map([&table.name], |r| r.get::<_, String>(0))?
+                    .collect()
+            })
+            .map_err(|e| format!("cannot read the columns of {}: {e}", table.name))?;
+        let mut definition: Vec<String> = columns.iter().map(|c| quote(c)).collect();
+        // Columns first, then table constraints.
+        for (i, (_, expression)) in expressions.iter().enumerate().filter(|(_, e)| !e.0) {
+            definition.push(format!("{} AS ({expression})", quote(&format!("\u{1}{i}"))));
+        }
+        for (_, expression) in expressions.iter().filter(|e| e.0) {
+            definition.push(format!("CHECK ({expression})"));
+        }
+        Ok(Some(format!(
+            "CREATE TEMP TABLE {} ({})",
+            quote(&table.name),
+            definition.join(", ")
+        )))
     }
 
     /// A table the step created or changed: a virtual table's module and options, a plain
@@ -435,4 +523,90 @@ pub(super) fn check_virtual_table(scope: &Scope, name: &str, sql: &str) -> Resul
         }
     }
     Ok(())
+}
+
+/// Refuses an object whose stored text ends inside a comment (`/* …` left open, or `-- …`):
+/// `.dump` and other tools write each definition followed by `;`, which would then be part of
+/// the comment, and what follows in the dump (another definition of the plugin's, holding
+/// `*/` and SQL in a string) part of this one: restoring the dump would run it, with the
+/// restorer's rights. Decided by SQLite's own reading of statement ends (`sqlite3_complete`).
+fn ends_where_it_seems(object: &SchemaObject) -> Result<(), String> {
+    let Some(sql) = object.sql.as_deref() else {
+        return Ok(());
+    };
+    let complete = std::ffi::CString::new(format!("{sql};"))
+        // SAFETY: a NUL-terminated string that lives across the call.
+        .map(|text| unsafe { rusqlite::ffi::sqlite3_complete(text.as_ptr()) } == 1)
+        .unwrap_or(false);
+    if complete {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} {:?} ends inside a comment: tools that write the schema out (`.dump`) put \
+             `;` after each definition, which would fall inside it and join what follows to \
+             this definition; end it with its last token",
+            object.kind, object.name
+        ))
+    }
+}
+
+/// The expressions of a table's CHECK constraints (`true`) and generated columns (`false`),
+/// read at the column definitions' level (a `CAST(… AS …)` inside one is not another), as
+/// text.
+fn checked_expressions(sql: &str) -> Vec<(bool, &str)> {
+    let mut out = Vec::new();
+    let mut t = sql_text::Tokens::new(sql);
+    let mut depth = 0usize;
+    // At depth 1, the word before a `(`: CHECK or AS open an expression.
+    let mut opens: Option<bool> = None;
+    // Where the expression being read starts, and whether it is a CHECK's.
+    let mut reading: Option<(bool, usize)> = None;
+    let mut before = 0;
+    while let Some(token) = t.next() {
+        match token {
+            Token::Punct('(') => {
+                depth += 1;
+                if depth == 2
+                    && let Some(check) = opens
+                {
+                    reading = Some((check, t.offset()));
+                }
+            }
+            Token::Punct(')') => {
+                if depth == 2
+                    && let Some((check, start)) = reading.take()
+                {
+                    out.push((check, &sql[start..before]));
+                }
+                depth = depth.saturating_sub(1);
+            }
+            _ => {}
+        }
+        opens = (depth == 1)
+            .then(|| {
+                (token.is_word("check") || token.is_word("as")).then(|| token.is_word("check"))
+            })
+            .flatten();
+        before = t.offset();
+    }
+    out
+}
+
+/// An index's definition under a name of the plugin's own that no object has: SQLite
+/// resolves its expressions' functions again. `None`: an index SQLite made.
+fn index_probe(object: &SchemaObject) -> Option<String> {
+    let sql = object.sql.as_deref()?;
+    let mut t = sql_text::Tokens::new(sql);
+    let mut before = t.offset();
+    while let Some(token) = t.next() {
+        if token.is_word("on") {
+            return Some(format!(
+                "CREATE INDEX main.{}{}",
+                quote(&format!("{}\u{1}definition", object.name)),
+                &sql[before..]
+            ));
+        }
+        before = t.offset();
+    }
+    None
 }

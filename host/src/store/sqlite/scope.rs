@@ -21,6 +21,12 @@ pub(crate) struct Scope {
     /// default), which runs later on the connection of whoever uses it: functions that read
     /// that connection's state are refused.
     pub stored: bool,
+    /// What is compiled is a table's or an index's definition: its CHECK constraints,
+    /// generated columns and index expressions, which SQLite evaluates again whenever it
+    /// checks or rebuilds them (`integrity_check`, `REINDEX`, a restore from a dump), so they
+    /// must give the same answer each time: functions that give another at each call are
+    /// refused too.
+    pub definition: bool,
 }
 
 impl Scope {
@@ -35,6 +41,7 @@ impl Scope {
             reads: granted_reads.iter().map(|p| namespace(p)).collect(),
             table_functions_shadowed: false,
             stored: false,
+            definition: false,
         }
     }
 
@@ -60,6 +67,16 @@ impl Scope {
 
     pub(crate) fn owns(&self, object: &str) -> bool {
         starts_with_ignore_case(object, &self.own)
+    }
+
+    /// An index of the plugin's: one it named, or one SQLite made for a `UNIQUE` or
+    /// `PRIMARY KEY` constraint of its table (`sqlite_autoindex_<table>_<n>`).
+    pub(crate) fn owns_index(&self, index: &str) -> bool {
+        const AUTO: &str = "sqlite_autoindex_";
+        self.owns(index)
+            || (starts_with_ignore_case(index, AUTO)
+                && index.is_char_boundary(AUTO.len())
+                && self.owns(&index[AUTO.len()..]))
     }
 
     pub(crate) fn may_read(&self, table: &str) -> bool {

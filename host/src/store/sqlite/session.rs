@@ -354,7 +354,13 @@ impl SqliteBackend {
         sql_text::find_in_statements(sql, |statement| {
             sql_text::named_objects(statement)
                 .into_iter()
-                .find(|(_, name)| !scope.owns(name))
+                .find(|(kind, name)| {
+                    !if *kind == "table or index" {
+                        scope.owns_index(name)
+                    } else {
+                        scope.owns(name)
+                    }
+                })
         })
         .map(|(kind, name)| {
             SqlError::AccessDenied(if name.is_empty() {

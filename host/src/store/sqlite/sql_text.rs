@@ -53,6 +53,11 @@ impl<'a> Tokens<'a> {
     pub(crate) fn new(sql: &'a str) -> Self {
         Tokens { sql, at: 0 }
     }
+
+    /// Where in the text the token last read ends (0 before the first).
+    pub(crate) fn offset(&self) -> usize {
+        self.at
+    }
 }
 
 impl Iterator for Tokens<'_> {
