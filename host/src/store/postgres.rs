@@ -581,6 +581,14 @@ impl PgBackend {
         false
     }
 
+    /// [`Self::step_landed`] of the step that `landmark` (its version and start) finds.
+    fn landed(&mut self, plugin: &str, landmark: &Option<(Param, Param)>) -> Result<bool> {
+        match landmark {
+            Some((version, started)) => self.step_landed(plugin, version.clone(), started.clone()),
+            None => Ok(false),
+        }
+    }
+
     /// Whether the ledger holds the successful step of `plugin` at `version` that began at
     /// `started` (ms): its commit landed.
     fn step_landed(&mut self, plugin: &str, version: Param, started: Param) -> Result<bool> {
@@ -941,13 +949,25 @@ impl Backend for PgBackend {
                                 // and with it the transaction and its locks. A commit the
                                 // server had begun ends all the same (it holds off the end
                                 // of the process until it is done, writing notifications
-                                // included): once the session is gone, the ledger tells.
+                                // included): once the session is gone, the ledger tells. It
+                                // tells before, too, once the commit's record is written:
+                                // what the server does after it (applying the session's
+                                // LISTENs, which no one can interrupt) may take hours, and
+                                // the step has committed all the same.
                                 let pid = p.session.pid;
-                                let gone = self.terminate(&plugin) || self.ended(pid);
-                                if gone
-                                    && let Some((version, started)) = landmark
-                                    && self.step_landed(&plugin, version, started)?
-                                {
+                                let terminated = self.terminate(&plugin);
+                                if !terminated && self.landed(&plugin, &landmark)? {
+                                    tracing::warn!(
+                                        plugin,
+                                        pid,
+                                        "the step committed, more than a second past its \
+                                         deadline; its server process is still at work after \
+                                         the commit"
+                                    );
+                                    return Ok(());
+                                }
+                                let gone = terminated || self.ended(pid);
+                                if gone && self.landed(&plugin, &landmark)? {
                                     tracing::warn!(
                                         plugin,
                                         "the step committed, more than a second past its deadline"
