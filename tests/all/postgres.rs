@@ -234,6 +234,30 @@ impl Pg {
 }
 
 #[test]
+fn a_step_may_lock_its_own_tables_and_set_its_constraints() {
+    // What migrations write around a rebuild: the table locked for the step, a deferrable
+    // key's checks deferred, then made immediate. Privileges govern the lock (another
+    // plugin's table is not the plugin's to lock), and both end with the step's transaction.
+    let pg = scripted();
+    pg.refused(
+        "LOCK TABLE victim.victim__secret IN ACCESS SHARE MODE",
+        "permission denied",
+    );
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (x int PRIMARY KEY);
+         LOCK TABLE attacker__t IN ACCESS EXCLUSIVE MODE;
+         SET CONSTRAINTS ALL DEFERRED;
+         INSERT INTO attacker__t VALUES (1);
+         SET CONSTRAINTS ALL IMMEDIATE",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    assert_eq!(pg.rows("SELECT x FROM attacker.attacker__t"), ["1"]);
+}
+
+#[test]
 fn a_plugin_cannot_become_another_role_or_end_the_transaction() {
     let pg = scripted();
     for (attack, expected) in [

@@ -9,10 +9,11 @@
 
 /// The statements a plugin's SQL may start with. Transaction control (`BEGIN`, `COMMIT`,
 /// `SAVEPOINT`, `PREPARE TRANSACTION`), session state (`SET`, `RESET`, `DISCARD`, `LISTEN`,
-/// `NOTIFY`), `COPY` and utility commands are not among them.
+/// `NOTIFY`), `COPY` and utility commands are not among them. `LOCK` is: the table's
+/// privileges govern it, and the lock ends with the step's transaction.
 const ALLOWED: &[&str] = &[
     "SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES", "TABLE", "MERGE", "CREATE", "ALTER",
-    "DROP", "COMMENT", "TRUNCATE", "DO", "CALL", "REFRESH", "ANALYZE",
+    "DROP", "COMMENT", "TRUNCATE", "DO", "CALL", "REFRESH", "ANALYZE", "LOCK",
 ];
 
 /// What follows `ALTER` that a plugin may not change: roles and their settings, default
@@ -45,6 +46,11 @@ pub(super) fn check_kind(sql: &str) -> Result<String, String> {
     if first == "(" {
         return Ok(first);
     }
+    // `SET CONSTRAINTS` is of the step's transaction alone, whose deferred checks the host
+    // makes immediate at the end of the plugin's turn.
+    if first == "SET" && words.clone().next().as_deref() == Some("CONSTRAINTS") {
+        return Ok(first);
+    }
     if !ALLOWED.contains(&first.as_str()) {
         return Err(format!(
             "a plugin's statement may not be {first} (allowed: {}); wasmig runs each step in \
@@ -69,6 +75,7 @@ pub(super) fn changes_rows(kind: &str) -> bool {
 
 /// The words of a statement, upper-cased, skipping comments and whitespace; a punctuation
 /// character is a word of its own.
+#[derive(Clone)]
 struct Words<'a> {
     rest: &'a str,
 }
@@ -277,7 +284,11 @@ mod tests {
     fn kinds() {
         assert!(check_kind("  -- x\n/* a /* b */ */ create table t (x int)").is_ok());
         assert!(check_kind("(select 1)").is_ok());
+        assert!(check_kind("LOCK TABLE t IN ACCESS EXCLUSIVE MODE").is_ok());
+        assert!(check_kind("set /* x */ constraints all deferred").is_ok());
         for refused in [
+            "set local statement_timeout = 0",
+            "set session authorization postgres",
             "COMMIT",
             "begin",
             "end",
