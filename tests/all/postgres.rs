@@ -1502,7 +1502,10 @@ fn another_sessions_temporary_code_stops_steps_only_while_something_permanent_us
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("plugin attacker migration 0.4.0"), "{err}");
-    assert!(err.contains("changed while"), "{err}");
+    assert!(
+        err.contains("plugin victim's functions changed while"),
+        "{err}"
+    );
     assert_eq!(
         pg.rows("SELECT count(*) FROM pg_class WHERE relname = 'attacker__v'"),
         ["0"]
@@ -2358,7 +2361,7 @@ fn another_plugins_code_changed_while_a_step_runs_rolls_the_step_back() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(
-        err.contains("another plugin's functions changed while the step ran"),
+        err.contains("plugin victim's functions changed while the step ran"),
         "{err}"
     );
     assert_eq!(pg.rows("SELECT x FROM reader.reader__secret"), ["hush"]);

@@ -1235,7 +1235,8 @@ pub(super) fn functions() -> String {
            END;
          END LOOP;
          IF wasmig.others_changed() THEN
-           RETURN NEXT '!' || {OTHERS_CHANGED};
+           RETURN NEXT '!' || pg_catalog.format({OTHERS_CHANGED},
+             coalesce('plugin ' || wasmig.others_changed_by(), 'another plugin'));
          END IF;
          RETURN QUERY SELECT '+' || x FROM ({granted}) q(x);
          IF pg_catalog.current_setting('track_counts') <> 'on' OR {wrote_authid} THEN
@@ -1296,10 +1297,12 @@ fn wrote(catalog: &str) -> String {
 }
 
 /// Why a step is refused when another plugin's functions changed while it ran (outside any
-/// step: only a plugin's own code, fired by the application, changes them then).
-const OTHERS_CHANGED: &str = "'another plugin''s functions changed while the step ran (a grant, \
-     whose rights one runs with, a new one): its code could have run with this plugin''s \
-     rights; run the step again'";
+/// step: only a plugin's own code, fired by the application, changes them then); `%s`: which
+/// plugin.
+const OTHERS_CHANGED: &str = "'%s''s functions changed while the step ran (any change: a \
+     grant, whose rights one runs with, a new one, even one that changes neither, cannot be \
+     told from one made and put back): its code could have run with this plugin''s rights; \
+     run the step again'";
 
 /// Calls of the guard's functions, and their signatures for `GRANT EXECUTE`.
 pub(super) const CALL_OWNED: &str = "SELECT * FROM wasmig.guard_owned($1)";

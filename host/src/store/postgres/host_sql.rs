@@ -247,24 +247,29 @@ CREATE OR REPLACE FUNCTION wasmig.others_code(me name) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 BEGIN
+    -- `<plugin>=<digest>` for each plugin, so that a change can be told by whom.
     RETURN (WITH ns AS (
-        SELECT n.oid, n.xmin FROM pg_namespace n
-         WHERE n.nspowner IN (SELECT r.oid FROM wasmig.plugin_role w
-                                JOIN pg_roles r ON r.rolname = w.role WHERE w.role <> me)
+        SELECT n.oid, n.xmin, w.plugin FROM pg_namespace n
+          JOIN pg_roles r ON r.oid = n.nspowner
+          JOIN wasmig.plugin_role w ON w.role = r.rolname
+         WHERE w.role <> me
     )
-    SELECT coalesce(md5(string_agg(x, ',' ORDER BY x)), '') FROM (
-        SELECT 'f' || p.oid::text || ':' || p.xmin::text
-          FROM wasmig.others_functions(me) o JOIN pg_proc p ON p.oid = o.fn
-        UNION ALL
-        SELECT 'n' || ns.oid::text || ':' || ns.xmin::text FROM ns
-        UNION ALL
-        SELECT 'r' || c.oid::text || ':' || c.xmin::text
-          FROM ns
-          JOIN pg_depend d ON d.refclassid = 'pg_namespace'::regclass AND d.refobjid = ns.oid
-                          AND d.classid = 'pg_class'::regclass
-          JOIN pg_class c ON c.oid = d.objid
-         WHERE has_schema_privilege(me, ns.oid, 'USAGE')
-    ) q(x));
+    SELECT coalesce(string_agg(plugin || '=' || digest, ',' ORDER BY plugin), '') FROM (
+        SELECT plugin, md5(string_agg(x, ',' ORDER BY x)) AS digest FROM (
+            SELECT o.plugin, 'f' || p.oid::text || ':' || p.xmin::text
+              FROM wasmig.others_functions(me) o JOIN pg_proc p ON p.oid = o.fn
+            UNION ALL
+            SELECT ns.plugin, 'n' || ns.oid::text || ':' || ns.xmin::text FROM ns
+            UNION ALL
+            SELECT ns.plugin, 'r' || c.oid::text || ':' || c.xmin::text
+              FROM ns
+              JOIN pg_depend d ON d.refclassid = 'pg_namespace'::regclass AND d.refobjid = ns.oid
+                              AND d.classid = 'pg_class'::regclass
+              JOIN pg_class c ON c.oid = d.objid
+             WHERE has_schema_privilege(me, ns.oid, 'USAGE')
+        ) q(plugin, x)
+        GROUP BY plugin
+    ) per);
 END
 $$;
 REVOKE ALL ON FUNCTION wasmig.others_code(name) FROM PUBLIC;
@@ -744,6 +749,35 @@ END
 $$;
 REVOKE ALL ON FUNCTION wasmig.others_changed() FROM PUBLIC;
 
+-- Which plugins others_changed() found changed, for the step's error: those whose record
+-- differs from step_begin's, and those with a function that take_back_others would take
+-- back; NULL when none.
+CREATE OR REPLACE FUNCTION wasmig.others_changed_by() RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan SET jit = off AS $$
+DECLARE
+    was text;
+BEGIN
+    SELECT s.others INTO was FROM wasmig.step_token s WHERE s.xid = pg_current_xact_id();
+    RETURN (SELECT string_agg(DISTINCT c.plugin, ', ' ORDER BY c.plugin) FROM (
+        SELECT coalesce(a.plugin, b.plugin) AS plugin
+          FROM (SELECT split_part(e, '=', 1) AS plugin, split_part(e, '=', 2) AS digest
+                  FROM unnest(string_to_array(was, ',')) e) a
+          FULL JOIN (SELECT split_part(e, '=', 1) AS plugin, split_part(e, '=', 2) AS digest
+                       FROM unnest(string_to_array(wasmig.others_code(session_user), ',')) e) b
+            ON a.plugin = b.plugin
+         WHERE a.digest IS DISTINCT FROM b.digest
+        UNION
+        SELECT o.plugin FROM wasmig.others_functions(session_user) o JOIN pg_proc x ON x.oid = o.fn
+         WHERE ((x.prokind IN ('f', 'p') AND NOT x.prosecdef)
+                OR has_function_privilege(session_user, x.oid, 'EXECUTE'))
+           AND NOT (pg_is_other_temp_schema(x.pronamespace)
+                    AND wasmig.used_outside(x.pronamespace) IS NULL)
+    ) c);
+END
+$$;
+REVOKE ALL ON FUNCTION wasmig.others_changed_by() FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION wasmig.record_step(
     p_token text, p_plugin_version text, p_version text, p_description text,
     p_direction text, p_started_at_ms bigint, p_duration_us bigint, p_checksum text,
@@ -836,7 +870,8 @@ REVOKE ALL ON FUNCTION wasmig.statement_check(name[]) FROM PUBLIC;
 /// The functions a plugin role may execute, for `GRANT EXECUTE`.
 pub(super) const PLUGIN_FUNCTIONS: &str = "wasmig.step_begin(), wasmig.record_step(text, text, \
      text, text, text, bigint, bigint, text, text, text, text, text, text), \
-     wasmig.statement_check(name[]), wasmig.others_changed(), wasmig.dry_run_begin()";
+     wasmig.statement_check(name[]), wasmig.others_changed(), wasmig.others_changed_by(), \
+     wasmig.dry_run_begin()";
 
 #[cfg(test)]
 mod tests {
