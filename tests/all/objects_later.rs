@@ -374,26 +374,40 @@ fn a_tables_constraints_and_an_indexs_expressions_answer_alike_on_any_connection
     // restore from a dump; one over `changes()` or `sqlite_version()` decided by the
     // application's connection and its SQLite build.
     let env = scripted();
-    for (sql, expected) in [
+    for (sql, function) in [
         (
             "CREATE TABLE attacker__t (a, CHECK (random() > 0))",
-            "function random() gives another answer at each call",
+            "random",
         ),
         (
             "CREATE TABLE attacker__t (a CHECK (length(randomblob(4)) = 4 AND a > 0))",
-            "function randomblob() gives another answer at each call",
+            "randomblob",
         ),
         (
             "CREATE TABLE attacker__t (a CHECK (changes() < 2))",
-            "would read the state of the connection that uses the object",
+            "changes",
         ),
         (
             "CREATE TABLE attacker__t (a); ALTER TABLE attacker__t ADD COLUMN b CHECK (sqlite_version() >= '3')",
-            "would read the state of the connection that uses the object",
+            "sqlite_version",
+        ),
+        // A hex number that ends where a comment starts: read as `0xe-` and a string, the
+        // constraint after it looked like text.
+        (
+            "CREATE TABLE attacker__t (x INTEGER DEFAULT (0xe--'\n), y CHECK (random() > 0) --'\n)",
+            "random",
         ),
     ] {
-        let err = env.refused("attacker", "0.2.0", sql, expected);
-        assert!(err.contains("as plugin attacker's own definition"), "{err}");
+        let err = env.refused(
+            "attacker",
+            "0.2.0",
+            sql,
+            &format!("table \"attacker__t\"'s constraints call {function}()"),
+        );
+        assert!(
+            err.contains("SQLite evaluates a table's constraints again"),
+            "{err}"
+        );
     }
     // SQLite itself refuses what is not deterministic in generated columns and indexes.
     for (sql, function) in [
@@ -474,4 +488,30 @@ fn a_definition_may_not_end_inside_a_comment() {
         .query_row("SELECT count(*) FROM app_users", [], |r| r.get(0))
         .unwrap();
     assert_eq!(admins, 0, "{dump}");
+}
+
+#[test]
+fn a_plugins_objects_have_plain_names() {
+    // Python's `iterdump` puts a table's name inside a string literal of the query it
+    // builds: a `'` in the name ended the literal, and the rest of the name wrote a line of
+    // the dump that restoring it ran (another admin in the application's users).
+    let env = scripted();
+    for sql in [
+        "CREATE TABLE \"attacker__q' || char(59) || '\" (a)",
+        "CREATE TABLE \"attacker__a b\" (a)",
+        "CREATE TABLE attacker__t (a); CREATE INDEX \"attacker__i;\" ON attacker__t (a)",
+        "CREATE VIEW \"attacker__v\nx\" AS SELECT 1 AS a",
+    ] {
+        env.refused(
+            "attacker",
+            "0.2.0",
+            sql,
+            "a plugin's objects have plain names",
+        );
+    }
+    env.applies(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__données_2 (a); CREATE TABLE \"attacker__Mixed$Case\" (a)",
+    );
 }

@@ -701,11 +701,6 @@ fn check_action(
                     "function {function_name}() would read the state of the connection that \
                      uses the object (the application's)"
                 ))
-            } else if scope.definition && VOLATILE_FUNCTIONS.iter().any(|f| eq(f, function_name)) {
-                Err(format!(
-                    "function {function_name}() gives another answer at each call, and SQLite \
-                     evaluates a table's constraints again whenever it checks the table"
-                ))
             } else if FUNCTION_ALLOW_LIST.iter().any(|f| eq(f, function_name)) {
                 Ok(())
             } else {

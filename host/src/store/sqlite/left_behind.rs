@@ -15,7 +15,7 @@
 
 use super::Scope;
 use super::SqliteBackend;
-use super::authorizer::VTAB_MODULES;
+use super::authorizer::{CONNECTION_FUNCTIONS, VOLATILE_FUNCTIONS, VTAB_MODULES};
 use super::schema_check::SchemaObject;
 use super::sql_text::{self, Token};
 use rusqlite::config::DbConfig;
@@ -36,6 +36,7 @@ impl SqliteBackend {
         for (what, o) in changed {
             if *what != "dropped" {
                 ends_where_it_seems(o)?;
+                plain_name(o)?;
             }
         }
         let mut definition = scope.without_reads();
@@ -49,11 +50,11 @@ impl SqliteBackend {
             {
                 self.probe_definition(&definition, o, &probe)?;
             } else if o.kind == "table"
-                && let Some(probe) = self.table_probe(o)?
+                && !sql_text::is_virtual_table(o.sql.as_deref().unwrap_or_default())
+                // A module's own storage, which it alone writes, holds no expression.
+                && !self.is_shadow(o)?
             {
-                let mut checks = definition.clone();
-                checks.definition = true;
-                self.probe_definition(&checks, o, &probe)?;
+                self.check_constraint_calls(scope, o)?;
             }
         }
         let mut objects: Vec<&SchemaObject> = owned
@@ -120,11 +121,10 @@ impl SqliteBackend {
         })
     }
 
-    /// Compiles `probe`, a table's or index's definition made again (see
-    /// [`SqliteBackend::table_probe`], [`index_probe`]), under `scope`: SQLite resolves the functions of a table's
-    /// CHECK constraints and generated columns, and of an index's expressions, only when it
-    /// creates them, then under the plugin's step's rules, which are not those of what it
-    /// leaves behind.
+    /// Compiles `probe`, an index's definition made again under another name (see
+    /// [`index_probe`]), under `scope`: SQLite resolves the functions of an index's
+    /// expressions only when it creates it, then under the plugin's step's rules, which are
+    /// not those of what it leaves behind.
     fn probe_definition(
         &self,
         scope: &Scope,
@@ -139,50 +139,39 @@ impl SqliteBackend {
             let reason = denial.unwrap_or_else(|| super::uniform_message(scope, &e.to_string()));
             format!(
                 "{} {:?} does not compile as plugin {}'s own definition: {reason}; its \
-                 constraints, generated columns and expressions may call only functions that \
-                 give the same answer on any connection, each time",
+                 expressions may call only functions that give the same answer on any \
+                 connection",
                 object.kind, object.name, scope.plugin
             )
         })
     }
 
-    /// A table's CHECK constraints and generated columns on a temporary table of the same
-    /// name and columns (a temporary table may share a table's name, and a constraint may
-    /// name its table), without its defaults, which may call what they do not (a key from
-    /// `randomblob(16)`): SQLite resolves their functions again. `None`: no such
-    /// expression (or a virtual table).
-    fn table_probe(&self, table: &SchemaObject) -> Result<Option<String>, String> {
-        let Some(sql) = table.sql.as_deref() else {
-            return Ok(None);
-        };
-        if sql_text::is_virtual_table(sql) {
-            return Ok(None);
-        }
-        let expressions = checked_expressions(sql);
-        if expressions.is_empty() {
-            return Ok(None);
-        }
-        let columns: Vec<String> = self
-            .conn
-            .prepare_cached("SELECT name FROM pragma_table_xinfo(?1, 'main')")
-            .and_then(|mut s| {
-                s.query_map([&table.name], |r| r.get::<_, String>(0))?
-                    .collect()
+    /// Refuses a table whose CHECK constraints or generated columns call a function on
+    /// [`CONNECTION_FUNCTIONS`] or [`VOLATILE_FUNCTIONS`], as SQLite's program of an insert
+    /// into it says (see [`SqliteBackend::constraint_calls`]).
+    fn check_constraint_calls(&self, scope: &Scope, table: &SchemaObject) -> Result<(), String> {
+        let calls = self.constraint_calls(scope, &table.name)?;
+        let called = |f: &&str| {
+            calls.iter().any(|call| {
+                call.split('(')
+                    .next()
+                    .is_some_and(|name| name.eq_ignore_ascii_case(f))
             })
-            .map_err(|e| format!("cannot read the columns of {}: {e}", table.name))?;
-        let mut definition: Vec<String> = columns.iter().map(|c| quote(c)).collect();
-        // Columns first, then table constraints.
-        for (i, (_, expression)) in expressions.iter().enumerate().filter(|(_, e)| !e.0) {
-            definition.push(format!("{} AS ({expression})", quote(&format!("\u{1}{i}"))));
+        };
+        match CONNECTION_FUNCTIONS
+            .iter()
+            .chain(VOLATILE_FUNCTIONS)
+            .find(|f| called(f))
+        {
+            Some(function) => Err(format!(
+                "table {:?}'s constraints call {function}(), which gives another answer on \
+                 another connection or at another call, and SQLite evaluates a table's \
+                 constraints again whenever it checks the table; a CHECK constraint may call \
+                 only functions that give the same answer on any connection, each time",
+                table.name
+            )),
+            None => Ok(()),
         }
-        for (_, expression) in expressions.iter().filter(|e| e.0) {
-            definition.push(format!("CHECK ({expression})"));
-        }
-        Ok(Some(format!(
-            "CREATE TEMP TABLE {} ({})",
-            quote(&table.name),
-            definition.join(", ")
-        )))
     }
 
     /// A table the step created or changed: a virtual table's module and options, a plain
@@ -550,48 +539,6 @@ fn ends_where_it_seems(object: &SchemaObject) -> Result<(), String> {
     }
 }
 
-/// The expressions of a table's CHECK constraints (`true`) and generated columns (`false`),
-/// read at the column definitions' level (a `CAST(… AS …)` inside one is not another), as
-/// text.
-fn checked_expressions(sql: &str) -> Vec<(bool, &str)> {
-    let mut out = Vec::new();
-    let mut t = sql_text::Tokens::new(sql);
-    let mut depth = 0usize;
-    // At depth 1, the word before a `(`: CHECK or AS open an expression.
-    let mut opens: Option<bool> = None;
-    // Where the expression being read starts, and whether it is a CHECK's.
-    let mut reading: Option<(bool, usize)> = None;
-    let mut before = 0;
-    while let Some(token) = t.next() {
-        match token {
-            Token::Punct('(') => {
-                depth += 1;
-                if depth == 2
-                    && let Some(check) = opens
-                {
-                    reading = Some((check, t.offset()));
-                }
-            }
-            Token::Punct(')') => {
-                if depth == 2
-                    && let Some((check, start)) = reading.take()
-                {
-                    out.push((check, &sql[start..before]));
-                }
-                depth = depth.saturating_sub(1);
-            }
-            _ => {}
-        }
-        opens = (depth == 1)
-            .then(|| {
-                (token.is_word("check") || token.is_word("as")).then(|| token.is_word("check"))
-            })
-            .flatten();
-        before = t.offset();
-    }
-    out
-}
-
 /// An index's definition under a name of the plugin's own that no object has: SQLite
 /// resolves its expressions' functions again. `None`: an index SQLite made.
 fn index_probe(object: &SchemaObject) -> Option<String> {
@@ -609,4 +556,24 @@ fn index_probe(object: &SchemaObject) -> Option<String> {
         before = t.offset();
     }
     None
+}
+
+/// Refuses an object whose name is not a plain identifier (letters and digits, any
+/// script's, `_`, `$`): tools that write the schema out build SQL around the names
+/// SQLite stores, not all of them quoting every character (Python's `iterdump` put a table
+/// name inside a string literal, so a `'` in it ended the literal and the rest of the name
+/// became SQL of the dump). Checked on the name SQLite stores.
+fn plain_name(object: &SchemaObject) -> Result<(), String> {
+    match object
+        .name
+        .chars()
+        .find(|&c| !(c.is_alphanumeric() || c == '_' || c == '$'))
+    {
+        None => Ok(()),
+        Some(c) => Err(format!(
+            "{} {:?} has {c:?} in its name: a plugin's objects have plain names (letters, \
+             digits, `_`, `$`), which tools that write the schema out do not need to quote",
+            object.kind, object.name
+        )),
+    }
 }

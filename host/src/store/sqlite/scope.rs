@@ -21,12 +21,6 @@ pub(crate) struct Scope {
     /// default), which runs later on the connection of whoever uses it: functions that read
     /// that connection's state are refused.
     pub stored: bool,
-    /// What is compiled is a table's or an index's definition: its CHECK constraints,
-    /// generated columns and index expressions, which SQLite evaluates again whenever it
-    /// checks or rebuilds them (`integrity_check`, `REINDEX`, a restore from a dump), so they
-    /// must give the same answer each time: functions that give another at each call are
-    /// refused too.
-    pub definition: bool,
 }
 
 impl Scope {
@@ -41,7 +35,6 @@ impl Scope {
             reads: granted_reads.iter().map(|p| namespace(p)).collect(),
             table_functions_shadowed: false,
             stored: false,
-            definition: false,
         }
     }
 

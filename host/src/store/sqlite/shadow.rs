@@ -327,6 +327,85 @@ impl SqliteBackend {
         }
     }
 
+    /// The functions an insert into the plugin's table `table` calls that its columns'
+    /// defaults do not: its CHECK constraints' and generated columns', as SQLite compiles
+    /// them (the program of an `INSERT` naming every column it may, in the shadow, with the
+    /// table's triggers dropped there first), each as SQLite lists it (`random(0)`). Read
+    /// on SQLite's own program, not on the definition's text. Rolled back in the shadow;
+    /// run with the host's rights.
+    pub(super) fn constraint_calls(
+        &self,
+        scope: &Scope,
+        table: &str,
+    ) -> std::result::Result<Vec<String>, String> {
+        let versions = self
+            .schema_versions()
+            .map_err(|e| format!("cannot read the schema's version: {e}"))?;
+        self.sync_shadow(scope, versions)
+            .map_err(|e| format!("cannot make the plugin's shadow schema: {e}"))?;
+        let shadow = self.shadow.borrow();
+        let Some(shadow) = shadow.as_ref() else {
+            return Err("the plugin's shadow schema is missing".to_string());
+        };
+        let conn = &shadow.conn;
+        let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+        let listed = conn
+            .execute_batch("SAVEPOINT wasmig_constraint_calls")
+            .and_then(|()| {
+                let triggers: Vec<String> = conn
+                    .prepare(
+                        "SELECT name FROM main.sqlite_schema WHERE type = 'trigger' \
+                         AND tbl_name = ?1 COLLATE NOCASE",
+                    )?
+                    .query_map([table], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                for trigger in &triggers {
+                    conn.execute_batch(&format!("DROP TRIGGER main.{}", quote(trigger)))?;
+                }
+                let columns: Vec<String> = conn
+                    .prepare("SELECT name FROM pragma_table_xinfo(?1, 'main') WHERE hidden = 0")?
+                    .query_map([table], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                if columns.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let insert = format!(
+                    "EXPLAIN INSERT INTO main.{} ({}) VALUES ({})",
+                    quote(table),
+                    columns
+                        .iter()
+                        .map(|c| quote(c))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    vec!["NULL"; columns.len()].join(", ")
+                );
+                let mut program = conn.prepare(&insert)?;
+                let calls = program
+                    .query_map([], |r| {
+                        Ok((
+                            r.get::<_, String>("opcode")?,
+                            r.get::<_, Option<String>>("p4")?,
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(calls
+                    .into_iter()
+                    .filter(|(opcode, _)| {
+                        opcode.ends_with("Func") || opcode.starts_with("Function")
+                    })
+                    .filter_map(|(_, p4)| p4)
+                    .collect())
+            });
+        let undone = conn
+            .execute_batch("ROLLBACK TO wasmig_constraint_calls; RELEASE wasmig_constraint_calls");
+        match (listed, undone) {
+            (Ok(calls), Ok(())) => Ok(calls),
+            (Err(e), _) | (_, Err(e)) => Err(format!(
+                "cannot list what table {table:?}'s constraints call: {e}"
+            )),
+        }
+    }
+
     /// Runs `f` with the host's rights, then scopes the authorizer to `scope` again.
     fn as_host<T>(&self, scope: &Scope, f: impl FnOnce() -> T) -> T {
         self.auth.set_scope(None);

@@ -51,6 +51,8 @@ pub(crate) struct Tokens<'a> {
 
 impl<'a> Tokens<'a> {
     pub(crate) fn new(sql: &'a str) -> Self {
+        // SQLite's input ends at its first NUL, inside a comment or a string too.
+        let sql = sql.split('\0').next().unwrap_or_default();
         Tokens { sql, at: 0 }
     }
 
@@ -107,7 +109,8 @@ impl Iterator for Tokens<'_> {
                         i += 1;
                     }
                 }
-                b'/' if b.get(i + 1) == Some(&b'*') => {
+                // `/*` as the text's last two bytes is `/` and `*` to SQLite.
+                b'/' if b.get(i + 1) == Some(&b'*') && i + 2 < b.len() => {
                     i += 2;
                     while i < b.len() && !(b[i] == b'*' && b.get(i + 1) == Some(&b'/')) {
                         i += 1;
@@ -192,14 +195,43 @@ fn is_word_byte(c: u8) -> bool {
     c.is_ascii_alphabetic() || c == b'_' || c == b'$' || c >= 0x80
 }
 
+/// Where a number that starts at `i` (a digit, or `.` before one) ends, as SQLite's tokenizer
+/// reads it (`sqlite3GetToken`): a hex integer ends with its hex digits (`0xe--` is `0xe`,
+/// then a comment); otherwise digits (with `_` between two), a fraction, an exponent whose
+/// sign a digit follows, and then any identifier characters, which make it one (illegal)
+/// token.
 fn skip_number(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() {
-        match b[i] {
-            // An exponent's sign belongs to the number (`1e+3`).
-            b'e' | b'E' if matches!(b.get(i + 1), Some(b'+') | Some(b'-')) => i += 2,
-            c if c.is_ascii_alphanumeric() || c == b'.' || c == b'_' => i += 1,
-            _ => break,
+    let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
+    let digits = |mut i: usize| {
+        while digit(i) || (b.get(i) == Some(&b'_') && digit(i + 1)) {
+            i += 1;
         }
+        i
+    };
+    if b[i] == b'0'
+        && matches!(b.get(i + 1), Some(b'x' | b'X'))
+        && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
+    {
+        i += 3;
+        while b.get(i).is_some_and(u8::is_ascii_hexdigit) {
+            i += 1;
+        }
+        return i;
+    }
+    i = digits(i);
+    if b.get(i) == Some(&b'.') {
+        i = digits(i + 1);
+    }
+    if matches!(b.get(i), Some(b'e' | b'E'))
+        && (digit(i + 1) || (matches!(b.get(i + 1), Some(b'+' | b'-')) && digit(i + 2)))
+    {
+        i = digits(i + 2);
+    }
+    while b
+        .get(i)
+        .is_some_and(|&c| is_word_byte(c) || c.is_ascii_digit())
+    {
+        i += 1;
     }
     i
 }
@@ -588,6 +620,40 @@ mod tests {
                 Token::Number("1.5e+3".into()),
                 Token::Number(".5".into())
             ]
+        );
+    }
+
+    #[test]
+    fn numbers_end_where_sqlites_tokenizer_ends_them() {
+        let numbers = |sql: &str| -> Vec<Token> {
+            tokens(sql)
+                .into_iter()
+                .filter(|t| !matches!(t, Token::Punct(',')))
+                .collect()
+        };
+        // A hex integer ends with its hex digits: what follows `0xe` is a comment, not an
+        // exponent's sign and a string.
+        assert_eq!(
+            numbers("0xe--'\n, 'x'"),
+            [Token::Number("0xe".into()), Token::Text("x".into())]
+        );
+        assert_eq!(
+            numbers("1e-3, 1e-, 1_000.5_0e+1_0, 0x, 7abc"),
+            [
+                Token::Number("1e-3".into()),
+                Token::Number("1e".into()),
+                Token::Other,
+                Token::Number("1_000.5_0e+1_0".into()),
+                Token::Number("0x".into()),
+                Token::Number("7abc".into()),
+            ]
+        );
+        // The input ends at its first NUL, as SQLite's does; `/*` at the very end is no
+        // comment.
+        assert_eq!(numbers("1\0 /* 2"), [Token::Number("1".into())]);
+        assert_eq!(
+            tokens("a /*"),
+            [Token::Word("a".into()), Token::Other, Token::Other]
         );
     }
 
