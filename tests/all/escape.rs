@@ -104,18 +104,22 @@ fn a_plugins_words_reach_the_terminal_without_control_characters() {
         "{log}"
     );
     assert!(!log.contains('\u{202e}'), "{log}");
-    // The same in a dry run's report of what a step would change.
+    // The same in a dry run's report of what a step would change (a name with line breaks
+    // is refused, and named in the report).
     env.script(
         "attacker",
         "0.2.0",
         "CREATE TABLE \"attacker__t\n\nvictim 0.2.0 up:\n  created table victim__fine\" (x)",
         None,
     );
-    let plan = env.ok(&["plan", "attacker@0.2.0"]);
+    let out = env.run(&["plan", "attacker@0.2.0"]);
+    let plan =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(
         !plan.lines().any(|l| l.starts_with("victim 0.2.0 up:")),
         "{plan}"
     );
+    assert!(plan.contains("plain names"), "{plan}");
     for c in ['\u{202e}', '\u{ad}', '\u{3164}', '\u{e0041}', '\u{fe0f}'] {
         let escape = format!("\\u{{{:x}}}", c as u32);
         assert!(err.contains(&escape) && !err.contains(c), "{c:?} in {err}");

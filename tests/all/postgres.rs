@@ -1363,12 +1363,14 @@ fn a_plugins_code_between_its_steps_changes_nothing_of_the_catalog_but_its_own_f
 }
 
 #[test]
-fn another_sessions_temporary_code_stops_steps_only_while_something_permanent_uses_it() {
-    // Fired by the application, the victim's code makes temporary objects in the
-    // application's session: a function that runs as its caller, and a type with a cast to
-    // json through another. wasmig's role cannot take them back there (it may not even name
-    // them), but no other session can reach them either, so other plugins' steps go on. Once
-    // the session gives a permanent object a use of them, the steps are refused, saying why.
+fn another_sessions_temporary_code_stops_steps_only_while_it_can_reach_them() {
+    // Fired by the application, the victim's code makes temporary functions in the
+    // application's session, one of them running as its caller, and other objects there
+    // (a collation, a text search configuration). wasmig's role cannot take them back there
+    // (it may not even name them), but no other session can reach them either, so other
+    // plugins' steps go on. Once the session gives a permanent object a use of them, or
+    // holds a type of the plugin's (which its own statements find by its bare name), the
+    // steps are refused, saying why.
     let pg = scripted();
     pg.script(
         "victim",
@@ -1377,13 +1379,23 @@ fn another_sessions_temporary_code_stops_steps_only_while_something_permanent_us
          CREATE FUNCTION victim__jam() RETURNS trigger LANGUAGE plpgsql AS $f$
          BEGIN
            EXECUTE 'CREATE FUNCTION pg_temp.victim__temp() RETURNS int LANGUAGE sql AS ''SELECT 1''';
+           EXECUTE 'CREATE FUNCTION pg_temp.victim__temp2(int) RETURNS int LANGUAGE sql AS ''SELECT $1''';
+           EXECUTE 'CREATE COLLATION pg_temp.victim__c FROM "C"';
+           EXECUTE 'CREATE TEXT SEARCH CONFIGURATION pg_temp.victim__ts (COPY = simple)';
+           RETURN NEW;
+         END $f$;
+         CREATE TRIGGER victim__trg AFTER INSERT ON victim__t
+           FOR EACH ROW EXECUTE FUNCTION victim__jam();
+         CREATE TABLE victim__u (x int);
+         CREATE FUNCTION victim__typed() RETURNS trigger LANGUAGE plpgsql AS $f$
+         BEGIN
            EXECUTE 'CREATE TYPE pg_temp.victim__tt AS (x int)';
            EXECUTE 'CREATE FUNCTION pg_temp.victim__tj(pg_temp.victim__tt) RETURNS json LANGUAGE sql AS ''SELECT to_json(current_user)''';
            EXECUTE 'CREATE CAST (pg_temp.victim__tt AS json) WITH FUNCTION pg_temp.victim__tj(pg_temp.victim__tt)';
            RETURN NEW;
          END $f$;
-         CREATE TRIGGER victim__trg AFTER INSERT ON victim__t
-           FOR EACH ROW EXECUTE FUNCTION victim__jam()"#,
+         CREATE TRIGGER victim__trg2 AFTER INSERT ON victim__u
+           FOR EACH ROW EXECUTE FUNCTION victim__typed()"#,
         None,
     );
     pg.env.ok(&["up", "victim@0.3.0"]);
@@ -1392,7 +1404,7 @@ fn another_sessions_temporary_code_stops_steps_only_while_something_permanent_us
         .unwrap();
     assert_eq!(
         pg.rows(
-            "SELECT count(*) FROM pg_proc WHERE proname IN ('victim__temp', 'victim__tj') \
+            "SELECT count(*) FROM pg_proc WHERE proname IN ('victim__temp', 'victim__temp2') \
              AND NOT prosecdef AND pg_is_other_temp_schema(pronamespace)"
         ),
         ["2"]
@@ -1415,7 +1427,7 @@ fn another_sessions_temporary_code_stops_steps_only_while_something_permanent_us
     // A permanent table's default that calls the temporary function: the function could run
     // in a step that writes the table.
     app.batch_execute("CREATE TABLE public.app_counter (v int DEFAULT pg_temp.victim__temp())")
-        .unwrap_or_else(|e| panic!("{e:?}"));
+        .unwrap();
     pg.script(
         "attacker",
         "0.3.0",
@@ -1426,7 +1438,7 @@ fn another_sessions_temporary_code_stops_steps_only_while_something_permanent_us
     for part in [
         "cannot begin plugin attacker's step",
         "not applied: attacker 0.3.0",
-        "plugin victim's",
+        "plugin victim's code made the function",
         "in another session's temporary schema",
         "app_counter depends on objects there",
         "until that session ends",
@@ -1435,54 +1447,10 @@ fn another_sessions_temporary_code_stops_steps_only_while_something_permanent_us
         assert!(err.contains(part), "{part:?} in:\n{err}");
     }
     app.batch_execute("DROP TABLE public.app_counter").unwrap();
-
-    // A permanent column of the temporary type: a step reading it as json would run the
-    // victim's cast function with the step's rights.
-    app.batch_execute(
-        "CREATE TABLE public.app_feedback (r victim__tt); \
-         INSERT INTO public.app_feedback VALUES (ROW(1)); \
-         GRANT SELECT ON public.app_feedback TO PUBLIC",
-    )
-    .unwrap();
-    pg.script(
-        "attacker",
-        "0.3.0",
-        "CREATE TABLE attacker__u AS SELECT to_json(f.r) AS j FROM public.app_feedback f",
-        None,
-    );
-    let err = pg.env.fails(&["up", "attacker@0.3.0"]);
-    for part in [
-        "cannot begin plugin attacker's step",
-        "not applied: attacker 0.3.0",
-        "victim__tt to json",
-        "made in another session's temporary schema",
-        "app_feedback depends on objects there",
-        "until that session ends",
-    ] {
-        assert!(err.contains(part), "{part:?} in:\n{err}");
-    }
-    assert_eq!(
-        pg.rows("SELECT count(*) FROM pg_class WHERE relname = 'attacker__u'"),
-        ["0"]
-    );
-    app.batch_execute("DROP TABLE public.app_feedback").unwrap();
-    pg.script(
-        "attacker",
-        "0.3.0",
-        "CREATE TABLE attacker__u (x int)",
-        None,
-    );
     pg.env.ok(&["up", "attacker@0.3.0"]);
 
-    // Made use of while a step runs, they fail that step when it ends: the victim's cast
-    // ran in it, with its rights, and nothing of the step is kept.
-    pg.script(
-        "attacker",
-        "0.4.0",
-        "-- each\nSELECT pg_sleep(4)\n-- next\n\
-         CREATE TABLE attacker__v AS SELECT to_json(f.r) AS j FROM public.app_late f",
-        None,
-    );
+    // Made while a step runs, such a use fails that step when it ends.
+    pg.script("attacker", "0.4.0", "SELECT pg_sleep(4)", None);
     let step = pg
         .env
         .command()
@@ -1492,12 +1460,8 @@ fn another_sessions_temporary_code_stops_steps_only_while_something_permanent_us
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    app.batch_execute(
-        "CREATE TABLE public.app_late (r victim__tt); \
-         INSERT INTO public.app_late VALUES (ROW(1)); \
-         GRANT SELECT ON public.app_late TO PUBLIC",
-    )
-    .unwrap();
+    app.batch_execute("CREATE TABLE public.app_late (v int DEFAULT pg_temp.victim__temp2(1))")
+        .unwrap();
     let out = step.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
@@ -1506,17 +1470,37 @@ fn another_sessions_temporary_code_stops_steps_only_while_something_permanent_us
         err.contains("plugin victim's functions changed while"),
         "{err}"
     );
-    assert_eq!(
-        pg.rows("SELECT count(*) FROM pg_class WHERE relname = 'attacker__v'"),
-        ["0"]
-    );
     app.batch_execute("DROP TABLE public.app_late").unwrap();
-    // The application's connection is still open, and the objects with it.
-    app.batch_execute("SELECT 1").unwrap();
-    assert_eq!(
-        pg.rows("SELECT count(*) FROM pg_proc WHERE proname IN ('victim__temp', 'victim__tj')"),
-        ["2"]
+    pg.env.ok(&["up", "attacker@0.4.0"]);
+
+    // A type of the plugin's there, with a cast to json: the session's own DDL finds it by
+    // its bare name (a column `r victim__tt` of an application's table), and the cast then
+    // runs the victim's function in whoever's session reads the column as json.
+    app.batch_execute("INSERT INTO victim.victim__u VALUES (1)")
+        .unwrap();
+    pg.script(
+        "attacker",
+        "0.5.0",
+        "CREATE TABLE attacker__v (x int)",
+        None,
     );
+    let err = pg.env.fails(&["up", "attacker@0.5.0"]);
+    for part in [
+        "not applied: attacker 0.5.0",
+        "victim__tt to json",
+        "made in another session's temporary schema",
+        "until that session ends",
+    ] {
+        assert!(err.contains(part), "{part:?} in:\n{err}");
+    }
+    // The session ends, and its temporary objects with it.
+    drop(app);
+    let until = Instant::now() + Duration::from_secs(30);
+    while pg.rows("SELECT count(*) FROM pg_proc WHERE proname = 'victim__tj'") != ["0"] {
+        assert!(Instant::now() < until, "the session's objects stayed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    pg.env.ok(&["up", "attacker@0.5.0"]);
 }
 
 #[test]

@@ -166,7 +166,8 @@ REVOKE ALL ON FUNCTION wasmig.others_functions(name) FROM PUBLIC;
 
 -- Whether the object `obj` (a row of catalog `cls`) lives in another session's temporary
 -- schema (or its TOAST schema): a cast counts as living where its source or target type
--- does, the parts of a relation (its triggers, defaults, rules, policies) where it does.
+-- does, the parts of a relation (its triggers, defaults, rules, policies) where it does,
+-- any other object in the schema it names.
 -- Only the host's functions call it; a SQL function without settings, so the server
 -- inlines it into their queries.
 CREATE OR REPLACE FUNCTION wasmig.temporary_elsewhere(cls oid, obj oid) RETURNS boolean
@@ -201,28 +202,43 @@ LANGUAGE sql STABLE AS $$
                     OR pg_catalog.pg_is_other_temp_schema(t.typnamespace)
                FROM pg_catalog.pg_cast x JOIN pg_catalog.pg_type s ON s.oid = x.castsource
                JOIN pg_catalog.pg_type t ON t.oid = x.casttarget WHERE x.oid = obj)
+        WHEN 'pg_catalog.pg_default_acl'::pg_catalog.regclass THEN
+            (SELECT pg_catalog.pg_is_other_temp_schema(x.defaclnamespace) FROM pg_catalog.pg_default_acl x WHERE x.oid = obj)
+        -- Any other object that names its schema (a collation, a text search dictionary or
+        -- configuration, a conversion, …) lives there.
+        ELSE (SELECT pg_catalog.pg_is_other_temp_schema(pg_catalog.to_regnamespace(i.schema))
+                FROM pg_catalog.pg_identify_object(cls, obj, 0) i)
       END, false)
 $$;
 REVOKE ALL ON FUNCTION wasmig.temporary_elsewhere(oid, oid) FROM PUBLIC;
 
--- What, outside other sessions' temporary schemas, depends on anything in the temporary
--- schema `nsp` of another session, however indirectly (through the objects of such schemas
--- and their parts): a permanent column of one of its types, a cast of a permanent type
--- through one of its functions, a permanent table's default or trigger calling one; NULL
--- when nothing does, and when `nsp` is not another session's temporary schema (then the
--- schema itself). Such a schema is its session's alone: no other session's search path
--- lists it, and naming it needs USAGE on it, which only superusers have. What the server
--- reaches by identifier instead (a column's type, a cast, a trigger's or a default's
--- function) it records in pg_depend, so nothing in a schema that nothing outside depends
--- on can run in another session, a plugin's step included: the step may begin beside it.
--- Once something outside depends on the schema's objects, they count as any others do
--- (a step's begin refuses them, its end looks at them again).
-CREATE OR REPLACE FUNCTION wasmig.used_outside(nsp oid) RETURNS text
+-- How another session's temporary schema `nsp` could reach a plugin's step; NULL when it
+-- cannot. Such a schema is its session's alone: no other session's search path lists it,
+-- and naming it needs USAGE on it, which only superusers have. What the server reaches by
+-- identifier instead (a column's type, a cast, a trigger's or a default's function) it
+-- records in pg_depend: the walk goes through the objects of temporary schemas and their
+-- parts and names the first object outside them that depends on one. And that session's
+-- own statements find a type there by its bare name (the session searches its temporary
+-- schema first for types), so a plugin's type there (whose casts and checks run its code
+-- in whoever's session meets its values) counts as reaching out whatever depends on it now.
+CREATE OR REPLACE FUNCTION wasmig.temporary_reach(nsp oid) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan SET jit = off AS $$
+DECLARE
+    found text;
 BEGIN
-    IF NOT pg_is_other_temp_schema(nsp) THEN
-        RETURN pg_describe_object('pg_namespace'::regclass, nsp, 0);
+    IF NOT coalesce(pg_is_other_temp_schema(nsp), false) THEN
+        RETURN 'it is no other session''s temporary schema';
+    END IF;
+    SELECT format('plugin %s''s type %s is there, which that session''s own statements find by its bare name',
+                  w.plugin, t.oid::regtype::text) INTO found
+      FROM pg_type t
+      JOIN pg_roles r ON r.oid = t.typowner
+      JOIN wasmig.plugin_role w ON r.rolname IN (w.role, w.code)
+     WHERE t.typnamespace = nsp
+     LIMIT 1;
+    IF found IS NOT NULL THEN
+        RETURN found;
     END IF;
     RETURN (WITH RECURSIVE reach(classid, objid, inside) AS (
                 SELECT 'pg_namespace'::regclass::oid, nsp, true
@@ -231,12 +247,31 @@ BEGIN
                   FROM reach r
                   JOIN pg_depend d ON d.refclassid = r.classid AND d.refobjid = r.objid
                  WHERE r.inside)
-            SELECT pg_describe_object(r.classid, r.objid, 0) FROM reach r
+            SELECT pg_describe_object(r.classid, r.objid, 0) || ' depends on objects there'
+              FROM reach r
              WHERE NOT r.inside
              LIMIT 1);
 END
 $$;
-REVOKE ALL ON FUNCTION wasmig.used_outside(oid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION wasmig.temporary_reach(oid) FROM PUBLIC;
+
+-- The temporary schemas of other sessions that hold another plugin's function (for `me`)
+-- and cannot reach a step (temporary_reach): what is there stops no step. Each is walked
+-- once, however many functions it holds.
+CREATE OR REPLACE FUNCTION wasmig.temporary_held(me name) RETURNS oid[]
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan SET jit = off AS $$
+BEGIN
+    -- Materialized: the server would otherwise walk a schema once per function in it.
+    RETURN (WITH s AS MATERIALIZED (
+                SELECT DISTINCT p.pronamespace AS nsp
+                  FROM wasmig.others_functions(me) o JOIN pg_proc p ON p.oid = o.fn
+                 WHERE pg_is_other_temp_schema(p.pronamespace))
+            SELECT coalesce(array_agg(s.nsp), '{}') FROM s
+             WHERE wasmig.temporary_reach(s.nsp) IS NULL);
+END
+$$;
+REVOKE ALL ON FUNCTION wasmig.temporary_held(name) FROM PUBLIC;
 
 -- What of the other plugins could run or be read in `me`'s session, as the server stores
 -- it now: their functions, their schemas (whose grants say which `me` may use) and the
@@ -296,19 +331,19 @@ REVOKE ALL ON FUNCTION wasmig.beyond_read(name, oid, "char") FROM PUBLIC;
 -- use without the policy's read, a right of `me`'s on a read schema's relation but SELECT
 -- on a base table. Asked once more when the step has begun and when it ends: a change
 -- committed between take_back_others' look and its record would be in the record. A
--- function in another session's temporary schema counts only while something outside such
--- schemas depends on what is there (used_outside): made use of while the step runs, it
--- fails the step when it ends.
+-- function in another session's temporary schema counts only once that schema could reach
+-- a step (temporary_reach): made so while the step runs, it fails the step when it ends.
 CREATE OR REPLACE FUNCTION wasmig.others_open(me name, p text) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan SET jit = off AS $$
+DECLARE
+    held oid[] := wasmig.temporary_held(me);
 BEGIN
     RETURN EXISTS (
         SELECT 1 FROM wasmig.others_functions(me) o JOIN pg_proc x ON x.oid = o.fn
          WHERE ((x.prokind IN ('f', 'p') AND NOT x.prosecdef)
                 OR has_function_privilege(me, x.oid, 'EXECUTE'))
-           AND NOT (pg_is_other_temp_schema(x.pronamespace)
-                    AND wasmig.used_outside(x.pronamespace) IS NULL))
+           AND NOT x.pronamespace = ANY (held))
     OR EXISTS (
         SELECT 1 FROM pg_namespace n
           JOIN pg_roles r ON r.oid = n.nspowner
@@ -343,6 +378,7 @@ DECLARE
     f record;
     t record;
     recorded text;
+    held oid[] := wasmig.temporary_held(me);
 BEGIN
     FOR f IN SELECT x.oid, x.oid::regprocedure::text AS id, o.plugin,
                     x.prokind IN ('f', 'p') AND NOT x.prosecdef AS invoker,
@@ -352,13 +388,12 @@ BEGIN
                JOIN pg_proc x ON x.oid = o.fn
               WHERE ((x.prokind IN ('f', 'p') AND NOT x.prosecdef)
                      OR has_function_privilege(me, x.oid, 'EXECUTE'))
-                AND NOT (pg_is_other_temp_schema(x.pronamespace)
-                         AND wasmig.used_outside(x.pronamespace) IS NULL)
+                AND NOT x.pronamespace = ANY (held)
     LOOP
         -- wasmig's role may not even name what is in another session's temporary schema.
         IF f.elsewhere THEN
-            RAISE EXCEPTION 'wasmig: plugin %''s code made the function % in another session''s temporary schema, and % depends on objects there: it could run in plugin %''s step, and wasmig cannot take it back there; other plugins'' steps are refused until that session ends (to keep plugins'' code from making temporary objects, revoke TEMPORARY on the database from PUBLIC and grant it to the application''s roles)',
-                f.plugin, f.id, wasmig.used_outside(f.nsp), p
+            RAISE EXCEPTION 'wasmig: plugin %''s code made the function % in another session''s temporary schema, where wasmig cannot take it back, and it could run in plugin %''s step: %; other plugins'' steps are refused until that session ends (to keep plugins'' code from making temporary objects, revoke TEMPORARY on the database from PUBLIC and grant it to the application''s roles)',
+                f.plugin, f.id, p, wasmig.temporary_reach(f.nsp)
                 USING ERRCODE = '42501';
         END IF;
         IF f.invoker THEN
@@ -611,8 +646,6 @@ BEGIN
            AND has_function_privilege(me, f.oid, 'EXECUTE')
            AND NOT EXISTS (SELECT 1 FROM unnest(f.proconfig) c
                             WHERE c ~ '^search_path=' AND c ~ ',\s*"?pg_temp"?\s*$')
-           AND NOT (pg_is_other_temp_schema(f.pronamespace)
-                    AND wasmig.used_outside(f.pronamespace) IS NULL)
         UNION
         -- Another plugin's objects that the server runs that plugin's code through, in
         -- whoever's session meets their values, with no check of EXECUTE (as that plugin:
@@ -621,19 +654,10 @@ BEGIN
         -- make none of them, but an operator acting as its role can), they stand until its
         -- next step.
         SELECT format('plugin %s''s %s runs its code in whoever''s session converts or compares a value of the type, with no check of EXECUTE (%s)',
-                      z.plugin, z.what,
-                      CASE WHEN wasmig.temporary_elsewhere(z.classid, z.objid)
-                           THEN 'made in another session''s temporary schema, and ' || z.used
-                                || ' depends on objects there: until that session ends; to keep plugins'' code from making temporary objects, revoke TEMPORARY on the database from PUBLIC and grant it to the application''s roles'
+                      t.plugin, o.what,
+                      CASE WHEN wasmig.temporary_elsewhere(t.classid, t.objid)
+                           THEN 'made in another session''s temporary schema, whose own statements find the type by its bare name: until that session ends; to keep plugins'' code from making temporary objects, revoke TEMPORARY on the database from PUBLIC and grant it to the application''s roles'
                            ELSE 'made between its steps; its next step refuses it' END)
-          -- One in another session's temporary schema that nothing outside depends on
-          -- reaches no step (used_outside). OFFSET 0 keeps the server from walking the
-          -- dependents of every type and operator of the other plugins: only of those found.
-          FROM (SELECT y.plugin, y.classid, y.objid, y.what,
-                       wasmig.used_outside(CASE y.classid
-                           WHEN 'pg_type'::regclass THEN (SELECT x.typnamespace FROM pg_type x WHERE x.oid = y.objid)
-                           ELSE (SELECT x.oprnamespace FROM pg_operator x WHERE x.oid = y.objid) END) AS used
-                  FROM (SELECT t.plugin, t.classid, t.objid, o.what
           FROM (
             SELECT w.plugin, d.classid, d.objid
               FROM wasmig.plugin_role w
@@ -667,9 +691,6 @@ BEGIN
                AND ((SELECT y.pronamespace FROM pg_proc y WHERE y.oid = x.f) <> 'pg_catalog'::regnamespace
                     OR (SELECT y.pronamespace FROM pg_proc y WHERE y.oid = k.oprcode) <> 'pg_catalog'::regnamespace)
           ) o
-                        OFFSET 0) y
-                OFFSET 0) z
-         WHERE z.used IS NOT NULL
     ) q(x);
     IF found IS NOT NULL THEN
         RAISE EXCEPTION 'wasmig: plugin %''s steps do not run while %', p, found
@@ -771,8 +792,7 @@ BEGIN
         SELECT o.plugin FROM wasmig.others_functions(session_user) o JOIN pg_proc x ON x.oid = o.fn
          WHERE ((x.prokind IN ('f', 'p') AND NOT x.prosecdef)
                 OR has_function_privilege(session_user, x.oid, 'EXECUTE'))
-           AND NOT (pg_is_other_temp_schema(x.pronamespace)
-                    AND wasmig.used_outside(x.pronamespace) IS NULL)
+           AND NOT x.pronamespace = ANY (wasmig.temporary_held(session_user))
     ) c);
 END
 $$;

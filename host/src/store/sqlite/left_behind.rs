@@ -49,12 +49,6 @@ impl SqliteBackend {
                 && let Some(probe) = index_probe(o)
             {
                 self.probe_definition(&definition, o, &probe)?;
-            } else if o.kind == "table"
-                && !sql_text::is_virtual_table(o.sql.as_deref().unwrap_or_default())
-                // A module's own storage, which it alone writes, holds no expression.
-                && !self.is_shadow(o)?
-            {
-                self.check_constraint_calls(scope, o)?;
             }
         }
         let mut objects: Vec<&SchemaObject> = owned
@@ -64,6 +58,10 @@ impl SqliteBackend {
         for (what, o) in changed {
             if *what != "dropped" && o.kind == "table" {
                 let is_virtual = self.check_table(scope, o)?;
+                // A module's own storage, which it alone writes, holds no expression.
+                if !is_virtual && o.schema == "main" && scope.owns(&o.name) && !self.is_shadow(o)? {
+                    self.check_constraint_calls(scope, o)?;
+                }
                 // A column's DEFAULT is compiled only when a row is inserted, then with the
                 // rights of whoever inserts: the probes compile it now. A virtual table's
                 // shadow tables are the module's, and `sqlite_sequence` is SQLite's.
