@@ -286,6 +286,32 @@ impl SqliteBackend {
         Ok(())
     }
 
+    /// Runs `f` on the plugin's shadow schema, brought up to date, in a savepoint rolled
+    /// back after it: nothing `f` changes there stays. `Err`: the shadow could not be made;
+    /// `Ok(Err)`: what `f` (or the rollback) met.
+    fn with_shadow<T>(
+        &self,
+        scope: &Scope,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> std::result::Result<rusqlite::Result<T>, String> {
+        let versions = self
+            .schema_versions()
+            .map_err(|e| format!("cannot read the schema's version: {e}"))?;
+        self.sync_shadow(scope, versions)
+            .map_err(|e| format!("cannot make the plugin's shadow schema: {e}"))?;
+        let shadow = self.shadow.borrow();
+        let Some(shadow) = shadow.as_ref() else {
+            return Err("the plugin's shadow schema is missing".to_string());
+        };
+        let conn = &shadow.conn;
+        let done = conn
+            .execute_batch("SAVEPOINT wasmig_with_shadow")
+            .and_then(|()| f(conn));
+        let undone =
+            conn.execute_batch("ROLLBACK TO wasmig_with_shadow; RELEASE wasmig_with_shadow");
+        Ok(done.and_then(|t| undone.map(|()| t)))
+    }
+
     /// How long SQLite takes to rename a column of a new table in the shadow, over the
     /// plugin's own definitions: every `ALTER TABLE` that renames a table or renames or
     /// drops a column in the database, anyone's, parses every view and trigger (and every
@@ -293,117 +319,79 @@ impl SqliteBackend {
     /// square of their size, so this is what the plugin's definitions add to each such ALTER.
     /// The objects of the plugins it may read, which the shadow holds too, are dropped
     /// first: their cost was measured against their own plugin, and is not this one's to
-    /// answer for. All rolled back in the shadow; run with the host's rights, on the step's
-    /// clock.
+    /// answer for. Run with the host's rights, on the step's clock.
     pub(super) fn rename_cost(&self, scope: &Scope) -> std::result::Result<Duration, String> {
-        let versions = self
-            .schema_versions()
-            .map_err(|e| format!("cannot read the schema's version: {e}"))?;
-        self.sync_shadow(scope, versions)
-            .map_err(|e| format!("cannot make the plugin's shadow schema: {e}"))?;
-        let shadow = self.shadow.borrow();
-        let Some(shadow) = shadow.as_ref() else {
-            return Err("the plugin's shadow schema is missing".to_string());
-        };
-        let conn = &shadow.conn;
-        let measured = conn
-            .execute_batch("SAVEPOINT wasmig_rename_cost")
-            .and_then(|()| drop_others(conn, scope))
-            .and_then(|()| {
-                conn.execute_batch("CREATE TABLE main.wasmig_rename_cost (a, b)")?;
-                let started = Instant::now();
-                conn.execute_batch("ALTER TABLE main.wasmig_rename_cost RENAME COLUMN a TO c")?;
-                Ok(started.elapsed())
-            });
-        let undone =
-            conn.execute_batch("ROLLBACK TO wasmig_rename_cost; RELEASE wasmig_rename_cost");
-        match (measured, undone) {
-            (Ok(took), Ok(())) => Ok(took),
-            (Err(e), _) | (_, Err(e)) => Err(format!(
+        self.with_shadow(scope, |conn| {
+            drop_others(conn, scope)?;
+            conn.execute_batch("CREATE TABLE main.wasmig_rename_cost (a, b)")?;
+            let started = Instant::now();
+            conn.execute_batch("ALTER TABLE main.wasmig_rename_cost RENAME COLUMN a TO c")?;
+            Ok(started.elapsed())
+        })?
+        .map_err(|e| {
+            format!(
                 "an ALTER TABLE that renames a column fails over plugin {}'s definitions ({e}); \
                  every such ALTER in the database, anyone's, would",
                 scope.plugin
-            )),
-        }
+            )
+        })
     }
 
     /// The functions an insert into the plugin's table `table` calls that its columns'
     /// defaults do not: its CHECK constraints' and generated columns', as SQLite compiles
     /// them (the program of an `INSERT` naming every column it may, in the shadow, with the
     /// table's triggers dropped there first), each as SQLite lists it (`random(0)`). Read
-    /// on SQLite's own program, not on the definition's text. Rolled back in the shadow;
-    /// run with the host's rights.
+    /// on SQLite's own program, not on the definition's text. Run with the host's rights.
     pub(super) fn constraint_calls(
         &self,
         scope: &Scope,
         table: &str,
     ) -> std::result::Result<Vec<String>, String> {
-        let versions = self
-            .schema_versions()
-            .map_err(|e| format!("cannot read the schema's version: {e}"))?;
-        self.sync_shadow(scope, versions)
-            .map_err(|e| format!("cannot make the plugin's shadow schema: {e}"))?;
-        let shadow = self.shadow.borrow();
-        let Some(shadow) = shadow.as_ref() else {
-            return Err("the plugin's shadow schema is missing".to_string());
-        };
-        let conn = &shadow.conn;
         let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
-        let listed = conn
-            .execute_batch("SAVEPOINT wasmig_constraint_calls")
-            .and_then(|()| {
-                let triggers: Vec<String> = conn
-                    .prepare(
-                        "SELECT name FROM main.sqlite_schema WHERE type = 'trigger' \
-                         AND tbl_name = ?1 COLLATE NOCASE",
-                    )?
-                    .query_map([table], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?;
-                for trigger in &triggers {
-                    conn.execute_batch(&format!("DROP TRIGGER main.{}", quote(trigger)))?;
-                }
-                let columns: Vec<String> = conn
-                    .prepare("SELECT name FROM pragma_table_xinfo(?1, 'main') WHERE hidden = 0")?
-                    .query_map([table], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?;
-                if columns.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let insert = format!(
-                    "EXPLAIN INSERT INTO main.{} ({}) VALUES ({})",
-                    quote(table),
-                    columns
-                        .iter()
-                        .map(|c| quote(c))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    vec!["NULL"; columns.len()].join(", ")
-                );
-                let mut program = conn.prepare(&insert)?;
-                let calls = program
-                    .query_map([], |r| {
-                        Ok((
-                            r.get::<_, String>("opcode")?,
-                            r.get::<_, Option<String>>("p4")?,
-                        ))
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(calls
-                    .into_iter()
-                    .filter(|(opcode, _)| {
-                        opcode.ends_with("Func") || opcode.starts_with("Function")
-                    })
-                    .filter_map(|(_, p4)| p4)
-                    .collect())
-            });
-        let undone = conn
-            .execute_batch("ROLLBACK TO wasmig_constraint_calls; RELEASE wasmig_constraint_calls");
-        match (listed, undone) {
-            (Ok(calls), Ok(())) => Ok(calls),
-            (Err(e), _) | (_, Err(e)) => Err(format!(
-                "cannot list what table {table:?}'s constraints call: {e}"
-            )),
-        }
+        self.with_shadow(scope, |conn| {
+            let triggers: Vec<String> = conn
+                .prepare(
+                    "SELECT name FROM main.sqlite_schema WHERE type = 'trigger' \
+                     AND tbl_name = ?1 COLLATE NOCASE",
+                )?
+                .query_map([table], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for trigger in &triggers {
+                conn.execute_batch(&format!("DROP TRIGGER main.{}", quote(trigger)))?;
+            }
+            let columns: Vec<String> = conn
+                .prepare("SELECT name FROM pragma_table_xinfo(?1, 'main') WHERE hidden = 0")?
+                .query_map([table], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            if columns.is_empty() {
+                return Ok(Vec::new());
+            }
+            let insert = format!(
+                "EXPLAIN INSERT INTO main.{} ({}) VALUES ({})",
+                quote(table),
+                columns
+                    .iter()
+                    .map(|c| quote(c))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                vec!["NULL"; columns.len()].join(", ")
+            );
+            let mut program = conn.prepare(&insert)?;
+            let calls = program
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>("opcode")?,
+                        r.get::<_, Option<String>>("p4")?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(calls
+                .into_iter()
+                .filter(|(opcode, _)| opcode.ends_with("Func") || opcode.starts_with("Function"))
+                .filter_map(|(_, p4)| p4)
+                .collect())
+        })?
+        .map_err(|e| format!("cannot list what table {table:?}'s constraints call: {e}"))
     }
 
     /// Runs `f` with the host's rights, then scopes the authorizer to `scope` again.
