@@ -391,6 +391,13 @@ fn a_tables_constraints_and_an_indexs_expressions_answer_alike_on_any_connection
             "CREATE TABLE attacker__t (a); ALTER TABLE attacker__t ADD COLUMN b CHECK (sqlite_version() >= '3')",
             "sqlite_version",
         ),
+        // With a trigger on the table (whose own calls are its own business).
+        (
+            "CREATE TABLE attacker__t (a CHECK (random() > 0)); CREATE TABLE attacker__log (x);
+             CREATE TRIGGER attacker__tr AFTER INSERT ON attacker__t BEGIN
+               INSERT INTO attacker__log VALUES (randomblob(4)); END",
+            "random",
+        ),
         // A hex number that ends where a comment starts: read as `0xe-` and a string, the
         // constraint after it looked like text.
         (
@@ -409,8 +416,13 @@ fn a_tables_constraints_and_an_indexs_expressions_answer_alike_on_any_connection
             "{err}"
         );
     }
-    // SQLite itself refuses what is not deterministic in generated columns and indexes.
+    // SQLite itself refuses what is not deterministic in generated columns and indexes;
+    // `fts5_source_id()`, which it takes for deterministic, is not a plugin's to call.
     for (sql, function) in [
+        (
+            "CREATE TABLE attacker__t (a); CREATE INDEX attacker__i ON attacker__t (fts5_source_id() || a)",
+            "function fts5_source_id() is not available to plugins",
+        ),
         (
             "CREATE TABLE attacker__t (a, b AS (sqlite_version() || a))",
             "sqlite_version",
@@ -436,6 +448,9 @@ fn a_tables_constraints_and_an_indexs_expressions_answer_alike_on_any_connection
              total AS (n * 2), CHECK (attacker__t.n < 1000)) WITHOUT ROWID;
          CREATE INDEX attacker__by_name ON attacker__t (lower(name)) WHERE name IS NOT NULL;
          ALTER TABLE attacker__t ADD COLUMN note TEXT CHECK (note <> '');
+         CREATE TABLE attacker__log (x);
+         CREATE TRIGGER attacker__stamp AFTER INSERT ON attacker__t BEGIN
+           INSERT INTO attacker__log VALUES (hex(randomblob(8))); END;
          INSERT INTO attacker__t (n, name) VALUES (1, 'One')",
     );
     env.conn()

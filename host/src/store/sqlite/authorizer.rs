@@ -89,8 +89,10 @@ pub(crate) const SCAN_FUNCTION: &str = "wasmig_schema_scan";
 /// walks the row's matches once per phrase of the query, or, for `snippet()`, scores a
 /// window around each match against every other: on a document of many matches it costs
 /// their square, in one opcode, out of the step clock's reach; a view or trigger cannot
-/// call them either, as an fts5 auxiliary function is not innocuous), the FTS3 functions
-/// (FTS3 tables cannot be created), and wasmig's own functions.
+/// call them either, as an fts5 auxiliary function is not innocuous), `fts5_source_id`
+/// (which build of fts5 runs it: SQLite takes it for deterministic and lets an index or a
+/// generated column store it, which the application's SQLite would then compute otherwise),
+/// the FTS3 functions (FTS3 tables cannot be created), and wasmig's own functions.
 pub(crate) const FUNCTION_ALLOW_LIST: &[&str] = &[
     // Core scalar functions.
     "abs",
@@ -220,7 +222,6 @@ pub(crate) const FUNCTION_ALLOW_LIST: &[&str] = &[
     "fts5_get_locale",
     "fts5_insttoken",
     "fts5_locale",
-    "fts5_source_id",
 ];
 
 /// Functions on [`FUNCTION_ALLOW_LIST`] that read the state of the connection that calls
@@ -235,7 +236,6 @@ pub(crate) const CONNECTION_FUNCTIONS: &[&str] = &[
     "sqlite_compileoption_used",
     "sqlite_source_id",
     "sqlite_version",
-    "fts5_source_id",
 ];
 
 /// Functions on [`FUNCTION_ALLOW_LIST`] that give another answer at each call: a plugin's
@@ -264,6 +264,7 @@ const FUNCTION_DENY_LIST: &[&str] = &[
     "snippet",
     "highlight",
     "bm25",
+    "fts5_source_id",
     SCAN_FUNCTION,
 ];
 

@@ -339,15 +339,32 @@ impl SqliteBackend {
 
     /// The functions an insert into the plugin's table `table` calls that its columns'
     /// defaults do not: its CHECK constraints' and generated columns', as SQLite compiles
-    /// them (the program of an `INSERT` naming every column it may, in the shadow, with the
-    /// table's triggers dropped there first), each as SQLite lists it (`random(0)`). Read
-    /// on SQLite's own program, not on the definition's text. Run with the host's rights.
+    /// them (see [`insert_calls`]), each as SQLite lists it (`random(0)`). Read on SQLite's
+    /// own program, not on the definition's text: in the database itself when no trigger is
+    /// on the table (the usual case, and the cheap one), else in the shadow with the
+    /// table's triggers dropped there first (their programs would be listed too). Run with
+    /// the host's rights.
     pub(super) fn constraint_calls(
         &self,
         scope: &Scope,
         table: &str,
     ) -> std::result::Result<Vec<String>, String> {
-        let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+        let failed = |e: rusqlite::Error| {
+            format!("cannot list what table {table:?}'s constraints call: {e}")
+        };
+        let triggered: bool = self
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM main.sqlite_schema WHERE type = 'trigger' \
+                                  AND tbl_name = ?1 COLLATE NOCASE) \
+                     OR EXISTS (SELECT 1 FROM temp.sqlite_schema WHERE type = 'trigger' \
+                                  AND tbl_name = ?1 COLLATE NOCASE)",
+            )
+            .and_then(|mut s| s.query_row([table], |r| r.get(0)))
+            .map_err(failed)?;
+        if !triggered {
+            return insert_calls(&self.conn, table).map_err(failed);
+        }
         self.with_shadow(scope, |conn| {
             let triggers: Vec<String> = conn
                 .prepare(
@@ -359,39 +376,9 @@ impl SqliteBackend {
             for trigger in &triggers {
                 conn.execute_batch(&format!("DROP TRIGGER main.{}", quote(trigger)))?;
             }
-            let columns: Vec<String> = conn
-                .prepare("SELECT name FROM pragma_table_xinfo(?1, 'main') WHERE hidden = 0")?
-                .query_map([table], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            if columns.is_empty() {
-                return Ok(Vec::new());
-            }
-            let insert = format!(
-                "EXPLAIN INSERT INTO main.{} ({}) VALUES ({})",
-                quote(table),
-                columns
-                    .iter()
-                    .map(|c| quote(c))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                vec!["NULL"; columns.len()].join(", ")
-            );
-            let mut program = conn.prepare(&insert)?;
-            let calls = program
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>("opcode")?,
-                        r.get::<_, Option<String>>("p4")?,
-                    ))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(calls
-                .into_iter()
-                .filter(|(opcode, _)| opcode.ends_with("Func") || opcode.starts_with("Function"))
-                .filter_map(|(_, p4)| p4)
-                .collect())
+            insert_calls(conn, table)
         })?
-        .map_err(|e| format!("cannot list what table {table:?}'s constraints call: {e}"))
+        .map_err(failed)
     }
 
     /// Runs `f` with the host's rights, then scopes the authorizer to `scope` again.
@@ -575,4 +562,45 @@ fn drop_others(conn: &Connection, scope: &Scope) -> rusqlite::Result<()> {
         }
     }
     Ok(())
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The functions the program of an insert into `table` that names every column it may
+/// (so that no default runs) calls, as `EXPLAIN` lists them: its CHECK constraints' and
+/// generated columns', and its triggers' when it has any.
+fn insert_calls(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
+    let columns: Vec<String> = conn
+        .prepare_cached("SELECT name FROM pragma_table_xinfo(?1, 'main') WHERE hidden = 0")?
+        .query_map([table], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if columns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let insert = format!(
+        "EXPLAIN INSERT INTO main.{} ({}) VALUES ({})",
+        quote(table),
+        columns
+            .iter()
+            .map(|c| quote(c))
+            .collect::<Vec<_>>()
+            .join(", "),
+        vec!["NULL"; columns.len()].join(", ")
+    );
+    let mut program = conn.prepare(&insert)?;
+    let calls = program
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>("opcode")?,
+                r.get::<_, Option<String>>("p4")?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(calls
+        .into_iter()
+        .filter(|(opcode, _)| opcode.ends_with("Func") || opcode.starts_with("Function"))
+        .filter_map(|(_, p4)| p4)
+        .collect())
 }
