@@ -778,6 +778,7 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 DECLARE
     was text;
+    held oid[] := wasmig.temporary_held(session_user);
 BEGIN
     SELECT s.others INTO was FROM wasmig.step_token s WHERE s.xid = pg_current_xact_id();
     RETURN (SELECT string_agg(DISTINCT c.plugin, ', ' ORDER BY c.plugin) FROM (
@@ -792,7 +793,7 @@ BEGIN
         SELECT o.plugin FROM wasmig.others_functions(session_user) o JOIN pg_proc x ON x.oid = o.fn
          WHERE ((x.prokind IN ('f', 'p') AND NOT x.prosecdef)
                 OR has_function_privilege(session_user, x.oid, 'EXECUTE'))
-           AND NOT x.pronamespace = ANY (wasmig.temporary_held(session_user))
+           AND NOT x.pronamespace = ANY (held)
     ) c);
 END
 $$;
