@@ -121,6 +121,7 @@ impl Host {
         BackendOptions {
             lock_timeout: self.inner.config.lock_timeout,
             max_temp_bytes: self.inner.config.limits.max_temp_bytes,
+            deadline: self.inner.config.limits.deadline,
             on_overrun: self.inner.config.on_overrun.clone(),
         }
     }

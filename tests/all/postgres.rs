@@ -566,6 +566,63 @@ fn a_statement_past_the_deadline_is_cancelled_and_the_next_runner_gets_the_lock(
 }
 
 #[test]
+fn a_steps_begin_ends_at_the_lock_timeout_and_its_deadline() {
+    // The host's checks before a step's call take whatever time the database makes them
+    // take (other plugins' and other sessions' code, the application's own triggers): here
+    // a trigger of the application's on the table where a step's begin writes its token
+    // sleeps a minute. The begin of a step and of a dry run ends at the lock timeout and
+    // the deadline after it, the step does not run, and nothing is held afterwards.
+    let pg = scripted();
+    pg.script("victim", "0.3.0", "CREATE TABLE victim__more (x int)", None);
+    pg.client()
+        .batch_execute(
+            "CREATE FUNCTION public.slow_token() RETURNS trigger LANGUAGE plpgsql AS $f$
+             BEGIN PERFORM pg_sleep(60); RETURN NEW; END $f$;
+             CREATE TRIGGER slow_token BEFORE INSERT ON wasmig.step_token
+             FOR EACH ROW EXECUTE FUNCTION public.slow_token()",
+        )
+        .unwrap();
+    for dry_run in [false, true] {
+        let mut args = vec![
+            "up",
+            "victim@0.3.0",
+            "--deadline",
+            "2s",
+            "--lock-timeout",
+            "1s",
+        ];
+        if dry_run {
+            args.insert(1, "--dry-run");
+        }
+        let started = Instant::now();
+        let err = pg.env.fails(&args);
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{dry_run}: {:?}",
+            started.elapsed()
+        );
+        assert!(
+            err.contains("the host's checks before plugin victim's step were still running 3s"),
+            "{dry_run}: {err}"
+        );
+    }
+    assert_eq!(
+        pg.column("to_regclass('victim.victim__more') IS NULL"),
+        ["true"]
+    );
+    assert!(!pg.ledger().iter().any(|l| l.starts_with("victim|0.3.0|")));
+    // Nothing of the cancelled begins is left holding a lock.
+    pg.client()
+        .batch_execute("DROP TRIGGER slow_token ON wasmig.step_token")
+        .unwrap();
+    pg.env.ok(&["up", "victim@0.3.0", "--lock-timeout", "1s"]);
+    assert_eq!(
+        pg.column("to_regclass('victim.victim__more')::text"),
+        ["victim.victim__more"]
+    );
+}
+
+#[test]
 fn a_commit_that_outlives_its_cancel_is_reported_as_the_database_has_it() {
     // Notifications queue at the commit, where the server writes them under a lock and does
     // not stop for a cancel or for the end of its process: a step that sent enough of them

@@ -256,6 +256,9 @@ pub(crate) struct BackendOptions {
     /// How much a step may add to the temporary files, in bytes (PostgreSQL: the plugin
     /// role's `temp_file_limit`).
     pub max_temp_bytes: u64,
+    /// A step's deadline (`[limits] deadline`): with the lock timeout, it bounds the host's
+    /// work on the database before the step's call too (PostgreSQL).
+    pub deadline: Duration,
     /// What to do with a step still inside the database long past its deadline.
     pub on_overrun: Option<OverrunHandler>,
 }

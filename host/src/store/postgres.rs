@@ -284,6 +284,10 @@ pub(crate) struct PgBackend {
     verifiers: BTreeMap<String, String>,
     /// The growth the running step's schema may have, in bytes (from its limits).
     growth_quota: u64,
+    /// When the host's work before a step's call (its begin, re-check and mark) is
+    /// cancelled: the lock timeout and the step's deadline after the begin (see
+    /// [`PgBackend::begin_bound`]).
+    begin_deadline: Option<Instant>,
     /// The running step's deadline, which bounds the checks of what it left behind too.
     checks_deadline: Option<Instant>,
     /// The checked step's deadline, which bounds its commit (a second later) too.
@@ -421,6 +425,7 @@ impl PgBackend {
             transient: None,
             verifiers: BTreeMap::new(),
             growth_quota: u64::MAX,
+            begin_deadline: None,
             checks_deadline: None,
             commit_deadline: None,
             ledger_row: None,
@@ -517,13 +522,47 @@ impl PgBackend {
         Ok(self.setup.as_ref().expect("just set"))
     }
 
-    /// One host statement on a plugin's session, after [`host_turn`] in the same round trip.
+    /// One host statement on a plugin's session, after [`host_turn`] in the same round trip;
+    /// cancelled at `deadline`.
     fn host_turn_run(
         plugin: &PluginSession,
         sql: &str,
         params: Vec<Param>,
+        deadline: Option<Instant>,
     ) -> std::result::Result<session::Answer, CallError> {
-        plugin.session.run_after(&plugin.host_turn, sql, params)
+        plugin
+            .session
+            .run_after(&plugin.host_turn, sql, params, deadline)
+    }
+
+    /// How long the host's work before a step's call may take: the lock timeout (its waits
+    /// for other writers) and the step's deadline (its checks, whose time grows with the
+    /// code other plugins and sessions hold, which the stepping plugin does not choose).
+    /// Past it the work is cancelled and the step fails before it ran; nothing is held for
+    /// longer than a step may hold it.
+    pub(super) fn begin_bound(&self) -> Duration {
+        self.options.lock_timeout + self.options.deadline
+    }
+
+    /// Why the host's work before a step's call failed, naming the plugin: a cancel at
+    /// [`Self::begin_bound`] says what ran out. A statement that outlived its cancel
+    /// ends its session (the server rolls back).
+    fn before_step_failed(&mut self, plugin: &str, what: &str, e: CallError) -> Error {
+        let message = match &e {
+            CallError::Cancelled | CallError::Stuck => format!(
+                "{what}: the host's checks before plugin {plugin}'s step were still running {} \
+                 after its begin (the lock timeout and the step's deadline); the step did not run",
+                humantime::format_duration(self.begin_bound())
+            ),
+            _ => format!("{what}: {e}"),
+        };
+        if matches!(e, CallError::Stuck) {
+            self.terminate(plugin);
+        }
+        Error::Database {
+            path: self.label.clone(),
+            message,
+        }
     }
 
     /// Ends a plugin's session state between steps: its temporary objects, session locks,
@@ -846,13 +885,18 @@ impl Backend for PgBackend {
             Some(access) => {
                 let label = self.label.clone();
                 let lock_ms = self.lock_timeout_ms();
+                let deadline = Instant::now() + self.begin_bound();
+                self.begin_deadline = Some(deadline);
                 let plugin = self.plugin_session(access)?;
                 // The step's transaction begins with the host's lock timeout, and its token
                 // comes in the same round trip.
                 let token = if plugin.in_transaction {
-                    plugin
-                        .session
-                        .run_host("SELECT wasmig.step_begin()", vec![])
+                    plugin.session.run(
+                        "SELECT wasmig.step_begin()",
+                        vec![],
+                        Some(deadline),
+                        usize::MAX,
+                    )
                 } else {
                     plugin.session.forget_savepoint();
                     plugin.in_transaction = true;
@@ -860,6 +904,7 @@ impl Backend for PgBackend {
                         &format!("BEGIN; SET LOCAL lock_timeout = {lock_ms}"),
                         "SELECT wasmig.step_begin()",
                         vec![],
+                        Some(deadline),
                     )
                 };
                 let token = match token {
@@ -869,24 +914,25 @@ impl Backend for PgBackend {
                         .map(|r| Self::text(&r[0]))
                         .unwrap_or_default(),
                     Err(e) => {
+                        self.begin_deadline = None;
                         if is_transient(&e) {
                             self.transient = Some(e.to_string());
                         }
                         let plugin = self.plugins.get_mut(&access.plugin).expect("just used");
                         let locked = matches!(&e, CallError::Db(db)
                             if db.code() == Some(&SqlState::LOCK_NOT_AVAILABLE));
-                        let _ = plugin.session.batch("ROLLBACK", None);
-                        plugin.in_transaction = false;
+                        if !matches!(e, CallError::Stuck) {
+                            let _ = plugin.session.batch("ROLLBACK", None);
+                            plugin.in_transaction = false;
+                        }
                         if locked {
                             return Err(Error::Locked {
                                 path: label,
                                 waited: self.options.lock_timeout,
                             });
                         }
-                        return Err(Error::Database {
-                            path: label,
-                            message: format!("cannot begin plugin {}'s step: {e}", access.plugin),
-                        });
+                        let what = format!("cannot begin plugin {}'s step", access.plugin);
+                        return Err(self.before_step_failed(&access.plugin, &what, e));
                     }
                 };
                 self.open = Open::Step {
@@ -1027,6 +1073,7 @@ impl Backend for PgBackend {
 
     fn rollback(&mut self) -> Result<()> {
         self.turn = None;
+        self.begin_deadline = None;
         self.ledger_row = None;
         self.step_inputs = None;
         for p in self.plugins.values_mut() {
@@ -1095,14 +1142,14 @@ impl Backend for PgBackend {
                 .collect(),
         };
         let label = self.label.clone();
+        // Part of the step's checks: they end at its deadline.
+        let deadline = self.checks_deadline;
         let plugin = self.step_session(access)?;
-        let now =
-            Self::host_turn_run(plugin, TABLE_COLUMNS, vec![Param::Text(schema)]).map_err(|e| {
-                Error::Database {
-                    path: label,
-                    message: format!("cannot describe plugin {}'s schema: {e}", access.plugin),
-                }
-            })?;
+        let now = Self::host_turn_run(plugin, TABLE_COLUMNS, vec![Param::Text(schema)], deadline)
+            .map_err(|e| Error::Database {
+            path: label,
+            message: format!("cannot describe plugin {}'s schema: {e}", access.plugin),
+        })?;
         let now: Vec<String> = now.rows.iter().map(|r| Self::text(&r[0])).collect();
         Ok((super::tables_of(&was), super::tables_of(&now)))
     }
@@ -1203,6 +1250,7 @@ impl Backend for PgBackend {
     }
 
     fn enter_plugin(&mut self, access: &PluginAccess, limits: SqlLimits) -> Result<()> {
+        self.begin_deadline = None;
         let plugin = self.step_session(access)?;
         plugin.session.reset_with_next();
         self.growth_quota = limits.max_growth_bytes;

@@ -1316,31 +1316,44 @@ impl PgBackend {
         &mut self,
         access: &PluginAccess,
     ) -> Result<crate::store::SchemaMark> {
-        let label = self.label.clone();
         // Only a dry run's steps run while the host's own transaction is open.
         let dry_run = self.open == Open::Host;
+        let deadline = self.begin_deadline;
         let plugin = self.step_session(access)?;
         if let Some(mark) = plugin.committed.take()
             && mark.plugin == access.plugin
         {
             return Ok(crate::store::SchemaMark::new(mark));
         }
-        let failed = |e| Error::Database {
-            path: label.clone(),
-            message: format!("cannot read plugin {}'s schema: {e}", access.plugin),
-        };
         let schema = plugin.names.schema.clone();
-        let rows =
-            Self::host_turn_run(plugin, guard::CALL_OWNED, vec![Param::Text(schema.clone())])
-                .map_err(failed)?;
-        let lines: Vec<String> = rows.rows.iter().map(|r| Self::text(&r[0])).collect();
-        let tables = if dry_run {
-            let rows = Self::host_turn_run(plugin, TABLE_COLUMNS, vec![Param::Text(schema)])
-                .map_err(failed)?;
-            Some(rows.rows.iter().map(|r| Self::text(&r[0])).collect())
-        } else {
-            None
+        let owned = Self::host_turn_run(
+            plugin,
+            guard::CALL_OWNED,
+            vec![Param::Text(schema.clone())],
+            deadline,
+        );
+        let tables = match owned {
+            Ok(owned) if dry_run => {
+                Self::host_turn_run(plugin, TABLE_COLUMNS, vec![Param::Text(schema)], deadline)
+                    .map(|rows| (owned, Some(rows)))
+            }
+            Ok(owned) => Ok((owned, None)),
+            Err(e) => Err(e),
         };
+        let (rows, tables) = match tables {
+            Ok(read) => read,
+            Err(e) => {
+                let what = format!("cannot read plugin {}'s schema", access.plugin);
+                return Err(self.before_step_failed(&access.plugin, &what, e));
+            }
+        };
+        let lines: Vec<String> = rows.rows.iter().map(|r| Self::text(&r[0])).collect();
+        let tables = tables.map(|rows| {
+            rows.rows
+                .iter()
+                .map(|r| Self::text(&r[0]))
+                .collect::<Vec<_>>()
+        });
         Ok(crate::store::SchemaMark::new(Mark {
             plugin: access.plugin.clone(),
             bytes: schema_bytes(&lines),

@@ -493,27 +493,30 @@ impl PgBackend {
 
     /// The plugin's session with a transaction open on it (a dry run opens one per plugin).
     pub(super) fn step_session(&mut self, access: &PluginAccess) -> Result<&mut PluginSession> {
-        let label = self.label.clone();
         let lock_ms = self.lock_timeout_ms();
-        let plugin = self.plugin_session(access)?;
-        if !plugin.in_transaction {
-            plugin.session.forget_savepoint();
-            plugin
-                .session
-                .batch(
-                    &format!(
-                        "BEGIN; SET LOCAL lock_timeout = {lock_ms}; \
-                         SELECT wasmig.dry_run_begin()"
-                    ),
-                    None,
-                )
-                .map_err(|e| Error::Database {
-                    path: label,
-                    message: format!("cannot begin plugin {}'s transaction: {e}", access.plugin),
-                })?;
-            plugin.in_transaction = true;
+        let deadline = Instant::now() + self.begin_bound();
+        if self.plugin_session(access)?.in_transaction {
+            return self.plugin_session(access);
         }
-        Ok(plugin)
+        let plugin = self.plugin_session(access)?;
+        plugin.session.forget_savepoint();
+        // A dry run's begin makes the checks a step's begin makes, in the same bound.
+        let begun = plugin.session.batch(
+            &format!(
+                "BEGIN; SET LOCAL lock_timeout = {lock_ms}; \
+                 SELECT wasmig.dry_run_begin()"
+            ),
+            Some(deadline),
+        );
+        if let Err(e) = begun {
+            if !matches!(e, CallError::Stuck) {
+                let _ = plugin.session.batch("ROLLBACK", None);
+            }
+            let what = format!("cannot begin plugin {}'s transaction", access.plugin);
+            return Err(self.before_step_failed(&access.plugin, &what, e));
+        }
+        plugin.in_transaction = true;
+        self.plugin_session(access)
     }
 }
 

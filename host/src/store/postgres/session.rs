@@ -645,16 +645,18 @@ impl Session {
     }
 
     /// Runs `first` (statements of the host's own, without parameters), then `sql`, in one
-    /// round trip: `sql` runs only if `first` succeeded.
+    /// round trip: `sql` runs only if `first` succeeded. At `deadline` the session's
+    /// statement is cancelled (see [`Session::wait`]).
     pub(super) fn run_after(
         &self,
         first: &str,
         sql: &str,
         params: Vec<Param>,
+        deadline: Option<Instant>,
     ) -> Result<Answer, CallError> {
         let client = self.client.clone();
         let (first, sql) = (first.to_string(), sql.to_string());
-        let answer = self.wait(None, async move {
+        let answer = self.wait(deadline, async move {
             let typed = typed(params);
             let (done, answer) = futures_util::future::join(
                 client.batch_execute(&first),

@@ -744,6 +744,7 @@ mod tests {
         let options = BackendOptions {
             lock_timeout: Duration::from_secs(1),
             max_temp_bytes: 1 << 20,
+            deadline: Duration::from_secs(30),
             on_overrun: None,
         };
         let mut db = SqliteBackend::open(Path::new("unused.db"), options, true).unwrap();
