@@ -327,7 +327,14 @@ impl SqliteBackend {
         .map_err(|e| format!("cannot inspect {}: {e}", object.table))?;
         // `UPDATE OF rowid` fires only when the rowid is set under that very name, `oid` and
         // `_rowid_` alike, on a table that has one and no column of that name.
-        let with_rowid = self.has_rowid(&object.table, &object.schema)?;
+        let with_rowid = match (object.kind.as_str(), object.sql.as_deref()) {
+            // A table's own definition, as the schema scan read it: no second read of the
+            // schema table, which has no index on the name.
+            ("table", Some(sql)) => {
+                !sql_text::is_virtual_table(sql) && !sql_text::without_rowid(sql)
+            }
+            _ => self.has_rowid(&object.table, &object.schema)?,
+        };
         let aliases = ["rowid", "oid", "_rowid_"]
             .into_iter()
             .filter(|a| with_rowid && !columns.iter().any(|c| c.eq_ignore_ascii_case(a)));

@@ -40,9 +40,19 @@ impl SqliteBackend {
         let Some(deadline) = self.step_deadline else {
             return check(self);
         };
-        let set = self
-            .conn
-            .progress_handler(1, Some(move || Instant::now() >= deadline));
+        // SQLite checks the watchdog's interrupt at every progress point whatever the
+        // handler; the handler is the bound without the watchdog's thread. Called at every
+        // progress point (some are far apart while SQLite generates code), it reads the clock
+        // at every 64th: a clock read per opcode would be a large share of a small step's
+        // checks.
+        let mut calls = 0u32;
+        let set = self.conn.progress_handler(
+            1,
+            Some(move || {
+                calls = calls.wrapping_add(1);
+                calls % 64 == 0 && Instant::now() >= deadline
+            }),
+        );
         self.watchdog.arm(deadline);
         // Compiling what the step left (a view over views over views) is SQLite's memory
         // spent for the plugin: bounded as its statements were.

@@ -340,8 +340,8 @@ impl SqliteBackend {
     /// The functions an insert into the plugin's table `table` calls that its columns'
     /// defaults do not: its CHECK constraints' and generated columns', as SQLite compiles
     /// them (see [`insert_calls`]), each as SQLite lists it (`random(0)`). Read on SQLite's
-    /// own program, not on the definition's text: in the database itself when no trigger is
-    /// on the table (the usual case, and the cheap one), else in the shadow with the
+    /// own program, not on the definition's text: in the database itself when that program
+    /// runs no other (the usual case, and the cheap one), else in the shadow with the
     /// table's triggers dropped there first (their programs would be listed too). Run with
     /// the host's rights.
     pub(super) fn constraint_calls(
@@ -352,18 +352,11 @@ impl SqliteBackend {
         let failed = |e: rusqlite::Error| {
             format!("cannot list what table {table:?}'s constraints call: {e}")
         };
-        let triggered: bool = self
-            .conn
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM main.sqlite_schema WHERE type = 'trigger' \
-                                  AND tbl_name = ?1 COLLATE NOCASE) \
-                     OR EXISTS (SELECT 1 FROM temp.sqlite_schema WHERE type = 'trigger' \
-                                  AND tbl_name = ?1 COLLATE NOCASE)",
-            )
-            .and_then(|mut s| s.query_row([table], |r| r.get(0)))
-            .map_err(failed)?;
-        if !triggered {
-            return insert_calls(&self.conn, table).map_err(failed);
+        // Whether a trigger (the application's, TEMP's, the plugin's) is on the table, SQLite's
+        // own listing says (it runs the trigger's program); without one the calls are the
+        // table's alone.
+        if let Ok((calls, false)) = insert_calls(&self.conn, table) {
+            return Ok(calls);
         }
         self.with_shadow(scope, |conn| {
             let triggers: Vec<String> = conn
@@ -376,7 +369,7 @@ impl SqliteBackend {
             for trigger in &triggers {
                 conn.execute_batch(&format!("DROP TRIGGER main.{}", quote(trigger)))?;
             }
-            insert_calls(conn, table)
+            insert_calls(conn, table).map(|(calls, _)| calls)
         })?
         .map_err(failed)
     }
@@ -570,14 +563,15 @@ fn quote(name: &str) -> String {
 
 /// The functions the program of an insert into `table` that names every column it may
 /// (so that no default runs) calls, as `EXPLAIN` lists them: its CHECK constraints' and
-/// generated columns', and its triggers' when it has any.
-fn insert_calls(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
+/// generated columns', and those of the programs it runs (its triggers', a foreign key's
+/// action); and whether it runs any.
+fn insert_calls(conn: &Connection, table: &str) -> rusqlite::Result<(Vec<String>, bool)> {
     let columns: Vec<String> = conn
         .prepare_cached("SELECT name FROM pragma_table_xinfo(?1, 'main') WHERE hidden = 0")?
         .query_map([table], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     if columns.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), false));
     }
     let insert = format!(
         "EXPLAIN INSERT INTO main.{} ({}) VALUES ({})",
@@ -598,9 +592,11 @@ fn insert_calls(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>>
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(calls
+    let runs_programs = calls.iter().any(|(opcode, _)| opcode == "Program");
+    let calls = calls
         .into_iter()
         .filter(|(opcode, _)| opcode.ends_with("Func") || opcode.starts_with("Function"))
         .filter_map(|(_, p4)| p4)
-        .collect())
+        .collect();
+    Ok((calls, runs_programs))
 }
