@@ -460,6 +460,19 @@ fn a_tables_constraints_and_an_indexs_expressions_answer_alike_on_any_connection
         env.value::<String>("PRAGMA integrity_check"),
         "ok".to_string()
     );
+    // A trigger's calls are the trigger's, however an insert into the table reaches it: a
+    // TEMP trigger on the table, a child table's trigger that the cascade of a row a REPLACE
+    // deletes fires.
+    env.applies(
+        "attacker",
+        "0.3.0",
+        "CREATE TABLE attacker__p (id INTEGER PRIMARY KEY, k UNIQUE ON CONFLICT REPLACE);
+         CREATE TABLE attacker__c (pid REFERENCES attacker__p (id) ON DELETE CASCADE);
+         CREATE TRIGGER attacker__gone AFTER DELETE ON attacker__c BEGIN
+           INSERT INTO attacker__log VALUES (hex(randomblob(8))); END;
+         CREATE TEMP TRIGGER attacker__early BEFORE INSERT ON attacker__p BEGIN
+           SELECT random(); END",
+    );
 }
 
 #[test]

@@ -340,10 +340,10 @@ impl SqliteBackend {
     /// The functions an insert into the plugin's table `table` calls that its columns'
     /// defaults do not: its CHECK constraints' and generated columns', as SQLite compiles
     /// them (see [`insert_calls`]), each as SQLite lists it (`random(0)`). Read on SQLite's
-    /// own program, not on the definition's text: in the database itself when that program
-    /// runs no other (the usual case, and the cheap one), else in the shadow with the
-    /// table's triggers dropped there first (their programs would be listed too). Run with
-    /// the host's rights.
+    /// own program, not on the definition's text, in the database itself; in the shadow,
+    /// with every trigger dropped there first, when the database cannot compile the insert
+    /// (a trigger of the application's on the table that no longer compiles). Run with the
+    /// host's rights.
     pub(super) fn constraint_calls(
         &self,
         scope: &Scope,
@@ -352,24 +352,22 @@ impl SqliteBackend {
         let failed = |e: rusqlite::Error| {
             format!("cannot list what table {table:?}'s constraints call: {e}")
         };
-        // Whether a trigger (the application's, TEMP's, the plugin's) is on the table, SQLite's
-        // own listing says (it runs the trigger's program); without one the calls are the
-        // table's alone.
-        if let Ok((calls, false)) = insert_calls(&self.conn, table) {
+        if let Ok(calls) = insert_calls(&self.conn, table) {
             return Ok(calls);
         }
         self.with_shadow(scope, |conn| {
-            let triggers: Vec<String> = conn
+            let triggers: Vec<(String, String)> = conn
                 .prepare(
-                    "SELECT name FROM main.sqlite_schema WHERE type = 'trigger' \
-                     AND tbl_name = ?1 COLLATE NOCASE",
+                    "SELECT 'main', name FROM main.sqlite_schema WHERE type = 'trigger' \
+                     UNION ALL \
+                     SELECT 'temp', name FROM temp.sqlite_schema WHERE type = 'trigger'",
                 )?
-                .query_map([table], |r| r.get(0))?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?;
-            for trigger in &triggers {
-                conn.execute_batch(&format!("DROP TRIGGER main.{}", quote(trigger)))?;
+            for (schema, trigger) in &triggers {
+                conn.execute_batch(&format!("DROP TRIGGER {schema}.{}", quote(trigger)))?;
             }
-            insert_calls(conn, table).map(|(calls, _)| calls)
+            insert_calls(conn, table)
         })?
         .map_err(failed)
     }
@@ -563,15 +561,21 @@ fn quote(name: &str) -> String {
 
 /// The functions the program of an insert into `table` that names every column it may
 /// (so that no default runs) calls, as `EXPLAIN` lists them: its CHECK constraints' and
-/// generated columns', and those of the programs it runs (its triggers', a foreign key's
-/// action); and whether it runs any.
-fn insert_calls(conn: &Connection, table: &str) -> rusqlite::Result<(Vec<String>, bool)> {
+/// generated columns' (and its indexes' expressions'). Only the main program's: `EXPLAIN`
+/// lists the programs it runs (a trigger's, a foreign key's action, through a conflict
+/// resolved by `REPLACE` too) after it, each from address 0, and their calls are not the
+/// table's.
+fn insert_calls(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
     let columns: Vec<String> = conn
         .prepare_cached("SELECT name FROM pragma_table_xinfo(?1, 'main') WHERE hidden = 0")?
         .query_map([table], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     if columns.is_empty() {
-        return Ok((Vec::new(), false));
+        // A table has a column: none found is no table, which lists nothing to refuse.
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(format!("no such table: {table}")),
+        ));
     }
     let insert = format!(
         "EXPLAIN INSERT INTO main.{} ({}) VALUES ({})",
@@ -584,19 +588,22 @@ fn insert_calls(conn: &Connection, table: &str) -> rusqlite::Result<(Vec<String>
         vec!["NULL"; columns.len()].join(", ")
     );
     let mut program = conn.prepare(&insert)?;
-    let calls = program
+    let listed = program
         .query_map([], |r| {
             Ok((
+                r.get::<_, i64>("addr")?,
                 r.get::<_, String>("opcode")?,
                 r.get::<_, Option<String>>("p4")?,
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let runs_programs = calls.iter().any(|(opcode, _)| opcode == "Program");
-    let calls = calls
-        .into_iter()
-        .filter(|(opcode, _)| opcode.ends_with("Func") || opcode.starts_with("Function"))
-        .filter_map(|(_, p4)| p4)
-        .collect();
-    Ok((calls, runs_programs))
+    let main = listed
+        .iter()
+        .enumerate()
+        .take_while(|(i, (addr, _, _))| *i == 0 || *addr != 0)
+        .map(|(_, op)| op);
+    Ok(main
+        .filter(|(_, opcode, _)| opcode.ends_with("Func") || opcode.starts_with("Function"))
+        .filter_map(|(_, _, p4)| p4.clone())
+        .collect())
 }
