@@ -1318,7 +1318,11 @@ impl PgBackend {
     ) -> Result<crate::store::SchemaMark> {
         // Only a dry run's steps run while the host's own transaction is open.
         let dry_run = self.open == Open::Host;
-        let deadline = self.begin_deadline;
+        // A dry run's step has no begin of its own: its mark is bounded from now.
+        let deadline = Some(
+            self.begin_deadline
+                .unwrap_or_else(|| Instant::now() + self.begin_bound()),
+        );
         let plugin = self.step_session(access)?;
         if let Some(mark) = plugin.committed.take()
             && mark.plugin == access.plugin

@@ -50,7 +50,7 @@ impl SqliteBackend {
             1,
             Some(move || {
                 calls = calls.wrapping_add(1);
-                calls % 64 == 0 && Instant::now() >= deadline
+                calls.is_multiple_of(64) && Instant::now() >= deadline
             }),
         );
         self.watchdog.arm(deadline);
