@@ -330,10 +330,8 @@ impl SqliteBackend {
         let with_rowid = match (object.kind.as_str(), object.sql.as_deref()) {
             // A table's own definition, as the schema scan read it: no second read of the
             // schema table, which has no index on the name.
-            ("table", Some(sql)) => {
-                !sql_text::is_virtual_table(sql) && !sql_text::without_rowid(sql)
-            }
-            _ => self.has_rowid(&object.table, &object.schema)?,
+            ("table", Some(sql)) => has_rowid(sql),
+            _ => self.table_has_rowid(&object.table, &object.schema)?,
         };
         let aliases = ["rowid", "oid", "_rowid_"]
             .into_iter()
@@ -410,13 +408,12 @@ impl SqliteBackend {
     /// Whether the table a trigger of `schema` is on has a rowid: a table, not virtual, not
     /// declared `WITHOUT ROWID`. A TEMP trigger's table is TEMP's if TEMP has one of that
     /// name, else main's, as SQLite resolves it.
-    fn has_rowid(&self, table: &str, schema: &str) -> Result<bool, String> {
+    fn table_has_rowid(&self, table: &str, schema: &str) -> Result<bool, String> {
         let mut sql = self.table_sql(table, schema)?;
         if sql.is_none() && schema == "temp" {
             sql = self.table_sql(table, "main")?;
         }
-        Ok(sql
-            .is_some_and(|sql| !sql_text::is_virtual_table(&sql) && !sql_text::without_rowid(&sql)))
+        Ok(sql.is_some_and(|sql| has_rowid(&sql)))
     }
 
     fn columns(&self, sql: &str, params: &[&String]) -> rusqlite::Result<Vec<String>> {
@@ -581,4 +578,9 @@ fn plain_name(object: &SchemaObject) -> Result<(), String> {
             object.kind, object.name
         )),
     }
+}
+
+/// Whether the table `sql` defines has a rowid: a table, not virtual, not `WITHOUT ROWID`.
+fn has_rowid(sql: &str) -> bool {
+    !sql_text::is_virtual_table(sql) && !sql_text::without_rowid(sql)
 }
