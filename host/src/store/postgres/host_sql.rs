@@ -147,19 +147,25 @@ ON CONFLICT DO NOTHING;
 -- planner's estimates for the catalogs grow with what every database of the server ever
 -- held (shared catalogs keep their pages), and compiling a query once it looks costly
 -- enough takes about a second, at every step's begin.
+--
+-- pg_shdepend holds the dependencies of every database of the server: the rows this needs
+-- (this database's functions) are one range of its index by database and catalog, which the
+-- planner, costing each catalog page as a read from disk, would trade for reading the whole
+-- table (a scan that grows with every database of the server) were sequential scans on.
+-- The caller asks once and passes the list on (temporary_held, others_code, others_open).
 CREATE OR REPLACE FUNCTION wasmig.others_functions(me name) RETURNS TABLE (fn oid, plugin text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan SET jit = off AS $$
+SET plan_cache_mode = force_generic_plan SET jit = off SET enable_seqscan = off AS $$
 BEGIN
     RETURN QUERY
     SELECT d.objid, w.plugin
-      FROM wasmig.plugin_role w
-      CROSS JOIN LATERAL (VALUES (w.role), (w.code)) x(role)
-      JOIN pg_roles r ON r.rolname = x.role
-      JOIN pg_shdepend d ON d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.oid
-                        AND d.classid = 'pg_proc'::regclass AND d.deptype = 'o'
-                        AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-     WHERE w.role <> me;
+      FROM pg_shdepend d
+      JOIN pg_roles r ON r.oid = d.refobjid
+      JOIN wasmig.plugin_role w ON r.rolname IN (w.role, w.code)
+     WHERE d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+       AND d.classid = 'pg_proc'::regclass
+       AND d.refclassid = 'pg_authid'::regclass AND d.deptype = 'o'
+       AND w.role <> me;
 END
 $$;
 REVOKE ALL ON FUNCTION wasmig.others_functions(name) FROM PUBLIC;
@@ -255,30 +261,33 @@ END
 $$;
 REVOKE ALL ON FUNCTION wasmig.temporary_reach(oid) FROM PUBLIC;
 
--- The temporary schemas of other sessions that hold another plugin's function (for `me`)
--- and cannot reach a step (temporary_reach): what is there stops no step. Each is walked
--- once, however many functions it holds.
-CREATE OR REPLACE FUNCTION wasmig.temporary_held(me name) RETURNS oid[]
+-- The temporary schemas of other sessions that hold one of the other plugins' functions
+-- `fns` (others_functions) and cannot reach a step (temporary_reach): what is there stops no
+-- step. Each is walked once, however many functions it holds.
+DROP FUNCTION IF EXISTS wasmig.temporary_held(name);
+CREATE OR REPLACE FUNCTION wasmig.temporary_held(fns oid[]) RETURNS oid[]
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 BEGIN
     -- Materialized: the server would otherwise walk a schema once per function in it.
     RETURN (WITH s AS MATERIALIZED (
                 SELECT DISTINCT p.pronamespace AS nsp
-                  FROM wasmig.others_functions(me) o JOIN pg_proc p ON p.oid = o.fn
-                 WHERE pg_is_other_temp_schema(p.pronamespace))
+                  FROM pg_proc p
+                 WHERE p.oid = ANY (fns) AND pg_is_other_temp_schema(p.pronamespace))
             SELECT coalesce(array_agg(s.nsp), '{}') FROM s
              WHERE wasmig.temporary_reach(s.nsp) IS NULL);
 END
 $$;
-REVOKE ALL ON FUNCTION wasmig.temporary_held(name) FROM PUBLIC;
+REVOKE ALL ON FUNCTION wasmig.temporary_held(oid[]) FROM PUBLIC;
 
 -- What of the other plugins could run or be read in `me`'s session, as the server stores
 -- it now: their functions, their schemas (whose grants say which `me` may use) and the
 -- relations of those `me` may use. A catalog row is a new version (a new xmin) after any
 -- change of it, a grant, whose rights a function runs with and a relation's kind included,
--- and a new object is a new row.
-CREATE OR REPLACE FUNCTION wasmig.others_code(me name) RETURNS text
+-- and a new object is a new row. `fns`, `plugins`: the other plugins' functions and whose
+-- each is (others_functions).
+DROP FUNCTION IF EXISTS wasmig.others_code(name);
+CREATE OR REPLACE FUNCTION wasmig.others_code(me name, fns oid[], plugins text[]) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 BEGIN
@@ -292,7 +301,7 @@ BEGIN
     SELECT coalesce(string_agg(plugin || '=' || digest, ',' ORDER BY plugin), '') FROM (
         SELECT plugin, md5(string_agg(x, ',' ORDER BY x)) AS digest FROM (
             SELECT o.plugin, 'f' || p.oid::text || ':' || p.xmin::text
-              FROM wasmig.others_functions(me) o JOIN pg_proc p ON p.oid = o.fn
+              FROM unnest(fns, plugins) o(fn, plugin) JOIN pg_proc p ON p.oid = o.fn
             UNION ALL
             SELECT ns.plugin, 'n' || ns.oid::text || ':' || ns.xmin::text FROM ns
             UNION ALL
@@ -307,7 +316,7 @@ BEGIN
     ) per);
 END
 $$;
-REVOKE ALL ON FUNCTION wasmig.others_code(name) FROM PUBLIC;
+REVOKE ALL ON FUNCTION wasmig.others_code(name, oid[], text[]) FROM PUBLIC;
 
 -- Whether `me` has a right on another plugin's relation `c` (of kind `kind`) beyond reading
 -- a base table: any right on a sequence, a view or another kind, and on a table any but
@@ -333,15 +342,18 @@ REVOKE ALL ON FUNCTION wasmig.beyond_read(name, oid, "char") FROM PUBLIC;
 -- committed between take_back_others' look and its record would be in the record. A
 -- function in another session's temporary schema counts only once that schema could reach
 -- a step (temporary_reach): made so while the step runs, it fails the step when it ends.
-CREATE OR REPLACE FUNCTION wasmig.others_open(me name, p text) RETURNS boolean
+-- `fns`: the other plugins' functions (others_functions).
+DROP FUNCTION IF EXISTS wasmig.others_open(name, text);
+CREATE OR REPLACE FUNCTION wasmig.others_open(me name, p text, fns oid[]) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 DECLARE
-    held oid[] := wasmig.temporary_held(me);
+    held oid[] := wasmig.temporary_held(fns);
 BEGIN
     RETURN EXISTS (
-        SELECT 1 FROM wasmig.others_functions(me) o JOIN pg_proc x ON x.oid = o.fn
-         WHERE ((x.prokind IN ('f', 'p') AND NOT x.prosecdef)
+        SELECT 1 FROM pg_proc x
+         WHERE x.oid = ANY (fns)
+           AND ((x.prokind IN ('f', 'p') AND NOT x.prosecdef)
                 OR has_function_privilege(me, x.oid, 'EXECUTE'))
            AND NOT x.pronamespace = ANY (held))
     OR EXISTS (
@@ -359,7 +371,7 @@ BEGIN
                       AND wasmig.beyond_read(me, c.oid, c.relkind))));
 END
 $$;
-REVOKE ALL ON FUNCTION wasmig.others_open(name, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION wasmig.others_open(name, text, oid[]) FROM PUBLIC;
 
 -- Before any of the plugin's statements runs, another plugin's code can run in its session
 -- only as that plugin: every other plugin's function runs as its owner and none is
@@ -378,13 +390,18 @@ DECLARE
     f record;
     t record;
     recorded text;
-    held oid[] := wasmig.temporary_held(me);
+    fns oid[];
+    plugins text[];
+    held oid[];
 BEGIN
+    SELECT array_agg(o.fn), array_agg(o.plugin) INTO fns, plugins
+      FROM wasmig.others_functions(me) o;
+    held := wasmig.temporary_held(fns);
     FOR f IN SELECT x.oid, x.oid::regprocedure::text AS id, o.plugin,
                     x.prokind IN ('f', 'p') AND NOT x.prosecdef AS invoker,
                     has_function_privilege(me, x.oid, 'EXECUTE') AS callable,
                     pg_is_other_temp_schema(x.pronamespace) AS elsewhere, x.pronamespace AS nsp
-               FROM wasmig.others_functions(me) o
+               FROM unnest(fns, plugins) o(fn, plugin)
                JOIN pg_proc x ON x.oid = o.fn
               WHERE ((x.prokind IN ('f', 'p') AND NOT x.prosecdef)
                      OR has_function_privilege(me, x.oid, 'EXECUTE'))
@@ -438,10 +455,11 @@ BEGIN
             END LOOP;
         END IF;
     END LOOP;
-    -- Recorded first, then looked at again: a change committed before the record is seen
-    -- now, one after it changes the record.
-    recorded := wasmig.others_code(me);
-    IF wasmig.others_open(me, p) THEN
+    -- Recorded first, then looked at again, with the functions there now: a change
+    -- committed before the record is seen now, one after it changes the record.
+    recorded := wasmig.others_code(me, fns, plugins);
+    SELECT array_agg(o.fn) INTO fns FROM wasmig.others_functions(me) o;
+    IF wasmig.others_open(me, p, fns) THEN
         RAISE EXCEPTION 'wasmig: another plugin''s functions or grants changed while plugin %''s step began; run it again', p
             USING ERRCODE = '40001';
     END IF;
@@ -762,9 +780,14 @@ REVOKE ALL ON FUNCTION wasmig.dry_run_begin() FROM PUBLIC;
 CREATE OR REPLACE FUNCTION wasmig.others_changed() RETURNS boolean
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan SET jit = off AS $$
+DECLARE
+    fns oid[];
+    plugins text[];
 BEGIN
-    RETURN coalesce((SELECT s.others IS DISTINCT FROM wasmig.others_code(session_user)
-                            OR wasmig.others_open(session_user, s.plugin)
+    SELECT array_agg(o.fn), array_agg(o.plugin) INTO fns, plugins
+      FROM wasmig.others_functions(session_user) o;
+    RETURN coalesce((SELECT s.others IS DISTINCT FROM wasmig.others_code(session_user, fns, plugins)
+                            OR wasmig.others_open(session_user, s.plugin, fns)
                        FROM wasmig.step_token s WHERE s.xid = pg_current_xact_id()), true);
 END
 $$;
@@ -778,19 +801,24 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 DECLARE
     was text;
-    held oid[] := wasmig.temporary_held(session_user);
+    fns oid[];
+    plugins text[];
+    held oid[];
 BEGIN
+    SELECT array_agg(o.fn), array_agg(o.plugin) INTO fns, plugins
+      FROM wasmig.others_functions(session_user) o;
+    held := wasmig.temporary_held(fns);
     SELECT s.others INTO was FROM wasmig.step_token s WHERE s.xid = pg_current_xact_id();
     RETURN (SELECT string_agg(DISTINCT c.plugin, ', ' ORDER BY c.plugin) FROM (
         SELECT coalesce(a.plugin, b.plugin) AS plugin
           FROM (SELECT split_part(e, '=', 1) AS plugin, split_part(e, '=', 2) AS digest
                   FROM unnest(string_to_array(was, ',')) e) a
           FULL JOIN (SELECT split_part(e, '=', 1) AS plugin, split_part(e, '=', 2) AS digest
-                       FROM unnest(string_to_array(wasmig.others_code(session_user), ',')) e) b
+                       FROM unnest(string_to_array(wasmig.others_code(session_user, fns, plugins), ',')) e) b
             ON a.plugin = b.plugin
          WHERE a.digest IS DISTINCT FROM b.digest
         UNION
-        SELECT o.plugin FROM wasmig.others_functions(session_user) o JOIN pg_proc x ON x.oid = o.fn
+        SELECT o.plugin FROM unnest(fns, plugins) o(fn, plugin) JOIN pg_proc x ON x.oid = o.fn
          WHERE ((x.prokind IN ('f', 'p') AND NOT x.prosecdef)
                 OR has_function_privilege(session_user, x.oid, 'EXECUTE'))
            AND NOT x.pronamespace = ANY (held)
