@@ -149,10 +149,12 @@ ON CONFLICT DO NOTHING;
 -- enough takes about a second, at every step's begin.
 --
 -- pg_shdepend holds the dependencies of every database of the server: the rows this needs
--- (this database's functions) are one range of its index by database and catalog, which the
+-- are one range of its index by database and catalog (this database's functions whose owner
+-- or grantees are roles of their own, the plugins' and the application's), which the
 -- planner, costing each catalog page as a read from disk, would trade for reading the whole
--- table (a scan that grows with every database of the server) were sequential scans on.
--- The caller asks once and passes the list on (temporary_held, others_code, others_open).
+-- table (a scan that grows with every database of the server) were sequential scans on. The
+-- plugins' roles are matched by equality, so the range is read once whatever their number.
+-- The callers pass the list on (temporary_held, others_code, others_open).
 CREATE OR REPLACE FUNCTION wasmig.others_functions(me name) RETURNS TABLE (fn oid, plugin text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan SET jit = off SET enable_seqscan = off AS $$
@@ -161,11 +163,12 @@ BEGIN
     SELECT d.objid, w.plugin
       FROM pg_shdepend d
       JOIN pg_roles r ON r.oid = d.refobjid
-      JOIN wasmig.plugin_role w ON r.rolname IN (w.role, w.code)
+      JOIN (SELECT p.plugin, x.role FROM wasmig.plugin_role p
+              CROSS JOIN LATERAL (VALUES (p.role), (p.code)) x(role)
+             WHERE p.role <> me) w ON w.role = r.rolname
      WHERE d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
        AND d.classid = 'pg_proc'::regclass
-       AND d.refclassid = 'pg_authid'::regclass AND d.deptype = 'o'
-       AND w.role <> me;
+       AND d.refclassid = 'pg_authid'::regclass AND d.deptype = 'o';
 END
 $$;
 REVOKE ALL ON FUNCTION wasmig.others_functions(name) FROM PUBLIC;
@@ -455,11 +458,12 @@ BEGIN
             END LOOP;
         END IF;
     END LOOP;
-    -- Recorded first, then looked at again, with the functions there now: a change
-    -- committed before the record is seen now, one after it changes the record.
-    recorded := wasmig.others_code(me, fns, plugins);
-    SELECT array_agg(o.fn) INTO fns FROM wasmig.others_functions(me) o;
-    IF wasmig.others_open(me, p, fns) THEN
+    -- Recorded first, then looked at again, each with the functions there at that moment
+    -- (listed in the same statement): a change committed before the record is seen now, one
+    -- after it changes the record.
+    SELECT wasmig.others_code(me, array_agg(o.fn), array_agg(o.plugin)) INTO recorded
+      FROM wasmig.others_functions(me) o;
+    IF wasmig.others_open(me, p, ARRAY(SELECT o.fn FROM wasmig.others_functions(me) o)) THEN
         RAISE EXCEPTION 'wasmig: another plugin''s functions or grants changed while plugin %''s step began; run it again', p
             USING ERRCODE = '40001';
     END IF;
