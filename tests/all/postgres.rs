@@ -2412,6 +2412,67 @@ fn another_plugins_code_changed_while_a_step_runs_rolls_the_step_back() {
 }
 
 #[test]
+fn a_function_made_while_a_steps_begin_takes_back_anothers_is_in_the_steps_record() {
+    let pg = a_victim_that_lends_its_code_to_its_reader();
+    // The application fires the victim's trigger: its function runs as its caller and the
+    // reader may call it, which the reader's next begin takes back.
+    pg.env.exec("INSERT INTO victim.victim__t VALUES ('go')");
+    pg.script("reader", "0.3.0", "CREATE TABLE reader__w (x int)", None);
+    let code = format!("wasmig:{}/victim", pg.name);
+    // Another session changes the same function and keeps its transaction open: the
+    // begin's take-back waits for it.
+    let mut holder = pg.client();
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SET ROLE \"{code}\"; ALTER FUNCTION victim.victim__f() SECURITY INVOKER"
+        ))
+        .unwrap();
+    let runner = pg
+        .env
+        .command()
+        .args(["up", "reader@0.3.0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    while pg
+        .rows(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+             AND query LIKE '%step_begin%' AND wait_event_type = 'Lock'",
+        )
+        .is_empty()
+    {
+        assert!(Instant::now() < until, "the reader's begin never waited");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Meanwhile the victim's code makes a function in its session's temporary schema,
+    // which can reach no step: it stops none, and the reader's record holds it.
+    let mut maker = pg.client();
+    maker
+        .batch_execute(&format!(
+            "SET ROLE \"{code}\";
+             CREATE FUNCTION pg_temp.victim__w1() RETURNS int LANGUAGE sql AS 'SELECT 1';
+             RESET ROLE"
+        ))
+        .unwrap();
+    holder.batch_execute("ROLLBACK").unwrap();
+    let out = runner.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        pg.rows("SELECT prosecdef::text FROM pg_proc WHERE proname = 'victim__f'"),
+        ["true"],
+        "the reader's begin took the victim's function back"
+    );
+    assert_eq!(
+        pg.column("to_regclass('reader.reader__w')::text"),
+        ["reader.reader__w"]
+    );
+    drop(maker);
+}
+
+#[test]
 fn a_plugin_reads_the_tables_the_plugin_it_reads_made_earlier_in_the_same_run() {
     // `watcher` reads `victim` and runs after it (by name).
     let pg = scripted();
