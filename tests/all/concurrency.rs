@@ -12,14 +12,7 @@ on_both! {
         env.add(artifacts::ACCOUNTS, "accounts.wasm");
         env.add(artifacts::NOTES, "notes.wasm");
         let runners: Vec<_> = (0..6)
-            .map(|_| {
-                env.command()
-                    .arg("up")
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
+            .map(|_| env.spawn(&["up"]))
             .collect();
         for runner in runners {
             let out = runner.wait_with_output().unwrap();

@@ -1063,14 +1063,7 @@ fn a_step_whose_session_the_server_ends_is_tried_again_and_applied_once() {
         "CREATE TABLE attacker__t AS SELECT 1 AS x FROM pg_sleep(2)",
         None,
     );
-    let runner = pg
-        .env
-        .command()
-        .args(["up", "attacker@0.2.0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let runner = pg.env.spawn(&["up", "attacker@0.2.0"]);
     let pid = plugin_session_pid(&pg, "pg_sleep(2)");
     pg.rows(&format!("SELECT pg_terminate_backend({pid})"));
     let out = runner.wait_with_output().unwrap();
@@ -1124,14 +1117,7 @@ fn a_run_goes_on_after_the_server_restarts_in_the_middle_of_a_step() {
         "CREATE TABLE victim__after (x int)",
         None,
     );
-    let runner = pg
-        .env
-        .command()
-        .args(["up"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let runner = pg.env.spawn(&["up"]);
     plugin_session_pid(&pg, "pg_sleep(2)");
     let version = std::fs::read_dir("/etc/postgresql")
         .unwrap()
@@ -1508,14 +1494,7 @@ fn another_sessions_temporary_code_stops_steps_only_while_it_can_reach_them() {
 
     // Made while a step runs, such a use fails that step when it ends.
     pg.script("attacker", "0.4.0", "SELECT pg_sleep(4)", None);
-    let step = pg
-        .env
-        .command()
-        .args(["up", "attacker@0.4.0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let step = pg.env.spawn(&["up", "attacker@0.4.0"]);
     std::thread::sleep(Duration::from_millis(1500));
     app.batch_execute("CREATE TABLE public.app_late (v int DEFAULT pg_temp.victim__temp2(1))")
         .unwrap();
@@ -2388,14 +2367,7 @@ fn another_plugins_code_changed_while_a_step_runs_rolls_the_step_back() {
          CREATE TABLE reader__copy AS SELECT victim.victim__g() AS who FROM victim.victim__t2",
         None,
     );
-    let runner = pg
-        .env
-        .command()
-        .args(["up", "reader@0.3.0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let runner = pg.env.spawn(&["up", "reader@0.3.0"]);
     plugin_session_pid(&pg, "SELECT pg_sleep(3)");
     pg.env.exec("INSERT INTO victim.victim__t2 VALUES ('go')");
     let out = runner.wait_with_output().unwrap();
@@ -2427,14 +2399,7 @@ fn a_function_made_while_a_steps_begin_takes_back_anothers_is_in_the_steps_recor
             "BEGIN; SET ROLE \"{code}\"; ALTER FUNCTION victim.victim__f() SECURITY INVOKER"
         ))
         .unwrap();
-    let runner = pg
-        .env
-        .command()
-        .args(["up", "reader@0.3.0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let runner = pg.env.spawn(&["up", "reader@0.3.0"]);
     let until = Instant::now() + Duration::from_secs(30);
     while pg
         .rows(

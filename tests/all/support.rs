@@ -125,6 +125,17 @@ impl Env {
         cmd
     }
 
+    /// Starts the real binary with `--plugins` and `--db` pointing here, its stdout and
+    /// stderr piped, and returns at once (`wait_with_output` collects them).
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.command()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     /// Runs the real binary with `--plugins` and `--db` pointing here.
     pub fn run(&self, args: &[&str]) -> Output {
         self.command().args(args).output().unwrap()
