@@ -6,17 +6,52 @@
 //! mimalloc's thread-local free lists do not. SQLite does not allocate through Rust, so it is
 //! given mimalloc separately, before it starts, with the library's bound on its memory during
 //! a step (`wasmig::sqlite_memory::hooks`) inside the same methods.
+//!
+//! Each of SQLite's blocks starts with a header of two sizes: what SQLite asked for, and what
+//! the bound counted for it (mimalloc's size class, header included). Freeing and sizing a
+//! block then read its first bytes, which SQLite has just used, instead of asking mimalloc,
+//! whose lookup of a block's page costs a cache miss on most calls.
 
 use rusqlite::ffi;
 use std::os::raw::{c_int, c_void};
 use wasmig::sqlite_memory::hooks;
 
-fn usable(p: *mut c_void) -> usize {
-    if p.is_null() {
-        0
-    } else {
-        // SAFETY: `p` came from mimalloc (x_malloc or x_realloc).
-        unsafe { libmimalloc_sys::mi_usable_size(p) }
+/// The header's size. SQLite needs its blocks aligned to 8 bytes; mimalloc's are aligned to
+/// at least that, and so is the block after the header.
+const HEADER: usize = 8;
+
+/// What the bound counts for a block of `requested` bytes: the size class mimalloc serves it
+/// from, the header included.
+fn counted(requested: usize) -> usize {
+    // SAFETY: mi_good_size only computes.
+    unsafe { libmimalloc_sys::mi_good_size(requested + HEADER) }
+}
+
+/// Writes the header at `base` and returns the block SQLite sees.
+///
+/// # Safety
+/// `base` is a live mimalloc block of at least `HEADER + requested` bytes.
+unsafe fn finish(base: *mut c_void, requested: usize, counted: usize) -> *mut c_void {
+    let header = base.cast::<u32>();
+    // SAFETY: the block is at least HEADER bytes and aligned to 8; both sizes fit in a u32
+    // (SQLite asks for less than 2 GiB).
+    unsafe {
+        header.write(requested as u32);
+        header.add(1).write(counted as u32);
+        base.cast::<u8>().add(HEADER).cast()
+    }
+}
+
+/// The mimalloc block of the block SQLite holds, and the header's two sizes.
+///
+/// # Safety
+/// `p` came from x_malloc or x_realloc and is live.
+unsafe fn header(p: *mut c_void) -> (*mut c_void, usize, usize) {
+    // SAFETY: x_malloc and x_realloc return the block HEADER bytes past a header they wrote.
+    unsafe {
+        let base = p.cast::<u8>().sub(HEADER).cast::<c_void>();
+        let sizes = base.cast::<u32>();
+        (base, sizes.read() as usize, sizes.add(1).read() as usize)
     }
 }
 
@@ -24,49 +59,68 @@ unsafe extern "C" fn x_malloc(n: c_int) -> *mut c_void {
     if hooks::refused() {
         return std::ptr::null_mut();
     }
-    // SAFETY: mi_malloc takes any size; SQLite never asks for a negative one.
-    let p = unsafe { libmimalloc_sys::mi_malloc(n.max(0) as usize) };
-    if !p.is_null() && !hooks::allocated(usable(p)) {
-        // SAFETY: just allocated, not handed out.
-        unsafe { libmimalloc_sys::mi_free(p) };
+    let requested = n.max(0) as usize;
+    let size = counted(requested);
+    if !hooks::allocated(size) {
         return std::ptr::null_mut();
     }
-    p
+    // SAFETY: mi_malloc takes any size.
+    let base = unsafe { libmimalloc_sys::mi_malloc(requested + HEADER) };
+    if base.is_null() {
+        hooks::freed(size);
+        return std::ptr::null_mut();
+    }
+    // SAFETY: just allocated, of HEADER + requested bytes.
+    unsafe { finish(base, requested, size) }
 }
 
 unsafe extern "C" fn x_free(p: *mut c_void) {
-    hooks::freed(usable(p));
-    // SAFETY: SQLite frees only what x_malloc or x_realloc returned (or null).
-    unsafe { libmimalloc_sys::mi_free(p) }
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: SQLite frees only what x_malloc or x_realloc returned.
+    let (base, _, size) = unsafe { header(p) };
+    hooks::freed(size);
+    // SAFETY: `base` came from mimalloc.
+    unsafe { libmimalloc_sys::mi_free(base) }
 }
 
 unsafe extern "C" fn x_realloc(p: *mut c_void, n: c_int) -> *mut c_void {
+    // SQLite calls xRealloc only with a block it holds, never null.
+    // SAFETY: as for x_free.
+    let (base, _, before) = unsafe { header(p) };
+    let requested = n.max(0) as usize;
+    let after = counted(requested);
     // Refused: SQLite keeps the block it has.
-    let before = usable(p);
-    if hooks::refused() || !hooks::may_resize(before, n.max(0) as usize) {
+    if hooks::refused() || !hooks::may_resize(before, after) {
         return std::ptr::null_mut();
     }
-    // SAFETY: as for x_malloc and x_free.
-    let q = unsafe { libmimalloc_sys::mi_realloc(p, n.max(0) as usize) };
-    if !q.is_null() {
-        hooks::resized(before, usable(q));
+    // SAFETY: `base` came from mimalloc; the header moves with the block.
+    let q = unsafe { libmimalloc_sys::mi_realloc(base, requested + HEADER) };
+    if q.is_null() {
+        return std::ptr::null_mut();
     }
-    q
+    hooks::resized(before, after);
+    // SAFETY: just reallocated, of HEADER + requested bytes.
+    unsafe { finish(q, requested, after) }
 }
 
 unsafe extern "C" fn x_size(p: *mut c_void) -> c_int {
-    // SAFETY: `p` came from x_malloc or x_realloc. The usable size is at least what was asked
-    // for, and SQLite may use all of it (as it does with glibc's malloc_usable_size).
-    let size = unsafe { libmimalloc_sys::mi_usable_size(p) };
-    c_int::try_from(size).unwrap_or(c_int::MAX)
+    if p.is_null() {
+        return 0;
+    }
+    // SAFETY: `p` came from x_malloc or x_realloc. SQLite may use all of what this reports,
+    // which is what it asked for.
+    let (_, requested, _) = unsafe { header(p) };
+    requested as c_int
 }
 
 unsafe extern "C" fn x_roundup(n: c_int) -> c_int {
-    // SAFETY: mi_good_size only computes.
-    let size = unsafe { libmimalloc_sys::mi_good_size(n.max(0) as usize) };
-    c_int::try_from(size).unwrap_or(n)
+    // What mimalloc serves a block of `n` bytes from, less the header: asking for that much
+    // costs no more memory.
+    let size = counted(n.max(0) as usize) - HEADER;
+    c_int::try_from(size).unwrap_or(n).max(n)
 }
-
 unsafe extern "C" fn x_init(_: *mut c_void) -> c_int {
     ffi::SQLITE_OK
 }
