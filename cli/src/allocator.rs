@@ -8,9 +8,10 @@
 //! a step (`wasmig::sqlite_memory::hooks`) inside the same methods.
 //!
 //! Each of SQLite's blocks starts with a header of two sizes: what SQLite asked for, and what
-//! the bound counted for it (mimalloc's size class, header included). Freeing and sizing a
-//! block then read its first bytes, which SQLite has just used, instead of asking mimalloc,
-//! whose lookup of a block's page costs a cache miss on most calls.
+//! the bound counted for it (the size of mimalloc's block, header included). Freeing and
+//! sizing a block read the header, which SQLite has just used, instead of asking mimalloc
+//! for the block's size, which looks its page up in a page map (loads that wait on memory;
+//! `mi_free` does that lookup once more).
 
 use rusqlite::ffi;
 use std::os::raw::{c_int, c_void};
@@ -20,11 +21,26 @@ use wasmig::sqlite_memory::hooks;
 /// at least that, and so is the block after the header.
 const HEADER: usize = 8;
 
-/// What the bound counts for a block of `requested` bytes: the size class mimalloc serves it
-/// from, the header included.
-fn counted(requested: usize) -> usize {
+/// Blocks up to this size (header included) come from mimalloc's size classes, whose size
+/// `mi_good_size` computes without a lookup. Larger ones are rounded more coarsely than it
+/// says (to 64 KiB and more), so their real size is asked of mimalloc: they are few.
+const CLASSED: usize = 64 * 1024;
+
+/// What the bound counts for a block of `requested` bytes about to be allocated, when it
+/// can be known before: its size class, the header included.
+fn classed(requested: usize) -> Option<usize> {
+    let whole = requested + HEADER;
     // SAFETY: mi_good_size only computes.
-    unsafe { libmimalloc_sys::mi_good_size(requested + HEADER) }
+    (whole <= CLASSED).then(|| unsafe { libmimalloc_sys::mi_good_size(whole) })
+}
+
+/// The size of mimalloc's block `base`.
+///
+/// # Safety
+/// `base` is a live block from mimalloc.
+unsafe fn block_size(base: *mut c_void) -> usize {
+    // SAFETY: as the caller promises.
+    unsafe { libmimalloc_sys::mi_usable_size(base) }
 }
 
 /// Writes the header at `base` and returns the block SQLite sees.
@@ -32,9 +48,18 @@ fn counted(requested: usize) -> usize {
 /// # Safety
 /// `base` is a live mimalloc block of at least `HEADER + requested` bytes.
 unsafe fn finish(base: *mut c_void, requested: usize, counted: usize) -> *mut c_void {
+    #[cfg(debug_assertions)]
+    {
+        // SAFETY: as the caller promises.
+        let real = unsafe { block_size(base) };
+        assert!(
+            counted >= real,
+            "a block of {real} bytes counted as {counted}"
+        );
+    }
     let header = base.cast::<u32>();
-    // SAFETY: the block is at least HEADER bytes and aligned to 8; both sizes fit in a u32
-    // (SQLite asks for less than 2 GiB).
+    // SAFETY: the block is at least HEADER bytes and aligned to 8. Both sizes fit in a u32:
+    // SQLite asks for less than 2 GiB, and mimalloc's block for that is less than 4 GiB.
     unsafe {
         header.write(requested as u32);
         header.add(1).write(counted as u32);
@@ -60,16 +85,37 @@ unsafe extern "C" fn x_malloc(n: c_int) -> *mut c_void {
         return std::ptr::null_mut();
     }
     let requested = n.max(0) as usize;
-    let size = counted(requested);
-    if !hooks::allocated(size) {
+    // A block whose size is known before is counted before it is made (refused: never made).
+    let known = classed(requested);
+    if let Some(size) = known
+        && !hooks::allocated(size)
+    {
         return std::ptr::null_mut();
     }
     // SAFETY: mi_malloc takes any size.
     let base = unsafe { libmimalloc_sys::mi_malloc(requested + HEADER) };
-    if base.is_null() {
-        hooks::freed(size);
-        return std::ptr::null_mut();
-    }
+    let size = match known {
+        Some(size) => {
+            if base.is_null() {
+                hooks::freed(size);
+                return std::ptr::null_mut();
+            }
+            size
+        }
+        None => {
+            if base.is_null() {
+                return std::ptr::null_mut();
+            }
+            // SAFETY: just allocated.
+            let size = unsafe { block_size(base) };
+            if !hooks::allocated(size) {
+                // SAFETY: just allocated, not handed out.
+                unsafe { libmimalloc_sys::mi_free(base) };
+                return std::ptr::null_mut();
+            }
+            size
+        }
+    };
     // SAFETY: just allocated, of HEADER + requested bytes.
     unsafe { finish(base, requested, size) }
 }
@@ -90,9 +136,10 @@ unsafe extern "C" fn x_realloc(p: *mut c_void, n: c_int) -> *mut c_void {
     // SAFETY: as for x_free.
     let (base, _, before) = unsafe { header(p) };
     let requested = n.max(0) as usize;
-    let after = counted(requested);
-    // Refused: SQLite keeps the block it has.
-    if hooks::refused() || !hooks::may_resize(before, after) {
+    // Refused: SQLite keeps the block it has. A large block's size is known only once made:
+    // what it needs, header included, stands for it until then.
+    let wanted = classed(requested).unwrap_or(requested + HEADER);
+    if hooks::refused() || !hooks::may_resize(before, wanted) {
         return std::ptr::null_mut();
     }
     // SAFETY: `base` came from mimalloc; the header moves with the block.
@@ -100,6 +147,14 @@ unsafe extern "C" fn x_realloc(p: *mut c_void, n: c_int) -> *mut c_void {
     if q.is_null() {
         return std::ptr::null_mut();
     }
+    let after = if q == base {
+        // Resized in place: mimalloc keeps a block that holds the new size (and is not
+        // more than twice as large), so the block is the one counted.
+        before
+    } else {
+        // SAFETY: just reallocated.
+        classed(requested).unwrap_or_else(|| unsafe { block_size(q) })
+    };
     hooks::resized(before, after);
     // SAFETY: just reallocated, of HEADER + requested bytes.
     unsafe { finish(q, requested, after) }
@@ -116,11 +171,14 @@ unsafe extern "C" fn x_size(p: *mut c_void) -> c_int {
 }
 
 unsafe extern "C" fn x_roundup(n: c_int) -> c_int {
-    // What mimalloc serves a block of `n` bytes from, less the header: asking for that much
-    // costs no more memory.
-    let size = counted(n.max(0) as usize) - HEADER;
-    c_int::try_from(size).unwrap_or(n).max(n)
+    // Asking for the rest of the size class costs no more memory.
+    let n = n.max(0);
+    match classed(n as usize) {
+        Some(size) => c_int::try_from(size - HEADER).unwrap_or(n).max(n),
+        None => n,
+    }
 }
+
 unsafe extern "C" fn x_init(_: *mut c_void) -> c_int {
     ffi::SQLITE_OK
 }

@@ -39,7 +39,7 @@ struct Inner(ffi::sqlite3_mem_methods);
 unsafe impl Sync for Inner {}
 unsafe impl Send for Inner {}
 
-/// Blocks of at least this many usable bytes are counted in the shared counter at once:
+/// Blocks of at least this many bytes are counted in the shared counter at once:
 /// what can add up to a great deal in few blocks (values, pages, sorter buffers). Smaller ones
 /// are counted per thread and moved to it [`SMALL_BATCH`] bytes at a time, which costs no
 /// shared counter per allocation; a statement whose compilation makes millions of parse-tree
@@ -109,8 +109,8 @@ pub fn install() -> Result<(), c_int> {
 
 /// The bound's bookkeeping, for a process that writes SQLite's allocator methods itself (the
 /// `wasmig` binary gives SQLite mimalloc this way): its methods call these with each block's
-/// usable size, and the bound holds without a second layer of calls around every
-/// allocation. Such a process installs its methods with `SQLITE_CONFIG_MALLOC` itself and
+/// size as the allocator holds it (not just what SQLite asked for), and the bound holds
+/// without a second layer of calls around every allocation. Such a process installs its methods with `SQLITE_CONFIG_MALLOC` itself and
 /// does not call [`install`].
 pub mod hooks {
     use super::{CEILING, COUNTED, HELD, SMALL, SMALL_BATCH, STOPPED};
@@ -152,28 +152,30 @@ pub mod hooks {
         STOPPED.load(Ordering::Relaxed)
     }
 
-    /// A block of `usable` bytes was just allocated. `false`: it would pass the step's
-    /// budget; free it and fail the allocation.
+    /// A block of `size` bytes is about to be allocated, or just was. `false`: it would pass
+    /// the step's budget, and is not counted; fail the allocation (freeing the block if it
+    /// was made).
     #[inline]
-    pub fn allocated(usable: usize) -> bool {
-        add(usable as i64)
+    pub fn allocated(size: usize) -> bool {
+        add(size as i64)
     }
 
-    /// A block of `usable` bytes is being freed.
+    /// A block of `size` bytes (as counted when it was allocated) is being freed, or was
+    /// never made after all.
     #[inline]
-    pub fn freed(usable: usize) {
-        add(-(usable as i64));
+    pub fn freed(size: usize) {
+        add(-(size as i64));
     }
 
-    /// Before a block of `before` usable bytes is resized to `requested` bytes. `false`: the
-    /// growth would pass the budget; fail the resize (SQLite keeps its block).
+    /// Before a block of `before` bytes is resized to one of about `after` bytes. `false`:
+    /// the growth would pass the budget; fail the resize (SQLite keeps its block).
     #[inline]
-    pub fn may_resize(before: usize, requested: usize) -> bool {
-        let grown = requested as i64 - before as i64;
+    pub fn may_resize(before: usize, after: usize) -> bool {
+        let grown = after as i64 - before as i64;
         grown < COUNTED || HELD.load(Ordering::Relaxed) + grown <= CEILING.load(Ordering::Relaxed)
     }
 
-    /// A block of `before` usable bytes was resized to one of `after` usable bytes.
+    /// A block of `before` bytes was resized to one of `after` bytes.
     #[inline]
     pub fn resized(before: usize, after: usize) {
         add(-(before as i64));
