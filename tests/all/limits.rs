@@ -274,9 +274,24 @@ fn tables_made_from_selects_do_not_pile_up_in_the_host_step_after_step() {
             None,
         );
     }
+    let (status, peak_kib) = peak_memory(&env, &["up", "attacker@0.6.0"]);
+    assert!(status.success());
+    assert_eq!(
+        env.value::<i64>("SELECT count(*) FROM attacker__big4"),
+        40_000
+    );
+    assert!(
+        peak_kib < 150 * 1024,
+        "the host peaked at {} MiB",
+        peak_kib / 1024
+    );
+}
+
+/// Runs the binary with `args` and samples its peak resident memory (`VmHWM`) until it ends.
+fn peak_memory(env: &crate::support::Env, args: &[&str]) -> (std::process::ExitStatus, u64) {
     let mut child = env
         .command()
-        .args(["up", "attacker@0.6.0"])
+        .args(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -297,16 +312,71 @@ fn tables_made_from_selects_do_not_pile_up_in_the_host_step_after_step() {
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     };
-    assert!(status.success());
-    assert_eq!(
-        env.value::<i64>("SELECT count(*) FROM attacker__big4"),
-        40_000
-    );
-    assert!(
-        peak_kib < 150 * 1024,
-        "the host peaked at {} MiB",
-        peak_kib / 1024
-    );
+    (status, peak_kib)
+}
+
+/// A script of 100 indexes that each name one column 16 times, then that column renamed to a
+/// name of 60,000 bytes: SQLite rewrites every index's definition, ≈ 94 MB of them, within
+/// its own memory bound (each definition is under its statement length limit), and
+/// `then` after it.
+fn definitions_made_large(then: &str) -> String {
+    let mut script = vec!["CREATE TABLE attacker__t (a)".to_string()];
+    script.extend((0..100).map(|k| {
+        format!(
+            "CREATE INDEX attacker__i{k} ON attacker__t ({})",
+            vec!["a"; 16].join(", ")
+        )
+    }));
+    script.push(format!(
+        "ALTER TABLE attacker__t RENAME COLUMN a TO \"{}\"",
+        "b".repeat(60_000)
+    ));
+    script.push(then.to_string());
+    script.join(";\n")
+}
+
+/// The host reads a plugin's definitions (after a step, and during one to compile its next
+/// statement against them) only up to twice its quota: definitions a step made large, within
+/// SQLite's memory bound, are not copied whole into the host's memory first.
+#[test]
+fn definitions_a_step_makes_large_are_refused_before_the_host_holds_them() {
+    for (then, expected) in [
+        // Read after the step.
+        (
+            "SELECT 1",
+            "names and definitions, past the 2048 KiB of them the host reads for a step",
+        ),
+        // Read during the step: the next statement is compiled against the plugin's objects.
+        (
+            "CREATE TABLE attacker__next (x)",
+            "names and definitions, past the 2048 KiB of them the host reads for a step",
+        ),
+    ] {
+        let env = crate::scripted::scripted();
+        env.script("attacker", "0.2.0", &definitions_made_large(then), None);
+        let (status, peak_kib) = peak_memory(&env, &["up", "attacker@0.2.0"]);
+        assert!(!status.success());
+        // The step's own statements stay within SQLite's 64 MiB; the definitions they left
+        // (≈ 94 MB, several copies of them once read) never reach the host.
+        assert!(
+            peak_kib < 160 * 1024,
+            "{then}: the host peaked at {} MiB",
+            peak_kib / 1024
+        );
+        let (plugin, version, _, outcome, error) = env.ledger().pop().unwrap();
+        assert_eq!(
+            (plugin.as_str(), version.as_str(), outcome.as_str()),
+            ("attacker", "0.2.0", "failed")
+        );
+        let error = error.unwrap_or_default();
+        assert!(error.contains(expected), "{then}: {error}");
+        assert_eq!(
+            env.value::<i64>("SELECT count(*) FROM sqlite_schema WHERE name LIKE 'attacker__%'"),
+            1,
+            "{then}: only the script table is left"
+        );
+        assert_eq!(env.value::<String>("PRAGMA integrity_check"), "ok");
+    }
 }
 
 #[test]
@@ -345,13 +415,7 @@ fn a_plugins_error_of_any_size_is_kept_short() {
 fn a_plugins_definitions_are_bounded_in_all() {
     let env = crate::scripted::scripted();
     env.policy("[limits]\nmax_schema = \"256KiB\"\n");
-    let table = |n: u32| {
-        let values: Vec<String> = (0..20_000).map(|i| i.to_string()).collect();
-        format!(
-            "CREATE TABLE attacker__t{n} (x CHECK (x IN ({})))",
-            values.join(", ")
-        )
-    };
+    let table = |n| long_check_table(n, 20_000);
     env.applies("attacker", "0.2.0", &table(1));
     env.applies("attacker", "0.3.0", &table(2));
     env.refused(
@@ -367,6 +431,46 @@ fn a_plugins_definitions_are_bounded_in_all() {
     // With room enough, the same step applies.
     env.policy("[limits]\nmax_schema = \"1MiB\"\n");
     env.applies("attacker", "0.4.0", &table(3));
+}
+
+/// A table of plugin `attacker` with a check of a list of `values` numbers (20,000 take
+/// ≈ 109 KB, 5,000 ≈ 24 KB).
+fn long_check_table(n: u32, values: u32) -> String {
+    let values: Vec<String> = (0..values).map(|i| i.to_string()).collect();
+    format!(
+        "CREATE TABLE attacker__t{n} (x CHECK (x IN ({})))",
+        values.join(", ")
+    )
+}
+
+/// The host reads a plugin's objects during a step up to twice its quota, or what the plugin
+/// had before the step and its quota more: a plugin past a quota lowered since can still
+/// shrink, one statement after another.
+#[test]
+fn a_plugin_past_a_quota_lowered_since_can_still_shrink() {
+    let env = crate::scripted::scripted();
+    for n in 1..=4 {
+        env.applies(
+            "attacker",
+            &format!("0.{}.0", n + 1),
+            &long_check_table(n, 5_000),
+        );
+    }
+    // ≈ 96 KB of definitions, more than twice the new quota.
+    env.policy("[limits]\nmax_schema = \"32KiB\"\n[plugins.attacker]\nallow_destructive = true\n");
+    env.applies(
+        "attacker",
+        "0.6.0",
+        // A table made from a select is not made in the shadow schema: the next statement
+        // is compiled against the plugin's objects read again from the database.
+        "-- wasmig:destructive\n\
+         CREATE TABLE attacker__c AS SELECT 1 AS x; \
+         DROP TABLE attacker__t2; DROP TABLE attacker__t3; DROP TABLE attacker__t4",
+    );
+    assert_eq!(
+        env.value::<i64>("SELECT count(*) FROM sqlite_schema WHERE name LIKE 'attacker__t_'"),
+        1
+    );
 }
 
 #[test]

@@ -137,6 +137,10 @@ pub(crate) struct SqliteBackend {
     host_tables: bool,
     /// What the last schema scan found (see [`SchemaScan`]).
     scan_out: Arc<Mutex<Option<ScanOut>>>,
+    /// The cap of the scan about to run (see `ScanOut::cap`; `u64::MAX`: none).
+    scan_cap: Arc<std::sync::atomic::AtomicU64>,
+    /// The bytes of the plugin's own objects at the last mark (see `SqliteBackend::scan_cap`).
+    marked_bytes: u64,
     /// The schema as the last step left it, for the plugin it was scanned for.
     last_mark: Option<(String, SchemaMark)>,
     /// The connection switched a `DELETE` rollback journal to `TRUNCATE`, to switch back when
@@ -231,6 +235,8 @@ impl SqliteBackend {
             stuck: Default::default(),
             host_tables: false,
             scan_out: Default::default(),
+            scan_cap: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
+            marked_bytes: 0,
             last_mark: None,
             truncating: false,
             step_serial: Default::default(),
@@ -266,6 +272,7 @@ impl SqliteBackend {
             SchemaScan {
                 keys: self.row_keys.clone(),
                 out: self.scan_out.clone(),
+                cap: self.scan_cap.clone(),
             },
         )
         .map_err(e)?;
@@ -394,7 +401,11 @@ impl Backend for SqliteBackend {
             return Ok((was, now));
         }
         let scope = Scope::of(access);
-        let after = self.scan_schema(&scope, versions, Some(before))?;
+        // A schema the host will not read whole, or not in time, refuses the step in
+        // `verify_step`, which reads it again: nothing to compare here.
+        let Ok(after) = self.scan_after_step(&scope, versions, before)? else {
+            return Ok((was, now));
+        };
         // Only the tables whose statement the step changed (or that it made or dropped):
         // a table whose `CREATE` text is the same has the same columns. So the work follows
         // the step's own DDL, not the plugin's whole schema.

@@ -28,7 +28,44 @@ pub(crate) struct SchemaObject {
     pub sql: Option<String>,
 }
 
+/// A scan of the schema stopped because the plugin's own objects (their names and
+/// definitions, main and TEMP) passed the bytes the host copies for it: how many it had seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PastCap(pub u64);
+
+/// What the scan of main's schema by its pages found.
+pub(super) enum PageScan {
+    /// This SQLite cannot read the pages, or they do not read as expected: read every row.
+    Unavailable,
+    Scanned(LeafPart),
+    PastCap(PastCap),
+}
+
 impl SqliteBackend {
+    /// The most bytes of the running plugin's own objects (names and definitions, main and
+    /// TEMP) the host copies when it reads its schema during and after a step: twice its
+    /// quota of definitions, since a step may hold a table's old and new definitions at once
+    /// (SQLite's table rebuild), or what it held at the step's mark and its quota more, if
+    /// that is more (a plugin past a quota lowered since must be able to shrink). `None`
+    /// before a plugin's step has run on this connection.
+    pub(super) fn scan_cap(&self) -> Option<u64> {
+        self.step_schema_quota.map(|quota| {
+            quota
+                .saturating_mul(2)
+                .max(self.marked_bytes.saturating_add(quota))
+        })
+    }
+
+    /// Why the host stopped reading a plugin's objects, for its errors.
+    pub(super) fn past_cap_text(&self) -> String {
+        format!(
+            "past the {} KiB of them the host reads for a step (max_schema in [limits] is {} \
+             KiB)",
+            self.scan_cap().unwrap_or(0) / 1024,
+            self.step_schema_quota.unwrap_or(0) / 1024
+        )
+    }
+
     /// Runs `check` (the schema check's compiling of what a step leaves behind, which the
     /// plugin's objects can make as slow as they like) on the step's clock: the progress
     /// handler, which SQLite also calls while it generates code, and the watchdog. Past the
@@ -37,8 +74,32 @@ impl SqliteBackend {
         &mut self,
         check: impl FnOnce(&mut Self) -> Result<(), String>,
     ) -> Result<(), String> {
+        let (result, late) = self.clocked(check)?;
+        let memory = self.step_memory;
+        match result {
+            Err(_) if late => Err(
+                "the step was still being checked at its deadline: its triggers and views take \
+                 too long to compile"
+                    .to_string(),
+            ),
+            Err(e) if e.contains("out of memory") => Err(format!(
+                "its triggers and views need more than the {} MiB of SQLite's memory a step \
+                 may use to compile ({e})",
+                memory.unwrap_or(0) >> 20
+            )),
+            other => other,
+        }
+    }
+
+    /// Runs `work` on the step's clock and within its memory (see [`Self::on_step_clock`]),
+    /// and says whether the deadline had passed when it ended. `Err`: the clock could not be
+    /// set, and `work` did not run.
+    pub(super) fn clocked<T>(
+        &mut self,
+        work: impl FnOnce(&mut Self) -> T,
+    ) -> Result<(T, bool), String> {
         let Some(deadline) = self.step_deadline else {
-            return check(self);
+            return Ok((work(self), false));
         };
         // SQLite checks the watchdog's interrupt at every progress point whatever the
         // handler; the handler is the bound without the watchdog's thread. Called at every
@@ -53,30 +114,18 @@ impl SqliteBackend {
                 calls.is_multiple_of(64) && Instant::now() >= deadline
             }),
         );
+        if let Err(e) = set {
+            return Err(format!("cannot bound the schema check: {e}"));
+        }
         self.watchdog.arm(deadline);
         // Compiling what the step left (a view over views over views) is SQLite's memory
         // spent for the plugin: bounded as its statements were.
-        let memory = self.step_memory;
-        crate::sqlite_memory::bound(memory);
-        let result = set
-            .map_err(|e| format!("cannot bound the schema check: {e}"))
-            .and_then(|()| check(self));
+        crate::sqlite_memory::bound(self.step_memory);
+        let result = work(self);
         crate::sqlite_memory::bound(None);
         self.watchdog.disarm();
         let _ = self.conn.progress_handler(0, None::<fn() -> bool>);
-        match result {
-            Err(_) if Instant::now() >= deadline => Err(
-                "the step was still being checked at its deadline: its triggers and views take \
-                 too long to compile"
-                    .to_string(),
-            ),
-            Err(e) if e.contains("out of memory") => Err(format!(
-                "its triggers and views need more than the {} MiB of SQLite's memory a step \
-                 may use to compile ({e})",
-                memory.unwrap_or(0) >> 20
-            )),
-            other => other,
-        }
+        Ok((result, Instant::now() >= deadline))
     }
 
     pub(super) fn release_mark(&mut self) -> Result<()> {
@@ -119,57 +168,94 @@ impl SqliteBackend {
     /// order-independent keyed digest (rows are hashed in place, not copied out). A schema
     /// whose `schema_version` is still the one in `reuse` is taken from there, not read again
     /// (a step's DDL rarely touches temp); main is read page by page where SQLite allows it
-    /// (see [`Self::scan_main_by_pages`]).
+    /// (see [`Self::scan_main_by_pages`]). `Ok(Err)`: the plugin's own objects passed `cap`
+    /// bytes (see [`owned_bytes`]), and the scan stopped copying them there.
     pub(super) fn scan_schema(
         &mut self,
         scope: &Scope,
         versions: [i64; 2],
         reuse: Option<&SchemaMark>,
-    ) -> Result<SchemaMark> {
+        cap: Option<u64>,
+    ) -> Result<std::result::Result<SchemaMark, PastCap>> {
+        let cap = cap.unwrap_or(u64::MAX);
+        let scanned = self.scan_schema_within(scope, versions, reuse, cap);
+        self.scan_cap
+            .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+        scanned
+    }
+
+    fn scan_schema_within(
+        &mut self,
+        scope: &Scope,
+        versions: [i64; 2],
+        reuse: Option<&SchemaMark>,
+        cap: u64,
+    ) -> Result<std::result::Result<SchemaMark, PastCap>> {
         let mut owned = Vec::new();
         let mut foreign = [(0u64, 0u64); 2];
+        let mut seen = 0u64;
         for (i, schema) in ["main", "temp"].into_iter().enumerate() {
             if let Some(mark) = reuse
                 && mark.versions[i] == versions[i]
             {
                 foreign[i] = mark.foreign[i];
+                let from = owned.len();
                 owned.extend(mark.owned.iter().filter(|o| o.schema == schema).cloned());
-                continue;
-            }
-            if i == 0
-                && let Some(part) = self.scan_main_by_pages(scope)?
-            {
-                if cfg!(debug_assertions) {
-                    // Every debug build (the whole test suite) checks the page walk against
-                    // reading every row.
-                    let mut full = self.scan_rows(scope, schema, None)?;
-                    let mut pages = part.owned.clone();
-                    full.owned.sort();
-                    pages.sort();
-                    assert_eq!(
-                        (part.foreign, pages),
-                        ((full.sum, full.count), full.owned),
-                        "the page-by-page schema scan disagrees with reading every row"
-                    );
+                seen += owned_bytes(&owned[from..]);
+                if seen > cap {
+                    return Ok(Err(PastCap(seen)));
                 }
-                foreign[i] = part.foreign;
-                owned.extend(part.owned);
                 continue;
             }
+            if i == 0 {
+                match self.scan_main_by_pages(scope, cap)? {
+                    PageScan::PastCap(past) => return Ok(Err(past)),
+                    PageScan::Scanned(part) => {
+                        if cfg!(debug_assertions) {
+                            // Every debug build (the whole test suite) checks the page walk
+                            // against reading every row.
+                            self.scan_cap
+                                .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+                            let mut full = self.scan_rows(scope, schema, None)?;
+                            let mut pages = part.owned.clone();
+                            full.owned.sort();
+                            pages.sort();
+                            assert_eq!(
+                                (part.foreign, pages),
+                                ((full.sum, full.count), full.owned),
+                                "the page-by-page schema scan disagrees with reading every row"
+                            );
+                        }
+                        foreign[i] = part.foreign;
+                        seen += owned_bytes(&part.owned);
+                        owned.extend(part.owned);
+                        continue;
+                    }
+                    PageScan::Unavailable => {}
+                }
+            }
+            self.scan_cap.store(
+                cap.saturating_sub(seen),
+                std::sync::atomic::Ordering::Relaxed,
+            );
             let out = self.scan_rows(scope, schema, None)?;
+            seen += out.owned_bytes;
+            if out.past_cap || seen > cap {
+                return Ok(Err(PastCap(seen)));
+            }
             foreign[i] = (out.sum, out.count);
             owned.extend(out.owned);
         }
         owned.sort();
-        Ok(SchemaMark {
+        Ok(Ok(SchemaMark {
             versions,
             foreign,
             owned,
-        })
+        }))
     }
 
     /// Runs the scan aggregate over one schema table, or over the rows of one rowid range of
-    /// it.
+    /// it, copying the scope's own rows up to the cap in `scan_cap`.
     pub(super) fn scan_rows(
         &self,
         scope: &Scope,
@@ -208,7 +294,7 @@ impl SqliteBackend {
     /// Reads the rows of one leaf page of main's schema table from the page itself (and its
     /// overflow pages), as the scan aggregate would see them. `None`: read them through SQLite
     /// (the database's text is not UTF-8, or a record does not decode).
-    pub(super) fn scan_leaf(&self, scope: &Scope, page: u32) -> Result<Option<ScanOut>> {
+    pub(super) fn scan_leaf(&self, scope: &Scope, page: u32, cap: u64) -> Result<Option<ScanOut>> {
         let e = |e| db_error(&self.path, "cannot read the schema's pages", e);
         let mut stmt = self.conn.prepare_cached(READ_PAGE).map_err(e)?;
         let mut read = |pgno: u32, buf: &mut Vec<u8>| read_page(&mut stmt, pgno, buf);
@@ -221,6 +307,7 @@ impl SqliteBackend {
         let mut out = ScanOut {
             own: scope.own.as_bytes().to_vec(),
             schema: "main".to_string(),
+            cap: (cap != u64::MAX).then_some(cap),
             ..ScanOut::default()
         };
         fn text<'a>(v: Stored<'a>) -> &'a [u8] {
@@ -247,10 +334,10 @@ impl SqliteBackend {
     /// is taken from the memo (for another plugin too, when the leaf holds none of this
     /// plugin's rows), and only the rows of the other leaves are read, from the page (through
     /// SQL, by rowid range, when the page does not decode). A step's DDL changes one leaf or a
-    /// few of dozens. `None` (read every row instead) when this SQLite
+    /// few of dozens. `Unavailable` (read every row instead) when this SQLite
     /// lacks `sqlite_dbpage`, or when the pages do not read as a table b-tree whose leaves hold
-    /// the rows SQLite reads from them.
-    pub(super) fn scan_main_by_pages(&mut self, scope: &Scope) -> Result<Option<LeafPart>> {
+    /// the rows SQLite reads from them; `PastCap` once the scope's own rows pass `cap` bytes.
+    pub(super) fn scan_main_by_pages(&mut self, scope: &Scope, cap: u64) -> Result<PageScan> {
         if self.dbpage.is_none() {
             let available = self.conn.prepare_cached(READ_PAGE).is_ok();
             if !available {
@@ -261,7 +348,7 @@ impl SqliteBackend {
             self.dbpage = Some(available);
         }
         if self.dbpage == Some(false) {
-            return Ok(None);
+            return Ok(PageScan::Unavailable);
         }
         let mut memo = self.page_memo.take().unwrap_or_default();
         let e = |e| db_error(&self.path, "cannot read the schema's pages", e);
@@ -282,11 +369,12 @@ impl SqliteBackend {
         drop(stmt);
         let Some(leaves) = leaves.map_err(e)? else {
             tracing::debug!("sqlite_schema's pages do not read as a b-tree: reading every row");
-            return Ok(None);
+            return Ok(PageScan::Unavailable);
         };
         // Namespaces are lowercase (manifest::validate_name); the memo compares bytes.
         let own = scope.own.to_ascii_lowercase();
         let mut total = LeafPart::default();
+        let mut seen = 0u64;
         let mut next = PageMemo::with_capacity_and_hasher(leaves.len(), Default::default());
         for leaf in leaves {
             let known = memo
@@ -300,10 +388,19 @@ impl SqliteBackend {
                     ..LeafPart::default()
                 },
                 (None, Some(range)) => {
-                    let out = match self.scan_leaf(scope, leaf.page)? {
+                    let room = cap.saturating_sub(seen);
+                    let out = match self.scan_leaf(scope, leaf.page, room)? {
                         Some(out) => out,
-                        None => self.scan_rows(scope, "main", Some(range))?,
+                        None => {
+                            self.scan_cap
+                                .store(room, std::sync::atomic::Ordering::Relaxed);
+                            self.scan_rows(scope, "main", Some(range))?
+                        }
                     };
+                    if out.past_cap {
+                        // The memo is dropped: the next scan reads every leaf again.
+                        return Ok(PageScan::PastCap(PastCap(seen + out.owned_bytes)));
+                    }
                     let part = LeafPart {
                         overflow: leaf.overflow,
                         chains: leaf.chains,
@@ -315,18 +412,22 @@ impl SqliteBackend {
                             page = leaf.page,
                             "a leaf's rows do not match its cells: reading every row"
                         );
-                        return Ok(None);
+                        return Ok(PageScan::Unavailable);
                     }
                     part
                 }
             };
+            seen += owned_bytes(&part.owned);
+            if seen > cap {
+                return Ok(PageScan::PastCap(PastCap(seen)));
+            }
             total.foreign.0 = total.foreign.0.wrapping_add(part.foreign.0);
             total.foreign.1 += part.foreign.1;
             total.owned.extend(part.owned.iter().cloned());
             next.insert(leaf.bytes, part);
         }
         self.page_memo = Some(next);
-        Ok(Some(total))
+        Ok(PageScan::Scanned(total))
     }
 
     pub(super) fn each_schema_row(
@@ -356,10 +457,20 @@ impl SqliteBackend {
     pub(super) fn mark_schema(&mut self, scope: &Scope) -> Result<SchemaMark> {
         let versions = self.schema_versions()?;
         // The previous step's check already scanned this very schema for this plugin.
+        // Not capped: what the plugin holds before a step was accepted by the checks after
+        // an earlier one (and a step that makes it smaller must be able to run).
         let mark = match self.last_mark.take() {
             Some((own, mark)) if own == scope.own && mark.versions == versions => mark,
-            _ => self.scan_schema(scope, versions, None)?,
+            _ => match self.scan_schema(scope, versions, None, None)? {
+                Ok(mark) => mark,
+                Err(PastCap(_)) => {
+                    return Err(Error::Engine(
+                        "a schema scan without a cap stopped at one".into(),
+                    ));
+                }
+            },
         };
+        self.marked_bytes = owned_bytes(&mark.owned);
         // The shadow is made from this when the step's first statement needs it.
         if !self.shadow_in_sync(scope, mark.versions) {
             *self.shadow_source.get_mut() =
@@ -382,6 +493,41 @@ impl SqliteBackend {
         Ok(mark)
     }
 
+    /// The schema after the plugin's step (its DDL ran: `versions` differ from the mark's),
+    /// read on the step's clock and within its memory, copying at most
+    /// [`Self::scan_cap`] bytes of the plugin's own objects. `Ok(Err)`: why the step is
+    /// refused (past that cap, or past its deadline).
+    pub(super) fn scan_after_step(
+        &mut self,
+        scope: &Scope,
+        versions: [i64; 2],
+        before: &SchemaMark,
+    ) -> Result<std::result::Result<SchemaMark, String>> {
+        let cap = self.scan_cap();
+        let clocked =
+            self.clocked(|backend| backend.scan_schema(scope, versions, Some(before), cap));
+        let (scanned, late) = match clocked {
+            Ok(done) => done,
+            Err(e) => return Ok(Err(e)),
+        };
+        match scanned {
+            Ok(Ok(mark)) => Ok(Ok(mark)),
+            Ok(Err(PastCap(bytes))) => Ok(Err(format!(
+                "the step left plugin {}'s objects (main and TEMP) with more than {} KiB of \
+                 names and definitions, {}",
+                scope.plugin,
+                bytes / 1024,
+                self.past_cap_text()
+            ))),
+            Err(_) if late => Ok(Err(
+                "the step was still being checked at its deadline: reading what it left in \
+                 the schema took too long"
+                    .to_string(),
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
     pub(super) fn verify_step(&mut self, scope: &Scope, before: &SchemaMark) -> Result<StepCheck> {
         let unchanged = StepCheck {
             verdict: Ok(()),
@@ -393,7 +539,15 @@ impl SqliteBackend {
             self.last_mark = Some((scope.own.clone(), before.clone()));
             return Ok(unchanged);
         }
-        let scanned = self.scan_schema(scope, versions, Some(before))?;
+        let scanned = match self.scan_after_step(scope, versions, before)? {
+            Ok(scanned) => scanned,
+            Err(refusal) => {
+                return Ok(StepCheck {
+                    verdict: Err(refusal),
+                    changes: Vec::new(),
+                });
+            }
+        };
         if scanned.foreign != before.foreign {
             // Something outside the plugin changed: find what, by comparing everything with
             // the schema at the mark. The step is rolled back either way.
@@ -788,10 +942,10 @@ mod tests {
             db.conn.execute_batch(sql).unwrap();
             for ns in ["aa", "bb", "cc", "dd", "zz", "aa"] {
                 let scope = Scope::new(ns, &[]);
-                let pages = db
-                    .scan_main_by_pages(&scope)
-                    .unwrap()
-                    .expect("the schema check reads pages in this build");
+                let PageScan::Scanned(pages) = db.scan_main_by_pages(&scope, u64::MAX).unwrap()
+                else {
+                    panic!("the schema check reads pages in this build");
+                };
                 let full = db.scan_rows(&scope, "main", None).unwrap();
                 assert_eq!(pages.foreign, (full.sum, full.count), "step {step}, {ns}");
                 assert_eq!(sorted(pages.owned), sorted(full.owned), "step {step}, {ns}");

@@ -127,6 +127,24 @@ pub(super) struct ScanOut {
     /// which other namespaces can own rows here (see [`LeafPart::holds_rows_of`]).
     pub(super) tables: Option<(Vec<u8>, Vec<u8>)>,
     pub(super) sequence: bool,
+    /// The most bytes of the scope's own rows (see [`owned_bytes`]) the scan copies: past
+    /// them it copies no more and sets `past_cap`. `None`: no bound.
+    pub(super) cap: Option<u64>,
+    /// The bytes of the scope's own rows seen, copied or not.
+    pub(super) owned_bytes: u64,
+    pub(super) past_cap: bool,
+}
+
+/// What the host counts of the scope's own objects while it reads them: the bytes of their
+/// type, names and definition.
+pub(super) fn owned_bytes(objects: &[SchemaObject]) -> u64 {
+    objects
+        .iter()
+        .map(|o| {
+            (o.kind.len() + o.name.len() + o.table.len() + o.sql.as_ref().map_or(0, String::len))
+                as u64
+        })
+        .sum()
 }
 
 /// `wasmig_schema_scan(own, schema, type, name, tbl_name, sql)` over the rows of one schema
@@ -136,6 +154,9 @@ pub(super) struct SchemaScan {
     /// Keys of the digest: random per process, so no plugin can aim for a collision.
     pub(super) keys: foldhash::quality::RandomState,
     pub(super) out: Arc<Mutex<Option<ScanOut>>>,
+    /// The scan's [`ScanOut::cap`], set by the backend before it runs the scan (`u64::MAX`:
+    /// none).
+    pub(super) cap: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl rusqlite::functions::Aggregate<ScanOut, i64> for SchemaScan {
@@ -144,9 +165,11 @@ impl rusqlite::functions::Aggregate<ScanOut, i64> for SchemaScan {
             ValueRef::Text(t) => t,
             _ => &[][..],
         };
+        let cap = self.cap.load(std::sync::atomic::Ordering::Relaxed);
         Ok(ScanOut {
             own: raw(0).to_vec(),
             schema: String::from_utf8_lossy(raw(1)).into_owned(),
+            cap: (cap != u64::MAX).then_some(cap),
             ..ScanOut::default()
         })
     }
@@ -210,6 +233,14 @@ impl ScanOut {
             || (owns(table)
                 && (owns(name) || (kind == b"index" && name.starts_with(b"sqlite_autoindex_"))));
         if is_owned {
+            // A step can leave definitions of any size up to its database quota; the host
+            // copies no more of them than it may hold for the plugin.
+            self.owned_bytes +=
+                (kind.len() + name.len() + table.len() + sql.map_or(0, <[u8]>::len)) as u64;
+            if self.past_cap || self.cap.is_some_and(|cap| self.owned_bytes > cap) {
+                self.past_cap = true;
+                return;
+            }
             let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
             self.owned.push(SchemaObject {
                 schema: self.schema.clone(),

@@ -201,8 +201,32 @@ impl SqliteBackend {
         let owned = match marked {
             Some((own, at, owned)) if own == scope.own && at == versions => owned,
             _ => {
-                let mut objects = self.scan_rows(scope, "main", None)?.owned;
-                objects.extend(self.scan_rows(scope, "temp", None)?.owned);
+                // Copied up to what the host copies for the plugin at all (see `scan_cap`):
+                // a step's DDL can leave definitions of any size up to its database quota.
+                let cap = self.scan_cap().unwrap_or(u64::MAX);
+                let mut objects = Vec::new();
+                for schema in ["main", "temp"] {
+                    let room = cap.saturating_sub(owned_bytes(&objects));
+                    self.scan_cap
+                        .store(room, std::sync::atomic::Ordering::Relaxed);
+                    let out = self.scan_rows(scope, schema, None);
+                    self.scan_cap
+                        .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+                    let out = out?;
+                    if out.past_cap {
+                        return Err(Error::Database {
+                            path: self.path.clone(),
+                            message: format!(
+                                "plugin {}'s objects (main and TEMP) hold more than {} KiB of \
+                                 names and definitions, {}",
+                                scope.plugin,
+                                (owned_bytes(&objects) + out.owned_bytes) / 1024,
+                                self.past_cap_text()
+                            ),
+                        });
+                    }
+                    objects.extend(out.owned);
+                }
                 objects
             }
         };
