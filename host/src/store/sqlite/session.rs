@@ -431,7 +431,10 @@ impl SqliteBackend {
             if let Some(why) = refused {
                 return Err(SqlError::AccessDenied(match dropped {
                     Ok(()) => format!("{why}; it was dropped"),
-                    Err(e) => self.stop_step(format!("{why}; it could not be dropped ({e})")),
+                    Err(e) => self.stop_step(format!(
+                        "{why}; it could not be dropped ({})",
+                        self.why_not_dropped(&e)
+                    )),
                 }));
             }
         }
@@ -451,6 +454,16 @@ impl SqliteBackend {
                 |r| r.get(0),
             )
             .ok()
+    }
+
+    /// Why dropping an object the step may not keep failed: past the step's deadline SQLite
+    /// can allocate nothing (`sqlite_memory::stop`), and its "out of memory" would mislead.
+    fn why_not_dropped(&self, e: &rusqlite::Error) -> String {
+        if self.deadline.passed() {
+            format!("the step's deadline had passed, after which SQLite can allocate nothing: {e}")
+        } else {
+            e.to_string()
+        }
     }
 
     /// Records that the step cannot go on, for `why`: every later statement of the step is
@@ -521,8 +534,9 @@ impl SqliteBackend {
             if let Err(e) = dropped {
                 let why = format!(
                     "view {name:?} does not compile as plugin {}'s own object and could not \
-                     be dropped ({e})",
-                    scope.plugin
+                     be dropped ({})",
+                    scope.plugin,
+                    self.why_not_dropped(&e)
                 );
                 return Err(SqlError::AccessDenied(self.stop_step(why)));
             }
