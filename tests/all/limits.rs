@@ -274,7 +274,7 @@ fn tables_made_from_selects_do_not_pile_up_in_the_host_step_after_step() {
             None,
         );
     }
-    let (status, peak_kib) = peak_memory(&env, &["up", "attacker@0.6.0"]);
+    let (status, peak_kib) = env.peak_memory(&["up", "attacker@0.6.0"]);
     assert!(status.success());
     assert_eq!(
         env.value::<i64>("SELECT count(*) FROM attacker__big4"),
@@ -285,34 +285,6 @@ fn tables_made_from_selects_do_not_pile_up_in_the_host_step_after_step() {
         "the host peaked at {} MiB",
         peak_kib / 1024
     );
-}
-
-/// Runs the binary with `args` and samples its peak resident memory (`VmHWM`) until it ends.
-fn peak_memory(env: &crate::support::Env, args: &[&str]) -> (std::process::ExitStatus, u64) {
-    let mut child = env
-        .command()
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let status_file = format!("/proc/{}/status", child.id());
-    let mut peak_kib: u64 = 0;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if let Ok(s) = std::fs::read_to_string(&status_file)
-            && let Some(kib) = s
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        {
-            peak_kib = kib;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    };
-    (status, peak_kib)
 }
 
 /// A script of 100 indexes that each name one column 16 times, then that column renamed to a
@@ -354,7 +326,7 @@ fn definitions_a_step_makes_large_are_refused_before_the_host_holds_them() {
     ] {
         let env = crate::scripted::scripted();
         env.script("attacker", "0.2.0", &definitions_made_large(then), None);
-        let (status, peak_kib) = peak_memory(&env, &["up", "attacker@0.2.0"]);
+        let (status, peak_kib) = env.peak_memory(&["up", "attacker@0.2.0"]);
         assert!(!status.success());
         // The step's own statements stay within SQLite's 64 MiB; the definitions they left
         // (≈ 94 MB, several copies of them once read) never reach the host.

@@ -136,6 +136,35 @@ impl Env {
             .unwrap()
     }
 
+    /// Runs the real binary with `args`, its output dropped, and samples its peak resident
+    /// memory (`VmHWM`, KiB) until it ends.
+    pub fn peak_memory(&self, args: &[&str]) -> (std::process::ExitStatus, u64) {
+        let mut child = self
+            .command()
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let status_file = format!("/proc/{}/status", child.id());
+        let mut peak_kib: u64 = 0;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if let Ok(s) = std::fs::read_to_string(&status_file)
+                && let Some(kib) = s
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            {
+                peak_kib = kib;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        (status, peak_kib)
+    }
+
     /// Runs the real binary with `--plugins` and `--db` pointing here.
     pub fn run(&self, args: &[&str]) -> Output {
         self.command().args(args).output().unwrap()

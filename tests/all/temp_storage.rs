@@ -103,3 +103,59 @@ fn the_quota_bounds_what_the_temporary_files_hold_not_what_a_step_adds() {
         "0.1.0,0.2.0,0.3.0"
     );
 }
+
+#[test]
+fn a_steps_temp_tables_are_dropped_without_running_their_foreign_keys() {
+    // The host drops a step's TEMP tables after it. With foreign keys enforced, dropping a
+    // referenced table deletes its rows first: a scan of the child table per row, and the
+    // keys' actions (here `SET NULL`, which computes a stored generated column of 200 MB).
+    // That would be the plugin's work after its step, outside its bounds.
+    let env = crate::scripted::scripted();
+    env.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TEMP TABLE attacker__a (id INTEGER PRIMARY KEY);
+         CREATE TEMP TABLE attacker__z (
+           pid REFERENCES attacker__a (id) ON DELETE SET NULL,
+           g AS (CASE WHEN pid IS NULL THEN printf('%.*c', 200000000, 'x') END) STORED);
+         INSERT INTO attacker__a VALUES (1);
+         INSERT INTO attacker__z (pid) VALUES (1)",
+        None,
+    );
+    let (status, peak_kib) = env.peak_memory(&["up", "attacker@0.2.0"]);
+    assert!(
+        peak_kib < 160 * 1024,
+        "the host peaked at {} MiB",
+        peak_kib / 1024
+    );
+    assert!(status.success());
+    // A child row still referencing its parent does not stop the drop either.
+    env.applies(
+        "attacker",
+        "0.3.0",
+        "CREATE TEMP TABLE attacker__p (id INTEGER PRIMARY KEY);
+         CREATE TEMP TABLE attacker__c (pid REFERENCES attacker__p (id));
+         INSERT INTO attacker__p VALUES (1);
+         INSERT INTO attacker__c VALUES (1)",
+    );
+    assert_eq!(
+        env.value::<i64>("SELECT count(*) FROM temp.sqlite_schema"),
+        0,
+        "nothing TEMP survives a step"
+    );
+    // The connection enforces foreign keys again afterwards.
+    env.applies(
+        "attacker",
+        "0.4.0",
+        "CREATE TABLE attacker__parent (id INTEGER PRIMARY KEY);
+         CREATE TABLE attacker__child (pid REFERENCES attacker__parent (id))",
+    );
+    env.script(
+        "attacker",
+        "0.5.0",
+        "INSERT INTO attacker__child VALUES (7)",
+        None,
+    );
+    let err = env.step("attacker", "0.5.0").unwrap_err();
+    assert!(err.contains("FOREIGN KEY constraint failed"), "{err}");
+}

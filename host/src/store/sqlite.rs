@@ -126,6 +126,9 @@ pub(crate) struct SqliteBackend {
     step_memory: Option<u64>,
     /// The bytes of definitions the running step's plugin may keep (`max_schema`).
     step_schema_quota: Option<u64>,
+    /// The temporary storage quota of the step that ran last (`max_temp`), for the drop of
+    /// its TEMP objects after it.
+    step_temp_quota: Option<u64>,
     /// What SQLite held when the plugin's turn began (see [`RETAINED_AFTER_STEP`]).
     memory_at_enter: i64,
     /// Views of the running step that named a table of the plugin's not made yet.
@@ -230,6 +233,7 @@ impl SqliteBackend {
             step_deadline: None,
             step_memory: None,
             step_schema_quota: None,
+            step_temp_quota: None,
             memory_at_enter: 0,
             pending_views: Default::default(),
             stuck: Default::default(),

@@ -606,15 +606,21 @@ impl SqliteBackend {
             .collect();
         let dropped_temp = !temp.is_empty();
         temp.sort_by_key(|o| if o.kind == "table" { 1 } else { 0 });
-        for o in temp {
-            let sql = format!(
-                "DROP {} IF EXISTS temp.\"{}\"",
-                o.kind.to_uppercase(),
-                o.name.replace('"', "\"\"")
-            );
-            self.conn
-                .execute_batch(&sql)
-                .map_err(|e| self.error("cannot drop the step's TEMP objects", e))?;
+        let drops: Vec<String> = temp
+            .iter()
+            .map(|o| {
+                format!(
+                    "DROP {} IF EXISTS temp.\"{}\"",
+                    o.kind.to_uppercase(),
+                    o.name.replace('"', "\"\"")
+                )
+            })
+            .collect();
+        if let Err(reason) = self.drop_temp(&drops) {
+            return Ok(StepCheck {
+                verdict: Err(reason),
+                changes,
+            });
         }
         self.release_mark()?;
         if !dropped_temp {
@@ -628,6 +634,52 @@ impl SqliteBackend {
 }
 
 impl SqliteBackend {
+    /// Drops the step's TEMP objects (`drops`), with foreign keys not enforced and on the
+    /// step's clock, within its memory and its temporary storage quota. Dropping a table
+    /// that a foreign key references deletes its rows first when foreign keys are enforced
+    /// (wasmig's SQLite enforces them), which scans the child table for each row and runs the
+    /// keys' actions (`SET NULL` recomputes stored generated columns): work of the plugin's
+    /// choosing, after its step. Only TEMP tables can reference TEMP tables, and all of them
+    /// go. `Err`: why the step is refused.
+    fn drop_temp(&mut self, drops: &[String]) -> Result<(), String> {
+        if drops.is_empty() {
+            return Ok(());
+        }
+        use rusqlite::config::DbConfig;
+        // `PRAGMA foreign_keys` is a no-op inside a transaction; the connection's flag is not.
+        self.conn
+            .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY, false)
+            .map_err(|e| format!("cannot drop the step's TEMP objects: {e}"))?;
+        self.temp_vfs.quota.limit(self.step_temp_quota);
+        let clocked = self.clocked(|backend| {
+            drops
+                .iter()
+                .try_for_each(|sql| backend.conn.execute_batch(sql))
+        });
+        self.temp_vfs.quota.limit(None);
+        let enforced = self
+            .conn
+            .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY, true);
+        let result = match clocked {
+            Err(e) => Err(e),
+            Ok((Ok(()), _)) => Ok(()),
+            Ok((Err(_), true)) => {
+                Err("the step was still dropping its TEMP objects at its deadline".to_string())
+            }
+            Ok((Err(e), false)) => Err(format!("its TEMP objects could not be dropped: {e}")),
+        };
+        match enforced {
+            Ok(true) => result,
+            // The connection must not go on without foreign keys: the step is refused (and
+            // rolled back) and the connection reports the failure.
+            Ok(false) | Err(_) => Err(format!(
+                "foreign keys could not be enforced again after dropping the step's TEMP \
+                 objects{}",
+                enforced.err().map_or(String::new(), |e| format!(": {e}"))
+            )),
+        }
+    }
+
     /// Refuses a step after which the plugin's objects of the main database take more bytes
     /// of definitions than its quota, more than [`MAX_OBJECTS`], or a table of its has more
     /// than [`MAX_TABLE_INDEXES`]:
