@@ -3787,3 +3787,39 @@ SELECT $1::attacker__e20000 AS x",
     );
     pg.env.ok(&["up", "attacker@0.2.0"]);
 }
+
+#[test]
+fn a_script_of_many_statements_holds_the_host_to_a_window_of_them() {
+    // Each statement of a script costs the client a request and its futures until its
+    // answer is read: sent all at once, 200,000 statements of 7 bytes held ≈ 260 MB.
+    // The host sends a window of them at a time, and hands the audit trail each statement
+    // as it runs.
+    let pg = scripted();
+    let script = "SELECT;".repeat(200_000);
+    pg.script("attacker", "0.2.0", &script, None);
+    let (status, peak_kib) = pg.env.peak_memory(&["up", "attacker@0.2.0"]);
+    assert!(status.success());
+    assert!(
+        peak_kib < 100 * 1024,
+        "the host peaked at {} MiB",
+        peak_kib / 1024
+    );
+    // Each statement ran, in order, in the step's transaction: one that fails after
+    // thousands of others still fails the step, and nothing of it stays.
+    let script = format!(
+        "CREATE TABLE attacker__kept (x int); {} INSERT INTO attacker__nowhere VALUES (1)",
+        "INSERT INTO attacker__kept VALUES (1);".repeat(5_000)
+    );
+    pg.script("attacker", "0.3.0", &script, None);
+    let out = pg.env.run(&["up", "attacker@0.3.0"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("attacker__nowhere"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        pg.column("to_regclass('attacker.attacker__kept') IS NULL"),
+        ["true"]
+    );
+}

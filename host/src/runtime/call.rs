@@ -256,13 +256,9 @@ impl Runtime {
         if let Err(e) = backend.enter_plugin(access, self.sql_limits()) {
             return (backend, report, Err(e.to_string()));
         }
-        let mut statements = Vec::new();
         let outcome = backend
-            .execute_script(script, &mut statements)
+            .execute_script(script, &mut |statement| report.ran(statement))
             .map_err(|e| describe_error(&sql::to_wit_error(e)));
-        for statement in &statements {
-            report.ran(statement);
-        }
         let mut report = report.finish();
         let outcome = left(backend.leave_plugin(), &mut report, outcome);
         (backend, report, outcome)

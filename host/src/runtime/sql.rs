@@ -339,12 +339,10 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
         |mut store: StoreContextMut<'_, StepState>, (script,): (WasmStr,)| {
             let result = with_backend(store.as_context_mut(), |lent, store| {
                 let script = script.to_str(&*store)?;
-                let mut statements = Vec::new();
-                let result = lent.backend.execute_script(&script, &mut statements);
-                for statement in &statements {
-                    lent.report.ran(statement);
-                }
-                Ok(result)
+                let report = &mut lent.report;
+                Ok(lent
+                    .backend
+                    .execute_script(&script, &mut |statement| report.ran(statement)))
             })?;
             Ok((result,))
         },

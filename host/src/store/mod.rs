@@ -226,8 +226,9 @@ pub(crate) trait Backend: Send {
     /// Runs one plugin statement once per parameter list; returns rows changed. A long batch
     /// arrives in several calls of bounded size.
     fn execute_many(&mut self, statement: &str, rows: &[&[ValueRef<'_>]]) -> Result<u64, SqlError>;
-    /// Runs a plugin script of statements; returns the text of each statement run.
-    fn execute_script(&mut self, script: &str, ran: &mut Vec<String>) -> Result<(), SqlError>;
+    /// Runs a plugin script of statements, handing `ran` the text of each statement run as
+    /// it goes (a script may hold millions: the audit trail keeps what it may).
+    fn execute_script(&mut self, script: &str, ran: &mut dyn FnMut(&str)) -> Result<(), SqlError>;
 
     /// Why the current step's failure was the database's and may pass if tried again (a
     /// deadlock, a serialization failure, a lost connection), if it was.

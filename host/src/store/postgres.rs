@@ -33,6 +33,11 @@ use tokio_postgres::Config;
 use tokio_postgres::error::SqlState;
 
 /// How long connecting may take.
+/// The most statements of a script sent before their answers are read, and the most bytes of
+/// them: what the host holds for a script in flight.
+const SCRIPT_WINDOW: usize = 1024;
+const SCRIPT_WINDOW_BYTES: usize = 1 << 20;
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Host statements' most result bytes (stored components are read one at a time).
 const HOST_MAX_RESULT: usize = 1 << 30;
@@ -1353,52 +1358,67 @@ impl Backend for PgBackend {
     fn execute_script(
         &mut self,
         script: &str,
-        ran: &mut Vec<String>,
+        ran: &mut dyn FnMut(&str),
     ) -> std::result::Result<(), SqlError> {
-        // Checked first, then sent in one round trip, up to the first that is refused; what
-        // runs is what running them one by one would run.
-        let mut sent = Vec::new();
-        let mut refused = None;
-        for statement in statements::split(script) {
-            match statements::check_kind(statement) {
-                Ok(kind) => sent.push((statement, kind)),
-                Err(e) => {
-                    refused = Some((statement, e));
-                    break;
+        // Checked, then sent a window at a time, each in one round trip, up to the first that
+        // is refused; what runs is what running them one by one would run. A window bounds
+        // what the host holds for statements sent and not yet answered: a script may hold
+        // millions of statements.
+        let mut statements = statements::split(script);
+        loop {
+            let mut sent = Vec::new();
+            let mut refused = None;
+            let mut bytes = 0;
+            for statement in statements.by_ref() {
+                match statements::check_kind(statement) {
+                    Ok(kind) => {
+                        bytes += statement.len();
+                        sent.push((statement, kind));
+                        if sent.len() >= SCRIPT_WINDOW || bytes >= SCRIPT_WINDOW_BYTES {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        refused = Some((statement, e));
+                        break;
+                    }
                 }
             }
-        }
-        let refusal = |ran: &mut Vec<String>| match refused {
-            Some((statement, e)) => {
-                ran.push(statement.to_string());
-                Err(SqlError::AccessDenied(e))
+            let refusal = |ran: &mut dyn FnMut(&str)| match refused {
+                Some((statement, e)) => {
+                    ran(statement);
+                    Err(SqlError::AccessDenied(e))
+                }
+                None => Ok(()),
+            };
+            if sent.is_empty() {
+                return refusal(ran);
             }
-            None => Ok(()),
-        };
-        if sent.is_empty() {
-            return refusal(ran);
+            let (turn, session) = self.plugin_turn()?;
+            let deadline = turn.limits.deadline;
+            let texts = sent
+                .iter()
+                .map(|(s, _)| statements::numbered_parameters(s).into_owned())
+                .collect();
+            let (count, answers, failed) =
+                session.session.run_script_guarded(texts, Some(deadline));
+            for (statement, _) in sent.iter().take(count) {
+                ran(statement);
+            }
+            let changed: u64 = answers
+                .iter()
+                .zip(&sent)
+                .filter(|(_, (_, kind))| statements::changes_rows(kind))
+                .map(|(a, _)| a.changed.unwrap_or(0))
+                .sum();
+            if let Some(turn) = &mut self.turn {
+                turn.changed += changed;
+            }
+            if let Some(e) = failed {
+                return Err(self.sql_error(e));
+            }
+            refusal(ran)?;
         }
-        let (turn, session) = self.plugin_turn()?;
-        let deadline = turn.limits.deadline;
-        let texts = sent
-            .iter()
-            .map(|(s, _)| statements::numbered_parameters(s).into_owned())
-            .collect();
-        let (count, answers, failed) = session.session.run_script_guarded(texts, Some(deadline));
-        ran.extend(sent.iter().take(count).map(|(s, _)| s.to_string()));
-        let changed: u64 = answers
-            .iter()
-            .zip(&sent)
-            .filter(|(_, (_, kind))| statements::changes_rows(kind))
-            .map(|(a, _)| a.changed.unwrap_or(0))
-            .sum();
-        if let Some(turn) = &mut self.turn {
-            turn.changed += changed;
-        }
-        if let Some(e) = failed {
-            return Err(self.sql_error(e));
-        }
-        refusal(ran)
     }
 
     fn transient_reason(&self) -> Option<&str> {

@@ -518,7 +518,7 @@ impl Backend for SqliteBackend {
         SqliteBackend::execute_many(self, statement, rows)
     }
 
-    fn execute_script(&mut self, script: &str, ran: &mut Vec<String>) -> Result<(), SqlError> {
+    fn execute_script(&mut self, script: &str, ran: &mut dyn FnMut(&str)) -> Result<(), SqlError> {
         SqliteBackend::execute_script(self, script, ran)
     }
 }

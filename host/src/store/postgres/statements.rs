@@ -138,72 +138,113 @@ fn block_comment_len(s: &str) -> usize {
 }
 
 /// Splits a script into its statements at the semicolons outside quotes, dollar quotes and
-/// comments; empty statements are left out.
-pub(super) fn split(script: &str) -> Vec<&str> {
-    fn push<'s>(script: &'s str, from: usize, to: usize, out: &mut Vec<&'s str>) {
-        let statement = script[from..to].trim();
-        if !only_comments(statement) {
-            out.push(statement);
-        }
+/// comments; empty statements are left out. One at a time: a script may hold millions.
+pub(super) fn split(script: &str) -> Split<'_> {
+    Split {
+        script,
+        start: 0,
+        i: 0,
+        done: false,
     }
-    let bytes = script.as_bytes();
-    let mut out = Vec::new();
-    let (mut start, mut i) = (0usize, 0usize);
-    while i < bytes.len() {
-        match bytes[i] {
-            b';' => {
-                push(script, start, i, &mut out);
-                i += 1;
-                start = i;
-            }
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                i = script[i..].find('\n').map_or(bytes.len(), |n| i + n + 1);
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => i += block_comment_len(&script[i..]),
-            b'\'' => {
-                // E'…' strings take backslash escapes.
-                let escapes = i > 0 && matches!(bytes[i - 1], b'e' | b'E');
-                i += 1;
-                while i < bytes.len() {
-                    match bytes[i] {
-                        b'\\' if escapes => i += 2,
-                        b'\'' if bytes.get(i + 1) == Some(&b'\'') => i += 2,
-                        b'\'' => {
-                            i += 1;
-                            break;
+}
+
+/// The statements of a script, as [`split`] finds them.
+pub(super) struct Split<'s> {
+    script: &'s str,
+    /// Where the statement being read begins, and how far it is read.
+    start: usize,
+    i: usize,
+    done: bool,
+}
+
+impl<'s> Iterator for Split<'s> {
+    type Item = &'s str;
+
+    fn next(&mut self) -> Option<&'s str> {
+        let script = self.script;
+        let bytes = script.as_bytes();
+        while !self.done {
+            let i = self.i;
+            let end = if i >= bytes.len() {
+                self.done = true;
+                Some(bytes.len())
+            } else {
+                match bytes[i] {
+                    b';' => {
+                        self.i = i + 1;
+                        Some(i)
+                    }
+                    b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                        self.i = script[i..].find('\n').map_or(bytes.len(), |n| i + n + 1);
+                        None
+                    }
+                    b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                        self.i = i + block_comment_len(&script[i..]);
+                        None
+                    }
+                    b'\'' => {
+                        // E'…' strings take backslash escapes.
+                        let escapes = i > 0 && matches!(bytes[i - 1], b'e' | b'E');
+                        let mut j = i + 1;
+                        while j < bytes.len() {
+                            match bytes[j] {
+                                b'\\' if escapes => j += 2,
+                                b'\'' if bytes.get(j + 1) == Some(&b'\'') => j += 2,
+                                b'\'' => {
+                                    j += 1;
+                                    break;
+                                }
+                                _ => j += 1,
+                            }
                         }
-                        _ => i += 1,
+                        self.i = j;
+                        None
+                    }
+                    b'"' => {
+                        let mut j = i + 1;
+                        while j < bytes.len() {
+                            if bytes[j] == b'"' {
+                                if bytes.get(j + 1) == Some(&b'"') {
+                                    j += 2;
+                                    continue;
+                                }
+                                j += 1;
+                                break;
+                            }
+                            j += 1;
+                        }
+                        self.i = j;
+                        None
+                    }
+                    b'$' => {
+                        self.i = match dollar_tag(&script[i..]) {
+                            Some(tag) => {
+                                let body = i + tag.len();
+                                script[body..]
+                                    .find(tag)
+                                    .map_or(bytes.len(), |n| body + n + tag.len())
+                            }
+                            None => i + 1,
+                        };
+                        None
+                    }
+                    _ => {
+                        self.i = i + 1;
+                        None
                     }
                 }
-            }
-            b'"' => {
-                i += 1;
-                while i < bytes.len() {
-                    if bytes[i] == b'"' {
-                        if bytes.get(i + 1) == Some(&b'"') {
-                            i += 2;
-                            continue;
-                        }
-                        i += 1;
-                        break;
-                    }
-                    i += 1;
+            };
+            if let Some(end) = end {
+                // An escape or a quote may run past the end: the statement ends there.
+                let statement = script[self.start.min(bytes.len())..end.min(bytes.len())].trim();
+                self.start = self.i;
+                if !only_comments(statement) {
+                    return Some(statement);
                 }
             }
-            b'$' => match dollar_tag(&script[i..]) {
-                Some(tag) => {
-                    let body = i + tag.len();
-                    i = script[body..]
-                        .find(tag)
-                        .map_or(bytes.len(), |n| body + n + tag.len());
-                }
-                None => i += 1,
-            },
-            _ => i += 1,
         }
+        None
     }
-    push(script, start, bytes.len(), &mut out);
-    out
 }
 
 /// The statement with SQLite's numbered parameters (`?1`, `?2`) written as PostgreSQL's
@@ -331,7 +372,7 @@ mod tests {
                       create function g() returns int language plpgsql as $b$ begin return 1; end $b$;\n\
                       insert into a values (E'\\';'), ('it''s; fine'); /* c; */ ;\n\
                       select \"a;b\" from a";
-        let parts = split(script);
+        let parts: Vec<&str> = split(script).collect();
         assert_eq!(parts.len(), 5, "{parts:#?}");
         assert!(parts[1].ends_with("$$ select 1; $$"));
         assert!(parts[3].starts_with("insert into a"));

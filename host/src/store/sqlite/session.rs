@@ -902,7 +902,7 @@ impl SqliteBackend {
     pub(super) fn execute_script(
         &mut self,
         script: &str,
-        ran: &mut Vec<String>,
+        ran: &mut dyn FnMut(&str),
     ) -> Result<(), SqlError> {
         self.plugin_guard(script)?;
         let Some((scope, _)) = self.plugin.clone() else {
@@ -940,7 +940,7 @@ impl SqliteBackend {
                 }
                 let mut stmt = self.conn.prepare(text)?;
                 self.check_reads(&scope)?;
-                ran.push(stmt.expanded_sql().unwrap_or_default());
+                ran(&stmt.expanded_sql().unwrap_or_default());
                 let before = self.versions_before(&scope);
                 // A script may contain statements that return rows; run them to completion.
                 self.reset_auth();
