@@ -703,9 +703,13 @@ async fn run_one(
                 Ok((was, now)) => {
                     destroyed.extend(crate::destructive::in_tables(&was, &now, &call.statements))
                 }
+                // The step's tables are the plugin's to make: one the gate cannot compare
+                // (too many columns to read, or not read by the step's deadline) fails the
+                // step, and is recorded as its failure.
                 Err(e) => {
-                    let _ = backend.rollback();
-                    return (backend, Err(e));
+                    outcome = Err(format!(
+                        "the destructive-change gate cannot compare the step's tables: {e}"
+                    ));
                 }
             }
         }

@@ -33,6 +33,12 @@ use tokio_postgres::Config;
 use tokio_postgres::error::SqlState;
 
 /// How long connecting may take.
+/// The most the host holds (as it holds it, see `session::collect`) of one read of what a
+/// plugin's schema holds: its objects, their columns, the guard's findings. The plugin's
+/// DDL chooses their number and their names' and types' lengths; past this the step is
+/// refused.
+pub(super) const CATALOG_READ_MAX: usize = 64 << 20;
+
 /// The most statements of a script sent before their answers are read, and the most bytes of
 /// them: what the host holds for a script in flight.
 const SCRIPT_WINDOW: usize = 1024;
@@ -537,7 +543,7 @@ impl PgBackend {
     ) -> std::result::Result<session::Answer, CallError> {
         plugin
             .session
-            .run_after(&plugin.host_turn, sql, params, deadline)
+            .run_after(&plugin.host_turn, sql, params, deadline, CATALOG_READ_MAX)
     }
 
     /// How long the host's work before a step's call may take: the lock timeout (its waits
@@ -910,6 +916,7 @@ impl Backend for PgBackend {
                         "SELECT wasmig.step_begin()",
                         vec![],
                         Some(deadline),
+                        usize::MAX,
                     )
                 };
                 let token = match token {
@@ -1134,27 +1141,41 @@ impl Backend for PgBackend {
         let schema = names_of(&self.database, &access.plugin)
             .map_err(|e| self.error(&format!("plugin {}", access.plugin), e))?
             .schema;
+        // Part of the step's checks: they end at its deadline, and hold at most
+        // CATALOG_READ_MAX of what the plugin's DDL made.
+        let deadline = self.checks_deadline;
+        let label = self.label.clone();
+        let failed = |e: CallError| Error::Database {
+            path: label.clone(),
+            message: match e {
+                CallError::TooLarge(max) => format!(
+                    "plugin {}'s tables have more columns than the host reads to compare them \
+                     ({} MiB of their descriptions)",
+                    access.plugin,
+                    max >> 20
+                ),
+                e => format!("cannot describe plugin {}'s schema: {e}", access.plugin),
+            },
+        };
         let was = match before.get::<Mark>().and_then(|m| m.tables.clone()) {
             Some(tables) => tables,
             None => self
-                .host_run(
-                    "cannot read the plugin's tables",
+                .host
+                .run(
                     TABLE_COLUMNS,
                     vec![Param::Text(schema.clone())],
-                )?
+                    deadline,
+                    CATALOG_READ_MAX,
+                )
+                .map_err(failed)?
+                .rows
                 .iter()
                 .map(|r| Self::text(&r[0]))
                 .collect(),
         };
-        let label = self.label.clone();
-        // Part of the step's checks: they end at its deadline.
-        let deadline = self.checks_deadline;
         let plugin = self.step_session(access)?;
         let now = Self::host_turn_run(plugin, TABLE_COLUMNS, vec![Param::Text(schema)], deadline)
-            .map_err(|e| Error::Database {
-            path: label,
-            message: format!("cannot describe plugin {}'s schema: {e}", access.plugin),
-        })?;
+            .map_err(failed)?;
         let now: Vec<String> = now.rows.iter().map(|r| Self::text(&r[0])).collect();
         Ok((super::tables_of(&was), super::tables_of(&now)))
     }

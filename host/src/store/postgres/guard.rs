@@ -1403,9 +1403,21 @@ impl PgBackend {
                 Param::Text(inputs.verifier),
             ],
             deadline,
-            usize::MAX,
+            super::CATALOG_READ_MAX,
         ) {
             Ok(checked) => checked,
+            Err(CallError::TooLarge(max)) => {
+                return Ok(StepCheck {
+                    verdict: Err(format!(
+                        "the step left plugin {}'s schema with more objects, grants and \
+                         dependents than the host reads to check them ({} MiB of their \
+                         names)",
+                        access.plugin,
+                        max >> 20
+                    )),
+                    changes: Vec::new(),
+                });
+            }
             Err(CallError::Cancelled) => {
                 return Ok(StepCheck {
                     verdict: Err(format!(

@@ -653,6 +653,7 @@ impl Session {
         sql: &str,
         params: Vec<Param>,
         deadline: Option<Instant>,
+        max_bytes: usize,
     ) -> Result<Answer, CallError> {
         let client = self.client.clone();
         let (first, sql) = (first.to_string(), sql.to_string());
@@ -660,7 +661,7 @@ impl Session {
             let typed = typed(params);
             let (done, answer) = futures_util::future::join(
                 client.batch_execute(&first),
-                collect(&client, &sql, typed, usize::MAX),
+                collect(&client, &sql, typed, max_bytes),
             )
             .await;
             done?;
