@@ -140,8 +140,9 @@ pub(crate) struct SqliteBackend {
     host_tables: bool,
     /// What the last schema scan found (see [`SchemaScan`]).
     scan_out: Arc<Mutex<Option<ScanOut>>>,
-    /// The cap of the scan about to run (see `ScanOut::cap`; `u64::MAX`: none).
-    scan_cap: Arc<std::sync::atomic::AtomicU64>,
+    /// The cap of the scan running (see `ScanOut::cap`; `u64::MAX`: none), for the scan
+    /// aggregate.
+    scan_room: Arc<std::sync::atomic::AtomicU64>,
     /// The bytes of the plugin's own objects at the last mark (see `SqliteBackend::scan_cap`).
     marked_bytes: u64,
     /// The schema as the last step left it, for the plugin it was scanned for.
@@ -239,7 +240,7 @@ impl SqliteBackend {
             stuck: Default::default(),
             host_tables: false,
             scan_out: Default::default(),
-            scan_cap: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
+            scan_room: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
             marked_bytes: 0,
             last_mark: None,
             truncating: false,
@@ -276,7 +277,7 @@ impl SqliteBackend {
             SchemaScan {
                 keys: self.row_keys.clone(),
                 out: self.scan_out.clone(),
-                cap: self.scan_cap.clone(),
+                cap: self.scan_room.clone(),
             },
         )
         .map_err(e)?;

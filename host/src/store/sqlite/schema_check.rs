@@ -177,11 +177,7 @@ impl SqliteBackend {
         reuse: Option<&SchemaMark>,
         cap: Option<u64>,
     ) -> Result<std::result::Result<SchemaMark, PastCap>> {
-        let cap = cap.unwrap_or(u64::MAX);
-        let scanned = self.scan_schema_within(scope, versions, reuse, cap);
-        self.scan_cap
-            .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
-        scanned
+        self.scan_schema_within(scope, versions, reuse, cap.unwrap_or(u64::MAX))
     }
 
     fn scan_schema_within(
@@ -214,9 +210,7 @@ impl SqliteBackend {
                         if cfg!(debug_assertions) {
                             // Every debug build (the whole test suite) checks the page walk
                             // against reading every row.
-                            self.scan_cap
-                                .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
-                            let mut full = self.scan_rows(scope, schema, None)?;
+                            let mut full = self.scan_rows(scope, schema, None, u64::MAX)?;
                             let mut pages = part.owned.clone();
                             full.owned.sort();
                             pages.sort();
@@ -234,11 +228,7 @@ impl SqliteBackend {
                     PageScan::Unavailable => {}
                 }
             }
-            self.scan_cap.store(
-                cap.saturating_sub(seen),
-                std::sync::atomic::Ordering::Relaxed,
-            );
-            let out = self.scan_rows(scope, schema, None)?;
+            let out = self.scan_rows(scope, schema, None, cap.saturating_sub(seen))?;
             seen += out.owned_bytes;
             if out.past_cap || seen > cap {
                 return Ok(Err(PastCap(seen)));
@@ -255,12 +245,14 @@ impl SqliteBackend {
     }
 
     /// Runs the scan aggregate over one schema table, or over the rows of one rowid range of
-    /// it, copying the scope's own rows up to the cap in `scan_cap`.
+    /// it, copying at most `cap` bytes of the scope's own rows (see [`ScanOut::cap`];
+    /// `u64::MAX`: no bound).
     pub(super) fn scan_rows(
         &self,
         scope: &Scope,
         schema: &str,
         rowids: Option<(i64, i64)>,
+        cap: u64,
     ) -> Result<ScanOut> {
         // One pass inside SQLite: rows are filtered and hashed by the aggregate, without
         // crossing back into Rust once per row.
@@ -272,7 +264,9 @@ impl SqliteBackend {
             "SELECT {SCAN_FUNCTION}(?1, '{schema}', type, name, tbl_name, sql) \
              FROM {schema}.sqlite_schema"
         );
-        match rowids {
+        use std::sync::atomic::Ordering;
+        self.scan_room.store(cap, Ordering::Relaxed);
+        let scanned = match rowids {
             None => self
                 .conn
                 .prepare_cached(&scan)
@@ -281,8 +275,9 @@ impl SqliteBackend {
                 .conn
                 .prepare_cached(&format!("{scan} WHERE rowid BETWEEN ?2 AND ?3"))
                 .and_then(|mut stmt| stmt.query_row(params![&scope.own, lo, hi], |_| Ok(()))),
-        }
-        .map_err(|e| self.error("cannot read the schema", e))?;
+        };
+        self.scan_room.store(u64::MAX, Ordering::Relaxed);
+        scanned.map_err(|e| self.error("cannot read the schema", e))?;
         Ok(self
             .scan_out
             .lock()
@@ -391,11 +386,7 @@ impl SqliteBackend {
                     let room = cap.saturating_sub(seen);
                     let out = match self.scan_leaf(scope, leaf.page, room)? {
                         Some(out) => out,
-                        None => {
-                            self.scan_cap
-                                .store(room, std::sync::atomic::Ordering::Relaxed);
-                            self.scan_rows(scope, "main", Some(range))?
-                        }
+                        None => self.scan_rows(scope, "main", Some(range), room)?,
                     };
                     if out.past_cap {
                         // The memo is dropped: the next scan reads every leaf again.
@@ -998,7 +989,7 @@ mod tests {
                 else {
                     panic!("the schema check reads pages in this build");
                 };
-                let full = db.scan_rows(&scope, "main", None).unwrap();
+                let full = db.scan_rows(&scope, "main", None, u64::MAX).unwrap();
                 assert_eq!(pages.foreign, (full.sum, full.count), "step {step}, {ns}");
                 assert_eq!(sorted(pages.owned), sorted(full.owned), "step {step}, {ns}");
             }

@@ -154,8 +154,8 @@ pub(super) struct SchemaScan {
     /// Keys of the digest: random per process, so no plugin can aim for a collision.
     pub(super) keys: foldhash::quality::RandomState,
     pub(super) out: Arc<Mutex<Option<ScanOut>>>,
-    /// The scan's [`ScanOut::cap`], set by the backend before it runs the scan (`u64::MAX`:
-    /// none).
+    /// The scan's [`ScanOut::cap`], set by `SqliteBackend::scan_rows` while it runs the scan
+    /// (`u64::MAX`: none).
     pub(super) cap: Arc<std::sync::atomic::AtomicU64>,
 }
 

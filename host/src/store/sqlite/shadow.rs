@@ -207,12 +207,7 @@ impl SqliteBackend {
                 let mut objects = Vec::new();
                 for schema in ["main", "temp"] {
                     let room = cap.saturating_sub(owned_bytes(&objects));
-                    self.scan_cap
-                        .store(room, std::sync::atomic::Ordering::Relaxed);
-                    let out = self.scan_rows(scope, schema, None);
-                    self.scan_cap
-                        .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
-                    let out = out?;
+                    let out = self.scan_rows(scope, schema, None, room)?;
                     if out.past_cap {
                         return Err(Error::Database {
                             path: self.path.clone(),
