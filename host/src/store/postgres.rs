@@ -32,7 +32,6 @@ use std::time::{Duration, Instant};
 use tokio_postgres::Config;
 use tokio_postgres::error::SqlState;
 
-/// How long connecting may take.
 /// The most the host holds (as it holds it, see `session::collect`) of one read of what a
 /// plugin's schema holds: its objects, their columns, the guard's findings. The plugin's
 /// DDL chooses their number and their names' and types' lengths; past this the step is
@@ -44,6 +43,7 @@ pub(super) const CATALOG_READ_MAX: usize = 64 << 20;
 const SCRIPT_WINDOW: usize = 1024;
 const SCRIPT_WINDOW_BYTES: usize = 1 << 20;
 
+/// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Host statements' most result bytes (stored components are read one at a time).
 const HOST_MAX_RESULT: usize = 1 << 30;
@@ -1385,12 +1385,12 @@ impl Backend for PgBackend {
         // is refused; what runs is what running them one by one would run. A window bounds
         // what the host holds for statements sent and not yet answered: a script may hold
         // millions of statements.
-        let mut statements = statements::split(script);
+        let mut rest = statements::split(script);
         loop {
             let mut sent = Vec::new();
             let mut refused = None;
             let mut bytes = 0;
-            for statement in statements.by_ref() {
+            for statement in rest.by_ref() {
                 match statements::check_kind(statement) {
                     Ok(kind) => {
                         bytes += statement.len();
