@@ -151,11 +151,35 @@ pub enum TestEvent {
     },
 }
 
-/// A snapshot of the plugin after one step: its schema and, for a step that checks data,
-/// its rows.
+/// How many bytes of rows [`Host::test`] holds at once, as
+/// [`crate::store::held_bytes`] counts them, over the snapshots it keeps (a test's scratch
+/// data is small; a plugin's rows must not take the host's memory with them).
+const MAX_HELD_ROWS_BYTES: usize = 256 << 20;
+
+/// A snapshot of the plugin after one step: its schema and its rows.
 struct Snapshot {
     schema: Vec<String>,
-    data: Vec<String>,
+    data: Rows,
+}
+
+/// A snapshot's rows.
+enum Rows {
+    /// Described, one line each.
+    Held(Vec<String>),
+    /// Let go: no step compares them.
+    Dropped,
+    /// Not described, and why: what a check that compares them reports.
+    Failed(String),
+}
+
+impl Rows {
+    /// What the rows cost against [`MAX_HELD_ROWS_BYTES`].
+    fn bytes(&self) -> usize {
+        match self {
+            Rows::Held(lines) => lines.iter().map(|l| crate::store::held_bytes(l)).sum(),
+            Rows::Dropped | Rows::Failed(_) => 0,
+        }
+    }
 }
 
 /// A run's failure as one line.
@@ -225,16 +249,25 @@ impl Host {
             .ok_or_else(|| Error::UnknownPlugin(plugin.to_string()))?;
         let applied = found.map_or(0, |s| s.applied);
         let manifest = self.inspect(&file).await?.manifest;
-        let snapshot = |data: bool| -> Result<Snapshot> {
+        // `held` is what the rows kept cost: a snapshot's rows are described within what
+        // is left of MAX_HELD_ROWS_BYTES, and fail the checks that compare them past it.
+        let snapshot = |data: bool, held: usize| -> Result<Snapshot> {
             let mut backend = self.open_read()?;
-            Ok(Snapshot {
-                schema: backend.describe_schema(plugin)?,
-                data: if data {
-                    backend.describe_data(plugin)?
-                } else {
-                    Vec::new()
-                },
-            })
+            let schema = backend.describe_schema(plugin)?;
+            let data = if !data {
+                Rows::Dropped
+            } else {
+                match backend.describe_data(plugin, MAX_HELD_ROWS_BYTES.saturating_sub(held)) {
+                    Ok(Some(lines)) => Rows::Held(lines),
+                    Ok(None) => Rows::Failed(format!(
+                        "its rows, with those wasmig test keeps of its other steps, take more \
+                         than {} MiB as it describes them: too many to compare",
+                        MAX_HELD_ROWS_BYTES >> 20
+                    )),
+                    Err(e) => Rows::Failed(e.to_string()),
+                }
+            };
+            Ok(Snapshot { schema, data })
         };
         let mut test = PluginTest {
             plugin: plugin.to_string(),
@@ -304,7 +337,14 @@ impl Host {
         };
         // Up, one step at a time. The rows are described before and after every step: which
         // steps check data is known once they ran (the marker may sit in a code step's SQL).
-        let mut snapshots = vec![snapshot(true)?];
+        // The rows before step i are compared by step i's down and step i - 1's again: once
+        // step i ran, they are let go if neither checks data.
+        let steps = manifest.migrations.len();
+        let compares_rows = |test: &PluginTest, i: usize| {
+            (i < steps && test.steps[i].checks_data) || (i > 0 && test.steps[i - 1].checks_data)
+        };
+        let mut snapshots = vec![snapshot(true, 0)?];
+        let mut held = snapshots[0].data.bytes();
         for (i, step) in manifest.migrations.iter().enumerate() {
             let up = self.up(up_to(&step.version)).await;
             if let Some(e) = failure(&up) {
@@ -318,23 +358,48 @@ impl Host {
                     .flat_map(|s| s.schema_changes.iter().cloned())
                     .collect();
             }
+            // The step's own ledger row, the plugin's newest: not its whole history.
             test.steps[i].checks_data = self
-                .history(Some(plugin))
+                .ledger(&crate::LedgerQuery {
+                    plugin: Some(plugin.to_string()),
+                    newest: Some(1),
+                    ..Default::default()
+                })
                 .await?
                 .iter()
-                .rev()
                 .find(|e| e.version == test.steps[i].version)
                 .is_some_and(|e| e.statements.iter().any(|s| s.contains(DATA_MARKER)));
             report(&mut test, i, "up", Check::Passed);
-            snapshots.push(snapshot(true)?);
-        }
-        // The snapshot's lines a step's checks compare: the rows only for a step that asks.
-        let compared = |snapshot: &Snapshot, data: bool| -> Vec<String> {
-            let mut lines = snapshot.schema.clone();
-            if data {
-                lines.extend(snapshot.data.iter().cloned());
+            if !compares_rows(&test, i) {
+                held -= snapshots[i].data.bytes();
+                snapshots[i].data = Rows::Dropped;
             }
-            lines
+            let after = snapshot(true, held)?;
+            held += after.data.bytes();
+            snapshots.push(after);
+        }
+        if !compares_rows(&test, steps) {
+            snapshots[steps].data = Rows::Dropped;
+        }
+        // A step's check: the schema in `expected` against the database's now, and the rows
+        // too for a step that asks.
+        let check = |expected: &Snapshot, data: bool| -> Result<Check> {
+            let now = snapshot(data, held)?;
+            let mut found = differences(&expected.schema, &now.schema);
+            if data {
+                match (&expected.data, &now.data) {
+                    (Rows::Held(expected), Rows::Held(now)) => {
+                        found.extend(differences(expected, now))
+                    }
+                    (Rows::Failed(e), _) | (_, Rows::Failed(e)) => {
+                        return Ok(Check::Failed { error: e.clone() });
+                    }
+                    (Rows::Dropped, _) | (_, Rows::Dropped) => {
+                        unreachable!("the rows of a step that checks data are kept")
+                    }
+                }
+            }
+            Ok(judged(found))
         };
         // Down, one step at a time, newest first.
         let mut lowest = 0;
@@ -355,12 +420,8 @@ impl Host {
                 report(&mut test, i, "down", Check::Failed { error: e });
                 return Ok(finish(test, options));
             }
-            let data = test.steps[i].checks_data;
-            let found = differences(
-                &compared(&snapshots[i], data),
-                &compared(&snapshot(data)?, data),
-            );
-            report(&mut test, i, "down", judged(found));
+            let checked = check(&snapshots[i], test.steps[i].checks_data)?;
+            report(&mut test, i, "down", checked);
         }
         // Every rolled-back step again, one by one: what the first pass gave.
         for (i, step) in manifest.migrations.iter().enumerate().skip(lowest) {
@@ -369,12 +430,8 @@ impl Host {
                 report(&mut test, i, "again", Check::Failed { error: e });
                 return Ok(finish(test, options));
             }
-            let data = test.steps[i].checks_data;
-            let found = differences(
-                &compared(&snapshots[i + 1], data),
-                &compared(&snapshot(data)?, data),
-            );
-            report(&mut test, i, "again", judged(found));
+            let checked = check(&snapshots[i + 1], test.steps[i].checks_data)?;
+            report(&mut test, i, "again", checked);
         }
         Ok(finish(test, options))
     }

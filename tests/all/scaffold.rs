@@ -463,3 +463,115 @@ fn checks_data(env: Env, name: &str, left_over: &str) {
         assert_eq!(steps[1][phase]["result"], "passed", "{report:#}");
     }
 }
+
+/// `wasmig test` holds a long value by its start, its length and its SHA-256: a plugin whose
+/// steps write 16 MB values, their rows compared after every step, is tested within a bound
+/// of the host's memory, and a long value its down step does not restore is still found.
+#[test]
+fn wasmig_test_holds_long_values_by_their_digest() {
+    long_values(Env::new(), "bulky", "hex(zeroblob(8000000))");
+}
+
+#[test]
+fn wasmig_test_holds_long_rows_by_their_digest_on_postgres() {
+    long_values(Env::postgres(), "bulkypg", "repeat('0', 16000000)");
+}
+
+/// The test of a plugin `name` whose values are 16 MB of zeros, as `zeros` makes them.
+fn long_values(env: Env, name: &str, zeros: &str) {
+    let dir = new_crate(&env, name);
+    let step = |description: &str, version: &str, up: String, down: String| {
+        run_in(
+            &dir,
+            &[
+                "add",
+                description,
+                "--template",
+                "create-table",
+                "--table",
+                "unused",
+            ],
+        );
+        let stem = format!("migrations/{version}-{description}");
+        std::fs::write(dir.join(format!("{stem}.up.sql")), up).unwrap();
+        std::fs::write(dir.join(format!("{stem}.down.sql")), down).unwrap();
+    };
+    // Four rows of a 16 MB value each (a statement each: a step's SQLite memory is bounded),
+    // then the first one made longer by a byte.
+    let inserts: String = (1..=4)
+        .map(|id| {
+            format!(
+                "INSERT INTO {name}__item (id, name, created_at) \
+                 VALUES ({id}, {zeros}, '2026-01-01');\n"
+            )
+        })
+        .collect();
+    step(
+        "fill",
+        "0.2.0",
+        format!("-- wasmig:check-data\n{inserts}"),
+        format!("DELETE FROM {name}__item WHERE id <= 4;\n"),
+    );
+    let grow = |down_value: &str| {
+        step(
+            "grow",
+            "0.3.0",
+            format!(
+                "-- wasmig:check-data\nUPDATE {name}__item SET name = name || 'x' WHERE id = 1;\n"
+            ),
+            format!("UPDATE {name}__item SET name = {down_value} WHERE id = 1;\n"),
+        )
+    };
+    grow(zeros);
+    let built = build(&dir, name);
+    let (status, peak_kib) = env.peak_memory(&["test", built.to_str().unwrap()]);
+    assert!(status.success(), "wasmig test of {name} failed");
+    // Each of the three snapshots compared holds 64 MB of values as text when they are
+    // held whole: several hundred MiB.
+    assert!(
+        peak_kib < 160 * 1024,
+        "wasmig test peaked at {} MiB",
+        peak_kib / 1024
+    );
+
+    // A down step that leaves the value a byte too long: named by its length and digest.
+    std::fs::remove_file(dir.join("migrations/0.3.0-grow.up.sql")).unwrap();
+    std::fs::remove_file(dir.join("migrations/0.3.0-grow.down.sql")).unwrap();
+    grow("substr(name, 1, 16000001)");
+    let built = build(&dir, name);
+    let fresh = if env.pg.is_some() {
+        Env::postgres()
+    } else {
+        Env::new()
+    };
+    let out = fresh
+        .command()
+        .args(["test", built.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "{name} 0.3.0 down does not restore the schema and rows"
+        )),
+        "{stdout}"
+    );
+    // SQLite describes each value, PostgreSQL the whole row: `(1, '000…' (16000000 bytes,
+    // sha256 …), …)` or `(1,000…,2026-01-01) (16000014 bytes, sha256 …)`. The row left over
+    // is a byte longer than the one missing.
+    let length = |sign: &str| -> usize {
+        let line = stdout
+            .lines()
+            .find(|l| {
+                l.trim_start()
+                    .starts_with(&format!("{sign} row {name}__item (1,"))
+            })
+            .unwrap_or_else(|| panic!("no {sign} row in {stdout}"));
+        assert!(line.contains("0000000000…"), "{line}");
+        assert!(line.len() < 400, "{line}");
+        let (before, _) = line.split_once(" bytes, sha256 ").expect(line);
+        before.rsplit('(').next().unwrap().parse().expect(line)
+    };
+    assert_eq!(length("+"), length("-") + 1, "{stdout}");
+}

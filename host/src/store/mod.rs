@@ -171,10 +171,15 @@ pub(crate) trait Backend: Send {
     /// (`wasmig test` compares them). Outside any transaction of a step.
     fn describe_schema(&mut self, plugin: &str) -> crate::Result<Vec<String>>;
     /// The rows of the plugin's tables, one line per row (`row TABLE (VALUE, …)`), sorted:
-    /// `wasmig test` compares them for steps that ask it to. Refuses past
-    /// [`MAX_DESCRIBED_ROWS`] rows (a test's scratch data is small). Outside any transaction
-    /// of a step.
-    fn describe_data(&mut self, plugin: &str) -> crate::Result<Vec<String>>;
+    /// `wasmig test` compares them for steps that ask it to. A long value or row is
+    /// described by its start, its length and its SHA-256 ([`described_row`]). Refuses past
+    /// [`MAX_DESCRIBED_ROWS`] rows (a test's scratch data is small); `None` past `max_bytes`
+    /// of lines as [`held_bytes`] counts them. Outside any transaction of a step.
+    fn describe_data(
+        &mut self,
+        plugin: &str,
+        max_bytes: usize,
+    ) -> crate::Result<Option<Vec<String>>>;
     /// Stores a component's bytes and manifest under its SHA-256, if not stored yet.
     fn store_component(
         &mut self,
@@ -266,6 +271,42 @@ pub(crate) struct BackendOptions {
 
 /// How many rows [`Backend::describe_data`] describes at most.
 pub(crate) const MAX_DESCRIBED_ROWS: usize = 100_000;
+
+/// A row [`Backend::describe_data`] describes longer than this (in bytes) is described by
+/// its start, its length and its SHA-256: two rows still compare equal only when they are,
+/// and a value of a gigabyte is not held as text.
+pub(crate) const ROW_IN_FULL: usize = 512;
+
+/// How much of a long row's line [`described_row`] keeps, in characters.
+pub(crate) const ROW_START: usize = 128;
+
+/// `line` as [`Backend::describe_data`] holds it: itself up to [`ROW_IN_FULL`] bytes, else
+/// its first [`ROW_START`] characters, its length and (half of) its SHA-256.
+pub(crate) fn described_row(line: String) -> String {
+    if line.len() <= ROW_IN_FULL {
+        return line;
+    }
+    abbreviated(&line, line.as_bytes(), "")
+}
+
+/// `text`'s first [`ROW_START`] characters and `quote`, then `bytes`' length and (half of)
+/// their SHA-256: how a long value or row is described.
+pub(crate) fn abbreviated(text: &str, bytes: &[u8], quote: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let start: String = text.chars().take(ROW_START).collect();
+    let digest = Sha256::digest(bytes);
+    format!(
+        "{start}…{quote} ({} bytes, sha256 {})",
+        bytes.len(),
+        hex::encode(&digest[..16])
+    )
+}
+
+/// What a description's line costs the host as [`Backend::describe_data`] counts it
+/// against its `max_bytes`: its text and its place in the list.
+pub(crate) fn held_bytes(line: &str) -> usize {
+    line.len() + std::mem::size_of::<String>()
+}
 
 /// The tables and columns of a description made by [`Backend::describe_schema`] (its
 /// `column TABLE.COLUMN …` and `table TABLE` lines).

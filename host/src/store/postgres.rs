@@ -791,17 +791,27 @@ impl PgBackend {
         plugin: &str,
         schema: &str,
         tables: &[Vec<Value>],
-    ) -> Result<Vec<String>> {
+        max_bytes: usize,
+    ) -> Result<Option<Vec<String>>> {
         let mut lines = Vec::new();
+        let mut held = 0;
         for table in tables.iter().map(|r| Self::text(&r[0])) {
-            // A row as PostgreSQL writes a row value, `(1,alice,)`, by the types' output
-            // functions in the simple protocol's text: `t::text` would take a cast the plugin
-            // made from its table's row type, and run its function in this session.
+            // A row as PostgreSQL writes a row value, `(1,alice,)`, by its type's output
+            // function called by name: `t::text` would take a cast the plugin made from its
+            // table's row type, and run its function in this session. A long row is
+            // described on the server as `described_row` does, so that the host never holds
+            // it whole.
             let sql = format!(
-                "SELECT t FROM {}.{} t LIMIT {}",
+                "SELECT CASE WHEN octet_length(r) <= {full} THEN r
+                        ELSE left(r, {start}) || '… (' || octet_length(r) || ' bytes, sha256 '
+                             || left(encode(sha256(convert_to(r, 'UTF8')), 'hex'), 32) || ')'
+                        END
+                   FROM (SELECT textin(record_out(t)) AS r FROM {}.{} t LIMIT {}) AS rows",
                 ident(schema),
                 ident(&table),
-                super::MAX_DESCRIBED_ROWS + 1 - lines.len()
+                super::MAX_DESCRIBED_ROWS + 1 - lines.len(),
+                full = super::ROW_IN_FULL,
+                start = super::ROW_START,
             );
             let rows = self.host.text_rows(&sql).map_err(|e| {
                 self.error(
@@ -813,7 +823,14 @@ impl PgBackend {
                     e,
                 )
             })?;
-            lines.extend(rows.iter().map(|r| format!("row {table} {r}")));
+            for row in rows {
+                let line = format!("row {table} {row}");
+                held += super::held_bytes(&line);
+                if held > max_bytes {
+                    return Ok(None);
+                }
+                lines.push(line);
+            }
             if lines.len() > super::MAX_DESCRIBED_ROWS {
                 return Err(Error::Database {
                     path: self.label.clone(),
@@ -825,7 +842,7 @@ impl PgBackend {
             }
         }
         lines.sort();
-        Ok(lines)
+        Ok(Some(lines))
     }
 }
 
@@ -1194,7 +1211,7 @@ impl Backend for PgBackend {
         Ok(lines)
     }
 
-    fn describe_data(&mut self, plugin: &str) -> Result<Vec<String>> {
+    fn describe_data(&mut self, plugin: &str, max_bytes: usize) -> Result<Option<Vec<String>>> {
         let schema = names_of(&self.database, plugin)
             .map_err(|e| self.error(&format!("plugin {plugin}"), e))?
             .schema;
@@ -1212,7 +1229,7 @@ impl Backend for PgBackend {
         self.host
             .run_host("SET row_security = off", Vec::new())
             .map_err(|e| self.error("cannot describe the plugin's rows", e))?;
-        let described = self.describe_rows(plugin, &schema, &tables);
+        let described = self.describe_rows(plugin, &schema, &tables, max_bytes);
         let reset = self.host.run_host("RESET row_security", Vec::new());
         let lines = described?;
         reset.map_err(|e| self.error("cannot describe the plugin's rows", e))?;

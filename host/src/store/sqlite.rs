@@ -348,8 +348,8 @@ impl Backend for SqliteBackend {
         SqliteBackend::describe_schema(self, plugin)
     }
 
-    fn describe_data(&mut self, plugin: &str) -> Result<Vec<String>> {
-        SqliteBackend::describe_data(self, plugin)
+    fn describe_data(&mut self, plugin: &str, max_bytes: usize) -> Result<Option<Vec<String>>> {
+        SqliteBackend::describe_data(self, plugin, max_bytes)
     }
 
     fn ledger_head(&mut self) -> Result<i64> {

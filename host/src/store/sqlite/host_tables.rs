@@ -319,7 +319,12 @@ impl SqliteBackend {
     /// See [`crate::store::Backend::describe_data`]: the rows of the plugin's ordinary
     /// tables (not virtual tables, whose shadow tables hold their index, not rows of
     /// their own), each value as SQL's literal of it.
-    pub(super) fn describe_data(&mut self, plugin: &str) -> Result<Vec<String>> {
+    pub(super) fn describe_data(
+        &mut self,
+        plugin: &str,
+        max_bytes: usize,
+    ) -> Result<Option<Vec<String>>> {
+        use crate::store::{ROW_IN_FULL, abbreviated, described_row, held_bytes};
         use rusqlite::types::ValueRef;
         let ns = crate::manifest::namespace(plugin);
         let conn = &self.conn;
@@ -334,6 +339,7 @@ impl SqliteBackend {
             .and_then(|mut s| s.query_map([&ns], |r| r.get(0))?.collect())
             .map_err(fail)?;
         let mut lines = Vec::new();
+        let mut held = 0;
         for table in &tables {
             let mut statement = conn
                 .prepare(&format!(
@@ -359,20 +365,31 @@ impl SqliteBackend {
                         ValueRef::Null => "NULL".to_string(),
                         ValueRef::Integer(n) => n.to_string(),
                         ValueRef::Real(x) => format!("{x:?}"),
+                        // A long value is described without being copied as text whole.
+                        ValueRef::Text(t) if t.len() > ROW_IN_FULL => {
+                            let start = String::from_utf8_lossy(&t[..ROW_IN_FULL]);
+                            abbreviated(&format!("'{}", start.replace('\'', "''")), t, "'")
+                        }
                         ValueRef::Text(t) => {
                             format!("'{}'", String::from_utf8_lossy(t).replace('\'', "''"))
                         }
-                        ValueRef::Blob(b) => {
-                            let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-                            format!("x'{hex}'")
+                        ValueRef::Blob(b) if b.len() > ROW_IN_FULL / 2 => {
+                            let start = hex::encode(&b[..ROW_IN_FULL / 2]);
+                            abbreviated(&format!("x'{start}"), b, "'")
                         }
+                        ValueRef::Blob(b) => format!("x'{}'", hex::encode(b)),
                     });
                 }
-                lines.push(format!("row {table} ({})", values.join(", ")));
+                let line = described_row(format!("row {table} ({})", values.join(", ")));
+                held += held_bytes(&line);
+                if held > max_bytes {
+                    return Ok(None);
+                }
+                lines.push(line);
             }
         }
         lines.sort();
-        Ok(lines)
+        Ok(Some(lines))
     }
 
     /// See [`crate::store::Backend::describe_schema`]: tables by their columns
