@@ -290,7 +290,7 @@ fn tables_made_from_selects_do_not_pile_up_in_the_host_step_after_step() {
 /// A script of 100 indexes that each name one column 16 times, then that column renamed to a
 /// name of 60,000 bytes: SQLite rewrites every index's definition, ≈ 94 MB of them, within
 /// its own memory bound (each definition is under its statement length limit), and
-/// `then` after it.
+/// `then` after it if not empty.
 fn definitions_made_large(then: &str) -> String {
     let mut script = vec!["CREATE TABLE attacker__t (a)".to_string()];
     script.extend((0..100).map(|k| {
@@ -303,25 +303,28 @@ fn definitions_made_large(then: &str) -> String {
         "ALTER TABLE attacker__t RENAME COLUMN a TO \"{}\"",
         "b".repeat(60_000)
     ));
-    script.push(then.to_string());
+    if !then.is_empty() {
+        script.push(then.to_string());
+    }
     script.join(";\n")
 }
 
 /// The host reads a plugin's definitions (after a step, and during one to compile its next
-/// statement against them) only up to twice its quota: definitions a step made large, within
+/// statement against them) only up to three times its quota: definitions a step made large, within
 /// SQLite's memory bound, are not copied whole into the host's memory first.
 #[test]
 fn definitions_a_step_makes_large_are_refused_before_the_host_holds_them() {
     for (then, expected) in [
         // Read after the step.
         (
-            "SELECT 1",
-            "names and definitions, past the 2048 KiB of them the host reads for a step",
+            "",
+            "the step left plugin attacker's objects (main and TEMP) with more than",
         ),
         // Read during the step: the next statement is compiled against the plugin's objects.
         (
             "CREATE TABLE attacker__next (x)",
-            "names and definitions, past the 2048 KiB of them the host reads for a step",
+            "names and definitions when its next statement was compiled, past the 3072 KiB \
+             of them the host reads for a step",
         ),
     ] {
         let env = crate::scripted::scripted();
@@ -342,6 +345,13 @@ fn definitions_a_step_makes_large_are_refused_before_the_host_holds_them() {
         );
         let error = error.unwrap_or_default();
         assert!(error.contains(expected), "{then}: {error}");
+        assert!(
+            error.contains(
+                "past the 3072 KiB of them the host reads for a step (max_schema in [limits] \
+                 is 1024 KiB)"
+            ),
+            "{then}: {error}"
+        );
         assert_eq!(
             env.value::<i64>("SELECT count(*) FROM sqlite_schema WHERE name LIKE 'attacker__%'"),
             1,
@@ -415,8 +425,8 @@ fn long_check_table(n: u32, values: u32) -> String {
     )
 }
 
-/// The host reads a plugin's objects during a step up to twice its quota, or what the plugin
-/// had before the step and its quota more: a plugin past a quota lowered since can still
+/// The host reads a plugin's objects during a step up to three times its quota, or three
+/// times what the plugin had before the step: a plugin past a quota lowered since can still
 /// shrink, one statement after another.
 #[test]
 fn a_plugin_past_a_quota_lowered_since_can_still_shrink() {
@@ -428,7 +438,7 @@ fn a_plugin_past_a_quota_lowered_since_can_still_shrink() {
             &long_check_table(n, 5_000),
         );
     }
-    // ≈ 96 KB of definitions, more than twice the new quota.
+    // ≈ 96 KB of definitions, three times the new quota.
     env.policy("[limits]\nmax_schema = \"32KiB\"\n[plugins.attacker]\nallow_destructive = true\n");
     env.applies(
         "attacker",
@@ -442,6 +452,46 @@ fn a_plugin_past_a_quota_lowered_since_can_still_shrink() {
     assert_eq!(
         env.value::<i64>("SELECT count(*) FROM sqlite_schema WHERE name LIKE 'attacker__t_'"),
         1
+    );
+}
+
+/// SQLite's documented table rebuild of a plugin's largest table, with a TEMP backup of it
+/// made from a select, holds three copies of its definition at once: it applies, its quota
+/// a little over the table's size.
+#[test]
+fn a_table_near_the_quota_can_be_rebuilt_with_a_backup() {
+    let env = crate::scripted::scripted();
+    env.policy("[limits]\nmax_schema = \"8KiB\"\n[plugins.attacker]\nallow_destructive = true\n");
+    let columns: Vec<String> = (0..240)
+        .map(|i| format!("column_number_{i:04} TEXT"))
+        .collect();
+    let columns = columns.join(", ");
+    env.applies(
+        "attacker",
+        "0.2.0",
+        &format!(
+            "CREATE TABLE attacker__x ({columns}); \
+             INSERT INTO attacker__x (column_number_0000) VALUES ('kept')"
+        ),
+    );
+    // The backup by a select makes the next statement compile against the plugin's objects
+    // read from the database: the old table, the new one and the backup.
+    env.applies(
+        "attacker",
+        "0.3.0",
+        &format!(
+            "-- wasmig:destructive\n\
+             CREATE TABLE attacker__x_new ({columns}, extra TEXT); \
+             CREATE TEMP TABLE attacker__bak AS SELECT * FROM attacker__x; \
+             INSERT INTO attacker__x_new SELECT *, NULL FROM attacker__bak; \
+             DROP TABLE attacker__x; \
+             ALTER TABLE attacker__x_new RENAME TO attacker__x; \
+             DROP TABLE attacker__bak"
+        ),
+    );
+    assert_eq!(
+        env.value::<String>("SELECT column_number_0000 FROM attacker__x"),
+        "kept"
     );
 }
 

@@ -43,17 +43,14 @@ pub(super) enum PageScan {
 
 impl SqliteBackend {
     /// The most bytes of the running plugin's own objects (names and definitions, main and
-    /// TEMP) the host copies when it reads its schema during and after a step: twice its
-    /// quota of definitions, since a step may hold a table's old and new definitions at once
-    /// (SQLite's table rebuild), or what it held at the step's mark and its quota more, if
-    /// that is more (a plugin past a quota lowered since must be able to shrink). `None`
-    /// before a plugin's step has run on this connection.
+    /// TEMP) the host copies when it reads its schema during and after a step: three times
+    /// its quota of definitions, or what it held at the step's mark if that is more (a
+    /// plugin past a quota lowered since must be able to shrink). Three: SQLite's table
+    /// rebuild holds a table's old and new definitions at once, and a TEMP copy of it made
+    /// from a select as a backup. `None` before a plugin's step has run on this connection.
     pub(super) fn scan_cap(&self) -> Option<u64> {
-        self.step_schema_quota.map(|quota| {
-            quota
-                .saturating_mul(2)
-                .max(self.marked_bytes.saturating_add(quota))
-        })
+        self.step_schema_quota
+            .map(|quota| quota.max(self.marked_bytes).saturating_mul(3))
     }
 
     /// Why the host stopped reading a plugin's objects, for its errors.

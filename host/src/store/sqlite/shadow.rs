@@ -212,8 +212,9 @@ impl SqliteBackend {
                         return Err(Error::Database {
                             path: self.path.clone(),
                             message: format!(
-                                "plugin {}'s objects (main and TEMP) hold more than {} KiB of \
-                                 names and definitions, {}",
+                                "plugin {}'s objects (main and TEMP) held more than {} KiB \
+                                 of names and definitions when its next statement was \
+                                 compiled, {}",
                                 scope.plugin,
                                 (owned_bytes(&objects) + out.owned_bytes) / 1024,
                                 self.past_cap_text()
