@@ -63,8 +63,10 @@ fn words(statement: &str) -> Vec<String> {
             }
             '-' if chars.peek() == Some(&'-') => {
                 flush(&mut word, &mut out);
+                // PostgreSQL ends a line comment at `\r` too; SQLite does not, and a word
+                // seen in what SQLite takes for a comment only makes the gate stricter.
                 for c in chars.by_ref() {
-                    if c == '\n' {
+                    if c == '\n' || c == '\r' {
                         break;
                     }
                 }

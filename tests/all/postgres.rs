@@ -294,9 +294,46 @@ fn a_plugin_cannot_become_another_role_or_end_the_transaction() {
         ),
         ("SELECT wasmig.step_begin()", "step has begun"),
         ("SELECT * FROM wasmig.ledger", "permission denied"),
+        // PostgreSQL ends a line comment at a carriage return: the server would read a
+        // COMMIT where a comment up to the newline leaves `SELECT`, and commit what the
+        // step made before its checks.
+        (
+            "CREATE TABLE attacker__open (x int);\n-- x\rCOMMIT /*\nSELECT 1 */",
+            "may not be COMMIT",
+        ),
+        (
+            "CREATE TABLE attacker__open (x int);\n-- x\rCOPY attacker__open TO STDOUT --\nSELECT 1",
+            "may not be COPY",
+        ),
     ] {
         pg.refused(attack, expected);
     }
+}
+
+/// A script is split into statements as `psql` splits it: a line comment ends at a carriage
+/// return, and a semicolon inside parentheses or inside a function's `BEGIN ATOMIC` body
+/// ends no statement.
+#[test]
+fn a_script_is_split_as_psql_splits_it() {
+    let pg = scripted();
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "-- a script with carriage returns alone\rCREATE TABLE attacker__a (x int);\r\
+         CREATE TABLE attacker__log (x int);\r\
+         CREATE FUNCTION attacker__f() RETURNS int LANGUAGE sql\n\
+         BEGIN ATOMIC\n  SELECT 1;\n  SELECT CASE WHEN true THEN 2 END;\nEND;\n\
+         CREATE RULE attacker__r AS ON INSERT TO attacker__a DO ALSO (\
+           INSERT INTO attacker__log VALUES (NEW.x); INSERT INTO attacker__log VALUES (NEW.x + 1));\n\
+         INSERT INTO attacker__a VALUES (1)",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    assert_eq!(pg.rows("SELECT attacker.attacker__f()"), ["2"]);
+    assert_eq!(
+        pg.rows("SELECT x FROM attacker.attacker__log ORDER BY x"),
+        ["1", "2"]
+    );
 }
 
 #[test]

@@ -731,7 +731,7 @@ impl PgBackend {
         params: &[ValueRef<'_>],
         prepare_only: bool,
     ) -> std::result::Result<session::Answer, SqlError> {
-        let kind = statements::check_kind(statement).map_err(SqlError::AccessDenied)?;
+        let checked = statements::check_kind(statement).map_err(SqlError::AccessDenied)?;
         let params = params
             .iter()
             .map(|v| match *v {
@@ -744,7 +744,7 @@ impl PgBackend {
             .collect();
         let (turn, session) = self.plugin_turn()?;
         let (deadline, max_bytes) = (turn.limits.deadline, turn.limits.max_result_bytes);
-        let statement = statements::numbered_parameters(statement);
+        let statement = statements::numbered_parameters(&checked.text);
         match session.session.run_guarded(
             &statement,
             params,
@@ -757,7 +757,7 @@ impl PgBackend {
             },
         ) {
             Ok(mut answer) => {
-                if !statements::changes_rows(&kind) {
+                if !statements::changes_rows(&checked.kind) {
                     answer.changed = None;
                 }
                 if let Some(turn) = &mut self.turn {
@@ -1409,9 +1409,9 @@ impl Backend for PgBackend {
             let mut bytes = 0;
             for statement in rest.by_ref() {
                 match statements::check_kind(statement) {
-                    Ok(kind) => {
+                    Ok(checked) => {
                         bytes += statement.len();
-                        sent.push((statement, kind));
+                        sent.push((statement, checked));
                         if sent.len() >= SCRIPT_WINDOW || bytes >= SCRIPT_WINDOW_BYTES {
                             break;
                         }
@@ -1436,7 +1436,7 @@ impl Backend for PgBackend {
             let deadline = turn.limits.deadline;
             let texts = sent
                 .iter()
-                .map(|(s, _)| statements::numbered_parameters(s).into_owned())
+                .map(|(_, checked)| statements::numbered_parameters(&checked.text).into_owned())
                 .collect();
             let (count, answers, failed) =
                 session.session.run_script_guarded(texts, Some(deadline));
@@ -1446,7 +1446,7 @@ impl Backend for PgBackend {
             let changed: u64 = answers
                 .iter()
                 .zip(&sent)
-                .filter(|(_, (_, kind))| statements::changes_rows(kind))
+                .filter(|(_, (_, checked))| statements::changes_rows(&checked.kind))
                 .map(|(a, _)| a.changed.unwrap_or(0))
                 .sum();
             if let Some(turn) = &mut self.turn {
