@@ -521,6 +521,15 @@ fn nothing_a_plugin_leaves_behind_runs_with_someone_elses_rights() {
             "CREATE TABLE attacker__t (x text DEFAULT current_setting('app.secret'))",
             "would run later with the rights of whoever uses it",
         ),
+        // SQL value functions on PostgreSQL 15, function calls from 16: either is refused.
+        (
+            "CREATE TABLE attacker__t (x int, who text DEFAULT session_user)",
+            "of whoever uses it",
+        ),
+        (
+            "CREATE TABLE attacker__t (x int, s text DEFAULT current_schema)",
+            "of whoever uses it",
+        ),
         (
             "CREATE TABLE attacker__t (x text CHECK (pg_terminate_backend(1) OR true))",
             "would run later with the rights of whoever uses it",

@@ -992,6 +992,16 @@ SELECT pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::pg_catalog.regclas
  WHERE g.tgrelid IN (SELECT oid FROM rel) AND NOT g.tgisinternal
    AND p.pronamespace <> (SELECT oid FROM s)
 UNION ALL
+-- PostgreSQL before 16 reads CURRENT_ROLE, CURRENT_USER, USER, SESSION_USER,
+-- CURRENT_CATALOG and CURRENT_SCHEMA as SQL value functions (`:op` 9 to 14), not as calls
+-- of the functions refused below: their values are those of the session that uses the
+-- object. The clocks (`:op` 0 to 8) are any session's alike.
+SELECT DISTINCT t.what || ' reads the user, role, database or schema of whoever uses it '
+       || '(CURRENT_USER, SESSION_USER, CURRENT_SCHEMA, …)'
+  FROM trees t
+  CROSS JOIN LATERAL pg_catalog.regexp_matches(t.tree, '\{SQLVALUEFUNCTION :op ([0-9]+)', 'g') f
+ WHERE f[1]::pg_catalog.int4 >= 9
+UNION ALL
 SELECT DISTINCT t.what || ' calls ' || p.oid::pg_catalog.regprocedure::text
        || ', which would run later with the rights of whoever uses it'
   FROM trees t
