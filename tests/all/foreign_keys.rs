@@ -48,3 +48,25 @@ fn foreign_keys_inside_the_namespace_work() {
         .unwrap();
     assert_eq!(env.value::<i64>("SELECT count(*) FROM victim__child"), 0);
 }
+
+#[test]
+fn a_deferred_key_left_violated_fails_the_step_that_left_it() {
+    // SQLite checks a deferred key at the commit: the step is refused before it, as its own
+    // failure, and a dry run says so too.
+    let env = scripted();
+    let step = "CREATE TABLE attacker__p (id INTEGER PRIMARY KEY);
+         CREATE TABLE attacker__c (pid REFERENCES attacker__p (id) DEFERRABLE INITIALLY DEFERRED);
+         INSERT INTO attacker__c VALUES (5)";
+    env.script("attacker", "0.2.0", step, None);
+    let out = env.run(&["plan", "attacker@0.2.0"]);
+    let plan =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(plan.contains("deferred foreign key violated"), "{plan}");
+    env.refused("attacker", "0.2.0", step, "deferred foreign key violated");
+    // Repaired before the step ends, the same key is the step's to defer.
+    env.applies(
+        "attacker",
+        "0.2.0",
+        &format!("{step}; INSERT INTO attacker__p VALUES (5)"),
+    );
+}

@@ -575,3 +575,46 @@ fn long_values(env: Env, name: &str, zeros: &str) {
     };
     assert_eq!(length("+"), length("-") + 1, "{stdout}");
 }
+
+/// `wasmig test` reads a plugin's stored values only: a VIRTUAL generated column is computed
+/// as it is read, by an expression of the plugin's, which on the host's connection would run
+/// outside every bound of a step (here a value of 300 MB).
+#[test]
+fn wasmig_test_does_not_compute_virtual_columns() {
+    let env = Env::new();
+    let name = "virtual";
+    let dir = new_crate(&env, name);
+    run_in(
+        &dir,
+        &[
+            "add",
+            "costly",
+            "--template",
+            "create-table",
+            "--table",
+            "unused",
+        ],
+    );
+    std::fs::write(
+        dir.join("migrations/0.2.0-costly.up.sql"),
+        format!(
+            "-- wasmig:check-data\n\
+             INSERT INTO {name}__item (id, name, created_at) VALUES (1, 'a', '2026-01-01');\n\
+             ALTER TABLE {name}__item ADD COLUMN big AS (printf('%.*c', 300000000, name)) VIRTUAL;\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("migrations/0.2.0-costly.down.sql"),
+        format!("ALTER TABLE {name}__item DROP COLUMN big;\nDELETE FROM {name}__item;\n"),
+    )
+    .unwrap();
+    let built = build(&dir, name);
+    let (status, peak_kib) = env.peak_memory(&["test", built.to_str().unwrap()]);
+    assert!(status.success(), "wasmig test of {name} failed");
+    assert!(
+        peak_kib < 160 * 1024,
+        "wasmig test peaked at {} MiB",
+        peak_kib / 1024
+    );
+}

@@ -159,3 +159,24 @@ fn a_steps_temp_tables_are_dropped_without_running_their_foreign_keys() {
     let err = env.step("attacker", "0.5.0").unwrap_err();
     assert!(err.contains("FOREIGN KEY constraint failed"), "{err}");
 }
+
+#[test]
+fn a_temp_table_with_autoincrement_is_a_steps_to_use() {
+    // SQLite makes `temp.sqlite_sequence` for a TEMP table with AUTOINCREMENT, and it cannot
+    // be dropped: the host empties it, and neither this step nor the next plugin's fails.
+    let env = crate::scripted::scripted();
+    env.applies(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (id INTEGER PRIMARY KEY, v);
+         CREATE TEMP TABLE attacker__stage (n INTEGER PRIMARY KEY AUTOINCREMENT, v);
+         INSERT INTO attacker__stage (v) VALUES ('a'), ('b');
+         INSERT INTO attacker__t SELECT n, v FROM attacker__stage",
+    );
+    assert_eq!(env.value::<i64>("SELECT count(*) FROM attacker__t"), 2);
+    env.applies(
+        "victim",
+        "0.2.0",
+        "CREATE TABLE victim__t (id INTEGER PRIMARY KEY AUTOINCREMENT)",
+    );
+}

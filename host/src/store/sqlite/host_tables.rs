@@ -318,7 +318,7 @@ impl SqliteBackend {
 
     /// See [`crate::store::Backend::describe_data`]: the rows of the plugin's ordinary
     /// tables (not virtual tables, whose shadow tables hold their index, not rows of
-    /// their own), each value as SQL's literal of it.
+    /// their own), each stored value as SQL's literal of it.
     pub(super) fn describe_data(
         &mut self,
         plugin: &str,
@@ -340,11 +340,21 @@ impl SqliteBackend {
             .map_err(fail)?;
         let mut lines = Vec::new();
         let mut held = 0;
+        let quoted = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
         for table in &tables {
+            // The stored columns: a VIRTUAL generated column is computed from them as it is
+            // read, by an expression of the plugin's, here on the host's connection outside
+            // any step's bounds, and compares nothing they do not.
+            let columns: Vec<String> = conn
+                .prepare("SELECT name FROM pragma_table_xinfo(?1, 'main') WHERE hidden <> 2 ORDER BY cid")
+                .and_then(|mut s| s.query_map([table], |r| r.get::<_, String>(0))?.collect())
+                .map_err(fail)?;
+            let columns: Vec<String> = columns.iter().map(|c| quoted(c)).collect();
             let mut statement = conn
                 .prepare(&format!(
-                    "SELECT * FROM main.\"{}\"",
-                    table.replace('"', "\"\"")
+                    "SELECT {} FROM main.{}",
+                    columns.join(", "),
+                    quoted(table)
                 ))
                 .map_err(fail)?;
             let width = statement.column_count();

@@ -586,15 +586,17 @@ impl SqliteBackend {
                 changes,
             });
         }
-        // Nothing TEMP survives the step: drop triggers and views first, then tables.
-        let mut temp: Vec<&SchemaObject> = scanned
+        // Nothing TEMP survives the step: drop triggers and views first, then tables. SQLite's
+        // own `sqlite_sequence`, made for a TEMP table with AUTOINCREMENT, cannot be dropped:
+        // its rows are deleted instead, so that the next plugin finds it empty.
+        let (internal, mut temp): (Vec<&SchemaObject>, Vec<&SchemaObject>) = scanned
             .owned
             .iter()
             .filter(|o| o.schema == "temp" && o.kind != "index")
-            .collect();
+            .partition(|o| o.name.to_ascii_lowercase().starts_with("sqlite_"));
         let dropped_temp = !temp.is_empty();
         temp.sort_by_key(|o| if o.kind == "table" { 1 } else { 0 });
-        let drops: Vec<String> = temp
+        let mut drops: Vec<String> = temp
             .iter()
             .map(|o| {
                 format!(
@@ -604,6 +606,12 @@ impl SqliteBackend {
                 )
             })
             .collect();
+        if internal
+            .iter()
+            .any(|o| o.name.eq_ignore_ascii_case("sqlite_sequence"))
+        {
+            drops.push("DELETE FROM temp.sqlite_sequence".to_string());
+        }
         if let Err(reason) = self.drop_temp(&drops) {
             return Ok(StepCheck {
                 verdict: Err(reason),

@@ -718,6 +718,10 @@ impl SqliteBackend {
             .conn
             .total_changes()
             .saturating_sub(self.changes_at_enter);
+        // A deferred foreign key is checked at the commit, after the step's checks and
+        // without naming the step; checked here, a violation is the step's own failure, in
+        // a dry run too. Only the plugin's tables have keys into the plugin's tables.
+        let violated = self.plugin.is_some() && self.deferred_violations() > 0;
         self.held = None;
         self.plugin = None;
         self.last_allowed.clear();
@@ -766,7 +770,37 @@ impl SqliteBackend {
                 )
                 .map_err(e)?;
         }
+        if violated {
+            return Err(Error::Database {
+                path: self.path.clone(),
+                message: "the step leaves a deferred foreign key violated (FOREIGN KEY \
+                          constraint failed): a row references a row that is not there"
+                    .into(),
+            });
+        }
         Ok(changed)
+    }
+
+    /// How many deferred foreign-key violations the connection's transaction holds, as
+    /// SQLite counts them for its commit.
+    fn deferred_violations(&self) -> i32 {
+        let (mut current, mut highest) = (0, 0);
+        // SAFETY: the handle is this connection's, open for as long as `self`; the status
+        // call reads a counter of it into the two integers.
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_db_status(
+                self.conn.handle(),
+                rusqlite::ffi::SQLITE_DBSTATUS_DEFERRED_FKS,
+                &mut current,
+                &mut highest,
+                0,
+            )
+        };
+        if rc == rusqlite::ffi::SQLITE_OK {
+            current
+        } else {
+            0
+        }
     }
 
     /// What [`SqliteBackend::after_statement`] needs of the database before `statement`
