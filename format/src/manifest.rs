@@ -6,6 +6,13 @@ use serde::{Deserialize, Serialize};
 /// The most characters a plugin name may have.
 pub const MAX_NAME_LEN: usize = 48;
 
+/// The most steps a plugin may declare: a bound on what every command that lists the
+/// plugins directory does for one plugin file.
+pub const MAX_MIGRATIONS: usize = 10_000;
+
+/// The most plugins a plugin may depend on, and the most whose tables it may ask to read.
+pub const MAX_DEPENDENCIES: usize = 256;
+
 /// A validated plugin manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -172,6 +179,15 @@ pub enum ManifestProblem {
     MigrationTwice(String),
     /// A migration has an empty checksum.
     EmptyChecksum(String),
+    /// More migrations, dependencies or read requests than a plugin may declare.
+    TooMany {
+        /// What: `migrations`, `dependencies` or `read requests`.
+        what: &'static str,
+        /// How many the plugin declares.
+        count: usize,
+        /// How many it may.
+        max: usize,
+    },
 }
 
 impl std::fmt::Display for ManifestProblem {
@@ -212,6 +228,12 @@ impl std::fmt::Display for ManifestProblem {
             }
             ManifestProblem::MigrationTwice(v) => write!(f, "migration {v} is declared twice"),
             ManifestProblem::EmptyChecksum(v) => write!(f, "migration {v} has an empty checksum"),
+            ManifestProblem::TooMany { what, count, max } => {
+                write!(
+                    f,
+                    "it declares {count} {what}, more than the {max} a plugin may"
+                )
+            }
         }
     }
 }
@@ -302,7 +324,23 @@ impl RawManifest {
             })
             .ok();
 
+        // Each list is checked only within its bound: a plugin file may hold millions of
+        // entries, and every command that lists the plugins directory validates it.
+        for (what, count, max) in [
+            ("migrations", self.migrations.len(), MAX_MIGRATIONS),
+            ("dependencies", self.depends_on.len(), MAX_DEPENDENCIES),
+            ("read requests", self.reads.len(), MAX_DEPENDENCIES),
+        ] {
+            if count > max {
+                problems.push(P::TooMany { what, count, max });
+            }
+        }
+        if problems.iter().any(|p| matches!(p, P::TooMany { .. })) {
+            return Err(problems);
+        }
+
         let mut depends_on = Vec::new();
+        let mut dependency_names = std::collections::BTreeSet::new();
         for (name, req) in &self.depends_on {
             if let Err(e) = validate_name(name) {
                 problems.push(P::DependencyName(e));
@@ -310,7 +348,7 @@ impl RawManifest {
             if *name == self.name {
                 problems.push(P::DependsOnItself(name.clone()));
             }
-            if depends_on.iter().any(|d: &Dependency| d.name == *name) {
+            if !dependency_names.insert(name.as_str()) {
                 problems.push(P::DependencyTwice(name.clone()));
             }
             match VersionReq::parse(req) {
@@ -336,10 +374,11 @@ impl RawManifest {
         }
 
         let mut migrations: Vec<MigrationInfo> = Vec::new();
+        let mut versions = std::collections::BTreeSet::new();
         for m in self.migrations {
             match Version::parse(&m.version) {
                 Ok(v) => {
-                    if migrations.iter().any(|other| other.version == v) {
+                    if !versions.insert(v.clone()) {
                         problems.push(P::MigrationTwice(v.to_string()));
                     }
                     if m.checksum.is_empty() {
@@ -377,6 +416,39 @@ impl RawManifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_manifest_declares_at_most_so_many_steps_and_dependencies() {
+        let raw = |migrations: usize, dependencies: usize| RawManifest {
+            name: "big".into(),
+            version: "1.0.0".into(),
+            description: String::new(),
+            depends_on: (0..dependencies)
+                .map(|i| (format!("p{i}"), "*".to_string()))
+                .collect(),
+            reads: Vec::new(),
+            migrations: (0..migrations)
+                .map(|i| RawMigration {
+                    version: format!("0.0.{i}"),
+                    description: String::new(),
+                    reversible: false,
+                    checksum: "x".into(),
+                })
+                .collect(),
+        };
+        assert!(raw(MAX_MIGRATIONS, MAX_DEPENDENCIES).validate().is_ok());
+        let problems = raw(MAX_MIGRATIONS + 1, MAX_DEPENDENCIES + 1)
+            .validate()
+            .unwrap_err();
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "it declares 10001 migrations, more than the 10000 a plugin may",
+                "it declares 257 dependencies, more than the 256 a plugin may"
+            ]
+        );
+    }
 
     #[test]
     fn names_follow_the_rule() {

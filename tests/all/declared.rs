@@ -360,6 +360,34 @@ fn a_malformed_or_doubled_declaration_is_refused_naming_the_file() {
 }
 
 #[test]
+fn a_declaration_of_too_many_steps_is_refused_without_checking_each() {
+    // A plugin file of a few megabytes may declare hundreds of thousands of steps, which
+    // every command that lists the plugins directory would check one against another.
+    let mut many = Decl::new("decl", "0.1.0", 200_000);
+    for i in 0..200_000 {
+        many.migration(&format!("0.0.{i}"), (1, "SELECT 1"), None);
+    }
+    let env = Env::new();
+    env.add_bytes(
+        &with_section(
+            &std::fs::read(artifacts::ACCOUNTS_V1).unwrap(),
+            SECTION,
+            &many.bytes,
+        ),
+        "decl.wasm",
+    );
+    let out = env.run(&["status"]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("decl.wasm")
+            && text.contains("it declares 200000 migrations, more than the 10000 a plugin may"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_declared_plugins_component_is_still_checked() {
     // The declaration is fine, the component around it is not: it imports what wasmig does
     // not grant (the network).

@@ -180,3 +180,40 @@ fn a_temp_table_with_autoincrement_is_a_steps_to_use() {
         "CREATE TABLE victim__t (id INTEGER PRIMARY KEY AUTOINCREMENT)",
     );
 }
+
+#[test]
+fn a_step_whose_transaction_sqlite_rolled_back_runs_no_more_sql() {
+    // A statement that fails on a quota (SQLITE_FULL, here the growth quota) with no
+    // statement journal of its own, a one-row insert, makes SQLite roll the whole transaction
+    // back and leave the connection in autocommit mode. A plugin that handles the error and
+    // goes on must not have its next statements committed one by one, outside the step.
+    let env = crate::scripted::scripted();
+    env.policy("[limits]\nmax_growth = \"64KiB\"\n");
+    let step = "-- each\n\
+         CREATE TABLE attacker__t (x)\n-- next\n\
+         -- caught\nINSERT INTO attacker__t VALUES (randomblob(1000000))\n-- next\n\
+         CREATE TABLE attacker__after (x)";
+    env.script("attacker", "0.2.0", step, None);
+    let made = |env: &crate::support::Env| {
+        env.tables()
+            .into_iter()
+            .filter(|t| t == "attacker__t" || t == "attacker__after")
+            .collect::<Vec<_>>()
+    };
+    // A dry run writes nothing either.
+    let out = env.run(&["plan", "attacker@0.2.0"]);
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(made(&env), Vec::<String>::new());
+    let err = env.refused(
+        "attacker",
+        "0.2.0",
+        step,
+        "SQLite rolled the step's transaction back after an error",
+    );
+    assert!(!err.contains("no such savepoint"), "{err}");
+    assert_eq!(made(&env), Vec::<String>::new());
+}

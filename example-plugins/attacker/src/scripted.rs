@@ -16,11 +16,20 @@ fn run(tx: &Tx, version: &str, column: &str) -> Result<()> {
     match script {
         // Statements one `execute` each (a query, marked so, one `query`), in order, between
         // `-- next` lines: the same text can run twice in one step.
+        // A statement marked `-- caught` has its error dropped, as a plugin that handles an
+        // error and goes on.
         Some(script) if script.starts_with("-- each\n") => {
             for statement in script["-- each\n".len()..].split("\n-- next\n") {
-                match statement.strip_prefix("-- query\n") {
-                    Some(query) => tx.query(query, &[]).map(|_| ())?,
-                    None => tx.execute(statement, &[]).map(|_| ())?,
+                let (caught, statement) = match statement.strip_prefix("-- caught\n") {
+                    Some(rest) => (true, rest),
+                    None => (false, statement),
+                };
+                let ran = match statement.strip_prefix("-- query\n") {
+                    Some(query) => tx.query(query, &[]).map(|_| ()),
+                    None => tx.execute(statement, &[]).map(|_| ()),
+                };
+                if !caught {
+                    ran?;
                 }
             }
             Ok(())

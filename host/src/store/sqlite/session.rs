@@ -19,6 +19,11 @@ pub(super) const EXPLAIN_DENIED: &str = "EXPLAIN is not available to plugins (it
 /// `no such table: X` for a table outside the scope's reach becomes the scope's denial of
 /// `X`, word for word what the authorizer says of an existing one; so does `index X already
 /// exists` (and the like) for a name outside the namespace.
+/// Why a step whose transaction SQLite rolled back by itself runs no more SQL, and fails.
+const TRANSACTION_ENDED: &str = "SQLite rolled the step's transaction back after an error \
+     (the database or its temporary storage full, out of memory, or a write interrupted): \
+     nothing the step did is kept, and it runs no more SQL";
+
 pub(super) fn uniform_message(scope: &Scope, message: &str) -> String {
     if let Some((kind, name)) = message
         .strip_suffix(" already exists")
@@ -566,6 +571,15 @@ impl SqliteBackend {
         if let Some(why) = self.stuck.borrow().as_ref() {
             return Err(SqlError::AccessDenied(why.clone()));
         }
+        // SQLite rolls a transaction back by itself after some errors (a database or
+        // temporary storage full, out of memory, an interrupted write), and the connection
+        // is then in autocommit mode: a statement run now would be committed at once,
+        // outside the step and its checks.
+        if self.conn.is_autocommit() {
+            let why = TRANSACTION_ENDED.to_string();
+            *self.stuck.borrow_mut() = Some(why.clone());
+            return Err(SqlError::AccessDenied(why));
+        }
         self.check_new_views(scope)?;
         // A loop runs one statement many times: checked once.
         let repeated = statement == self.last_allowed;
@@ -714,6 +728,7 @@ impl SqliteBackend {
 
     pub(super) fn leave_plugin(&mut self) -> Result<u64> {
         use rusqlite::limits::Limit;
+        let ended = self.plugin.is_some() && self.in_transaction && self.conn.is_autocommit();
         let changed = self
             .conn
             .total_changes()
@@ -769,6 +784,12 @@ impl SqliteBackend {
                     |_| Ok(()),
                 )
                 .map_err(e)?;
+        }
+        if ended {
+            return Err(Error::Database {
+                path: self.path.clone(),
+                message: TRANSACTION_ENDED.into(),
+            });
         }
         if violated {
             return Err(Error::Database {
