@@ -120,6 +120,56 @@ pub(crate) fn may_change_tables(statements: &[String]) -> bool {
     })
 }
 
+/// What the gate reads of the statements a step ran, gathered as each runs: the audit trail
+/// keeps only the first MiB of them, and a destructive statement may come after it.
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    /// What the statements destroy by themselves, each once (at most [`MAX_SEEN`]).
+    destroyed: Vec<String>,
+    /// How many more they destroy.
+    more: usize,
+    /// Whether a statement may have changed tables (see [`may_change_tables`]).
+    pub(crate) may_change_tables: bool,
+    /// The statements that rename a column (at most [`MAX_SEEN`]: a rename not kept makes
+    /// its column count as dropped, so the gate refuses more, never less).
+    pub(crate) renames: Vec<String>,
+    /// Whether a statement carries the marker.
+    pub(crate) marked: bool,
+}
+
+/// The most entries [`Seen`] keeps of each kind.
+const MAX_SEEN: usize = 1000;
+
+impl Seen {
+    /// Reads one statement the plugin ran.
+    pub(crate) fn statement(&mut self, statement: &str) {
+        let one = [statement.to_string()];
+        for found in in_statements(&one) {
+            if !self.destroyed.contains(&found) {
+                if self.destroyed.len() < MAX_SEEN {
+                    self.destroyed.push(found);
+                } else {
+                    self.more += 1;
+                }
+            }
+        }
+        self.may_change_tables |= may_change_tables(&one);
+        if !renamed_columns(&one).is_empty() && self.renames.len() < MAX_SEEN {
+            self.renames.push(statement.to_string());
+        }
+        self.marked |= statement.contains(MARKER);
+    }
+
+    /// What the statements destroy by themselves.
+    pub(crate) fn destroyed(&self) -> Vec<String> {
+        let mut out = self.destroyed.clone();
+        if self.more > 0 {
+            out.push(format!("{} more", self.more));
+        }
+        out
+    }
+}
+
 /// Whether the step's SQL carries the marker.
 pub(crate) fn marked<'a>(mut texts: impl Iterator<Item = &'a str>) -> bool {
     texts.any(|t| t.contains(MARKER))

@@ -697,12 +697,14 @@ async fn run_one(
     // The destructive-change gate, for up steps (a down step destroys by definition).
     let mut destroyed = Vec::new();
     if outcome.is_ok() && step.direction == Direction::Up {
-        destroyed = crate::destructive::in_statements(&call.statements);
-        if crate::destructive::may_change_tables(&call.statements) {
+        destroyed = call.gate.destroyed();
+        if call.gate.may_change_tables {
             match backend.tables_around(&access, &before) {
-                Ok((was, now)) => {
-                    destroyed.extend(crate::destructive::in_tables(&was, &now, &call.statements))
-                }
+                Ok((was, now)) => destroyed.extend(crate::destructive::in_tables(
+                    &was,
+                    &now,
+                    &call.gate.renames,
+                )),
                 // The step's tables are the plugin's to make: one the gate cannot compare
                 // (too many columns to read, or not read by the step's deadline) fails the
                 // step, and is recorded as its failure.
@@ -732,11 +734,8 @@ async fn run_one(
 
     // Then the gate's decision, once the sandbox's own check passed.
     if outcome.is_ok() && !destroyed.is_empty() {
-        let marked = crate::destructive::marked(
-            code.declared_sql(step)
-                .into_iter()
-                .chain(call.statements.iter().map(String::as_str)),
-        );
+        let marked =
+            call.gate.marked || crate::destructive::marked(code.declared_sql(step).into_iter());
         let allowed = component.allow_destructive || component.source.allow_destructive;
         let what = destroyed.join(", ");
         if marked && allowed {

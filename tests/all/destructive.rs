@@ -80,6 +80,37 @@ fn the_policy_file_allows_one_plugins_destructive_steps() {
 }
 
 #[test]
+fn the_gate_reads_every_statement_not_only_those_the_audit_trail_keeps() {
+    // 20,000 distinct inserts, one call each, fill the audit trail's mebibyte; the
+    // statement that drops a column comes after them, and so does the rename that keeps one.
+    let env = with_rows();
+    let seed: String = (100..20_100)
+        .map(|i| format!("INSERT INTO victim__item VALUES ({i}, 'seeded row {i}', 'x')\n-- next\n"))
+        .collect();
+    let err = env.refused(
+        "victim",
+        "0.3.0",
+        &format!("-- each\n{seed}ALTER TABLE victim__item DROP COLUMN note"),
+        "it drops column victim__item.note",
+    );
+    assert!(err.contains("destructive step refused"), "{err}");
+    env.applies(
+        "victim",
+        "0.3.0",
+        &format!("-- each\n{seed}ALTER TABLE victim__item RENAME COLUMN note TO remark"),
+    );
+    let trail: String = env.value(
+        "SELECT statements FROM _wasmig_ledger WHERE plugin = 'victim' AND version = '0.3.0' \
+         AND outcome = 'succeeded'",
+    );
+    assert!(
+        trail.contains("more statements not recorded from here on"),
+        "{}",
+        &trail[trail.len() - 300..]
+    );
+}
+
+#[test]
 fn what_destroys_data_is_found_and_what_keeps_it_is_not() {
     let env = with_rows();
     for (up, destroys) in [

@@ -123,7 +123,9 @@ on_both! {
             statements.len()
         );
         assert!(
-            statements.contains("more statements not recorded: the audit trail keeps 1 MiB per step"),
+            statements.contains(
+                "more statements not recorded from here on: the audit trail keeps 1 MiB per step"
+            ),
             "{}",
             &statements[statements.len() - 200..]
         );

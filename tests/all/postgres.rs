@@ -310,6 +310,34 @@ fn a_plugin_cannot_become_another_role_or_end_the_transaction() {
     }
 }
 
+/// The destructive-change gate reads every statement a step ran, not only the mebibyte the
+/// audit trail keeps: 20,000 seed inserts, then a column dropped.
+#[test]
+fn the_gate_reads_every_statement_not_only_those_the_audit_trail_keeps() {
+    let pg = scripted();
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__item (id int PRIMARY KEY, name text, note text)",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    let seed: String = (0..20_000)
+        .map(|i| format!("INSERT INTO attacker__item VALUES ({i}, 'seeded row {i}', 'x');\n"))
+        .collect();
+    pg.script(
+        "attacker",
+        "0.3.0",
+        &format!("{seed}ALTER TABLE attacker__item DROP COLUMN note"),
+        None,
+    );
+    let err = pg.env.fails(&["up", "attacker@0.3.0"]);
+    assert!(
+        err.contains("destructive step refused: it drops column attacker__item.note"),
+        "{err}"
+    );
+}
+
 /// A script is split into statements as `psql` splits it: a line comment ends at a carriage
 /// return, and a semicolon inside parentheses or inside a function's `BEGIN ATOMIC` body
 /// ends no statement.

@@ -135,8 +135,13 @@ pub(crate) struct CallReport {
     repeats: u64,
     /// Bytes of statement text kept so far, as the ledger stores it (JSON).
     bytes: usize,
-    /// Statements not kept, once [`MAX_AUDIT_BYTES`] were.
+    /// Statements not kept, from the first that would have passed [`MAX_AUDIT_BYTES`] on:
+    /// the trail is always the beginning of what ran, with no gap in it.
     omitted: u64,
+    /// The last statement read, kept or not: one run again is read once.
+    last: String,
+    /// What the destructive-change gate reads of every statement, kept or not.
+    pub gate: crate::destructive::Seen,
     /// Rows the plugin's statements inserted, updated or deleted.
     pub rows_changed: u64,
 }
@@ -160,7 +165,15 @@ fn json_len(s: &str) -> usize {
 
 impl CallReport {
     fn ran(&mut self, statement: &str) {
-        if self.statements.last().is_some_and(|last| last == statement) {
+        let again = self.last == statement;
+        if !again {
+            self.gate.statement(statement);
+            self.last.clear();
+            self.last.push_str(statement);
+        }
+        if self.omitted > 0 {
+            self.omitted += 1;
+        } else if again && !self.statements.is_empty() {
             self.repeats += 1;
         } else if self.bytes + json_len(statement) > MAX_AUDIT_BYTES {
             self.omitted += 1;
@@ -185,7 +198,8 @@ impl CallReport {
         self.close_repeats();
         if self.omitted > 0 {
             self.statements.push(format!(
-                "-- {} more statements not recorded: the audit trail keeps {} MiB per step",
+                "-- {} more statements not recorded from here on: the audit trail keeps {} MiB \
+                 per step",
                 self.omitted,
                 MAX_AUDIT_BYTES >> 20
             ));
@@ -255,5 +269,24 @@ mod tests {
             json.len()
         );
         assert!(report.statements.last().unwrap().contains("not recorded"));
+    }
+
+    #[test]
+    fn the_audit_trail_is_the_beginning_of_what_ran_with_no_gap() {
+        let mut report = super::CallReport::default();
+        report.ran("SELECT 1");
+        report.ran(&format!(
+            "-- {}\nINSERT INTO t VALUES (1)",
+            "x".repeat(2 << 20)
+        ));
+        report.ran("SELECT 2");
+        report.ran("DROP TABLE t");
+        let report = report.finish();
+        assert_eq!(report.statements.len(), 2, "{:?}", report.statements);
+        assert_eq!(report.statements[0], "SELECT 1");
+        assert!(report.statements[1].starts_with("-- 3 more statements not recorded from here on"));
+        // The gate still read the last one.
+        assert_eq!(report.gate.destroyed(), Vec::<String>::new());
+        assert!(report.gate.may_change_tables);
     }
 }

@@ -77,9 +77,17 @@ pub(super) fn check_kind(sql: &str) -> Result<Checked<'_>, String> {
         }
     }
     if !ALLOWED.contains(&first.as_str()) {
+        // A setting for the step alone is `set_config(name, value, true)`, which lasts as
+        // long as the step's transaction.
+        let hint = if first == "SET" {
+            "; a setting for the step's transaction alone is \
+             `SELECT set_config('lock_timeout', '5s', true)`"
+        } else {
+            ""
+        };
         return Err(format!(
             "a plugin's statement may not be {first} (allowed: {}); wasmig runs each step in \
-             one transaction it commits or rolls back itself",
+             one transaction it commits or rolls back itself{hint}",
             ALLOWED.join(", ")
         ));
     }
@@ -381,7 +389,11 @@ pub(super) fn numbered_parameters(sql: &str) -> std::borrow::Cow<'_, str> {
         i = match token(sql, i) {
             Token::Skipped(end) | Token::Identifier(end) => end.min(bytes.len()),
             Token::Other => {
-                if bytes[i] == b'?' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
+                // Not after a `$`: `$?1` would become `$$1`, a dollar quote's start.
+                if bytes[i] == b'?'
+                    && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
+                    && (i == 0 || bytes[i - 1] != b'$')
+                {
                     out.push_str(&sql[copied..i]);
                     out.push('$');
                     copied = i + 1;
@@ -482,6 +494,7 @@ mod tests {
             numbered_parameters("select 1 -- c\r, ?1"),
             "select 1 -- c\r, $1"
         );
+        assert_eq!(numbered_parameters("select $?1, ?2"), "select $?1, $2");
     }
 
     #[test]
