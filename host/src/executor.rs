@@ -697,14 +697,15 @@ async fn run_one(
     // The destructive-change gate, for up steps (a down step destroys by definition).
     let mut destroyed = Vec::new();
     if outcome.is_ok() && step.direction == Direction::Up {
-        destroyed = call.gate.destroyed();
-        if call.gate.may_change_tables {
+        let gate = call.gate();
+        destroyed = gate
+            .map(crate::destructive::Seen::destroyed)
+            .unwrap_or_default();
+        if let Some(gate) = gate.filter(|g| g.may_change_tables) {
             match backend.tables_around(&access, &before) {
-                Ok((was, now)) => destroyed.extend(crate::destructive::in_tables(
-                    &was,
-                    &now,
-                    &call.gate.renames,
-                )),
+                Ok((was, now)) => {
+                    destroyed.extend(crate::destructive::in_tables(&was, &now, &gate.renames))
+                }
                 // The step's tables are the plugin's to make: one the gate cannot compare
                 // (too many columns to read, or not read by the step's deadline) fails the
                 // step, and is recorded as its failure.
@@ -734,8 +735,8 @@ async fn run_one(
 
     // Then the gate's decision, once the sandbox's own check passed.
     if outcome.is_ok() && !destroyed.is_empty() {
-        let marked =
-            call.gate.marked || crate::destructive::marked(code.declared_sql(step).into_iter());
+        let marked = call.gate().is_some_and(|g| g.marked)
+            || crate::destructive::marked(code.declared_sql(step).into_iter());
         let allowed = component.allow_destructive || component.source.allow_destructive;
         let what = destroyed.join(", ");
         if marked && allowed {

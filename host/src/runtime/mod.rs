@@ -138,12 +138,20 @@ pub(crate) struct CallReport {
     /// Statements not kept, from the first that would have passed [`MAX_AUDIT_BYTES`] on:
     /// the trail is always the beginning of what ran, with no gap in it.
     omitted: u64,
-    /// The last statement read, kept or not: one run again is read once.
-    last: String,
-    /// What the destructive-change gate reads of every statement, kept or not.
-    pub gate: crate::destructive::Seen,
+    /// What is read of every statement, kept or not; boxed, since the report moves in and
+    /// out of the store at every call of the plugin's.
+    read: Option<Box<Read>>,
     /// Rows the plugin's statements inserted, updated or deleted.
     pub rows_changed: u64,
+}
+
+/// What [`CallReport`] reads of every statement the plugin runs.
+#[derive(Debug, Default)]
+struct Read {
+    /// The last statement read: one run again is read once.
+    last: String,
+    /// What the destructive-change gate needs of the statements.
+    gate: crate::destructive::Seen,
 }
 
 /// The most statement text one step's audit trail keeps, counted as the ledger stores it: a
@@ -165,11 +173,12 @@ fn json_len(s: &str) -> usize {
 
 impl CallReport {
     fn ran(&mut self, statement: &str) {
-        let again = self.last == statement;
+        let read = self.read.get_or_insert_with(Default::default);
+        let again = read.last == statement;
         if !again {
-            self.gate.statement(statement);
-            self.last.clear();
-            self.last.push_str(statement);
+            read.gate.statement(statement);
+            read.last.clear();
+            read.last.push_str(statement);
         }
         if self.omitted > 0 {
             self.omitted += 1;
@@ -191,6 +200,11 @@ impl CallReport {
             }
             self.repeats = 0;
         }
+    }
+
+    /// What the destructive-change gate read of the statements, if any ran.
+    pub(crate) fn gate(&self) -> Option<&crate::destructive::Seen> {
+        self.read.as_ref().map(|r| &r.gate)
     }
 
     /// The audit trail, with the last run of repeats counted.
@@ -286,7 +300,8 @@ mod tests {
         assert_eq!(report.statements[0], "SELECT 1");
         assert!(report.statements[1].starts_with("-- 3 more statements not recorded from here on"));
         // The gate still read the last one.
-        assert_eq!(report.gate.destroyed(), Vec::<String>::new());
-        assert!(report.gate.may_change_tables);
+        let gate = report.gate().unwrap();
+        assert_eq!(gate.destroyed(), Vec::<String>::new());
+        assert!(gate.may_change_tables);
     }
 }
