@@ -338,6 +338,35 @@ fn the_gate_reads_every_statement_not_only_those_the_audit_trail_keeps() {
     );
 }
 
+/// One statement of a plugin's is at most a mebibyte, as on SQLite: the host holds a
+/// statement several times over while it sends it. A parenthesis left open makes the rest of
+/// a script one statement, refused the same way.
+#[test]
+fn a_statement_past_a_mebibyte_is_refused_before_it_is_sent() {
+    let pg = scripted();
+    let long = "x".repeat(2 << 20);
+    for script in [
+        format!("CREATE TABLE attacker__t (x text); SELECT '{long}'"),
+        format!("CREATE TABLE attacker__t (x text); SELECT (1; SELECT '{long}'"),
+    ] {
+        let err = pg.refused(&script, "statement too long");
+        assert!(
+            err.contains("past the 1024 KiB a statement may take"),
+            "{err}"
+        );
+    }
+    pg.script(
+        "attacker",
+        "0.2.0",
+        &format!(
+            "CREATE TABLE attacker__t (x text); SELECT '{}'",
+            "x".repeat(1 << 19)
+        ),
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+}
+
 /// A script is split into statements as `psql` splits it: a line comment ends at a carriage
 /// return, and a semicolon inside parentheses or inside a function's `BEGIN ATOMIC` body
 /// ends no statement.

@@ -43,6 +43,20 @@ pub(super) const CATALOG_READ_MAX: usize = 64 << 20;
 const SCRIPT_WINDOW: usize = 1024;
 const SCRIPT_WINDOW_BYTES: usize = 1 << 20;
 
+/// Refuses a statement of the plugin's longer than [`super::MAX_STATEMENT_BYTES`], as SQLite
+/// refuses one past its length limit: the host holds a statement several times over while
+/// it sends it.
+fn too_long(statement: &str) -> std::result::Result<(), SqlError> {
+    if statement.len() > super::MAX_STATEMENT_BYTES {
+        return Err(SqlError::Limit(format!(
+            "statement too long: {} KiB, past the {} KiB a statement may take",
+            statement.len().div_ceil(1024),
+            super::MAX_STATEMENT_BYTES >> 10
+        )));
+    }
+    Ok(())
+}
+
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Host statements' most result bytes (stored components are read one at a time).
@@ -731,6 +745,7 @@ impl PgBackend {
         params: &[ValueRef<'_>],
         prepare_only: bool,
     ) -> std::result::Result<session::Answer, SqlError> {
+        too_long(statement)?;
         let checked = statements::check_kind(statement).map_err(SqlError::AccessDenied)?;
         let params = params
             .iter()
@@ -1408,7 +1423,11 @@ impl Backend for PgBackend {
             let mut refused = None;
             let mut bytes = 0;
             for statement in rest.by_ref() {
-                match statements::check_kind(statement) {
+                if let Err(e) = too_long(statement) {
+                    refused = Some((statement, e));
+                    break;
+                }
+                match statements::check_kind(statement).map_err(SqlError::AccessDenied) {
                     Ok(checked) => {
                         bytes += statement.len();
                         sent.push((statement, checked));
@@ -1425,7 +1444,7 @@ impl Backend for PgBackend {
             let refusal = |ran: &mut dyn FnMut(&str)| match refused {
                 Some((statement, e)) => {
                     ran(statement);
-                    Err(SqlError::AccessDenied(e))
+                    Err(e)
                 }
                 None => Ok(()),
             };
