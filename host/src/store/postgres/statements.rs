@@ -72,7 +72,13 @@ pub(super) fn check_kind(sql: &str) -> Result<Checked<'_>, String> {
     // makes immediate at the end of the plugin's turn.
     if first == "SET" {
         let mut after = words.clone();
-        if after.next().as_deref() == Some("CONSTRAINTS") {
+        // Not `SET constraints.x = …` or `SET constraints TO …`: a setting of that name.
+        if after.next().as_deref() == Some("CONSTRAINTS")
+            && !matches!(
+                after.clone().next().as_deref(),
+                Some("." | "=" | "TO") | None
+            )
+        {
             return Ok(checked(&after, first));
         }
     }
@@ -457,6 +463,9 @@ mod tests {
             "-- x\rCOMMIT /*\nSELECT 1 */",
             "-- x\rCOPY t TO STDOUT --\nSELECT 1",
             "alter -- x\rrole current_user --\ntable t add column y int",
+            "set constraints.x = 'y'",
+            "set constraints to 'y'",
+            "set constraints = 'y'",
         ] {
             assert!(check_kind(refused).is_err(), "{refused:?}");
         }
