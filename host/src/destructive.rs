@@ -108,18 +108,6 @@ fn bare(name: &str) -> String {
     name.rsplit('.').next().unwrap_or(name).to_lowercase()
 }
 
-/// Whether the statements might drop or change a table: worth comparing the tables. On
-/// PostgreSQL a block of procedural code (`DO`, a procedure's `CALL`) may run any DDL.
-pub(crate) fn may_change_tables(statements: &[String]) -> bool {
-    statements.iter().any(|s| {
-        let w = words(s);
-        matches!(
-            w.first().map(String::as_str),
-            Some("DROP" | "ALTER" | "DO" | "CALL")
-        )
-    })
-}
-
 /// What the gate reads of the statements a step ran, gathered as each runs: the audit trail
 /// keeps only the first MiB of them, and a destructive statement may come after it.
 #[derive(Debug, Default)]
@@ -128,11 +116,10 @@ pub(crate) struct Seen {
     destroyed: Vec<String>,
     /// How many more they destroy.
     more: usize,
-    /// Whether a statement may have changed tables (see [`may_change_tables`]).
-    pub(crate) may_change_tables: bool,
-    /// The statements that rename a column (at most [`MAX_SEEN`]: a rename not kept makes
-    /// its column count as dropped, so the gate refuses more, never less).
-    pub(crate) renames: Vec<String>,
+    /// The columns the statements rename, as (table, old, new) (at most [`MAX_SEEN`]: a
+    /// rename not kept makes its column count as dropped, so the gate refuses more, never
+    /// less).
+    pub(crate) renames: Vec<(String, String, String)>,
     /// Whether a statement carries the marker.
     pub(crate) marked: bool,
 }
@@ -140,11 +127,26 @@ pub(crate) struct Seen {
 /// The most entries [`Seen`] keeps of each kind.
 const MAX_SEEN: usize = 1000;
 
+/// How much of a statement [`Seen`] reads: its kind, its table, a rename are at its start.
+/// A `DELETE` or `UPDATE` whose `WHERE` comes later counts as one without (the gate refuses
+/// more, never less), and the reading costs the host little whatever the statement.
+const READ_BYTES: usize = 64 << 10;
+
 impl Seen {
     /// Reads one statement the plugin ran.
     pub(crate) fn statement(&mut self, statement: &str) {
-        let one = [statement.to_string()];
-        for found in in_statements(&one) {
+        // A longer one is refused before it runs, on either database.
+        if statement.len() > crate::store::MAX_STATEMENT_BYTES {
+            return;
+        }
+        let mut end = statement.len().min(READ_BYTES);
+        while !statement.is_char_boundary(end) {
+            end -= 1;
+        }
+        let w = words(&statement[..end]);
+        let mut found = Vec::new();
+        destroys(&w, &mut found);
+        for found in found {
             if !self.destroyed.contains(&found) {
                 if self.destroyed.len() < MAX_SEEN {
                     self.destroyed.push(found);
@@ -153,9 +155,10 @@ impl Seen {
                 }
             }
         }
-        self.may_change_tables |= may_change_tables(&one);
-        if !renamed_columns(&one).is_empty() && self.renames.len() < MAX_SEEN {
-            self.renames.push(statement.to_string());
+        if let Some(rename) = renamed_column(&w)
+            && self.renames.len() < MAX_SEEN
+        {
+            self.renames.push(rename);
         }
         self.marked |= statement.contains(MARKER);
     }
@@ -176,10 +179,18 @@ pub(crate) fn marked<'a>(mut texts: impl Iterator<Item = &'a str>) -> bool {
 }
 
 /// What the statements destroy by themselves: every row of a table deleted or rewritten.
+#[cfg(test)]
 pub(crate) fn in_statements(statements: &[String]) -> Vec<String> {
     let mut found = Vec::new();
     for statement in statements {
-        let w = words(statement);
+        destroys(&words(statement), &mut found);
+    }
+    found
+}
+
+/// What one statement, by its words, destroys by itself, added to `found`.
+fn destroys(w: &[String], found: &mut Vec<String>) {
+    {
         // After a WITH clause, the statement proper.
         let start = if w.first().map(String::as_str) == Some("WITH") {
             let mut depth = 0i32;
@@ -199,7 +210,7 @@ pub(crate) fn in_statements(statements: &[String]) -> Vec<String> {
             }
             match at {
                 Some(i) => i,
-                None => continue,
+                None => return,
             }
         } else {
             0
@@ -244,39 +255,34 @@ pub(crate) fn in_statements(statements: &[String]) -> Vec<String> {
             _ => {}
         }
     }
-    found
 }
 
-/// Columns renamed by the statements (`RENAME COLUMN a TO b`, PostgreSQL's `RENAME a TO b`),
-/// as (table, old, new).
-fn renamed_columns(statements: &[String]) -> Vec<(String, String, String)> {
-    let mut out = Vec::new();
-    for statement in statements {
-        let w = words(statement);
-        if w.len() < 6 || w[0] != "ALTER" || w[1] != "TABLE" {
-            continue;
-        }
-        let table = bare(
-            w.iter()
-                .skip(2)
-                .find(|x| !matches!(x.as_str(), "IF" | "EXISTS" | "ONLY"))
-                .unwrap_or(&String::new()),
-        );
-        if let Some(at) = w.iter().position(|x| x == "RENAME") {
-            let rest: Vec<&String> = w[at + 1..].iter().filter(|x| *x != "COLUMN").collect();
-            if rest.len() == 3 && rest[1] == "TO" && rest[0] != "TO" {
-                out.push((table, bare(rest[0]), bare(rest[2])));
-            }
-        }
+/// The column one statement, by its words, renames (`RENAME COLUMN a TO b`, PostgreSQL's
+/// `RENAME a TO b`), as (table, old, new).
+fn renamed_column(w: &[String]) -> Option<(String, String, String)> {
+    if w.len() < 6 || w[0] != "ALTER" || w[1] != "TABLE" {
+        return None;
     }
-    out
+    let table = bare(
+        w.iter()
+            .skip(2)
+            .find(|x| !matches!(x.as_str(), "IF" | "EXISTS" | "ONLY"))
+            .unwrap_or(&String::new()),
+    );
+    let at = w.iter().position(|x| x == "RENAME")?;
+    let rest: Vec<&String> = w[at + 1..].iter().filter(|x| *x != "COLUMN").collect();
+    (rest.len() == 3 && rest[1] == "TO" && rest[0] != "TO")
+        .then(|| (table, bare(rest[0]), bare(rest[2])))
 }
 
 /// What the step destroyed, by its tables before and after it: tables gone (not renamed)
 /// and columns gone (not renamed).
-pub(crate) fn in_tables(before: &Tables, after: &Tables, statements: &[String]) -> Vec<String> {
+pub(crate) fn in_tables(
+    before: &Tables,
+    after: &Tables,
+    renames: &[(String, String, String)],
+) -> Vec<String> {
     use std::collections::{BTreeSet, HashSet};
-    let renames = renamed_columns(statements);
     // The column sets of the tables the step made, once: a dropped table whose columns
     // match one of them was renamed.
     let made: HashSet<BTreeSet<&str>> = after
@@ -368,19 +374,17 @@ mod tests {
             ("v", &["id", "x"]),
         ]);
         let after = tables(&[("t", &["id", "b2"]), ("w", &["id"]), ("v", &["id", "y"])]);
-        let statements = s(&[
+        let mut seen = Seen::default();
+        for statement in [
             "ALTER TABLE t DROP COLUMN a",
             "ALTER TABLE t RENAME COLUMN b TO b2;",
             "ALTER TABLE u RENAME TO w",
-        ]);
+        ] {
+            seen.statement(statement);
+        }
         assert_eq!(
-            in_tables(&before, &after, &statements),
+            in_tables(&before, &after, &seen.renames),
             ["drops column t.a", "drops column v.x"]
         );
-        assert!(may_change_tables(&statements));
-        assert!(!may_change_tables(&s(&[
-            "CREATE TABLE t (x)",
-            "INSERT INTO t VALUES (1)"
-        ])));
     }
 }

@@ -701,19 +701,19 @@ async fn run_one(
         destroyed = gate
             .map(crate::destructive::Seen::destroyed)
             .unwrap_or_default();
-        if let Some(gate) = gate.filter(|g| g.may_change_tables) {
-            match backend.tables_around(&access, &before) {
-                Ok((was, now)) => {
-                    destroyed.extend(crate::destructive::in_tables(&was, &now, &gate.renames))
-                }
-                // The step's tables are the plugin's to make: one the gate cannot compare
-                // (too many columns to read, or not read by the step's deadline) fails the
-                // step, and is recorded as its failure.
-                Err(e) => {
-                    outcome = Err(format!(
-                        "the destructive-change gate cannot compare the step's tables: {e}"
-                    ));
-                }
+        // Whatever its statements say: a function, a trigger or a procedure may drop a
+        // table or column. The backend compares the tables only when the database says the
+        // step changed a table's columns.
+        let renames = gate.map_or(&[][..], |g| &g.renames[..]);
+        match backend.tables_around(&access, &before) {
+            Ok((was, now)) => destroyed.extend(crate::destructive::in_tables(&was, &now, renames)),
+            // The step's tables are the plugin's to make: one the gate cannot compare (too
+            // many columns to read, or not read by the step's deadline) fails the step, and
+            // is recorded as its failure.
+            Err(e) => {
+                outcome = Err(format!(
+                    "the destructive-change gate cannot compare the step's tables: {e}"
+                ));
             }
         }
     }

@@ -336,6 +336,22 @@ fn the_gate_reads_every_statement_not_only_those_the_audit_trail_keeps() {
         err.contains("destructive step refused: it drops column attacker__item.note"),
         "{err}"
     );
+    // Nor only the statements' words: a function of the plugin's, called by a SELECT, drops
+    // a column and a table, as migrations that call helper functions do.
+    pg.script(
+        "attacker",
+        "0.3.0",
+        "CREATE TABLE attacker__other (x int);
+         CREATE FUNCTION attacker__cleanup() RETURNS void LANGUAGE plpgsql AS $$
+         BEGIN ALTER TABLE attacker__item DROP COLUMN note; DROP TABLE attacker__other; END $$;
+         SELECT attacker__cleanup()",
+        None,
+    );
+    let err = pg.env.fails(&["up", "attacker@0.3.0"]);
+    assert!(
+        err.contains("destructive step refused: it drops column attacker__item.note"),
+        "{err}"
+    );
 }
 
 /// One statement of a plugin's is at most a mebibyte, as on SQLite: the host holds a

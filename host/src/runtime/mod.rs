@@ -302,6 +302,12 @@ mod tests {
         // The gate still read the last one.
         let gate = report.gate().unwrap();
         assert_eq!(gate.destroyed(), Vec::<String>::new());
-        assert!(gate.may_change_tables);
+        let mut report = super::CallReport::default();
+        report.ran(&format!("-- {}\nSELECT 1", "x".repeat(2 << 20)));
+        report.ran("DELETE FROM t");
+        assert_eq!(
+            report.finish().gate().unwrap().destroyed(),
+            ["deletes every row of t"]
+        );
     }
 }

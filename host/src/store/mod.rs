@@ -312,21 +312,29 @@ pub(crate) fn held_bytes(line: &str) -> usize {
     line.len() + std::mem::size_of::<String>()
 }
 
-/// The tables and columns of a description made by [`Backend::describe_schema`] (its
-/// `column TABLE.COLUMN …` and `table TABLE` lines).
+/// The tables and columns of PostgreSQL's description of a plugin's tables: lines `table
+/// "NAME"` and `column "TABLE" "COLUMN"`, each name a JSON string (a name may hold spaces or
+/// quotes, and differ from another only in case).
 pub(crate) fn tables_of(description: &[String]) -> crate::destructive::Tables {
+    let names = |text: &str| -> Vec<String> {
+        serde_json::Deserializer::from_str(text)
+            .into_iter::<String>()
+            .map_while(|name| name.ok())
+            .collect()
+    };
     let mut tables = crate::destructive::Tables::new();
     for line in description {
         if let Some(rest) = line.strip_prefix("table ") {
-            tables.entry(rest.to_lowercase()).or_default();
+            if let [table] = &names(rest)[..] {
+                tables.entry(table.clone()).or_default();
+            }
         } else if let Some(rest) = line.strip_prefix("column ")
-            && let Some((column, _)) = rest.split_once(' ')
-            && let Some((table, column)) = column.rsplit_once('.')
+            && let [table, column] = &names(rest)[..]
         {
             tables
-                .entry(table.to_lowercase())
+                .entry(table.clone())
                 .or_default()
-                .push(column.to_lowercase());
+                .push(column.clone());
         }
     }
     tables

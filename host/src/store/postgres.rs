@@ -196,12 +196,21 @@ SELECT 'type ' || t.typname FROM pg_catalog.pg_type t
 
 /// The tables of schema `$1` and their columns, in the lines of [`DESCRIBE_SCHEMA`], from
 /// the catalogs' rows alone (no relation is opened, so no lock is waited for).
+/// Whether the step's transaction updated or deleted rows of `pg_attribute` (0: no), or the
+/// server keeps no counters to tell (1).
+const COLUMNS_TOUCHED: &str = "
+SELECT CASE WHEN pg_catalog.current_setting('track_counts') <> 'on' THEN 1::bigint
+            ELSE pg_catalog.pg_stat_get_xact_tuples_updated('pg_catalog.pg_attribute'::pg_catalog.regclass)
+                 + pg_catalog.pg_stat_get_xact_tuples_deleted('pg_catalog.pg_attribute'::pg_catalog.regclass)
+       END";
+
 const TABLE_COLUMNS: &str = "
-SELECT 'table ' || c.relname FROM pg_catalog.pg_class c
+SELECT 'table ' || pg_catalog.to_json(c.relname::text)::text FROM pg_catalog.pg_class c
  WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)
    AND c.relkind IN ('r', 'p', 'f')
 UNION ALL
-SELECT 'column ' || c.relname || '.' || a.attname || ' ' || a.attnum::text
+SELECT 'column ' || pg_catalog.to_json(c.relname::text)::text || ' '
+       || pg_catalog.to_json(a.attname::text)::text
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
  WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)
    AND c.relkind IN ('r', 'p', 'f') AND a.attnum > 0 AND NOT a.attisdropped";
@@ -1189,6 +1198,17 @@ impl Backend for PgBackend {
                 e => format!("cannot describe plugin {}'s schema: {e}", access.plugin),
             },
         };
+        // Only a step that updated or deleted a row of `pg_attribute` (a column dropped,
+        // renamed or retyped, a table dropped) can have destroyed one: the transaction's own
+        // counters say so, which the plugin can neither reset nor turn off (the comparison
+        // runs when the server keeps none).
+        let plugin = self.step_session(access)?;
+        let touched =
+            Self::host_turn_run(plugin, COLUMNS_TOUCHED, Vec::new(), deadline).map_err(failed)?;
+        if matches!(touched.rows.first().map(|r| &r[0]), Some(Value::Integer(0))) {
+            tracing::trace!("the step changed no table's columns");
+            return Ok(Default::default());
+        }
         let was = match before.get::<Mark>().and_then(|m| m.tables.clone()) {
             Some(tables) => tables,
             None => self
