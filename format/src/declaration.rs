@@ -13,7 +13,9 @@
 //! step is a kind byte (0: none, only for down; 1: SQL; 2: code) and then its SQL text or its
 //! code's revision.
 
-use crate::manifest::{RawManifest, RawMigration};
+use crate::manifest::{
+    MAX_DEPENDENCIES, MAX_MIGRATIONS, ManifestProblem, RawManifest, RawMigration,
+};
 use semver::Version;
 use std::collections::BTreeMap;
 
@@ -52,6 +54,9 @@ pub enum DecodeError {
         /// Where, in bytes from the section's start.
         at: usize,
     },
+    /// More steps, dependencies or read requests than a plugin may declare (see
+    /// [`crate::manifest::MAX_MIGRATIONS`]), found before any of them is read.
+    TooMany(crate::manifest::ManifestProblem),
 }
 
 impl std::fmt::Display for DecodeError {
@@ -65,6 +70,7 @@ impl std::fmt::Display for DecodeError {
             DecodeError::Malformed { what, at } => {
                 write!(f, "its declaration is malformed: {what} at byte {at}")
             }
+            DecodeError::TooMany(problem) => write!(f, "{problem}"),
         }
     }
 }
@@ -83,16 +89,16 @@ impl Declaration {
         let version = r.text()?;
         let description = r.text()?;
         let mut depends_on = Vec::new();
-        for _ in 0..r.count(8)? {
+        for _ in 0..r.bounded_count(8, "dependencies", MAX_DEPENDENCIES)? {
             depends_on.push((r.text()?, r.text()?));
         }
         let mut reads = Vec::new();
-        for _ in 0..r.count(4)? {
+        for _ in 0..r.bounded_count(4, "read requests", MAX_DEPENDENCIES)? {
             reads.push(r.text()?);
         }
         let mut migrations = Vec::new();
         let mut steps = BTreeMap::new();
-        for _ in 0..r.count(10)? {
+        for _ in 0..r.bounded_count(10, "migrations", MAX_MIGRATIONS)? {
             let version = r.text()?;
             let description = r.text()?;
             let up = r.body(false)?.expect("an up step is never none");
@@ -197,6 +203,25 @@ impl Reader<'_> {
             return Err(self.malformed(&format!("a count of {n} items")));
         }
         Ok(n)
+    }
+
+    /// A [`Self::count`] of at most `max` items (`what`): a declaration of more is refused
+    /// before any of them is read.
+    fn bounded_count(
+        &mut self,
+        min_size: usize,
+        what: &'static str,
+        max: usize,
+    ) -> Result<usize, DecodeError> {
+        let count = self.count(min_size)?;
+        if count > max {
+            return Err(DecodeError::TooMany(ManifestProblem::TooMany {
+                what,
+                count,
+                max,
+            }));
+        }
+        Ok(count)
     }
 
     fn text(&mut self) -> Result<String, DecodeError> {

@@ -261,8 +261,10 @@ impl Host {
                     Ok(Some(lines)) => Rows::Held(lines),
                     Ok(None) => Rows::Failed(format!(
                         "its rows, with those wasmig test keeps of its other steps, take more \
-                         than {} MiB as it describes them: too many to compare",
-                        MAX_HELD_ROWS_BYTES >> 20
+                         than {} MiB as it describes them, or more than {} MiB of values to \
+                         read: too many to compare",
+                        MAX_HELD_ROWS_BYTES >> 20,
+                        crate::store::MAX_DESCRIBED_READ >> 20
                     )),
                     Err(e) => Rows::Failed(e.to_string()),
                 }

@@ -146,3 +146,73 @@ fn a_missing_plugins_directory_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// A LEB128 number.
+fn leb128(mut n: usize, out: &mut Vec<u8>) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// A section `id` holding `payload`.
+fn section(id: u8, payload: &[u8], out: &mut Vec<u8>) {
+    out.push(id);
+    leb128(payload.len(), out);
+    out.extend(payload);
+}
+
+/// `component` with a core module appended that nothing instantiates, defining `functions`
+/// functions of no arguments, each `body` (instructions before `end`) long.
+fn with_unused_module(component: &[u8], functions: usize, body: &[u8]) -> Vec<u8> {
+    let mut module = b"\0asm\x01\0\0\0".to_vec();
+    section(1, &[1, 0x60, 0, 0], &mut module);
+    let mut funcs = Vec::new();
+    leb128(functions, &mut funcs);
+    funcs.extend(std::iter::repeat_n(0u8, functions));
+    section(3, &funcs, &mut module);
+    let mut one = Vec::new();
+    leb128(body.len() + 2, &mut one);
+    one.push(0); // no locals
+    one.extend(body);
+    one.push(0x0b); // end
+    let mut code = Vec::new();
+    leb128(functions, &mut code);
+    for _ in 0..functions {
+        code.extend(&one);
+    }
+    section(10, &code, &mut module);
+    let mut out = component.to_vec();
+    section(1, &module, &mut out);
+    out
+}
+
+#[test]
+fn a_component_of_too_much_code_is_refused_before_it_is_compiled() {
+    // Compiling costs memory in proportion to the functions and the code, of every core
+    // module, used or not: a million empty functions (4 MB) took 6 GB and 20 s.
+    let accounts = std::fs::read(artifacts::ACCOUNTS_V1).unwrap();
+    for (bytes, cause) in [
+        (
+            with_unused_module(&accounts, 60_000, &[]),
+            "defines more than 50000 functions",
+        ),
+        (
+            with_unused_module(&accounts, 1, &vec![0x01; 7 << 20]),
+            "holds more than 6 MiB of code",
+        ),
+    ] {
+        let env = Env::new();
+        env.add_bytes(&bytes, "big.wasm");
+        let out = env.run(&["status"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text}");
+        assert!(text.contains("big.wasm") && text.contains(cause), "{text}");
+    }
+}

@@ -53,6 +53,41 @@ pub(crate) fn check_header(bytes: &[u8]) -> Result<(), String> {
     }
 }
 
+/// The most functions a plugin's core modules may define in all, and the most bytes of code
+/// they may hold: compiling costs memory and time in proportion (a few kilobytes of the
+/// compiler's memory per function, tens of bytes per byte of code), and a plugin file is
+/// compiled by every command that lists it the first time. A plugin built from Rust has a
+/// few thousand functions in a megabyte or two.
+pub(crate) const MAX_FUNCTIONS: u64 = 50_000;
+pub(crate) const MAX_CODE_BYTES: u64 = 6 << 20;
+
+/// Refuses a component whose core modules, used or not, define more than [`MAX_FUNCTIONS`]
+/// functions or [`MAX_CODE_BYTES`] of code, before anything compiles it. Reads the sections'
+/// headers only.
+pub(crate) fn check_code_size(bytes: &[u8]) -> Result<(), String> {
+    use wasmparser::{Parser, Payload};
+    let (mut functions, mut code) = (0u64, 0u64);
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(|e| format!("not a valid WebAssembly component: {e}"))? {
+            Payload::FunctionSection(reader) => functions += u64::from(reader.count()),
+            Payload::CodeSectionStart { size, .. } => code += u64::from(size),
+            _ => {}
+        }
+        if functions > MAX_FUNCTIONS {
+            return Err(format!(
+                "defines more than {MAX_FUNCTIONS} functions, more than wasmig compiles for a                  plugin"
+            ));
+        }
+        if code > MAX_CODE_BYTES {
+            return Err(format!(
+                "holds more than {} MiB of code, more than wasmig compiles for a plugin",
+                MAX_CODE_BYTES >> 20
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Reads a plugin's declaration (its manifest and SQL as data, see [`crate::declaration`]),
 /// without compiling anything; `None` for a plugin without one.
 ///
@@ -65,6 +100,7 @@ pub(crate) fn read_declaration(bytes: &[u8], check: bool) -> Result<Option<Decla
     use wasmparser::{Parser, Payload, ValidPayload, Validator, WasmFeatures};
 
     check_header(bytes)?;
+    check_code_size(bytes)?;
     let invalid =
         |e: wasmparser::BinaryReaderError| format!("not a valid WebAssembly component: {e}");
     let mut section = None;

@@ -6,7 +6,7 @@
 
 mod checks;
 
-pub(crate) use checks::read_declaration;
+pub(crate) use checks::{check_code_size, read_declaration};
 
 use crate::planner::Candidate;
 use crate::runtime::{self, Purpose, Runtime};

@@ -174,7 +174,8 @@ pub(crate) trait Backend: Send {
     /// `wasmig test` compares them for steps that ask it to. A long value or row is
     /// described by its start, its length and its SHA-256 ([`described_row`]). Refuses past
     /// [`MAX_DESCRIBED_ROWS`] rows (a test's scratch data is small); `None` past `max_bytes`
-    /// of lines as [`held_bytes`] counts them. Outside any transaction of a step.
+    /// of lines as [`held_bytes`] counts them, or past [`MAX_DESCRIBED_READ`] bytes of values
+    /// read. Outside any transaction of a step.
     fn describe_data(
         &mut self,
         plugin: &str,
@@ -275,6 +276,10 @@ pub(crate) const MAX_STATEMENT_BYTES: usize = 1 << 20;
 
 /// How many rows [`Backend::describe_data`] describes at most.
 pub(crate) const MAX_DESCRIBED_ROWS: usize = 100_000;
+
+/// The most bytes of values [`Backend::describe_data`] reads for one description (SQLite),
+/// held or not: past them, as past its `max_bytes`, the rows are too many to compare.
+pub(crate) const MAX_DESCRIBED_READ: usize = 256 << 20;
 
 /// A row [`Backend::describe_data`] describes longer than this (in bytes) is described by
 /// its start, its length and its SHA-256: two rows still compare equal only when they are,

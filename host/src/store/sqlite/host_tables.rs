@@ -340,6 +340,9 @@ impl SqliteBackend {
             .map_err(fail)?;
         let mut lines = Vec::new();
         let mut held = 0;
+        // What SQLite hands over of the values: a column added with a default is not stored
+        // in the rows made before it, and is read (and hashed) in full for each of them.
+        let mut read = 0usize;
         let quoted = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
         for table in &tables {
             // The stored columns: a VIRTUAL generated column is computed from them as it is
@@ -371,7 +374,14 @@ impl SqliteBackend {
                 }
                 let mut values = Vec::with_capacity(width);
                 for i in 0..width {
-                    values.push(match row.get_ref(i).map_err(fail)? {
+                    let value = row.get_ref(i).map_err(fail)?;
+                    if let ValueRef::Text(b) | ValueRef::Blob(b) = value {
+                        read += b.len();
+                        if read > crate::store::MAX_DESCRIBED_READ {
+                            return Ok(None);
+                        }
+                    }
+                    values.push(match value {
                         ValueRef::Null => "NULL".to_string(),
                         ValueRef::Integer(n) => n.to_string(),
                         ValueRef::Real(x) => format!("{x:?}"),

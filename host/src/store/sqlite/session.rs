@@ -21,8 +21,8 @@ pub(super) const EXPLAIN_DENIED: &str = "EXPLAIN is not available to plugins (it
 /// exists` (and the like) for a name outside the namespace.
 /// Why a step whose transaction SQLite rolled back by itself runs no more SQL, and fails.
 const TRANSACTION_ENDED: &str = "SQLite rolled the step's transaction back after an error \
-     (the database or its temporary storage full, out of memory, or a write interrupted): \
-     nothing the step did is kept, and it runs no more SQL";
+     of the plugin's statement (a quota or the memory bound reached, a write interrupted, or \
+     a conflict resolved by ROLLBACK): nothing the step did is kept, and it runs no more SQL";
 
 pub(super) fn uniform_message(scope: &Scope, message: &str) -> String {
     if let Some((kind, name)) = message
