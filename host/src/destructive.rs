@@ -135,7 +135,8 @@ const READ_BYTES: usize = 64 << 10;
 impl Seen {
     /// Reads one statement the plugin ran.
     pub(crate) fn statement(&mut self, statement: &str) {
-        // A longer one is refused before it runs, on either database.
+        // A longer one is refused before it runs, on either database (SQLite's limit is
+        // lower).
         if statement.len() > crate::store::MAX_STATEMENT_BYTES {
             return;
         }

@@ -354,20 +354,20 @@ fn the_gate_reads_every_statement_not_only_those_the_audit_trail_keeps() {
     );
 }
 
-/// One statement of a plugin's is at most a mebibyte, as on SQLite: the host holds a
-/// statement several times over while it sends it. A parenthesis left open makes the rest of
-/// a script one statement, refused the same way.
+/// One statement of a plugin's is at most 16 MiB: the host holds a statement several times
+/// over while it sends it. A parenthesis left open makes the rest of a script one statement,
+/// refused the same way.
 #[test]
-fn a_statement_past_a_mebibyte_is_refused_before_it_is_sent() {
+fn a_statement_past_16_mib_is_refused_before_it_is_sent() {
     let pg = scripted();
-    let long = "x".repeat(2 << 20);
+    let long = "x".repeat(17 << 20);
     for script in [
         format!("CREATE TABLE attacker__t (x text); SELECT '{long}'"),
         format!("CREATE TABLE attacker__t (x text); SELECT (1; SELECT '{long}'"),
     ] {
         let err = pg.refused(&script, "statement too long");
         assert!(
-            err.contains("past the 1024 KiB a statement may take"),
+            err.contains("past the 16384 KiB a statement may take"),
             "{err}"
         );
     }
@@ -376,7 +376,7 @@ fn a_statement_past_a_mebibyte_is_refused_before_it_is_sent() {
         "0.2.0",
         &format!(
             "CREATE TABLE attacker__t (x text); SELECT '{}'",
-            "x".repeat(1 << 19)
+            "x".repeat(4 << 20)
         ),
         None,
     );

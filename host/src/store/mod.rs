@@ -270,9 +270,10 @@ pub(crate) struct BackendOptions {
     pub on_overrun: Option<OverrunHandler>,
 }
 
-/// The longest one statement of a plugin's may be, in bytes: the host holds a statement
-/// several times over while it sends it.
-pub(crate) const MAX_STATEMENT_BYTES: usize = 1 << 20;
+/// The longest one statement of a plugin's may be on PostgreSQL, in bytes: the host holds a
+/// statement several times over while it sends it. SQLite's is shorter (its own length
+/// limit, on the text handed to it at once).
+pub(crate) const MAX_STATEMENT_BYTES: usize = 16 << 20;
 
 /// How many rows [`Backend::describe_data`] describes at most.
 pub(crate) const MAX_DESCRIBED_ROWS: usize = 100_000;

@@ -44,8 +44,8 @@ const SCRIPT_WINDOW: usize = 1024;
 const SCRIPT_WINDOW_BYTES: usize = 1 << 20;
 
 /// Refuses a statement of the plugin's longer than [`super::MAX_STATEMENT_BYTES`], as SQLite
-/// refuses one past its length limit: the host holds a statement several times over while
-/// it sends it.
+/// refuses one past its own length limit: the host holds a statement several times over
+/// while it sends it.
 fn too_long(statement: &str) -> std::result::Result<(), SqlError> {
     if statement.len() > super::MAX_STATEMENT_BYTES {
         return Err(SqlError::Limit(format!(

@@ -57,7 +57,7 @@ type ShadowSource = (String, [i64; 2], Vec<SchemaObject>);
 
 /// The longest a plugin's statement text may be, in bytes (SQLite: the text handed to
 /// SQLite at once, a script's rest included).
-const PLUGIN_MAX_SQL_LENGTH: i32 = crate::store::MAX_STATEMENT_BYTES as i32;
+const PLUGIN_MAX_SQL_LENGTH: i32 = 1 << 20;
 /// Prepared statements kept per connection: the host's dozen, and room for a plugin's.
 const STATEMENT_CACHE_CAPACITY: usize = 64;
 /// The largest string or blob a plugin's statement may make, in bytes.
