@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 /// The comment that marks a step as intentionally destructive.
 pub const MARKER: &str = "wasmig:destructive";
 
-/// A plugin's tables and their columns, in order, by table name (lowercase).
+/// A plugin's tables and their columns, in order, by table name (SQLite: lowercase;
+/// PostgreSQL: as the catalog has them).
 pub(crate) type Tables = BTreeMap<String, Vec<String>>;
 
 /// What a statement is, as far as the gate cares: its words outside strings, comments and
@@ -291,28 +292,41 @@ pub(crate) fn in_tables(
         .filter(|(name, _)| !before.contains_key(*name))
         .map(|(_, cols)| cols.iter().map(String::as_str).collect())
         .collect();
+    // The renames as the gate read them, lowercase (the statements' words are), by table and
+    // old name: a table's names are matched without case.
+    let renamed_to: std::collections::HashMap<(&str, &str), &str> = renames
+        .iter()
+        .map(|(t, old, new)| ((t.as_str(), old.as_str()), new.as_str()))
+        .collect();
     let mut found = Vec::new();
     for (table, columns) in before {
+        let lower_table = table.to_lowercase();
         // Its columns as the step's `RENAME COLUMN`s left them.
-        let renamed: Vec<&str> = columns
+        let renamed: Vec<String> = columns
             .iter()
             .map(|c| {
-                renames
-                    .iter()
-                    .find(|(t, old, _)| t == table && old == c)
-                    .map_or(c.as_str(), |(_, _, new)| new.as_str())
+                renamed_to
+                    .get(&(lower_table.as_str(), c.to_lowercase().as_str()))
+                    .map_or(c.clone(), |new| new.to_string())
             })
             .collect();
         match after.get(table) {
             None => {
-                if !made.contains(&renamed.iter().copied().collect::<BTreeSet<&str>>()) {
+                if !made.contains(
+                    &renamed
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<BTreeSet<&str>>(),
+                ) {
                     found.push(format!("drops table {table}"));
                 }
             }
             Some(now) => {
-                let now: HashSet<&str> = now.iter().map(String::as_str).collect();
+                let now: HashSet<String> = now.iter().map(|c| c.to_lowercase()).collect();
                 for (column, renamed) in columns.iter().zip(&renamed) {
-                    if !now.contains(column.as_str()) && !now.contains(renamed) {
+                    if !now.contains(&column.to_lowercase())
+                        && !now.contains(&renamed.to_lowercase())
+                    {
                         found.push(format!("drops column {table}.{column}"));
                     }
                 }

@@ -381,6 +381,7 @@ impl Host {
             snapshots.push(after);
         }
         if !compares_rows(&test, steps) {
+            held -= snapshots[steps].data.bytes();
             snapshots[steps].data = Rows::Dropped;
         }
         // A step's check: the schema in `expected` against the database's now, and the rows

@@ -352,6 +352,22 @@ fn the_gate_reads_every_statement_not_only_those_the_audit_trail_keeps() {
         err.contains("destructive step refused: it drops column attacker__item.note"),
         "{err}"
     );
+    // A quoted name keeps its case in the catalog: its rename is still a rename.
+    pg.script(
+        "attacker",
+        "0.3.0",
+        "CREATE TABLE \"attacker__Users\" (\"Name\" text);
+         ALTER TABLE \"attacker__Users\" RENAME COLUMN \"Name\" TO \"FullName\"",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.3.0"]);
+    pg.script(
+        "attacker",
+        "0.4.0",
+        "ALTER TABLE \"attacker__Users\" RENAME COLUMN \"FullName\" TO \"DisplayName\"",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.4.0"]);
 }
 
 /// One statement of a plugin's is at most 16 MiB: the host holds a statement several times

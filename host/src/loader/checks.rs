@@ -75,7 +75,8 @@ pub(crate) fn check_code_size(bytes: &[u8]) -> Result<(), String> {
         }
         if functions > MAX_FUNCTIONS {
             return Err(format!(
-                "defines more than {MAX_FUNCTIONS} functions, more than wasmig compiles for a                  plugin"
+                "defines more than {MAX_FUNCTIONS} functions, more than wasmig compiles for a \
+                 plugin"
             ));
         }
         if code > MAX_CODE_BYTES {

@@ -178,7 +178,10 @@ impl CallReport {
         if !again {
             read.gate.statement(statement);
             read.last.clear();
-            read.last.push_str(statement);
+            // One past the statement limit is refused before it runs: not copied.
+            if statement.len() <= crate::store::MAX_STATEMENT_BYTES {
+                read.last.push_str(statement);
+            }
         }
         if self.omitted > 0 {
             self.omitted += 1;

@@ -194,16 +194,18 @@ UNION ALL
 SELECT 'type ' || t.typname FROM pg_catalog.pg_type t
  WHERE t.typnamespace = (SELECT oid FROM s) AND t.typrelid = 0 AND t.typelem = 0";
 
-/// The tables of schema `$1` and their columns, in the lines of [`DESCRIBE_SCHEMA`], from
-/// the catalogs' rows alone (no relation is opened, so no lock is waited for).
-/// Whether the step's transaction updated or deleted rows of `pg_attribute` (0: no), or the
-/// server keeps no counters to tell (1).
+/// Whether the session's transaction counters (this transaction's, and any earlier ones' not
+/// yet reported) show `pg_attribute` rows updated or deleted (0: no), or the server keeps no
+/// counters to tell (1).
 const COLUMNS_TOUCHED: &str = "
 SELECT CASE WHEN pg_catalog.current_setting('track_counts') <> 'on' THEN 1::bigint
             ELSE pg_catalog.pg_stat_get_xact_tuples_updated('pg_catalog.pg_attribute'::pg_catalog.regclass)
                  + pg_catalog.pg_stat_get_xact_tuples_deleted('pg_catalog.pg_attribute'::pg_catalog.regclass)
        END";
 
+/// The tables of schema `$1` and their columns, as lines `table "NAME"` and `column "TABLE"
+/// "COLUMN"` (each name a JSON string, read by [`super::tables_of`]), from the catalogs' rows
+/// alone (no relation is opened, so no lock is waited for).
 const TABLE_COLUMNS: &str = "
 SELECT 'table ' || pg_catalog.to_json(c.relname::text)::text FROM pg_catalog.pg_class c
  WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)
@@ -830,7 +832,7 @@ impl PgBackend {
                         ELSE left(r, {start}) || '… (' || octet_length(r) || ' bytes, sha256 '
                              || left(encode(sha256(convert_to(r, 'UTF8')), 'hex'), 32) || ')'
                         END
-                   FROM (SELECT textin(record_out(t)) AS r FROM {}.{} t LIMIT {}) AS rows",
+                   FROM (SELECT textin(record_out(t)) AS r FROM {}.{} t LIMIT {} OFFSET 0) AS rows",
                 ident(schema),
                 ident(&table),
                 super::MAX_DESCRIBED_ROWS + 1 - lines.len(),
@@ -1199,9 +1201,10 @@ impl Backend for PgBackend {
             },
         };
         // Only a step that updated or deleted a row of `pg_attribute` (a column dropped,
-        // renamed or retyped, a table dropped) can have destroyed one: the transaction's own
-        // counters say so, which the plugin can neither reset nor turn off (the comparison
-        // runs when the server keeps none).
+        // renamed or retyped, a table dropped) can have destroyed one: the session's
+        // transaction counters say so (earlier transactions' unreported counts only add
+        // comparisons), which the plugin can neither reset nor turn off (the comparison runs
+        // when the server keeps none).
         let plugin = self.step_session(access)?;
         let touched =
             Self::host_turn_run(plugin, COLUMNS_TOUCHED, Vec::new(), deadline).map_err(failed)?;

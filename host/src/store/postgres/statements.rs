@@ -395,12 +395,13 @@ pub(super) fn numbered_parameters(sql: &str) -> std::borrow::Cow<'_, str> {
         i = match token(sql, i) {
             Token::Skipped(end) | Token::Identifier(end) => end.min(bytes.len()),
             Token::Other => {
-                // Not after a `$`: `$?1` would become `$$1`, a dollar quote's start.
-                if bytes[i] == b'?'
-                    && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
-                    && (i == 0 || bytes[i - 1] != b'$')
-                {
+                if bytes[i] == b'?' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
                     out.push_str(&sql[copied..i]);
+                    // After an identifier's byte or a `$`, `$1` would join it (`a$1`, a dollar
+                    // quote's `$a$1`): a space keeps the parameter a token of its own.
+                    if i > 0 && ident_cont(bytes[i - 1]) {
+                        out.push(' ');
+                    }
                     out.push('$');
                     copied = i + 1;
                 }
@@ -503,7 +504,8 @@ mod tests {
             numbered_parameters("select 1 -- c\r, ?1"),
             "select 1 -- c\r, $1"
         );
-        assert_eq!(numbered_parameters("select $?1, ?2"), "select $?1, $2");
+        assert_eq!(numbered_parameters("select $?1, ?2"), "select $ $1, $2");
+        assert_eq!(numbered_parameters("select a?1"), "select a $1");
     }
 
     #[test]

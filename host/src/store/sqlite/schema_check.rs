@@ -44,8 +44,8 @@ pub(super) enum PageScan {
 impl SqliteBackend {
     /// The most bytes of the running plugin's own objects (names and definitions, main and
     /// TEMP) the host copies when it reads its schema during and after a step: three times
-    /// its quota of definitions, or what it held at the step's mark if that is more (a
-    /// plugin past a quota lowered since must be able to shrink). Three: SQLite's table
+    /// the larger of its quota of definitions and what it held at the step's mark (a plugin
+    /// past a quota lowered since must be able to shrink). Three: SQLite's table
     /// rebuild holds a table's old and new definitions at once, and a TEMP copy of it made
     /// from a select as a backup. `None` before a plugin's step has run on this connection.
     pub(super) fn scan_cap(&self) -> Option<u64> {
@@ -593,7 +593,7 @@ impl SqliteBackend {
             .owned
             .iter()
             .filter(|o| o.schema == "temp" && o.kind != "index")
-            .partition(|o| o.name.to_ascii_lowercase().starts_with("sqlite_"));
+            .partition(|o| o.name.eq_ignore_ascii_case("sqlite_sequence"));
         let dropped_temp = !temp.is_empty();
         temp.sort_by_key(|o| if o.kind == "table" { 1 } else { 0 });
         let mut drops: Vec<String> = temp
@@ -606,10 +606,7 @@ impl SqliteBackend {
                 )
             })
             .collect();
-        if internal
-            .iter()
-            .any(|o| o.name.eq_ignore_ascii_case("sqlite_sequence"))
-        {
+        if !internal.is_empty() {
             drops.push("DELETE FROM temp.sqlite_sequence".to_string());
         }
         if let Err(reason) = self.drop_temp(&drops) {

@@ -16,14 +16,14 @@ pub(super) const DENIED_STATEMENTS: &[(&str, &str)] = &[
 pub(super) const EXPLAIN_DENIED: &str = "EXPLAIN is not available to plugins (its output names \
      the database's pages and the indexes the application put on the plugin's tables)";
 
-/// `no such table: X` for a table outside the scope's reach becomes the scope's denial of
-/// `X`, word for word what the authorizer says of an existing one; so does `index X already
-/// exists` (and the like) for a name outside the namespace.
 /// Why a step whose transaction SQLite rolled back by itself runs no more SQL, and fails.
 const TRANSACTION_ENDED: &str = "SQLite rolled the step's transaction back after an error \
      of the plugin's statement (a quota or the memory bound reached, a write interrupted, or \
      a conflict resolved by ROLLBACK): nothing the step did is kept, and it runs no more SQL";
 
+/// `no such table: X` for a table outside the scope's reach becomes the scope's denial of
+/// `X`, word for word what the authorizer says of an existing one; so does `index X already
+/// exists` (and the like) for a name outside the namespace.
 pub(super) fn uniform_message(scope: &Scope, message: &str) -> String {
     if let Some((kind, name)) = message
         .strip_suffix(" already exists")
@@ -735,7 +735,7 @@ impl SqliteBackend {
             .saturating_sub(self.changes_at_enter);
         // A deferred foreign key is checked at the commit, after the step's checks and
         // without naming the step; checked here, a violation is the step's own failure, in
-        // a dry run too. Only the plugin's tables have keys into the plugin's tables.
+        // a dry run too (the key may be the application's, into the plugin's table).
         let violated = self.plugin.is_some() && self.deferred_violations() > 0;
         self.held = None;
         self.plugin = None;
