@@ -1,6 +1,7 @@
 //! Every kind of unusable plugin file is refused before anything runs, with an error that
 //! names the file and the cause; the database is left as it was.
 
+use crate::declared::leb128;
 use crate::support::{Env, artifacts};
 
 /// Adds a good plugin plus the bad file, runs `up`, and checks that it fails naming the bad
@@ -145,19 +146,6 @@ fn a_missing_plugins_directory_is_a_clear_error() {
         err.contains("plugins directory") && err.contains("plugins"),
         "{err}"
     );
-}
-
-/// A LEB128 number.
-fn leb128(mut n: usize, out: &mut Vec<u8>) {
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
 }
 
 /// A section `id` holding `payload`.

@@ -73,7 +73,7 @@ impl Decl {
     }
 }
 
-fn leb128(mut n: usize, out: &mut Vec<u8>) {
+pub(crate) fn leb128(mut n: usize, out: &mut Vec<u8>) {
     loop {
         let byte = (n & 0x7f) as u8;
         n >>= 7;
