@@ -194,6 +194,18 @@ fn a_component_of_too_much_code_is_refused_before_it_is_compiled() {
             with_unused_module(&accounts, 1, &vec![0x01; 7 << 20]),
             "holds more than 6 MiB of code",
         ),
+        // One function of blocks nested a hundred thousand deep (200 KB: 3 GB at two million).
+        (
+            with_unused_module(
+                &accounts,
+                1,
+                &std::iter::repeat_n([0x02u8, 0x40], 100_000)
+                    .flatten()
+                    .chain(std::iter::repeat_n(0x0b, 100_000))
+                    .collect::<Vec<u8>>(),
+            ),
+            "nests blocks more than 10000 deep in a function",
+        ),
     ] {
         let env = Env::new();
         env.add_bytes(&bytes, "big.wasm");

@@ -352,6 +352,16 @@ fn the_gate_reads_every_statement_not_only_those_the_audit_trail_keeps() {
         err.contains("destructive step refused: it drops column attacker__item.note"),
         "{err}"
     );
+    // A table renamed away and another made under its name: only `pg_type` tells.
+    pg.script(
+        "attacker",
+        "0.3.0",
+        "ALTER TABLE attacker__item RENAME TO attacker__old;
+         CREATE TABLE attacker__item (id int)",
+        None,
+    );
+    let err = pg.env.fails(&["up", "attacker@0.3.0"]);
+    assert!(err.contains("it drops column attacker__item.name"), "{err}");
     // A quoted name keeps its case in the catalog: its rename is still a rename.
     pg.script(
         "attacker",

@@ -61,17 +61,69 @@ pub(crate) fn check_header(bytes: &[u8]) -> Result<(), String> {
 pub(crate) const MAX_FUNCTIONS: u64 = 50_000;
 pub(crate) const MAX_CODE_BYTES: u64 = 6 << 20;
 
+/// The most `canon` definitions a component may make: each is compiled to a trampoline of
+/// its own (about 15 KB of the compiler's memory each), and a plugin makes tens.
+pub(crate) const MAX_CANON: u64 = 5_000;
+
+/// The most locals a plugin's functions may declare in all (a declaration of thousands takes
+/// a few bytes, and each is a slot the compiled code sets up), and the deepest its blocks may
+/// nest in one function (the compiler holds a frame per level: two million levels fit in
+/// 4 MB of code and took 3 GB to compile).
+pub(crate) const MAX_LOCALS: u64 = 1_000_000;
+pub(crate) const MAX_NESTING: usize = 10_000;
+
 /// Refuses a component whose core modules, used or not, define more than [`MAX_FUNCTIONS`]
-/// functions or [`MAX_CODE_BYTES`] of code, before anything compiles it. Reads the sections'
-/// headers only.
-pub(crate) fn check_code_size(bytes: &[u8]) -> Result<(), String> {
-    use wasmparser::{Parser, Payload};
-    let (mut functions, mut code) = (0u64, 0u64);
+/// functions or [`MAX_CODE_BYTES`] of code, or that makes more than [`MAX_CANON`] `canon`
+/// definitions, before anything compiles it, from the sections' headers; with `bodies`, also one whose functions
+/// declare more than [`MAX_LOCALS`] locals or nest blocks deeper than [`MAX_NESTING`] (read
+/// before a compile: a plugin's file is listed by every command, compiled once).
+pub(crate) fn check_code_size(bytes: &[u8], bodies: bool) -> Result<(), String> {
+    use wasmparser::{Operator, Parser, Payload};
+    let invalid =
+        |e: wasmparser::BinaryReaderError| format!("not a valid WebAssembly component: {e}");
+    let (mut functions, mut code, mut locals, mut canon) = (0u64, 0u64, 0u64, 0u64);
     for payload in Parser::new(0).parse_all(bytes) {
-        match payload.map_err(|e| format!("not a valid WebAssembly component: {e}"))? {
+        match payload.map_err(invalid)? {
             Payload::FunctionSection(reader) => functions += u64::from(reader.count()),
+            Payload::ComponentCanonicalSection(reader) => canon += u64::from(reader.count()),
             Payload::CodeSectionStart { size, .. } => code += u64::from(size),
+            Payload::CodeSectionEntry(body) if bodies => {
+                for declared in body.get_locals_reader().map_err(invalid)? {
+                    locals += u64::from(declared.map_err(invalid)?.0);
+                }
+                if locals > MAX_LOCALS {
+                    return Err(format!(
+                        "declares more than {MAX_LOCALS} locals, more than wasmig compiles for \
+                         a plugin"
+                    ));
+                }
+                let (mut reader, mut depth) =
+                    (body.get_operators_reader().map_err(invalid)?, 0usize);
+                while !reader.eof() {
+                    match reader.read().map_err(invalid)? {
+                        Operator::Block { .. }
+                        | Operator::Loop { .. }
+                        | Operator::If { .. }
+                        | Operator::Try { .. }
+                        | Operator::TryTable { .. } => depth += 1,
+                        Operator::End => depth = depth.saturating_sub(1),
+                        _ => {}
+                    }
+                    if depth > MAX_NESTING {
+                        return Err(format!(
+                            "nests blocks more than {MAX_NESTING} deep in a function, more than \
+                             wasmig compiles for a plugin"
+                        ));
+                    }
+                }
+            }
             _ => {}
+        }
+        if canon > MAX_CANON {
+            return Err(format!(
+                "makes more than {MAX_CANON} canonical functions, more than wasmig compiles for \
+                 a plugin"
+            ));
         }
         if functions > MAX_FUNCTIONS {
             return Err(format!(
@@ -101,7 +153,7 @@ pub(crate) fn read_declaration(bytes: &[u8], check: bool) -> Result<Option<Decla
     use wasmparser::{Parser, Payload, ValidPayload, Validator, WasmFeatures};
 
     check_header(bytes)?;
-    check_code_size(bytes)?;
+    check_code_size(bytes, false)?;
     let invalid =
         |e: wasmparser::BinaryReaderError| format!("not a valid WebAssembly component: {e}");
     let mut section = None;

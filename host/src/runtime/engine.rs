@@ -177,7 +177,7 @@ impl Tier {
     /// `check` accepts its imports and exports; a cache that cannot be written is only
     /// reported.
     fn compile(&self, bytes: &[u8], sha256: &str) -> Result<(Component, Option<String>), String> {
-        crate::loader::check_code_size(bytes)?;
+        crate::loader::check_code_size(bytes, true)?;
         let component = Component::from_binary(&self.engine, bytes)
             .map_err(|e| format!("not a valid WebAssembly component: {e:#}"))?;
         let cache_error = match &self.cache {

@@ -195,12 +195,16 @@ SELECT 'type ' || t.typname FROM pg_catalog.pg_type t
  WHERE t.typnamespace = (SELECT oid FROM s) AND t.typrelid = 0 AND t.typelem = 0";
 
 /// Whether the session's transaction counters (this transaction's, and any earlier ones' not
-/// yet reported) show `pg_attribute` rows updated or deleted (0: no), or the server keeps no
-/// counters to tell (1).
+/// yet reported) show rows of `pg_attribute` or `pg_type` updated or deleted (0: no), or the
+/// server keeps no counters to tell (1). A column dropped, renamed or retyped, or a table
+/// dropped, changes `pg_attribute`; a table renamed (another one made under its name)
+/// changes its row type's name in `pg_type`. Making tables and indexes only inserts.
 const COLUMNS_TOUCHED: &str = "
 SELECT CASE WHEN pg_catalog.current_setting('track_counts') <> 'on' THEN 1::bigint
             ELSE pg_catalog.pg_stat_get_xact_tuples_updated('pg_catalog.pg_attribute'::pg_catalog.regclass)
                  + pg_catalog.pg_stat_get_xact_tuples_deleted('pg_catalog.pg_attribute'::pg_catalog.regclass)
+                 + pg_catalog.pg_stat_get_xact_tuples_updated('pg_catalog.pg_type'::pg_catalog.regclass)
+                 + pg_catalog.pg_stat_get_xact_tuples_deleted('pg_catalog.pg_type'::pg_catalog.regclass)
        END";
 
 /// The tables of schema `$1` and their columns, as lines `table "NAME"` and `column "TABLE"
@@ -1200,8 +1204,9 @@ impl Backend for PgBackend {
                 e => format!("cannot describe plugin {}'s schema: {e}", access.plugin),
             },
         };
-        // Only a step that updated or deleted a row of `pg_attribute` (a column dropped,
-        // renamed or retyped, a table dropped) can have destroyed one: the session's
+        // Only a step that updated or deleted a row of `pg_attribute` or `pg_type` (a column
+        // dropped, renamed or retyped, a table dropped or renamed) can have destroyed one:
+        // the session's
         // transaction counters say so (earlier transactions' unreported counts only add
         // comparisons), which the plugin can neither reset nor turn off (the comparison runs
         // when the server keeps none).
