@@ -216,3 +216,25 @@ fn a_component_of_too_much_code_is_refused_before_it_is_compiled() {
         assert!(text.contains("big.wasm") && text.contains(cause), "{text}");
     }
 }
+
+#[test]
+fn a_manifest_of_too_many_steps_from_code_is_refused_within_a_bound_of_memory() {
+    // A plugin without a declaration answers `manifest()` from its code, and the host copies
+    // the answer out of the plugin's memory before it can count its steps: 600,000 of them.
+    let env = Env::new();
+    env.add(artifacts::MANIFEST_FLOOD, "flood.wasm");
+    let (status, peak_kib) = env.peak_memory(&["status"]);
+    assert!(!status.success());
+    assert!(
+        peak_kib < 200 * 1024,
+        "listing the plugin peaked at {} MiB",
+        peak_kib / 1024
+    );
+    let out = env.run(&["status"]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("flood.wasm") && text.contains("exceeded its memory limit of 64 MiB"),
+        "{text}"
+    );
+}

@@ -4,6 +4,11 @@
 
 use super::*;
 
+/// The most linear memory a plugin has while it answers `manifest()` (at most its step
+/// limit): a plugin's answer is small, and the host holds a copy of it several times its
+/// size in the plugin's memory.
+const MANIFEST_MEMORY: usize = 64 << 20;
+
 pub(super) fn describe_plugin_error(e: &types::Error, state: &StepState) -> String {
     format!("{}{}", describe_error(e), plugin_said(state))
 }
@@ -71,6 +76,7 @@ impl Runtime {
         loaded: &Loaded,
         plugin: &str,
         backend: Option<Box<dyn Backend>>,
+        memory: usize,
     ) -> Store<StepState> {
         let out = BoundedOutput::new(self.limits.max_log_bytes);
         let err = BoundedOutput::new(self.limits.max_log_bytes);
@@ -83,13 +89,14 @@ impl Runtime {
             wasi,
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.max_memory)
+                .memory_size(memory)
                 .table_elements(100_000)
                 .instances(64)
                 .tables(64)
                 .memories(16)
                 .trap_on_grow_failure(true)
                 .build(),
+            memory_limit: memory,
             plugin: plugin.to_string(),
             backend,
             report: CallReport::default(),
@@ -128,7 +135,10 @@ impl Runtime {
         loaded: &Loaded,
         label: &str,
     ) -> Result<RawManifest, String> {
-        let mut store = self.store(loaded, label, None);
+        // The answer is copied out of the plugin's memory into the host's, list and texts,
+        // before its counts can be checked: this memory bounds what the host holds of it.
+        let memory = self.limits.max_memory.min(MANIFEST_MEMORY);
+        let mut store = self.store(loaded, label, None, memory);
         let result = self
             .bounded(async {
                 let instance = loaded.pre.instantiate_async(&mut store).await?;
@@ -172,7 +182,7 @@ impl Runtime {
     /// function gets `access-denied`). The executor does this for a plugin's next step while
     /// the current one runs.
     pub(crate) async fn instantiate_for_step(&self, loaded: &Loaded, label: &str) -> Instantiated {
-        let mut store = self.store(loaded, label, None);
+        let mut store = self.store(loaded, label, None, self.limits.max_memory);
         let instance = self.bounded(loaded.pre.instantiate_async(&mut store)).await;
         Instantiated { store, instance }
     }
@@ -306,7 +316,7 @@ impl Runtime {
                 if cause.contains("growing memory") {
                     format!(
                         "exceeded its memory limit of {} MiB ({cause})",
-                        self.limits.max_memory >> 20
+                        state.memory_limit >> 20
                     )
                 } else {
                     cause

@@ -230,6 +230,8 @@ pub(crate) struct StepState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
+    /// The linear memory the store allows, for errors.
+    memory_limit: usize,
     plugin: String,
     /// The step's transaction, lent for the call; `None` while the manifest is read.
     backend: Option<Box<dyn Backend>>,
