@@ -703,7 +703,7 @@ async fn run_one(
             .unwrap_or_default();
         // Whatever its statements say: a function, a trigger or a procedure may drop a
         // table or column. The backend compares the tables only when the database says the
-        // step changed a table's columns.
+        // step changed a table or its columns.
         let renames = gate.map_or(&[][..], |g| &g.renames[..]);
         match backend.tables_around(&access, &before) {
             Ok((was, now)) => destroyed.extend(crate::destructive::in_tables(&was, &now, renames)),

@@ -74,24 +74,43 @@ pub(crate) const MAX_NESTING: usize = 10_000;
 
 /// Refuses a component whose core modules, used or not, define more than [`MAX_FUNCTIONS`]
 /// functions or [`MAX_CODE_BYTES`] of code, or that makes more than [`MAX_CANON`] `canon`
-/// definitions, before anything compiles it, from the sections' headers; with `bodies`, also one whose functions
-/// declare more than [`MAX_LOCALS`] locals or nest blocks deeper than [`MAX_NESTING`] (read
-/// before a compile: a plugin's file is listed by every command, compiled once).
+/// definitions, before anything compiles it, from the sections' headers; with `bodies`,
+/// also one whose functions declare more than [`MAX_LOCALS`] locals or nest blocks deeper
+/// than [`MAX_NESTING`] (read before a compile: a plugin's file is listed by every command,
+/// compiled once).
 pub(crate) fn check_code_size(bytes: &[u8], bodies: bool) -> Result<(), String> {
-    use wasmparser::{Operator, Parser, Payload};
-    let invalid =
-        |e: wasmparser::BinaryReaderError| format!("not a valid WebAssembly component: {e}");
-    let (mut functions, mut code, mut locals, mut canon) = (0u64, 0u64, 0u64, 0u64);
-    for payload in Parser::new(0).parse_all(bytes) {
-        match payload.map_err(invalid)? {
-            Payload::FunctionSection(reader) => functions += u64::from(reader.count()),
-            Payload::ComponentCanonicalSection(reader) => canon += u64::from(reader.count()),
-            Payload::CodeSectionStart { size, .. } => code += u64::from(size),
+    let mut counts = CodeCounts::default();
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        counts.add(&payload.map_err(invalid)?, bodies)?;
+    }
+    Ok(())
+}
+
+fn invalid(e: wasmparser::BinaryReaderError) -> String {
+    format!("not a valid WebAssembly component: {e}")
+}
+
+/// What [`check_code_size`] counts, payload by payload.
+#[derive(Default)]
+struct CodeCounts {
+    functions: u64,
+    code: u64,
+    locals: u64,
+    canon: u64,
+}
+
+impl CodeCounts {
+    fn add(&mut self, payload: &wasmparser::Payload<'_>, bodies: bool) -> Result<(), String> {
+        use wasmparser::{Operator, Payload};
+        match payload {
+            Payload::FunctionSection(reader) => self.functions += u64::from(reader.count()),
+            Payload::ComponentCanonicalSection(reader) => self.canon += u64::from(reader.count()),
+            Payload::CodeSectionStart { size, .. } => self.code += u64::from(*size),
             Payload::CodeSectionEntry(body) if bodies => {
                 for declared in body.get_locals_reader().map_err(invalid)? {
-                    locals += u64::from(declared.map_err(invalid)?.0);
+                    self.locals += u64::from(declared.map_err(invalid)?.0);
                 }
-                if locals > MAX_LOCALS {
+                if self.locals > MAX_LOCALS {
                     return Err(format!(
                         "declares more than {MAX_LOCALS} locals, more than wasmig compiles for \
                          a plugin"
@@ -119,26 +138,26 @@ pub(crate) fn check_code_size(bytes: &[u8], bodies: bool) -> Result<(), String> 
             }
             _ => {}
         }
-        if canon > MAX_CANON {
+        if self.canon > MAX_CANON {
             return Err(format!(
                 "makes more than {MAX_CANON} canonical functions, more than wasmig compiles for \
                  a plugin"
             ));
         }
-        if functions > MAX_FUNCTIONS {
+        if self.functions > MAX_FUNCTIONS {
             return Err(format!(
                 "defines more than {MAX_FUNCTIONS} functions, more than wasmig compiles for a \
                  plugin"
             ));
         }
-        if code > MAX_CODE_BYTES {
+        if self.code > MAX_CODE_BYTES {
             return Err(format!(
                 "holds more than {} MiB of code, more than wasmig compiles for a plugin",
                 MAX_CODE_BYTES >> 20
             ));
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Reads a plugin's declaration (its manifest and SQL as data, see [`crate::declaration`]),
@@ -153,12 +172,13 @@ pub(crate) fn read_declaration(bytes: &[u8], check: bool) -> Result<Option<Decla
     use wasmparser::{Parser, Payload, ValidPayload, Validator, WasmFeatures};
 
     check_header(bytes)?;
-    check_code_size(bytes, false)?;
-    let invalid =
-        |e: wasmparser::BinaryReaderError| format!("not a valid WebAssembly component: {e}");
+    // One pass: the code's size (see `check_code_size`) and the declaration section.
+    let mut counts = CodeCounts::default();
     let mut section = None;
     for payload in Parser::new(0).parse_all(bytes) {
-        if let Payload::CustomSection(reader) = payload.map_err(invalid)?
+        let payload = payload.map_err(invalid)?;
+        counts.add(&payload, false)?;
+        if let Payload::CustomSection(reader) = payload
             && reader.name() == crate::declaration::SECTION
         {
             if section.is_some() {

@@ -148,6 +148,9 @@ pub(crate) struct SqliteBackend {
     marked_bytes: u64,
     /// The schema as the last step left it, for the plugin it was scanned for.
     last_mark: Option<(String, SchemaMark)>,
+    /// The running step's schema as the destructive gate read it after the step, at these
+    /// schema versions: the step's checks read the same.
+    after_step: Option<([i64; 2], SchemaMark)>,
     /// The connection switched a `DELETE` rollback journal to `TRUNCATE`, to switch back when
     /// it closes.
     truncating: bool,
@@ -244,6 +247,7 @@ impl SqliteBackend {
             scan_room: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
             marked_bytes: 0,
             last_mark: None,
+            after_step: None,
             truncating: false,
             step_serial: Default::default(),
             key: std::cell::RefCell::new(String::new()),
@@ -412,6 +416,7 @@ impl Backend for SqliteBackend {
         let Ok(after) = self.scan_after_step(&scope, versions, before)? else {
             return Ok((was, now));
         };
+        self.after_step = Some((versions, after.clone()));
         // Only the tables whose statement the step changed (or that it made or dropped):
         // a table whose `CREATE` text is the same has the same columns. So the work follows
         // the step's own DDL, not the plugin's whole schema.
@@ -434,6 +439,14 @@ impl Backend for SqliteBackend {
                     .collect()
             };
         let (old, new) = (tables(&before.owned), tables(&after.owned));
+        // Every table of before still there as it was: nothing to compare (a step that only
+        // makes things).
+        if old
+            .iter()
+            .all(|(key, (_, sql))| new.get(key).is_some_and(|(_, s)| s == sql))
+        {
+            return Ok((was, now));
+        }
         // Before: each changed table's columns as SQLite reads its `CREATE` statement, in a
         // scratch in-memory database (the table itself may be gone now), one at a time.
         let scratch = rusqlite::Connection::open_in_memory()

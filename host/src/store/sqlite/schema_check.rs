@@ -443,6 +443,8 @@ impl SqliteBackend {
     }
 
     pub(super) fn mark_schema(&mut self, scope: &Scope) -> Result<SchemaMark> {
+        // A scan of another step (the schema versions of a rolled-back one come again).
+        self.after_step = None;
         let versions = self.schema_versions()?;
         // The previous step's check already scanned this very schema for this plugin.
         // Not capped: what the plugin holds before a step was accepted by the checks after
@@ -527,14 +529,18 @@ impl SqliteBackend {
             self.last_mark = Some((scope.own.clone(), before.clone()));
             return Ok(unchanged);
         }
-        let scanned = match self.scan_after_step(scope, versions, before)? {
-            Ok(scanned) => scanned,
-            Err(refusal) => {
-                return Ok(StepCheck {
-                    verdict: Err(refusal),
-                    changes: Vec::new(),
-                });
-            }
+        // The destructive gate may have read it already, at these versions.
+        let scanned = match self.after_step.take() {
+            Some((at, scanned)) if at == versions => scanned,
+            _ => match self.scan_after_step(scope, versions, before)? {
+                Ok(scanned) => scanned,
+                Err(refusal) => {
+                    return Ok(StepCheck {
+                        verdict: Err(refusal),
+                        changes: Vec::new(),
+                    });
+                }
+            },
         };
         if scanned.foreign != before.foreign {
             // Something outside the plugin changed: find what, by comparing everything with

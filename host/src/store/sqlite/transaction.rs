@@ -70,6 +70,7 @@ impl SqliteBackend {
         // may be the schema the last mark describes.
         self.host_tables = false;
         self.last_mark = None;
+        self.after_step = None;
         *self.shadow.get_mut() = None;
         if self.conn.is_autocommit() {
             self.in_transaction = false;
