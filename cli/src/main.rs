@@ -42,6 +42,13 @@ use output::*;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // The compile child (see `build_host`): nothing else of the binary runs in it.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == wasmig::compile_child::ARG)
+    {
+        return ExitCode::from(wasmig::compile_child::main() as u8);
+    }
     // Before any thread uses SQLite: SQLite gets the binary's allocator, its memory during a
     // step is bounded, and past a step's deadline its allocations fail.
     #[cfg(feature = "mimalloc")]
@@ -352,6 +359,11 @@ fn build_host(cli: &Cli, plugins: &std::path::Path, db: &std::path::Path) -> Res
             CompilerArg::Winch => Compiler::Winch,
         })
         .on_overrun(abandon_step)
+        // Plugins compile in a child process of this binary, under the compile limits.
+        .compile_in_child(
+            std::env::current_exe()
+                .context("cannot find this program's own file to compile plugins with")?,
+        )
         .build()?;
     Ok(host)
 }

@@ -592,6 +592,11 @@ pub(crate) fn print_policy(
             )
         }
     );
+    say!(
+        "Compiling a plugin (in a child process): address space {} MiB, time {}.",
+        limits.max_compile_memory >> 20,
+        humantime::format_duration(limits.compile_deadline)
+    );
     Ok(())
 }
 

@@ -26,6 +26,7 @@ pub struct HostBuilder {
     /// the state leaves that to runners).
     pub(crate) observer: bool,
     pub(crate) operator: Option<String>,
+    pub(crate) compile_child: Option<crate::runtime::ChildCompiler>,
 }
 
 impl std::fmt::Debug for OverrunSet<'_> {
@@ -64,6 +65,7 @@ impl Default for HostBuilder {
             on_overrun: None,
             observer: false,
             operator: None,
+            compile_child: None,
         }
     }
 }
@@ -79,6 +81,7 @@ impl std::fmt::Debug for HostBuilder {
             .field("policy", &self.policy)
             .field("cache_dir", &self.cache_dir)
             .field("compiler", &self.compiler)
+            .field("compile_child", &self.compile_child)
             .field("on_overrun", &OverrunSet(&self.on_overrun))
             .finish()
     }
@@ -170,6 +173,21 @@ impl HostBuilder {
         self
     }
 
+    /// Compiles plugins the compile cache does not hold in a child process, `program`, which
+    /// must run [`crate::compile_child::main`] when its first argument is
+    /// [`crate::compile_child::ARG`] (see [`crate::compile_child`]; the `wasmig` binary
+    /// does). The child limits its address space to [`Limits::max_compile_memory`] and is
+    /// killed at [`Limits::compile_deadline`]: whatever a plugin's code makes the compiler
+    /// do, it does it there. Without a child, plugins compile in this process, bounded only
+    /// by the loader's counts of their code.
+    pub fn compile_in_child(mut self, program: impl Into<PathBuf>) -> Self {
+        self.compile_child = Some(crate::runtime::ChildCompiler {
+            program: program.into(),
+            running: Default::default(),
+        });
+        self
+    }
+
     /// Who the ledger says ran this host's steps ([`crate::LedgerEntry::applied_by`]): a
     /// server embedding wasmig names itself (`billing-api@prod-3`, a deploy job's id). By
     /// default, the operating system's user and machine of the process.
@@ -198,6 +216,7 @@ impl HostBuilder {
             self.limits.clone(),
             self.cache_dir.as_deref(),
             self.compiler,
+            self.compile_child.clone(),
         )?;
         Ok(Host {
             inner: Arc::new(Inner {

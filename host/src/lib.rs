@@ -36,6 +36,19 @@ pub mod policy;
 mod reports;
 mod runtime;
 pub mod sqlite_memory;
+
+/// The compile child: a program that embeds wasmig and calls
+/// [`HostBuilder::compile_in_child`] with its own path runs [`compile_child::main`] when
+/// its first argument is [`compile_child::ARG`], before anything else:
+///
+/// ```no_run
+/// if std::env::args_os().nth(1).is_some_and(|a| a == wasmig::compile_child::ARG) {
+///     std::process::exit(wasmig::compile_child::main());
+/// }
+/// ```
+pub mod compile_child {
+    pub use crate::runtime::child::{ARG, main};
+}
 mod testing;
 
 use host::Inner;

@@ -47,6 +47,10 @@ pub struct LimitsConfig {
     pub max_schema: Option<String>,
     /// Bytes of log output kept per call.
     pub max_log: Option<String>,
+    /// Address space one plugin's compile may use, in the compile child.
+    pub max_compile_memory: Option<String>,
+    /// Wall-clock time one plugin's compile may take, in the compile child.
+    pub compile_deadline: Option<String>,
 }
 
 /// One `[plugins.NAME]` table.
@@ -118,6 +122,12 @@ impl Policy {
         }
         if let Some(s) = &l.max_log {
             limits.max_log_bytes = parse_size(s).map_err(|e| bad("max_log", e))? as usize;
+        }
+        if let Some(s) = &l.max_compile_memory {
+            limits.max_compile_memory = parse_size(s).map_err(|e| bad("max_compile_memory", e))?;
+        }
+        if let Some(d) = &l.compile_deadline {
+            limits.compile_deadline = parse_duration(d).map_err(|e| bad("compile_deadline", e))?;
         }
         Ok(limits)
     }

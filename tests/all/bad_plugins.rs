@@ -218,6 +218,51 @@ fn a_component_of_too_much_code_is_refused_before_it_is_compiled() {
 }
 
 #[test]
+fn a_compile_past_its_memory_or_time_is_stopped_in_its_own_process() {
+    // Within every count the loader checks, one function of a million additions in a chain
+    // (3 MB) takes Cranelift over a gigabyte and seconds to compile. The compile runs in a
+    // child process with its address space limited and a deadline on the host's clock.
+    let accounts = std::fs::read(artifacts::ACCOUNTS_V1).unwrap();
+    let chain: Vec<u8> = [0x41, 0x01]
+        .into_iter()
+        .chain(std::iter::repeat_n([0x41, 0x01, 0x6a], 1_000_000).flatten())
+        .chain([0x1a])
+        .collect();
+    let big = with_unused_module(&accounts, 1, &chain);
+    for (limit, cause) in [
+        (
+            r#"max_compile_memory = "400MiB""#,
+            "big.wasm: compiling it needed more than the compile memory limit of 400 MiB",
+        ),
+        (
+            r#"compile_deadline = "1s""#,
+            "big.wasm: compiling it took longer than the compile deadline of 1s",
+        ),
+    ] {
+        let env = Env::new();
+        env.policy(&format!("[limits]\n{limit}\n"));
+        env.add_bytes(&big, "big.wasm");
+        // Not from the tests' compile cache: compiled now.
+        let (status, peak_kib) =
+            env.peak_memory(&["--no-cache", "--compiler", "cranelift", "status"]);
+        assert!(!status.success());
+        assert!(
+            peak_kib < 150 * 1024,
+            "the host itself peaked at {} MiB",
+            peak_kib / 1024
+        );
+        let err = env.fails(&["--no-cache", "--compiler", "cranelift", "up"]);
+        assert!(err.contains(cause), "{err}");
+        assert!(env.ledger().is_empty());
+        // The same limits leave room for a real plugin.
+        env.remove("big.wasm");
+        env.add(artifacts::ACCOUNTS, "accounts.wasm");
+        env.ok(&["--no-cache", "--compiler", "cranelift", "up"]);
+        assert!(env.tables().iter().any(|t| t.starts_with("accounts__")));
+    }
+}
+
+#[test]
 fn a_manifest_of_too_many_steps_from_code_is_refused_within_a_bound_of_memory() {
     // A plugin without a declaration answers `manifest()` from its code, and the host copies
     // the answer out of the plugin's memory before it can count its steps: 600,000 of them.

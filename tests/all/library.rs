@@ -274,3 +274,37 @@ async fn a_server_names_itself_in_the_ledger() {
         "{history:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_server_compiles_plugins_in_a_child_process_of_its_own_program() {
+    // The `wasmig` binary is such a program: it runs `wasmig::compile_child::main` when
+    // given `wasmig::compile_child::ARG`. The plugin's steps are code, not declared SQL.
+    let env = Env::new();
+    env.add(artifacts::ACCOUNTS_V1, "accounts.wasm");
+    let builder = wasmig::Host::builder()
+        .plugins_dir(&env.plugins)
+        .database(&env.db)
+        .cache_dir(None);
+    let missing = builder
+        .clone()
+        .compile_in_child(env.plugins.join("no-such-program"))
+        .build()
+        .unwrap()
+        .up(wasmig::UpOptions::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        missing.contains("accounts.wasm") && missing.contains("cannot start the compiler process"),
+        "{missing}"
+    );
+    assert!(env.ledger().is_empty());
+    let report = builder
+        .compile_in_child(env!("CARGO_BIN_EXE_wasmig"))
+        .build()
+        .unwrap()
+        .up(wasmig::UpOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.ran, 1);
+}

@@ -108,12 +108,23 @@ impl CompileCache {
     /// Stores a compiled component; atomic (write to a temporary file, then rename). A failure
     /// is logged and returned; for a run it only costs a recompilation next time.
     pub(crate) fn put(&self, component_sha256: &str, component: &Component) -> Result<(), String> {
+        match component.serialize() {
+            Ok(artifact) => self.put_artifact(component_sha256, &artifact),
+            Err(e) => Err(format!("{}: {e:#}", self.dir.display())),
+        }
+    }
+
+    /// Stores a compiled component's artifact, as [`CompileCache::put`].
+    pub(crate) fn put_artifact(
+        &self,
+        component_sha256: &str,
+        artifact: &[u8],
+    ) -> Result<(), String> {
         let written = (|| -> Result<(), String> {
-            let artifact = component.serialize().map_err(|e| format!("{e:#}"))?;
             let mut file = tempfile::NamedTempFile::new_in(&self.dir).map_err(|e| e.to_string())?;
             file.write_all(MAGIC)
-                .and_then(|()| file.write_all(&crc32fast::hash(&artifact).to_le_bytes()))
-                .and_then(|()| file.write_all(&artifact))
+                .and_then(|()| file.write_all(&crc32fast::hash(artifact).to_le_bytes()))
+                .and_then(|()| file.write_all(artifact))
                 .map_err(|e| e.to_string())?;
             file.persist(self.path(component_sha256))
                 .map_err(|e| e.to_string())?;

@@ -46,6 +46,31 @@ pub(crate) enum Purpose {
     Optimize,
 }
 
+/// The engine configuration of `compiler`: the host's and the compile child's (an artifact
+/// loads only into an engine configured as the one that made it).
+pub(super) fn engine_config(compiler: Compiler, max_stack: usize) -> Config {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(max_stack)
+        // No component-model-async bookkeeping on every call: plugins are synchronous.
+        .concurrency_support(false)
+        .strategy(match compiler {
+            Compiler::Winch => wasmtime::Strategy::Winch,
+            _ => wasmtime::Strategy::Cranelift,
+        });
+    if compiler == Compiler::Winch {
+        // Winch compiles plugins seen for the first time, usually many at once, and the
+        // host already compiles one per core (`on_cores`): wasmtime's own threads inside
+        // each compile would oversubscribe the cores. One plugin alone compiles more
+        // slowly this way. Cranelift, for one large plugin at deploy time, keeps its
+        // threads.
+        config.parallel_compilation(false);
+    }
+    config
+}
+
 /// One compiler's engine, the linker for it, its part of the compile cache, and the thread
 /// that advances the engine's epoch.
 pub(super) struct Tier {
@@ -55,6 +80,10 @@ pub(super) struct Tier {
     cache: Option<CompileCache>,
     /// Why the cache directory was given but cannot be used.
     cache_error: Option<String>,
+    /// Where plugins are compiled: in a child process, or else in this one.
+    child: Option<ChildCompiler>,
+    /// The compile's memory and deadline, for the child.
+    limits: Limits,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -65,28 +94,15 @@ impl Drop for Tier {
 }
 
 impl Tier {
-    fn new(compiler: Compiler, limits: &Limits, cache_dir: Option<&Path>) -> crate::Result<Self> {
+    fn new(
+        compiler: Compiler,
+        limits: &Limits,
+        cache_dir: Option<&Path>,
+        child: Option<ChildCompiler>,
+    ) -> crate::Result<Self> {
         let engine_error = |e: wasmtime::Error| crate::Error::Engine(format!("{e:#}"));
-        let mut config = Config::new();
-        config
-            .wasm_component_model(true)
-            .epoch_interruption(true)
-            .max_wasm_stack(limits.max_stack)
-            // No component-model-async bookkeeping on every call: plugins are synchronous.
-            .concurrency_support(false)
-            .strategy(match compiler {
-                Compiler::Winch => wasmtime::Strategy::Winch,
-                _ => wasmtime::Strategy::Cranelift,
-            });
-        if compiler == Compiler::Winch {
-            // Winch compiles plugins seen for the first time, usually many at once, and the
-            // host already compiles one per core (`on_cores`): wasmtime's own threads inside
-            // each compile would oversubscribe the cores. One plugin alone compiles more
-            // slowly this way. Cranelift, for one large plugin at deploy time, keeps its
-            // threads.
-            config.parallel_compilation(false);
-        }
-        let engine = Engine::new(&config).map_err(engine_error)?;
+        let engine =
+            Engine::new(&engine_config(compiler, limits.max_stack)).map_err(engine_error)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
         types::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
@@ -124,6 +140,8 @@ impl Tier {
             linker,
             cache,
             cache_error,
+            child,
+            limits: limits.clone(),
             ticker_stop,
         })
     }
@@ -173,15 +191,29 @@ impl Tier {
             .and_then(|c| c.get(&self.engine, sha256))
     }
 
-    /// Compiles and caches a component (whose header the loader checked), then links it once
-    /// `check` accepts its imports and exports; a cache that cannot be written is only
-    /// reported.
+    /// Compiles and caches a component (whose header the loader checked), in the child
+    /// process when there is one; a cache that cannot be written is only reported.
     fn compile(&self, bytes: &[u8], sha256: &str) -> Result<(Component, Option<String>), String> {
         crate::loader::check_code_size(bytes, true)?;
-        let component = Component::from_binary(&self.engine, bytes)
-            .map_err(|e| format!("not a valid WebAssembly component: {e:#}"))?;
+        let Some(child) = &self.child else {
+            let component = Component::from_binary(&self.engine, bytes)
+                .map_err(|e| format!("not a valid WebAssembly component: {e:#}"))?;
+            let cache_error = match &self.cache {
+                Some(cache) => cache.put(sha256, &component).err(),
+                None => self.cache_error.clone(),
+            };
+            return Ok((component, cache_error));
+        };
+        let artifact = child.compile(self.compiler, &self.limits, bytes)?;
+        // SAFETY: `Component::deserialize` requires bytes that `precompile_component` of a
+        // compatible engine produced: the child is the host's own compiler, configured by
+        // `engine_config` as this engine, writing to a pipe only it holds; wasmtime checks
+        // the artifact's version and configuration and refuses a mismatch. Plugin-supplied
+        // bytes are only ever compiled.
+        let component = unsafe { Component::deserialize(&self.engine, &artifact) }
+            .map_err(|e| format!("the compiler process's code cannot be loaded: {e:#}"))?;
         let cache_error = match &self.cache {
-            Some(cache) => cache.put(sha256, &component).err(),
+            Some(cache) => cache.put_artifact(sha256, &artifact).err(),
             None => self.cache_error.clone(),
         };
         Ok((component, cache_error))
@@ -193,6 +225,7 @@ impl Runtime {
         limits: Limits,
         cache_dir: Option<&Path>,
         compiler: Compiler,
+        child: Option<ChildCompiler>,
     ) -> crate::Result<Self> {
         let winch_here = cfg!(target_arch = "x86_64");
         if compiler == Compiler::Winch && !winch_here {
@@ -202,12 +235,17 @@ impl Runtime {
         }
         let optimizing = match compiler {
             Compiler::Winch => None,
-            _ => Some(Tier::new(Compiler::Cranelift, &limits, cache_dir)?),
+            _ => Some(Tier::new(
+                Compiler::Cranelift,
+                &limits,
+                cache_dir,
+                child.clone(),
+            )?),
         };
         let baseline = match compiler {
             Compiler::Cranelift => None,
             _ if !winch_here => None,
-            _ => Some(Tier::new(Compiler::Winch, &limits, cache_dir)?),
+            _ => Some(Tier::new(Compiler::Winch, &limits, cache_dir, child)?),
         };
         // Both compilers share the directory: one warning is enough.
         if let Some(e) = [&optimizing, &baseline]

@@ -19,6 +19,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 mod batch;
 mod cache;
 mod call;
+pub(crate) mod child;
 mod engine;
 mod logging;
 mod output;
@@ -31,6 +32,7 @@ pub(crate) use engine::Purpose;
 use engine::*;
 
 use cache::CompileCache;
+pub(crate) use child::ChildCompiler;
 use output::BoundedOutput;
 
 mod bindings {
@@ -74,6 +76,11 @@ pub struct Limits {
     /// take in all, after any step of its: every connection to a SQLite database parses the
     /// whole schema, and holds it in memory. SQLite only.
     pub max_schema_bytes: u64,
+    /// Address space a compile may use, in bytes, when plugins are compiled in a child
+    /// process ([`crate::HostBuilder::compile_in_child`]).
+    pub max_compile_memory: u64,
+    /// Wall-clock time one plugin's compile may take, in a child process.
+    pub compile_deadline: Duration,
 }
 
 impl Default for Limits {
@@ -87,6 +94,8 @@ impl Default for Limits {
             max_growth_bytes: 1 << 30,
             max_temp_bytes: 256 << 20,
             max_schema_bytes: 1 << 20,
+            max_compile_memory: 2 << 30,
+            compile_deadline: Duration::from_secs(60),
         }
     }
 }

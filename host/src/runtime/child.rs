@@ -1,0 +1,340 @@
+//! Compiling a plugin in a child process, bounded by the operating system.
+//!
+//! The loader's counts (`loader::checks`) refuse the shapes of code known to make wasmtime's
+//! compilers take gigabytes, but a compiler's cost has more shapes than any count. In a
+//! child process the bound holds whatever the shape: the child limits its own address space
+//! and CPU time (`setrlimit`) before it reads the plugin, the parent kills it at the compile
+//! deadline, and whatever the compile does to the child (running out of memory, aborting,
+//! crashing) ends there. The child writes the compiled artifact to its standard output;
+//! the parent loads it with the same engine configuration.
+
+use super::engine::engine_config;
+use super::{Compiler, Limits};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// The first argument that makes a program that embeds wasmig the compile child (see
+/// [`main`]).
+pub const ARG: &str = "__wasmig-compile";
+
+/// Bytes of the child's standard error kept for a message.
+const MAX_STDERR: u64 = 16 << 10;
+
+/// The largest compiled artifact the host takes back, which it holds and maps whole: past
+/// the code the loader's counts let through, whose artifacts take tens of megabytes.
+const MAX_ARTIFACT: u64 = 256 << 20;
+
+/// The most threads a compile uses (Cranelift compiles functions in parallel).
+const MAX_THREADS: u64 = 4;
+
+/// The exit code of a child that reports an error on its standard error.
+const REPORTED: i32 = 2;
+
+/// A program that runs [`main`] when its first argument is [`ARG`].
+#[derive(Debug, Clone)]
+pub(crate) struct ChildCompiler {
+    pub(crate) program: PathBuf,
+    /// Compile children running now: the cores are shared among them.
+    pub(crate) running: Arc<AtomicUsize>,
+}
+
+/// Counts a running child for as long as it lives.
+struct Running<'a>(&'a AtomicUsize);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl ChildCompiler {
+    /// Compiles `bytes` (a component the loader's checks accepted) in a child process within
+    /// `limits`' compile memory and deadline; the artifact `Engine::precompile_component`
+    /// made, for the engine of `compiler`.
+    pub(crate) fn compile(
+        &self,
+        compiler: Compiler,
+        limits: &Limits,
+        bytes: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        let deadline = limits.compile_deadline;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+        let others = self.running.fetch_add(1, Ordering::Relaxed) as u64;
+        let running = Running(&self.running);
+        // Cranelift compiles a module's functions in parallel; children compiling at the
+        // same time (the loader runs one per core) share the cores.
+        let threads = (cores / (others + 1)).clamp(1, MAX_THREADS);
+        // The CPU limit backs the parent's clock: a compile's threads together may use every
+        // core for the whole deadline.
+        let cpu_seconds = deadline.as_secs().saturating_add(1).saturating_mul(cores);
+        let mut child = Command::new(&self.program)
+            .arg(ARG)
+            .args(["--compiler", compiler.as_str()])
+            .args(["--max-stack", &limits.max_stack.to_string()])
+            .args(["--max-memory", &limits.max_compile_memory.to_string()])
+            .args(["--cpu-seconds", &cpu_seconds.to_string()])
+            // Nothing of the host's environment reaches the child. What is set instead keeps
+            // the address space the child's runtime takes small, since it counts against
+            // the compile's: mimalloc (the binary's allocator) would reserve its heap a
+            // gigabyte at a time, glibc's malloc 64 MiB per thread, and each of the
+            // compiler's threads takes a stack and a heap of its own.
+            .env_clear()
+            .env("MIMALLOC_ARENA_RESERVE", "0")
+            .env("MALLOC_ARENA_MAX", "1")
+            .env("RAYON_NUM_THREADS", threads.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "cannot start the compiler process {}: {e}",
+                    self.program.display()
+                )
+            })?;
+        let watchdog = Watchdog::start(child.id(), deadline);
+        let mut stderr = child.stderr.take().expect("piped");
+        let stderr = std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = (&mut stderr).take(MAX_STDERR).read_to_end(&mut text);
+            // Drain the rest, so that the child never blocks on a full pipe.
+            let _ = std::io::copy(&mut stderr, &mut std::io::sink());
+            String::from_utf8_lossy(&text).into_owned()
+        });
+        // The child reads all of its input before it writes anything: no deadlock. A child
+        // that ended early (killed at the deadline) makes the write fail; its status says why.
+        let mut stdin = child.stdin.take().expect("piped");
+        let _ = stdin.write_all(bytes);
+        drop(stdin);
+        let mut artifact = Vec::new();
+        let cap = MAX_ARTIFACT;
+        let read = child
+            .stdout
+            .take()
+            .expect("piped")
+            .take(cap.saturating_add(1))
+            .read_to_end(&mut artifact);
+        let too_large = artifact.len() as u64 > cap;
+        if too_large {
+            let _ = child.kill();
+        }
+        let status = child.wait();
+        let killed = watchdog.stop();
+        let stderr = stderr.join().unwrap_or_default();
+        drop(running);
+        let status = status.map_err(|e| format!("cannot wait for the compiler process: {e}"))?;
+        if killed {
+            return Err(format!(
+                "compiling it took longer than the compile deadline of {}",
+                humantime::format_duration(deadline)
+            ));
+        }
+        if too_large {
+            return Err(format!(
+                "its compiled code is larger than {}, more than wasmig loads",
+                size(cap)
+            ));
+        }
+        if status.success() {
+            return read
+                .map(|_| artifact)
+                .map_err(|e| format!("cannot read the compiler process's output: {e}"));
+        }
+        Err(failure(status, stderr.trim(), limits.max_compile_memory))
+    }
+}
+
+/// Why a compile child failed, from its status and standard error.
+fn failure(status: ExitStatus, stderr: &str, cap: u64) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if status.code() == Some(REPORTED) && !stderr.is_empty() {
+        return stderr.to_string();
+    }
+    // Rust aborts (SIGABRT) when an allocation fails; wasmtime's and the compiler's own
+    // mappings fail with ENOMEM; both are the address-space limit.
+    let out_of_memory = stderr.contains("memory allocation of")
+        || stderr.contains("Cannot allocate memory")
+        || stderr.contains("out of memory");
+    if out_of_memory {
+        return format!(
+            "compiling it needed more than the compile memory limit of {}",
+            size(cap)
+        );
+    }
+    match status.signal() {
+        // RLIMIT_CPU's signal, then its kill.
+        Some(libc::SIGXCPU) | Some(libc::SIGKILL) => {
+            "compiling it took more CPU time than the compile deadline allows".to_string()
+        }
+        Some(signal) => format!(
+            "the compiler process ended with signal {signal}{}",
+            detail(stderr)
+        ),
+        None => format!("the compiler process failed ({status}){}", detail(stderr)),
+    }
+}
+
+fn detail(stderr: &str) -> String {
+    match stderr.lines().last() {
+        Some(line) => format!(": {line}"),
+        None => String::new(),
+    }
+}
+
+fn size(bytes: u64) -> String {
+    if bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// Kills a child at its deadline, unless stopped first. The child is not reaped before
+/// [`Watchdog::stop`] (the parent waits for it only after), so its pid cannot have been
+/// reused when the watchdog kills it.
+struct Watchdog {
+    state: Arc<(Mutex<WatchState>, Condvar)>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct WatchState {
+    stopped: bool,
+    killed: bool,
+}
+
+impl Watchdog {
+    fn start(pid: u32, deadline: Duration) -> Watchdog {
+        let state = Arc::new((Mutex::new(WatchState::default()), Condvar::new()));
+        let watched = state.clone();
+        let thread = std::thread::spawn(move || {
+            let end = Instant::now() + deadline;
+            let (lock, wake) = &*watched;
+            let mut s = lock.lock().unwrap_or_else(|e| e.into_inner());
+            while !s.stopped {
+                let now = Instant::now();
+                if now >= end {
+                    // SAFETY: kill(2) with a pid of a child not yet waited for; no memory is
+                    // involved.
+                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                    s.killed = true;
+                    return;
+                }
+                s = wake
+                    .wait_timeout(s, end - now)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        });
+        Watchdog { state, thread }
+    }
+
+    /// Stops the watchdog once the child has ended (or was killed); whether it killed it.
+    fn stop(self) -> bool {
+        let (lock, wake) = &*self.state;
+        let killed = {
+            let mut s = lock.lock().unwrap_or_else(|e| e.into_inner());
+            s.stopped = true;
+            s.killed
+        };
+        wake.notify_all();
+        let _ = self.thread.join();
+        killed
+    }
+}
+
+/// The compile child: what a program that embeds wasmig runs when its first argument is
+/// [`ARG`] (the `wasmig` binary does), and what
+/// [`HostBuilder::compile_in_child`](crate::HostBuilder::compile_in_child) starts. It limits
+/// its own address space and CPU time, reads a component on its standard input, compiles it
+/// and writes the artifact to its standard output. Returns the process's exit code.
+pub fn main() -> i32 {
+    match run() {
+        Ok(()) => 0,
+        Err(e) => {
+            let mut e = e;
+            e.truncate(e.floor_char_boundary(4096));
+            eprintln!("{e}");
+            REPORTED
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let mut args = std::env::args_os().skip(2);
+    let (mut compiler, mut max_stack, mut max_memory, mut cpu_seconds) = (None, None, None, None);
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .and_then(|v| v.into_string().ok())
+            .ok_or_else(|| format!("compile child: {flag:?} needs a value"))?;
+        let number = || {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("compile child: {flag:?} {value:?} is not a number"))
+        };
+        match flag.to_str() {
+            Some("--compiler") => compiler = Some(value.clone()),
+            Some("--max-stack") => max_stack = Some(number()?),
+            Some("--max-memory") => max_memory = Some(number()?),
+            Some("--cpu-seconds") => cpu_seconds = Some(number()?),
+            _ => return Err(format!("compile child: unknown argument {flag:?}")),
+        }
+    }
+    let missing = |what: &str| format!("compile child: {what} not given");
+    let compiler = match compiler.as_deref() {
+        Some("winch") => Compiler::Winch,
+        Some("cranelift") => Compiler::Cranelift,
+        _ => return Err(missing("--compiler winch|cranelift")),
+    };
+    limit(libc::RLIMIT_CORE, 0)?;
+    limit(
+        libc::RLIMIT_CPU,
+        cpu_seconds.ok_or_else(|| missing("--cpu-seconds"))?,
+    )?;
+    limit(
+        libc::RLIMIT_AS,
+        max_memory.ok_or_else(|| missing("--max-memory"))?,
+    )?;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("compile child: cannot read the component: {e}"))?;
+    let max_stack = max_stack.ok_or_else(|| missing("--max-stack"))? as usize;
+    let engine = wasmtime::Engine::new(&engine_config(compiler, max_stack))
+        .map_err(|e| format!("compile child: {e:#}"))?;
+    let artifact = engine
+        .precompile_component(&bytes)
+        .map_err(|e| format!("not a valid WebAssembly component: {e:#}"))?;
+    drop(bytes);
+    std::io::stdout()
+        .lock()
+        .write_all(&artifact)
+        .map_err(|e| format!("compile child: cannot write the artifact: {e}"))
+}
+
+/// `setrlimit`'s resource type: glibc's own enum, an `int` elsewhere.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+type Resource = libc::__rlimit_resource_t;
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+type Resource = libc::c_int;
+
+/// Sets a resource limit, soft and hard, for this process.
+fn limit(resource: Resource, value: u64) -> Result<(), String> {
+    let limit = libc::rlimit {
+        rlim_cur: value as libc::rlim_t,
+        rlim_max: value as libc::rlim_t,
+    };
+    // SAFETY: setrlimit reads the struct passed by reference; nothing else is touched.
+    if unsafe { libc::setrlimit(resource, &limit) } != 0 {
+        return Err(format!(
+            "compile child: cannot set a resource limit: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
