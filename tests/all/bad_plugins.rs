@@ -232,7 +232,7 @@ fn a_compile_past_its_memory_or_time_is_stopped_in_its_own_process() {
     for (limit, cause) in [
         (
             r#"max_compile_memory = "400MiB""#,
-            "big.wasm: compiling it needed more than the compile memory limit of 400 MiB",
+            "big.wasm: compiling it needed more than 400 MiB of memory (the compile memory limit)",
         ),
         (
             r#"compile_deadline = "1s""#,
@@ -260,6 +260,23 @@ fn a_compile_past_its_memory_or_time_is_stopped_in_its_own_process() {
         env.ok(&["--no-cache", "--compiler", "cranelift", "up"]);
         assert!(env.tables().iter().any(|t| t.starts_with("accounts__")));
     }
+}
+
+#[test]
+fn a_declared_plugin_is_validated_in_the_compile_child() {
+    // Validating a component costs what its structure makes it cost (a component instantiated
+    // hundreds of times, each checked against thousands of exports, took gigabytes from 400
+    // KB): a declared plugin, whose manifest needs no compile, is validated in the child too,
+    // under the same limit. 16 MiB is less than the child's own program takes.
+    let env = Env::new();
+    env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    env.policy("[limits]\nmax_compile_memory = \"16MiB\"\n");
+    let err = env.fails(&["--no-cache", "up"]);
+    assert!(
+        err.contains("accounts.wasm: checking it needed more than 16 MiB of memory"),
+        "{err}"
+    );
+    assert!(env.ledger().is_empty());
 }
 
 #[test]

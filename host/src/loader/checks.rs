@@ -163,13 +163,14 @@ impl CodeCounts {
 /// Reads a plugin's declaration (its manifest and SQL as data, see [`crate::declaration`]),
 /// without compiling anything; `None` for a plugin without one.
 ///
-/// With `check`, a plugin with a declaration is checked here as compiling would check it: the
-/// whole component is validated, its imports must be on the allow-list and it must export
-/// the plugin interface. Its manifest is read that way the first time wasmig sees it; running
-/// its steps later (the same bytes, by SHA-256) needs only the declaration. Without a
-/// declaration, the sections are only skimmed (the compile validates).
+/// With `check`, a plugin with a declaration is checked here as compiling would check it
+/// ([`validate`]). Its manifest is read that way the first time wasmig sees it; running its
+/// steps later (the same bytes, by SHA-256) needs only the declaration. Without a
+/// declaration, the sections are only skimmed (the compile validates). The loader checks a
+/// declared plugin through the runtime instead ([`crate::loader::read_checked_declaration`]),
+/// which validates in the compile child when there is one.
 pub(crate) fn read_declaration(bytes: &[u8], check: bool) -> Result<Option<Declaration>, String> {
-    use wasmparser::{Parser, Payload, ValidPayload, Validator, WasmFeatures};
+    use wasmparser::{Parser, Payload};
 
     check_header(bytes)?;
     // One pass: the code's size (see `check_code_size`) and the declaration section.
@@ -193,11 +194,21 @@ pub(crate) fn read_declaration(bytes: &[u8], check: bool) -> Result<Option<Decla
     let Some(section) = section else {
         return Ok(None);
     };
-    if !check {
-        return Declaration::decode(section)
-            .map(Some)
-            .map_err(|e| e.to_string());
+    if check {
+        validate(bytes)?;
     }
+    Declaration::decode(section)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// Checks a component as compiling it would, without compiling: the whole component is
+/// validated, its imports must be on the allow-list and it must export the plugin interface.
+/// Validation's cost follows the component's structure, not only its size (instances of a
+/// component type-checked against all of its exports, each): the compile child runs it under
+/// its limits.
+pub(crate) fn validate(bytes: &[u8]) -> Result<(), String> {
+    use wasmparser::{Parser, Payload, ValidPayload, Validator, WasmFeatures};
 
     // Everything wasmparser knows: what the code may use is the compiler's business when a
     // code step runs; here only the component's shape matters.
@@ -231,10 +242,7 @@ pub(crate) fn read_declaration(bytes: &[u8], check: bool) -> Result<Option<Decla
         v.validate(&body).map_err(invalid)?;
         allocations = v.into_allocations();
     }
-    check_interface(imports.iter().map(String::as_str), || exports)?;
-    Declaration::decode(section)
-        .map(Some)
-        .map_err(|e| e.to_string())
+    check_interface(imports.iter().map(String::as_str), || exports)
 }
 
 /// Refuses a component whose imports are not all on the allow-list, or that does not export

@@ -6,7 +6,7 @@
 
 mod checks;
 
-pub(crate) use checks::{check_code_size, read_declaration};
+pub(crate) use checks::{check_code_size, read_declaration, validate};
 
 use crate::planner::Candidate;
 use crate::runtime::{self, Purpose, Runtime};
@@ -37,7 +37,7 @@ pub(crate) fn read_manifest(
     bytes: &[u8],
     sha: &str,
 ) -> std::result::Result<Manifest, String> {
-    let raw = match read_declaration(bytes, true)? {
+    let raw = match read_checked_declaration(runtime, bytes)? {
         Some(declaration) => declaration.manifest,
         None => {
             let loaded = load(runtime, path, bytes, sha, Purpose::Run)?;
@@ -49,6 +49,19 @@ pub(crate) fn read_manifest(
     };
     raw.validate()
         .map_err(|p| format!("invalid manifest: {}", join_problems(&p)))
+}
+
+/// A plugin file's declaration, as [`read_declaration`] with its check, the component
+/// validated by the runtime (in the compile child when there is one).
+pub(crate) fn read_checked_declaration(
+    runtime: &Runtime,
+    bytes: &[u8],
+) -> std::result::Result<Option<declaration::Declaration>, String> {
+    let declaration = read_declaration(bytes, false)?;
+    if declaration.is_some() {
+        runtime.validate(bytes)?;
+    }
+    Ok(declaration)
 }
 
 /// A manifest's problems in one line.

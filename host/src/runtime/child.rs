@@ -24,9 +24,15 @@ pub const ARG: &str = "__wasmig-compile";
 /// Bytes of the child's standard error kept for a message.
 const MAX_STDERR: u64 = 16 << 10;
 
-/// The largest compiled artifact the host takes back, which it holds and maps whole: past
-/// the code the loader's counts let through, whose artifacts take tens of megabytes.
-const MAX_ARTIFACT: u64 = 256 << 20;
+/// The largest compiled artifact the host takes back, which it holds and maps whole: an
+/// honest plugin of 6 MiB of code (the most the loader's counts let through) compiles to
+/// about 32 MB with Winch.
+const MAX_ARTIFACT: u64 = 64 << 20;
+
+/// The address space in which a child must load a compiled plugin as the host loads it
+/// (deserialized and linked), the child's own runtime included: what one plugin's code may
+/// cost the host. An honest plugin of 6 MiB of code loads in about 100 MB.
+const MAX_LOAD_MEMORY: u64 = 512 << 20;
 
 /// The most threads a compile uses (Cranelift compiles functions in parallel).
 const MAX_THREADS: u64 = 4;
@@ -61,6 +67,52 @@ impl ChildCompiler {
         limits: &Limits,
         bytes: &[u8],
     ) -> Result<Vec<u8>, String> {
+        let artifact = self.run(
+            &["--compiler", compiler.as_str()],
+            ("compiling it", "the compile memory limit"),
+            limits,
+            bytes,
+        )?;
+        // What loading the artifact costs the host is not what compiling it cost: a small
+        // file can make a large component whose types take far more memory loaded than
+        // serialized. A second child loads it as the host will, within the load's bound.
+        let load = Limits {
+            max_compile_memory: MAX_LOAD_MEMORY,
+            ..limits.clone()
+        };
+        self.run(
+            &["--load", compiler.as_str()],
+            (
+                "loading its compiled code",
+                "the most wasmig loads for a plugin",
+            ),
+            &load,
+            &artifact,
+        )?;
+        Ok(artifact)
+    }
+
+    /// Validates `bytes` as compiling them would ([`crate::loader::validate`]) in a child
+    /// process within `limits`' compile memory and deadline.
+    pub(crate) fn validate(&self, limits: &Limits, bytes: &[u8]) -> Result<(), String> {
+        self.run(
+            &["--validate", "yes"],
+            ("checking it", "the compile memory limit"),
+            limits,
+            bytes,
+        )
+        .map(drop)
+    }
+
+    /// Runs the child with `mode`'s arguments on `bytes`; what it wrote. `doing` and the
+    /// memory limit's name are for messages.
+    fn run(
+        &self,
+        mode: &[&str],
+        (doing, limit): (&str, &str),
+        limits: &Limits,
+        bytes: &[u8],
+    ) -> Result<Vec<u8>, String> {
         let deadline = limits.compile_deadline;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
         let others = self.running.fetch_add(1, Ordering::Relaxed) as u64;
@@ -73,7 +125,8 @@ impl ChildCompiler {
         let cpu_seconds = deadline.as_secs().saturating_add(1).saturating_mul(cores);
         let mut child = Command::new(&self.program)
             .arg(ARG)
-            .args(["--compiler", compiler.as_str()])
+            .args(mode)
+            .args(["--parent", &std::process::id().to_string()])
             .args(["--max-stack", &limits.max_stack.to_string()])
             .args(["--max-memory", &limits.max_compile_memory.to_string()])
             .args(["--cpu-seconds", &cpu_seconds.to_string()])
@@ -110,15 +163,7 @@ impl ChildCompiler {
         let mut stdin = child.stdin.take().expect("piped");
         let _ = stdin.write_all(bytes);
         drop(stdin);
-        let mut artifact = Vec::new();
-        let cap = MAX_ARTIFACT;
-        let read = child
-            .stdout
-            .take()
-            .expect("piped")
-            .take(cap.saturating_add(1))
-            .read_to_end(&mut artifact);
-        let too_large = artifact.len() as u64 > cap;
+        let (read, too_large) = read_artifact(child.stdout.take().expect("piped"));
         if too_large {
             let _ = child.kill();
         }
@@ -129,27 +174,53 @@ impl ChildCompiler {
         let status = status.map_err(|e| format!("cannot wait for the compiler process: {e}"))?;
         if killed {
             return Err(format!(
-                "compiling it took longer than the compile deadline of {}",
+                "{doing} took longer than the compile deadline of {}",
                 humantime::format_duration(deadline)
             ));
         }
         if too_large {
             return Err(format!(
                 "its compiled code is larger than {}, more than wasmig loads",
-                size(cap)
+                size(MAX_ARTIFACT)
             ));
         }
         if status.success() {
-            return read
-                .map(|_| artifact)
-                .map_err(|e| format!("cannot read the compiler process's output: {e}"));
+            return read.map_err(|e| format!("cannot read the compiler process's output: {e}"));
         }
-        Err(failure(status, stderr.trim(), limits.max_compile_memory))
+        Err(failure(
+            status,
+            stderr.trim(),
+            doing,
+            (limit, limits.max_compile_memory),
+        ))
     }
 }
 
+/// What the child wrote: its length (8 bytes, little-endian), then the artifact, read into
+/// one allocation of that length; nothing at all from a child that only checks. Whether the
+/// length was past [`MAX_ARTIFACT`] (then nothing is read).
+fn read_artifact(mut out: impl Read) -> (std::io::Result<Vec<u8>>, bool) {
+    let mut header = [0u8; 8];
+    let mut got = 0;
+    while got < header.len() {
+        match out.read(&mut header[got..]) {
+            Ok(0) if got == 0 => return (Ok(Vec::new()), false),
+            Ok(0) => return (Err(std::io::ErrorKind::UnexpectedEof.into()), false),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return (Err(e), false),
+        }
+    }
+    let length = u64::from_le_bytes(header);
+    if length > MAX_ARTIFACT {
+        return (Ok(Vec::new()), true);
+    }
+    let mut artifact = vec![0u8; length as usize];
+    (out.read_exact(&mut artifact).map(|()| artifact), false)
+}
+
 /// Why a compile child failed, from its status and standard error.
-fn failure(status: ExitStatus, stderr: &str, cap: u64) -> String {
+fn failure(status: ExitStatus, stderr: &str, doing: &str, (limit, cap): (&str, u64)) -> String {
     use std::os::unix::process::ExitStatusExt;
     if status.code() == Some(REPORTED) && !stderr.is_empty() {
         return stderr.to_string();
@@ -160,15 +231,17 @@ fn failure(status: ExitStatus, stderr: &str, cap: u64) -> String {
         || stderr.contains("Cannot allocate memory")
         || stderr.contains("out of memory");
     if out_of_memory {
-        return format!(
-            "compiling it needed more than the compile memory limit of {}",
-            size(cap)
-        );
+        return format!("{doing} needed more than {} of memory ({limit})", size(cap));
     }
     match status.signal() {
-        // RLIMIT_CPU's signal, then its kill.
-        Some(libc::SIGXCPU) | Some(libc::SIGKILL) => {
-            "compiling it took more CPU time than the compile deadline allows".to_string()
+        // RLIMIT_CPU's signal (its hard limit, a second later, kills).
+        Some(libc::SIGXCPU) => {
+            format!("{doing} took more CPU time than the compile deadline allows")
+        }
+        // Not the host's kill: that is reported as the deadline.
+        Some(libc::SIGKILL) => {
+            "the compiler process was killed (SIGKILL; the system's out-of-memory killer?)"
+                .to_string()
         }
         Some(signal) => format!(
             "the compiler process ended with signal {signal}{}",
@@ -178,10 +251,17 @@ fn failure(status: ExitStatus, stderr: &str, cap: u64) -> String {
     }
 }
 
+/// The child's own words: a panic's message is its first lines, not the last.
 fn detail(stderr: &str) -> String {
-    match stderr.lines().last() {
-        Some(line) => format!(": {line}"),
-        None => String::new(),
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("note: run with"))
+        .take(3)
+        .collect();
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", lines.join(" "))
     }
 }
 
@@ -212,7 +292,10 @@ impl Watchdog {
         let state = Arc::new((Mutex::new(WatchState::default()), Condvar::new()));
         let watched = state.clone();
         let thread = std::thread::spawn(move || {
-            let end = Instant::now() + deadline;
+            // A deadline past what the clock can count is none.
+            let Some(end) = Instant::now().checked_add(deadline) else {
+                return;
+            };
             let (lock, wake) = &*watched;
             let mut s = lock.lock().unwrap_or_else(|e| e.into_inner());
             while !s.stopped {
@@ -267,6 +350,7 @@ pub fn main() -> i32 {
 fn run() -> Result<(), String> {
     let mut args = std::env::args_os().skip(2);
     let (mut compiler, mut max_stack, mut max_memory, mut cpu_seconds) = (None, None, None, None);
+    let (mut validate, mut load, mut parent) = (false, false, None);
     while let Some(flag) = args.next() {
         let value = args
             .next()
@@ -282,38 +366,59 @@ fn run() -> Result<(), String> {
             Some("--max-stack") => max_stack = Some(number()?),
             Some("--max-memory") => max_memory = Some(number()?),
             Some("--cpu-seconds") => cpu_seconds = Some(number()?),
+            Some("--validate") => validate = true,
+            Some("--load") => {
+                load = true;
+                compiler = Some(value.clone());
+            }
+            Some("--parent") => parent = Some(number()?),
             _ => return Err(format!("compile child: unknown argument {flag:?}")),
         }
     }
     let missing = |what: &str| format!("compile child: {what} not given");
     let compiler = match compiler.as_deref() {
-        Some("winch") => Compiler::Winch,
-        Some("cranelift") => Compiler::Cranelift,
+        Some("winch") => Some(Compiler::Winch),
+        Some("cranelift") => Some(Compiler::Cranelift),
+        _ if validate => None,
         _ => return Err(missing("--compiler winch|cranelift")),
     };
-    limit(libc::RLIMIT_CORE, 0)?;
-    limit(
-        libc::RLIMIT_CPU,
-        cpu_seconds.ok_or_else(|| missing("--cpu-seconds"))?,
-    )?;
-    limit(
-        libc::RLIMIT_AS,
-        max_memory.ok_or_else(|| missing("--max-memory"))?,
-    )?;
+    end_with_parent(parent.ok_or_else(|| missing("--parent"))?)?;
+    limit(libc::RLIMIT_CORE, 0, 0)?;
+    let cpu_seconds = cpu_seconds.ok_or_else(|| missing("--cpu-seconds"))?;
+    limit(libc::RLIMIT_CPU, cpu_seconds, cpu_seconds.saturating_add(1))?;
+    let max_memory = max_memory.ok_or_else(|| missing("--max-memory"))?;
+    limit(libc::RLIMIT_AS, max_memory, max_memory)?;
     let mut bytes = Vec::new();
     std::io::stdin()
         .read_to_end(&mut bytes)
         .map_err(|e| format!("compile child: cannot read the component: {e}"))?;
+    let Some(compiler) = compiler else {
+        return crate::loader::validate(&bytes);
+    };
     let max_stack = max_stack.ok_or_else(|| missing("--max-stack"))? as usize;
     let engine = wasmtime::Engine::new(&engine_config(compiler, max_stack))
         .map_err(|e| format!("compile child: {e:#}"))?;
+    if load {
+        // SAFETY: the bytes are the artifact the compile child of this host just made with
+        // the same engine configuration (see `Tier::compile`); wasmtime checks its version
+        // and configuration. Whether it links is the host's to report: only the memory of
+        // getting there matters here.
+        let component = unsafe { wasmtime::component::Component::deserialize(&engine, &bytes) }
+            .map_err(|e| format!("compile child: {e:#}"))?;
+        drop(bytes);
+        let linker =
+            super::engine::plugin_linker(&engine).map_err(|e| format!("compile child: {e:#}"))?;
+        let _ = linker.instantiate_pre(&component);
+        return Ok(());
+    }
     let artifact = engine
         .precompile_component(&bytes)
         .map_err(|e| format!("not a valid WebAssembly component: {e:#}"))?;
     drop(bytes);
-    std::io::stdout()
-        .lock()
-        .write_all(&artifact)
+    let mut out = std::io::stdout().lock();
+    out.write_all(&(artifact.len() as u64).to_le_bytes())
+        .and_then(|()| out.write_all(&artifact))
+        .and_then(|()| out.flush())
         .map_err(|e| format!("compile child: cannot write the artifact: {e}"))
 }
 
@@ -324,10 +429,10 @@ type Resource = libc::__rlimit_resource_t;
 type Resource = libc::c_int;
 
 /// Sets a resource limit, soft and hard, for this process.
-fn limit(resource: Resource, value: u64) -> Result<(), String> {
+fn limit(resource: Resource, soft: u64, hard: u64) -> Result<(), String> {
     let limit = libc::rlimit {
-        rlim_cur: value as libc::rlim_t,
-        rlim_max: value as libc::rlim_t,
+        rlim_cur: soft as libc::rlim_t,
+        rlim_max: hard as libc::rlim_t,
     };
     // SAFETY: setrlimit reads the struct passed by reference; nothing else is touched.
     if unsafe { libc::setrlimit(resource, &limit) } != 0 {
@@ -336,5 +441,30 @@ fn limit(resource: Resource, value: u64) -> Result<(), String> {
             std::io::Error::last_os_error()
         ));
     }
+    Ok(())
+}
+
+/// Makes the kernel kill this process when the host that started it ends (a host killed
+/// mid-compile leaves no compile running on), and ends now if the host already has. The
+/// kernel watches the thread that started the child, which waits for it to end.
+#[cfg(target_os = "linux")]
+fn end_with_parent(parent: u64) -> Result<(), String> {
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number; no memory is involved.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
+        return Err(format!(
+            "compile child: cannot tie itself to the host: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // The host may have ended before the line above: then this process has another parent.
+    // SAFETY: getppid has no arguments and cannot fail.
+    if u64::try_from(unsafe { libc::getppid() }).ok() != Some(parent) {
+        return Err("compile child: the host has ended".to_string());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn end_with_parent(_parent: u64) -> Result<(), String> {
     Ok(())
 }

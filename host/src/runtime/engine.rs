@@ -56,6 +56,11 @@ pub(super) fn engine_config(compiler: Compiler, max_stack: usize) -> Config {
         .max_wasm_stack(max_stack)
         // No component-model-async bookkeeping on every call: plugins are synchronous.
         .concurrency_support(false)
+        // Data segments are copied into each instance, never turned into a memory image at
+        // compile time: an image is as large as the range the segments span (two one-byte
+        // segments 15 MiB apart: a 15 MiB image), so a small file would make a large
+        // artifact for the host to load and cache.
+        .memory_init_cow(false)
         .strategy(match compiler {
             Compiler::Winch => wasmtime::Strategy::Winch,
             _ => wasmtime::Strategy::Cranelift,
@@ -69,6 +74,16 @@ pub(super) fn engine_config(compiler: Compiler, max_stack: usize) -> Config {
         config.parallel_compilation(false);
     }
     config
+}
+
+/// The linker of every plugin: WASI (nothing granted) and wasmig's imports.
+pub(super) fn plugin_linker(engine: &Engine) -> wasmtime::Result<Linker<StepState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    types::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)?;
+    log::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)?;
+    sql::add_to_linker(&mut linker)?;
+    Ok(linker)
 }
 
 /// One compiler's engine, the linker for it, its part of the compile cache, and the thread
@@ -103,12 +118,7 @@ impl Tier {
         let engine_error = |e: wasmtime::Error| crate::Error::Engine(format!("{e:#}"));
         let engine =
             Engine::new(&engine_config(compiler, limits.max_stack)).map_err(engine_error)?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
-        types::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
-            .and_then(|()| log::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s))
-            .and_then(|()| sql::add_to_linker(&mut linker))
-            .map_err(engine_error)?;
+        let linker = plugin_linker(&engine).map_err(engine_error)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let (stop, ticking) = (ticker_stop.clone(), engine.weak());
@@ -260,6 +270,16 @@ impl Runtime {
             baseline,
             limits,
         })
+    }
+
+    /// Validates a component as compiling it would ([`crate::loader::validate`]), in the
+    /// compile child when there is one.
+    pub(crate) fn validate(&self, bytes: &[u8]) -> Result<(), String> {
+        let tier = self.optimizing.as_ref().or(self.baseline.as_ref());
+        match tier.and_then(|t| t.child.as_ref()) {
+            Some(child) => child.validate(&self.limits, bytes),
+            None => crate::loader::validate(bytes),
+        }
     }
 
     /// Compiles a plugin file and checks that it is a migration plugin: a component of the
