@@ -401,6 +401,36 @@ fn main() {
                 });
             }
         }
+        // As the binary compiles: in the compile child (a process, an engine, the compile,
+        // then a second child that loads the artifact), the host loading it afterwards.
+        for compiler in [Compiler::Cranelift, Compiler::Winch] {
+            let mut cold = Vec::new();
+            for _ in 0..runs {
+                let _ = std::fs::remove_dir_all(s.cache());
+                let fresh = wasmig::Host::builder()
+                    .plugins_dir(s.plugins())
+                    .database(s.db("l.db"))
+                    .cache_dir(Some(s.cache()))
+                    .compiler(compiler)
+                    .compile_in_child(WASMIG)
+                    .build()
+                    .unwrap();
+                let i = rt.block_on(fresh.inspect(plugin)).unwrap();
+                assert!(!i.from_cache && i.compiler == compiler);
+                cold.push(i.load_us as f64 / 1e3);
+            }
+            let size = std::fs::metadata(plugin).unwrap().len() / 1024;
+            rows.push(Row {
+                work: format!(
+                    "cold compile of a {size} KiB plugin, {compiler:?}, in the compile child \
+                     (as the binary compiles)"
+                ),
+                baseline: "—".into(),
+                wasmig: ms(median(cold)),
+                ratio: None,
+                target: "reported".into(),
+            });
+        }
         let mut warm = Vec::new();
         for _ in 0..runs * 4 {
             let i = rt.block_on(h.inspect(plugin)).unwrap();
