@@ -263,6 +263,41 @@ fn a_compile_past_its_memory_or_time_is_stopped_in_its_own_process() {
 }
 
 #[test]
+fn data_segments_far_apart_do_not_make_large_compiled_code() {
+    // Two one-byte data segments 15 MiB apart in a memory of 16 MiB: as a memory image
+    // (wasmtime's default up to 16 MiB) they compile to 15 MiB of code to hold and cache.
+    let mut module = b"\0asm\x01\0\0\0".to_vec();
+    section(5, &[1, 0x00, 0x80, 0x02], &mut module); // one memory of 256 pages
+    let mut data = vec![2];
+    for offset in [0usize, 15 << 20] {
+        data.extend([0x00, 0x41]); // active, memory 0, i32.const
+        crate::declared::leb128(offset, &mut data); // (a positive signed LEB128 here)
+        data.extend([0x0b, 1, 0x2a]); // end; one byte
+    }
+    section(11, &data, &mut module);
+    let mut bytes = std::fs::read(artifacts::ACCOUNTS_V1).unwrap();
+    section(1, &module, &mut bytes);
+    let env = Env::new();
+    env.add_bytes(&bytes, "accounts.wasm");
+    let cache = env.dir.path().join("cache");
+    for compiler in ["winch", "cranelift"] {
+        env.ok(&[
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--compiler",
+            compiler,
+            "compile",
+        ]);
+    }
+    let sizes: Vec<u64> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .collect();
+    assert_eq!(sizes.len(), 2);
+    assert!(sizes.iter().all(|&s| s < 2 << 20), "{sizes:?}");
+}
+
+#[test]
 fn a_declared_plugin_is_validated_in_the_compile_child() {
     // Validating a component costs what its structure makes it cost (a component instantiated
     // hundreds of times, each checked against thousands of exports, took gigabytes from 400
