@@ -34,28 +34,40 @@ pub(crate) fn scan(dir: &Path) -> crate::Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
-/// Reads a plugin file and hashes it.
+/// Reads a plugin file and hashes it: a regular file of at most [`MAX_PLUGIN_FILE_BYTES`]
+/// (read no further than that, should it grow meanwhile).
 pub(crate) fn read(path: PathBuf) -> Result<PluginFile, Error> {
-    let size = std::fs::metadata(&path)
-        .map_err(|source| Error::Io {
-            what: "plugin file",
-            path: path.clone(),
-            source,
-        })?
-        .len();
-    if size > MAX_PLUGIN_FILE_BYTES {
-        return Err(Error::InvalidPlugin {
-            file: path,
-            reason: format!(
-                "is {size} bytes, more than the {MAX_PLUGIN_FILE_BYTES} bytes wasmig accepts"
-            ),
-        });
-    }
-    let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+    use std::io::Read;
+    let io = |source| Error::Io {
         what: "plugin file",
         path: path.clone(),
         source,
-    })?;
+    };
+    // Before opening it: opening a named pipe would wait for a writer.
+    let metadata = std::fs::metadata(&path).map_err(io)?;
+    let too_large = |size: u64| Error::InvalidPlugin {
+        file: path.clone(),
+        reason: format!(
+            "is {size} bytes, more than the {MAX_PLUGIN_FILE_BYTES} bytes wasmig accepts"
+        ),
+    };
+    if !metadata.is_file() {
+        return Err(Error::InvalidPlugin {
+            file: path.clone(),
+            reason: "is not a regular file".to_string(),
+        });
+    }
+    if metadata.len() > MAX_PLUGIN_FILE_BYTES {
+        return Err(too_large(metadata.len()));
+    }
+    let file = std::fs::File::open(&path).map_err(io)?;
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    file.take(MAX_PLUGIN_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_PLUGIN_FILE_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
     let sha256 = sha256_hex(&bytes);
     Ok(PluginFile {
         path,

@@ -213,12 +213,8 @@ impl Host {
     /// (from its declaration, if it has one, as `up` does), and says how long each part took.
     /// Runs no migration.
     pub async fn inspect(&self, file: &Path) -> Result<Inspection> {
-        let bytes = std::fs::read(file).map_err(|source| Error::Io {
-            what: "plugin file",
-            path: file.to_path_buf(),
-            source,
-        })?;
-        let sha256 = catalog::sha256_hex(&bytes);
+        // As every command reads a plugin file: a regular file within the size cap.
+        let catalog::PluginFile { bytes, sha256, .. } = catalog::read(file.to_path_buf())?;
         let invalid = |reason: String| Error::InvalidPlugin {
             file: file.to_path_buf(),
             reason,

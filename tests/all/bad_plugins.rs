@@ -297,6 +297,118 @@ fn data_segments_far_apart_do_not_make_large_compiled_code() {
     assert!(sizes.iter().all(|&s| s < 2 << 20), "{sizes:?}");
 }
 
+/// A signed LEB128.
+fn sleb128(mut n: i64, out: &mut Vec<u8>) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if (n == 0 && byte & 0x40 == 0) || (n == -1 && byte & 0x40 != 0) {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// `component` with `module` appended and instantiated (no arguments) by the component.
+fn with_instantiated_module(component: &[u8], module: &[u8]) -> Vec<u8> {
+    // The index the module gets: the core modules the component defines before it.
+    let (mut at, mut modules) = (8, 0);
+    while at < component.len() {
+        let id = component[at];
+        let (mut size, mut shift) = (0usize, 0);
+        at += 1;
+        loop {
+            let byte = component[at];
+            at += 1;
+            size |= usize::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        modules += usize::from(id == 1);
+        at += size;
+    }
+    let mut bytes = component.to_vec();
+    section(1, module, &mut bytes);
+    let mut instance = vec![1, 0x00];
+    crate::declared::leb128(modules, &mut instance);
+    instance.push(0); // no arguments
+    section(2, &instance, &mut bytes);
+    bytes
+}
+
+#[test]
+fn a_plugin_that_does_not_answer_its_manifest_is_stopped_within_seconds() {
+    // Every command that lists a plugin not yet applied asks it for its manifest: a start
+    // function that never returns would cost each the whole step deadline.
+    let mut module = b"\0asm\x01\0\0\0".to_vec();
+    section(1, &[1, 0x60, 0, 0], &mut module);
+    section(3, &[1, 0], &mut module);
+    section(8, &[0], &mut module); // start: function 0
+    // One body of seven bytes: no locals, `loop br 0 end`, end.
+    section(
+        10,
+        &[1, 7, 0, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b],
+        &mut module,
+    );
+    let bytes = with_instantiated_module(&std::fs::read(artifacts::ACCOUNTS_V1).unwrap(), &module);
+    let env = Env::new();
+    env.add_bytes(&bytes, "accounts.wasm");
+    let started = std::time::Instant::now();
+    let out = env.run(&["--deadline", "60s", "status"]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("accounts.wasm") && text.contains("manifest() did not answer within 5s"),
+        "{text}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[test]
+fn the_memory_limit_counts_all_of_a_plugins_memories_together() {
+    // wasmtime's own limit is per memory, and a component may make several: a core module of
+    // two memories of 40 MiB that its start function fills, instantiated by the component,
+    // before `manifest()` (whose store has 64 MiB) is called.
+    let base = std::fs::read(artifacts::ACCOUNTS_V1).unwrap();
+    let pages = 640; // 40 MiB
+    let mut body = Vec::new();
+    for memory in 0..2u8 {
+        body.extend([0x41, 0x00, 0x41, 0x01, 0x41]); // i32.const 0, i32.const 1, i32.const
+        sleb128(pages * 65536, &mut body);
+        body.extend([0xfc, 0x0b, memory]); // memory.fill
+    }
+    body.push(0x0b);
+    let mut module = b"\0asm\x01\0\0\0".to_vec();
+    section(1, &[1, 0x60, 0, 0], &mut module);
+    section(3, &[1, 0], &mut module);
+    let mut memories = vec![2];
+    for _ in 0..2 {
+        memories.push(0x00);
+        crate::declared::leb128(pages as usize, &mut memories);
+    }
+    section(5, &memories, &mut module);
+    section(8, &[0], &mut module); // start: function 0
+    let mut code = vec![1];
+    crate::declared::leb128(body.len() + 1, &mut code);
+    code.push(0); // no locals
+    code.extend(&body);
+    section(10, &code, &mut module);
+    let bytes = with_instantiated_module(&base, &module);
+
+    let env = Env::new();
+    env.add_bytes(&bytes, "accounts.wasm");
+    let err = env.fails(&["--no-cache", "up"]);
+    assert!(
+        err.contains("accounts.wasm") && err.contains("exceeded its memory limit of 64 MiB"),
+        "{err}"
+    );
+    assert!(env.ledger().is_empty());
+}
+
 #[test]
 fn a_declared_plugin_is_validated_in_the_compile_child() {
     // Validating a component costs what its structure makes it cost (a component instantiated

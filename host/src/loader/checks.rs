@@ -65,6 +65,12 @@ pub(crate) const MAX_CODE_BYTES: u64 = 6 << 20;
 /// its own (about 15 KB of the compiler's memory each), and a plugin makes tens.
 pub(crate) const MAX_CANON: u64 = 5_000;
 
+/// The most imports a plugin's core modules may declare in all: each instance of a module
+/// holds a slot per import in the host's memory, and the store allows 64 instances (a plugin
+/// built from Rust imports tens of functions; 60 instances of 100,000 imports took the host
+/// 450 MB to instantiate).
+pub(crate) const MAX_IMPORTS: u64 = 10_000;
+
 /// The most locals a plugin's functions may declare in all (a declaration of thousands takes
 /// a few bytes, and each is a slot the compiled code sets up), and the deepest its blocks may
 /// nest in one function (the compiler holds a frame per level: two million levels fit in
@@ -97,6 +103,7 @@ struct CodeCounts {
     code: u64,
     locals: u64,
     canon: u64,
+    imports: u64,
 }
 
 impl CodeCounts {
@@ -105,6 +112,7 @@ impl CodeCounts {
         match payload {
             Payload::FunctionSection(reader) => self.functions += u64::from(reader.count()),
             Payload::ComponentCanonicalSection(reader) => self.canon += u64::from(reader.count()),
+            Payload::ImportSection(reader) => self.imports += u64::from(reader.count()),
             Payload::CodeSectionStart { size, .. } => self.code += u64::from(*size),
             Payload::CodeSectionEntry(body) if bodies => {
                 for declared in body.get_locals_reader().map_err(invalid)? {
@@ -142,6 +150,12 @@ impl CodeCounts {
             return Err(format!(
                 "makes more than {MAX_CANON} canonical functions, more than wasmig compiles for \
                  a plugin"
+            ));
+        }
+        if self.imports > MAX_IMPORTS {
+            return Err(format!(
+                "declares more than {MAX_IMPORTS} imports in its core modules, more than wasmig \
+                 instantiates for a plugin"
             ));
         }
         if self.functions > MAX_FUNCTIONS {

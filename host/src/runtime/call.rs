@@ -9,6 +9,11 @@ use super::*;
 /// size in the plugin's memory.
 const MANIFEST_MEMORY: usize = 64 << 20;
 
+/// The longest a plugin may take to answer `manifest()` (at most its step deadline): the
+/// answer is a list, and a plugin that has not yet been applied is asked again by every
+/// command that lists it.
+const MANIFEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub(super) fn describe_plugin_error(e: &types::Error, state: &StepState) -> String {
     format!("{}{}", describe_error(e), plugin_said(state))
 }
@@ -88,14 +93,7 @@ impl Runtime {
         let state = StepState {
             wasi,
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(memory)
-                .table_elements(100_000)
-                .instances(64)
-                .tables(64)
-                .memories(16)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: super::bounds::StoreBounds::new(memory),
             memory_limit: memory,
             plugin: plugin.to_string(),
             backend,
@@ -138,9 +136,11 @@ impl Runtime {
         // The answer is copied out of the plugin's memory into the host's, list and texts,
         // before its counts can be checked: this memory bounds what the host holds of it.
         let memory = self.limits.max_memory.min(MANIFEST_MEMORY);
+        let deadline = self.limits.deadline.min(MANIFEST_DEADLINE);
         let mut store = self.store(loaded, label, None, memory);
+        store.set_epoch_deadline((deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64);
         let result = self
-            .bounded(async {
+            .bounded_for(deadline, async {
                 let instance = loaded.pre.instantiate_async(&mut store).await?;
                 instance
                     .wasmig_plugin_plugin()
@@ -171,6 +171,10 @@ impl Runtime {
                     })
                     .collect(),
             }),
+            Err(e) if matches!(e.downcast_ref(), Some(wasmtime::Trap::Interrupt)) => Err(format!(
+                "manifest() did not answer within {}",
+                humantime::format_duration(deadline)
+            )),
             Err(e) => Err(format!(
                 "manifest() failed: {}",
                 self.describe_trap(&e, store.data())
@@ -282,7 +286,16 @@ impl Runtime {
         &self,
         call: impl std::future::Future<Output = wasmtime::Result<T>>,
     ) -> wasmtime::Result<T> {
-        match tokio::time::timeout(self.limits.deadline, call).await {
+        self.bounded_for(self.limits.deadline, call).await
+    }
+
+    /// [`Runtime::bounded`] with a deadline of its own.
+    async fn bounded_for<T>(
+        &self,
+        deadline: std::time::Duration,
+        call: impl std::future::Future<Output = wasmtime::Result<T>>,
+    ) -> wasmtime::Result<T> {
+        match tokio::time::timeout(deadline, call).await {
             Ok(result) => result,
             Err(_) => Err(wasmtime::Trap::Interrupt.into()),
         }

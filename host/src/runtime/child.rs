@@ -6,7 +6,9 @@
 //! and CPU time (`setrlimit`) before it reads the plugin, the parent kills it at the compile
 //! deadline, and whatever the compile does to the child (running out of memory, aborting,
 //! crashing) ends there. The child writes the compiled artifact to its standard output;
-//! the parent loads it with the same engine configuration.
+//! a second child loads it as the host will (deserialized and linked) within
+//! [`MAX_LOAD_MEMORY`], and then the host loads it with the same engine configuration. A
+//! declared plugin, which is not compiled to be listed, is validated by a child the same way.
 
 use super::engine::engine_config;
 use super::{Compiler, Limits};
@@ -26,8 +28,9 @@ const MAX_STDERR: u64 = 16 << 10;
 
 /// The largest compiled artifact the host takes back, which it holds and maps whole: an
 /// honest plugin of 6 MiB of code (the most the loader's counts let through) compiles to
-/// about 32 MB with Winch.
-const MAX_ARTIFACT: u64 = 64 << 20;
+/// about 32 MB with Winch, and its data segments (a plugin file has at most 64 MiB) are
+/// copied into the artifact as they are.
+const MAX_ARTIFACT: u64 = 128 << 20;
 
 /// The address space in which a child must load a compiled plugin as the host loads it
 /// (deserialized and linked), the child's own runtime included: what one plugin's code may
@@ -332,9 +335,11 @@ impl Watchdog {
 
 /// The compile child: what a program that embeds wasmig runs when its first argument is
 /// [`ARG`] (the `wasmig` binary does), and what
-/// [`HostBuilder::compile_in_child`](crate::HostBuilder::compile_in_child) starts. It limits
-/// its own address space and CPU time, reads a component on its standard input, compiles it
-/// and writes the artifact to its standard output. Returns the process's exit code.
+/// [`HostBuilder::compile_in_child`](crate::HostBuilder::compile_in_child) starts. It ties
+/// itself to the host, limits its own address space and CPU time, reads a component (or an
+/// artifact) on its standard input, and compiles, validates or loads it as its arguments
+/// say, writing a compiled artifact to its standard output. Returns the process's exit
+/// code.
 pub fn main() -> i32 {
     match run() {
         Ok(()) => 0,

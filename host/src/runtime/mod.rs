@@ -13,10 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 mod batch;
+mod bounds;
 mod cache;
 mod call;
 pub(crate) mod child;
@@ -238,8 +239,8 @@ impl CallReport {
 pub(crate) struct StepState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
-    /// The linear memory the store allows, for errors.
+    limits: bounds::StoreBounds,
+    /// The linear memory the store allows, all its memories together, for errors.
     memory_limit: usize,
     plugin: String,
     /// The step's transaction, lent for the call; `None` while the manifest is read.
