@@ -360,12 +360,19 @@ fn build_host(cli: &Cli, plugins: &std::path::Path, db: &std::path::Path) -> Res
         })
         .on_overrun(abandon_step)
         // Plugins compile in a child process of this binary, under the compile limits.
-        .compile_in_child(
-            std::env::current_exe()
-                .context("cannot find this program's own file to compile plugins with")?,
-        )
+        .compile_in_child(own_program()?)
         .build()?;
     Ok(host)
+}
+
+/// This program's file, to run as the compile child. On Linux `/proc/self/exe`: the running
+/// binary even after a deploy replaced the file (its path then ends in " (deleted)", and the
+/// file at the path is another version).
+fn own_program() -> Result<PathBuf> {
+    if cfg!(target_os = "linux") {
+        return Ok(PathBuf::from("/proc/self/exe"));
+    }
+    std::env::current_exe().context("cannot find this program's own file to compile plugins with")
 }
 
 /// `wasmig test`: the plugins to test and what they depend on are copied into a scratch

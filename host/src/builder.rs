@@ -179,7 +179,8 @@ impl HostBuilder {
     /// does). The child limits its address space to [`Limits::max_compile_memory`] and is
     /// killed at [`Limits::compile_deadline`]: whatever a plugin's code makes the compiler
     /// do, it does it there. Without a child, plugins compile in this process, bounded only
-    /// by the loader's counts of their code.
+    /// by the loader's counts of their code. On Linux, `/proc/self/exe` names the running
+    /// program even after a deploy replaced its file.
     pub fn compile_in_child(mut self, program: impl Into<PathBuf>) -> Self {
         self.compile_child = Some(crate::runtime::ChildCompiler {
             program: program.into(),

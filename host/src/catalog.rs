@@ -43,30 +43,41 @@ pub(crate) fn read(path: PathBuf) -> Result<PluginFile, Error> {
         path: path.clone(),
         source,
     };
-    // Before opening it: opening a named pipe would wait for a writer.
-    let metadata = std::fs::metadata(&path).map_err(io)?;
-    let too_large = |size: u64| Error::InvalidPlugin {
-        file: path.clone(),
-        reason: format!(
-            "is {size} bytes, more than the {MAX_PLUGIN_FILE_BYTES} bytes wasmig accepts"
-        ),
+    // Opened without waiting (a named pipe would wait for a writer), then checked on the
+    // handle itself: a regular file, within the cap, read no further than the cap.
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+            .map_err(io)?
     };
+    let metadata = file.metadata().map_err(io)?;
     if !metadata.is_file() {
         return Err(Error::InvalidPlugin {
             file: path.clone(),
             reason: "is not a regular file".to_string(),
         });
     }
+    let too_large = |reason: String| Error::InvalidPlugin {
+        file: path.clone(),
+        reason,
+    };
     if metadata.len() > MAX_PLUGIN_FILE_BYTES {
-        return Err(too_large(metadata.len()));
+        return Err(too_large(format!(
+            "is {} bytes, more than the {MAX_PLUGIN_FILE_BYTES} bytes wasmig accepts",
+            metadata.len()
+        )));
     }
-    let file = std::fs::File::open(&path).map_err(io)?;
     let mut bytes = Vec::with_capacity(metadata.len() as usize);
     file.take(MAX_PLUGIN_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(io)?;
     if bytes.len() as u64 > MAX_PLUGIN_FILE_BYTES {
-        return Err(too_large(bytes.len() as u64));
+        return Err(too_large(format!(
+            "grew past the {MAX_PLUGIN_FILE_BYTES} bytes wasmig accepts while it was read"
+        )));
     }
     let sha256 = sha256_hex(&bytes);
     Ok(PluginFile {

@@ -291,7 +291,7 @@ impl Host {
                 .and_then(|file| {
                     row.sha256 = file.sha256.clone();
                     // A plugin that will be compiled is validated by the compile.
-                    let declared = loader::read_declaration(&file.bytes, false)?;
+                    let declared = loader::read_declaration(&file.bytes)?;
                     if declared.is_some_and(|d| !d.has_code()) {
                         // Checked as a run checks it, then left alone.
                         loader::read_checked_declaration(&host.inner.runtime, &file.bytes)?;

@@ -179,7 +179,7 @@ fn load_source(
     };
     // Checked when its manifest was first read (a manifest is stored only then, and a
     // component only with a step applied from it): the steps need only the declaration.
-    let declared = crate::loader::read_declaration(&bytes, false).map_err(invalid)?;
+    let declared = crate::loader::read_declaration(&bytes).map_err(invalid)?;
     let loaded = match &declared {
         Some(declared) if !declared.has_code() => None,
         _ => Some(

@@ -285,19 +285,25 @@ async fn a_server_compiles_plugins_in_a_child_process_of_its_own_program() {
         .plugins_dir(&env.plugins)
         .database(&env.db)
         .cache_dir(None);
-    let missing = builder
-        .clone()
-        .compile_in_child(env.plugins.join("no-such-program"))
-        .build()
-        .unwrap()
-        .up(wasmig::UpOptions::default())
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        missing.contains("accounts.wasm") && missing.contains("cannot start the compiler process"),
-        "{missing}"
-    );
+    let up_with = |program: std::path::PathBuf| {
+        let host = builder.clone().compile_in_child(program).build().unwrap();
+        async move { host.up(wasmig::UpOptions::default()).await }
+    };
+    for (program, refusal) in [
+        // No such program.
+        (
+            env.plugins.join("no-such-program"),
+            "accounts.wasm: cannot start the compiler process",
+        ),
+        // A program that does not run the compile child cannot pass for one by exiting 0.
+        (
+            "/bin/true".into(),
+            "without answering as wasmig's compile child",
+        ),
+    ] {
+        let err = up_with(program).await.unwrap_err().to_string();
+        assert!(err.contains(refusal), "{err}");
+    }
     assert!(env.ledger().is_empty());
     let report = builder
         .compile_in_child(env!("CARGO_BIN_EXE_wasmig"))

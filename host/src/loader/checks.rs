@@ -175,15 +175,11 @@ impl CodeCounts {
 }
 
 /// Reads a plugin's declaration (its manifest and SQL as data, see [`crate::declaration`]),
-/// without compiling anything; `None` for a plugin without one.
-///
-/// With `check`, a plugin with a declaration is checked here as compiling would check it
-/// ([`validate`]). Its manifest is read that way the first time wasmig sees it; running its
-/// steps later (the same bytes, by SHA-256) needs only the declaration. Without a
-/// declaration, the sections are only skimmed (the compile validates). The loader checks a
-/// declared plugin through the runtime instead ([`crate::loader::read_checked_declaration`]),
-/// which validates in the compile child when there is one.
-pub(crate) fn read_declaration(bytes: &[u8], check: bool) -> Result<Option<Declaration>, String> {
+/// without compiling or validating anything; `None` for a plugin without one. The loader
+/// validates a declared plugin's component ([`validate`]) before it trusts the declaration,
+/// the first time wasmig sees it; running its steps later (the same bytes, by SHA-256) needs
+/// only the declaration.
+pub(crate) fn read_declaration(bytes: &[u8]) -> Result<Option<Declaration>, String> {
     use wasmparser::{Parser, Payload};
 
     check_header(bytes)?;
@@ -208,9 +204,6 @@ pub(crate) fn read_declaration(bytes: &[u8], check: bool) -> Result<Option<Decla
     let Some(section) = section else {
         return Ok(None);
     };
-    if check {
-        validate(bytes)?;
-    }
     Declaration::decode(section)
         .map(Some)
         .map_err(|e| e.to_string())

@@ -51,13 +51,13 @@ pub(crate) fn read_manifest(
         .map_err(|p| format!("invalid manifest: {}", join_problems(&p)))
 }
 
-/// A plugin file's declaration, as [`read_declaration`] with its check, the component
-/// validated by the runtime (in the compile child when there is one).
+/// A plugin file's declaration, as [`read_declaration`], its component validated when it
+/// has one, by the runtime (in the compile child when there is one).
 pub(crate) fn read_checked_declaration(
     runtime: &Runtime,
     bytes: &[u8],
 ) -> std::result::Result<Option<declaration::Declaration>, String> {
-    let declaration = read_declaration(bytes, false)?;
+    let declaration = read_declaration(bytes)?;
     if declaration.is_some() {
         runtime.validate(bytes)?;
     }

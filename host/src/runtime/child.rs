@@ -40,8 +40,13 @@ const MAX_LOAD_MEMORY: u64 = 512 << 20;
 /// The most threads a compile uses (Cranelift compiles functions in parallel).
 const MAX_THREADS: u64 = 4;
 
-/// The exit code of a child that reports an error on its standard error.
-const REPORTED: i32 = 2;
+/// The exit code of a child that reports an error on its standard error (not 1 or 2, which
+/// any program uses).
+const REPORTED: i32 = 86;
+
+/// What a child that did its work writes first, whatever it did: a program that is not the
+/// compile child (it does not run [`main`] for [`ARG`]) cannot pass for one by exiting 0.
+const MAGIC: &[u8; 8] = b"wasmigc\x01";
 
 /// A program that runs [`main`] when its first argument is [`ARG`].
 #[derive(Debug, Clone)]
@@ -152,89 +157,164 @@ impl ChildCompiler {
                     self.program.display()
                 )
             })?;
-        let watchdog = Watchdog::start(child.id(), deadline);
+        let watchdog = match Watchdog::start(child.id(), deadline) {
+            Ok(watchdog) => watchdog,
+            Err(e) => return Err(abandon(&mut child, e)),
+        };
         let mut stderr = child.stderr.take().expect("piped");
-        let stderr = std::thread::spawn(move || {
-            let mut text = Vec::new();
-            let _ = (&mut stderr).take(MAX_STDERR).read_to_end(&mut text);
-            // Drain the rest, so that the child never blocks on a full pipe.
-            let _ = std::io::copy(&mut stderr, &mut std::io::sink());
-            String::from_utf8_lossy(&text).into_owned()
-        });
+        let stderr = std::thread::Builder::new()
+            .name("wasmig-compile-stderr".into())
+            .spawn(move || {
+                let mut text = Vec::new();
+                let _ = (&mut stderr).take(MAX_STDERR).read_to_end(&mut text);
+                // Drain the rest, so that the child never blocks on a full pipe.
+                let _ = std::io::copy(&mut stderr, &mut std::io::sink());
+                String::from_utf8_lossy(&text).into_owned()
+            });
+        let stderr = match stderr {
+            Ok(thread) => thread,
+            Err(e) => {
+                watchdog.stop();
+                return Err(abandon(&mut child, e));
+            }
+        };
         // The child reads all of its input before it writes anything: no deadlock. A child
         // that ended early (killed at the deadline) makes the write fail; its status says why.
         let mut stdin = child.stdin.take().expect("piped");
         let _ = stdin.write_all(bytes);
         drop(stdin);
-        let (read, too_large) = read_artifact(child.stdout.take().expect("piped"));
-        if too_large {
+        let output = read_output(child.stdout.take().expect("piped"), mode[0] == "--compiler");
+        if matches!(output, Ok(Output::TooLarge)) {
             let _ = child.kill();
         }
-        let status = child.wait();
+        // The watchdog stops before the child is reaped: until then its pid is its own, and
+        // a kill at the deadline cannot reach another process.
+        wait_exited(child.id());
         let killed = watchdog.stop();
+        let status = child.wait();
         let stderr = stderr.join().unwrap_or_default();
         drop(running);
         let status = status.map_err(|e| format!("cannot wait for the compiler process: {e}"))?;
-        if killed {
+        use std::os::unix::process::ExitStatusExt;
+        if killed && status.signal() == Some(libc::SIGKILL) {
             return Err(format!(
                 "{doing} took longer than the compile deadline of {}",
                 humantime::format_duration(deadline)
             ));
         }
-        if too_large {
-            return Err(format!(
+        match output {
+            Ok(Output::TooLarge) => Err(format!(
                 "its compiled code is larger than {}, more than wasmig loads",
                 size(MAX_ARTIFACT)
-            ));
+            )),
+            Ok(Output::Done(artifact)) if status.success() => Ok(artifact),
+            Ok(Output::Missing) if status.success() => Err(format!(
+                "{} ended without answering as wasmig's compile child: does it run \
+                 wasmig::compile_child::main when its first argument is {ARG}?",
+                self.program.display()
+            )),
+            Err(e) if status.success() => {
+                Err(format!("cannot read the compiler process's output: {e}"))
+            }
+            _ => Err(failure(
+                status,
+                stderr.trim(),
+                doing,
+                (limit, limits.max_compile_memory),
+            )),
         }
-        if status.success() {
-            return read.map_err(|e| format!("cannot read the compiler process's output: {e}"));
-        }
-        Err(failure(
-            status,
-            stderr.trim(),
-            doing,
-            (limit, limits.max_compile_memory),
-        ))
     }
 }
 
-/// What the child wrote: its length (8 bytes, little-endian), then the artifact, read into
-/// one allocation of that length; nothing at all from a child that only checks. Whether the
-/// length was past [`MAX_ARTIFACT`] (then nothing is read).
-fn read_artifact(mut out: impl Read) -> (std::io::Result<Vec<u8>>, bool) {
-    let mut header = [0u8; 8];
-    let mut got = 0;
-    while got < header.len() {
-        match out.read(&mut header[got..]) {
-            Ok(0) if got == 0 => return (Ok(Vec::new()), false),
-            Ok(0) => return (Err(std::io::ErrorKind::UnexpectedEof.into()), false),
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return (Err(e), false),
+/// Kills and reaps a child the host cannot watch; the error for it.
+fn abandon(child: &mut std::process::Child, e: std::io::Error) -> String {
+    let _ = child.kill();
+    let _ = child.wait();
+    format!("cannot watch the compiler process: {e}")
+}
+
+/// Waits until the child has ended, without reaping it (`waitid` with `WNOWAIT`).
+fn wait_exited(pid: u32) {
+    loop {
+        // SAFETY: waitid writes into the zeroed siginfo it is given; the child is this
+        // process's own and not reaped yet.
+        let done = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if done == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return;
         }
+    }
+}
+
+/// What a child wrote.
+enum Output {
+    /// Not [`MAGIC`] first: whatever ran was not (or not all of) the compile child.
+    Missing,
+    /// The artifact (empty from a child that only checks).
+    Done(Vec<u8>),
+    /// An artifact past [`MAX_ARTIFACT`], not read.
+    TooLarge,
+}
+
+/// Reads a child's output: [`MAGIC`], then, when it compiled, the artifact's length (8
+/// bytes, little-endian) and the artifact, read into one allocation of that length.
+fn read_output(mut out: impl Read, artifact: bool) -> std::io::Result<Output> {
+    let mut magic = [0u8; 8];
+    if read_full(&mut out, &mut magic)? < magic.len() || &magic != MAGIC {
+        return Ok(Output::Missing);
+    }
+    if !artifact {
+        return Ok(Output::Done(Vec::new()));
+    }
+    let mut header = [0u8; 8];
+    if read_full(&mut out, &mut header)? < header.len() {
+        return Ok(Output::Missing);
     }
     let length = u64::from_le_bytes(header);
     if length > MAX_ARTIFACT {
-        return (Ok(Vec::new()), true);
+        return Ok(Output::TooLarge);
     }
     let mut artifact = vec![0u8; length as usize];
-    (out.read_exact(&mut artifact).map(|()| artifact), false)
+    out.read_exact(&mut artifact)?;
+    Ok(Output::Done(artifact))
+}
+
+/// Fills `buf` unless the stream ends first; how much it read.
+fn read_full(out: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match out.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 /// Why a compile child failed, from its status and standard error.
 fn failure(status: ExitStatus, stderr: &str, doing: &str, (limit, cap): (&str, u64)) -> String {
     use std::os::unix::process::ExitStatusExt;
-    if status.code() == Some(REPORTED) && !stderr.is_empty() {
-        return stderr.to_string();
-    }
     // Rust aborts (SIGABRT) when an allocation fails; wasmtime's and the compiler's own
-    // mappings fail with ENOMEM; both are the address-space limit.
+    // mappings fail with ENOMEM, and a thread without room for its stack panics: all the
+    // address-space limit, whether the child reported it or not.
     let out_of_memory = stderr.contains("memory allocation of")
         || stderr.contains("Cannot allocate memory")
-        || stderr.contains("out of memory");
+        || stderr.contains("out of memory")
+        || stderr.contains("WouldBlock");
     if out_of_memory {
         return format!("{doing} needed more than {} of memory ({limit})", size(cap));
+    }
+    if status.code() == Some(REPORTED) && !stderr.is_empty() {
+        return stderr.to_string();
     }
     match status.signal() {
         // RLIMIT_CPU's signal (its hard limit, a second later, kills).
@@ -277,8 +357,8 @@ fn size(bytes: u64) -> String {
 }
 
 /// Kills a child at its deadline, unless stopped first. The child is not reaped before
-/// [`Watchdog::stop`] (the parent waits for it only after), so its pid cannot have been
-/// reused when the watchdog kills it.
+/// [`Watchdog::stop`] (the host waits for it to end without reaping it, stops the watchdog,
+/// then reaps it), so its pid cannot have been reused when the watchdog kills it.
 struct Watchdog {
     state: Arc<(Mutex<WatchState>, Condvar)>,
     thread: std::thread::JoinHandle<()>,
@@ -291,32 +371,34 @@ struct WatchState {
 }
 
 impl Watchdog {
-    fn start(pid: u32, deadline: Duration) -> Watchdog {
+    fn start(pid: u32, deadline: Duration) -> std::io::Result<Watchdog> {
         let state = Arc::new((Mutex::new(WatchState::default()), Condvar::new()));
         let watched = state.clone();
-        let thread = std::thread::spawn(move || {
-            // A deadline past what the clock can count is none.
-            let Some(end) = Instant::now().checked_add(deadline) else {
-                return;
-            };
-            let (lock, wake) = &*watched;
-            let mut s = lock.lock().unwrap_or_else(|e| e.into_inner());
-            while !s.stopped {
-                let now = Instant::now();
-                if now >= end {
-                    // SAFETY: kill(2) with a pid of a child not yet waited for; no memory is
-                    // involved.
-                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-                    s.killed = true;
+        let thread = std::thread::Builder::new()
+            .name("wasmig-compile-watchdog".into())
+            .spawn(move || {
+                // A deadline past what the clock can count is none.
+                let Some(end) = Instant::now().checked_add(deadline) else {
                     return;
+                };
+                let (lock, wake) = &*watched;
+                let mut s = lock.lock().unwrap_or_else(|e| e.into_inner());
+                while !s.stopped {
+                    let now = Instant::now();
+                    if now >= end {
+                        // SAFETY: kill(2) with a pid of a child not yet waited for; no memory is
+                        // involved.
+                        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                        s.killed = true;
+                        return;
+                    }
+                    s = wake
+                        .wait_timeout(s, end - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
                 }
-                s = wake
-                    .wait_timeout(s, end - now)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-            }
-        });
-        Watchdog { state, thread }
+            })?;
+        Ok(Watchdog { state, thread })
     }
 
     /// Stops the watchdog once the child has ended (or was killed); whether it killed it.
@@ -353,6 +435,7 @@ pub fn main() -> i32 {
 }
 
 fn run() -> Result<(), String> {
+    close_inherited_files();
     let mut args = std::env::args_os().skip(2);
     let (mut compiler, mut max_stack, mut max_memory, mut cpu_seconds) = (None, None, None, None);
     let (mut validate, mut load, mut parent) = (false, false, None);
@@ -398,7 +481,8 @@ fn run() -> Result<(), String> {
         .read_to_end(&mut bytes)
         .map_err(|e| format!("compile child: cannot read the component: {e}"))?;
     let Some(compiler) = compiler else {
-        return crate::loader::validate(&bytes);
+        crate::loader::validate(&bytes)?;
+        return answer(&[]);
     };
     let max_stack = max_stack.ok_or_else(|| missing("--max-stack"))? as usize;
     let engine = wasmtime::Engine::new(&engine_config(compiler, max_stack))
@@ -414,17 +498,27 @@ fn run() -> Result<(), String> {
         let linker =
             super::engine::plugin_linker(&engine).map_err(|e| format!("compile child: {e:#}"))?;
         let _ = linker.instantiate_pre(&component);
-        return Ok(());
+        return answer(&[]);
     }
     let artifact = engine
         .precompile_component(&bytes)
         .map_err(|e| format!("not a valid WebAssembly component: {e:#}"))?;
     drop(bytes);
+    answer(&artifact)
+}
+
+/// Writes [`MAGIC`], then, when there is one, the artifact's length and the artifact.
+fn answer(artifact: &[u8]) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
-    out.write_all(&(artifact.len() as u64).to_le_bytes())
-        .and_then(|()| out.write_all(&artifact))
+    out.write_all(MAGIC)
+        .and_then(|()| match artifact {
+            [] => Ok(()),
+            _ => out
+                .write_all(&(artifact.len() as u64).to_le_bytes())
+                .and_then(|()| out.write_all(artifact)),
+        })
         .and_then(|()| out.flush())
-        .map_err(|e| format!("compile child: cannot write the artifact: {e}"))
+        .map_err(|e| format!("compile child: cannot write its answer: {e}"))
 }
 
 /// `setrlimit`'s resource type: glibc's own enum, an `int` elsewhere.
@@ -473,3 +567,15 @@ fn end_with_parent(parent: u64) -> Result<(), String> {
 fn end_with_parent(_parent: u64) -> Result<(), String> {
     Ok(())
 }
+
+/// Closes every file the child inherited but its standard input, output and error: a
+/// program that embeds wasmig may hold files without close-on-exec.
+#[cfg(target_os = "linux")]
+fn close_inherited_files() {
+    // SAFETY: close_range closes descriptors from 3 up; nothing of this process uses them
+    // yet (this runs first). An old kernel without it returns ENOSYS, which is ignored.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn close_inherited_files() {}
