@@ -206,6 +206,22 @@ fn a_component_of_too_much_code_is_refused_before_it_is_compiled() {
             ),
             "nests blocks more than 10000 deep in a function",
         ),
+        // Each instance holds its globals in the host's memory, 64 instances a store.
+        (
+            {
+                let mut globals = Vec::new();
+                crate::declared::leb128(20_000, &mut globals);
+                for _ in 0..20_000 {
+                    globals.extend([0x7f, 0x00, 0x41, 0x00, 0x0b]); // i32, const, = 0
+                }
+                let mut module = b"\0asm\x01\0\0\0".to_vec();
+                section(6, &globals, &mut module);
+                let mut bytes = accounts.clone();
+                section(1, &module, &mut bytes);
+                bytes
+            },
+            "defines more than 10000 globals",
+        ),
     ] {
         let env = Env::new();
         env.add_bytes(&bytes, "big.wasm");

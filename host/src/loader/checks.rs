@@ -71,6 +71,12 @@ pub(crate) const MAX_CANON: u64 = 5_000;
 /// 450 MB to instantiate).
 pub(crate) const MAX_IMPORTS: u64 = 10_000;
 
+/// The most globals a plugin's core modules may define in all: each instance holds its
+/// globals in the host's memory (16 bytes each), and the store allows 64 instances (60
+/// instances of a module of a million globals took the host to 1 GB; a plugin built from
+/// Rust defines a few).
+pub(crate) const MAX_GLOBALS: u64 = 10_000;
+
 /// The most locals a plugin's functions may declare in all (a declaration of thousands takes
 /// a few bytes, and each is a slot the compiled code sets up), and the deepest its blocks may
 /// nest in one function (the compiler holds a frame per level: two million levels fit in
@@ -104,6 +110,7 @@ struct CodeCounts {
     locals: u64,
     canon: u64,
     imports: u64,
+    globals: u64,
 }
 
 impl CodeCounts {
@@ -113,6 +120,7 @@ impl CodeCounts {
             Payload::FunctionSection(reader) => self.functions += u64::from(reader.count()),
             Payload::ComponentCanonicalSection(reader) => self.canon += u64::from(reader.count()),
             Payload::ImportSection(reader) => self.imports += u64::from(reader.count()),
+            Payload::GlobalSection(reader) => self.globals += u64::from(reader.count()),
             Payload::CodeSectionStart { size, .. } => self.code += u64::from(*size),
             Payload::CodeSectionEntry(body) if bodies => {
                 for declared in body.get_locals_reader().map_err(invalid)? {
@@ -150,6 +158,12 @@ impl CodeCounts {
             return Err(format!(
                 "makes more than {MAX_CANON} canonical functions, more than wasmig compiles for \
                  a plugin"
+            ));
+        }
+        if self.globals > MAX_GLOBALS {
+            return Err(format!(
+                "defines more than {MAX_GLOBALS} globals in its core modules, more than wasmig \
+                 instantiates for a plugin"
             ));
         }
         if self.imports > MAX_IMPORTS {
