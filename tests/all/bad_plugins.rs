@@ -328,6 +328,11 @@ fn sleb128(mut n: i64, out: &mut Vec<u8>) {
 
 /// `component` with `module` appended and instantiated (no arguments) by the component.
 fn with_instantiated_module(component: &[u8], module: &[u8]) -> Vec<u8> {
+    with_module_instantiated(component, module, 1)
+}
+
+/// `component` with `module` added and instantiated `times` times at its top level.
+fn with_module_instantiated(component: &[u8], module: &[u8], times: usize) -> Vec<u8> {
     // The index the module gets: the core modules the component defines before it.
     let (mut at, mut modules) = (8, 0);
     while at < component.len() {
@@ -348,10 +353,14 @@ fn with_instantiated_module(component: &[u8], module: &[u8]) -> Vec<u8> {
     }
     let mut bytes = component.to_vec();
     section(1, module, &mut bytes);
-    let mut instance = vec![1, 0x00];
-    crate::declared::leb128(modules, &mut instance);
-    instance.push(0); // no arguments
-    section(2, &instance, &mut bytes);
+    let mut instances = Vec::new();
+    crate::declared::leb128(times, &mut instances);
+    for _ in 0..times {
+        instances.push(0x00);
+        crate::declared::leb128(modules, &mut instances);
+        instances.push(0); // no arguments
+    }
+    section(2, &instances, &mut bytes);
     bytes
 }
 
@@ -423,6 +432,56 @@ fn the_memory_limit_counts_all_of_a_plugins_memories_together() {
         "{err}"
     );
     assert!(env.ledger().is_empty());
+}
+
+#[test]
+fn what_a_plugins_instances_hold_in_the_host_counts_against_its_memory_limit() {
+    // Each instance of a core module keeps, in the host's memory, a copy of each passive
+    // element segment (16 bytes an element) and a slot for each function that can be
+    // referenced, whatever its linear memory: one module of a 30,000-element segment,
+    // instantiated 60 times, holds about 29 MiB that no memory limit sees, and the cost grows
+    // with the segment. Counted from the file, for the 64 instances a store allows, before
+    // anything is instantiated: past `manifest()`'s 64 MiB.
+    let base = std::fs::read(artifacts::ACCOUNTS_V1).unwrap();
+    let elements = 30_000;
+    let mut module = b"\0asm\x01\0\0\0".to_vec();
+    section(1, &[1, 0x60, 0, 0], &mut module);
+    section(3, &[1, 0], &mut module);
+    let mut segment = vec![1, 0x01, 0x00]; // one passive segment of function indices
+    crate::declared::leb128(elements, &mut segment);
+    segment.extend(std::iter::repeat_n(0u8, elements));
+    section(9, &segment, &mut module);
+    section(10, &[1, 2, 0, 0x0b], &mut module);
+    let bytes = with_module_instantiated(&base, &module, 60);
+
+    let env = Env::new();
+    env.add_bytes(&bytes, "accounts.wasm");
+    let err = env.fails(&["--no-cache", "up"]);
+    assert!(
+        err.contains("accounts.wasm")
+            && err.contains("exceeded its memory limit of 64 MiB: its core modules, instantiated")
+            && err.contains("would hold up to 88 MiB in the host"),
+        "{err}"
+    );
+    assert!(env.ledger().is_empty());
+
+    // The same module instantiated once, with 2,000 elements: what a plugin's own function
+    // tables hold, and it applies.
+    let mut module = b"\0asm\x01\0\0\0".to_vec();
+    section(1, &[1, 0x60, 0, 0], &mut module);
+    section(3, &[1, 0], &mut module);
+    let mut segment = vec![1, 0x01, 0x00];
+    crate::declared::leb128(2_000, &mut segment);
+    segment.extend(std::iter::repeat_n(0u8, 2_000));
+    section(9, &segment, &mut module);
+    section(10, &[1, 2, 0, 0x0b], &mut module);
+    let env = Env::new();
+    env.add_bytes(
+        &with_module_instantiated(&base, &module, 1),
+        "accounts.wasm",
+    );
+    env.ok(&["--no-cache", "up"]);
+    assert!(!env.ledger().is_empty());
 }
 
 #[test]

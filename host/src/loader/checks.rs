@@ -67,20 +67,20 @@ pub(crate) const MAX_CANON: u64 = 5_000;
 
 /// The most imports a plugin's core modules may declare in all: each instance of a module
 /// holds a slot per import in the host's memory, and the store allows 64 instances (a plugin
-/// built from Rust imports tens of functions; 60 instances of 100,000 imports took the host
-/// 450 MB to instantiate).
+/// built from Rust imports tens of functions).
 pub(crate) const MAX_IMPORTS: u64 = 10_000;
 
 /// The most globals a plugin's core modules may define in all: each instance holds its
-/// globals in the host's memory (16 bytes each), and the store allows 64 instances (60
-/// instances of a module of a million globals took the host to 1 GB; a plugin built from
-/// Rust defines a few).
+/// globals in the host's memory (16 bytes each), and the store allows 64 instances (a
+/// plugin built from Rust defines a few). What instances hold is also counted against the
+/// plugin's memory limit (`runtime::bounds`); this count keeps that figure small before
+/// anything compiles.
 pub(crate) const MAX_GLOBALS: u64 = 10_000;
 
 /// The most locals a plugin's functions may declare in all (a declaration of thousands takes
 /// a few bytes, and each is a slot the compiled code sets up), and the deepest its blocks may
-/// nest in one function (the compiler holds a frame per level: two million levels fit in
-/// 4 MB of code and took 3 GB to compile).
+/// nest in one function (the compiler holds a frame per level, and a level takes two bytes
+/// of code).
 pub(crate) const MAX_LOCALS: u64 = 1_000_000;
 pub(crate) const MAX_NESTING: usize = 10_000;
 
@@ -96,6 +96,22 @@ pub(crate) fn check_code_size(bytes: &[u8], bodies: bool) -> Result<(), String> 
         counts.add(&payload.map_err(invalid)?, bodies)?;
     }
     Ok(())
+}
+
+/// The imports an import section declares, one by one: a group of the compact encoding
+/// declares many in one entry of the section's count.
+pub(crate) fn count_imports(
+    reader: wasmparser::ImportSectionReader<'_>,
+) -> Result<u64, wasmparser::BinaryReaderError> {
+    let mut n = 0u64;
+    for group in reader {
+        n += match group? {
+            wasmparser::Imports::Single(..) => 1,
+            wasmparser::Imports::Compact1 { items, .. } => u64::from(items.count()),
+            wasmparser::Imports::Compact2 { names, .. } => u64::from(names.count()),
+        };
+    }
+    Ok(n)
 }
 
 fn invalid(e: wasmparser::BinaryReaderError) -> String {
@@ -119,7 +135,9 @@ impl CodeCounts {
         match payload {
             Payload::FunctionSection(reader) => self.functions += u64::from(reader.count()),
             Payload::ComponentCanonicalSection(reader) => self.canon += u64::from(reader.count()),
-            Payload::ImportSection(reader) => self.imports += u64::from(reader.count()),
+            Payload::ImportSection(reader) => {
+                self.imports += count_imports(reader.clone()).map_err(invalid)?;
+            }
             Payload::GlobalSection(reader) => self.globals += u64::from(reader.count()),
             Payload::CodeSectionStart { size, .. } => self.code += u64::from(*size),
             Payload::CodeSectionEntry(body) if bodies => {

@@ -6,7 +6,7 @@
 
 mod checks;
 
-pub(crate) use checks::{check_code_size, read_declaration, validate};
+pub(crate) use checks::{check_code_size, count_imports, read_declaration, validate};
 
 use crate::planner::Candidate;
 use crate::runtime::{self, Purpose, Runtime};

@@ -1,33 +1,145 @@
-//! What one plugin's store may hold: its linear memories and tables counted together.
+//! What one plugin's store may hold: its linear memories, its tables, and what wasmtime keeps
+//! in the host for each of its instances, counted together.
 //!
 //! wasmtime's `StoreLimits` bounds each memory and each table on its own, and a component
 //! may hold several of each: sixteen memories of the step's 256 MiB would be 4 GiB. The
 //! bound that matters to the host is the sum, so the limiter counts every byte of linear
 //! memory and every table element the store creates or grows, whichever instance holds it.
+//! Each core instance also holds, in the host's memory, slots that follow its module's
+//! sections (a reference per function that can be referenced, a copy of each passive element
+//! segment, its globals): [`instance_state`] bounds them from the file, and that bound counts
+//! against the plugin's memory limit before anything is instantiated.
 
 use wasmtime::ResourceLimiter;
 
 /// Table elements one store may hold in all (a plugin's function tables hold hundreds).
 const TABLE_ELEMENTS: usize = 100_000;
 
+/// Core instances one store may hold (a plugin built from Rust makes a handful).
+const INSTANCES: usize = 64;
+
 /// The limiter of one call's store.
 pub(crate) struct StoreBounds {
-    /// Linear memory the store may hold in all, in bytes.
+    /// Linear memory the store may hold in all, in bytes, the instances' state included.
     memory_limit: usize,
-    /// Linear memory the store holds, in bytes, all its memories together.
+    /// What the store's instances hold in the host beyond memories and tables, at most.
+    instance_state: usize,
+    /// Linear memory the store holds, in bytes, all its memories together, and
+    /// `instance_state`.
     memory: usize,
     /// Table elements the store holds, all its tables together.
     elements: usize,
 }
 
 impl StoreBounds {
-    pub(crate) fn new(memory_limit: usize) -> Self {
+    pub(crate) fn new(memory_limit: usize, instance_state: usize) -> Self {
         StoreBounds {
             memory_limit,
-            memory: 0,
+            instance_state,
+            memory: instance_state,
             elements: 0,
         }
     }
+
+    /// Whether the plugin's instances may be made at all: what they hold in the host beyond
+    /// their memories must fit in the memory limit before any of them exists (an instance
+    /// without a memory never asks the limiter).
+    pub(crate) fn check_instance_state(&self) -> Result<(), String> {
+        if self.instance_state > self.memory_limit {
+            return Err(format!(
+                "exceeded its memory limit of {} MiB: its core modules, instantiated up to \
+                 {INSTANCES} times, would hold up to {} MiB in the host (a slot for each \
+                 function that can be referenced, each passive element, each global)",
+                self.memory_limit >> 20,
+                self.instance_state.div_ceil(1 << 20)
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What one instance of a core module holds in the host beyond its memories and tables, at
+/// most, from the module's sections: wasmtime lays out, per instance, a slot for each
+/// import, each global, each function that can be referenced (exported, imported, named by
+/// an element segment or a constant expression), each data segment, each memory and table,
+/// and a copy of each passive element segment; 16 to 56 bytes each.
+#[derive(Default)]
+struct ModuleState {
+    imports: u64,
+    globals: u64,
+    referenced: u64,
+    passive: u64,
+    segments: u64,
+    definitions: u64,
+}
+
+impl ModuleState {
+    fn bytes(&self) -> u64 {
+        // A function import is an import slot and a function reference; a global may hold
+        // a function reference; a passive element is a 16-byte value and a reference.
+        1024 + 64 * self.imports
+            + 48 * self.globals
+            + 32 * self.referenced
+            + 16 * self.passive
+            + 16 * self.segments
+            + 64 * self.definitions
+    }
+}
+
+/// The most a plugin's instances hold in the host beyond their memories and tables: the
+/// heaviest of its core modules, instantiated as many times as a store allows. A plugin
+/// built from Rust comes to a few hundred kilobytes.
+pub(crate) fn instance_state(bytes: &[u8]) -> Result<usize, String> {
+    use wasmparser::{ElementItems, ElementKind, Encoding, Parser, Payload};
+    let invalid =
+        |e: wasmparser::BinaryReaderError| format!("not a valid WebAssembly component: {e}");
+    // One entry per module or component being read; `None` for a component.
+    let mut open: Vec<Option<ModuleState>> = Vec::new();
+    let mut heaviest = 0u64;
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(invalid)?;
+        match &payload {
+            Payload::Version { encoding, .. } => {
+                open.push((*encoding == Encoding::Module).then(ModuleState::default));
+            }
+            Payload::End(_) => {
+                if let Some(Some(module)) = open.pop() {
+                    heaviest = heaviest.max(module.bytes());
+                }
+            }
+            _ => {}
+        }
+        let Some(Some(module)) = open.last_mut() else {
+            continue;
+        };
+        match payload {
+            Payload::ImportSection(reader) => {
+                module.imports += crate::loader::count_imports(reader).map_err(invalid)?;
+            }
+            Payload::GlobalSection(reader) => module.globals += u64::from(reader.count()),
+            Payload::ExportSection(reader) => module.referenced += u64::from(reader.count()),
+            Payload::DataSection(reader) => module.segments += u64::from(reader.count()),
+            Payload::TableSection(reader) => module.definitions += u64::from(reader.count()),
+            Payload::MemorySection(reader) => module.definitions += u64::from(reader.count()),
+            Payload::TagSection(reader) => module.definitions += u64::from(reader.count()),
+            Payload::ElementSection(reader) => {
+                for element in reader {
+                    let element = element.map_err(invalid)?;
+                    let items = u64::from(match &element.items {
+                        ElementItems::Functions(items) => items.count(),
+                        ElementItems::Expressions(_, items) => items.count(),
+                    });
+                    module.referenced += items;
+                    if matches!(element.kind, ElementKind::Passive) {
+                        module.passive += items;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let state = heaviest.saturating_mul(INSTANCES as u64);
+    Ok(usize::try_from(state).unwrap_or(usize::MAX))
 }
 
 impl ResourceLimiter for StoreBounds {
@@ -41,7 +153,15 @@ impl ResourceLimiter for StoreBounds {
         let total = (self.memory - current.min(self.memory)).saturating_add(desired);
         if total > self.memory_limit {
             // "growing memory" is what `describe_trap` reads as the memory limit.
-            wasmtime::bail!("growing memory to {total} bytes in all the plugin's memories");
+            let memories = total - self.instance_state;
+            if self.instance_state >= 1 << 20 {
+                wasmtime::bail!(
+                    "growing memory to {memories} bytes in all the plugin's memories, with up \
+                     to {} bytes its instances hold in the host",
+                    self.instance_state
+                );
+            }
+            wasmtime::bail!("growing memory to {memories} bytes in all the plugin's memories");
         }
         self.memory = total;
         Ok(true)
@@ -73,7 +193,7 @@ impl ResourceLimiter for StoreBounds {
     }
 
     fn instances(&self) -> usize {
-        64
+        INSTANCES
     }
 
     fn tables(&self) -> usize {
@@ -91,7 +211,7 @@ mod tests {
 
     #[test]
     fn memories_count_together() {
-        let mut b = StoreBounds::new(100);
+        let mut b = StoreBounds::new(100, 0);
         assert!(b.memory_growing(0, 60, None).unwrap());
         assert!(b.memory_growing(60, 70, None).unwrap());
         // A second memory: 70 + 40 is past 100.
@@ -100,5 +220,16 @@ mod tests {
         assert!(b.memory_growing(70, 71, None).is_err());
         assert!(b.table_growing(0, TABLE_ELEMENTS, None).unwrap());
         assert!(b.table_growing(0, 1, None).is_err());
+    }
+
+    #[test]
+    fn instance_state_counts_against_the_memory_limit() {
+        let mut b = StoreBounds::new(100, 30);
+        assert!(b.check_instance_state().is_ok());
+        assert!(b.memory_growing(0, 60, None).unwrap());
+        // 30 of the instances' state, 60 of one memory: 20 more is past 100.
+        assert!(b.memory_growing(0, 20, None).is_err());
+        assert!(b.memory_growing(0, 10, None).unwrap());
+        assert!(StoreBounds::new(100, 101).check_instance_state().is_err());
     }
 }

@@ -75,6 +75,18 @@ pub(super) fn stderr_tail(state: &StepState) -> String {
     format!("…{}", &text[start..])
 }
 
+/// Instantiates the plugin in `store`, once what its instances would hold in the host beyond
+/// their memories fits in its memory limit.
+async fn instantiate(
+    loaded: &Loaded,
+    store: &mut Store<StepState>,
+) -> wasmtime::Result<bindings::MigrationPlugin> {
+    if let Err(e) = store.data().limits.check_instance_state() {
+        wasmtime::bail!("{e}");
+    }
+    loaded.pre.instantiate_async(store).await
+}
+
 impl Runtime {
     pub(super) fn store(
         &self,
@@ -93,7 +105,7 @@ impl Runtime {
         let state = StepState {
             wasi,
             table: ResourceTable::new(),
-            limits: super::bounds::StoreBounds::new(memory),
+            limits: super::bounds::StoreBounds::new(memory, loaded.instance_state),
             memory_limit: memory,
             plugin: plugin.to_string(),
             backend,
@@ -141,7 +153,7 @@ impl Runtime {
         store.set_epoch_deadline((deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64);
         let result = self
             .bounded_for(deadline, async {
-                let instance = loaded.pre.instantiate_async(&mut store).await?;
+                let instance = instantiate(loaded, &mut store).await?;
                 instance
                     .wasmig_plugin_plugin()
                     .call_manifest(&mut store)
@@ -187,7 +199,7 @@ impl Runtime {
     /// the current one runs.
     pub(crate) async fn instantiate_for_step(&self, loaded: &Loaded, label: &str) -> Instantiated {
         let mut store = self.store(loaded, label, None, self.limits.max_memory);
-        let instance = self.bounded(loaded.pre.instantiate_async(&mut store)).await;
+        let instance = self.bounded(instantiate(loaded, &mut store)).await;
         Instantiated { store, instance }
     }
 

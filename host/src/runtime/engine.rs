@@ -164,6 +164,7 @@ impl Tier {
         cache_error: Option<String>,
         file: &Path,
         check: InterfaceCheck,
+        instance_state: usize,
     ) -> Result<Loaded, String> {
         let ty = component.component_type();
         let imports: Vec<String> = ty
@@ -192,6 +193,7 @@ impl Tier {
             cache_error,
             compiler: self.compiler,
             imports,
+            instance_state,
         })
     }
 
@@ -318,6 +320,14 @@ impl Runtime {
                 (compiler, component, cache_error)
             }
         };
-        tier.link(component, from_cache, cache_error, file, check)
+        let instance_state = super::bounds::instance_state(bytes)?;
+        tier.link(
+            component,
+            from_cache,
+            cache_error,
+            file,
+            check,
+            instance_state,
+        )
     }
 }

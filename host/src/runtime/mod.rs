@@ -122,6 +122,9 @@ pub(crate) struct Loaded {
     pub compiler: Compiler,
     /// The component's imports.
     pub imports: Vec<String>,
+    /// What its instances hold in the host beyond memories and tables, at most
+    /// ([`bounds::instance_state`]): counted against its memory limit.
+    instance_state: usize,
 }
 
 /// A plugin instantiated for one step, before the step's transaction: see
