@@ -275,6 +275,61 @@ async fn a_server_names_itself_in_the_ledger() {
     );
 }
 
+#[test]
+fn a_server_whose_program_keeps_sigpipe_outlives_a_compile_child_that_ends_early() {
+    // Rust programs ignore SIGPIPE from their start; a server whose `main` is C or Python
+    // keeps its default, which ends the process at a write to a pipe nobody reads. The
+    // host writes the plugin to its compile child: a child that ends first (here one that
+    // never reads) must cost an error, not the server. This test runs itself again in a
+    // process of its own, with SIGPIPE at its default.
+    const AGAIN: &str = "WASMIG_TEST_SIGPIPE_DEFAULT";
+    if std::env::var_os(AGAIN).is_some() {
+        // SAFETY: this process runs this one test alone; nothing else handles SIGPIPE.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        let env = Env::new();
+        // More than a pipe's buffer (64 KiB): the write waits for a reader that never comes.
+        let mut bytes = std::fs::read(artifacts::ACCOUNTS_V1).unwrap();
+        let pad = vec![0u8; 256 * 1024];
+        bytes.push(0); // a custom section named "pad"
+        let mut content = vec![3, b'p', b'a', b'd'];
+        content.extend(&pad);
+        crate::declared::leb128(content.len(), &mut bytes);
+        bytes.extend(&content);
+        env.add_bytes(&bytes, "accounts.wasm");
+        let host = wasmig::Host::builder()
+            .plugins_dir(&env.plugins)
+            .database(&env.db)
+            .cache_dir(None)
+            .compile_in_child("/bin/true")
+            .build()
+            .unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let err = runtime
+            .block_on(host.up(wasmig::UpOptions::default()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("without answering as wasmig's compile child"),
+            "{err}"
+        );
+        return;
+    }
+    let name =
+        "library::a_server_whose_program_keeps_sigpipe_outlives_a_compile_child_that_ends_early";
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--test-threads=1"])
+        .env(AGAIN, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test]
 async fn a_server_compiles_plugins_in_a_child_process_of_its_own_program() {
     // The `wasmig` binary is such a program: it runs `wasmig::compile_child::main` when

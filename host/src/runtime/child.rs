@@ -181,7 +181,9 @@ impl ChildCompiler {
         // The child reads all of its input before it writes anything: no deadlock. A child
         // that ended early (killed at the deadline) makes the write fail; its status says why.
         let mut stdin = child.stdin.take().expect("piped");
-        let _ = stdin.write_all(bytes);
+        without_sigpipe(|| {
+            let _ = stdin.write_all(bytes);
+        });
         drop(stdin);
         let output = read_output(child.stdout.take().expect("piped"), mode[0] == "--compiler");
         if matches!(output, Ok(Output::TooLarge)) {
@@ -541,6 +543,42 @@ fn limit(resource: Resource, soft: u64, hard: u64) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Runs `write` with `SIGPIPE` blocked in this thread, then takes back a `SIGPIPE` the write
+/// raised: a write to a child that has ended fails with `EPIPE` instead of killing the
+/// process. Rust programs ignore `SIGPIPE` from their start; a server that embeds the
+/// library in a program that does not (a C or Python `main`) keeps its default, which ends
+/// the process.
+#[cfg(target_os = "linux")]
+fn without_sigpipe(write: impl FnOnce()) {
+    // SAFETY: each sigset_t is initialized by sigemptyset or filled by the call it is given
+    // to; pthread_sigmask, sigpending and sigtimedwait act on this thread's signals only.
+    unsafe {
+        let mut pipe: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut pipe);
+        libc::sigaddset(&mut pipe, libc::SIGPIPE);
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
+        // One already pending was someone else's: leave it.
+        let mut pending: libc::sigset_t = std::mem::zeroed();
+        libc::sigpending(&mut pending);
+        let was_pending = libc::sigismember(&pending, libc::SIGPIPE) == 1;
+        write();
+        if !was_pending {
+            let now = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            while libc::sigtimedwait(&pipe, std::ptr::null_mut(), &now) == libc::SIGPIPE {}
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn without_sigpipe(write: impl FnOnce()) {
+    write()
 }
 
 /// Makes the kernel kill this process when the host that started it ends (a host killed
