@@ -220,7 +220,8 @@ impl Host {
             reason,
         };
         let runtime = &self.inner.runtime;
-        let declaration = loader::read_checked_declaration(runtime, &bytes).map_err(invalid)?;
+        let declaration =
+            loader::read_checked_declaration(runtime, &bytes, &sha256).map_err(invalid)?;
         let started = std::time::Instant::now();
         let loaded = loader::load(runtime, file, &bytes, &sha256, Purpose::Run).map_err(invalid)?;
         let load_us = started.elapsed().as_micros() as u64;
@@ -294,7 +295,11 @@ impl Host {
                     let declared = loader::read_declaration(&file.bytes)?;
                     if declared.is_some_and(|d| !d.has_code()) {
                         // Checked as a run checks it, then left alone.
-                        loader::read_checked_declaration(&host.inner.runtime, &file.bytes)?;
+                        loader::read_checked_declaration(
+                            &host.inner.runtime,
+                            &file.bytes,
+                            &file.sha256,
+                        )?;
                         return Ok(None);
                     }
                     loader::load(

@@ -331,6 +331,57 @@ fn a_server_whose_program_keeps_sigpipe_outlives_a_compile_child_that_ends_early
 }
 
 #[tokio::test]
+async fn a_server_validates_a_declared_plugin_once_however_often_it_is_asked() {
+    // A declared plugin not yet applied is validated in the compile child before its
+    // declaration is trusted; a server that shows its status at every request does that
+    // once per file content, and again for new content. The program given as the compile
+    // child writes a line per run, then becomes the real binary.
+    let env = Env::new();
+    env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    let runs = env.plugins.with_file_name("child-runs");
+    let program = env.plugins.with_file_name("child.sh");
+    std::fs::write(
+        &program,
+        format!(
+            "#!/bin/sh\necho \"$2\" >> '{}'\nexec '{}' \"$@\"\n",
+            runs.display(),
+            env!("CARGO_BIN_EXE_wasmig")
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let host = wasmig::Host::builder()
+        .plugins_dir(&env.plugins)
+        .database(&env.db)
+        .cache_dir(None)
+        .compile_in_child(&program)
+        .build()
+        .unwrap();
+    let validations = || {
+        std::fs::read_to_string(&runs)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| *l == "--validate")
+            .count()
+    };
+    for _ in 0..3 {
+        let status = host.status().await.unwrap();
+        assert!(
+            status[0].pending > 0 && status[0].problem.is_none(),
+            "{status:#?}"
+        );
+    }
+    assert_eq!(validations(), 1);
+    // New content is validated again.
+    let mut bytes = std::fs::read(artifacts::ACCOUNTS).unwrap();
+    bytes.extend([0, 4, 3, b'n', b'e', b'w']); // an empty custom section "new"
+    env.add_bytes(&bytes, "accounts.wasm");
+    host.status().await.unwrap();
+    assert_eq!(validations(), 2);
+}
+
+#[tokio::test]
 async fn a_server_compiles_plugins_in_a_child_process_of_its_own_program() {
     // The `wasmig` binary is such a program: it runs `wasmig::compile_child::main` when
     // given `wasmig::compile_child::ARG`. The plugin's steps are code, not declared SQL.

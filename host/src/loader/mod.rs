@@ -37,7 +37,7 @@ pub(crate) fn read_manifest(
     bytes: &[u8],
     sha: &str,
 ) -> std::result::Result<Manifest, String> {
-    let raw = match read_checked_declaration(runtime, bytes)? {
+    let raw = match read_checked_declaration(runtime, bytes, sha)? {
         Some(declaration) => declaration.manifest,
         None => {
             let loaded = load(runtime, path, bytes, sha, Purpose::Run)?;
@@ -52,14 +52,16 @@ pub(crate) fn read_manifest(
 }
 
 /// A plugin file's declaration, as [`read_declaration`], its component validated when it
-/// has one, by the runtime (in the compile child when there is one).
+/// has one, by the runtime (in the compile child when there is one). `sha` is the SHA-256
+/// of `bytes`.
 pub(crate) fn read_checked_declaration(
     runtime: &Runtime,
     bytes: &[u8],
+    sha: &str,
 ) -> std::result::Result<Option<declaration::Declaration>, String> {
     let declaration = read_declaration(bytes)?;
     if declaration.is_some() {
-        runtime.validate(bytes)?;
+        runtime.validate(bytes, sha)?;
     }
     Ok(declaration)
 }

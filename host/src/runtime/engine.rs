@@ -271,17 +271,31 @@ impl Runtime {
             optimizing,
             baseline,
             limits,
+            validated: Default::default(),
         })
     }
 
     /// Validates a component as compiling it would ([`crate::loader::validate`]), in the
-    /// compile child when there is one.
-    pub(crate) fn validate(&self, bytes: &[u8]) -> Result<(), String> {
+    /// compile child when there is one; once per content (`sha256` of `bytes`) for the
+    /// runtime's life.
+    pub(crate) fn validate(&self, bytes: &[u8], sha256: &str) -> Result<(), String> {
+        /// A bound on what the record of verdicts holds, whatever a server is shown.
+        const REMEMBERED: usize = 10_000;
+        let validated = || self.validated.lock().unwrap_or_else(|e| e.into_inner());
+        if validated().contains(sha256) {
+            return Ok(());
+        }
         let tier = self.optimizing.as_ref().or(self.baseline.as_ref());
         match tier.and_then(|t| t.child.as_ref()) {
             Some(child) => child.validate(&self.limits, bytes),
             None => crate::loader::validate(bytes),
+        }?;
+        let mut validated = validated();
+        if validated.len() >= REMEMBERED {
+            validated.clear();
         }
+        validated.insert(sha256.to_string());
+        Ok(())
     }
 
     /// Compiles a plugin file and checks that it is a migration plugin: a component of the

@@ -108,6 +108,9 @@ pub(crate) struct Runtime {
     /// Winch; `None` with [`Compiler::Cranelift`], and off x86-64.
     baseline: Option<Tier>,
     limits: Limits,
+    /// The SHA-256 of every component validated so far: a server asked for the status of a
+    /// plugin not yet applied validates it once, not at every request.
+    validated: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// A compiled plugin, ready to instantiate.
