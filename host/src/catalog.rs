@@ -15,8 +15,10 @@ pub(crate) struct PluginFile {
     pub sha256: String,
 }
 
-/// Lists every `*.wasm` file directly in `dir`, sorted by file name. A missing directory is
-/// an error.
+/// Lists every `*.wasm` entry directly in `dir`, sorted by file name. A missing directory is
+/// an error. Entries that are not regular files (a named pipe, a device, a link to nothing)
+/// are listed too: reading them reports what they are, where skipping them would make a
+/// plugin disappear from the plan without a word.
 pub(crate) fn scan(dir: &Path) -> crate::Result<Vec<PathBuf>> {
     let io = |source| Error::Io {
         what: "plugins directory",
@@ -26,7 +28,7 @@ pub(crate) fn scan(dir: &Path) -> crate::Result<Vec<PathBuf>> {
     let mut paths = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
-        if path.extension().is_some_and(|e| e == "wasm") && path.is_file() {
+        if path.extension().is_some_and(|e| e == "wasm") {
             paths.push(path);
         }
     }

@@ -36,6 +36,48 @@ fn a_file_that_is_not_webassembly() {
 }
 
 #[test]
+fn an_entry_that_is_not_a_regular_file() {
+    // A named pipe would block a reader, a device never ends, a link to nothing is a plugin
+    // gone: each is named, not skipped and not read.
+    refused(
+        "pipe.wasm",
+        |env| {
+            let path = env.plugins.join("pipe.wasm");
+            let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+            // SAFETY: mkfifo reads the NUL-terminated path it is given.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        },
+        "is not a regular file",
+    );
+    refused(
+        "zero.wasm",
+        |env| std::os::unix::fs::symlink("/dev/zero", env.plugins.join("zero.wasm")).unwrap(),
+        "is not a regular file",
+    );
+    let err = refused(
+        "gone.wasm",
+        |env| {
+            std::os::unix::fs::symlink(env.plugins.join("nowhere"), env.plugins.join("gone.wasm"))
+                .unwrap()
+        },
+        "No such file",
+    );
+    // `status` lists each as a problem (and says so in its exit status), with the rest.
+    let env = Env::new();
+    env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    std::os::unix::fs::symlink("/dev/zero", env.plugins.join("zero.wasm")).unwrap();
+    let out = env.run(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("zero.wasm")
+            && text.contains("is not a regular file")
+            && text.contains("\"accounts\""),
+        "{text}\n{err}"
+    );
+}
+
+#[test]
 fn a_core_module_instead_of_a_component() {
     refused(
         "core.wasm",
