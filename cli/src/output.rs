@@ -647,12 +647,26 @@ pub(crate) fn duration(us: i64) -> String {
 
 /// An error as the command line says it: the library's sentence, and what to do about it
 /// here (the flag that overrides a refusal, the policy lines to add).
+/// An error and its causes in one line, each cause once: the library's errors already say
+/// their cause (the operating system's error of an I/O error, for one), which is also their
+/// source.
 pub(crate) fn describe(e: &anyhow::Error) -> String {
-    match e.downcast_ref::<wasmig::Error>() {
-        // Alone, not under a context of the command line's.
-        Some(w) if e.chain().count() == 1 => describe_wasmig(w),
-        _ => format!("{e:#}"),
+    let mut text = String::new();
+    for (i, cause) in e.chain().enumerate() {
+        let part = match cause.downcast_ref::<wasmig::Error>() {
+            // At the top, not under a context of the command line's: with its hints.
+            Some(w) if i == 0 => describe_wasmig(w),
+            _ => cause.to_string(),
+        };
+        if part.is_empty() || text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
     }
+    text
 }
 
 pub(crate) fn describe_wasmig(e: &wasmig::Error) -> String {
