@@ -317,7 +317,7 @@ pub(crate) async fn run(
                 .map(|(next, loaded)| {
                     let (runtime, loaded) = (runtime.clone(), loaded.clone());
                     let label = crate::runtime::step_label(&next.plugin, &next.version.to_string());
-                    tokio::spawn(async move { runtime.instantiate_for_step(&loaded, &label).await })
+                    tokio::spawn(async move { runtime.instantiate_ahead(&loaded, &label).await })
                 });
             on_step(RunEvent::Started {
                 plugin: step.plugin.clone(),

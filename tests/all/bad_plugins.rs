@@ -507,6 +507,28 @@ fn what_a_plugins_instances_hold_in_the_host_counts_against_its_memory_limit() {
     );
     assert!(env.ledger().is_empty());
 
+    // Segments cost each instance a header even when empty: 20,000 of them, 60 instances.
+    let mut module = b"\0asm\x01\0\0\0".to_vec();
+    section(1, &[1, 0x60, 0, 0], &mut module);
+    section(3, &[1, 0], &mut module);
+    let mut segments = Vec::new();
+    crate::declared::leb128(20_000, &mut segments);
+    for _ in 0..20_000 {
+        segments.extend([0x01, 0x00, 0x00]); // passive, function indices, none
+    }
+    section(9, &segments, &mut module);
+    section(10, &[1, 2, 0, 0x0b], &mut module);
+    let env = Env::new();
+    env.add_bytes(
+        &with_module_instantiated(&base, &module, 60),
+        "accounts.wasm",
+    );
+    let err = env.fails(&["--no-cache", "up"]);
+    assert!(
+        err.contains("exceeded its memory limit of 64 MiB: its core modules, instantiated"),
+        "{err}"
+    );
+
     // The same module instantiated once, with 2,000 elements: what a plugin's own function
     // tables hold, and it applies.
     let mut module = b"\0asm\x01\0\0\0".to_vec();
@@ -524,6 +546,162 @@ fn what_a_plugins_instances_hold_in_the_host_counts_against_its_memory_limit() {
     );
     env.ok(&["--no-cache", "up"]);
     assert!(!env.ledger().is_empty());
+}
+
+#[test]
+fn a_trap_copies_no_function_names_into_the_host() {
+    // At a trap wasmtime would capture a backtrace, copying each frame's function name from
+    // the plugin's name section, which nothing bounds: a function of an 8 MiB name that
+    // recurses 30 deep, then traps, in a start function. The host captures no backtrace.
+    let name_bytes = 8 << 20;
+    let mut module = b"\0asm\x01\0\0\0".to_vec();
+    section(1, &[2, 0x60, 0, 0, 0x60, 1, 0x7f, 0], &mut module);
+    section(3, &[2, 0, 1], &mut module);
+    section(8, &[0], &mut module); // start: function 0
+    // Function 0 calls function 1 with 30; function 1 calls itself with one less, down to
+    // zero, where it traps.
+    let start = [0, 0x41, 30, 0x10, 1, 0x0b];
+    let recurse = [
+        0, 0x20, 0, 0x04, 0x40, 0x20, 0, 0x41, 1, 0x6b, 0x10, 1, 0x05, 0x00, 0x0b, 0x0b,
+    ];
+    let mut code = vec![2];
+    for body in [&start[..], &recurse[..]] {
+        leb128(body.len(), &mut code);
+        code.extend(body);
+    }
+    section(10, &code, &mut module);
+    let mut names = Vec::new();
+    leb128(4, &mut names);
+    names.extend(b"name");
+    let mut function_names = vec![1, 1]; // one naming: function 1
+    leb128(name_bytes, &mut function_names);
+    function_names.extend(std::iter::repeat_n(b'f', name_bytes));
+    names.push(1); // the function names subsection
+    leb128(function_names.len(), &mut names);
+    names.extend(&function_names);
+    section(0, &names, &mut module);
+    let bytes = with_instantiated_module(&std::fs::read(artifacts::ACCOUNTS_V1).unwrap(), &module);
+
+    let env = Env::new();
+    env.add_bytes(&bytes, "accounts.wasm");
+    let (status, peak_kib) = env.peak_memory(&["--no-cache", "status"]);
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        peak_kib < 120 * 1024,
+        "the host peaked at {} MiB",
+        peak_kib / 1024
+    );
+    let err = env.fails(&["up"]);
+    assert!(
+        err.contains("accounts.wasm") && err.contains("unreachable code reached"),
+        "{err}"
+    );
+    assert!(err.len() < 4096, "{} bytes of error", err.len());
+}
+
+#[test]
+fn nested_component_instances_are_counted_before_anything_is_compiled() {
+    // Each component instance takes state of its own in the store; a component that
+    // instantiates one that instantiates another multiplies them, from a few bytes.
+    let base = std::fs::read(artifacts::ACCOUNTS_V1).unwrap();
+    let components = components_defined(&base);
+    let nested = |inner: usize| {
+        // Empty, then three levels that each instantiate the one below `inner` times.
+        let mut c = b"\0asm\x0d\0\x01\0".to_vec();
+        for _ in 0..2 {
+            let mut outer = b"\0asm\x0d\0\x01\0".to_vec();
+            section(4, &c, &mut outer);
+            let mut instances = Vec::new();
+            leb128(inner, &mut instances);
+            for _ in 0..inner {
+                instances.extend([0x00, 0x00, 0x00]); // instantiate component 0, no arguments
+            }
+            section(5, &instances, &mut outer);
+            c = outer;
+        }
+        let mut bytes = base.clone();
+        section(4, &c, &mut bytes);
+        let mut instance = vec![1, 0x00];
+        leb128(components, &mut instance);
+        instance.push(0);
+        section(5, &instance, &mut bytes);
+        bytes
+    };
+    // 1 + 40 × (1 + 40) instances, and one more for the file's own.
+    let env = Env::new();
+    env.add_bytes(&nested(40), "accounts.wasm");
+    let err = env.fails(&["--no-cache", "up"]);
+    assert!(
+        err.contains("accounts.wasm: makes more than 1000 component instances"),
+        "{err}"
+    );
+    assert!(env.ledger().is_empty());
+    // 1 + 10 × (1 + 10): instantiated, and the plugin applies.
+    let env = Env::new();
+    env.add_bytes(&nested(10), "accounts.wasm");
+    env.ok(&["--no-cache", "up"]);
+    assert!(!env.ledger().is_empty());
+}
+
+/// The components a component defines at its top level (the index the next one gets).
+fn components_defined(component: &[u8]) -> usize {
+    let (mut at, mut components) = (8, 0);
+    while at < component.len() {
+        let id = component[at];
+        let (mut size, mut shift) = (0usize, 0);
+        at += 1;
+        loop {
+            let byte = component[at];
+            at += 1;
+            size |= usize::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        components += usize::from(id == 4);
+        at += size;
+    }
+    components
+}
+
+#[test]
+fn an_instance_made_ahead_of_its_step_takes_a_small_limit() {
+    // While a step runs, the plugin's next step gets its instance made: two stores at once,
+    // which must not hold twice the memory limit. A plugin of ten code steps whose start
+    // function fills 56 MiB: the instance made ahead fails its smaller limit, each step
+    // makes its own within the whole one, and every step runs.
+    let pages = 896; // 56 MiB
+    let mut body = vec![0x41, 0x00, 0x41, 0x01, 0x41];
+    sleb128(pages * 65536, &mut body);
+    body.extend([0xfc, 0x0b, 0x00, 0x0b]); // memory.fill, end
+    let mut module = b"\0asm\x01\0\0\0".to_vec();
+    section(1, &[1, 0x60, 0, 0], &mut module);
+    section(3, &[1, 0], &mut module);
+    let mut memory = vec![1, 0x00];
+    leb128(pages as usize, &mut memory);
+    section(5, &memory, &mut module);
+    section(8, &[0], &mut module);
+    let mut code = vec![1];
+    leb128(body.len() + 1, &mut code);
+    code.push(0);
+    code.extend(&body);
+    section(10, &code, &mut module);
+    let bytes = with_instantiated_module(
+        &std::fs::read(artifacts::BENCH_TEMPLATE10).unwrap(),
+        &module,
+    );
+    let env = Env::new();
+    env.add_bytes(&bytes, "template.wasm");
+    let (status, peak_kib) = env.peak_memory(&["--no-cache", "up"]);
+    assert!(status.success());
+    assert_eq!(env.ledger().len(), 10);
+    // One store of 56 MiB and the host's own: two stores of it would pass 110 MiB.
+    assert!(
+        peak_kib < 110 * 1024,
+        "the host peaked at {} MiB",
+        peak_kib / 1024
+    );
 }
 
 #[test]

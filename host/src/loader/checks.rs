@@ -77,6 +77,12 @@ pub(crate) const MAX_IMPORTS: u64 = 10_000;
 /// anything compiles.
 pub(crate) const MAX_GLOBALS: u64 = 10_000;
 
+/// The most component instances a plugin's component may make, nested ones included: each
+/// takes state of its own in the store (a handle table, its flags), and nesting multiplies
+/// them (a component that instantiates ten of one that instantiates ten…), so a small file
+/// could make millions. A plugin built from Rust makes two or three.
+pub(crate) const MAX_COMPONENT_INSTANCES: u64 = 1_000;
+
 /// The most locals a plugin's functions may declare in all (a declaration of thousands takes
 /// a few bytes, and each is a slot the compiled code sets up), and the deepest its blocks may
 /// nest in one function (the compiler holds a frame per level, and a level takes two bytes
@@ -127,11 +133,127 @@ struct CodeCounts {
     canon: u64,
     imports: u64,
     globals: u64,
+    instances: ComponentInstances,
+}
+
+/// The component instances a component makes when it is instantiated, read as its sections
+/// come: each component makes itself and what each of its `instantiate`s makes.
+#[derive(Default)]
+struct ComponentInstances {
+    /// One entry per component or module being read (`None`: a core module); a component's
+    /// entry holds what each component of its index space makes, and what it makes so far.
+    open: Vec<Option<(Vec<u64>, u64)>>,
+    /// The most any component read to its end makes: what a component that comes from an
+    /// import or another instance's export stands for (it can only be one of those).
+    heaviest: u64,
+}
+
+impl ComponentInstances {
+    fn add(&mut self, payload: &wasmparser::Payload<'_>) -> Result<(), String> {
+        use wasmparser::{
+            ComponentAlias, ComponentExternalKind, ComponentInstance, ComponentOuterAliasKind,
+            ComponentTypeRef, Encoding, Payload,
+        };
+        match payload {
+            Payload::Version { encoding, .. } => {
+                self.open
+                    .push((*encoding == Encoding::Component).then(|| (Vec::new(), 1)));
+                return Ok(());
+            }
+            Payload::End(_) => {
+                if let Some(Some((_, makes))) = self.open.pop() {
+                    self.heaviest = self.heaviest.max(makes);
+                    if let Some(Some((components, _))) = self.open.last_mut() {
+                        components.push(makes);
+                    }
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+        let heaviest = self.heaviest;
+        // An outer alias names a component of an enclosing one, by its index there.
+        let outer = |open: &[Option<(Vec<u64>, u64)>], count: u32, index: u32| {
+            let at = open.len().checked_sub(1 + count as usize)?;
+            open[at].as_ref()?.0.get(index as usize).copied()
+        };
+        let mut new = Vec::new();
+        let mut instantiated = Vec::new();
+        match payload {
+            Payload::ComponentAliasSection(reader) => {
+                for alias in reader.clone() {
+                    match alias.map_err(invalid)? {
+                        ComponentAlias::InstanceExport {
+                            kind: ComponentExternalKind::Component,
+                            ..
+                        } => new.push(heaviest),
+                        ComponentAlias::Outer {
+                            kind: ComponentOuterAliasKind::Component,
+                            count,
+                            index,
+                        } => new.push(outer(&self.open, count, index).unwrap_or(heaviest)),
+                        _ => {}
+                    }
+                }
+            }
+            Payload::ComponentImportSection(reader) => {
+                for import in reader.clone() {
+                    if let ComponentTypeRef::Component(_) = import.map_err(invalid)?.ty {
+                        new.push(heaviest);
+                    }
+                }
+            }
+            Payload::ComponentExportSection(reader) => {
+                for export in reader.clone() {
+                    let export = export.map_err(invalid)?;
+                    if export.kind == ComponentExternalKind::Component {
+                        instantiated.push(Err(export.index));
+                    }
+                }
+            }
+            Payload::ComponentInstanceSection(reader) => {
+                for instance in reader.clone() {
+                    if let ComponentInstance::Instantiate {
+                        component_index, ..
+                    } = instance.map_err(invalid)?
+                    {
+                        instantiated.push(Ok(component_index));
+                    }
+                }
+            }
+            _ => return Ok(()),
+        }
+        let Some(Some((components, makes))) = self.open.last_mut() else {
+            return Ok(());
+        };
+        components.extend(new);
+        for entry in instantiated {
+            match entry {
+                // An export is a new index for the component it exports.
+                Err(index) => {
+                    let weight = components.get(index as usize).copied().unwrap_or(heaviest);
+                    components.push(weight);
+                }
+                Ok(index) => {
+                    let weight = components.get(index as usize).copied().unwrap_or(heaviest);
+                    *makes = makes.saturating_add(weight);
+                    if *makes > MAX_COMPONENT_INSTANCES {
+                        return Err(format!(
+                            "makes more than {MAX_COMPONENT_INSTANCES} component instances, \
+                             nested ones included, more than wasmig instantiates for a plugin"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl CodeCounts {
     fn add(&mut self, payload: &wasmparser::Payload<'_>, bodies: bool) -> Result<(), String> {
         use wasmparser::{Operator, Payload};
+        self.instances.add(payload)?;
         match payload {
             Payload::FunctionSection(reader) => self.functions += u64::from(reader.count()),
             Payload::ComponentCanonicalSection(reader) => self.canon += u64::from(reader.count()),

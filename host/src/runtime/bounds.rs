@@ -41,6 +41,11 @@ impl StoreBounds {
         }
     }
 
+    /// Raises (or lowers) the limit, for a store made ahead of its call within a smaller one.
+    pub(crate) fn set_memory_limit(&mut self, memory_limit: usize) {
+        self.memory_limit = memory_limit;
+    }
+
     /// Whether the plugin's instances may be made at all: what they hold in the host beyond
     /// their memories must fit in the memory limit before any of them exists (an instance
     /// without a memory never asks the limiter).
@@ -62,13 +67,15 @@ impl StoreBounds {
 /// most, from the module's sections: wasmtime lays out, per instance, a slot for each
 /// import, each global, each function that can be referenced (exported, imported, named by
 /// an element segment or a constant expression), each data segment, each memory and table,
-/// and a copy of each passive element segment; 16 to 56 bytes each.
+/// and a copy of each passive element segment (its header and its elements); 16 to 64 bytes
+/// each.
 #[derive(Default)]
 struct ModuleState {
     imports: u64,
     globals: u64,
     referenced: u64,
     passive: u64,
+    element_segments: u64,
     segments: u64,
     definitions: u64,
 }
@@ -81,6 +88,7 @@ impl ModuleState {
             + 48 * self.globals
             + 32 * self.referenced
             + 16 * self.passive
+            + 64 * self.element_segments
             + 16 * self.segments
             + 64 * self.definitions
     }
@@ -123,6 +131,7 @@ pub(crate) fn instance_state(bytes: &[u8]) -> Result<usize, String> {
             Payload::MemorySection(reader) => module.definitions += u64::from(reader.count()),
             Payload::TagSection(reader) => module.definitions += u64::from(reader.count()),
             Payload::ElementSection(reader) => {
+                module.element_segments += u64::from(reader.count());
                 for element in reader {
                     let element = element.map_err(invalid)?;
                     let items = u64::from(match &element.items {

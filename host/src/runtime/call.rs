@@ -5,9 +5,12 @@
 use super::*;
 
 /// The most linear memory a plugin has while it answers `manifest()` (at most its step
-/// limit): a plugin's answer is small, and the host holds a copy of it several times its
-/// size in the plugin's memory.
+/// limit): a plugin's answer is small.
 const MANIFEST_MEMORY: usize = 64 << 20;
+
+/// The most linear memory (and instance state) an instance made ahead of its step may take
+/// while the step before it runs: a plugin built from Rust starts with one or two MiB.
+const AHEAD_MEMORY: usize = 16 << 20;
 
 /// The longest a plugin may take to answer `manifest()` (at most its step deadline): the
 /// answer is a list, and a plugin that has not yet been applied is asked again by every
@@ -58,6 +61,11 @@ pub(super) fn forward_output(state: &StepState) {
 pub(super) fn captured(pipe: &BoundedOutput) -> String {
     pipe.text()
 }
+
+/// The fuel of one call's copies from a plugin's memory into the host's ([`Store::set_hostcall_fuel`]):
+/// about the bytes copied, each string and list counted at its length and a few bytes more.
+/// `manifest()`'s answer of 10,000 steps takes a few megabytes.
+const HOSTCALL_FUEL: usize = 16 << 20;
 
 /// How much of a plugin's stderr goes into an error (a panic message is at its end).
 pub(super) const STDERR_IN_ERRORS: usize = 2048;
@@ -120,6 +128,12 @@ impl Runtime {
         };
         let mut store = Store::new(loaded.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
+        // What wasmtime copies out of the plugin's memory for one call (a string or list
+        // argument of a generated import, `manifest()`'s answer) is bounded by this fuel,
+        // not by the plugin's memory: a list of a million strings that all point at the
+        // same byte costs the host tens of bytes each. The `sql` imports read their
+        // arguments in place and take none of it.
+        store.set_hostcall_fuel(HOSTCALL_FUEL);
         store.set_epoch_deadline(self.deadline_ticks());
         store.epoch_deadline_trap();
         store
@@ -146,7 +160,7 @@ impl Runtime {
         label: &str,
     ) -> Result<RawManifest, String> {
         // The answer is copied out of the plugin's memory into the host's, list and texts,
-        // before its counts can be checked: this memory bounds what the host holds of it.
+        // before its counts can be checked: the store's hostcall fuel bounds that copy.
         let memory = self.limits.max_memory.min(MANIFEST_MEMORY);
         let deadline = self.limits.deadline.min(MANIFEST_DEADLINE);
         let mut store = self.store(loaded, label, None, memory);
@@ -197,6 +211,17 @@ impl Runtime {
     /// Instantiates a plugin in a fresh store for one call, with no SQL granted (a start
     /// function gets `access-denied`). The executor does this for a plugin's next step while
     /// the current one runs.
+    /// Instantiates the plugin for its next step while the current one runs, within
+    /// [`AHEAD_MEMORY`]: the current step's store may hold the whole memory limit, and the two
+    /// exist at once. [`Runtime::run_step`] makes the instance again, within the whole limit,
+    /// if this one failed.
+    pub(crate) async fn instantiate_ahead(&self, loaded: &Loaded, label: &str) -> Instantiated {
+        let memory = self.limits.max_memory.min(AHEAD_MEMORY);
+        let mut store = self.store(loaded, label, None, memory);
+        let instance = self.bounded(instantiate(loaded, &mut store)).await;
+        Instantiated { store, instance }
+    }
+
     pub(crate) async fn instantiate_for_step(&self, loaded: &Loaded, label: &str) -> Instantiated {
         let mut store = self.store(loaded, label, None, self.limits.max_memory);
         let instance = self.bounded(instantiate(loaded, &mut store)).await;
@@ -218,7 +243,14 @@ impl Runtime {
         let label = step_label(&access.plugin, version);
         let limits = self.sql_limits();
         let ready = match ready {
-            Some(ready) if ready.store.data().plugin == label => ready,
+            // Made ahead within a smaller limit: the step gets the whole one.
+            Some(mut ready) if ready.store.data().plugin == label && ready.instance.is_ok() => {
+                let state = ready.store.data_mut();
+                state.limits.set_memory_limit(self.limits.max_memory);
+                state.memory_limit = self.limits.max_memory;
+                ready
+            }
+            // Not made ahead, or it did not fit in that limit: made now, within the whole.
             _ => self.instantiate_for_step(loaded, &label).await,
         };
         let Instantiated {

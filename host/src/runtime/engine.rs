@@ -61,6 +61,10 @@ pub(super) fn engine_config(compiler: Compiler, max_stack: usize) -> Config {
         // segments 15 MiB apart: a 15 MiB image), so a small file would make a large
         // artifact for the host to load and cache.
         .memory_init_cow(false)
+        // No backtrace is captured at a trap: each frame would copy its function's name
+        // from the plugin's name section, which nothing bounds, and errors name the plugin,
+        // the step and the trap without it.
+        .wasm_backtrace_max_frames(None)
         .strategy(match compiler {
             Compiler::Winch => wasmtime::Strategy::Winch,
             _ => wasmtime::Strategy::Cranelift,
