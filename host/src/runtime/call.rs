@@ -251,7 +251,12 @@ impl Runtime {
                 ready
             }
             // Not made ahead, or it did not fit in that limit: made now, within the whole.
-            _ => self.instantiate_for_step(loaded, &label).await,
+            ready => {
+                if let Some(Err(e)) = ready.as_ref().map(|r| &r.instance) {
+                    tracing::debug!(plugin = %label, "the instance made ahead failed ({e}); made again");
+                }
+                self.instantiate_for_step(loaded, &label).await
+            }
         };
         let Instantiated {
             mut store,
