@@ -636,6 +636,36 @@ fn nested_component_instances_are_counted_before_anything_is_compiled() {
         "{err}"
     );
     assert!(env.ledger().is_empty());
+    // A component that imports a component and instantiates it counts as little as the
+    // file makes it look, and makes as many as its instantiator passes in (each level
+    // multiplies): refused, as is taking a component out of an instance's exports.
+    let empty = b"\0asm\x0d\0\x01\0".to_vec();
+    let mut importer = empty.clone();
+    section(7, &[1, 0x41, 0], &mut importer); // type 0: a component type of nothing
+    section(10, &[1, 0x00, 1, b'x', 0x04, 0], &mut importer); // import "x" (component 0)
+    let mut instances = Vec::new();
+    leb128(500, &mut instances);
+    for _ in 0..500 {
+        instances.extend([0x00, 0x00, 0x00]);
+    }
+    section(5, &instances, &mut importer);
+    let mut bytes = base.clone();
+    section(4, &importer, &mut bytes);
+    section(4, &empty, &mut bytes);
+    let mut instance = vec![1, 0x00];
+    leb128(components, &mut instance);
+    // with "x" = the empty component defined after it
+    instance.extend([1, 1, b'x', 0x04]);
+    leb128(components + 1, &mut instance);
+    section(5, &instance, &mut bytes);
+    let env = Env::new();
+    env.add_bytes(&bytes, "accounts.wasm");
+    let err = env.fails(&["--no-cache", "up"]);
+    assert!(
+        err.contains("accounts.wasm: imports a component, which wasmig does not instantiate"),
+        "{err}"
+    );
+
     // 1 + 10 × (1 + 10): instantiated, and the plugin applies.
     let env = Env::new();
     env.add_bytes(&nested(10), "accounts.wasm");

@@ -137,14 +137,19 @@ struct CodeCounts {
 }
 
 /// The component instances a component makes when it is instantiated, read as its sections
-/// come: each component makes itself and what each of its `instantiate`s makes.
+/// come: each component makes itself and what each of its `instantiate`s makes. The count
+/// holds because every component in an index space is known where it is instantiated: one
+/// defined in the file, or named by an outer alias or an export of one. A component that
+/// comes from elsewhere (imported, or taken from an instance's exports) is what its
+/// instantiator passes in, which the file could make weigh anything: such components are
+/// refused (what a plugin's toolchain makes has none).
 #[derive(Default)]
 struct ComponentInstances {
     /// One entry per component or module being read (`None`: a core module); a component's
     /// entry holds what each component of its index space makes, and what it makes so far.
     open: Vec<Option<(Vec<u64>, u64)>>,
-    /// The most any component read to its end makes: what a component that comes from an
-    /// import or another instance's export stands for (it can only be one of those).
+    /// The most any component read to its end makes: what an index out of range stands for
+    /// (validation refuses such a file anyway).
     heaviest: u64,
 }
 
@@ -186,7 +191,11 @@ impl ComponentInstances {
                         ComponentAlias::InstanceExport {
                             kind: ComponentExternalKind::Component,
                             ..
-                        } => new.push(heaviest),
+                        } => {
+                            return Err("takes a component from an instance's exports, which \
+                                 wasmig does not instantiate for a plugin"
+                                .to_string());
+                        }
                         ComponentAlias::Outer {
                             kind: ComponentOuterAliasKind::Component,
                             count,
@@ -199,7 +208,9 @@ impl ComponentInstances {
             Payload::ComponentImportSection(reader) => {
                 for import in reader.clone() {
                     if let ComponentTypeRef::Component(_) = import.map_err(invalid)?.ty {
-                        new.push(heaviest);
+                        return Err("imports a component, which wasmig does not instantiate \
+                             for a plugin"
+                            .to_string());
                     }
                 }
             }
