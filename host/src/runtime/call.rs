@@ -62,10 +62,13 @@ pub(super) fn captured(pipe: &BoundedOutput) -> String {
     pipe.text()
 }
 
-/// The fuel of one call's copies from a plugin's memory into the host's ([`Store::set_hostcall_fuel`]):
-/// about the bytes copied, each string and list counted at its length and a few bytes more.
-/// `manifest()`'s answer of 10,000 steps takes a few megabytes.
-const HOSTCALL_FUEL: usize = 16 << 20;
+/// The fuel of one call's copies from a plugin's memory into the host's
+/// ([`Store::set_hostcall_fuel`]): about the bytes copied, each string and list counted at
+/// its length and a few bytes more. A step's call may pass a statement of the longest the
+/// host runs, with the rest of its arguments; `manifest()`'s answer of 10,000 steps takes a
+/// few megabytes.
+const HOSTCALL_FUEL: usize = 2 * crate::store::MAX_STATEMENT_BYTES;
+const MANIFEST_FUEL: usize = 16 << 20;
 
 /// How much of a plugin's stderr goes into an error (a panic message is at its end).
 pub(super) const STDERR_IN_ERRORS: usize = 2048;
@@ -164,6 +167,7 @@ impl Runtime {
         let memory = self.limits.max_memory.min(MANIFEST_MEMORY);
         let deadline = self.limits.deadline.min(MANIFEST_DEADLINE);
         let mut store = self.store(loaded, label, None, memory);
+        store.set_hostcall_fuel(MANIFEST_FUEL);
         store.set_epoch_deadline((deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64);
         let result = self
             .bounded_for(deadline, async {
