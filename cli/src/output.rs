@@ -645,26 +645,29 @@ pub(crate) fn duration(us: i64) -> String {
     }
 }
 
-/// An error as the command line says it: the library's sentence, and what to do about it
-/// here (the flag that overrides a refusal, the policy lines to add).
-/// An error and its causes in one line, each cause once: the library's errors already say
-/// their cause (the operating system's error of an I/O error, for one), which is also their
-/// source.
+/// An error as the command line says it, in one line: the library's sentence, what to do
+/// about it here (the flag that overrides a refusal, the policy lines to add), and its
+/// causes, each once (the library's errors already say their cause, the operating system's
+/// error of an I/O error for one, which is also their source).
 pub(crate) fn describe(e: &anyhow::Error) -> String {
-    let mut text = String::new();
+    let (mut text, mut previous) = (String::new(), String::new());
     for (i, cause) in e.chain().enumerate() {
+        let own = cause.to_string();
+        // A cause its error's message ends with is said already.
+        if own.is_empty() || (i > 0 && previous.ends_with(&own)) {
+            previous = own;
+            continue;
+        }
         let part = match cause.downcast_ref::<wasmig::Error>() {
             // At the top, not under a context of the command line's: with its hints.
             Some(w) if i == 0 => describe_wasmig(w),
-            _ => cause.to_string(),
+            _ => own.clone(),
         };
-        if part.is_empty() || text.contains(&part) {
-            continue;
-        }
         if !text.is_empty() {
             text.push_str(": ");
         }
         text.push_str(&part);
+        previous = own;
     }
     text
 }

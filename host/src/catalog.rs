@@ -15,10 +15,10 @@ pub(crate) struct PluginFile {
     pub sha256: String,
 }
 
-/// Lists every `*.wasm` entry directly in `dir`, sorted by file name. A missing directory is
-/// an error. Entries that are not regular files (a named pipe, a device, a link to nothing)
-/// are listed too: reading them reports what they are, where skipping them would make a
-/// plugin disappear from the plan without a word.
+/// Lists every `*.wasm` entry directly in `dir` but directories, sorted by file name. A
+/// missing directory is an error. Entries that are not regular files (a named pipe, a
+/// device, a link to nothing) are listed too: reading them reports what they are, where
+/// skipping them would make a plugin disappear from the plan without a word.
 pub(crate) fn scan(dir: &Path) -> crate::Result<Vec<PathBuf>> {
     let io = |source| Error::Io {
         what: "plugins directory",
@@ -27,8 +27,11 @@ pub(crate) fn scan(dir: &Path) -> crate::Result<Vec<PathBuf>> {
     };
     let mut paths = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
-        if path.extension().is_some_and(|e| e == "wasm") {
+        let entry = entry.map_err(io)?;
+        let path = entry.path();
+        // The entry itself, not what a link names: a link to nothing is listed.
+        let directory = entry.file_type().is_ok_and(|t| t.is_dir());
+        if path.extension().is_some_and(|e| e == "wasm") && !directory {
             paths.push(path);
         }
     }

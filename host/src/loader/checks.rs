@@ -136,8 +136,10 @@ struct CodeCounts {
     instances: ComponentInstances,
 }
 
-/// The component instances a component makes when it is instantiated, read as its sections
-/// come: each component makes itself and what each of its `instantiate`s makes. The count
+/// The component instances a component makes when it is instantiated, and the canonical
+/// functions they hold, read as its sections come: each component makes itself and what each
+/// of its `instantiate`s makes (wasmtime inlines a nested component's canonical functions
+/// into each of its instances, so [`MAX_CANON`] holds for them all). The count
 /// holds because every component in an index space is known where it is instantiated: one
 /// defined in the file, or named by an outer alias or an export of one. A component that
 /// comes from elsewhere (imported, or taken from an instance's exports) is what its
@@ -147,10 +149,26 @@ struct CodeCounts {
 struct ComponentInstances {
     /// One entry per component or module being read (`None`: a core module); a component's
     /// entry holds what each component of its index space makes, and what it makes so far.
-    open: Vec<Option<(Vec<u64>, u64)>>,
+    open: Vec<Option<(Vec<Weight>, Weight)>>,
     /// The most any component read to its end makes: what an index out of range stands for
     /// (validation refuses such a file anyway).
-    heaviest: u64,
+    heaviest: Weight,
+}
+
+/// What instantiating a component makes: component instances, and canonical functions.
+#[derive(Default, Clone, Copy)]
+struct Weight {
+    instances: u64,
+    canon: u64,
+}
+
+impl Weight {
+    fn max(self, other: Weight) -> Weight {
+        Weight {
+            instances: self.instances.max(other.instances),
+            canon: self.canon.max(other.canon),
+        }
+    }
 }
 
 impl ComponentInstances {
@@ -161,8 +179,12 @@ impl ComponentInstances {
         };
         match payload {
             Payload::Version { encoding, .. } => {
+                let itself = Weight {
+                    instances: 1,
+                    canon: 0,
+                };
                 self.open
-                    .push((*encoding == Encoding::Component).then(|| (Vec::new(), 1)));
+                    .push((*encoding == Encoding::Component).then(|| (Vec::new(), itself)));
                 return Ok(());
             }
             Payload::End(_) => {
@@ -178,13 +200,15 @@ impl ComponentInstances {
         }
         let heaviest = self.heaviest;
         // An outer alias names a component of an enclosing one, by its index there.
-        let outer = |open: &[Option<(Vec<u64>, u64)>], count: u32, index: u32| {
+        let outer = |open: &[Option<(Vec<Weight>, Weight)>], count: u32, index: u32| {
             let at = open.len().checked_sub(1 + count as usize)?;
             open[at].as_ref()?.0.get(index as usize).copied()
         };
         let mut new = Vec::new();
         let mut instantiated = Vec::new();
+        let mut canon = 0;
         match payload {
+            Payload::ComponentCanonicalSection(reader) => canon = u64::from(reader.count()),
             Payload::ComponentAliasSection(reader) => {
                 for alias in reader.clone() {
                     match alias.map_err(invalid)? {
@@ -238,6 +262,7 @@ impl ComponentInstances {
             return Ok(());
         };
         components.extend(new);
+        makes.canon = makes.canon.saturating_add(canon);
         for entry in instantiated {
             match entry {
                 // An export is a new index for the component it exports.
@@ -247,8 +272,9 @@ impl ComponentInstances {
                 }
                 Ok(index) => {
                     let weight = components.get(index as usize).copied().unwrap_or(heaviest);
-                    *makes = makes.saturating_add(weight);
-                    if *makes > MAX_COMPONENT_INSTANCES {
+                    makes.instances = makes.instances.saturating_add(weight.instances);
+                    makes.canon = makes.canon.saturating_add(weight.canon);
+                    if makes.instances > MAX_COMPONENT_INSTANCES {
                         return Err(format!(
                             "makes more than {MAX_COMPONENT_INSTANCES} component instances, \
                              nested ones included, more than wasmig instantiates for a plugin"
@@ -256,6 +282,12 @@ impl ComponentInstances {
                     }
                 }
             }
+        }
+        if makes.canon > MAX_CANON {
+            return Err(format!(
+                "makes more than {MAX_CANON} canonical functions, those of each instance of \
+                 its nested components included, more than wasmig compiles for a plugin"
+            ));
         }
         Ok(())
     }

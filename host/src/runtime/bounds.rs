@@ -29,6 +29,9 @@ pub(crate) struct StoreBounds {
     memory: usize,
     /// Table elements the store holds, all its tables together.
     elements: usize,
+    /// Whether the limiter has refused something (memory, table elements, the instances'
+    /// state): a store made ahead within a smaller limit is made again within the whole one.
+    refused: bool,
 }
 
 impl StoreBounds {
@@ -38,7 +41,13 @@ impl StoreBounds {
             instance_state,
             memory: instance_state,
             elements: 0,
+            refused: false,
         }
+    }
+
+    /// Whether the limiter has refused anything to this store.
+    pub(crate) fn refused(&self) -> bool {
+        self.refused
     }
 
     /// Raises (or lowers) the limit, for a store made ahead of its call within a smaller one.
@@ -49,8 +58,9 @@ impl StoreBounds {
     /// Whether the plugin's instances may be made at all: what they hold in the host beyond
     /// their memories must fit in the memory limit before any of them exists (an instance
     /// without a memory never asks the limiter).
-    pub(crate) fn check_instance_state(&self) -> Result<(), String> {
+    pub(crate) fn check_instance_state(&mut self) -> Result<(), String> {
         if self.instance_state > self.memory_limit {
+            self.refused = true;
             return Err(format!(
                 "exceeded its memory limit of {} MiB: its core modules, instantiated up to \
                  {INSTANCES} times, would hold up to {} MiB in the host (a slot for each \
@@ -161,8 +171,9 @@ impl ResourceLimiter for StoreBounds {
         // A memory's own maximum is wasmtime's to enforce (then `memory_grow_failed`).
         let total = (self.memory - current.min(self.memory)).saturating_add(desired);
         if total > self.memory_limit {
+            self.refused = true;
             // "growing memory" is what `describe_trap` reads as the memory limit.
-            let memories = total - self.instance_state;
+            let memories = total.saturating_sub(self.instance_state);
             if self.instance_state >= 1 << 20 {
                 wasmtime::bail!(
                     "growing memory to {memories} bytes in all the plugin's memories, with up \
@@ -188,6 +199,7 @@ impl ResourceLimiter for StoreBounds {
     ) -> wasmtime::Result<bool> {
         let total = (self.elements - current.min(self.elements)).saturating_add(desired);
         if total > TABLE_ELEMENTS {
+            self.refused = true;
             wasmtime::bail!(
                 "growing tables to {total} elements in all, past the {TABLE_ELEMENTS} a plugin \
                  may hold"
@@ -240,5 +252,6 @@ mod tests {
         assert!(b.memory_growing(0, 20, None).is_err());
         assert!(b.memory_growing(0, 10, None).unwrap());
         assert!(StoreBounds::new(100, 101).check_instance_state().is_err());
+        assert!(b.refused());
     }
 }

@@ -62,12 +62,13 @@ pub(super) fn captured(pipe: &BoundedOutput) -> String {
     pipe.text()
 }
 
-/// The fuel of one call's copies from a plugin's memory into the host's
+/// The fuel of `manifest()`'s copy out of the plugin's memory into the host's
 /// ([`Store::set_hostcall_fuel`]): about the bytes copied, each string and list counted at
-/// its length and a few bytes more. A step's call may pass a statement of the longest the
-/// host runs, with the rest of its arguments; `manifest()`'s answer of 10,000 steps takes a
-/// few megabytes.
-const HOSTCALL_FUEL: usize = 2 * crate::store::MAX_STATEMENT_BYTES;
+/// its length and a few bytes more, whatever the plugin's memory holds (a list of a million
+/// strings that all point at one byte costs the host tens of bytes each). An answer of
+/// 10,000 steps takes a few megabytes. A step's calls keep wasmtime's default, which the
+/// `sql` imports' handles to their arguments (read in place, not copied) are charged against
+/// too.
 const MANIFEST_FUEL: usize = 16 << 20;
 
 /// How much of a plugin's stderr goes into an error (a panic message is at its end).
@@ -92,7 +93,7 @@ async fn instantiate(
     loaded: &Loaded,
     store: &mut Store<StepState>,
 ) -> wasmtime::Result<bindings::MigrationPlugin> {
-    if let Err(e) = store.data().limits.check_instance_state() {
+    if let Err(e) = store.data_mut().limits.check_instance_state() {
         wasmtime::bail!("{e}");
     }
     loaded.pre.instantiate_async(store).await
@@ -131,12 +132,6 @@ impl Runtime {
         };
         let mut store = Store::new(loaded.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
-        // What wasmtime copies out of the plugin's memory for one call (a string or list
-        // argument of a generated import, `manifest()`'s answer) is bounded by this fuel,
-        // not by the plugin's memory: a list of a million strings that all point at the
-        // same byte costs the host tens of bytes each. The `sql` imports read their
-        // arguments in place and take none of it.
-        store.set_hostcall_fuel(HOSTCALL_FUEL);
         store.set_epoch_deadline(self.deadline_ticks());
         store.epoch_deadline_trap();
         store
@@ -212,13 +207,10 @@ impl Runtime {
         }
     }
 
-    /// Instantiates a plugin in a fresh store for one call, with no SQL granted (a start
-    /// function gets `access-denied`). The executor does this for a plugin's next step while
-    /// the current one runs.
     /// Instantiates the plugin for its next step while the current one runs, within
     /// [`AHEAD_MEMORY`]: the current step's store may hold the whole memory limit, and the two
     /// exist at once. [`Runtime::run_step`] makes the instance again, within the whole limit,
-    /// if this one failed.
+    /// if this one did not fit.
     pub(crate) async fn instantiate_ahead(&self, loaded: &Loaded, label: &str) -> Instantiated {
         let memory = self.limits.max_memory.min(AHEAD_MEMORY);
         let mut store = self.store(loaded, label, None, memory);
@@ -226,6 +218,8 @@ impl Runtime {
         Instantiated { store, instance }
     }
 
+    /// Instantiates a plugin in a fresh store for one call, with no SQL granted (a start
+    /// function gets `access-denied`).
     pub(crate) async fn instantiate_for_step(&self, loaded: &Loaded, label: &str) -> Instantiated {
         let mut store = self.store(loaded, label, None, self.limits.max_memory);
         let instance = self.bounded(instantiate(loaded, &mut store)).await;
@@ -247,18 +241,23 @@ impl Runtime {
         let label = step_label(&access.plugin, version);
         let limits = self.sql_limits();
         let ready = match ready {
-            // Made ahead within a smaller limit: the step gets the whole one.
-            Some(mut ready) if ready.store.data().plugin == label && ready.instance.is_ok() => {
+            // Made ahead within a smaller limit: the step gets the whole one. One that failed
+            // for another reason (a trap in its start function) is the step's failure.
+            Some(mut ready)
+                if ready.store.data().plugin == label && !ready.store.data().limits.refused() =>
+            {
                 let state = ready.store.data_mut();
                 state.limits.set_memory_limit(self.limits.max_memory);
                 state.memory_limit = self.limits.max_memory;
                 ready
             }
-            // Not made ahead, or it did not fit in that limit: made now, within the whole.
+            // Not made ahead, or it did not fit in that limit: made now, within the whole one,
+            // once the store made ahead is gone.
             ready => {
                 if let Some(Err(e)) = ready.as_ref().map(|r| &r.instance) {
-                    tracing::debug!(plugin = %label, "the instance made ahead failed ({e}); made again");
+                    tracing::debug!(plugin = %label, "the instance made ahead did not fit ({e}); made again");
                 }
+                drop(ready);
                 self.instantiate_for_step(loaded, &label).await
             }
         };
@@ -377,7 +376,7 @@ impl Runtime {
             }
             Some(trap) => format!("trapped: {trap}"),
             None => {
-                // The root cause, without the wasm backtrace wasmtime wraps around it.
+                // The root cause, without the context wasmtime wraps around it.
                 let cause = e.root_cause().to_string();
                 if cause.contains("growing memory") {
                     format!(

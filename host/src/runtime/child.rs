@@ -553,25 +553,22 @@ fn limit(resource: Resource, soft: u64, hard: u64) -> Result<(), String> {
 #[cfg(target_os = "linux")]
 fn without_sigpipe(write: impl FnOnce()) {
     // SAFETY: each sigset_t is initialized by sigemptyset or filled by the call it is given
-    // to; pthread_sigmask, sigpending and sigtimedwait act on this thread's signals only.
+    // to; pthread_sigmask changes this thread's mask only, and sigtimedwait takes a pending
+    // SIGPIPE (this thread's first, which is the one the write raised) without a handler.
     unsafe {
         let mut pipe: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut pipe);
         libc::sigaddset(&mut pipe, libc::SIGPIPE);
         let mut old: libc::sigset_t = std::mem::zeroed();
         libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
-        // One already pending was someone else's: leave it.
-        let mut pending: libc::sigset_t = std::mem::zeroed();
-        libc::sigpending(&mut pending);
-        let was_pending = libc::sigismember(&pending, libc::SIGPIPE) == 1;
         write();
-        if !was_pending {
-            let now = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            while libc::sigtimedwait(&pipe, std::ptr::null_mut(), &now) == libc::SIGPIPE {}
-        }
+        // Every pending SIGPIPE is taken: one left pending would be delivered when the mask
+        // is restored, and end a program that keeps the default.
+        let now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        while libc::sigtimedwait(&pipe, std::ptr::null_mut(), &now) == libc::SIGPIPE {}
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
     }
 }
