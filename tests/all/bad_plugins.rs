@@ -376,23 +376,7 @@ fn with_instantiated_module(component: &[u8], module: &[u8]) -> Vec<u8> {
 /// `component` with `module` added and instantiated `times` times at its top level.
 fn with_module_instantiated(component: &[u8], module: &[u8], times: usize) -> Vec<u8> {
     // The index the module gets: the core modules the component defines before it.
-    let (mut at, mut modules) = (8, 0);
-    while at < component.len() {
-        let id = component[at];
-        let (mut size, mut shift) = (0usize, 0);
-        at += 1;
-        loop {
-            let byte = component[at];
-            at += 1;
-            size |= usize::from(byte & 0x7f) << shift;
-            shift += 7;
-            if byte & 0x80 == 0 {
-                break;
-            }
-        }
-        modules += usize::from(id == 1);
-        at += size;
-    }
+    let modules = sections(component, 1);
     let mut bytes = component.to_vec();
     section(1, module, &mut bytes);
     let mut instances = Vec::new();
@@ -604,7 +588,7 @@ fn nested_component_instances_are_counted_before_anything_is_compiled() {
     // Each component instance takes state of its own in the store; a component that
     // instantiates one that instantiates another multiplies them, from a few bytes.
     let base = std::fs::read(artifacts::ACCOUNTS_V1).unwrap();
-    let components = components_defined(&base);
+    let components = sections(&base, 4);
     let nested = |inner: usize| {
         // Empty, then two levels that each instantiate the one below `inner` times.
         let mut c = b"\0asm\x0d\0\x01\0".to_vec();
@@ -728,11 +712,12 @@ fn nested_component_instances_are_counted_before_anything_is_compiled() {
     assert!(!env.ledger().is_empty());
 }
 
-/// The components a component defines at its top level (the index the next one gets).
-fn components_defined(component: &[u8]) -> usize {
-    let (mut at, mut components) = (8, 0);
+/// How many sections of `id` a component has at its top level: with 1 (core modules) or 4
+/// (components), the index the next one defined gets.
+fn sections(component: &[u8], id: u8) -> usize {
+    let (mut at, mut found) = (8, 0);
     while at < component.len() {
-        let id = component[at];
+        let this = component[at];
         let (mut size, mut shift) = (0usize, 0);
         at += 1;
         loop {
@@ -744,10 +729,10 @@ fn components_defined(component: &[u8]) -> usize {
                 break;
             }
         }
-        components += usize::from(id == 4);
+        found += usize::from(this == id);
         at += size;
     }
-    components
+    found
 }
 
 #[test]
