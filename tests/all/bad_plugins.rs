@@ -379,14 +379,8 @@ fn with_module_instantiated(component: &[u8], module: &[u8], times: usize) -> Ve
     let modules = sections(component, 1);
     let mut bytes = component.to_vec();
     section(1, module, &mut bytes);
-    let mut instances = Vec::new();
-    crate::declared::leb128(times, &mut instances);
-    for _ in 0..times {
-        instances.push(0x00);
-        crate::declared::leb128(modules, &mut instances);
-        instances.push(0); // no arguments
-    }
-    section(2, &instances, &mut bytes);
+    // A core instance section encodes `instantiate` as a component instance section does.
+    section(2, &instantiations(modules, times), &mut bytes);
     bytes
 }
 
@@ -591,68 +585,49 @@ fn nested_component_instances_are_counted_before_anything_is_compiled() {
     let components = sections(&base, 4);
     let nested = |inner: usize| {
         // Empty, then two levels that each instantiate the one below `inner` times.
-        let mut c = b"\0asm\x0d\0\x01\0".to_vec();
+        let mut c = EMPTY_COMPONENT.to_vec();
         for _ in 0..2 {
-            let mut outer = b"\0asm\x0d\0\x01\0".to_vec();
+            let mut outer = EMPTY_COMPONENT.to_vec();
             section(4, &c, &mut outer);
-            let mut instances = Vec::new();
-            leb128(inner, &mut instances);
-            for _ in 0..inner {
-                instances.extend([0x00, 0x00, 0x00]); // instantiate component 0, no arguments
-            }
-            section(5, &instances, &mut outer);
+            section(5, &instantiations(0, inner), &mut outer);
             c = outer;
         }
-        let mut bytes = base.clone();
-        section(4, &c, &mut bytes);
-        let mut instance = vec![1, 0x00];
-        leb128(components, &mut instance);
-        instance.push(0);
-        section(5, &instance, &mut bytes);
-        bytes
+        with_component_instantiated(&base, &c)
+    };
+    let refused = |bytes: &[u8], cause: &str| {
+        let env = Env::new();
+        env.add_bytes(bytes, "accounts.wasm");
+        let err = env.fails(&["--no-cache", "up"]);
+        assert!(err.contains(&format!("accounts.wasm: {cause}")), "{err}");
+        assert!(env.ledger().is_empty());
     };
     // 1 + 40 × (1 + 40) instances, and one more for the file's own.
-    let env = Env::new();
-    env.add_bytes(&nested(40), "accounts.wasm");
-    let err = env.fails(&["--no-cache", "up"]);
-    assert!(
-        err.contains("accounts.wasm: makes more than 1000 component instances"),
-        "{err}"
-    );
-    assert!(env.ledger().is_empty());
+    refused(&nested(40), "makes more than 1000 component instances");
+
     // A component that imports a component and instantiates it counts as little as the
     // file makes it look, and makes as many as its instantiator passes in (each level
     // multiplies): refused, as is taking a component out of an instance's exports.
-    let empty = b"\0asm\x0d\0\x01\0".to_vec();
-    let mut importer = empty.clone();
+    let mut importer = EMPTY_COMPONENT.to_vec();
     section(7, &[1, 0x41, 0], &mut importer); // type 0: a component type of nothing
     section(10, &[1, 0x00, 1, b'x', 0x04, 0], &mut importer); // import "x" (component 0)
-    let mut instances = Vec::new();
-    leb128(500, &mut instances);
-    for _ in 0..500 {
-        instances.extend([0x00, 0x00, 0x00]);
-    }
-    section(5, &instances, &mut importer);
+    section(5, &instantiations(0, 500), &mut importer);
     let mut bytes = base.clone();
     section(4, &importer, &mut bytes);
-    section(4, &empty, &mut bytes);
+    section(4, EMPTY_COMPONENT, &mut bytes);
     let mut instance = vec![1, 0x00];
     leb128(components, &mut instance);
     // with "x" = the empty component defined after it
     instance.extend([1, 1, b'x', 0x04]);
     leb128(components + 1, &mut instance);
     section(5, &instance, &mut bytes);
-    let env = Env::new();
-    env.add_bytes(&bytes, "accounts.wasm");
-    let err = env.fails(&["--no-cache", "up"]);
-    assert!(
-        err.contains("accounts.wasm: imports a component, which wasmig does not instantiate"),
-        "{err}"
+    refused(
+        &bytes,
+        "imports a component, which wasmig does not instantiate",
     );
 
     // A component wasmtime inlines into each of its instances brings its canonical
     // functions into each: 60 in a component instantiated 100 times are 6,000.
-    let mut inner = empty.clone();
+    let mut inner = EMPTY_COMPONENT.to_vec();
     section(7, &[1, 0x3f, 0x7f, 0x00], &mut inner); // type 0: a resource of an i32
     let mut canon = Vec::new();
     leb128(60, &mut canon);
@@ -660,49 +635,26 @@ fn nested_component_instances_are_counted_before_anything_is_compiled() {
         canon.extend([0x02, 0x00]); // resource.new of type 0
     }
     section(8, &canon, &mut inner);
-    let mut middle = empty.clone();
+    let mut middle = EMPTY_COMPONENT.to_vec();
     section(4, &inner, &mut middle);
-    let mut instances = Vec::new();
-    leb128(100, &mut instances);
-    for _ in 0..100 {
-        instances.extend([0x00, 0x00, 0x00]);
-    }
-    section(5, &instances, &mut middle);
-    let mut bytes = base.clone();
-    section(4, &middle, &mut bytes);
-    let mut instance = vec![1, 0x00];
-    leb128(components, &mut instance);
-    instance.push(0);
-    section(5, &instance, &mut bytes);
-    let env = Env::new();
-    env.add_bytes(&bytes, "accounts.wasm");
-    let err = env.fails(&["--no-cache", "up"]);
-    assert!(
-        err.contains("accounts.wasm: makes more than 5000 canonical functions"),
-        "{err}"
+    section(5, &instantiations(0, 100), &mut middle);
+    refused(
+        &with_component_instantiated(&base, &middle),
+        "makes more than 5000 canonical functions",
     );
 
     // A component taken out of another instance's exports.
-    let mut exporter = empty.clone();
-    section(4, &empty, &mut exporter);
+    let mut exporter = EMPTY_COMPONENT.to_vec();
+    section(4, EMPTY_COMPONENT, &mut exporter);
     section(11, &[1, 0x00, 1, b'q', 0x04, 0x00, 0x00], &mut exporter); // export "q" (component 0)
-    let mut wrapper = empty.clone();
+    let mut wrapper = EMPTY_COMPONENT.to_vec();
     section(4, &exporter, &mut wrapper);
-    section(5, &[1, 0x00, 0x00, 0x00], &mut wrapper); // instance 0: the exporter
+    section(5, &instantiations(0, 1), &mut wrapper); // instance 0: the exporter
     section(6, &[1, 0x04, 0x00, 0x00, 1, b'q'], &mut wrapper); // component 1: its "q"
-    section(5, &[1, 0x00, 0x01, 0x00], &mut wrapper);
-    let mut bytes = base.clone();
-    section(4, &wrapper, &mut bytes);
-    let mut instance = vec![1, 0x00];
-    leb128(components, &mut instance);
-    instance.push(0);
-    section(5, &instance, &mut bytes);
-    let env = Env::new();
-    env.add_bytes(&bytes, "accounts.wasm");
-    let err = env.fails(&["--no-cache", "up"]);
-    assert!(
-        err.contains("accounts.wasm: takes a component from an instance's exports"),
-        "{err}"
+    section(5, &instantiations(1, 1), &mut wrapper);
+    refused(
+        &with_component_instantiated(&base, &wrapper),
+        "takes a component from an instance's exports",
     );
 
     // 1 + 10 × (1 + 10): instantiated, and the plugin applies.
@@ -710,6 +662,31 @@ fn nested_component_instances_are_counted_before_anything_is_compiled() {
     env.add_bytes(&nested(10), "accounts.wasm");
     env.ok(&["--no-cache", "up"]);
     assert!(!env.ledger().is_empty());
+}
+
+/// A component with nothing in it.
+const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";
+
+/// An instance section (core or component) that instantiates module or component `index`
+/// `times` times, without arguments.
+fn instantiations(index: usize, times: usize) -> Vec<u8> {
+    let mut instances = Vec::new();
+    leb128(times, &mut instances);
+    for _ in 0..times {
+        instances.push(0x00);
+        leb128(index, &mut instances);
+        instances.push(0);
+    }
+    instances
+}
+
+/// `component` with `nested` added as a component and instantiated once at its top level.
+fn with_component_instantiated(component: &[u8], nested: &[u8]) -> Vec<u8> {
+    let index = sections(component, 4);
+    let mut bytes = component.to_vec();
+    section(4, nested, &mut bytes);
+    section(5, &instantiations(index, 1), &mut bytes);
+    bytes
 }
 
 /// How many sections of `id` a component has at its top level: with 1 (core modules) or 4
