@@ -460,70 +460,78 @@ fn what_a_plugins_instances_hold_in_the_host_counts_against_its_memory_limit() {
     // element segment (16 bytes an element) and a slot for each function that can be
     // referenced, whatever its linear memory: one module of a 30,000-element segment,
     // instantiated 60 times, holds about 29 MiB that no memory limit sees, and the cost grows
-    // with the segment. Counted from the file, for the 64 instances a store allows, before
-    // anything is instantiated: past `manifest()`'s 64 MiB.
+    // with the segment. Counted from the file, instance by instance, before anything is
+    // instantiated: past `manifest()`'s 64 MiB.
     let base = std::fs::read(artifacts::ACCOUNTS_V1).unwrap();
-    let elements = 30_000;
-    let mut module = b"\0asm\x01\0\0\0".to_vec();
-    section(1, &[1, 0x60, 0, 0], &mut module);
-    section(3, &[1, 0], &mut module);
-    let mut segment = vec![1, 0x01, 0x00]; // one passive segment of function indices
-    crate::declared::leb128(elements, &mut segment);
-    segment.extend(std::iter::repeat_n(0u8, elements));
-    section(9, &segment, &mut module);
-    section(10, &[1, 2, 0, 0x0b], &mut module);
-    let bytes = with_module_instantiated(&base, &module, 60);
-
-    let env = Env::new();
-    env.add_bytes(&bytes, "accounts.wasm");
-    let err = env.fails(&["--no-cache", "up"]);
-    assert!(
-        err.contains("accounts.wasm")
-            && err.contains("exceeded its memory limit of 64 MiB: its core modules, instantiated")
-            && err.contains("would hold up to 88 MiB in the host"),
-        "{err}"
+    let passive = |elements: usize| {
+        let mut module = b"\0asm\x01\0\0\0".to_vec();
+        section(1, &[1, 0x60, 0, 0], &mut module);
+        section(3, &[1, 0], &mut module);
+        let mut segment = vec![1, 0x01, 0x00]; // one passive segment of function indices
+        leb128(elements, &mut segment);
+        segment.extend(std::iter::repeat_n(0u8, elements));
+        section(9, &segment, &mut module);
+        section(10, &[1, 2, 0, 0x0b], &mut module);
+        module
+    };
+    let refused = |bytes: &[u8], cause: &str| {
+        let env = Env::new();
+        env.add_bytes(bytes, "accounts.wasm");
+        let err = env.fails(&["--no-cache", "up"]);
+        assert!(
+            err.contains("accounts.wasm")
+                && err.contains(
+                    "exceeded its memory limit of 64 MiB: the instances of its core modules"
+                )
+                && err.contains(cause),
+            "{err}"
+        );
+        assert!(env.ledger().is_empty());
+    };
+    let applies = |bytes: &[u8]| {
+        let env = Env::new();
+        env.add_bytes(bytes, "accounts.wasm");
+        env.ok(&["--no-cache", "up"]);
+        assert!(!env.ledger().is_empty());
+    };
+    refused(
+        &with_module_instantiated(&base, &passive(30_000), 60),
+        "would hold up to 83 MiB in the host",
     );
-    assert!(env.ledger().is_empty());
+
+    // The same 60 instances made by a nested component instantiated 60 times, each making
+    // one.
+    let mut nested = EMPTY_COMPONENT.to_vec();
+    section(1, &passive(30_000), &mut nested);
+    section(2, &instantiations(0, 1), &mut nested);
+    let mut middle = EMPTY_COMPONENT.to_vec();
+    section(4, &nested, &mut middle);
+    section(5, &instantiations(0, 60), &mut middle);
+    refused(
+        &with_component_instantiated(&base, &middle),
+        "would hold up to 83 MiB in the host",
+    );
 
     // Segments cost each instance a header even when empty: 20,000 of them, 60 instances.
     let mut module = b"\0asm\x01\0\0\0".to_vec();
     section(1, &[1, 0x60, 0, 0], &mut module);
     section(3, &[1, 0], &mut module);
     let mut segments = Vec::new();
-    crate::declared::leb128(20_000, &mut segments);
+    leb128(20_000, &mut segments);
     for _ in 0..20_000 {
         segments.extend([0x01, 0x00, 0x00]); // passive, function indices, none
     }
     section(9, &segments, &mut module);
     section(10, &[1, 2, 0, 0x0b], &mut module);
-    let env = Env::new();
-    env.add_bytes(
+    refused(
         &with_module_instantiated(&base, &module, 60),
-        "accounts.wasm",
-    );
-    let err = env.fails(&["--no-cache", "up"]);
-    assert!(
-        err.contains("exceeded its memory limit of 64 MiB: its core modules, instantiated"),
-        "{err}"
+        "MiB in the host",
     );
 
-    // The same module instantiated once, with 2,000 elements: what a plugin's own function
-    // tables hold, and it applies.
-    let mut module = b"\0asm\x01\0\0\0".to_vec();
-    section(1, &[1, 0x60, 0, 0], &mut module);
-    section(3, &[1, 0], &mut module);
-    let mut segment = vec![1, 0x01, 0x00];
-    crate::declared::leb128(2_000, &mut segment);
-    segment.extend(std::iter::repeat_n(0u8, 2_000));
-    section(9, &segment, &mut module);
-    section(10, &[1, 2, 0, 0x0b], &mut module);
-    let env = Env::new();
-    env.add_bytes(
-        &with_module_instantiated(&base, &module, 1),
-        "accounts.wasm",
-    );
-    env.ok(&["--no-cache", "up"]);
-    assert!(!env.ledger().is_empty());
+    // The 30,000-element module instantiated once holds what it holds once, and applies;
+    // so do 2,000 elements in ten instances, what a plugin's own function tables hold.
+    applies(&with_module_instantiated(&base, &passive(30_000), 1));
+    applies(&with_module_instantiated(&base, &passive(2_000), 10));
 }
 
 #[test]
@@ -622,7 +630,26 @@ fn nested_component_instances_are_counted_before_anything_is_compiled() {
     section(5, &instance, &mut bytes);
     refused(
         &bytes,
-        "imports a component, which wasmig does not instantiate",
+        "imports a component or a core module, which wasmig does not instantiate",
+    );
+
+    // The same with a core module: what its instances hold is what the instantiator passes.
+    let mut importer = EMPTY_COMPONENT.to_vec();
+    section(3, &[1, 0x50, 0], &mut importer); // core type 0: a module type of nothing
+    section(10, &[1, 0x00, 1, b'm', 0x00, 0x11, 0], &mut importer); // import "m" (module)
+    section(2, &instantiations(0, 60), &mut importer);
+    let mut bytes = base.clone();
+    let modules = sections(&base, 1);
+    section(1, b"\0asm\x01\0\0\0", &mut bytes);
+    section(4, &importer, &mut bytes);
+    let mut instance = vec![1, 0x00];
+    leb128(components, &mut instance);
+    instance.extend([1, 1, b'm', 0x00, 0x11]); // with "m" = the empty module
+    leb128(modules, &mut instance);
+    section(5, &instance, &mut bytes);
+    refused(
+        &bytes,
+        "imports a component or a core module, which wasmig does not instantiate",
     );
 
     // A component wasmtime inlines into each of its instances brings its canonical
@@ -654,7 +681,24 @@ fn nested_component_instances_are_counted_before_anything_is_compiled() {
     section(5, &instantiations(1, 1), &mut wrapper);
     refused(
         &with_component_instantiated(&base, &wrapper),
-        "takes a component from an instance's exports",
+        "takes a component or a core module from an instance's exports",
+    );
+    // A core module taken out of another instance's exports.
+    let mut exporter = EMPTY_COMPONENT.to_vec();
+    section(1, b"\0asm\x01\0\0\0", &mut exporter);
+    section(
+        11,
+        &[1, 0x00, 1, b'q', 0x00, 0x11, 0x00, 0x00],
+        &mut exporter,
+    ); // "q" (module 0)
+    let mut wrapper = EMPTY_COMPONENT.to_vec();
+    section(4, &exporter, &mut wrapper);
+    section(5, &instantiations(0, 1), &mut wrapper); // instance 0: the exporter
+    section(6, &[1, 0x00, 0x11, 0x00, 0x00, 1, b'q'], &mut wrapper); // module 0: its "q"
+    section(2, &instantiations(0, 1), &mut wrapper);
+    refused(
+        &with_component_instantiated(&base, &wrapper),
+        "takes a component or a core module from an instance's exports",
     );
 
     // 1 + 10 × (1 + 10): instantiated, and the plugin applies.
@@ -752,6 +796,30 @@ fn an_instance_made_ahead_of_its_step_takes_a_small_limit() {
         "one step peaked at {} MiB, nine at {} MiB",
         one / 1024,
         nine / 1024
+    );
+}
+
+#[test]
+fn a_manifest_of_strings_that_share_one_byte_is_refused_within_a_bound_of_memory() {
+    // `manifest()` answers 2,000,000 `reads` that all point at the same byte: 40 MB of the
+    // plugin's memory, and in the host a `String` and an allocation each, copied before the
+    // host can count them. The manifest's store stops the copy by its hostcall fuel; without
+    // it, listing the plugin took the host to about twice what it takes with it.
+    let env = Env::new();
+    env.add(artifacts::MANIFEST_ALIAS, "alias.wasm");
+    let (status, peak_kib) = env.peak_memory(&["--no-cache", "status"]);
+    assert!(!status.success());
+    assert!(
+        peak_kib < 100 * 1024,
+        "listing the plugin peaked at {} MiB",
+        peak_kib / 1024
+    );
+    let out = env.run(&["status"]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("alias.wasm sent more than wasmig copies out of a plugin in one call"),
+        "{text}"
     );
 }
 

@@ -4,6 +4,7 @@
 
 use crate::declaration::Declaration;
 use crate::runtime::PLUGIN_EXPORT;
+use crate::runtime::bounds::ModuleState;
 
 /// Interfaces a plugin may import: ours, and the WASI interfaces that wasm32-wasip2 std links
 /// (granted nothing: no preopened directories, no environment, no network).
@@ -136,30 +137,49 @@ struct CodeCounts {
     instances: ComponentInstances,
 }
 
-/// The component instances a component makes when it is instantiated, and the canonical
-/// functions they hold, read as its sections come: each component makes itself and what each
-/// of its `instantiate`s makes (wasmtime inlines a nested component's canonical functions
-/// into each of its instances, so [`MAX_CANON`] holds for them all). The count
-/// holds because every component in an index space is known where it is instantiated: one
-/// defined in the file, or named by an outer alias or an export of one. A component that
-/// comes from elsewhere (imported, or taken from an instance's exports) is what its
-/// instantiator passes in, which the file could make weigh anything: such components are
-/// refused (what a plugin's toolchain makes has none).
+/// What a component makes when it is instantiated, read as its sections come: component
+/// instances, canonical functions, and what its core instances hold in the host. Each
+/// component makes itself and what each of its `instantiate`s makes (wasmtime inlines a
+/// nested component's canonical functions into each of its instances, so [`MAX_CANON`] holds
+/// for them all), and each core `instantiate` holds what its module's sections call for
+/// ([`ModuleState`]). The count holds because every component and every core module in an
+/// index space is known where it is instantiated: one defined in the file, or named by an
+/// outer alias or an export of one. One that comes from elsewhere (imported, or taken from
+/// an instance's exports) is what its instantiator passes in, which the file could make
+/// weigh anything: such components and modules are refused (what a plugin's toolchain makes
+/// has none).
 #[derive(Default)]
-struct ComponentInstances {
-    /// One entry per component or module being read (`None`: a core module); a component's
-    /// entry holds what each component of its index space makes, and what it makes so far.
-    open: Vec<Option<(Vec<Weight>, Weight)>>,
-    /// The most any component read to its end makes: what an index out of range stands for
-    /// (validation refuses such a file anyway).
+pub(crate) struct ComponentInstances {
+    /// One entry per component or module being read.
+    open: Vec<Open>,
+    /// The most any component read to its end makes, and the most any module's instance
+    /// holds: what an index out of range stands for (validation refuses such a file anyway).
     heaviest: Weight,
+    heaviest_module: u64,
+    /// What the outermost component makes, once read to its end.
+    outermost: Option<Weight>,
 }
 
-/// What instantiating a component makes: component instances, and canonical functions.
+/// A component or core module being read.
+enum Open {
+    Component {
+        /// What each component of its index space makes.
+        components: Vec<Weight>,
+        /// What an instance of each core module of its index space holds.
+        modules: Vec<u64>,
+        /// What it makes so far.
+        makes: Weight,
+    },
+    Module(ModuleState),
+}
+
+/// What instantiating a component makes: component instances, canonical functions, and the
+/// bytes its core instances hold in the host.
 #[derive(Default, Clone, Copy)]
-struct Weight {
+pub(crate) struct Weight {
     instances: u64,
-    canon: u64,
+    pub(crate) canon: u64,
+    pub(crate) state: u64,
 }
 
 impl Weight {
@@ -167,7 +187,34 @@ impl Weight {
         Weight {
             instances: self.instances.max(other.instances),
             canon: self.canon.max(other.canon),
+            state: self.state.max(other.state),
         }
+    }
+}
+
+/// What a plugin's component makes when it is instantiated ([`ComponentInstances`]).
+pub(crate) fn component_weight(bytes: &[u8]) -> Result<Weight, String> {
+    let mut instances = ComponentInstances::default();
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        instances.add(&payload.map_err(invalid)?)?;
+    }
+    Ok(instances.outermost.unwrap_or(instances.heaviest))
+}
+
+/// The components and core modules of the component `count` levels out from the innermost
+/// one being read: what an outer alias names (none for an index out of range).
+fn outer(open: &[Open], count: u32) -> (&[Weight], &[u64]) {
+    match open
+        .len()
+        .checked_sub(1 + count as usize)
+        .map(|at| &open[at])
+    {
+        Some(Open::Component {
+            components,
+            modules,
+            ..
+        }) => (components, modules),
+        _ => (&[], &[]),
     }
 }
 
@@ -175,37 +222,49 @@ impl ComponentInstances {
     fn add(&mut self, payload: &wasmparser::Payload<'_>) -> Result<(), String> {
         use wasmparser::{
             ComponentAlias, ComponentExternalKind, ComponentInstance, ComponentOuterAliasKind,
-            ComponentTypeRef, Encoding, Payload,
+            ComponentTypeRef, Encoding, Instance, Payload,
         };
         match payload {
             Payload::Version { encoding, .. } => {
-                let itself = Weight {
-                    instances: 1,
-                    canon: 0,
-                };
-                self.open
-                    .push((*encoding == Encoding::Component).then(|| (Vec::new(), itself)));
+                self.open.push(match encoding {
+                    Encoding::Component => Open::Component {
+                        components: Vec::new(),
+                        modules: Vec::new(),
+                        makes: Weight {
+                            instances: 1,
+                            ..Weight::default()
+                        },
+                    },
+                    Encoding::Module => Open::Module(ModuleState::default()),
+                });
                 return Ok(());
             }
             Payload::End(_) => {
-                if let Some(Some((_, makes))) = self.open.pop() {
-                    self.heaviest = self.heaviest.max(makes);
-                    if let Some(Some((components, _))) = self.open.last_mut() {
-                        components.push(makes);
+                match self.open.pop() {
+                    Some(Open::Component { makes, .. }) => {
+                        self.heaviest = self.heaviest.max(makes);
+                        match self.open.last_mut() {
+                            Some(Open::Component { components, .. }) => components.push(makes),
+                            _ => self.outermost = Some(makes),
+                        }
                     }
+                    Some(Open::Module(module)) => {
+                        let bytes = module.bytes();
+                        self.heaviest_module = self.heaviest_module.max(bytes);
+                        if let Some(Open::Component { modules, .. }) = self.open.last_mut() {
+                            modules.push(bytes);
+                        }
+                    }
+                    None => {}
                 }
                 return Ok(());
             }
             _ => {}
         }
-        let heaviest = self.heaviest;
-        // An outer alias names a component of an enclosing one, by its index there.
-        let outer = |open: &[Option<(Vec<Weight>, Weight)>], count: u32, index: u32| {
-            let at = open.len().checked_sub(1 + count as usize)?;
-            open[at].as_ref()?.0.get(index as usize).copied()
-        };
-        let mut new = Vec::new();
+        let (heaviest, heaviest_module) = (self.heaviest, self.heaviest_module);
+        let (mut new, mut new_modules) = (Vec::new(), Vec::new());
         let mut instantiated = Vec::new();
+        let mut core_instantiated = Vec::new();
         let mut canon = 0;
         match payload {
             Payload::ComponentCanonicalSection(reader) => canon = u64::from(reader.count()),
@@ -213,27 +272,40 @@ impl ComponentInstances {
                 for alias in reader.clone() {
                     match alias.map_err(invalid)? {
                         ComponentAlias::InstanceExport {
-                            kind: ComponentExternalKind::Component,
+                            kind: ComponentExternalKind::Component | ComponentExternalKind::Module,
                             ..
                         } => {
-                            return Err("takes a component from an instance's exports, which \
-                                 wasmig does not instantiate for a plugin"
+                            return Err("takes a component or a core module from an instance's \
+                                 exports, which wasmig does not instantiate for a plugin"
                                 .to_string());
                         }
                         ComponentAlias::Outer {
                             kind: ComponentOuterAliasKind::Component,
                             count,
                             index,
-                        } => new.push(outer(&self.open, count, index).unwrap_or(heaviest)),
+                        } => new.push(
+                            (outer(&self.open, count).0.get(index as usize).copied())
+                                .unwrap_or(heaviest),
+                        ),
+                        ComponentAlias::Outer {
+                            kind: ComponentOuterAliasKind::CoreModule,
+                            count,
+                            index,
+                        } => new_modules.push(
+                            (outer(&self.open, count).1.get(index as usize).copied())
+                                .unwrap_or(heaviest_module),
+                        ),
                         _ => {}
                     }
                 }
             }
             Payload::ComponentImportSection(reader) => {
                 for import in reader.clone() {
-                    if let ComponentTypeRef::Component(_) = import.map_err(invalid)?.ty {
-                        return Err("imports a component, which wasmig does not instantiate \
-                             for a plugin"
+                    if let ComponentTypeRef::Component(_) | ComponentTypeRef::Module(_) =
+                        import.map_err(invalid)?.ty
+                    {
+                        return Err("imports a component or a core module, which wasmig does \
+                             not instantiate for a plugin"
                             .to_string());
                     }
                 }
@@ -241,8 +313,10 @@ impl ComponentInstances {
             Payload::ComponentExportSection(reader) => {
                 for export in reader.clone() {
                     let export = export.map_err(invalid)?;
-                    if export.kind == ComponentExternalKind::Component {
-                        instantiated.push(Err(export.index));
+                    match export.kind {
+                        ComponentExternalKind::Component => instantiated.push(Err(export.index)),
+                        ComponentExternalKind::Module => core_instantiated.push(Err(export.index)),
+                        _ => {}
                     }
                 }
             }
@@ -256,13 +330,44 @@ impl ComponentInstances {
                     }
                 }
             }
-            _ => return Ok(()),
+            Payload::InstanceSection(reader) => {
+                for instance in reader.clone() {
+                    if let Instance::Instantiate { module_index, .. } = instance.map_err(invalid)? {
+                        core_instantiated.push(Ok(module_index));
+                    }
+                }
+            }
+            _ => {
+                if let Some(Open::Module(module)) = self.open.last_mut() {
+                    module.add(payload)?;
+                }
+                return Ok(());
+            }
         }
-        let Some(Some((components, makes))) = self.open.last_mut() else {
+        let Some(Open::Component {
+            components,
+            modules,
+            makes,
+        }) = self.open.last_mut()
+        else {
             return Ok(());
         };
         components.extend(new);
+        modules.extend(new_modules);
         makes.canon = makes.canon.saturating_add(canon);
+        for entry in core_instantiated {
+            match entry {
+                // An export is a new index for the module it exports.
+                Err(index) => {
+                    let bytes = modules.get(index as usize).copied();
+                    modules.push(bytes.unwrap_or(heaviest_module));
+                }
+                Ok(index) => {
+                    let bytes = modules.get(index as usize).copied();
+                    makes.state = makes.state.saturating_add(bytes.unwrap_or(heaviest_module));
+                }
+            }
+        }
         for entry in instantiated {
             match entry {
                 // An export is a new index for the component it exports.
@@ -274,6 +379,7 @@ impl ComponentInstances {
                     let weight = components.get(index as usize).copied().unwrap_or(heaviest);
                     makes.instances = makes.instances.saturating_add(weight.instances);
                     makes.canon = makes.canon.saturating_add(weight.canon);
+                    makes.state = makes.state.saturating_add(weight.state);
                     if makes.instances > MAX_COMPONENT_INSTANCES {
                         return Err(format!(
                             "makes more than {MAX_COMPONENT_INSTANCES} component instances, \

@@ -6,7 +6,9 @@
 
 mod checks;
 
-pub(crate) use checks::{check_code_size, count_imports, read_declaration, validate};
+pub(crate) use checks::{
+    check_code_size, component_weight, count_imports, read_declaration, validate,
+};
 
 use crate::planner::Candidate;
 use crate::runtime::{self, Purpose, Runtime};

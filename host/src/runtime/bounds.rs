@@ -62,9 +62,9 @@ impl StoreBounds {
         if self.instance_state > self.memory_limit {
             self.refused = true;
             return Err(format!(
-                "exceeded its memory limit of {} MiB: its core modules, instantiated up to \
-                 {INSTANCES} times, would hold up to {} MiB in the host (a slot for each \
-                 function that can be referenced, each passive element, each global)",
+                "exceeded its memory limit of {} MiB: the instances of its core modules \
+                 would hold up to {} MiB in the host (a slot for each function that can be \
+                 referenced, each passive element, each global)",
                 self.memory_limit >> 20,
                 self.instance_state.div_ceil(1 << 20)
             ));
@@ -80,7 +80,7 @@ impl StoreBounds {
 /// and a copy of each passive element segment (its header and its elements); 16 to 64 bytes
 /// each.
 #[derive(Default)]
-struct ModuleState {
+pub(crate) struct ModuleState {
     imports: u64,
     globals: u64,
     referenced: u64,
@@ -91,7 +91,8 @@ struct ModuleState {
 }
 
 impl ModuleState {
-    fn bytes(&self) -> u64 {
+    /// The bytes one instance of the module holds, at most.
+    pub(crate) fn bytes(&self) -> u64 {
         // A function import is an import slot and a function reference; a global may hold
         // a function reference; a passive element is a 16-byte value and a reference.
         1024 + 64 * self.imports
@@ -102,62 +103,57 @@ impl ModuleState {
             + 16 * self.segments
             + 64 * self.definitions
     }
-}
 
-/// The most a plugin's instances hold in the host beyond their memories and tables: the
-/// heaviest of its core modules, instantiated as many times as a store allows. A plugin
-/// built from Rust comes to a few hundred kilobytes.
-pub(crate) fn instance_state(bytes: &[u8]) -> Result<usize, String> {
-    use wasmparser::{ElementItems, ElementKind, Encoding, Parser, Payload};
-    let invalid =
-        |e: wasmparser::BinaryReaderError| format!("not a valid WebAssembly component: {e}");
-    // One entry per module or component being read; `None` for a component.
-    let mut open: Vec<Option<ModuleState>> = Vec::new();
-    let mut heaviest = 0u64;
-    for payload in Parser::new(0).parse_all(bytes) {
-        let payload = payload.map_err(invalid)?;
-        match &payload {
-            Payload::Version { encoding, .. } => {
-                open.push((*encoding == Encoding::Module).then(ModuleState::default));
-            }
-            Payload::End(_) => {
-                if let Some(Some(module)) = open.pop() {
-                    heaviest = heaviest.max(module.bytes());
-                }
-            }
-            _ => {}
-        }
-        let Some(Some(module)) = open.last_mut() else {
-            continue;
-        };
+    /// Counts what one of the module's sections adds.
+    pub(crate) fn add(&mut self, payload: &wasmparser::Payload<'_>) -> Result<(), String> {
+        use wasmparser::{ElementItems, ElementKind, Payload};
+        let invalid =
+            |e: wasmparser::BinaryReaderError| format!("not a valid WebAssembly component: {e}");
         match payload {
             Payload::ImportSection(reader) => {
-                module.imports += crate::loader::count_imports(reader).map_err(invalid)?;
+                self.imports += crate::loader::count_imports(reader.clone()).map_err(invalid)?;
             }
-            Payload::GlobalSection(reader) => module.globals += u64::from(reader.count()),
-            Payload::ExportSection(reader) => module.referenced += u64::from(reader.count()),
-            Payload::DataSection(reader) => module.segments += u64::from(reader.count()),
-            Payload::TableSection(reader) => module.definitions += u64::from(reader.count()),
-            Payload::MemorySection(reader) => module.definitions += u64::from(reader.count()),
-            Payload::TagSection(reader) => module.definitions += u64::from(reader.count()),
+            Payload::GlobalSection(reader) => self.globals += u64::from(reader.count()),
+            Payload::ExportSection(reader) => self.referenced += u64::from(reader.count()),
+            Payload::DataSection(reader) => self.segments += u64::from(reader.count()),
+            Payload::TableSection(reader) => self.definitions += u64::from(reader.count()),
+            Payload::MemorySection(reader) => self.definitions += u64::from(reader.count()),
+            Payload::TagSection(reader) => self.definitions += u64::from(reader.count()),
             Payload::ElementSection(reader) => {
-                module.element_segments += u64::from(reader.count());
-                for element in reader {
+                self.element_segments += u64::from(reader.count());
+                for element in reader.clone() {
                     let element = element.map_err(invalid)?;
                     let items = u64::from(match &element.items {
                         ElementItems::Functions(items) => items.count(),
                         ElementItems::Expressions(_, items) => items.count(),
                     });
-                    module.referenced += items;
+                    self.referenced += items;
                     if matches!(element.kind, ElementKind::Passive) {
-                        module.passive += items;
+                        self.passive += items;
                     }
                 }
             }
             _ => {}
         }
+        Ok(())
     }
-    let state = heaviest.saturating_mul(INSTANCES as u64);
+}
+
+/// What wasmtime makes for a component beyond the core instances it declares: an instance of
+/// each module of fused adapters (between nested components), whose functions import a few
+/// slots each. Bounded by the canonical functions the component makes, nested instances'
+/// included, and by the instances a store allows.
+fn adapter_state(canon: u64) -> u64 {
+    1024 * canon + 1024 * INSTANCES as u64
+}
+
+/// The most a plugin's instances hold in the host beyond their memories and tables: each
+/// core instance its component makes, nested components' included, holds what its module's
+/// sections call for ([`ModuleState`]), and wasmtime's adapters hold a little more. A plugin
+/// built from Rust comes to a few hundred kilobytes.
+pub(crate) fn instance_state(bytes: &[u8]) -> Result<usize, String> {
+    let weight = crate::loader::component_weight(bytes)?;
+    let state = weight.state.saturating_add(adapter_state(weight.canon));
     Ok(usize::try_from(state).unwrap_or(usize::MAX))
 }
 

@@ -383,6 +383,9 @@ impl Runtime {
                         "exceeded its memory limit of {} MiB ({cause})",
                         state.memory_limit >> 20
                     )
+                } else if cause.contains("fuel allocated for hostcalls") {
+                    // The store's hostcall fuel ran out copying the answer or the arguments.
+                    format!("sent more than wasmig copies out of a plugin in one call ({cause})")
                 } else {
                     cause
                 }

@@ -190,7 +190,13 @@ impl Tier {
                  built against another version of wasmig's WIT?)"
             )
         })?;
-        tracing::debug!(file = %file.display(), from_cache, compiler = ?self.compiler, "loaded plugin");
+        tracing::debug!(
+            file = %file.display(),
+            from_cache,
+            compiler = ?self.compiler,
+            instance_state,
+            "loaded plugin"
+        );
         Ok(Loaded {
             pre,
             from_cache,

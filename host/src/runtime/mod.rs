@@ -17,7 +17,7 @@ use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 mod batch;
-mod bounds;
+pub(crate) mod bounds;
 mod cache;
 mod call;
 pub(crate) mod child;
