@@ -476,6 +476,58 @@ fn a_tables_constraints_and_an_indexs_expressions_answer_alike_on_any_connection
 }
 
 #[test]
+fn what_the_applications_sqlite_build_may_answer_otherwise_is_not_stored() {
+    // The plugin's own statements may call `soundex()`; LIKE and GLOB of text are theirs, in
+    // constraints and indexes too, and the application's SQLite finds the table whole.
+    let env = scripted();
+    env.applies(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (name TEXT CHECK (name LIKE '%o%'), code TEXT);
+         CREATE INDEX attacker__i ON attacker__t (name GLOB 'O*') WHERE name LIKE 'o%';
+         INSERT INTO attacker__t SELECT 'One', soundex('One')",
+    );
+    env.conn()
+        .execute_batch("INSERT INTO attacker__t VALUES ('Two', NULL)")
+        .unwrap();
+    assert_eq!(
+        env.value::<String>("PRAGMA integrity_check"),
+        "ok".to_string()
+    );
+    // A function SQLite has only when built with an option (`soundex`, SQLITE_SOUNDEX): the
+    // application's SQLite of the same version may lack it, and its `integrity_check` and
+    // `VACUUM` then fail on the plugin's index, for the whole database.
+    for sql in [
+        "CREATE TABLE attacker__s (a CHECK (soundex(a) <> ''))",
+        "CREATE TABLE attacker__s (a, b AS (soundex(a)))",
+        "CREATE TABLE attacker__s (a); INSERT INTO attacker__s VALUES ('Robert');
+         CREATE INDEX attacker__si ON attacker__s (soundex(a))",
+        "CREATE INDEX attacker__si ON attacker__t (code) WHERE soundex(name) > 'A'",
+        "CREATE VIEW attacker__v AS SELECT soundex('Robert') AS s",
+    ] {
+        let err = env.refused("attacker", "0.3.0", sql, "in only some builds of SQLite");
+        assert!(err.contains("soundex()"), "{err}");
+    }
+    // LIKE and GLOB of a blob: SQLite built with SQLITE_LIKE_DOESNT_MATCH_BLOBS (as Debian's
+    // and Python's are) answers 0 where wasmig's SQLite matches; rows stored under one answer
+    // were reported damaged by the other's `integrity_check`.
+    for sql in [
+        "CREATE TABLE attacker__b (x CHECK (x LIKE 'ab%')); INSERT INTO attacker__b VALUES (x'616263')",
+        "CREATE TABLE attacker__b (x CHECK (NOT x LIKE 'ab%')); INSERT INTO attacker__b VALUES (x'616263')",
+        "CREATE TABLE attacker__b (y); INSERT INTO attacker__b VALUES (x'616263');
+         CREATE INDEX attacker__bi ON attacker__b (y GLOB 'a*')",
+        "-- query\nSELECT x'616263' LIKE NULL",
+    ] {
+        env.refused(
+            "attacker",
+            "0.3.0",
+            sql,
+            "LIKE and GLOB of a blob are not available to plugins",
+        );
+    }
+}
+
+#[test]
 fn a_definition_may_not_end_inside_a_comment() {
     // `.dump` writes each definition followed by `;`: after a view whose stored text ends
     // inside an open `/*`, the `;` is in the comment, and a second view's string holding

@@ -238,6 +238,13 @@ pub(crate) const CONNECTION_FUNCTIONS: &[&str] = &[
     "sqlite_version",
 ];
 
+/// Functions on [`FUNCTION_ALLOW_LIST`] that SQLite compiles in only when built with an
+/// option (`soundex`: `SQLITE_SOUNDEX`), so the application's SQLite of the same version may
+/// lack them: a plugin's statements may call them, but nothing it leaves behind, and above
+/// all no CHECK constraint, generated column or index, which the application's
+/// `integrity_check` and `VACUUM` evaluate again and fail on, for every plugin's data.
+pub(crate) const BUILD_FUNCTIONS: &[&str] = &["soundex"];
+
 /// Functions on [`FUNCTION_ALLOW_LIST`] that give another answer at each call: a plugin's
 /// statements, triggers, views and defaults may call them (a default `randomblob(16)` is a
 /// key), but not a table's CHECK constraint, which SQLite evaluates again whenever it checks
@@ -702,6 +709,11 @@ fn check_action(
                     "function {function_name}() would read the state of the connection that \
                      uses the object (the application's)"
                 ))
+            } else if scope.stored && BUILD_FUNCTIONS.iter().any(|f| eq(f, function_name)) {
+                Err(format!(
+                    "function {function_name}() is in only some builds of SQLite, and the \
+                     application's may lack it"
+                ))
             } else if FUNCTION_ALLOW_LIST.iter().any(|f| eq(f, function_name)) {
                 Ok(())
             } else {
@@ -987,6 +999,16 @@ mod tests {
             assert!(
                 !FUNCTION_DENY_LIST.iter().any(|d| eq(d, allowed)),
                 "{allowed} is in both lists"
+            );
+        }
+        for limited in CONNECTION_FUNCTIONS
+            .iter()
+            .chain(VOLATILE_FUNCTIONS)
+            .chain(BUILD_FUNCTIONS)
+        {
+            assert!(
+                FUNCTION_ALLOW_LIST.iter().any(|a| eq(a, limited)),
+                "{limited} is limited but not allowed"
             );
         }
     }

@@ -15,7 +15,7 @@
 
 use super::Scope;
 use super::SqliteBackend;
-use super::authorizer::{CONNECTION_FUNCTIONS, VOLATILE_FUNCTIONS, VTAB_MODULES};
+use super::authorizer::{BUILD_FUNCTIONS, CONNECTION_FUNCTIONS, VOLATILE_FUNCTIONS, VTAB_MODULES};
 use super::schema_check::SchemaObject;
 use super::sql_text::{self, Token};
 use rusqlite::config::DbConfig;
@@ -144,9 +144,9 @@ impl SqliteBackend {
         })
     }
 
-    /// Refuses a table whose CHECK constraints or generated columns call a function on
-    /// [`CONNECTION_FUNCTIONS`] or [`VOLATILE_FUNCTIONS`], as SQLite's program of an insert
-    /// into it says (see [`SqliteBackend::constraint_calls`]).
+    /// Refuses a table whose CHECK constraints, generated columns or indexes call a function
+    /// on [`CONNECTION_FUNCTIONS`], [`VOLATILE_FUNCTIONS`] or [`BUILD_FUNCTIONS`], as SQLite's
+    /// program of an insert into it says (see [`SqliteBackend::constraint_calls`]).
     fn check_constraint_calls(&self, scope: &Scope, table: &SchemaObject) -> Result<(), String> {
         let calls = self.constraint_calls(scope, &table.name)?;
         let called = |f: &&str| {
@@ -156,16 +156,30 @@ impl SqliteBackend {
                     .is_some_and(|name| name.eq_ignore_ascii_case(f))
             })
         };
-        match CONNECTION_FUNCTIONS
+        let reason = CONNECTION_FUNCTIONS
             .iter()
             .chain(VOLATILE_FUNCTIONS)
             .find(|f| called(f))
-        {
-            Some(function) => Err(format!(
-                "table {:?}'s constraints call {function}(), which gives another answer on \
-                 another connection or at another call, and SQLite evaluates a table's \
-                 constraints again whenever it checks the table; a CHECK constraint may call \
-                 only functions that give the same answer on any connection, each time",
+            .map(|f| {
+                (
+                    f,
+                    "gives another answer on another connection or at another call",
+                )
+            })
+            .or_else(|| {
+                (BUILD_FUNCTIONS.iter().find(|f| called(f))).map(|f| {
+                    (
+                        f,
+                        "is in only some builds of SQLite (the application's may lack it)",
+                    )
+                })
+            });
+        match reason {
+            Some((function, why)) => Err(format!(
+                "table {:?}'s constraints call {function}(), which {why}, and SQLite evaluates \
+                 a table's constraints again whenever it checks the table; a CHECK \
+                 constraint may call only functions that give the same answer on any \
+                 connection, each time",
                 table.name
             )),
             None => Ok(()),

@@ -218,6 +218,22 @@ pub(super) unsafe fn like(
 ) {
     // SAFETY: the values and the context are SQLite's, valid for the call.
     unsafe {
+        // SQLite builds differ on a blob: one built with SQLITE_LIKE_DOESNT_MATCH_BLOBS (as
+        // many are) answers 0, another matches its bytes as text. A CHECK constraint or an
+        // index of a plugin's that stored one answer would be judged by the other on the
+        // application's connection (its `integrity_check`, its `VACUUM`), so a plugin's step
+        // gets neither.
+        if budget.deadline.is_set()
+            && args[..2]
+                .iter()
+                .any(|v| ffi::sqlite3_value_type(*v) == ffi::SQLITE_BLOB)
+        {
+            return error(
+                ctx,
+                "LIKE and GLOB of a blob are not available to plugins: SQLite builds differ in \
+                 what they answer (SQLITE_LIKE_DOESNT_MATCH_BLOBS)",
+            );
+        }
         let n_pat = ffi::sqlite3_value_bytes(args[0]);
         let db = ffi::sqlite3_context_db_handle(ctx);
         if n_pat > ffi::sqlite3_limit(db, ffi::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, -1) {
