@@ -234,6 +234,62 @@ impl Pg {
 }
 
 #[test]
+fn a_steps_parallel_workers_share_its_temporary_file_quota() {
+    // PostgreSQL bounds each server process's temporary files by `temp_file_limit`, and a
+    // plugin may turn parallel query on for its session: each worker had the role's whole
+    // limit, and one sort wrote five times `max_temp`. The role's limit is `max_temp` shared
+    // among the step's process and every worker the server can start.
+    let pg = scripted();
+    pg.env.policy("[limits]\nmax_temp = \"16MiB\"\n");
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (x int, pad text);
+         INSERT INTO attacker__t SELECT g, md5(g::text) FROM generate_series(1, 20000) g;
+         ALTER TABLE attacker__t SET (parallel_workers = 8);
+         ANALYZE attacker__t",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    let workers: u64 = pg.column("current_setting('max_worker_processes')")[0]
+        .parse()
+        .unwrap();
+    assert_eq!(
+        pg.column(&format!(
+            "SELECT c FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole, \
+             unnest(s.setconfig) AS c WHERE r.rolname = 'wasmig/{}/attacker' \
+             AND c LIKE 'temp_file_limit=%'",
+            pg.name
+        )),
+        [format!("temp_file_limit={}", 16 * 1024 / (1 + workers))]
+    );
+    pg.script(
+        "attacker",
+        "0.3.0",
+        "-- each
+SELECT set_config('max_parallel_workers_per_gather', '8', false),
+       set_config('parallel_setup_cost', '0', false),
+       set_config('parallel_tuple_cost', '0', false),
+       set_config('min_parallel_table_scan_size', '0', false),
+       set_config('work_mem', '64kB', false)
+-- next
+-- query
+SELECT count(*), sum(length(m)) FROM (SELECT t.x, g, md5(t.pad || g) AS m
+  FROM attacker__t t, generate_series(1, 100) g ORDER BY m OFFSET 0) s",
+        None,
+    );
+    let out = pg.env.run(&["up", "attacker@0.3.0"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("plugin attacker migration 0.3.0")
+            && err.contains("temporary file size exceeds temp_file_limit"),
+        "{err}"
+    );
+    assert_eq!(pg.rows("SELECT x FROM victim.victim__secret"), ["kept"]);
+}
+
+#[test]
 fn a_step_may_lock_its_own_tables_and_set_its_constraints() {
     // What migrations write around a rebuild: the table locked for the step, a deferrable
     // key's checks deferred, then made immediate. Privileges govern the lock (another
