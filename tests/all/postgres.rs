@@ -864,8 +864,10 @@ fn a_commit_that_outlives_its_cancel_is_reported_as_the_database_has_it() {
 #[test]
 fn the_checks_after_a_step_end_at_its_deadline_too() {
     // What the guard reads grows with what the plugin's schema holds, which its steps
-    // choose: 150,000 domains take it seconds, past a step's two-second deadline.
+    // choose: 150,000 domains take it seconds, past a step's two-second deadline. Its sorts
+    // of them spill to temporary files: room enough for them, to reach the deadline.
     let pg = scripted();
+    pg.env.policy("[limits]\nmax_temp = \"4GiB\"\n");
     pg.script(
         "attacker",
         "0.2.0",
@@ -882,6 +884,37 @@ fn the_checks_after_a_step_end_at_its_deadline_too() {
     assert!(err.contains("were still running at its deadline"), "{err}");
     let last = pg.ledger().pop().unwrap();
     assert!(last.starts_with("attacker|0.3.0|up|failed|"), "{last}");
+}
+
+#[test]
+fn the_checks_after_a_step_stay_within_its_temporary_storage_quota() {
+    // The guard's sorts over what the plugin's schema holds spill to temporary files as the
+    // plugin's role: a schema too large for the step's quota fails the step, recorded as
+    // the plugin's, as one too large to check in time does.
+    let pg = scripted();
+    pg.env.policy("[limits]\nmax_temp = \"1MiB\"\n");
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "DO $$ BEGIN FOR i IN 1..20000 LOOP
+           EXECUTE format('CREATE DOMAIN attacker__d%s AS int', i);
+         END LOOP; END $$",
+        None,
+    );
+    let out = pg.env.run(&["up", "attacker@0.2.0"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("plugin attacker migration 0.2.0")
+            && err.contains("limit reached: the checks of what the step left in its schema"),
+        "{err}"
+    );
+    let last = pg.ledger().pop().unwrap();
+    assert!(last.starts_with("attacker|0.2.0|up|failed|"), "{last}");
+    assert_eq!(
+        pg.rows("SELECT count(*) FROM pg_type WHERE typname LIKE 'attacker__d%'"),
+        ["0"]
+    );
 }
 
 #[test]

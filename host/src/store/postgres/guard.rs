@@ -1438,6 +1438,24 @@ impl PgBackend {
                     changes: Vec::new(),
                 });
             }
+            // The checks' sorts over what the plugin's schema holds spill to temporary files
+            // under the plugin's role, within the step's quota: a schema too large for them
+            // is the step's failure, as one too large to check in time is.
+            Err(CallError::Db(db))
+                if db.code() == Some(&SqlState::CONFIGURATION_LIMIT_EXCEEDED) =>
+            {
+                return Ok(StepCheck {
+                    verdict: Err(format!(
+                        "limit reached: the checks of what the step left in its schema needed \
+                         more temporary storage than the step's quota (`max_temp`) allows \
+                         (plugin {}'s schema holds too much to check): {}",
+                        access.plugin,
+                        db.as_db_error()
+                            .map_or_else(|| db.to_string(), |d| d.message().to_string())
+                    )),
+                    changes: Vec::new(),
+                });
+            }
             Err(e) => {
                 if matches!(e, CallError::Stuck) {
                     // The guard outlived its cancel: the server ends the session, and the
