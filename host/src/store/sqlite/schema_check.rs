@@ -788,15 +788,16 @@ impl SqliteBackend {
         }
         // Every `ALTER TABLE … RENAME`, `RENAME COLUMN` and `DROP COLUMN` in the database,
         // anyone's, parses every definition again in SQLite's rename mode, which keeps a list
-        // of the names it has read and walks it for each name it resolves and each node of an
-        // expression it sets aside. `check_rename_cost` measures what that costs; this bounds
-        // the measurement itself (SQLite does not stop within one definition's parse) at its
-        // worst case, each token of a definition a walk of all its names.
+        // of the names and literals it has read and walks it for each name it resolves and
+        // each node of an expression it sets aside. `check_rename_cost` measures what that
+        // costs; this bounds the measurement itself (SQLite does not stop within one
+        // definition's parse) at its worst case, each token of a definition a walk of all
+        // its names and literals.
         let parse_work = rename_parse_work(&main);
         if parse_work > MAX_RENAME_PARSE_WORK {
             return Err(format!(
-                "the step left plugin {}'s definitions with {parse_work} tokens times bytes of \
-                 names, past {MAX_RENAME_PARSE_WORK}: every ALTER TABLE that renames a table or \
+                "the step left plugin {}'s definitions with {parse_work} tokens times names and \
+                 literals, past {MAX_RENAME_PARSE_WORK}: every ALTER TABLE that renames a table or \
                  renames or drops a column in the database, anyone's, parses them again at up \
                  to that cost",
                 scope.plugin
@@ -811,7 +812,7 @@ impl SqliteBackend {
     /// [`SqliteBackend::check_schema_size`] has bounded what it can cost.
     fn check_rename_cost(&self, scope: &Scope, owned: &[SchemaObject]) -> Result<(), String> {
         // Tables and indexes alone, whose expressions name only their own table's columns,
-        // cost each definition at most its tokens times the bytes of its names: below
+        // cost each definition at most what [`rename_parse_work`] counts: below
         // [`MAX_UNMEASURED_WORK`] in all that stays under the bound, and most steps are spared
         // the measurement. A view, whose query SQLite expands into every definition that
         // reads it, and a trigger are always measured.
@@ -890,22 +891,45 @@ impl SqliteBackend {
 const MAX_COLUMN_LOOKUPS: u64 = 24_000_000;
 
 /// The work a parse of `objects` in SQLite's rename mode may take at worst (see
-/// [`SqliteBackend::check_schema_size`]): for each definition, its tokens times the bytes
-/// of the names among them (a name SQLite compares with another of the same hash it
-/// compares byte by byte).
+/// [`SqliteBackend::check_schema_size`]): for each definition, its tokens times the longer
+/// of two lists it may walk for each: the names and literals it has read (SQLite keeps one
+/// for each name and for each string, blob, real, variable and NULL, and searches it for
+/// each node of an expression it sets aside), and the bytes of its names (a name SQLite
+/// compares with another of the same hash it compares byte by byte).
 fn rename_parse_work(objects: &[&SchemaObject]) -> u64 {
+    use super::sql_text::Token;
     objects
         .iter()
         .filter_map(|o| o.sql.as_deref())
         .map(|sql| {
-            let (mut tokens, mut name_bytes) = (0u64, 0u64);
+            let (mut tokens, mut read, mut name_bytes) = (0u64, 0u64, 0u64);
             for token in super::sql_text::Tokens::new(sql) {
                 tokens += 1;
+                // SQLite keeps no integer (its parser makes those nodes without a token
+                // of their own); every other token but punctuation counts, operators and
+                // keywords too, which it does not keep either.
+                read += u64::from(match &token {
+                    Token::Punct(_) => false,
+                    Token::Number(n) => !is_integer(n),
+                    _ => true,
+                });
                 name_bytes += token.name().map_or(0, |n| n.len().max(1) as u64);
             }
-            tokens.saturating_mul(name_bytes)
+            tokens.saturating_mul(read.max(name_bytes))
         })
         .fold(0, u64::saturating_add)
+}
+
+/// Whether a number token is an integer literal to SQLite's tokenizer (decimal digits,
+/// with `_` separators, or hexadecimal), not a real.
+fn is_integer(number: &str) -> bool {
+    match number
+        .strip_prefix("0x")
+        .or_else(|| number.strip_prefix("0X"))
+    {
+        Some(_) => true,
+        None => number.bytes().all(|b| b.is_ascii_digit() || b == b'_'),
+    }
 }
 
 /// The most work [`rename_parse_work`] may count: a few seconds of SQLite's at worst, the
