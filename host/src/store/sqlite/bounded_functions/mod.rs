@@ -387,8 +387,28 @@ mod tests {
         let deadline = Deadline::default();
         deadline.set(Some(Instant::now() + std::time::Duration::from_secs(3600)));
         unsafe { register(ours.handle(), &deadline).unwrap() };
+        // The host's own statements run without a step's deadline.
+        let host = Connection::open_in_memory().unwrap();
+        unsafe { register(host.handle(), &Deadline::default()).unwrap() };
         let values = values();
         let mut compared = 0;
+        // In a step, LIKE and GLOB of a blob are refused: SQLite builds differ on them.
+        let refused = |sql: &str, args: &[&Value]| {
+            let pattern = ["like", "LIKE", "glob"].iter().any(|f| sql.contains(f));
+            pattern && args[..2].iter().any(|v| matches!(v, Value::Blob(_)))
+        };
+        let check = |sql: &str, args: &[&Value]| {
+            let (o, t) = both(&ours, &theirs, sql, args);
+            if refused(sql, args) {
+                assert!(
+                    o.starts_with("error: LIKE and GLOB of a blob are not available"),
+                    "{sql} with {args:?}: {o}"
+                );
+                assert_eq!(both(&host, &theirs, sql, args).0, t, "{sql} with {args:?}");
+            } else {
+                assert_eq!(o, t, "{sql} with {args:?}");
+            }
+        };
         for a in &values {
             for b in &values {
                 for sql in [
@@ -404,8 +424,7 @@ mod tests {
                     "SELECT unhex(?1, ?2)",
                     "SELECT unhex(?2, ?1)",
                 ] {
-                    let (o, t) = both(&ours, &theirs, sql, &[a, b]);
-                    assert_eq!(o, t, "{sql} with {a:?}, {b:?}");
+                    check(sql, &[a, b]);
                     compared += 1;
                 }
                 for c in [
@@ -417,8 +436,7 @@ mod tests {
                     &values[54],
                 ] {
                     for sql in ["SELECT replace(?1, ?2, ?3)", "SELECT like(?1, ?2, ?3)"] {
-                        let (o, t) = both(&ours, &theirs, sql, &[a, b, c]);
-                        assert_eq!(o, t, "{sql} with {a:?}, {b:?}, {c:?}");
+                        check(sql, &[a, b, c]);
                         compared += 1;
                     }
                 }
