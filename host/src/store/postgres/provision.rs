@@ -230,10 +230,11 @@ impl PgBackend {
             .map_err(|e| self.error(&format!("plugin {}", access.plugin), e))?;
         let verifier = self.verifier(&names.role)?;
         let (role, schema) = (ident(&names.role), ident(&names.schema));
-        // `temp_file_limit` holds per server process, and a step's parallel workers are
-        // processes of their own, as many as the plugin's settings ask for up to the server's
-        // `max_worker_processes` (fixed at its start, out of a plugin's reach): the role's
-        // limit is `max_temp` shared among them all.
+        // `temp_file_limit` bounds what one server process holds in temporary files, and
+        // bounds a step's only while the step runs in one: parallel workers each have their
+        // own, and the files a parallel hash join or sort shares among them stop counting
+        // once closed, while they stay on disk until the query ends. The role runs without
+        // parallel query unless its plugin turns it on (see docs/postgres.md, Known limits).
         let mut sql = format!(
             "DO $wasmig$ BEGIN
                IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = {role_lit}) THEN
@@ -287,11 +288,9 @@ impl PgBackend {
              ALTER ROLE {role} RESET ALL;
              ALTER ROLE {role} IN DATABASE {database} RESET ALL;
              ALTER ROLE {role} SET search_path = {schema};
-             DO $wasmig$ BEGIN
-               EXECUTE pg_catalog.format('ALTER ROLE %I SET temp_file_limit = %s', {role_lit},
-                 GREATEST(1, {temp_kb} /
-                   (1 + pg_catalog.current_setting('max_worker_processes')::int)));
-             END $wasmig$;
+             ALTER ROLE {role} SET temp_file_limit = {temp_kb};
+             ALTER ROLE {role} SET max_parallel_workers_per_gather = 0;
+             ALTER ROLE {role} SET max_parallel_maintenance_workers = 0;
              ALTER ROLE {role} SET client_connection_check_interval = 1000;
              GRANT USAGE ON SCHEMA wasmig TO {role};
              GRANT EXECUTE ON FUNCTION {functions}, {guard} TO {role};
