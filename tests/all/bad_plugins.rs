@@ -670,6 +670,29 @@ fn nested_component_instances_are_counted_before_anything_is_compiled() {
         "makes more than 5000 canonical functions",
     );
 
+    // Each instance of a component defines its resource types anew, and wasmtime keeps a
+    // record of each: 1,000 in a component instantiated 11 times are 11,000.
+    let resources = |times: usize| {
+        let mut defines = EMPTY_COMPONENT.to_vec();
+        let mut types = Vec::new();
+        leb128(1_000, &mut types);
+        for _ in 0..1_000 {
+            types.extend([0x3f, 0x7f, 0x00]); // a resource of an i32, no destructor
+        }
+        section(7, &types, &mut defines);
+        let mut middle = EMPTY_COMPONENT.to_vec();
+        section(4, &defines, &mut middle);
+        section(5, &instantiations(0, times), &mut middle);
+        with_component_instantiated(&base, &middle)
+    };
+    refused(
+        &resources(11),
+        "defines more than 10000 resource types, those of each instance",
+    );
+    let env = Env::new();
+    env.add_bytes(&resources(5), "accounts.wasm");
+    env.ok(&["--no-cache", "up"]);
+
     // A component taken out of another instance's exports.
     let mut exporter = EMPTY_COMPONENT.to_vec();
     section(4, EMPTY_COMPONENT, &mut exporter);

@@ -84,6 +84,12 @@ pub(crate) const MAX_GLOBALS: u64 = 10_000;
 /// could make millions. A plugin built from Rust makes two or three.
 pub(crate) const MAX_COMPONENT_INSTANCES: u64 = 1_000;
 
+/// The most resource types a plugin's component may define, those of each instance of its
+/// nested components included (each instance defines its own): wasmtime keeps a record of
+/// each in the loaded component and in every store, and a definition takes three bytes of
+/// the file. A plugin built from Rust defines a handful.
+pub(crate) const MAX_RESOURCE_TYPES: u64 = 10_000;
+
 /// The most locals a plugin's functions may declare in all (a declaration of thousands takes
 /// a few bytes, and each is a slot the compiled code sets up), and the deepest its blocks may
 /// nest in one function (the compiler holds a frame per level, and a level takes two bytes
@@ -138,7 +144,8 @@ struct CodeCounts {
 }
 
 /// What a component makes when it is instantiated, read as its sections come: component
-/// instances, canonical functions, and what its core instances hold in the host. Each
+/// instances, canonical functions, resource types, and what its core instances hold in the
+/// host. Each
 /// component makes itself and what each of its `instantiate`s makes (wasmtime inlines a
 /// nested component's canonical functions into each of its instances, so [`MAX_CANON`] holds
 /// for them all), and each core `instantiate` holds what its module's sections call for
@@ -173,12 +180,13 @@ enum Open {
     Module(ModuleState),
 }
 
-/// What instantiating a component makes: component instances, canonical functions, and the
-/// bytes its core instances hold in the host.
+/// What instantiating a component makes: component instances, canonical functions,
+/// resource types, and the bytes its core instances hold in the host.
 #[derive(Default, Clone, Copy)]
 pub(crate) struct Weight {
     instances: u64,
     pub(crate) canon: u64,
+    resources: u64,
     pub(crate) state: u64,
 }
 
@@ -187,6 +195,7 @@ impl Weight {
         Weight {
             instances: self.instances.max(other.instances),
             canon: self.canon.max(other.canon),
+            resources: self.resources.max(other.resources),
             state: self.state.max(other.state),
         }
     }
@@ -265,9 +274,17 @@ impl ComponentInstances {
         let (mut new, mut new_modules) = (Vec::new(), Vec::new());
         let mut instantiated = Vec::new();
         let mut core_instantiated = Vec::new();
-        let mut canon = 0;
+        let (mut canon, mut resources) = (0, 0);
         match payload {
             Payload::ComponentCanonicalSection(reader) => canon = u64::from(reader.count()),
+            Payload::ComponentTypeSection(reader) => {
+                for ty in reader.clone() {
+                    resources += u64::from(matches!(
+                        ty.map_err(invalid)?,
+                        wasmparser::ComponentType::Resource { .. }
+                    ));
+                }
+            }
             Payload::ComponentAliasSection(reader) => {
                 for alias in reader.clone() {
                     match alias.map_err(invalid)? {
@@ -355,6 +372,7 @@ impl ComponentInstances {
         components.extend(new);
         modules.extend(new_modules);
         makes.canon = makes.canon.saturating_add(canon);
+        makes.resources = makes.resources.saturating_add(resources);
         for entry in core_instantiated {
             match entry {
                 // An export is a new index for the module it exports.
@@ -379,6 +397,7 @@ impl ComponentInstances {
                     let weight = components.get(index as usize).copied().unwrap_or(heaviest);
                     makes.instances = makes.instances.saturating_add(weight.instances);
                     makes.canon = makes.canon.saturating_add(weight.canon);
+                    makes.resources = makes.resources.saturating_add(weight.resources);
                     makes.state = makes.state.saturating_add(weight.state);
                     if makes.instances > MAX_COMPONENT_INSTANCES {
                         return Err(format!(
@@ -393,6 +412,12 @@ impl ComponentInstances {
             return Err(format!(
                 "makes more than {MAX_CANON} canonical functions, those of each instance of \
                  its nested components included, more than wasmig compiles for a plugin"
+            ));
+        }
+        if makes.resources > MAX_RESOURCE_TYPES {
+            return Err(format!(
+                "defines more than {MAX_RESOURCE_TYPES} resource types, those of each instance \
+                 of its nested components included, more than wasmig instantiates for a plugin"
             ));
         }
         Ok(())
