@@ -826,8 +826,8 @@ fn an_instance_made_ahead_of_its_step_takes_a_small_limit() {
 fn a_manifest_of_strings_that_share_one_byte_is_refused_within_a_bound_of_memory() {
     // `manifest()` answers 2,000,000 `reads` that all point at the same byte: 40 MB of the
     // plugin's memory, and in the host a `String` and an allocation each, copied before the
-    // host can count them. The manifest's store stops the copy by its hostcall fuel; without
-    // it, listing the plugin took the host to about twice what it takes with it.
+    // host can count them. The manifest's store stops the copy by its hostcall fuel, within
+    // a bound of the host's memory.
     let env = Env::new();
     env.add(artifacts::MANIFEST_ALIAS, "alias.wasm");
     let (status, peak_kib) = env.peak_memory(&["--no-cache", "status"]);

@@ -645,8 +645,8 @@ fn a_plugins_definitions_cost_anyones_alter_table_a_bounded_time() {
     }
     // A definition too large to measure within the step is refused by its size: a view of
     // many names, or a table (which is not otherwise measured) whose default holds many
-    // literals, each kept for the walks of the rest: 78,000 blobs made every rename in the
-    // database take tens of seconds.
+    // literals, each kept for the walks of the rest: a default of tens of thousands of
+    // blobs would cost every rename in the database seconds.
     for sql in [
         format!(
             "CREATE VIEW attacker__huge AS SELECT a AS z FROM attacker__t WHERE 0 IN ({})",
