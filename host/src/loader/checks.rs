@@ -145,18 +145,17 @@ struct CodeCounts {
 
 /// What a component makes when it is instantiated, read as its sections come: component
 /// instances, canonical functions, resource types, and what its core instances hold in the
-/// host. Each
-/// component makes itself and what each of its `instantiate`s makes (wasmtime inlines a
-/// nested component's canonical functions into each of its instances, so [`MAX_CANON`] holds
-/// for them all), and each core `instantiate` holds what its module's sections call for
-/// ([`ModuleState`]). The count holds because every component and every core module in an
+/// host. Each component makes itself and what each of its `instantiate`s makes (wasmtime
+/// inlines a nested component's canonical functions into each of its instances, so
+/// [`MAX_CANON`] holds for them all, and each instance defines its resource types anew), and
+/// each core `instantiate` holds what its module's sections call for ([`ModuleState`]). The count holds because every component and every core module in an
 /// index space is known where it is instantiated: one defined in the file, or named by an
 /// outer alias or an export of one. One that comes from elsewhere (imported, or taken from
 /// an instance's exports) is what its instantiator passes in, which the file could make
 /// weigh anything: such components and modules are refused (what a plugin's toolchain makes
 /// has none).
 #[derive(Default)]
-pub(crate) struct ComponentInstances {
+struct ComponentInstances {
     /// One entry per component or module being read.
     open: Vec<Open>,
     /// The most any component read to its end makes, and the most any module's instance
