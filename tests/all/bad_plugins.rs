@@ -731,6 +731,33 @@ fn nested_component_instances_are_counted_before_anything_is_compiled() {
     assert!(!env.ledger().is_empty());
 }
 
+#[test]
+fn types_nested_deep_are_refused_without_harm_to_the_host() {
+    // A type may hold a type, and a reader reads them by recursion: 100,000 instance types
+    // one inside the next are 300 KB, and read before anything validated them, they would
+    // overflow the host's stack. Only the compile child reads them, after validating.
+    let mut ty = vec![0x42, 0x00]; // the innermost: an instance type of nothing
+    for _ in 0..100_000 {
+        let mut outer = vec![0x42, 0x01, 0x01]; // an instance type of one type declaration
+        outer.extend(&ty);
+        ty = outer;
+    }
+    let mut types = vec![1];
+    types.extend(&ty);
+    let mut bytes = std::fs::read(artifacts::ACCOUNTS_V1).unwrap();
+    section(7, &types, &mut bytes);
+    let env = Env::new();
+    env.add_bytes(&bytes, "accounts.wasm");
+    let out = env.run(&["--no-cache", "status"]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("accounts.wasm"), "{text}");
+    let err = env.fails(&["--no-cache", "up"]);
+    assert!(err.contains("accounts.wasm"), "{err}");
+    assert!(env.ledger().is_empty());
+}
+
 /// A component with nothing in it.
 const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";
 

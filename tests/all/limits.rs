@@ -656,6 +656,11 @@ fn a_plugins_definitions_cost_anyones_alter_table_a_bounded_time() {
             "CREATE TABLE attacker__u (a DEFAULT (x'' IN ({})))",
             list("x''", 78_000)
         ),
+        // Numbers with separators, which SQLite keeps as it keeps reals.
+        format!(
+            "CREATE TABLE attacker__u (a DEFAULT (1_0 IN ({})))",
+            list("1_0", 78_000)
+        ),
     ] {
         let err = env.refused("attacker", "0.3.0", &sql, "tokens times names and literals");
         assert!(err.contains("past 1000000000"), "{err}");

@@ -246,7 +246,6 @@ fn a_step_runs_in_one_server_process_within_its_temporary_file_quota() {
         "0.2.0",
         "CREATE TABLE attacker__t (x int, pad text);
          INSERT INTO attacker__t SELECT g, md5(g::text) FROM generate_series(1, 20000) g;
-         ALTER TABLE attacker__t SET (parallel_workers = 8);
          ANALYZE attacker__t",
         None,
     );
@@ -264,32 +263,39 @@ fn a_step_runs_in_one_server_process_within_its_temporary_file_quota() {
     ] {
         assert!(settings[0].contains(setting), "{settings:?}");
     }
-    // What the step's session runs with, whatever the session ran before.
+    // Each step begins with the role's settings, whatever the plugin's session set in the
+    // step before it in the same run: its query divides by zero otherwise.
     pg.script(
         "attacker",
         "0.3.0",
+        "SELECT set_config('max_parallel_workers_per_gather', '8', false),
+                set_config('max_parallel_maintenance_workers', '8', false)",
+        None,
+    );
+    pg.script(
+        "attacker",
+        "0.4.0",
         "-- query
 SELECT 1 / (current_setting('max_parallel_workers_per_gather') = '0'
             AND current_setting('max_parallel_maintenance_workers') = '0')::int",
         None,
     );
-    pg.env.ok(&["up", "attacker@0.3.0"]);
-    // A sort of the plugin's that spills past the quota fails the step.
+    pg.env.ok(&["up", "attacker@0.4.0"]);
+    // A sort of the plugin's that spills past the quota, in the step's one process, fails
+    // the step.
     pg.script(
         "attacker",
-        "0.4.0",
-        "SELECT set_config('work_mem', '64kB', false),
-                set_config('parallel_setup_cost', '0', false),
-                set_config('parallel_tuple_cost', '0', false);
+        "0.5.0",
+        "SELECT set_config('work_mem', '64kB', false);
          SELECT count(*), sum(length(m)) FROM (SELECT t.x, g, md5(t.pad || g) AS m
            FROM attacker__t t, generate_series(1, 100) g ORDER BY m OFFSET 0) s",
         None,
     );
-    let out = pg.env.run(&["up", "attacker@0.4.0"]);
+    let out = pg.env.run(&["up", "attacker@0.5.0"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        err.contains("plugin attacker migration 0.4.0")
+        err.contains("plugin attacker migration 0.5.0")
             && err.contains("temporary file size exceeds temp_file_limit (16384kB)"),
         "{err}"
     );
@@ -900,6 +906,13 @@ fn the_checks_after_a_step_stay_within_its_temporary_storage_quota() {
     // the plugin's, as one too large to check in time does.
     let pg = scripted();
     pg.env.policy("[limits]\nmax_temp = \"1MiB\"\n");
+    // Sorts spill past `work_mem`, whatever the server's default.
+    pg.client()
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" SET work_mem = '64kB'",
+            pg.name
+        ))
+        .unwrap();
     pg.script(
         "attacker",
         "0.2.0",

@@ -148,12 +148,12 @@ struct CodeCounts {
 /// host. Each component makes itself and what each of its `instantiate`s makes (wasmtime
 /// inlines a nested component's canonical functions into each of its instances, so
 /// [`MAX_CANON`] holds for them all, and each instance defines its resource types anew), and
-/// each core `instantiate` holds what its module's sections call for ([`ModuleState`]). The count holds because every component and every core module in an
-/// index space is known where it is instantiated: one defined in the file, or named by an
-/// outer alias or an export of one. One that comes from elsewhere (imported, or taken from
-/// an instance's exports) is what its instantiator passes in, which the file could make
-/// weigh anything: such components and modules are refused (what a plugin's toolchain makes
-/// has none).
+/// each core `instantiate` holds what its module's sections call for ([`ModuleState`]). The
+/// count holds because every component and every core module in an index space is known
+/// where it is instantiated: one defined in the file, or named by an outer alias or an export
+/// of one. One that comes from elsewhere (imported, or taken from an instance's exports) is
+/// what its instantiator passes in, which the file could make weigh anything: such
+/// components and modules are refused (what a plugin's toolchain makes has none).
 #[derive(Default)]
 struct ComponentInstances {
     /// One entry per component or module being read.
@@ -164,6 +164,11 @@ struct ComponentInstances {
     heaviest_module: u64,
     /// What the outermost component makes, once read to its end.
     outermost: Option<Weight>,
+    /// Whether to read type sections for resource types. Only for a component already
+    /// validated: wasmparser reads a type nested in a type by recursion, which only
+    /// validation bounds, so a few kilobytes of nested types would overflow the stack of a
+    /// reader that runs first.
+    types: bool,
 }
 
 /// A component or core module being read.
@@ -207,6 +212,20 @@ pub(crate) fn component_weight(bytes: &[u8]) -> Result<Weight, String> {
         instances.add(&payload.map_err(invalid)?)?;
     }
     Ok(instances.outermost.unwrap_or(instances.heaviest))
+}
+
+/// Refuses a component that defines more than [`MAX_RESOURCE_TYPES`] resource types, those
+/// of each instance of its nested components included. Only for a component that has been
+/// validated (compiled): see [`ComponentInstances::types`].
+pub(crate) fn check_resource_types(validated: &[u8]) -> Result<(), String> {
+    let mut instances = ComponentInstances {
+        types: true,
+        ..ComponentInstances::default()
+    };
+    for payload in wasmparser::Parser::new(0).parse_all(validated) {
+        instances.add(&payload.map_err(invalid)?)?;
+    }
+    Ok(())
 }
 
 /// The components and core modules of the component `count` levels out from the innermost
@@ -276,7 +295,7 @@ impl ComponentInstances {
         let (mut canon, mut resources) = (0, 0);
         match payload {
             Payload::ComponentCanonicalSection(reader) => canon = u64::from(reader.count()),
-            Payload::ComponentTypeSection(reader) => {
+            Payload::ComponentTypeSection(reader) if self.types => {
                 for ty in reader.clone() {
                     resources += u64::from(matches!(
                         ty.map_err(invalid)?,

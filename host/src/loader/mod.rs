@@ -7,7 +7,8 @@
 mod checks;
 
 pub(crate) use checks::{
-    check_code_size, component_weight, count_imports, read_declaration, validate,
+    check_code_size, check_resource_types, component_weight, count_imports, read_declaration,
+    validate,
 };
 
 use crate::planner::Candidate;

@@ -150,7 +150,7 @@ fn adapter_state(canon: u64) -> u64 {
 /// The most a plugin's instances hold in the host beyond their memories and tables: each
 /// core instance its component makes, nested components' included, holds what its module's
 /// sections call for ([`ModuleState`]), and wasmtime's adapters hold a little more. A plugin
-/// built from Rust comes to a few hundred kilobytes.
+/// built from Rust comes to about a hundred kilobytes.
 pub(crate) fn instance_state(bytes: &[u8]) -> Result<usize, String> {
     let weight = crate::loader::component_weight(bytes)?;
     let state = weight.state.saturating_add(adapter_state(weight.canon));

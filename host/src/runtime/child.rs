@@ -505,6 +505,7 @@ fn run() -> Result<(), String> {
     let artifact = engine
         .precompile_component(&bytes)
         .map_err(|e| format!("not a valid WebAssembly component: {e:#}"))?;
+    crate::loader::check_resource_types(&bytes)?;
     drop(bytes);
     answer(&artifact)
 }

@@ -220,6 +220,7 @@ impl Tier {
         let Some(child) = &self.child else {
             let component = Component::from_binary(&self.engine, bytes)
                 .map_err(|e| format!("not a valid WebAssembly component: {e:#}"))?;
+            crate::loader::check_resource_types(bytes)?;
             let cache_error = match &self.cache {
                 Some(cache) => cache.put(sha256, &component).err(),
                 None => self.cache_error.clone(),

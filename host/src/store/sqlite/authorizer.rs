@@ -239,11 +239,13 @@ pub(crate) const CONNECTION_FUNCTIONS: &[&str] = &[
 ];
 
 /// Functions on [`FUNCTION_ALLOW_LIST`] that SQLite compiles in only when built with an
-/// option (`soundex`: `SQLITE_SOUNDEX`), so the application's SQLite of the same version may
-/// lack them: a plugin's statements may call them, but nothing it leaves behind, and above
-/// all no CHECK constraint, generated column or index, which the application's
-/// `integrity_check` and `VACUUM` evaluate again and fail on, for every plugin's data.
-pub(crate) const BUILD_FUNCTIONS: &[&str] = &["soundex"];
+/// option (`soundex`: `SQLITE_SOUNDEX`; fts5's scalar functions: `SQLITE_ENABLE_FTS5`), so
+/// the application's SQLite of the same version may lack them: a plugin's statements may
+/// call them, but nothing it leaves behind, and above all no CHECK constraint, generated
+/// column or index, which the application's `integrity_check` and `VACUUM` evaluate again
+/// and fail on, for every plugin's data. (The JSON functions are in every build but one made
+/// with `SQLITE_OMIT_JSON`, which a plugin's fts5 or JSON columns would not survive either.)
+pub(crate) const BUILD_FUNCTIONS: &[&str] = &["soundex", "fts5_insttoken", "fts5_locale"];
 
 /// Functions on [`FUNCTION_ALLOW_LIST`] that give another answer at each call: a plugin's
 /// statements, triggers, views and defaults may call them (a default `randomblob(16)` is a

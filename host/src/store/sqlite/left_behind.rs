@@ -156,6 +156,8 @@ impl SqliteBackend {
                     .is_some_and(|name| name.eq_ignore_ascii_case(f))
             })
         };
+        let same = "a CHECK constraint may call only functions that give the same answer on \
+                    any connection, each time";
         let reason = CONNECTION_FUNCTIONS
             .iter()
             .chain(VOLATILE_FUNCTIONS)
@@ -164,6 +166,7 @@ impl SqliteBackend {
                 (
                     f,
                     "gives another answer on another connection or at another call",
+                    same,
                 )
             })
             .or_else(|| {
@@ -171,15 +174,15 @@ impl SqliteBackend {
                     (
                         f,
                         "is in only some builds of SQLite (the application's may lack it)",
+                        "its constraints, generated columns and indexes may call only \
+                         functions every build of SQLite has",
                     )
                 })
             });
         match reason {
-            Some((function, why)) => Err(format!(
+            Some((function, why, rule)) => Err(format!(
                 "table {:?}'s constraints call {function}(), which {why}, and SQLite evaluates \
-                 a table's constraints again whenever it checks the table; a CHECK \
-                 constraint may call only functions that give the same answer on any \
-                 connection, each time",
+                 a table's constraints again whenever it checks the table; {rule}",
                 table.name
             )),
             None => Ok(()),

@@ -893,9 +893,9 @@ const MAX_COLUMN_LOOKUPS: u64 = 24_000_000;
 /// The work a parse of `objects` in SQLite's rename mode may take at worst (see
 /// [`SqliteBackend::check_schema_size`]): for each definition, its tokens times the longer
 /// of two lists it may walk for each: the names and literals it has read (SQLite keeps one
-/// for each name and for each string, blob, real, variable and NULL, and searches it for
-/// each node of an expression it sets aside), and the bytes of its names (a name SQLite
-/// compares with another of the same hash it compares byte by byte).
+/// for each name and for each string, blob, real, number with `_` separators, variable and
+/// NULL, and searches it for each node of an expression it sets aside), and the bytes of its
+/// names (a name SQLite compares with another of the same hash it compares byte by byte).
 fn rename_parse_work(objects: &[&SchemaObject]) -> u64 {
     use super::sql_text::Token;
     objects
@@ -905,7 +905,7 @@ fn rename_parse_work(objects: &[&SchemaObject]) -> u64 {
             let (mut tokens, mut read, mut name_bytes) = (0u64, 0u64, 0u64);
             for token in super::sql_text::Tokens::new(sql) {
                 tokens += 1;
-                // SQLite keeps no integer (its parser makes those nodes without a token
+                // SQLite keeps no plain integer (its parser makes those nodes without a token
                 // of their own); every other token but punctuation counts, operators and
                 // keywords too, which it does not keep either.
                 read += u64::from(match &token {
@@ -920,16 +920,16 @@ fn rename_parse_work(objects: &[&SchemaObject]) -> u64 {
         .fold(0, u64::saturating_add)
 }
 
-/// Whether a number token is an integer literal to SQLite's tokenizer (decimal digits,
-/// with `_` separators, or hexadecimal), not a real.
+/// Whether a number token is one SQLite's parser makes a node of without keeping its token:
+/// decimal digits, or a hexadecimal number, without `_` separators. A real, and a number with
+/// separators (SQLite's `QNUMBER`), are kept.
 fn is_integer(number: &str) -> bool {
-    match number
+    let digits = number
         .strip_prefix("0x")
         .or_else(|| number.strip_prefix("0X"))
-    {
-        Some(_) => true,
-        None => number.bytes().all(|b| b.is_ascii_digit() || b == b'_'),
-    }
+        .unwrap_or(number);
+    !digits.contains('_')
+        && (digits.len() < number.len() || number.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The most work [`rename_parse_work`] may count: a few seconds of SQLite's at worst, the
