@@ -855,22 +855,30 @@ fn a_manifest_of_strings_that_share_one_byte_is_refused_within_a_bound_of_memory
     // plugin's memory, and in the host a `String` and an allocation each, copied before the
     // host can count them. The manifest's store stops the copy by its hostcall fuel, within
     // a bound of the host's memory.
+    listed_within(
+        artifacts::MANIFEST_ALIAS,
+        "alias.wasm",
+        100,
+        "alias.wasm sent more than wasmig copies out of a plugin in one call",
+    );
+}
+
+/// Lists the plugin `artifact` (as `file`) with `status`: the listing fails, its process
+/// peaks under `max_mib` MiB, and its output says `expected`.
+fn listed_within(artifact: &str, file: &str, max_mib: u64, expected: &str) {
     let env = Env::new();
-    env.add(artifacts::MANIFEST_ALIAS, "alias.wasm");
+    env.add(artifact, file);
     let (status, peak_kib) = env.peak_memory(&["--no-cache", "status"]);
     assert!(!status.success());
     assert!(
-        peak_kib < 100 * 1024,
+        peak_kib < max_mib * 1024,
         "listing the plugin peaked at {} MiB",
         peak_kib / 1024
     );
     let out = env.run(&["status"]);
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(
-        text.contains("alias.wasm sent more than wasmig copies out of a plugin in one call"),
-        "{text}"
-    );
+    assert!(text.contains(file) && text.contains(expected), "{text}");
 }
 
 #[test]
@@ -894,20 +902,10 @@ fn a_declared_plugin_is_validated_in_the_compile_child() {
 fn a_manifest_of_too_many_steps_from_code_is_refused_within_a_bound_of_memory() {
     // A plugin without a declaration answers `manifest()` from its code, and the host copies
     // the answer out of the plugin's memory before it can count its steps: 600,000 of them.
-    let env = Env::new();
-    env.add(artifacts::MANIFEST_FLOOD, "flood.wasm");
-    let (status, peak_kib) = env.peak_memory(&["status"]);
-    assert!(!status.success());
-    assert!(
-        peak_kib < 200 * 1024,
-        "listing the plugin peaked at {} MiB",
-        peak_kib / 1024
-    );
-    let out = env.run(&["status"]);
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(
-        text.contains("flood.wasm") && text.contains("exceeded its memory limit of 64 MiB"),
-        "{text}"
+    listed_within(
+        artifacts::MANIFEST_FLOOD,
+        "flood.wasm",
+        200,
+        "exceeded its memory limit of 64 MiB",
     );
 }
