@@ -504,11 +504,8 @@ fn what_a_plugins_instances_hold_in_the_host_counts_against_its_memory_limit() {
     let mut nested = EMPTY_COMPONENT.to_vec();
     section(1, &passive(30_000), &mut nested);
     section(2, &instantiations(0, 1), &mut nested);
-    let mut middle = EMPTY_COMPONENT.to_vec();
-    section(4, &nested, &mut middle);
-    section(5, &instantiations(0, 60), &mut middle);
     refused(
-        &with_component_instantiated(&base, &middle),
+        &with_nested_instantiated(&base, &nested, 60),
         "would hold up to 83 MiB in the host",
     );
 
@@ -662,11 +659,8 @@ fn nested_component_instances_are_counted_before_anything_is_compiled() {
         canon.extend([0x02, 0x00]); // resource.new of type 0
     }
     section(8, &canon, &mut inner);
-    let mut middle = EMPTY_COMPONENT.to_vec();
-    section(4, &inner, &mut middle);
-    section(5, &instantiations(0, 100), &mut middle);
     refused(
-        &with_component_instantiated(&base, &middle),
+        &with_nested_instantiated(&base, &inner, 100),
         "makes more than 5000 canonical functions",
     );
 
@@ -680,10 +674,7 @@ fn nested_component_instances_are_counted_before_anything_is_compiled() {
             types.extend([0x3f, 0x7f, 0x00]); // a resource of an i32, no destructor
         }
         section(7, &types, &mut defines);
-        let mut middle = EMPTY_COMPONENT.to_vec();
-        section(4, &defines, &mut middle);
-        section(5, &instantiations(0, times), &mut middle);
-        with_component_instantiated(&base, &middle)
+        with_nested_instantiated(&base, &defines, times)
     };
     refused(
         &resources(11),
@@ -781,6 +772,15 @@ fn with_component_instantiated(component: &[u8], nested: &[u8]) -> Vec<u8> {
     section(4, nested, &mut bytes);
     section(5, &instantiations(index, 1), &mut bytes);
     bytes
+}
+
+/// `component` with a component added and instantiated once at its top level, which holds
+/// `nested` and instantiates it `times` times.
+fn with_nested_instantiated(component: &[u8], nested: &[u8], times: usize) -> Vec<u8> {
+    let mut middle = EMPTY_COMPONENT.to_vec();
+    section(4, nested, &mut middle);
+    section(5, &instantiations(0, times), &mut middle);
+    with_component_instantiated(component, &middle)
 }
 
 /// How many sections of `id` a component has at its top level: with 1 (core modules) or 4
