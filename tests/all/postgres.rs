@@ -238,7 +238,7 @@ fn a_step_runs_in_one_server_process_within_its_temporary_file_quota() {
     // PostgreSQL bounds each server process's temporary files by `temp_file_limit`; parallel
     // workers have one each, and the files a parallel hash join shares stop counting once
     // closed. The plugin's role runs without parallel query, so its step's statements run in
-    // its one process, within the quota (a plugin that turns it on is a known limit).
+    // its one process, within the quota (a plugin that turns it on: the next test).
     let pg = scripted();
     pg.env.policy("[limits]\nmax_temp = \"16MiB\"\n");
     pg.script(
@@ -300,6 +300,84 @@ SELECT 1 / (current_setting('max_parallel_workers_per_gather') = '0'
         "{err}"
     );
     assert_eq!(pg.rows("SELECT x FROM victim.victim__secret"), ["kept"]);
+}
+
+#[test]
+fn a_statement_that_runs_in_parallel_server_processes_fails_its_step() {
+    // Parallel query is off for a plugin's role, but its session may turn it on again
+    // (`set_config`, a `DO` block, a function's `SET` clause), and its workers' temporary
+    // files escape the role's `temp_file_limit`. The host watches the step's statements for
+    // server processes working for them: such a statement is cancelled and its step fails,
+    // whatever the plugin does with the cancel.
+    let pg = scripted();
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (x int, pad text);
+         INSERT INTO attacker__t SELECT g, md5(g::text) FROM generate_series(1, 20000) g;
+         ANALYZE attacker__t",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    let on = "set_config('max_parallel_workers_per_gather', '4', false), \
+              set_config('parallel_setup_cost', '0', false), \
+              set_config('parallel_tuple_cost', '0', false), \
+              set_config('min_parallel_table_scan_size', '0', false)";
+    // Each row sleeps a millisecond: in one process the scan takes 20 s, in five about 4 s.
+    let scan = "count(*) FROM attacker__t WHERE pg_sleep(0.001) IS NOT NULL";
+    for (how, up, expected) in [
+        (
+            "a statement",
+            format!("SELECT {on}; SELECT {scan}"),
+            "the statement ran in parallel server processes",
+        ),
+        (
+            "a DO block",
+            format!("DO $$ BEGIN PERFORM {on}; PERFORM {scan}; END $$"),
+            "the statement ran in parallel server processes",
+        ),
+        (
+            "a DO block that catches the cancel",
+            format!(
+                "DO $$ BEGIN PERFORM {on}; PERFORM {scan}; \
+                 EXCEPTION WHEN query_canceled THEN NULL; END $$; SELECT 1"
+            ),
+            "the statement ran in parallel server processes",
+        ),
+        (
+            "a DO block that catches every cancel",
+            format!(
+                "DO $$ BEGIN PERFORM {on}; LOOP BEGIN PERFORM {scan}; \
+                 EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END $$"
+            ),
+            // Ended by its cancel, or (the next scan caught up in its workers' ends)
+            // terminated a second later.
+            "the statement ran in parallel server processes",
+        ),
+    ] {
+        pg.script("attacker", "0.3.0", &up, None);
+        let out = pg.env.run(&["up", "attacker@0.3.0"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{how}: {err}");
+        assert!(
+            err.contains("plugin attacker migration 0.3.0") && err.contains(expected),
+            "{how}: {err}"
+        );
+        let last = pg.ledger().pop().unwrap();
+        assert!(
+            last.starts_with("attacker|0.3.0|up|failed|") && last.contains("parallel"),
+            "{how}: {last}"
+        );
+        assert_eq!(pg.rows("SELECT x FROM victim.victim__secret"), ["kept"]);
+    }
+    // The same scan in the role's one process is the plugin's to run.
+    pg.script(
+        "attacker",
+        "0.3.0",
+        "SELECT count(*) FROM attacker__t WHERE x <= 100 AND pg_sleep(0.001) IS NOT NULL",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.3.0"]);
 }
 
 #[test]

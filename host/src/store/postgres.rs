@@ -269,6 +269,9 @@ struct Turn {
     plugin: String,
     limits: SqlLimits,
     changed: u64,
+    /// A statement of the step ran in parallel server processes: the step fails, whatever
+    /// the plugin does with the statement's error, and runs no more statements.
+    parallel: bool,
 }
 
 /// The schema as one plugin saw it before a step.
@@ -385,7 +388,7 @@ fn is_transient(e: &CallError) -> bool {
             }
         },
         CallError::Cancelled | CallError::Stuck | CallError::TooLarge(_) => false,
-        CallError::Unsupported(_) => false,
+        CallError::Unsupported(_) | CallError::Parallel => false,
     }
 }
 
@@ -489,6 +492,9 @@ impl PgBackend {
             match Session::connect(self.handle(), &self.config, CONNECT_TIMEOUT) {
                 Ok(session) => {
                     self.host = session;
+                    for plugin in self.plugins.values_mut() {
+                        plugin.session.watch_from(&self.host);
+                    }
                     return Ok(());
                 }
                 Err(e) if Instant::now() + pause < until && is_transient(&e) => {
@@ -713,18 +719,27 @@ impl PgBackend {
                 "the statement was still running at the step's deadline".to_string(),
             ),
             CallError::Stuck => {
-                if let Some(turn) = &self.turn {
+                let mut why = "the statement was still running past the step's deadline";
+                if let Some(turn) = &mut self.turn {
+                    if Instant::now() < turn.limits.deadline {
+                        // Cancelled before the deadline: for its parallel workers.
+                        turn.parallel = true;
+                        why = "the statement ran in parallel server processes and was still \
+                               running a second after its cancel";
+                    }
                     let plugin = turn.plugin.clone();
                     self.terminate(&plugin);
                 }
-                SqlError::Limit(
-                    "the statement was still running past the step's deadline; its session \
-                     was terminated"
-                        .to_string(),
-                )
+                SqlError::Limit(format!("{why}; its session was terminated"))
             }
             CallError::TooLarge(_) => SqlError::Limit(e.to_string()),
             CallError::Unsupported(what) => SqlError::Other(what),
+            CallError::Parallel => {
+                if let Some(turn) = &mut self.turn {
+                    turn.parallel = true;
+                }
+                SqlError::Limit(e.to_string())
+            }
         }
     }
 
@@ -773,6 +788,9 @@ impl PgBackend {
             })
             .collect();
         let (turn, session) = self.plugin_turn()?;
+        if turn.parallel {
+            return Err(SqlError::Limit(CallError::Parallel.to_string()));
+        }
         let (deadline, max_bytes) = (turn.limits.deadline, turn.limits.max_result_bytes);
         let statement = statements::numbered_parameters(&checked.text);
         match session.session.run_guarded(
@@ -1344,6 +1362,7 @@ impl Backend for PgBackend {
             plugin: access.plugin.clone(),
             limits,
             changed: 0,
+            parallel: false,
         });
         Ok(())
     }
@@ -1362,6 +1381,13 @@ impl Backend for PgBackend {
             return Err(self.error(
                 &format!("plugin {plugin_name}"),
                 "the step was still running at its deadline",
+            ));
+        }
+        if turn.parallel {
+            self.turn = None;
+            return Err(self.error(
+                &format!("plugin {plugin_name}: limit reached"),
+                CallError::Parallel,
             ));
         }
         // Then, in the same round trip, the session closes every cursor (a cursor declared

@@ -1438,6 +1438,15 @@ impl PgBackend {
                     changes: Vec::new(),
                 });
             }
+            Err(e @ CallError::Parallel) => {
+                return Ok(StepCheck {
+                    verdict: Err(format!(
+                        "limit reached: checking what the step left in plugin {}'s schema, {e}",
+                        access.plugin
+                    )),
+                    changes: Vec::new(),
+                });
+            }
             // The checks' sorts over what the plugin's schema holds spill to temporary files
             // under the plugin's role, within the step's quota: a schema too large for them
             // is the step's failure, as one too large to check in time is.

@@ -471,7 +471,7 @@ impl PgBackend {
                 // The server was unreachable or went away: worth another attempt.
                 self.transient.get_or_insert_with(|| e.to_string());
             }
-            let session = connected.map_err(|e| {
+            let mut session = connected.map_err(|e| {
                 self.error(
                     &format!(
                         "cannot log in as plugin {}'s role {:?} (wasmig runs a plugin's SQL \
@@ -482,6 +482,7 @@ impl PgBackend {
                     e,
                 )
             })?;
+            session.watch_from(&self.host);
             let lock_ms = self.lock_timeout_ms();
             self.plugins.insert(
                 access.plugin.clone(),

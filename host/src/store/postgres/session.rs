@@ -16,6 +16,12 @@ use tokio_postgres::{CancelToken, Client, Config, NoTls};
 /// How long a cancelled statement may take to end before its session is terminated.
 pub(super) const CANCEL_GRACE: Duration = Duration::from_secs(1);
 
+/// How often the host looks, while a plugin's session runs a statement, for server processes
+/// working for it. The files of a parallel query escape the role's `temp_file_limit` (each
+/// worker has a limit of its own, and a parallel hash join's shared files stop counting once
+/// closed), so what such a query can write is bounded by this interval, not the quota.
+const WATCH_EVERY: Duration = Duration::from_millis(25);
+
 /// Why a call did not return the server's answer.
 #[derive(Debug)]
 pub(super) enum CallError {
@@ -30,6 +36,8 @@ pub(super) enum CallError {
     TooLarge(usize),
     /// A column of a type the plugin's values cannot carry.
     Unsupported(String),
+    /// The statement ran in parallel server processes: it was cancelled and ended.
+    Parallel,
 }
 
 impl std::fmt::Display for CallError {
@@ -49,6 +57,12 @@ impl std::fmt::Display for CallError {
                 max >> 20
             ),
             CallError::Unsupported(what) => write!(f, "{what}"),
+            CallError::Parallel => write!(
+                f,
+                "the statement ran in parallel server processes (the plugin's \
+                 session turned parallel query on), whose temporary files the step's quota \
+                 (`max_temp`) does not bound; it was cancelled"
+            ),
         }
     }
 }
@@ -165,6 +179,9 @@ pub(super) struct Session {
     /// released with the next statement's, or by [`Session::release_savepoint`], saving a
     /// round trip per statement.
     savepoint: Arc<std::sync::atomic::AtomicBool>,
+    /// A session of the host's own, from which a plugin's session is watched for parallel
+    /// server processes while it runs a statement with a deadline (see [`WATCH_EVERY`]).
+    watcher: Option<Arc<Client>>,
     /// The session's settings go back to its role's (`RESET ALL`) with the next guarded
     /// statement, in its round trip (see [`Session::reset_with_next`]).
     reset: Arc<std::sync::atomic::AtomicBool>,
@@ -228,6 +245,43 @@ impl Session {
             rt: rt.clone(),
             savepoint: Default::default(),
             reset: Default::default(),
+            watcher: None,
+        }
+    }
+
+    /// Watches this session's statements from `host`'s session: one that runs in parallel
+    /// server processes is cancelled and fails with [`CallError::Parallel`].
+    pub(super) fn watch_from(&mut self, host: &Session) {
+        self.watcher = Some(host.client.clone());
+    }
+
+    /// Whether server processes work for this session's statement (parallel workers, whose
+    /// `leader_pid` is its process), as the host's session sees them. The host's role is a
+    /// member of each plugin's role, so it sees their `leader_pid`. Unknown (the host's
+    /// session busy, gone, or slow to answer before `until`) counts as none.
+    fn has_workers(&self, host: &Arc<Client>, until: Instant) -> bool {
+        let host = host.clone();
+        // The server keeps one picture of `pg_stat_activity` per transaction; the host's
+        // session may be in one.
+        let sql = format!(
+            "SELECT pg_catalog.pg_stat_clear_snapshot(); \
+             SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE leader_pid = {}",
+            self.pid
+        );
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.rt.spawn(async move {
+            let _ = tx.send(host.simple_query(&sql).await);
+        });
+        match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok(Ok(messages)) => messages.iter().any(|m| {
+                matches!(m, tokio_postgres::SimpleQueryMessage::Row(row)
+                    if row.get(0).is_some_and(|n| !n.is_empty() && n != "0"))
+            }),
+            Ok(Err(e)) => {
+                tracing::debug!("cannot look for a statement's parallel workers: {e}");
+                false
+            }
+            Err(_) => false,
         }
     }
 
@@ -790,32 +844,46 @@ impl Session {
         });
         let answer = match deadline {
             None => rx.recv().map_err(|_| None),
-            Some(deadline) => {
+            Some(deadline) => loop {
                 let left = deadline.saturating_duration_since(Instant::now());
-                rx.recv_timeout(left).map_err(|e| match e {
-                    mpsc::RecvTimeoutError::Timeout => Some(()),
-                    mpsc::RecvTimeoutError::Disconnected => None,
-                })
-            }
+                let wait = match &self.watcher {
+                    Some(_) => left.min(WATCH_EVERY),
+                    None => left,
+                };
+                match rx.recv_timeout(wait) {
+                    Ok(answer) => break Ok(answer),
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break Err(None),
+                    Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() >= deadline => {
+                        break Err(Some(CallError::Cancelled));
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        let host = self.watcher.as_ref().expect("watched");
+                        if self.has_workers(host, deadline) {
+                            break Err(Some(CallError::Parallel));
+                        }
+                    }
+                }
+            },
         };
         match answer {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(CallError::Db(e)),
             // The runtime went away with the answer: only at shutdown.
             Err(None) => Err(CallError::Stuck),
-            Err(Some(())) => {
+            Err(Some(why)) => {
                 let cancel = self.cancel.clone();
                 let (sent, cancelled) = mpsc::sync_channel(1);
                 self.rt.spawn(async move {
                     if let Err(e) = cancel.cancel_query(NoTls).await {
-                        tracing::warn!("cannot cancel a statement past its deadline: {e}");
+                        tracing::warn!("cannot cancel a plugin session's statement: {e}");
                     }
                     let _ = sent.send(());
                 });
                 let until = Instant::now() + CANCEL_GRACE;
                 let answer = match rx.recv_timeout(CANCEL_GRACE) {
-                    Ok(Ok(value)) => Ok(value),
-                    Ok(Err(_)) => Err(CallError::Cancelled),
+                    // An answer that came before the cancel: the statement's work is done.
+                    Ok(Ok(value)) if matches!(why, CallError::Cancelled) => Ok(value),
+                    Ok(_) => Err(why),
                     Err(_) => return Err(CallError::Stuck),
                 };
                 // The server has the cancel before the session's next statement: one that
