@@ -234,12 +234,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             dry_run,
         } => {
             let options = DownOptions {
-                plugin,
+                plugin: plugin.clone(),
                 cascade,
                 dry_run,
                 ..DownOptions::default()
             };
-            return down(&host, options, cli.json).await;
+            let code = down(&host, options, cli.json).await?;
+            if !dry_run && code == ExitCode::SUCCESS {
+                left_behind(&host, &plugin).await;
+            }
+            return Ok(code);
         }
         Command::Serve {
             listen,
@@ -308,6 +312,64 @@ async fn down(host: &Host, options: DownOptions, as_json: bool) -> Result<ExitCo
     let mut out = Progress::new(as_json, Direction::Down);
     let result = host.down_with(options, &mut |event| out.event(event)).await;
     out.finish(result)
+}
+
+/// After `uninstall`: what the plugin's down steps left in its namespace. The ledger says no
+/// step is applied, so a reinstall runs its first step again into these objects; they are
+/// the plugin's data, and wasmig drops nothing a down step did not.
+async fn left_behind(host: &Host, plugin: &str) {
+    let objects = match host.objects(plugin).await {
+        Ok(objects) => objects,
+        Err(e) => {
+            say_err!("warning: cannot read what plugin {plugin}'s down steps left: {e}");
+            return;
+        }
+    };
+    // One entry per object, as its kind and name; columns, constraints and keys belong to
+    // their tables.
+    const KINDS: [&str; 12] = [
+        "table",
+        "virtual",
+        "view",
+        "materialized",
+        "index",
+        "trigger",
+        "sequence",
+        "function",
+        "procedure",
+        "aggregate",
+        "type",
+        "domain",
+    ];
+    let named: Vec<String> = objects
+        .iter()
+        .filter_map(|line| {
+            let kind = line.split(' ').next()?;
+            KINDS.contains(&kind).then_some(())?;
+            let name = line
+                .split([' ', ':'])
+                .skip(1)
+                .find(|w| w.contains("__"))
+                .unwrap_or_else(|| line.split(' ').nth(1).unwrap_or_default());
+            Some(format!("{kind} {}", name.trim_end_matches([',', ';'])))
+        })
+        .collect();
+    if named.is_empty() {
+        return;
+    }
+    const SHOWN: usize = 10;
+    let more = named.len().saturating_sub(SHOWN);
+    say_err!(
+        "warning: plugin {plugin} has no step applied, but its down steps left objects in its \
+         namespace, which stay (drop them by hand, or fix the plugin's down steps before a \
+         reinstall): {}{}",
+        named[..named.len().min(SHOWN)].join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    );
 }
 
 /// What `new` or `add` wrote.

@@ -135,6 +135,41 @@ on_both! {
 }
 
 on_both! {
+    fn uninstall_names_what_the_plugins_down_steps_left(env) {
+        // Down steps that undo nothing: the ledger says no step is applied, the objects stay
+        // (they are the plugin's data; wasmig drops nothing a down step did not), and the
+        // operator is told which, before a reinstall runs into them.
+        env.add(artifacts::ATTACKER, "attacker.wasm");
+        env.ok(&["up", "attacker@0.1.0"]);
+        env.exec(
+            "INSERT INTO attacker__script (version, up) VALUES ('0.2.0', \
+             'CREATE TABLE attacker__kept (x int PRIMARY KEY, y text); \
+              CREATE INDEX attacker__kept_y ON attacker__kept (y); \
+              CREATE VIEW attacker__seen AS SELECT x FROM attacker__kept')",
+        );
+        env.ok(&["up", "attacker@0.2.0"]);
+        let out = env.run(&["uninstall", "attacker"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(applied(&env, "attacker").is_empty());
+        assert!(
+            err.contains("warning: plugin attacker has no step applied, but its down steps left")
+                && err.contains("index attacker__kept_y")
+                && err.contains("table attacker__kept")
+                && err.contains("view attacker__seen")
+                && !err.contains("attacker__script"),
+            "{err}"
+        );
+        // Nothing left, nothing said.
+        env.exec("DROP VIEW attacker__seen; DROP TABLE attacker__kept");
+        env.ok(&["up", "attacker@0.1.0"]);
+        let out = env.run(&["uninstall", "attacker"]);
+        assert!(out.status.success());
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+    }
+}
+
+on_both! {
     fn rollback_works_after_the_file_is_removed(env) {
         let env = migrated(env);
         env.remove("notes.wasm");
