@@ -823,9 +823,10 @@ impl SqliteBackend {
             return Ok(());
         }
         // A view or a default of a few thousand names, which runs in milliseconds, costs
-        // each such ALTER seconds: measured, on what SQLite does. What else runs on the
-        // machine only adds to a measurement, so the least of up to three is the verdict:
-        // one definition gets the same one from run to run.
+        // each such ALTER seconds: measured, on what SQLite does, in the thread's CPU time,
+        // which other processes taking the cores do not add to. What else runs on the
+        // machine still adds (by the caches it shares), so the least of up to three is the
+        // verdict: one definition gets the same one from run to run.
         let mut took = self.rename_cost(scope)?;
         for _ in 0..2 {
             if took <= MAX_RENAME_COST {
@@ -942,8 +943,9 @@ const MAX_RENAME_PARSE_WORK: u64 = 1_000_000_000;
 /// SQLite takes on a definition that expands nothing else, under [`MAX_RENAME_COST`].
 const MAX_UNMEASURED_WORK: u64 = 5_000_000;
 
-/// The longest an `ALTER TABLE … RENAME COLUMN` may take over a plugin's definitions alone
-/// (see [`SqliteBackend::check_rename_cost`]); honest definitions take a millisecond or two.
+/// The most CPU time an `ALTER TABLE … RENAME COLUMN` may take over a plugin's definitions
+/// alone (see [`SqliteBackend::check_rename_cost`]); honest definitions take a millisecond or
+/// two.
 /// It is measured with wasmig's own SQLite, which runs this work several times faster than
 /// common builds of the same version (the Debian package, a plain `-O2` build): a quarter
 /// of the 200 ms that the application's own ALTERs may pay per plugin.
