@@ -305,10 +305,11 @@ SELECT 1 / (current_setting('max_parallel_workers_per_gather') = '0'
 #[test]
 fn a_statement_that_runs_in_parallel_server_processes_fails_its_step() {
     // Parallel query is off for a plugin's role, but its session may turn it on again
-    // (`set_config`, a `DO` block, a function's `SET` clause), and its workers' temporary
-    // files escape the role's `temp_file_limit`. The host watches the step's statements for
-    // server processes working for them: such a statement is cancelled and its step fails,
-    // whatever the plugin does with the cancel.
+    // (`set_config`, a `DO` block, a function's `SET` clause), and each of its workers has a
+    // `temp_file_limit` of its own. The host watches the step's statements for server
+    // processes working for them: such a statement is cancelled and its step fails, whatever
+    // the plugin does with the cancel. (A parallel plan that the session's own process runs
+    // alone is not seen: a known limit.)
     let pg = scripted();
     pg.script(
         "attacker",

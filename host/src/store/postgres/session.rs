@@ -17,9 +17,9 @@ use tokio_postgres::{CancelToken, Client, Config, NoTls};
 pub(super) const CANCEL_GRACE: Duration = Duration::from_secs(1);
 
 /// How often the host looks, while a plugin's session runs a statement, for server processes
-/// working for it. The files of a parallel query escape the role's `temp_file_limit` (each
-/// worker has a limit of its own, and a parallel hash join's shared files stop counting once
-/// closed), so what such a query can write is bounded by this interval, not the quota.
+/// working for it: each parallel worker has a `temp_file_limit` of its own, so a statement
+/// with workers is stopped within this interval of their start. (A parallel plan that the
+/// session's own process runs alone has none to see: docs/postgres.md, *Known limits*.)
 const WATCH_EVERY: Duration = Duration::from_millis(25);
 
 /// Why a call did not return the server's answer.
