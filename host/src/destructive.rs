@@ -133,22 +133,41 @@ const MAX_SEEN: usize = 1000;
 /// more, never less), and the reading costs the host little whatever the statement.
 const READ_BYTES: usize = 64 << 10;
 
+/// What one statement destroys and renames by its text, read before it runs: it counts in
+/// [`Seen`] once the statement has not failed ([`Seen::add`]). A statement that failed (the
+/// host or the database refused it) destroyed nothing, and its text may name what the plugin
+/// cannot reach.
+#[derive(Debug, Default)]
+pub(crate) struct Found {
+    destroyed: Vec<String>,
+    rename: Option<(String, String, String)>,
+}
+
 impl Seen {
-    /// Reads one statement the plugin ran.
-    pub(crate) fn statement(&mut self, statement: &str) {
+    /// Reads one statement the plugin is about to run. Its marker counts at once (the marker
+    /// says what the plugin intends, whether or not the statement ran); what it destroys or
+    /// renames is returned, for [`Seen::add`] once it has run.
+    pub(crate) fn read(&mut self, statement: &str) -> Found {
         // A longer one is refused before it runs, on either database (SQLite's limit is
         // lower).
         if statement.len() > crate::store::MAX_STATEMENT_BYTES {
-            return;
+            return Found::default();
         }
         let mut end = statement.len().min(READ_BYTES);
         while !statement.is_char_boundary(end) {
             end -= 1;
         }
         let w = words(&statement[..end]);
-        let mut found = Vec::new();
-        destroys(&w, &mut found);
-        for found in found {
+        let mut found = Found::default();
+        destroys(&w, &mut found.destroyed);
+        found.rename = renamed_column(&w);
+        self.marked |= statement.contains(MARKER);
+        found
+    }
+
+    /// Counts what a statement that ran destroys and renames.
+    pub(crate) fn add(&mut self, found: Found) {
+        for found in found.destroyed {
             if !self.destroyed.contains(&found) {
                 if self.destroyed.len() < MAX_SEEN {
                     self.destroyed.push(found);
@@ -157,12 +176,11 @@ impl Seen {
                 }
             }
         }
-        if let Some(rename) = renamed_column(&w)
+        if let Some(rename) = found.rename
             && self.renames.len() < MAX_SEEN
         {
             self.renames.push(rename);
         }
-        self.marked |= statement.contains(MARKER);
     }
 
     /// What the statements destroy by themselves.
@@ -395,7 +413,8 @@ mod tests {
             "ALTER TABLE t RENAME COLUMN b TO b2;",
             "ALTER TABLE u RENAME TO w",
         ] {
-            seen.statement(statement);
+            let found = seen.read(statement);
+            seen.add(found);
         }
         assert_eq!(
             in_tables(&before, &after, &seen.renames),

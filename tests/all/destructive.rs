@@ -192,3 +192,55 @@ fn plan_shows_what_a_step_destroys_and_down_needs_no_flag() {
     env.ok(&["down", "victim", "--steps", "1"]);
     assert!(!env.tables().contains(&"victim__extra".to_string()));
 }
+
+#[test]
+fn what_a_refused_statement_names_is_not_written_down_as_destroyed() {
+    // A statement the host refuses destroys nothing, whatever its text names: the gate counts
+    // what a statement destroys only once it did not fail, and the audit trail marks it.
+    let env = with_rows();
+    env.script(
+        "attacker",
+        "0.2.0",
+        &format!(
+            "-- each\n-- caught\nDELETE FROM victim__item {MARK}-- next\n-- caught\n\
+             DROP TABLE victim__item\n-- next\nCREATE TABLE attacker__t (x UNIQUE)\n-- next\n\
+             -- caught\nINSERT INTO attacker__t VALUES (1)\n-- next\n-- caught\n\
+             INSERT INTO attacker__t VALUES (1)\n-- next\n-- caught\n\
+             INSERT INTO attacker__t VALUES (1)\n-- next\n-- caught\n\
+             INSERT INTO attacker__nowhere VALUES (1)"
+        ),
+        None,
+    );
+    let out = env.run(&["up", "attacker@0.2.0", "--allow-destructive"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let note: Option<String> = env.value(
+        "SELECT note FROM _wasmig_ledger WHERE plugin = 'attacker' AND version = '0.2.0'",
+    );
+    assert!(
+        !note.as_deref().unwrap_or_default().contains("victim__item"),
+        "{note:?}"
+    );
+    let trail: String = env.value(
+        "SELECT statements FROM _wasmig_ledger WHERE plugin = 'attacker' AND version = '0.2.0'",
+    );
+    let trail: Vec<String> = serde_json::from_str(&trail).unwrap();
+    assert_eq!(
+        trail,
+        [
+            "SELECT up FROM attacker__script WHERE version = ?1",
+            "DELETE FROM victim__item -- wasmig:destructive -- failed",
+            "DROP TABLE victim__item -- failed",
+            "CREATE TABLE attacker__t (x UNIQUE)",
+            "INSERT INTO attacker__t VALUES (1)",
+            "INSERT INTO attacker__t VALUES (1) -- failed",
+            "INSERT INTO attacker__t VALUES (1) -- failed",
+            "INSERT INTO attacker__nowhere VALUES (1) -- failed",
+        ],
+        "{trail:?}"
+    );
+    assert_eq!(env.rows("SELECT id FROM victim__item"), ["1", "2"]);
+}

@@ -251,7 +251,10 @@ fn up_prints_each_step_as_it_ends_and_json_lines_end_with_the_error_when_a_step_
     assert_eq!(lines[1]["plugin"], "failing");
     assert_eq!(lines[2]["outcome"], "succeeded");
     assert_eq!(lines[4]["outcome"], "failed");
-    assert_eq!(lines[4]["error"], "deliberate failure after writing rows");
+    assert_eq!(
+        lines[4]["error"],
+        "the plugin's own error: deliberate failure after writing rows"
+    );
     assert_eq!(lines[5]["ran"], 2);
     assert!(
         lines[5]["error"]

@@ -26,6 +26,7 @@ mod no_wasi;
 mod objects_later;
 mod postgres;
 mod real_sql;
+mod record;
 mod rollback;
 mod scaffold;
 mod serve;

@@ -293,6 +293,12 @@ impl Runtime {
                     describe_error(&sql::to_wit_error(e))
                 )),
             },
+            // An error no call of the plugin's was answered with is the plugin's own: its text
+            // is the plugin's to choose, and must not pass for one of the host's verdicts.
+            Ok(Err(e)) if !store.data().report.was_answered(&e) => Err(format!(
+                "the plugin's own error: {}",
+                describe_plugin_error(&e, store.data())
+            )),
             Ok(Err(e)) => Err(describe_plugin_error(&e, store.data())),
             Err(trap) => Err(self.describe_trap(&trap, store.data())),
         };
@@ -324,7 +330,12 @@ impl Runtime {
         }
         let outcome = backend
             .execute_script(script, &mut |statement| report.ran(statement))
-            .map_err(|e| describe_error(&sql::to_wit_error(e)));
+            .map_err(|e| {
+                // The script stopped at its first statement that failed, the last it recorded.
+                let e = sql::to_wit_error(e);
+                report.answered(&e, true);
+                describe_error(&e)
+            });
         let mut report = report.finish();
         let outcome = left(backend.leave_plugin(), &mut report, outcome);
         (backend, report, outcome)

@@ -146,7 +146,7 @@ pub(crate) fn step_label(plugin: &str, version: &str) -> String {
 #[derive(Debug, Default)]
 pub(crate) struct CallReport {
     /// Statements the plugin ran, in order; a statement repeated back to back (a loop of
-    /// inserts) is kept once with its count.
+    /// inserts) is kept once with its count, and one that failed is marked so.
     pub statements: Vec<String>,
     repeats: u64,
     /// Bytes of statement text kept so far, as the ledger stores it (JSON).
@@ -159,15 +159,36 @@ pub(crate) struct CallReport {
     read: Option<Box<Read>>,
     /// Rows the plugin's statements inserted, updated or deleted.
     pub rows_changed: u64,
+    /// Statements run so far, kept or not.
+    runs: u64,
+    /// Digests of the last errors the host answered the plugin's calls with
+    /// ([`CallReport::answered`]): an error the plugin returns that is none of them is its
+    /// own, and the ledger says so.
+    answered: std::collections::VecDeque<u64>,
 }
 
 /// What [`CallReport`] reads of every statement the plugin runs.
 #[derive(Debug, Default)]
 struct Read {
-    /// The last statement read: one run again is read once.
+    /// The last statement read: one run again is read once. Emptied when it failed, so that
+    /// the next run of it is read, and kept in the trail, anew.
     last: String,
     /// What the destructive-change gate needs of the statements.
     gate: crate::destructive::Seen,
+    /// What the last statement destroys and renames, counted in `gate` once it has not
+    /// failed.
+    pending: Option<crate::destructive::Found>,
+}
+
+/// How many of the host's last error answers [`CallReport`] remembers.
+const ANSWERS_KEPT: usize = 64;
+
+/// The digest [`CallReport`] keeps of an error answer.
+fn answer_digest(e: &types::Error) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    call::describe_error(e).hash(&mut h);
+    h.finish()
 }
 
 /// The most statement text one step's audit trail keeps, counted as the ledger stores it: a
@@ -189,10 +210,14 @@ fn json_len(s: &str) -> usize {
 
 impl CallReport {
     fn ran(&mut self, statement: &str) {
+        self.runs += 1;
         let read = self.read.get_or_insert_with(Default::default);
+        if let Some(found) = read.pending.take() {
+            read.gate.add(found);
+        }
         let again = read.last == statement;
         if !again {
-            read.gate.statement(statement);
+            read.pending = Some(read.gate.read(statement));
             read.last.clear();
             // One past the statement limit is refused before it runs: not copied.
             if statement.len() <= crate::store::MAX_STATEMENT_BYTES {
@@ -212,6 +237,46 @@ impl CallReport {
         }
     }
 
+    /// The host answered a call of the plugin's with `e`. With `failed`, the last statement
+    /// that ran is the one that failed, whole (one statement, not rows of a batch, of which
+    /// some may have been written): its trail entry says so, and what its text destroys does
+    /// not count.
+    pub(super) fn answered(&mut self, e: &types::Error, failed: bool) {
+        if self.answered.len() == ANSWERS_KEPT {
+            self.answered.pop_front();
+        }
+        self.answered.push_back(answer_digest(e));
+        let Some(read) = self.read.as_mut().filter(|_| failed) else {
+            return;
+        };
+        read.pending = None;
+        let statement = std::mem::take(&mut read.last);
+        const FAILED: &str = " -- failed";
+        if self.omitted > 0 || statement.is_empty() {
+            return;
+        }
+        if self.repeats > 0 {
+            // The failed run is the last of the repeats: an entry of its own.
+            self.repeats -= 1;
+            self.close_repeats();
+            if self.bytes + json_len(&statement) + FAILED.len() > MAX_AUDIT_BYTES {
+                self.omitted += 1;
+                return;
+            }
+            self.bytes += json_len(&statement) + FAILED.len();
+            self.statements.push(statement + FAILED);
+        } else if let Some(last) = self.statements.last_mut() {
+            self.bytes += FAILED.len();
+            last.push_str(FAILED);
+        }
+    }
+
+    /// Whether the host answered one of the plugin's calls with `e`, among its last
+    /// [`ANSWERS_KEPT`] error answers.
+    pub(crate) fn was_answered(&self, e: &types::Error) -> bool {
+        self.answered.contains(&answer_digest(e))
+    }
+
     fn close_repeats(&mut self) {
         if self.repeats > 0 {
             if let Some(last) = self.statements.last_mut() {
@@ -228,6 +293,11 @@ impl CallReport {
 
     /// The audit trail, with the last run of repeats counted.
     pub(crate) fn finish(mut self) -> Self {
+        if let Some(read) = self.read.as_mut()
+            && let Some(found) = read.pending.take()
+        {
+            read.gate.add(found);
+        }
         self.close_repeats();
         if self.omitted > 0 {
             self.statements.push(format!(

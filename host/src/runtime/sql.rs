@@ -69,9 +69,13 @@ struct Lent {
 }
 
 /// Lends the step's backend to `body`, with the store readable for the plugin's memory.
-/// Without a backend (during `manifest()`) the plugin gets `access-denied`.
+/// Without a backend (during `manifest()`) the plugin gets `access-denied`. Every error
+/// answer goes into the audit trail's record ([`super::CallReport::answered`]); with `whole`,
+/// one of a statement that `body` ran is that statement's failure, whole (not rows of a
+/// batch, of which some may have been written).
 fn with_backend<R>(
     mut store: StoreContextMut<'_, StepState>,
+    whole: bool,
     body: impl FnOnce(
         &mut Lent,
         &mut StoreContextMut<'_, StepState>,
@@ -79,8 +83,10 @@ fn with_backend<R>(
 ) -> wasmtime::Result<Result<R, types::Error>> {
     let state = store.data_mut();
     if let Err(e) = ready(state) {
+        state.report.answered(&e, false);
         return Ok(Err(e));
     }
+    let runs = state.report.runs;
     let backend = state.backend.take().expect("ready");
     let mut lent = Lent {
         backend,
@@ -95,7 +101,12 @@ fn with_backend<R>(
     lent.params.clear();
     state.params = lent.params;
     state.values = lent.values;
-    Ok(result?.map_err(to_wit_error))
+    let result = result?.map_err(to_wit_error);
+    if let Err(e) = &result {
+        let ran = state.report.runs > runs;
+        state.report.answered(e, whole && ran);
+    }
+    Ok(result)
 }
 
 /// What every call does first: waits for a batch in flight (its error, if it failed, is
@@ -138,7 +149,7 @@ fn one_statement<R>(
     params: WasmList<Param>,
     run: impl FnOnce(&mut dyn Backend, &str, &[ValueRef<'_>]) -> Result<R, SqlError>,
 ) -> wasmtime::Result<Result<R, types::Error>> {
-    let result = with_backend(store.as_context_mut(), |lent, store| {
+    let result = with_backend(store.as_context_mut(), true, |lent, store| {
         if let Err(e) = statement_params(params.len()) {
             return Ok(Err(e));
         }
@@ -165,15 +176,16 @@ fn statement_params(n: usize) -> Result<(), SqlError> {
 }
 
 /// One statement with packed parameters (at most `max` values), recorded in the audit trail
-/// and run by `run` on the lent backend.
+/// and run by `run` on the lent backend; `whole` as [`with_backend`] takes it.
 fn packed_statement<R>(
     mut store: StoreContextMut<'_, StepState>,
     statement: WasmStr,
     params: WasmList<u8>,
     max: usize,
+    whole: bool,
     run: impl FnOnce(&mut dyn Backend, &str, &[ValueRef<'_>]) -> Result<R, SqlError>,
 ) -> wasmtime::Result<Result<R, types::Error>> {
-    with_backend(store.as_context_mut(), |lent, store| {
+    with_backend(store.as_context_mut(), whole, |lent, store| {
         let store = &*store;
         let statement = statement.to_str(store)?;
         lent.report.ran(&statement);
@@ -221,7 +233,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
         "execute-many",
         |mut store: StoreContextMut<'_, StepState>,
          (statement, rows): (WasmStr, WasmList<WasmList<Param>>)| {
-            let result = with_backend(store.as_context_mut(), |lent, store| {
+            let result = with_backend(store.as_context_mut(), false, |lent, store| {
                 // Owned: rows are lifted chunk by chunk, which needs the store mutably.
                 let statement = statement.to_str(&*store)?.into_owned();
                 lent.report.ran(&statement);
@@ -264,10 +276,14 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
     sql.func_wrap(
         "execute-packed",
         |store: StoreContextMut<'_, StepState>, (statement, params): (WasmStr, WasmList<u8>)| {
-            let result =
-                packed_statement(store, statement, params, MAX_STATEMENT_PARAMS, |b, s, v| {
-                    b.execute(s, v)
-                })?;
+            let result = packed_statement(
+                store,
+                statement,
+                params,
+                MAX_STATEMENT_PARAMS,
+                true,
+                |b, s, v| b.execute(s, v),
+            )?;
             Ok((result,))
         },
     )?;
@@ -275,10 +291,14 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
         "execute-batch-packed",
         |store: StoreContextMut<'_, StepState>,
          (statement, width, params): (WasmStr, u32, WasmList<u8>)| {
-            let result =
-                packed_statement(store, statement, params, MAX_BATCH_VALUES, |b, s, v| {
-                    run_batch(b, s, width as usize, v, "execute-batch-packed")
-                })?;
+            let result = packed_statement(
+                store,
+                statement,
+                params,
+                MAX_BATCH_VALUES,
+                false,
+                |b, s, v| run_batch(b, s, width as usize, v, "execute-batch-packed"),
+            )?;
             Ok((result,))
         },
     )?;
@@ -288,12 +308,17 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
          (statement, width, params): (WasmStr, u32, WasmList<u8>)| {
             let state = store.data_mut();
             if let Err(e) = ready(state) {
+                state.report.answered(&e, false);
                 return Ok((Err(e),));
             }
             if state.pipeline.is_none() {
                 match super::pipeline::Pipeline::start() {
                     Ok(p) => state.pipeline = Some(p),
-                    Err(e) => return Ok((Err(to_wit_error(e)),)),
+                    Err(e) => {
+                        let e = to_wit_error(e);
+                        state.report.answered(&e, false);
+                        return Ok((Err(e),));
+                    }
                 }
             }
             if params.len() > super::pipeline::MAX_COPIED_BYTES {
@@ -304,6 +329,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
                     statement,
                     params,
                     MAX_BATCH_VALUES,
+                    false,
                     |b, s, v| run_batch(b, s, width as usize, v, "send-batch-packed"),
                 )?;
                 let result = result.map_err(from_wit_error);
@@ -328,6 +354,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
         |mut store: StoreContextMut<'_, StepState>, (): ()| {
             let state = store.data_mut();
             if let Err(e) = ready(state) {
+                state.report.answered(&e, false);
                 return Ok((Err(e),));
             }
             let changed = state.pipeline.as_mut().map_or(0, |p| p.take_changed());
@@ -337,7 +364,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
     sql.func_wrap(
         "execute-script",
         |mut store: StoreContextMut<'_, StepState>, (script,): (WasmStr,)| {
-            let result = with_backend(store.as_context_mut(), |lent, store| {
+            // A script stops at its first statement that fails, the last it recorded.
+            let result = with_backend(store.as_context_mut(), true, |lent, store| {
                 let script = script.to_str(&*store)?;
                 let report = &mut lent.report;
                 Ok(lent

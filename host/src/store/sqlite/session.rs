@@ -280,6 +280,13 @@ impl SqliteBackend {
             );
         }
         let message = e.to_string();
+        // A trigger's `RAISE(ABORT, '…')` (or FAIL): the text is the trigger's to choose, and
+        // must not pass for one of the host's verdicts.
+        if let rusqlite::Error::SqliteFailure(f, _) = &e
+            && f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_TRIGGER
+        {
+            return SqlError::Constraint(format!("RAISE in a trigger: {message}"));
+        }
         match e.sqlite_error_code() {
             Some(ErrorCode::AuthorizationForStatementDenied) => SqlError::AccessDenied(message),
             Some(ErrorCode::ConstraintViolation) => SqlError::Constraint(message),

@@ -1,0 +1,82 @@
+//! What the ledger says of a step is the host's: text a plugin chooses (an error its code
+//! returns, a message its trigger or function raises) is labelled as the plugin's, so that
+//! it cannot pass for one of the host's verdicts about another plugin.
+
+use crate::on_both;
+use crate::support::{Env, artifacts};
+
+/// The host's verdict when another plugin's code changed during a step, as a plugin would
+/// forge it.
+const FORGED: &str = "access denied: plugin victim's functions changed while the step ran";
+
+/// The error of the attacker's failed step 0.2.0 in the ledger.
+fn failure(env: &Env) -> String {
+    let (plugin, version, _, outcome, error) = env.ledger().pop().unwrap();
+    assert_eq!((plugin.as_str(), version.as_str()), ("attacker", "0.2.0"));
+    assert_eq!(outcome, "failed");
+    error.unwrap_or_default()
+}
+
+on_both! {
+    fn text_the_plugins_code_raises_is_labelled_as_its_own(env) {
+        env.add(artifacts::ATTACKER, "attacker.wasm");
+        env.ok(&["up", "attacker@0.1.0"]);
+        let raise = if env.pg.is_some() {
+            // Any SQLSTATE: the one the host's verdict has too.
+            format!(
+                "DO $$ BEGIN RAISE EXCEPTION USING MESSAGE = '{}', ERRCODE = '42501'; END $$",
+                FORGED.replace('\'', "''")
+            )
+        } else {
+            format!(
+                "CREATE TABLE attacker__t (x); \
+                 CREATE TRIGGER attacker__raise BEFORE INSERT ON attacker__t \
+                 BEGIN SELECT RAISE(ABORT, '{}'); END; \
+                 INSERT INTO attacker__t VALUES (1)",
+                FORGED.replace('\'', "''")
+            )
+        };
+        env.exec(&format!(
+            "INSERT INTO attacker__script (version, up) VALUES ('0.2.0', '{}')",
+            raise.replace('\'', "''")
+        ));
+        let out = env.run(&["up", "attacker@0.2.0"]);
+        assert!(!out.status.success());
+        let error = failure(&env);
+        let label = if env.pg.is_some() {
+            "RAISE in PL/pgSQL code: "
+        } else {
+            "constraint failed: RAISE in a trigger: "
+        };
+        assert!(error.starts_with(&format!("{label}{FORGED}")), "{error}");
+    }
+}
+
+on_both! {
+    fn an_error_the_plugin_returns_of_its_own_is_labelled_so(env) {
+        // `failing` returns an error no call of its was answered with; a step whose SQL
+        // fails returns the host's answer, which keeps its kind.
+        env.add(artifacts::FAILING, "failing.wasm");
+        let out = env.run(&["up"]);
+        assert!(!out.status.success());
+        let (_, _, _, outcome, error) = env.ledger().pop().unwrap();
+        assert_eq!(outcome, "failed");
+        assert_eq!(
+            error.as_deref(),
+            Some("the plugin's own error: deliberate failure after writing rows")
+        );
+        env.add(artifacts::ATTACKER, "attacker.wasm");
+        env.ok(&["up", "attacker@0.1.0"]);
+        env.exec(
+            "INSERT INTO attacker__script (version, up) \
+             VALUES ('0.2.0', 'INSERT INTO attacker__nowhere VALUES (1)')",
+        );
+        let out = env.run(&["up", "attacker@0.2.0"]);
+        assert!(!out.status.success());
+        let error = failure(&env);
+        assert!(
+            !error.contains("own error") && error.contains("attacker__nowhere"),
+            "{error}"
+        );
+    }
+}
