@@ -381,7 +381,7 @@ pub(crate) fn print_run(report: &RunReport, as_json: bool) -> Result<ExitCode> {
                 say!("  error: {}", continued(e));
             }
         }
-        say!("\nDry run: everything was rolled back; the database is unchanged.");
+        say!("\nDry run: every step was rolled back.");
     } else {
         let verb = match report.steps[0].direction {
             Direction::Up => "Applied",

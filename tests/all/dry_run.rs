@@ -49,7 +49,7 @@ fn plan_on_an_existing_database_leaves_it_byte_for_byte() {
     let out = env.ok(&["plan"]);
     assert!(out.contains("would succeed"), "{out}");
     assert!(out.contains("created table notes__stats"), "{out}");
-    assert!(out.contains("everything was rolled back"), "{out}");
+    assert!(out.contains("every step was rolled back"), "{out}");
     let report = env.json(&["up", "--dry-run"]);
     assert_eq!(report["steps"][0]["version"], "0.3.0");
     assert_eq!(

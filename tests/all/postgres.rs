@@ -238,7 +238,8 @@ fn a_step_runs_in_one_server_process_within_its_temporary_file_quota() {
     // PostgreSQL bounds each server process's temporary files by `temp_file_limit`; parallel
     // workers have one each, and the files a parallel hash join shares stop counting once
     // closed. The plugin's role runs without parallel query, so its step's statements run in
-    // its one process, within the quota (a plugin that turns it on: the next test).
+    // its one process, within the quota (a plugin that turns it on:
+    // `a_statement_that_runs_in_parallel_server_processes_fails_its_step`).
     let pg = scripted();
     pg.env.policy("[limits]\nmax_temp = \"16MiB\"\n");
     pg.script(
@@ -355,6 +356,22 @@ fn a_statement_that_runs_in_parallel_server_processes_fails_its_step() {
             // terminated a second later.
             "the statement ran in parallel server processes",
         ),
+        (
+            "a plugin that drops the error and goes on",
+            format!(
+                "-- each\nSELECT {on}\n-- next\n-- caught\n-- query\nSELECT {scan}\n\
+                 -- next\nCREATE TABLE attacker__after (x int)"
+            ),
+            "refused: an earlier statement of this step ran in parallel server processes",
+        ),
+        (
+            "a plugin that drops every error",
+            format!(
+                "-- each\nSELECT {on}\n-- next\n-- caught\n-- query\nSELECT {scan}\n\
+                 -- next\n-- caught\nCREATE TABLE attacker__after (x int)"
+            ),
+            "the statement ran in parallel server processes",
+        ),
     ] {
         pg.script("attacker", "0.3.0", &up, None);
         let out = pg.env.run(&["up", "attacker@0.3.0"]);
@@ -370,6 +387,10 @@ fn a_statement_that_runs_in_parallel_server_processes_fails_its_step() {
             "{how}: {last}"
         );
         assert_eq!(pg.rows("SELECT x FROM victim.victim__secret"), ["kept"]);
+        assert_eq!(
+            pg.column("to_regclass('attacker.attacker__after') IS NULL"),
+            ["true"]
+        );
     }
     // The same scan in the role's one process is the plugin's to run.
     pg.script(

@@ -361,6 +361,18 @@ fn is_lock_timeout(e: &CallError) -> bool {
     matches!(e, CallError::Db(db) if db.code() == Some(&SqlState::LOCK_NOT_AVAILABLE))
 }
 
+/// Whether `db` is an error that PL/pgSQL code other than wasmig's own raised (`RAISE`,
+/// `ASSERT`: a plugin's function, trigger or `DO` block, or an application's function it
+/// called), as the innermost line of its context says. wasmig's functions are in the schema
+/// `wasmig`, where no plugin can make one, and their context names them with it.
+fn raised_by_code(db: &tokio_postgres::error::DbError) -> bool {
+    matches!(db.routine(), Some("exec_stmt_raise" | "exec_stmt_assert"))
+        && !db
+            .where_()
+            .and_then(|w| w.lines().next())
+            .is_some_and(|innermost| innermost.starts_with("PL/pgSQL function wasmig."))
+}
+
 /// Whether an error is one that trying again may not meet: a deadlock, a serialization
 /// failure, the server shutting down or starting up, a lost or refused connection.
 ///
@@ -387,7 +399,7 @@ fn is_transient(e: &CallError) -> bool {
                     || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
             }
         },
-        CallError::Cancelled | CallError::Stuck | CallError::TooLarge(_) => false,
+        CallError::Cancelled | CallError::Stuck(_) | CallError::TooLarge(_) => false,
         CallError::Unsupported(_) | CallError::Parallel => false,
     }
 }
@@ -595,14 +607,14 @@ impl PgBackend {
     /// ends its session (the server rolls back).
     fn before_step_failed(&mut self, plugin: &str, what: &str, e: CallError) -> Error {
         let message = match &e {
-            CallError::Cancelled | CallError::Stuck => format!(
+            CallError::Cancelled | CallError::Stuck(session::Stuck::Deadline) => format!(
                 "{what}: the host's checks before plugin {plugin}'s step were still running {} \
                  after its begin (the lock timeout and the step's deadline); the step did not run",
                 humantime::format_duration(self.begin_bound())
             ),
             _ => format!("{what}: {e}"),
         };
-        if matches!(e, CallError::Stuck) {
+        if matches!(e, CallError::Stuck(_)) {
             self.terminate(plugin);
         }
         Error::Database {
@@ -693,6 +705,11 @@ impl PgBackend {
     fn sql_error(&mut self, e: CallError) -> SqlError {
         self.note_transient(&e);
         match e {
+            CallError::Db(e) if e.as_db_error().is_some_and(raised_by_code) => {
+                // Its text (and its SQLSTATE) is the code's to choose: it must not pass for
+                // one of the host's or the server's verdicts.
+                SqlError::Other(format!("RAISE in PL/pgSQL code: {}", session::describe(&e)))
+            }
             CallError::Db(e) => {
                 let message = session::describe(&e);
                 match e.code() {
@@ -718,19 +735,13 @@ impl PgBackend {
             CallError::Cancelled => SqlError::Limit(
                 "the statement was still running at the step's deadline".to_string(),
             ),
-            CallError::Stuck => {
-                let mut why = "the statement was still running past the step's deadline";
+            CallError::Stuck(why) => {
                 if let Some(turn) = &mut self.turn {
-                    if Instant::now() < turn.limits.deadline {
-                        // Cancelled before the deadline: for its parallel workers.
-                        turn.parallel = true;
-                        why = "the statement ran in parallel server processes and was still \
-                               running a second after its cancel";
-                    }
+                    turn.parallel |= why == session::Stuck::Parallel;
                     let plugin = turn.plugin.clone();
                     self.terminate(&plugin);
                 }
-                SqlError::Limit(format!("{why}; its session was terminated"))
+                SqlError::Limit(format!("{e}; its session was terminated"))
             }
             CallError::TooLarge(_) => SqlError::Limit(e.to_string()),
             CallError::Unsupported(what) => SqlError::Other(what),
@@ -752,13 +763,21 @@ impl PgBackend {
         self.plugin_statement(statement, params, false)
     }
 
-    /// The running plugin's turn and session, for its statements.
+    /// The running plugin's turn and session, for its statements: none once a statement of
+    /// the step ran in parallel server processes.
     fn plugin_turn(&self) -> std::result::Result<(&Turn, &PluginSession), SqlError> {
         let Some(turn) = &self.turn else {
             return Err(SqlError::AccessDenied(
                 "no plugin step is running".to_string(),
             ));
         };
+        if turn.parallel {
+            return Err(SqlError::Limit(
+                "refused: an earlier statement of this step ran in parallel server processes, \
+                 and the step fails"
+                    .to_string(),
+            ));
+        }
         let Some(session) = self.plugins.get(&turn.plugin) else {
             return Err(SqlError::Other(
                 "the plugin's session has ended".to_string(),
@@ -788,9 +807,6 @@ impl PgBackend {
             })
             .collect();
         let (turn, session) = self.plugin_turn()?;
-        if turn.parallel {
-            return Err(SqlError::Limit(CallError::Parallel.to_string()));
-        }
         let (deadline, max_bytes) = (turn.limits.deadline, turn.limits.max_result_bytes);
         let statement = statements::numbered_parameters(&checked.text);
         match session.session.run_guarded(
@@ -998,7 +1014,7 @@ impl Backend for PgBackend {
                         let plugin = self.plugins.get_mut(&access.plugin).expect("just used");
                         let locked = matches!(&e, CallError::Db(db)
                             if db.code() == Some(&SqlState::LOCK_NOT_AVAILABLE));
-                        if !matches!(e, CallError::Stuck) {
+                        if !matches!(e, CallError::Stuck(_)) {
                             let _ = plugin.session.batch("ROLLBACK", None);
                             plugin.in_transaction = false;
                         }
@@ -1067,7 +1083,7 @@ impl Backend for PgBackend {
                         if let Err(err) = recorded {
                             p.in_transaction = false;
                             p.checked = None;
-                            if matches!(err, CallError::Stuck) {
+                            if matches!(err, CallError::Stuck(_)) {
                                 // Still running after the cancel: the server ends the session,
                                 // and with it the transaction and its locks. A commit the
                                 // server had begun ends all the same (it holds off the end
@@ -1135,7 +1151,7 @@ impl Backend for PgBackend {
                         }
                         committed
                     }
-                    None => Err(CallError::Stuck),
+                    None => Err(CallError::Stuck(session::Stuck::Lost)),
                 };
                 if let Err(e) = &committed {
                     // Lost before the server answered: the next attempt's re-check tells
@@ -1408,7 +1424,7 @@ impl Backend for PgBackend {
                 )
             }
             // Gone (ended past its deadline): nothing to check, and nothing to commit.
-            None => Err(CallError::Stuck),
+            None => Err(CallError::Stuck(session::Stuck::Lost)),
         };
         if let Err(e) = fired {
             let (SqlError::AccessDenied(e)

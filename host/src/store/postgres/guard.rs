@@ -1466,7 +1466,7 @@ impl PgBackend {
                 });
             }
             Err(e) => {
-                if matches!(e, CallError::Stuck) {
+                if matches!(e, CallError::Stuck(_)) {
                     // The guard outlived its cancel: the server ends the session, and the
                     // step's transaction and lock with it.
                     self.terminate(&access.plugin);

@@ -234,7 +234,9 @@ impl PgBackend {
         // bounds a step's only while the step runs in one: parallel workers each have their
         // own, and the files a parallel hash join or sort shares among them stop counting
         // once closed, while they stay on disk until the query ends. The role runs without
-        // parallel query unless its plugin turns it on (see docs/postgres.md, Known limits).
+        // parallel query; a statement of a plugin that turns it on is cancelled once the
+        // host sees its workers (`Session::wait`), and a parallel plan its own process runs
+        // alone is a known limit (docs/postgres.md).
         let mut sql = format!(
             "DO $wasmig$ BEGIN
                IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = {role_lit}) THEN
@@ -517,7 +519,7 @@ impl PgBackend {
             Some(deadline),
         );
         if let Err(e) = begun {
-            if !matches!(e, CallError::Stuck) {
+            if !matches!(e, CallError::Stuck(_)) {
                 let _ = plugin.session.batch("ROLLBACK", None);
             }
             let what = format!("cannot begin plugin {}'s transaction", access.plugin);

@@ -18,8 +18,9 @@ pub(super) const CANCEL_GRACE: Duration = Duration::from_secs(1);
 
 /// How often the host looks, while a plugin's session runs a statement, for server processes
 /// working for it: each parallel worker has a `temp_file_limit` of its own, so a statement
-/// with workers is stopped within this interval of their start. (A parallel plan that the
-/// session's own process runs alone has none to see: docs/postgres.md, *Known limits*.)
+/// with workers is stopped within about two intervals of their start (one look at a time,
+/// its answer read at the next interval). A parallel plan that the session's own process runs
+/// alone has none to see: docs/postgres.md, *Known limits*.
 const WATCH_EVERY: Duration = Duration::from_millis(25);
 
 /// Why a call did not return the server's answer.
@@ -29,9 +30,9 @@ pub(super) enum CallError {
     Db(tokio_postgres::Error),
     /// The deadline passed: the statement was cancelled and ended.
     Cancelled,
-    /// The deadline passed and the statement did not end within the grace period after its
-    /// cancel: the caller must terminate the session.
-    Stuck,
+    /// The statement did not end within the grace period after its cancel (or its answer
+    /// was lost): the caller must terminate the session.
+    Stuck(Stuck),
     /// The rows passed the most bytes a query may return.
     TooLarge(usize),
     /// A column of a type the plugin's values cannot carry.
@@ -40,15 +41,47 @@ pub(super) enum CallError {
     Parallel,
 }
 
+/// Why the host gave up on a statement's answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Stuck {
+    /// The statement was cancelled at its deadline.
+    Deadline,
+    /// The statement was cancelled for running in parallel server processes.
+    Parallel,
+    /// The answer was lost: the connection or the host's runtime ended.
+    Lost,
+}
+
+/// What a look for a statement's parallel workers saw (see [`Session::start_look`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Look {
+    Workers,
+    NoWorkers,
+    /// The host's role does not see the session as it is: it would see no worker either.
+    Blind,
+    /// The look failed (the host's session closed).
+    Failed,
+}
+
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CallError::Db(e) => write!(f, "{}", describe(e)),
             CallError::Cancelled => write!(f, "the statement was still running at the deadline"),
-            CallError::Stuck => write!(
+            CallError::Stuck(Stuck::Deadline) => write!(
                 f,
-                "the statement was still running {} s after it was cancelled",
+                "the statement was still running {} s after it was cancelled at its deadline",
                 CANCEL_GRACE.as_secs()
+            ),
+            CallError::Stuck(Stuck::Parallel) => write!(
+                f,
+                "the statement ran in parallel server processes and was still running {} s \
+                 after it was cancelled",
+                CANCEL_GRACE.as_secs()
+            ),
+            CallError::Stuck(Stuck::Lost) => write!(
+                f,
+                "the statement's answer was lost (its connection or the host's runtime ended)"
             ),
             CallError::TooLarge(max) => write!(
                 f,
@@ -59,9 +92,10 @@ impl std::fmt::Display for CallError {
             CallError::Unsupported(what) => write!(f, "{what}"),
             CallError::Parallel => write!(
                 f,
-                "the statement ran in parallel server processes (the plugin's \
-                 session turned parallel query on), whose temporary files the step's quota \
-                 (`max_temp`) does not bound; it was cancelled"
+                "the statement ran in parallel server processes (the plugin's session turned \
+                 parallel query on), whose temporary files the step's quota (`max_temp`) does \
+                 not bound; it was cancelled (leave `max_parallel_workers_per_gather` at the \
+                 role's 0)"
             ),
         }
     }
@@ -182,6 +216,8 @@ pub(super) struct Session {
     /// A session of the host's own, from which a plugin's session is watched for parallel
     /// server processes while it runs a statement with a deadline (see [`WATCH_EVERY`]).
     watcher: Option<Arc<Client>>,
+    /// Whether [`Session::blind_once`] has said so.
+    blind: std::sync::atomic::AtomicBool,
     /// The session's settings go back to its role's (`RESET ALL`) with the next guarded
     /// statement, in its round trip (see [`Session::reset_with_next`]).
     reset: Arc<std::sync::atomic::AtomicBool>,
@@ -203,7 +239,7 @@ impl Session {
         match rx.recv_timeout(timeout) {
             Ok(Ok((client, pid))) => Ok(Session::new(client, pid, rt)),
             Ok(Err(e)) => Err(CallError::Db(e)),
-            Err(_) => Err(CallError::Stuck),
+            Err(_) => Err(CallError::Stuck(Stuck::Lost)),
         }
     }
 
@@ -246,6 +282,7 @@ impl Session {
             savepoint: Default::default(),
             reset: Default::default(),
             watcher: None,
+            blind: Default::default(),
         }
     }
 
@@ -255,34 +292,46 @@ impl Session {
         self.watcher = Some(host.client.clone());
     }
 
-    /// Whether server processes work for this session's statement (parallel workers, whose
-    /// `leader_pid` is its process), as the host's session sees them. The host's role is a
-    /// member of each plugin's role, so it sees their `leader_pid`. Unknown (the host's
-    /// session busy, gone, or slow to answer before `until`) counts as none.
-    fn has_workers(&self, host: &Arc<Client>, until: Instant) -> bool {
+    /// Starts a look, from the host's session, for server processes working for this
+    /// session's statement (parallel workers, whose `leader_pid` is its process); its answer
+    /// comes through the receiver. The host's role sees a plugin role's sessions as they are
+    /// (`leader_pid`, `state`) because it has that role's privileges; the look also asks
+    /// whether it sees this session's own `state`, without which it could see no worker.
+    fn start_look(&self, host: &Arc<Client>) -> mpsc::Receiver<Look> {
         let host = host.clone();
         // The server keeps one picture of `pg_stat_activity` per transaction; the host's
         // session may be in one.
         let sql = format!(
             "SELECT pg_catalog.pg_stat_clear_snapshot(); \
-             SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE leader_pid = {}",
-            self.pid
+             SELECT count(*) FILTER (WHERE leader_pid = {pid}), \
+                    count(*) FILTER (WHERE pid = {pid} AND state IS NOT NULL) \
+               FROM pg_catalog.pg_stat_activity",
+            pid = self.pid
         );
         let (tx, rx) = mpsc::sync_channel(1);
         self.rt.spawn(async move {
-            let _ = tx.send(host.simple_query(&sql).await);
+            let look = match host.simple_query(&sql).await {
+                Ok(messages) => messages
+                    .iter()
+                    .find_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(row) if row.len() == 2 => {
+                            match (row.get(0), row.get(1)) {
+                                (Some("0"), Some("0")) => Some(Look::Blind),
+                                (Some("0"), _) => Some(Look::NoWorkers),
+                                _ => Some(Look::Workers),
+                            }
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or(Look::Blind),
+                Err(e) => {
+                    tracing::debug!("cannot look for a statement's parallel workers: {e}");
+                    Look::Failed
+                }
+            };
+            let _ = tx.send(look);
         });
-        match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-            Ok(Ok(messages)) => messages.iter().any(|m| {
-                matches!(m, tokio_postgres::SimpleQueryMessage::Row(row)
-                    if row.get(0).is_some_and(|n| !n.is_empty() && n != "0"))
-            }),
-            Ok(Err(e)) => {
-                tracing::debug!("cannot look for a statement's parallel workers: {e}");
-                false
-            }
-            Err(_) => false,
-        }
+        rx
     }
 
     pub(super) fn is_closed(&self) -> bool {
@@ -317,7 +366,7 @@ impl Session {
         let sql = sql.to_string();
         let savepoint = self.savepoint.clone();
         let reset = self.reset.clone();
-        let answer = self.wait(deadline, async move {
+        let answer = self.wait(deadline, true, async move {
             let typed = typed(params);
             if guard == Guard::None {
                 return collect(&client, &sql, typed, max_bytes).await;
@@ -404,7 +453,7 @@ impl Session {
         // How many statements have ended, for a script stopped at its deadline.
         let ended = Arc::new(AtomicUsize::new(0));
         let counted = ended.clone();
-        let done = self.wait(deadline, async move {
+        let done = self.wait(deadline, true, async move {
             let mut first = match reset.swap(false, Ordering::Relaxed) {
                 true => "RESET ALL; ".to_string(),
                 false => String::new(),
@@ -676,7 +725,7 @@ impl Session {
     ) -> Result<Answer, CallError> {
         let client = self.client.clone();
         let prepared = self.prepared.clone();
-        let answer = self.wait(None, async move {
+        let answer = self.wait(None, false, async move {
             let types: Vec<Type> = params.iter().map(Param::declared).collect();
             let cached = prepared.lock().expect("not poisoned").get(sql).cloned();
             let statement = match cached {
@@ -711,7 +760,7 @@ impl Session {
     ) -> Result<Answer, CallError> {
         let client = self.client.clone();
         let (first, sql) = (first.to_string(), sql.to_string());
-        let answer = self.wait(deadline, async move {
+        let answer = self.wait(deadline, true, async move {
             let typed = typed(params);
             let (done, answer) = futures_util::future::join(
                 client.batch_execute(&first),
@@ -743,7 +792,7 @@ impl Session {
         let client = self.client.clone();
         let (first, sql) = (first.to_string(), sql.to_string());
         let after = after.map(str::to_string);
-        let done = self.wait(deadline, async move {
+        let done = self.wait(deadline, false, async move {
             let typed = typed(params);
             let mut opened = std::pin::pin!(maybe_done(client.batch_execute(&first)));
             let mut answer = std::pin::pin!(maybe_done(collect(&client, &sql, typed, usize::MAX)));
@@ -764,7 +813,10 @@ impl Session {
                 [a.map_err(CallError::Db), b.map_err(CallError::Db)]
             } else {
                 join(opened.as_mut(), answer.as_mut()).await;
-                [Err(CallError::Stuck), Err(CallError::Stuck)]
+                [
+                    Err(CallError::Stuck(Stuck::Lost)),
+                    Err(CallError::Stuck(Stuck::Lost)),
+                ]
             };
             let done = opened.as_mut().take_output().expect("polled to the end");
             let answer = answer.as_mut().take_output().expect("polled to the end");
@@ -776,7 +828,13 @@ impl Session {
         });
         match done {
             Ok(done) => done,
-            Err(e) => (Err(e), [Err(CallError::Stuck), Err(CallError::Stuck)]),
+            Err(e) => (
+                Err(e),
+                [
+                    Err(CallError::Stuck(Stuck::Lost)),
+                    Err(CallError::Stuck(Stuck::Lost)),
+                ],
+            ),
         }
     }
 
@@ -791,7 +849,7 @@ impl Session {
     ) -> (Result<(), CallError>, Result<(), CallError>) {
         let client = self.client.clone();
         let (first, second) = (first.to_string(), second.to_string());
-        let done = self.wait(deadline, async move {
+        let done = self.wait(deadline, false, async move {
             let (a, b) = futures_util::future::join(
                 client.batch_execute(&first),
                 client.batch_execute(&second),
@@ -801,7 +859,7 @@ impl Session {
         });
         match done {
             Ok((a, b)) => (a.map_err(CallError::Db), b.map_err(CallError::Db)),
-            Err(e) => (Err(e), Err(CallError::Stuck)),
+            Err(e) => (Err(e), Err(CallError::Stuck(Stuck::Lost))),
         }
     }
 
@@ -811,7 +869,7 @@ impl Session {
     pub(super) fn text_rows(&self, sql: &str) -> Result<Vec<String>, CallError> {
         let client = self.client.clone();
         let sql = sql.to_string();
-        self.wait(None, async move {
+        self.wait(None, false, async move {
             let messages = client.simple_query(&sql).await?;
             Ok(messages
                 .into_iter()
@@ -828,63 +886,82 @@ impl Session {
     pub(super) fn batch(&self, sql: &str, deadline: Option<Instant>) -> Result<(), CallError> {
         let client = self.client.clone();
         let sql = sql.to_string();
-        self.wait(deadline, async move { client.batch_execute(&sql).await })
+        self.wait(
+            deadline,
+            true,
+            async move { client.batch_execute(&sql).await },
+        )
     }
 
     /// Waits for `work` on the runtime's thread; at `deadline` cancels the session's
-    /// statement and waits [`CANCEL_GRACE`] more for it to end.
+    /// statement and waits [`CANCEL_GRACE`] more for it to end. With `watch` and a watcher
+    /// ([`Session::watch_from`]), a look for the statement's parallel workers goes out every
+    /// [`WATCH_EVERY`] meanwhile, one at a time, never holding the answer back: a statement
+    /// that has any is cancelled the same way and fails with [`CallError::Parallel`].
     fn wait<T: Send + 'static>(
         &self,
         deadline: Option<Instant>,
+        watch: bool,
         work: impl Future<Output = Result<T, tokio_postgres::Error>> + Send + 'static,
     ) -> Result<T, CallError> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.rt.spawn(async move {
             let _ = tx.send(work.await);
         });
+        let watcher = self.watcher.as_ref().filter(|_| watch);
         let answer = match deadline {
-            None => rx.recv().map_err(|_| None),
-            Some(deadline) => loop {
-                let left = deadline.saturating_duration_since(Instant::now());
-                let wait = match &self.watcher {
-                    Some(_) => left.min(WATCH_EVERY),
-                    None => left,
-                };
-                match rx.recv_timeout(wait) {
-                    Ok(answer) => break Ok(answer),
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break Err(None),
-                    Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() >= deadline => {
-                        break Err(Some(CallError::Cancelled));
-                    }
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        let host = self.watcher.as_ref().expect("watched");
-                        if self.has_workers(host, deadline) {
-                            break Err(Some(CallError::Parallel));
+            None => rx.recv().map_err(|_| Stuck::Lost),
+            Some(deadline) => {
+                let mut look: Option<mpsc::Receiver<Look>> = None;
+                loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let wait = match watcher {
+                        Some(_) => left.min(WATCH_EVERY),
+                        None => left,
+                    };
+                    match rx.recv_timeout(wait) {
+                        Ok(answer) => break Ok(answer),
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break Err(Stuck::Lost),
+                        Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() >= deadline => {
+                            break Err(Stuck::Deadline);
                         }
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
                     }
+                    let Some(host) = watcher else { continue };
+                    match look.as_ref().map(mpsc::Receiver::try_recv) {
+                        Some(Ok(Look::Workers)) => break Err(Stuck::Parallel),
+                        Some(Ok(Look::Blind)) => self.blind_once(),
+                        // Still on its way: the next interval looks again.
+                        Some(Err(mpsc::TryRecvError::Empty)) => continue,
+                        Some(Ok(Look::NoWorkers | Look::Failed))
+                        | Some(Err(mpsc::TryRecvError::Disconnected))
+                        | None => {}
+                    }
+                    look = Some(self.start_look(host));
                 }
-            },
+            }
         };
         match answer {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(CallError::Db(e)),
             // The runtime went away with the answer: only at shutdown.
-            Err(None) => Err(CallError::Stuck),
-            Err(Some(why)) => {
+            Err(Stuck::Lost) => Err(CallError::Stuck(Stuck::Lost)),
+            Err(why) => {
                 let cancel = self.cancel.clone();
                 let (sent, cancelled) = mpsc::sync_channel(1);
                 self.rt.spawn(async move {
                     if let Err(e) = cancel.cancel_query(NoTls).await {
-                        tracing::warn!("cannot cancel a plugin session's statement: {e}");
+                        tracing::warn!("cannot cancel the session's statement: {e}");
                     }
                     let _ = sent.send(());
                 });
                 let until = Instant::now() + CANCEL_GRACE;
                 let answer = match rx.recv_timeout(CANCEL_GRACE) {
                     // An answer that came before the cancel: the statement's work is done.
-                    Ok(Ok(value)) if matches!(why, CallError::Cancelled) => Ok(value),
-                    Ok(_) => Err(why),
-                    Err(_) => return Err(CallError::Stuck),
+                    Ok(Ok(value)) if why == Stuck::Deadline => Ok(value),
+                    Ok(_) if why == Stuck::Parallel => Err(CallError::Parallel),
+                    Ok(_) => Err(CallError::Cancelled),
+                    Err(_) => return Err(CallError::Stuck(why)),
                 };
                 // The server has the cancel before the session's next statement: one that
                 // arrived after the statement had ended would stop the next one instead
@@ -892,6 +969,17 @@ impl Session {
                 let _ = cancelled.recv_timeout(until.saturating_duration_since(Instant::now()));
                 answer
             }
+        }
+    }
+
+    /// Says once per session that its statements' parallel workers cannot be seen.
+    fn blind_once(&self) {
+        if !self.blind.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                "the host's role does not see plugin sessions' activity (it needs the \
+                 privileges of each plugin's role, which it is granted; a role with NOINHERIT \
+                 does not have them): a statement's parallel workers go unseen"
+            );
         }
     }
 }
