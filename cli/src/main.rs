@@ -241,7 +241,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             };
             let code = down(&host, options, cli.json).await?;
             if !dry_run && code == ExitCode::SUCCESS {
-                left_behind(&host, &plugin).await;
+                left_behind(&host, &plugin, cli.json).await;
             }
             return Ok(code);
         }
@@ -317,7 +317,7 @@ async fn down(host: &Host, options: DownOptions, as_json: bool) -> Result<ExitCo
 /// After `uninstall`: what the plugin's down steps left in its namespace. The ledger says no
 /// step is applied, so a reinstall runs its first step again into these objects; they are
 /// the plugin's data, and wasmig drops nothing a down step did not.
-async fn left_behind(host: &Host, plugin: &str) {
+async fn left_behind(host: &Host, plugin: &str, as_json: bool) {
     let objects = match host.objects(plugin).await {
         Ok(objects) => objects,
         Err(e) => {
@@ -325,36 +325,15 @@ async fn left_behind(host: &Host, plugin: &str) {
             return;
         }
     };
-    // One entry per object, as its kind and name; columns, constraints and keys belong to
-    // their tables.
-    const KINDS: [&str; 12] = [
-        "table",
-        "virtual",
-        "view",
-        "materialized",
-        "index",
-        "trigger",
-        "sequence",
-        "function",
-        "procedure",
-        "aggregate",
-        "type",
-        "domain",
-    ];
-    let named: Vec<String> = objects
-        .iter()
-        .filter_map(|line| {
-            let kind = line.split(' ').next()?;
-            KINDS.contains(&kind).then_some(())?;
-            let name = line
-                .split([' ', ':'])
-                .skip(1)
-                .find(|w| w.contains("__"))
-                .unwrap_or_else(|| line.split(' ').nth(1).unwrap_or_default());
-            Some(format!("{kind} {}", name.trim_end_matches([',', ';'])))
-        })
-        .collect();
+    let named: Vec<String> = objects.iter().filter_map(|line| object_of(line)).collect();
     if named.is_empty() {
+        return;
+    }
+    if as_json {
+        say!(
+            "{}",
+            serde_json::json!({"event": "left_behind", "plugin": plugin, "objects": named})
+        );
         return;
     }
     const SHOWN: usize = 10;
@@ -370,6 +349,41 @@ async fn left_behind(host: &Host, plugin: &str) {
             String::new()
         }
     );
+}
+
+/// The kind and name of the object a line of [`Host::objects`] describes (`table t`, `index
+/// CREATE UNIQUE INDEX i ON …`, `function s.f(integer)`); `None` for a column, a constraint
+/// or a key, which belong to their tables.
+fn object_of(line: &str) -> Option<String> {
+    let mut words = line.split(' ');
+    let first = words.next()?;
+    let kind = match first {
+        "table" | "view" | "index" | "trigger" | "sequence" | "function" | "type" => {
+            first.to_string()
+        }
+        "virtual" | "materialized" | "foreign" => {
+            let second = words.next()?;
+            if !matches!(second, "table" | "view") {
+                return None;
+            }
+            format!("{first} {second}")
+        }
+        _ => return None,
+    };
+    let mut name = words.next()?;
+    // PostgreSQL describes an index and a trigger by their definitions.
+    if name == "CREATE" {
+        name = words
+            .by_ref()
+            .skip_while(|w| !matches!(*w, "INDEX" | "TRIGGER"))
+            .nth(1)?;
+    }
+    let name = name
+        .split('(')
+        .next()
+        .unwrap_or(name)
+        .trim_end_matches([',', ';', ':']);
+    Some(format!("{kind} {name}"))
 }
 
 /// What `new` or `add` wrote.
