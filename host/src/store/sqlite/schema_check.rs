@@ -836,9 +836,9 @@ impl SqliteBackend {
         }
         if took > MAX_RENAME_COST {
             return Err(format!(
-                "an ALTER TABLE that renames a column took {} ms over plugin {}'s definitions \
-                 alone, past {} ms: every ALTER TABLE that renames a table or renames or drops \
-                 a column in the database, anyone's, parses them again so",
+                "an ALTER TABLE that renames a column took {} ms of CPU time over plugin {}'s \
+                 definitions alone, past {} ms: every ALTER TABLE that renames a table or \
+                 renames or drops a column in the database, anyone's, parses them again so",
                 took.as_millis(),
                 scope.plugin,
                 MAX_RENAME_COST.as_millis()

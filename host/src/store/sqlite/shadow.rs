@@ -344,9 +344,12 @@ impl SqliteBackend {
         self.with_shadow(scope, |conn| {
             drop_others(conn, scope)?;
             conn.execute_batch("CREATE TABLE main.wasmig_rename_cost (a, b)")?;
-            let started = thread_cpu_time();
+            let (cpu, wall) = (thread_cpu_time(), Instant::now());
             conn.execute_batch("ALTER TABLE main.wasmig_rename_cost RENAME COLUMN a TO c")?;
-            Ok(thread_cpu_time().saturating_sub(started))
+            Ok(match (cpu, thread_cpu_time()) {
+                (Some(started), Some(ended)) => ended.saturating_sub(started),
+                _ => wall.elapsed(),
+            })
         })?
         .map_err(|e| {
             format!(
@@ -630,8 +633,8 @@ fn insert_calls(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>>
 
 /// The CPU time this thread has run: what a measurement of SQLite's work on this thread
 /// reads, so that other processes and threads taking the machine's cores do not add to it as
-/// they add to the wall clock. Elsewhere than on Unix, the time since the first call.
-fn thread_cpu_time() -> Duration {
+/// they add to the wall clock. `None` where the system cannot tell.
+fn thread_cpu_time() -> Option<Duration> {
     #[cfg(unix)]
     {
         let mut now = libc::timespec {
@@ -640,9 +643,8 @@ fn thread_cpu_time() -> Duration {
         };
         // SAFETY: `now` is a valid timespec for the call to write.
         if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } == 0 {
-            return Duration::new(now.tv_sec as u64, now.tv_nsec as u32);
+            return Some(Duration::new(now.tv_sec as u64, now.tv_nsec as u32));
         }
     }
-    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    START.get_or_init(Instant::now).elapsed()
+    None
 }
