@@ -392,13 +392,15 @@ fn a_statement_that_runs_in_parallel_server_processes_fails_its_step() {
             ["true"]
         );
     }
-    // The same scan in the role's one process is the plugin's to run.
+    // The same scan in the role's one process is the plugin's to run, looked at a few times
+    // meanwhile; in a dry run too, where the host's session is in a transaction of its own.
     pg.script(
         "attacker",
         "0.3.0",
         "SELECT count(*) FROM attacker__t WHERE x <= 100 AND pg_sleep(0.001) IS NOT NULL",
         None,
     );
+    pg.env.ok(&["plan", "attacker@0.3.0"]);
     pg.env.ok(&["up", "attacker@0.3.0"]);
 }
 
