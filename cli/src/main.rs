@@ -226,7 +226,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 cascade,
                 dry_run,
             };
-            return down(&host, options, cli.json).await;
+            return down(&host, options, cli.json, &mut Vec::new()).await;
         }
         Command::Uninstall {
             plugin,
@@ -239,9 +239,29 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 dry_run,
                 ..DownOptions::default()
             };
-            let code = down(&host, options, cli.json).await?;
-            if !dry_run && code == ExitCode::SUCCESS {
-                left_behind(&host, &plugin, cli.json).await;
+            if dry_run {
+                return down(&host, options, cli.json, &mut Vec::new()).await;
+            }
+            let mut rolled_back = Vec::new();
+            let code = down(&host, options, cli.json, &mut rolled_back).await?;
+            if code == ExitCode::SUCCESS {
+                // The plugin and, with `--cascade`, every plugin whose steps were all rolled
+                // back with it.
+                let applied: std::collections::BTreeSet<String> = host
+                    .status()
+                    .await
+                    .map(|rows| {
+                        rows.into_iter()
+                            .filter(|r| r.applied > 0)
+                            .filter_map(|r| r.name)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                rolled_back.sort();
+                rolled_back.dedup();
+                for gone in rolled_back.iter().filter(|p| !applied.contains(*p)) {
+                    left_behind(&host, gone, cli.json).await;
+                }
             }
             return Ok(code);
         }
@@ -304,13 +324,27 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// `down` and `uninstall`: a dry run prints its report at the end, a real run each step as
-/// it ends.
-async fn down(host: &Host, options: DownOptions, as_json: bool) -> Result<ExitCode> {
+/// it ends; the plugins of the steps rolled back go into `rolled_back`.
+async fn down(
+    host: &Host,
+    options: DownOptions,
+    as_json: bool,
+    rolled_back: &mut Vec<String>,
+) -> Result<ExitCode> {
     if options.dry_run {
         return print_run(&host.down(options).await?, as_json);
     }
     let mut out = Progress::new(as_json, Direction::Down);
-    let result = host.down_with(options, &mut |event| out.event(event)).await;
+    let result = host
+        .down_with(options, &mut |event| {
+            if let wasmig::RunEvent::Ended(report) = &event
+                && report.error.is_none()
+            {
+                rolled_back.push(report.plugin.clone());
+            }
+            out.event(event)
+        })
+        .await;
     out.finish(result)
 }
 

@@ -217,9 +217,8 @@ fn what_a_refused_statement_names_is_not_written_down_as_destroyed() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let note: Option<String> = env.value(
-        "SELECT note FROM _wasmig_ledger WHERE plugin = 'attacker' AND version = '0.2.0'",
-    );
+    let note: Option<String> = env
+        .value("SELECT note FROM _wasmig_ledger WHERE plugin = 'attacker' AND version = '0.2.0'");
     assert!(
         !note.as_deref().unwrap_or_default().contains("victim__item"),
         "{note:?}"

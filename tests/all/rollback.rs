@@ -166,6 +166,27 @@ on_both! {
         let out = env.run(&["uninstall", "attacker"]);
         assert!(out.status.success());
         assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+        // With --cascade, each plugin rolled back whole is looked at: here a dependent, in
+        // whose namespace the application made a table of its own.
+        let env = migrated(env);
+        match &env.pg {
+            // On PostgreSQL a plugin's schema holds only what its role owns.
+            Some(pg) => env.exec(&format!(
+                "SET ROLE \"wasmig/{}/notes\"; CREATE TABLE notes.notes__extra (x int); \
+                 RESET ROLE",
+                pg.name
+            )),
+            None => env.exec("CREATE TABLE notes__extra (x int)"),
+        }
+        let out = env.run(&["uninstall", "accounts", "--cascade"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(
+            err.contains("warning: plugin notes has no step applied")
+                && err.contains("table notes__extra")
+                && !err.contains("plugin accounts has"),
+            "{err}"
+        );
     }
 }
 
