@@ -233,15 +233,8 @@ impl Pg {
     }
 }
 
-#[test]
-fn a_step_runs_in_one_server_process_within_its_temporary_file_quota() {
-    // PostgreSQL bounds each server process's temporary files by `temp_file_limit`; parallel
-    // workers have one each, and the files a parallel hash join shares stop counting once
-    // closed. The plugin's role runs without parallel query, so its step's statements run in
-    // its one process, within the quota (a plugin that turns it on:
-    // `a_statement_that_runs_in_parallel_server_processes_fails_its_step`).
-    let pg = scripted();
-    pg.env.policy("[limits]\nmax_temp = \"16MiB\"\n");
+/// The attacker's step 0.2.0: `attacker__t` of 20,000 rows, analyzed.
+fn with_rows(pg: &Pg) {
     pg.script(
         "attacker",
         "0.2.0",
@@ -251,6 +244,18 @@ fn a_step_runs_in_one_server_process_within_its_temporary_file_quota() {
         None,
     );
     pg.env.ok(&["up", "attacker@0.2.0"]);
+}
+
+#[test]
+fn a_step_runs_in_one_server_process_within_its_temporary_file_quota() {
+    // PostgreSQL bounds each server process's temporary files by `temp_file_limit`; parallel
+    // workers have one each, and the files a parallel hash join shares stop counting once
+    // closed. The plugin's role runs without parallel query, so its step's statements run in
+    // its one process, within the quota (a plugin that turns it on:
+    // `a_statement_that_runs_in_parallel_server_processes_fails_its_step`).
+    let pg = scripted();
+    pg.env.policy("[limits]\nmax_temp = \"16MiB\"\n");
+    with_rows(&pg);
     let settings = pg.column(&format!(
         "SELECT string_agg(c, ' ' ORDER BY c) FROM pg_db_role_setting s \
          JOIN pg_roles r ON r.oid = s.setrole, unnest(s.setconfig) AS c \
@@ -312,15 +317,7 @@ fn a_statement_that_runs_in_parallel_server_processes_fails_its_step() {
     // the plugin does with the cancel. (A parallel plan that the session's own process runs
     // alone is not seen: a known limit.)
     let pg = scripted();
-    pg.script(
-        "attacker",
-        "0.2.0",
-        "CREATE TABLE attacker__t (x int, pad text);
-         INSERT INTO attacker__t SELECT g, md5(g::text) FROM generate_series(1, 20000) g;
-         ANALYZE attacker__t",
-        None,
-    );
-    pg.env.ok(&["up", "attacker@0.2.0"]);
+    with_rows(&pg);
     let on = "set_config('max_parallel_workers_per_gather', '4', false), \
               set_config('parallel_setup_cost', '0', false), \
               set_config('parallel_tuple_cost', '0', false), \
