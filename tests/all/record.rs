@@ -80,3 +80,32 @@ on_both! {
         );
     }
 }
+
+on_both! {
+    fn a_scripts_statement_that_failed_is_marked_in_the_audit_trail(env) {
+        env.add(artifacts::ATTACKER, "attacker.wasm");
+        env.ok(&["up", "attacker@0.1.0"]);
+        env.exec(
+            "INSERT INTO attacker__script (version, up) VALUES ('0.2.0', \
+             'CREATE TABLE attacker__t (x int UNIQUE); INSERT INTO attacker__t VALUES (1); \
+              INSERT INTO attacker__t VALUES (1); INSERT INTO attacker__t VALUES (2)')",
+        );
+        let out = env.run(&["up", "attacker@0.2.0"]);
+        assert!(!out.status.success());
+        let ledger = if env.pg.is_some() { "wasmig.ledger" } else { "_wasmig_ledger" };
+        let trail = env.rows(&format!(
+            "SELECT statements FROM {ledger} WHERE plugin = 'attacker' AND version = '0.2.0'"
+        ));
+        let trail: Vec<String> = serde_json::from_str(&trail[0]).unwrap();
+        let n = trail.len();
+        assert!(n >= 3, "{trail:?}");
+        // The first insert ran, the second failed whole, the third never ran.
+        assert!(
+            trail[n - 2].contains("INSERT INTO attacker__t VALUES (1)")
+                && !trail[n - 2].ends_with("-- failed")
+                && trail[n - 1].contains("INSERT INTO attacker__t VALUES (1)")
+                && trail[n - 1].ends_with(" -- failed"),
+            "{trail:?}"
+        );
+    }
+}

@@ -329,13 +329,8 @@ impl Runtime {
             return (backend, report, Err(e.to_string()));
         }
         let outcome = backend
-            .execute_script(script, &mut |statement| report.ran(statement))
-            .map_err(|e| {
-                // The script stopped at its first statement that failed, the last it recorded.
-                let e = sql::to_wit_error(e);
-                report.answered(&e, true);
-                describe_error(&e)
-            });
+            .execute_script(script, &mut |step| report.script_step(step))
+            .map_err(|e| describe_error(&sql::to_wit_error(e)));
         let mut report = report.finish();
         let outcome = left(backend.leave_plugin(), &mut report, outcome);
         (backend, report, outcome)

@@ -239,14 +239,21 @@ impl CallReport {
 
     /// The host answered a call of the plugin's with `e`. With `failed`, the last statement
     /// that ran is the one that failed, whole (one statement, not rows of a batch, of which
-    /// some may have been written): its trail entry says so, and what its text destroys does
-    /// not count.
+    /// some may have been written): see [`CallReport::failed`].
     pub(super) fn answered(&mut self, e: &types::Error, failed: bool) {
         if self.answered.len() == ANSWERS_KEPT {
             self.answered.pop_front();
         }
         self.answered.push_back(answer_digest(e));
-        let Some(read) = self.read.as_mut().filter(|_| failed) else {
+        if failed {
+            self.failed();
+        }
+    }
+
+    /// The last statement that ran failed, whole: its trail entry says so, and what its text
+    /// destroys does not count.
+    fn failed(&mut self) {
+        let Some(read) = self.read.as_mut() else {
             return;
         };
         read.pending = None;
@@ -268,6 +275,14 @@ impl CallReport {
         } else if let Some(last) = self.statements.last_mut() {
             self.bytes += FAILED.len();
             last.push_str(FAILED);
+        }
+    }
+
+    /// What a backend tells of a script's statements ([`Backend::execute_script`]).
+    pub(super) fn script_step(&mut self, step: crate::store::ScriptStep<'_>) {
+        match step {
+            crate::store::ScriptStep::Ran(statement) => self.ran(statement),
+            crate::store::ScriptStep::Failed => self.failed(),
         }
     }
 

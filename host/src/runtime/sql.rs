@@ -364,13 +364,13 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
     sql.func_wrap(
         "execute-script",
         |mut store: StoreContextMut<'_, StepState>, (script,): (WasmStr,)| {
-            // A script stops at its first statement that fails, the last it recorded.
-            let result = with_backend(store.as_context_mut(), true, |lent, store| {
+            // The backend tells which of the script's statements failed, if one did.
+            let result = with_backend(store.as_context_mut(), false, |lent, store| {
                 let script = script.to_str(&*store)?;
                 let report = &mut lent.report;
                 Ok(lent
                     .backend
-                    .execute_script(&script, &mut |statement| report.ran(statement)))
+                    .execute_script(&script, &mut |step| report.script_step(step)))
             })?;
             Ok((result,))
         },

@@ -106,6 +106,15 @@ pub(crate) enum SqlError {
     Other(String),
 }
 
+/// What [`Backend::execute_script`] tells of a script's statements as it runs them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ScriptStep<'a> {
+    /// This statement runs (it was checked and is sent or stepped).
+    Ran(&'a str),
+    /// The statement last told of failed, whole: it changed nothing (the script stops there).
+    Failed,
+}
+
 /// The storage a migration run needs. Every method runs on the one connection or session
 /// that holds the step's transaction, so plugin SQL and ledger rows commit together.
 ///
@@ -232,9 +241,14 @@ pub(crate) trait Backend: Send {
     /// Runs one plugin statement once per parameter list; returns rows changed. A long batch
     /// arrives in several calls of bounded size.
     fn execute_many(&mut self, statement: &str, rows: &[&[ValueRef<'_>]]) -> Result<u64, SqlError>;
-    /// Runs a plugin script of statements, handing `ran` the text of each statement run as
-    /// it goes (a script may hold millions: the audit trail keeps what it may).
-    fn execute_script(&mut self, script: &str, ran: &mut dyn FnMut(&str)) -> Result<(), SqlError>;
+    /// Runs a plugin script of statements, telling `ran` of each statement run as it goes
+    /// (a script may hold millions: the audit trail keeps what it may), and of the one that
+    /// failed, if one did.
+    fn execute_script(
+        &mut self,
+        script: &str,
+        ran: &mut dyn FnMut(ScriptStep<'_>),
+    ) -> Result<(), SqlError>;
 
     /// Why the current step's failure was the database's and may pass if tried again (a
     /// deadlock, a serialization failure, a lost connection), if it was.

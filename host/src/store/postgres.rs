@@ -19,8 +19,8 @@ mod statements;
 mod values;
 
 use super::{
-    Backend, BackendOptions, Direction, LedgerEntry, Outcome, PluginAccess, Rows, SqlError,
-    SqlLimits, StepCheck, Value, ValueRef,
+    Backend, BackendOptions, Direction, LedgerEntry, Outcome, PluginAccess, Rows, ScriptStep,
+    SqlError, SqlLimits, StepCheck, Value, ValueRef,
 };
 use crate::ledger::{AppliedStep, State};
 use crate::{Error, Result};
@@ -1481,7 +1481,7 @@ impl Backend for PgBackend {
     fn execute_script(
         &mut self,
         script: &str,
-        ran: &mut dyn FnMut(&str),
+        ran: &mut dyn FnMut(ScriptStep<'_>),
     ) -> std::result::Result<(), SqlError> {
         // Checked, then sent a window at a time, each in one round trip, up to the first that
         // is refused; what runs is what running them one by one would run. A window bounds
@@ -1511,9 +1511,10 @@ impl Backend for PgBackend {
                     }
                 }
             }
-            let refusal = |ran: &mut dyn FnMut(&str)| match refused {
+            let refusal = |ran: &mut dyn FnMut(ScriptStep<'_>)| match refused {
                 Some((statement, e)) => {
-                    ran(statement);
+                    ran(ScriptStep::Ran(statement));
+                    ran(ScriptStep::Failed);
                     Err(e)
                 }
                 None => Ok(()),
@@ -1530,7 +1531,7 @@ impl Backend for PgBackend {
             let (count, answers, failed) =
                 session.session.run_script_guarded(texts, Some(deadline));
             for (statement, _) in sent.iter().take(count) {
-                ran(statement);
+                ran(ScriptStep::Ran(statement));
             }
             let changed: u64 = answers
                 .iter()
@@ -1542,6 +1543,10 @@ impl Backend for PgBackend {
                 turn.changed += changed;
             }
             if let Some(e) = failed {
+                // The last statement run is the one that failed, in its savepoint.
+                if count > 0 {
+                    ran(ScriptStep::Failed);
+                }
                 return Err(self.sql_error(e));
             }
             refusal(ran)?;

@@ -533,7 +533,11 @@ impl Backend for SqliteBackend {
         SqliteBackend::execute_many(self, statement, rows)
     }
 
-    fn execute_script(&mut self, script: &str, ran: &mut dyn FnMut(&str)) -> Result<(), SqlError> {
+    fn execute_script(
+        &mut self,
+        script: &str,
+        ran: &mut dyn FnMut(super::ScriptStep<'_>),
+    ) -> Result<(), SqlError> {
         SqliteBackend::execute_script(self, script, ran)
     }
 }

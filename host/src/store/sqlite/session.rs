@@ -964,7 +964,7 @@ impl SqliteBackend {
     pub(super) fn execute_script(
         &mut self,
         script: &str,
-        ran: &mut dyn FnMut(&str),
+        ran: &mut dyn FnMut(crate::store::ScriptStep<'_>),
     ) -> Result<(), SqlError> {
         self.plugin_guard(script)?;
         let Some((scope, _)) = self.plugin.clone() else {
@@ -1002,12 +1002,24 @@ impl SqliteBackend {
                 }
                 let mut stmt = self.conn.prepare(text)?;
                 self.check_reads(&scope)?;
-                ran(&stmt.expanded_sql().unwrap_or_default());
+                ran(crate::store::ScriptStep::Ran(
+                    &stmt.expanded_sql().unwrap_or_default(),
+                ));
                 let before = self.versions_before(&scope);
                 // A script may contain statements that return rows; run them to completion.
+                // One that fails is undone whole (SQLite's statement journal).
                 self.reset_auth();
                 let mut rows = stmt.raw_query();
-                while rows.next()?.is_some() {}
+                loop {
+                    match rows.next() {
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(e) => {
+                            ran(crate::store::ScriptStep::Failed);
+                            return Err(e);
+                        }
+                    }
+                }
                 drop(rows);
                 drop(stmt);
                 changed |= self.mirror(&scope, text, before);
