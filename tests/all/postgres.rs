@@ -317,6 +317,16 @@ fn a_statement_that_runs_in_parallel_server_processes_fails_its_step() {
     // the plugin does with the cancel. (A parallel plan that the session's own process runs
     // alone is not seen: a known limit.)
     let pg = scripted();
+    // The server must have workers to start: without, the scans below run in one process
+    // and this test would stop at their deadline, not test the watch.
+    assert_ne!(
+        pg.column(
+            "least(current_setting('max_worker_processes')::int, \
+                   current_setting('max_parallel_workers')::int)"
+        ),
+        ["0"],
+        "the test server starts no parallel workers"
+    );
     with_rows(&pg);
     let on = "set_config('max_parallel_workers_per_gather', '4', false), \
               set_config('parallel_setup_cost', '0', false), \
