@@ -242,6 +242,17 @@ fn a_statement_that_sqlite_does_not_interrupt_is_abandoned_rolled_back_and_recor
     assert_eq!((last.1.as_str(), last.3.as_str()), ("0.3.0", "failed"));
     let error = last.4.unwrap_or_default();
     assert!(error.contains("still inside SQLite"), "{error}");
+    // The trail names the call the step was in, whose own trail ended with the process.
+    let trail: String = env.value(
+        "SELECT statements FROM _wasmig_ledger WHERE version = '0.3.0' AND outcome = 'failed'",
+    );
+    assert!(
+        trail.contains("CREATE TABLE attacker__planted (x); SELECT ((")
+            && trail.contains("more bytes left out")
+            && trail.contains("running when the step was abandoned"),
+        "{}",
+        &trail[..trail.len().min(300)]
+    );
     let planted: i64 =
         env.value("SELECT count(*) FROM sqlite_schema WHERE name = 'attacker__planted'");
     assert_eq!(planted, 0, "the abandoned step's table is still there");

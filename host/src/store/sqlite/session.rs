@@ -596,6 +596,7 @@ impl SqliteBackend {
             }
             self.last_allowed.clear();
             self.last_allowed.push_str(statement);
+            self.watchdog.statement(statement);
         }
         self.reset_auth();
         Ok(repeated)

@@ -85,8 +85,18 @@ pub(crate) fn abandoned_path(database: &std::path::Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The failure recorded for a step the host abandoned `past` its deadline.
-fn abandoned(mut entry: LedgerEntry, started: Instant, past: Duration) -> LedgerEntry {
+/// The failure recorded for a step the host abandoned `past` its deadline, in `statement`.
+fn abandoned(
+    mut entry: LedgerEntry,
+    started: Instant,
+    past: Duration,
+    statement: &str,
+) -> LedgerEntry {
+    if !statement.is_empty() {
+        entry.statements = vec![format!(
+            "{statement} -- running when the step was abandoned"
+        )];
+    }
     entry.outcome = Outcome::Failed;
     entry.error = Some(format!(
         "interrupted: the step was still inside SQLite {:.1} s past its deadline, so the \
@@ -109,8 +119,15 @@ struct WatchState {
     overrun_at: Option<Instant>,
     /// The step the host is running, for the ledger, and when it started.
     step: Option<(LedgerEntry, Instant)>,
+    /// The plugin's statement (or script) the step is in, at most [`STATEMENT_KEPT`] bytes
+    /// of it: the ledger's trail if the step is abandoned, since the step's own trail is in
+    /// the call SQLite does not let go of.
+    statement: String,
     closed: bool,
 }
+
+/// How much of the statement a step is in [`WatchState`] keeps.
+const STATEMENT_KEPT: usize = 4096;
 
 impl Watchdog {
     pub(super) fn new(
@@ -141,10 +158,9 @@ impl Watchdog {
                         let past_deadline = now.saturating_duration_since(at) + GRACE;
                         let overrun = Overrun {
                             past_deadline,
-                            entry: st
-                                .step
-                                .clone()
-                                .map(|(entry, started)| abandoned(entry, started, past_deadline)),
+                            entry: st.step.clone().map(|(entry, started)| {
+                                abandoned(entry, started, past_deadline, &st.statement)
+                            }),
                             record_to: record_to.clone(),
                         };
                         // Outside the lock: the handler may take its time (or end the
@@ -199,7 +215,24 @@ impl Watchdog {
     /// The step the host runs from now on, recorded if it has to be abandoned.
     pub(super) fn running(&self, step: Option<LedgerEntry>) {
         let started = Instant::now();
-        self.set(|st| st.step = step.map(|s| (s, started)));
+        self.set(|st| {
+            st.step = step.map(|s| (s, started));
+            st.statement.clear();
+        });
+    }
+
+    /// The plugin's statement (or script) the step runs from now on, named in the ledger if
+    /// the step has to be abandoned. Nothing the watchdog waits for changes: not woken.
+    pub(super) fn statement(&self, statement: &str) {
+        let (state, _) = &*self.shared;
+        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+        st.statement.clear();
+        if statement.len() <= STATEMENT_KEPT {
+            st.statement.push_str(statement);
+        } else {
+            st.statement
+                .push_str(&crate::error::bounded_text(statement, STATEMENT_KEPT));
+        }
     }
 }
 
