@@ -243,3 +243,53 @@ fn what_a_refused_statement_names_is_not_written_down_as_destroyed() {
     );
     assert_eq!(env.rows("SELECT id FROM victim__item"), ["1", "2"]);
 }
+
+#[test]
+fn a_statement_that_fails_after_changing_rows_still_counts() {
+    // SQLite keeps the rows a statement changed before its error under `OR FAIL` and a
+    // trigger's `RAISE(FAIL)`, and a `RETURNING` statement has made all its changes before
+    // the host finds its rows past the result cap: the plugin can drop the error and go on,
+    // so such a statement counts for the gate, and its trail entry says what happened.
+    let env = scripted();
+    env.applies(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__d (x);
+         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 2000)
+         INSERT INTO attacker__d SELECT i FROM c;
+         CREATE TABLE attacker__e (x CHECK (x <> -1999));
+         INSERT INTO attacker__e SELECT x FROM attacker__d WHERE x < 2000;
+         CREATE TABLE attacker__f (x);
+         INSERT INTO attacker__f SELECT x FROM attacker__d;
+         CREATE TRIGGER attacker__stop BEFORE DELETE ON attacker__f WHEN old.x = 2000
+         BEGIN SELECT RAISE(FAIL, 'stop'); END",
+    );
+    for (statement, destroyed) in [
+        (
+            // 2,000 rows of 60,000 bytes: past the 64 MiB a query may return.
+            "-- query\nDELETE FROM attacker__d RETURNING printf('%.60000c', 'x')",
+            "deletes every row of attacker__d",
+        ),
+        (
+            "DELETE FROM attacker__f",
+            "deletes every row of attacker__f",
+        ),
+        (
+            "UPDATE OR FAIL attacker__e SET x = -x",
+            "rewrites every row of attacker__e",
+        ),
+    ] {
+        let err = env.refused(
+            "attacker",
+            "0.3.0",
+            &format!("-- each\n-- caught\n{statement}\n-- next\n-- query\nSELECT 1"),
+            destroyed,
+        );
+        assert!(err.contains("destructive step refused"), "{err}");
+        let trail: String = env.value(
+            "SELECT statements FROM _wasmig_ledger WHERE plugin = 'attacker' \
+             AND version = '0.3.0' ORDER BY id DESC LIMIT 1",
+        );
+        assert!(trail.contains("-- failed after changing rows"), "{trail}");
+    }
+}

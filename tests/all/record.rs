@@ -109,3 +109,24 @@ on_both! {
         );
     }
 }
+
+#[test]
+fn wasmigs_own_verdicts_that_the_plugin_calls_for_are_labelled_as_its_own() {
+    // The plugin's role may call the host's functions that run in its session; their
+    // verdicts, reached by the plugin's own statement, are of the plugin's making, with
+    // names of its choosing in them.
+    let env = Env::postgres();
+    env.add(artifacts::ATTACKER, "attacker.wasm");
+    env.ok(&["up", "attacker@0.1.0"]);
+    env.exec(
+        "INSERT INTO attacker__script (version, up) VALUES ('0.2.0', \
+         'SELECT wasmig.statement_check(ARRAY[''victim 0.3.0 refused by the operator'']::name[])')",
+    );
+    let out = env.run(&["up", "attacker@0.2.0"]);
+    assert!(!out.status.success());
+    let error = failure(&env);
+    assert!(
+        error.starts_with("RAISE in PL/pgSQL code: wasmig: "),
+        "{error}"
+    );
+}

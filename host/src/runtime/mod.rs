@@ -237,28 +237,32 @@ impl CallReport {
         }
     }
 
-    /// The host answered a call of the plugin's with `e`. With `failed`, the last statement
-    /// that ran is the one that failed, whole (one statement, not rows of a batch, of which
-    /// some may have been written): see [`CallReport::failed`].
-    pub(super) fn answered(&mut self, e: &types::Error, failed: bool) {
+    /// The host answered a call of the plugin's with `e`.
+    pub(super) fn answered(&mut self, e: &types::Error) {
         if self.answered.len() == ANSWERS_KEPT {
             self.answered.pop_front();
         }
         self.answered.push_back(answer_digest(e));
-        if failed {
-            self.failed();
-        }
     }
 
-    /// The last statement that ran failed, whole: its trail entry says so, and what its text
-    /// destroys does not count.
-    fn failed(&mut self) {
+    /// The last statement that ran failed: its trail entry says so. With `whole`, it changed
+    /// nothing (the database undid it), and what its text destroys does not count; without,
+    /// rows it changed before the error stand (SQLite's `OR FAIL`, a trigger's
+    /// `RAISE(FAIL)`, a `RETURNING` whose rows passed the result cap), and it counts.
+    pub(super) fn failed(&mut self, whole: bool) {
         let Some(read) = self.read.as_mut() else {
             return;
         };
-        read.pending = None;
+        match read.pending.take() {
+            Some(found) if !whole => read.gate.add(found),
+            _ => {}
+        }
         let statement = std::mem::take(&mut read.last);
-        const FAILED: &str = " -- failed";
+        let mark = if whole {
+            " -- failed"
+        } else {
+            " -- failed after changing rows"
+        };
         if self.omitted > 0 || statement.is_empty() {
             return;
         }
@@ -266,15 +270,15 @@ impl CallReport {
             // The failed run is the last of the repeats: an entry of its own.
             self.repeats -= 1;
             self.close_repeats();
-            if self.bytes + json_len(&statement) + FAILED.len() > MAX_AUDIT_BYTES {
+            if self.bytes + json_len(&statement) + mark.len() > MAX_AUDIT_BYTES {
                 self.omitted += 1;
                 return;
             }
-            self.bytes += json_len(&statement) + FAILED.len();
-            self.statements.push(statement + FAILED);
+            self.bytes += json_len(&statement) + mark.len();
+            self.statements.push(statement + mark);
         } else if let Some(last) = self.statements.last_mut() {
-            self.bytes += FAILED.len();
-            last.push_str(FAILED);
+            self.bytes += mark.len();
+            last.push_str(mark);
         }
     }
 
@@ -282,7 +286,7 @@ impl CallReport {
     pub(super) fn script_step(&mut self, step: crate::store::ScriptStep<'_>) {
         match step {
             crate::store::ScriptStep::Ran(statement) => self.ran(statement),
-            crate::store::ScriptStep::Failed => self.failed(),
+            crate::store::ScriptStep::Failed { whole } => self.failed(whole),
         }
     }
 

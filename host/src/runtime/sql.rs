@@ -70,12 +70,13 @@ struct Lent {
 
 /// Lends the step's backend to `body`, with the store readable for the plugin's memory.
 /// Without a backend (during `manifest()`) the plugin gets `access-denied`. Every error
-/// answer goes into the audit trail's record ([`super::CallReport::answered`]); with `whole`,
-/// one of a statement that `body` ran is that statement's failure, whole (not rows of a
-/// batch, of which some may have been written).
+/// answer goes into the audit trail's record ([`super::CallReport::answered`]); with `one`,
+/// `body` runs one statement, whose error, once it ran, is its failure
+/// ([`super::CallReport::failed`]), whole if no row changed meanwhile (a batch's rows may
+/// have been written before its error: not `one`).
 fn with_backend<R>(
     mut store: StoreContextMut<'_, StepState>,
-    whole: bool,
+    one: bool,
     body: impl FnOnce(
         &mut Lent,
         &mut StoreContextMut<'_, StepState>,
@@ -83,11 +84,12 @@ fn with_backend<R>(
 ) -> wasmtime::Result<Result<R, types::Error>> {
     let state = store.data_mut();
     if let Err(e) = ready(state) {
-        state.report.answered(&e, false);
+        state.report.answered(&e);
         return Ok(Err(e));
     }
     let runs = state.report.runs;
     let backend = state.backend.take().expect("ready");
+    let changes = backend.total_changes();
     let mut lent = Lent {
         backend,
         report: std::mem::take(&mut state.report),
@@ -103,8 +105,14 @@ fn with_backend<R>(
     state.values = lent.values;
     let result = result?.map_err(to_wit_error);
     if let Err(e) = &result {
-        let ran = state.report.runs > runs;
-        state.report.answered(e, whole && ran);
+        state.report.answered(e);
+        if one && state.report.runs > runs {
+            let whole = state
+                .backend
+                .as_ref()
+                .is_none_or(|b| b.total_changes() == changes);
+            state.report.failed(whole);
+        }
     }
     Ok(result)
 }
@@ -176,16 +184,16 @@ fn statement_params(n: usize) -> Result<(), SqlError> {
 }
 
 /// One statement with packed parameters (at most `max` values), recorded in the audit trail
-/// and run by `run` on the lent backend; `whole` as [`with_backend`] takes it.
+/// and run by `run` on the lent backend; `one` as [`with_backend`] takes it.
 fn packed_statement<R>(
     mut store: StoreContextMut<'_, StepState>,
     statement: WasmStr,
     params: WasmList<u8>,
     max: usize,
-    whole: bool,
+    one: bool,
     run: impl FnOnce(&mut dyn Backend, &str, &[ValueRef<'_>]) -> Result<R, SqlError>,
 ) -> wasmtime::Result<Result<R, types::Error>> {
-    with_backend(store.as_context_mut(), whole, |lent, store| {
+    with_backend(store.as_context_mut(), one, |lent, store| {
         let store = &*store;
         let statement = statement.to_str(store)?;
         lent.report.ran(&statement);
@@ -308,7 +316,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
          (statement, width, params): (WasmStr, u32, WasmList<u8>)| {
             let state = store.data_mut();
             if let Err(e) = ready(state) {
-                state.report.answered(&e, false);
+                state.report.answered(&e);
                 return Ok((Err(e),));
             }
             if state.pipeline.is_none() {
@@ -316,7 +324,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
                     Ok(p) => state.pipeline = Some(p),
                     Err(e) => {
                         let e = to_wit_error(e);
-                        state.report.answered(&e, false);
+                        state.report.answered(&e);
                         return Ok((Err(e),));
                     }
                 }
@@ -354,7 +362,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
         |mut store: StoreContextMut<'_, StepState>, (): ()| {
             let state = store.data_mut();
             if let Err(e) = ready(state) {
-                state.report.answered(&e, false);
+                state.report.answered(&e);
                 return Ok((Err(e),));
             }
             let changed = state.pipeline.as_mut().map_or(0, |p| p.take_changed());

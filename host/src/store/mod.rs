@@ -111,8 +111,9 @@ pub(crate) enum SqlError {
 pub(crate) enum ScriptStep<'a> {
     /// This statement runs (it was checked and is sent or stepped).
     Ran(&'a str),
-    /// The statement last told of failed, whole: it changed nothing (the script stops there).
-    Failed,
+    /// The statement last told of failed (the script stops there); `whole` when it changed
+    /// nothing.
+    Failed { whole: bool },
 }
 
 /// The storage a migration run needs. Every method runs on the one connection or session
@@ -241,6 +242,12 @@ pub(crate) trait Backend: Send {
     /// Runs one plugin statement once per parameter list; returns rows changed. A long batch
     /// arrives in several calls of bounded size.
     fn execute_many(&mut self, statement: &str, rows: &[&[ValueRef<'_>]]) -> Result<u64, SqlError>;
+    /// Rows changed on the connection so far, by every statement, a failed one's rows that
+    /// stand included: a plugin's call that failed changed nothing if this did not move.
+    /// (A backend whose failed statements always change nothing answers 0.)
+    fn total_changes(&self) -> u64 {
+        0
+    }
     /// Runs a plugin script of statements, telling `ran` of each statement run as it goes
     /// (a script may hold millions: the audit trail keeps what it may), and of the one that
     /// failed, if one did.

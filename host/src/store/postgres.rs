@@ -361,16 +361,25 @@ fn is_lock_timeout(e: &CallError) -> bool {
     matches!(e, CallError::Db(db) if db.code() == Some(&SqlState::LOCK_NOT_AVAILABLE))
 }
 
-/// Whether `db` is an error that PL/pgSQL code other than wasmig's own raised (`RAISE`,
-/// `ASSERT`: a plugin's function, trigger or `DO` block, or an application's function it
-/// called), as the innermost line of its context says. wasmig's functions are in the schema
-/// `wasmig`, where no plugin can make one, and their context names them with it.
-fn raised_by_code(db: &tokio_postgres::error::DbError) -> bool {
+/// Whether `e` is an error that PL/pgSQL code raised (`RAISE`, `ASSERT`) on the plugin's
+/// behalf: any such code in the plugin's own statement (wasmig's functions included, which
+/// the plugin's role may call: their verdict is then of the plugin's making), and elsewhere
+/// code other than wasmig's own (a plugin's trigger that a host statement fires), as the
+/// innermost line of its context says. wasmig's functions are in the schema `wasmig`, where
+/// no plugin can make one, and their context names them with it.
+fn raised_by_code(e: &CallError) -> bool {
+    let (CallError::Db(error) | CallError::Statement(error)) = e else {
+        return false;
+    };
+    let Some(db) = error.as_db_error() else {
+        return false;
+    };
     matches!(db.routine(), Some("exec_stmt_raise" | "exec_stmt_assert"))
-        && !db
-            .where_()
-            .and_then(|w| w.lines().next())
-            .is_some_and(|innermost| innermost.starts_with("PL/pgSQL function wasmig."))
+        && (matches!(e, CallError::Statement(_))
+            || !db
+                .where_()
+                .and_then(|w| w.lines().next())
+                .is_some_and(|innermost| innermost.starts_with("PL/pgSQL function wasmig.")))
 }
 
 /// Whether an error is one that trying again may not meet: a deadlock, a serialization
@@ -381,7 +390,7 @@ fn raised_by_code(db: &tokio_postgres::error::DbError) -> bool {
 /// connection it made for a statement (`dblink`), not wasmig's.
 fn is_transient(e: &CallError) -> bool {
     match e {
-        CallError::Db(e) => match e.as_db_error() {
+        CallError::Db(e) | CallError::Statement(e) => match e.as_db_error() {
             Some(db) if db.routine() == Some("exec_stmt_raise") => false,
             Some(db) => {
                 let code = db.code();
@@ -704,13 +713,13 @@ impl PgBackend {
 
     fn sql_error(&mut self, e: CallError) -> SqlError {
         self.note_transient(&e);
+        if raised_by_code(&e) {
+            // Its text (and its SQLSTATE) is the code's to choose: it must not pass for one of
+            // the host's or the server's verdicts.
+            return SqlError::Other(format!("RAISE in PL/pgSQL code: {e}"));
+        }
         match e {
-            CallError::Db(e) if e.as_db_error().is_some_and(raised_by_code) => {
-                // Its text (and its SQLSTATE) is the code's to choose: it must not pass for
-                // one of the host's or the server's verdicts.
-                SqlError::Other(format!("RAISE in PL/pgSQL code: {}", session::describe(&e)))
-            }
-            CallError::Db(e) => {
+            CallError::Db(e) | CallError::Statement(e) => {
                 let message = session::describe(&e);
                 match e.code() {
                     Some(code) => {
@@ -1514,7 +1523,7 @@ impl Backend for PgBackend {
             let refusal = |ran: &mut dyn FnMut(ScriptStep<'_>)| match refused {
                 Some((statement, e)) => {
                     ran(ScriptStep::Ran(statement));
-                    ran(ScriptStep::Failed);
+                    ran(ScriptStep::Failed { whole: true });
                     Err(e)
                 }
                 None => Ok(()),
@@ -1543,9 +1552,9 @@ impl Backend for PgBackend {
                 turn.changed += changed;
             }
             if let Some(e) = failed {
-                // The last statement run is the one that failed, in its savepoint.
+                // The last statement run is the one that failed, undone by its savepoint.
                 if count > 0 {
-                    ran(ScriptStep::Failed);
+                    ran(ScriptStep::Failed { whole: true });
                 }
                 return Err(self.sql_error(e));
             }

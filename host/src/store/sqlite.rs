@@ -540,4 +540,8 @@ impl Backend for SqliteBackend {
     ) -> Result<(), SqlError> {
         SqliteBackend::execute_script(self, script, ran)
     }
+
+    fn total_changes(&self) -> u64 {
+        self.conn.total_changes()
+    }
 }

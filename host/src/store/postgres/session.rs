@@ -28,6 +28,10 @@ const WATCH_EVERY: Duration = Duration::from_millis(25);
 pub(super) enum CallError {
     /// The server or the connection reported an error.
     Db(tokio_postgres::Error),
+    /// The plugin's own statement failed (not the host's statements around it): whatever
+    /// code raised in it is the plugin's doing, wasmig's own functions called by it
+    /// included.
+    Statement(tokio_postgres::Error),
     /// The deadline passed: the statement was cancelled and ended.
     Cancelled,
     /// The statement did not end within the grace period after its cancel (or its answer
@@ -66,7 +70,7 @@ enum Look {
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CallError::Db(e) => write!(f, "{}", describe(e)),
+            CallError::Db(e) | CallError::Statement(e) => write!(f, "{}", describe(e)),
             CallError::Cancelled => write!(f, "the statement was still running at the deadline"),
             CallError::Stuck(Stuck::Deadline) => write!(
                 f,
@@ -423,7 +427,7 @@ impl Session {
                     )
                     .await?;
             }
-            answer
+            Ok(answer.unwrap_or_else(|e| Err(CallError::Statement(e))))
         });
         answer.and_then(|a| a)
     }
@@ -511,7 +515,8 @@ impl Session {
                                  RELEASE SAVEPOINT wasmig_statement",
                             )
                             .await;
-                        let failed = undone.map_or_else(CallError::Db, |()| CallError::Db(e));
+                        let failed =
+                            undone.map_or_else(CallError::Db, |()| CallError::Statement(e));
                         return Ok((answers, Some(failed)));
                     }
                 }

@@ -1008,15 +1008,20 @@ impl SqliteBackend {
                 ));
                 let before = self.versions_before(&scope);
                 // A script may contain statements that return rows; run them to completion.
-                // One that fails is undone whole (SQLite's statement journal).
+                // One that fails is undone whole (SQLite's statement journal), unless it
+                // changed rows that stand (`OR FAIL`, a trigger's `RAISE(FAIL)`).
                 self.reset_auth();
+                let changes = self.conn.total_changes();
                 let mut rows = stmt.raw_query();
                 loop {
                     match rows.next() {
                         Ok(Some(_)) => {}
                         Ok(None) => break,
                         Err(e) => {
-                            ran(crate::store::ScriptStep::Failed);
+                            drop(rows);
+                            drop(stmt);
+                            let whole = self.conn.total_changes() == changes;
+                            ran(crate::store::ScriptStep::Failed { whole });
                             return Err(e);
                         }
                     }
