@@ -67,15 +67,7 @@ impl Pg {
 
     /// Sets what a scripted plugin's step runs up (and down).
     pub fn script(&self, plugin: &str, version: &str, up: &str, down: Option<&str>) {
-        self.client()
-            .execute(
-                &format!(
-                    "INSERT INTO {plugin}.{plugin}__script VALUES ($1, $2, $3) \
-                     ON CONFLICT (version) DO UPDATE SET up = EXCLUDED.up, down = EXCLUDED.down"
-                ),
-                &[&version, &up, &down],
-            )
-            .unwrap();
+        self.env.script(plugin, version, up, down);
     }
 
     /// Everything of the plugins' schemas and their rows, to compare before and after.

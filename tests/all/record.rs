@@ -9,6 +9,13 @@ use crate::support::{Env, artifacts};
 /// forge it.
 const FORGED: &str = "access denied: plugin victim's functions changed while the step ran";
 
+/// `attacker` at step 0.1.0, its step 0.2.0 running `up`.
+fn armed(env: &Env, up: &str) {
+    env.add(artifacts::ATTACKER, "attacker.wasm");
+    env.ok(&["up", "attacker@0.1.0"]);
+    env.script("attacker", "0.2.0", up, None);
+}
+
 /// The error of the attacker's failed step 0.2.0 in the ledger.
 fn failure(env: &Env) -> String {
     let (plugin, version, _, outcome, error) = env.ledger().pop().unwrap();
@@ -19,8 +26,6 @@ fn failure(env: &Env) -> String {
 
 on_both! {
     fn text_the_plugins_code_raises_is_labelled_as_its_own(env) {
-        env.add(artifacts::ATTACKER, "attacker.wasm");
-        env.ok(&["up", "attacker@0.1.0"]);
         let raise = if env.pg.is_some() {
             // Any SQLSTATE: the one the host's verdict has too.
             format!(
@@ -36,10 +41,7 @@ on_both! {
                 FORGED.replace('\'', "''")
             )
         };
-        env.exec(&format!(
-            "INSERT INTO attacker__script (version, up) VALUES ('0.2.0', '{}')",
-            raise.replace('\'', "''")
-        ));
+        armed(&env, &raise);
         let out = env.run(&["up", "attacker@0.2.0"]);
         assert!(!out.status.success());
         let error = failure(&env);
@@ -65,12 +67,7 @@ on_both! {
             error.as_deref(),
             Some("the plugin's own error: deliberate failure after writing rows")
         );
-        env.add(artifacts::ATTACKER, "attacker.wasm");
-        env.ok(&["up", "attacker@0.1.0"]);
-        env.exec(
-            "INSERT INTO attacker__script (version, up) \
-             VALUES ('0.2.0', 'INSERT INTO attacker__nowhere VALUES (1)')",
-        );
+        armed(&env, "INSERT INTO attacker__nowhere VALUES (1)");
         let out = env.run(&["up", "attacker@0.2.0"]);
         assert!(!out.status.success());
         let error = failure(&env);
@@ -83,12 +80,10 @@ on_both! {
 
 on_both! {
     fn a_scripts_statement_that_failed_is_marked_in_the_audit_trail(env) {
-        env.add(artifacts::ATTACKER, "attacker.wasm");
-        env.ok(&["up", "attacker@0.1.0"]);
-        env.exec(
-            "INSERT INTO attacker__script (version, up) VALUES ('0.2.0', \
-             'CREATE TABLE attacker__t (x int UNIQUE); INSERT INTO attacker__t VALUES (1); \
-              INSERT INTO attacker__t VALUES (1); INSERT INTO attacker__t VALUES (2)')",
+        armed(
+            &env,
+            "CREATE TABLE attacker__t (x int UNIQUE); INSERT INTO attacker__t VALUES (1); \
+             INSERT INTO attacker__t VALUES (1); INSERT INTO attacker__t VALUES (2)",
         );
         let out = env.run(&["up", "attacker@0.2.0"]);
         assert!(!out.status.success());
@@ -116,11 +111,9 @@ fn wasmigs_own_verdicts_that_the_plugin_calls_for_are_labelled_as_its_own() {
     // verdicts, reached by the plugin's own statement, are of the plugin's making, with
     // names of its choosing in them.
     let env = Env::postgres();
-    env.add(artifacts::ATTACKER, "attacker.wasm");
-    env.ok(&["up", "attacker@0.1.0"]);
-    env.exec(
-        "INSERT INTO attacker__script (version, up) VALUES ('0.2.0', \
-         'SELECT wasmig.statement_check(ARRAY[''victim 0.3.0 refused by the operator'']::name[])')",
+    armed(
+        &env,
+        "SELECT wasmig.statement_check(ARRAY['victim 0.3.0 refused by the operator']::name[])",
     );
     let out = env.run(&["up", "attacker@0.2.0"]);
     assert!(!out.status.success());

@@ -141,11 +141,13 @@ on_both! {
         // operator is told which, before a reinstall runs into them.
         env.add(artifacts::ATTACKER, "attacker.wasm");
         env.ok(&["up", "attacker@0.1.0"]);
-        env.exec(
-            "INSERT INTO attacker__script (version, up) VALUES ('0.2.0', \
-             'CREATE TABLE attacker__kept (x int PRIMARY KEY, y text); \
-              CREATE INDEX attacker__kept_y ON attacker__kept (y); \
-              CREATE VIEW attacker__seen AS SELECT x FROM attacker__kept')",
+        env.script(
+            "attacker",
+            "0.2.0",
+            "CREATE TABLE attacker__kept (x int PRIMARY KEY, y text); \
+             CREATE INDEX attacker__kept_y ON attacker__kept (y); \
+             CREATE VIEW attacker__seen AS SELECT x FROM attacker__kept",
+            None,
         );
         env.ok(&["up", "attacker@0.2.0"]);
         let out = env.run(&["uninstall", "attacker"]);

@@ -16,14 +16,31 @@ pub fn scripted() -> Env {
 }
 
 impl Env {
-    /// Sets what `plugin`'s step `version` runs up and, rolled back, down.
+    /// Sets what `plugin`'s step `version` runs up and, rolled back, down, on either
+    /// database.
     pub fn script(&self, plugin: &str, version: &str, up: &str, down: Option<&str>) {
-        self.conn()
-            .execute(
-                &format!("INSERT OR REPLACE INTO {plugin}__script VALUES (?1, ?2, ?3)"),
-                rusqlite::params![version, up, down],
-            )
-            .unwrap();
+        match &self.pg {
+            Some(pg) => {
+                pg.client()
+                    .execute(
+                        &format!(
+                            "INSERT INTO {plugin}.{plugin}__script VALUES ($1, $2, $3) \
+                             ON CONFLICT (version) DO UPDATE SET up = EXCLUDED.up, \
+                             down = EXCLUDED.down"
+                        ),
+                        &[&version, &up, &down],
+                    )
+                    .unwrap();
+            }
+            None => {
+                self.conn()
+                    .execute(
+                        &format!("INSERT OR REPLACE INTO {plugin}__script VALUES (?1, ?2, ?3)"),
+                        rusqlite::params![version, up, down],
+                    )
+                    .unwrap();
+            }
+        }
     }
 
     /// Applies `plugin` up to `version`: `Ok(stdout)`, or `Err(stderr)` when it failed.
