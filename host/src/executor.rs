@@ -30,7 +30,7 @@ pub struct StepReport {
     pub error: Option<String>,
     /// How long it took, in microseconds.
     pub duration_us: i64,
-    /// Rows the step inserted, updated or deleted.
+    /// Rows the step inserted, updated or deleted; 0 when it failed (it was rolled back).
     pub rows_changed: u64,
     /// Schema objects the step created, changed or dropped, e.g. `created table notes__note`.
     pub schema_changes: Vec<String>,
@@ -829,7 +829,9 @@ async fn run_one(
         outcome: entry.outcome,
         error: entry.error,
         duration_us: entry.duration_us,
-        rows_changed,
+        // A failed step's changes were rolled back: it changed nothing, as its schema changes
+        // say.
+        rows_changed: if outcome.is_ok() { rows_changed } else { 0 },
         schema_changes: if outcome.is_ok() {
             schema_changes
         } else {

@@ -251,6 +251,8 @@ fn up_prints_each_step_as_it_ends_and_json_lines_end_with_the_error_when_a_step_
     assert_eq!(lines[1]["plugin"], "failing");
     assert_eq!(lines[2]["outcome"], "succeeded");
     assert_eq!(lines[4]["outcome"], "failed");
+    // It wrote rows before it failed, and they were rolled back with it.
+    assert_eq!(lines[4]["rows_changed"], 0, "{lines:?}");
     assert_eq!(
         lines[4]["error"],
         "the plugin's own error: deliberate failure after writing rows"
