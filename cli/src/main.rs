@@ -392,15 +392,21 @@ fn object_of(line: &str) -> Option<String> {
     let mut words = line.split(' ');
     let first = words.next()?;
     let kind = match first {
-        "table" | "view" | "index" | "trigger" | "sequence" | "function" | "type" => {
-            first.to_string()
-        }
+        "table" | "view" | "index" | "trigger" | "sequence" | "function" | "type" | "operator"
+        | "collation" | "statistics" | "conversion" => first.to_string(),
         "virtual" | "materialized" | "foreign" => {
             let second = words.next()?;
             if !matches!(second, "table" | "view") {
                 return None;
             }
             format!("{first} {second}")
+        }
+        "text" => {
+            let (search, what) = (words.next()?, words.next()?);
+            if search != "search" || !matches!(what, "configuration" | "dictionary") {
+                return None;
+            }
+            format!("text search {what}")
         }
         _ => return None,
     };

@@ -192,6 +192,58 @@ on_both! {
     }
 }
 
+#[test]
+fn uninstall_names_every_kind_of_object_a_plugins_role_may_make_on_postgresql() {
+    // Not only relations and functions: a schema holds types of every kind, operators,
+    // collations, extended statistics, text search objects and conversions.
+    let env = Env::postgres();
+    env.add(artifacts::ATTACKER, "attacker.wasm");
+    env.ok(&["up", "attacker@0.1.0"]);
+    env.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TYPE attacker__pair AS (a int, b text); \
+         CREATE TYPE attacker__mood AS ENUM ('ok', 'sad'); \
+         CREATE COLLATION attacker__coll (locale = 'C'); \
+         CREATE TABLE attacker__t (a int, b int); \
+         CREATE STATISTICS attacker__st ON a, b FROM attacker__t; \
+         CREATE TEXT SEARCH CONFIGURATION attacker__cfg (COPY = pg_catalog.simple); \
+         CREATE TEXT SEARCH DICTIONARY attacker__dict (TEMPLATE = pg_catalog.simple); \
+         CREATE FUNCTION attacker__same(attacker__pair, attacker__pair) RETURNS boolean \
+           LANGUAGE sql IMMUTABLE AS 'SELECT $1 = $2'; \
+         CREATE OPERATOR === (LEFTARG = attacker__pair, RIGHTARG = attacker__pair, \
+           FUNCTION = attacker__same); \
+         CREATE CONVERSION attacker__conv FOR 'LATIN1' TO 'UTF8' FROM pg_catalog.iso8859_1_to_utf8",
+        None,
+    );
+    env.ok(&["up", "attacker@0.2.0"]);
+    let lines = env.json_lines(&["uninstall", "attacker"]);
+    let left = lines
+        .iter()
+        .find(|l| l["event"] == "left_behind")
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    let objects: Vec<&str> = left["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_str().unwrap())
+        .collect();
+    for expected in [
+        "type attacker__pair",
+        "type attacker__mood",
+        "collation attacker__coll",
+        "table attacker__t",
+        "statistics attacker__st",
+        "text search configuration attacker__cfg",
+        "text search dictionary attacker__dict",
+        "function attacker.attacker__same",
+        "operator attacker.===",
+        "conversion attacker__conv",
+    ] {
+        assert!(objects.contains(&expected), "{expected}: {objects:?}");
+    }
+}
+
 on_both! {
     fn rollback_works_after_the_file_is_removed(env) {
         let env = migrated(env);

@@ -159,15 +159,17 @@ enum Open {
 }
 
 /// The objects of schema `$1`, one line each, as the server describes them: relations,
-/// columns with their types, defaults and nullability, indexes, constraints, views,
-/// triggers, functions and types.
+/// columns with their types, defaults and nullability (a composite type's attributes too),
+/// indexes, constraints, views, triggers, functions, types, operators, collations, extended
+/// statistics, text search configurations and dictionaries, and conversions: every kind of
+/// object a role without superuser may make in a schema.
 const DESCRIBE_SCHEMA: &str = "
 WITH s AS (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1),
 rel AS (SELECT c.oid, c.relname, c.relkind FROM pg_catalog.pg_class c
-         WHERE c.relnamespace = (SELECT oid FROM s) AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f'))
+         WHERE c.relnamespace = (SELECT oid FROM s) AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c'))
 SELECT CASE relkind WHEN 'r' THEN 'table ' WHEN 'p' THEN 'table ' WHEN 'v' THEN 'view '
                     WHEN 'm' THEN 'materialized view ' WHEN 'S' THEN 'sequence '
-                    ELSE 'foreign table ' END || relname
+                    WHEN 'c' THEN 'type ' ELSE 'foreign table ' END || relname
        || CASE WHEN relkind IN ('v', 'm') THEN ': ' || pg_catalog.pg_get_viewdef(oid) ELSE '' END
   FROM rel
 UNION ALL
@@ -177,7 +179,7 @@ SELECT 'column ' || r.relname || '.' || a.attname || ' '
        || coalesce(' default ' || pg_catalog.pg_get_expr(d.adbin, d.adrelid), '')
   FROM rel r JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid
   LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
- WHERE a.attnum > 0 AND NOT a.attisdropped AND r.relkind IN ('r', 'p', 'f')
+ WHERE a.attnum > 0 AND NOT a.attisdropped AND r.relkind IN ('r', 'p', 'f', 'c')
 UNION ALL
 SELECT 'index ' || pg_catalog.pg_get_indexdef(i.indexrelid)
   FROM rel r JOIN pg_catalog.pg_index i ON i.indrelid = r.oid
@@ -192,7 +194,25 @@ SELECT 'function ' || p.oid::pg_catalog.regprocedure::text
   FROM pg_catalog.pg_proc p WHERE p.pronamespace = (SELECT oid FROM s)
 UNION ALL
 SELECT 'type ' || t.typname FROM pg_catalog.pg_type t
- WHERE t.typnamespace = (SELECT oid FROM s) AND t.typrelid = 0 AND t.typelem = 0";
+ WHERE t.typnamespace = (SELECT oid FROM s) AND t.typrelid = 0 AND t.typelem = 0
+UNION ALL
+SELECT 'operator ' || o.oid::pg_catalog.regoperator::text FROM pg_catalog.pg_operator o
+ WHERE o.oprnamespace = (SELECT oid FROM s)
+UNION ALL
+SELECT 'collation ' || c.collname FROM pg_catalog.pg_collation c
+ WHERE c.collnamespace = (SELECT oid FROM s)
+UNION ALL
+SELECT 'statistics ' || x.stxname FROM pg_catalog.pg_statistic_ext x
+ WHERE x.stxnamespace = (SELECT oid FROM s)
+UNION ALL
+SELECT 'text search configuration ' || f.cfgname FROM pg_catalog.pg_ts_config f
+ WHERE f.cfgnamespace = (SELECT oid FROM s)
+UNION ALL
+SELECT 'text search dictionary ' || d.dictname FROM pg_catalog.pg_ts_dict d
+ WHERE d.dictnamespace = (SELECT oid FROM s)
+UNION ALL
+SELECT 'conversion ' || v.conname FROM pg_catalog.pg_conversion v
+ WHERE v.connamespace = (SELECT oid FROM s)";
 
 /// Whether the session's transaction counters (this transaction's, and any earlier ones' not
 /// yet reported) show rows of `pg_attribute` or `pg_type` updated or deleted (0: no), or the
