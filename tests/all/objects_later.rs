@@ -532,6 +532,31 @@ fn what_the_applications_sqlite_build_may_answer_otherwise_is_not_stored() {
             "LIKE and GLOB of a blob are not available to plugins",
         );
     }
+    // SQLite checks a table's rows against a constraint that ALTER TABLE adds with its own
+    // built-in functions, not wasmig's: `a GLOB 'a'` stood on a blob, and the application's
+    // `integrity_check` then failed; `instr()` of two large values ran on past the deadline.
+    for (check, function) in [
+        ("a GLOB 'a'", "glob()"),
+        ("a LIKE 'a'", "like()"),
+        ("a LIKE 'a' ESCAPE '\\'", "like()"),
+        ("instr(a, 'b') >= 0", "instr()"),
+        ("replace(a, 'a', 'b') IS NOT NULL", "replace()"),
+        ("RTRIM(a) IS NOT NULL", "rtrim()"),
+    ] {
+        let err = env.refused(
+            "attacker",
+            "0.3.0",
+            &format!(
+                "CREATE TABLE attacker__b (id INTEGER PRIMARY KEY, a);
+                 INSERT INTO attacker__b (a) VALUES (x'61'), ('a');
+                 ALTER TABLE attacker__b ADD CONSTRAINT attacker__c CHECK ({check})"
+            ),
+            "in a CHECK constraint that ALTER TABLE adds",
+        );
+        assert!(err.contains(&format!("function {function}")), "{err}");
+    }
+    assert!(!env.tables().contains(&"attacker__b".to_string()));
+    assert_eq!(env.value::<String>("PRAGMA integrity_check"), "ok");
 }
 
 #[test]

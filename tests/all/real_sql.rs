@@ -218,7 +218,8 @@ fn columns_added_to_strict_tables_and_with_checks() {
          CREATE TABLE victim__c (id INTEGER PRIMARY KEY, n INTEGER);
          INSERT INTO victim__c (n) VALUES (1);
          ALTER TABLE victim__c ADD COLUMN m INTEGER CHECK (m IS NULL OR m > 0);
-         ALTER TABLE victim__c ADD COLUMN twice INTEGER GENERATED ALWAYS AS (n * 2) NOT NULL",
+         ALTER TABLE victim__c ADD COLUMN twice INTEGER GENERATED ALWAYS AS (n * 2) NOT NULL;
+         ALTER TABLE victim__c ADD COLUMN tag TEXT CHECK (tag IS NULL OR tag LIKE 't%')",
     );
     assert_eq!(env.value::<i64>("SELECT twice FROM victim__c"), 2);
     // A column the rows break is refused, and the step rolls back.

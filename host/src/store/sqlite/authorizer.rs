@@ -289,6 +289,10 @@ pub(crate) struct AuthState {
     /// here and checked once the statement is prepared (see `SqliteBackend::check_reads`).
     pub unresolved: Vec<String>,
     ddl: Ddl,
+    /// SQLite is compiling its own query that checks the table's rows against a constraint
+    /// that `ALTER TABLE … ADD CHECK` adds (the query calls `sqlite_fail`): SQLite compiles
+    /// it with its built-in functions in place of any the connection registered.
+    checks_rows: bool,
 }
 
 #[derive(Debug, Default, PartialEq, Clone, Copy)]
@@ -706,6 +710,20 @@ fn check_action(
         }
         Select | Recursive => Ok(()),
         Function { function_name } => {
+            if eq("sqlite_fail", function_name) {
+                st.checks_rows = true;
+            }
+            if st.checks_rows && super::bounded_functions::replaced(function_name) {
+                // SQLite's built-in is the one wasmig replaces: unbounded in time, or
+                // answering for a blob what other builds of SQLite contradict (the constraint
+                // would stand on rows that the application's `integrity_check` fails).
+                return Err(format!(
+                    "function {function_name}() in a CHECK constraint that ALTER TABLE adds: \
+                     SQLite checks the table's rows with its own {function_name}(), not with \
+                     wasmig's bounded one; make the table again with the constraint instead \
+                     (create it, copy the rows, drop the old table, rename)"
+                ));
+            }
             if scope.stored && CONNECTION_FUNCTIONS.iter().any(|f| eq(f, function_name)) {
                 Err(format!(
                     "function {function_name}() would read the state of the connection that \

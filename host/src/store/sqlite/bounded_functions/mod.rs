@@ -83,28 +83,38 @@ enum Kind {
     Unhex,
 }
 
+/// The functions registered in place of SQLite's: name, number of arguments, what they do.
+const FUNCTIONS: &[(&str, c_int, Kind)] = &[
+    ("like", 2, Kind::Like),
+    ("like", 3, Kind::Like),
+    ("glob", 2, Kind::Glob),
+    ("instr", 2, Kind::Instr),
+    ("replace", 3, Kind::Replace),
+    ("trim", 1, Kind::Trim(3)),
+    ("trim", 2, Kind::Trim(3)),
+    ("ltrim", 1, Kind::Trim(1)),
+    ("ltrim", 2, Kind::Trim(1)),
+    ("rtrim", 1, Kind::Trim(2)),
+    ("rtrim", 2, Kind::Trim(2)),
+    ("unhex", 2, Kind::Unhex),
+    ("json_patch", 2, Kind::JsonPatch(false)),
+    ("jsonb_patch", 2, Kind::JsonPatch(true)),
+];
+
+/// Whether wasmig replaces SQLite's function `name` with one of its own: where SQLite calls
+/// its built-in one anyway, a plugin's call of it escapes the bounds (see the authorizer).
+pub(crate) fn replaced(name: &str) -> bool {
+    FUNCTIONS
+        .iter()
+        .any(|(f, _, _)| f.eq_ignore_ascii_case(name))
+}
+
 /// Registers the functions on `db`, in place of SQLite's.
 ///
 /// # Safety
 /// `db` must be an open connection, used by one thread at a time (the functions run on it).
 pub(crate) unsafe fn register(db: *mut ffi::sqlite3, deadline: &Deadline) -> Result<(), c_int> {
-    let functions: &[(&str, c_int, Kind)] = &[
-        ("like", 2, Kind::Like),
-        ("like", 3, Kind::Like),
-        ("glob", 2, Kind::Glob),
-        ("instr", 2, Kind::Instr),
-        ("replace", 3, Kind::Replace),
-        ("trim", 1, Kind::Trim(3)),
-        ("trim", 2, Kind::Trim(3)),
-        ("ltrim", 1, Kind::Trim(1)),
-        ("ltrim", 2, Kind::Trim(1)),
-        ("rtrim", 1, Kind::Trim(2)),
-        ("rtrim", 2, Kind::Trim(2)),
-        ("unhex", 2, Kind::Unhex),
-        ("json_patch", 2, Kind::JsonPatch(false)),
-        ("jsonb_patch", 2, Kind::JsonPatch(true)),
-    ];
-    for (name, args, kind) in functions {
+    for (name, args, kind) in FUNCTIONS {
         let data = Box::into_raw(Box::new(Function {
             deadline: deadline.clone(),
             kind: *kind,
