@@ -102,6 +102,31 @@ on_both! {
                 && trail[n - 1].ends_with(" -- failed"),
             "{trail:?}"
         );
+        // A statement refused before it ran is in the trail too, marked; what follows it
+        // is not.
+        env.script(
+            "attacker",
+            "0.2.0",
+            "CREATE TABLE attacker__u (x int); SELECT * FROM victim__script; \
+             INSERT INTO attacker__u VALUES (2)",
+            None,
+        );
+        let out = env.run(&["up", "attacker@0.2.0"]);
+        assert!(!out.status.success());
+        let trail = env.rows(&format!(
+            "SELECT statements FROM {ledger} WHERE plugin = 'attacker' AND version = '0.2.0' \
+             ORDER BY id DESC LIMIT 1"
+        ));
+        let trail: Vec<String> = serde_json::from_str(&trail[0]).unwrap();
+        let n = trail.len();
+        assert!(
+            trail[n - 2].contains("CREATE TABLE attacker__u (x int)")
+                && !trail[n - 2].ends_with("-- failed")
+                && trail[n - 1].contains("SELECT * FROM victim__script")
+                && !trail[n - 1].contains("INSERT INTO attacker__u")
+                && trail[n - 1].ends_with(" -- failed"),
+            "{trail:?}"
+        );
     }
 }
 

@@ -983,7 +983,13 @@ impl SqliteBackend {
                 }
                 self.reset_auth();
                 // Each statement compiles in the shadow first, which also finds where it ends.
-                let (found, used) = self.shadow_compile(&scope, rest)?;
+                let (found, used) = match self.shadow_compile(&scope, rest) {
+                    Ok(compiled) => compiled,
+                    Err(e) => {
+                        refused(ran, first_statement(rest));
+                        return Err(e);
+                    }
+                };
                 if used == 0 {
                     // SQLite reads no further than a NUL byte.
                     return Ok(Err(SqlError::Syntax(
@@ -999,10 +1005,20 @@ impl SqliteBackend {
                 // The checks on the text SQLite takes for this statement: the script's own
                 // tokens may have been read differently.
                 if let Some(denied) = self.statement_denial(text) {
+                    refused(ran, text);
                     return Ok(Err(denied));
                 }
-                let mut stmt = self.conn.prepare(text)?;
-                self.check_reads(&scope)?;
+                let prepared = self
+                    .conn
+                    .prepare(text)
+                    .and_then(|stmt| self.check_reads(&scope).map(|()| stmt));
+                let mut stmt = match prepared {
+                    Ok(stmt) => stmt,
+                    Err(e) => {
+                        refused(ran, text);
+                        return Err(e);
+                    }
+                };
                 ran(crate::store::ScriptStep::Ran(
                     &stmt.expanded_sql().unwrap_or_default(),
                 ));
@@ -1039,9 +1055,54 @@ impl SqliteBackend {
     }
 }
 
+/// Tells the audit trail that a script's statement was refused before it ran.
+fn refused(ran: &mut dyn FnMut(crate::store::ScriptStep<'_>), statement: &str) {
+    ran(crate::store::ScriptStep::Ran(statement));
+    ran(crate::store::ScriptStep::Failed { whole: true });
+}
+
+/// The first statement of `sql` where SQLite's tokenizer ends it (`sqlite3_complete`), looked
+/// for in its first 4 KiB; those 4 KiB when it ends further on. For the audit trail, when
+/// the statement was refused before SQLite said where it ends.
+fn first_statement(sql: &str) -> &str {
+    const LOOKED_AT: usize = 4 << 10;
+    let mut end = sql.len().min(LOOKED_AT);
+    while !sql.is_char_boundary(end) {
+        end -= 1;
+    }
+    for (at, _) in sql[..end].match_indices(';') {
+        let Ok(prefix) = std::ffi::CString::new(&sql[..=at]) else {
+            break;
+        };
+        // SAFETY: a NUL-terminated string, read by SQLite's tokenizer only.
+        if unsafe { rusqlite::ffi::sqlite3_complete(prefix.as_ptr()) } == 1 {
+            return &sql[..=at];
+        }
+    }
+    &sql[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_statement_of_a_script_is_read_to_where_sqlite_ends_it() {
+        assert_eq!(
+            first_statement("SELECT ';' FROM t; SELECT 2"),
+            "SELECT ';' FROM t;"
+        );
+        assert_eq!(
+            first_statement(
+                "CREATE TRIGGER x AFTER INSERT ON t BEGIN SELECT 1; SELECT 2; END; SELECT 3"
+            ),
+            "CREATE TRIGGER x AFTER INSERT ON t BEGIN SELECT 1; SELECT 2; END;"
+        );
+        assert_eq!(first_statement("SELECT 1"), "SELECT 1");
+        let long = format!("SELECT '{}'; SELECT 2", "é".repeat(3000));
+        let first = first_statement(&long);
+        assert!(first.len() <= 4096 && long.starts_with(first));
+    }
 
     #[test]
     fn a_foreign_object_that_a_rename_breaks_is_not_named() {
