@@ -3229,6 +3229,16 @@ fn a_plugins_objects_do_not_pin_another_schemas_types_nor_take_a_built_in_operat
              CREATE STATISTICS attacker__st ON (attacker__k(id)), b FROM attacker__u",
             "which ANALYZE",
         ),
+        // A statistics object's expressions, built-in ones too, are computed by ANALYZE
+        // alone, for its whole sample at once, with no deadline: an expression over a value
+        // made large took the server to the OOM killer, and `xpath()` ran on uncancelled.
+        (
+            "CREATE TABLE attacker__big (t text);
+             INSERT INTO attacker__big SELECT 'x' || g FROM generate_series(1, 100) g;
+             CREATE STATISTICS attacker__st ON (length(md5(repeat(t, 200000)))), (t)
+               FROM attacker__big",
+            "is on expressions, which only ANALYZE",
+        ),
         // A conversion to a domain runs its check, which names no function in the tree:
         // directly, in a predicate, a statistics object, through a domain over the domain,
         // a composite's attribute or an array's element.
@@ -3251,7 +3261,7 @@ fn a_plugins_objects_do_not_pin_another_schemas_types_nor_take_a_built_in_operat
              CREATE DOMAIN attacker__d AS int CHECK (attacker__ok(VALUE));
              CREATE TABLE attacker__u (id int, b int);
              CREATE STATISTICS attacker__st ON ((b::attacker__d)::int), id FROM attacker__u",
-            "whose check calls attacker.attacker__ok(integer)",
+            "is on expressions, which only ANALYZE",
         ),
         (
             "CREATE FUNCTION attacker__ok(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true';

@@ -1028,6 +1028,19 @@ SELECT DISTINCT x.what || ' calls the plugin''s function ' || p.oid::pg_catalog.
   CROSS JOIN LATERAL (SELECT * FROM pg_catalog.pg_proc y WHERE y.oid = f[1]::oid OFFSET 0) p
  WHERE f[1] <> '0' AND p.pronamespace = (SELECT oid FROM s)
 UNION ALL
+-- A statistics object's expressions are computed by ANALYZE alone (autovacuum's too), never
+-- in a step: for every row of its sample at once, with no step's deadline, built-in code
+-- that cannot be cancelled included, and PostgreSQL keeps what each row's evaluation
+-- allocates until the statistics are built. An index's expressions are computed as each
+-- row is written, in the step that writes it.
+SELECT pg_catalog.pg_describe_object('pg_catalog.pg_statistic_ext'::pg_catalog.regclass, e.oid, 0)
+       || ' is on expressions, which only ANALYZE (autovacuum''s too) computes, for its whole '
+       || 'sample at once, with no step''s deadline and without freeing their memory until it '
+       || 'ends; extended statistics of a plugin''s are on columns'
+  FROM rel CROSS JOIN LATERAL (
+       SELECT * FROM pg_catalog.pg_statistic_ext y WHERE y.stxrelid = rel.oid OFFSET 0) e
+ WHERE e.stxexprs IS NOT NULL
+UNION ALL
 -- The same expressions convert values to the types their nodes name: a domain's checks run
 -- at a conversion to it (`CoerceToDomain`), and at one to a composite, array or range made
 -- of it (read as text, say), naming no function in the tree; a check converts values to
