@@ -555,8 +555,39 @@ fn what_the_applications_sqlite_build_may_answer_otherwise_is_not_stored() {
         );
         assert!(err.contains(&format!("function {function}")), "{err}");
     }
+    // The same query computes a virtual generated column it reads with SQLite's built-ins
+    // too, through `ADD CHECK` and `SET NOT NULL` alike.
+    for (column, alter) in [
+        ("g AS (b LIKE 'a%')", "ADD CHECK (g)"),
+        (
+            "g AS (instr(b, 'x'))",
+            "ADD CONSTRAINT attacker__c CHECK (g >= 0)",
+        ),
+        ("g AS (instr(b, 'x'))", "ALTER COLUMN g SET NOT NULL"),
+    ] {
+        env.refused(
+            "attacker",
+            "0.3.0",
+            &format!(
+                "CREATE TABLE attacker__b (b);
+                 INSERT INTO attacker__b (b) VALUES (x'61'), (x'6162');
+                 ALTER TABLE attacker__b ADD COLUMN {column};
+                 ALTER TABLE attacker__b {alter}"
+            ),
+            "column g of attacker__b is generated: SQLite computes it with its own built-in functions",
+        );
+    }
     assert!(!env.tables().contains(&"attacker__b".to_string()));
     assert_eq!(env.value::<String>("PRAGMA integrity_check"), "ok");
+    // A constraint over the table's other columns is added as before.
+    env.applies(
+        "attacker",
+        "0.3.0",
+        "CREATE TABLE attacker__b (a, g AS (a || 'x'), s AS (lower(a)) STORED);
+         INSERT INTO attacker__b (a) VALUES ('A');
+         ALTER TABLE attacker__b ADD CHECK (length(a) < 10 AND s <> '');
+         ALTER TABLE attacker__b ALTER COLUMN a SET NOT NULL",
+    );
 }
 
 #[test]

@@ -293,6 +293,10 @@ pub(crate) struct AuthState {
     /// that `ALTER TABLE … ADD CHECK` adds (the query calls `sqlite_fail`): SQLite compiles
     /// it with its built-in functions in place of any the connection registered.
     checks_rows: bool,
+    /// The plugin's columns that query reads, as `(table, column)`: a generated one would be
+    /// computed there with SQLite's built-in functions too (see
+    /// `SqliteBackend::check_reads`).
+    pub rows_checked: Vec<(String, String)>,
 }
 
 #[derive(Debug, Default, PartialEq, Clone, Copy)]
@@ -655,6 +659,10 @@ fn check_action(
             column_name,
         } => {
             if scope.may_read(table_name) {
+                if st.checks_rows && !column_name.is_empty() {
+                    st.rows_checked
+                        .push((table_name.to_string(), column_name.to_string()));
+                }
                 return Ok(());
             }
             let table_function = !scope.table_functions_shadowed

@@ -193,6 +193,17 @@ impl SqliteBackend {
     /// compiled in the shadow, so such a name is one of its CTEs, or a table function (which
     /// the shadow has too): the shadow tells which, the same whatever the database holds.
     pub(super) fn check_reads(&self, scope: &Scope) -> rusqlite::Result<()> {
+        let checked = std::mem::take(&mut self.auth.lock().rows_checked);
+        if let Some(why) = self.generated_in_row_check(scope, checked) {
+            let mut state = self.auth.lock();
+            state.denial = Some(why);
+            state.denied_function = false;
+            drop(state);
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_AUTH),
+                None,
+            ));
+        }
         let names = std::mem::take(&mut self.auth.lock().unresolved);
         if names.is_empty() {
             return Ok(());
@@ -215,6 +226,58 @@ impl SqliteBackend {
                 ))
             }
         }
+    }
+
+    /// Why the statement just prepared is refused, if the query SQLite makes to check a
+    /// table's rows against a constraint that `ALTER TABLE` adds (`ADD CHECK`, `SET NOT
+    /// NULL`) reads a virtual generated column of the plugin's: SQLite compiles that query
+    /// with its built-in functions in place of wasmig's bounded ones, the column's expression
+    /// included, which the authorizer is not asked about (it was authorized when the column
+    /// was made). A stored generated column was computed when its row was written.
+    fn generated_in_row_check(&self, scope: &Scope, read: Vec<(String, String)>) -> Option<String> {
+        if read.is_empty() {
+            return None;
+        }
+        let mut tables: Vec<&str> = read.iter().map(|(t, _)| t.as_str()).collect();
+        tables.sort_unstable();
+        tables.dedup();
+        let generated: Vec<(String, String)> = self.as_host(scope, || {
+            let mut generated = Vec::new();
+            for table in tables {
+                // Unreadable: refused, never passed.
+                let columns = self
+                    .conn
+                    .prepare_cached("SELECT name FROM main.pragma_table_xinfo(?1) WHERE hidden = 2")
+                    .and_then(|mut s| {
+                        s.query_map([table], |r| r.get::<_, String>(0))?
+                            .collect::<rusqlite::Result<Vec<String>>>()
+                    });
+                match columns {
+                    Ok(columns) => {
+                        generated.extend(columns.into_iter().map(|c| (table.to_string(), c)))
+                    }
+                    Err(_) => generated.push((table.to_string(), String::new())),
+                }
+            }
+            generated
+        });
+        read.iter().find_map(|(table, column)| {
+            generated
+                .iter()
+                .find(|(t, c)| {
+                    t.eq_ignore_ascii_case(table)
+                        && (c.is_empty() || c.eq_ignore_ascii_case(column))
+                })
+                .map(|_| {
+                    format!(
+                        "column {column} of {table} is generated: SQLite computes it with its own \
+                         built-in functions in the query that checks the table's rows against a \
+                         constraint ALTER TABLE adds, not with wasmig's bounded ones; make the \
+                         table again with the constraint instead (create it, copy the rows, \
+                         drop the old table, rename)"
+                    )
+                })
+        })
     }
 
     /// Maps a SQLite error for the plugin, with the authorizer's reason when it denied. Any

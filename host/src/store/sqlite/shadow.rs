@@ -396,7 +396,7 @@ impl SqliteBackend {
     }
 
     /// Runs `f` with the host's rights, then scopes the authorizer to `scope` again.
-    fn as_host<T>(&self, scope: &Scope, f: impl FnOnce() -> T) -> T {
+    pub(super) fn as_host<T>(&self, scope: &Scope, f: impl FnOnce() -> T) -> T {
         self.auth.set_scope(None);
         let result = f();
         self.auth.set_scope(Some(scope.clone()));
