@@ -239,6 +239,62 @@ fn with_rows(pg: &Pg) {
 }
 
 #[test]
+fn analyze_leaves_out_the_expressions_of_a_plugins_indexes() {
+    // For each index expression it analyzes, ANALYZE (autovacuum's too) holds every sample
+    // row's value until it is done, between steps and with no deadline; an index holds a
+    // hash or a compressed form, so the values can be as large as the expression makes
+    // them: autovacuum's process grew past 600 MB for a table of 1 MB.
+    let pg = scripted();
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__h (x text);
+         CREATE INDEX attacker__h_hash ON attacker__h USING hash ((repeat(x, 1000)));
+         CREATE INDEX attacker__h_lower ON attacker__h (lower(x), x);
+         CREATE INDEX attacker__h_plain ON attacker__h (x);
+         INSERT INTO attacker__h SELECT md5(g::text) || repeat('y', 68)
+           FROM generate_series(1, 3000) g",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    let targets = |pg: &Pg| {
+        pg.rows(
+            "SELECT c.relname || '.' || a.attnum || '=' || coalesce(a.attstattarget::text, '-') \
+               FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+              WHERE c.relname LIKE 'attacker__h_%' AND a.attnum > 0 ORDER BY 1",
+        )
+    };
+    // The expression columns have no statistics target; the plain ones keep theirs.
+    assert_eq!(
+        targets(&pg),
+        [
+            "attacker__h_hash.1=0",
+            "attacker__h_lower.1=0",
+            "attacker__h_lower.2=-1",
+            "attacker__h_plain.1=-1"
+        ]
+    );
+    // A step that sets one again has it set back at its end.
+    pg.script(
+        "attacker",
+        "0.3.0",
+        "ALTER INDEX attacker__h_hash ALTER COLUMN 1 SET STATISTICS 10000",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.3.0"]);
+    assert_eq!(targets(&pg)[0], "attacker__h_hash.1=0");
+    // ANALYZE (as the database's owner) reads the table and leaves the expressions out.
+    pg.client()
+        .batch_execute("ANALYZE attacker.attacker__h")
+        .unwrap();
+    let analyzed = pg.rows(
+        "SELECT tablename || '.' || attname FROM pg_stats WHERE schemaname = 'attacker' \
+           AND tablename LIKE 'attacker__h%' ORDER BY 1",
+    );
+    assert_eq!(analyzed, ["attacker__h.x"]);
+}
+
+#[test]
 fn a_step_runs_in_one_server_process_within_its_temporary_file_quota() {
     // PostgreSQL bounds each server process's temporary files by `temp_file_limit`; parallel
     // workers have one each, and the files a parallel hash join shares stop counting once

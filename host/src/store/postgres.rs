@@ -241,6 +241,39 @@ SELECT 'column ' || pg_catalog.to_json(c.relname::text)::text || ' '
  WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)
    AND c.relkind IN ('r', 'p', 'f') AND a.attnum > 0 AND NOT a.attisdropped";
 
+/// Sets the statistics target of every expression column of the indexes on schema `schema`'s
+/// tables that the session's role owns to 0, so that `ANALYZE` (autovacuum's too) leaves
+/// them out. For each index expression it analyzes, `ANALYZE` keeps every sample row's value
+/// until it is done, between steps and with no deadline; an index holds a compressed or
+/// hashed form of a value, so the values themselves can be of any size the plugin's
+/// expression makes them (a hash index over `repeat(x, 1000)` holds four bytes a row).
+/// Run after [`host_turn`], as the plugin's role (the
+/// owner), after every step: a plugin that sets a target again has it set back. Its
+/// queries then plan on default estimates for those expressions.
+fn no_expression_statistics(schema: &str) -> String {
+    format!(
+        "DO $wasmig$ DECLARE r record; BEGIN
+           FOR r IN SELECT x.indexrelid::pg_catalog.regclass AS i, a.attnum
+                      FROM pg_catalog.pg_index x
+                      JOIN pg_catalog.pg_class t ON t.oid = x.indrelid
+                      JOIN pg_catalog.pg_class c ON c.oid = x.indexrelid
+                      JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indexrelid
+                     WHERE t.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace n
+                                              WHERE n.nspname = '{}')
+                       AND c.relkind = 'i'
+                       AND c.relowner = (SELECT o.oid FROM pg_catalog.pg_roles o
+                                          WHERE o.rolname = CURRENT_USER)
+                       AND a.attnum > 0 AND x.indkey[a.attnum - 1] = 0
+                       AND a.attstattarget IS DISTINCT FROM 0
+           LOOP
+             EXECUTE pg_catalog.format('ALTER INDEX %s ALTER COLUMN %s SET STATISTICS 0',
+                                       r.i, r.attnum);
+           END LOOP;
+         END $wasmig$",
+        schema.replace('\'', "''")
+    )
+}
+
 /// What makes a plugin's session the host's again, inside a step's transaction: the
 /// session's settings back to the role's (`role` too, which `RESET ALL` leaves), names
 /// resolved in the system catalogs first, and the host's lock timeout (which `RESET ALL`
@@ -1444,10 +1477,11 @@ impl Backend for PgBackend {
                 plugin.session.forget_reset();
                 plugin.session.batch(
                     &format!(
-                        "{}SET CONSTRAINTS ALL IMMEDIATE; CLOSE ALL; {}; \
+                        "{}SET CONSTRAINTS ALL IMMEDIATE; CLOSE ALL; {}; {}; \
                      SELECT pg_catalog.pg_advisory_unlock_all()",
                         plugin.session.release_savepoint(),
-                        plugin.host_turn
+                        plugin.host_turn,
+                        no_expression_statistics(&plugin.names.schema)
                     ),
                     Some(deadline),
                 )
