@@ -193,7 +193,14 @@ impl SqliteBackend {
     /// compiled in the shadow, so such a name is one of its CTEs, or a table function (which
     /// the shadow has too): the shadow tells which, the same whatever the database holds.
     pub(super) fn check_reads(&self, scope: &Scope) -> rusqlite::Result<()> {
-        let checked = std::mem::take(&mut self.auth.lock().rows_checked);
+        // Both taken before the host reads anything (which resets the authorizer's state).
+        let (checked, names) = {
+            let mut state = self.auth.lock();
+            (
+                std::mem::take(&mut state.rows_checked),
+                std::mem::take(&mut state.unresolved),
+            )
+        };
         if let Some(why) = self.generated_in_row_check(scope, checked) {
             let mut state = self.auth.lock();
             state.denial = Some(why);
@@ -204,7 +211,6 @@ impl SqliteBackend {
                 None,
             ));
         }
-        let names = std::mem::take(&mut self.auth.lock().unresolved);
         if names.is_empty() {
             return Ok(());
         }
@@ -268,7 +274,14 @@ impl SqliteBackend {
                     t.eq_ignore_ascii_case(table)
                         && (c.is_empty() || c.eq_ignore_ascii_case(column))
                 })
-                .map(|_| {
+                .map(|(_, c)| {
+                    if c.is_empty() {
+                        return format!(
+                            "the host cannot read which columns of {table} are generated, \
+                             which the query that checks its rows against a constraint ALTER \
+                             TABLE adds would compute with SQLite's built-in functions"
+                        );
+                    }
                     format!(
                         "column {column} of {table} is generated: SQLite computes it with its own \
                          built-in functions in the query that checks the table's rows against a \
