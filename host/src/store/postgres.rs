@@ -241,15 +241,20 @@ SELECT 'column ' || pg_catalog.to_json(c.relname::text)::text || ' '
  WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)
    AND c.relkind IN ('r', 'p', 'f') AND a.attnum > 0 AND NOT a.attisdropped";
 
-/// Sets the statistics target of every expression column of the indexes on schema `schema`'s
-/// tables that the session's role owns to 0, so that `ANALYZE` (autovacuum's too) leaves
-/// them out. For each index expression it analyzes, `ANALYZE` keeps every sample row's value
-/// until it is done, between steps and with no deadline; an index holds a compressed or
-/// hashed form of a value, so the values themselves can be of any size the plugin's
-/// expression makes them (a hash index over `repeat(x, 1000)` holds four bytes a row).
-/// Run after [`host_turn`], as the plugin's role (the
-/// owner), after every step: a plugin that sets a target again has it set back. Its
-/// queries then plan on default estimates for those expressions.
+/// Sets to 0 the statistics target of every expression column of the indexes on schema
+/// `schema`'s tables, and of every column of its tables and materialized views whose type
+/// has a statistics function of its own (arrays, ranges, multiranges, `tsvector`, and
+/// domains over them), that the session's role owns, so that `ANALYZE` (autovacuum's too)
+/// leaves them out. For each index expression it analyzes, `ANALYZE` keeps every sample
+/// row's value until it is done, between steps and with no deadline, and an index holds a
+/// compressed or hashed form of a value, so the values can be of any size the plugin's
+/// expression makes them (a hash index over `repeat(x, 1000)` holds four bytes a row); the
+/// statistics functions of those types keep every sample value whole, however wide
+/// (a range's bounds), hash every element of an array, and fail on values the type itself
+/// accepts (a `numrange` wider than a double), which stops a database-wide `ANALYZE` at the
+/// plugin's table. Run after [`host_turn`], as the plugin's role (the owner), after every
+/// step: a plugin that sets a target again has it set back. Queries then plan on default
+/// estimates for those columns and expressions.
 fn no_expression_statistics(schema: &str) -> String {
     format!(
         "DO $wasmig$ DECLARE r record; BEGIN
@@ -259,7 +264,7 @@ fn no_expression_statistics(schema: &str) -> String {
                       JOIN pg_catalog.pg_class c ON c.oid = x.indexrelid
                       JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indexrelid
                      WHERE t.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace n
-                                              WHERE n.nspname = '{}')
+                                              WHERE n.nspname = '{0}')
                        AND c.relkind = 'i'
                        AND c.relowner = (SELECT o.oid FROM pg_catalog.pg_roles o
                                           WHERE o.rolname = CURRENT_USER)
@@ -268,6 +273,22 @@ fn no_expression_statistics(schema: &str) -> String {
            LOOP
              EXECUTE pg_catalog.format('ALTER INDEX %s ALTER COLUMN %s SET STATISTICS 0',
                                        r.i, r.attnum);
+           END LOOP;
+           FOR r IN SELECT c.oid::pg_catalog.regclass AS t, a.attname,
+                           CASE c.relkind WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END AS k
+                      FROM pg_catalog.pg_class c
+                      JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
+                      JOIN pg_catalog.pg_type y ON y.oid = a.atttypid
+                     WHERE c.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace n
+                                              WHERE n.nspname = '{0}')
+                       AND c.relkind IN ('r', 'p', 'm')
+                       AND c.relowner = (SELECT o.oid FROM pg_catalog.pg_roles o
+                                          WHERE o.rolname = CURRENT_USER)
+                       AND a.attnum > 0 AND NOT a.attisdropped AND y.typanalyze <> 0
+                       AND a.attstattarget IS DISTINCT FROM 0
+           LOOP
+             EXECUTE pg_catalog.format('ALTER %s %s ALTER COLUMN %I SET STATISTICS 0',
+                                       r.k, r.t, r.attname);
            END LOOP;
          END $wasmig$",
         schema.replace('\'', "''")
