@@ -243,7 +243,7 @@ fn analyze_leaves_out_index_expressions_and_columns_of_types_with_statistics_of_
     // For each index expression it analyzes, ANALYZE (autovacuum's too) holds every sample
     // row's value until it is done, between steps and with no deadline; an index holds a
     // hash or a compressed form, so the values can be as large as the expression makes
-    // them: autovacuum's process grew past 600 MB for a table of 1 MB.
+    // them, many times the table's own size.
     let pg = scripted();
     pg.script(
         "attacker",
