@@ -290,6 +290,22 @@ fn analyze_leaves_out_index_expressions_and_columns_of_types_with_statistics_of_
     );
     pg.env.ok(&["up", "attacker@0.3.0"]);
     assert_eq!(targets(&pg)[0], "attacker__h_hash.1=0");
+    // So does a later step of the same run, after one that wrote no column.
+    pg.script(
+        "attacker",
+        "0.4.0",
+        "INSERT INTO attacker__h VALUES ('z')",
+        None,
+    );
+    pg.script(
+        "attacker",
+        "0.5.0",
+        "ALTER INDEX attacker__h_lower ALTER COLUMN 1 SET STATISTICS 500;
+         ALTER TABLE attacker__r ALTER COLUMN r SET STATISTICS 100",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.5.0"]);
+    assert_eq!(targets(&pg)[1], "attacker__h_lower.1=0");
     // Columns whose type has a statistics function of its own: arrays (a domain over one
     // too), ranges, tsvector. Range statistics keep every sample value whole, and a
     // `numrange` wider than a double made every ANALYZE of the table fail.

@@ -143,6 +143,11 @@ struct PluginSession {
     /// without reading it again (between two steps of a run only the application writes to
     /// the schema, which makes its growth look larger, never smaller).
     committed: Option<Mark>,
+    /// A step of this session committed after `wasmig.no_statistics` looked at every column
+    /// of the schema: later steps' calls look only if their transaction wrote a column.
+    statistics_set: bool,
+    /// The open transaction's `wasmig.no_statistics` looked at every column.
+    statistics_looked: bool,
 }
 
 /// Where the open transaction is.
@@ -240,60 +245,6 @@ SELECT 'column ' || pg_catalog.to_json(c.relname::text)::text || ' '
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
  WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)
    AND c.relkind IN ('r', 'p', 'f') AND a.attnum > 0 AND NOT a.attisdropped";
-
-/// Sets to 0 the statistics target of every expression column of the indexes on schema
-/// `schema`'s tables, and of every column of its tables and materialized views whose type
-/// has a statistics function of its own (arrays, ranges, multiranges, `tsvector`, and
-/// domains over them), that the session's role owns, so that `ANALYZE` (autovacuum's too)
-/// leaves them out. For each index expression it analyzes, `ANALYZE` keeps every sample
-/// row's value until it is done, between steps and with no deadline, and an index holds a
-/// compressed or hashed form of a value, so the values can be of any size the plugin's
-/// expression makes them (a hash index over `repeat(x, 1000)` holds four bytes a row); the
-/// statistics functions of those types keep every sample value whole, however wide
-/// (a range's bounds), hash every element of an array, and fail on values the type itself
-/// accepts (a `numrange` wider than a double), which stops a database-wide `ANALYZE` at the
-/// plugin's table. Run after [`host_turn`], as the plugin's role (the owner), after every
-/// step: a plugin that sets a target again has it set back. Queries then plan on default
-/// estimates for those columns and expressions.
-fn no_expression_statistics(schema: &str) -> String {
-    format!(
-        "DO $wasmig$ DECLARE r record; BEGIN
-           FOR r IN SELECT x.indexrelid::pg_catalog.regclass AS i, a.attnum
-                      FROM pg_catalog.pg_index x
-                      JOIN pg_catalog.pg_class t ON t.oid = x.indrelid
-                      JOIN pg_catalog.pg_class c ON c.oid = x.indexrelid
-                      JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indexrelid
-                     WHERE t.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace n
-                                              WHERE n.nspname = '{0}')
-                       AND c.relkind = 'i'
-                       AND c.relowner = (SELECT o.oid FROM pg_catalog.pg_roles o
-                                          WHERE o.rolname = CURRENT_USER)
-                       AND a.attnum > 0 AND x.indkey[a.attnum - 1] = 0
-                       AND a.attstattarget IS DISTINCT FROM 0
-           LOOP
-             EXECUTE pg_catalog.format('ALTER INDEX %s ALTER COLUMN %s SET STATISTICS 0',
-                                       r.i, r.attnum);
-           END LOOP;
-           FOR r IN SELECT c.oid::pg_catalog.regclass AS t, a.attname,
-                           CASE c.relkind WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END AS k
-                      FROM pg_catalog.pg_class c
-                      JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
-                      JOIN pg_catalog.pg_type y ON y.oid = a.atttypid
-                     WHERE c.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace n
-                                              WHERE n.nspname = '{0}')
-                       AND c.relkind IN ('r', 'p', 'm')
-                       AND c.relowner = (SELECT o.oid FROM pg_catalog.pg_roles o
-                                          WHERE o.rolname = CURRENT_USER)
-                       AND a.attnum > 0 AND NOT a.attisdropped AND y.typanalyze <> 0
-                       AND a.attstattarget IS DISTINCT FROM 0
-           LOOP
-             EXECUTE pg_catalog.format('ALTER %s %s ALTER COLUMN %I SET STATISTICS 0',
-                                       r.k, r.t, r.attname);
-           END LOOP;
-         END $wasmig$",
-        schema.replace('\'', "''")
-    )
-}
 
 /// What makes a plugin's session the host's again, inside a step's transaction: the
 /// session's settings back to the role's (`role` too, which `RESET ALL` leaves), names
@@ -1075,6 +1026,7 @@ impl Backend for PgBackend {
                 } else {
                     plugin.session.forget_savepoint();
                     plugin.in_transaction = true;
+                    plugin.statistics_looked = false;
                     plugin.session.run_after(
                         &format!("BEGIN; SET LOCAL lock_timeout = {lock_ms}"),
                         "SELECT wasmig.step_begin()",
@@ -1219,6 +1171,8 @@ impl Backend for PgBackend {
                             };
                             return Err(self.error(&what, err));
                         }
+                        p.statistics_set |= committed.is_ok() && p.statistics_looked;
+                        p.statistics_looked = false;
                         p.committed = committed.is_ok().then(|| p.checked.take()).flatten();
                         p.in_transaction = false;
                         if let Err(e) = &ended {
@@ -1491,18 +1445,20 @@ impl Backend for PgBackend {
         }
         // Then, in the same round trip, the session closes every cursor (a cursor declared
         // WITH HOLD runs its whole query at the commit, after the guard), goes back to the
-        // host's settings and gives up the plugin's advisory locks (a failure stops the
-        // batch at its statement).
+        // host's settings, sets the statistics targets that ANALYZE must leave out and gives
+        // up the plugin's advisory locks (a failure stops the batch at its statement).
         let fired = match self.plugins.get(&plugin_name) {
             Some(plugin) => {
                 plugin.session.forget_reset();
                 plugin.session.batch(
                     &format!(
-                        "{}SET CONSTRAINTS ALL IMMEDIATE; CLOSE ALL; {}; {}; \
-                     SELECT pg_catalog.pg_advisory_unlock_all()",
+                        "{}SET CONSTRAINTS ALL IMMEDIATE; CLOSE ALL; {}; \
+                         SELECT wasmig.no_statistics({}, {}); \
+                         SELECT pg_catalog.pg_advisory_unlock_all()",
                         plugin.session.release_savepoint(),
                         plugin.host_turn,
-                        no_expression_statistics(&plugin.names.schema)
+                        literal(&plugin.names.schema),
+                        !plugin.statistics_set
                     ),
                     Some(deadline),
                 )
@@ -1521,6 +1477,9 @@ impl Backend for PgBackend {
                 &format!("plugin {plugin_name}'s deferred triggers and checks failed"),
                 e,
             ));
+        }
+        if let Some(plugin) = self.plugins.get_mut(&plugin_name) {
+            plugin.statistics_looked = !plugin.statistics_set;
         }
         let turn = self.turn.take().expect("checked above");
         Ok(turn.changed)

@@ -495,6 +495,8 @@ impl PgBackend {
                     host_turn: host_turn(lock_ms),
                     checked: None,
                     committed: None,
+                    statistics_set: false,
+                    statistics_looked: false,
                 },
             );
         }
@@ -526,6 +528,7 @@ impl PgBackend {
             return Err(self.before_step_failed(&access.plugin, &what, e));
         }
         plugin.in_transaction = true;
+        plugin.statistics_looked = false;
         self.plugin_session(access)
     }
 }
