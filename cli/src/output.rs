@@ -592,6 +592,17 @@ pub(crate) fn print_policy(
             )
         }
     );
+    if let Some(application) = limits.application_limits.filter(|_| !postgres) {
+        let set: Vec<String> = application
+            .set()
+            .map(|(key, value)| format!("{key} {value}"))
+            .collect();
+        say!(
+            "The application's SQLite limits, under which every plugin's definitions must \
+             load: {}.",
+            set.join(", ")
+        );
+    }
     say!(
         "Compiling a plugin (in a child process): address space {} MiB, time {}.",
         limits.max_compile_memory >> 20,

@@ -23,9 +23,85 @@ pub struct Policy {
     /// Bounds on plugin calls; unset keys keep their defaults.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// What wasmig must know of the application's own SQLite connections.
+    #[serde(default)]
+    pub sqlite: SqliteConfig,
     /// Per-plugin grants, by plugin name.
     #[serde(default)]
     pub plugins: BTreeMap<String, PluginPolicy>,
+}
+
+/// The `[sqlite]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteConfig {
+    /// The run-time limits (`sqlite3_limit`) the application's connections set below
+    /// SQLite's defaults: `"recommended"` ([`ApplicationLimits::recommended`]), or a table
+    /// of [`ApplicationLimits`]' keys.
+    pub application_limits: Option<toml::Value>,
+}
+
+/// Run-time limits (`sqlite3_limit`) that the application's connections to a SQLite
+/// database set below SQLite's defaults, those SQLite applies when a connection reads the
+/// database's schema. A connection that meets a definition past one of them reads no table
+/// at all ("malformed database schema"), so a plugin's step whose objects would be past one
+/// is refused. Unset: SQLite's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationLimits {
+    /// `SQLITE_LIMIT_LENGTH`: bytes of a string or blob (a literal in a definition).
+    pub length: Option<i32>,
+    /// `SQLITE_LIMIT_SQL_LENGTH`: bytes of one definition.
+    pub sql_length: Option<i32>,
+    /// `SQLITE_LIMIT_COLUMN`: columns of a table or an index.
+    pub column: Option<i32>,
+    /// `SQLITE_LIMIT_EXPR_DEPTH`: depth of an expression.
+    pub expr_depth: Option<i32>,
+    /// `SQLITE_LIMIT_COMPOUND_SELECT`: terms of a compound `SELECT`.
+    pub compound_select: Option<i32>,
+    /// `SQLITE_LIMIT_FUNCTION_ARG`: arguments of a function call.
+    pub function_arg: Option<i32>,
+    /// `SQLITE_LIMIT_PARSER_DEPTH`: depth of the parser's stack.
+    pub parser_depth: Option<i32>,
+    /// `SQLITE_LIMIT_TRIGGER_STEPS`: statements of a trigger.
+    pub trigger_steps: Option<i32>,
+    /// `SQLITE_LIMIT_SCHEMA`: objects in the whole database (every plugin's and the
+    /// application's, SQLite's own tables included).
+    pub schema: Option<i32>,
+}
+
+impl ApplicationLimits {
+    /// The limits SQLite recommends for connections that may meet untrusted input
+    /// ("Defense Against The Dark Arts"), those diesel's
+    /// `set_recommended_security_limits` sets, as far as they apply to a schema.
+    pub fn recommended() -> Self {
+        ApplicationLimits {
+            length: Some(1_000_000),
+            sql_length: Some(100_000),
+            column: Some(100),
+            expr_depth: Some(10),
+            compound_select: Some(3),
+            function_arg: Some(8),
+            ..Default::default()
+        }
+    }
+
+    /// Each limit set, by its key in the policy.
+    pub fn set(&self) -> impl Iterator<Item = (&'static str, i32)> {
+        [
+            ("length", self.length),
+            ("sql_length", self.sql_length),
+            ("column", self.column),
+            ("expr_depth", self.expr_depth),
+            ("compound_select", self.compound_select),
+            ("function_arg", self.function_arg),
+            ("parser_depth", self.parser_depth),
+            ("trigger_steps", self.trigger_steps),
+            ("schema", self.schema),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| Some((key, value?)))
+    }
 }
 
 /// The `[limits]` table. Durations are like `30s` or `2m`; sizes like `256MiB`.
@@ -128,6 +204,30 @@ impl Policy {
         }
         if let Some(d) = &l.compile_deadline {
             limits.compile_deadline = parse_duration(d).map_err(|e| bad("compile_deadline", e))?;
+        }
+        if let Some(value) = &self.sqlite.application_limits {
+            let bad = |message: String| crate::Error::Policy {
+                path: path.to_path_buf(),
+                message: format!("[sqlite] application_limits: {message}"),
+            };
+            let set = match value {
+                toml::Value::String(preset) if preset == "recommended" => {
+                    ApplicationLimits::recommended()
+                }
+                toml::Value::String(other) => {
+                    return Err(bad(format!(
+                        "unknown preset {other:?} (\"recommended\", or a table of limits)"
+                    )));
+                }
+                other => other
+                    .clone()
+                    .try_into::<ApplicationLimits>()
+                    .map_err(|e| bad(e.to_string()))?,
+            };
+            if let Some((key, value)) = set.set().find(|&(_, value)| value < 1) {
+                return Err(bad(format!("{key} = {value} is out of range (at least 1)")));
+            }
+            limits.application_limits = Some(set);
         }
         Ok(limits)
     }

@@ -289,6 +289,31 @@ fn tables_made_from_selects_do_not_pile_up_in_the_host_step_after_step() {
     );
 }
 
+#[test]
+fn the_samples_the_applications_analyze_keeps_of_a_plugins_index_are_not_loaded_by_the_host() {
+    // The application's ANALYZE keeps up to 24 whole keys of each index in `sqlite_stat4`,
+    // and a connection that uses them loads them all with the schema: keys of 4 MB that a
+    // plugin's index expression makes are 96 MB in every such connection.
+    let env = crate::scripted::scripted();
+    env.applies(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__s (id INTEGER PRIMARY KEY);
+         CREATE INDEX attacker__si ON attacker__s (zeroblob(4000000) || id);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 25)
+         INSERT INTO attacker__s SELECT i FROM n",
+    );
+    env.conn().execute_batch("ANALYZE").unwrap();
+    assert!(env.value::<i64>("SELECT sum(length(sample)) FROM sqlite_stat4") > 90_000_000);
+    let (status, peak_kib) = env.peak_memory(&["status"]);
+    assert!(status.success());
+    assert!(
+        peak_kib < 64 * 1024,
+        "the host peaked at {} MiB",
+        peak_kib / 1024
+    );
+}
+
 /// A script of 100 indexes that each name one column 16 times, then that column renamed to a
 /// name of 60,000 bytes: SQLite rewrites every index's definition, ≈ 94 MB of them, within
 /// its own memory bound (each definition is under its statement length limit), and

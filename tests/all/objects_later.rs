@@ -658,3 +658,133 @@ fn a_plugins_objects_have_plain_names() {
         "CREATE TABLE attacker__données_2 (a); CREATE TABLE \"attacker__Mixed$Case\" (a)",
     );
 }
+
+#[test]
+fn definitions_past_the_limits_the_applications_connections_set_are_refused() {
+    // A connection that sets SQLite's limits below its defaults (as SQLite recommends, and
+    // diesel's `set_recommended_security_limits` does) applies them to each definition when
+    // it reads the schema, and one past them makes it read no table at all. Declared in the
+    // policy, the limits hold for every plugin's objects.
+    let env = scripted();
+    env.applies("victim", "0.2.0", VICTIM_DATA);
+    let columns: Vec<String> = (0..101).map(|i| format!("c{i}")).collect();
+    let wide = format!("CREATE TABLE attacker__wide ({})", columns.join(", "));
+    // Without the declaration, SQLite's defaults hold: 101 columns load.
+    env.script(
+        "attacker",
+        "0.2.0",
+        &wide,
+        Some("DROP TABLE attacker__wide"),
+    );
+    env.ok(&["up", "attacker@0.2.0"]);
+    env.ok(&["down", "attacker", "--steps", "1"]);
+    env.applies("attacker", "0.2.0", "SELECT 1");
+    env.policy("[sqlite]\napplication_limits = \"recommended\"\n");
+    let deep: Vec<String> = (0..12).map(|i| format!("a > {i}")).collect();
+    for (plant, what) in [
+        (wide.clone(), "table \"attacker__wide\""),
+        (
+            format!(
+                "CREATE TABLE attacker__s (a, b DEFAULT '{}')",
+                "x".repeat(110_000)
+            ),
+            "table \"attacker__s\"",
+        ),
+        (
+            format!("CREATE TABLE attacker__d (a CHECK ({}))", deep.join(" AND ")),
+            "table \"attacker__d\"",
+        ),
+        (
+            "CREATE TABLE attacker__f (a CHECK (coalesce(a, 1, 2, 3, 4, 5, 6, 7, 8, 9) IS NOT NULL))"
+                .to_string(),
+            "table \"attacker__f\"",
+        ),
+        (
+            "CREATE TABLE attacker__t (a); CREATE INDEX attacker__i ON attacker__t \
+             (coalesce(a, 1, 2, 3, 4, 5, 6, 7, 8, 9))"
+                .to_string(),
+            "index \"attacker__i\"",
+        ),
+        (
+            "CREATE VIEW attacker__v AS SELECT 1 UNION SELECT 2 UNION SELECT 3 UNION SELECT 4"
+                .to_string(),
+            "view \"attacker__v\"",
+        ),
+        (
+            "CREATE TABLE attacker__t (a); CREATE TRIGGER attacker__tr AFTER INSERT ON \
+             attacker__t BEGIN SELECT 1 UNION SELECT 2 UNION SELECT 3 UNION SELECT 4; END"
+                .to_string(),
+            "trigger \"attacker__tr\"",
+        ),
+    ] {
+        let err = env.refused("attacker", "0.3.0", &plant, "is past the limits the application's connections set");
+        assert!(err.contains(what), "{err}");
+    }
+    // The application's connection with those limits reads every table.
+    let application = |env: &Env| {
+        let conn = env.conn();
+        for (limit, value) in [
+            (rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, 1_000_000),
+            (rusqlite::limits::Limit::SQLITE_LIMIT_SQL_LENGTH, 100_000),
+            (rusqlite::limits::Limit::SQLITE_LIMIT_COLUMN, 100),
+            (rusqlite::limits::Limit::SQLITE_LIMIT_EXPR_DEPTH, 10),
+            (rusqlite::limits::Limit::SQLITE_LIMIT_COMPOUND_SELECT, 3),
+            (rusqlite::limits::Limit::SQLITE_LIMIT_FUNCTION_ARG, 8),
+        ] {
+            conn.set_limit(limit, value).unwrap();
+        }
+        conn.query_row("SELECT v FROM victim__data", [], |r| r.get::<_, String>(0))
+            .unwrap()
+    };
+    assert_eq!(application(&env), "precious");
+    // Honest definitions within them apply: a view of three terms, an index, a trigger,
+    // an `fts5` table.
+    env.applies(
+        "attacker",
+        "0.3.0",
+        "CREATE TABLE attacker__t (a, b, c CHECK (c IS NULL OR c > 0));
+         CREATE INDEX attacker__i ON attacker__t (lower(a), b);
+         CREATE VIEW attacker__v AS SELECT a FROM attacker__t UNION SELECT b FROM attacker__t
+           UNION SELECT c FROM attacker__t;
+         CREATE VIRTUAL TABLE attacker__f USING fts5(x);
+         CREATE TRIGGER attacker__tr AFTER INSERT ON attacker__t BEGIN
+           INSERT INTO attacker__f (x) VALUES (new.a); END",
+    );
+    assert_eq!(application(&env), "precious");
+    // The number of objects in the whole database, when declared.
+    let objects: i64 = env.value("SELECT count(*) + 1 FROM sqlite_schema");
+    env.policy(&format!(
+        "[sqlite.application_limits]\nschema = {}\n",
+        objects + 1
+    ));
+    env.applies("attacker", "0.4.0", "CREATE TABLE attacker__one (a)");
+    env.refused(
+        "attacker",
+        "0.5.0",
+        "CREATE TABLE attacker__two (a)",
+        "schema objects, more than",
+    );
+}
+
+#[test]
+fn the_applications_limits_in_the_policy_are_checked() {
+    let env = scripted();
+    for (policy, expected) in [
+        (
+            "[sqlite]\napplication_limits = \"strict\"\n",
+            "[sqlite] application_limits: unknown preset \"strict\"",
+        ),
+        (
+            "[sqlite.application_limits]\ncolumns = 100\n",
+            "unknown field `columns`",
+        ),
+        (
+            "[sqlite.application_limits]\ncolumn = 0\n",
+            "column = 0 is out of range",
+        ),
+    ] {
+        env.policy(policy);
+        let err = env.fails(&["up"]);
+        assert!(err.contains(expected), "{policy}: {err}");
+    }
+}

@@ -367,6 +367,7 @@ impl Runtime {
             max_growth_bytes: self.limits.max_growth_bytes,
             max_temp_bytes: self.limits.max_temp_bytes,
             max_schema_bytes: self.limits.max_schema_bytes,
+            application_limits: self.limits.application_limits,
         }
     }
 

@@ -82,6 +82,9 @@ pub struct Limits {
     pub max_compile_memory: u64,
     /// Wall-clock time one plugin's compile may take, in a child process.
     pub compile_deadline: Duration,
+    /// The limits the application's connections to a SQLite database set below SQLite's
+    /// defaults, under which every plugin's objects must still load. SQLite only.
+    pub application_limits: Option<crate::policy::ApplicationLimits>,
 }
 
 impl Default for Limits {
@@ -97,6 +100,7 @@ impl Default for Limits {
             max_schema_bytes: 1 << 20,
             max_compile_memory: 2 << 30,
             compile_deadline: Duration::from_secs(60),
+            application_limits: None,
         }
     }
 }

@@ -44,6 +44,9 @@ pub(crate) struct SqlLimits {
     pub max_temp_bytes: u64,
     /// How many bytes of definitions the plugin's objects may take after the step (SQLite).
     pub max_schema_bytes: u64,
+    /// The limits under which the plugin's objects must load on the application's
+    /// connections (SQLite).
+    pub application_limits: Option<crate::policy::ApplicationLimits>,
 }
 
 /// The schema before a step, as the backend that marked it records it; only that backend

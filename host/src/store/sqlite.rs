@@ -5,6 +5,7 @@ mod authorizer;
 mod bounded_functions;
 mod host_tables;
 mod left_behind;
+mod load_limits;
 mod schema_check;
 mod schema_digest;
 mod schema_pages;
@@ -127,6 +128,9 @@ pub(crate) struct SqliteBackend {
     step_memory: Option<u64>,
     /// The bytes of definitions the running step's plugin may keep (`max_schema`).
     step_schema_quota: Option<u64>,
+    /// The limits the application's connections set, under which the running step's
+    /// plugin's objects must load (`[sqlite] application_limits`).
+    application_limits: Option<crate::policy::ApplicationLimits>,
     /// The temporary storage quota of the step that ran last (`max_temp`), for the drop of
     /// its TEMP objects after it.
     step_temp_quota: Option<u64>,
@@ -238,6 +242,7 @@ impl SqliteBackend {
             step_deadline: None,
             step_memory: None,
             step_schema_quota: None,
+            application_limits: None,
             step_temp_quota: None,
             memory_at_enter: 0,
             pending_views: Default::default(),

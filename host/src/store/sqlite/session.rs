@@ -797,6 +797,7 @@ impl SqliteBackend {
         self.step_deadline = Some(limits.deadline);
         self.step_memory = Some(limits.max_result_bytes as u64);
         self.step_schema_quota = Some(limits.max_schema_bytes);
+        self.application_limits = limits.application_limits;
         self.step_temp_quota = Some(limits.max_temp_bytes);
         self.memory_at_enter = crate::sqlite_memory::held();
         *self.pending_views.borrow_mut() = Default::default();
