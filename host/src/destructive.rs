@@ -123,10 +123,16 @@ pub(crate) struct Seen {
     pub(crate) renames: Vec<(String, String, String)>,
     /// Whether a statement carries the marker.
     pub(crate) marked: bool,
+    /// The bytes of names and descriptions kept in `destroyed` and `renames`.
+    bytes: usize,
 }
 
 /// The most entries [`Seen`] keeps of each kind.
 const MAX_SEEN: usize = 1000;
+
+/// The most bytes [`Seen`] keeps of its entries in all: a name may be as long as a statement,
+/// and what the host keeps for a step must not grow with what the plugin's names make it.
+const MAX_SEEN_BYTES: usize = 1 << 20;
 
 /// How much of a statement [`Seen`] reads: its kind, its table, a rename are at its start.
 /// A `DELETE` or `UPDATE` whose `WHERE` comes later counts as one without (the gate refuses
@@ -169,17 +175,20 @@ impl Seen {
     pub(crate) fn add(&mut self, found: Found) {
         for found in found.destroyed {
             if !self.destroyed.contains(&found) {
-                if self.destroyed.len() < MAX_SEEN {
+                if self.destroyed.len() < MAX_SEEN && self.bytes + found.len() <= MAX_SEEN_BYTES {
+                    self.bytes += found.len();
                     self.destroyed.push(found);
                 } else {
                     self.more += 1;
                 }
             }
         }
-        if let Some(rename) = found.rename
-            && self.renames.len() < MAX_SEEN
-        {
-            self.renames.push(rename);
+        if let Some(rename) = found.rename {
+            let size = rename.0.len() + rename.1.len() + rename.2.len();
+            if self.renames.len() < MAX_SEEN && self.bytes + size <= MAX_SEEN_BYTES {
+                self.bytes += size;
+                self.renames.push(rename);
+            }
         }
     }
 
@@ -366,6 +375,23 @@ mod tests {
         list.iter()
             .map(|(t, c)| (t.to_string(), c.iter().map(|x| x.to_string()).collect()))
             .collect()
+    }
+
+    #[test]
+    fn what_is_kept_of_a_steps_statements_does_not_grow_with_its_names() {
+        let mut seen = Seen::default();
+        for k in 0..100 {
+            let name = format!("p__{k}{}", "x".repeat(60_000));
+            let found = seen.read(&format!("DELETE FROM \"{name}\""));
+            seen.add(found);
+            let found = seen.read(&format!("ALTER TABLE p__t RENAME COLUMN \"{name}\" TO b"));
+            seen.add(found);
+        }
+        assert!(seen.bytes <= MAX_SEEN_BYTES);
+        let destroyed = seen.destroyed();
+        assert!(destroyed.len() < 20, "{}", destroyed.len());
+        assert!(destroyed.last().unwrap().ends_with(" more"));
+        assert!(seen.renames.len() < 20);
     }
 
     #[test]
