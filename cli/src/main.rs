@@ -16,7 +16,7 @@ use wasmig::{
 /// [`output::shown`]); plugins' and the database's words reach the terminal through it.
 macro_rules! say {
     ($($arg:tt)*) => {
-        println!("{}", crate::output::shown(&format!($($arg)*)))
+        crate::output::print_line(&crate::output::shown(&format!($($arg)*)))
     };
 }
 

@@ -10,8 +10,22 @@ pub(crate) fn table(header: &[&str]) -> Table {
 }
 
 pub(crate) fn json(value: &impl serde::Serialize) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    print_line(&serde_json::to_string_pretty(value)?);
     Ok(())
+}
+
+/// Writes `text` and a line break to stdout. Once nobody reads it (a closed pipe, as in
+/// `wasmig history | head`) the output is dropped and the command's work goes on: a run
+/// still applies and records its steps, and its exit status says how it went.
+pub(crate) fn print_line(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            panic!("cannot write to stdout: {e}")
+        }
+        _ => {}
+    }
 }
 
 /// Text as a terminal shows it: a control character (which could clear the screen, retitle

@@ -438,3 +438,22 @@ fn on_a_terminal_wasmig_test_shows_its_checks_as_a_progress_bar() {
     assert!(screen.contains("accounts 0.2.0 down"), "{screen}");
     assert!(screen.contains("accounts: passed"), "{screen}");
 }
+
+#[test]
+fn output_nobody_reads_is_dropped_and_the_command_goes_on() {
+    // `wasmig history | head`: once the reader has gone, writing to stdout fails.
+    let env = Env::new();
+    env.add(artifacts::NOTES, "notes.wasm");
+    env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    for args in [&["up"][..], &["history", "--json"], &["policy"]] {
+        let mut child = env.spawn(args);
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    let ledger = env.ledger();
+    assert!(!ledger.is_empty());
+    assert!(ledger.iter().all(|row| row.3 == "succeeded"), "{ledger:?}");
+}
