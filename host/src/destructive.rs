@@ -60,7 +60,7 @@ fn words(statement: &str) -> Vec<String> {
                     }
                     ident.push(c);
                 }
-                out.push(ident.to_lowercase());
+                out.push(ident.to_ascii_lowercase());
             }
             '-' if chars.peek() == Some(&'-') => {
                 flush(&mut word, &mut out);
@@ -96,9 +96,9 @@ fn words(statement: &str) -> Vec<String> {
     out.into_iter()
         .map(|w| {
             if w.chars().all(|c| c.is_ascii_alphabetic()) {
-                w.to_uppercase()
+                w.to_ascii_uppercase()
             } else {
-                w.to_lowercase()
+                w.to_ascii_lowercase()
             }
         })
         .collect()
@@ -106,7 +106,7 @@ fn words(statement: &str) -> Vec<String> {
 
 /// The unqualified, lowercase name of `name` (`main.t`, `schema.t` → `t`).
 fn bare(name: &str) -> String {
-    name.rsplit('.').next().unwrap_or(name).to_lowercase()
+    name.rsplit('.').next().unwrap_or(name).to_ascii_lowercase()
 }
 
 /// What the gate reads of the statements a step ran, gathered as each runs: the audit trail
@@ -327,13 +327,13 @@ pub(crate) fn in_tables(
         .collect();
     let mut found = Vec::new();
     for (table, columns) in before {
-        let lower_table = table.to_lowercase();
+        let lower_table = table.to_ascii_lowercase();
         // Its columns as the step's `RENAME COLUMN`s left them.
         let renamed: Vec<String> = columns
             .iter()
             .map(|c| {
                 renamed_to
-                    .get(&(lower_table.as_str(), c.to_lowercase().as_str()))
+                    .get(&(lower_table.as_str(), c.to_ascii_lowercase().as_str()))
                     .map_or(c.clone(), |new| new.to_string())
             })
             .collect();
@@ -349,10 +349,10 @@ pub(crate) fn in_tables(
                 }
             }
             Some(now) => {
-                let now: HashSet<String> = now.iter().map(|c| c.to_lowercase()).collect();
+                let now: HashSet<String> = now.iter().map(|c| c.to_ascii_lowercase()).collect();
                 for (column, renamed) in columns.iter().zip(&renamed) {
-                    if !now.contains(&column.to_lowercase())
-                        && !now.contains(&renamed.to_lowercase())
+                    if !now.contains(&column.to_ascii_lowercase())
+                        && !now.contains(&renamed.to_ascii_lowercase())
                     {
                         found.push(format!("drops column {table}.{column}"));
                     }

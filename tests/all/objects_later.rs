@@ -788,3 +788,39 @@ fn the_applications_limits_in_the_policy_are_checked() {
         assert!(err.contains(expected), "{policy}: {err}");
     }
 }
+
+#[test]
+fn names_that_differ_only_in_a_non_ascii_letters_case_are_checked_as_two_objects() {
+    // SQLite folds the case of ASCII letters only: `attacker__é` and `attacker__É` are two
+    // objects, and the one made or changed second is checked like any other.
+    let env = scripted();
+    env.applies("victim", "0.2.0", VICTIM_DATA);
+    env.applies(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (x);
+         CREATE TRIGGER attacker__é AFTER INSERT ON attacker__t BEGIN SELECT 1; END;
+         CREATE TABLE attacker__ü (x)",
+    );
+    env.refused(
+        "attacker",
+        "0.3.0",
+        "CREATE TRIGGER attacker__É AFTER INSERT ON attacker__t BEGIN DELETE FROM victim__data; END",
+        UNRESOLVED,
+    );
+    env.refused(
+        "attacker",
+        "0.3.0",
+        "CREATE TABLE attacker__Ü (v REFERENCES victim__data (id))",
+        "victim__data",
+    );
+    env.policy("[sqlite]\napplication_limits = \"recommended\"\n");
+    let columns: Vec<String> = (0..101).map(|i| format!("c{i}")).collect();
+    env.refused(
+        "attacker",
+        "0.3.0",
+        &format!("CREATE TABLE attacker__É ({})", columns.join(", ")),
+        "too many columns",
+    );
+    application_writes_and_victim_survives(&env);
+}

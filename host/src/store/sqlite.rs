@@ -432,14 +432,15 @@ impl Backend for SqliteBackend {
                     .filter(|o| {
                         o.kind == "table"
                             && o.schema == "main"
-                            && !o.name.to_lowercase().starts_with("sqlite_")
+                            && !o.name.to_ascii_lowercase().starts_with("sqlite_")
                     })
                     .filter_map(|o| {
                         let sql = o.sql.clone()?;
                         let virtual_table = sql_text::Tokens::new(&sql)
                             .nth(1)
                             .is_some_and(|t| t.is_word("virtual"));
-                        (!virtual_table).then(|| (o.name.to_lowercase(), (o.name.clone(), sql)))
+                        (!virtual_table)
+                            .then(|| (o.name.to_ascii_lowercase(), (o.name.clone(), sql)))
                     })
                     .collect()
             };

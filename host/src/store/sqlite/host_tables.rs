@@ -437,14 +437,14 @@ impl SqliteBackend {
                 .split_whitespace()
                 .collect::<Vec<_>>()
                 .join(" ")
-                .to_lowercase()
+                .to_ascii_lowercase()
         };
         let mut lines = Vec::new();
         for (kind, name, table, sql) in &objects {
             match kind.as_str() {
                 "table" => {
                     let sql = sql.as_deref().unwrap_or_default();
-                    if sql.to_lowercase().starts_with("create virtual table") {
+                    if sql.to_ascii_lowercase().starts_with("create virtual table") {
                         lines.push(format!("virtual table {name}: {}", normal(sql)));
                         continue;
                     }

@@ -82,7 +82,13 @@ pub(super) fn diff<'a>(
     before: &'a [SchemaObject],
     after: &'a [SchemaObject],
 ) -> Vec<(&'static str, &'a SchemaObject)> {
-    let key = |o: &SchemaObject| (o.schema.clone(), o.kind.clone(), o.name.to_lowercase());
+    let key = |o: &SchemaObject| {
+        (
+            o.schema.clone(),
+            o.kind.clone(),
+            o.name.to_ascii_lowercase(),
+        )
+    };
     let old: std::collections::BTreeMap<_, _> = before.iter().map(|o| (key(o), o)).collect();
     let new: std::collections::BTreeMap<_, _> = after.iter().map(|o| (key(o), o)).collect();
     let mut changes = Vec::new();
