@@ -239,7 +239,7 @@ fn with_rows(pg: &Pg) {
 }
 
 #[test]
-fn analyze_leaves_out_index_expressions_and_columns_of_types_with_statistics_of_their_own() {
+fn analyze_leaves_out_what_a_plugin_could_make_costly() {
     // For each index expression it analyzes, ANALYZE (autovacuum's too) holds every sample
     // row's value until it is done, between steps and with no deadline; an index holds a
     // hash or a compressed form, so the values can be as large as the expression makes
@@ -260,7 +260,19 @@ fn analyze_leaves_out_index_expressions_and_columns_of_types_with_statistics_of_
                                    v tsvector);
          INSERT INTO attacker__r VALUES
            (1, attacker__tr('a', 'b'), numrange(0, 1e309), ARRAY[1, 2], 'a b'),
-           (2, attacker__tr('c', 'd'), numrange(0, 1), ARRAY[3], 'c')",
+           (2, attacker__tr('c', 'd'), numrange(0, 1), ARRAY[3], 'c');
+         CREATE TABLE attacker__w (a int2, b int2, c int2);
+         ALTER TABLE attacker__w ALTER COLUMN a SET STATISTICS 10000;
+         ALTER TABLE attacker__w ALTER COLUMN b SET STATISTICS 50;
+         CREATE STATISTICS attacker__ws (dependencies, ndistinct, mcv) ON a, b, c
+           FROM attacker__w;
+         INSERT INTO attacker__w SELECT g % 101, g % 103, g % 107
+           FROM generate_series(1, 1000) g;
+         CREATE TYPE attacker__ct AS (a int);
+         CREATE TABLE attacker__c (c attacker__ct, d int);
+         INSERT INTO attacker__c SELECT ROW(g)::attacker__ct, g FROM generate_series(1, 100) g;
+         CREATE STATISTICS attacker__cs (mcv) ON c, d FROM attacker__c;
+         ALTER TYPE attacker__ct ADD ATTRIBUTE j json",
         None,
     );
     pg.env.ok(&["up", "attacker@0.2.0"]);
@@ -290,7 +302,26 @@ fn analyze_leaves_out_index_expressions_and_columns_of_types_with_statistics_of_
     );
     pg.env.ok(&["up", "attacker@0.3.0"]);
     assert_eq!(targets(&pg)[0], "attacker__h_hash.1=0");
-    // So does a later step of the same run, after one that wrote no column.
+    // Statistics objects are not built (their dependencies and ndistinct sort the whole
+    // sample once for each subset of their columns, and one on a composite that has since
+    // lost its ordering makes every ANALYZE of the table fail), and a column's target is at
+    // most the server's default.
+    let statistics = |pg: &Pg| {
+        pg.rows(
+            "SELECT stxname || '=' || stxstattarget FROM pg_statistic_ext \
+              WHERE stxnamespace = 'attacker'::regnamespace ORDER BY 1",
+        )
+    };
+    assert_eq!(statistics(&pg), ["attacker__cs=0", "attacker__ws=0"]);
+    assert_eq!(
+        pg.rows(
+            "SELECT a.attname || '=' || a.attstattarget FROM pg_attribute a \
+              WHERE a.attrelid = 'attacker.attacker__w'::regclass AND a.attnum > 0 ORDER BY 1",
+        ),
+        ["a=-1", "b=50", "c=-1"]
+    );
+    // So does a later step of the same run, after one that wrote no column (the host looks
+    // again only after a step whose transaction wrote a column or a statistics object).
     pg.script(
         "attacker",
         "0.4.0",
@@ -306,6 +337,32 @@ fn analyze_leaves_out_index_expressions_and_columns_of_types_with_statistics_of_
     );
     pg.env.ok(&["up", "attacker@0.5.0"]);
     assert_eq!(targets(&pg)[1], "attacker__h_lower.1=0");
+    // A statistics object's target lives in pg_statistic_ext, not pg_attribute.
+    pg.script(
+        "victim",
+        "0.3.0",
+        "CREATE TABLE victim__w (a int, b int);
+         CREATE STATISTICS victim__ws ON a, b FROM victim__w",
+        None,
+    );
+    pg.env.ok(&["up", "victim@0.3.0"]);
+    pg.script(
+        "victim",
+        "0.4.0",
+        "INSERT INTO victim__w VALUES (1, 2)",
+        None,
+    );
+    pg.script(
+        "victim",
+        "0.5.0",
+        "ALTER STATISTICS victim__ws SET STATISTICS 10000",
+        None,
+    );
+    pg.env.ok(&["up", "victim@0.5.0"]);
+    assert_eq!(
+        pg.rows("SELECT stxstattarget FROM pg_statistic_ext WHERE stxname = 'victim__ws'"),
+        ["0"]
+    );
     // Columns whose type has a statistics function of its own: arrays (a domain over one
     // too), ranges, tsvector. Range statistics keep every sample value whole, and a
     // `numrange` wider than a double made every ANALYZE of the table fail.
@@ -318,7 +375,10 @@ fn analyze_leaves_out_index_expressions_and_columns_of_types_with_statistics_of_
     );
     // ANALYZE (as the database's owner) reads the tables and leaves those out.
     pg.client()
-        .batch_execute("ANALYZE attacker.attacker__h, attacker.attacker__r")
+        .batch_execute(
+            "ANALYZE attacker.attacker__h, attacker.attacker__r, attacker.attacker__w, \
+             attacker.attacker__c",
+        )
         .unwrap();
     let analyzed = pg.rows(
         "SELECT tablename || '.' || attname FROM pg_stats WHERE schemaname = 'attacker' \

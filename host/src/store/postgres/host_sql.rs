@@ -919,58 +919,80 @@ END
 $$;
 REVOKE ALL ON FUNCTION wasmig.statement_check(name[]) FROM PUBLIC;
 
--- Sets to 0 the statistics target of every expression column of the indexes on schema
--- nsp's tables, and of every column of its tables and materialized views whose type has a
--- statistics function of its own (arrays, ranges, multiranges, tsvector, and domains over
--- them), that the calling role owns, so that ANALYZE (autovacuum's too) leaves them out.
--- For each index expression it analyzes, ANALYZE keeps every sample row's value until it
--- is done, between steps and with no deadline, and an index holds a compressed or hashed
--- form of a value, so the values can be of any size the plugin's expression makes them (a
--- hash index over repeat(x, 1000) holds four bytes a row); the statistics functions of
--- those types keep every sample value whole, however wide (a range's bounds), hash every
--- element of an array, and fail on values the type itself accepts (a numrange wider than a
--- double), which stops a database-wide ANALYZE at the plugin's table. Called by the
--- plugin's role (the owner) at the end of every step: a plugin that sets a target again has
--- it set back. Unless `always`, it looks only when the transaction (by the server's own
--- counters, which the plugin's role can neither reset nor turn off) wrote a row of
--- pg_attribute, where every column of a table or an index and its target live: one made,
--- retyped or given a target writes one.
+-- What ANALYZE (autovacuum's too, between steps and with no deadline) computes of schema
+-- nsp's objects that the calling role owns, kept to what a step could compute itself:
+-- - the statistics target of every expression column of the indexes on its tables, and of
+--   every column of its tables and materialized views whose type has a statistics function
+--   of its own (arrays, ranges, multiranges, tsvector, and domains over them), set to 0.
+--   For each index expression, ANALYZE keeps every sample row's value until it is done, and
+--   an index holds a compressed or hashed form of a value, so the values can be of any size
+--   the plugin's expression makes them (a hash index over repeat(x, 1000) holds four bytes a
+--   row); the statistics functions of those types keep every sample value whole, however
+--   wide (a range's bounds), hash every element of an array, and fail on values the type
+--   itself accepts (a numrange wider than a double), which stops a database-wide ANALYZE at
+--   the plugin's table;
+-- - the statistics target of every statistics object, set to 0, so that ANALYZE does not
+--   build it: its dependencies and ndistinct sort the whole sample once for each subset of
+--   its columns (minutes to hours for a table a step fills in a second), its MCV list holds
+--   every sampled value of its columns decompressed at once, and an object on a column whose
+--   type has since lost its ordering (a composite given a json attribute) makes every
+--   ANALYZE of the table fail;
+-- - a column's statistics target above the server's default, set back to the default:
+--   ANALYZE samples 300 times the largest target's rows, and keeps every sampled value of a
+--   column, decompressed, until that column is done.
+-- Called by the plugin's role (the owner) at the end of every step: a plugin that sets a
+-- target again has it set back. Unless `always`, it looks only when the transaction (by the
+-- server's own counters, which the plugin's role can neither reset nor turn off) wrote a row
+-- of pg_attribute, where every column of a table or an index and its target live, or of
+-- pg_statistic_ext, where statistics objects and theirs do.
 CREATE OR REPLACE FUNCTION wasmig.no_statistics(nsp name, always boolean) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 DECLARE
     r record;
+    me oid;
+    ns oid;
 BEGIN
     IF NOT always AND current_setting('track_counts') = 'on'
        AND pg_stat_get_xact_tuples_inserted('pg_catalog.pg_attribute'::regclass)
-           + pg_stat_get_xact_tuples_updated('pg_catalog.pg_attribute'::regclass) = 0 THEN
+           + pg_stat_get_xact_tuples_updated('pg_catalog.pg_attribute'::regclass)
+           + pg_stat_get_xact_tuples_inserted('pg_catalog.pg_statistic_ext'::regclass)
+           + pg_stat_get_xact_tuples_updated('pg_catalog.pg_statistic_ext'::regclass) = 0 THEN
         RETURN;
     END IF;
+    SELECT o.oid INTO me FROM pg_roles o WHERE o.rolname = current_user;
+    SELECT n.oid INTO ns FROM pg_namespace n WHERE n.nspname = nsp;
     FOR r IN SELECT x.indexrelid::regclass AS i, a.attnum
                FROM pg_index x
                JOIN pg_class t ON t.oid = x.indrelid
                JOIN pg_class c ON c.oid = x.indexrelid
                JOIN pg_attribute a ON a.attrelid = x.indexrelid
-              WHERE t.relnamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = nsp)
-                AND c.relkind = 'i'
-                AND c.relowner = (SELECT o.oid FROM pg_roles o WHERE o.rolname = current_user)
+              WHERE t.relnamespace = ns AND c.relkind = 'i' AND c.relowner = me
                 AND a.attnum > 0 AND x.indkey[a.attnum - 1] = 0
                 AND a.attstattarget IS DISTINCT FROM 0
     LOOP
         EXECUTE format('ALTER INDEX %s ALTER COLUMN %s SET STATISTICS 0', r.i, r.attnum);
     END LOOP;
     FOR r IN SELECT c.oid::regclass AS t, a.attname,
-                    CASE c.relkind WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END AS k
+                    CASE c.relkind WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END AS k,
+                    CASE WHEN y.typanalyze <> 0 THEN 0 ELSE -1 END AS target
                FROM pg_class c
                JOIN pg_attribute a ON a.attrelid = c.oid
                JOIN pg_type y ON y.oid = a.atttypid
-              WHERE c.relnamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = nsp)
-                AND c.relkind IN ('r', 'p', 'm')
-                AND c.relowner = (SELECT o.oid FROM pg_roles o WHERE o.rolname = current_user)
-                AND a.attnum > 0 AND NOT a.attisdropped AND y.typanalyze <> 0
-                AND a.attstattarget IS DISTINCT FROM 0
+              WHERE c.relnamespace = ns AND c.relkind IN ('r', 'p', 'm') AND c.relowner = me
+                AND a.attnum > 0 AND NOT a.attisdropped
+                AND ((y.typanalyze <> 0 AND a.attstattarget IS DISTINCT FROM 0)
+                     OR a.attstattarget > current_setting('default_statistics_target')::int)
     LOOP
-        EXECUTE format('ALTER %s %s ALTER COLUMN %I SET STATISTICS 0', r.k, r.t, r.attname);
+        EXECUTE format('ALTER %s %s ALTER COLUMN %I SET STATISTICS %s',
+                       r.k, r.t, r.attname, r.target);
+    END LOOP;
+    FOR r IN SELECT format('%I.%I', nsp, x.stxname) AS s
+               FROM pg_statistic_ext x
+              WHERE x.stxnamespace = ns AND x.stxowner = me
+                AND x.stxstattarget IS DISTINCT FROM 0
+    LOOP
+        EXECUTE format('ALTER STATISTICS %s SET STATISTICS 0', r.s);
     END LOOP;
 END
 $$;
