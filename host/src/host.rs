@@ -102,6 +102,7 @@ impl Host {
                     | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
             .map_err(fail)?;
+            crate::store::sqlite::without_stat4(&conn);
             conn.busy_timeout(self.inner.config.lock_timeout)
                 .map_err(fail)?;
             conn.execute("VACUUM INTO ?1", [path.to_string_lossy()])

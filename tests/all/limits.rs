@@ -312,6 +312,15 @@ fn the_samples_the_applications_analyze_keeps_of_a_plugins_index_are_not_loaded_
         "the host peaked at {} MiB",
         peak_kib / 1024
     );
+    // Nor does the copy of the database that the web page's plan runs on.
+    let served = crate::serve::Served::start(&env, &[]);
+    assert!(!served.json("/api/plan").to_string().is_empty());
+    let peak_kib = served.peak_kib();
+    assert!(
+        peak_kib < 64 * 1024,
+        "the server peaked at {} MiB",
+        peak_kib / 1024
+    );
 }
 
 /// A script of 100 indexes that each name one column 16 times, then that column renamed to a

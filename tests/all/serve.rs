@@ -98,6 +98,16 @@ impl Served {
         assert_eq!(r.status, 200, "GET {path}: {}", r.body);
         serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body))
     }
+
+    /// The server's peak resident memory so far (`VmHWM`), in KiB.
+    pub(crate) fn peak_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap()
+    }
 }
 
 impl Drop for Served {

@@ -12,6 +12,7 @@ mod schema_pages;
 mod scope;
 mod session;
 mod shadow;
+pub(crate) use shadow::without_stat4;
 mod sql_text;
 mod temp_quota;
 mod transaction;

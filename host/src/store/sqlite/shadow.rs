@@ -492,6 +492,29 @@ impl SqliteBackend {
     }
 }
 
+/// Makes `c` neither load nor use STAT4 samples. The application's ANALYZE copies up to 24
+/// whole keys of each index into `sqlite_stat4`, keys as large as a plugin's index
+/// expression makes them, and a connection that uses them loads them all with the schema,
+/// before its first statement runs. Call before the connection reads its schema.
+pub(crate) fn without_stat4(c: &Connection) {
+    let mut off: c_int = 0;
+    // SAFETY: the connection is open; GETOPT writes the connection's disabled-optimization
+    // mask to the `int` it is given, OPTIMIZATIONS sets it from a `u32` (as C's varargs
+    // pass an `int`).
+    unsafe {
+        ffi::sqlite3_test_control(
+            ffi::SQLITE_TESTCTRL_GETOPT,
+            c.handle(),
+            &mut off as *mut c_int,
+        );
+        ffi::sqlite3_test_control(
+            ffi::SQLITE_TESTCTRL_OPTIMIZATIONS,
+            c.handle(),
+            (off as u32 | SQLITE_STAT4_OPTIMIZATION) as c_int,
+        );
+    }
+}
+
 /// SQLite's bit for its use of STAT4 samples in `sqlite3_test_control`'s mask of disabled
 /// optimizations (`SQLITE_Stat4`, not in SQLite's public header).
 const SQLITE_STAT4_OPTIMIZATION: u32 = 0x0000_0800;
@@ -521,26 +544,7 @@ pub(super) fn configure(
     if rc != ffi::SQLITE_OK {
         return Err(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None));
     }
-    // No STAT4 samples are loaded or used. The application's ANALYZE copies up to 24 whole
-    // keys of each index into `sqlite_stat4`, keys as large as a plugin's index expression
-    // makes them, and a connection that uses them loads them all with the schema, before
-    // its first statement runs. Set before the connection reads its schema.
-    let mut off: c_int = 0;
-    // SAFETY: the connection is open; GETOPT writes the connection's disabled-optimization
-    // mask to the `int` it is given, OPTIMIZATIONS sets it from a `u32` (as C's varargs
-    // pass an `int`).
-    unsafe {
-        ffi::sqlite3_test_control(
-            ffi::SQLITE_TESTCTRL_GETOPT,
-            c.handle(),
-            &mut off as *mut c_int,
-        );
-        ffi::sqlite3_test_control(
-            ffi::SQLITE_TESTCTRL_OPTIMIZATIONS,
-            c.handle(),
-            (off as u32 | SQLITE_STAT4_OPTIMIZATION) as c_int,
-        );
-    }
+    without_stat4(c);
     // Defensive mode: no writable_schema tricks, no direct shadow-table writes.
     c.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
     // Schema-embedded SQL (views, triggers) may not call functions with side effects.
