@@ -716,6 +716,24 @@ fn definitions_past_the_limits_the_applications_connections_set_are_refused() {
                 .to_string(),
             "trigger \"attacker__tr\"",
         ),
+        // Read with the schema, but resolved whenever the application renames or drops a
+        // column or renames a table: more columns than `column` then fail each of those.
+        (
+            format!(
+                "CREATE TABLE attacker__a ({0}); CREATE TABLE attacker__b ({0});
+                 CREATE VIEW attacker__v AS SELECT * FROM attacker__a, attacker__b",
+                (0..60).map(|i| format!("c{i}")).collect::<Vec<_>>().join(", ")
+            ),
+            "view \"attacker__v\"",
+        ),
+        (
+            format!(
+                "CREATE TABLE attacker__t (a); CREATE TRIGGER attacker__tr AFTER INSERT ON \
+                 attacker__t BEGIN SELECT {}; END",
+                (0..101).map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+            "trigger \"attacker__tr\"",
+        ),
     ] {
         let err = env.refused("attacker", "0.3.0", &plant, "is past the limits the application's connections set");
         assert!(err.contains(what), "{err}");
@@ -751,12 +769,31 @@ fn definitions_past_the_limits_the_applications_connections_set_are_refused() {
            INSERT INTO attacker__f (x) VALUES (new.a); END",
     );
     assert_eq!(application(&env), "precious");
-    // The number of objects in the whole database, when declared.
-    let objects: i64 = env.value("SELECT count(*) + 1 FROM sqlite_schema");
+    // And the application, on such a connection, still changes its own tables.
+    let conn = env.conn();
+    conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_COLUMN, 100)
+        .unwrap();
+    conn.execute_batch(
+        "CREATE TABLE app_users (id, name); ALTER TABLE app_users RENAME COLUMN name TO full_name",
+    )
+    .unwrap();
+    drop(conn);
+    // The number of objects in the whole database, when declared: SQLite counts its schema
+    // table and a WITHOUT ROWID table's primary key too.
+    let objects: i64 = env.value(
+        "SELECT 1 + (SELECT count(*) FROM sqlite_schema)
+           + (SELECT count(*) FROM pragma_table_list WHERE schema = 'main' AND wr)",
+    );
     env.policy(&format!(
         "[sqlite.application_limits]\nschema = {}\n",
         objects + 1
     ));
+    env.refused(
+        "attacker",
+        "0.4.0",
+        "CREATE TABLE attacker__two (a PRIMARY KEY) WITHOUT ROWID",
+        &format!("would hold {} schema objects", objects + 2),
+    );
     env.applies("attacker", "0.4.0", "CREATE TABLE attacker__one (a)");
     env.refused(
         "attacker",
@@ -764,6 +801,16 @@ fn definitions_past_the_limits_the_applications_connections_set_are_refused() {
         "CREATE TABLE attacker__two (a)",
         "schema objects, more than",
     );
+    let conn = env.conn();
+    conn.set_limit(
+        rusqlite::limits::Limit::SQLITE_LIMIT_SCHEMA,
+        (objects + 1) as i32,
+    )
+    .unwrap();
+    conn.query_row("SELECT count(*) FROM victim__data", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .unwrap();
 }
 
 #[test]

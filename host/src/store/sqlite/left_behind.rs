@@ -116,7 +116,62 @@ impl SqliteBackend {
             objects
                 .iter()
                 .try_for_each(|o| backend.probe(&reach, o, "SQLite's default"))
-        })
+        })?;
+        // The application's connections resolve every view and trigger under their own
+        // limits whenever they rename or drop a column or rename a table (SQLite checks the
+        // whole schema then): a view of more columns than their `column` limit, which they
+        // read with the schema, makes each of those fail.
+        if let Some(limits) = self.application_limits {
+            self.with_limits(&limits, |backend| {
+                objects
+                    .iter()
+                    .try_for_each(|o| backend.compiles_within_limits(o))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Whether the statements that use `object` ([`Self::probes`], which the checks above
+    /// have held to the plugin's scope) compile under the connection's limits.
+    fn compiles_within_limits(&self, object: &SchemaObject) -> Result<(), String> {
+        for probe in self.probes(object)? {
+            if let Err(e) = self.conn.prepare(&probe) {
+                return Err(format!(
+                    "{} {:?} is past the limits the application's connections set ([sqlite] \
+                     application_limits): SQLite says \"{}\" when it compiles what uses it, \
+                     as those connections do whenever they rename or drop a column or rename \
+                     a table",
+                    object.kind,
+                    object.name,
+                    match &e {
+                        rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
+                        other => other.to_string(),
+                    }
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `f` with the connection's limits lowered to `limits`, then puts them back.
+    fn with_limits(
+        &mut self,
+        limits: &crate::policy::ApplicationLimits,
+        f: impl FnOnce(&mut Self) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let fail = |e: rusqlite::Error| format!("cannot set the connection's limits: {e}");
+        let mut was = Vec::new();
+        for (key, value) in limits.set() {
+            if let Some(limit) = super::load_limits::limit_of(key) {
+                was.push((limit, self.conn.limit(limit).map_err(fail)?));
+                self.conn.set_limit(limit, value).map_err(fail)?;
+            }
+        }
+        let result = f(self);
+        for (limit, value) in was {
+            self.conn.set_limit(limit, value).map_err(fail)?;
+        }
+        result
     }
 
     /// Compiles `probe`, an index's definition made again under another name (see

@@ -28,17 +28,23 @@ impl SqliteBackend {
             return Ok(());
         };
         if let Some(max) = limits.schema {
-            let rows: i64 = self
+            // SQLite counts its own schema table among them, and the primary key of a table
+            // WITHOUT ROWID, which has no row of its own (fts5 makes two such tables).
+            let objects: i64 = self
                 .conn
-                .query_row("SELECT count(*) FROM main.sqlite_schema", [], |r| r.get(0))
+                .query_row(
+                    "SELECT 1 + (SELECT count(*) FROM main.sqlite_schema)
+                       + (SELECT count(*) FROM pragma_table_list WHERE schema = 'main' AND wr)",
+                    [],
+                    |r| r.get(0),
+                )
                 .map_err(|e| format!("cannot count the schema's objects: {e}"))?;
-            // SQLite counts its own schema table among them.
-            if rows + 1 > i64::from(max) {
+            if objects > i64::from(max) {
                 return Err(format!(
-                    "the database would hold {} schema objects, more than the {max} the \
-                     application's connections read (schema in [sqlite] application_limits): \
-                     such a connection reads no table of the database at all",
-                    rows + 1
+                    "the database would hold {objects} schema objects, more than the {max} \
+                     the application's connections read (schema in [sqlite] \
+                     application_limits): such a connection reads no table of the database \
+                     at all"
                 ));
             }
         }
@@ -70,7 +76,12 @@ impl SqliteBackend {
             "index" => 2,
             _ => 3,
         });
-        let failed = load_under(&limits, &rows).map_err(|e| {
+        // SQLite measures a definition against `length` in the database's encoding.
+        let encoding: String = self
+            .conn
+            .query_row("PRAGMA main.encoding", [], |r| r.get(0))
+            .map_err(|e| format!("cannot read the database's encoding: {e}"))?;
+        let failed = load_under(&limits, &encoding, &rows).map_err(|e| {
             format!("cannot read the step's definitions under the application's limits: {e}")
         })?;
         let Err(message) = failed else {
@@ -94,7 +105,7 @@ impl SqliteBackend {
 
 /// SQLite's limit of a key of [`ApplicationLimits`] that it applies to each definition
 /// (`schema` is their number in the whole database, counted on the database itself).
-fn limit_of(key: &str) -> Option<Limit> {
+pub(super) fn limit_of(key: &str) -> Option<Limit> {
     Some(match key {
         "length" => Limit::SQLITE_LIMIT_LENGTH,
         "sql_length" => Limit::SQLITE_LIMIT_SQL_LENGTH,
@@ -112,11 +123,13 @@ fn limit_of(key: &str) -> Option<Limit> {
 /// database's schema: `Ok(Err(message))` is SQLite's refusal.
 fn load_under(
     limits: &ApplicationLimits,
+    encoding: &str,
     rows: &[&SchemaObject],
 ) -> rusqlite::Result<Result<(), String>> {
     let c = Connection::open_in_memory()?;
     // Tables and indexes get root pages of their own, each one a page of the file (SQLite
     // checks both), which nothing reads: reading the schema opens no table.
+    c.pragma_update(None, "encoding", encoding)?;
     c.execute_batch(&format!(
         "PRAGMA page_size = 512; CREATE TABLE pages (x); \
          INSERT INTO pages VALUES (zeroblob({}))",
@@ -172,6 +185,23 @@ mod tests {
     }
 
     #[test]
+    fn a_definitions_length_is_measured_in_the_databases_encoding() {
+        let sql = format!("CREATE TABLE p__d (a DEFAULT '{}')", "x".repeat(30_000));
+        let table = object("table", "p__d", "p__d", &sql);
+        let limits = ApplicationLimits {
+            length: Some(50_000),
+            ..Default::default()
+        };
+        assert_eq!(load_under(&limits, "UTF-8", &[&table]).unwrap(), Ok(()));
+        for encoding in ["UTF-16le", "UTF-16be"] {
+            let err = load_under(&limits, encoding, &[&table])
+                .unwrap()
+                .unwrap_err();
+            assert!(err.contains("too big"), "{encoding}: {err}");
+        }
+    }
+
+    #[test]
     fn definitions_load_as_a_connection_with_those_limits_reads_them() {
         let columns: Vec<String> = (0..101).map(|i| format!("c{i}")).collect();
         let wide = object(
@@ -200,11 +230,11 @@ mod tests {
             "CREATE VIRTUAL TABLE p__f USING fts5(x)",
         );
         let recommended = ApplicationLimits::recommended();
-        let load = |rows: &[&SchemaObject]| load_under(&recommended, rows).unwrap();
+        let load = |rows: &[&SchemaObject]| load_under(&recommended, "UTF-8", rows).unwrap();
         assert_eq!(load(&[&table, &fts]), Ok(()));
         assert_eq!(
             load(&[&table, &fts]),
-            load_under(&ApplicationLimits::default(), &[&table, &fts]).unwrap()
+            load_under(&ApplicationLimits::default(), "UTF-8", &[&table, &fts]).unwrap()
         );
         for (rows, expected) in [
             (vec![&wide], "too many columns on p__wide"),
@@ -224,7 +254,7 @@ mod tests {
                 "{err}"
             );
             assert_eq!(
-                load_under(&ApplicationLimits::default(), &rows).unwrap(),
+                load_under(&ApplicationLimits::default(), "UTF-8", &rows).unwrap(),
                 Ok(()),
                 "{rows:?}"
             );

@@ -581,9 +581,13 @@ impl SqliteBackend {
             .collect();
         if !changed.is_empty()
             && let Err(reason) = self
-                .on_step_clock(|backend| backend.check_left_behind(scope, &scanned.owned, &changed))
+                .check_load_limits(scope, &scanned.owned, &changed)
+                .and_then(|()| {
+                    self.on_step_clock(|backend| {
+                        backend.check_left_behind(scope, &scanned.owned, &changed)
+                    })
+                })
                 .and_then(|()| self.check_schema_size(scope, &scanned.owned))
-                .and_then(|()| self.check_load_limits(scope, &scanned.owned, &changed))
                 .and_then(|()| {
                     self.on_step_clock(|backend| backend.check_rename_cost(scope, &scanned.owned))
                 })
