@@ -144,9 +144,10 @@ struct PluginSession {
     /// the schema, which makes its growth look larger, never smaller).
     committed: Option<Mark>,
     /// A step of this session committed after `wasmig.no_statistics` looked at every column
-    /// of the schema: later steps' calls look only if their transaction wrote a column.
+    /// and statistics object of the schema: later steps' calls look only if their
+    /// transaction wrote one.
     statistics_set: bool,
-    /// The open transaction's `wasmig.no_statistics` looked at every column.
+    /// The open transaction's `wasmig.no_statistics` looked at every one.
     statistics_looked: bool,
 }
 
