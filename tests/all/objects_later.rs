@@ -557,6 +557,7 @@ fn what_the_applications_sqlite_build_may_answer_otherwise_is_not_stored() {
     }
     // The same query computes a virtual generated column it reads with SQLite's built-ins
     // too, through `ADD CHECK` and `SET NOT NULL` alike.
+    // A TEMP table of the same name, which a name alone finds first, hides nothing.
     for (column, alter) in [
         ("g AS (b LIKE 'a%')", "ADD CHECK (g)"),
         (
@@ -564,7 +565,13 @@ fn what_the_applications_sqlite_build_may_answer_otherwise_is_not_stored() {
             "ADD CONSTRAINT attacker__c CHECK (g >= 0)",
         ),
         ("g AS (instr(b, 'x'))", "ALTER COLUMN g SET NOT NULL"),
+        ("g AS (b LIKE 'a%')", "ADD CHECK (g) -- temp"),
     ] {
+        let temp = if alter.ends_with("-- temp") {
+            "CREATE TEMP TABLE attacker__b (b, g);"
+        } else {
+            ""
+        };
         env.refused(
             "attacker",
             "0.3.0",
@@ -572,7 +579,8 @@ fn what_the_applications_sqlite_build_may_answer_otherwise_is_not_stored() {
                 "CREATE TABLE attacker__b (b);
                  INSERT INTO attacker__b (b) VALUES (x'61'), (x'6162');
                  ALTER TABLE attacker__b ADD COLUMN {column};
-                 ALTER TABLE attacker__b {alter}"
+                 {temp}
+                 ALTER TABLE main.attacker__b {alter}"
             ),
             "column g of attacker__b is generated: SQLite computes it with its own built-in functions",
         );

@@ -293,10 +293,10 @@ pub(crate) struct AuthState {
     /// that `ALTER TABLE … ADD CHECK` adds (the query calls `sqlite_fail`): SQLite compiles
     /// it with its built-in functions in place of any the connection registered.
     checks_rows: bool,
-    /// The plugin's columns that query reads, as `(table, column)`: a generated one would be
-    /// computed there with SQLite's built-in functions too (see
-    /// `SqliteBackend::check_reads`).
-    pub rows_checked: Vec<(String, String)>,
+    /// The plugin's columns that query reads, as `(schema, table, column)` (the schema
+    /// `None` when SQLite named none): a generated one would be computed there with
+    /// SQLite's built-in functions too (see `SqliteBackend::check_reads`).
+    pub rows_checked: Vec<(Option<String>, String, String)>,
 }
 
 #[derive(Debug, Default, PartialEq, Clone, Copy)]
@@ -660,8 +660,11 @@ fn check_action(
         } => {
             if scope.may_read(table_name) {
                 if st.checks_rows && !column_name.is_empty() {
-                    st.rows_checked
-                        .push((table_name.to_string(), column_name.to_string()));
+                    st.rows_checked.push((
+                        ctx.database_name.map(str::to_string),
+                        table_name.to_string(),
+                        column_name.to_string(),
+                    ));
                 }
                 return Ok(());
             }

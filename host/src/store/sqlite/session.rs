@@ -240,22 +240,38 @@ impl SqliteBackend {
     /// with its built-in functions in place of wasmig's bounded ones, the column's expression
     /// included, which the authorizer is not asked about (it was authorized when the column
     /// was made). A stored generated column was computed when its row was written.
-    fn generated_in_row_check(&self, scope: &Scope, read: Vec<(String, String)>) -> Option<String> {
+    fn generated_in_row_check(
+        &self,
+        scope: &Scope,
+        read: Vec<(Option<String>, String, String)>,
+    ) -> Option<String> {
         if read.is_empty() {
             return None;
         }
-        let mut tables: Vec<&str> = read.iter().map(|(t, _)| t.as_str()).collect();
+        // Each table in the schema SQLite named (a name alone would find a TEMP table of the
+        // same name first); in both when it named none.
+        let mut tables: Vec<(&str, &str)> = read
+            .iter()
+            .flat_map(|(schema, table, _)| {
+                let schemas: &[&str] = match schema.as_deref() {
+                    Some(s) if s.eq_ignore_ascii_case("temp") => &["temp"],
+                    Some(_) => &["main"],
+                    None => &["main", "temp"],
+                };
+                schemas.iter().map(move |s| (*s, table.as_str()))
+            })
+            .collect();
         tables.sort_unstable();
         tables.dedup();
         let generated: Vec<(String, String)> = self.as_host(scope, || {
             let mut generated = Vec::new();
-            for table in tables {
+            for (schema, table) in tables {
                 // Unreadable: refused, never passed.
                 let columns = self
                     .conn
-                    .prepare_cached("SELECT name FROM main.pragma_table_xinfo(?1) WHERE hidden = 2")
+                    .prepare_cached("SELECT name FROM pragma_table_xinfo(?1, ?2) WHERE hidden = 2")
                     .and_then(|mut s| {
-                        s.query_map([table], |r| r.get::<_, String>(0))?
+                        s.query_map([table, schema], |r| r.get::<_, String>(0))?
                             .collect::<rusqlite::Result<Vec<String>>>()
                     });
                 match columns {
@@ -267,7 +283,7 @@ impl SqliteBackend {
             }
             generated
         });
-        read.iter().find_map(|(table, column)| {
+        read.iter().find_map(|(_, table, column)| {
             generated
                 .iter()
                 .find(|(t, c)| {
