@@ -402,6 +402,14 @@ fn a_pragma_does_not_report_the_columns_of_a_view() {
         "PRAGMA table_info(attacker__w)",
         "PRAGMA table_info of a view",
     );
+    // Named as SQLite looks it up, trailing spaces kept.
+    env.refused(
+        "attacker",
+        "0.3.0",
+        "CREATE VIEW \"attacker__w2 \" AS SELECT a FROM attacker__t;
+         PRAGMA table_info('attacker__w2 ')",
+        "PRAGMA table_info of a view",
+    );
     // A table's are the plugin's to read.
     env.applies("attacker", "0.3.0", "PRAGMA table_info(attacker__t)");
 }

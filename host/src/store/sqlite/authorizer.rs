@@ -762,19 +762,25 @@ fn check_action(
                 // SQLite works a view's columns out with the authorizer switched off: a view
                 // of the plugin's over another namespace's table would report that table's
                 // columns.
+                // SQLite passes the name as it looks it up (unquoted, spaces kept): both it
+                // and the name with quotes and spaces taken off are checked.
                 Some(object)
                     if allowed
                         && (eq(pragma_name, "table_info") || eq(pragma_name, "table_xinfo"))
-                        && views.known.contains(&unquote(object).to_ascii_lowercase()) =>
+                        && (views.known.contains(&object.to_ascii_lowercase())
+                            || views.known.contains(&unquote(object).to_ascii_lowercase())) =>
                 {
                     Err(format!(
                         "PRAGMA {pragma_name} of a view reports its columns without checking \
                          what the view reads; select from the view instead"
                     ))
                 }
-                Some(object) if allowed && scope.owns(unquote(object)) => Ok(()),
+                Some(object) if allowed && scope.owns(object) && scope.owns(unquote(object)) => {
+                    Ok(())
+                }
                 Some(object)
                     if (eq(pragma_name, "index_info") || eq(pragma_name, "index_xinfo"))
+                        && scope.owns_index(object)
                         && scope.owns_index(unquote(object)) =>
                 {
                     Ok(())
