@@ -254,6 +254,11 @@ impl SqliteBackend {
         let deadline = self.deadline.clone();
         conn.progress_handler(10_000, Some(move || deadline.passed()))
             .map_err(e)?;
+        // Made as the database holds them, whatever order made them there: a name that a
+        // virtual table made first now reserves for itself (`attacker__f_docsize`, fts5's) is
+        // refused in defensive mode, which is back on before anything is compiled here.
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, false)
+            .map_err(e)?;
         // The names the virtual tables made (their shadow tables), read once they are made.
         let mut made: Option<std::collections::HashSet<String>> = None;
         for object in objects {
@@ -289,14 +294,29 @@ impl SqliteBackend {
                 }
             }
             // Anything else the shadow cannot make (an object SQLite no longer accepts) is
-            // missing there: the plugin's statements that name it are refused, which is safe.
+            // missing there: the plugin's statements that name it are refused, which is safe
+            // for a table, an index or another plugin's object. Not for a trigger or view of
+            // the plugin's own: statements would compile without the trigger firing, and the
+            // checks made in the shadow (what a rename costs and breaks) would not see them.
             if let Err(error) = conn.execute_batch(&sql) {
+                if (object.kind == "trigger" || object.kind == "view") && scope.owns(&object.name) {
+                    return Err(Error::Database {
+                        path: self.path.clone(),
+                        message: format!(
+                            "{} {:?} of plugin {} cannot be made again from its definition \
+                             ({error}), so its statements cannot be checked against it",
+                            object.kind, object.name, scope.plugin
+                        ),
+                    });
+                }
                 tracing::debug!(
                     plugin = %scope.plugin, object = %object.name, %error,
                     "an object of the plugin's reach cannot be made in its shadow schema"
                 );
             }
         }
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
+            .map_err(e)?;
         *self.shadow.borrow_mut() = Some(Shadow {
             conn,
             own: scope.own.clone(),
