@@ -68,6 +68,15 @@ fn a_trigger_reading_a_table_function_without_arguments_is_refused() {
          BEGIN INSERT INTO attacker__loot SELECT key, value FROM json_tree; END",
         "json_tree without arguments",
     );
+    // Named by a string in a parenthesised table list, which SQLite flattens.
+    env.refused(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__t (x); CREATE TABLE attacker__loot (k, v);
+         CREATE TRIGGER attacker__trg AFTER INSERT ON attacker__t
+         BEGIN INSERT INTO attacker__loot SELECT key, value FROM ('json_each'); END",
+        "json_each without arguments",
+    );
     // With its arguments it is the function, whatever tables exist later.
     env.applies(
         "attacker",
@@ -878,4 +887,46 @@ fn names_that_differ_only_in_a_non_ascii_letters_case_are_checked_as_two_objects
         "too many columns",
     );
     application_writes_and_victim_survives(&env);
+}
+
+#[test]
+fn a_trigger_that_would_break_the_applications_renames_is_refused_whatever_its_name() {
+    // SQLite's parser drops `0 AND EXISTS (…)` without resolving what the subquery names,
+    // but an ALTER TABLE that renames or drops a column resolves every trigger again, and
+    // fails over one that names a table that does not exist. A trigger named like a
+    // storage table of an fts5 table made after it must be checked all the same.
+    let trigger = |name: &str| {
+        format!(
+            "CREATE TRIGGER {name} AFTER INSERT ON attacker__t BEGIN
+               INSERT INTO attacker__l SELECT 1 WHERE 0 AND EXISTS (SELECT 1 FROM app_future);
+             END;"
+        )
+    };
+    let env = scripted();
+    for plant in [
+        format!(
+            "CREATE TABLE attacker__t (x); CREATE TABLE attacker__l (n); {}",
+            trigger("attacker__tr")
+        ),
+        format!(
+            "CREATE TABLE attacker__t (x); CREATE TABLE attacker__l (n); {}
+             CREATE VIRTUAL TABLE attacker__f USING fts5(body, columnsize = 0);
+             CREATE TABLE attacker__z AS SELECT 1 AS one;",
+            trigger("attacker__f_docsize")
+        ),
+    ] {
+        env.refused(
+            "attacker",
+            "0.2.0",
+            &plant,
+            "an ALTER TABLE that renames a column fails over plugin attacker's definitions",
+        );
+    }
+    env.conn()
+        .execute_batch(
+            "CREATE TABLE app_users (id INTEGER PRIMARY KEY, email TEXT, legacy TEXT);
+             ALTER TABLE app_users RENAME COLUMN email TO mail;
+             ALTER TABLE app_users DROP COLUMN legacy",
+        )
+        .unwrap();
 }

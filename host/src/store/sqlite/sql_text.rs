@@ -454,12 +454,17 @@ pub(crate) fn bare_table_function(sql: &str) -> Option<String> {
     // schema's (`main.json_each`).
     let (mut before, mut last) = (None::<Token>, None::<Token>);
     while let Some(token) = tokens.next() {
-        // A string literal too where a table is named (`FROM 'json_each'`, `, 'json_tree'`):
-        // SQLite takes it as a name there.
+        // A string literal too where a table may be named (`FROM 'json_each'`, `, 'json_tree'`,
+        // a parenthesised list `FROM ('json_each')`, `x IN 'json_each'`, `INSERT INTO`,
+        // `UPDATE`): SQLite takes it as a name there. After `(` it may be a function's
+        // argument instead, which counts all the same.
         let name = match &token {
             Token::Text(_)
                 if !last.as_ref().is_some_and(|l| {
-                    l.is_word("from") || l.is_word("join") || matches!(l, Token::Punct(',' | '.'))
+                    ["from", "join", "in", "into", "update"]
+                        .iter()
+                        .any(|w| l.is_word(w))
+                        || matches!(l, Token::Punct(',' | '.' | '('))
                 }) =>
             {
                 None
@@ -694,6 +699,19 @@ mod tests {
             bare_table_function("SELECT j.value FROM json_each('[1]') AS j"),
             None
         );
+        // Wherever else SQLite takes a string for a table's name.
+        for sql in [
+            "SELECT key, value FROM ('json_each')",
+            "SELECT 1 WHERE 'k' IN 'json_each'",
+            "INSERT INTO 'json_each' VALUES (1)",
+            "UPDATE 'json_each' SET key = 1",
+        ] {
+            assert_eq!(
+                bare_table_function(sql).as_deref(),
+                Some("json_each"),
+                "{sql}"
+            );
+        }
     }
 
     #[test]
