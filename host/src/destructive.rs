@@ -54,9 +54,14 @@ fn words(statement: &str) -> Vec<String> {
                 };
                 flush(&mut word, &mut out);
                 let mut ident = String::new();
-                for c in chars.by_ref() {
+                while let Some(c) = chars.next() {
                     if c == close {
-                        break;
+                        // `""` and ``` `` ``` inside are an escaped quote (not `]]`).
+                        if close != ']' && chars.peek() == Some(&close) {
+                            chars.next();
+                        } else {
+                            break;
+                        }
                     }
                     ident.push(c);
                 }
@@ -245,7 +250,16 @@ fn destroys(w: &[String], found: &mut Vec<String>) {
             0
         };
         let w = &w[start..];
-        let has_where = w.iter().any(|x| x == "WHERE");
+        // The statement's own WHERE, not one of a subquery's (`RETURNING (SELECT 1 WHERE 1)`).
+        let mut depth = 0i32;
+        let has_where = w.iter().any(|x| {
+            match x.as_str() {
+                "(" => depth += 1,
+                ")" => depth -= 1,
+                _ => {}
+            }
+            depth == 0 && x == "WHERE"
+        });
         match w.first().map(String::as_str) {
             Some("DELETE") if !has_where => {
                 if let Some(table) = w.iter().skip_while(|x| *x != "FROM").nth(1) {
@@ -378,6 +392,19 @@ mod tests {
     }
 
     #[test]
+    fn a_quoted_name_ends_where_sqlite_ends_it() {
+        // `""` inside a quoted name is a quote: no rename is read out of a name.
+        let mut seen = Seen::default();
+        let found = seen.read("ALTER TABLE p__t ADD COLUMN \"x\"\"RENAME\"\"b\"\"TO\"\"c\"");
+        seen.add(found);
+        assert!(seen.renames.is_empty(), "{:?}", seen.renames);
+        assert_eq!(
+            words("SELECT \"a\"\"b\", `c``d`, [e]"),
+            ["SELECT", "a\"b", ",", "c`d", ",", "E"]
+        );
+    }
+
+    #[test]
     fn what_is_kept_of_a_steps_statements_does_not_grow_with_its_names() {
         let mut seen = Seen::default();
         for k in 0..100 {
@@ -404,6 +431,8 @@ mod tests {
                 "UPDATE OR REPLACE shop__tag SET x = 1",
                 "TRUNCATE TABLE shop__a, shop__b",
                 "WITH gone AS (SELECT 1) DELETE FROM shop__c",
+                "DELETE FROM shop__d RETURNING (SELECT 1 WHERE 1)",
+                "UPDATE shop__e SET n = (SELECT max(n) FROM shop__f WHERE shop__f.id = 1)",
             ])),
             [
                 "deletes every row of shop__item",
@@ -413,6 +442,8 @@ mod tests {
                 "deletes every row of shop__a",
                 "deletes every row of shop__b",
                 "deletes every row of shop__c",
+                "deletes every row of shop__d",
+                "rewrites every row of shop__e",
             ]
         );
         assert!(
