@@ -272,10 +272,34 @@ fn analyze_leaves_out_what_a_plugin_could_make_costly() {
          CREATE TABLE attacker__c (c attacker__ct, d int);
          INSERT INTO attacker__c SELECT ROW(g)::attacker__ct, g FROM generate_series(1, 100) g;
          CREATE STATISTICS attacker__cs (mcv) ON c, d FROM attacker__c;
-         ALTER TYPE attacker__ct ADD ATTRIBUTE j json",
+         ALTER TYPE attacker__ct ADD ATTRIBUTE j json;
+         CREATE COLLATION attacker__nd (provider = icu, locale = 'und', deterministic = false);
+         CREATE TYPE attacker__cx AS (x xid, t text COLLATE attacker__nd);
+         CREATE TABLE attacker__k (c attacker__cx, t text COLLATE attacker__nd, p text)
+           WITH (autovacuum_analyze_threshold = 0, autovacuum_analyze_scale_factor = 0,
+                 toast.autovacuum_enabled = false)",
         None,
     );
     pg.env.ok(&["up", "attacker@0.2.0"]);
+    // A column of a type that is not one of pg_catalog's base types, or of a collation that
+    // is not deterministic, has none: ANALYZE compares each sampled value of a type without
+    // an ordering with up to 200 others, each comparison through ICU over the whole value.
+    // The storage parameters that say when autovacuum analyzes the table are the server's.
+    assert_eq!(
+        pg.rows(
+            "SELECT a.attname || '=' || a.attstattarget FROM pg_attribute a \
+              WHERE a.attrelid = 'attacker.attacker__k'::regclass AND a.attnum > 0 ORDER BY 1",
+        ),
+        ["c=0", "p=-1", "t=0"]
+    );
+    assert_eq!(
+        pg.rows(
+            "SELECT coalesce(c.reloptions::text, '-') || ' ' || coalesce(t.reloptions::text, '-') \
+               FROM pg_class c JOIN pg_class t ON t.oid = c.reltoastrelid \
+              WHERE c.oid = 'attacker.attacker__k'::regclass",
+        ),
+        ["- -"]
+    );
     let targets = |pg: &Pg| {
         pg.rows(
             "SELECT c.relname || '.' || a.attnum || '=' || coalesce(a.attstattarget::text, '-') \
@@ -362,6 +386,19 @@ fn analyze_leaves_out_what_a_plugin_could_make_costly() {
     assert_eq!(
         pg.rows("SELECT stxstattarget FROM pg_statistic_ext WHERE stxname = 'victim__ws'"),
         ["0"]
+    );
+    // A storage parameter lives in pg_class (the down steps of a run of their own).
+    pg.script("victim", "0.5.0", "SELECT 1", Some("SELECT 1"));
+    pg.script(
+        "victim",
+        "0.4.0",
+        "SELECT 1",
+        Some("ALTER TABLE victim__w SET (autovacuum_enabled = false)"),
+    );
+    pg.env.ok(&["down", "victim", "--steps", "2"]);
+    assert_eq!(
+        pg.rows("SELECT coalesce(reloptions::text, '-') FROM pg_class WHERE relname = 'victim__w'"),
+        ["-"]
     );
     // Columns whose type has a statistics function of its own: arrays (a domain over one
     // too), ranges, tsvector. Range statistics keep every sample value whole, and a

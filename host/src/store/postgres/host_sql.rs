@@ -933,18 +933,27 @@ REVOKE ALL ON FUNCTION wasmig.statement_check(name[]) FROM PUBLIC;
 --   the plugin's table;
 -- - the statistics target of every statistics object, set to 0, so that ANALYZE does not
 --   build it: its dependencies and ndistinct sort the whole sample once for each subset of
---   its columns (minutes to hours for a table a step fills in a second), its MCV list holds
---   every sampled value of its columns decompressed at once, and an object on a column whose
---   type has since lost its ordering (a composite given a json attribute) makes every
---   ANALYZE of the table fail;
+--   its columns, its MCV list holds every sampled value of its columns decompressed at
+--   once, and an object on a column whose type has since lost its ordering (a composite
+--   given a json attribute) makes every ANALYZE of the table fail;
+-- - the statistics target of every column whose type is not one of pg_catalog's base types
+--   (a composite, a domain, an enum, an extension's type) or whose collation is not
+--   deterministic, set to 0: ANALYZE compares each sampled value with up to 200 others when
+--   the type has no ordering (a composite with an xid field), and a nondeterministic
+--   collation makes each comparison go through ICU over the whole value;
 -- - a column's statistics target above the server's default, set back to the default:
 --   ANALYZE samples 300 times the largest target's rows, and keeps every sampled value of a
---   column, decompressed, until that column is done.
+--   column, decompressed, until that column is done;
+-- - the autovacuum_* storage parameters of its tables and materialized views (and of their
+--   TOAST tables), reset: when and how the server's own vacuum and analyze run is the
+--   operator's (a threshold of 0 analyzes the table again after any change of a row, a
+--   freeze age of 100,000 vacuums it, unthrottled, every 100,000 transactions).
 -- Called by the plugin's role (the owner) at the end of every step: a plugin that sets a
 -- target again has it set back. Unless `always`, it looks only when the transaction (by the
 -- server's own counters, which the plugin's role can neither reset nor turn off) wrote a row
--- of pg_attribute, where every column of a table or an index and its target live, or of
--- pg_statistic_ext, where statistics objects and theirs do.
+-- of pg_attribute, where every column of a table or an index and its target live, of
+-- pg_statistic_ext, where statistics objects and theirs do, or changed one of pg_class,
+-- where storage parameters do.
 CREATE OR REPLACE FUNCTION wasmig.no_statistics(nsp name, always boolean) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan SET jit = off AS $$
@@ -957,7 +966,8 @@ BEGIN
        AND pg_stat_get_xact_tuples_inserted('pg_catalog.pg_attribute'::regclass)
            + pg_stat_get_xact_tuples_updated('pg_catalog.pg_attribute'::regclass)
            + pg_stat_get_xact_tuples_inserted('pg_catalog.pg_statistic_ext'::regclass)
-           + pg_stat_get_xact_tuples_updated('pg_catalog.pg_statistic_ext'::regclass) = 0 THEN
+           + pg_stat_get_xact_tuples_updated('pg_catalog.pg_statistic_ext'::regclass)
+           + pg_stat_get_xact_tuples_updated('pg_catalog.pg_class'::regclass) = 0 THEN
         RETURN;
     END IF;
     SELECT o.oid INTO me FROM pg_roles o WHERE o.rolname = current_user;
@@ -973,19 +983,42 @@ BEGIN
     LOOP
         EXECUTE format('ALTER INDEX %s ALTER COLUMN %s SET STATISTICS 0', r.i, r.attnum);
     END LOOP;
-    FOR r IN SELECT c.oid::regclass AS t, a.attname,
-                    CASE c.relkind WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END AS k,
-                    CASE WHEN y.typanalyze <> 0 THEN 0 ELSE -1 END AS target
-               FROM pg_class c
-               JOIN pg_attribute a ON a.attrelid = c.oid
-               JOIN pg_type y ON y.oid = a.atttypid
-              WHERE c.relnamespace = ns AND c.relkind IN ('r', 'p', 'm') AND c.relowner = me
-                AND a.attnum > 0 AND NOT a.attisdropped
-                AND ((y.typanalyze <> 0 AND a.attstattarget IS DISTINCT FROM 0)
-                     OR a.attstattarget > current_setting('default_statistics_target')::int)
+    FOR r IN SELECT * FROM (
+               SELECT c.oid::regclass AS t, a.attname, a.attstattarget,
+                      CASE c.relkind WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END AS k,
+                      y.typanalyze <> 0
+                      OR y.typtype <> 'b' OR y.typnamespace <> 'pg_catalog'::regnamespace
+                      OR EXISTS (SELECT 1 FROM pg_collation l
+                                  WHERE l.oid = a.attcollation AND NOT l.collisdeterministic)
+                        AS costly
+                 FROM pg_class c
+                 JOIN pg_attribute a ON a.attrelid = c.oid
+                 JOIN pg_type y ON y.oid = a.atttypid
+                WHERE c.relnamespace = ns AND c.relkind IN ('r', 'p', 'm') AND c.relowner = me
+                  AND a.attnum > 0 AND NOT a.attisdropped) x
+              WHERE (x.costly AND x.attstattarget IS DISTINCT FROM 0)
+                 OR (NOT x.costly
+                     AND x.attstattarget > current_setting('default_statistics_target')::int)
     LOOP
         EXECUTE format('ALTER %s %s ALTER COLUMN %I SET STATISTICS %s',
-                       r.k, r.t, r.attname, r.target);
+                       r.k, r.t, r.attname, CASE WHEN r.costly THEN 0 ELSE -1 END);
+    END LOOP;
+    FOR r IN SELECT c.oid::regclass AS t,
+                    CASE c.relkind WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END AS k,
+                    (SELECT string_agg(quote_ident(o.option_name), ', ')
+                       FROM pg_options_to_table(c.reloptions) o
+                      WHERE o.option_name LIKE 'autovacuum\_%') AS own,
+                    (SELECT string_agg('toast.' || quote_ident(o.option_name), ', ')
+                       FROM pg_class z, pg_options_to_table(z.reloptions) o
+                      WHERE z.oid = c.reltoastrelid
+                        AND o.option_name LIKE 'autovacuum\_%') AS toast
+               FROM pg_class c
+              WHERE c.relnamespace = ns AND c.relkind IN ('r', 'm') AND c.relowner = me
+    LOOP
+        IF r.own IS NOT NULL OR r.toast IS NOT NULL THEN
+            EXECUTE format('ALTER %s %s RESET (%s)', r.k, r.t,
+                           concat_ws(', ', r.own, r.toast));
+        END IF;
     END LOOP;
     FOR r IN SELECT format('%I.%I', nsp, x.stxname) AS s
                FROM pg_statistic_ext x
