@@ -636,3 +636,35 @@ DROP TABLE attacker__c"
         .unwrap();
     assert_eq!(kept, 1);
 }
+
+#[test]
+fn a_temp_trigger_fires_in_the_shadow_schema_where_it_fires_in_the_database() {
+    // A TEMP trigger made on `attacker__t` is on the main table of that name; a TEMP table
+    // of the same name made after it would take the trigger, in the shadow schema made
+    // again (TEMP first), and statements on the main table would compile there without it:
+    // its `count(*)` of an application's table, a read of no column, would pass as one of
+    // a CTE, and the count land in the plugin's table.
+    let env = victim_with_rows();
+    env.refused(
+        "attacker",
+        "0.2.0",
+        "-- each
+CREATE TABLE attacker__t (a)
+-- next
+CREATE TABLE attacker__log (x)
+-- next
+CREATE TEMP TRIGGER attacker__tr AFTER INSERT ON attacker__t BEGIN INSERT INTO attacker__log SELECT count(*) FROM users; END
+-- next
+CREATE TEMP TABLE attacker__t (a)
+-- next
+CREATE TABLE attacker__z AS SELECT 1 AS q
+-- next
+INSERT INTO main.attacker__t VALUES (1)
+-- next
+DROP TRIGGER temp.attacker__tr
+-- next
+DROP TABLE temp.attacker__t",
+        "the name of both a table and a TEMP table",
+    );
+    assert!(!env.tables().contains(&"attacker__log".to_string()));
+}

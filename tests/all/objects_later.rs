@@ -755,6 +755,17 @@ fn definitions_past_the_limits_the_applications_connections_set_are_refused() {
         let err = env.refused("attacker", "0.3.0", &plant, "is past the limits the application's connections set");
         assert!(err.contains(what), "{err}");
     }
+    // A value longer than their `length` is refused as the step makes it: those
+    // connections compute the plugin's checks and index expressions again in
+    // `integrity_check`, `REINDEX`, `ANALYZE` and a dump's restore.
+    for plant in [
+        "CREATE TABLE attacker__c (a CHECK (length(printf('%.*c', 1100000, 'x')) > 0));
+         INSERT INTO attacker__c VALUES (1)",
+        "CREATE TABLE attacker__k (a); CREATE INDEX attacker__ki ON attacker__k (a || a);
+         INSERT INTO attacker__k VALUES (hex(zeroblob(300000)))",
+    ] {
+        env.refused("attacker", "0.3.0", plant, "too big");
+    }
     // The application's connection with those limits reads every table.
     let application = |env: &Env| {
         let conn = env.conn();
@@ -772,6 +783,31 @@ fn definitions_past_the_limits_the_applications_connections_set_are_refused() {
             .unwrap()
     };
     assert_eq!(application(&env), "precious");
+    // Tables within them apply, whatever the statements that check the plugin's triggers
+    // would be: 98 columns with an UPDATE trigger (101 set with the rowid's names), and
+    // 52 columns of names of 1,000 bytes (a statement setting them all is past
+    // `sql_length`).
+    let long: Vec<String> = (0..52)
+        .map(|i| format!("c{i}_{}", "x".repeat(995)))
+        .collect();
+    env.script(
+        "attacker",
+        "0.3.0",
+        &format!(
+            "CREATE TABLE attacker__n ({});
+             CREATE TABLE attacker__l ({});
+             CREATE TRIGGER attacker__nt AFTER UPDATE ON attacker__n BEGIN SELECT 1; END;
+             CREATE TRIGGER attacker__lt AFTER UPDATE ON attacker__l BEGIN SELECT 1; END",
+            (0..98)
+                .map(|i| format!("c{i}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            long.join(", ")
+        ),
+        Some("DROP TABLE attacker__n; DROP TABLE attacker__l"),
+    );
+    env.ok(&["up", "attacker@0.3.0"]);
+    env.ok(&["down", "attacker", "--steps", "1"]);
     // Honest definitions within them apply: a view of three terms, an index, a trigger,
     // an `fts5` table.
     env.applies(

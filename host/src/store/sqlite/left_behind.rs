@@ -131,10 +131,14 @@ impl SqliteBackend {
         Ok(())
     }
 
-    /// Whether the statements that use `object` ([`Self::probes`], which the checks above
-    /// have held to the plugin's scope) compile under the connection's limits.
+    /// Whether the statements that read a view or fire a trigger ([`Self::probes_with`],
+    /// which the checks above have held to the plugin's scope) compile under the
+    /// connection's limits. A table's own definition was read under them already.
     fn compiles_within_limits(&self, object: &SchemaObject) -> Result<(), String> {
-        for probe in self.probes(object)? {
+        if object.kind == "table" {
+            return Ok(());
+        }
+        for probe in self.probes_with(object, true)? {
             if let Err(e) = self.conn.prepare(&probe) {
                 return Err(format!(
                     "{} {:?} is past the limits the application's connections set ([sqlite] \
@@ -161,13 +165,21 @@ impl SqliteBackend {
     ) -> Result<(), String> {
         let fail = |e: rusqlite::Error| format!("cannot set the connection's limits: {e}");
         let mut was = Vec::new();
+        let mut lowered = Ok(());
         for (key, value) in limits.set() {
             if let Some(limit) = super::load_limits::limit_of(key) {
-                was.push((limit, self.conn.limit(limit).map_err(fail)?));
-                self.conn.set_limit(limit, value).map_err(fail)?;
+                // `set_limit` returns the limit as it was.
+                match self.conn.set_limit(limit, value) {
+                    Ok(before) => was.push((limit, before)),
+                    Err(e) => {
+                        lowered = Err(fail(e));
+                        break;
+                    }
+                }
             }
         }
-        let result = f(self);
+        let result = lowered.and_then(|()| f(self));
+        // Put back whatever was lowered, whatever happened.
         for (limit, value) in was {
             self.conn.set_limit(limit, value).map_err(fail)?;
         }
@@ -359,6 +371,18 @@ impl SqliteBackend {
     /// The statements that compile `object`: a select of the view, the statement of each
     /// event that fires the trigger, or each statement that writes the table.
     fn probes(&self, object: &SchemaObject) -> Result<Vec<String>, String> {
+        self.probes_with(object, false)
+    }
+
+    /// [`Self::probes`], with each column an `UPDATE` sets in a statement of its own when
+    /// `one_column_each`: short statements, each within the limits an application sets on
+    /// the length of a statement and on the columns it sets, which the one that sets every
+    /// column need not be.
+    fn probes_with(
+        &self,
+        object: &SchemaObject,
+        one_column_each: bool,
+    ) -> Result<Vec<String>, String> {
         if object.kind == "view" {
             return Ok(vec![format!(
                 "SELECT * FROM {}.{}",
@@ -408,26 +432,29 @@ impl SqliteBackend {
         let aliases = ["rowid", "oid", "_rowid_"]
             .into_iter()
             .filter(|a| with_rowid && !columns.iter().any(|c| c.eq_ignore_ascii_case(a)));
-        let update = (!columns.is_empty()).then(|| {
-            let sets: Vec<String> = columns
-                .iter()
-                .map(|c| quote(c))
-                .chain(aliases.map(str::to_string))
-                .map(|c| format!("{c} = {c}"))
-                .collect();
-            format!("UPDATE {target} SET {}", sets.join(", "))
-        });
+        let sets: Vec<String> = columns
+            .iter()
+            .map(|c| quote(c))
+            .chain(aliases.map(str::to_string))
+            .map(|c| format!("{c} = {c}"))
+            .collect();
+        let update: Vec<String> = if sets.is_empty() {
+            Vec::new()
+        } else if one_column_each {
+            sets.iter()
+                .map(|set| format!("UPDATE {target} SET {set}"))
+                .collect()
+        } else {
+            vec![format!("UPDATE {target} SET {}", sets.join(", "))]
+        };
         let insert = format!("INSERT INTO {target} DEFAULT VALUES");
         let delete = format!("DELETE FROM {target}");
         Ok(match event {
             Some("insert") => vec![insert],
             Some("delete") => vec![delete],
-            Some(_) => update.into_iter().collect(),
+            Some(_) => update,
             // Not read as a trigger: every statement that could fire it.
-            None => [Some(insert), Some(delete), update]
-                .into_iter()
-                .flatten()
-                .collect(),
+            None => [insert, delete].into_iter().chain(update).collect(),
         })
     }
 

@@ -776,9 +776,20 @@ impl SqliteBackend {
             .conn
             .set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, PLUGIN_MAX_SQL_LENGTH)
             .map_err(e)?;
+        // No value of the plugin's longer than the application's connections take: they
+        // compute its checks and index expressions again in `integrity_check`, `REINDEX`,
+        // `ANALYZE` and a dump's restore, where one past their limit fails the whole run.
         let value_len = self
             .conn
-            .set_limit(Limit::SQLITE_LIMIT_LENGTH, PLUGIN_MAX_VALUE_LENGTH)
+            .set_limit(
+                Limit::SQLITE_LIMIT_LENGTH,
+                limits
+                    .application_limits
+                    .and_then(|a| a.length)
+                    .map_or(PLUGIN_MAX_VALUE_LENGTH, |length| {
+                        length.min(PLUGIN_MAX_VALUE_LENGTH)
+                    }),
+            )
             .map_err(e)?;
         let like_len = self
             .conn

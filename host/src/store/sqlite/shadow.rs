@@ -237,6 +237,31 @@ impl SqliteBackend {
             );
         }
         objects.sort_by_key(|o| rank(o));
+        // A TEMP trigger is on the table its name found when it was made, main's or TEMP's,
+        // which its definition need not say and the shadow, making it after every table,
+        // would find otherwise (TEMP first): with a table of that name in both, statements
+        // would compile there without it. Such a pair is refused.
+        let table_in = |schema: &str, name: &str| {
+            objects.iter().any(|o| {
+                o.kind == "table" && o.schema == schema && o.name.eq_ignore_ascii_case(name)
+            })
+        };
+        if let Some(trigger) = objects.iter().find(|o| {
+            o.kind == "trigger"
+                && o.schema == "temp"
+                && table_in("main", &o.table)
+                && table_in("temp", &o.table)
+        }) {
+            return Err(Error::Database {
+                path: self.path.clone(),
+                message: format!(
+                    "TEMP trigger {:?} is on {:?}, the name of both a table and a TEMP table \
+                     of plugin {}: which of them it fires on cannot be told from its \
+                     definition; give the TEMP table a name of its own",
+                    trigger.name, trigger.table, scope.plugin
+                ),
+            });
+        }
         *self.shadow.borrow_mut() = None;
         let e = |e| db_error(&self.path, "cannot build the plugin's shadow schema", e);
         let mut conn = Connection::open_with_flags_and_vfs(
