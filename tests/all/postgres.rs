@@ -277,7 +277,11 @@ fn analyze_leaves_out_what_a_plugin_could_make_costly() {
          CREATE TYPE attacker__cx AS (x xid, t text COLLATE attacker__nd);
          CREATE TABLE attacker__k (c attacker__cx, t text COLLATE attacker__nd, p text)
            WITH (autovacuum_analyze_threshold = 0, autovacuum_analyze_scale_factor = 0,
-                 toast.autovacuum_enabled = false)",
+                 toast.autovacuum_enabled = false, vacuum_truncate = false,
+                 log_autovacuum_min_duration = 0, toast.vacuum_index_cleanup = off,
+                 fillfactor = 50);
+         CREATE INDEX attacker__kb ON attacker__k USING brin (p)
+           WITH (autosummarize = on, pages_per_range = 1)",
         None,
     );
     pg.env.ok(&["up", "attacker@0.2.0"]);
@@ -298,8 +302,45 @@ fn analyze_leaves_out_what_a_plugin_could_make_costly() {
                FROM pg_class c JOIN pg_class t ON t.oid = c.reltoastrelid \
               WHERE c.oid = 'attacker.attacker__k'::regclass",
         ),
-        ["- -"]
+        ["{fillfactor=50} -"]
     );
+    assert_eq!(
+        pg.rows("SELECT reloptions::text FROM pg_class WHERE relname = 'attacker__kb'"),
+        ["{pages_per_range=1}"]
+    );
+    // A BRIN index's expressions are computed when VACUUM summarizes a range, for every
+    // row of it: a plugin's BRIN indexes are on columns.
+    pg.script(
+        "attacker",
+        "0.3.0",
+        "CREATE INDEX attacker__hb ON attacker__h USING brin ((md5(x)))",
+        None,
+    );
+    let err = pg.env.fails(&["up", "attacker@0.3.0"]);
+    assert!(err.contains("is a BRIN index on expressions"), "{err}");
+    // Many columns are set in one statement a table.
+    pg.script(
+        "attacker",
+        "0.3.0",
+        &format!(
+            "CREATE DOMAIN attacker__d AS int; CREATE TABLE attacker__many ({})",
+            (0..1000)
+                .map(|i| format!("c{i} attacker__d"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Some("DROP TABLE attacker__many; DROP DOMAIN attacker__d"),
+    );
+    pg.env.ok(&["up", "attacker@0.3.0"]);
+    assert_eq!(
+        pg.rows(
+            "SELECT count(*) FROM pg_attribute \
+              WHERE attrelid = 'attacker.attacker__many'::regclass AND attnum > 0 \
+                AND attstattarget = 0",
+        ),
+        ["1000"]
+    );
+    pg.env.ok(&["down", "attacker", "--steps", "1"]);
     let targets = |pg: &Pg| {
         pg.rows(
             "SELECT c.relname || '.' || a.attnum || '=' || coalesce(a.attstattarget::text, '-') \

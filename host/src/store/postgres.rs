@@ -1475,7 +1475,11 @@ impl Backend for PgBackend {
             | SqlError::Other(e)) = self.sql_error(e);
             self.turn = None;
             return Err(self.error(
-                &format!("plugin {plugin_name}'s deferred triggers and checks failed"),
+                &format!(
+                    "plugin {plugin_name}'s deferred triggers and checks, or the host's reset \
+                     of its statistics targets and storage parameters (wasmig.no_statistics), \
+                     failed"
+                ),
                 e,
             ));
         }

@@ -1041,6 +1041,22 @@ SELECT pg_catalog.pg_describe_object('pg_catalog.pg_statistic_ext'::pg_catalog.r
        SELECT * FROM pg_catalog.pg_statistic_ext y WHERE y.stxrelid = rel.oid OFFSET 0) e
  WHERE e.stxexprs IS NOT NULL
 UNION ALL
+-- A BRIN index's expressions (and its predicate) are computed when a range of the table is
+-- summarized: by VACUUM (autovacuum's too) and brin_summarize_range, for every row of the
+-- range, between steps and with no deadline; and the index's owner takes a summary back at
+-- will (brin_desummarize_range), so a step of milliseconds would leave a vacuum of the whole
+-- table to compute them all again. An index of another method computes them as each row is
+-- written, in the step that writes it.
+SELECT pg_catalog.pg_describe_object('pg_catalog.pg_class'::pg_catalog.regclass, i.indexrelid, 0)
+       || ' is a BRIN index on expressions, which VACUUM (autovacuum''s too) computes for every '
+       || 'row of each range it summarizes, with no step''s deadline; a plugin''s BRIN indexes '
+       || 'are on columns'
+  FROM rel CROSS JOIN LATERAL (
+       SELECT * FROM pg_catalog.pg_index y WHERE y.indrelid = rel.oid OFFSET 0) i
+  JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+  JOIN pg_catalog.pg_am am ON am.oid = ic.relam
+ WHERE am.amname = 'brin' AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL)
+UNION ALL
 -- The same expressions convert values to the types their nodes name: a domain's checks run
 -- at a conversion to it (`CoerceToDomain`), and at one to a composite, array or range made
 -- of it (read as text, say), naming no function in the tree; a check converts values to

@@ -944,10 +944,13 @@ REVOKE ALL ON FUNCTION wasmig.statement_check(name[]) FROM PUBLIC;
 -- - a column's statistics target above the server's default, set back to the default:
 --   ANALYZE samples 300 times the largest target's rows, and keeps every sampled value of a
 --   column, decompressed, until that column is done;
--- - the autovacuum_* storage parameters of its tables and materialized views (and of their
---   TOAST tables), reset: when and how the server's own vacuum and analyze run is the
---   operator's (a threshold of 0 analyzes the table again after any change of a row, a
---   freeze age of 100,000 vacuums it, unthrottled, every 100,000 transactions).
+-- - the storage parameters of its tables and materialized views (and of their TOAST tables)
+--   that say when and how the server's own vacuum and analyze run (autovacuum_*,
+--   vacuum_index_cleanup, vacuum_truncate, log_autovacuum_min_duration, and
+--   user_catalog_table, which logical decoding reads), and its BRIN indexes'
+--   autosummarize, reset: that work is the operator's (a threshold of 0 analyzes the table
+--   again after any change of a row, a freeze age of 100,000 vacuums it, unthrottled, every
+--   100,000 transactions).
 -- Called by the plugin's role (the owner) at the end of every step: a plugin that sets a
 -- target again has it set back. Unless `always`, it looks only when the transaction (by the
 -- server's own counters, which the plugin's role can neither reset nor turn off) wrote a row
@@ -983,42 +986,59 @@ BEGIN
     LOOP
         EXECUTE format('ALTER INDEX %s ALTER COLUMN %s SET STATISTICS 0', r.i, r.attnum);
     END LOOP;
-    FOR r IN SELECT * FROM (
-               SELECT c.oid::regclass AS t, a.attname, a.attstattarget,
-                      CASE c.relkind WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END AS k,
-                      y.typanalyze <> 0
-                      OR y.typtype <> 'b' OR y.typnamespace <> 'pg_catalog'::regnamespace
-                      OR EXISTS (SELECT 1 FROM pg_collation l
-                                  WHERE l.oid = a.attcollation AND NOT l.collisdeterministic)
-                        AS costly
-                 FROM pg_class c
-                 JOIN pg_attribute a ON a.attrelid = c.oid
-                 JOIN pg_type y ON y.oid = a.atttypid
-                WHERE c.relnamespace = ns AND c.relkind IN ('r', 'p', 'm') AND c.relowner = me
-                  AND a.attnum > 0 AND NOT a.attisdropped) x
-              WHERE (x.costly AND x.attstattarget IS DISTINCT FROM 0)
-                 OR (NOT x.costly
-                     AND x.attstattarget > current_setting('default_statistics_target')::int)
-    LOOP
-        EXECUTE format('ALTER %s %s ALTER COLUMN %I SET STATISTICS %s',
-                       r.k, r.t, r.attname, CASE WHEN r.costly THEN 0 ELSE -1 END);
-    END LOOP;
+    -- One ALTER a relation: each one rebuilds the relation's cached description.
     FOR r IN SELECT c.oid::regclass AS t,
                     CASE c.relkind WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END AS k,
+                    (SELECT string_agg(format('ALTER COLUMN %I SET STATISTICS %s', x.attname,
+                                              CASE WHEN x.costly THEN 0 ELSE -1 END), ', ')
+                       FROM (SELECT a.attname, a.attstattarget,
+                                    y.typanalyze <> 0 OR y.typtype <> 'b'
+                                    OR y.typnamespace <> 'pg_catalog'::regnamespace
+                                    OR EXISTS (SELECT 1 FROM pg_collation l
+                                                WHERE l.oid = a.attcollation
+                                                  AND NOT l.collisdeterministic) AS costly
+                               FROM pg_attribute a JOIN pg_type y ON y.oid = a.atttypid
+                              WHERE a.attrelid = c.oid AND a.attnum > 0
+                                AND NOT a.attisdropped) x
+                      WHERE (x.costly AND x.attstattarget IS DISTINCT FROM 0)
+                         OR (NOT x.costly AND x.attstattarget
+                                              > current_setting('default_statistics_target')::int))
+                      AS columns,
                     (SELECT string_agg(quote_ident(o.option_name), ', ')
                        FROM pg_options_to_table(c.reloptions) o
-                      WHERE o.option_name LIKE 'autovacuum\_%') AS own,
+                      WHERE o.option_name LIKE 'autovacuum\_%'
+                         OR o.option_name IN ('vacuum_index_cleanup', 'vacuum_truncate',
+                                              'log_autovacuum_min_duration',
+                                              'user_catalog_table')) AS own,
                     (SELECT string_agg('toast.' || quote_ident(o.option_name), ', ')
                        FROM pg_class z, pg_options_to_table(z.reloptions) o
                       WHERE z.oid = c.reltoastrelid
-                        AND o.option_name LIKE 'autovacuum\_%') AS toast
+                        AND (o.option_name LIKE 'autovacuum\_%'
+                             OR o.option_name IN ('vacuum_index_cleanup', 'vacuum_truncate',
+                                                  'log_autovacuum_min_duration'))) AS toast
                FROM pg_class c
-              WHERE c.relnamespace = ns AND c.relkind IN ('r', 'm') AND c.relowner = me
+              WHERE c.relnamespace = ns AND c.relkind IN ('r', 'p', 'm') AND c.relowner = me
     LOOP
-        IF r.own IS NOT NULL OR r.toast IS NOT NULL THEN
-            EXECUTE format('ALTER %s %s RESET (%s)', r.k, r.t,
-                           concat_ws(', ', r.own, r.toast));
+        IF r.columns IS NOT NULL OR r.own IS NOT NULL OR r.toast IS NOT NULL THEN
+            EXECUTE format('ALTER %s %s %s', r.k, r.t,
+                           concat_ws(', ', r.columns,
+                                     CASE WHEN r.own IS NOT NULL OR r.toast IS NOT NULL
+                                          THEN 'RESET (' || concat_ws(', ', r.own, r.toast) || ')'
+                                     END));
         END IF;
+    END LOOP;
+    -- A BRIN index that asks for its ranges to be summarized as they fill puts a request in
+    -- the server's one queue of such work for each range, which holds 256 for every
+    -- database; those past it are dropped, other databases' included.
+    FOR r IN SELECT x.indexrelid::regclass AS i
+               FROM pg_index x
+               JOIN pg_class t ON t.oid = x.indrelid
+               JOIN pg_class c ON c.oid = x.indexrelid
+              WHERE t.relnamespace = ns AND c.relowner = me
+                AND EXISTS (SELECT 1 FROM pg_options_to_table(c.reloptions) o
+                             WHERE o.option_name = 'autosummarize')
+    LOOP
+        EXECUTE format('ALTER INDEX %s RESET (autosummarize)', r.i);
     END LOOP;
     FOR r IN SELECT format('%I.%I', nsp, x.stxname) AS s
                FROM pg_statistic_ext x
