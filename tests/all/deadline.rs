@@ -167,7 +167,15 @@ fn a_call_whose_cost_is_the_square_of_its_input_is_refused_in_a_step() {
         "attacker",
         "0.4.0",
         "CREATE TABLE attacker__ranked (rank int); INSERT INTO attacker__ranked VALUES (1);
-         CREATE TABLE attacker__ranks AS SELECT rank FROM attacker__ranked",
+         CREATE TABLE attacker__ranks AS SELECT rank FROM attacker__ranked;
+         CREATE VIRTUAL TABLE attacker__quoted USING 'fts5'(body);
+         INSERT INTO attacker__quoted VALUES ('w')",
+    );
+    env.refused(
+        "attacker",
+        "0.5.0",
+        "CREATE TABLE attacker__leak AS SELECT rank FROM attacker__quoted WHERE attacker__quoted MATCH 'w'",
+        "the rank column of fts5 table attacker__quoted",
     );
     env.refused(
         "attacker",
@@ -183,7 +191,14 @@ fn a_call_whose_cost_is_the_square_of_its_input_is_refused_in_a_step() {
         "CREATE VIRTUAL TABLE attacker__q USING \"fts5\"(body); INSERT INTO attacker__q VALUES ('w');
          ALTER TABLE attacker__q RENAME TO attacker__q2;
          CREATE TABLE attacker__leak AS SELECT rank FROM attacker__q2 WHERE attacker__q2 MATCH 'w'",
-        "not available to plugins",
+        "the rank column of fts5 table attacker__q2",
+    );
+    env.refused(
+        "attacker",
+        "0.5.0",
+        "ALTER TABLE attacker__f RENAME TO \"ATTACKER__F2\";
+         CREATE TABLE attacker__leak AS SELECT rank FROM attacker__f2 WHERE attacker__f2 MATCH 'w'",
+        "the rank column of fts5 table ATTACKER__F2",
     );
 }
 

@@ -346,6 +346,9 @@ pub(crate) struct Views {
     fts5: std::collections::HashSet<String>,
     /// `(schema, name)` of the fts5 tables its statements created since the host last looked.
     created_fts5: Vec<(String, String)>,
+    /// One of its fts5 tables was renamed since the host last looked: the host learns the new
+    /// name from the schema (SQLite's authorizer does not tell it).
+    fts5_renamed: bool,
 }
 
 impl SharedAuth {
@@ -372,6 +375,7 @@ impl SharedAuth {
         state.known.clear();
         state.created.clear();
         state.created_fts5.clear();
+        state.fts5_renamed = false;
         state
             .known
             .extend(views.into_iter().map(|v| v.to_ascii_lowercase()));
@@ -382,8 +386,8 @@ impl SharedAuth {
     }
 
     /// `(schema, name)` of the views, then of the fts5 tables, the plugin's statements
-    /// created since the last call.
-    pub(crate) fn take_created(&self) -> (Created, Created) {
+    /// created since the last call, and whether they renamed one of its fts5 tables.
+    pub(crate) fn take_created(&self) -> (Created, Created, bool) {
         // Called before every statement of a plugin's: a plain load first, as in `reset`.
         if !self.views_created.load(Ordering::Relaxed)
             || !self.views_created.swap(false, Ordering::Relaxed)
@@ -394,7 +398,16 @@ impl SharedAuth {
         (
             std::mem::take(&mut state.created),
             std::mem::take(&mut state.created_fts5),
+            std::mem::take(&mut state.fts5_renamed),
         )
+    }
+
+    /// Adds fts5 tables of the running plugin's, found in the schema after a rename.
+    pub(crate) fn add_fts5(&self, names: impl IntoIterator<Item = String>) {
+        let mut state = self.views.lock().unwrap_or_else(|p| p.into_inner());
+        state
+            .fts5
+            .extend(names.into_iter().map(|t| t.to_ascii_lowercase()));
     }
 
     fn scope(&self) -> Option<Arc<Scope>> {
@@ -426,7 +439,7 @@ pub(crate) fn authorizer(
         let mut st = state.lock();
         let mut views = state.views.lock().unwrap_or_else(|p| p.into_inner());
         let verdict = check(&scope, &mut st, &mut views, &ctx);
-        if !views.created.is_empty() || !views.created_fts5.is_empty() {
+        if !views.created.is_empty() || !views.created_fts5.is_empty() || views.fts5_renamed {
             state.views_created.store(true, Ordering::Relaxed);
         }
         match verdict {
@@ -521,7 +534,15 @@ fn check_action(
             st.ddl = Ddl::Create;
             own("table", table_name)
         }
-        DropTable { table_name } | DropTempTable { table_name } | AlterTable { table_name, .. } => {
+        AlterTable { table_name, .. } => {
+            st.ddl = Ddl::AlterOrDrop;
+            if views.fts5.contains(&table_name.to_ascii_lowercase()) {
+                // A rename: its `rank` column keeps what it costs under the new name.
+                views.fts5_renamed = true;
+            }
+            own("table", table_name)
+        }
+        DropTable { table_name } | DropTempTable { table_name } => {
             st.ddl = Ddl::AlterOrDrop;
             own("table", table_name)
         }

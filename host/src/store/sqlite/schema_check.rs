@@ -968,9 +968,10 @@ const MAX_TABLE_INDEXES: usize = 64;
 const MAX_OBJECTS: usize = 2_000;
 
 /// Whether a table's `CREATE` statement makes an fts5 table (`… USING fts5(…)`).
-fn is_fts5(sql: &str) -> bool {
-    let mut tokens = super::sql_text::Tokens::new(sql);
-    tokens.any(|t| t.is_word("using")) && tokens.next().is_some_and(|t| t.is_word("fts5"))
+pub(super) fn is_fts5(sql: &str) -> bool {
+    // SQLite takes the module's name quoted as well as bare (`USING "fts5"`).
+    super::sql_text::is_virtual_table(sql)
+        && super::sql_text::virtual_table(sql).is_some_and(|(m, _)| m.eq_ignore_ascii_case("fts5"))
 }
 
 #[cfg(test)]

@@ -487,8 +487,11 @@ impl SqliteBackend {
     /// plugin's own that does not exist yet is no reach outside: such a view is compiled
     /// again after each change of the schema, and when the step ends.
     pub(super) fn check_new_views(&self, scope: &Scope) -> Result<(), SqlError> {
-        let (mut views, fts5) = self.auth.take_created();
+        let (mut views, fts5, fts5_renamed) = self.auth.take_created();
         self.check_new_fts5(scope, fts5)?;
+        if fts5_renamed {
+            self.learn_fts5_names(scope)?;
+        }
         let waiting = !self.pending_views.borrow().0.is_empty();
         if views.is_empty() && !waiting {
             return Ok(());
@@ -542,6 +545,34 @@ impl SqliteBackend {
                 }));
             }
         }
+        Ok(())
+    }
+
+    /// Tells the authorizer the names of the plugin's fts5 tables as the schema now holds
+    /// them, after one of its statements renamed one.
+    fn learn_fts5_names(&self, scope: &Scope) -> Result<(), SqlError> {
+        self.auth.set_scope(None);
+        let names = (|| -> rusqlite::Result<Vec<String>> {
+            let mut names = Vec::new();
+            for schema in ["main", "temp"] {
+                let mut stmt = self.conn.prepare(&format!(
+                    "SELECT name, sql FROM {schema}.sqlite_schema \
+                     WHERE type = 'table' AND sql IS NOT NULL"
+                ))?;
+                let mut rows = stmt.query([])?;
+                while let Some(row) = rows.next()? {
+                    let name: String = row.get(0)?;
+                    let sql: String = row.get(1)?;
+                    if scope.owns(&name) && super::schema_check::is_fts5(&sql) {
+                        names.push(name);
+                    }
+                }
+            }
+            Ok(names)
+        })();
+        self.auth.set_scope(Some(scope.clone()));
+        let names = names.map_err(|e| self.plugin_error(e, "-- the plugin's fts5 tables"))?;
+        self.auth.add_fts5(names);
         Ok(())
     }
 
