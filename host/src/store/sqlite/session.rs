@@ -980,13 +980,19 @@ impl SqliteBackend {
 
     /// Once `statement` ran: when it changed the schema, keeps the shadow in step, and lets
     /// no statement prepared before it run again unchecked (see [`SqliteBackend::mirror`]).
-    fn after_statement(&mut self, statement: &str, before: Option<[i64; 2]>) {
+    /// Only a run that succeeded and left the schema as it was makes the next run of the
+    /// same text a loop's repeat: a run that failed (on a `random()` value, say) may
+    /// succeed the next time and change the schema.
+    fn after_statement(&mut self, statement: &str, before: Option<[i64; 2]>, succeeded: bool) {
         let changed = match &self.plugin {
             Some((scope, _)) => self.mirror(scope, statement, before),
             None => false,
         };
         if changed {
             self.held = None;
+        }
+        if changed || !succeeded {
+            self.last_allowed.clear();
         }
     }
 
@@ -1017,7 +1023,7 @@ impl SqliteBackend {
         let result = result
             .map(|n| n as u64)
             .map_err(|e| self.plugin_error(e, statement));
-        self.after_statement(statement, before);
+        self.after_statement(statement, before, result.is_ok());
         result
     }
 
@@ -1068,7 +1074,7 @@ impl SqliteBackend {
             Ok(Ok(Rows { columns, rows }))
         })();
         let result = result.map_err(|e| self.plugin_error(e, statement));
-        self.after_statement(statement, before);
+        self.after_statement(statement, before, matches!(result, Ok(Ok(_))));
         result?
     }
 
@@ -1093,7 +1099,7 @@ impl SqliteBackend {
             Ok(changed)
         })();
         let result = result.map_err(|e| self.plugin_error(e, statement));
-        self.after_statement(statement, before);
+        self.after_statement(statement, before, result.is_ok());
         result
     }
 
@@ -1186,6 +1192,9 @@ impl SqliteBackend {
         if changed {
             self.held = None;
         }
+        // Each of a script's statements is checked and mirrored on its own: the same text
+        // run next through `execute` is no loop's repeat.
+        self.last_allowed.clear();
         result.map_err(|e| self.plugin_error(e, script))?
     }
 }
