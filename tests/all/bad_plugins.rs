@@ -150,6 +150,35 @@ fn two_files_with_one_plugin_name() {
 }
 
 #[test]
+fn two_files_of_the_same_bytes() {
+    // Refused as two files of one plugin, whether or not its manifest is already stored.
+    refused(
+        "accounts-copy.wasm",
+        |env| {
+            env.add(artifacts::ACCOUNTS, "accounts-copy.wasm");
+        },
+        "two files declare plugin accounts",
+    );
+    let env = Env::new();
+    env.add(artifacts::ACCOUNTS, "accounts.wasm");
+    env.ok(&["up"]);
+    env.add(artifacts::ACCOUNTS, "accounts-copy.wasm");
+    for command in ["status", "up"] {
+        let out = env.run(&[command]);
+        let told = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.code() == Some(1) && told.contains("two files declare plugin accounts"),
+            "{command}: {:?} {told}",
+            out.status
+        );
+    }
+}
+
+#[test]
 fn several_bad_files_are_all_reported_at_once() {
     let env = Env::new();
     env.add_bytes(b"junk", "one.wasm");

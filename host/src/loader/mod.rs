@@ -170,15 +170,18 @@ impl Host {
             mut problems,
         } = hashed;
         let shas: Vec<String> = found.iter().map(|(_, sha)| sha.clone()).collect();
-        let mut cached = backend.stored_manifests(Some(&shas))?;
+        let cached = backend.stored_manifests(Some(&shas))?;
 
+        // Two files of the same bytes are read once, and both found to declare the same
+        // plugin below.
+        let mut seen = std::collections::HashSet::new();
         let misses: Vec<(PathBuf, String)> = found
             .iter()
-            .filter(|(_, sha)| !cached.contains_key(sha))
+            .filter(|(_, sha)| !cached.contains_key(sha) && seen.insert(sha.clone()))
             .cloned()
             .collect();
         let (host, handle) = (self.clone(), tokio::runtime::Handle::current());
-        let mut fresh: BTreeMap<String, std::result::Result<Manifest, String>> =
+        let fresh: BTreeMap<String, std::result::Result<Manifest, String>> =
             on_cores(misses, move |(path, sha)| {
                 let runtime = &host.inner.runtime;
                 let manifest = catalog::reread(&path, &sha)
@@ -192,9 +195,9 @@ impl Host {
 
         let mut candidates: Vec<Candidate> = Vec::new();
         for (path, sha256) in found {
-            let manifest = match cached.remove(&sha256) {
-                Some(m) => Ok(m),
-                None => fresh.remove(&sha256).expect("every miss was loaded"),
+            let manifest = match cached.get(&sha256) {
+                Some(m) => Ok(m.clone()),
+                None => fresh.get(&sha256).cloned().expect("every miss was loaded"),
             };
             let manifest = match manifest {
                 Ok(m) => m,
