@@ -1001,6 +1001,41 @@ fn the_guard_finds_every_kind_of_object_a_plugin_makes_in_its_schema() {
 }
 
 #[test]
+fn a_check_that_a_clock_or_a_random_value_decides_is_refused() {
+    // A check that passed when the row was written and fails when it is checked again: a
+    // dump's restore of the whole database (the application's tables included) would fail
+    // on the plugin's row.
+    let pg = scripted();
+    for attack in [
+        "CREATE TABLE attacker__c (ts timestamptz NOT NULL CHECK (ts > now()))",
+        "CREATE TABLE attacker__c (ts timestamptz CHECK (ts > CURRENT_TIMESTAMP))",
+        "CREATE TABLE attacker__c (d date CHECK (d >= CURRENT_DATE))",
+        "CREATE TABLE attacker__c (x int CHECK (random() < 0.5))",
+        "CREATE TABLE attacker__c (x int); ALTER TABLE attacker__c ADD CHECK (x < extract(epoch FROM clock_timestamp()))",
+        "CREATE DOMAIN attacker__later AS timestamptz CHECK (VALUE > statement_timestamp())",
+        "CREATE DOMAIN attacker__later AS float8 CHECK (VALUE < random());
+         CREATE TABLE attacker__c (x attacker__later)",
+    ] {
+        let err = pg.refused(attack, "a check calls immutable functions only");
+        assert!(
+            err.contains("attacker__c") || err.contains("attacker__later"),
+            "{err}"
+        );
+    }
+    // Clocks and random values stay allowed where nothing checks them again: defaults.
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__c (ts timestamptz NOT NULL DEFAULT now() CHECK (ts > '2000-01-01'),
+                                   r float8 DEFAULT random(), n text CHECK (length(n) < 10));
+         INSERT INTO attacker__c (n) VALUES ('x')",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    assert_eq!(pg.rows("SELECT n FROM attacker.attacker__c"), ["x"]);
+}
+
+#[test]
 fn nothing_a_plugin_leaves_behind_runs_with_someone_elses_rights() {
     let pg = scripted();
     for (attack, expected) in [

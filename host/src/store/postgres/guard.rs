@@ -473,7 +473,7 @@ WITH RECURSIVE me AS (
       FROM pg_catalog.pg_type t
      WHERE t.oid = ANY (o_types) AND t.typnamespace = (SELECT oid FROM s)
 ), cons AS MATERIALIZED (
-    SELECT k.oid, k.conbin FROM pg_catalog.pg_constraint k
+    SELECT k.oid, k.conbin, k.contype FROM pg_catalog.pg_constraint k
      WHERE k.oid = ANY (o_cons) AND k.connamespace = (SELECT oid FROM s)
 ), owner_starts(head, tail, classid, objid, skip) AS (
     -- Where what the server runs as a table's owner can start (see the findings below), with
@@ -1012,6 +1012,29 @@ SELECT DISTINCT t.what || ' calls ' || p.oid::pg_catalog.regprocedure::text
    AND p.pronamespace <> (SELECT oid FROM s)
    AND NOT (p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
             AND (p.provolatile = 'i' OR p.proname = ANY ($3::text[])))
+UNION ALL
+-- PostgreSQL takes a check's condition for immutable: it checks a row when the row is
+-- written, and again when rows are loaded anew (a dump's restore, `VALIDATE CONSTRAINT`).
+-- A condition a clock or a random value decides passes once and fails later: the restore
+-- of a dump of the whole database, the application's tables included, then fails on the
+-- plugin's rows. A table's or a domain's check calls immutable functions only.
+SELECT DISTINCT pg_catalog.pg_describe_object('pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid, 0)
+       || ' calls ' || p.oid::pg_catalog.regprocedure::text
+       || ', which is not immutable: a row that passed the check could fail it when it is '
+       || 'checked again (a dump''s restore, which would then fail); a check calls immutable '
+       || 'functions only'
+  FROM cons k
+  CROSS JOIN LATERAL pg_catalog.regexp_matches(k.conbin::text,
+       ':(?:funcid|opfuncid|aggfnoid|winfnoid|hashfuncid|negfuncid) ([0-9]+)', 'g') f
+  CROSS JOIN LATERAL (SELECT * FROM pg_catalog.pg_proc x WHERE x.oid = f[1]::oid OFFSET 0) p
+ WHERE k.contype = 'c' AND f[1] <> '0' AND p.provolatile <> 'i'
+UNION ALL
+SELECT DISTINCT pg_catalog.pg_describe_object('pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid, 0)
+       || ' reads the clock (CURRENT_DATE, CURRENT_TIMESTAMP, LOCALTIME, …): a row that '
+       || 'passed the check could fail it when it is checked again (a dump''s restore, which '
+       || 'would then fail); a check calls immutable functions only'
+  FROM cons k
+ WHERE k.contype = 'c' AND k.conbin::text ~ '\{SQLVALUEFUNCTION :op [0-8] '
 UNION ALL
 -- Expressions of the plugin's indexes and statistics objects run whenever the table is
 -- analyzed (autovacuum's analyze included) or an index summarized, as the plugin, at any
