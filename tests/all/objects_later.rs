@@ -396,6 +396,20 @@ fn a_tables_constraints_and_an_indexs_expressions_answer_alike_on_any_connection
             "CREATE TABLE attacker__t (a CHECK (changes() < 2))",
             "changes",
         ),
+        // The clock, which SQLite takes in a CHECK as the keywords (not as `'now'`): a row
+        // that passed fails the check later.
+        (
+            "CREATE TABLE attacker__t (a CHECK (a > CURRENT_TIMESTAMP))",
+            "current_timestamp",
+        ),
+        (
+            "CREATE TABLE attacker__t (a); ALTER TABLE attacker__t ADD COLUMN b CHECK (b >= current_date)",
+            "current_date",
+        ),
+        (
+            "CREATE TABLE attacker__t (a, CHECK (a < CURRENT_TIME OR a IS NULL))",
+            "current_time",
+        ),
         (
             "CREATE TABLE attacker__t (a); ALTER TABLE attacker__t ADD COLUMN b CHECK (sqlite_version() >= '3')",
             "sqlite_version",
@@ -454,6 +468,7 @@ fn a_tables_constraints_and_an_indexs_expressions_answer_alike_on_any_connection
         "0.2.0",
         "CREATE TABLE attacker__t (id BLOB PRIMARY KEY DEFAULT (randomblob(16)),
              n INTEGER NOT NULL CHECK (n > 0), name TEXT CHECK (length(name) < 100),
+             at TEXT DEFAULT CURRENT_TIMESTAMP,
              total AS (n * 2), CHECK (attacker__t.n < 1000)) WITHOUT ROWID;
          CREATE INDEX attacker__by_name ON attacker__t (lower(name)) WHERE name IS NOT NULL;
          ALTER TABLE attacker__t ADD COLUMN note TEXT CHECK (note <> '');

@@ -247,13 +247,21 @@ pub(crate) const CONNECTION_FUNCTIONS: &[&str] = &[
 /// with `SQLITE_OMIT_JSON`, which a plugin's fts5 or JSON columns would not survive either.)
 pub(crate) const BUILD_FUNCTIONS: &[&str] = &["soundex", "fts5_insttoken", "fts5_locale"];
 
-/// Functions on [`FUNCTION_ALLOW_LIST`] that give another answer at each call: a plugin's
-/// statements, triggers, views and defaults may call them (a default `randomblob(16)` is a
-/// key), but not a table's CHECK constraint, which SQLite evaluates again whenever it checks
-/// the table (SQLite itself refuses them in generated columns and indexes): the same rows
-/// would pass at one check and fail at the next, an `integrity_check` would report the
-/// database as damaged, and a restore from a dump would lose rows.
-pub(crate) const VOLATILE_FUNCTIONS: &[&str] = &["random", "randomblob"];
+/// Functions on [`FUNCTION_ALLOW_LIST`] that give another answer at each call, or as time
+/// passes: a plugin's statements, triggers, views and defaults may call them (a default
+/// `randomblob(16)` is a key, one of `CURRENT_TIMESTAMP` a time), but not a table's CHECK
+/// constraint, which SQLite evaluates again whenever it checks the table (SQLite itself
+/// refuses them in generated columns and indexes, and the date functions' `'now'` in a
+/// CHECK, but takes `CURRENT_TIMESTAMP` there): the same rows would pass at one check and
+/// fail at the next, an `integrity_check` would report the database as damaged, and a
+/// restore from a dump would lose rows.
+pub(crate) const VOLATILE_FUNCTIONS: &[&str] = &[
+    "random",
+    "randomblob",
+    "current_date",
+    "current_time",
+    "current_timestamp",
+];
 
 /// Functions the connection knows that plugins may not call, each for a reason given above
 /// [`FUNCTION_ALLOW_LIST`]. Only the test that classifies every function reads this list.
