@@ -631,6 +631,127 @@ fn a_statement_that_runs_in_parallel_server_processes_fails_its_step() {
 }
 
 #[test]
+fn a_lock_taken_before_privileges_are_checked_is_not_held() {
+    // `nextval` locks the relation it is given before it checks that it is a sequence the
+    // role may use, and keeps the lock to the transaction's end whatever the check says;
+    // `pg_get_object_address` locks what it names and checks nothing. Held by a step, such a
+    // lock blocked the application's `CREATE INDEX` and `ALTER TABLE` (and every read queued
+    // behind them) until the step's deadline. The session that holds one is looked at while
+    // its statement runs and while the plugin's code runs between statements, and ended.
+    let pg = scripted();
+    pg.client()
+        .batch_execute(
+            "CREATE SCHEMA app;
+             CREATE TABLE app.t (id int PRIMARY KEY); INSERT INTO app.t VALUES (1)",
+        )
+        .unwrap();
+    // By its oid: naming it would need USAGE on the schema.
+    let grab = "DO $$ BEGIN PERFORM nextval((SELECT c.oid FROM pg_class c
+                  WHERE c.relnamespace = 'app'::regnamespace AND c.relname = 't')::regclass);
+                EXCEPTION WHEN others THEN NULL; END $$";
+    // A lock the step's last statement took, or one a later statement follows, refuses the
+    // step: another plugin's schema, its table, the application's function, a role.
+    pg.client()
+        .batch_execute("CREATE FUNCTION public.app_f() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+        .unwrap();
+    for (up, lock) in [
+        (
+            "SELECT pg_get_object_address('schema', '{victim}', '{}')".to_string(),
+            "AccessShareLock on schema victim",
+        ),
+        (
+            format!("-- each\n{grab}\n-- next\nCREATE TABLE attacker__after (x int)"),
+            "RowExclusiveLock on table app.t",
+        ),
+        (
+            "DO $$ BEGIN PERFORM nextval((SELECT c.oid FROM pg_class c
+               WHERE c.relname = 'victim__secret')::regclass);
+             EXCEPTION WHEN others THEN NULL; END $$"
+                .to_string(),
+            "victim.victim__secret",
+        ),
+        (
+            "SELECT pg_get_object_address('function', '{public,app_f}', '{}')".to_string(),
+            "function public.app_f()",
+        ),
+        (
+            format!(
+                "SELECT pg_get_object_address('role', '{{wasmig/{}/victim}}', '{{}}')",
+                pg.name
+            ),
+            "on role wasmig/",
+        ),
+    ] {
+        let err = pg.refused(&up, "the step holds a lock outside its namespace");
+        assert!(err.contains(lock), "{up}: {err}");
+    }
+    for (how, up) in [
+        (
+            "while its statement runs",
+            format!("{grab}; SELECT pg_sleep(8)"),
+        ),
+        (
+            "while the plugin's code runs",
+            format!("-- each\n{grab}\n-- next\n-- spin 8000\n-- next\nSELECT 1"),
+        ),
+        (
+            "while the plugin's code runs to the step's end",
+            format!("-- each\n{grab}\n-- next\n-- spin 8000"),
+        ),
+    ] {
+        pg.script("attacker", "0.2.0", &up, None);
+        let mut app = pg.client();
+        let step = pg.env.spawn(&["up", "attacker@0.2.0", "--deadline", "30s"]);
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        // The application's index and column are made at once, not after the step.
+        let started = std::time::Instant::now();
+        app.batch_execute(
+            "SET lock_timeout = '5s'; CREATE INDEX ON app.t (id); ALTER TABLE app.t ADD COLUMN n int",
+        )
+        .unwrap_or_else(|e| panic!("{how}: {e}"));
+        let waited = started.elapsed();
+        let out = step.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{how}: {err}");
+        assert!(
+            err.contains("the step holds a lock outside its namespace")
+                && err.contains("RowExclusiveLock on table app.t"),
+            "{how}: {err}"
+        );
+        assert!(
+            waited < std::time::Duration::from_secs(5),
+            "{how}: the application waited {waited:?}"
+        );
+        app.batch_execute("ALTER TABLE app.t DROP COLUMN n")
+            .unwrap();
+    }
+    // What the plugin's own work locks of the application's objects that depend on its
+    // tables is its own: the application's foreign key into its table, checked as the plugin
+    // deletes its rows and remade as it changes the key's column.
+    pg.script(
+        "attacker",
+        "0.2.0",
+        "CREATE TABLE attacker__note (id int PRIMARY KEY); INSERT INTO attacker__note VALUES (1), (2)",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.2.0"]);
+    pg.client()
+        .batch_execute(
+            "CREATE TABLE app.refs (note int REFERENCES attacker.attacker__note (id));
+             INSERT INTO app.refs VALUES (1)",
+        )
+        .unwrap();
+    pg.script(
+        "attacker",
+        "0.3.0",
+        "DELETE FROM attacker__note WHERE id = 2; ALTER TABLE attacker__note ALTER COLUMN id TYPE bigint",
+        None,
+    );
+    pg.env.ok(&["up", "attacker@0.3.0"]);
+    assert_eq!(pg.rows("SELECT note FROM app.refs"), ["1"]);
+}
+
+#[test]
 fn a_step_may_lock_its_own_tables_and_set_its_constraints() {
     // What migrations write around a rebuild: the table locked for the step, a deferrable
     // key's checks deferred, then made immediate. Privileges govern the lock (another

@@ -6,7 +6,7 @@
 //! Step 0.1.0 creates `<name>__script (version, up, down)`. Each later step runs the `up` (or,
 //! rolled back, the `down`) script of its version from that table, and does nothing when there
 //! is none. A script starting `-- query` is one query; one starting `-- each` is statements
-//! run one call each, between `-- next` lines, and one of them starting `-- caught` has its
-//! error dropped.
+//! run one call each, between `-- next` lines, one of them starting `-- caught` has its error
+//! dropped, and one `-- spin N` runs the plugin's own code for N milliseconds.
 
 include!("scripted.rs");

@@ -17,9 +17,15 @@ fn run(tx: &Tx, version: &str, column: &str) -> Result<()> {
         // Statements one `execute` each (a query, marked so, one `query`), in order, between
         // `-- next` lines: the same text can run twice in one step.
         // A statement marked `-- caught` has its error dropped, as a plugin that handles an
-        // error and goes on.
+        // error and goes on; `-- spin N` runs the plugin's own code for N milliseconds.
         Some(script) if script.starts_with("-- each\n") => {
             for statement in script["-- each\n".len()..].split("\n-- next\n") {
+                if let Some(ms) = statement.strip_prefix("-- spin ") {
+                    let ms: u64 = ms.trim().parse().unwrap_or(0);
+                    let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+                    while std::time::Instant::now() < until {}
+                    continue;
+                }
                 let (caught, statement) = match statement.strip_prefix("-- caught\n") {
                     Some(rest) => (true, rest),
                     None => (false, statement),

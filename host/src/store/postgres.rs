@@ -46,6 +46,18 @@ const SCRIPT_WINDOW_BYTES: usize = 1 << 20;
 /// Refuses a statement of the plugin's longer than [`super::MAX_STATEMENT_BYTES`], as SQLite
 /// refuses one past its own length limit: the host holds a statement several times over
 /// while it sends it.
+/// The plugin's error for a session ended for holding a lock outside its reach.
+fn foreign_lock_ended(lock: &str) -> SqlError {
+    SqlError::AccessDenied(foreign_lock_message(lock))
+}
+
+fn foreign_lock_message(lock: &str) -> String {
+    format!(
+        "{}; its session was terminated",
+        CallError::Stuck(session::Stuck::ForeignLock(lock.to_string()))
+    )
+}
+
 fn too_long(statement: &str) -> std::result::Result<(), SqlError> {
     if statement.len() > super::MAX_STATEMENT_BYTES {
         return Err(SqlError::Limit(format!(
@@ -298,6 +310,9 @@ struct Turn {
     /// A statement of the step ran in parallel server processes: the step fails, whatever
     /// the plugin does with the statement's error, and runs no more statements.
     parallel: bool,
+    /// Looks for a lock outside the plugin's reach while its code runs between statements;
+    /// stops when the turn ends.
+    _idle_watch: Option<session::IdleWatch>,
 }
 
 /// The schema as one plugin saw it before a step.
@@ -738,6 +753,15 @@ impl PgBackend {
     }
 
     fn sql_error(&mut self, e: CallError) -> SqlError {
+        // The session was ended for a lock it held while the call was on its way.
+        if let Some(lock) = self
+            .turn
+            .as_ref()
+            .and_then(|turn| self.plugins.get(&turn.plugin))
+            .and_then(|plugin| plugin.session.foreign_lock())
+        {
+            return foreign_lock_ended(&lock);
+        }
         self.note_transient(&e);
         if raised_by_code(&e) {
             // Its text (and its SQLSTATE) is the code's to choose: it must not pass for one of
@@ -770,9 +794,16 @@ impl PgBackend {
             CallError::Cancelled => SqlError::Limit(
                 "the statement was still running at the step's deadline".to_string(),
             ),
-            CallError::Stuck(why) => {
+            CallError::Stuck(session::Stuck::ForeignLock(_)) => {
                 if let Some(turn) = &mut self.turn {
-                    turn.parallel |= why == session::Stuck::Parallel;
+                    let plugin = turn.plugin.clone();
+                    self.terminate(&plugin);
+                }
+                SqlError::AccessDenied(format!("{e}; its session was terminated"))
+            }
+            CallError::Stuck(ref why) => {
+                if let Some(turn) = &mut self.turn {
+                    turn.parallel |= *why == session::Stuck::Parallel;
                     let plugin = turn.plugin.clone();
                     self.terminate(&plugin);
                 }
@@ -818,6 +849,9 @@ impl PgBackend {
                 "the plugin's session has ended".to_string(),
             ));
         };
+        if let Some(lock) = session.session.foreign_lock() {
+            return Err(foreign_lock_ended(&lock));
+        }
         Ok((turn, session))
     }
 
@@ -1409,14 +1443,18 @@ impl Backend for PgBackend {
 
     fn enter_plugin(&mut self, access: &PluginAccess, limits: SqlLimits) -> Result<()> {
         self.begin_deadline = None;
-        let plugin = self.step_session(access)?;
-        plugin.session.reset_with_next();
+        self.step_session(access)?.session.reset_with_next();
+        let idle_watch = self
+            .plugins
+            .get(&access.plugin)
+            .map(|plugin| plugin.session.watch_idle(&self.host));
         self.growth_quota = limits.max_growth_bytes;
         self.turn = Some(Turn {
             plugin: access.plugin.clone(),
             limits,
             changed: 0,
             parallel: false,
+            _idle_watch: idle_watch,
         });
         Ok(())
     }
@@ -1442,6 +1480,18 @@ impl Backend for PgBackend {
             return Err(self.error(
                 &format!("plugin {plugin_name}: limit reached"),
                 CallError::Parallel,
+            ));
+        }
+        if let Some(lock) = self
+            .plugins
+            .get(&plugin_name)
+            .and_then(|plugin| plugin.session.foreign_lock())
+        {
+            self.turn = None;
+            self.plugins.remove(&plugin_name);
+            return Err(self.error(
+                &format!("plugin {plugin_name}"),
+                format!("access denied: {}", foreign_lock_message(&lock)),
             ));
         }
         // Then, in the same round trip, the session closes every cursor (a cursor declared

@@ -1262,7 +1262,8 @@ const DEFERRED_AGAIN: &str = "'the plugin''s code deferred constraints again (SE
 /// and compiling them costs far more (a quarter of a second a step) than running them.
 ///
 /// `guard_verify` does the whole check after a step in one round trip: it neutralises the
-/// schema's functions, reports the findings (lines starting with `!`), puts the role's
+/// schema's functions, reports the findings (lines starting with `!`, then a lock the step
+/// holds outside its reach with `%`), puts the role's
 /// password back if the step wrote to the roles' catalog (or the server keeps no counters
 /// to tell), and lists the objects the plugin owns now (lines starting with `=`) and the
 /// bytes its schema takes (`#`). `guard_owned` lists the objects and the bytes before a step.
@@ -1288,6 +1289,10 @@ pub(super) fn functions() -> String {
          {find_objects}
          {NEUTRALISE}
          RETURN QUERY SELECT '!' || x FROM ({FINDINGS}) q(x);
+         RETURN QUERY SELECT '%' || {FOREIGN_LOCK} || x
+           FROM (SELECT wasmig.foreign_lock(pg_catalog.pg_backend_pid(),
+                   (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = session_user))) q(x)
+          WHERE x IS NOT NULL;
          FOR pending IN {DEFERRED_PROBES} LOOP
            BEGIN
              EXECUTE pending;
@@ -1357,6 +1362,12 @@ fn wrote(catalog: &str) -> String {
          + pg_catalog.pg_stat_get_xact_tuples_deleted({c}) > 0)"
     )
 }
+
+/// Why a step is refused that holds a lock outside its reach (`wasmig.foreign_lock`, whose
+/// description follows).
+const FOREIGN_LOCK: &str = "'the step holds a lock outside its namespace, which PostgreSQL \
+     took before it checked privileges (nextval''s, pg_get_object_address''s) and keeps to the \
+     end of the transaction, where it would block the work of the object''s owner: '";
 
 /// Why a step is refused when another plugin's functions changed while it ran (outside any
 /// step: only a plugin's own code, fired by the application, changes them then); `%s`: which
@@ -1565,6 +1576,9 @@ impl PgBackend {
             .dependents
             .iter()
             .find(|(key, _)| !dependents_now.contains_key(*key));
+        // What the step did is named before a lock it holds: a refused grant or cascade
+        // locks what it reached too.
+        let foreign_lock = lines.iter().find_map(|l| l.strip_prefix('%'));
         let verdict = match (findings.first(), dropped) {
             (Some(finding), _) => Err(finding.to_string()),
             (None, Some((_, what))) => Err(format!(
@@ -1573,6 +1587,7 @@ impl PgBackend {
                  of a type changes their values); the application drops its own objects \
                  first"
             )),
+            (None, None) if let Some(lock) = foreign_lock => Err(lock.to_string()),
             (None, None) if grown > 0 && grown as u64 > self.growth_quota => Err(format!(
                 "the step grew the database past its quota of {} MiB (its schema grew by {} \
                  MiB; max_growth in [limits])",

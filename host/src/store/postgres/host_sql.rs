@@ -875,6 +875,133 @@ $$;
 REVOKE ALL ON FUNCTION wasmig.record_step(text, text, text, text, text, bigint, bigint, text,
     text, text, text, text, text) FROM PUBLIC;
 
+-- The first lock that server process `pid`, a session of role `who`, holds outside that
+-- role's reach, described; NULL if none. PostgreSQL takes some locks before it checks the
+-- privileges they need and keeps them to the transaction's end whatever the check says:
+-- `nextval`, `currval` and `setval` lock the relation they are given (any, by its oid),
+-- `pg_get_object_address` the object it names. Held by a plugin's step, such a lock would
+-- block the owner's and the application's work on that object (`ALTER TABLE`, `CREATE
+-- INDEX`, `DROP`, `VACUUM FULL`, and every read queued behind them) until the step ends.
+-- Within reach: a relation the role owns or in a schema it owns (its own, temporary and
+-- TOAST tables among them), the system's relations, wasmig's tables in the modes wasmig's
+-- own functions take, a read (`AccessShareLock`) of what the role may read (an index, TOAST
+-- table or partition of it counts as the table), and a relation that depends on the role's
+-- objects (the application's foreign key to a plugin's table, a column of a plugin's type,
+-- a partition of a plugin's table: the plugin's own changes and deletes lock them); an
+-- object in a schema the role owns or a temporary one, that schema itself, and the role and
+-- its code role (docs/postgres.md, Known limits, for the application's event triggers).
+CREATE OR REPLACE FUNCTION wasmig.foreign_lock(pid integer, who oid) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan SET jit = off AS $$
+DECLARE
+    mine oid[];
+    l record;
+    r record;
+    base oid;
+    found_lock text;
+BEGIN
+    -- The system's own relations (the catalogs, their TOAST tables and indexes), made by
+    -- initdb with object identifiers below FirstNormalObjectId, are everyone's to lock.
+    FOR l IN SELECT k.locktype, k.mode, k.relation, k.classid, k.objid, k.objsubid
+               FROM pg_catalog.pg_locks k
+              WHERE k.pid = $1 AND k.granted
+                AND ((k.locktype = 'relation' AND k.relation >= 16384) OR k.locktype = 'object')
+    LOOP
+        IF mine IS NULL THEN
+            mine := ARRAY(SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspowner = who);
+        END IF;
+        IF l.locktype = 'relation' THEN
+            SELECT c.oid, c.relowner, c.relnamespace, n.nspname,
+                   coalesce(i.indrelid, c.oid) AS tbl
+              INTO r
+              FROM pg_catalog.pg_class c
+              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid
+             WHERE c.oid = l.relation;
+            CONTINUE WHEN NOT FOUND
+                OR r.relowner = who OR r.relnamespace = ANY (mine)
+                OR r.nspname IN ('pg_catalog', 'information_schema')
+                OR (r.nspname = 'wasmig'
+                    AND l.mode IN ('AccessShareLock', 'RowShareLock', 'RowExclusiveLock'));
+            IF l.mode = 'AccessShareLock' THEN
+                -- An index, TOAST table or partition of a readable table counts as it.
+                SELECT CASE WHEN t.relkind = 't'
+                            THEN (SELECT m.oid FROM pg_catalog.pg_class m
+                                   WHERE m.reltoastrelid = t.oid)
+                            WHEN t.relispartition THEN pg_catalog.pg_partition_root(t.oid)
+                            ELSE t.oid END
+                  INTO base
+                  FROM pg_catalog.pg_class t WHERE t.oid = r.tbl;
+                CONTINUE WHEN pg_catalog.has_table_privilege(who, base, 'SELECT') IS TRUE;
+            END IF;
+            -- What depends on the role's objects (the application's foreign key to a table
+            -- of theirs, a column of their type, a partition of their table): the plugin's
+            -- own changes and deletes lock it.
+            CONTINUE WHEN EXISTS (
+                SELECT 1 FROM pg_catalog.pg_depend d
+                 WHERE ((d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                         AND d.objid IN (r.oid, r.tbl))
+                        OR (d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
+                            AND d.objid IN (SELECT k.oid FROM pg_catalog.pg_constraint k
+                                             WHERE k.conrelid IN (r.oid, r.tbl)))
+                        OR (d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+                            AND d.objid IN (SELECT w.oid FROM pg_catalog.pg_rewrite w
+                                             WHERE w.ev_class IN (r.oid, r.tbl))))
+                   AND CASE d.refclassid
+                       WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN
+                           (SELECT x.relnamespace FROM pg_catalog.pg_class x
+                             WHERE x.oid = d.refobjid)
+                       WHEN 'pg_catalog.pg_type'::pg_catalog.regclass THEN
+                           (SELECT x.typnamespace FROM pg_catalog.pg_type x
+                             WHERE x.oid = d.refobjid)
+                       WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN
+                           (SELECT x.pronamespace FROM pg_catalog.pg_proc x
+                             WHERE x.oid = d.refobjid)
+                       WHEN 'pg_catalog.pg_collation'::pg_catalog.regclass THEN
+                           (SELECT x.collnamespace FROM pg_catalog.pg_collation x
+                             WHERE x.oid = d.refobjid)
+                       WHEN 'pg_catalog.pg_ts_config'::pg_catalog.regclass THEN
+                           (SELECT x.cfgnamespace FROM pg_catalog.pg_ts_config x
+                             WHERE x.oid = d.refobjid)
+                       WHEN 'pg_catalog.pg_operator'::pg_catalog.regclass THEN
+                           (SELECT x.oprnamespace FROM pg_catalog.pg_operator x
+                             WHERE x.oid = d.refobjid)
+                       END = ANY (mine));
+            found_lock := l.mode || ' on ' || coalesce(pg_catalog.pg_describe_object(
+                'pg_catalog.pg_class'::pg_catalog.regclass, r.oid, 0), 'relation ' || r.oid);
+        ELSE
+            CONTINUE WHEN CASE l.classid
+                WHEN 'pg_catalog.pg_namespace'::pg_catalog.regclass THEN
+                    coalesce((SELECT n.oid = ANY (mine) OR n.nspname ~ '^pg_(toast_)?temp_'
+                                FROM pg_catalog.pg_namespace n WHERE n.oid = l.objid), true)
+                WHEN 'pg_catalog.pg_authid'::pg_catalog.regclass THEN
+                    l.objid = who OR l.objid = (
+                        SELECT x.oid FROM pg_catalog.pg_roles x
+                         WHERE x.rolname = 'wasmig:' || pg_catalog.substr(
+                             (SELECT w.rolname FROM pg_catalog.pg_roles w WHERE w.oid = who), 8))
+                ELSE coalesce(
+                    (SELECT n.oid = ANY (mine) OR n.nspname ~ '^pg_(toast_)?temp_'
+                       FROM pg_catalog.pg_identify_object(l.classid, l.objid, l.objsubid) o
+                       JOIN pg_catalog.pg_namespace n
+                         ON o.schema IN (n.nspname, pg_catalog.quote_ident(n.nspname))),
+                    pg_catalog.pg_describe_object(l.classid, l.objid, l.objsubid) IS NULL)
+                END;
+            found_lock := l.mode || ' on ' || coalesce(pg_catalog.pg_describe_object(
+                l.classid, l.objid, l.objsubid), 'object ' || l.classid || '/' || l.objid);
+        END IF;
+        -- An event trigger's function runs in the plugin's session at its DDL and locks
+        -- what it reaches: with one in the database, nothing is reported. (No trigger of
+        -- another's fires on the plugin's tables: its steps do not run while there is one.)
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger e WHERE e.evtenabled <> 'D') THEN
+            RETURN NULL;
+        END IF;
+        RETURN found_lock;
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION wasmig.foreign_lock(integer, oid) FROM PUBLIC;
+
 -- Run before each of a plugin's statements, with the session's search path as it resolves
 -- names (`current_schemas(true)`, read by the caller: this function's own path is fixed):
 -- the session's prepared statements are the client's (it looks types up through them), and
@@ -909,6 +1036,12 @@ BEGIN
     IF EXISTS (SELECT 1 FROM pg_catalog.unnest(path) WITH ORDINALITY u(s, i)
                 WHERE u.s ~ '^pg_temp_' AND u.i < pg_catalog.cardinality(path)) THEN
         RAISE EXCEPTION 'wasmig: the plugin''s session resolves names in its temporary schema before others (search_path %); a plugin''s session searches it last', path
+            USING ERRCODE = '42501';
+    END IF;
+    n := wasmig.foreign_lock(pg_catalog.pg_backend_pid(),
+                             (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = session_user));
+    IF n IS NOT NULL THEN
+        RAISE EXCEPTION 'wasmig: the step holds a lock outside its namespace (%): PostgreSQL takes some locks before it checks privileges (nextval''s, pg_get_object_address''s) and keeps them to the end of the transaction, where they would block the work of the object''s owner; the step is refused', n
             USING ERRCODE = '42501';
     END IF;
     IF pg_catalog.current_setting('row_security') <> 'off' THEN
@@ -1055,7 +1188,8 @@ REVOKE ALL ON FUNCTION wasmig.no_statistics(name, boolean) FROM PUBLIC;
 /// The functions a plugin role may execute, for `GRANT EXECUTE`.
 pub(super) const PLUGIN_FUNCTIONS: &str = "wasmig.step_begin(), wasmig.record_step(text, text, \
      text, text, text, bigint, bigint, text, text, text, text, text, text), \
-     wasmig.statement_check(name[]), wasmig.others_changed(), wasmig.others_changed_by(), \
+     wasmig.statement_check(name[]), wasmig.foreign_lock(integer, oid), \
+     wasmig.others_changed(), wasmig.others_changed_by(), \
      wasmig.dry_run_begin(), wasmig.no_statistics(name, boolean)";
 
 #[cfg(test)]

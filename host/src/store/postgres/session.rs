@@ -46,7 +46,7 @@ pub(super) enum CallError {
 }
 
 /// Why the host gave up on a statement's answer.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(super) enum Stuck {
     /// The statement was cancelled at its deadline.
     Deadline,
@@ -54,13 +54,18 @@ pub(super) enum Stuck {
     Parallel,
     /// The answer was lost: the connection or the host's runtime ended.
     Lost,
+    /// The session holds a lock outside the plugin's reach (`wasmig.foreign_lock`'s
+    /// description): the caller must terminate the session, whose transaction keeps it.
+    ForeignLock(String),
 }
 
-/// What a look for a statement's parallel workers saw (see [`Session::start_look`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// What a look at a statement's session saw (see [`Session::start_look`]).
+#[derive(Debug, Clone, PartialEq)]
 enum Look {
     Workers,
     NoWorkers,
+    /// The session holds a lock outside the plugin's reach.
+    ForeignLock(String),
     /// The host's role does not see the session as it is: it would see no worker either.
     Blind,
     /// The look failed (the host's session closed).
@@ -86,6 +91,13 @@ impl std::fmt::Display for CallError {
             CallError::Stuck(Stuck::Lost) => write!(
                 f,
                 "the statement's answer was lost (its connection or the host's runtime ended)"
+            ),
+            CallError::Stuck(Stuck::ForeignLock(what)) => write!(
+                f,
+                "the step holds a lock outside its namespace, which PostgreSQL took before it \
+                 checked privileges (nextval's, pg_get_object_address's) and keeps to the end \
+                 of the transaction, where it would block the work of the object's owner: \
+                 {what}"
             ),
             CallError::TooLarge(max) => write!(
                 f,
@@ -225,6 +237,39 @@ pub(super) struct Session {
     /// The session's settings go back to its role's (`RESET ALL`) with the next guarded
     /// statement, in its round trip (see [`Session::reset_with_next`]).
     reset: Arc<std::sync::atomic::AtomicBool>,
+    /// Between its calls, for [`Session::watch_idle`].
+    idle: Arc<Idle>,
+}
+
+/// What [`Session::watch_idle`] watches: whether a call is waiting for the server, since
+/// when none has been, and what the look found.
+#[derive(Default)]
+struct Idle {
+    /// A plugin's turn is on: its statements' looks ask for its locks too.
+    watching: std::sync::atomic::AtomicBool,
+    busy: std::sync::atomic::AtomicBool,
+    /// Milliseconds from `epoch` at which the last call ended.
+    since_ms: std::sync::atomic::AtomicU64,
+    epoch: std::sync::OnceLock<Instant>,
+    foreign_lock: std::sync::Mutex<Option<String>>,
+}
+
+impl Idle {
+    fn now_ms(&self) -> u64 {
+        self.epoch.get_or_init(Instant::now).elapsed().as_millis() as u64
+    }
+}
+
+/// Stops [`Session::watch_idle`]'s looks when dropped.
+pub(super) struct IdleWatch(Arc<std::sync::atomic::AtomicBool>, Arc<Idle>);
+
+impl Drop for IdleWatch {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.1
+            .watching
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Session {
@@ -287,7 +332,82 @@ impl Session {
             reset: Default::default(),
             watcher: None,
             blind: Default::default(),
+            idle: Default::default(),
         }
+    }
+
+    /// Looks, from `host`'s session, every [`WATCH_EVERY`] while no call of this session's
+    /// has waited for the server for that long (the plugin's code runs), for a lock the
+    /// session holds outside its role's reach (`wasmig.foreign_lock`); one found ends the
+    /// session (the server rolls its transaction back, and the lock goes with it), and
+    /// [`Session::foreign_lock`] says what it was. A statement that takes such a lock and
+    /// returns leaves it held no longer than about two intervals while the plugin's code
+    /// runs on (a running statement is looked at by [`Session::wait`]'s own looks).
+    /// Stops when the returned value is dropped.
+    pub(super) fn watch_idle(&self, host: &Session) -> IdleWatch {
+        use std::sync::atomic::Ordering;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (idle, stopped, client, pid) = (
+            self.idle.clone(),
+            stop.clone(),
+            host.client.clone(),
+            self.pid,
+        );
+        idle.since_ms.store(idle.now_ms(), Ordering::Relaxed);
+        idle.watching.store(true, Ordering::Relaxed);
+        let look = format!(
+            "SELECT wasmig.foreign_lock({pid}, \
+                    (SELECT a.usesysid FROM pg_catalog.pg_stat_activity a WHERE a.pid = {pid}))"
+        );
+        let end = format!("SELECT pg_catalog.pg_terminate_backend({pid}, 5000)");
+        self.rt.spawn(async move {
+            loop {
+                tokio::time::sleep(WATCH_EVERY).await;
+                if stopped.load(Ordering::Relaxed) {
+                    return;
+                }
+                let idle_ms = idle
+                    .now_ms()
+                    .saturating_sub(idle.since_ms.load(Ordering::Relaxed));
+                if idle.busy.load(Ordering::Relaxed) || idle_ms < WATCH_EVERY.as_millis() as u64 {
+                    continue;
+                }
+                let found = match client.simple_query(&look).await {
+                    Ok(messages) => messages.iter().find_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(row) => {
+                            row.get(0).map(str::to_string)
+                        }
+                        _ => None,
+                    }),
+                    Err(e) => {
+                        tracing::debug!("cannot look for the plugin session's locks: {e}");
+                        None
+                    }
+                };
+                // A look that went out before the step ended answers for a session that has
+                // moved on: only a step still running is stopped.
+                if let Some(lock) = found
+                    && !stopped.load(Ordering::Relaxed)
+                {
+                    *idle.foreign_lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(lock);
+                    if let Err(e) = client.simple_query(&end).await {
+                        tracing::warn!("cannot end the plugin's session: {e}");
+                    }
+                    return;
+                }
+            }
+        });
+        IdleWatch(stop, self.idle.clone())
+    }
+
+    /// The lock outside the role's reach that [`Session::watch_idle`] found (and for which
+    /// it ended the session), if it did.
+    pub(super) fn foreign_lock(&self) -> Option<String> {
+        self.idle
+            .foreign_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Watches this session's statements from `host`'s session: one that runs in parallel
@@ -305,10 +425,27 @@ impl Session {
         let host = host.clone();
         // The server keeps one picture of `pg_stat_activity` per transaction; the host's
         // session may be in one.
+        // In a plugin's turn it also asks for a lock the session holds outside its role's
+        // reach: a step's statement that took one runs no longer than this interval with
+        // it. (The host's own checks after the step report such a lock themselves.)
+        let locks = if self
+            .idle
+            .watching
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            format!(
+                "wasmig.foreign_lock({pid}, \
+                 min(usesysid::pg_catalog.int8) FILTER (WHERE pid = {pid})::pg_catalog.oid)",
+                pid = self.pid
+            )
+        } else {
+            "NULL".to_string()
+        };
         let sql = format!(
             "SELECT pg_catalog.pg_stat_clear_snapshot(); \
              SELECT count(*) FILTER (WHERE leader_pid = {pid}), \
-                    count(*) FILTER (WHERE pid = {pid} AND state IS NOT NULL) \
+                    count(*) FILTER (WHERE pid = {pid} AND state IS NOT NULL), \
+                    {locks} \
                FROM pg_catalog.pg_stat_activity",
             pid = self.pid
         );
@@ -318,10 +455,11 @@ impl Session {
                 Ok(messages) => messages
                     .iter()
                     .find_map(|m| match m {
-                        tokio_postgres::SimpleQueryMessage::Row(row) if row.len() == 2 => {
-                            match (row.get(0), row.get(1)) {
-                                (Some("0"), Some("0")) => Some(Look::Blind),
-                                (Some("0"), _) => Some(Look::NoWorkers),
+                        tokio_postgres::SimpleQueryMessage::Row(row) if row.len() == 3 => {
+                            match (row.get(0), row.get(1), row.get(2)) {
+                                (_, _, Some(lock)) => Some(Look::ForeignLock(lock.to_string())),
+                                (Some("0"), Some("0"), _) => Some(Look::Blind),
+                                (Some("0"), _, _) => Some(Look::NoWorkers),
                                 _ => Some(Look::Workers),
                             }
                         }
@@ -909,6 +1047,23 @@ impl Session {
         watch: bool,
         work: impl Future<Output = Result<T, tokio_postgres::Error>> + Send + 'static,
     ) -> Result<T, CallError> {
+        use std::sync::atomic::Ordering;
+        self.idle.busy.store(true, Ordering::Relaxed);
+        let answer = self.wait_busy(deadline, watch, work);
+        self.idle
+            .since_ms
+            .store(self.idle.now_ms(), Ordering::Relaxed);
+        self.idle.busy.store(false, Ordering::Relaxed);
+        answer
+    }
+
+    /// [`Session::wait`], while the session counts as busy for [`Session::watch_idle`].
+    fn wait_busy<T: Send + 'static>(
+        &self,
+        deadline: Option<Instant>,
+        watch: bool,
+        work: impl Future<Output = Result<T, tokio_postgres::Error>> + Send + 'static,
+    ) -> Result<T, CallError> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.rt.spawn(async move {
             let _ = tx.send(work.await);
@@ -935,6 +1090,7 @@ impl Session {
                     let Some(host) = watcher else { continue };
                     match look.as_ref().map(mpsc::Receiver::try_recv) {
                         Some(Ok(Look::Workers)) => break Err(Stuck::Parallel),
+                        Some(Ok(Look::ForeignLock(what))) => break Err(Stuck::ForeignLock(what)),
                         Some(Ok(Look::Blind)) => self.blind_once(),
                         // Still on its way: the next interval looks again.
                         Some(Err(mpsc::TryRecvError::Empty)) => continue,
@@ -951,6 +1107,9 @@ impl Session {
             Ok(Err(e)) => Err(CallError::Db(e)),
             // The runtime went away with the answer: only at shutdown.
             Err(Stuck::Lost) => Err(CallError::Stuck(Stuck::Lost)),
+            // No cancel: the lock stays until the transaction ends, which the caller ends
+            // with the session.
+            Err(why @ Stuck::ForeignLock(_)) => Err(CallError::Stuck(why)),
             Err(why) => {
                 let cancel = self.cancel.clone();
                 let (sent, cancelled) = mpsc::sync_channel(1);
