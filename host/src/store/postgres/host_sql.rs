@@ -897,7 +897,6 @@ DECLARE
     mine oid[];
     l record;
     r record;
-    base oid;
     found_lock text;
 BEGIN
     -- The system's own relations (the catalogs, their TOAST tables and indexes), made by
@@ -911,29 +910,29 @@ BEGIN
             mine := ARRAY(SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspowner = who);
         END IF;
         IF l.locktype = 'relation' THEN
-            SELECT c.oid, c.relowner, c.relnamespace, n.nspname,
-                   coalesce(i.indrelid, c.oid) AS tbl
+            -- An index or a TOAST table (or its index) is judged as the table it is of.
+            SELECT c.oid, m.oid AS tbl, m.relowner, m.relnamespace, n.nspname
               INTO r
               FROM pg_catalog.pg_class c
-              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
               LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid
+              JOIN pg_catalog.pg_class t ON t.oid = coalesce(i.indrelid, c.oid)
+              JOIN pg_catalog.pg_class m ON m.oid = CASE WHEN t.relkind <> 't' THEN t.oid
+                  ELSE coalesce((SELECT d.refobjid FROM pg_catalog.pg_depend d
+                                  WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                                    AND d.objid = t.oid AND d.objsubid = 0
+                                    AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                                    AND d.deptype = 'i' LIMIT 1), t.oid) END
+              JOIN pg_catalog.pg_namespace n ON n.oid = m.relnamespace
              WHERE c.oid = l.relation;
             CONTINUE WHEN NOT FOUND
-                OR r.relowner = who OR r.relnamespace = ANY (mine)
+                OR r.tbl < 16384 OR r.relowner = who OR r.relnamespace = ANY (mine)
                 OR r.nspname IN ('pg_catalog', 'information_schema')
                 OR (r.nspname = 'wasmig'
-                    AND l.mode IN ('AccessShareLock', 'RowShareLock', 'RowExclusiveLock'));
-            IF l.mode = 'AccessShareLock' THEN
-                -- An index, TOAST table or partition of a readable table counts as it.
-                SELECT CASE WHEN t.relkind = 't'
-                            THEN (SELECT m.oid FROM pg_catalog.pg_class m
-                                   WHERE m.reltoastrelid = t.oid)
-                            WHEN t.relispartition THEN pg_catalog.pg_partition_root(t.oid)
-                            ELSE t.oid END
-                  INTO base
-                  FROM pg_catalog.pg_class t WHERE t.oid = r.tbl;
-                CONTINUE WHEN pg_catalog.has_table_privilege(who, base, 'SELECT') IS TRUE;
-            END IF;
+                    AND l.mode IN ('AccessShareLock', 'RowShareLock', 'RowExclusiveLock'))
+                -- A read of what the role may read (a partition of it counts as the table).
+                OR (l.mode = 'AccessShareLock'
+                    AND pg_catalog.has_table_privilege(who,
+                          coalesce(pg_catalog.pg_partition_root(r.tbl), r.tbl), 'SELECT') IS TRUE);
             -- What depends on the role's objects (the application's foreign key to a table
             -- of theirs, a column of their type, a partition of their table): the plugin's
             -- own changes and deletes lock it.
@@ -968,7 +967,10 @@ BEGIN
                              WHERE x.oid = d.refobjid)
                        END = ANY (mine));
             found_lock := l.mode || ' on ' || coalesce(pg_catalog.pg_describe_object(
-                'pg_catalog.pg_class'::pg_catalog.regclass, r.oid, 0), 'relation ' || r.oid);
+                'pg_catalog.pg_class'::pg_catalog.regclass, r.oid, 0), 'relation ' || r.oid)
+                || CASE WHEN r.tbl <> r.oid THEN ' (of ' || coalesce(pg_catalog.pg_describe_object(
+                       'pg_catalog.pg_class'::pg_catalog.regclass, r.tbl, 0), 'relation ' || r.tbl)
+                       || ')' ELSE '' END;
         ELSE
             CONTINUE WHEN CASE l.classid
                 WHEN 'pg_catalog.pg_namespace'::pg_catalog.regclass THEN
