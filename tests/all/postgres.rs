@@ -681,6 +681,15 @@ fn a_lock_taken_before_privileges_are_checked_is_not_held() {
             ),
             "on role wasmig/",
         ),
+        // An advisory key, which may be the application's.
+        (
+            "SELECT pg_advisory_xact_lock(42)".to_string(),
+            "ExclusiveLock on advisory key 42",
+        ),
+        (
+            "SELECT pg_advisory_xact_lock_shared(7, 11)".to_string(),
+            "ShareLock on advisory key 7, 11",
+        ),
     ] {
         let err = pg.refused(&up, "the step holds a lock outside its namespace");
         assert!(err.contains(lock), "{up}: {err}");
