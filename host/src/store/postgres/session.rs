@@ -423,8 +423,6 @@ impl Session {
     /// whether it sees this session's own `state`, without which it could see no worker.
     fn start_look(&self, host: &Arc<Client>) -> mpsc::Receiver<Look> {
         let host = host.clone();
-        // The server keeps one picture of `pg_stat_activity` per transaction; the host's
-        // session may be in one.
         // In a plugin's turn it also asks for a lock the session holds outside its role's
         // reach: a step's statement that took one runs no longer than this interval with
         // it. (The host's own checks after the step report such a lock themselves.)
@@ -441,6 +439,8 @@ impl Session {
         } else {
             "NULL".to_string()
         };
+        // The server keeps one picture of `pg_stat_activity` per transaction; the host's
+        // session may be in one.
         let sql = format!(
             "SELECT pg_catalog.pg_stat_clear_snapshot(); \
              SELECT count(*) FILTER (WHERE leader_pid = {pid}), \
